@@ -1,0 +1,44 @@
+/**
+ * The one catalogue of Culex error codes. Every error a user can see carries one of these codes;
+ * docs/errors.md has a row per code with its meaning and the fix.
+ */
+export const errorCodes = {
+  ERR_CONFIG_INVALID: 'the configuration has one or more invalid values',
+  ERR_CONFIG_FILE: 'the configuration file cannot be read or parsed',
+  ERR_USAGE: 'the command line is not understood',
+  ERR_LISTENER_BIND: 'a listener cannot bind its address',
+  ERR_TLS_FILES: 'a TLS certificate, key or CA file cannot be read',
+  ERR_STORE_OPEN: 'the data directory cannot be opened',
+  ERR_STORE_LOCKED: 'the data directory is in use by another process',
+  ERR_STORE_VERSION: 'the data directory was written by an unknown format version',
+  ERR_STORE_CORRUPT: 'the data directory is corrupt',
+  ERR_STORE_WRITE: 'a write to the data directory failed',
+  ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within shutdown.timeoutMs'
+} as const
+
+export type ErrorCode = keyof typeof errorCodes
+
+/** Exit codes of the culex command. */
+export const exitCodes = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 2
+} as const
+
+export class CulexError extends Error {
+  readonly code: ErrorCode
+  /** Extra lines that explain the problem to a user, one per item (e.g. one per bad config key). */
+  readonly details: readonly string[]
+
+  constructor (code: ErrorCode, message: string, options: { details?: readonly string[], cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'CulexError'
+    this.code = code
+    this.details = options.details ?? []
+  }
+}
+
+export function isCulexError (err: unknown): err is CulexError {
+  return err instanceof CulexError
+}

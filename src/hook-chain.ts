@@ -1,0 +1,93 @@
+import type { AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
+
+/**
+ * The shapes of the steps that features contribute to aedes' hooks. src/broker.ts chains them in a named order;
+ * a step never calls aedes itself.
+ */
+
+/** Why a publish was refused. The closed list the dead-letter topic will report as `reason`. */
+export type DropReason = 'reserved-topic' | 'unauthorized' | 'invalid-payload' | 'too-large'
+
+export interface PublishDrop { drop: DropReason, detail: string }
+
+/** Returns a drop to refuse the publish (the publisher is still acknowledged), nothing to let it through. */
+export type PublishStep = (client: Client | null, packet: PublishPacket) => PublishDrop | undefined | Promise<PublishDrop | undefined>
+
+/** Returns false to refuse one subscription (SUBACK 0x80 for it alone). */
+export type SubscribeStep = (client: Client, sub: Subscription) => boolean | Promise<boolean>
+
+/** CONNACK return codes of MQTT 3.1.1 a step may refuse with. */
+export type ConnectRefusal = 2 | 3 | 4 | 5
+
+/** Returns a CONNACK code to refuse the connection, nothing to accept it. */
+export type ConnectStep = (client: Client, packet: ConnectPacket) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
+
+export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
+
+type Callback<T> = (error: Error | null, value?: T) => void
+
+function refusal (code: ConnectRefusal, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
+}
+
+async function firstVerdict<A extends unknown[], V> (steps: ReadonlyArray<(...args: A) => V | undefined | Promise<V | undefined>>, args: A): Promise<V | undefined> {
+  for (const step of steps) {
+    const verdict = await step(...args)
+    if (verdict !== undefined) return verdict
+  }
+  return undefined
+}
+
+export function chainPreConnect (steps: readonly ConnectStep[]) {
+  return (client: Client, packet: ConnectPacket, cb: (error: Error | null, ok: boolean) => void): void => {
+    firstVerdict(steps, [client, packet]).then(
+      code => code === undefined ? cb(null, true) : cb(refusal(code, 'connection refused'), false),
+      err => cb(err as Error, false))
+  }
+}
+
+export function chainAuthenticate (steps: readonly AuthenticateStep[]) {
+  return (client: Client, username: string | undefined, password: Buffer | undefined, cb: (error: AuthenticateError | null, ok: boolean | null) => void): void => {
+    firstVerdict(steps, [client, username, password]).then(
+      code => code === undefined ? cb(null, true) : cb(refusal(code, 'authentication failed'), false),
+      err => cb(Object.assign(err as Error, { returnCode: 3 }) as AuthenticateError, false))
+  }
+}
+
+export interface PublishChain {
+  checks: readonly PublishStep[]
+  /** Told about every refused publish, after it is marked as settled. */
+  onDrop: (client: Client | null, packet: PublishPacket, drop: PublishDrop) => void
+  /** Runs for an accepted publish before aedes acknowledges it; a rejection closes the connection unacknowledged. */
+  commit: (client: Client | null, packet: PublishPacket) => Promise<void>
+  /** Marks a packet so aedes' own publish of it becomes a no-op. */
+  settle: (packet: PublishPacket) => void
+}
+
+export function chainAuthorizePublish (chain: PublishChain) {
+  return (client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void => {
+    firstVerdict(chain.checks, [client, packet]).then(async verdict => {
+      if (verdict === undefined) return await chain.commit(client, packet)
+      // MQTT 3.1.1 has no negative acknowledgement: the publisher gets its PUBACK/PUBREC and stays connected.
+      chain.settle(packet)
+      chain.onDrop(client, packet, verdict)
+    }).then(() => cb(null), err => cb(err as Error))
+  }
+}
+
+export function chainAuthorizeSubscribe (steps: readonly SubscribeStep[], onGranted: (sub: Subscription) => void) {
+  return (client: Client, sub: Subscription, cb: Callback<Subscription | null>): void => {
+    (async () => {
+      for (const step of steps) {
+        if (!await step(client, sub)) return false
+      }
+      return true
+    })().then(granted => {
+      if (!granted) return cb(null, null)
+      onGranted(sub)
+      // The same object goes back: aedes stores the original for persistent sessions, and a copy would
+      // desynchronise the live and the stored subscription.
+      cb(null, sub)
+    }, err => cb(err as Error))
+  }
+}

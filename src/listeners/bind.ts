@@ -1,0 +1,29 @@
+import type { AddressInfo, Server, Socket } from 'node:net'
+import { CulexError } from '../errors.js'
+
+export async function bind (server: Server, name: string, host: string, port: number): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const why = err.code === 'EADDRINUSE'
+        ? 'the port is already in use'
+        : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : err.code === 'EADDRNOTAVAIL' ? 'the address is not on this machine' : err.message
+      reject(new CulexError('ERR_LISTENER_BIND', `listener ${name} cannot bind ${host}:${port}: ${why}`, { cause: err }))
+    }
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+  return server.address() as AddressInfo
+}
+
+/** Keeps the open sockets of a server so close() can end connections that never became MQTT clients. */
+export function trackSockets (server: Server, event: string): Set<Socket> {
+  const sockets = new Set<Socket>()
+  server.on(event, (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  return sockets
+}

@@ -1,0 +1,56 @@
+import http from 'node:http'
+import https from 'node:https'
+import type { TlsOptions } from 'node:tls'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { ConnectionHandler, Listener, ListenerName } from './listener.js'
+import { bind, trackSockets } from './bind.js'
+
+export interface WebSocketListenerOptions {
+  name: ListenerName
+  host: string
+  port: number
+  path: string
+  /** Largest WebSocket message accepted; bigger frames close the connection before they are buffered. */
+  maxPayloadBytes: number
+  tls?: TlsOptions
+}
+
+// Browsers and mqtt.js ask for "mqtt"; some older clients ask for "mqttv3.1".
+const subprotocols = ['mqtt', 'mqttv3.1']
+
+export async function listenWebSocket (opts: WebSocketListenerOptions, handle: ConnectionHandler): Promise<Listener> {
+  const server = opts.tls === undefined ? http.createServer() : https.createServer(opts.tls)
+  server.on('request', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
+    res.end(`MQTT over WebSocket: connect with subprotocol "mqtt" to ${opts.path}\n`)
+  })
+  const wss = new WebSocketServer({
+    server,
+    path: opts.path,
+    maxPayload: opts.maxPayloadBytes,
+    perMessageDeflate: false,
+    handleProtocols: (offered) => subprotocols.find(p => offered.has(p)) ?? false
+  })
+  wss.on('connection', (ws, req) => {
+    const stream = createWebSocketStream(ws)
+    // Errors on one browser connection end that connection only.
+    stream.on('error', () => stream.destroy())
+    handle(stream, req)
+  })
+  wss.on('error', () => { /* per-connection failures are handled on each stream */ })
+  const sockets = trackSockets(server, opts.tls === undefined ? 'connection' : 'secureConnection')
+  const address = await bind(server, opts.name, opts.host, opts.port)
+  return {
+    name: opts.name,
+    host: address.address,
+    port: address.port,
+    close: async () => {
+      for (const client of wss.clients) client.terminate()
+      await new Promise<void>(resolve => wss.close(() => resolve()))
+      await new Promise<void>(resolve => {
+        server.close(() => resolve())
+        for (const s of sockets) s.destroy()
+      })
+    }
+  }
+}

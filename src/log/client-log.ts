@@ -1,0 +1,46 @@
+import type { Aedes, Client } from 'aedes'
+import type { Logger } from './logger.js'
+import { internals } from '../protocol/aedes-internals.js'
+
+const clientLoggers = new WeakMap<Client, Logger>()
+const disconnectReasons = new WeakMap<Client, string>()
+
+/** The child logger of one client (clientId and remote address on every line). */
+export function clientLogger (root: Logger, client: Client): Logger {
+  let log = clientLoggers.get(client)
+  if (log === undefined) {
+    log = root.child({ clientId: client.id, remote: remoteAddress(client) })
+    clientLoggers.set(client, log)
+  }
+  return log
+}
+
+export function remoteAddress (client: Client): string | undefined {
+  const conn = client.conn as { remoteAddress?: string, remotePort?: number }
+  const socket = client.req?.socket
+  const address = conn.remoteAddress ?? socket?.remoteAddress
+  const port = conn.remotePort ?? socket?.remotePort
+  return address === undefined ? undefined : `${address}:${String(port)}`
+}
+
+/** Logs the life of every connection: connects, disconnects with their reason, and errors. */
+export function logClientEvents (broker: Aedes, root: Logger): void {
+  broker.on('client', client => {
+    clientLogger(root, client).info({ clean: client.clean, protocolVersion: client.version }, 'client connected')
+  })
+  broker.on('clientDisconnect', client => {
+    const reason = disconnectReasons.get(client) ?? (internals(client)._disconnected === true ? 'client sent DISCONNECT' : 'connection closed')
+    clientLogger(root, client).info({ reason }, 'client disconnected')
+  })
+  broker.on('keepaliveTimeout', client => {
+    disconnectReasons.set(client, 'keepalive timeout')
+  })
+  broker.on('clientError', (client, err) => {
+    disconnectReasons.set(client, err.message)
+    clientLogger(root, client).warn({ err: err.message }, 'client error')
+  })
+  broker.on('connectionError', (client, err) => {
+    const returnCode = (err as { returnCode?: number }).returnCode
+    root.warn({ remote: remoteAddress(client), clientId: client.id ?? undefined, returnCode, err: err.message }, 'connection refused')
+  })
+}

@@ -1,0 +1,71 @@
+import type { Client } from 'aedes'
+import { internals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
+import { topicMatches } from './topic.js'
+
+/**
+ * Per-client delivery router. aedes 1.2 picks the delivery QoS from the one subscription whose listener fires
+ * first and only downgrades for exact filters, so wildcard subscribers got more than they were granted and
+ * overlapping subscriptions were resolved by chance. It also drops any message whose broker counter is not above
+ * the last one delivered, which loses a QoS 1 message that a later QoS 0 message overtook. The router replaces
+ * both: every copy of a message is delivered at min(publish QoS, highest granted QoS among the client's matching
+ * subscriptions) [MQTT-3.3.5-1], once, whichever listener fires first.
+ */
+export function routeDeliveries (client: Client): void {
+  const c = internals(client)
+  const aedesDeliver0 = c.deliver0
+  const aedesDeliverQoS = c.deliverQoS
+  // Copies still expected for a message that matched several of this client's filters.
+  const pendingCopies = new Map<string, number>()
+
+  // aedes' counter-based dedupe is replaced by the exact one below: reads always miss, writes are ignored.
+  c.duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
+
+  const route = (fallback: Deliver): Deliver => (packet, cb) => {
+    const plan = planDelivery(c.subscriptions, packet.topic)
+    if (plan.matches === 0) {
+      // No live subscription matches (it was removed while the message was in flight): let aedes settle it.
+      fallback(packet, cb)
+      return
+    }
+    if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
+      setImmediate(cb)
+      return
+    }
+    packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
+    if (packet.qos > 0) aedesDeliverQoS(packet, cb)
+    else aedesDeliver0(packet, cb)
+  }
+  c.deliver0 = route(aedesDeliver0)
+  c.deliverQoS = route(aedesDeliverQoS)
+}
+
+function isExtraCopy (pending: Map<string, number>, key: string, matches: number): boolean {
+  const left = pending.get(key)
+  if (left === undefined) {
+    // A subscription change between copies can strand an entry; the cap keeps that from growing.
+    if (pending.size > 10_000) pending.clear()
+    pending.set(key, matches - 1)
+    return false
+  }
+  if (left <= 1) pending.delete(key)
+  else pending.set(key, left - 1)
+  return true
+}
+
+export interface DeliveryPlan { matches: number, maxQos: number }
+
+export function planDelivery (subscriptions: Record<string, { qos: number }>, topic: string): DeliveryPlan {
+  let matches = 0
+  let maxQos = 0
+  for (const filter in subscriptions) {
+    // Shared subscriptions are dispatched by their group, never as a plain subscription.
+    if (filter.startsWith('$share/')) continue
+    if (!topicMatches(filter, topic)) continue
+    matches++
+    const qos = subscriptions[filter].qos
+    if (qos > maxQos) maxQos = qos
+  }
+  return { matches, maxQos }
+}
+
+export type { DeliveryPacket }

@@ -1,0 +1,45 @@
+import type { Client, PublishPacket } from 'aedes'
+import type { BrokerInternals } from './aedes-internals.js'
+
+/**
+ * aedes 1.2 writes a QoS 1 PUBACK before it stores and routes the message, so a crash in between loses a message
+ * the publisher was told is safe. The gate reverses that: the QoS 1 publish runs to completion (retained stored,
+ * queued for every persistent subscriber, committed, emitted) inside authorizePublish, and only then does aedes
+ * send the PUBACK. aedes then calls publish() for the same packet object, which the gate turns into a no-op.
+ * QoS 2 needs no change: aedes already publishes before it sends PUBREC.
+ */
+export interface PublishGate {
+  /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
+  settle: (packet: PublishPacket) => void
+  /** Publishes a client's QoS 1 message now, so the acknowledgement that follows is durable. */
+  commit: (client: Client | null, packet: PublishPacket) => Promise<void>
+}
+
+export function installPublishGate (broker: BrokerInternals): PublishGate {
+  const settled = new WeakSet<object>()
+  const publish = broker.publish.bind(broker)
+
+  broker.publish = (packet, client, done) => {
+    if (typeof client === 'function') {
+      done = client
+      client = null
+    }
+    if (settled.has(packet)) {
+      settled.delete(packet)
+      if (done !== undefined) done()
+      return
+    }
+    publish(packet, client, done)
+  }
+
+  return {
+    settle: packet => settled.add(packet),
+    commit: async (client, packet) => {
+      if (packet.qos !== 1) return
+      await new Promise<void>((resolve, reject) => {
+        publish(packet, client, err => err === undefined || err === null ? resolve() : reject(err))
+      })
+      settled.add(packet)
+    }
+  }
+}

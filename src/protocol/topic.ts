@@ -1,0 +1,53 @@
+/** MQTT 3.1.1 topic rules (section 4.7), pure functions. */
+
+const DOLLAR = 36
+const PLUS = 43
+const HASH = 35
+
+export function isReservedTopic (topic: string): boolean {
+  return topic.charCodeAt(0) === DOLLAR
+}
+
+export function startsWithWildcard (filter: string): boolean {
+  const c = filter.charCodeAt(0)
+  return c === PLUS || c === HASH
+}
+
+/**
+ * Whether a topic filter matches a topic name. A filter that starts with a wildcard never matches a topic
+ * that starts with "$" [MQTT-4.7.2-1]; "sport/#" also matches "sport" [MQTT-4.7.1-2].
+ */
+export function topicMatches (filter: string, topic: string): boolean {
+  if (filter === topic) return true
+  if (isReservedTopic(topic) && startsWithWildcard(filter)) return false
+  let f = 0
+  let t = 0
+  while (f < filter.length) {
+    const fc = filter.charCodeAt(f)
+    if (fc === HASH) return true
+    if (fc === PLUS) {
+      while (t < topic.length && topic[t] !== '/') t++
+      f++
+    } else {
+      const fEnd = nextSlash(filter, f)
+      const tEnd = nextSlash(topic, t)
+      if (t > topic.length || fEnd - f !== tEnd - t || filter.slice(f, fEnd) !== topic.slice(t, tEnd)) return false
+      f = fEnd
+      t = tEnd
+    }
+    if (f === filter.length) return t === topic.length
+    // Both sides are at a "/" now, or the topic ended.
+    if (t >= topic.length) {
+      // "a/#" matches "a": the rest of the filter must be exactly "/#".
+      return filter.slice(f) === '/#'
+    }
+    f++
+    t++
+  }
+  return t === topic.length && f === filter.length
+}
+
+function nextSlash (s: string, from: number): number {
+  const i = s.indexOf('/', from)
+  return i === -1 ? s.length : i
+}

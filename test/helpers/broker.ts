@@ -1,0 +1,74 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { loadConfig } from '../../src/config/load.js'
+import { createLogger } from '../../src/log/logger.js'
+import { startBroker, type Culex } from '../../src/broker.js'
+
+export interface TestBroker {
+  broker: Culex
+  dataDir: string
+  /** mqtt://127.0.0.1:<port> */
+  mqttUrl: string
+  /** ws://127.0.0.1:<port>/mqtt */
+  wsUrl: string
+  mqttPort: number
+  wsPort: number
+  adminUrl: string
+  /** Every log line written so far, parsed. */
+  logs: Array<Record<string, unknown>>
+  /** Graceful stop and start again on the same data dir (new ports). */
+  restart: () => Promise<TestBroker>
+  /** Stops the broker and removes its data dir. */
+  close: () => Promise<void>
+}
+
+/**
+ * A real broker in this process on free ports (port 0) with its own temporary data dir. `settings` are dotted
+ * config keys, e.g. { 'sessions.maxQueuedMessages': 10 }.
+ */
+export async function startTestBroker (settings: Record<string, unknown> = {}, existingDir?: string): Promise<TestBroker> {
+  const dataDir = existingDir ?? await mkdtemp(path.join(os.tmpdir(), 'culex-test-'))
+  const { config } = await loadConfig({
+    flags: {
+      'listeners.mqtt.port': 0,
+      'listeners.mqtt.host': '127.0.0.1',
+      'listeners.ws.port': 0,
+      'listeners.ws.host': '127.0.0.1',
+      'admin.port': 0,
+      'log.level': 'info',
+      dataDir,
+      ...settings
+    }
+  })
+  const logs: Array<Record<string, unknown>> = []
+  const sink = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
+      cb()
+    }
+  })
+  const log = createLogger({ level: config.log.level, format: 'json', destination: sink })
+  const broker = await startBroker(config, log)
+  const port = (name: string): number => broker.listeners.find(l => l.name === name)?.port ?? -1
+  const self: TestBroker = {
+    broker,
+    dataDir,
+    mqttPort: port('mqtt'),
+    wsPort: port('ws'),
+    mqttUrl: `mqtt://127.0.0.1:${port('mqtt')}`,
+    wsUrl: `ws://127.0.0.1:${port('ws')}${config.listeners.ws.path}`,
+    adminUrl: broker.admin === undefined ? '' : `http://127.0.0.1:${broker.admin.port}`,
+    logs,
+    restart: async () => {
+      await broker.close()
+      return await startTestBroker(settings, dataDir)
+    },
+    close: async () => {
+      await broker.close()
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  }
+  return self
+}

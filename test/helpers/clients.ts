@@ -1,0 +1,40 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+
+export type Transport = 'tcp' | 'ws'
+export const transports: Transport[] = ['tcp', 'ws']
+
+export interface Received { topic: string, payload: string, qos: number, retain: boolean, dup: boolean }
+
+/** Connects an mqtt.js client (MQTT 3.1.1, no automatic reconnect) and waits for CONNACK. */
+export async function connectClient (url: string, opts: IClientOptions = {}): Promise<MqttClient & { received: Received[], sessionPresent: boolean }> {
+  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts }) as MqttClient & { received: Received[], sessionPresent: boolean }
+  client.received = []
+  client.on('message', (topic, payload, packet) => {
+    client.received.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, dup: packet.dup })
+  })
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', connack => {
+      client.sessionPresent = connack.sessionPresent
+      resolve()
+    })
+    client.once('error', reject)
+  })
+  return client
+}
+
+/** Waits until `predicate` holds, polling; fails with `what` after the timeout. */
+export async function waitFor (predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+export async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
+
+export async function endClient (client: MqttClient, force = false): Promise<void> {
+  await new Promise<void>(resolve => client.end(force, {}, () => resolve()))
+}
