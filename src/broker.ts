@@ -5,19 +5,30 @@ import type { Logger } from './log/logger.js'
 import { logClientEvents, clientLogger } from './log/client-log.js'
 import { startListeners, closeListeners, type Listener } from './listeners/index.js'
 import { startAdminServer, type AdminServer } from './admin/server.js'
+import { adminRoutes, listenerInfo, type AdminRoute } from './admin/routes.js'
+import { createMetrics, type BrokerMetrics } from './metrics/index.js'
+import { startSysTopics, type SysTopics } from './sys-topics/index.js'
 import { openStore, type LevelStore } from './store/index.js'
+import { trackSessions } from './sessions/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
 import type { BrokerInternals } from './protocol/aedes-internals.js'
 import {
-  chainAuthenticate, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
+  chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
 } from './hook-chain.js'
+import { assertAuthConfig, createAuthHooks, type AuthCounters, type ReloadResult } from './auth/hooks.js'
+import { createLimitHooks } from './limits/hooks.js'
+import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
   readonly aedes: Aedes
   readonly store: LevelStore
   readonly listeners: readonly Listener[]
   readonly admin: AdminServer | undefined
+  /** Counts on the wire and from aedes' events; features register their own metrics here. */
+  readonly metrics: BrokerMetrics
+  /** Password file and ACL (reload is what SIGHUP does) and what authentication and the limits refused. */
+  readonly security: { reload: () => Promise<ReloadResult>, auth: AuthCounters, limits: LimitCounters }
   /** Stops accepting, disconnects every client, flushes and closes the store. */
   close: () => Promise<void>
 }
@@ -27,6 +38,9 @@ export interface Culex {
  * order, and starts and stops the parts in order.
  */
 export async function startBroker (config: Config, log: Logger): Promise<Culex> {
+  // Security settings that cannot work, and unreadable password or ACL files, stop the start before the store opens.
+  assertAuthConfig(config)
+  const auth = await createAuthHooks(config, log)
   const store = await openStore({
     dir: path.resolve(config.dataDir, 'store'),
     sync: config.store.sync,
@@ -40,6 +54,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       queueQos0: false,
       maxRetainedMessages: config.retained.maxMessages
     }
+  }).catch((err: unknown) => {
+    auth.close()
+    throw err
   })
 
   const aedes = new Aedes({
@@ -54,15 +71,27 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // One bad will or store error must never take the process down with an unhandled 'error' event.
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
-  const protocol = createProtocolHooks(broker, store)
+  const protocol = createProtocolHooks(broker, store, log)
+  const limits = createLimitHooks(aedes, config, log)
+  auth.attach(aedes)
 
   aedes.preConnect = chainPreConnect([
-    protocol.routeClientDeliveries
+    protocol.routeClientDeliveries,
+    protocol.noteEmptyClientId,
+    limits.recordConnect,
+    limits.watchOutbound
   ])
-  aedes.authenticate = chainAuthenticate([])
+  aedes.authenticate = chainAuthenticate([
+    protocol.refuseEmptyPersistentId,
+    limits.checkConnect,
+    auth.authenticate
+  ])
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [
-      protocol.refuseReservedTopics
+      limits.throttlePublish,
+      protocol.refuseReservedTopics,
+      limits.checkPublishSize,
+      auth.authorizePublish
     ],
     onDrop: (client, packet, { drop, detail }) => {
       const clientLog = client === null ? log : clientLogger(log, client)
@@ -72,26 +101,53 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     settle: protocol.gate.settle
   })
   aedes.authorizeSubscribe = chainAuthorizeSubscribe([
-    protocol.refuseSharedFilters
+    protocol.refuseSessionMarker,
+    protocol.refuseSharedFilters,
+    limits.checkFilter,
+    auth.authorizeSubscribe,
+    limits.countSubscriptions
   ], protocol.recordGranted)
+  aedes.authorizeForward = chainAuthorizeForward([
+    auth.authorizeForward
+  ])
 
   logClientEvents(aedes, log)
+  // Fed from aedes' events and by observing each connection stream, never from inside a hook.
+  const metrics = createMetrics({ aedes, store, version })
+  metrics.countersFrom('culex_auth_events_total', 'What authentication and the ACL refused, by event.', 'event', () => auth.counters)
+  metrics.countersFrom('culex_limit_events_total', 'What the connection and message limits refused or slowed, by event.', 'event', () => limits.counters)
+  // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
+  const featureRoutes: AdminRoute[] = []
 
   let listeners: Listener[] = []
   let admin: AdminServer | undefined
+  let sys: SysTopics | undefined
+  let sessions: { close: () => void } | undefined
   let ready = false
   try {
     await aedes.listen()
-    listeners = await startListeners(config.listeners, aedes.handle, log)
+    sessions = await trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
+    listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
-      admin = await startAdminServer(config.admin, { ready: () => ready })
+      const deps = {
+        aedes, store, metrics, version, log: log.child({ component: 'admin' }),
+        listeners: () => listenerInfo(listeners, config.listeners),
+        authRequired: config.admin.authToken !== '',
+        sysIntervalMs: config.admin.sysIntervalMs
+      }
+      admin = await startAdminServer(config.admin, adminRoutes(deps, { ready: () => ready }, featureRoutes), deps.log)
       log.info({ listener: 'admin', host: admin.host, port: admin.port }, 'listening')
     }
   } catch (err) {
+    sessions?.close()
     await closeListeners(listeners)
     await closeAedes(aedes)
     await store.close()
+    auth.close()
     throw err
+  }
+  if (config.admin.sysIntervalMs > 0) {
+    sys = startSysTopics({ aedes, snapshot: metrics.snapshot, intervalMs: config.admin.sysIntervalMs, version, log: log.child({ component: 'sys' }) })
   }
   ready = true
   log.info({ brokerId: aedes.id, version }, 'broker started')
@@ -102,13 +158,18 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     store,
     listeners,
     admin,
+    metrics,
+    security: { reload: auth.reload, auth: auth.counters, limits: limits.counters },
     close: async () => {
       closing ??= (async () => {
         ready = false
+        sys?.stop()
+        sessions?.close()
         await closeListeners(listeners)
         await closeAedes(aedes)
         await store.close()
         await admin?.close()
+        auth.close()
         log.info('broker stopped')
       })()
       await closing

@@ -8,6 +8,7 @@ export const errorCodes = {
   ERR_USAGE: 'the command line is not understood',
   ERR_LISTENER_BIND: 'a listener cannot bind its address',
   ERR_TLS_FILES: 'a TLS certificate, key or CA file cannot be read',
+  ERR_AUTH_FILE: 'the password file or ACL file cannot be read or parsed',
   ERR_STORE_OPEN: 'the data directory cannot be opened',
   ERR_STORE_LOCKED: 'the data directory is in use by another process',
   ERR_STORE_VERSION: 'the data directory was written by an unknown format version',

@@ -24,6 +24,12 @@ export type ConnectStep = (client: Client, packet: ConnectPacket) => ConnectRefu
 
 export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
 
+/**
+ * Returns false to withhold one message from one subscriber (live, retained or from its offline queue). Synchronous:
+ * aedes calls authorizeForward synchronously for every delivery and uses its result at once.
+ */
+export type ForwardStep = (client: Client, packet: PublishPacket) => boolean
+
 type Callback<T> = (error: Error | null, value?: T) => void
 
 function refusal (code: ConnectRefusal, message: string): AuthenticateError {
@@ -89,5 +95,15 @@ export function chainAuthorizeSubscribe (steps: readonly SubscribeStep[], onGran
       // desynchronise the live and the stored subscription.
       cb(null, sub)
     }, err => cb(err as Error))
+  }
+}
+
+/** aedes skips a delivery when authorizeForward returns null (and clears a persistent session's copy of it). */
+export function chainAuthorizeForward (steps: readonly ForwardStep[]) {
+  return <P extends PublishPacket>(client: Client, packet: P): P | null => {
+    for (const step of steps) {
+      if (!step(client, packet)) return null
+    }
+    return packet
   }
 }

@@ -1,6 +1,12 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { bind } from '../listeners/bind.js'
+import type { Logger } from '../log/logger.js'
+import { tokenChecker } from './auth.js'
+import { ApiError, sendError, sendJson } from './http.js'
+import { findRoute, type AdminRoute } from './router.js'
+
+export type { AdminRoute, RouteContext } from './router.js'
 
 export interface HealthSource {
   /** True once every listener is bound and the store is open, false again while shutting down. */
@@ -13,26 +19,51 @@ export interface AdminServer {
   close: () => Promise<void>
 }
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void
-
-function sendJson (res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-  res.end(JSON.stringify(body))
+export interface AdminServerOptions {
+  host: string
+  port: number
+  /** Empty: no authentication. */
+  authToken: string
 }
 
-/** The HTTP admin server: health for now (metrics and the API build on the same routes table). */
-export async function startAdminServer (opts: { host: string, port: number }, health: HealthSource): Promise<AdminServer> {
-  const routes: Record<string, Handler> = {
-    'GET /healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),
-    'GET /readyz': (_req, res) => health.ready()
-      ? sendJson(res, 200, { status: 'ready' })
-      : sendJson(res, 503, { status: 'not ready' })
-  }
+/** /healthz and /readyz: always open, for Docker and Kubernetes probes. */
+export function healthRoutes (health: HealthSource): AdminRoute[] {
+  return [
+    { method: 'GET', path: '/healthz', public: true, handler: ({ res }) => sendJson(res, 200, { status: 'ok' }) },
+    {
+      method: 'GET',
+      path: '/readyz',
+      public: true,
+      handler: ({ res }) => health.ready()
+        ? sendJson(res, 200, { status: 'ready' })
+        : sendJson(res, 503, { status: 'not ready' })
+    }
+  ]
+}
+
+/**
+ * The HTTP admin server: one routes table (health, metrics, the JSON API, the console, and whatever routes other
+ * features add), the admin token checked on every route that is not public, and JSON errors.
+ */
+export async function startAdminServer (opts: AdminServerOptions, routes: readonly AdminRoute[], log: Logger): Promise<AdminServer> {
+  const authorized = tokenChecker(opts.authToken)
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]
-    const handler = routes[`${req.method ?? 'GET'} ${path}`]
-    if (handler !== undefined) handler(req, res)
-    else sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method ?? ''} ${path}` } })
+    const url = new URL(req.url ?? '/', 'http://admin.invalid')
+    const method = req.method ?? 'GET'
+    const run = async (): Promise<void> => {
+      const { route, params } = findRoute(routes, method, url.pathname)
+      if (route.public !== true && !authorized(req)) throw new ApiError('unauthorized', 'this admin server needs its token: Authorization: Bearer <admin.authToken>')
+      await route.handler({ req, res, params, query: url.searchParams })
+    }
+    run().catch((err: unknown) => {
+      const apiErr = err instanceof ApiError ? err : new ApiError('internal', 'internal error (see the broker log)')
+      if (!(err instanceof ApiError)) log.error({ err, method, path: url.pathname }, 'admin request failed')
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      sendError(res, apiErr, apiErr.code === 'unauthorized' ? { 'www-authenticate': 'Bearer realm="culex"' } : {})
+    })
   })
   const address: AddressInfo = await bind(server, 'admin', opts.host, opts.port)
   return {

@@ -2,6 +2,7 @@ import { CulexError, exitCodes, isCulexError } from '../errors.js'
 import { version } from '../version.js'
 import { startCommand, startHelp } from './start-command.js'
 import { checkConfigCommand, checkConfigHelp } from './check-config-command.js'
+import { passwdCommand, passwdHelp } from './passwd-command.js'
 
 interface Command {
   run: (args: string[]) => Promise<number>
@@ -11,7 +12,8 @@ interface Command {
 /** Every subcommand of `culex`; `start` is also what a bare `culex` runs. */
 const commands: Record<string, Command> = {
   start: { run: startCommand, help: startHelp },
-  'check-config': { run: checkConfigCommand, help: checkConfigHelp }
+  'check-config': { run: checkConfigCommand, help: checkConfigHelp },
+  passwd: { run: passwdCommand, help: passwdHelp }
 }
 
 function usage (): string {

@@ -83,7 +83,7 @@ export async function loadConfig (sources: ConfigSources = {}): Promise<LoadedCo
       problems.push(`${entry.key}: ${parsed.problem} (from ${given.where})`)
     }
   }
-  if (problems.length === 0) problems.push(...await crossCheck(flat))
+  if (problems.length === 0) problems.push(...await crossCheck(flat, key => raw.get(key)?.where ?? 'default'))
   if (problems.length > 0) {
     throw new CulexError('ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { details: problems })
   }
@@ -123,18 +123,19 @@ function collectFile (node: unknown, path: string[], file: string, raw: Map<stri
 }
 
 /** Rules that involve more than one key, or the file system. */
-async function crossCheck (flat: Record<string, unknown>): Promise<string[]> {
+async function crossCheck (flat: Record<string, unknown>, whereOf: (key: string) => string): Promise<string[]> {
+  const from = (key: string): string => ` (from ${whereOf(key)})`
   const problems: string[] = []
   for (const name of ['mqtts', 'wss']) {
     const k = (leaf: string): string => `listeners.${name}.${leaf}`
     if (flat[k('enabled')] !== true) continue
     for (const leaf of ['certFile', 'keyFile']) {
-      if (flat[k(leaf)] === '') problems.push(`${k(leaf)}: required when ${k('enabled')} is true`)
+      if (flat[k(leaf)] === '') problems.push(`${k(leaf)}: required when ${k('enabled')} is true${from(k('enabled'))}`)
     }
-    if (flat[k('requireClientCert')] === true && flat[k('caFile')] === '') problems.push(`${k('caFile')}: required when ${k('requireClientCert')} is true`)
+    if (flat[k('requireClientCert')] === true && flat[k('caFile')] === '') problems.push(`${k('caFile')}: required when ${k('requireClientCert')} is true${from(k('requireClientCert'))}`)
     for (const leaf of ['certFile', 'keyFile', 'caFile']) {
       const file = flat[k(leaf)] as string
-      if (file !== '' && !await readable(file)) problems.push(`${k(leaf)}: cannot read file ${file}`)
+      if (file !== '' && !await readable(file)) problems.push(`${k(leaf)}: cannot read file ${file}${from(k(leaf))}`)
     }
   }
   const bound = new Map<string, string>()
@@ -143,11 +144,12 @@ async function crossCheck (flat: Record<string, unknown>): Promise<string[]> {
     const p = flat[`listeners.${name}.port`] as number
     if (p === 0) continue
     const other = bound.get(String(p))
-    if (other !== undefined) problems.push(`listeners.${name}.port: ${p} is already used by listeners.${other}`)
+    if (other !== undefined) problems.push(`listeners.${name}.port: ${p}${from(`listeners.${name}.port`)} is already used by listeners.${other}.port${from(`listeners.${other}.port`)}`)
     bound.set(String(p), name)
   }
   if (flat['admin.enabled'] === true && bound.has(String(flat['admin.port'])) && flat['admin.port'] !== 0) {
-    problems.push(`admin.port: ${String(flat['admin.port'])} is already used by listeners.${bound.get(String(flat['admin.port'])) ?? ''}`)
+    const other = bound.get(String(flat['admin.port'])) ?? ''
+    problems.push(`admin.port: ${String(flat['admin.port'])}${from('admin.port')} is already used by listeners.${other}.port${from(`listeners.${other}.port`)}`)
   }
   return problems
 }

@@ -1,11 +1,20 @@
 import { bool, int, oneOf, port, str, type ConfigOf } from './fields.js'
+import { anonymousField } from '../auth/config-fields.js'
+import { regexField } from '../limits/config-fields.js'
 
-const hostDoc = 'Address to bind; 0.0.0.0 for every IPv4 interface, :: for every interface, 127.0.0.1 for this machine only.'
+const hostDoc = 'Address to bind; 127.0.0.1 for this machine only, 0.0.0.0 for every IPv4 interface, :: for every interface.'
+// Per listener security settings (docs/security.md).
+const listenerSecurity = {
+  allowAnonymous: anonymousField('Let clients connect without a user name. auto: only while the listener is bound to a loopback address and no auth.passwordFile is set.'),
+  maxConnections: int(0, 'Open connections on this listener; more are closed when accepted. 0 = only limits.maxConnections applies.')
+}
+const identityAsUsername = bool(false, "Use the client certificate's common name (CN) as the user name, without a password; needs requireClientCert.")
 const tlsFiles = (what: string) => ({
   certFile: str('', `PEM certificate chain for ${what}; required when enabled.`),
   keyFile: str('', `PEM private key for ${what}; required when enabled.`),
   caFile: str('', 'PEM CA bundle that client certificates must chain to; required when requireClientCert is true.'),
-  requireClientCert: bool(false, 'Refuse TLS clients that present no certificate signed by caFile.')
+  requireClientCert: bool(false, 'Refuse TLS clients that present no certificate signed by caFile.'),
+  useIdentityAsUsername: identityAsUsername
 })
 const wsPath = str('/mqtt', 'HTTP path that accepts MQTT-over-WebSocket upgrades (subprotocol "mqtt").', { pattern: /^\/\S*$/, patternDoc: 'a path starting with /' })
 
@@ -23,33 +32,39 @@ export const schema = {
   listeners: {
     mqtt: {
       enabled: bool(true, 'Accept MQTT over plain TCP.'),
-      host: str('0.0.0.0', hostDoc, { nonEmpty: true }),
-      port: port(1883, 'TCP port for MQTT.')
+      host: str('127.0.0.1', hostDoc, { nonEmpty: true }),
+      port: port(1883, 'TCP port for MQTT.'),
+      ...listenerSecurity
     },
     mqtts: {
       enabled: bool(false, 'Accept MQTT over TLS.'),
-      host: str('0.0.0.0', hostDoc, { nonEmpty: true }),
+      host: str('127.0.0.1', hostDoc, { nonEmpty: true }),
       port: port(8883, 'TCP port for MQTT over TLS.'),
-      ...tlsFiles('the MQTT over TLS listener')
+      ...tlsFiles('the MQTT over TLS listener'),
+      ...listenerSecurity
     },
     ws: {
       enabled: bool(true, 'Accept MQTT over WebSocket.'),
-      host: str('0.0.0.0', hostDoc, { nonEmpty: true }),
+      host: str('127.0.0.1', hostDoc, { nonEmpty: true }),
       port: port(8083, 'TCP port for MQTT over WebSocket.'),
-      path: wsPath
+      path: wsPath,
+      ...listenerSecurity
     },
     wss: {
       enabled: bool(false, 'Accept MQTT over secure WebSocket (TLS).'),
-      host: str('0.0.0.0', hostDoc, { nonEmpty: true }),
+      host: str('127.0.0.1', hostDoc, { nonEmpty: true }),
       port: port(8084, 'TCP port for MQTT over secure WebSocket.'),
       path: wsPath,
-      ...tlsFiles('the secure WebSocket listener')
+      ...tlsFiles('the secure WebSocket listener'),
+      ...listenerSecurity
     }
   },
   admin: {
-    enabled: bool(true, 'Serve the HTTP admin endpoints (health checks).'),
+    enabled: bool(true, 'Serve the HTTP admin server: health checks, Prometheus /metrics, the JSON API and the web console (docs/operations.md).'),
     host: str('127.0.0.1', 'Address the admin server binds; keep it private unless it is protected.', { nonEmpty: true }),
-    port: port(18083, 'TCP port of the admin server.')
+    port: port(18083, 'TCP port of the admin server.'),
+    authToken: str('', 'Token every admin request must carry, as a bearer token (Authorization: Bearer ...) or as the basic-auth password; /healthz, /readyz and the console page stay open. Empty = no authentication.'),
+    sysIntervalMs: int(10_000, 'Publish the $SYS/broker/... topics this often; 0 = never.')
   },
   mqtt: {
     connectTimeoutMs: int(30_000, 'Close a connection whose CONNECT has not arrived within this time.', { min: 100 }),
@@ -57,11 +72,35 @@ export const schema = {
     maxInflightInboundMessages: int(1000, 'QoS 2 messages one client may have awaiting PUBREL; a client over it is disconnected. 0 = unlimited.'),
     maxTopicLevels: int(100, 'Topic levels allowed in a topic or filter (the matcher cannot handle more than 100).', { min: 1, max: 100 })
   },
+  // Authentication and authorization (src/auth, docs/security.md).
+  auth: {
+    passwordFile: str('', 'File of username:hash lines, written by culex passwd; empty = no password logins. Reloaded on SIGHUP and when it changes.'),
+    aclFile: str('', 'ACL file, Mosquitto text form or YAML (.yaml/.yml); empty = every client may use every topic except $ topics for publishing. Reloaded like the password file.'),
+    watchFiles: bool(true, 'Reload the password and ACL files when they change on disk (SIGHUP reloads them either way).'),
+    failedLoginDelayMs: int(1000, 'After a failed login, logins from that address are answered only after this delay, doubled at each further failure; 0 = off.'),
+    failedLoginMaxDelayMs: int(30_000, 'Cap of that delay; an address is forgiven 10 times this long after its last failure.', { min: 1 })
+  },
+  // Resource limits (src/limits, docs/security.md): each says what a client over it gets.
+  limits: {
+    maxConnections: int(10_000, 'Open connections on all listeners together (including those that have not sent CONNECT yet); more are closed when accepted. 0 = unlimited.'),
+    connectionRatePerSecond: int(0, "New connections per second from one source address (a second's worth may come at once); more are closed when accepted. 0 = unlimited."),
+    maxPayloadBytes: int(1_048_576, 'Largest PUBLISH payload: a larger one is acknowledged and dropped; a packet declaring more than this plus 256 KiB closes the connection before it is read.', { min: 1, max: 268_435_455 }),
+    maxTopicLength: int(65_535, 'Longest topic or topic filter in UTF-8 bytes: a longer PUBLISH topic is acknowledged and dropped, a longer filter gets SUBACK 0x80.', { min: 1, max: 65_535 }),
+    maxSubscriptionsPerClient: int(1000, 'Topic filters one client may hold; each filter over it gets SUBACK 0x80. 0 = unlimited.'),
+    maxInflightMessages: int(20, 'Messages that may wait behind a client whose connection is not taking data; over it QoS 0 copies are dropped for it and a QoS 1/2 copy disconnects it (a persistent session keeps them). 0 = unlimited.'),
+    publishRateMessagesPerSecond: int(0, "PUBLISH packets per second one client may send (a second's worth may come at once); over it the broker stops reading from the client until it is back under. 0 = unlimited."),
+    publishRateBytesPerSecond: int(0, 'Topic and payload bytes per second one client may publish; over it the broker stops reading from the client until it is back under. 0 = unlimited.'),
+    maxClientIdLength: int(256, 'Longest client id in UTF-8 bytes; a longer one gets CONNACK 2 (identifier rejected).', { min: 23, max: 65_535 }),
+    clientIdPattern: regexField('', 'Regular expression every client id must match, else CONNACK 2; empty = any id (ids with control characters are always refused).'),
+    minKeepaliveSeconds: int(0, 'Smallest keepalive accepted, else CONNACK 2; above 0, keepalive 0 (never time out) is refused too.', { max: 65_535 }),
+    maxKeepaliveSeconds: int(65_535, 'Largest keepalive accepted, else CONNACK 2.', { max: 65_535 })
+  },
   sessions: {
-    maxQueuedMessages: int(100_000, 'Messages kept for one persistent session (offline queue plus in-flight); 0 = unlimited.'),
-    maxQueuedBytes: int(104_857_600, 'Payload bytes kept for one persistent session; 0 = unlimited.'),
+    maxQueuedMessages: int(100_000, 'Messages waiting in one persistent session\'s queue (in-flight ones are never dropped); 0 = unlimited.'),
+    maxQueuedBytes: int(104_857_600, 'Payload bytes waiting in one persistent session\'s queue; 0 = unlimited.'),
     overflowPolicy: oneOf('dropOldest', ['dropOldest', 'dropNewest'], 'Which message goes when a session queue is full; every drop is counted and logged.'),
-    messageExpiryMs: int(0, 'Queued messages older than this are discarded instead of delivered; 0 = never expire.')
+    messageExpiryMs: int(0, 'Queued messages older than this are discarded instead of delivered; 0 = never expire.'),
+    expiryMs: int(0, 'A persistent session whose client has been disconnected this long is removed with its queue; 0 = never.')
   },
   retained: {
     maxMessages: int(0, 'Retained topics kept; over the limit a new retained topic is refused (replacing or clearing one still works). 0 = unlimited.')

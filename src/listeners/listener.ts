@@ -1,5 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FrameViolation } from '../limits/frame-scanner.js'
 
 /** What aedes needs from a transport: a duplex stream per connection, with the HTTP request for WebSockets. */
 export type ConnectionHandler = (stream: Duplex, req?: IncomingMessage) => void
@@ -20,4 +22,16 @@ export interface TlsFiles {
   keyFile: string
   caFile: string
   requireClientCert: boolean
+}
+
+/** Policy every listener applies to a connection before aedes sees it (built by src/limits/connection-guard.ts). */
+export interface ConnectionGuard {
+  /** Called for each accepted socket before TLS or HTTP; returns its release function, or undefined to close it. */
+  admit: (listener: ListenerName, socket: Socket) => (() => void) | undefined
+  /** Largest Remaining Length of one MQTT packet; a connection declaring more is closed before it is buffered. */
+  maxPacketBytes: number
+  /** Told about each connection closed for an oversized or malformed packet header. */
+  refused: (listener: ListenerName, remote: string | undefined, violation: FrameViolation) => void
+  /** TLS handshakes and WebSocket upgrades must finish within this (mqtt.connectTimeoutMs). */
+  handshakeTimeoutMs: number
 }

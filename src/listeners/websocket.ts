@@ -1,8 +1,9 @@
 import http from 'node:http'
 import https from 'node:https'
-import type { TlsOptions } from 'node:tls'
+import type { TLSSocket, TlsOptions } from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
-import type { ConnectionHandler, Listener, ListenerName } from './listener.js'
+import type { ConnectionGuard, ConnectionHandler, Listener, ListenerName } from './listener.js'
+import { admitSocket, prepareStream } from './accept.js'
 import { bind, trackSockets } from './bind.js'
 
 export interface WebSocketListenerOptions {
@@ -13,13 +14,23 @@ export interface WebSocketListenerOptions {
   /** Largest WebSocket message accepted; bigger frames close the connection before they are buffered. */
   maxPayloadBytes: number
   tls?: TlsOptions
+  /** Connection limits and the frame guard (src/limits). */
+  guard?: ConnectionGuard
 }
 
 // Browsers and mqtt.js ask for "mqtt"; some older clients ask for "mqttv3.1".
 const subprotocols = ['mqtt', 'mqttv3.1']
 
 export async function listenWebSocket (opts: WebSocketListenerOptions, handle: ConnectionHandler): Promise<Listener> {
-  const server = opts.tls === undefined ? http.createServer() : https.createServer(opts.tls)
+  const { guard } = opts
+  const server = opts.tls === undefined ? http.createServer() : https.createServer({ handshakeTimeout: guard?.handshakeTimeoutMs, ...opts.tls })
+  // Connection limits are applied before TLS or HTTP spends anything on the socket.
+  server.on('connection', socket => { admitSocket(guard, opts.name, socket) })
+  if (guard !== undefined) {
+    // An upgrade request trickled in byte by byte must not hold the connection longer than a CONNECT may take.
+    server.headersTimeout = guard.handshakeTimeoutMs
+    server.requestTimeout = guard.handshakeTimeoutMs
+  }
   server.on('request', (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
     res.end(`MQTT over WebSocket: connect with subprotocol "mqtt" to ${opts.path}\n`)
@@ -35,6 +46,8 @@ export async function listenWebSocket (opts: WebSocketListenerOptions, handle: C
     const stream = createWebSocketStream(ws)
     // Errors on one browser connection end that connection only.
     stream.on('error', () => stream.destroy())
+    const tlsSocket = opts.tls === undefined ? undefined : req.socket as TLSSocket
+    prepareStream(guard, stream, { listener: opts.name, remoteAddress: req.socket.remoteAddress, tlsSocket })
     handle(stream, req)
   })
   wss.on('error', () => { /* per-connection failures are handled on each stream */ })

@@ -32,6 +32,21 @@ export function logClientEvents (broker: Aedes, root: Logger): void {
     const reason = disconnectReasons.get(client) ?? (internals(client)._disconnected === true ? 'client sent DISCONNECT' : 'connection closed')
     clientLogger(root, client).info({ reason }, 'client disconnected')
   })
+  // Per-message lines only when asked for: the listeners cost time on the hot path even when nothing is written.
+  if (root.isLevelEnabled('debug')) {
+    broker.on('subscribe', (subs, client) => {
+      clientLogger(root, client).debug({ filters: subs.map(s => ({ topic: s.topic, qos: s.qos })) }, 'subscribed')
+    })
+    broker.on('unsubscribe', (filters, client) => {
+      clientLogger(root, client).debug({ filters }, 'unsubscribed')
+    })
+  }
+  if (root.isLevelEnabled('trace')) {
+    broker.on('publish', (packet, client) => {
+      if (client === null) return
+      clientLogger(root, client).trace({ topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'message published')
+    })
+  }
   broker.on('keepaliveTimeout', client => {
     disconnectReasons.set(client, 'keepalive timeout')
   })

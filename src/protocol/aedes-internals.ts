@@ -26,6 +26,8 @@ export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: 
 export interface BrokerInternals extends Aedes {
   publish: PublishFn
   counter: number
+  /** Connected clients by id. */
+  clients: Record<string, Client>
 }
 
 export function internals (client: Client): ClientInternals {

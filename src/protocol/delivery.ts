@@ -32,8 +32,24 @@ export function routeDeliveries (client: Client): void {
       return
     }
     packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
-    if (packet.qos > 0) aedesDeliverQoS(packet, cb)
-    else aedesDeliver0(packet, cb)
+    if (packet.qos === 0) {
+      aedesDeliver0(packet, cb)
+      return
+    }
+    const exact = c.subscriptions[packet.topic]
+    if (exact === undefined || exact.qos >= packet.qos) {
+      aedesDeliverQoS(packet, cb)
+      return
+    }
+    // aedes lowers the QoS to that of a filter equal to the topic, in a setImmediate of its own, even when a
+    // wildcard filter grants more. Until that runs, the exact entry shows the highest QoS granted for this topic,
+    // which changes no other delivery plan for it; the next immediate puts the real entry back.
+    const lifted = { ...exact, qos: plan.maxQos }
+    c.subscriptions[packet.topic] = lifted
+    aedesDeliverQoS(packet, cb)
+    setImmediate(() => {
+      if (c.subscriptions[packet.topic] === lifted) c.subscriptions[packet.topic] = exact
+    })
   }
   c.deliver0 = route(aedesDeliver0)
   c.deliverQoS = route(aedesDeliverQoS)

@@ -1,19 +1,27 @@
 import type { Client, Subscription } from 'aedes'
-import type { ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
+import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
 import type { BrokerInternals } from './aedes-internals.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type PublishGate } from './publish-gate.js'
+import { guardPackets } from './packet-guard.js'
 import { isReservedTopic } from './topic.js'
+import type { ConnectionHandler } from '../listeners/index.js'
+import type { Logger } from '../log/logger.js'
+import { clientLogger } from '../log/client-log.js'
 
-export interface SubscriptionStore {
+/** The store methods the protocol layer wraps to correct what aedes hands them. */
+export interface ProtocolStore {
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
+  subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
+  hasSession: (clientId: string) => boolean
+  incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
 }
 
 /**
  * MQTT 3.1.1 behaviour that aedes 1.2 gets wrong, restored through its public hooks. Each step is chained by
  * src/broker.ts; see the notes on each for the aedes behaviour it corrects.
  */
-export function createProtocolHooks (broker: BrokerInternals, store: SubscriptionStore) {
+export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger) {
   const gate: PublishGate = installPublishGate(broker)
   const granted = new WeakSet<Subscription>()
 
@@ -23,10 +31,50 @@ export function createProtocolHooks (broker: BrokerInternals, store: Subscriptio
   const addSubscriptions = store.addSubscriptions.bind(store)
   store.addSubscriptions = async (client, subs) => await addSubscriptions(client, subs.filter(s => granted.has(s)))
 
+  // aedes sets Session Present only when the session has subscriptions, but a session exists without them
+  // [MQTT-3.2.2-2]. For such a session aedes is given one marker filter to restore; the first subscribe step
+  // refuses it, so Session Present is 1 and nothing is subscribed.
+  const sessionMarkers = new WeakSet<object>()
+  const subscriptionsByClient = store.subscriptionsByClient.bind(store)
+  store.subscriptionsByClient = async (client) => {
+    const subs = await subscriptionsByClient(client)
+    if (subs.length > 0 || !store.hasSession(client.id)) return subs
+    const marker = { topic: '$culex/session', qos: 0 }
+    sessionMarkers.add(marker)
+    return [marker]
+  }
+  const refuseSessionMarker: SubscribeStep = (_client, sub) => !sessionMarkers.has(sub)
+
+  // aedes deletes the QoS 2 record when PUBREL arrives; from then on the id may carry a new message.
+  const incomingDelPacket = store.incomingDelPacket.bind(store)
+  store.incomingDelPacket = async (client, packet) => {
+    gate.released(client, packet.messageId)
+    return await incomingDelPacket(client, packet)
+  }
+
+  /** aedes' connection handler, with every packet checked for violations aedes would act on. */
+  const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>
+    (stream, req) => {
+      guardPackets(aedesHandle(stream, req), (client, reason) => {
+        const clientLog = client.id === null ? log : clientLogger(log, client)
+        clientLog.warn({ reason }, 'protocol violation, closing connection')
+      })
+    }
+
   const routeClientDeliveries: ConnectStep = (client) => {
     routeDeliveries(client)
     return undefined
   }
+
+  // aedes invents an id for an empty one whatever the clean flag, but a persistent session needs a real id
+  // [MQTT-3.1.3-8]. Refusing needs a CONNACK with code 2, which only authenticate can send, so the CONNECT is
+  // noted here and refused there.
+  const withoutClientId = new WeakSet<Client>()
+  const noteEmptyClientId: ConnectStep = (client, packet) => {
+    if ((packet.clientId ?? '') === '' && packet.clean === false) withoutClientId.add(client)
+    return undefined
+  }
+  const refuseEmptyPersistentId: AuthenticateStep = (client) => withoutClientId.has(client) ? 2 : undefined
 
   // Only the broker publishes under "$" ($SYS, $DLQ, $share): a client's publish there is acknowledged and dropped.
   const refuseReservedTopics: PublishStep = (_client, packet) =>
@@ -37,7 +85,11 @@ export function createProtocolHooks (broker: BrokerInternals, store: Subscriptio
 
   return {
     gate,
+    handle,
     routeClientDeliveries,
+    noteEmptyClientId,
+    refuseEmptyPersistentId,
+    refuseSessionMarker,
     refuseReservedTopics,
     refuseSharedFilters,
     recordGranted: (sub: Subscription) => { granted.add(sub) }

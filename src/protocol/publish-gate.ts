@@ -6,17 +6,22 @@ import type { BrokerInternals } from './aedes-internals.js'
  * the publisher was told is safe. The gate reverses that: the QoS 1 publish runs to completion (retained stored,
  * queued for every persistent subscriber, committed, emitted) inside authorizePublish, and only then does aedes
  * send the PUBACK. aedes then calls publish() for the same packet object, which the gate turns into a no-op.
- * QoS 2 needs no change: aedes already publishes before it sends PUBREC.
+ * QoS 2 already publishes before PUBREC, but a copy resent before the first one is stored looks new to aedes and was
+ * delivered twice; the gate remembers each client's QoS 2 ids from PUBLISH to PUBREL and settles such a copy, so
+ * it is acknowledged and not published again [MQTT-4.3.3-2].
  */
 export interface PublishGate {
   /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
   settle: (packet: PublishPacket) => void
-  /** Publishes a client's QoS 1 message now, so the acknowledgement that follows is durable. */
+  /** Publishes a client's QoS 1 message now, so the acknowledgement that follows is durable; settles QoS 2 resends. */
   commit: (client: Client | null, packet: PublishPacket) => Promise<void>
+  /** Called when a QoS 2 message is released (PUBREL): its id may now carry a new message. */
+  released: (client: Client, messageId: number | undefined) => void
 }
 
 export function installPublishGate (broker: BrokerInternals): PublishGate {
   const settled = new WeakSet<object>()
+  const awaitingRelease = new WeakMap<Client, Set<number>>()
   const publish = broker.publish.bind(broker)
 
   broker.publish = (packet, client, done) => {
@@ -34,7 +39,17 @@ export function installPublishGate (broker: BrokerInternals): PublishGate {
 
   return {
     settle: packet => settled.add(packet),
+    released: (client, messageId) => {
+      if (messageId !== undefined) awaitingRelease.get(client)?.delete(messageId)
+    },
     commit: async (client, packet) => {
+      if (packet.qos === 2 && client !== null && packet.messageId !== undefined) {
+        let ids = awaitingRelease.get(client)
+        if (ids === undefined) awaitingRelease.set(client, ids = new Set())
+        if (ids.has(packet.messageId)) settled.add(packet)
+        else ids.add(packet.messageId)
+        return
+      }
       if (packet.qos !== 1) return
       await new Promise<void>((resolve, reject) => {
         publish(packet, client, err => err === undefined || err === null ? resolve() : reject(err))

@@ -29,7 +29,7 @@ describe('config loading', () => {
     expect(config.listeners.mqtt.port).toBe(1883)
     expect(config.listeners.ws.port).toBe(8083)
     expect(config.listeners.ws.path).toBe('/mqtt')
-    expect(config.admin).toEqual({ enabled: true, host: '127.0.0.1', port: 18083 })
+    expect(config.admin).toEqual({ enabled: true, host: '127.0.0.1', port: 18083, authToken: '', sysIntervalMs: 10_000 })
     expect(config.dataDir).toBe('./data')
     expect(Object.isFrozen(config.listeners.mqtt)).toBe(true)
   })
@@ -63,14 +63,14 @@ describe('config loading', () => {
 
   it('refuses an enabled TLS listener without certificate files, and unreadable files', async () => {
     const problems = await problemsOf({ flags: { 'listeners.mqtts.enabled': true, 'listeners.wss.enabled': true, 'listeners.wss.certFile': '/no/such.pem', 'listeners.wss.keyFile': '/no/key.pem' } })
-    expect(problems).toContain('listeners.mqtts.certFile: required when listeners.mqtts.enabled is true')
-    expect(problems).toContain('listeners.mqtts.keyFile: required when listeners.mqtts.enabled is true')
-    expect(problems).toContain('listeners.wss.certFile: cannot read file /no/such.pem')
+    expect(problems).toContain('listeners.mqtts.certFile: required when listeners.mqtts.enabled is true (from command line)')
+    expect(problems).toContain('listeners.mqtts.keyFile: required when listeners.mqtts.enabled is true (from command line)')
+    expect(problems).toContain('listeners.wss.certFile: cannot read file /no/such.pem (from command line)')
   })
 
   it('refuses two listeners on one port', async () => {
     const problems = await problemsOf({ flags: { 'listeners.ws.port': 1883 } })
-    expect(problems).toContain('listeners.ws.port: 1883 is already used by listeners.mqtt')
+    expect(problems).toContain('listeners.ws.port: 1883 (from command line) is already used by listeners.mqtt.port (from default)')
   })
 
   it('says which line of a broken YAML file is wrong', async () => {

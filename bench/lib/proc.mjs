@@ -1,0 +1,51 @@
+// Process statistics from /proc: CPU seconds (user + system, all threads) and resident memory of a pid.
+import fs from 'node:fs'
+import { execFileSync } from 'node:child_process'
+
+let clkTck = 100
+try { clkTck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100 } catch {}
+
+/** CPU seconds used so far by pid (utime + stime), or NaN if the process is gone. */
+export function cpuSeconds (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // comm may contain spaces: fields after the closing parenthesis start with field 3 (state).
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(rest[11]) + Number(rest[12])) / clkTck
+  } catch {
+    return NaN
+  }
+}
+
+/** { rssKB, hwmKB } from /proc/<pid>/status (VmRSS, VmHWM), or NaNs if the process is gone. */
+export function memory (pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status)
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status)
+    return { rssKB: rss ? Number(rss[1]) : NaN, hwmKB: hwm ? Number(hwm[1]) : NaN }
+  } catch {
+    return { rssKB: NaN, hwmKB: NaN }
+  }
+}
+
+export function rssMB (pid) { return memory(pid).rssKB / 1024 }
+
+/** Measures CPU of a pid and of this process over an interval: start() ... stop(). */
+export class CpuMeter {
+  constructor (pid) { this.pid = pid }
+  start () {
+    this.t0 = process.hrtime.bigint()
+    this.b0 = cpuSeconds(this.pid)
+    this.g0 = process.cpuUsage()
+  }
+
+  stop () {
+    const t1 = process.hrtime.bigint()
+    const wall = Number(t1 - this.t0) / 1e9
+    const b = cpuSeconds(this.pid) - this.b0
+    const g = process.cpuUsage(this.g0)
+    // windowUs: the interval on the monotonic clock, in µs (the clock of V8 .cpuprofile timestamps)
+    return { wallS: wall, brokerCpu: b / wall, genCpu: (g.user + g.system) / 1e6 / wall, windowUs: [Number(this.t0 / 1000n), Number(t1 / 1000n)] }
+  }
+}

@@ -1,0 +1,56 @@
+import type { Readable } from 'node:stream'
+import type { Aedes, Client } from 'aedes'
+import type { Logger } from '../log/logger.js'
+import type { BrokerMetrics, MetricsStore } from '../metrics/index.js'
+import { clientsOf } from '../metrics/snapshot.js'
+
+/** The store operations the admin API uses (src/store/index.ts). */
+export interface AdminStore extends MetricsStore {
+  purgeSession: (clientId: string) => Promise<boolean>
+  createRetainedStreamCombi: (patterns: string[]) => Readable
+}
+
+export interface ListenerInfo {
+  name: string
+  host: string
+  port: number
+  /** WebSocket listeners: the HTTP path of the MQTT endpoint. */
+  path?: string
+}
+
+/** Everything the admin routes read or act on. */
+export interface AdminDeps {
+  aedes: Aedes
+  store: AdminStore
+  metrics: BrokerMetrics
+  version: string
+  /** The bound listeners (their real ports). */
+  listeners: () => ListenerInfo[]
+  authRequired: boolean
+  sysIntervalMs: number
+  log: Logger
+}
+
+export function connectedClient (aedes: Aedes, clientId: string): Client | undefined {
+  const client = clientsOf(aedes)[clientId]
+  return client !== undefined && client.connected && !client.closed ? client : undefined
+}
+
+export function connectedClients (aedes: Aedes): Client[] {
+  return Object.values(clientsOf(aedes)).filter(c => c.connected && !c.closed)
+}
+
+/** Resolves once aedes has closed the client (its socket, its will, its deregistration). */
+export async function closeClient (client: Client): Promise<void> {
+  await new Promise<void>(resolve => client.close(() => resolve()))
+}
+
+/** The bound listeners as /api/info lists them (WebSocket ones with their path). */
+export function listenerInfo (listeners: ReadonlyArray<{ name: string, host: string, port: number }>, paths: { ws: { path: string }, wss: { path: string } }): ListenerInfo[] {
+  return listeners.map(l => ({
+    name: l.name,
+    host: l.host,
+    port: l.port,
+    ...(l.name === 'ws' || l.name === 'wss' ? { path: paths[l.name].path } : {})
+  }))
+}

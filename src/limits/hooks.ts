@@ -1,0 +1,242 @@
+import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
+import type { Writable } from 'node:stream'
+import type { Config } from '../config/schema.js'
+import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
+import type { ConnectionGuard } from '../listeners/listener.js'
+import { clientLogger } from '../log/client-log.js'
+import type { Logger } from '../log/logger.js'
+import { internals, type ClientInternals, type Deliver } from '../protocol/aedes-internals.js'
+import { connectViolation, type ConnectLimits } from './connect-rules.js'
+import { createConnectionGuard } from './connection-guard.js'
+import { newLimitCounters, type LimitCounters } from './counters.js'
+import { LogThrottle } from './log-throttle.js'
+import { OutboundWindow, STALL_GRACE_MS } from './outbound-window.js'
+import { PublishThrottle } from './rate.js'
+
+/**
+ * The limits' steps in aedes' hooks (chained by src/broker.ts), and the only limits code that touches aedes
+ * objects. The decisions themselves are in the pure modules next to this one; docs/security.md lists every limit
+ * with its default and what a client over it gets.
+ */
+export interface LimitHooks {
+  /** preConnect: remembers what CONNECT asked for (aedes does not keep the keepalive or the raw client id). */
+  recordConnect: ConnectStep
+  /** preConnect, after the delivery router: caps what may pile up behind a client that does not read. */
+  watchOutbound: ConnectStep
+  /** authenticate, first: client id and keepalive rules, CONNACK 2. */
+  checkConnect: AuthenticateStep
+  /** authorizePublish, first: holds a client over its publish rate (never drops). */
+  throttlePublish: PublishStep
+  /** authorizePublish: topic length and payload size, acknowledged and dropped. */
+  checkPublishSize: PublishStep
+  /** authorizeSubscribe: filter length, SUBACK 0x80. */
+  checkFilter: SubscribeStep
+  /** authorizeSubscribe, last: subscriptions per client, SUBACK 0x80. */
+  countSubscriptions: SubscribeStep
+  guard: ConnectionGuard
+  counters: LimitCounters
+}
+
+interface LimitClient extends ClientInternals {
+  connackSent: boolean
+  _keepaliveTimer: NodeJS.Timeout | null
+}
+
+export function createLimitHooks (broker: Aedes, config: Config, log: Logger): LimitHooks {
+  const limits = config.limits
+  const counters = newLimitCounters()
+  const throttle = new LogThrottle()
+  const connects = new WeakMap<Client, { clientId: string, keepalive: number }>()
+  const throttles = new WeakMap<Client, PublishThrottle>()
+  const pendingFilters = new WeakMap<Client, Set<string>>()
+  const connectLimits: ConnectLimits = {
+    maxClientIdLength: limits.maxClientIdLength,
+    clientIdPattern: limits.clientIdPattern === '' ? undefined : new RegExp(limits.clientIdPattern, 'u'),
+    minKeepaliveSeconds: limits.minKeepaliveSeconds,
+    maxKeepaliveSeconds: limits.maxKeepaliveSeconds
+  }
+  const warnClient = (client: Client, key: string, fields: Record<string, unknown>, msg: string): void => {
+    const suppressed = throttle.take(`${key}:${client.id ?? ''}`)
+    if (suppressed !== undefined) clientLogger(log, client).warn({ ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, msg)
+  }
+
+  // Filters granted by this step whose SUBACK has not gone out yet: the filters of one SUBSCRIBE are authorized
+  // together, before any of them reaches client.subscriptions.
+  broker.on('subscribe', (subs: Subscription[], client: Client) => {
+    const pending = pendingFilters.get(client)
+    if (pending !== undefined) for (const s of subs) pending.delete(s.topic)
+  })
+
+  const recordConnect: ConnectStep = (client, packet) => {
+    connects.set(client, { clientId: packet.clientId ?? '', keepalive: packet.keepalive ?? 0 })
+    return undefined
+  }
+
+  const watchOutbound: ConnectStep = (client) => {
+    if (limits.maxInflightMessages === 0) return undefined
+    const c = internals(client)
+    const window = new OutboundWindow(limits.maxInflightMessages)
+    const conn = client.conn as Writable
+    // Deliveries the broker is waiting for this client to take (see OutboundWindow for why they are let go).
+    const waiting = new Set<() => void>()
+    let stalled = false
+    let stallTimer: NodeJS.Timeout | undefined
+    const releaseAll = (): void => {
+      for (const done of waiting) setImmediate(done)
+      waiting.clear()
+    }
+    const write = conn.write.bind(conn) as (...args: unknown[]) => boolean
+    conn.write = ((...args: unknown[]) => {
+      const ok = write(...args)
+      if (!ok && stallTimer === undefined && !stalled) {
+        stallTimer = setTimeout(() => {
+          stallTimer = undefined
+          stalled = true
+          releaseAll()
+        }, STALL_GRACE_MS)
+        stallTimer.unref()
+      }
+      return ok
+    }) as Writable['write']
+    conn.on('drain', () => {
+      clearTimeout(stallTimer)
+      stallTimer = undefined
+      stalled = false
+      window.drained()
+    })
+    const wrap = (deliver: Deliver): Deliver => (packet, cb) => {
+      const verdict = window.deliver(stalled, packet.qos)
+      if (verdict === 'deliver') {
+        let called = false
+        const done = (): void => {
+          if (called) return
+          called = true
+          waiting.delete(done)
+          cb()
+        }
+        waiting.add(done)
+        deliver(packet, done)
+        if (stalled) releaseAll()
+        return
+      }
+      if (verdict === 'drop') {
+        counters.outboundDropped++
+        warnClient(client, 'outbound', { limit: 'limits.maxInflightMessages', waiting: window.waiting, topic: packet.topic }, 'message dropped for a client that is not reading')
+      } else if (!client.closed) {
+        counters.slowConsumersDisconnected++
+        clientLogger(log, client).warn({ limit: 'limits.maxInflightMessages', waiting: window.waiting }, 'disconnecting a client that is not reading')
+        client.emit('error', new Error(`limits.maxInflightMessages exceeded: ${window.waiting} messages waiting for a client that is not reading`))
+      }
+      setImmediate(cb)
+    }
+    c.deliver0 = wrap(c.deliver0)
+    c.deliverQoS = wrap(c.deliverQoS)
+    return undefined
+  }
+
+  const checkConnect: AuthenticateStep = (client) => {
+    const asked = connects.get(client)
+    if (asked === undefined) return undefined
+    const violation = connectViolation(connectLimits, asked.clientId, asked.keepalive)
+    if (violation === undefined) return undefined
+    counters.connectRefused++
+    warnClient(client, violation.limit, { ...violation, returnCode: 2 }, 'connection refused over limit')
+    return 2
+  }
+
+  const throttlePublish: PublishStep = async (client, packet) => {
+    if (client === null || internals(client).will === packet) return undefined
+    if (limits.publishRateMessagesPerSecond === 0 && limits.publishRateBytesPerSecond === 0) return undefined
+    let t = throttles.get(client)
+    if (t === undefined) {
+      t = new PublishThrottle(limits.publishRateMessagesPerSecond, limits.publishRateBytesPerSecond)
+      throttles.set(client, t)
+    }
+    const { delayMs, limit } = t.reserve(Date.now(), sizeOf(packet))
+    if (delayMs <= 0) return undefined
+    counters.publishDelays++
+    warnClient(client, limit, { limit, delayMs: Math.round(delayMs) }, 'publish rate over limit, pausing the client')
+    // While this publish waits, aedes reads nothing more from the client: the socket is paused by backpressure.
+    await holdKeepingAlive(client as LimitClient, delayMs)
+    return undefined
+  }
+
+  const checkPublishSize: PublishStep = (_client, packet) => {
+    const topicBytes = Buffer.byteLength(packet.topic)
+    if (topicBytes > limits.maxTopicLength) {
+      counters.publishesDropped++
+      return { drop: 'too-large', detail: `limits.maxTopicLength: topic is ${topicBytes} bytes, over ${limits.maxTopicLength}` }
+    }
+    const bytes = payloadBytes(packet)
+    if (bytes > limits.maxPayloadBytes) {
+      counters.publishesDropped++
+      return { drop: 'too-large', detail: `limits.maxPayloadBytes: payload is ${bytes} bytes, over ${limits.maxPayloadBytes}` }
+    }
+    return undefined
+  }
+
+  const checkFilter: SubscribeStep = (client, sub) => {
+    const bytes = Buffer.byteLength(sub.topic)
+    if (bytes <= limits.maxTopicLength) return true
+    counters.subscriptionsRefused++
+    warnClient(client, 'filter', { limit: 'limits.maxTopicLength', bytes }, 'subscription refused over limit')
+    return false
+  }
+
+  const countSubscriptions: SubscribeStep = (client, sub) => {
+    const c = client as LimitClient
+    // A restored session's filters were admitted when they were first subscribed.
+    if (limits.maxSubscriptionsPerClient === 0 || !c.connackSent) return true
+    if (sub.topic in c.subscriptions) return true
+    let pending = pendingFilters.get(client)
+    if (pending === undefined) {
+      pending = new Set()
+      pendingFilters.set(client, pending)
+    }
+    if (pending.has(sub.topic)) return true
+    let held = Object.keys(c.subscriptions).length
+    for (const f of pending) if (!(f in c.subscriptions)) held++
+    if (held < limits.maxSubscriptionsPerClient) {
+      pending.add(sub.topic)
+      return true
+    }
+    counters.subscriptionsRefused++
+    warnClient(client, 'subscriptions', { limit: 'limits.maxSubscriptionsPerClient', topic: sub.topic, held }, 'subscription refused over limit')
+    return false
+  }
+
+  return {
+    recordConnect,
+    watchOutbound,
+    checkConnect,
+    throttlePublish,
+    checkPublishSize,
+    checkFilter,
+    countSubscriptions,
+    guard: createConnectionGuard(config, log, counters),
+    counters
+  }
+}
+
+function payloadBytes (packet: PublishPacket): number {
+  const p = packet.payload as Buffer | string | undefined
+  return p === undefined ? 0 : typeof p === 'string' ? Buffer.byteLength(p) : p.length
+}
+
+function sizeOf (packet: PublishPacket): number {
+  return Buffer.byteLength(packet.topic) + payloadBytes(packet)
+}
+
+/**
+ * Waits `ms`, refreshing the client's keepalive timer meanwhile: its PINGREQs sit unread behind the held
+ * publish, and the client must not be timed out for the broker's own pause.
+ */
+async function holdKeepingAlive (client: LimitClient, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while (!client.closed) {
+    const left = end - Date.now()
+    if (left <= 0) return
+    await new Promise(resolve => setTimeout(resolve, Math.min(left, 1000)))
+    client._keepaliveTimer?.refresh()
+  }
+}

@@ -1,0 +1,25 @@
+import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
+import { tagConnection, type ConnectionInfo } from './connection-info.js'
+import { guardFrames } from './frame-guard.js'
+import type { ConnectionGuard, ListenerName } from './listener.js'
+
+/** At accept, before TLS or HTTP: asks the guard, closes a refused socket at once; false when it was refused. */
+export function admitSocket (guard: ConnectionGuard | undefined, listener: ListenerName, socket: Socket): boolean {
+  if (guard === undefined) return true
+  const release = guard.admit(listener, socket)
+  if (release === undefined) {
+    socket.destroy()
+    return false
+  }
+  socket.once('close', release)
+  return true
+}
+
+/** Just before the stream goes to aedes: records where it came from and puts the frame guard on it. */
+export function prepareStream (guard: ConnectionGuard | undefined, stream: Readable, info: ConnectionInfo): void {
+  tagConnection(stream, info)
+  if (guard !== undefined && guard.maxPacketBytes > 0) {
+    guardFrames(stream, guard.maxPacketBytes, v => guard.refused(info.listener, info.remoteAddress, v))
+  }
+}

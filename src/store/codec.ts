@@ -1,0 +1,123 @@
+/**
+ * Value codec: [version:u8][header length:u32be][header JSON][payload bytes].
+ *
+ * The payload stays raw bytes after the header, so it round-trips byte-exact and a loader can read the header
+ * (topic, qos, ids, enqueue time) without touching the payload. JSON keeps the header debuggable with any
+ * LevelDB tool; keys whose value is `undefined` are listed in `u` because the aedes abstract suite compares
+ * packets key by key. Buffers nested in the header (MQTT 5 correlation data) use Buffer's JSON form.
+ */
+
+const CODEC_VERSION = 1
+const HEAD = 5
+
+const PAYLOAD_BUFFER = 1
+const PAYLOAD_STRING = 2
+
+interface Header {
+  f: Record<string, unknown>
+  m?: Record<string, unknown>
+  p?: number
+  u?: string[]
+}
+
+export class UndecodableValueError extends Error {
+  constructor (reason: string) {
+    super(`undecodable value: ${reason}`)
+    this.name = 'UndecodableValueError'
+  }
+}
+
+export interface DecodedRecord {
+  fields: Record<string, unknown>
+  meta: Record<string, unknown> | undefined
+}
+
+export interface DecodedHead extends DecodedRecord {
+  payloadBytes: number
+}
+
+export function encodeRecord (record: Record<string, unknown>, meta?: Record<string, unknown>): Buffer {
+  const fields: Record<string, unknown> = {}
+  let undef: string[] | undefined
+  let payload: Buffer | undefined
+  let payloadKind = 0
+  for (const key of Object.keys(record)) {
+    const value = record[key]
+    if (value === undefined) {
+      (undef ??= []).push(key)
+    } else if (key === 'payload' && typeof value === 'string') {
+      payload = Buffer.from(value, 'utf8')
+      payloadKind = PAYLOAD_STRING
+    } else if (key === 'payload' && value instanceof Uint8Array) {
+      payload = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+      payloadKind = PAYLOAD_BUFFER
+    } else {
+      fields[key] = value
+    }
+  }
+  const header: Header = { f: fields }
+  if (meta !== undefined) header.m = meta
+  if (payloadKind !== 0) header.p = payloadKind
+  if (undef !== undefined) header.u = undef
+  const json = Buffer.from(JSON.stringify(header), 'utf8')
+  const out = Buffer.allocUnsafe(HEAD + json.length + (payload?.length ?? 0))
+  out[0] = CODEC_VERSION
+  out.writeUInt32BE(json.length, 1)
+  json.copy(out, HEAD)
+  if (payload !== undefined) payload.copy(out, HEAD + json.length)
+  return out
+}
+
+function reviveBuffers (_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' &&
+    Array.isArray((value as { data?: unknown }).data)) {
+    return Buffer.from((value as { data: number[] }).data)
+  }
+  return value
+}
+
+function readHeader (buf: Buffer): { header: Header, payloadStart: number } {
+  if (!Buffer.isBuffer(buf) || buf.length < HEAD) throw new UndecodableValueError('too short')
+  if (buf[0] !== CODEC_VERSION) throw new UndecodableValueError(`unknown codec version ${buf[0]}`)
+  const length = buf.readUInt32BE(1)
+  const payloadStart = HEAD + length
+  if (payloadStart > buf.length) throw new UndecodableValueError('header longer than value')
+  const text = buf.toString('utf8', HEAD, payloadStart)
+  let header: Header
+  try {
+    header = JSON.parse(text, text.includes('"Buffer"') ? reviveBuffers : undefined) as Header
+  } catch (err) {
+    throw new UndecodableValueError(`bad header JSON (${(err as Error).message})`)
+  }
+  if (header === null || typeof header !== 'object' || header.f === null || typeof header.f !== 'object') {
+    throw new UndecodableValueError('header has no fields')
+  }
+  return { header, payloadStart }
+}
+
+function withUndefined (header: Header): Record<string, unknown> {
+  const fields = header.f
+  if (header.u !== undefined) {
+    for (const key of header.u) fields[key] = undefined
+  }
+  return fields
+}
+
+export function decodeRecord (buf: Buffer): DecodedRecord {
+  const { header, payloadStart } = readHeader(buf)
+  const fields = withUndefined(header)
+  if (header.p === PAYLOAD_BUFFER) {
+    fields.payload = buf.subarray(payloadStart)
+  } else if (header.p === PAYLOAD_STRING) {
+    fields.payload = buf.toString('utf8', payloadStart)
+  } else if (header.p !== undefined) {
+    throw new UndecodableValueError(`unknown payload kind ${String(header.p)}`)
+  }
+  return { fields, meta: header.m }
+}
+
+/** The header only: what the loader needs to index a queued message without copying its payload. */
+export function decodeHead (buf: Buffer): DecodedHead {
+  const { header, payloadStart } = readHeader(buf)
+  return { fields: withUndefined(header), meta: header.m, payloadBytes: buf.length - payloadStart }
+}

@@ -1,0 +1,101 @@
+import { encodeClientId, incomingKey } from './layout.js'
+import type { WriteOp } from './write-queue.js'
+
+interface IncomingRecord {
+  packet: Record<string, unknown>
+  /** false for clean-session clients: their QoS 2 state dies with the connection, so it never touches disk. */
+  onDisk: boolean
+}
+
+/**
+ * Inbound QoS 2 packets awaiting PUBREL, all in memory so incomingGetPacket (called for every QoS 2 PUBLISH and
+ * PUBREL) never reads LevelDB. Persistent clients' records are also on disk; clean clients' are not.
+ */
+export class IncomingIndex {
+  readonly #byClient = new Map<string, Map<number, IncomingRecord>>()
+
+  load (clientId: string, messageId: number, packet: Record<string, unknown>): void {
+    this.#set(clientId, messageId, { packet, onDisk: true })
+  }
+
+  get (clientId: string, messageId: number): Record<string, unknown> | undefined {
+    const record = this.#byClient.get(clientId)?.get(messageId)
+    return record === undefined ? undefined : { ...record.packet }
+  }
+
+  /**
+   * Records the packet; `value` is its encoding for disk, undefined for a clean client. Returns the write to stage
+   * and how to revert the memory change if that write fails.
+   */
+  store (clientId: string, messageId: number, packet: Record<string, unknown>, value: Buffer | undefined): { ops: WriteOp[], undo: () => void } {
+    const previous = this.#byClient.get(clientId)?.get(messageId)
+    const record: IncomingRecord = { packet, onDisk: value !== undefined }
+    this.#set(clientId, messageId, record)
+    const undo = (): void => {
+      if (this.#byClient.get(clientId)?.get(messageId) !== record) return
+      if (previous === undefined) this.#delete(clientId, messageId)
+      else this.#set(clientId, messageId, previous)
+    }
+    const ops: WriteOp[] = []
+    if (value !== undefined) ops.push({ type: 'put', key: incomingKey(encodeClientId(clientId), messageId), value })
+    else if (previous?.onDisk === true) ops.push({ type: 'del', key: incomingKey(encodeClientId(clientId), messageId) })
+    return { ops, undo }
+  }
+
+  /** Removes one record; undefined if there was none, else the delete to commit (none if it was memory only). */
+  delete (clientId: string, messageId: number): WriteOp[] | undefined {
+    const record = this.#byClient.get(clientId)?.get(messageId)
+    if (record === undefined) return undefined
+    this.#delete(clientId, messageId)
+    return record.onDisk ? [{ type: 'del', key: incomingKey(encodeClientId(clientId), messageId) }] : []
+  }
+
+  /** Removes every record of exactly this client id; returns the deletes for the ones on disk. */
+  clean (clientId: string): WriteOp[] {
+    const records = this.#byClient.get(clientId)
+    if (records === undefined) return []
+    this.#byClient.delete(clientId)
+    const enc = encodeClientId(clientId)
+    const ops: WriteOp[] = []
+    for (const [messageId, record] of records) {
+      if (record.onDisk) ops.push({ type: 'del', key: incomingKey(enc, messageId) })
+    }
+    return ops
+  }
+
+  onDiskCount (clientId: string): number {
+    let count = 0
+    for (const record of this.#byClient.get(clientId)?.values() ?? []) {
+      if (record.onDisk) count++
+    }
+    return count
+  }
+
+  /** Client ids with at least one record on disk (those are persistent sessions). */
+  * persistentClientIds (): Generator<string> {
+    for (const [clientId, records] of this.#byClient) {
+      for (const record of records.values()) {
+        if (record.onDisk) {
+          yield clientId
+          break
+        }
+      }
+    }
+  }
+
+  #set (clientId: string, messageId: number, record: IncomingRecord): void {
+    let records = this.#byClient.get(clientId)
+    if (records === undefined) {
+      records = new Map()
+      this.#byClient.set(clientId, records)
+    }
+    records.set(messageId, record)
+  }
+
+  #delete (clientId: string, messageId: number): void {
+    const records = this.#byClient.get(clientId)
+    if (records === undefined) return
+    records.delete(messageId)
+    if (records.size === 0) this.#byClient.delete(clientId)
+  }
+}

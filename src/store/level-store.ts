@@ -1,0 +1,313 @@
+import { Readable } from 'node:stream'
+import { encodeRecord } from './codec.js'
+import { IncomingIndex } from './incoming-index.js'
+import { encodeClientId, PREFIX, subscriptionKey, willKey } from './layout.js'
+import { loadAll } from './load.js'
+import type { StoreDb } from './open.js'
+import { Outbox } from './outbox.js'
+import { packetRecord, plainCopy } from './packets.js'
+import { DropReporter } from './queue-limits.js'
+import { ValueReader } from './reader.js'
+import { RetainedStore } from './retained-store.js'
+import { SessionRecords } from './session-records.js'
+import { SubscriptionIndex } from './subscription-index.js'
+import type {
+  BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
+} from './types.js'
+import { WriteQueue, type WriteOp } from './write-queue.js'
+
+/**
+ * Culex's aedes-persistence 11 implementation on LevelDB. Every index lives in memory (loaded at open); LevelDB
+ * holds the payloads and is the truth after a restart. Use `openStore` (index.ts) to get one.
+ */
+export class LevelStore {
+  readonly #db: StoreDb
+  readonly #dir: string
+  readonly #queue: WriteQueue
+  readonly #drops: DropReporter
+  readonly #subs = new SubscriptionIndex()
+  readonly #retained: RetainedStore
+  readonly #incoming = new IncomingIndex()
+  readonly #wills = new Map<string, Record<string, unknown>>()
+  readonly #outbox: Outbox
+  readonly #sessions = new SessionRecords()
+  #broker: BrokerRef | undefined
+  #closing: Promise<void> | undefined
+
+  constructor (db: StoreDb, opts: StoreOptions) {
+    this.#db = db
+    this.#dir = opts.dir
+    this.#queue = new WriteQueue({
+      db,
+      dir: opts.dir,
+      sync: opts.sync,
+      logger: opts.logger,
+      tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained)
+    })
+    this.#drops = new DropReporter(opts.logger, opts.onDrop)
+    const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue), limits: opts.limits, drops: this.#drops, logger: opts.logger }
+    this.#outbox = new Outbox(deps)
+    this.#retained = new RetainedStore(deps)
+  }
+
+  /** Fills the in-memory indexes from disk; called once by openStore. */
+  async load (): Promise<void> {
+    await loadAll(this.#db, this.#dir, {
+      subscription: (clientId, filter, record) => this.#subs.load(clientId, filter, record),
+      outgoing: (clientId, seq, key, head) => this.#outbox.load(clientId, seq, key, head),
+      incoming: (clientId, messageId, packet) => this.#incoming.load(clientId, messageId, packet),
+      will: (clientId, packet) => this.#wills.set(clientId, packet),
+      retained: (topic) => this.#retained.load(topic),
+      session: (clientId, fields) => this.#sessions.load(clientId, fields)
+    })
+  }
+
+  get broker (): BrokerRef | undefined {
+    return this.#broker
+  }
+
+  get dir (): string {
+    return this.#dir
+  }
+
+  async setup (broker: BrokerRef): Promise<void> {
+    this.#broker = broker
+    // with a fixed broker id the counter restarts at 0; new messages must not reuse the ids of queued ones
+    const highest = this.#outbox.maxCounter(broker.id)
+    if (broker.counter < highest) broker.counter = highest
+  }
+
+  // retained ------------------------------------------------------------------------------------------------------
+
+  /** Staged: resolves once queued (reads see it at once); durable with the next committed op (see docs/store.md). */
+  async storeRetained (packet: PacketLike): Promise<void> {
+    this.#retained.store(packet)
+  }
+
+  createRetainedStreamCombi (patterns: string[]): Readable {
+    return this.#retained.stream(patterns)
+  }
+
+  createRetainedStream (pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern])
+  }
+
+  // subscriptions -------------------------------------------------------------------------------------------------
+
+  async addSubscriptions (client: ClientRef, subs: SubscriptionInput[]): Promise<void> {
+    const change = this.#subs.add(client.id, subs)
+    const enc = encodeClientId(client.id)
+    const ops: WriteOp[] = []
+    for (const [filter, record] of change.puts) ops.push({ type: 'put', key: subscriptionKey(enc, filter), value: encodeRecord({ ...record }) })
+    for (const filter of change.dels) ops.push({ type: 'del', key: subscriptionKey(enc, filter) })
+    await this.#queue.commit(ops, change.undo)
+  }
+
+  async removeSubscriptions (client: ClientRef, filters: string[]): Promise<void> {
+    const { removed, undo } = this.#subs.remove(client.id, filters)
+    const enc = encodeClientId(client.id)
+    await this.#queue.commit(removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) })), undo)
+  }
+
+  async subscriptionsByClient (client: ClientRef): Promise<Array<SubscriptionRecord & { topic: string }>> {
+    return this.#subs.byClient(client.id)
+  }
+
+  /** From memory; `$` topics never match wildcard-first filters and `$share/…` filters never match. */
+  async subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
+    return this.#subs.match(topic)
+  }
+
+  async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
+    return this.#subs.countOffline()
+  }
+
+  /**
+   * aedes calls this on a clean-session CONNECT only. The old session's queue goes too ([MQTT-3.1.2-6]):
+   * otherwise aedes would replay it to the new clean session.
+   */
+  async cleanSubscriptions (client: ClientRef): Promise<void> {
+    const { removed, undo } = this.#subs.clean(client.id)
+    const enc = encodeClientId(client.id)
+    const ops: WriteOp[] = removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) }))
+    ops.push(...this.#outbox.purge(client.id), ...this.#sessions.remove(client.id))
+    await this.#queue.commit(ops, undo)
+  }
+
+  // outgoing ------------------------------------------------------------------------------------------------------
+
+  async outgoingEnqueue (sub: { clientId: string, qos?: number }, packet: PacketLike): Promise<void> {
+    await this.#outbox.enqueue([sub], packet)
+  }
+
+  /** Also the durability barrier for staged writes: resolves only after a commit, even with no subscriptions. */
+  async outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+    await this.#outbox.enqueue(subs, packet)
+  }
+
+  async outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
+    await this.#outbox.update(client, packet)
+  }
+
+  async outgoingClearMessageId (client: ClientRef, packet: PacketLike | number): Promise<Record<string, unknown> | undefined> {
+    return await this.#outbox.clear(client, packet)
+  }
+
+  outgoingStream (client: ClientRef): Readable {
+    return this.#outbox.stream(client)
+  }
+
+  // incoming QoS 2 ------------------------------------------------------------------------------------------------
+
+  /** Staged for persistent clients (committed with the enqueue of the same publish); memory only for clean ones. */
+  async incomingStorePacket (client: ClientRef, packet: PacketLike): Promise<void> {
+    const messageId = Number(packet.messageId)
+    const record = packetRecord(packet, {})
+    const value = client.clean === true ? undefined : encodeRecord(record)
+    const { ops, undo } = this.#incoming.store(client.id, messageId, record, value)
+    if (ops.length > 0) this.#queue.stage(ops, undo)
+  }
+
+  async incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {
+    const found = this.#incoming.get(client.id, Number(packet.messageId))
+    if (found === undefined) throw new Error('no such packet')
+    return found
+  }
+
+  async incomingDelPacket (client: ClientRef, packet: PacketLike): Promise<void> {
+    const ops = this.#incoming.delete(client.id, Number(packet.messageId))
+    if (ops === undefined) throw new Error('no such packet')
+    if (ops.length > 0) await this.#queue.commit(ops)
+  }
+
+  async cleanIncoming (client: ClientRef): Promise<void> {
+    const ops = this.#incoming.clean(client.id)
+    if (ops.length > 0) await this.#queue.commit(ops)
+  }
+
+  // wills ---------------------------------------------------------------------------------------------------------
+
+  async putWill (client: ClientRef, packet: PacketLike): Promise<void> {
+    packet.brokerId = this.#broker?.id
+    packet.clientId = client.id
+    const record = plainCopy(packet)
+    const previous = this.#wills.get(client.id)
+    this.#wills.set(client.id, record)
+    await this.#queue.commit([{ type: 'put', key: willKey(encodeClientId(client.id)), value: encodeRecord(record) }], () => {
+      if (this.#wills.get(client.id) !== record) return
+      if (previous === undefined) this.#wills.delete(client.id)
+      else this.#wills.set(client.id, previous)
+    })
+  }
+
+  async getWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
+    const will = this.#wills.get(client.id)
+    return will === undefined ? undefined : { ...will }
+  }
+
+  /**
+   * With a brokerId (aedes' dead-broker cleanup), only a will written by that broker is removed: the client may
+   * have reconnected since and stored a new one.
+   */
+  async delWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
+    const will = this.#wills.get(client.id)
+    if (will === undefined) return undefined
+    if (client.brokerId !== undefined && will.brokerId !== client.brokerId) return undefined
+    this.#wills.delete(client.id)
+    await this.#queue.commit([{ type: 'del', key: willKey(encodeClientId(client.id)) }], () => {
+      if (!this.#wills.has(client.id)) this.#wills.set(client.id, will)
+    })
+    return { ...will }
+  }
+
+  /** Wills of brokers not in `brokers` (aedes passes the live ones with their last heartbeat). */
+  streamWill (brokers: Record<string, unknown> = {}): Readable {
+    const wills: Array<Record<string, unknown>> = []
+    for (const will of this.#wills.values()) {
+      if (!brokers[String(will.brokerId)]) wills.push({ ...will })
+    }
+    return Readable.from(wills, { objectMode: true })
+  }
+
+  getClientList (filter: string): Readable {
+    return Readable.from(this.#subs.clientsWith(filter), { objectMode: true })
+  }
+
+  // Culex extras --------------------------------------------------------------------------------------------------
+
+  /** Resolves once every write queued so far is on disk. */
+  barrier (): Promise<void> {
+    return this.#queue.barrier()
+  }
+
+  stats (): StoreStats {
+    const totals = this.#outbox.totals()
+    return {
+      sessions: this.#sessionIds().size,
+      queuedMessages: totals.messages,
+      queuedBytes: totals.bytes,
+      retained: this.#retained.count,
+      subscriptions: this.#subs.count,
+      writeBatches: this.#queue.batches,
+      droppedMessages: this.#drops.dropped
+    }
+  }
+
+  async sessionInfo (clientId: string): Promise<SessionInfo | undefined> {
+    const subscriptions = this.#subs.byClient(clientId).map(({ topic, qos }) => ({ topic, qos }))
+    const queue = this.#outbox.info(clientId)
+    const record = this.#sessions.get(clientId)
+    if (record === undefined && subscriptions.length === 0 && queue === undefined && this.#incoming.onDiskCount(clientId) === 0) return undefined
+    return { clientId, subscriptions, queued: 0, inflight: 0, queuedBytes: 0, ...queue, ...record }
+  }
+
+  /** Whether a persistent session exists for this id, even with no subscriptions or messages [MQTT-3.2.2-2]. */
+  hasSession (clientId: string): boolean {
+    return this.#sessions.has(clientId)
+  }
+
+  /** Records that a persistent (clean=false) client connected or disconnected; staged like other session state. */
+  sessionConnected (clientId: string, connected: boolean, at = Date.now()): void {
+    const ops = connected ? this.#sessions.connected(clientId, at) : this.#sessions.disconnected(clientId, at)
+    if (ops.length > 0 && !this.#queue.closed) this.#queue.stage(ops)
+  }
+
+  /** Persistent sessions whose client has been disconnected for longer than `idleMs`. */
+  idleSessions (idleMs: number, now = Date.now()): string[] {
+    return this.#sessions.idleLongerThan(idleMs, now)
+  }
+
+  async listSessions (): Promise<string[]> {
+    return [...this.#sessionIds()].sort()
+  }
+
+  /** Deletes a session's subscriptions, queue and inbound QoS 2 state. Disconnect the client first. */
+  async purgeSession (clientId: string): Promise<boolean> {
+    const existed = this.#sessionIds().has(clientId)
+    const { removed, undo } = this.#subs.clean(clientId)
+    const enc = encodeClientId(clientId)
+    const ops: WriteOp[] = removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) }))
+    ops.push(...this.#outbox.purge(clientId), ...this.#incoming.clean(clientId), ...this.#sessions.remove(clientId))
+    await this.#queue.commit(ops, undo)
+    return existed
+  }
+
+  /** Flushes pending writes and closes the database; safe to call twice. */
+  close (): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#queue.close()
+      this.#drops.close()
+      await this.#db.close()
+    })()
+    return this.#closing
+  }
+
+  /** What the aedes abstract suite calls; the data stays on disk. */
+  async destroy (): Promise<void> {
+    await this.close()
+  }
+
+  #sessionIds (): Set<string> {
+    return new Set([...this.#sessions.ids(), ...this.#subs.clientIds(), ...this.#outbox.clientIds(), ...this.#incoming.persistentClientIds()])
+  }
+}

@@ -1,0 +1,89 @@
+import { decodeHead, decodeRecord, type DecodedHead } from './codec.js'
+import { decodeClientId, parseNumberedKey, PREFIX, prefixRange, splitClientKey } from './layout.js'
+import { corruptError, isLevelCorruption, openError, type StoreDb } from './open.js'
+import type { SubscriptionRecord } from './types.js'
+
+/** Where the loader puts what it reads. */
+export interface LoadSink {
+  subscription: (clientId: string, filter: string, record: SubscriptionRecord) => void
+  outgoing: (clientId: string, seq: number, key: string, head: DecodedHead) => void
+  incoming: (clientId: string, messageId: number, packet: Record<string, unknown>) => void
+  will: (clientId: string, packet: Record<string, unknown>) => void
+  retained: (topic: string) => void
+  session: (clientId: string, fields: Record<string, unknown>) => void
+}
+
+const CHUNK = 1000
+
+/** Iterates one key prefix in key order, mapping LevelDB and decode failures to ERR_STORE_CORRUPT. */
+export async function scan (db: StoreDb, dir: string, prefix: string, values: boolean,
+  visit: (key: string, value: Buffer | undefined) => void): Promise<void> {
+  const it = db.iterator({ ...prefixRange(prefix), keys: true, values })
+  try {
+    while (true) {
+      const entries = await it.nextv(CHUNK)
+      if (entries.length === 0) break
+      for (const [key, value] of entries) {
+        try {
+          visit(key, value)
+        } catch (err) {
+          throw corruptError(dir, `key ${JSON.stringify(key)}: ${(err as Error).message}`, err)
+        }
+      }
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_STORE_CORRUPT') throw err
+    throw isLevelCorruption(err) ? corruptError(dir, (err as Error).message, err) : openError(dir, err)
+  } finally {
+    await it.close()
+  }
+}
+
+function malformed (): Error {
+  return new Error('malformed key')
+}
+
+function need<T> (value: T | undefined): T {
+  if (value === undefined) throw malformed()
+  return value
+}
+
+function needValue (value: Buffer | undefined): Buffer {
+  if (value === undefined) throw new Error('missing value')
+  return value
+}
+
+function subscriptionRecord (fields: Record<string, unknown>): SubscriptionRecord {
+  const qos = fields.qos
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw new Error(`invalid subscription qos ${String(qos)}`)
+  return fields as unknown as SubscriptionRecord
+}
+
+/** Rebuilds every in-memory index from disk: run once per open, before the broker starts. */
+export async function loadAll (db: StoreDb, dir: string, sink: LoadSink): Promise<void> {
+  await scan(db, dir, PREFIX.subscription, true, (key, value) => {
+    const parts = need(splitClientKey(key))
+    sink.subscription(parts.clientId, parts.rest, subscriptionRecord(decodeRecord(needValue(value)).fields))
+  })
+  await scan(db, dir, PREFIX.outgoing, true, (key, value) => {
+    const parts = need(parseNumberedKey(key, 16))
+    sink.outgoing(parts.clientId, parts.n, key, decodeHead(needValue(value)))
+  })
+  await scan(db, dir, PREFIX.incoming, true, (key, value) => {
+    const parts = need(parseNumberedKey(key, 5))
+    sink.incoming(parts.clientId, parts.n, decodeRecord(needValue(value)).fields)
+  })
+  await scan(db, dir, PREFIX.will, true, (key, value) => {
+    const enc = key.slice(PREFIX.will.length)
+    if (enc.includes('!')) throw malformed()
+    sink.will(decodeClientId(enc), decodeRecord(needValue(value)).fields)
+  })
+  await scan(db, dir, PREFIX.retained, false, (key) => {
+    sink.retained(key.slice(PREFIX.retained.length))
+  })
+  await scan(db, dir, PREFIX.session, true, (key, value) => {
+    const enc = key.slice(PREFIX.session.length)
+    if (enc.includes('!')) throw malformed()
+    sink.session(decodeClientId(enc), decodeRecord(needValue(value)).fields)
+  })
+}

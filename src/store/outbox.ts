@@ -1,0 +1,287 @@
+import { Readable } from 'node:stream'
+import type { Logger } from '../log/logger.js'
+import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
+import { encodeClientId, outgoingKey } from './layout.js'
+import { ClientQueue, type QueueEntry } from './outgoing-index.js'
+import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
+import { admit, type DropReporter } from './queue-limits.js'
+import { outputPacket, replay } from './outgoing-replay.js'
+import type { ValueReader } from './reader.js'
+import type { ClientRef, PacketLike, StoreLimits } from './types.js'
+import type { WriteOp, WriteQueue } from './write-queue.js'
+
+export interface OutboxDeps {
+  queue: WriteQueue
+  reader: ValueReader
+  limits: StoreLimits
+  drops: DropReporter
+  logger: Logger
+}
+
+export interface EnqueueTarget {
+  clientId: string
+  qos?: number
+  rap?: boolean
+}
+
+function noSuchPacket (): Error {
+  return new Error('no such packet')
+}
+
+/** The per-session outgoing queues: enqueue, messageId assignment, acknowledgement and replay. */
+export class Outbox {
+  readonly #deps: OutboxDeps
+  readonly #queues = new Map<string, ClientQueue>()
+  /** Connection tokens: an entry sent on another client object (an earlier connection) is replayed with DUP. */
+  readonly #tokens = new WeakMap<object, number>()
+  #nextToken = 1
+  #seq = 1
+
+  constructor (deps: OutboxDeps) {
+    this.#deps = deps
+  }
+
+  clientIds (): IterableIterator<string> {
+    return this.#queues.keys()
+  }
+
+  /** Indexes one stored entry at open; keys arrive in order, so queues are rebuilt in FIFO order. */
+  load (clientId: string, seq: number, key: string, head: DecodedHead): void {
+    const f = head.fields
+    const meta = head.meta ?? {}
+    const entry: QueueEntry = {
+      seq,
+      key,
+      cmd: f.cmd === 'pubrel' ? 'pubrel' : 'publish',
+      brokerId: typeof f.brokerId === 'string' ? f.brokerId : undefined,
+      brokerCounter: typeof f.brokerCounter === 'number' ? f.brokerCounter : undefined,
+      messageId: typeof f.messageId === 'number' ? f.messageId : undefined,
+      qos: typeof f.qos === 'number' ? f.qos : 1,
+      bytes: head.payloadBytes,
+      enqueuedAt: typeof meta.t === 'number' ? meta.t : 0,
+      sentOn: undefined,
+      inflight: undefined,
+      removed: false
+    }
+    this.#queueFor(clientId).add(entry)
+    if (seq >= this.#seq) this.#seq = seq + 1
+  }
+
+  /**
+   * One entry per distinct client, whatever number of its filters matched, at the highest QoS those filters
+   * granted (capped by the publish QoS). Resolves once committed, together with any write staged before it.
+   */
+  enqueue (targets: EnqueueTarget[], packet: PacketLike): Promise<void> {
+    const limits = this.#deps.limits
+    const packetQos = packet.qos ?? 0
+    if (packetQos === 0 && !limits.queueQos0) return this.#deps.queue.commit([])
+    const perClient = new Map<string, { cap: number, rap: boolean }>()
+    for (const target of targets) {
+      if (typeof target?.clientId !== 'string') continue
+      // a bare { clientId } (aedes' Client#publish) carries no granted QoS and caps nothing
+      const cap = typeof target.qos === 'number' ? target.qos : 2
+      const seen = perClient.get(target.clientId)
+      if (seen === undefined) {
+        perClient.set(target.clientId, { cap, rap: target.rap === true })
+      } else {
+        seen.cap = Math.max(seen.cap, cap)
+        seen.rap ||= target.rap === true
+      }
+    }
+    const now = Date.now()
+    const bytes = payloadBytes(payloadOf(packet))
+    const ops: WriteOp[] = []
+    const added: Array<[ClientQueue, QueueEntry]> = []
+    const evicted: Array<[ClientQueue, QueueEntry]> = []
+    const encoded = new Map<string, Buffer>()
+    for (const [clientId, { cap, rap }] of perClient) {
+      const qos = Math.min(packetQos, cap)
+      if (qos === 0 && !limits.queueQos0) continue
+      const queue = this.#queueFor(clientId)
+      if (packet.brokerId != null && packet.brokerCounter !== undefined &&
+        queue.byCounter(packet.brokerId, packet.brokerCounter) !== undefined) continue
+      const admission = admit(queue, bytes, limits)
+      if (!admission.accept) {
+        this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
+        if (queue.size === 0) this.#queues.delete(clientId)
+        continue
+      }
+      for (const entry of admission.evict) {
+        queue.remove(entry)
+        evicted.push([queue, entry])
+        ops.push({ type: 'del', key: entry.key })
+      }
+      // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
+      const retain = rap && packet.retain === true
+      const variant = `${qos}${retain ? 'r' : ''}`
+      let value = encoded.get(variant)
+      if (value === undefined) {
+        value = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
+        encoded.set(variant, value)
+      }
+      const seq = this.#seq++
+      const entry: QueueEntry = {
+        seq,
+        key: outgoingKey(queue.enc, seq),
+        cmd: 'publish',
+        brokerId: packet.brokerId ?? undefined,
+        brokerCounter: packet.brokerCounter,
+        messageId: undefined,
+        qos,
+        bytes,
+        enqueuedAt: now,
+        sentOn: undefined,
+        inflight: undefined,
+        removed: false
+      }
+      queue.add(entry)
+      added.push([queue, entry])
+      ops.push({ type: 'put', key: entry.key, value })
+    }
+    // read the evicted values before their deletes are queued (see ValueReader)
+    if (evicted.length > 0) this.#reportDropped(evicted, 'queue-full')
+    return this.#deps.queue.commit(ops, () => {
+      for (const [queue, entry] of added) queue.remove(entry)
+      for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
+      for (const [queue] of added) this.#dropIfEmpty(queue)
+    })
+  }
+
+  /** aedes' outgoingUpdate: assign the messageId a publish was sent with, or turn it into its pubrel. */
+  update (client: ClientRef, packet: PacketLike): Promise<void> {
+    const queue = this.#queues.get(client.id)
+    const messageId = packet.messageId
+    if (queue === undefined || messageId == null) return Promise.reject(noSuchPacket())
+    const token = this.#token(client)
+    if (packet.cmd === 'pubrel') {
+      const entry = queue.byMessageId(messageId)
+      if (entry === undefined) return Promise.reject(noSuchPacket())
+      const record = pubrelRecord(messageId)
+      entry.cmd = 'pubrel'
+      queue.setBytes(entry, 0)
+      entry.sentOn = token
+      entry.inflight = record
+      return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) }])
+    }
+    const entry = packet.brokerId != null && packet.brokerCounter !== undefined
+      ? queue.byCounter(packet.brokerId, packet.brokerCounter)
+      : undefined
+    if (entry === undefined) return Promise.reject(noSuchPacket())
+    // PUBREC already arrived: the publish must not come back over its pubrel (the receiver would get it twice)
+    if (entry.cmd === 'pubrel') return this.#deps.queue.commit([])
+    if (entry.qos === 0) {
+      // a queued QoS 0 copy is sent once and never acknowledged
+      queue.remove(entry)
+      this.#dropIfEmpty(queue)
+      return this.#deps.queue.commit([{ type: 'del', key: entry.key }])
+    }
+    const qos = Math.min(entry.qos, packet.qos ?? entry.qos)
+    const record = packetRecord(packet, { qos, messageId })
+    entry.qos = qos
+    queue.assignMessageId(entry, messageId)
+    queue.setBytes(entry, payloadBytes(record.payload))
+    entry.sentOn = token
+    entry.inflight = record
+    return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) }])
+  }
+
+  /** PUBACK / PUBCOMP: removes the entry and returns the packet; an unknown id is answered from memory. */
+  async clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
+    const messageId = typeof packet === 'object' && packet !== null ? (packet as PacketLike).messageId : undefined
+    if (messageId == null) return undefined
+    const queue = this.#queues.get(client.id)
+    const entry = queue?.byMessageId(messageId)
+    if (queue === undefined || entry === undefined) return undefined
+    queue.remove(entry)
+    this.#dropIfEmpty(queue)
+    const original = entry.inflight !== undefined
+      ? Promise.resolve(outputPacket(entry.inflight, false))
+      : this.#deps.reader.read([entry.key]).then((values) => values[0] === undefined ? undefined : outputPacket(decodeRecord(values[0]).fields, false))
+    await this.#deps.queue.commit([{ type: 'del', key: entry.key }], () => {
+      this.#queueFor(queue.clientId).restore([entry])
+    })
+    return await original
+  }
+
+  /** Replays a snapshot of the queue in FIFO order; expired messages are dropped instead of yielded. */
+  stream (client: ClientRef): Readable {
+    const queue = this.#queues.get(client.id)
+    const snapshot = queue === undefined ? [] : [...queue.entries.values()]
+    const context = { ...this.#deps, current: (id: string) => this.#queues.get(id), settle: (q: ClientQueue) => { this.#dropIfEmpty(q) } }
+    return Readable.from(replay(context, client.id, snapshot, this.#token(client)), { objectMode: true })
+  }
+
+  /** Removes the whole queue (clean session, purge); returns the deletes to commit. */
+  purge (clientId: string): WriteOp[] {
+    const queue = this.#queues.get(clientId)
+    if (queue === undefined) return []
+    this.#queues.delete(clientId)
+    const ops: WriteOp[] = []
+    for (const entry of [...queue.entries.values()]) {
+      queue.remove(entry)
+      ops.push({ type: 'del', key: entry.key })
+    }
+    return ops
+  }
+
+  info (clientId: string): { queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined {
+    const queue = this.#queues.get(clientId)
+    if (queue === undefined) return undefined
+    const oldest = queue.oldestEnqueuedAt()
+    return { queued: queue.size, inflight: queue.inflightCount, queuedBytes: queue.bytes, ...(oldest === undefined ? {} : { oldestQueuedAt: oldest }) }
+  }
+
+  totals (): { messages: number, bytes: number } {
+    let messages = 0
+    let bytes = 0
+    for (const queue of this.#queues.values()) {
+      messages += queue.size
+      bytes += queue.bytes
+    }
+    return { messages, bytes }
+  }
+
+  maxCounter (brokerId: string): number {
+    let max = 0
+    for (const queue of this.#queues.values()) {
+      for (const entry of queue.entries.values()) {
+        if (entry.brokerId === brokerId && entry.brokerCounter !== undefined && entry.brokerCounter > max) max = entry.brokerCounter
+      }
+    }
+    return max
+  }
+
+  #reportDropped (dropped: Array<[ClientQueue, QueueEntry]>, reason: 'queue-full'): void {
+    this.#deps.reader.read(dropped.map(([, entry]) => entry.key)).then((values) => {
+      for (let i = 0; i < dropped.length; i++) {
+        const value = values[i]
+        const fields = value === undefined ? { topic: '' } : decodeRecord(value).fields
+        this.#deps.drops.report({ reason, clientId: dropped[i][0].clientId, packet: droppedPacket(fields) })
+      }
+    }).catch((err: unknown) => {
+      this.#deps.logger.error({ err }, 'dropped message unreadable')
+    })
+  }
+
+  #queueFor (clientId: string): ClientQueue {
+    let queue = this.#queues.get(clientId)
+    if (queue === undefined) {
+      queue = new ClientQueue(clientId, encodeClientId(clientId))
+      this.#queues.set(clientId, queue)
+    }
+    return queue
+  }
+
+  #dropIfEmpty (queue: ClientQueue): void {
+    if (queue.size === 0 && this.#queues.get(queue.clientId) === queue) this.#queues.delete(queue.clientId)
+  }
+
+  #token (client: ClientRef): number {
+    let token = this.#tokens.get(client)
+    if (token === undefined) {
+      token = this.#nextToken++
+      this.#tokens.set(client, token)
+    }
+    return token
+  }
+}

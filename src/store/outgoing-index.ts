@@ -1,0 +1,154 @@
+export interface QueueEntry {
+  seq: number
+  key: string
+  cmd: 'publish' | 'pubrel'
+  brokerId: string | undefined
+  brokerCounter: number | undefined
+  messageId: number | undefined
+  qos: number
+  bytes: number
+  enqueuedAt: number
+  /** Connection (client object) the messageId was assigned on; undefined after a restart. In memory only. */
+  sentOn: number | undefined
+  /** The packet as sent, kept while in flight so a PUBACK is answered without a read. In memory only. */
+  inflight: Record<string, unknown> | undefined
+  removed: boolean
+}
+
+/**
+ * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
+ * (brokerId, brokerCounter) for outgoingUpdate and by messageId for PUBACK/PUBREC/PUBCOMP.
+ */
+export class ClientQueue {
+  readonly clientId: string
+  readonly enc: string
+  /** Insertion order is seq order: seqs only grow, and the loader reads keys in order. */
+  entries = new Map<number, QueueEntry>()
+  readonly #byCounter = new Map<string, Map<number, QueueEntry>>()
+  readonly #byMessageId = new Map<number, QueueEntry[]>()
+  bytes = 0
+  inflightCount = 0
+  waitingBytes = 0
+
+  constructor (clientId: string, enc: string) {
+    this.clientId = clientId
+    this.enc = enc
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  get waiting (): number {
+    return this.entries.size - this.inflightCount
+  }
+
+  add (entry: QueueEntry): void {
+    this.entries.set(entry.seq, entry)
+    entry.removed = false
+    this.bytes += entry.bytes
+    if (entry.brokerId != null && entry.brokerCounter !== undefined) {
+      let counters = this.#byCounter.get(entry.brokerId)
+      if (counters === undefined) {
+        counters = new Map()
+        this.#byCounter.set(entry.brokerId, counters)
+      }
+      counters.set(entry.brokerCounter, entry)
+    }
+    if (entry.messageId !== undefined) {
+      this.inflightCount++
+      this.#indexMessageId(entry)
+    } else {
+      this.waitingBytes += entry.bytes
+    }
+  }
+
+  remove (entry: QueueEntry): void {
+    if (entry.removed || this.entries.get(entry.seq) !== entry) return
+    entry.removed = true
+    this.entries.delete(entry.seq)
+    this.bytes -= entry.bytes
+    if (entry.brokerId != null && entry.brokerCounter !== undefined) {
+      const counters = this.#byCounter.get(entry.brokerId)
+      if (counters?.get(entry.brokerCounter) === entry) {
+        counters.delete(entry.brokerCounter)
+        if (counters.size === 0) this.#byCounter.delete(entry.brokerId)
+      }
+    }
+    if (entry.messageId !== undefined) {
+      this.inflightCount--
+      this.#unindexMessageId(entry)
+    } else {
+      this.waitingBytes -= entry.bytes
+    }
+  }
+
+  /** Puts entries back after a failed write, keeping seq order. */
+  restore (entries: QueueEntry[]): void {
+    for (const entry of entries) {
+      if (this.entries.has(entry.seq)) continue
+      this.add(entry)
+    }
+    this.entries = new Map([...this.entries].sort((a, b) => a[0] - b[0]))
+  }
+
+  byCounter (brokerId: string, brokerCounter: number): QueueEntry | undefined {
+    return this.#byCounter.get(brokerId)?.get(brokerCounter)
+  }
+
+  /** The oldest entry holding this messageId (the reference implementation searches in queue order too). */
+  byMessageId (messageId: number): QueueEntry | undefined {
+    return this.#byMessageId.get(messageId)?.[0]
+  }
+
+  assignMessageId (entry: QueueEntry, messageId: number): void {
+    if (entry.messageId === messageId) return
+    if (entry.messageId === undefined) {
+      this.inflightCount++
+      this.waitingBytes -= entry.bytes
+    } else {
+      this.#unindexMessageId(entry)
+    }
+    entry.messageId = messageId
+    this.#indexMessageId(entry)
+  }
+
+  setBytes (entry: QueueEntry, bytes: number): void {
+    this.bytes += bytes - entry.bytes
+    if (entry.messageId === undefined) this.waitingBytes += bytes - entry.bytes
+    entry.bytes = bytes
+  }
+
+  /** The oldest entries not in flight, for dropOldest. */
+  * oldestWaiting (): Generator<QueueEntry> {
+    for (const entry of this.entries.values()) {
+      if (entry.messageId === undefined) yield entry
+    }
+  }
+
+  oldestEnqueuedAt (): number | undefined {
+    for (const entry of this.entries.values()) return entry.enqueuedAt
+    return undefined
+  }
+
+  #indexMessageId (entry: QueueEntry): void {
+    const id = entry.messageId as number
+    const list = this.#byMessageId.get(id)
+    if (list === undefined) {
+      this.#byMessageId.set(id, [entry])
+      return
+    }
+    let i = list.length
+    while (i > 0 && list[i - 1].seq > entry.seq) i--
+    list.splice(i, 0, entry)
+  }
+
+  #unindexMessageId (entry: QueueEntry): void {
+    const id = entry.messageId as number
+    const list = this.#byMessageId.get(id)
+    if (list === undefined) return
+    const i = list.indexOf(entry)
+    if (i >= 0) list.splice(i, 1)
+    if (list.length === 0) this.#byMessageId.delete(id)
+  }
+}

@@ -1,0 +1,57 @@
+import type { DroppedPacket, PacketLike } from './types.js'
+
+/** Own properties aedes-packet carries over when it wraps a packet; anything else (e.g. `length`) is wire noise. */
+const CARRIED = ['clientId', 'nl', 'properties', 'messageExpiry'] as const
+
+export function payloadOf (packet: PacketLike): Buffer | string {
+  const payload = packet.payload
+  if (typeof payload === 'string' || Buffer.isBuffer(payload)) return payload
+  if (payload instanceof Uint8Array) return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+  return Buffer.alloc(0)
+}
+
+export function payloadBytes (payload: unknown): number {
+  if (typeof payload === 'string') return Buffer.byteLength(payload)
+  if (payload instanceof Uint8Array) return payload.byteLength
+  return 0
+}
+
+/**
+ * The aedes-packet shape (the abstract suite compares key sets, so every key is present even when undefined).
+ * `messageId` is whatever the caller decides: undefined for a freshly queued copy.
+ */
+export function packetRecord (packet: PacketLike, overrides: { qos?: number, retain?: boolean, messageId?: number | undefined }): Record<string, unknown> {
+  const record: Record<string, unknown> = {}
+  for (const key of CARRIED) {
+    if (Object.prototype.hasOwnProperty.call(packet, key)) record[key] = packet[key]
+  }
+  record.cmd = packet.cmd ?? 'publish'
+  record.brokerId = packet.brokerId
+  record.brokerCounter = packet.brokerCounter
+  record.topic = packet.topic
+  record.payload = payloadOf(packet)
+  record.qos = overrides.qos ?? packet.qos ?? 0
+  record.retain = overrides.retain ?? packet.retain ?? false
+  record.dup = packet.dup ?? false
+  record.messageId = 'messageId' in overrides ? overrides.messageId : (packet.messageId ?? undefined)
+  return record
+}
+
+export function pubrelRecord (messageId: number): Record<string, unknown> {
+  return { cmd: 'pubrel', messageId }
+}
+
+/** Retained messages and wills are stored as given (the abstract suite expects every own key back). */
+export function plainCopy (packet: PacketLike): Record<string, unknown> {
+  return Object.assign({}, packet)
+}
+
+export function droppedPacket (fields: Record<string, unknown>): DroppedPacket {
+  const payload = fields.payload
+  return {
+    topic: String(fields.topic ?? ''),
+    payload: typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payloadOf({ payload: payload as Buffer }) as Buffer,
+    qos: typeof fields.qos === 'number' ? fields.qos : 0,
+    retain: fields.retain === true
+  }
+}

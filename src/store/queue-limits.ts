@@ -1,0 +1,117 @@
+import type { Logger } from '../log/logger.js'
+import type { ClientQueue, QueueEntry } from './outgoing-index.js'
+import type { DropEvent, DropReason, StoreLimits } from './types.js'
+
+export interface Admission {
+  accept: boolean
+  /** Oldest waiting entries to remove so the new one fits (dropOldest). */
+  evict: QueueEntry[]
+}
+
+/**
+ * Decides whether a message of `bytes` payload bytes may join `queue`. Limits count only messages waiting to be
+ * sent, like Mosquitto's max_queued_messages: in-flight messages are bounded by the client's window and must
+ * stay until acknowledged, so dropOldest never removes them.
+ */
+export function admit (queue: ClientQueue, bytes: number, limits: StoreLimits): Admission {
+  const maxMessages = limits.maxQueuedMessages
+  const maxBytes = limits.maxQueuedBytes
+  const fits = (count: number, size: number): boolean =>
+    (maxMessages <= 0 || count + 1 <= maxMessages) && (maxBytes <= 0 || size + bytes <= maxBytes)
+  let count = queue.waiting
+  let size = queue.waitingBytes
+  if (fits(count, size)) return { accept: true, evict: [] }
+  if (limits.overflowPolicy === 'dropNewest' || (maxBytes > 0 && bytes > maxBytes)) return { accept: false, evict: [] }
+  const evict: QueueEntry[] = []
+  for (const entry of queue.oldestWaiting()) {
+    evict.push(entry)
+    count--
+    size -= entry.bytes
+    if (fits(count, size)) return { accept: true, evict }
+  }
+  return { accept: false, evict: [] }
+}
+
+export function isExpired (entry: QueueEntry, now: number, expiryMs: number): boolean {
+  return expiryMs > 0 && entry.cmd === 'publish' && entry.messageId === undefined && now - entry.enqueuedAt > expiryMs
+}
+
+const LOG_WINDOW_MS = 10_000
+
+const messages: Record<DropReason, string> = {
+  'queue-full': 'queue overflow',
+  expired: 'queued message expired',
+  'retained-limit': 'retained limit reached'
+}
+
+interface Window {
+  count: number
+  timer: NodeJS.Timeout
+}
+
+/**
+ * Hands every drop to onDrop and logs it, at most one line per reason and client per 10 s: a full queue under
+ * load drops on every publish, and one warn line per message would drown the log.
+ */
+export class DropReporter {
+  readonly #log: Logger
+  readonly #onDrop: ((event: DropEvent) => void) | undefined
+  readonly #windows = new Map<string, Window>()
+  dropped = 0
+
+  constructor (log: Logger, onDrop: ((event: DropEvent) => void) | undefined) {
+    this.#log = log
+    this.#onDrop = onDrop
+  }
+
+  report (event: DropEvent): void {
+    this.dropped++
+    if (this.#onDrop !== undefined) {
+      try {
+        this.#onDrop(event)
+      } catch (err) {
+        this.#log.error({ err }, 'onDrop handler failed')
+      }
+    }
+    const key = event.reason + '\u0000' + (event.clientId ?? '')
+    const window = this.#windows.get(key)
+    if (window !== undefined) {
+      window.count++
+      return
+    }
+    this.#write(event.reason, event.clientId, 1, event.packet.topic)
+    this.#open(key, event.reason, event.clientId)
+  }
+
+  /** Logs what the open windows still hold and stops their timers. */
+  close (): void {
+    for (const [key, window] of this.#windows) {
+      clearTimeout(window.timer)
+      if (window.count > 0) {
+        const [reason, clientId] = key.split('\u0000')
+        this.#write(reason as DropReason, clientId === '' ? undefined : clientId, window.count)
+      }
+    }
+    this.#windows.clear()
+  }
+
+  #open (key: string, reason: DropReason, clientId: string | undefined): void {
+    const timer = setTimeout(() => {
+      const window = this.#windows.get(key)
+      this.#windows.delete(key)
+      if (window !== undefined && window.count > 0) {
+        this.#write(reason, clientId, window.count)
+        this.#open(key, reason, clientId)
+      }
+    }, LOG_WINDOW_MS)
+    timer.unref()
+    this.#windows.set(key, { count: 0, timer })
+  }
+
+  #write (reason: DropReason, clientId: string | undefined, dropped: number, topic?: string): void {
+    const fields: Record<string, unknown> = { reason, dropped }
+    if (clientId !== undefined) fields.clientId = clientId
+    if (topic !== undefined) fields.topic = topic
+    this.#log.warn(fields, messages[reason])
+  }
+}

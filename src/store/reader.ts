@@ -1,0 +1,40 @@
+import type { WriteQueue } from './write-queue.js'
+
+export interface ManyGetter {
+  getMany: (keys: string[]) => Promise<Array<Buffer | undefined>>
+}
+
+/**
+ * Reads values as of the moment `read` is called: queued-but-uncommitted writes come from the write queue,
+ * the rest from a LevelDB read whose implicit snapshot classic-level takes synchronously at call time. So a
+ * caller may read a key and, in the same tick, queue its deletion: the read still sees the value.
+ */
+export class ValueReader {
+  readonly #db: ManyGetter
+  readonly #queue: WriteQueue
+
+  constructor (db: ManyGetter, queue: WriteQueue) {
+    this.#db = db
+    this.#queue = queue
+  }
+
+  read (keys: string[]): Promise<Array<Buffer | undefined>> {
+    const values: Array<Buffer | undefined> = new Array(keys.length)
+    const missing: string[] = []
+    const slots: number[] = []
+    for (let i = 0; i < keys.length; i++) {
+      const pending = this.#queue.peek(keys[i])
+      if (pending === undefined) {
+        missing.push(keys[i])
+        slots.push(i)
+      } else {
+        values[i] = pending ?? undefined
+      }
+    }
+    if (missing.length === 0) return Promise.resolve(values)
+    return this.#db.getMany(missing).then((found) => {
+      for (let i = 0; i < found.length; i++) values[slots[i]] = found[i] ?? undefined
+      return values
+    })
+  }
+}

@@ -1,0 +1,179 @@
+import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
+import type { SubscriptionInput, SubscriptionRecord, TopicSubscription } from './types.js'
+
+export interface SubscriptionChange {
+  puts: Map<string, SubscriptionRecord>
+  dels: Set<string>
+  undo: () => void
+}
+
+function isGrantedQos (qos: unknown): qos is 0 | 1 | 2 {
+  return qos === 0 || qos === 1 || qos === 2
+}
+
+/**
+ * Only QoS>0 subscriptions go into the matcher: aedes queues for every match, and a QoS 0 subscriber must not
+ * get an offline queue. `$share/…` filters are kept as records (the broker restores them through its own
+ * dispatcher) but never matched here, so aedes' enqueueOffline ignores them.
+ */
+function isMatched (filter: string, qos: number): boolean {
+  return (qos === 1 || qos === 2) && !filter.startsWith('$share/')
+}
+
+function toRecord (sub: SubscriptionInput): SubscriptionRecord {
+  const record: SubscriptionRecord = { qos: sub.qos }
+  if (sub.rh !== undefined) record.rh = sub.rh
+  if (sub.rap !== undefined) record.rap = sub.rap
+  if (sub.nl !== undefined) record.nl = sub.nl
+  if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
+  return record
+}
+
+/** Every session's subscription records plus the topic matcher, all in memory (loaded at open). */
+export class SubscriptionIndex {
+  // match_empty_levels: mqemitter matches `a/+` against `a/` ([MQTT-4.7.1-3]); the queue must match the same
+  // topics as live delivery or aedes' outgoingUpdate finds no queued copy and drops the client.
+  readonly #trie = new QlobberSub({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true })
+  readonly #byClient = new Map<string, Map<string, SubscriptionRecord>>()
+  #count = 0
+
+  get count (): number {
+    return this.#count
+  }
+
+  clientIds (): IterableIterator<string> {
+    return this.#byClient.keys()
+  }
+
+  load (clientId: string, filter: string, record: SubscriptionRecord): void {
+    this.#set(clientId, filter, record)
+  }
+
+  /**
+   * Applies `subs` in order (a later entry for the same filter wins). An entry whose qos is not 0, 1 or 2 is a
+   * subscription the broker denied (SUBACK 128): it is never stored, and a record for that filter written by an
+   * earlier call for the same SUBSCRIBE packet is removed (aedes stores the whole packet once per granted filter,
+   * so with a synchronous authorizeSubscribe the denied filter is first stored before it is marked).
+   */
+  add (clientId: string, subs: SubscriptionInput[]): SubscriptionChange {
+    const before = new Map<string, SubscriptionRecord | undefined>()
+    const puts = new Map<string, SubscriptionRecord>()
+    const dels = new Set<string>()
+    for (const sub of subs) {
+      const filter = sub.topic
+      if (typeof filter !== 'string') continue
+      if (!before.has(filter)) before.set(filter, this.#byClient.get(clientId)?.get(filter))
+      if (isGrantedQos(sub.qos)) {
+        const record = toRecord(sub)
+        this.#set(clientId, filter, record, sub)
+        puts.set(filter, record)
+        dels.delete(filter)
+      } else if (this.#byClient.get(clientId)?.has(filter) === true) {
+        this.#set(clientId, filter, undefined)
+        puts.delete(filter)
+        dels.add(filter)
+      } else if (before.get(filter) !== undefined) {
+        dels.add(filter)
+      }
+    }
+    return { puts, dels, undo: this.#undoer(clientId, before, puts) }
+  }
+
+  /** Removes the given filters; returns the ones that existed. */
+  remove (clientId: string, filters: string[]): { removed: string[], undo: () => void } {
+    const before = new Map<string, SubscriptionRecord | undefined>()
+    const removed: string[] = []
+    for (const filter of filters) {
+      const record = this.#byClient.get(clientId)?.get(filter)
+      if (record === undefined) continue
+      before.set(filter, record)
+      this.#set(clientId, filter, undefined)
+      removed.push(filter)
+    }
+    return { removed, undo: this.#undoer(clientId, before, new Map()) }
+  }
+
+  clean (clientId: string): { removed: string[], undo: () => void } {
+    return this.remove(clientId, [...(this.#byClient.get(clientId)?.keys() ?? [])])
+  }
+
+  /** One entry per (client, matching filter), QlobberSub order; wildcard-first filters never match `$` topics. */
+  match (topic: string): TopicSubscription[] {
+    const subs = this.#trie.match(topic)
+    if (topic.charCodeAt(0) !== 36) return subs
+    return subs.filter((sub) => {
+      const first = sub.topic.charCodeAt(0)
+      return first !== 43 && first !== 35
+    })
+  }
+
+  byClient (clientId: string): Array<SubscriptionRecord & { topic: string }> {
+    const subs: Array<SubscriptionRecord & { topic: string }> = []
+    for (const [topic, record] of this.#byClient.get(clientId) ?? []) subs.push({ topic, ...record })
+    return subs
+  }
+
+  has (clientId: string): boolean {
+    return this.#byClient.has(clientId)
+  }
+
+  countFor (clientId: string): number {
+    return this.#byClient.get(clientId)?.size ?? 0
+  }
+
+  /** Client ids holding exactly this filter, in the order the clients first subscribed. */
+  clientsWith (filter: string): string[] {
+    const ids: string[] = []
+    for (const [clientId, subs] of this.#byClient) {
+      if (subs.has(filter)) ids.push(clientId)
+    }
+    return ids
+  }
+
+  countOffline (): { subsCount: number, clientsCount: number } {
+    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#byClient.size }
+  }
+
+  #undoer (clientId: string, before: Map<string, SubscriptionRecord | undefined>, written: Map<string, SubscriptionRecord>): () => void {
+    return () => {
+      for (const [filter, record] of before) {
+        const current = this.#byClient.get(clientId)?.get(filter)
+        // a later call may have changed the filter again; only revert what this call left behind
+        if (current !== written.get(filter)) continue
+        this.#set(clientId, filter, record)
+      }
+    }
+  }
+
+  #set (clientId: string, filter: string, record: SubscriptionRecord | undefined, sub?: SubscriptionInput): void {
+    let subs = this.#byClient.get(clientId)
+    const prev = subs?.get(filter)
+    if (prev !== undefined && isMatched(filter, prev.qos) && (record === undefined || !isMatched(filter, record.qos))) {
+      this.#trie.remove(filter, { clientId, topic: filter })
+    }
+    if (record === undefined) {
+      if (subs !== undefined && prev !== undefined) {
+        subs.delete(filter)
+        this.#count--
+        if (subs.size === 0) this.#byClient.delete(clientId)
+      }
+      return
+    }
+    if (isMatched(filter, record.qos)) {
+      this.#trie.add(filter, {
+        clientId,
+        topic: filter,
+        qos: record.qos,
+        rh: sub !== undefined ? sub.rh : record.rh,
+        rap: sub !== undefined ? sub.rap : record.rap,
+        nl: sub !== undefined ? sub.nl : record.nl
+      })
+    }
+    if (subs === undefined) {
+      subs = new Map()
+      this.#byClient.set(clientId, subs)
+    }
+    if (prev === undefined) this.#count++
+    subs.set(filter, record)
+  }
+}

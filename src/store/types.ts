@@ -1,0 +1,126 @@
+import type { Logger } from '../log/logger.js'
+
+export type OverflowPolicy = 'dropOldest' | 'dropNewest'
+export type CorruptPolicy = 'fail' | 'moveAside'
+export type DropReason = 'queue-full' | 'expired' | 'retained-limit'
+
+export interface StoreLimits {
+  /** Per persistent session: messages waiting to be sent (in-flight ones are not counted). 0 = unlimited. */
+  maxQueuedMessages: number
+  /** Per session: payload bytes of the waiting messages. 0 = unlimited. */
+  maxQueuedBytes: number
+  overflowPolicy: OverflowPolicy
+  /** 0 = never; a queued message older than this is dropped instead of being delivered. */
+  messageExpiryMs: number
+  /** false (default, like Mosquitto): QoS 0 messages are never queued for offline sessions. */
+  queueQos0: boolean
+  /** 0 = unlimited; over the limit a NEW retained topic is refused (existing ones can be replaced or cleared). */
+  maxRetainedMessages: number
+}
+
+export interface DroppedPacket {
+  topic: string
+  payload: Buffer
+  qos: number
+  retain: boolean
+}
+
+export interface DropEvent {
+  reason: DropReason
+  clientId?: string
+  packet: DroppedPacket
+}
+
+export interface StoreOptions {
+  /** LevelDB directory (the broker passes <dataDir>/store). */
+  dir: string
+  /** true: every batch is fsync'd (survives power loss); false: survives a process crash. */
+  sync: boolean
+  logger: Logger
+  limits: StoreLimits
+  /** 'fail' (default): a corrupt directory stops the broker. 'moveAside': move it to <dir>.corrupt-<time> and start empty. */
+  onCorrupt?: CorruptPolicy
+  /** Called for every message the store drops (overflow, expiry, retained limit). */
+  onDrop?: (event: DropEvent) => void
+}
+
+export interface StoreStats {
+  sessions: number
+  queuedMessages: number
+  queuedBytes: number
+  retained: number
+  subscriptions: number
+  writeBatches: number
+  droppedMessages: number
+}
+
+export interface SessionInfo {
+  clientId: string
+  subscriptions: Array<{ topic: string, qos: number }>
+  /** Every message in the session's queue, in flight or not. */
+  queued: number
+  /** Of those, messages sent and not yet acknowledged. */
+  inflight: number
+  queuedBytes: number
+  oldestQueuedAt?: number
+  /** From the session record (absent for sessions written before it existed). */
+  createdAt?: number
+  connectedAt?: number
+  /** Absent while the client is connected. */
+  disconnectedAt?: number
+}
+
+/** The parts of an aedes Client (or the abstract suite's `{ id }`) the store reads. */
+export interface ClientRef {
+  id: string
+  clean?: boolean
+  brokerId?: string
+}
+
+/** The parts of the Aedes instance the store reads and writes. */
+export interface BrokerRef {
+  id: string
+  counter: number
+}
+
+/** A packet as aedes hands it over: an aedes-packet, a parsed mqtt-packet or a will. */
+export interface PacketLike {
+  cmd?: string
+  topic?: string
+  payload?: Buffer | Uint8Array | string
+  qos?: number
+  retain?: boolean
+  dup?: boolean
+  messageId?: number | null
+  brokerId?: string | null
+  brokerCounter?: number
+  clientId?: string
+  [key: string]: unknown
+}
+
+export interface SubscriptionInput {
+  topic: string
+  qos: number
+  rh?: number
+  rap?: boolean
+  nl?: boolean
+  subscriptionIdentifier?: number
+  clientId?: string
+}
+
+export interface SubscriptionRecord {
+  qos: number
+  rh?: number
+  rap?: boolean
+  nl?: boolean
+  subscriptionIdentifier?: number
+}
+
+export interface TopicSubscription {
+  clientId: string
+  topic: string
+  qos: number
+  rh?: number
+  rap?: boolean
+  nl?: boolean
+}

@@ -1,0 +1,192 @@
+import { CulexError } from '../errors.js'
+import type { Logger } from '../log/logger.js'
+
+export type WriteOp = { type: 'put', key: string, value: Buffer } | { type: 'del', key: string }
+
+/** The slice of a `level` database the queue writes through: its chained batch. */
+export interface ChainedBatchDb {
+  batch: () => {
+    put: (key: string, value: Buffer) => unknown
+    del: (key: string) => unknown
+    write: (options: { sync: boolean }) => Promise<void>
+    close: () => Promise<void>
+  }
+}
+
+/**
+ * One atomic write of `ops`. Uses level's chained batch: its array form copies and re-validates every op in
+ * JavaScript and measured about 6x the CPU per op (12 µs against 2 µs for 150-byte puts).
+ */
+export async function writeBatch (db: ChainedBatchDb, ops: WriteOp[], sync: boolean): Promise<void> {
+  const batch = db.batch()
+  try {
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value)
+      else batch.del(op.key)
+    }
+  } catch (err) {
+    await batch.close()
+    throw err
+  }
+  await batch.write({ sync })
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+interface Batch {
+  ops: WriteOp[]
+  waiters: Waiter[]
+  undos: Array<() => void>
+}
+
+interface Pending {
+  value: Buffer | null
+  batch: Batch
+}
+
+export interface WriteQueueOptions {
+  db: ChainedBatchDb
+  dir: string
+  sync: boolean
+  logger: Logger
+  /** Keys that are read back from disk at run time; their uncommitted values are kept for `peek`. */
+  tracked: (key: string) => boolean
+}
+
+/**
+ * The single FIFO group-commit queue every store write goes through.
+ *
+ * Ops that arrive while a batch is being written (or in the same tick) are collected into the next batch, so
+ * there is at most one `db.batch` in flight. Promises resolve in call order after their batch is committed:
+ * aedes emits a QoS>0 publish only after its enqueue resolves, and its per-client dedupe drops any publish
+ * that overtakes a newer one (aedes.md §7-1), so completion order is what keeps deliveries from being lost.
+ */
+export class WriteQueue {
+  readonly #db: ChainedBatchDb
+  readonly #dir: string
+  readonly #sync: boolean
+  readonly #log: Logger
+  readonly #tracked: (key: string) => boolean
+  readonly #overlay = new Map<string, Pending>()
+  #next: Batch | undefined
+  #writing: Batch | undefined
+  #scheduled = false
+  #closed = false
+  batches = 0
+  failedBatches = 0
+
+  constructor (opts: WriteQueueOptions) {
+    this.#db = opts.db
+    this.#dir = opts.dir
+    this.#sync = opts.sync
+    this.#log = opts.logger
+    this.#tracked = opts.tracked
+  }
+
+  get closed (): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Adds ops to the next batch and returns at once. The caller has already updated its in-memory index; `undo`
+   * reverts that if the batch fails. Whoever commits the same batch later is the durability barrier.
+   */
+  stage (ops: WriteOp[], undo?: () => void): void {
+    if (this.#closed) throw this.#closedError()
+    const batch = this.#add(ops)
+    if (undo !== undefined) batch.undos.push(undo)
+  }
+
+  /** Adds ops to the next batch; resolves once that batch (and every earlier one) is committed. */
+  commit (ops: WriteOp[], undo?: () => void): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError())
+    if (ops.length === 0 && this.#next === undefined && this.#writing === undefined) return Promise.resolve()
+    const batch = this.#add(ops)
+    if (undo !== undefined) batch.undos.push(undo)
+    return new Promise<void>((resolve, reject) => { batch.waiters.push({ resolve, reject }) })
+  }
+
+  /** Resolves once everything queued so far is committed (rejects if that last batch failed). */
+  barrier (): Promise<void> {
+    return this.commit([])
+  }
+
+  /** A put or del that is queued but not committed yet: Buffer (put), null (del), undefined (nothing pending). */
+  peek (key: string): Buffer | null | undefined {
+    return this.#overlay.get(key)?.value
+  }
+
+  /** Flushes everything queued, then refuses new writes. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    await this.barrier().catch(() => undefined)
+    this.#closed = true
+  }
+
+  #closedError (): CulexError {
+    return new CulexError('ERR_STORE_WRITE', `the store at ${this.#dir} is closed`)
+  }
+
+  #add (ops: WriteOp[]): Batch {
+    let batch = this.#next
+    if (batch === undefined) {
+      batch = { ops: [], waiters: [], undos: [] }
+      this.#next = batch
+    }
+    for (const op of ops) {
+      batch.ops.push(op)
+      if (this.#tracked(op.key)) this.#overlay.set(op.key, { value: op.type === 'put' ? op.value : null, batch })
+    }
+    this.#schedule()
+    return batch
+  }
+
+  #schedule (): void {
+    if (this.#scheduled || this.#writing !== undefined) return
+    this.#scheduled = true
+    setImmediate(this.#flush)
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false
+    const batch = this.#next
+    if (batch === undefined || this.#writing !== undefined) return
+    this.#next = undefined
+    this.#writing = batch
+    if (batch.ops.length === 0) {
+      this.#finish(batch, undefined)
+      return
+    }
+    writeBatch(this.#db, batch.ops, this.#sync)
+      .then(() => this.#finish(batch, undefined), (err: unknown) => this.#finish(batch, err))
+  }
+
+  #finish (batch: Batch, err: unknown): void {
+    this.#writing = undefined
+    if (batch.ops.length > 0) this.batches++
+    for (const op of batch.ops) {
+      if (this.#overlay.get(op.key)?.batch === batch) this.#overlay.delete(op.key)
+    }
+    if (err === undefined) {
+      for (const waiter of batch.waiters) waiter.resolve()
+    } else {
+      this.failedBatches++
+      const cause = err as Error
+      this.#log.error({ err: cause, dir: this.#dir, ops: batch.ops.length }, 'store write failed')
+      for (let i = batch.undos.length - 1; i >= 0; i--) {
+        try {
+          batch.undos[i]()
+        } catch (undoErr) {
+          this.#log.error({ err: undoErr }, 'store undo failed')
+        }
+      }
+      for (const waiter of batch.waiters) {
+        waiter.reject(new CulexError('ERR_STORE_WRITE', `a write to the store at ${this.#dir} failed: ${cause?.message ?? String(err)}`, { cause: err }))
+      }
+    }
+    if (this.#next !== undefined) this.#schedule()
+  }
+}

@@ -1,0 +1,77 @@
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { buildStore } from './helpers/build.js'
+import { drain, open, TempDirs } from './helpers/store.js'
+
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/crash-child.mjs')
+const dirs = new TempDirs()
+afterEach(async () => { await dirs.cleanup() })
+
+/** Runs the child until it has acknowledged `killAfter` publishes, then SIGKILLs it; returns the acknowledged ids. */
+async function runAndKill (dist: string, dir: string, count: number, sync: boolean, killAfter: number): Promise<{ acked: number[], finished: boolean }> {
+  const proc = spawn(process.execPath, [child, dir, String(count), sync ? '1' : '0'], {
+    env: { ...process.env, CULEX_STORE_DIST: dist },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const acked: number[] = []
+  let finished = false
+  let buffered = ''
+  let stderr = ''
+  proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  proc.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const lines = buffered.split('\n')
+    buffered = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line.startsWith('ok ')) acked.push(Number(line.slice(3)))
+      if (line === 'done') finished = true
+    }
+    if (acked.length >= killAfter && proc.exitCode === null) proc.kill('SIGKILL')
+  })
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => proc.on('exit', (c, s) => resolve([c, s])))
+  if (signal !== 'SIGKILL' && code !== 0) throw new Error(`child failed (${code}): ${stderr}`)
+  return { acked, finished }
+}
+
+async function verify (dir: string, acked: number[]): Promise<void> {
+  const store = await open(dir)
+  const queued = await drain(store.outgoingStream({ id: 'sub' })) as Array<Record<string, unknown>>
+  const counters = queued.map((p) => Number(p.brokerCounter) - 1)
+  // FIFO: strictly increasing, nothing reordered by the crash
+  expect(counters).toEqual([...counters].sort((a, b) => a - b))
+  const present = new Set(counters)
+  const missing = acked.filter((i) => !present.has(i))
+  expect(missing, 'acknowledged publishes missing after the crash').toEqual([])
+  for (const i of acked) {
+    // the staged writes of an acknowledged publish were committed with its enqueue
+    await expect(store.incomingGetPacket({ id: 'pub' }, { messageId: (i % 60000) + 1 })).resolves.toMatchObject({ topic: `t/${i}` })
+  }
+  const retained = await drain(store.createRetainedStreamCombi(acked.map((i) => `r/${i}`)))
+  expect(retained).toHaveLength(acked.length)
+  expect(Math.max(...counters)).toBeLessThan(20_000)
+  await store.close()
+}
+
+describe('crash durability (SIGKILL)', () => {
+  let dist: string
+  beforeAll(() => { dist = buildStore() }, 120_000)
+
+  it('keeps every publish whose enqueue resolved, in order (sync: false)', async () => {
+    const dir = await dirs.make()
+    const killAfter = 1000 + Math.floor(Math.random() * 4000)
+    const { acked, finished } = await runAndKill(dist, dir, 20_000, false, killAfter)
+    expect(finished).toBe(false)
+    expect(acked.length).toBeGreaterThanOrEqual(killAfter)
+    await verify(dir, acked)
+  }, 60_000)
+
+  it('keeps every publish whose enqueue resolved, in order (sync: true)', async () => {
+    const dir = await dirs.make()
+    const killAfter = 200 + Math.floor(Math.random() * 800)
+    const { acked, finished } = await runAndKill(dist, dir, 20_000, true, killAfter)
+    expect(finished).toBe(false)
+    await verify(dir, acked)
+  }, 60_000)
+})

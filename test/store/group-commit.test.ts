@@ -1,0 +1,126 @@
+import { setImmediate as nextTick } from 'node:timers/promises'
+import { Level } from 'level'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WriteQueue, type WriteOp } from '../../src/store/write-queue.js'
+import { captureLogger, drain, open, publish, silentLogger, TempDirs } from './helpers/store.js'
+
+const dirs = new TempDirs()
+afterEach(async () => { await dirs.cleanup() })
+
+describe('group commit', () => {
+  it('resolves 10k interleaved committed ops in call order and loses nothing', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    await store.setup({ id: 'b', counter: 0 })
+    const clients = ['c0', 'c1', 'c2']
+    for (const id of clients) await store.addSubscriptions({ id }, [{ topic: 't/#', qos: 1 }])
+    const order: number[] = []
+    const pending: Array<Promise<void>> = []
+    let call = 0
+    for (let i = 0; i < 10_000; i++) {
+      const client = clients[i % 3]
+      if (i % 10 === 3) {
+        // staged: resolves at once by design, so it is outside the ordering check
+        pending.push(store.storeRetained({ cmd: 'publish', topic: `r/${i}`, payload: Buffer.from(String(i)), qos: 1, retain: true }))
+        continue
+      }
+      const n = call++
+      let op: Promise<unknown>
+      if (i % 10 === 7) {
+        op = store.addSubscriptions({ id: `s${i}` }, [{ topic: `x/${i}`, qos: 1 }])
+      } else {
+        op = store.outgoingEnqueueCombi([{ clientId: client, qos: 1 }, { clientId: 'c0', qos: 1 }], publish(`t/${i}`, String(i), { brokerId: 'b', brokerCounter: i + 1 }))
+      }
+      pending.push(op.then(() => { order.push(n) }))
+      // spread the calls over many ticks so several batches are queued and in flight at once
+      if (i % 97 === 0) await nextTick()
+    }
+    await Promise.all(pending)
+    expect(order).toEqual([...Array(call).keys()])
+
+    const c0 = await drain(store.outgoingStream({ id: 'c0' })) as Array<Record<string, unknown>>
+    const enqueued = [...Array(10_000).keys()].filter((i) => i % 10 !== 3 && i % 10 !== 7)
+    expect(c0.map((p) => p.brokerCounter)).toEqual(enqueued.map((i) => i + 1))
+    const c1 = await drain(store.outgoingStream({ id: 'c1' })) as Array<Record<string, unknown>>
+    expect(c1.map((p) => p.brokerCounter)).toEqual(enqueued.filter((i) => i % 3 === 1).map((i) => i + 1))
+    expect(store.stats().retained).toBe(1000)
+    await store.close()
+  })
+
+  it('writes ops from the same tick in one batch', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    const before = store.stats().writeBatches
+    const ops: Array<Promise<void>> = []
+    for (let i = 0; i < 5000; i++) {
+      ops.push(store.outgoingEnqueueCombi([{ clientId: `c${i % 50}`, qos: 1 }], publish('t', String(i), { brokerId: 'b', brokerCounter: i + 1 })))
+    }
+    await Promise.all(ops)
+    expect(store.stats().writeBatches - before).toBe(1)
+
+    // pipelined windows of 100 ops: about one batch per window, never one per op
+    const start = store.stats().writeBatches
+    for (let w = 0; w < 50; w++) {
+      const window: Array<Promise<void>> = []
+      for (let i = 0; i < 100; i++) {
+        const n = 5000 + w * 100 + i
+        window.push(store.outgoingEnqueueCombi([{ clientId: 'p', qos: 1 }], publish('t', String(n), { brokerId: 'b', brokerCounter: n + 1 })))
+      }
+      await Promise.all(window)
+    }
+    expect(store.stats().writeBatches - start).toBeLessThanOrEqual(100)
+    expect(store.stats().queuedMessages).toBe(10_000)
+    await store.close()
+  })
+
+  it('an empty enqueue still waits for the commit of writes staged before it', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    await store.storeRetained({ cmd: 'publish', topic: 'r', payload: Buffer.from('v'), qos: 1, retain: true })
+    await store.incomingStorePacket({ id: 'pub' }, publish('r', 'v', { qos: 2, messageId: 1 }))
+    const batches = store.stats().writeBatches
+    await store.outgoingEnqueueCombi([], publish('r', 'v', { brokerId: 'b', brokerCounter: 1 }))
+    expect(store.stats().writeBatches).toBe(batches + 1)
+    await store.close()
+  })
+})
+
+describe('write failures', () => {
+  it('rejects every op of the failed batch with ERR_STORE_WRITE, undoes staged changes, and keeps working', async () => {
+    const dir = await dirs.make()
+    const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
+    await db.open()
+    const { logger, lines } = captureLogger()
+    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: () => true })
+    const undone: string[] = []
+    queue.stage([{ type: 'put', key: 'staged', value: Buffer.from('1') }], () => undone.push('staged'))
+    const good = queue.commit([{ type: 'put', key: 'a', value: Buffer.from('1') }])
+    // abstract-level refuses the whole batch because of this one op: a real write failure, no mock
+    const bad = queue.commit([{ type: 'put', key: null as unknown as string, value: Buffer.from('x') } as WriteOp])
+    expect(queue.peek('staged')).toEqual(Buffer.from('1'))
+    await expect(good).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
+    await expect(bad).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
+    expect(undone).toEqual(['staged'])
+    expect(queue.peek('staged')).toBeUndefined()
+    expect(await db.get('a')).toBeUndefined()
+    expect(lines.some((line) => line.msg === 'store write failed')).toBe(true)
+
+    await queue.commit([{ type: 'put', key: 'b', value: Buffer.from('2') }])
+    expect(await db.get('b')).toEqual(Buffer.from('2'))
+    expect(queue.failedBatches).toBe(1)
+    await queue.close()
+    await db.close()
+  })
+
+  it('refuses writes after close', async () => {
+    const dir = await dirs.make()
+    const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
+    await db.open()
+    const queue = new WriteQueue({ db, dir, sync: true, logger: silentLogger(), tracked: () => false })
+    await queue.commit([{ type: 'put', key: 'k', value: Buffer.from('v') }])
+    await queue.close()
+    await expect(queue.commit([])).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
+    expect(() => { queue.stage([{ type: 'del', key: 'k' }]) }).toThrow(/closed/)
+    await db.close()
+  })
+})

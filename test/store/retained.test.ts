@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, afterEach, describe, expect, it } from 'vitest'
+import type { LevelStore, DropEvent } from '../../src/store/index.js'
+import { RetainedIndex } from '../../src/store/retained-index.js'
+import { drain, open, TempDirs } from './helpers/store.js'
+
+const dirs = new TempDirs()
+
+type Packet = Record<string, unknown>
+
+function retained (topic: string, payload = topic): Packet {
+  return { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: true }
+}
+
+async function topics (store: LevelStore, patterns: string[]): Promise<string[]> {
+  return ((await drain(store.createRetainedStreamCombi(patterns))) as Packet[]).map((p) => String(p.topic)).sort()
+}
+
+describe('retained index', () => {
+  afterEach(async () => { await dirs.cleanup() })
+
+  it('matches exact, + and # filters, and never wildcard-first filters against $ topics', async () => {
+    const store = await open(await dirs.make())
+    for (const topic of ['a', 'a/b', 'a/b/c', 'a//c', 'x/b', '$SYS/info', '$DLQ/a/b', '/lead']) await store.storeRetained(retained(topic))
+    expect(await topics(store, ['a/b'])).toEqual(['a/b'])
+    expect(await topics(store, ['a/+'])).toEqual(['a/b'])
+    expect(await topics(store, ['a/+/c'])).toEqual(['a//c', 'a/b/c'])
+    expect(await topics(store, ['a/#'])).toEqual(['a', 'a//c', 'a/b', 'a/b/c'])
+    expect(await topics(store, ['+/b'])).toEqual(['a/b', 'x/b'])
+    expect(await topics(store, ['#'])).toEqual(['/lead', 'a', 'a//c', 'a/b', 'a/b/c', 'x/b'])
+    expect(await topics(store, ['+/#'])).toEqual(['/lead', 'a', 'a//c', 'a/b', 'a/b/c', 'x/b'])
+    expect(await topics(store, ['+'])).toEqual(['a'])
+    expect(await topics(store, ['$SYS/#'])).toEqual(['$SYS/info'])
+    expect(await topics(store, ['$DLQ/+/b'])).toEqual(['$DLQ/a/b'])
+    // overlapping patterns in one SUBSCRIBE yield each message once
+    expect(await topics(store, ['a/#', 'a/b', '+/b'])).toEqual(['a', 'a//c', 'a/b', 'a/b/c', 'x/b'])
+    await store.close()
+  })
+
+  it('replaces on store, deletes on empty payload, and sees staged writes at once', async () => {
+    const store = await open(await dirs.make())
+    await store.storeRetained(retained('t', 'one'))
+    await store.storeRetained(retained('t', 'two'))
+    expect(((await drain(store.createRetainedStream('t'))) as Packet[]).map((p) => String(p.payload))).toEqual(['two'])
+    await store.storeRetained({ cmd: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 0, retain: true })
+    expect(await topics(store, ['#'])).toEqual([])
+    expect(store.stats().retained).toBe(0)
+    await store.close()
+  })
+
+  it('refuses new topics beyond maxRetainedMessages but lets existing ones change', async () => {
+    const drops: DropEvent[] = []
+    const store = await open(await dirs.make(), { limits: { maxRetainedMessages: 2 }, onDrop: (e) => drops.push(e) })
+    await store.storeRetained(retained('a'))
+    await store.storeRetained(retained('b'))
+    await store.storeRetained(retained('c'))
+    await store.storeRetained(retained('a', 'new a'))
+    expect(await topics(store, ['#'])).toEqual(['a', 'b'])
+    expect(drops.map((d) => [d.reason, d.packet.topic])).toEqual([['retained-limit', 'c']])
+    await store.storeRetained({ cmd: 'publish', topic: 'b', payload: Buffer.alloc(0), qos: 0, retain: true })
+    await store.storeRetained(retained('c'))
+    expect(await topics(store, ['#'])).toEqual(['a', 'c'])
+    await store.close()
+  })
+
+  it('prunes empty branches when topics are removed', () => {
+    const index = new RetainedIndex()
+    index.add('a/b/c')
+    index.add('a/b')
+    expect(index.remove('a/b/c')).toBe(true)
+    expect(index.remove('a/b/c')).toBe(false)
+    expect([...index.match('a/#')]).toEqual(['a/b'])
+    expect(index.remove('a/b')).toBe(true)
+    expect([...index.match('#')]).toEqual([])
+    expect(index.count).toBe(0)
+  })
+})
+
+describe('retained lookups with 100k retained messages', () => {
+  let store: LevelStore
+  let dir: string
+  beforeAll(async () => {
+    dir = await dirs.make()
+    store = await open(dir)
+    // the worst case for `a/+/c`: 100k siblings under `a`, with the only match near the end
+    for (let i = 0; i < 100_000; i++) await store.storeRetained(retained(i === 99_000 ? 'a/99000/c' : `a/${i}/x`, 'v'))
+    await store.barrier()
+    await store.close()
+    store = await open(dir)
+  }, 60_000)
+  afterAll(async () => {
+    await store.close()
+    await dirs.cleanup()
+  })
+
+  it('answers SUBSCRIBE a/+/c with its first match well under 10 ms', async () => {
+    const times: number[] = []
+    // a busy test machine adds scheduling delays; the best of up to 30 rounds shows what the store itself costs
+    for (let round = 0; round < 30 && (times.length < 5 || Math.min(...times) >= 10); round++) {
+      const start = process.hrtime.bigint()
+      const stream = store.createRetainedStreamCombi(['a/+/c'])
+      const first = await new Promise<Packet>((resolve) => stream.once('data', resolve))
+      times.push(Number(process.hrtime.bigint() - start) / 1e6)
+      stream.destroy()
+      expect(first.topic).toBe('a/99000/c')
+    }
+    const best = Math.min(...times)
+    console.log(`first retained match for a/+/c among 100k: best ${best.toFixed(2)} ms of ${times.length} rounds`)
+    expect(best).toBeLessThan(10)
+  })
+
+  it('walks the index for a/+/c (99k non-matching siblings) in a few ms', () => {
+    const index = new RetainedIndex()
+    for (let i = 0; i < 100_000; i++) index.add(i === 99_000 ? 'a/99000/c' : `a/${i}/x`)
+    const times: number[] = []
+    for (let round = 0; round < 10; round++) {
+      const start = process.hrtime.bigint()
+      expect(index.match('a/+/c').next().value).toBe('a/99000/c')
+      times.push(Number(process.hrtime.bigint() - start) / 1e6)
+    }
+    console.log(`index walk for a/+/c among 100k: best ${Math.min(...times).toFixed(2)} ms`)
+    expect(Math.min(...times)).toBeLessThan(10)
+  })
+
+  it('answers an exact topic without walking the index', async () => {
+    const times: number[] = []
+    for (let round = 0; round < 5; round++) {
+      const start = process.hrtime.bigint()
+      expect(await topics(store, ['a/5/x'])).toEqual(['a/5/x'])
+      times.push(Number(process.hrtime.bigint() - start) / 1e6)
+    }
+    expect(Math.min(...times)).toBeLessThan(10)
+    expect(store.stats().retained).toBe(100_000)
+  })
+})

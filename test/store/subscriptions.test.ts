@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { open, TempDirs } from './helpers/store.js'
+
+const dirs = new TempDirs()
+afterEach(async () => { await dirs.cleanup() })
+
+describe('subscriptionsByTopic', () => {
+  it('never matches wildcard-first filters against $ topics [MQTT-4.7.2-1]', async () => {
+    const store = await open(await dirs.make())
+    await store.addSubscriptions({ id: 'hash' }, [{ topic: '#', qos: 1 }])
+    await store.addSubscriptions({ id: 'plus' }, [{ topic: '+/dlq/#', qos: 1 }])
+    await store.addSubscriptions({ id: 'dlq' }, [{ topic: '$DLQ/#', qos: 1 }])
+    await store.addSubscriptions({ id: 'sys' }, [{ topic: '$SYS/+/x', qos: 2 }])
+    expect((await store.subscriptionsByTopic('$DLQ/dlq/a')).map((s) => s.clientId)).toEqual(['dlq'])
+    expect((await store.subscriptionsByTopic('$SYS/b/x')).map((s) => s.clientId)).toEqual(['sys'])
+    expect((await store.subscriptionsByTopic('a/dlq/b')).map((s) => s.clientId).sort()).toEqual(['hash', 'plus'])
+    await store.close()
+  })
+
+  it('never returns $share filters, but keeps them for session restore', async () => {
+    const store = await open(await dirs.make())
+    await store.addSubscriptions({ id: 'member' }, [{ topic: '$share/g/jobs/#', qos: 1 }])
+    expect(await store.subscriptionsByTopic('$share/g/jobs/#')).toEqual([])
+    expect(await store.subscriptionsByTopic('jobs/1')).toEqual([])
+    expect(await store.subscriptionsByClient({ id: 'member' })).toEqual([{ topic: '$share/g/jobs/#', qos: 1 }])
+    await store.close()
+  })
+
+  it('matches + against an empty level, like live delivery does', async () => {
+    const store = await open(await dirs.make())
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'a/+', qos: 1 }, { topic: '+/b', qos: 1 }])
+    expect((await store.subscriptionsByTopic('a/')).map((s) => s.topic)).toEqual(['a/+'])
+    expect((await store.subscriptionsByTopic('/b')).map((s) => s.topic)).toEqual(['+/b'])
+    await store.close()
+  })
+
+  it('keeps QoS 0 records for restore without matching them', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'q0/#', qos: 0 }, { topic: 'q1/#', qos: 1 }])
+    expect(await store.subscriptionsByTopic('q0/a')).toEqual([])
+    // downgrading to QoS 0 takes the filter out of the matcher
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'q1/#', qos: 0 }])
+    expect(await store.subscriptionsByTopic('q1/a')).toEqual([])
+    expect(await store.countOffline()).toEqual({ subsCount: 0, clientsCount: 1 })
+    await store.close()
+  })
+})
+
+describe('addSubscriptions with denied entries', () => {
+  it('does not store a subscription the broker denied (qos 128)', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'ok', qos: 1 }, { topic: 'secret/#', qos: 128 }])
+    expect(await store.subscriptionsByClient({ id: 'c1' })).toEqual([{ topic: 'ok', qos: 1 }])
+    expect(await store.subscriptionsByTopic('secret/x')).toEqual([])
+    await store.close()
+  })
+
+  it('removes the record an earlier call for the same SUBSCRIBE stored before the filter was denied', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    // aedes stores the whole packet once per granted filter; with a synchronous authorizeSubscribe the first
+    // call still sees the second filter unmarked
+    const subs = [{ topic: 'ok', qos: 1 }, { topic: 'secret/#', qos: 1 }]
+    await store.addSubscriptions({ id: 'c1' }, subs)
+    subs[1].qos = 128
+    await store.addSubscriptions({ id: 'c1' }, subs)
+    await store.close()
+    const reopened = await open(dir)
+    expect(await reopened.subscriptionsByClient({ id: 'c1' })).toEqual([{ topic: 'ok', qos: 1 }])
+    expect(await reopened.subscriptionsByTopic('secret/x')).toEqual([])
+    await reopened.close()
+  })
+})
+
+describe('session administration', () => {
+  it('reports, lists and purges sessions', async () => {
+    const store = await open(await dirs.make())
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 't/#', qos: 1 }, { topic: 'u', qos: 0 }])
+    await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], { cmd: 'publish', topic: 't/1', payload: Buffer.from('12345'), qos: 1, retain: false, brokerId: 'b', brokerCounter: 1 })
+    await store.incomingStorePacket({ id: 'p1' }, { cmd: 'publish', topic: 'x', payload: Buffer.from('x'), qos: 2, messageId: 3 })
+    expect(await store.listSessions()).toEqual(['c1', 'p1'])
+    const info = await store.sessionInfo('c1')
+    expect(info).toMatchObject({ clientId: 'c1', subscriptions: [{ topic: 't/#', qos: 1 }, { topic: 'u', qos: 0 }], queued: 1, inflight: 0, queuedBytes: 5 })
+    expect(typeof info?.oldestQueuedAt).toBe('number')
+    expect(store.stats()).toMatchObject({ sessions: 2, queuedMessages: 1, queuedBytes: 5, subscriptions: 2, retained: 0 })
+    expect(await store.purgeSession('c1')).toBe(true)
+    expect(await store.purgeSession('c1')).toBe(false)
+    expect(await store.sessionInfo('c1')).toBeUndefined()
+    expect(await store.subscriptionsByTopic('t/1')).toEqual([])
+    expect(await store.listSessions()).toEqual(['p1'])
+    await store.close()
+  })
+})
