@@ -9,8 +9,15 @@ RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: the same base image, so LevelDB's native binding matches.
 FROM node:20-bookworm-slim
+# Listeners default to 127.0.0.1, which a container cannot be reached on: bind every interface here. A reachable
+# listener needs auth.passwordFile or an explicit allowAnonymous (README, Docker); without either the start fails
+# with exit code 2 and says so.
 ENV NODE_ENV=production \
-    CULEX_DATA_DIR=/data
+    CULEX_DATA_DIR=/data \
+    CULEX_LISTENERS_MQTT_HOST=0.0.0.0 \
+    CULEX_LISTENERS_WS_HOST=0.0.0.0 \
+    CULEX_LISTENERS_MQTTS_HOST=0.0.0.0 \
+    CULEX_LISTENERS_WSS_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

@@ -14,7 +14,10 @@ import { CpuMeter, memory, rssMB } from './lib/proc.mjs'
 
 const round = (x, d = 0) => Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : null
 
-/** Polls every 10 ms until done() or until progress() has not changed for idleMs (or maxMs passed). */
+/**
+ * Polls every 10 ms until done() or until progress() has not changed for idleMs, or maxMs passed.
+ * Returns true when done; false when progress stopped; 'cap' when maxMs passed while progress was still being made.
+ */
 async function settle ({ done, progress, idleMs = 3000, maxMs = 60000 }) {
   const start = performance.now()
   let last = progress()
@@ -24,10 +27,14 @@ async function settle ({ done, progress, idleMs = 3000, maxMs = 60000 }) {
     const now = performance.now()
     const p = progress()
     if (p !== last) { last = p; lastChange = now }
-    if (now - lastChange >= idleMs || now - start >= maxMs) return false
+    if (now - lastChange >= idleMs) return false
+    if (now - start >= maxMs) return 'cap'
     await sleep(10)
   }
 }
+
+/** Drain after the measured phase of fan-in / fan-out: at most 20 s, then what is still arriving is pending. */
+const DRAIN_CAP_MS = 20000
 
 /**
  * A publisher with a window of unacknowledged messages (QoS > 0) and an optional bound on how far it may run
@@ -140,10 +147,11 @@ async function fanin (o, ctx) {
   const recvAll = () => recv.reduce((s, r) => s + r.count, 0)
   const drained = await settle({
     done: () => (qos === 0 || ackedAll() === sentAll()) && recvAll() >= (qos === 0 ? sentAll() : ackedAll()),
-    progress: () => recvAll() + ackedAll()
+    progress: () => recvAll() + ackedAll(),
+    maxMs: DRAIN_CAP_MS
   })
   const c = cpu.stop()
-  const { lost, unacked } = lossOf(pubs, [recv], qos)
+  const { lost, pending, unacked } = lossOf(pubs, [recv], qos, drained === 'cap')
   const firstSendAt = Math.min(...pubs.map(p => p.firstSendAt))
   const result = {
     granted,
@@ -155,6 +163,7 @@ async function fanin (o, ctx) {
     genCpu: c.genCpu,
     peakRssMB: memory(ctx.pid).hwmKB / 1024,
     lost,
+    pending,
     unacked,
     dup,
     drained,
@@ -168,7 +177,7 @@ async function fanin (o, ctx) {
  * Loss per message: a message counts as lost for a receiver when it was acknowledged to its publisher (QoS > 0)
  * or sent (QoS 0) and the receiver never got it. `recvSets[r][pubIndex]` is receiver r's SeqSet for a publisher.
  */
-function lossOf (pubs, recvSets, qos) {
+function lossOf (pubs, recvSets, qos, capped = false) {
   let lost = 0
   let unacked = 0
   for (const p of pubs) {
@@ -178,7 +187,8 @@ function lossOf (pubs, recvSets, qos) {
       for (const r of recvSets) if (!r[p.index].has(seq)) lost++
     }
   }
-  return { lost, unacked }
+  // stopped by the drain cap while deliveries were still arriving: the missing ones are pending, not lost
+  return capped ? { lost: 0, pending: lost, unacked } : { lost, pending: 0, unacked }
 }
 
 async function closeAll (clients) {
@@ -216,10 +226,11 @@ async function fanout (o, ctx) {
   const recvAll = () => recv.reduce((s, r) => s + r[0].count, 0)
   const drained = await settle({
     done: () => (qos === 0 || pub.ackedCount === pub.sent) && minRecv() >= (qos === 0 ? pub.sent : pub.ackedCount),
-    progress: () => recvAll() + pub.ackedCount
+    progress: () => recvAll() + pub.ackedCount,
+    maxMs: DRAIN_CAP_MS
   })
   const c = cpu.stop()
-  const { lost, unacked } = lossOf([pub], recv, qos)
+  const { lost, pending, unacked } = lossOf([pub], recv, qos, drained === 'cap')
   const result = {
     sent: pub.sent,
     acked: qos > 0 ? pub.ackedCount : null,
@@ -229,6 +240,7 @@ async function fanout (o, ctx) {
     genCpu: c.genCpu,
     peakRssMB: memory(ctx.pid).hwmKB / 1024,
     lost,
+    pending,
     unacked,
     dup,
     drained,
@@ -309,6 +321,7 @@ async function connections (o, ctx) {
   const { clients = 5000, concurrency = 200, holdS = 1 } = o
   const before = rssMB(ctx.pid)
   const conns = []
+  const connectMs = []
   let failed = 0
   let next = 0
   const cpu = new CpuMeter(ctx.pid)
@@ -318,9 +331,11 @@ async function connections (o, ctx) {
   const worker = async () => {
     while (next < clients) {
       const i = next++
+      const t = performance.now()
       try {
         conns.push(await Client.connect(ctx.port, { clientId: `bench-conn-${i}`, timeoutMs: 30000 }))
         lastAt = performance.now()
+        connectMs.push(lastAt - t)
       } catch { failed++ }
     }
   }
@@ -339,6 +354,9 @@ async function connections (o, ctx) {
     rssConnectedMB: connected,
     rssAfterMB: after,
     kbPerConn: (connected - before) * 1024 / Math.max(1, conns.length),
+    connectP50Ms: median(connectMs),
+    connectP99Ms: connectMs.sort((a, b) => a - b)[Math.floor(connectMs.length * 0.99)] ?? null,
+    connectMaxMs: connectMs.length ? connectMs[connectMs.length - 1] : null,
     brokerCpu: c.brokerCpu,
     genCpu: c.genCpu
   }
@@ -348,7 +366,7 @@ async function connections (o, ctx) {
 // offline queue: persistent subscriber, disconnect, publish N QoS 1, [restart the broker], reconnect and drain
 
 async function offline (o, ctx) {
-  const { messages = 20000, restart = null, killDelayMs = 0, window = 64, payloadSize = 64, idleMs = 3000 } = o
+  const { messages = 20000, restart = null, killDelayMs = 0, window = 64, payloadSize = 64, idleMs = 3000, maxDrainMs = 60000 } = o
   const subId = 'bench-offline-sub'
   const first = await Client.connect(ctx.port, { clientId: subId, clean: false })
   await first.subscribe([{ topic: 'bench/offline', qos: 1 }])
@@ -373,6 +391,7 @@ async function offline (o, ctx) {
   let dup = 0
   let lastRecvAt = 0
   const t0 = performance.now()
+  const h0 = process.hrtime.bigint()
   const sub = await Client.connect(ctx.port, {
     clientId: subId,
     clean: false,
@@ -383,10 +402,15 @@ async function offline (o, ctx) {
     }
   })
   const sessionPresent = sub.sessionPresent
-  await settle({ done: () => recv.count >= messages, progress: () => recv.count, idleMs })
+  const drained = await settle({ done: () => recv.count >= messages, progress: () => recv.count, idleMs, maxMs: maxDrainMs })
   const tEnd = recv.count >= messages ? lastRecvAt : performance.now()
-  let lost = 0
-  for (let seq = 0; seq < pub.sent; seq++) if (pub.acked.has(seq) && !recv.has(seq)) lost++
+  // Stopped by the time cap while messages were still arriving: the rest is pending, not lost.
+  const timedOut = drained === 'cap'
+  const windowUs = [Number(h0 / 1000n), Number(process.hrtime.bigint() / 1000n)] // the drain, for run.mjs --cpu-prof
+  let missing = 0
+  for (let seq = 0; seq < pub.sent; seq++) if (pub.acked.has(seq) && !recv.has(seq)) missing++
+  const lost = timedOut ? 0 : missing
+  const pending = timedOut ? missing : 0
   const result = {
     messages,
     acked: pub.ackedCount,
@@ -397,8 +421,11 @@ async function offline (o, ctx) {
     received: recv.count,
     reconnectToAllS: (tEnd - t0) / 1000,
     drainRate: recv.count === 0 ? 0 : recv.count / ((lastRecvAt - t0) / 1000),
+    timedOut,
     lost,
-    dup
+    pending,
+    dup,
+    windowUs
   }
   await sub.disconnect()
   return result

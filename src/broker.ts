@@ -18,6 +18,7 @@ import {
 } from './hook-chain.js'
 import { assertAuthConfig, createAuthHooks, type AuthCounters, type ReloadResult } from './auth/hooks.js'
 import { createLimitHooks } from './limits/hooks.js'
+import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
@@ -74,6 +75,15 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const protocol = createProtocolHooks(broker, store, log)
   const limits = createLimitHooks(aedes, config, log)
   auth.attach(aedes)
+  // Until the dead-letter topic exists, what a shared subscription gives up is a warn line and a counter.
+  const deadLetters: Record<string, number> = {}
+  const shared = createSharedSubscriptions({
+    broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
+    onDeadLetter: ({ reason, share, attempts, packet }) => {
+      deadLetters[reason] = (deadLetters[reason] ?? 0) + 1
+      log.warn({ reason, share, attempts, topic: packet.topic, qos: packet.qos }, 'shared message dead-lettered')
+    }
+  })
 
   aedes.preConnect = chainPreConnect([
     protocol.routeClientDeliveries,
@@ -102,10 +112,11 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   })
   aedes.authorizeSubscribe = chainAuthorizeSubscribe([
     protocol.refuseSessionMarker,
-    protocol.refuseSharedFilters,
+    shared.checkShareName,
     limits.checkFilter,
     auth.authorizeSubscribe,
-    limits.countSubscriptions
+    limits.countSubscriptions,
+    shared.noteSubscriber
   ], protocol.recordGranted)
   aedes.authorizeForward = chainAuthorizeForward([
     auth.authorizeForward
@@ -114,10 +125,18 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   logClientEvents(aedes, log)
   // Fed from aedes' events and by observing each connection stream, never from inside a hook.
   const metrics = createMetrics({ aedes, store, version })
+  const batchOps = metrics.histogram({ name: 'culex_store_batch_ops', help: 'Writes committed together in one store batch.', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] })
+  const batchSeconds = metrics.histogram({ name: 'culex_store_batch_seconds', help: 'Time to commit one store batch.', buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5] })
+  store.observeWrites((ops, ms) => {
+    batchOps.observe(ops)
+    batchSeconds.observe(ms / 1000)
+  })
   metrics.countersFrom('culex_auth_events_total', 'What authentication and the ACL refused, by event.', 'event', () => auth.counters)
   metrics.countersFrom('culex_limit_events_total', 'What the connection and message limits refused or slowed, by event.', 'event', () => limits.counters)
+  metrics.countersFrom('culex_dead_letters_total', 'Messages given up (shared subscriptions), by reason.', 'reason', () => deadLetters)
+  shared.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
-  const featureRoutes: AdminRoute[] = []
+  const featureRoutes: AdminRoute[] = [...shared.routes]
 
   let listeners: Listener[] = []
   let admin: AdminServer | undefined
@@ -126,6 +145,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   let ready = false
   try {
     await aedes.listen()
+    await shared.start()
     sessions = await trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
@@ -140,6 +160,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     }
   } catch (err) {
     sessions?.close()
+    shared.close()
     await closeListeners(listeners)
     await closeAedes(aedes)
     await store.close()
@@ -165,6 +186,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         ready = false
         sys?.stop()
         sessions?.close()
+        shared.close()
         await closeListeners(listeners)
         await closeAedes(aedes)
         await store.close()

@@ -162,7 +162,7 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
   }
 
   const authorizeSubscribe: SubscribeStep = (client, sub) => {
-    if (acl === undefined || maySubscribe(rulesOf(client, acl.value), sub.topic)) return true
+    if (acl === undefined || maySubscribe(rulesOf(client, acl.value), aclFilter(sub.topic))) return true
     counters.subscribeDenied++
     clientLogger(log, client).warn({ topic: sub.topic, reason: 'unauthorized' }, 'subscription refused')
     return false
@@ -208,4 +208,11 @@ function certificateCN (socket: import('node:tls').TLSSocket | undefined): strin
   if (socket === undefined || !socket.authorized) return undefined
   const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined
   return typeof cn === 'string' ? cn : undefined
+}
+
+/** A shared subscription ($share/<group>/<filter>) is authorized on its filter, as in Mosquitto. */
+export function aclFilter (topic: string): string {
+  if (!topic.startsWith('$share/')) return topic
+  const slash = topic.indexOf('/', '$share/'.length)
+  return slash === -1 ? topic : topic.slice(slash + 1)
 }

@@ -53,12 +53,15 @@ export async function runCli (argv: string[]): Promise<number> {
   }
 }
 
+/** Mistakes in what the user configured or typed exit 2; everything else that stops culex exits 1. */
+const configCodes = new Set<string>(['ERR_CONFIG_INVALID', 'ERR_CONFIG_FILE', 'ERR_USAGE', 'ERR_TLS_FILES', 'ERR_AUTH_FILE'])
+
 /** A user's mistake gets one clear line per problem on stderr, never a stack trace. */
 function report (err: unknown): number {
   if (isCulexError(err)) {
     process.stderr.write(`culex: ${err.message} [${err.code}]\n`)
     for (const d of err.details) process.stderr.write(`  - ${d}\n`)
-    return err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_FILE' || err.code === 'ERR_USAGE' ? exitCodes.usage : exitCodes.failure
+    return configCodes.has(err.code) ? exitCodes.config : exitCodes.failure
   }
   const code = (err as { code?: string }).code
   if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {

@@ -1,6 +1,8 @@
 import { bool, int, oneOf, port, str, type ConfigOf } from './fields.js'
 import { anonymousField } from '../auth/config-fields.js'
 import { regexField } from '../limits/config-fields.js'
+import { groupStrategiesField } from '../shared-subscriptions/config-fields.js'
+import { STRATEGIES } from '../shared-subscriptions/strategies.js'
 
 const hostDoc = 'Address to bind; 127.0.0.1 for this machine only, 0.0.0.0 for every IPv4 interface, :: for every interface.'
 // Per listener security settings (docs/security.md).
@@ -101,6 +103,16 @@ export const schema = {
     overflowPolicy: oneOf('dropOldest', ['dropOldest', 'dropNewest'], 'Which message goes when a session queue is full; every drop is counted and logged.'),
     messageExpiryMs: int(0, 'Queued messages older than this are discarded instead of delivered; 0 = never expire.'),
     expiryMs: int(0, 'A persistent session whose client has been disconnected this long is removed with its queue; 0 = never.')
+  },
+  // Shared subscriptions, $share/<group>/<filter> (src/shared-subscriptions, docs/shared-subscriptions.md).
+  sharedSubscriptions: {
+    strategy: oneOf('round-robin', STRATEGIES, 'How a group picks the member for each message: round-robin, random, least-inflight (fewest unacknowledged), sticky (one member while it stays connected), hash-clientid (by publisher) or hash-topic (one topic, one member).'),
+    groupStrategies: groupStrategiesField('Strategy of particular share names, overriding strategy: a mapping such as {orders: hash-topic}; in the environment orders=hash-topic,billing=sticky.'),
+    ackTimeoutMs: int(30_000, 'A QoS 1/2 message a member has not acknowledged (PUBACK/PUBREC) this long goes to another member; 0 = never (it still moves when the member disconnects).'),
+    maxDeliveries: int(5, 'Deliveries of one message before the group gives it up (dead letter: logged and counted); 0 = retry for ever.'),
+    maxInflightPerMember: int(1000, 'Unacknowledged QoS 1/2 messages one member may hold; more go to other members or wait in the group queue. 0 = unlimited.'),
+    maxQueuedMessages: int(100_000, "Messages waiting in one group's queue (members offline or full); over it sessions.overflowPolicy decides which one goes. 0 = unlimited."),
+    maxQueuedBytes: int(104_857_600, "Payload bytes waiting in one group's queue; 0 = unlimited.")
   },
   retained: {
     maxMessages: int(0, 'Retained topics kept; over the limit a new retained topic is refused (replacing or clearing one still works). 0 = unlimited.')

@@ -12,13 +12,25 @@ export interface DeliveryPacket extends PublishPacket {
 }
 
 export interface ClientInternals extends Client {
-  subscriptions: Record<string, { qos: number }>
+  /** Filter → its Subscription; `func` is the deliver function aedes registered for it with broker.subscribe. */
+  subscriptions: Record<string, { qos: number, func?: unknown }>
   deliver0: Deliver
   deliverQoS: Deliver
   /** brokerId → highest brokerCounter delivered; aedes drops anything not above it. */
   duplicates: Record<string, number>
   will?: PublishPacket | null
   _disconnected?: boolean
+  /**
+   * Next packet identifier aedes gives an outgoing QoS 1/2 PUBLISH (1..65535, wrapping); a packet handed to
+   * deliverQoS with its own messageId keeps it (lib/qos-packet.js). Shared subscriptions take ids from here.
+   */
+  _nextId: number
+  /**
+   * The mqtt-packet parser of the connection: 'packet' is emitted for every packet read, before aedes handles it
+   * (a prepended listener sees PUBACK/PUBREC/PUBCOMP of clean sessions too; aedes emits 'ack' only for persistent
+   * ones). aedes removes every 'packet' listener when the client closes.
+   */
+  _parser: NodeJS.EventEmitter
 }
 
 export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void

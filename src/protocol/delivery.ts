@@ -2,6 +2,18 @@ import type { Client } from 'aedes'
 import { internals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { topicMatches } from './topic.js'
 
+/** Packets a shared-subscription group hands to the member it chose (src/shared-subscriptions). */
+const sharedDeliveries = new WeakSet<object>()
+
+/**
+ * Marks a packet a shared-subscription group delivers to one member: the router sends it at the QoS it carries
+ * (the group computed min(publish QoS, the member's granted QoS)), without planning over the client's other filters
+ * and without counting it as one of their copies, so a client with both a shared and a normal subscription gets both.
+ */
+export function markSharedDelivery (packet: DeliveryPacket): void {
+  sharedDeliveries.add(packet)
+}
+
 /**
  * Per-client delivery router. aedes 1.2 picks the delivery QoS from the one subscription whose listener fires
  * first and only downgrades for exact filters, so wildcard subscribers got more than they were granted and
@@ -21,7 +33,8 @@ export function routeDeliveries (client: Client): void {
   c.duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
 
   const route = (fallback: Deliver): Deliver => (packet, cb) => {
-    const plan = planDelivery(c.subscriptions, packet.topic)
+    const shared = sharedDeliveries.has(packet)
+    const plan = shared ? { matches: 1, maxQos: packet.qos } : planDelivery(c.subscriptions, packet.topic)
     if (plan.matches === 0) {
       // No live subscription matches (it was removed while the message was in flight): let aedes settle it.
       fallback(packet, cb)

@@ -4,6 +4,7 @@ import type { BrokerInternals } from './aedes-internals.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
+import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
@@ -55,6 +56,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   /** aedes' connection handler, with every packet checked for violations aedes would act on. */
   const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>
     (stream, req) => {
+      answerUnsupportedLevel(stream)
       guardPackets(aedesHandle(stream, req), (client, reason) => {
         const clientLog = client.id === null ? log : clientLogger(log, client)
         clientLog.warn({ reason }, 'protocol violation, closing connection')
@@ -80,9 +82,6 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   const refuseReservedTopics: PublishStep = (_client, packet) =>
     isReservedTopic(packet.topic) ? { drop: 'reserved-topic', detail: `clients cannot publish to ${packet.topic.split('/')[0]}/ topics` } : undefined
 
-  // Shared subscriptions are not implemented yet: a $share/ filter would be a dead literal in aedes, so it is refused.
-  const refuseSharedFilters: SubscribeStep = (_client, sub) => !sub.topic.startsWith('$share/')
-
   return {
     gate,
     handle,
@@ -91,7 +90,6 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     refuseEmptyPersistentId,
     refuseSessionMarker,
     refuseReservedTopics,
-    refuseSharedFilters,
     recordGranted: (sub: Subscription) => { granted.add(sub) }
   }
 }

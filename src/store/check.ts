@@ -14,6 +14,8 @@ export interface StoreCounts {
   incoming: number
   wills: number
   retained: number
+  /** Messages in shared subscriptions' durable queues. */
+  groupQueued?: number
 }
 
 export interface StoreCheck {
@@ -66,6 +68,12 @@ function checkRecord (key: string, value: Buffer, counts: StoreCounts): string |
     else if (typeof fields.messageId === 'number') counts.inflight++
     if (kind === PREFIX.outgoing) counts.queued++
     return parts.clientId
+  }
+  if (kind === PREFIX.group) {
+    if (parseNumberedKey(key, 16) === undefined) throw new Error('malformed key')
+    if (typeof fields.topic !== 'string') throw new Error('shared queue message without a topic')
+    counts.groupQueued = (counts.groupQueued ?? 0) + 1
+    return undefined
   }
   if (kind === PREFIX.will) {
     if (key.includes('!', 2)) throw new Error('malformed key')

@@ -8,6 +8,7 @@
  *   w!<client>                    the client's will
  *   r!<topic>                     one retained message
  *   c!<client>                    one persistent session (created, last connected and disconnected times)
+ *   g!<share>!<seq:16 digits>     one message of a shared subscription's durable queue (<share> = group/filter)
  *
  * <client> is the client id with '%' and '!' percent-encoded, so it never contains the separator:
  * the range of client `abc` (`o!abc!` … `o!abc"`) cannot reach into client `abcde`.
@@ -23,7 +24,8 @@ export const PREFIX = {
   incoming: 'i!',
   will: 'w!',
   retained: 'r!',
-  session: 'c!'
+  session: 'c!',
+  group: 'g!'
 } as const
 
 export function encodeClientId (clientId: string): string {
@@ -46,6 +48,11 @@ export function outgoingKey (client: string, seq: number): string {
 
 export function incomingKey (client: string, messageId: number): string {
   return PREFIX.incoming + client + '!' + String(messageId).padStart(5, '0')
+}
+
+/** `share` is `<group>/<filter>`, encoded like a client id (it may contain "!" too). */
+export function groupQueueKey (share: string, seq: number): string {
+  return PREFIX.group + share + '!' + String(seq).padStart(16, '0')
 }
 
 export function willKey (client: string): string {

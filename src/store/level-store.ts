@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { encodeRecord } from './codec.js'
+import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
 import { encodeClientId, PREFIX, subscriptionKey, willKey } from './layout.js'
 import { loadAll } from './load.js'
@@ -31,6 +32,7 @@ export class LevelStore {
   readonly #wills = new Map<string, Record<string, unknown>>()
   readonly #outbox: Outbox
   readonly #sessions = new SessionRecords()
+  readonly #groups: GroupQueueStore
   #broker: BrokerRef | undefined
   #closing: Promise<void> | undefined
 
@@ -42,12 +44,13 @@ export class LevelStore {
       dir: opts.dir,
       sync: opts.sync,
       logger: opts.logger,
-      tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained)
+      tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group)
     })
     this.#drops = new DropReporter(opts.logger, opts.onDrop)
     const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue), limits: opts.limits, drops: this.#drops, logger: opts.logger }
     this.#outbox = new Outbox(deps)
     this.#retained = new RetainedStore(deps)
+    this.#groups = new GroupQueueStore(deps)
   }
 
   /** Fills the in-memory indexes from disk; called once by openStore. */
@@ -58,7 +61,8 @@ export class LevelStore {
       incoming: (clientId, messageId, packet) => this.#incoming.load(clientId, messageId, packet),
       will: (clientId, packet) => this.#wills.set(clientId, packet),
       retained: (topic) => this.#retained.load(topic),
-      session: (clientId, fields) => this.#sessions.load(clientId, fields)
+      session: (clientId, fields) => this.#sessions.load(clientId, fields),
+      group: (share, seq, key, head) => this.#groups.load(share, seq, key, head)
     })
   }
 
@@ -68,6 +72,11 @@ export class LevelStore {
 
   get dir (): string {
     return this.#dir
+  }
+
+  /** The durable queues of shared subscriptions (src/store/group-queue.ts). */
+  get groupQueues (): GroupQueueStore {
+    return this.#groups
   }
 
   async setup (broker: BrokerRef): Promise<void> {
@@ -234,6 +243,11 @@ export class LevelStore {
   }
 
   // Culex extras --------------------------------------------------------------------------------------------------
+
+  /** Registers the one observer of committed write batches (op count, milliseconds). */
+  observeWrites (observer: (ops: number, ms: number) => void): void {
+    this.#queue.observer = observer
+  }
 
   /** Resolves once every write queued so far is on disk. */
   barrier (): Promise<void> {

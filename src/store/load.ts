@@ -11,6 +11,8 @@ export interface LoadSink {
   will: (clientId: string, packet: Record<string, unknown>) => void
   retained: (topic: string) => void
   session: (clientId: string, fields: Record<string, unknown>) => void
+  /** One message of a shared subscription's durable queue; `share` is `<group>/<filter>`. */
+  group: (share: string, seq: number, key: string, head: DecodedHead) => void
 }
 
 const CHUNK = 1000
@@ -85,5 +87,9 @@ export async function loadAll (db: StoreDb, dir: string, sink: LoadSink): Promis
     const enc = key.slice(PREFIX.session.length)
     if (enc.includes('!')) throw malformed()
     sink.session(decodeClientId(enc), decodeRecord(needValue(value)).fields)
+  })
+  await scan(db, dir, PREFIX.group, true, (key, value) => {
+    const parts = need(parseNumberedKey(key, 16))
+    sink.group(parts.clientId, parts.n, key, decodeHead(needValue(value)))
   })
 }

@@ -75,6 +75,9 @@ export class WriteQueue {
   #writing: Batch | undefined
   #scheduled = false
   #closed = false
+  #startedAt = 0
+  /** Told the size and duration of every committed batch (for metrics). */
+  observer: ((ops: number, ms: number) => void) | undefined
   batches = 0
   failedBatches = 0
 
@@ -171,6 +174,7 @@ export class WriteQueue {
       if (this.#overlay.get(op.key)?.batch === batch) this.#overlay.delete(op.key)
     }
     if (err === undefined) {
+      if (batch.ops.length > 0) this.observer?.(batch.ops.length, performance.now() - this.#startedAt)
       for (const waiter of batch.waiters) waiter.resolve()
     } else {
       this.failedBatches++

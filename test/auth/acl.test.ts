@@ -153,3 +153,15 @@ pattern deny devices/%c/locked
     expect(mayRead(anon, 'public/secret')).toBe(false)
   })
 })
+
+describe('shared subscriptions and the ACL', () => {
+  it('checks $share/<group>/<filter> on its filter', async () => {
+    const { aclFilter } = await import('../../src/auth/hooks.js')
+    expect(aclFilter('$share/g1/jobs/#')).toBe('jobs/#')
+    expect(aclFilter('jobs/#')).toBe('jobs/#')
+    expect(aclFilter('$share/g1')).toBe('$share/g1')
+    const rules = rulesFor(acl('user w\ntopic read jobs/#\n'), { username: 'w', clientId: 'c' })
+    expect(maySubscribe(rules, aclFilter('$share/g1/jobs/+'))).toBe(true)
+    expect(maySubscribe(rules, aclFilter('$share/g1/other/+'))).toBe(false)
+  })
+})

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -56,14 +57,12 @@ describe('culex passwd and SIGHUP', () => {
 
   it('prompts twice with hidden input on a terminal', async () => {
     const file = path.join(await tempDir(), 'passwd')
-    const cmd = `"${process.execPath}" "${mainJs}" passwd '${file}' tty-user`
-    // `script` gives the command a terminal; the keystrokes come after it has started and switched echo off.
-    const ok = await runTracked('sh', ['-c', `(sleep 2; printf 'typed-1\\r'; sleep 0.5; printf 'typed-1\\r') | script -qec "${cmd.replaceAll('"', '\\"')}" /dev/null`], { timeoutMs: 20_000 })
-    expect(ok.stdout).toMatch(/Password: [\s\S]*Repeat the password: /)
-    expect(ok.stdout.split('Repeat the password:')[1]).not.toContain('typed-1')
+    const ok = await typeAtPrompts(file, 'tty-user', ['typed-1', 'typed-1'])
+    expect(ok).toMatch(/Password: [\s\S]*Repeat the password: /)
+    expect(ok).not.toContain('typed-1')
     expect(await checks(file, 'tty-user', 'typed-1')).toBe(true)
-    const mismatch = await runTracked('sh', ['-c', `(sleep 2; printf 'one\\r'; sleep 0.5; printf 'two\\r') | script -qec "${cmd.replace('tty-user', 'other').replaceAll('"', '\\"')}" /dev/null`], { timeoutMs: 20_000 })
-    expect(mismatch.stdout).toMatch(/the passwords do not match/)
+    const mismatch = await typeAtPrompts(file, 'other', ['one', 'two'])
+    expect(mismatch).toMatch(/the passwords do not match/)
     expect(await readFile(file, 'utf8')).not.toContain('other:')
   }, 60_000)
 
@@ -90,3 +89,24 @@ describe('culex passwd and SIGHUP', () => {
     expect(r.stderr).toMatch(/listeners\.ws\.allowAnonymous/)
   })
 })
+
+/**
+ * Runs `culex passwd` on a terminal (`script` gives it one) and types each answer once its prompt has appeared,
+ * as a person would; returns everything the terminal showed.
+ */
+async function typeAtPrompts (file: string, user: string, answers: string[]): Promise<string> {
+  const child = spawn('script', ['-qec', `"${process.execPath}" "${mainJs}" passwd '${file}' '${user}'`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let out = ''
+  let typed = 0
+  const prompts = ['Password: ', 'Repeat the password: ']
+  const onOutput = (chunk: Buffer): void => {
+    out += chunk.toString()
+    if (typed < answers.length && out.includes(prompts[typed])) child.stdin.write(answers[typed++] + '\r')
+  }
+  child.stdout.on('data', onOutput)
+  child.stderr.on('data', onOutput)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  await new Promise(resolve => child.once('close', resolve))
+  clearTimeout(timer)
+  return out
+}

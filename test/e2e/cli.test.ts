@@ -78,6 +78,20 @@ describe('culex check-config', () => {
     expect(r.stdout).toContain('listeners.ws.port (from flag)')
   })
 
+  it('runs the start-up security checks: a broken ACL file and a public listener nobody can log in to exit 2', async () => {
+    const dir = await dataDir()
+    const acl = path.join(dir, 'acl.conf')
+    await writeFile(acl, 'user\n')
+    const broken = await runCli(['check-config'], { CULEX_AUTH_ACL_FILE: acl })
+    expect(broken.code).toBe(2)
+    expect(broken.stderr).toContain('[ERR_AUTH_FILE]')
+    expect(broken.stderr).toContain(acl)
+    expect(broken.stderr).not.toContain('    at ')
+    const open = await runCli(['check-config', '--host', '0.0.0.0'])
+    expect(open.code).toBe(2)
+    expect(open.stderr).toContain('allowAnonymous')
+  })
+
   it('accepts the shipped config/culex.yaml', async () => {
     const r = await runCli(['check-config', '--config', path.join(repoRoot, 'config', 'culex.yaml')])
     expect(r.stderr).toBe('')

@@ -142,6 +142,10 @@ describe('Prometheus metrics', () => {
     expect(value(s, 'culex_subscriptions')).toBe(1)
     expect(value(s, 'culex_queued_oldest_age_seconds')).toBeGreaterThanOrEqual(1)
     expect(value(s, 'culex_store_write_batches_total')).toBeGreaterThan(0)
+    // Every committed batch is observed once, with at least one write in it.
+    expect(value(s, 'culex_store_batch_ops_count')).toBe(value(s, 'culex_store_write_batches_total'))
+    expect(value(s, 'culex_store_batch_ops_sum')).toBeGreaterThanOrEqual(value(s, 'culex_store_batch_ops_count'))
+    expect(value(s, 'culex_store_batch_seconds_count')).toBe(value(s, 'culex_store_batch_ops_count'))
   })
 
   it('serves process metrics and the counters other features register', async () => {

@@ -1,0 +1,85 @@
+import type { Delivery, Entry } from './group.js'
+
+/**
+ * Every unacknowledged shared delivery, found by (connection, packet identifier) when an acknowledgement comes,
+ * by connection when it closes, and oldest first for the ack timeout.
+ */
+export class DeliveryTracker<H> {
+  readonly #byHandle = new Map<H, Map<number, Delivery<H>>>()
+  readonly #live = new Map<H, number>()
+  /** Live (not timed out) deliveries in the order they were sent, which is the order their timeouts fall due. */
+  readonly #order = new Set<Delivery<H>>()
+
+  get size (): number {
+    return this.#order.size
+  }
+
+  /** Unacknowledged, not timed-out deliveries on one connection. */
+  liveOn (handle: H | undefined): number {
+    return handle === undefined ? 0 : this.#live.get(handle) ?? 0
+  }
+
+  get (handle: H, messageId: number): Delivery<H> | undefined {
+    return this.#byHandle.get(handle)?.get(messageId)
+  }
+
+  add (entry: Entry<H>, handle: H, clientId: string, messageId: number, sentAt: number): Delivery<H> {
+    const d: Delivery<H> = { entry, handle, clientId, messageId, sentAt, expired: false }
+    let map = this.#byHandle.get(handle)
+    if (map === undefined) this.#byHandle.set(handle, map = new Map())
+    map.set(messageId, d)
+    this.#live.set(handle, this.liveOn(handle) + 1)
+    this.#order.add(d)
+    entry.live++
+    entry.deliveries.push(d)
+    return d
+  }
+
+  /** Forgets a delivery (acknowledged, or its entry is done with). */
+  remove (d: Delivery<H>): void {
+    const map = this.#byHandle.get(d.handle)
+    if (map?.get(d.messageId) === d) map.delete(d.messageId)
+    this.#detach(d)
+  }
+
+  /**
+   * Marks deliveries sent at or before `deadline` as timed out and returns them: they no longer count against their
+   * member, but stay findable, so an acknowledgement that still comes completes the message.
+   */
+  expire (deadline: number): Array<Delivery<H>> {
+    const out: Array<Delivery<H>> = []
+    for (const d of this.#order) {
+      if (d.sentAt > deadline) break
+      this.#order.delete(d)
+      d.expired = true
+      this.#live.set(d.handle, this.liveOn(d.handle) - 1)
+      d.entry.live--
+      out.push(d)
+    }
+    return out
+  }
+
+  /** Forgets every delivery of a connection that closed; returns those that had not timed out (lost now). */
+  takeAll (handle: H): Array<Delivery<H>> {
+    const map = this.#byHandle.get(handle)
+    this.#byHandle.delete(handle)
+    const lost: Array<Delivery<H>> = []
+    for (const d of map?.values() ?? []) {
+      if (!d.expired) lost.push(d)
+      this.#detach(d)
+    }
+    this.#live.delete(handle)
+    return lost
+  }
+
+  #detach (d: Delivery<H>): void {
+    const entry = d.entry
+    const i = entry.deliveries.indexOf(d)
+    if (i >= 0) entry.deliveries.splice(i, 1)
+    if (d.expired) return
+    d.expired = true
+    this.#order.delete(d)
+    this.#live.set(d.handle, this.liveOn(d.handle) - 1)
+    entry.live--
+  }
+}

@@ -1,0 +1,268 @@
+import type { AedesPublishPacket, Client, PublishPacket } from 'aedes'
+import type { SubscribeStep } from '../hook-chain.js'
+import { clientLogger } from '../log/client-log.js'
+import type { Logger } from '../log/logger.js'
+import { internals, type BrokerInternals, type DeliveryPacket } from '../protocol/aedes-internals.js'
+import { markSharedDelivery } from '../protocol/delivery.js'
+import type { GroupQueueStore } from '../store/group-queue.js'
+import { SharedEngine } from './engine.js'
+import type { Group } from './group.js'
+import { sweepIntervalMs } from './policy.js'
+import { isShareFilter, isShareName, parseShare, shareTopic } from './share-name.js'
+import type { EngineOptions, EnginePort } from './types.js'
+
+/** The store methods shared subscriptions read or wrap (LevelStore). */
+export interface SharedStore {
+  readonly groupQueues: GroupQueueStore
+  outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
+  purgeSession: (clientId: string) => Promise<boolean>
+  cleanSubscriptions: (client: Client) => Promise<void>
+  listSessions: () => Promise<string[]>
+  subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
+}
+
+type Listener = (packet: AedesPublishPacket, cb: () => void) => void
+
+/** A packet identifier of a shared delivery on one connection, until PUBACK or PUBCOMP ends it. */
+interface Issued { counter: number | undefined, received: boolean }
+
+interface AckPacket { cmd: string, messageId?: number }
+
+/**
+ * The only shared-subscription code that touches aedes (see docs/shared-subscriptions.md, "How it hooks in"):
+ *
+ * - broker.subscribe / broker.unsubscribe are overridden for `$share/` filters: aedes calls them for every
+ *   subscription a client gains or loses (SUBSCRIBE, session restore, a QoS change as unsubscribe + subscribe, and
+ *   every subscription when the client closes, with client.closed already true). The client is the one whose
+ *   client.subscriptions[topic].func is the function passed (set just before the call), among the clients the last
+ *   subscribe step saw. One listener per group is registered on the real filter instead.
+ * - deliveries go through the client's deliverQoS/deliver0 with a packet identifier taken from client._nextId and
+ *   marked for the delivery router; for a persistent session aedes then calls persistence.outgoingUpdate, which is
+ *   answered here (the durable copy is the group queue's, not the session's).
+ * - PUBACK/PUBREC/PUBCOMP are seen on client._parser, for clean sessions too.
+ */
+export function createSharedHooks (broker: BrokerInternals, store: SharedStore, opts: Omit<EngineOptions, 'log'>, log: Logger) {
+  const seen = new Map<string, Set<Client>>()
+  const owners = new WeakMap<object, Client>()
+  const issued = new WeakMap<Client, Map<number, Issued>>()
+  const watched = new WeakSet<Client>()
+  const listeners = new Map<Group<Client>, Listener>()
+  const origSubscribe = broker.subscribe.bind(broker)
+  const origUnsubscribe = broker.unsubscribe.bind(broker)
+
+  const issuedOn = (client: Client): Map<number, Issued> => {
+    let ids = issued.get(client)
+    if (ids === undefined) issued.set(client, ids = new Map())
+    return ids
+  }
+
+  const port: EnginePort<Client> = {
+    mayReceive: (client, topic) => !client.closed && broker.authorizeForward(client, { cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket) != null,
+    allocateId: client => {
+      const c = internals(client)
+      const ids = issued.get(client)
+      let id = c._nextId
+      // Skip identifiers still held by an earlier shared delivery on this connection (a 65535 wrap-around).
+      for (let i = 0; i < 65535 && ids?.has(id) === true; i++) id = id >= 65535 ? 1 : id + 1
+      c._nextId = id >= 65535 ? 1 : id + 1
+      return id
+    },
+    send: (client, out, sent) => {
+      const c = internals(client)
+      const packet: DeliveryPacket = { cmd: 'publish', topic: out.topic, payload: out.payload, qos: out.qos, retain: false, dup: out.dup }
+      if (out.brokerId !== undefined) packet.brokerId = out.brokerId
+      if (out.brokerCounter !== undefined) packet.brokerCounter = out.brokerCounter
+      markSharedDelivery(packet)
+      if (out.qos === 0 || out.messageId === undefined) {
+        c.deliver0(packet, sent)
+        return
+      }
+      packet.messageId = out.messageId
+      issuedOn(client).set(out.messageId, { counter: out.brokerCounter, received: false })
+      c.deliverQoS(packet, sent)
+    },
+    listen: group => {
+      const listener: Listener = (packet, cb) => {
+        const payload = packet.payload as Buffer | string | undefined
+        engine.publish(group, {
+          topic: packet.topic,
+          payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload ?? ''),
+          qos: packet.qos,
+          brokerId: packet.brokerId ?? undefined,
+          brokerCounter: packet.brokerCounter,
+          publisher: (packet as PublishPacket & { clientId?: string }).clientId
+        }, cb)
+      }
+      listeners.set(group, listener)
+      origSubscribe(group.share.filter, listener, noop)
+    },
+    unlisten: group => {
+      const listener = listeners.get(group)
+      listeners.delete(group)
+      if (listener !== undefined) origUnsubscribe(group.share.filter, listener, noop)
+    }
+  }
+
+  const engine = new SharedEngine<Client>(port, store.groupQueues, { ...opts, log: log as unknown as EngineOptions['log'] })
+
+  /** Acknowledgements of shared deliveries, read before aedes handles them. */
+  const watch = (client: Client): void => {
+    if (watched.has(client)) return
+    watched.add(client)
+    internals(client)._parser.prependListener('packet', (packet: AckPacket) => {
+      if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
+      const ids = issued.get(client)
+      const id = packet.messageId
+      const entry = id === undefined ? undefined : ids?.get(id)
+      if (entry === undefined || id === undefined) return
+      if (packet.cmd === 'pubrec') {
+        // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
+        entry.received = true
+        engine.ack(client, id)
+      } else {
+        if (packet.cmd === 'puback') engine.ack(client, id)
+        ids?.delete(id)
+      }
+    })
+  }
+
+  broker.subscribe = (topic, func, done) => {
+    if (!isShareFilter(topic)) {
+      origSubscribe(topic, func, done)
+      return
+    }
+    const share = parseShare(topic)
+    const client = takeSubscriber(topic, func)
+    if (client === undefined || !isShareName(share)) {
+      log.warn({ topic }, 'shared subscription without a client, ignored')
+    } else {
+      owners.set(func, client)
+      watch(client)
+      engine.join(share, client.id, {
+        handle: client,
+        token: func,
+        qos: internals(client).subscriptions[topic]?.qos ?? 0,
+        persistent: !client.clean,
+        // A restored session's members wait for 'clientReady': nothing may be written before CONNACK.
+        ready: client.connected
+      })
+    }
+    // aedes passes no callback when it removes a subscription to re-add it with another QoS.
+    if (typeof done === 'function') setImmediate(done)
+  }
+
+  broker.unsubscribe = (topic, func, done) => {
+    if (!isShareFilter(topic)) {
+      origUnsubscribe(topic, func, done)
+      return
+    }
+    const share = parseShare(topic)
+    const client = owners.get(func)
+    if (isShareName(share) && client !== undefined) {
+      if (client.closed) {
+        engine.disconnected(share.key, func)
+        engine.gone(client, client.id)
+      } else {
+        // A QoS change is an unsubscribe followed at once by a subscribe of the same client: only a removal that is
+        // still not replaced on the next tick is an UNSUBSCRIBE.
+        process.nextTick(() => engine.unsubscribed(share.key, func))
+      }
+    }
+    // aedes passes no callback when it removes a subscription to re-add it with another QoS.
+    if (typeof done === 'function') setImmediate(done)
+  }
+
+  const takeSubscriber = (topic: string, func: unknown): Client | undefined => {
+    const clients = seen.get(topic)
+    if (clients === undefined) return undefined
+    let found: Client | undefined
+    for (const client of clients) {
+      if (client.closed) clients.delete(client)
+      else if (found === undefined && internals(client).subscriptions[topic]?.func === func) found = client
+    }
+    if (found !== undefined) clients.delete(found)
+    if (clients.size === 0) seen.delete(topic)
+    return found
+  }
+
+  // A persistent member's connection is usable once aedes has sent CONNACK and replayed its session's queue.
+  broker.on('clientReady', (client: Client) => engine.ready(client))
+  // Safety net for a connection whose shared subscriptions were replaced (a takeover): its deliveries still move.
+  broker.on('clientDisconnect', (client: Client) => engine.gone(client, client.id))
+
+  // For a persistent member aedes records each delivery in the session queue; a shared delivery has no entry there.
+  const outgoingUpdate = store.outgoingUpdate.bind(store)
+  store.outgoingUpdate = async (client, packet) => {
+    const id = packet.messageId
+    const entry = id == null ? undefined : issued.get(client)?.get(id)
+    if (entry !== undefined) {
+      if (packet.cmd === 'pubrel' ? entry.received : entry.counter === undefined || entry.counter === packet.brokerCounter) return
+    }
+    await outgoingUpdate(client, packet)
+  }
+  // A session that ends (expiry, purge, a clean CONNECT with its id) takes its memberships with it.
+  const purgeSession = store.purgeSession.bind(store)
+  store.purgeSession = async (clientId) => {
+    const existed = await purgeSession(clientId)
+    engine.sessionEnded(clientId)
+    return existed
+  }
+  const cleanSubscriptions = store.cleanSubscriptions.bind(store)
+  store.cleanSubscriptions = async (client) => {
+    await cleanSubscriptions(client)
+    engine.sessionEnded(client.id)
+  }
+
+  /** Refuses bad share names with SUBACK 0x80 (aedes would grant them as literal filters that never match). */
+  const checkShareName: SubscribeStep = (client, sub) => {
+    if (!isShareFilter(sub.topic)) return true
+    const parsed = parseShare(sub.topic)
+    if (isShareName(parsed)) return true
+    clientLogger(log, client).warn({ topic: sub.topic, reason: parsed.problem }, 'subscription refused')
+    return false
+  }
+  /** Last subscribe step: the client whose granted `$share/` filter aedes is about to subscribe. */
+  const noteSubscriber: SubscribeStep = (client, sub) => {
+    if (isShareFilter(sub.topic)) {
+      let clients = seen.get(sub.topic)
+      if (clients === undefined) seen.set(sub.topic, clients = new Set())
+      clients.add(client)
+    }
+    return true
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  return {
+    engine,
+    checkShareName,
+    noteSubscriber,
+    /** Restores the persistent members and the durable queues from the store; starts the ack-timeout sweep. */
+    start: async (): Promise<void> => {
+      for (const id of await store.listSessions()) {
+        for (const sub of await store.subscriptionsByClient({ id })) {
+          const share = isShareFilter(sub.topic) ? parseShare(sub.topic) : undefined
+          if (share !== undefined && isShareName(share)) engine.restoreMember(share, id, sub.qos)
+        }
+      }
+      for (const [key, stored] of store.groupQueues.takeLoaded()) {
+        if (engine.restoreQueue(key, stored)) {
+          log.info({ share: shareTopic(key), messages: stored.length }, 'shared queue restored')
+        } else {
+          await store.groupQueues.remove(stored.map(s => s.key))
+          log.warn({ share: shareTopic(key), messages: stored.length }, 'shared queue without members deleted')
+        }
+      }
+      if (opts.ackTimeoutMs > 0) {
+        timer = setInterval(() => engine.sweep(), sweepIntervalMs(opts.ackTimeoutMs))
+        timer.unref()
+      }
+    },
+    /** Stops dispatching and redelivery (the broker is stopping: what is in flight stays in the store). */
+    close: (): void => {
+      clearInterval(timer)
+      engine.close()
+    }
+  }
+}
+
+function noop (): void {}

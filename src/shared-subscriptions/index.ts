@@ -1,0 +1,85 @@
+/**
+ * Shared subscriptions: `$share/<group>/<filter>` as a work queue (docs/shared-subscriptions.md).
+ *
+ *   createSharedSubscriptions(deps)
+ *     checkShareName, noteSubscriber   authorizeSubscribe steps: refuse bad share names (first checks), note the
+ *                                      subscriber of a granted $share/ filter (last step)
+ *     start()                          after aedes.listen(): restores persistent members and durable queues
+ *     close()                          when the broker stops, before aedes closes its clients
+ *     routes                           GET /api/shared for the admin server's featureRoutes
+ *     registerMetrics(metrics)         culex_shared_* counters and gauges
+ *     view()                           per group: members, in-flight, queue depth, counts
+ */
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log/logger.js'
+import type { BrokerMetrics } from '../metrics/index.js'
+import type { AdminRoute } from '../admin/routes.js'
+import { sendJson } from '../admin/http.js'
+import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import { createSharedHooks, type SharedStore } from './hooks.js'
+import type { DeadLetterEvent } from './types.js'
+
+export type { DeadLetterEvent, DeadLetterReason } from './types.js'
+export type { GroupView } from './engine.js'
+
+export interface SharedDeps {
+  broker: BrokerInternals
+  store: SharedStore
+  config: Config['sharedSubscriptions']
+  /** Which waiting message goes when a group queue is full (sessions.overflowPolicy). */
+  overflowPolicy: 'dropOldest' | 'dropNewest'
+  log: Logger
+  /** A message the group gave up on (the dead-letter feature hooks in here). */
+  onDeadLetter: (event: DeadLetterEvent) => void
+}
+
+export function createSharedSubscriptions (deps: SharedDeps) {
+  const { config } = deps
+  const hooks = createSharedHooks(deps.broker, deps.store, {
+    strategyFor: group => config.groupStrategies[group] ?? config.strategy,
+    ackTimeoutMs: config.ackTimeoutMs,
+    maxDeliveries: config.maxDeliveries,
+    maxInflightPerMember: config.maxInflightPerMember,
+    limits: { maxQueuedMessages: config.maxQueuedMessages, maxQueuedBytes: config.maxQueuedBytes, overflowPolicy: deps.overflowPolicy },
+    onDeadLetter: deps.onDeadLetter
+  }, deps.log)
+  const engine = hooks.engine
+  const view = () => engine.view()
+
+  const routes: AdminRoute[] = [{
+    method: 'GET',
+    path: '/api/shared',
+    feature: 'shared',
+    // `items` is what the console's feature panel renders, one row per group.
+    handler: ({ res }) => sendJson(res, 200, { items: view(), totals: { ...engine.totals } })
+  }]
+
+  const registerMetrics = (metrics: BrokerMetrics): void => {
+    metrics.countersFrom('culex_shared_messages_total', 'Shared-subscription deliveries and what became of the messages, by event.', 'event', () => engine.totals)
+    const perGroup = (name: string, help: string, read: (g: ReturnType<typeof view>[number]) => number): void => {
+      metrics.gauge({
+        name,
+        help,
+        labelNames: ['share'],
+        collect () {
+          this.reset()
+          for (const g of view()) this.set({ share: g.share }, read(g))
+        }
+      })
+    }
+    perGroup('culex_shared_queued_messages', 'Messages waiting in a shared subscription\'s queue.', g => g.queued)
+    perGroup('culex_shared_inflight_messages', 'Messages of a shared subscription delivered and not acknowledged yet.', g => g.inflight)
+    perGroup('culex_shared_members_online', 'Connected members of a shared subscription.', g => g.members.filter(m => m.online).length)
+    perGroup('culex_shared_members', 'Members of a shared subscription, offline persistent ones included.', g => g.members.length)
+  }
+
+  return {
+    checkShareName: hooks.checkShareName,
+    noteSubscriber: hooks.noteSubscriber,
+    start: hooks.start,
+    close: hooks.close,
+    routes,
+    registerMetrics,
+    view
+  }
+}

@@ -1,0 +1,88 @@
+import type { GroupMessage } from '../store/group-queue.js'
+import type { Group } from './group.js'
+import type { QueueLimits } from './policy.js'
+import type { Strategy } from './strategies.js'
+
+/** What the engine asks of the broker: src/shared-subscriptions/hooks.ts implements it on aedes. */
+export interface EnginePort<H> {
+  /** Whether this connection is open and may be sent a message on `topic` (the ACL). */
+  mayReceive: (handle: H, topic: string) => boolean
+  /** A packet identifier free on this connection. */
+  allocateId: (handle: H) => number
+  /** Hands a packet to the connection; `sent` runs once its socket took it. */
+  send: (handle: H, packet: OutPacket, sent: () => void) => void
+  /** The group's filter starts or stops receiving the broker's messages. */
+  listen: (group: Group<H>) => void
+  unlisten: (group: Group<H>) => void
+}
+
+export interface OutPacket {
+  topic: string
+  payload: Buffer
+  qos: 0 | 1 | 2
+  dup: boolean
+  messageId?: number
+  brokerId?: string
+  brokerCounter?: number
+}
+
+/** The durable group queue (src/store/group-queue.ts). */
+export interface GroupStore {
+  add: (share: string, message: GroupMessage, enqueuedAt: number) => { key: string, done: Promise<void> }
+  setAttempts: (key: string, message: GroupMessage, enqueuedAt: number, attempts: number) => Promise<void>
+  remove: (keys: string[]) => Promise<void>
+  payloads: (keys: string[]) => Promise<Array<Buffer | undefined>>
+}
+
+/**
+ * Why a group gave a message up: it was delivered maxDeliveries times and never acknowledged, the group's queue
+ * was full, or the group lost its last member with the message still waiting.
+ */
+export type DeadLetterReason = 'max-deliveries' | 'queue-full' | 'no-members'
+
+/** A message the group gives up on; the dead-letter feature will publish it. */
+export interface DeadLetterEvent {
+  reason: DeadLetterReason
+  attempts: number
+  group: string
+  /** The `$share/<group>/<filter>` subscription. */
+  share: string
+  packet: { topic: string, payload: Buffer, qos: number }
+}
+
+/** A message that matched a group's filter, as the dispatcher hands it in. */
+export interface IncomingMessage {
+  topic: string
+  payload: Buffer
+  qos: number
+  brokerId?: string
+  brokerCounter?: number
+  publisher?: string
+}
+
+type LogFn = (fields: Record<string, unknown>, msg: string) => void
+export interface EngineLog { info: LogFn, warn: LogFn, error: LogFn }
+
+export interface EngineOptions {
+  strategyFor: (group: string) => Strategy
+  /** 0 = never time out. */
+  ackTimeoutMs: number
+  /** 0 = redeliver for ever. */
+  maxDeliveries: number
+  /** 0 = no cap. */
+  maxInflightPerMember: number
+  limits: QueueLimits
+  onDeadLetter: (event: DeadLetterEvent) => void
+  log: EngineLog
+  now?: () => number
+  random?: () => number
+}
+
+export interface EngineTotals {
+  delivered: number
+  redelivered: number
+  acknowledged: number
+  deadLettered: number
+  dropped: number
+  failovers: number
+}

@@ -1,0 +1,235 @@
+import { describe, expect, it } from 'vitest'
+import type { GroupMessage } from '../../src/store/group-queue.js'
+import { SharedEngine } from '../../src/shared-subscriptions/engine.js'
+import { parseShare, type ShareName } from '../../src/shared-subscriptions/share-name.js'
+import type { DeadLetterEvent, EngineOptions, GroupStore, OutPacket } from '../../src/shared-subscriptions/types.js'
+
+/** The engine on its own: connections are strings, the store is a Map, time is a number the test moves. */
+function setup (opts: Partial<EngineOptions> = {}) {
+  const sent: Array<{ handle: string, packet: OutPacket }> = []
+  const open = new Set<string>()
+  const ids = new Map<string, number>()
+  const listening = new Set<string>()
+  const stored = new Map<string, { message: GroupMessage, attempts: number }>()
+  const dead: DeadLetterEvent[] = []
+  const logs: Array<{ msg: string, fields: Record<string, unknown> }> = []
+  let now = 1000
+  let seq = 0
+  const store: GroupStore = {
+    add: (_share, message) => {
+      const key = `k${++seq}`
+      stored.set(key, { message, attempts: 0 })
+      return { key, done: Promise.resolve() }
+    },
+    setAttempts: async (key, _m, _t, attempts) => { const s = stored.get(key); if (s !== undefined) s.attempts = attempts },
+    remove: async keys => { for (const k of keys) stored.delete(k) },
+    payloads: async keys => keys.map(k => stored.get(k)?.message.payload)
+  }
+  const log = (msg: string) => (fields: Record<string, unknown>) => { logs.push({ msg, fields }) }
+  const engine = new SharedEngine<string>({
+    mayReceive: (h) => open.has(h),
+    allocateId: h => { const id = (ids.get(h) ?? 0) + 1; ids.set(h, id); return id },
+    send: (handle, packet, done) => { sent.push({ handle, packet }); done() },
+    listen: g => listening.add(g.share.key),
+    unlisten: g => listening.delete(g.share.key)
+  }, store, {
+    strategyFor: () => 'round-robin',
+    ackTimeoutMs: 1000,
+    maxDeliveries: 3,
+    maxInflightPerMember: 0,
+    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest' },
+    onDeadLetter: e => dead.push(e),
+    log: { info: (f, m) => log(m)(f), warn: (f, m) => log(m)(f), error: (f, m) => log(m)(f) },
+    now: () => now,
+    ...opts
+  })
+  const share = parseShare('$share/g/jobs/#') as ShareName
+  const join = (id: string, o: { qos?: number, persistent?: boolean, ready?: boolean } = {}): void => {
+    open.add(id)
+    engine.join(share, id, { handle: id, token: `f-${id}`, qos: o.qos ?? 1, persistent: o.persistent ?? false, ready: o.ready ?? true })
+  }
+  const publish = async (payload: string, qos = 1, topic = 'jobs/x'): Promise<void> => {
+    const group = engine.group(share.key)
+    if (group === undefined) throw new Error('no group')
+    await new Promise<void>(resolve => engine.publish(group, { topic, payload: Buffer.from(payload), qos, publisher: 'pub' }, resolve))
+  }
+  const to = (h: string): string[] => sent.filter(s => s.handle === h).map(s => s.packet.payload.toString())
+  const close = (h: string): void => {
+    open.delete(h)
+    engine.disconnected(share.key, `f-${h}`)
+    engine.gone(h, h)
+  }
+  return { engine, share, sent, open, listening, stored, dead, logs, join, publish, to, close, tick: (ms: number) => { now += ms } }
+}
+
+describe('shared engine', () => {
+  it('sends each message to one member in turn and forgets it when acknowledged', async () => {
+    const s = setup()
+    s.join('a')
+    s.join('b')
+    expect(s.listening).toEqual(new Set(['g/jobs/#']))
+    for (let i = 0; i < 4; i++) await s.publish(String(i))
+    expect(s.to('a')).toEqual(['0', '2'])
+    expect(s.to('b')).toEqual(['1', '3'])
+    const first = s.sent[0].packet
+    expect(first).toMatchObject({ qos: 1, dup: false, messageId: 1, topic: 'jobs/x' })
+    expect(s.engine.ack('a', 1)).toBe(true)
+    expect(s.engine.ack('a', 1)).toBe(false)
+    expect(s.engine.inflightOf('a')).toBe(1)
+    expect(s.engine.view()[0]).toMatchObject({ inflight: 3, delivered: 4, acknowledged: 1, durable: false })
+    expect(s.stored.size).toBe(0)
+  })
+
+  it('moves what a closed connection held to another member at once, marked DUP', async () => {
+    const s = setup()
+    s.join('a')
+    s.join('b')
+    for (let i = 0; i < 4; i++) await s.publish(String(i))
+    s.close('a')
+    expect(s.to('b')).toEqual(['1', '3', '0', '2'])
+    expect(s.sent.slice(4).every(x => x.packet.dup)).toBe(true)
+    expect(s.logs.find(l => l.msg === 'shared messages moved to another member')?.fields).toMatchObject({ clientId: 'a', reason: 'disconnect', count: 2 })
+    expect(s.engine.totals).toMatchObject({ delivered: 6, redelivered: 2, failovers: 2 })
+  })
+
+  it('moves an unacknowledged message after the ack timeout; the first acknowledgement wins', async () => {
+    const s = setup()
+    s.join('a')
+    s.join('b')
+    await s.publish('x')
+    s.tick(999)
+    s.engine.sweep()
+    expect(s.sent.length).toBe(1)
+    s.tick(1)
+    s.engine.sweep()
+    expect(s.to('b')).toEqual(['x'])
+    // the late acknowledgement from a completes it; b's copy is then no longer tracked
+    expect(s.engine.ack('a', 1)).toBe(true)
+    expect(s.engine.ack('b', 1)).toBe(false)
+    expect(s.engine.view()[0]).toMatchObject({ inflight: 0, acknowledged: 1, redelivered: 1 })
+  })
+
+  it('gives up after maxDeliveries, with the attempt count', async () => {
+    const s = setup()
+    s.join('a')
+    s.join('b')
+    await s.publish('poison')
+    for (let i = 0; i < 3; i++) {
+      s.tick(1000)
+      s.engine.sweep()
+    }
+    expect(s.to('a')).toEqual(['poison', 'poison'])
+    expect(s.to('b')).toEqual(['poison'])
+    expect(s.dead).toEqual([expect.objectContaining({ reason: 'max-deliveries', attempts: 3, group: 'g', share: '$share/g/jobs/#', packet: expect.objectContaining({ topic: 'jobs/x', qos: 1 }) })])
+    expect(s.dead[0].packet.payload.toString()).toBe('poison')
+  })
+
+  it('caps the unacknowledged messages of a member; the rest wait and follow acknowledgements', async () => {
+    const s = setup({ maxInflightPerMember: 2 })
+    s.join('a')
+    for (let i = 0; i < 5; i++) await s.publish(String(i))
+    expect(s.to('a')).toEqual(['0', '1'])
+    expect(s.engine.view()[0]).toMatchObject({ queued: 3, inflight: 2 })
+    s.engine.ack('a', 1)
+    expect(s.to('a')).toEqual(['0', '1', '2'])
+    // QoS 0 needs no slot and never waits
+    await s.publish('q0', 0)
+    expect(s.to('a')).toEqual(['0', '1', '2', 'q0'])
+    s.engine.ack('a', 2)
+    s.engine.ack('a', 3)
+    expect(s.to('a')).toEqual(['0', '1', '2', 'q0', '3', '4'])
+  })
+
+  it('downgrades to the member\'s QoS, drops QoS 0 nobody can take, and keeps $ topics from wildcard-first filters', async () => {
+    const s = setup()
+    s.engine.restoreMember(s.share, 'offline', 1)
+    await s.publish('nobody', 0)
+    expect(s.engine.view()[0]).toMatchObject({ dropped: 1, queued: 0 })
+    s.join('a', { qos: 0 })
+    await s.publish('two', 2)
+    expect(s.sent[0].packet).toMatchObject({ qos: 0, dup: false })
+    expect(s.sent[0].packet.messageId).toBeUndefined()
+    expect(s.engine.view()[0]).toMatchObject({ inflight: 0, delivered: 1 })
+    const dollar = setup()
+    const wild = parseShare('$share/w/#') as ShareName
+    dollar.open.add('a')
+    dollar.engine.join(wild, 'a', { handle: 'a', token: 'f', qos: 1, persistent: false, ready: true })
+    const group = dollar.engine.group('w/#')
+    if (group === undefined) throw new Error('no group')
+    await new Promise<void>(resolve => dollar.engine.publish(group, { topic: '$SYS/x', payload: Buffer.from('s'), qos: 1 }, resolve))
+    await new Promise<void>(resolve => dollar.engine.publish(group, { topic: 'x', payload: Buffer.from('x'), qos: 1 }, resolve))
+    expect(dollar.sent.map(x => x.packet.topic)).toEqual(['x'])
+  })
+
+  it('stores the messages of a group with a persistent member until acknowledged, and drains them to the first member back', async () => {
+    const s = setup()
+    s.engine.restoreMember(s.share, 'p', 1)
+    await s.publish('0')
+    await s.publish('1')
+    expect(s.stored.size).toBe(2)
+    await new Promise(resolve => setImmediate(resolve))
+    // waiting durable messages keep no payload in memory
+    expect(s.engine.view()[0]).toMatchObject({ durable: true, queued: 2, queuedBytes: 2 })
+    s.join('p', { persistent: true, ready: false })
+    expect(s.sent).toEqual([])
+    s.engine.ready('p')
+    await new Promise(resolve => setImmediate(resolve))
+    expect(s.to('p')).toEqual(['0', '1'])
+    s.engine.ack('p', 1)
+    s.engine.ack('p', 2)
+    await new Promise(resolve => setImmediate(resolve))
+    expect(s.stored.size).toBe(0)
+  })
+
+  it('bounds the group queue: dropOldest gives the oldest up, dropNewest the newest', async () => {
+    for (const policy of ['dropOldest', 'dropNewest'] as const) {
+      const s = setup({ limits: { maxQueuedMessages: 2, maxQueuedBytes: 0, overflowPolicy: policy } })
+      s.engine.restoreMember(s.share, 'p', 1)
+      for (let i = 0; i < 4; i++) await s.publish(String(i))
+      await new Promise(resolve => setImmediate(resolve))
+      expect(s.dead.map(d => [d.reason, d.packet.payload.toString()])).toEqual(policy === 'dropOldest' ? [['queue-full', '0'], ['queue-full', '1']] : [['queue-full', '2'], ['queue-full', '3']])
+      expect(s.stored.size).toBe(2)
+    }
+  })
+
+  it('drops a group whose last member leaves or whose session ends, giving up what waits', async () => {
+    const s = setup()
+    s.engine.restoreMember(s.share, 'p', 1)
+    await s.publish('w')
+    s.engine.sessionEnded('p')
+    await new Promise(resolve => setImmediate(resolve))
+    expect(s.engine.view()).toEqual([])
+    expect(s.listening.size).toBe(0)
+    expect(s.dead.map(d => d.reason)).toEqual(['no-members'])
+    expect(s.stored.size).toBe(0)
+    const t = setup()
+    t.join('c')
+    await t.publish('held')
+    t.close('c')
+    expect(t.dead.map(d => [d.reason, d.attempts])).toEqual([['no-members', 1]])
+  })
+
+  it('restores stored messages in order with their attempt counts', async () => {
+    const s = setup()
+    s.engine.restoreMember(s.share, 'p', 1)
+    const a = s.stored.size
+    expect(a).toBe(0)
+    s.stored.set('old-1', { message: { topic: 'jobs/1', payload: Buffer.from('one'), qos: 1 }, attempts: 2 })
+    s.stored.set('old-2', { message: { topic: 'jobs/2', payload: Buffer.from('two'), qos: 1 }, attempts: 0 })
+    expect(s.engine.restoreQueue('g/jobs/#', [
+      { key: 'old-1', topic: 'jobs/1', qos: 1, bytes: 3, attempts: 2, enqueuedAt: 1 },
+      { key: 'old-2', topic: 'jobs/2', qos: 1, bytes: 3, attempts: 0, enqueuedAt: 2 }
+    ])).toBe(true)
+    expect(s.engine.restoreQueue('other/x', [])).toBe(false)
+    s.join('p', { persistent: true })
+    await new Promise(resolve => setImmediate(resolve))
+    expect(s.to('p')).toEqual(['one', 'two'])
+    expect(s.sent.map(x => x.packet.dup)).toEqual([true, false])
+    // a redelivery records its attempt count; the third attempt of "one" is its last (maxDeliveries 3)
+    expect(s.stored.get('old-1')?.attempts).toBe(3)
+    s.tick(1000)
+    s.engine.sweep()
+    expect(s.dead.map(d => [d.reason, d.attempts, d.packet.topic])).toEqual([['max-deliveries', 3, 'jobs/1']])
+    expect(s.to('p')).toEqual(['one', 'two', 'two'])
+  })
+})

@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { IPublishPacket } from 'mqtt-packet'
+import { startTestBroker, type TestBroker } from '../helpers/broker.js'
+import { connectClient, sleep, waitFor } from '../helpers/clients.js'
+import { endAll, members, payloads, publishMany, silentMember, waitTotal } from './support.js'
+
+const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i))
+const sorted = (xs: string[]): string[] => [...new Set(xs)].sort((a, b) => Number(a) - Number(b))
+
+describe('shared subscriptions: failover and redelivery', () => {
+  let t: TestBroker | undefined
+
+  afterEach(async () => {
+    await t?.close()
+    t = undefined
+  })
+
+  it('moves every unacknowledged message of a member whose connection dies mid-stream to the others at once', async () => {
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 0 })
+    const silent = await silentMember(t.mqttUrl, 'dies', '$share/k/kill/#')
+    const live = await members(t.mqttUrl, 2, '$share/k/kill/#', 1, 'lives')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'k-pub' })
+    const n = 3000
+    const publishing = publishMany(pub, 'kill/x', n, 1, 100)
+    await waitFor(() => silent.publishes().length >= 200, 'the silent member to hold 200 messages', 10_000)
+    silent.destroy()
+    await publishing
+    await waitTotal(live, n, 'the live members', 15_000)
+    const held = silent.publishes().map(p => p.payload.toString())
+    expect(held.length).toBeGreaterThanOrEqual(200)
+    // Nothing lost: the live members together have every message, including all the dead member held.
+    expect(sorted(payloads(live))).toEqual(numbers(n))
+    const redelivered = live.flatMap(c => c.received.filter(r => held.includes(r.payload)))
+    expect(redelivered.length).toBeGreaterThanOrEqual(held.length)
+    expect(redelivered.every(r => r.dup)).toBe(true)
+    const moved = t.logs.filter(l => l.msg === 'shared messages moved to another member' && l.clientId === 'dies')
+    expect(moved.map(l => l.reason)).toEqual(['disconnect'])
+    // The broker had written more to the socket than the client read before it died: those moved too.
+    expect(moved[0].count).toBeGreaterThanOrEqual(held.length)
+    await endAll([...live, pub])
+  }, 30_000)
+
+  it('moves the messages of a member that stops acknowledging once ackTimeoutMs has passed', async () => {
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 600 })
+    const silent = await silentMember(t.mqttUrl, 'stuck', '$share/a/ack/#')
+    const [live] = await members(t.mqttUrl, 1, '$share/a/ack/#', 1, 'acks')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'a-pub' })
+    const started = Date.now()
+    await publishMany(pub, 'ack/x', 20, 1)
+    await waitFor(() => silent.publishes().length === 10 && live.received.length === 10, 'half each')
+    await sleep(150)
+    expect(live.received.length).toBe(10)
+    await waitFor(() => live.received.length === 20, 'the stuck member\'s half', 5000)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600)
+    expect(sorted(live.received.map(r => r.payload))).toEqual(numbers(20))
+    expect(live.received.slice(10).every(r => r.dup)).toBe(true)
+    expect(silent.isClosed).toBe(false)
+    expect(t.logs.some(l => l.msg === 'shared messages moved to another member' && l.clientId === 'stuck' && l.reason === 'ack-timeout' && l.count === 10)).toBe(true)
+    silent.destroy()
+    await endAll([live, pub])
+  })
+
+  it('gives up a message nobody acknowledges after maxDeliveries attempts (dead-letter callback)', async () => {
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 200, 'sharedSubscriptions.maxDeliveries': 3 })
+    const s1 = await silentMember(t.mqttUrl, 'poison-1', '$share/p/poison')
+    const s2 = await silentMember(t.mqttUrl, 'poison-2', '$share/p/poison')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'p-pub' })
+    await pub.publishAsync('poison', 'bad', { qos: 1 })
+    const deadLettered = (): Array<Record<string, unknown>> => t?.logs.filter(l => l.msg === 'shared message dead-lettered') ?? []
+    await waitFor(() => deadLettered().length === 1, 'the dead letter', 5000)
+    await sleep(500)
+    const copies = [...s1.publishes(), ...s2.publishes()]
+    expect(copies.length).toBe(3)
+    expect(copies.map(p => p.payload.toString())).toEqual(['bad', 'bad', 'bad'])
+    expect(s1.publishes().length).toBe(2)
+    expect(s2.publishes().length).toBe(1)
+    expect(deadLettered()).toEqual([expect.objectContaining({ reason: 'max-deliveries', attempts: 3, share: '$share/p/poison', topic: 'poison' })])
+    const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text()
+    expect(metrics).toContain('culex_dead_letters_total{reason="max-deliveries"} 1')
+    expect(metrics).toMatch(/culex_shared_messages_total\{event="redelivered"\} 2/)
+    s1.destroy()
+    s2.destroy()
+    await endAll([pub])
+  })
+
+  it('never sends a QoS 2 message a member has PUBREC\'d to another member', async () => {
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 300 })
+    const r = await silentMember(t.mqttUrl, 'rec', '$share/q2/two', 2)
+    const pub = await connectClient(t.mqttUrl, { clientId: 'q2-pub' })
+    await pub.publishAsync('two', 'first', { qos: 2 })
+    await pub.publishAsync('two', 'second', { qos: 2 })
+    await waitFor(() => r.publishes().length === 2, 'both at the only member')
+    const [first] = r.publishes() as IPublishPacket[]
+    r.send({ cmd: 'pubrec', messageId: first.messageId })
+    await r.next('pubrel')
+    const [other] = await members(t.mqttUrl, 1, '$share/q2/two', 2, 'q2-other')
+    await sleep(700)
+    // "second" was not PUBREC'd: it timed out and moved; "first" stays with the member that received it.
+    expect(other.received.map(m => m.payload)).toEqual(['second'])
+    r.destroy()
+    await sleep(300)
+    expect(other.received.map(m => m.payload)).toEqual(['second'])
+    await endAll([other, pub])
+  })
+})
