@@ -18,12 +18,20 @@ export async function bind (server: Server, name: string, host: string, port: nu
   return server.address() as AddressInfo
 }
 
-/** Keeps the open sockets of a server so close() can end connections that never became MQTT clients. */
-export function trackSockets (server: Server, event: string): Set<Socket> {
+/**
+ * Keeps the open sockets of a server, TLS handshakes in progress included, and returns what stops it: no new
+ * connections, and the open ones (also those that never became MQTT clients) destroyed.
+ */
+export function trackSockets (server: Server): () => Promise<void> {
   const sockets = new Set<Socket>()
-  server.on(event, (socket: Socket) => {
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  return sockets
+  return async () => {
+    await new Promise<void>(resolve => {
+      server.close(() => resolve())
+      for (const s of sockets) s.destroy()
+    })
+  }
 }

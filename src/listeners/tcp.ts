@@ -32,17 +32,12 @@ export async function listenTcp (opts: TcpListenerOptions, handle: ConnectionHan
   })
   // A failed TLS handshake is the client's problem; it must not reach the process.
   server.on('tlsClientError', (_err, socket) => socket.destroy())
-  const sockets = trackSockets(server, opts.tls === undefined ? 'connection' : 'secureConnection')
+  const stop = trackSockets(server)
   const address = await bind(server, opts.name, opts.host, opts.port)
   return {
     name: opts.name,
     host: address.address,
     port: address.port,
-    close: async () => {
-      await new Promise<void>(resolve => {
-        server.close(() => resolve())
-        for (const s of sockets) s.destroy()
-      })
-    }
+    close: stop
   }
 }

@@ -51,7 +51,7 @@ export async function listenWebSocket (opts: WebSocketListenerOptions, handle: C
     handle(stream, req)
   })
   wss.on('error', () => { /* per-connection failures are handled on each stream */ })
-  const sockets = trackSockets(server, opts.tls === undefined ? 'connection' : 'secureConnection')
+  const stop = trackSockets(server)
   const address = await bind(server, opts.name, opts.host, opts.port)
   return {
     name: opts.name,
@@ -60,10 +60,7 @@ export async function listenWebSocket (opts: WebSocketListenerOptions, handle: C
     close: async () => {
       for (const client of wss.clients) client.terminate()
       await new Promise<void>(resolve => wss.close(() => resolve()))
-      await new Promise<void>(resolve => {
-        server.close(() => resolve())
-        for (const s of sockets) s.destroy()
-      })
+      await stop()
     }
   }
 }
