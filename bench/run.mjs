@@ -23,6 +23,8 @@ import { cpuTop, renderTop } from './cpu-top.mjs'
 const benchDir = path.dirname(fileURLToPath(import.meta.url))
 const repoDir = path.resolve(benchDir, '..')
 const MOSQUITTO = process.env.MOSQUITTO ?? '/usr/sbin/mosquitto'
+/** Where Culex runs from: a snapshot of dist/ taken at the start (see snapshotCulex), so a rebuild mid-run is harmless. */
+let culexMain = path.join(repoDir, 'dist/main.js')
 
 // ---------------------------------------------------------------------------------------------------------------
 // brokers
@@ -32,7 +34,7 @@ const BROKERS = {
   culex: {
     desc: 'Culex (dist/main.js), LevelDB store, store.sync false (default)',
     node: true,
-    cmd: (port, dir) => ['dist/main.js', 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0',
+    cmd: (port, dir) => [culexMain, 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0',
       '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn', '--log-format', 'json'],
     env: { CULEX_STORE_SYNC: 'false' }
   },
@@ -242,6 +244,18 @@ async function runOne (brokerName, scenarioName, spec, rep, opts) {
   if (record.ok || !opts.keep) fs.rmSync(dir, { recursive: true, force: true })
   else record.dir = dir
   return record
+}
+
+/**
+ * Copies dist/ and package.json under bench/results/ (git-ignored; node_modules still resolves from the repository)
+ * and runs Culex from there: other people rebuilding dist/ during a 15-minute run must not change what is measured.
+ */
+function snapshotCulex (stamp) {
+  const root = path.join(benchDir, 'results', `.culex-${stamp}`)
+  fs.cpSync(path.join(repoDir, 'dist'), path.join(root, 'dist'), { recursive: true })
+  fs.copyFileSync(path.join(repoDir, 'package.json'), path.join(root, 'package.json'))
+  culexMain = path.join(root, 'dist/main.js')
+  return root
 }
 
 function rotate (list, k) {
@@ -567,6 +581,12 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true })
   fs.writeFileSync(out, '')
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'culex-bench-'))
+  const snapshot = brokers.some(b => b.startsWith('culex')) ? snapshotCulex(stamp) : undefined
+  const cleanup = () => {
+    fs.rmSync(tmp, { recursive: true, force: true })
+    if (snapshot) fs.rmSync(snapshot, { recursive: true, force: true })
+  }
+  process.once('SIGINT', () => { cleanup(); process.exit(130) })
   const opts = {
     tmp,
     keep: values.keep,
@@ -606,7 +626,7 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
   meta.wallS = (Date.now() - t0) / 1000
   meta.loadEnd = os.loadavg().map(x => x.toFixed(2)).join(' ')
   fs.appendFileSync(out, JSON.stringify({ ...meta, type: 'meta-end' }) + '\n')
-  fs.rmSync(tmp, { recursive: true, force: true })
+  cleanup()
   const md = render(records, specs, allBrokers, meta)
   fs.writeFileSync(out.replace(/\.jsonl$/, '') + '.md', md + '\n')
   process.stdout.write(md + '\n')
