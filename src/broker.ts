@@ -19,6 +19,8 @@ import {
 import { assertAuthConfig, createAuthHooks, type AuthCounters, type ReloadResult } from './auth/hooks.js'
 import { createLimitHooks } from './limits/hooks.js'
 import { createSharedSubscriptions } from './shared-subscriptions/index.js'
+import { createDeadLetters } from './dead-letter/index.js'
+import type { DropEvent } from './store/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
@@ -42,11 +44,14 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // Security settings that cannot work, and unreadable password or ACL files, stop the start before the store opens.
   assertAuthConfig(config)
   const auth = await createAuthHooks(config, log)
+  // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
+  let onStoreDrop: (event: DropEvent) => void = () => {}
   const store = await openStore({
     dir: path.resolve(config.dataDir, 'store'),
     sync: config.store.sync,
     onCorrupt: config.store.onCorrupt,
     logger: log.child({ component: 'store' }),
+    onDrop: event => onStoreDrop(event),
     limits: {
       maxQueuedMessages: config.sessions.maxQueuedMessages,
       maxQueuedBytes: config.sessions.maxQueuedBytes,
@@ -75,14 +80,11 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const protocol = createProtocolHooks(broker, store, log)
   const limits = createLimitHooks(aedes, config, log)
   auth.attach(aedes)
-  // Until the dead-letter topic exists, what a shared subscription gives up is a warn line and a counter.
-  const deadLetters: Record<string, number> = {}
+  const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })
+  onStoreDrop = deadLetter.onStoreDrop
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
-    onDeadLetter: ({ reason, share, attempts, packet }) => {
-      deadLetters[reason] = (deadLetters[reason] ?? 0) + 1
-      log.warn({ reason, share, attempts, topic: packet.topic, qos: packet.qos }, 'shared message dead-lettered')
-    }
+    onDeadLetter: deadLetter.onShared
   })
 
   aedes.preConnect = chainPreConnect([
@@ -94,14 +96,17 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   aedes.authenticate = chainAuthenticate([
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
-    auth.authenticate
+    deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused)
   ])
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [
+      deadLetter.noteWill,
       limits.throttlePublish,
       protocol.refuseReservedTopics,
-      limits.checkPublishSize,
-      auth.authorizePublish
+      deadLetter.recordDrops(limits.checkPublishSize),
+      deadLetter.recordDrops(auth.authorizePublish),
+      deadLetter.recordDrops(deadLetter.validatePayload),
+      deadLetter.detectNoSubscribers
     ],
     onDrop: (client, packet, { drop, detail }) => {
       const clientLog = client === null ? log : clientLogger(log, client)
@@ -133,10 +138,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   })
   metrics.countersFrom('culex_auth_events_total', 'What authentication and the ACL refused, by event.', 'event', () => auth.counters)
   metrics.countersFrom('culex_limit_events_total', 'What the connection and message limits refused or slowed, by event.', 'event', () => limits.counters)
-  metrics.countersFrom('culex_dead_letters_total', 'Messages given up (shared subscriptions), by reason.', 'reason', () => deadLetters)
+  deadLetter.registerMetrics(metrics)
   shared.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
-  const featureRoutes: AdminRoute[] = [...shared.routes]
+  const featureRoutes: AdminRoute[] = [...shared.routes, ...deadLetter.routes]
 
   let listeners: Listener[] = []
   let admin: AdminServer | undefined
@@ -146,6 +151,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   try {
     await aedes.listen()
     await shared.start()
+    deadLetter.start()
     sessions = await trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
@@ -161,6 +167,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   } catch (err) {
     sessions?.close()
     shared.close()
+    deadLetter.close()
     await closeListeners(listeners)
     await closeAedes(aedes)
     await store.close()
@@ -187,6 +194,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         sys?.stop()
         sessions?.close()
         shared.close()
+        deadLetter.close()
         await closeListeners(listeners)
         await closeAedes(aedes)
         await store.close()

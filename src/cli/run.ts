@@ -3,6 +3,7 @@ import { version } from '../version.js'
 import { startCommand, startHelp } from './start-command.js'
 import { checkConfigCommand, checkConfigHelp } from './check-config-command.js'
 import { passwdCommand, passwdHelp } from './passwd-command.js'
+import { dlqCommand, dlqHelp } from './dlq-command.js'
 
 interface Command {
   run: (args: string[]) => Promise<number>
@@ -13,7 +14,8 @@ interface Command {
 const commands: Record<string, Command> = {
   start: { run: startCommand, help: startHelp },
   'check-config': { run: checkConfigCommand, help: checkConfigHelp },
-  passwd: { run: passwdCommand, help: passwdHelp }
+  passwd: { run: passwdCommand, help: passwdHelp },
+  dlq: { run: dlqCommand, help: dlqHelp }
 }
 
 function usage (): string {

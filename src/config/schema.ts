@@ -3,6 +3,7 @@ import { anonymousField } from '../auth/config-fields.js'
 import { regexField } from '../limits/config-fields.js'
 import { groupStrategiesField } from '../shared-subscriptions/config-fields.js'
 import { STRATEGIES } from '../shared-subscriptions/strategies.js'
+import { payloadRulesField } from '../dead-letter/payload-rules.js'
 
 const hostDoc = 'Address to bind; 127.0.0.1 for this machine only, 0.0.0.0 for every IPv4 interface, :: for every interface.'
 // Per listener security settings (docs/security.md).
@@ -113,6 +114,15 @@ export const schema = {
     maxInflightPerMember: int(1000, 'Unacknowledged QoS 1/2 messages one member may hold; more go to other members or wait in the group queue. 0 = unlimited.'),
     maxQueuedMessages: int(100_000, "Messages waiting in one group's queue (members offline or full); over it sessions.overflowPolicy decides which one goes. 0 = unlimited."),
     maxQueuedBytes: int(104_857_600, "Payload bytes waiting in one group's queue; 0 = unlimited.")
+  },
+  // The dead-letter topic $DLQ/<reason>/<topic> and its durable log (src/dead-letter, docs/dead-letter.md).
+  deadLetter: {
+    enabled: bool(true, 'Keep every refused or undeliverable message in the store and publish it on $DLQ/<reason>/<topic>; false = refusals are only logged and counted.'),
+    maxMessages: int(10_000, 'Dead letters kept in the store; over it the oldest is removed (and counted). 0 = unlimited.'),
+    maxAgeMs: int(604_800_000, 'Dead letters older than this are removed (and counted); 0 = kept until purged. Default 7 days.'),
+    ratePerSecond: int(100, 'Dead letters stored and published per second (burst of one second); more are only counted (culex_dead_letters_suppressed_total). 0 = unlimited.'),
+    noSubscribers: bool(false, 'Also dead-letter a QoS 1/2, non-retained publish that matches no subscription (reason no-subscribers); it is still published.'),
+    payloadRules: payloadRulesField('Topic filters whose payloads must be valid: json (parses as JSON), utf8, or schema:<file> (JSON valid against the JSON Schema in that file); a payload that fails is refused as invalid-payload. A mapping such as {orders/#: "schema:orders.schema.json"}; in the environment orders/#=json,logs/+=utf8.')
   },
   retained: {
     maxMessages: int(0, 'Retained topics kept; over the limit a new retained topic is refused (replacing or clearing one still works). 0 = unlimited.')

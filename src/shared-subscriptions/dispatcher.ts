@@ -2,8 +2,8 @@ import type { StoredGroupMessage } from '../store/group-queue.js'
 import { isReservedTopic, startsWithWildcard } from '../protocol/topic.js'
 import { DeliveryTracker } from './deliveries.js'
 import { createEntry, messageOf, type Entry, type Group } from './group.js'
-import type { Member } from './membership.js'
-import { admit, afterLoss, deliveredQos, isFull } from './policy.js'
+import { MemberChooser, type Online } from './chooser.js'
+import { admit, afterLoss, deliveredQos } from './policy.js'
 import { shareTopic } from './share-name.js'
 import type { DeadLetterReason, EngineOptions, EnginePort, EngineTotals, GroupStore, IncomingMessage, OutPacket } from './types.js'
 
@@ -12,7 +12,6 @@ const SCAN_LIMIT = 1000
 /** Payloads read from the store at once when a durable queue drains. */
 const LOAD_BATCH = 256
 
-type Online<H> = Member<H> & { handle: H }
 
 /**
  * The life of each shared message: it goes to one connected member chosen by the group's strategy, or waits (in
@@ -22,12 +21,14 @@ type Online<H> = Member<H> & { handle: H }
 export class Dispatcher<H> {
   readonly totals: EngineTotals = { delivered: 0, redelivered: 0, acknowledged: 0, deadLettered: 0, dropped: 0, failovers: 0 }
   readonly deliveries = new DeliveryTracker<H>()
+  readonly #chooser: MemberChooser<H>
   readonly #now: () => number
   #nextId = 1
   #closed = false
 
   constructor (private readonly port: EnginePort<H>, private readonly store: GroupStore | undefined, private readonly opts: EngineOptions) {
     this.#now = opts.now ?? Date.now
+    this.#chooser = new MemberChooser(this.deliveries, opts.maxInflightPerMember, port.mayReceive)
   }
 
   /** A message matched the group's filter; `done` runs once it is stored (durable groups) and handed to a member. */
@@ -38,7 +39,16 @@ export class Dispatcher<H> {
       return
     }
     const entry = createEntry(this.#nextId++, group, {
-      ...message, bytes: message.payload.length, enqueuedAt: this.#now(), attempts: 0, storeKey: undefined
+      topic: message.topic,
+      qos: message.qos,
+      payload: message.payload,
+      bytes: message.payload.length,
+      brokerId: message.brokerId ?? undefined,
+      brokerCounter: message.brokerCounter,
+      publisher: message.clientId,
+      enqueuedAt: this.#now(),
+      attempts: 0,
+      storeKey: undefined
     })
     let waits = 1
     const settle = (): void => { if (--waits === 0) done() }
@@ -57,7 +67,7 @@ export class Dispatcher<H> {
       })
     }
     // Newer messages queue behind waiting ones (FIFO), except QoS 0, which never waits.
-    const member = group.waiting === 0 || entry.qos === 0 ? this.#choose(group, entry) : undefined
+    const member = group.waiting === 0 || entry.qos === 0 ? this.#chooser.choose(group, entry) : undefined
     if (member !== undefined) {
       waits++
       this.#deliver(entry, member, settle)
@@ -158,12 +168,12 @@ export class Dispatcher<H> {
         this.#loadPayloads(group)
         return
       }
-      const member = this.#choose(group, entry)
+      const member = this.#chooser.choose(group, entry)
       if (member !== undefined) {
         this.#deliver(entry, member, noop)
         continue
       }
-      if (!this.#anyCapacity(group) || ++skipped > SCAN_LIMIT) return
+      if (!this.#chooser.anyCapacity(group) || ++skipped > SCAN_LIMIT) return
     }
   }
 
@@ -189,33 +199,6 @@ export class Dispatcher<H> {
       group.loading = false
       this.pump(group)
     })
-  }
-
-  #anyCapacity (group: Group<H>): boolean {
-    const cap = this.opts.maxInflightPerMember
-    return group.members.online().some(m => !isFull(this.deliveries.liveOn(m.handle), cap, 1))
-  }
-
-  /** The member for this entry now, or undefined when nobody can take it. */
-  #choose (group: Group<H>, entry: Entry<H>): Online<H> | undefined {
-    let online = group.members.online()
-    if (online.length === 0) return undefined
-    if (entry.lostBy !== undefined && online.length > 1) {
-      const others = online.filter(m => m.clientId !== entry.lostBy)
-      if (others.length > 0) online = others
-    }
-    const cap = this.opts.maxInflightPerMember
-    while (online.length > 0) {
-      const candidates = online.map(m => {
-        const inflight = this.deliveries.liveOn(m.handle)
-        return { id: m.clientId, member: m, inflight, full: isFull(inflight, cap, deliveredQos(entry.qos, m.qos)) }
-      })
-      const picked = group.picker.pick(candidates, { topic: entry.topic, publisher: entry.publisher })
-      if (picked === undefined) return undefined
-      if (this.port.mayReceive(picked.member.handle, entry.topic)) return picked.member
-      online = online.filter(m => m !== picked.member)
-    }
-    return undefined
   }
 
   #deliver (entry: Entry<H>, member: Online<H>, sent: () => void): void {

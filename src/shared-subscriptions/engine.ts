@@ -116,14 +116,7 @@ export class SharedEngine<H> {
    */
   sessionEnded (clientId: string): void {
     for (const group of [...this.#groups.values()]) {
-      const member = group.members.get(clientId)
-      if (member === undefined) continue
-      if (member.handle === undefined) {
-        group.members.leave(clientId)
-        this.#removeIfEmpty(group)
-      } else {
-        member.persistent = false
-      }
+      if (group.members.sessionEnded(clientId) === true) this.#removeIfEmpty(group)
     }
   }
 

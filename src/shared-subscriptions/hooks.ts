@@ -1,4 +1,4 @@
-import type { AedesPublishPacket, Client, PublishPacket } from 'aedes'
+import type { AedesPublishPacket, Client } from 'aedes'
 import type { SubscribeStep } from '../hook-chain.js'
 import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
@@ -9,7 +9,7 @@ import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
 import { sweepIntervalMs } from './policy.js'
 import { isShareFilter, isShareName, parseShare, shareTopic } from './share-name.js'
-import type { EngineOptions, EnginePort } from './types.js'
+import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
 
 /** The store methods shared subscriptions read or wrap (LevelStore). */
 export interface SharedStore {
@@ -56,8 +56,14 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     return ids
   }
 
+  // What mayReceive hands authorizeForward (which reads the topic): one object, reused, as the check is synchronous.
+  const probe = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket
   const port: EnginePort<Client> = {
-    mayReceive: (client, topic) => !client.closed && broker.authorizeForward(client, { cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket) != null,
+    mayReceive: (client, topic) => {
+      if (client.closed) return false
+      probe.topic = topic
+      return broker.authorizeForward(client, probe) != null
+    },
     allocateId: client => {
       const c = internals(client)
       const ids = issued.get(client)
@@ -83,15 +89,9 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     },
     listen: group => {
       const listener: Listener = (packet, cb) => {
+        // The engine copies what it keeps; only a broker-made publish may carry a string payload.
         const payload = packet.payload as Buffer | string | undefined
-        engine.publish(group, {
-          topic: packet.topic,
-          payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload ?? ''),
-          qos: packet.qos,
-          brokerId: packet.brokerId ?? undefined,
-          brokerCounter: packet.brokerCounter,
-          publisher: (packet as PublishPacket & { clientId?: string }).clientId
-        }, cb)
+        engine.publish(group, (Buffer.isBuffer(payload) ? packet : { ...packet, payload: Buffer.from(payload ?? '') }) as IncomingMessage, cb)
       }
       listeners.set(group, listener)
       origSubscribe(group.share.filter, listener, noop)
@@ -223,7 +223,8 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   }
   /** Last subscribe step: the client whose granted `$share/` filter aedes is about to subscribe. */
   const noteSubscriber: SubscribeStep = (client, sub) => {
-    if (isShareFilter(sub.topic)) {
+    // A repeated SUBSCRIBE with the same QoS changes nothing: aedes does not call broker.subscribe for it.
+    if (isShareFilter(sub.topic) && internals(client).subscriptions[sub.topic]?.qos !== sub.qos) {
       let clients = seen.get(sub.topic)
       if (clients === undefined) seen.set(sub.topic, clients = new Set())
       clients.add(client)

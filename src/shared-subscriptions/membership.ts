@@ -30,6 +30,9 @@ export interface JoinInput<H> {
 export class Membership<H> {
   /** In join order, which is the order round-robin walks. */
   readonly #members = new Map<string, Member<H>>()
+  /** Cached for the hot path (every message asks); dropped on every change. */
+  #online: Array<Member<H> & { handle: H }> | undefined
+  #durable: boolean | undefined
 
   get size (): number {
     return this.#members.size
@@ -37,8 +40,11 @@ export class Membership<H> {
 
   /** True while any member is persistent: the group's messages are then kept in the store until acknowledged. */
   get durable (): boolean {
-    for (const m of this.#members.values()) if (m.persistent) return true
-    return false
+    if (this.#durable === undefined) {
+      this.#durable = false
+      for (const m of this.#members.values()) if (m.persistent) this.#durable = true
+    }
+    return this.#durable
   }
 
   get (clientId: string): Member<H> | undefined {
@@ -51,6 +57,7 @@ export class Membership<H> {
 
   /** Subscribe, a QoS change, a session restore or a takeover by a new connection of the same client id. */
   join (clientId: string, input: JoinInput<H>): Member<H> {
+    this.#changed()
     const existing = this.#members.get(clientId)
     if (existing !== undefined) {
       Object.assign(existing, input)
@@ -63,6 +70,7 @@ export class Membership<H> {
 
   /** A persistent member found in the store at start: offline until its client reconnects. */
   restore (clientId: string, qos: number): Member<H> {
+    this.#changed()
     const member: Member<H> = { clientId, persistent: true, qos, handle: undefined, token: undefined, ready: false }
     this.#members.set(clientId, member)
     return member
@@ -83,11 +91,13 @@ export class Membership<H> {
         any = true
       }
     }
+    if (any) this.#changed()
     return any
   }
 
   /** The connection closed: a persistent member goes offline, a clean one leaves. Returns whether it left. */
   disconnected (member: Member<H>): boolean {
+    this.#changed()
     if (!member.persistent) {
       this.#members.delete(member.clientId)
       return true
@@ -99,13 +109,36 @@ export class Membership<H> {
   }
 
   leave (clientId: string): boolean {
+    this.#changed()
     return this.#members.delete(clientId)
   }
 
+  /**
+   * The client's persistent session ended: an offline member leaves (true); a connected one stays as a clean member
+   * and leaves when its connection closes (false). Undefined when it is not a member.
+   */
+  sessionEnded (clientId: string): boolean | undefined {
+    const member = this.#members.get(clientId)
+    if (member === undefined) return undefined
+    this.#changed()
+    if (member.handle === undefined) return this.#members.delete(clientId)
+    member.persistent = false
+    return false
+  }
+
   /** Members that may be sent messages now, in join order. */
-  online (): Array<Member<H> & { handle: H }> {
-    const out: Array<Member<H> & { handle: H }> = []
-    for (const m of this.#members.values()) if (m.ready && m.handle !== undefined) out.push(m as Member<H> & { handle: H })
-    return out
+  /** Members that may be sent messages now, in join order; the same array until membership changes (do not modify). */
+  online (): ReadonlyArray<Member<H> & { handle: H }> {
+    if (this.#online === undefined) {
+      const out: Array<Member<H> & { handle: H }> = []
+      for (const m of this.#members.values()) if (m.ready && m.handle !== undefined) out.push(m as Member<H> & { handle: H })
+      this.#online = out
+    }
+    return this.#online
+  }
+
+  #changed (): void {
+    this.#online = undefined
+    this.#durable = undefined
   }
 }

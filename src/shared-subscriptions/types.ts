@@ -50,14 +50,14 @@ export interface DeadLetterEvent {
   packet: { topic: string, payload: Buffer, qos: number }
 }
 
-/** A message that matched a group's filter, as the dispatcher hands it in. */
+/** A message that matched a group's filter: the aedes packet itself, whose clientId is the publisher's. */
 export interface IncomingMessage {
   topic: string
   payload: Buffer
   qos: number
-  brokerId?: string
+  brokerId?: string | null
   brokerCounter?: number
-  publisher?: string
+  clientId?: string
 }
 
 type LogFn = (fields: Record<string, unknown>, msg: string) => void

@@ -16,6 +16,8 @@ export interface StoreCounts {
   retained: number
   /** Messages in shared subscriptions' durable queues. */
   groupQueued?: number
+  /** Dead letters kept (docs/dead-letter.md). */
+  deadLetters?: number
 }
 
 export interface StoreCheck {
@@ -73,6 +75,12 @@ function checkRecord (key: string, value: Buffer, counts: StoreCounts): string |
     if (parseNumberedKey(key, 16) === undefined) throw new Error('malformed key')
     if (typeof fields.topic !== 'string') throw new Error('shared queue message without a topic')
     counts.groupQueued = (counts.groupQueued ?? 0) + 1
+    return undefined
+  }
+  if (kind === PREFIX.deadLetter) {
+    if (!/^\d{16}$/.test(key.slice(2))) throw new Error('malformed key')
+    if (typeof fields.topic !== 'string' || typeof fields.reason !== 'string') throw new Error('dead letter without a topic or reason')
+    counts.deadLetters = (counts.deadLetters ?? 0) + 1
     return undefined
   }
   if (kind === PREFIX.will) {

@@ -9,6 +9,7 @@
  *   r!<topic>                     one retained message
  *   c!<client>                    one persistent session (created, last connected and disconnected times)
  *   g!<share>!<seq:16 digits>     one message of a shared subscription's durable queue (<share> = group/filter)
+ *   d!<seq:16 digits>             one dead letter (src/store/dead-letters.ts, docs/dead-letter.md)
  *
  * <client> is the client id with '%' and '!' percent-encoded, so it never contains the separator:
  * the range of client `abc` (`o!abc!` … `o!abc"`) cannot reach into client `abcde`.
@@ -25,7 +26,8 @@ export const PREFIX = {
   will: 'w!',
   retained: 'r!',
   session: 'c!',
-  group: 'g!'
+  group: 'g!',
+  deadLetter: 'd!'
 } as const
 
 export function encodeClientId (clientId: string): string {
@@ -53,6 +55,10 @@ export function incomingKey (client: string, messageId: number): string {
 /** `share` is `<group>/<filter>`, encoded like a client id (it may contain "!" too). */
 export function groupQueueKey (share: string, seq: number): string {
   return PREFIX.group + share + '!' + String(seq).padStart(16, '0')
+}
+
+export function deadLetterKey (seq: number): string {
+  return PREFIX.deadLetter + String(seq).padStart(16, '0')
 }
 
 export function willKey (client: string): string {

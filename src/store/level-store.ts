@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { encodeRecord } from './codec.js'
+import { DeadLetterStore } from './dead-letters.js'
 import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
 import { encodeClientId, PREFIX, subscriptionKey, willKey } from './layout.js'
@@ -33,6 +34,8 @@ export class LevelStore {
   readonly #outbox: Outbox
   readonly #sessions = new SessionRecords()
   readonly #groups: GroupQueueStore
+  /** The durable dead-letter log (src/store/dead-letters.ts). */
+  readonly deadLetters: DeadLetterStore
   #broker: BrokerRef | undefined
   #closing: Promise<void> | undefined
 
@@ -44,13 +47,14 @@ export class LevelStore {
       dir: opts.dir,
       sync: opts.sync,
       logger: opts.logger,
-      tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group)
+      tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
     })
     this.#drops = new DropReporter(opts.logger, opts.onDrop)
     const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue), limits: opts.limits, drops: this.#drops, logger: opts.logger }
     this.#outbox = new Outbox(deps)
     this.#retained = new RetainedStore(deps)
     this.#groups = new GroupQueueStore(deps)
+    this.deadLetters = new DeadLetterStore(deps)
   }
 
   /** Fills the in-memory indexes from disk; called once by openStore. */
@@ -62,7 +66,8 @@ export class LevelStore {
       will: (clientId, packet) => this.#wills.set(clientId, packet),
       retained: (topic) => this.#retained.load(topic),
       session: (clientId, fields) => this.#sessions.load(clientId, fields),
-      group: (share, seq, key, head) => this.#groups.load(share, seq, key, head)
+      group: (share, seq, key, head) => this.#groups.load(share, seq, key, head),
+      deadLetter: (seq, head) => this.deadLetters.load(seq, head)
     })
   }
 

@@ -13,6 +13,8 @@ export interface LoadSink {
   session: (clientId: string, fields: Record<string, unknown>) => void
   /** One message of a shared subscription's durable queue; `share` is `<group>/<filter>`. */
   group: (share: string, seq: number, key: string, head: DecodedHead) => void
+  /** One dead letter (`d!<seq>`). */
+  deadLetter?: (seq: number, head: DecodedHead) => void
 }
 
 const CHUNK = 1000
@@ -91,5 +93,10 @@ export async function loadAll (db: StoreDb, dir: string, sink: LoadSink): Promis
   await scan(db, dir, PREFIX.group, true, (key, value) => {
     const parts = need(parseNumberedKey(key, 16))
     sink.group(parts.clientId, parts.n, key, decodeHead(needValue(value)))
+  })
+  await scan(db, dir, PREFIX.deadLetter, true, (key, value) => {
+    const seq = key.slice(PREFIX.deadLetter.length)
+    if (!/^\d{16}$/.test(seq)) throw malformed()
+    sink.deadLetter?.(Number(seq), decodeHead(needValue(value)))
   })
 }

@@ -43,7 +43,8 @@ describe.each(transports)('SUBSCRIBE / UNSUBSCRIBE over %s', (transport: Transpo
       raw.send({
         cmd: 'subscribe',
         messageId: 8,
-        subscriptions: [{ topic: `${p}/a`, qos: 0 }, { topic: `$share/g/${p}/x`, qos: 1 }, { topic: `${p}/b`, qos: 2 }]
+        // An empty share name is refused (src/shared-subscriptions).
+        subscriptions: [{ topic: `${p}/a`, qos: 0 }, { topic: `$share//${p}/x`, qos: 1 }, { topic: `${p}/b`, qos: 2 }]
       })
       const suback = await raw.next<ISubackPacket>('suback')
       expect(suback.granted).toEqual([0, 0x80, 2])
@@ -58,7 +59,7 @@ describe.each(transports)('SUBSCRIBE / UNSUBSCRIBE over %s', (transport: Transpo
 
     it('[MQTT-3.8.4-4] a filter refused for a persistent session is never stored: nothing arrives on it, live or after reconnect', async () => {
       const id = uid('s')
-      const refused = `$share/g/${id}/x`
+      const refused = `$share//${id}/x` // an empty share name is refused
       const first = await rawConnected(id, false)
       first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${id}/ok`, qos: 1 }, { topic: refused, qos: 1 }] })
       expect((await first.next<ISubackPacket>('suback')).granted).toEqual([1, 0x80])

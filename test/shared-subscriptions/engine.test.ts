@@ -51,7 +51,7 @@ function setup (opts: Partial<EngineOptions> = {}) {
   const publish = async (payload: string, qos = 1, topic = 'jobs/x'): Promise<void> => {
     const group = engine.group(share.key)
     if (group === undefined) throw new Error('no group')
-    await new Promise<void>(resolve => engine.publish(group, { topic, payload: Buffer.from(payload), qos, publisher: 'pub' }, resolve))
+    await new Promise<void>(resolve => engine.publish(group, { topic, payload: Buffer.from(payload), qos, clientId: 'pub' }, resolve))
   }
   const to = (h: string): string[] => sent.filter(s => s.handle === h).map(s => s.packet.payload.toString())
   const close = (h: string): void => {

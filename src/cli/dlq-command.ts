@@ -1,0 +1,171 @@
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { filtersOf, row } from '../dead-letter/routes.js'
+import { matchesFilters, toEnvelope, type Filters } from '../dead-letter/service.js'
+import { CulexError, exitCodes } from '../errors.js'
+import { createLogger } from '../log/logger.js'
+import { openStore, type LevelStore } from '../store/index.js'
+
+export const dlqHelp = `culex dlq list|show|replay|purge ...    inspect, replay and purge dead letters ($DLQ, docs/dead-letter.md)
+
+  culex dlq list [--reason r] [--topic filter] [--since t] [--client id] [--limit n] [--json]
+  culex dlq show <id>
+  culex dlq replay <id> | --all [--reason r] [--topic filter] [--since t] [--client id]
+  culex dlq purge <id> | --all [--reason r] [--topic filter] [--since t] [--client id]
+
+  Talks to the running broker's admin API (--admin-url, default http://127.0.0.1:18083; --token or
+  CULEX_ADMIN_TOKEN). When nothing listens there, list, show and purge open the data directory directly
+  (--data-dir, default ./data); replay needs a running broker. --since takes an ISO 8601 time, epoch milliseconds
+  or an age such as 30m, 2h, 7d. --all with filters means every dead letter that matches them.
+  Exit codes: 0 done, 1 not found or the broker refused, 2 bad usage.`
+
+const DEFAULT_ADMIN_URL = 'http://127.0.0.1:18083'
+
+interface Io { stdout: NodeJS.WritableStream }
+
+type Api = (method: string, path: string) => Promise<unknown>
+
+function queryOf (values: Record<string, unknown>): URLSearchParams {
+  const q = new URLSearchParams()
+  for (const [flag, name] of [['reason', 'reason'], ['topic', 'topic'], ['since', 'since'], ['client', 'clientId']] as const) {
+    const v = values[flag]
+    if (typeof v === 'string' && v !== '') q.set(name, v)
+  }
+  return q
+}
+
+function usageFilters (q: URLSearchParams): Filters {
+  try {
+    return filtersOf(q)
+  } catch (err) {
+    throw new CulexError('ERR_USAGE', (err as Error).message)
+  }
+}
+
+/** undefined when nothing listens at `base` (then the data directory is opened instead). */
+async function probe (base: string, token: string): Promise<Api | undefined> {
+  const call: Api = async (method, p) => {
+    const res = await fetch(new URL(p, base), { method, headers: token === '' ? {} : { authorization: `Bearer ${token}` } })
+    const body = await res.json().catch(() => ({})) as { error?: { code?: string, message?: string } }
+    if (res.status === 404 && body.error?.code === 'not_found' && p.startsWith('/api/dead-letters/')) {
+      throw new CulexError('ERR_DEAD_LETTER_NOT_FOUND', body.error.message ?? 'no such dead letter')
+    }
+    if (!res.ok) throw new CulexError('ERR_ADMIN_API', `the admin API at ${base} answered ${res.status}: ${body.error?.message ?? res.statusText}`)
+    return body
+  }
+  try {
+    await fetch(new URL('/healthz', base), { method: 'GET', signal: AbortSignal.timeout(3000) })
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code
+    if (code === 'ECONNREFUSED') return undefined
+    throw new CulexError('ERR_ADMIN_API', `the admin API at ${base} cannot be reached: ${code ?? (err as Error).message}`)
+  }
+  return call
+}
+
+async function openOffline (dataDir: string): Promise<LevelStore> {
+  const logger = createLogger({ level: 'error', format: 'json', destination: process.stderr })
+  try {
+    return await openStore({
+      dir: path.resolve(dataDir, 'store'),
+      sync: true,
+      logger,
+      limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+    })
+  } catch (err) {
+    if (err instanceof CulexError && err.code === 'ERR_STORE_LOCKED') {
+      throw new CulexError('ERR_ADMIN_API', `a broker holds ${dataDir} but its admin API is not at the given --admin-url; pass the right --admin-url and --token`, { cause: err })
+    }
+    throw err
+  }
+}
+
+function printList (io: Io, rows: Array<Record<string, unknown>>, total: number, json: boolean): void {
+  if (json) {
+    io.stdout.write(JSON.stringify({ items: rows, total }) + '\n')
+    return
+  }
+  for (const r of rows) io.stdout.write(`${String(r.id)}  ${String(r.rejectedAt)}  ${String(r.reason)}  ${String(r.topic)}  client=${String(r.clientId)}  attempts=${String(r.attempts)}  ${String(r.detail)}\n`)
+  io.stdout.write(`${rows.length} of ${total} dead letter${total === 1 ? '' : 's'}\n`)
+}
+
+export async function dlqCommand (args: string[], io: Io = process): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      reason: { type: 'string' },
+      topic: { type: 'string' },
+      since: { type: 'string' },
+      client: { type: 'string' },
+      limit: { type: 'string' },
+      all: { type: 'boolean' },
+      json: { type: 'boolean' },
+      'admin-url': { type: 'string' },
+      token: { type: 'string' },
+      'data-dir': { type: 'string' }
+    },
+    strict: true,
+    allowPositionals: true
+  })
+  const [action, id, ...extra] = positionals
+  if (extra.length > 0 || !['list', 'show', 'replay', 'purge'].includes(action ?? '')) throw new CulexError('ERR_USAGE', 'usage: culex dlq list|show|replay|purge …; run culex dlq --help')
+  const q = queryOf(values)
+  const filters = usageFilters(q)
+  const limit = values.limit === undefined ? 100 : Number(values.limit)
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CulexError('ERR_USAGE', '--limit must be an integer between 1 and 1000')
+  if (action === 'show' && id === undefined) throw new CulexError('ERR_USAGE', 'usage: culex dlq show <id>')
+  if ((action === 'replay' || action === 'purge') && (id === undefined) === (values.all !== true)) {
+    throw new CulexError('ERR_USAGE', `usage: culex dlq ${action} <id> | --all [--reason r] [--topic filter] [--since t]`)
+  }
+  const base = values['admin-url'] ?? DEFAULT_ADMIN_URL
+  const api = await probe(base, values.token ?? process.env.CULEX_ADMIN_TOKEN ?? '')
+  const json = values.json === true
+  const out = (body: unknown): void => { io.stdout.write(JSON.stringify(body, null, json ? undefined : 2) + '\n') }
+
+  if (api !== undefined) {
+    const enc = encodeURIComponent(id ?? '')
+    if (action === 'list') {
+      q.set('limit', String(limit))
+      const page = await api('GET', `/api/dead-letters?${q.toString()}`) as { items: Array<Record<string, unknown>>, total: number }
+      printList(io, page.items, page.total, json)
+    } else if (action === 'show') {
+      out(await api('GET', `/api/dead-letters/${enc}`))
+    } else if (action === 'replay') {
+      if (id !== undefined) out(await api('POST', `/api/dead-letters/${enc}/replay`))
+      else {
+        if (Object.keys(filters).length === 0) q.set('all', 'true')
+        out(await api('POST', `/api/dead-letters/replay?${q.toString()}`))
+      }
+    } else {
+      if (id !== undefined) out(await api('DELETE', `/api/dead-letters/${enc}`))
+      else {
+        if (Object.keys(filters).length === 0) q.set('all', 'true')
+        out(await api('DELETE', `/api/dead-letters?${q.toString()}`))
+      }
+    }
+    return exitCodes.ok
+  }
+
+  if (action === 'replay') throw new CulexError('ERR_ADMIN_API', `replay needs a running broker: nothing listens at ${base} (--admin-url)`)
+  const store = await openOffline(values['data-dir'] ?? './data')
+  try {
+    const log = store.deadLetters
+    if (action === 'list') {
+      const all = log.list(e => matchesFilters(e, filters)).reverse()
+      printList(io, all.slice(0, limit).map(row), all.length, json)
+    } else if (action === 'show') {
+      const entry = log.get(id ?? '')
+      const payload = entry === undefined ? undefined : await log.payload(entry.id)
+      if (entry === undefined || payload === undefined) throw new CulexError('ERR_DEAD_LETTER_NOT_FOUND', `no dead letter ${JSON.stringify(id)}`)
+      out(toEnvelope(entry, payload))
+    } else {
+      const ids = id !== undefined ? [id] : log.list(e => matchesFilters(e, filters)).map(e => e.id)
+      const removed = await log.remove(ids)
+      if (id !== undefined && removed.length === 0) throw new CulexError('ERR_DEAD_LETTER_NOT_FOUND', `no dead letter ${JSON.stringify(id)}`)
+      out({ removed: removed.length })
+    }
+  } finally {
+    await store.close()
+  }
+  return exitCodes.ok
+}

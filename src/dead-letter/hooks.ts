@@ -1,0 +1,202 @@
+import { readFile } from 'node:fs/promises'
+import type { Client, PublishPacket } from 'aedes'
+import { parseAclFile } from '../auth/acl-parse.js'
+import { mayWrite, rulesFor } from '../auth/acl.js'
+import { identityOf } from '../auth/hooks.js'
+import type { Config } from '../config/schema.js'
+import type { AuthenticateStep, PublishStep } from '../hook-chain.js'
+import type { Logger } from '../log/logger.js'
+import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
+import { isReservedTopic } from '../protocol/topic.js'
+import type { DropEvent, LevelStore } from '../store/index.js'
+import type { StoredDeadLetter } from '../store/dead-letters.js'
+import { payloadChecker } from './payload-rules.js'
+import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './service.js'
+
+/** What a shared subscription gives up (src/shared-subscriptions DeadLetterEvent). */
+export interface SharedDeadLetter {
+  reason: 'max-deliveries' | 'queue-full' | 'no-members'
+  attempts: number
+  group: string
+  share: string
+  packet: { topic: string, payload: Buffer, qos: number }
+}
+
+export interface DeadLetterHooksDeps {
+  aedes: BrokerInternals
+  store: LevelStore
+  config: Config
+  log: Logger
+}
+
+const storeDetail: Record<DropEvent['reason'], string> = {
+  'queue-full': 'the session queue was full (sessions.maxQueuedMessages or maxQueuedBytes); sessions.overflowPolicy dropped this message',
+  expired: 'the message waited in the session queue longer than sessions.messageExpiryMs',
+  'retained-limit': 'retained.maxMessages reached: the message was delivered but not kept as a new retained topic'
+}
+
+const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
+  'max-deliveries': 'delivered sharedSubscriptions.maxDeliveries times without an acknowledgement',
+  'queue-full': "the shared subscription's queue was full (sharedSubscriptions.maxQueuedMessages or maxQueuedBytes)",
+  'no-members': 'the shared subscription lost its last member while the message was waiting'
+}
+
+/**
+ * The only part of the dead-letter feature that touches aedes: the publish steps that record refused publishes,
+ * the authenticate wrapper that records refused wills, the store and shared-subscription feeds, and the publish
+ * of envelopes and replays (src/broker.ts wires them).
+ */
+export function createDeadLetterHooks ({ aedes, store, config, log }: DeadLetterHooksDeps) {
+  const settings = config.deadLetter
+  const enabled = settings.enabled
+  let closed = false
+  store.deadLetters.configure({ maxMessages: settings.maxMessages, maxAgeMs: settings.maxAgeMs })
+  const payloadProblem = payloadChecker(settings.payloadRules)
+
+  const publish = (packet: DeadLetterPacket, done: (err?: Error) => void): void => {
+    aedes.publish({ cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos as 0 | 1 | 2, retain: packet.retain === true, dup: false } as PublishPacket, done)
+  }
+
+  /** Any live subscription (clients, shared groups) or offline persistent session matching `topic`. */
+  const hasSubscribers = async (topic: string): Promise<boolean> => {
+    const matcher = (aedes as unknown as { mq?: { _matcher?: { match: (t: string) => unknown[] } } }).mq?._matcher
+    if (matcher !== undefined && matcher.match(topic).length > 0) return true
+    return (await store.subscriptionsByTopic(topic)).length > 0
+  }
+
+  /** The ACL as the original publisher, read from the file (the same file the broker reloads on SIGHUP). */
+  const mayPublishAs = async (entry: StoredDeadLetter, topic: string): Promise<boolean> => {
+    if (config.auth.aclFile === '' || entry.clientId === undefined) return true
+    const parsed = parseAclFile(await readFile(config.auth.aclFile, 'utf8'), config.auth.aclFile)
+    if (!parsed.ok) throw new Error(`the ACL file cannot be parsed: ${parsed.problems.join('; ')}`)
+    return mayWrite(rulesFor(parsed.acl, { username: entry.username, clientId: entry.clientId }), topic)
+  }
+
+  const recheck = async (entry: StoredDeadLetter, packet: DeadLetterPacket): Promise<{ reason: DeadLetterReason, detail: string } | undefined> => {
+    if (!await mayPublishAs(entry, packet.topic)) {
+      return { reason: entry.reason === 'will-denied' ? 'will-denied' : 'unauthorized', detail: 'replay: the ACL does not allow the original publisher to publish to this topic' }
+    }
+    const topicBytes = Buffer.byteLength(packet.topic)
+    if (topicBytes > config.limits.maxTopicLength) return { reason: 'too-large', detail: `replay: limits.maxTopicLength: topic is ${topicBytes} bytes, over ${config.limits.maxTopicLength}` }
+    if (packet.payload.length > config.limits.maxPayloadBytes) return { reason: 'too-large', detail: `replay: limits.maxPayloadBytes: payload is ${packet.payload.length} bytes, over ${config.limits.maxPayloadBytes}` }
+    const problem = payloadProblem(packet.topic, packet.payload)
+    if (problem !== undefined) return { reason: 'invalid-payload', detail: `replay: ${problem}` }
+    if (settings.noSubscribers && packet.qos > 0 && packet.retain !== true && !await hasSubscribers(packet.topic)) {
+      return { reason: 'no-subscribers', detail: 'replay: no subscription matches the topic' }
+    }
+    return undefined
+  }
+
+  const service = new DeadLetters({
+    store: store.deadLetters,
+    brokerId: () => aedes.id,
+    maxTopicLevels: config.mqtt.maxTopicLevels,
+    maxTopicLength: config.limits.maxTopicLength,
+    ratePerSecond: settings.ratePerSecond,
+    log,
+    publishEnvelope: (topic, payload) => {
+      if (closed) return
+      publish({ topic, payload, qos: 1, retain: false }, err => { if (err != null) log.warn({ err, topic }, 'dead-letter envelope not published') })
+    },
+    publishOriginal: async packet => await new Promise<void>((resolve, reject) => publish(packet, err => err == null ? resolve() : reject(err))),
+    recheck
+  })
+
+  const publisherOf = (client: Client | null): { clientId?: string, username?: string } =>
+    client === null ? {} : { clientId: client.id, username: identityOf(client)?.username }
+
+  // aedes clears client.will right after it calls authorizePublish for it, so the first step notes which packet is a will.
+  const wills = new WeakSet<object>()
+  const noteWill: PublishStep = (client, packet) => {
+    if (client !== null && internals(client).will === packet) wills.add(packet)
+    return undefined
+  }
+
+  /**
+   * Wraps a publish step that refuses: a refusal is recorded (and on disk) before the step returns, so the
+   * publisher's PUBACK/PUBREC follows a durable dead letter. `reserved-topic` refusals are never recorded.
+   */
+  const recordDrops = (step: PublishStep): PublishStep => async (client, packet) => {
+    const verdict = await step(client, packet)
+    if (!enabled || verdict === undefined || verdict.drop === 'reserved-topic') return verdict
+    const isWill = wills.has(packet)
+    const reason: DeadLetterReason = isWill && verdict.drop === 'unauthorized' ? 'will-denied' : verdict.drop
+    await service.record({ reason, detail: verdict.detail, packet: toPacket(packet), ...publisherOf(client) })
+    return verdict
+  }
+
+  /** deadLetter.payloadRules: a payload that breaks a rule of a matching filter is refused as invalid-payload. */
+  const validatePayload: PublishStep = (_client, packet) => {
+    const problem = payloadProblem(packet.topic, toPacket(packet).payload)
+    return problem === undefined ? undefined : { drop: 'invalid-payload', detail: problem }
+  }
+
+  /** deadLetter.noSubscribers: a QoS 1/2, non-retained message no subscription matches; it is still published. */
+  const detectNoSubscribers: PublishStep = async (client, packet) => {
+    if (!enabled || !settings.noSubscribers || packet.qos === 0 || packet.retain || isReservedTopic(packet.topic)) return undefined
+    if (await hasSubscribers(packet.topic)) return undefined
+    await service.record({ reason: 'no-subscribers', detail: 'no subscription matches the topic', packet: toPacket(packet), ...publisherOf(client) })
+    return undefined
+  }
+
+  /**
+   * Wraps auth's authenticate: a CONNECT refused (code 5) because the ACL denies its will topic records the will.
+   * `willRefused` is auth's counter of exactly those refusals.
+   */
+  const watchWills = (step: AuthenticateStep, willRefused: () => number): AuthenticateStep => async (client, username, password) => {
+    const before = willRefused()
+    const code = await step(client, username, password)
+    const will = (client as unknown as { _will?: PublishPacket | null })._will
+    if (enabled && code === 5 && will != null && willRefused() > before) {
+      await service.record({
+        reason: 'will-denied',
+        detail: 'the ACL does not allow this client to publish its will to this topic; the connection was refused (CONNACK 5)',
+        packet: toPacket(will),
+        clientId: client.id,
+        username
+      })
+    }
+    return code
+  }
+
+  const onStoreDrop = (event: DropEvent): void => {
+    if (!enabled) return
+    void service.record({ reason: event.reason, detail: storeDetail[event.reason], packet: { ...event.packet }, target: event.clientId })
+  }
+
+  const onShared = (event: SharedDeadLetter): void => {
+    log.warn({ reason: event.reason, share: event.share, attempts: event.attempts, topic: event.packet.topic, qos: event.packet.qos }, 'shared message dead-lettered')
+    if (!enabled) return
+    void service.record({ reason: event.reason, detail: sharedDetail[event.reason], packet: { ...event.packet, retain: false }, target: event.share, attempts: event.attempts })
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  const start = (): void => {
+    if (settings.maxAgeMs === 0) return
+    timer = setInterval(() => { store.deadLetters.expire().catch(err => log.warn({ err }, 'dead-letter expiry failed')) }, Math.min(settings.maxAgeMs, 60_000))
+    timer.unref()
+  }
+
+  return {
+    service,
+    noteWill,
+    recordDrops,
+    validatePayload,
+    detectNoSubscribers,
+    watchWills,
+    onStoreDrop,
+    onShared,
+    start,
+    close: () => {
+      closed = true
+      if (timer !== undefined) clearInterval(timer)
+      service.close()
+    }
+  }
+}
+
+function toPacket (packet: { topic: string, payload?: unknown, qos?: number, retain?: boolean }): DeadLetterPacket {
+  const p = packet.payload
+  const payload = Buffer.isBuffer(p) ? p : p instanceof Uint8Array ? Buffer.from(p) : Buffer.from(typeof p === 'string' ? p : '')
+  return { topic: packet.topic, payload, qos: packet.qos ?? 0, retain: packet.retain === true }
+}

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs'
+import { Validator } from '@cfworker/json-schema'
+import type { Field } from '../config/fields.js'
+import { topicMatches } from '../protocol/topic.js'
+
+export const PAYLOAD_RULES = ['json', 'utf8', 'schema:<file>'] as const
+/** `json`: parses as JSON; `utf8`: valid UTF-8; `schema:<file>`: JSON valid against the JSON Schema in that file. */
+export type PayloadRule = 'json' | 'utf8' | `schema:${string}`
+export type PayloadRules = Readonly<Record<string, PayloadRule>>
+
+/** Reads and checks a schema file: undefined when usable, else why not. */
+function schemaFileProblem (file: string): string | undefined {
+  let schema: unknown
+  try {
+    schema = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    return `schema file ${file} cannot be read as JSON: ${(err as Error).message}`
+  }
+  if (typeof schema !== 'boolean' && (schema === null || typeof schema !== 'object' || Array.isArray(schema))) return `schema file ${file} must hold a JSON Schema object`
+  try {
+    new Validator(schema as object) // eslint-disable-line no-new
+  } catch (err) {
+    return `schema file ${file} is not a usable JSON Schema: ${(err as Error).message}`
+  }
+  return undefined
+}
+
+function isRule (rule: unknown): rule is PayloadRule {
+  return rule === 'json' || rule === 'utf8' || (typeof rule === 'string' && rule.startsWith('schema:') && rule.length > 'schema:'.length)
+}
+
+function filterProblem (filter: string): string | undefined {
+  if (filter === '') return 'must not be empty'
+  const levels = filter.split('/')
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one'
+    if (level.includes('+') && level !== '+') return '"+" must be a whole level'
+  }
+  return undefined
+}
+
+/**
+ * deadLetter.payloadRules: topic filter → rule, as a YAML mapping (`orders/#: json`) or, from the environment and
+ * flags, `orders/#=json,logs/+=utf8`.
+ */
+export function payloadRulesField (doc: string): Field<PayloadRules> {
+  return {
+    kind: 'field',
+    type: `mapping of topic filter to ${PAYLOAD_RULES.join(' | ')}`,
+    default: {},
+    doc,
+    parse (raw) {
+      let pairs: Array<[string, unknown]>
+      if (typeof raw === 'string') {
+        pairs = []
+        for (const part of raw.split(',').map(p => p.trim()).filter(p => p !== '')) {
+          const eq = part.lastIndexOf('=')
+          if (eq < 0) return { ok: false, problem: `must be filter=rule pairs separated by commas, got ${JSON.stringify(part)}` }
+          pairs.push([part.slice(0, eq).trim(), part.slice(eq + 1).trim()])
+        }
+      } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+        pairs = Object.entries(raw)
+      } else {
+        return { ok: false, problem: 'must be a mapping of topic filter to rule' }
+      }
+      const out: Record<string, PayloadRule> = {}
+      for (const [filter, rule] of pairs) {
+        const problem = filterProblem(filter)
+        if (problem !== undefined) return { ok: false, problem: `filter ${JSON.stringify(filter)} ${problem}` }
+        if (!isRule(rule)) return { ok: false, problem: `rule of ${filter} must be one of ${PAYLOAD_RULES.join(', ')}, got ${JSON.stringify(rule)}` }
+        if (rule.startsWith('schema:')) {
+          const bad = schemaFileProblem(rule.slice('schema:'.length))
+          if (bad !== undefined) return { ok: false, problem: `rule of ${filter}: ${bad}` }
+        }
+        out[filter] = rule
+      }
+      return { ok: true, value: out }
+    }
+  }
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export type PayloadChecker = (topic: string, payload: Buffer) => string | undefined
+
+/**
+ * Compiles the rules once (schema files are read now; one that has become unreadable since the configuration was
+ * checked refuses every payload of its filter, with the reason in the detail). The checker returns the first rule
+ * of a matching filter that the payload breaks, as a human-readable text, or undefined.
+ */
+export function payloadChecker (rules: PayloadRules): PayloadChecker {
+  const compiled = Object.entries(rules).map(([filter, rule]) => {
+    let validate: ((value: unknown) => string | undefined) | undefined
+    if (rule.startsWith('schema:')) {
+      const file = rule.slice('schema:'.length)
+      const problem = schemaFileProblem(file)
+      if (problem !== undefined) {
+        validate = () => problem
+      } else {
+        const validator = new Validator(JSON.parse(readFileSync(file, 'utf8')) as object, '2020-12', false)
+        validate = value => {
+          const result = validator.validate(value)
+          if (result.valid) return undefined
+          const deepest = result.errors[result.errors.length - 1]
+          return `${deepest.instanceLocation}: ${deepest.error}`
+        }
+      }
+    }
+    return { filter, rule, validate }
+  })
+  return (topic, payload) => {
+    for (const { filter, rule, validate } of compiled) {
+      if (!topicMatches(filter, topic)) continue
+      let text: string
+      try {
+        text = decoder.decode(payload)
+      } catch {
+        return `payload rule ${filter}: ${rule}: the payload is not valid UTF-8`
+      }
+      if (rule === 'utf8') continue
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch (err) {
+        return `payload rule ${filter}: ${rule}: the payload is not JSON (${(err as Error).message})`
+      }
+      const problem = validate?.(value)
+      if (problem !== undefined) return `payload rule ${filter}: ${rule}: ${problem}`
+    }
+    return undefined
+  }
+}
+
+/** One-off check (tests, tools): compiles `rules` and checks one payload. */
+export function payloadProblem (rules: PayloadRules, topic: string, payload: Buffer): string | undefined {
+  return payloadChecker(rules)(topic, payload)
+}
