@@ -182,7 +182,17 @@ export class Outbox {
     queue.setBytes(entry, payloadBytes(record.payload))
     entry.sentOn = token
     entry.inflight = record
-    return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) }])
+    const enqueuedAt = entry.enqueuedAt
+    if (qos === 1) {
+      // The message itself was committed by enqueue; this only records the packet id it goes out with. Staged,
+      // not awaited: a crash before the next batch commits loses at most the id, and the message is then resent
+      // after the restart under a new id (a QoS 1 duplicate, never a loss). When the PUBACK comes back before the
+      // batch is written, its del cancels this put and nothing is encoded. QoS 2 still waits: its id has to be on
+      // disk before the PUBLISH leaves, or a resend under a new id would be a second delivery.
+      this.#deps.queue.stageLazy(entry.key, () => encodeRecord(record, { t: enqueuedAt }))
+      return Promise.resolve()
+    }
+    return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
   }
 
   /** PUBACK / PUBCOMP: removes the entry and returns the packet; an unknown id is answered from memory. */

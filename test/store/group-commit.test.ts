@@ -85,6 +85,45 @@ describe('group commit', () => {
   })
 })
 
+describe('put cancelled by a del in the same batch', () => {
+  it('writes only the del, never encodes a cancelled lazy put, and reads a pending lazy put back', async () => {
+    const dir = await dirs.make()
+    const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
+    await db.open()
+    const written: string[] = []
+    const spy = {
+      batch: () => {
+        const b = db.batch()
+        return {
+          put: (k: string, v: Buffer) => { written.push(`put ${k}`); return b.put(k, v) },
+          del: (k: string) => { written.push(`del ${k}`); return b.del(k) },
+          write: async (o: { sync: boolean }) => { await b.write(o) },
+          close: async () => { await b.close() }
+        }
+      }
+    }
+    const queue = new WriteQueue({ db: spy, dir, sync: false, logger: silentLogger(), tracked: () => true })
+    await queue.commit([{ type: 'put', key: 'a', value: Buffer.from('old') }])
+    written.length = 0
+    let encoded = 0
+    queue.stageLazy('a', () => { encoded++; return Buffer.from('new') })
+    expect(queue.peek('a')?.toString()).toBe('new')
+    queue.stageLazy('b', () => { encoded++; return Buffer.from('b') })
+    await queue.commit([{ type: 'put', key: 'c', value: Buffer.from('c') }, { type: 'del', key: 'b' }, { type: 'del', key: 'a' }])
+    expect(written).toEqual(['put c', 'del b', 'del a'])
+    expect(encoded).toBe(1) // by peek; 'b' was never encoded
+    expect(queue.cancelledPuts).toBe(2)
+    expect(await db.get('a')).toBeUndefined()
+    expect(await db.get('b')).toBeUndefined()
+    expect((await db.get('c'))?.toString()).toBe('c')
+    queue.stageLazy('d', () => Buffer.from('d'))
+    await queue.barrier()
+    expect((await db.get('d'))?.toString()).toBe('d')
+    await queue.close()
+    await db.close()
+  })
+})
+
 describe('write failures', () => {
   it('rejects every op of the failed batch with ERR_STORE_WRITE, undoes staged changes, and keeps working', async () => {
     const dir = await dirs.make()
