@@ -1,10 +1,9 @@
-import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { filtersOf, row } from '../dead-letter/routes.js'
 import { matchesFilters, toEnvelope, type Filters } from '../dead-letter/service.js'
 import { CulexError, exitCodes } from '../errors.js'
-import { createLogger } from '../log/logger.js'
-import { openStore, type LevelStore } from '../store/index.js'
+import type { LevelStore } from '../store/index.js'
+import { openDataDir } from './data-dir.js'
 
 export const dlqHelp = `culex dlq list|show|replay|purge ...    inspect, replay and purge dead letters ($DLQ, docs/dead-letter.md)
 
@@ -64,14 +63,8 @@ async function probe (base: string, token: string): Promise<Api | undefined> {
 }
 
 async function openOffline (dataDir: string): Promise<LevelStore> {
-  const logger = createLogger({ level: 'error', format: 'json', destination: process.stderr })
   try {
-    return await openStore({
-      dir: path.resolve(dataDir, 'store'),
-      sync: true,
-      logger,
-      limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
-    })
+    return await openDataDir(dataDir)
   } catch (err) {
     if (err instanceof CulexError && err.code === 'ERR_STORE_LOCKED') {
       throw new CulexError('ERR_ADMIN_API', `a broker holds ${dataDir} but its admin API is not at the given --admin-url; pass the right --admin-url and --token`, { cause: err })

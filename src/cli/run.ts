@@ -1,5 +1,6 @@
 import { CulexError, exitCodes, isCulexError } from '../errors.js'
 import { version } from '../version.js'
+import { sessionsCommand, sessionsHelp, storeCommand, storeHelp } from './store-command.js'
 import { startCommand, startHelp } from './start-command.js'
 import { checkConfigCommand, checkConfigHelp } from './check-config-command.js'
 import { passwdCommand, passwdHelp } from './passwd-command.js'
@@ -15,7 +16,9 @@ const commands: Record<string, Command> = {
   start: { run: startCommand, help: startHelp },
   'check-config': { run: checkConfigCommand, help: checkConfigHelp },
   passwd: { run: passwdCommand, help: passwdHelp },
-  dlq: { run: dlqCommand, help: dlqHelp }
+  dlq: { run: dlqCommand, help: dlqHelp },
+  store: { run: storeCommand, help: storeHelp },
+  sessions: { run: sessionsCommand, help: sessionsHelp }
 }
 
 function usage (): string {

@@ -1,0 +1,77 @@
+import { parseArgs } from 'node:util'
+import { CulexError, exitCodes } from '../errors.js'
+import { checkStore, repairStore } from '../store/index.js'
+import { openDataDir, storeDir } from './data-dir.js'
+
+export const storeHelp = `culex store check|repair [--data-dir dir]    verify a data directory, or move a bad one aside
+
+  check    reads every record and prints what is stored and any problem; exit 0 healthy, 1 problems found
+  repair   moves <dataDir>/store aside to store.corrupt-<time> and leaves an empty one (stop the broker first)
+  --data-dir defaults to ./data, like the broker.`
+
+export const sessionsHelp = `culex sessions list|show <clientId>|purge <clientId> [--data-dir dir] [--json]    persistent sessions in a data directory
+
+  Opens the data directory directly, so the broker must be stopped; while it runs, the admin API
+  (GET /api/sessions, DELETE /api/sessions/<id>) and the console do the same.`
+
+const options = { 'data-dir': { type: 'string', default: './data' }, json: { type: 'boolean', default: false } } as const
+
+export async function storeCommand (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
+  const dir = storeDir(values['data-dir'])
+  if (positionals[0] === 'check' && positionals.length === 1) {
+    const result = await checkStore(dir)
+    if (values.json) process.stdout.write(JSON.stringify({ dir, ...result }) + '\n')
+    else {
+      process.stdout.write(`${dir}: ${result.ok ? 'healthy' : `${result.problems.length} problem(s)`}, format version ${String(result.formatVersion ?? 'none')}\n`)
+      for (const [what, n] of Object.entries(result.counts)) process.stdout.write(`  ${what}: ${n}\n`)
+      for (const p of result.problems) process.stdout.write(`  problem: ${p}\n`)
+    }
+    return result.ok ? exitCodes.ok : exitCodes.failure
+  }
+  if (positionals[0] === 'repair' && positionals.length === 1) {
+    const { movedTo } = await repairStore(dir)
+    process.stdout.write(`moved ${dir} to ${movedTo}; the broker starts with an empty store\n`)
+    return exitCodes.ok
+  }
+  throw new CulexError('ERR_USAGE', 'usage: culex store check|repair [--data-dir dir]')
+}
+
+export async function sessionsCommand (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
+  const [action, clientId] = positionals
+  const withId = action === 'show' || action === 'purge'
+  if (!(action === 'list' && positionals.length === 1) && !(withId && positionals.length === 2)) {
+    throw new CulexError('ERR_USAGE', 'usage: culex sessions list|show <clientId>|purge <clientId> [--data-dir dir]')
+  }
+  const store = await openDataDir(values['data-dir'])
+  try {
+    if (action === 'list') {
+      const infos = await Promise.all((await store.listSessions()).map(async id => await store.sessionInfo(id)))
+      if (values.json) process.stdout.write(JSON.stringify(infos) + '\n')
+      else {
+        process.stdout.write('client id\tsubscriptions\tqueued\tin flight\tqueued bytes\toldest queued\n')
+        for (const i of infos) {
+          if (i === undefined) continue
+          const oldest = i.oldestQueuedAt === undefined ? '-' : new Date(i.oldestQueuedAt).toISOString()
+          process.stdout.write(`${i.clientId}\t${i.subscriptions.length}\t${i.queued}\t${i.inflight}\t${i.queuedBytes}\t${oldest}\n`)
+        }
+      }
+      return exitCodes.ok
+    }
+    const info = await store.sessionInfo(clientId)
+    if (info === undefined) {
+      process.stderr.write(`culex: no persistent session ${JSON.stringify(clientId)} in ${storeDir(values['data-dir'])}\n`)
+      return exitCodes.failure
+    }
+    if (action === 'show') {
+      process.stdout.write(JSON.stringify(info, null, 2) + '\n')
+      return exitCodes.ok
+    }
+    await store.purgeSession(clientId)
+    process.stdout.write(`purged session ${clientId} (${info.queued} queued message(s), ${info.subscriptions.length} subscription(s))\n`)
+    return exitCodes.ok
+  } finally {
+    await store.close()
+  }
+}
