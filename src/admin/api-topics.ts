@@ -1,20 +1,9 @@
+import { filterProblem } from '../protocol/topic.js'
 import type { Client, PublishPacket } from 'aedes'
 import { connectedClient, connectedClients, type AdminDeps } from './deps.js'
 import { ApiError, intParam, paginate, payloadJson, sendJson } from './http.js'
 import type { AdminRoute } from './router.js'
 
-/** Why a topic filter is not valid MQTT 3.1.1 (section 4.7), or undefined when it is. */
-export function filterProblem (filter: string): string | undefined {
-  if (filter === '') return 'must not be empty'
-  if (filter.includes('\u0000')) return 'must not contain U+0000'
-  const levels = filter.split('/')
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i]
-    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one'
-    if (level.includes('+') && level !== '+') return '"+" must be a whole level'
-  }
-  return undefined
-}
 
 export function topicProblem (topic: string): string | undefined {
   if (topic === '') return 'must not be empty'

@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml'
-import { filterProblem, type Acl, type AclRule } from './acl.js'
+import type { Acl, AclRule } from './acl.js'
+import { filterProblem } from '../protocol/topic.js'
 
 /**
  * Reads the ACL file in either of its two forms. Both share one rule grammar:

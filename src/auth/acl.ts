@@ -99,16 +99,3 @@ export function filterCovers (outer: string, inner: string): boolean {
   }
   return o.length === i.length
 }
-
-/** Why `filter` is not a valid MQTT topic filter, or undefined. */
-export function filterProblem (filter: string): string | undefined {
-  if (filter === '') return 'the topic filter is empty'
-  const levels = filter.split('/')
-  for (let k = 0; k < levels.length; k++) {
-    const l = levels[k]
-    if (l.includes('#') && (l !== '#' || k !== levels.length - 1)) return '"#" must be a whole level and the last one'
-    if (l.includes('+') && l !== '+') return '"+" must be a whole level'
-  }
-  if (Buffer.byteLength(filter) > 65535) return 'the topic filter is longer than 65535 bytes'
-  return undefined
-}

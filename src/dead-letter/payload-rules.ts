@@ -1,3 +1,4 @@
+import { filterProblem } from '../protocol/topic.js'
 import { readFileSync } from 'node:fs'
 import { Validator } from '@cfworker/json-schema'
 import type { Field } from '../config/fields.js'
@@ -29,16 +30,6 @@ function isRule (rule: unknown): rule is PayloadRule {
   return rule === 'json' || rule === 'utf8' || (typeof rule === 'string' && rule.startsWith('schema:') && rule.length > 'schema:'.length)
 }
 
-function filterProblem (filter: string): string | undefined {
-  if (filter === '') return 'must not be empty'
-  const levels = filter.split('/')
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i]
-    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one'
-    if (level.includes('+') && level !== '+') return '"+" must be a whole level'
-  }
-  return undefined
-}
 
 /**
  * deadLetter.payloadRules: topic filter → rule, as a YAML mapping (`orders/#: json`) or, from the environment and

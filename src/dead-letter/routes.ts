@@ -1,17 +1,9 @@
+import { filterProblem } from '../protocol/topic.js'
 import { ApiError, paginate, sendJson } from '../admin/http.js'
 import type { AdminRoute } from '../admin/router.js'
 import type { StoredDeadLetter } from '../store/dead-letters.js'
 import { parseSince, REASONS, type DeadLetters, type Filters } from './service.js'
 
-function filterProblem (filter: string): string | undefined {
-  if (filter === '') return 'must not be empty'
-  const levels = filter.split('/')
-  for (let i = 0; i < levels.length; i++) {
-    if (levels[i].includes('#') && (levels[i] !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one'
-    if (levels[i].includes('+') && levels[i] !== '+') return '"+" must be a whole level'
-  }
-  return undefined
-}
 
 /** ?reason= ?topic= (a topic filter) ?clientId= ?since= (ISO time, epoch ms or an age such as 2h). */
 export function filtersOf (query: URLSearchParams): Filters {

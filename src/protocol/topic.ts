@@ -51,3 +51,17 @@ function nextSlash (s: string, from: number): number {
   const i = s.indexOf('/', from)
   return i === -1 ? s.length : i
 }
+
+/** Why a topic filter is not valid MQTT 3.1.1 (section 4.7), or undefined when it is. */
+export function filterProblem (filter: string): string | undefined {
+  if (filter === '') return 'must not be empty'
+  if (filter.includes('\u0000')) return 'must not contain U+0000'
+  const levels = filter.split('/')
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one'
+    if (level.includes('+') && level !== '+') return '"+" must be a whole level'
+  }
+  if (Buffer.byteLength(filter) > 65535) return 'is longer than 65535 bytes'
+  return undefined
+}

@@ -31,7 +31,7 @@ export class MemberChooser<H> {
       this.#slots.set(online, slots)
     }
     for (const slot of slots) {
-      slot.inflight = this.deliveries.liveOn(slot.member.handle)
+      slot.inflight = this.deliveries.heldOn(slot.member.handle)
       slot.full = isFull(slot.inflight, this.cap, deliveredQos(entry.qos, slot.member.qos))
     }
     // A message a member lost goes to another one if there is any.
@@ -51,6 +51,6 @@ export class MemberChooser<H> {
 
   /** Whether any connected member could take a QoS 1/2 message now. */
   anyCapacity (group: Group<H>): boolean {
-    return group.members.online().some(m => !isFull(this.deliveries.liveOn(m.handle), this.cap, 1))
+    return group.members.online().some(m => !isFull(this.deliveries.heldOn(m.handle), this.cap, 1))
   }
 }

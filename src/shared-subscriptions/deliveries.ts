@@ -6,17 +6,20 @@ import type { Delivery, Entry } from './group.js'
  */
 export class DeliveryTracker<H> {
   readonly #byHandle = new Map<H, Map<number, Delivery<H>>>()
-  readonly #live = new Map<H, number>()
   /** Live (not timed out) deliveries in the order they were sent, which is the order their timeouts fall due. */
   readonly #order = new Set<Delivery<H>>()
 
+  /** Deliveries waiting for an acknowledgement and not timed out, over every connection. */
   get size (): number {
     return this.#order.size
   }
 
-  /** Unacknowledged, not timed-out deliveries on one connection. */
-  liveOn (handle: H | undefined): number {
-    return handle === undefined ? 0 : this.#live.get(handle) ?? 0
+  /**
+   * Unacknowledged deliveries on one connection, timed-out ones included: the member still holds those, so a member
+   * that stops acknowledging fills its in-flight cap and is passed over instead of delaying message after message.
+   */
+  heldOn (handle: H | undefined): number {
+    return handle === undefined ? 0 : this.#byHandle.get(handle)?.size ?? 0
   }
 
   get (handle: H, messageId: number): Delivery<H> | undefined {
@@ -28,7 +31,6 @@ export class DeliveryTracker<H> {
     let map = this.#byHandle.get(handle)
     if (map === undefined) this.#byHandle.set(handle, map = new Map())
     map.set(messageId, d)
-    this.#live.set(handle, this.liveOn(handle) + 1)
     this.#order.add(d)
     entry.live++
     entry.deliveries.push(d)
@@ -38,13 +40,16 @@ export class DeliveryTracker<H> {
   /** Forgets a delivery (acknowledged, or its entry is done with). */
   remove (d: Delivery<H>): void {
     const map = this.#byHandle.get(d.handle)
-    if (map?.get(d.messageId) === d) map.delete(d.messageId)
+    if (map?.get(d.messageId) === d) {
+      map.delete(d.messageId)
+      if (map.size === 0) this.#byHandle.delete(d.handle)
+    }
     this.#detach(d)
   }
 
   /**
-   * Marks deliveries sent at or before `deadline` as timed out and returns them: they no longer count against their
-   * member, but stay findable, so an acknowledgement that still comes completes the message.
+   * Marks deliveries sent at or before `deadline` as timed out and returns them: the message may go to another
+   * member, but the delivery stays findable, so an acknowledgement that still comes completes the message.
    */
   expire (deadline: number): Array<Delivery<H>> {
     const out: Array<Delivery<H>> = []
@@ -52,7 +57,6 @@ export class DeliveryTracker<H> {
       if (d.sentAt > deadline) break
       this.#order.delete(d)
       d.expired = true
-      this.#live.set(d.handle, this.liveOn(d.handle) - 1)
       d.entry.live--
       out.push(d)
     }
@@ -68,7 +72,6 @@ export class DeliveryTracker<H> {
       if (!d.expired) lost.push(d)
       this.#detach(d)
     }
-    this.#live.delete(handle)
     return lost
   }
 
@@ -79,7 +82,6 @@ export class DeliveryTracker<H> {
     if (d.expired) return
     d.expired = true
     this.#order.delete(d)
-    this.#live.set(d.handle, this.liveOn(d.handle) - 1)
     entry.live--
   }
 }

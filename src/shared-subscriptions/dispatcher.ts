@@ -12,7 +12,6 @@ const SCAN_LIMIT = 1000
 /** Payloads read from the store at once when a durable queue drains. */
 const LOAD_BATCH = 256
 
-
 /**
  * The life of each shared message: it goes to one connected member chosen by the group's strategy, or waits (in
  * the durable store if the group has a persistent member); an unacknowledged delivery moves to another member when
@@ -31,7 +30,10 @@ export class Dispatcher<H> {
     this.#chooser = new MemberChooser(this.deliveries, opts.maxInflightPerMember, port.mayReceive)
   }
 
-  /** A message matched the group's filter; `done` runs once it is stored (durable groups) and handed to a member. */
+  /**
+   * A message matched the group's filter. `done` (the publisher's PUBACK waits for it) runs once the message is
+   * stored (durable groups) and handed to a member or queued; see #deliver for what "handed" means.
+   */
   publish (group: Group<H>, message: IncomingMessage, done: () => void): void {
     // [MQTT-4.7.2-1]: a filter starting with a wildcard never matches a topic starting with "$".
     if (this.#closed || group.removed || (isReservedTopic(message.topic) && startsWithWildcard(group.share.filter))) {
@@ -201,6 +203,11 @@ export class Dispatcher<H> {
     })
   }
 
+  /**
+   * `sent` runs once a QoS 0 delivery is written to the member's socket (its backpressure, as for any subscriber),
+   * but at once for QoS 1/2: the member's in-flight cap bounds those, and a publisher then waits for neither the
+   * member's socket nor its acknowledgement (the group queue decouples them, as a work queue should).
+   */
   #deliver (entry: Entry<H>, member: Online<H>, sent: () => void): void {
     const group = entry.group
     entry.attempts++
@@ -212,9 +219,17 @@ export class Dispatcher<H> {
       this.totals.redelivered++
     }
     const qos = deliveredQos(entry.qos, member.qos)
-    const packet: OutPacket = { topic: entry.topic, payload: entry.payload ?? Buffer.alloc(0), qos, dup: redelivery && qos > 0 }
-    if (entry.brokerId !== undefined) packet.brokerId = entry.brokerId
-    if (entry.brokerCounter !== undefined) packet.brokerCounter = entry.brokerCounter
+    const packet: OutPacket = {
+      cmd: 'publish',
+      topic: entry.topic,
+      payload: entry.payload ?? Buffer.alloc(0),
+      qos,
+      retain: false,
+      dup: redelivery && qos > 0,
+      messageId: undefined,
+      brokerId: entry.brokerId,
+      brokerCounter: entry.brokerCounter
+    }
     if (qos === 0) {
       // Nothing to wait for: the message is delivered as far as QoS 0 goes.
       this.#finish(entry)
@@ -227,13 +242,16 @@ export class Dispatcher<H> {
     if (redelivery && entry.storeKey !== undefined && this.store !== undefined) {
       this.store.setAttempts(entry.storeKey, messageOf(entry), entry.enqueuedAt, entry.attempts).catch(noop)
     }
-    this.port.send(member.handle, packet, sent)
+    this.port.send(member.handle, packet, noop)
+    sent()
   }
 
-  /** The entry is done with (acknowledged, delivered at QoS 0, dropped): other deliveries and its record go. */
+  /**
+   * The entry is done with (acknowledged, delivered at QoS 0, given up): its record goes. Other deliveries of it stay
+   * tracked until their member acknowledges them or disconnects: that member still holds the message.
+   */
   #finish (entry: Entry<H>): void {
     entry.group.markDone(entry)
-    for (const d of [...entry.deliveries]) this.deliveries.remove(d)
     if (entry.storeKey !== undefined && this.store !== undefined && !this.#closed) this.store.remove([entry.storeKey]).catch(noop)
     entry.payload = undefined
   }

@@ -49,8 +49,9 @@ export class SharedEngine<H> {
     return this.#groups.get(key)
   }
 
+  /** Unacknowledged deliveries on one connection, timed-out ones included (what the in-flight cap counts). */
   inflightOf (handle: H | undefined): number {
-    return this.#dispatcher.deliveries.liveOn(handle)
+    return this.#dispatcher.deliveries.heldOn(handle)
   }
 
   // membership ----------------------------------------------------------------------------------------------------

@@ -23,8 +23,13 @@ export interface SharedStore {
 
 type Listener = (packet: AedesPublishPacket, cb: () => void) => void
 
-/** A packet identifier of a shared delivery on one connection, until PUBACK or PUBCOMP ends it. */
-interface Issued { counter: number | undefined, received: boolean }
+/**
+ * Packet identifiers of shared deliveries on one connection, until PUBACK or PUBCOMP ends them: the broker counter
+ * of the message (NO_COUNTER when it has none), or RECEIVED once the member sent PUBREC for a QoS 2 one.
+ */
+type Issued = number
+const NO_COUNTER = -1
+const RECEIVED = -2
 
 interface AckPacket { cmd: string, messageId?: number }
 
@@ -73,19 +78,17 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       c._nextId = id >= 65535 ? 1 : id + 1
       return id
     },
-    send: (client, out, sent) => {
+    send: (client, packet, sent) => {
       const c = internals(client)
-      const packet: DeliveryPacket = { cmd: 'publish', topic: out.topic, payload: out.payload, qos: out.qos, retain: false, dup: out.dup }
-      if (out.brokerId !== undefined) packet.brokerId = out.brokerId
-      if (out.brokerCounter !== undefined) packet.brokerCounter = out.brokerCounter
-      markSharedDelivery(packet)
-      if (out.qos === 0 || out.messageId === undefined) {
-        c.deliver0(packet, sent)
+      // The engine's packet has the aedes publish shape: handed over as it is, marked for the delivery router.
+      const out = packet as DeliveryPacket
+      markSharedDelivery(out)
+      if (packet.qos === 0 || packet.messageId === undefined) {
+        c.deliver0(out, sent)
         return
       }
-      packet.messageId = out.messageId
-      issuedOn(client).set(out.messageId, { counter: out.brokerCounter, received: false })
-      c.deliverQoS(packet, sent)
+      issuedOn(client).set(packet.messageId, packet.brokerCounter ?? NO_COUNTER)
+      c.deliverQoS(out, sent)
     },
     listen: group => {
       const listener: Listener = (packet, cb) => {
@@ -113,11 +116,10 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
       const ids = issued.get(client)
       const id = packet.messageId
-      const entry = id === undefined ? undefined : ids?.get(id)
-      if (entry === undefined || id === undefined) return
+      if (ids === undefined || id === undefined || !ids.has(id)) return
       if (packet.cmd === 'pubrec') {
         // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
-        entry.received = true
+        ids.set(id, RECEIVED)
         engine.ack(client, id)
       } else {
         if (packet.cmd === 'puback') engine.ack(client, id)
@@ -194,9 +196,9 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const outgoingUpdate = store.outgoingUpdate.bind(store)
   store.outgoingUpdate = async (client, packet) => {
     const id = packet.messageId
-    const entry = id == null ? undefined : issued.get(client)?.get(id)
-    if (entry !== undefined) {
-      if (packet.cmd === 'pubrel' ? entry.received : entry.counter === undefined || entry.counter === packet.brokerCounter) return
+    const state = id == null ? undefined : issued.get(client)?.get(id)
+    if (state !== undefined) {
+      if (packet.cmd === 'pubrel' ? state === RECEIVED : state === NO_COUNTER || state === packet.brokerCounter) return
     }
     await outgoingUpdate(client, packet)
   }

@@ -16,14 +16,18 @@ export interface EnginePort<H> {
   unlisten: (group: Group<H>) => void
 }
 
+/** A delivery as the connection is handed it (the shape of an aedes publish packet, every field always present). */
 export interface OutPacket {
+  cmd: 'publish'
   topic: string
   payload: Buffer
   qos: 0 | 1 | 2
+  retain: false
   dup: boolean
-  messageId?: number
-  brokerId?: string
-  brokerCounter?: number
+  /** Set for QoS 1/2: the identifier allocateId gave. */
+  messageId: number | undefined
+  brokerId: string | undefined
+  brokerCounter: number | undefined
 }
 
 /** The durable group queue (src/store/group-queue.ts). */

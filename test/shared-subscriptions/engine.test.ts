@@ -103,10 +103,32 @@ describe('shared engine', () => {
     s.tick(1)
     s.engine.sweep()
     expect(s.to('b')).toEqual(['x'])
-    // the late acknowledgement from a completes it; b's copy is then no longer tracked
+    // the late acknowledgement from a completes it; b's acknowledgement of its copy then only frees b's slot
     expect(s.engine.ack('a', 1)).toBe(true)
-    expect(s.engine.ack('b', 1)).toBe(false)
     expect(s.engine.view()[0]).toMatchObject({ inflight: 0, acknowledged: 1, redelivered: 1 })
+    expect(s.engine.inflightOf('b')).toBe(1)
+    expect(s.engine.ack('b', 1)).toBe(true)
+    expect(s.engine.inflightOf('b')).toBe(0)
+    expect(s.engine.ack('b', 1)).toBe(false)
+    expect(s.engine.view()[0]).toMatchObject({ acknowledged: 1 })
+  })
+
+  it('counts timed-out deliveries against the cap, so a member that stops acknowledging is passed over', async () => {
+    const s = setup({ maxInflightPerMember: 1 })
+    s.join('stuck')
+    s.join('ok')
+    await s.publish('x')
+    s.tick(1000)
+    s.engine.sweep()
+    expect(s.to('ok')).toEqual(['x'])
+    s.engine.ack('ok', 1)
+    for (const p of ['y', 'z']) {
+      await s.publish(p)
+      s.engine.ack('ok', s.sent[s.sent.length - 1].packet.messageId as number)
+    }
+    expect(s.to('stuck')).toEqual(['x'])
+    expect(s.to('ok')).toEqual(['x', 'y', 'z'])
+    expect(s.engine.inflightOf('stuck')).toBe(1)
   })
 
   it('gives up after maxDeliveries, with the attempt count', async () => {
