@@ -81,6 +81,48 @@ export function oneOf<const V extends string> (def: V, values: readonly V[], doc
   }
 }
 
+/**
+ * A mapping from names to values: a YAML mapping in the file, `key=value,key=value` from the environment and flags.
+ * `entry` checks one pair and returns the value, or a problem text.
+ */
+export function mapping<V> (doc: string, opts: {
+  type: string
+  /** What a pair is, for messages: "filter=rule". */
+  pair: string
+  entry: (key: string, value: unknown) => { ok: true, value: V } | { ok: false, problem: string }
+  /** Split a string pair at its last "=" (keys that may contain "="). */
+  splitAtLast?: boolean
+}): Field<Readonly<Record<string, V>>> {
+  return {
+    kind: 'field',
+    type: opts.type,
+    default: {},
+    doc,
+    parse (raw) {
+      let pairs: Array<[string, unknown]>
+      if (typeof raw === 'string') {
+        pairs = []
+        for (const part of raw.split(',').map(p => p.trim()).filter(p => p !== '')) {
+          const eq = opts.splitAtLast === true ? part.lastIndexOf('=') : part.indexOf('=')
+          if (eq < 0) return bad(`must be ${opts.pair} pairs separated by commas, got ${JSON.stringify(part)}`)
+          pairs.push([part.slice(0, eq).trim(), part.slice(eq + 1).trim()])
+        }
+      } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+        pairs = Object.entries(raw)
+      } else {
+        return bad(`must be a mapping (${opts.pair})`)
+      }
+      const out: Record<string, V> = {}
+      for (const [key, value] of pairs) {
+        const checked = opts.entry(key, value)
+        if (!checked.ok) return checked
+        out[key] = checked.value
+      }
+      return ok(out)
+    }
+  }
+}
+
 function describe (raw: unknown): string {
   if (raw === null) return 'null'
   if (Array.isArray(raw)) return 'a list'

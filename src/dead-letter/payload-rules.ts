@@ -1,8 +1,7 @@
-import { filterProblem } from '../protocol/topic.js'
 import { readFileSync } from 'node:fs'
 import { Validator } from '@cfworker/json-schema'
-import type { Field } from '../config/fields.js'
-import { topicMatches } from '../protocol/topic.js'
+import { mapping, type Field } from '../config/fields.js'
+import { filterProblem, topicMatches } from '../protocol/topic.js'
 
 export const PAYLOAD_RULES = ['json', 'utf8', 'schema:<file>'] as const
 /** `json`: parses as JSON; `utf8`: valid UTF-8; `schema:<file>`: JSON valid against the JSON Schema in that file. */
@@ -36,39 +35,21 @@ function isRule (rule: unknown): rule is PayloadRule {
  * flags, `orders/#=json,logs/+=utf8`.
  */
 export function payloadRulesField (doc: string): Field<PayloadRules> {
-  return {
-    kind: 'field',
+  return mapping<PayloadRule>(doc, {
     type: `mapping of topic filter to ${PAYLOAD_RULES.join(' | ')}`,
-    default: {},
-    doc,
-    parse (raw) {
-      let pairs: Array<[string, unknown]>
-      if (typeof raw === 'string') {
-        pairs = []
-        for (const part of raw.split(',').map(p => p.trim()).filter(p => p !== '')) {
-          const eq = part.lastIndexOf('=')
-          if (eq < 0) return { ok: false, problem: `must be filter=rule pairs separated by commas, got ${JSON.stringify(part)}` }
-          pairs.push([part.slice(0, eq).trim(), part.slice(eq + 1).trim()])
-        }
-      } else if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
-        pairs = Object.entries(raw)
-      } else {
-        return { ok: false, problem: 'must be a mapping of topic filter to rule' }
+    pair: 'filter=rule',
+    splitAtLast: true,
+    entry: (filter, rule) => {
+      const problem = filterProblem(filter)
+      if (problem !== undefined) return { ok: false, problem: `filter ${JSON.stringify(filter)} ${problem}` }
+      if (!isRule(rule)) return { ok: false, problem: `rule of ${filter} must be one of ${PAYLOAD_RULES.join(', ')}, got ${JSON.stringify(rule)}` }
+      if (rule.startsWith('schema:')) {
+        const bad = schemaFileProblem(rule.slice('schema:'.length))
+        if (bad !== undefined) return { ok: false, problem: `rule of ${filter}: ${bad}` }
       }
-      const out: Record<string, PayloadRule> = {}
-      for (const [filter, rule] of pairs) {
-        const problem = filterProblem(filter)
-        if (problem !== undefined) return { ok: false, problem: `filter ${JSON.stringify(filter)} ${problem}` }
-        if (!isRule(rule)) return { ok: false, problem: `rule of ${filter} must be one of ${PAYLOAD_RULES.join(', ')}, got ${JSON.stringify(rule)}` }
-        if (rule.startsWith('schema:')) {
-          const bad = schemaFileProblem(rule.slice('schema:'.length))
-          if (bad !== undefined) return { ok: false, problem: `rule of ${filter}: ${bad}` }
-        }
-        out[filter] = rule
-      }
-      return { ok: true, value: out }
+      return { ok: true, value: rule }
     }
-  }
+  })
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
