@@ -112,6 +112,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       const clientLog = client === null ? log : clientLogger(log, client)
       clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: drop, detail }, 'publish dropped')
     },
+    disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,
     settle: protocol.gate.settle
   })

@@ -68,15 +68,22 @@ export interface PublishChain {
   commit: (client: Client | null, packet: PublishPacket) => Promise<void>
   /** Marks a packet so aedes' own publish of it becomes a no-op. */
   settle: (packet: PublishPacket) => void
+  /** Close a connected publisher's connection, unacknowledged, instead of acknowledging a refused publish. */
+  disconnectOnDrop: boolean
 }
 
 export function chainAuthorizePublish (chain: PublishChain) {
   return (client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void => {
     firstVerdict(chain.checks, [client, packet]).then(async verdict => {
       if (verdict === undefined) return await chain.commit(client, packet)
-      // MQTT 3.1.1 has no negative acknowledgement: the publisher gets its PUBACK/PUBREC and stays connected.
-      chain.settle(packet)
       chain.onDrop(client, packet, verdict)
+      // MQTT 3.1.1 has no negative acknowledgement: by default the publisher gets its PUBACK/PUBREC and stays
+      // connected; the other choice 3.1.1 allows [MQTT-3.3.5-2] is closing the connection. A will has no
+      // connection to close (an orphaned one would make aedes report an error forever), so it is always settled.
+      if (chain.disconnectOnDrop && client !== null && (client as { will?: unknown }).will !== packet) {
+        throw new Error(`publish refused (${verdict.drop}): ${verdict.detail}`)
+      }
+      chain.settle(packet)
     }).then(() => cb(null), err => cb(err as Error))
   }
 }

@@ -4,6 +4,7 @@ import { regexField } from '../limits/config-fields.js'
 import { groupStrategiesField } from '../shared-subscriptions/config-fields.js'
 import { STRATEGIES } from '../shared-subscriptions/strategies.js'
 import { payloadRulesField } from '../dead-letter/payload-rules.js'
+import { payloadLimitsField } from '../limits/config-fields.js'
 
 const hostDoc = 'Address to bind; 127.0.0.1 for this machine only, 0.0.0.0 for every IPv4 interface, :: for every interface.'
 // Per listener security settings (docs/security.md).
@@ -88,6 +89,7 @@ export const schema = {
     maxConnections: int(10_000, 'Open connections on all listeners together (including those that have not sent CONNECT yet); more are closed when accepted. 0 = unlimited.'),
     connectionRatePerSecond: int(0, "New connections per second from one source address (a second's worth may come at once); more are closed when accepted. 0 = unlimited."),
     maxPayloadBytes: int(1_048_576, 'Largest PUBLISH payload: a larger one is acknowledged and dropped; a packet declaring more than this plus 256 KiB closes the connection before it is read.', { min: 1, max: 268_435_455 }),
+    topicMaxPayloadBytes: payloadLimitsField('Smaller payload limits for some topics: a mapping of topic filter to bytes, such as {telemetry/#: 4096}; in the environment telemetry/#=4096. Where several filters match, the smallest limit applies; a payload over it is refused as too-large.'),
     maxTopicLength: int(65_535, 'Longest topic or topic filter in UTF-8 bytes: a longer PUBLISH topic is acknowledged and dropped, a longer filter gets SUBACK 0x80.', { min: 1, max: 65_535 }),
     maxSubscriptionsPerClient: int(1000, 'Topic filters one client may hold; each filter over it gets SUBACK 0x80. 0 = unlimited.'),
     maxInflightMessages: int(20, 'Messages that may wait behind a client whose connection is not taking data; over it QoS 0 copies are dropped for it and a QoS 1/2 copy disconnects it (a persistent session keeps them). 0 = unlimited.'),
@@ -121,6 +123,7 @@ export const schema = {
     maxMessages: int(10_000, 'Dead letters kept in the store; over it the oldest is removed (and counted). 0 = unlimited.'),
     maxAgeMs: int(604_800_000, 'Dead letters older than this are removed (and counted); 0 = kept until purged. Default 7 days.'),
     ratePerSecond: int(100, 'Dead letters stored and published per second (burst of one second); more are only counted (culex_dead_letters_suppressed_total). 0 = unlimited.'),
+    onRejectedPublish: oneOf('acknowledge', ['acknowledge', 'disconnect'], 'What the publisher of a refused message sees: acknowledge (PUBACK/PUBREC as usual, it stays connected) or disconnect (the connection is closed without an acknowledgement). The message is dead-lettered either way.'),
     noSubscribers: bool(false, 'Also dead-letter a QoS 1/2, non-retained publish that matches no subscription (reason no-subscribers); it is still published.'),
     payloadRules: payloadRulesField('Topic filters whose payloads must be valid: json (parses as JSON), utf8, or schema:<file> (JSON valid against the JSON Schema in that file); a payload that fails is refused as invalid-payload. A mapping such as {orders/#: "schema:orders.schema.json"}; in the environment orders/#=json,logs/+=utf8.')
   },

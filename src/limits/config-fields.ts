@@ -1,4 +1,5 @@
-import type { Field } from '../config/fields.js'
+import { mapping, type Field } from '../config/fields.js'
+import { filterProblem } from '../protocol/topic.js'
 
 /** A config string that must compile as a JavaScript regular expression ("" = no pattern). */
 export function regexField (def: string, doc: string): Field<string> {
@@ -17,4 +18,20 @@ export function regexField (def: string, doc: string): Field<string> {
       return { ok: true, value: raw }
     }
   }
+}
+
+/** limits.topicMaxPayloadBytes: topic filter → the largest payload, in bytes, published to topics it matches. */
+export function payloadLimitsField (doc: string): Field<Readonly<Record<string, number>>> {
+  return mapping<number>(doc, {
+    type: 'mapping of topic filter to bytes',
+    pair: 'filter=bytes',
+    splitAtLast: true,
+    entry: (filter, raw) => {
+      const problem = filterProblem(filter)
+      if (problem !== undefined) return { ok: false, problem: `filter ${JSON.stringify(filter)} ${problem}` }
+      const bytes = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw
+      if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0) return { ok: false, problem: `limit of ${filter} must be a whole number of bytes, got ${JSON.stringify(raw)}` }
+      return { ok: true, value: bytes }
+    }
+  })
 }

@@ -1,3 +1,4 @@
+import { topicMatches } from '../protocol/topic.js'
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
 import type { Writable } from 'node:stream'
 import type { Config } from '../config/schema.js'
@@ -45,6 +46,8 @@ interface LimitClient extends ClientInternals {
 export function createLimitHooks (broker: Aedes, config: Config, log: Logger): LimitHooks {
   const limits = config.limits
   const counters = newLimitCounters()
+  // Smallest first, so the detail names the strictest limit a payload breaks.
+  const topicLimits = Object.entries(limits.topicMaxPayloadBytes).sort((a, b) => a[1] - b[1])
   const throttle = new LogThrottle()
   const connects = new WeakMap<Client, { clientId: string, keepalive: number }>()
   const throttles = new WeakMap<Client, PublishThrottle>()
@@ -171,6 +174,12 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
     if (bytes > limits.maxPayloadBytes) {
       counters.publishesDropped++
       return { drop: 'too-large', detail: `limits.maxPayloadBytes: payload is ${bytes} bytes, over ${limits.maxPayloadBytes}` }
+    }
+    for (const [filter, max] of topicLimits) {
+      if (bytes > max && topicMatches(filter, packet.topic)) {
+        counters.publishesDropped++
+        return { drop: 'too-large', detail: `limits.topicMaxPayloadBytes[${filter}]: payload is ${bytes} bytes, over ${max}` }
+      }
     }
     return undefined
   }

@@ -80,6 +80,40 @@ describe('dead letters of refused publishes', () => {
     expect(await listedIds(h, '?reason=too-large&topic=sensors/%2B')).toEqual([w.envelopes()[0].envelope.id])
   })
 
+  it('too-large: limits.topicMaxPayloadBytes applies the smallest matching limit; other topics keep the global one', async () => {
+    h = await harness({ 'limits.topicMaxPayloadBytes': 'telemetry/#=64,telemetry/small/+=8' })
+    const w = await h.watch()
+    const sub = await h.connect({ clientId: 'tele-sub' })
+    await sub.subscribeAsync('#', { qos: 1 })
+    const pub = await h.connect({ clientId: 'tele-pub' })
+    await pub.publishAsync('telemetry/small/a', 'x'.repeat(20), { qos: 1 })
+    await pub.publishAsync('telemetry/big', 'y'.repeat(20), { qos: 1 })
+    await pub.publishAsync('other/topic', 'z'.repeat(200), { qos: 1 })
+    await waitFor(() => sub.received.length === 2, 'the two messages within their limits')
+    expect(sub.received.map(m => m.topic).sort()).toEqual(['other/topic', 'telemetry/big'])
+    await waitForEnvelopes(w, 1, 'the too-large envelope')
+    expectEnvelope(w.envelopes()[0].envelope, {
+      reason: 'too-large', topic: 'telemetry/small/a', payload: 'x'.repeat(20), qos: 1, clientId: 'tele-pub', username: null, target: null,
+      brokerId: h.t.broker.aedes.id, detail: /limits\.topicMaxPayloadBytes\[telemetry\/small\/\+\]: payload is 20 bytes, over 8/
+    })
+  })
+
+  it('deadLetter.onRejectedPublish: disconnect closes the publisher without an ack and still dead-letters the message', async () => {
+    h = await harness({ 'limits.maxPayloadBytes': 8, 'deadLetter.onRejectedPublish': 'disconnect' })
+    const w = await h.watch()
+    const pub = await h.connect({ clientId: 'strict-pub' })
+    const closed = new Promise<void>(resolve => pub.once('close', () => resolve()))
+    let acked = false
+    pub.publish('sensors/raw', 'x'.repeat(20), { qos: 1 }, err => { if (err === undefined || err === null) acked = true })
+    await closed
+    await waitForEnvelopes(w, 1, 'the too-large envelope')
+    expect(acked).toBe(false)
+    expectEnvelope(w.envelopes()[0].envelope, {
+      reason: 'too-large', topic: 'sensors/raw', payload: 'x'.repeat(20), qos: 1, clientId: 'strict-pub', username: null, target: null,
+      brokerId: h.t.broker.aedes.id, detail: /limits\.maxPayloadBytes/
+    })
+  })
+
   it('invalid-payload: json and utf8 rules by topic filter; valid payloads pass; listed after restart', async () => {
     h = await harness({ 'deadLetter.payloadRules': 'orders/#=json,logs/+=utf8' })
     const w = await h.watch()

@@ -83,7 +83,7 @@ describe('dead-letter pieces', () => {
 
   it('config: deadLetter defaults', async () => {
     const { config } = await loadConfig({ flags: {} })
-    expect(config.deadLetter).toEqual({ enabled: true, maxMessages: 10_000, maxAgeMs: 604_800_000, ratePerSecond: 100, noSubscribers: false, payloadRules: {} })
+    expect(config.deadLetter).toEqual({ enabled: true, maxMessages: 10_000, maxAgeMs: 604_800_000, ratePerSecond: 100, onRejectedPublish: 'acknowledge', noSubscribers: false, payloadRules: {} })
   })
 
   it('store: bounded by count and age (oldest first, counted), survives reopen, checked by store check', async () => {
