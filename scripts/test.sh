@@ -22,6 +22,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund || exit 1
 fi
 npm run build --silent || exit 1
+# Tests are TypeScript too: a type error in a test is a failure, not something vitest would quietly run past.
+npm run typecheck --silent || exit 1
 
 mkdir -p test-results
 rm -f test-results/vitest.json

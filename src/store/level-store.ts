@@ -3,16 +3,17 @@ import { encodeRecord } from './codec.js'
 import { DeadLetterStore } from './dead-letters.js'
 import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
-import { encodeClientId, PREFIX, subscriptionKey, willKey } from './layout.js'
+import { encodeClientId, PREFIX, subscriptionKey } from './layout.js'
 import { loadAll } from './load.js'
 import type { StoreDb } from './open.js'
 import { Outbox } from './outbox.js'
-import { packetRecord, plainCopy } from './packets.js'
+import { packetRecord } from './packets.js'
 import { DropReporter } from './queue-limits.js'
 import { ValueReader } from './reader.js'
 import { RetainedStore } from './retained-store.js'
 import { SessionRecords } from './session-records.js'
 import { SubscriptionIndex } from './subscription-index.js'
+import { Wills } from './wills.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
@@ -30,7 +31,7 @@ export class LevelStore {
   readonly #subs = new SubscriptionIndex()
   readonly #retained: RetainedStore
   readonly #incoming = new IncomingIndex()
-  readonly #wills = new Map<string, Record<string, unknown>>()
+  readonly #wills: Wills
   readonly #outbox: Outbox
   readonly #sessions = new SessionRecords()
   readonly #groups: GroupQueueStore
@@ -55,6 +56,7 @@ export class LevelStore {
     this.#retained = new RetainedStore(deps)
     this.#groups = new GroupQueueStore(deps)
     this.deadLetters = new DeadLetterStore(deps)
+    this.#wills = new Wills(this.#queue)
   }
 
   /** Fills the in-memory indexes from disk; called once by openStore. */
@@ -63,7 +65,7 @@ export class LevelStore {
       subscription: (clientId, filter, record) => this.#subs.load(clientId, filter, record),
       outgoing: (clientId, seq, key, head) => this.#outbox.load(clientId, seq, key, head),
       incoming: (clientId, messageId, packet) => this.#incoming.load(clientId, messageId, packet),
-      will: (clientId, packet) => this.#wills.set(clientId, packet),
+      will: (clientId, packet) => this.#wills.load(clientId, packet),
       retained: (topic) => this.#retained.load(topic),
       session: (clientId, fields) => this.#sessions.load(clientId, fields),
       group: (share, seq, key, head) => this.#groups.load(share, seq, key, head),
@@ -202,45 +204,19 @@ export class LevelStore {
   // wills ---------------------------------------------------------------------------------------------------------
 
   async putWill (client: ClientRef, packet: PacketLike): Promise<void> {
-    packet.brokerId = this.#broker?.id
-    packet.clientId = client.id
-    const record = plainCopy(packet)
-    const previous = this.#wills.get(client.id)
-    this.#wills.set(client.id, record)
-    await this.#queue.commit([{ type: 'put', key: willKey(encodeClientId(client.id)), value: encodeRecord(record) }], () => {
-      if (this.#wills.get(client.id) !== record) return
-      if (previous === undefined) this.#wills.delete(client.id)
-      else this.#wills.set(client.id, previous)
-    })
+    await this.#wills.put(client, packet, this.#broker?.id)
   }
 
   async getWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
-    const will = this.#wills.get(client.id)
-    return will === undefined ? undefined : { ...will }
+    return this.#wills.get(client.id)
   }
 
-  /**
-   * With a brokerId (aedes' dead-broker cleanup), only a will written by that broker is removed: the client may
-   * have reconnected since and stored a new one.
-   */
   async delWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
-    const will = this.#wills.get(client.id)
-    if (will === undefined) return undefined
-    if (client.brokerId !== undefined && will.brokerId !== client.brokerId) return undefined
-    this.#wills.delete(client.id)
-    await this.#queue.commit([{ type: 'del', key: willKey(encodeClientId(client.id)) }], () => {
-      if (!this.#wills.has(client.id)) this.#wills.set(client.id, will)
-    })
-    return { ...will }
+    return await this.#wills.del(client)
   }
 
-  /** Wills of brokers not in `brokers` (aedes passes the live ones with their last heartbeat). */
   streamWill (brokers: Record<string, unknown> = {}): Readable {
-    const wills: Array<Record<string, unknown>> = []
-    for (const will of this.#wills.values()) {
-      if (!brokers[String(will.brokerId)]) wills.push({ ...will })
-    }
-    return Readable.from(wills, { objectMode: true })
+    return Readable.from(this.#wills.orphans(brokers), { objectMode: true })
   }
 
   getClientList (filter: string): Readable {

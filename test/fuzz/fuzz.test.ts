@@ -57,7 +57,6 @@ describe(`fuzz (${seconds} s, FUZZ_SEED=${seed})`, () => {
     let peak = baseline
     const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 200)
     const deadline = Date.now() + seconds * 1000
-    const rng = new Rng(seed)
     const stats = { connections: 0, bytes: 0, closedByBroker: 0 }
 
     // The well-behaved client: a QoS 1 message to itself and one for the persistent session every 100 ms.

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { connectClient, sleep, waitFor } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-client.js'
 import type { ISubackPacket } from 'mqtt-packet'
-import { adminGet, endAll, members, payloads, publishMany, silentMember, waitTotal } from './support.js'
+import { adminGet, endAll, members, payloads, publishMany, waitTotal } from './support.js'
 
 describe('shared subscriptions: dispatch', () => {
   let t: TestBroker

@@ -1,0 +1,69 @@
+// Starting and stopping one broker process: a fresh free port, readiness by TCP connect, SIGTERM with a SIGKILL
+// fallback. The offline-restart scenarios stop and start the same broker mid-run, so this is shared with run-one.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { BROKERS } from './brokers.mjs'
+import { repoDir } from './paths.mjs'
+
+export function freePort () {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPort (port, proc, timeoutMs = 30000) {
+  const start = Date.now()
+  while (Date.now() - start < timeoutMs) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`broker exited (${proc.exitCode ?? proc.signalCode}) before listening`)
+    const ok = await new Promise(resolve => {
+      const s = net.connect({ port, host: '127.0.0.1' })
+      s.once('connect', () => { s.destroy(); resolve(true) })
+      s.once('error', () => resolve(false))
+    })
+    if (ok) return Date.now() - start
+    await sleep(25)
+  }
+  throw new Error(`broker not listening on ${port} after ${timeoutMs} ms`)
+}
+
+export async function startBroker (name, port, dir, opts, profDir) {
+  const b = BROKERS[name]
+  const argv = b.cmd(port, dir)
+  const nodeArgs = profDir ? [...opts.nodeArgs, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : opts.nodeArgs
+  const [cmd, args] = b.node ? [process.execPath, [...nodeArgs, ...argv]] : [argv[0], argv.slice(1)]
+  const log = fs.openSync(path.join(dir, `broker-${Date.now()}.log`), 'a')
+  const proc = spawn(cmd, args, { cwd: repoDir, env: { ...process.env, ...b.env }, stdio: ['ignore', log, log] })
+  fs.closeSync(log)
+  proc.on('error', () => {})
+  const readyMs = await waitForPort(port, proc)
+  return { proc, pid: proc.pid, readyMs }
+}
+
+function exited (proc) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve()
+  return new Promise(resolve => proc.once('exit', resolve))
+}
+
+export async function stopBroker (proc, signal = 'SIGTERM', timeoutMs = 15000) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return { code: proc.exitCode, signal: proc.signalCode }
+  proc.kill(signal)
+  const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs)
+  await exited(proc)
+  clearTimeout(t)
+  return { code: proc.exitCode, signal: proc.signalCode }
+}
+
+export function tail (dir, lines = 15) {
+  try {
+    const logs = fs.readdirSync(dir).filter(f => f.startsWith('broker-')).sort()
+    return logs.map(f => fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-lines).join('\n')).join('\n')
+  } catch { return '' }
+}

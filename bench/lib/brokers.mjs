@@ -1,0 +1,72 @@
+// The brokers the driver can measure and how each is started; kept apart from the process handling so that adding a
+// broker is one entry here.
+import fs from 'node:fs'
+import path from 'node:path'
+import { benchDir, repoDir } from './paths.mjs'
+
+export const MOSQUITTO = process.env.MOSQUITTO ?? '/usr/sbin/mosquitto'
+/** Where Culex runs from: a snapshot of dist/ taken at the start (see snapshotCulex), so a rebuild mid-run is harmless. */
+let culexMain = path.join(repoDir, 'dist/main.js')
+
+/** Every broker: how to start it on 127.0.0.1:port with its state under dir. `node` brokers take --node-args. */
+export const BROKERS = {
+  culex: {
+    desc: 'Culex (dist/main.js), LevelDB store, store.sync false (default)',
+    node: true,
+    cmd: (port, dir) => [culexMain, 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0',
+      '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn', '--log-format', 'json'],
+    env: { CULEX_STORE_SYNC: 'false' }
+  },
+  'culex-sync': {
+    desc: 'Culex with CULEX_STORE_SYNC=true (every write batch fsynced)',
+    node: true,
+    cmd: (port, dir) => BROKERS.culex.cmd(port, dir),
+    env: { CULEX_STORE_SYNC: 'true' }
+  },
+  'aedes-mem': {
+    desc: 'bare aedes 1.2.0, `await Aedes.createBroker()` defaults (in-memory persistence), net server',
+    node: true,
+    cmd: port => ['bench/ref/aedes-server.mjs', '--port', String(port)]
+  },
+  'aedes-level': {
+    desc: 'aedes 1.2.0 + aedes-persistence-level 9.2.0 on level 10 (LevelDB)',
+    node: true,
+    cmd: (port, dir) => ['bench/ref/aedes-server.mjs', '--port', String(port), '--persistence', 'level', '--dir', path.join(dir, 'level')]
+  },
+  mosquitto: {
+    desc: 'mosquitto (Debian), persistence on, max_queued_messages 100000, max_inflight_messages 0',
+    node: false,
+    cmd: (port, dir) => {
+      const conf = path.join(dir, 'mosquitto.conf')
+      fs.writeFileSync(conf, [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous true',
+        'persistence true',
+        `persistence_location ${dir}/`,
+        'max_queued_messages 100000',
+        'max_queued_bytes 0',
+        'max_inflight_messages 0',
+        'user root',
+        'log_dest stderr',
+        'log_type error',
+        'log_type warning',
+        ''
+      ].join('\n'))
+      return [MOSQUITTO, '-c', conf]
+    }
+  }
+}
+
+export const REFERENCES = ['aedes-mem', 'mosquitto']
+
+/**
+ * Copies dist/ and package.json under bench/results/ (git-ignored; node_modules still resolves from the repository)
+ * and runs Culex from there: other people rebuilding dist/ during a 15-minute run must not change what is measured.
+ */
+export function snapshotCulex (stamp) {
+  const root = path.join(benchDir, 'results', `.culex-${stamp}`)
+  fs.cpSync(path.join(repoDir, 'dist'), path.join(root, 'dist'), { recursive: true })
+  fs.copyFileSync(path.join(repoDir, 'package.json'), path.join(root, 'package.json'))
+  culexMain = path.join(root, 'dist/main.js')
+  return root
+}

@@ -1,0 +1,42 @@
+// The issue's performance targets, checked against the medians of the same run so that machine noise between runs
+// does not decide PASS / MISS.
+import { fmtNum, med, ratio } from './report-format.mjs'
+
+export function renderTargets (records) {
+  const rows = []
+  const target = (name, measure) => {
+    const { measured, pass } = measure()
+    rows.push(`| ${name} | ${measured} | ${pass === null ? 'n/a' : pass ? 'PASS' : 'MISS'} |`)
+  }
+  const has = (s, b) => records.some(r => r.ok && r.scenario === s && r.broker === b)
+  const rateRatio = (s, b, ref, key, need) => () => {
+    if (!has(s, b) || !has(s, ref)) return { measured: `needs ${b} and ${ref} in ${s}`, pass: null }
+    const x = ratio(med(records, s, b, key), med(records, s, ref, key))
+    return { measured: `${fmtNum(med(records, s, b, key), 0)} vs ${fmtNum(med(records, s, ref, key), 0)} = ${fmtNum(x, 2)}× (need ≥ ${need})`, pass: x !== null && x >= need }
+  }
+  for (const b of ['culex', 'culex-sync']) {
+    if (!records.some(r => r.broker === b)) continue
+    target(`${b}: fan-in QoS 1 to a persistent subscriber ≥ aedes-mem`, rateRatio('fanin-q1-persist', b, 'aedes-mem', 'rate', 1))
+    target(`${b}: fan-in QoS 2 to a persistent subscriber ≥ aedes-mem`, rateRatio('fanin-q2-persist', b, 'aedes-mem', 'rate', 1))
+    target(`${b}: offline drain ≥ 2× aedes-mem`, rateRatio('offline', b, 'aedes-mem', 'drainRate', 2))
+    target(`${b}: offline drain ≥ 20× aedes-level`, rateRatio('offline', b, 'aedes-level', 'drainRate', 20))
+    target(`${b}: SIGKILL between publish and reconnect, 0 lost`, () => {
+      const rs = records.filter(r => r.scenario === 'offline-kill' && r.broker === b)
+      if (rs.length === 0) return { measured: 'not run', pass: null }
+      const ok = rs.filter(r => r.ok)
+      const lost = ok.reduce((s, r) => s + r.lost, 0)
+      const pending = ok.reduce((s, r) => s + (r.pending ?? 0), 0)
+      const total = ok.reduce((s, r) => s + r.acked, 0)
+      return { measured: `${fmtNum(lost, 0)} of ${fmtNum(total, 0)} acknowledged lost${pending ? ` (${fmtNum(pending, 0)} still pending at the drain cap)` : ''} over ${ok.length}/${rs.length} runs`, pass: ok.length === rs.length && lost === 0 && ok.every(r => r.received >= r.messages) }
+    })
+    target(`${b}: SUBSCRIBE with ${records.find(r => r.scenario === 'retained')?.stored ?? '100k'} retained → first message < 10 ms`, () => {
+      if (!has('retained', b)) return { measured: 'not run', pass: null }
+      const w = med(records, 'retained', b, 'wildFirstMs')
+      const e = med(records, 'retained', b, 'exactFirstMs')
+      const worst = Math.max(...records.filter(r => r.ok && r.scenario === 'retained' && r.broker === b).flatMap(r => [r.wildFirstMsMax, r.exactFirstMsMax]).map(v => v ?? Infinity))
+      return { measured: `wildcard ${fmtNum(w, 2)} ms, exact ${fmtNum(e, 2)} ms (medians; worst probe ${fmtNum(worst, 2)} ms)`, pass: w !== null && e !== null && w < 10 && e < 10 }
+    })
+  }
+  if (rows.length === 0) return '(no culex runs: targets not evaluated)'
+  return ['| target | measured (medians, same run) | result |', '| --- | --- | --- |', ...rows].join('\n')
+}

@@ -1,0 +1,61 @@
+import { encodeRecord } from './codec.js'
+import { encodeClientId, willKey } from './layout.js'
+import { plainCopy } from './packets.js'
+import type { ClientRef, PacketLike } from './types.js'
+import type { WriteQueue } from './write-queue.js'
+
+/** Each client's will, in memory and on disk (`w!<client>`), tagged with the broker that stored it. */
+export class Wills {
+  readonly #queue: WriteQueue
+  readonly #wills = new Map<string, Record<string, unknown>>()
+
+  constructor (queue: WriteQueue) {
+    this.#queue = queue
+  }
+
+  load (clientId: string, packet: Record<string, unknown>): void {
+    this.#wills.set(clientId, packet)
+  }
+
+  async put (client: ClientRef, packet: PacketLike, brokerId: string | undefined): Promise<void> {
+    packet.brokerId = brokerId
+    packet.clientId = client.id
+    const record = plainCopy(packet)
+    const previous = this.#wills.get(client.id)
+    this.#wills.set(client.id, record)
+    await this.#queue.commit([{ type: 'put', key: willKey(encodeClientId(client.id)), value: encodeRecord(record) }], () => {
+      if (this.#wills.get(client.id) !== record) return
+      if (previous === undefined) this.#wills.delete(client.id)
+      else this.#wills.set(client.id, previous)
+    })
+  }
+
+  get (clientId: string): Record<string, unknown> | undefined {
+    const will = this.#wills.get(clientId)
+    return will === undefined ? undefined : { ...will }
+  }
+
+  /**
+   * With a brokerId (aedes' dead-broker cleanup), only a will written by that broker is removed: the client may
+   * have reconnected since and stored a new one.
+   */
+  async del (client: ClientRef): Promise<Record<string, unknown> | undefined> {
+    const will = this.#wills.get(client.id)
+    if (will === undefined) return undefined
+    if (client.brokerId !== undefined && will.brokerId !== client.brokerId) return undefined
+    this.#wills.delete(client.id)
+    await this.#queue.commit([{ type: 'del', key: willKey(encodeClientId(client.id)) }], () => {
+      if (!this.#wills.has(client.id)) this.#wills.set(client.id, will)
+    })
+    return { ...will }
+  }
+
+  /** Wills of brokers not in `brokers` (aedes passes the live ones with their last heartbeat). */
+  orphans (brokers: Record<string, unknown>): Array<Record<string, unknown>> {
+    const wills: Array<Record<string, unknown>> = []
+    for (const will of this.#wills.values()) {
+      if (!brokers[String(will.brokerId)]) wills.push({ ...will })
+    }
+    return wills
+  }
+}
