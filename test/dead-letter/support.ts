@@ -3,27 +3,13 @@ import path from 'node:path'
 import { expect } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, waitFor } from '../helpers/clients.js'
+import type { Envelope } from '../../src/dead-letter/service.js'
 import { tempDir, writePasswordFile } from '../auth/support.js'
 
 export type Client = Awaited<ReturnType<typeof connectClient>>
 
-export interface EnvelopeJson {
-  id: string
-  reason: string
-  detail: string
-  topic: string
-  qos: number
-  retain: boolean
-  payload: string
-  payloadEncoding: string
-  clientId: string | null
-  username: string | null
-  target: string | null
-  attempts: number
-  firstRejectedAt: string
-  rejectedAt: string
-  brokerId: string | null
-}
+/** What a `$DLQ/#` subscriber parses from an envelope's payload. */
+export type EnvelopeJson = Envelope
 
 /** alice may do everything on home/# and read $DLQ/#; bob may only read home/#, write bob/#. */
 export const ACL = `user alice
