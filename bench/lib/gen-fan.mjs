@@ -1,0 +1,111 @@
+// Generator: fan-in (N publishers -> 1 subscriber) and fan-out (1 publisher -> N subscribers). Both measure
+// delivered messages per second over a fixed duration and report the same result shape (throughputResult).
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DRAIN_CAP_MS, lossOf, settle } from './drain.mjs'
+import { Client, SeqSet, closeAll } from './mqtt.mjs'
+import { CpuMeter, memory } from './proc.mjs'
+import { Publisher } from './publisher.mjs'
+
+// fan-in: N publishers -> 1 subscriber on bench/#
+
+export async function fanin (o, ctx) {
+  const { qos, persistent = false, publishers = 8, duration = 5, window = 64, backlog = 1000, payloadSize = 64 } = o
+  const recv = Array.from({ length: publishers }, () => new SeqSet())
+  let dup = 0
+  let lastRecvAt = 0
+  const pubs = []
+  const sub = await Client.connect(ctx.port, { clientId: persistent ? 'bench-fanin-sub-persistent' : 'bench-fanin-sub', clean: !persistent })
+  const granted = await sub.subscribe([{ topic: 'bench/#', qos }])
+  sub.onPublish = (c, q, id, b, ts, te, ps, pe, now) => {
+    const pi = b.readUInt16BE(ps)
+    if (recv[pi].add(b.readUInt32BE(ps + 2))) { lastRecvAt = now; pubs[pi].schedule() } else dup++
+  }
+  for (let i = 0; i < publishers; i++) {
+    const c = await Client.connect(ctx.port, { clientId: `bench-fanin-pub-${i}` })
+    pubs.push(new Publisher(c, { index: i, topic: `bench/${i}`, qos, payloadSize, window, backlog, minBatch: qos === 0 ? 32 : 16, ahead: () => pubs[i].sent - recv[i].count }))
+  }
+  const cpu = new CpuMeter(ctx.pid)
+  cpu.start()
+  for (const p of pubs) p.start()
+  await sleep(duration * 1000)
+  for (const p of pubs) p.stop()
+  const sentAll = () => pubs.reduce((s, p) => s + p.sent, 0)
+  const ackedAll = () => pubs.reduce((s, p) => s + p.ackedCount, 0)
+  const recvAll = () => recv.reduce((s, r) => s + r.count, 0)
+  const drained = await settle({
+    done: () => (qos === 0 || ackedAll() === sentAll()) && recvAll() >= (qos === 0 ? sentAll() : ackedAll()),
+    progress: () => recvAll() + ackedAll(),
+    maxMs: DRAIN_CAP_MS
+  })
+  const c = cpu.stop()
+  const loss = lossOf(pubs, [recv], qos, drained === 'cap')
+  const firstSendAt = Math.min(...pubs.map(p => p.firstSendAt))
+  const result = {
+    granted,
+    ...throughputResult({ sent: sentAll(), acked: qos > 0 ? ackedAll() : null, received: recvAll(), firstSendAt, lastRecvAt, cpu: c, pid: ctx.pid, loss, dup, drained })
+  }
+  await closeAll([sub, ...pubs.map(p => p.client)])
+  return result
+}
+
+// fan-out: 1 publisher -> N subscribers on one topic
+
+export async function fanout (o, ctx) {
+  const { qos, subscribers = 50, duration = 5, window = 64, backlog = 1000, payloadSize = 64 } = o
+  const subs = []
+  const recv = []
+  let dup = 0
+  let lastRecvAt = 0
+  let pub = null
+  await Promise.all(Array.from({ length: subscribers }, async (_, i) => {
+    const set = new SeqSet()
+    recv[i] = [set]
+    const c = await Client.connect(ctx.port, { clientId: `bench-fanout-sub-${i}` })
+    await c.subscribe([{ topic: 'bench/fanout', qos }])
+    c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
+      if (set.add(b.readUInt32BE(ps + 2))) { lastRecvAt = now; pub.schedule() } else dup++
+    }
+    subs[i] = c
+  }))
+  const minRecv = () => { let m = Infinity; for (const r of recv) if (r[0].count < m) m = r[0].count; return m }
+  const pc = await Client.connect(ctx.port, { clientId: 'bench-fanout-pub' })
+  pub = new Publisher(pc, { index: 0, topic: 'bench/fanout', qos, payloadSize, window, backlog, minBatch: qos === 0 ? 32 : 16, ahead: () => pub.sent - minRecv() })
+  const cpu = new CpuMeter(ctx.pid)
+  cpu.start()
+  pub.start()
+  await sleep(duration * 1000)
+  pub.stop()
+  const recvAll = () => recv.reduce((s, r) => s + r[0].count, 0)
+  const drained = await settle({
+    done: () => (qos === 0 || pub.ackedCount === pub.sent) && minRecv() >= (qos === 0 ? pub.sent : pub.ackedCount),
+    progress: () => recvAll() + pub.ackedCount,
+    maxMs: DRAIN_CAP_MS
+  })
+  const c = cpu.stop()
+  const loss = lossOf([pub], recv, qos, drained === 'cap')
+  const result = throughputResult({ sent: pub.sent, acked: qos > 0 ? pub.ackedCount : null, received: recvAll(), firstSendAt: pub.firstSendAt, lastRecvAt, cpu: c, pid: ctx.pid, loss, dup, drained })
+  await closeAll([...subs, pc])
+  return result
+}
+
+/**
+ * The result both throughput scenarios report, in this key order (the raw .jsonl and the tables read these keys).
+ * rate = deliveries per second from the first send to the last new delivery, so the drain is included.
+ */
+function throughputResult ({ sent, acked, received, firstSendAt, lastRecvAt, cpu, pid, loss, dup, drained }) {
+  return {
+    sent,
+    acked,
+    received,
+    rate: received / ((lastRecvAt - firstSendAt) / 1000),
+    brokerCpu: cpu.brokerCpu,
+    genCpu: cpu.genCpu,
+    peakRssMB: memory(pid).hwmKB / 1024,
+    lost: loss.lost,
+    pending: loss.pending,
+    unacked: loss.unacked,
+    dup,
+    drained,
+    windowUs: cpu.windowUs
+  }
+}

@@ -1,0 +1,76 @@
+// Generator: the offline queue of a persistent session, optionally across a broker restart or crash; the driver
+// performs the restart (ctx.restart), since only it owns the broker process.
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { settle } from './drain.mjs'
+import { Client, SeqSet } from './mqtt.mjs'
+import { rssMB } from './proc.mjs'
+import { Publisher } from './publisher.mjs'
+
+// offline queue: persistent subscriber, disconnect, publish N QoS 1, [restart the broker], reconnect and drain
+
+export async function offline (o, ctx) {
+  const { messages = 20000, restart = null, killDelayMs = 0, window = 64, payloadSize = 64, idleMs = 3000, maxDrainMs = 60000 } = o
+  const subId = 'bench-offline-sub'
+  const first = await Client.connect(ctx.port, { clientId: subId, clean: false })
+  await first.subscribe([{ topic: 'bench/offline', qos: 1 }])
+  await first.disconnect()
+
+  const pc = await Client.connect(ctx.port, { clientId: 'bench-offline-pub' })
+  const pub = new Publisher(pc, { index: 0, topic: 'bench/offline', qos: 1, payloadSize, window })
+  pub.start(messages)
+  const enqueued = await settle({ done: () => pub.ackedCount === messages, progress: () => pub.ackedCount, idleMs: 10000 })
+  const enqueueRate = pub.ackedCount / ((pub.lastAckAt - pub.firstSendAt) / 1000)
+  const queuedRssMB = rssMB(ctx.pid)
+  if (restart) {
+    // kill or stop right after the last PUBACK (killDelayMs later): every acknowledged message must survive
+    if (killDelayMs > 0) await sleep(killDelayMs)
+    pc.destroy()
+    await ctx.restart(restart)
+  } else {
+    await pc.disconnect()
+  }
+
+  const recv = new SeqSet()
+  let dup = 0
+  let lastRecvAt = 0
+  const t0 = performance.now()
+  const h0 = process.hrtime.bigint()
+  const sub = await Client.connect(ctx.port, {
+    clientId: subId,
+    clean: false,
+    init: c => {
+      c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
+        if (recv.add(b.readUInt32BE(ps + 2))) lastRecvAt = now; else dup++
+      }
+    }
+  })
+  const sessionPresent = sub.sessionPresent
+  const drained = await settle({ done: () => recv.count >= messages, progress: () => recv.count, idleMs, maxMs: maxDrainMs })
+  const tEnd = recv.count >= messages ? lastRecvAt : performance.now()
+  // Stopped by the time cap while messages were still arriving: the rest is pending, not lost.
+  const timedOut = drained === 'cap'
+  const windowUs = [Number(h0 / 1000n), Number(process.hrtime.bigint() / 1000n)] // the drain, for run.mjs --cpu-prof
+  let missing = 0
+  for (let seq = 0; seq < pub.sent; seq++) if (pub.acked.has(seq) && !recv.has(seq)) missing++
+  const lost = timedOut ? 0 : missing
+  const pending = timedOut ? missing : 0
+  const result = {
+    messages,
+    acked: pub.ackedCount,
+    enqueued,
+    enqueueRate,
+    queuedRssMB,
+    sessionPresent,
+    received: recv.count,
+    reconnectToAllS: (tEnd - t0) / 1000,
+    drainRate: recv.count === 0 ? 0 : recv.count / ((lastRecvAt - t0) / 1000),
+    timedOut,
+    lost,
+    pending,
+    dup,
+    windowUs
+  }
+  await sub.disconnect()
+  return result
+}
