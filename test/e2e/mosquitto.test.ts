@@ -213,28 +213,10 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
       expect(r.code, r.stdout + r.stderr).toBe(0)
     }
 
-    const sent: Record<number, string[]> = { 1: [], 2: [] }
-    const acked: Record<number, string[]> = { 1: [], 2: [] }
-    const inFlight: Record<number, Proc | undefined> = {}
-    let publishing = true
-    const port = cli.ports.mqtt
-    const loops = sessions.map(async s => {
-      for (let i = 1; publishing; i++) {
-        const payload = `m${i}`
-        sent[s.qos].push(payload)
-        const p = startMosquittoPub(port, ['-q', String(s.qos), '-t', s.topic, '-m', payload])
-        inFlight[s.qos] = p
-        const exit = await p.exited
-        if (exit.code !== 0) break
-        acked[s.qos].push(payload)
-      }
-    })
+    const { sent, acked, stop } = publishUntilStopped(cli.ports.mqtt, sessions)
     await until(() => acked[1].length >= 15 && acked[2].length >= 15, '15 acknowledged publishes per QoS')
     await cli.kill9()
-    publishing = false
-    // A mosquitto_pub whose broker died keeps trying to reconnect; its message was not acknowledged.
-    for (const s of sessions) inFlight[s.qos]?.kill('SIGKILL')
-    await Promise.all(loops)
+    await stop()
 
     cli = await startCli(startArgs(dir))
     for (const s of sessions) {
@@ -246,14 +228,7 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
       await sub.waitForMessage(`${s.topic} end`, 15_000)
       sub.kill('SIGTERM')
       await sub.exited
-      const got = payloads(sub.messages(), s.topic).filter(p => p !== 'end')
-      const missing = acked[s.qos].filter(p => !got.includes(p))
-      expect(missing, `QoS ${s.qos}: acknowledged before kill -9 but never delivered (acked ${acked[s.qos].length}, got ${got.length})`).toEqual([])
-      expect(got.filter(p => !sent[s.qos].includes(p)), `QoS ${s.qos}: delivered but never sent`).toEqual([])
-      if (s.qos === 2) {
-        const dups = [...countOf(got)].filter(([, n]) => n > 1)
-        expect(dups, 'QoS 2 messages delivered more than once').toEqual([])
-      }
+      expectEveryAckedOnce(s.qos, payloads(sub.messages(), s.topic).filter(p => p !== 'end'), sent[s.qos], acked[s.qos])
     }
     expect(await cli.stop('SIGTERM')).toBe(0)
   })
@@ -268,26 +243,10 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
     const subs = sessions.map(s => mosquittoSub(port, ['-c', '-i', s.id, '-q', String(s.qos), '-t', s.topic, '-v']))
     await Promise.all(subs.map(async sub => await sub.subscribed))
 
-    const sent: Record<number, string[]> = { 1: [], 2: [] }
-    const acked: Record<number, string[]> = { 1: [], 2: [] }
-    const inFlight: Record<number, Proc | undefined> = {}
-    let publishing = true
-    const loops = sessions.map(async s => {
-      for (let i = 1; publishing; i++) {
-        const payload = `m${i}`
-        sent[s.qos].push(payload)
-        const p = startMosquittoPub(port, ['-q', String(s.qos), '-t', s.topic, '-m', payload])
-        inFlight[s.qos] = p
-        const exit = await p.exited
-        if (exit.code !== 0) break
-        acked[s.qos].push(payload)
-      }
-    })
+    const { sent, acked, stop } = publishUntilStopped(port, sessions)
     await until(() => sessions.every((s, i) => acked[s.qos].length >= 20 && subs[i].messages().length >= 10), 'publishes acknowledged and delivered')
     await cli.kill9()
-    publishing = false
-    for (const s of sessions) inFlight[s.qos]?.kill('SIGKILL')
-    await Promise.all(loops)
+    await stop()
 
     const sameMqttPort = startArgs(dir)
     sameMqttPort[sameMqttPort.indexOf('--mqtt-port') + 1] = String(port)
@@ -300,15 +259,53 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
     for (const [i, s] of sessions.entries()) {
       const sub = subs[i]
       await sub.waitForMessage(`${s.topic} end`, 20_000)
-      const got = payloads(sub.messages(), s.topic).filter(p => p !== 'end')
-      const missing = acked[s.qos].filter(p => !got.includes(p))
-      expect(missing, `QoS ${s.qos}: acknowledged but never delivered (acked ${acked[s.qos].length}, got ${got.length})`).toEqual([])
-      expect(got.filter(p => !sent[s.qos].includes(p)), `QoS ${s.qos}: delivered but never sent`).toEqual([])
-      if (s.qos === 2) {
-        const dups = [...countOf(got)].filter(([, n]) => n > 1)
-        expect(dups, 'QoS 2 messages delivered more than once').toEqual([])
-      }
+      expectEveryAckedOnce(s.qos, payloads(sub.messages(), s.topic).filter(p => p !== 'end'), sent[s.qos], acked[s.qos])
     }
     expect(await cli.stop('SIGTERM')).toBe(0)
   })
 })
+
+/**
+ * One mosquitto_pub after another per session until stop(); `acked` holds the payloads whose mosquitto_pub exited 0,
+ * that is, that the broker acknowledged.
+ */
+function publishUntilStopped (port: number, sessions: Array<{ qos: number, topic: string }>): {
+  sent: Record<number, string[]>, acked: Record<number, string[]>, stop: () => Promise<void>
+} {
+  const sent: Record<number, string[]> = { 1: [], 2: [] }
+  const acked: Record<number, string[]> = { 1: [], 2: [] }
+  const inFlight: Record<number, Proc | undefined> = {}
+  let publishing = true
+  const loops = sessions.map(async s => {
+    for (let i = 1; publishing; i++) {
+      const payload = `m${i}`
+      sent[s.qos].push(payload)
+      const p = startMosquittoPub(port, ['-q', String(s.qos), '-t', s.topic, '-m', payload])
+      inFlight[s.qos] = p
+      const exit = await p.exited
+      if (exit.code !== 0) break
+      acked[s.qos].push(payload)
+    }
+  })
+  return {
+    sent,
+    acked,
+    stop: async () => {
+      publishing = false
+      // A mosquitto_pub whose broker died keeps trying to reconnect; its message was not acknowledged.
+      for (const s of sessions) inFlight[s.qos]?.kill('SIGKILL')
+      await Promise.all(loops)
+    }
+  }
+}
+
+/** Every acknowledged message arrived, nothing arrived that was not sent, and QoS 2 ones exactly once. */
+function expectEveryAckedOnce (qos: number, got: string[], sent: string[], acked: string[]): void {
+  const missing = acked.filter(p => !got.includes(p))
+  expect(missing, `QoS ${qos}: acknowledged but never delivered (acked ${acked.length}, got ${got.length})`).toEqual([])
+  expect(got.filter(p => !sent.includes(p)), `QoS ${qos}: delivered but never sent`).toEqual([])
+  if (qos === 2) {
+    const dups = [...countOf(got)].filter(([, n]) => n > 1)
+    expect(dups, 'QoS 2 messages delivered more than once').toEqual([])
+  }
+}
