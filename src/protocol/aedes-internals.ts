@@ -31,6 +31,8 @@ export interface ClientInternals extends Client {
    * ones). aedes removes every 'packet' listener when the client closes.
    */
   _parser: NodeJS.EventEmitter
+  /** Calls back once the connection's socket drained, or when mqtt.drainTimeoutMs or a close ends the wait. */
+  waitForDrain: (callback: () => void) => void
 }
 
 export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void

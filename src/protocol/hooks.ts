@@ -6,12 +6,14 @@ import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
+import { replayQueue, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger } from '../log/client-log.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
-export interface ProtocolStore {
+export interface ProtocolStore extends ReplayStore {
+  outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
   hasSession: (clientId: string) => boolean
@@ -52,6 +54,9 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     gate.released(client, packet.messageId)
     return await incomingDelPacket(client, packet)
   }
+
+  // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
+  store.outgoingStream = (client) => replayQueue(broker, store, client)
 
   /** aedes' connection handler, with every packet checked for violations aedes would act on. */
   const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>

@@ -1,5 +1,8 @@
+import { decodePublishHead, decodePubrel, encodePublish, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
+
 /**
- * Value codec: [version:u8][header length:u32be][header JSON][payload bytes].
+ * Value codec: [version:u8][header length:u32be][header JSON][payload bytes], or for a plain publish and a PUBREL
+ * record the binary forms of publish-codec.ts (versions 2 and 3), which is what the hot path writes.
  *
  * The payload stays raw bytes after the header, so it round-trips byte-exact and a loader can read the header
  * (topic, qos, ids, enqueue time) without touching the payload. JSON keeps the header debuggable with any
@@ -37,6 +40,11 @@ export interface DecodedHead extends DecodedRecord {
 }
 
 export function encodeRecord (record: Record<string, unknown>, meta?: Record<string, unknown>): Buffer {
+  return encodePublish(record, meta) ?? encodeJsonRecord(record, meta)
+}
+
+/** The JSON form (codec version 1), for any record. */
+export function encodeJsonRecord (record: Record<string, unknown>, meta?: Record<string, unknown>): Buffer {
   const fields: Record<string, unknown> = {}
   let undef: string[] | undefined
   let payload: Buffer | undefined
@@ -103,7 +111,21 @@ function withUndefined (header: Header): Record<string, unknown> {
   return fields
 }
 
+function fail (reason: string): UndecodableValueError {
+  return new UndecodableValueError(reason)
+}
+
+function isPublishForm (buf: Buffer): boolean {
+  return Buffer.isBuffer(buf) && buf.length > 0 && buf[0] === PUBLISH_CODEC_VERSION
+}
+
 export function decodeRecord (buf: Buffer): DecodedRecord {
+  if (Buffer.isBuffer(buf) && buf[0] === PUBREL_CODEC_VERSION) return decodePubrel(buf, fail)
+  if (isPublishForm(buf)) {
+    const { fields, meta, payloadStart, stringPayload } = decodePublishHead(buf, fail)
+    fields.payload = stringPayload ? buf.toString('utf8', payloadStart) : buf.subarray(payloadStart)
+    return { fields, meta }
+  }
   const { header, payloadStart } = readHeader(buf)
   const fields = withUndefined(header)
   if (header.p === PAYLOAD_BUFFER) {
@@ -118,6 +140,11 @@ export function decodeRecord (buf: Buffer): DecodedRecord {
 
 /** The header only: what the loader needs to index a queued message without copying its payload. */
 export function decodeHead (buf: Buffer): DecodedHead {
+  if (Buffer.isBuffer(buf) && buf[0] === PUBREL_CODEC_VERSION) return { ...decodePubrel(buf, fail), payloadBytes: 0 }
+  if (isPublishForm(buf)) {
+    const { fields, meta, payloadStart } = decodePublishHead(buf, fail)
+    return { fields, meta, payloadBytes: buf.length - payloadStart }
+  }
   const { header, payloadStart } = readHeader(buf)
   return { fields: withUndefined(header), meta: header.m, payloadBytes: buf.length - payloadStart }
 }

@@ -15,7 +15,11 @@
  * the range of client `abc` (`o!abc!` … `o!abc"`) cannot reach into client `abcde`.
  */
 
-export const FORMAT_VERSION = 1
+/**
+ * 1: JSON-header values only. 2: values may also be the binary publish form (publish-codec.ts); a version 1
+ * directory is upgraded in place at open (nothing to rewrite: version 1 values stay readable).
+ */
+export const FORMAT_VERSION = 2
 export const META_KEY = 'm!format'
 
 export const PREFIX = {

@@ -92,7 +92,7 @@ async function hasAnyKey (db: StoreDb): Promise<boolean> {
   }
 }
 
-/** Reads (or, for an empty database, writes) the format record; throws if the version is not ours. */
+/** Reads (or, for an empty database, writes) the format record, upgrading an older one; throws if it is newer. */
 export async function ensureFormat (db: StoreDb, dir: string): Promise<{ formatVersion: number, created: boolean }> {
   let raw: Buffer | undefined
   try {
@@ -119,5 +119,10 @@ export async function ensureFormat (db: StoreDb, dir: string): Promise<{ formatV
       `the store at ${dir} has format version ${version}, but this culex reads only version ${FORMAT_VERSION}; ` +
       'run the culex release that wrote it, or point store.dir at another directory')
   }
-  return { formatVersion: version, created: false }
+  if (version < FORMAT_VERSION) {
+    // Older values stay readable as they are; only the record changes, so an older culex refuses the directory
+    // instead of misreading the values written from now on.
+    await db.put(META_KEY, encodeRecord({ formatVersion: FORMAT_VERSION, upgradedFrom: version, upgradedAt: new Date().toISOString() }), { sync: true })
+  }
+  return { formatVersion: FORMAT_VERSION, created: false }
 }

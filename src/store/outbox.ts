@@ -207,18 +207,29 @@ export class Outbox {
     const original = entry.inflight !== undefined
       ? Promise.resolve(outputPacket(entry.inflight, false))
       : this.#deps.reader.read([entry.key]).then((values) => values[0] === undefined ? undefined : outputPacket(decodeRecord(values[0]).fields, false))
-    await this.#deps.queue.commit([{ type: 'del', key: entry.key }], () => {
+    // Staged, not awaited: a crash before the next batch loses at most the delete, and the message (or PUBREL) is
+    // then resent after the restart, which QoS 1 and 2 allow. Waiting would hold aedes' reading of this client's
+    // next packets for a disk write per batch of acknowledgements.
+    this.#deps.queue.stage([{ type: 'del', key: entry.key }], () => {
       this.#queueFor(queue.clientId).restore([entry])
     })
     return await original
   }
 
-  /** Replays a snapshot of the queue in FIFO order; expired messages are dropped instead of yielded. */
-  stream (client: ClientRef): Readable {
+  /** Replays a snapshot of the queue in FIFO order, in chunks; expired messages are dropped instead of yielded. */
+  batches (client: ClientRef): AsyncGenerator<Array<Record<string, unknown>>> {
     const queue = this.#queues.get(client.id)
     const snapshot = queue === undefined ? [] : [...queue.entries.values()]
     const context = { ...this.#deps, current: (id: string) => this.#queues.get(id), settle: (q: ClientQueue) => { this.#dropIfEmpty(q) } }
-    return Readable.from(replay(context, client.id, snapshot, this.#token(client)), { objectMode: true })
+    return replay(context, client.id, snapshot, this.#token(client))
+  }
+
+  /** The same replay one packet at a time (aedes-persistence's outgoingStream). */
+  stream (client: ClientRef): Readable {
+    const batches = this.batches(client)
+    return Readable.from((async function * () {
+      for await (const batch of batches) yield * batch
+    })(), { objectMode: true })
   }
 
   /** Removes the whole queue (clean session, purge); returns the deletes to commit. */

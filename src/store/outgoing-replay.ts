@@ -7,7 +7,11 @@ import type { ValueReader } from './reader.js'
 import type { StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
-const CHUNK = 64
+/**
+ * Entries read per LevelDB getMany. The replay writes a whole chunk to the socket in one turn of the event loop,
+ * so this is also the burst a reconnecting client receives before the broker looks at its socket's backpressure.
+ */
+const CHUNK = 256
 
 export interface ReplayContext {
   queue: WriteQueue
@@ -29,17 +33,27 @@ export function outputPacket (fields: Record<string, unknown>, dup: boolean): Re
 }
 
 /**
- * Replays a snapshot of a queue in FIFO order, reading values in chunks. Entries acknowledged meanwhile are
- * skipped; waiting entries older than messageExpiryMs are deleted and reported instead of yielded; a publish
- * that was sent on another connection (another client object, or before a restart) comes out with DUP set
- * ([MQTT-3.3.1-1]).
+ * Replays a snapshot of a queue in FIFO order, in chunks of packets read together. Entries acknowledged
+ * meanwhile are skipped; waiting entries older than messageExpiryMs are deleted and reported instead of yielded;
+ * a publish that was sent on another connection (another client object, or before a restart) comes out with DUP
+ * set ([MQTT-3.3.1-1]).
  */
-export async function * replay (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number): AsyncGenerator<Record<string, unknown>> {
+export async function * replay (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number): AsyncGenerator<Array<Record<string, unknown>>> {
   const expiryMs = ctx.limits.messageExpiryMs
-  for (let start = 0; start < snapshot.length; start += CHUNK) {
+  const readChunk = (start: number): { chunk: QueueEntry[], values: Promise<Array<Buffer | undefined>> } => {
     const chunk = snapshot.slice(start, start + CHUNK).filter((entry) => !entry.removed)
+    const values = chunk.length === 0 ? Promise.resolve([]) : ctx.reader.read(chunk.map((entry) => entry.key))
+    // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
+    values.catch(() => undefined)
+    return { chunk, values }
+  }
+  let next = readChunk(0)
+  for (let start = 0; start < snapshot.length; start += CHUNK) {
+    const { chunk, values: reading } = next
+    // the next chunk is read from disk while this one is being sent
+    if (start + CHUNK < snapshot.length) next = readChunk(start + CHUNK)
     if (chunk.length === 0) continue
-    const values = await ctx.reader.read(chunk.map((entry) => entry.key))
+    const values = await reading
     const now = Date.now()
     const expired: Array<[ClientQueue, QueueEntry]> = []
     const ready: Array<[QueueEntry, Record<string, unknown>]> = []
@@ -68,10 +82,12 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
       // a failed delete is logged by the queue; the entry is gone from memory and expires again after a restart
       ctx.queue.commit(expired.map(([, entry]) => ({ type: 'del', key: entry.key }))).catch(() => undefined)
     }
+    const packets: Array<Record<string, unknown>> = []
     for (const [entry, fields] of ready) {
       if (entry.removed) continue
       const dup = entry.cmd === 'publish' && entry.messageId !== undefined && entry.sentOn !== token
-      yield outputPacket(fields, dup)
+      packets.push(outputPacket(fields, dup))
     }
+    if (packets.length > 0) yield packets
   }
 }

@@ -66,8 +66,15 @@ interface Batch {
 
 interface Pending {
   value: Buffer | LazyPut | null
-  batch: Batch
+  /** undefined while the put is deferred (see stageLazy) */
+  batch: Batch | undefined
 }
+
+/**
+ * How long a lazy put waits before it joins a batch. A QoS 1 message id is recorded this way, and the PUBACK
+ * that deletes the entry usually comes back within this window: the put is then never encoded nor written.
+ */
+export const LAZY_PUT_DELAY_MS = 100
 
 export interface WriteQueueOptions {
   db: ChainedBatchDb
@@ -93,6 +100,8 @@ export class WriteQueue {
   readonly #log: Logger
   readonly #tracked: (key: string) => boolean
   readonly #overlay = new Map<string, Pending>()
+  readonly #deferred = new Map<string, LazyPut>()
+  #deferTimer: NodeJS.Timeout | undefined
   #next: Batch | undefined
   #writing: Batch | undefined
   #scheduled = false
@@ -128,12 +137,16 @@ export class WriteQueue {
   }
 
   /**
-   * Stages a put whose value is encoded when the batch is written, or not at all when a del of the same key
-   * follows before that (the put would be dead). As with stage(), a later commit is the durability barrier.
+   * Stages a put that joins a batch only after LAZY_PUT_DELAY_MS (or at close), encoded then, and is dropped
+   * unencoded if a del or put of the same key comes first. Only for writes whose loss in a crash is acceptable:
+   * no commit waits for it, close() flushes it.
    */
   stageLazy (key: string, encode: () => Buffer): void {
     if (this.#closed) throw this.#closedError()
-    this.#add([{ type: 'lazy', key, encode }])
+    const op: LazyPut = { type: 'lazy', key, encode }
+    this.#deferred.set(key, op)
+    if (this.#tracked(key)) this.#overlay.set(key, { value: op, batch: undefined })
+    this.#deferTimer ??= setTimeout(this.#releaseDeferred, LAZY_PUT_DELAY_MS).unref()
   }
 
   /** Adds ops to the next batch; resolves once that batch (and every earlier one) is committed. */
@@ -156,9 +169,10 @@ export class WriteQueue {
     return value === undefined || value === null || Buffer.isBuffer(value) ? value : valueOf(value)
   }
 
-  /** Flushes everything queued, then refuses new writes. */
+  /** Flushes everything queued, deferred puts included, then refuses new writes. */
   async close (): Promise<void> {
     if (this.#closed) return
+    this.#releaseDeferred()
     await this.barrier().catch(() => undefined)
     this.#closed = true
   }
@@ -174,6 +188,7 @@ export class WriteQueue {
       this.#next = batch
     }
     for (const op of ops) {
+      if (this.#deferred.delete(op.key)) this.cancelledPuts++
       if (op.type === 'del') {
         // put then del of one key in one atomic batch leaves the key absent, as the del alone does
         const at = batch.puts.get(op.key)
@@ -192,6 +207,15 @@ export class WriteQueue {
     }
     this.#schedule()
     return batch
+  }
+
+  readonly #releaseDeferred = (): void => {
+    if (this.#deferTimer !== undefined) clearTimeout(this.#deferTimer)
+    this.#deferTimer = undefined
+    if (this.#deferred.size === 0) return
+    const ops = [...this.#deferred.values()]
+    this.#deferred.clear()
+    this.#add(ops)
   }
 
   #schedule (): void {

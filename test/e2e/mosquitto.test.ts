@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type Proc, type RunningCli
 } from '../helpers/cli.js'
-import { mosquittoPub, mosquittoSub, runMosquittoSub, startMosquittoPub } from './support/mosquitto.js'
+import { mosquittoPub, mosquittoSub, receiveThenStop, runMosquittoSub, startMosquittoPub } from './support/mosquitto.js'
 
 const dirs: string[] = []
 async function dataDir (): Promise<string> {
@@ -182,7 +182,7 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
       }
 
       for (const s of sessions) {
-        const r = await runMosquittoSub(cli.ports.mqtt, [...subArgs(s), '-C', String(N), '-W', '15'])
+        const r = await receiveThenStop(cli.ports.mqtt, subArgs(s), N)
         expect(r.code, `QoS ${s.qos} session: ${r.stdout}${r.stderr}`).toBe(0)
         expect(payloads(r.messages, s.topic).sort(), `QoS ${s.qos} session`).toEqual([...expected].sort())
         expect(r.publishes.every(p => p.qos === s.qos), `QoS ${s.qos} session delivered at ${JSON.stringify(r.publishes.map(p => p.qos))}`).toBe(true)

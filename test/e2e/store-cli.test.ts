@@ -34,7 +34,7 @@ describe('culex store and culex sessions', () => {
 
       const check = await runCli(['store', 'check', '--data-dir', dataDir])
       expect(check.code).toBe(0)
-      expect(check.stdout).toContain('healthy, format version 1')
+      expect(check.stdout).toContain('healthy, format version 2')
 
       const purge = await runCli(['sessions', 'purge', 'meter-7', '--data-dir', dataDir])
       expect(purge.stdout).toContain('purged session meter-7 (3 queued message(s), 1 subscription(s))')

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url'
 import { Level } from 'level'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { checkStore, repairStore } from '../../src/store/index.js'
+import { decodeRecord, encodeJsonRecord } from '../../src/store/codec.js'
+import { FORMAT_VERSION } from '../../src/store/layout.js'
 import { buildStore } from './helpers/build.js'
 import { captureLogger, drain, open, publish, TempDirs } from './helpers/store.js'
 
@@ -35,14 +37,33 @@ describe('opening a directory that is not ours to use', () => {
     const dir = await populated()
     await raw(dir, async (db) => {
       const { encodeRecord } = await import('../../src/store/codec.js')
-      await db.put('m!format', encodeRecord({ formatVersion: 2 }))
+      await db.put('m!format', encodeRecord({ formatVersion: FORMAT_VERSION + 1 }))
     })
     const err = await open(dir).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'ERR_STORE_VERSION' })
     expect((err as Error).message).toContain(dir)
-    expect((err as Error).message).toContain('version 2')
+    expect((err as Error).message).toContain(`version ${FORMAT_VERSION + 1}`)
     const check = await checkStore(dir)
-    expect(check).toMatchObject({ ok: false, formatVersion: 2 })
+    expect(check).toMatchObject({ ok: false, formatVersion: FORMAT_VERSION + 1 })
+  })
+
+  it('opens a version 1 directory (JSON values only): it keeps every queued message and is marked version 2', async () => {
+    const dir = await populated()
+    const before = await open(dir)
+    const expected = await drain(before.outgoingStream({ id: 'c1' }))
+    await before.close()
+    await raw(dir, async (db) => {
+      for await (const [key, value] of db.iterator()) {
+        const { fields, meta } = decodeRecord(value)
+        await db.put(key, key === 'm!format' ? encodeJsonRecord({ formatVersion: 1 }) : encodeJsonRecord(fields, meta))
+      }
+    })
+    expect((await checkStore(dir)).formatVersion).toBe(1)
+    const store = await open(dir)
+    expect(await drain(store.outgoingStream({ id: 'c1' }))).toEqual(expected)
+    expect((await store.subscriptionsByClient({ id: 'c1' })).map(s => s.topic)).toEqual(['t/#'])
+    await store.close()
+    expect(await checkStore(dir)).toMatchObject({ ok: true, formatVersion: 2 })
   })
 
   it('refuses a directory this process already has open', async () => {
@@ -164,7 +185,7 @@ describe('checkStore', () => {
     expect(await checkStore(dir)).toEqual({
       ok: true,
       problems: [],
-      formatVersion: 1,
+      formatVersion: FORMAT_VERSION,
       counts: { keys: 25, sessions: 2, subscriptions: 1, queued: 20, inflight: 1, incoming: 1, wills: 1, retained: 1 }
     })
     const reopened = await open(dir)

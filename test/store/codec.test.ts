@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeHead, decodeRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { decodeHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
 
 describe('value codec', () => {
@@ -25,8 +25,49 @@ describe('value codec', () => {
     expect(head.fields.payload).toBeUndefined()
   })
 
+  it('writes a plain publish in the binary form and reads back exactly what the JSON form would give', () => {
+    const shapes: Array<[Record<string, unknown>, Record<string, unknown> | undefined]> = [
+      [{ cmd: 'publish', brokerId: 'b1', brokerCounter: 2 ** 40, topic: 'a/ü/c', payload: Buffer.from([0, 255]), qos: 1, retain: false, dup: false, messageId: undefined }, { t: 1700000000123 }],
+      [{ clientId: 'pub-1', cmd: 'publish', brokerId: undefined, brokerCounter: undefined, topic: '', payload: 'wörld', qos: 2, retain: true, dup: true, messageId: 65535 }, undefined],
+      [{ cmd: 'publish', brokerId: 'b', brokerCounter: 7, topic: 't', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, messageId: 1 }, { t: 0 }]
+    ]
+    for (const [record, meta] of shapes) {
+      const binary = encodeRecord(record, meta)
+      expect(binary[0], 'codec version byte').toBe(2)
+      const json = encodeJsonRecord(record, meta)
+      expect(binary.length).toBeLessThan(json.length)
+      expect(decodeRecord(binary)).toEqual(decodeRecord(json))
+      expect(Object.keys(decodeRecord(binary).fields)).toEqual(Object.keys(record))
+      const head = decodeHead(binary)
+      expect(head.payloadBytes).toBe(Buffer.byteLength(record.payload as string | Buffer))
+      expect({ ...head.fields, payload: record.payload }).toEqual(record)
+    }
+  })
+
+  it('writes a PUBREL record in 12 bytes', () => {
+    for (const meta of [{ t: 1700000000123 }, undefined]) {
+      const value = encodeRecord({ cmd: 'pubrel', messageId: 65535 }, meta)
+      expect(value.length).toBe(12)
+      expect(decodeRecord(value)).toEqual({ fields: { cmd: 'pubrel', messageId: 65535 }, meta })
+    }
+  })
+
+  it('keeps the JSON form for any other shape', () => {
+    const others: Array<Record<string, unknown>> = [
+      { cmd: 'publish', brokerId: 'b', brokerCounter: 1, topic: 't', payload: Buffer.alloc(1), qos: 1, retain: false, dup: false, messageId: undefined, properties: { contentType: 'x' } },
+      { cmd: 'pubrel', messageId: 3, extra: 1 },
+      { topic: 't', payload: Buffer.alloc(1), qos: 1 }
+    ]
+    for (const record of others) {
+      const value = encodeRecord(record, { t: 1 })
+      expect(value[0]).toBe(1)
+      expect(decodeRecord(value).fields).toEqual(record)
+    }
+    expect(encodeRecord({ cmd: 'publish', brokerId: 'b', brokerCounter: 1, topic: 't', payload: Buffer.alloc(1), qos: 1, retain: false, dup: false, messageId: undefined }, { t: 1, other: 2 })[0]).toBe(1)
+  })
+
   it('rejects values it did not write', () => {
-    for (const bad of [Buffer.alloc(0), Buffer.from('hello world'), Buffer.from([1, 0, 0, 0, 99, 1]), Buffer.from([1, 0, 0, 0, 2, 0x7b, 0x7d])]) {
+    for (const bad of [Buffer.alloc(0), Buffer.from('hello world'), Buffer.from([1, 0, 0, 0, 99, 1]), Buffer.from([1, 0, 0, 0, 2, 0x7b, 0x7d]), Buffer.from([2, 0, 1]), Buffer.from([3, 0, 0]), Buffer.concat([Buffer.from([2, 0, 1]), Buffer.alloc(18), Buffer.from([0, 9, 0, 0, 0, 0])])]) {
       expect(() => decodeRecord(bad)).toThrow(UndecodableValueError)
     }
   })

@@ -1,7 +1,7 @@
 import { setImmediate as nextTick } from 'node:timers/promises'
 import { Level } from 'level'
 import { afterEach, describe, expect, it } from 'vitest'
-import { WriteQueue, type WriteOp } from '../../src/store/write-queue.js'
+import { LAZY_PUT_DELAY_MS, WriteQueue, type WriteOp } from '../../src/store/write-queue.js'
 import { captureLogger, drain, open, publish, silentLogger, TempDirs } from './helpers/store.js'
 
 const dirs = new TempDirs()
@@ -85,7 +85,7 @@ describe('group commit', () => {
   })
 })
 
-describe('put cancelled by a del in the same batch', () => {
+describe('a put cancelled by a later del', () => {
   it('writes only the del, never encodes a cancelled lazy put, and reads a pending lazy put back', async () => {
     const dir = await dirs.make()
     const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
@@ -116,10 +116,25 @@ describe('put cancelled by a del in the same batch', () => {
     expect(await db.get('a')).toBeUndefined()
     expect(await db.get('b')).toBeUndefined()
     expect((await db.get('c'))?.toString()).toBe('c')
+    await queue.close()
+    await db.close()
+  })
+
+  it('holds a lazy put back for LAZY_PUT_DELAY_MS, so a del that follows within it leaves nothing to write; close writes what is held', async () => {
+    const dir = await dirs.make()
+    const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
+    await db.open()
+    const queue = new WriteQueue({ db, dir, sync: false, logger: silentLogger(), tracked: () => true })
     queue.stageLazy('d', () => Buffer.from('d'))
     await queue.barrier()
+    expect(await db.get('d'), 'a commit does not wait for a lazy put').toBeUndefined()
+    expect(queue.peek('d')?.toString()).toBe('d')
+    await new Promise(resolve => setTimeout(resolve, LAZY_PUT_DELAY_MS + 50))
+    await queue.barrier()
     expect((await db.get('d'))?.toString()).toBe('d')
+    queue.stageLazy('e', () => Buffer.from('e'))
     await queue.close()
+    expect((await db.get('e'))?.toString()).toBe('e')
     await db.close()
   })
 })

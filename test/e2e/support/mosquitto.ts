@@ -60,6 +60,25 @@ export async function runMosquittoSub (port: number, args: string[], timeoutMs =
   }
 }
 
+/**
+ * Receives `count` messages, then stops mosquitto_sub with SIGINT (a user's Ctrl-C: it disconnects cleanly).
+ * `-C count` is not the same for a persistent session: mosquitto_sub exits the moment the last queued message
+ * arrives, often before the SUBACK of its SUBSCRIBE; that SUBACK then reaches a closed socket, the client's kernel
+ * answers with a reset, and the broker's kernel discards the PUBACKs it had not read yet. The broker then rightly
+ * sends those messages again at the next connection.
+ */
+export async function receiveThenStop (port: number, args: string[], count: number, timeoutMs = 15_000): Promise<Exit & { messages: string[], publishes: ReceivedPublish[], stdout: string, stderr: string }> {
+  const sub = mosquittoSub(port, args)
+  try {
+    await sub.subscribed
+    await sub.waitForMessages(count, timeoutMs)
+  } finally {
+    sub.kill('SIGINT')
+  }
+  const exit = await sub.exited
+  return { ...exit, messages: sub.messages(), publishes: sub.publishes(), stdout: sub.stdout, stderr: sub.stderr }
+}
+
 /** Runs mosquitto_pub; it exits 0 only once the broker acknowledged the message (PUBACK / PUBCOMP). */
 export async function mosquittoPub (port: number, args: string[], timeoutMs = 10_000): Promise<Exit & { stdout: string, stderr: string, timedOut: boolean }> {
   return await runTracked('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeoutMs })

@@ -1,0 +1,94 @@
+import { Readable } from 'node:stream'
+import mqtt from 'mqtt-packet'
+import type { Client } from 'aedes'
+import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
+
+/** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
+export interface ReplayStore {
+  outgoingBatches: (client: Client) => AsyncIterable<Array<Record<string, unknown>>>
+  outgoingUpdate: (client: Client, packet: ReplayPacket) => Promise<void>
+  outgoingClearMessageId: (client: Client, packet: ReplayPacket) => Promise<unknown>
+}
+
+export interface ReplayPacket {
+  cmd: 'publish' | 'pubrel'
+  messageId: number
+  topic?: string
+  payload?: Buffer
+  qos?: 0 | 1 | 2
+  retain?: boolean
+  dup?: boolean
+  brokerId?: string
+  brokerCounter?: number
+  [field: string]: unknown
+}
+
+/**
+ * aedes replays a session's queue one message per turn of the event loop (each write ends in a setImmediate
+ * before the next message is read), so a reconnecting client with 20 000 queued messages waited 20 000 turns and
+ * got each in its own socket write. This replay keeps aedes' per-message steps and their order — outgoingUpdate
+ * (the packet id is recorded, for QoS 2 on disk, before the packet leaves), authorizeForward, the write — but
+ * does them for a whole chunk read from the store at once, so a chunk goes out in one socket write, and it only
+ * waits when the socket pushes back. It is installed as the store's outgoingStream: aedes' emptyQueue pipes
+ * what that returns, so the stream handed back ends when the replay is over and CONNACK-to-ready keeps its order.
+ */
+export function replayQueue (broker: BrokerInternals, store: ReplayStore, client: Client): Readable {
+  const done = new Readable({ objectMode: true, read () {} })
+  run(broker, store, internals(client)).then(() => done.push(null), (err: unknown) => done.destroy(err as Error))
+  return done
+}
+
+async function run (broker: BrokerInternals, store: ReplayStore, client: ClientInternals): Promise<void> {
+  for await (const chunk of store.outgoingBatches(client)) {
+    if (client.closed) return
+    const packets = chunk.map(fields => toPacket(fields, client))
+    const updated = await Promise.all(packets.map(async packet => await store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
+      // as aedes' emptyQueue: a packet the store cannot account for ends the connection
+      client.emit('error', err)
+      return false
+    })))
+    if (client.closed) return
+    let writable = true
+    for (let i = 0; i < packets.length; i++) {
+      if (!updated[i]) continue
+      const packet = packets[i]
+      const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as ReplayPacket | null | undefined : packet
+      if (forward == null || client.clean) {
+        store.outgoingClearMessageId(client, packet).catch(() => undefined)
+        continue
+      }
+      writable = mqtt.writeToStream(forward as mqtt.Packet, client.conn) && writable
+    }
+    if (!writable && !client.closed) await drained(client)
+  }
+}
+
+/** The packet aedes' QoSPacket would build: a stored packet id is kept (a resend), a new one is taken in turn. */
+function toPacket (fields: Record<string, unknown>, client: ClientInternals): ReplayPacket {
+  const packet = { ...fields } as unknown as ReplayPacket
+  if (packet.cmd !== 'pubrel') {
+    packet.cmd = 'publish'
+    packet.payload ??= Buffer.alloc(0)
+    packet.qos ??= 0
+    packet.retain ??= false
+    packet.dup ??= false
+  }
+  const acknowledged = packet.cmd === 'pubrel' || (packet.qos ?? 0) > 0
+  if (acknowledged && (typeof packet.messageId !== 'number' || packet.messageId === 0)) {
+    packet.messageId = client._nextId
+    client._nextId = client._nextId >= 65535 ? 1 : client._nextId + 1
+  }
+  return packet
+}
+
+/** Until the socket takes what it buffered, or the connection ends (aedes' drain timeout included). */
+async function drained (client: ClientInternals): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      client.conn.removeListener('close', stop)
+      resolve()
+    }
+    client.conn.once('close', stop)
+    client.waitForDrain(stop)
+  })
+}
