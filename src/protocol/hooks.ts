@@ -6,7 +6,7 @@ import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
-import { replayQueue, type ReplayStore } from './queue-replay.js'
+import { createQueueReplay, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger } from '../log/client-log.js'
@@ -56,7 +56,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   }
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
-  store.outgoingStream = (client) => replayQueue(broker, store, client)
+  store.outgoingStream = createQueueReplay(broker, store)
 
   /** aedes' connection handler, with every packet checked for violations aedes would act on. */
   const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>

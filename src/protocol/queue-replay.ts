@@ -8,6 +8,8 @@ export interface ReplayStore {
   outgoingBatches: (client: Client) => AsyncIterable<Array<Record<string, unknown>>>
   outgoingUpdate: (client: Client, packet: ReplayPacket) => Promise<void>
   outgoingClearMessageId: (client: Client, packet: ReplayPacket) => Promise<unknown>
+  /** Messages sent to the session and not acknowledged yet (PUBRELs awaiting PUBCOMP included). */
+  outgoingInflight: (client: Client) => number
 }
 
 export interface ReplayPacket {
@@ -24,42 +26,71 @@ export interface ReplayPacket {
 }
 
 /**
+ * Unacknowledged messages a replay lets a session have before it waits for acknowledgements. aedes sets no limit,
+ * but packet ids are 16 bits: a queue longer than 65 535 sent in one burst would reuse ids still in flight, and a
+ * QoS 2 receiver drops a new message that reuses one.
+ */
+export const REPLAY_WINDOW = 4096
+
+/**
  * aedes replays a session's queue one message per turn of the event loop (each write ends in a setImmediate
  * before the next message is read), so a reconnecting client with 20 000 queued messages waited 20 000 turns and
  * got each in its own socket write. This replay keeps aedes' per-message steps and their order — outgoingUpdate
  * (the packet id is recorded, for QoS 2 on disk, before the packet leaves), authorizeForward, the write — but
  * does them for a whole chunk read from the store at once, so a chunk goes out in one socket write, and it only
- * waits when the socket pushes back. It is installed as the store's outgoingStream: aedes' emptyQueue pipes
- * what that returns, so the stream handed back ends when the replay is over and CONNACK-to-ready keeps its order.
+ * waits when the socket pushes back or REPLAY_WINDOW messages are unacknowledged. It is installed as the store's
+ * outgoingStream: aedes' emptyQueue pipes what that returns, so the stream handed back ends when the replay is
+ * over and CONNACK-to-ready keeps its order.
  */
-export function replayQueue (broker: BrokerInternals, store: ReplayStore, client: Client): Readable {
-  const done = new Readable({ objectMode: true, read () {} })
-  run(broker, store, internals(client)).then(() => done.push(null), (err: unknown) => done.destroy(err as Error))
-  return done
-}
+export function createQueueReplay (broker: BrokerInternals, store: ReplayStore): (client: Client) => Readable {
+  // One listener for every replay waiting for acknowledgements (aedes emits 'ack' for each PUBACK and PUBCOMP).
+  const waiting = new Map<Client, () => void>()
+  broker.on('ack', (_packet: unknown, client: Client) => waiting.get(client)?.())
 
-async function run (broker: BrokerInternals, store: ReplayStore, client: ClientInternals): Promise<void> {
-  for await (const chunk of store.outgoingBatches(client)) {
-    if (client.closed) return
-    const packets = chunk.map(fields => toPacket(fields, client))
-    const updated = await Promise.all(packets.map(async packet => await store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
-      // as aedes' emptyQueue: a packet the store cannot account for ends the connection
-      client.emit('error', err)
-      return false
-    })))
-    if (client.closed) return
-    let writable = true
-    for (let i = 0; i < packets.length; i++) {
-      if (!updated[i]) continue
-      const packet = packets[i]
-      const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as ReplayPacket | null | undefined : packet
-      if (forward == null || client.clean) {
-        store.outgoingClearMessageId(client, packet).catch(() => undefined)
-        continue
+  const acknowledged = async (client: ClientInternals, room: number): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (!client.closed && store.outgoingInflight(client) + room > REPLAY_WINDOW) return
+        waiting.delete(client)
+        client.conn.removeListener('close', check)
+        resolve()
       }
-      writable = mqtt.writeToStream(forward as mqtt.Packet, client.conn) && writable
+      waiting.set(client, check)
+      client.conn.once('close', check)
+      check()
+    })
+  }
+
+  const run = async (client: ClientInternals): Promise<void> => {
+    for await (const chunk of store.outgoingBatches(client)) {
+      if (store.outgoingInflight(client) + chunk.length > REPLAY_WINDOW) await acknowledged(client, chunk.length)
+      if (client.closed) return
+      const packets = chunk.map(fields => toPacket(fields, client))
+      const updated = await Promise.all(packets.map(async packet => await store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
+        // as aedes' emptyQueue: a packet the store cannot account for ends the connection
+        client.emit('error', err)
+        return false
+      })))
+      if (client.closed) return
+      let writable = true
+      for (let i = 0; i < packets.length; i++) {
+        if (!updated[i]) continue
+        const packet = packets[i]
+        const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as ReplayPacket | null | undefined : packet
+        if (forward == null || client.clean) {
+          store.outgoingClearMessageId(client, packet).catch(() => undefined)
+          continue
+        }
+        writable = mqtt.writeToStream(forward as mqtt.Packet, client.conn) && writable
+      }
+      if (!writable && !client.closed) await drained(client)
     }
-    if (!writable && !client.closed) await drained(client)
+  }
+
+  return (client) => {
+    const done = new Readable({ objectMode: true, read () {} })
+    run(internals(client)).then(() => done.push(null), (err: unknown) => done.destroy(err as Error))
+    return done
   }
 }
 

@@ -1,6 +1,8 @@
 import { encodeClientId, incomingKey } from './layout.js'
 import type { WriteOp } from './write-queue.js'
 
+const NO_SUCH_PACKET = new Error('no such packet')
+
 interface IncomingRecord {
   packet: Record<string, unknown>
   /** false for clean-session clients: their QoS 2 state dies with the connection, so it never touches disk. */
@@ -21,6 +23,16 @@ export class IncomingIndex {
   get (clientId: string, messageId: number): Record<string, unknown> | undefined {
     const record = this.#byClient.get(clientId)?.get(messageId)
     return record === undefined ? undefined : { ...record.packet }
+  }
+
+  /**
+   * get(), or a rejection. aedes asks this for every new QoS 2 PUBLISH and takes the rejection as "new": the error
+   * is one shared object, as a fresh one per call cost more in its stack trace than the rest of the lookup.
+   */
+  require (clientId: string, messageId: number): Record<string, unknown> {
+    const found = this.get(clientId, messageId)
+    if (found === undefined) throw NO_SUCH_PACKET
+    return found
   }
 
   /**

@@ -20,12 +20,6 @@ import type {
 import { WriteQueue, type WriteOp } from './write-queue.js'
 
 /**
- * aedes asks for the incoming packet of every new QoS 2 PUBLISH and takes the rejection as "new": one shared error
- * instead of one per call, whose stack trace cost more than the rest of the lookup.
- */
-const NO_SUCH_INCOMING = new Error('no such packet')
-
-/**
  * Culex's aedes-persistence 11 implementation on LevelDB. Every index lives in memory (loaded at open); LevelDB
  * holds the payloads and is the truth after a restart. Use `openStore` (index.ts) to get one.
  */
@@ -179,6 +173,10 @@ export class LevelStore {
     return this.#outbox.stream(client)
   }
 
+  outgoingInflight (client: ClientRef): number {
+    return this.#outbox.info(client.id)?.inflight ?? 0
+  }
+
   /** The session's queue as outgoingStream replays it, a chunk of packets at a time. */
   outgoingBatches (client: ClientRef): AsyncGenerator<Array<Record<string, unknown>>> {
     return this.#outbox.batches(client)
@@ -196,9 +194,7 @@ export class LevelStore {
   }
 
   async incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {
-    const found = this.#incoming.get(client.id, Number(packet.messageId))
-    if (found === undefined) throw NO_SUCH_INCOMING
-    return found
+    return this.#incoming.require(client.id, Number(packet.messageId))
   }
 
   async incomingDelPacket (client: ClientRef, packet: PacketLike): Promise<void> {

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
+import type { IPublishPacket } from 'mqtt-packet'
+import { REPLAY_WINDOW } from '../../src/protocol/queue-replay.js'
 import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-client.js'
 
 describe('persistent sessions', () => {
   let t: TestBroker | undefined
@@ -43,5 +46,33 @@ describe('persistent sessions', () => {
     await sleep(200)
     expect(back.received).toEqual([])
     await Promise.all([back, online, pub].map(async c => await endClient(c)))
+  })
+
+  it('replays a queue longer than REPLAY_WINDOW in order, never more than REPLAY_WINDOW unacknowledged', async () => {
+    t = await startTestBroker()
+    const total = REPLAY_WINDOW + 900
+    const sub = await connectClient(t.mqttUrl, { clientId: 'long', clean: false })
+    await sub.subscribeAsync('long/#', { qos: 1 })
+    await endClient(sub)
+    const pub = await connectClient(t.mqttUrl, { clientId: 'long-pub' })
+    await Promise.all(Array.from({ length: total }, async (_, i) => await pub.publishAsync('long/q', String(i), { qos: 1 })))
+    await endClient(pub)
+
+    const raw = await openRaw('tcp', t)
+    expect((await raw.connect({ clientId: 'long', clean: false })).sessionPresent).toBe(true)
+    const publishes = (): IPublishPacket[] => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish')
+    await waitFor(() => publishes().length >= REPLAY_WINDOW, `${REPLAY_WINDOW} messages`, 10_000)
+    await sleep(300)
+    const first = publishes()
+    expect(first.length, 'nothing past the window before an acknowledgement').toBe(REPLAY_WINDOW)
+    expect(new Set(first.map(p => p.messageId)).size, 'distinct packet ids in flight').toBe(REPLAY_WINDOW)
+    for (const p of first) raw.send({ cmd: 'puback', messageId: p.messageId })
+    await waitFor(() => publishes().length >= total, `all ${total} messages`, 10_000)
+    expect(publishes().map(p => p.payload.toString())).toEqual(Array.from({ length: total }, (_, i) => String(i)))
+    for (const p of publishes().slice(REPLAY_WINDOW)) raw.send({ cmd: 'puback', messageId: p.messageId })
+    const queued = async (): Promise<number | undefined> => (await t?.broker.store.sessionInfo('long'))?.queued
+    for (let i = 0; i < 50 && await queued() !== 0; i++) await sleep(100)
+    expect(await queued(), 'every acknowledged message left the queue').toBe(0)
+    await raw.disconnect()
   })
 })
