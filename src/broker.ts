@@ -20,6 +20,7 @@ import { assertAuthConfig, createAuthHooks, type AuthCounters, type ReloadResult
 import { createLimitHooks } from './limits/hooks.js'
 import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import { createDeadLetters } from './dead-letter/index.js'
+import { createRetransmission } from './retransmit/hooks.js'
 import type { DropEvent } from './store/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
@@ -86,12 +87,14 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
     onDeadLetter: deadLetter.onShared
   })
+  const retransmit = createRetransmission({ intervalMs: config.mqtt.retryIntervalMs, log: log.child({ component: 'retransmit' }) })
 
   aedes.preConnect = chainPreConnect([
     protocol.routeClientDeliveries,
     protocol.noteEmptyClientId,
     limits.recordConnect,
-    limits.watchOutbound
+    limits.watchOutbound,
+    retransmit.watchConnection
   ])
   aedes.authenticate = chainAuthenticate([
     protocol.refuseEmptyPersistentId,
@@ -141,6 +144,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   metrics.countersFrom('culex_limit_events_total', 'What the connection and message limits refused or slowed, by event.', 'event', () => limits.counters)
   deadLetter.registerMetrics(metrics)
   shared.registerMetrics(metrics)
+  retransmit.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
   const featureRoutes: AdminRoute[] = [...shared.routes, ...deadLetter.routes]
 
@@ -168,6 +172,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   } catch (err) {
     sessions?.close()
     shared.close()
+    retransmit.close()
     deadLetter.close()
     await closeListeners(listeners)
     await closeAedes(aedes)
@@ -195,6 +200,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         sys?.stop()
         sessions?.close()
         shared.close()
+        retransmit.close()
         deadLetter.close()
         await closeListeners(listeners)
         await closeAedes(aedes)

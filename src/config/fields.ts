@@ -15,18 +15,23 @@ type Parsed<T> = { ok: true, value: T } | { ok: false, problem: string }
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value })
 const bad = (problem: string): Parsed<never> => ({ ok: false, problem })
 
-export function int (def: number, doc: string, range: { min?: number, max?: number } = {}): Field<number> {
+/** `orZero`: 0 is accepted besides min..max (a setting that 0 turns off, where small values make no sense). */
+export function int (def: number, doc: string, range: { min?: number, max?: number, orZero?: boolean } = {}): Field<number> {
   const min = range.min ?? 0
   const max = range.max ?? Number.MAX_SAFE_INTEGER
+  const orZero = range.orZero === true && min > 0
+  const span = `${min}..${max === Number.MAX_SAFE_INTEGER ? '' : max}`
   return {
     kind: 'field',
-    type: `integer ${min}..${max === Number.MAX_SAFE_INTEGER ? '' : max}`.trim(),
+    type: orZero ? `0 or integer ${span}` : `integer ${span}`.trim(),
     default: def,
     doc,
     parse (raw) {
       const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw
       if (typeof n !== 'number' || !Number.isInteger(n)) return bad(`must be an integer, got ${describe(raw)}`)
-      if (n < min || n > max) return bad(`must be between ${min} and ${max}, got ${n}`)
+      if (orZero && n === 0) return ok(n)
+      if (orZero && max === Number.MAX_SAFE_INTEGER && n < min) return bad(`must be 0 or at least ${min}, got ${n}`)
+      if (n < min || n > max) return bad(`must be ${orZero ? '0 or ' : ''}between ${min} and ${max}, got ${n}`)
       return ok(n)
     }
   }

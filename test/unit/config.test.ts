@@ -68,6 +68,15 @@ describe('config loading', () => {
     expect(problems).toContain('listeners.wss.certFile: cannot read file /no/such.pem (from command line)')
   })
 
+  it('takes mqtt.retryIntervalMs as 0 (off, the default) or at least 100 ms', async () => {
+    expect((await loadConfig()).config.mqtt.retryIntervalMs).toBe(0)
+    expect((await loadConfig({ env: { CULEX_MQTT_RETRY_INTERVAL_MS: '0' } })).config.mqtt.retryIntervalMs).toBe(0)
+    expect((await loadConfig({ env: { CULEX_MQTT_RETRY_INTERVAL_MS: '100' } })).config.mqtt.retryIntervalMs).toBe(100)
+    const problems = await problemsOf({ flags: { 'mqtt.retryIntervalMs': 50 } })
+    expect(problems).toContain('mqtt.retryIntervalMs: must be 0 or at least 100, got 50 (from command line)')
+    expect(await problemsOf({ flags: { 'mqtt.retryIntervalMs': -1 } })).toHaveLength(2)
+  })
+
   it('refuses two listeners on one port', async () => {
     const problems = await problemsOf({ flags: { 'listeners.ws.port': 1883 } })
     expect(problems).toContain('listeners.ws.port: 1883 (from command line) is already used by listeners.mqtt.port (from default)')
