@@ -9,7 +9,7 @@ import { adminRoutes, listenerInfo, type AdminRoute } from './admin/routes.js'
 import { createMetrics, type BrokerMetrics } from './metrics/index.js'
 import { startSysTopics, type SysTopics } from './sys-topics/index.js'
 import { openStore, type LevelStore } from './store/index.js'
-import { trackSessions } from './sessions/hooks.js'
+import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
 import type { BrokerInternals } from './protocol/aedes-internals.js'
@@ -58,7 +58,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       maxQueuedBytes: config.sessions.maxQueuedBytes,
       overflowPolicy: config.sessions.overflowPolicy,
       messageExpiryMs: config.sessions.messageExpiryMs,
-      queueQos0: false,
+      queueQos0: config.sessions.queueQos0,
       maxRetainedMessages: config.retained.maxMessages
     }
   }).catch((err: unknown) => {
@@ -83,6 +83,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })
   onStoreDrop = deadLetter.onStoreDrop
+  const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
     onDeadLetter: deadLetter.onShared
@@ -125,6 +126,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     limits.checkFilter,
     auth.authorizeSubscribe,
     limits.countSubscriptions,
+    offlineQos0.noteConnection,
     shared.noteSubscriber
   ], protocol.recordGranted)
   aedes.authorizeForward = chainAuthorizeForward([

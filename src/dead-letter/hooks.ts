@@ -61,7 +61,8 @@ export function createDeadLetterHooks ({ aedes, store, config, log }: DeadLetter
   const hasSubscribers = async (topic: string): Promise<boolean> => {
     const matcher = (aedes as unknown as { mq?: { _matcher?: { match: (t: string) => unknown[] } } }).mq?._matcher
     if (matcher !== undefined && matcher.match(topic).length > 0) return true
-    return (await store.subscriptionsByTopic(topic)).length > 0
+    // With sessions.queueQos0 a QoS 1/2 publish is also queued for an offline session's QoS 0 filter.
+    return (await store.subscriptionsByTopic(topic)).length > 0 || store.subscriptionsAtQos0(topic, 1).length > 0
   }
 
   /** The ACL as the original publisher, read from the file (the same file the broker reloads on SIGHUP). */

@@ -42,6 +42,12 @@ export interface BrokerInternals extends Aedes {
   counter: number
   /** Connected clients by id. */
   clients: Record<string, Client>
+  /**
+   * aedes' mqemitter. Every publish, whatever its QoS, reaches the live subscribers through one `mq.emit` (emitPacket
+   * in aedes.js), with the aedes-packet (brokerId, brokerCounter set); its callback runs once every listener is done,
+   * and a QoS 1/2 publisher is acknowledged only after that.
+   */
+  mq: { emit: (packet: DeliveryPacket, done?: (err?: Error | null) => void) => void }
 }
 
 export function internals (client: Client): ClientInternals {

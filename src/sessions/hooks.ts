@@ -1,7 +1,11 @@
-import type { Aedes } from 'aedes'
+import type { Aedes, Client } from 'aedes'
+import type { SubscribeStep } from '../hook-chain.js'
 import type { LevelStore } from '../store/index.js'
+import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
-import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
+
+const SYS_PREFIX = '$SYS/'
 
 /**
  * Persistent-session bookkeeping aedes does not do: each clean=false connect and disconnect is recorded in the
@@ -36,4 +40,82 @@ export async function trackSessions (aedes: Aedes, store: LevelStore, opts: { ex
   }, Math.min(60_000, Math.max(250, Math.floor(opts.expiryMs / 4))))
   timer.unref()
   return { close: () => clearInterval(timer) }
+}
+
+/** The store methods the QoS 0 queue uses (LevelStore). */
+export interface Qos0Store {
+  subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]
+  outgoingEnqueueCombi: (subs: TopicSubscription[], packet: { topic: string, qos: number, brokerId?: string | null, brokerCounter?: number }) => Promise<void>
+}
+
+/**
+ * sessions.queueQos0 (Mosquitto's queue_qos0_messages): a message that goes out at QoS 0 (a QoS 0 publish, or a
+ * QoS 1/2 one through a filter granted QoS 0) is queued for every persistent session that is offline. aedes never
+ * queues these: it calls the store for QoS>0 publishes only, and its QoS 0 delivery never tells the store a copy was
+ * sent, so a copy queued for a connected client would stay. Hence "offline" has to be decided here, once per message,
+ * where aedes hands it to the live subscribers (broker.mq.emit), so that a session gets it one way, live or queued:
+ *
+ * - online is a connection of that session that is registered, or that has begun restoring its subscriptions (aedes
+ *   delivers to those before it registers the client, and replays the queue after); a closing one is offline;
+ * - the copies of a QoS 1/2 publish are committed before emit reports back, so before the publisher's PUBACK/PUBREC;
+ *   those of a QoS 0 publish join the next batch, with no one to wait for them;
+ * - `$SYS` messages are never queued: they are the broker's state of the moment, soon replaced (the `$SYS/broker/`
+ *   tree alone is dozens of messages per interval, which would fill an idle session's queue).
+ *
+ * The store caps each copy at QoS 0 and applies the queue limits; aedes' replay sends it once and deletes it.
+ */
+export function queueOfflineQos0 (broker: BrokerInternals, store: Qos0Store, opts: { enabled: boolean }, log: Logger): { noteConnection: SubscribeStep } {
+  if (!opts.enabled) return { noteConnection: () => true }
+  // Connections of persistent sessions, from their first subscribe step (a restore included) until they close.
+  const connections = new Map<string, Set<Client>>()
+  const forget = (client: Client): void => {
+    const of = connections.get(client.id)
+    of?.delete(client)
+    if (of?.size === 0) connections.delete(client.id)
+  }
+  const isOnline = (clientId: string): boolean => {
+    const registered = broker.clients[clientId]
+    if (registered !== undefined && !registered.closed) return true
+    for (const client of connections.get(clientId) ?? []) {
+      if (client.closed) forget(client)
+      else if (Object.keys(internals(client).subscriptions).length > 0) return true
+    }
+    return false
+  }
+  broker.on('clientDisconnect', forget)
+  broker.on('clientError', forget)
+
+  const mq = broker.mq
+  const emit = mq.emit.bind(mq)
+  mq.emit = (packet, done) => {
+    const offline = packet.topic.startsWith(SYS_PREFIX)
+      ? []
+      : store.subscriptionsAtQos0(packet.topic, packet.qos).filter(sub => !isOnline(sub.clientId))
+    if (offline.length === 0) {
+      emit(packet, done)
+      return
+    }
+    const queued = store.outgoingEnqueueCombi(offline, packet)
+    if (packet.qos === 0) {
+      // The store logs a failed batch once (store write failed); a line per message would flood the log.
+      queued.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not queued'))
+      emit(packet, done)
+      return
+    }
+    // Handled at once: the deliveries finish on a later turn, and a rejection must not go unhandled until then.
+    const failure = queued.then(() => undefined, (err: Error) => err)
+    emit(packet, err => {
+      void failure.then(failed => done?.(failed ?? err))
+    })
+  }
+
+  return {
+    noteConnection: (client) => {
+      if (client.clean) return true
+      let of = connections.get(client.id)
+      if (of === undefined) connections.set(client.id, of = new Set())
+      of.add(client)
+      return true
+    }
+  }
 }

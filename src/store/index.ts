@@ -23,6 +23,9 @@
  *                                   { clientId, subscriptions: {topic, qos}[], queued, inflight, queuedBytes, oldestQueuedAt? }
  *     listSessions(): Promise<string[]>
  *     purgeSession(clientId): Promise<boolean>
+ *     subscriptionsAtQos0(topic, publishQos): TopicSubscription[]
+ *                                   with limits.queueQos0: the subscriptions through which a publish goes out at
+ *                                   QoS 0, for the broker to queue QoS 0 copies for offline sessions
  *
  *   checkStore(dir): Promise<StoreCheck>      read-only verification for `culex store check`
  *   repairStore(dir): Promise<{ movedTo }>    moves the directory to <dir>.corrupt-<time>, leaves an empty one

@@ -28,7 +28,7 @@ export class LevelStore {
   readonly #dir: string
   readonly #queue: WriteQueue
   readonly #drops: DropReporter
-  readonly #subs = new SubscriptionIndex()
+  readonly #subs: SubscriptionIndex
   readonly #retained: RetainedStore
   readonly #incoming = new IncomingIndex()
   readonly #wills: Wills
@@ -51,6 +51,7 @@ export class LevelStore {
       tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
     })
     this.#drops = new DropReporter(opts.logger, opts.onDrop)
+    this.#subs = new SubscriptionIndex({ matchQos0: opts.limits.queueQos0 })
     const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue), limits: opts.limits, drops: this.#drops, logger: opts.logger }
     this.#outbox = new Outbox(deps)
     this.#retained = new RetainedStore(deps)
@@ -132,6 +133,11 @@ export class LevelStore {
   /** From memory; `$` topics never match wildcard-first filters and `$share/…` filters never match. */
   async subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
     return this.#subs.match(topic)
+  }
+
+  /** Synchronous, for the broker's QoS 0 queueing (limits.queueQos0); see SubscriptionIndex#matchAtQos0. */
+  subscriptionsAtQos0 (topic: string, publishQos: number): TopicSubscription[] {
+    return this.#subs.matchAtQos0(topic, publishQos)
   }
 
   async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {

@@ -11,13 +11,24 @@ function isGrantedQos (qos: unknown): qos is 0 | 1 | 2 {
   return qos === 0 || qos === 1 || qos === 2
 }
 
-/**
- * Only QoS>0 subscriptions go into the matcher: aedes queues for every match, and a QoS 0 subscriber must not
- * get an offline queue. `$share/…` filters are kept as records (the broker restores them through its own
- * dispatcher) but never matched here, so aedes' enqueueOffline ignores them.
- */
-function isMatched (filter: string, qos: number): boolean {
-  return (qos === 1 || qos === 2) && !filter.startsWith('$share/')
+function newMatcher (): QlobberSub {
+  // match_empty_levels: mqemitter matches `a/+` against `a/` ([MQTT-4.7.1-3]); the queue must match the same
+  // topics as live delivery or aedes' outgoingUpdate finds no queued copy and drops the client.
+  return new QlobberSub({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true })
+}
+
+/** Wildcard-first filters never match `$` topics [MQTT-4.7.2-1]. */
+function withoutWildcardFirst (topic: string, subs: TopicSubscription[]): TopicSubscription[] {
+  if (topic.charCodeAt(0) !== 36) return subs
+  return subs.filter((sub) => {
+    const first = sub.topic.charCodeAt(0)
+    return first !== 43 && first !== 35
+  })
+}
+
+export interface SubscriptionIndexOptions {
+  /** sessions.queueQos0: QoS 0 subscriptions are matched too, in a matcher of their own (see matchAtQos0). */
+  matchQos0?: boolean
 }
 
 function toRecord (sub: SubscriptionInput): SubscriptionRecord {
@@ -29,13 +40,22 @@ function toRecord (sub: SubscriptionInput): SubscriptionRecord {
   return record
 }
 
-/** Every session's subscription records plus the topic matcher, all in memory (loaded at open). */
+/**
+ * Every session's subscription records plus the topic matchers, all in memory (loaded at open). Only QoS>0
+ * subscriptions go into the matcher aedes reads (subscriptionsByTopic): aedes queues a copy for every match, online
+ * or not, and consumes it only through a QoS>0 delivery. QoS 0 subscriptions have a matcher of their own, only with
+ * matchQos0. `$share/…` filters are kept as records (the broker restores them through its own dispatcher) but never
+ * matched here, so aedes' enqueueOffline ignores them.
+ */
 export class SubscriptionIndex {
-  // match_empty_levels: mqemitter matches `a/+` against `a/` ([MQTT-4.7.1-3]); the queue must match the same
-  // topics as live delivery or aedes' outgoingUpdate finds no queued copy and drops the client.
-  readonly #trie = new QlobberSub({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true })
+  readonly #trie = newMatcher()
+  readonly #qos0: QlobberSub | undefined
   readonly #byClient = new Map<string, Map<string, SubscriptionRecord>>()
   #count = 0
+
+  constructor (opts: SubscriptionIndexOptions = {}) {
+    this.#qos0 = opts.matchQos0 === true ? newMatcher() : undefined
+  }
 
   get count (): number {
     return this.#count
@@ -99,12 +119,21 @@ export class SubscriptionIndex {
 
   /** One entry per (client, matching filter), QlobberSub order; wildcard-first filters never match `$` topics. */
   match (topic: string): TopicSubscription[] {
-    const subs = this.#trie.match(topic)
-    if (topic.charCodeAt(0) !== 36) return subs
-    return subs.filter((sub) => {
-      const first = sub.topic.charCodeAt(0)
-      return first !== 43 && first !== 35
-    })
+    return withoutWildcardFirst(topic, this.#trie.match(topic))
+  }
+
+  /**
+   * The subscriptions through which a message of `publishQos` on `topic` goes out at QoS 0: every match of a QoS 0
+   * publish; for QoS 1/2, the QoS 0 filters of clients that no QoS 1/2 filter matches (those get a QoS>0 copy).
+   * Always empty without matchQos0.
+   */
+  matchAtQos0 (topic: string, publishQos: number): TopicSubscription[] {
+    if (this.#qos0 === undefined) return []
+    const qos0 = withoutWildcardFirst(topic, this.#qos0.match(topic))
+    if (publishQos === 0) return [...this.match(topic), ...qos0]
+    if (qos0.length === 0) return qos0
+    const higher = new Set(this.match(topic).map((sub) => sub.clientId))
+    return qos0.filter((sub) => !higher.has(sub.clientId))
   }
 
   byClient (clientId: string): Array<SubscriptionRecord & { topic: string }> {
@@ -148,9 +177,9 @@ export class SubscriptionIndex {
   #set (clientId: string, filter: string, record: SubscriptionRecord | undefined, sub?: SubscriptionInput): void {
     let subs = this.#byClient.get(clientId)
     const prev = subs?.get(filter)
-    if (prev !== undefined && isMatched(filter, prev.qos) && (record === undefined || !isMatched(filter, record.qos))) {
-      this.#trie.remove(filter, { clientId, topic: filter })
-    }
+    const from = prev === undefined ? undefined : this.#matcherFor(filter, prev.qos)
+    const to = record === undefined ? undefined : this.#matcherFor(filter, record.qos)
+    if (from !== undefined && from !== to) from.remove(filter, { clientId, topic: filter })
     if (record === undefined) {
       if (subs !== undefined && prev !== undefined) {
         subs.delete(filter)
@@ -159,8 +188,8 @@ export class SubscriptionIndex {
       }
       return
     }
-    if (isMatched(filter, record.qos)) {
-      this.#trie.add(filter, {
+    if (to !== undefined) {
+      to.add(filter, {
         clientId,
         topic: filter,
         qos: record.qos,
@@ -175,5 +204,11 @@ export class SubscriptionIndex {
     }
     if (prev === undefined) this.#count++
     subs.set(filter, record)
+  }
+
+  #matcherFor (filter: string, qos: number): QlobberSub | undefined {
+    if (filter.startsWith('$share/')) return undefined
+    if (qos === 1 || qos === 2) return this.#trie
+    return qos === 0 ? this.#qos0 : undefined
   }
 }

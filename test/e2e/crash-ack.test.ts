@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectClient, endClient, sleep } from '../helpers/clients.js'
 import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir } from '../helpers/cli.js'
+import { publishUntilKilledOnAck } from './support/kill-on-ack.js'
 
 /**
  * The durability contract at its sharpest point: the broker is killed (SIGKILL) in the very callback that receives
@@ -25,29 +26,8 @@ describe('kill -9 right after an acknowledgement', () => {
         }
         const pub = await connectClient(url, { clientId: `crash-pub-${round}` })
         pub.on('error', () => {})
-        const acked: number[] = []
         const killAt = 150 + Math.floor(Math.random() * 300)
-        let killed = false
-        await new Promise<void>(resolve => {
-          let next = 0
-          const send = (): void => {
-            if (killed) return
-            const seq = round * 10_000 + next++
-            pub.publish(`crash/${round}`, String(seq), { qos }, err => {
-              if (err !== undefined && err !== null) return
-              acked.push(seq)
-              if (!killed && acked.length >= killAt) {
-                killed = true
-                process.kill(cli.pid, 'SIGKILL')
-                resolve()
-                return
-              }
-              send()
-            })
-          }
-          // 32 publishes in flight keep the broker busy committing while acknowledgements go out.
-          for (let i = 0; i < 32; i++) send()
-        })
+        const acked = await publishUntilKilledOnAck(pub, { topic: `crash/${round}`, qos, pid: cli.pid, killAt, first: round * 10_000 })
         await cli.kill9()
         await endClient(pub, true)
 

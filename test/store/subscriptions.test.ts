@@ -47,6 +47,49 @@ describe('subscriptionsByTopic', () => {
   })
 })
 
+describe('subscriptionsAtQos0 (queueQos0)', () => {
+  const ids = (subs: Array<{ clientId: string, topic: string }>): string[] => subs.map((s) => `${s.clientId} ${s.topic}`).sort()
+
+  it('matches every filter for a QoS 0 publish, and for QoS 1/2 only the QoS 0 filters of clients no QoS 1/2 filter matches', async () => {
+    const store = await open(await dirs.make(), { limits: { queueQos0: true } })
+    await store.addSubscriptions({ id: 'zero' }, [{ topic: 'a/#', qos: 0 }])
+    await store.addSubscriptions({ id: 'both' }, [{ topic: 'a/+', qos: 0 }, { topic: 'a/b', qos: 1 }])
+    await store.addSubscriptions({ id: 'one' }, [{ topic: '+/b', qos: 2 }])
+    expect(ids(store.subscriptionsAtQos0('a/b', 0))).toEqual(['both a/+', 'both a/b', 'one +/b', 'zero a/#'])
+    expect(ids(store.subscriptionsAtQos0('a/b', 1))).toEqual(['zero a/#'])
+    expect(ids(store.subscriptionsAtQos0('a/c', 2))).toEqual(['both a/+', 'zero a/#'])
+    // what aedes reads is unchanged: QoS 1/2 filters only
+    expect(ids(await store.subscriptionsByTopic('a/b'))).toEqual(['both a/b', 'one +/b'])
+    await store.close()
+  })
+
+  it('follows QoS changes, removals and restarts; never matches $share filters or wildcard-first filters for $ topics', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir, { limits: { queueQos0: true } })
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 0 }, { topic: '#', qos: 0 }, { topic: '$DLQ/#', qos: 0 }, { topic: '$share/g/x/#', qos: 0 }])
+    expect(ids(store.subscriptionsAtQos0('x/1', 1))).toEqual(['c1 #', 'c1 x/#'])
+    expect(ids(store.subscriptionsAtQos0('$DLQ/r/x', 0))).toEqual(['c1 $DLQ/#'])
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 1 }])
+    expect(store.subscriptionsAtQos0('x/1', 1)).toEqual([])
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 0 }])
+    await store.removeSubscriptions({ id: 'c1' }, ['#'])
+    await store.close()
+    const reopened = await open(dir, { limits: { queueQos0: true } })
+    expect(ids(reopened.subscriptionsAtQos0('x/1', 2))).toEqual(['c1 x/#'])
+    await reopened.cleanSubscriptions({ id: 'c1' })
+    expect(reopened.subscriptionsAtQos0('x/1', 0)).toEqual([])
+    await reopened.close()
+  })
+
+  it('matches nothing without queueQos0', async () => {
+    const store = await open(await dirs.make())
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 0 }, { topic: 'y/#', qos: 1 }])
+    expect(store.subscriptionsAtQos0('x/1', 0)).toEqual([])
+    expect(store.subscriptionsAtQos0('y/1', 0)).toEqual([])
+    await store.close()
+  })
+})
+
 describe('addSubscriptions with denied entries', () => {
   it('does not store a subscription the broker denied (qos 128)', async () => {
     const dir = await dirs.make()
