@@ -104,8 +104,8 @@ function toPacket (fields: Record<string, unknown>, client: ClientInternals): Re
     packet.retain ??= false
     packet.dup ??= false
   }
-  const acknowledged = packet.cmd === 'pubrel' || (packet.qos ?? 0) > 0
-  if (acknowledged && (typeof packet.messageId !== 'number' || packet.messageId === 0)) {
+  // a queued QoS 0 copy gets one too, as aedes gives it: outgoingUpdate expects one (it never reaches the wire)
+  if (typeof packet.messageId !== 'number' || packet.messageId === 0) {
     packet.messageId = client._nextId
     client._nextId = client._nextId >= 65535 ? 1 : client._nextId + 1
   }
