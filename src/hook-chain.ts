@@ -36,17 +36,29 @@ function refusal (code: ConnectRefusal, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
 }
 
-async function firstVerdict<A extends unknown[], V> (steps: ReadonlyArray<(...args: A) => V | undefined | Promise<V | undefined>>, args: A): Promise<V | undefined> {
-  for (const step of steps) {
-    const verdict = await step(...args)
+/**
+ * The first verdict of the steps, in order. Synchronous while the steps are: awaiting each of the seven publish
+ * checks cost seven microtask hops on every PUBLISH, and nearly every check answers at once.
+ */
+function firstVerdict<A extends unknown[], V> (steps: ReadonlyArray<(...args: A) => V | undefined | Promise<V | undefined>>, args: A, from = 0): V | undefined | Promise<V | undefined> {
+  for (let i = from; i < steps.length; i++) {
+    const verdict = steps[i](...args)
+    if (verdict instanceof Promise) {
+      return verdict.then(v => v !== undefined ? v : firstVerdict(steps, args, i + 1))
+    }
     if (verdict !== undefined) return verdict
   }
   return undefined
 }
 
+/** firstVerdict as a promise, for the hooks that answer through a callback anyway. */
+async function verdictOf<A extends unknown[], V> (steps: ReadonlyArray<(...args: A) => V | undefined | Promise<V | undefined>>, args: A): Promise<V | undefined> {
+  return await firstVerdict(steps, args)
+}
+
 export function chainPreConnect (steps: readonly ConnectStep[]) {
   return (client: Client, packet: ConnectPacket, cb: (error: Error | null, ok: boolean) => void): void => {
-    firstVerdict(steps, [client, packet]).then(
+    verdictOf(steps, [client, packet]).then(
       code => code === undefined ? cb(null, true) : cb(refusal(code, 'connection refused'), false),
       err => cb(err as Error, false))
   }
@@ -54,7 +66,7 @@ export function chainPreConnect (steps: readonly ConnectStep[]) {
 
 export function chainAuthenticate (steps: readonly AuthenticateStep[]) {
   return (client: Client, username: string | undefined, password: Buffer | undefined, cb: (error: AuthenticateError | null, ok: boolean | null) => void): void => {
-    firstVerdict(steps, [client, username, password]).then(
+    verdictOf(steps, [client, username, password]).then(
       code => code === undefined ? cb(null, true) : cb(refusal(code, 'authentication failed'), false),
       err => cb(Object.assign(err as Error, { returnCode: 3 }) as AuthenticateError, false))
   }
@@ -74,8 +86,8 @@ export interface PublishChain {
 
 export function chainAuthorizePublish (chain: PublishChain) {
   return (client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void => {
-    firstVerdict(chain.checks, [client, packet]).then(async verdict => {
-      if (verdict === undefined) return await chain.commit(client, packet)
+    const decide = (verdict: PublishDrop | undefined): Promise<void> | undefined => {
+      if (verdict === undefined) return chain.commit(client, packet)
       chain.onDrop(client, packet, verdict)
       // MQTT 3.1.1 has no negative acknowledgement: by default the publisher gets its PUBACK/PUBREC and stays
       // connected; the other choice 3.1.1 allows [MQTT-3.3.5-2] is closing the connection. A will has no
@@ -84,7 +96,18 @@ export function chainAuthorizePublish (chain: PublishChain) {
         throw new Error(`publish refused (${verdict.drop}): ${verdict.detail}`)
       }
       chain.settle(packet)
-    }).then(() => cb(null), err => cb(err as Error))
+      return undefined
+    }
+    let outcome: Promise<void> | undefined
+    try {
+      const verdict = firstVerdict(chain.checks, [client, packet])
+      outcome = verdict instanceof Promise ? verdict.then(decide) : decide(verdict)
+    } catch (err) {
+      cb(err as Error)
+      return
+    }
+    if (outcome === undefined) cb(null)
+    else outcome.then(() => cb(null), err => cb(err as Error))
   }
 }
 
