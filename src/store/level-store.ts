@@ -149,11 +149,7 @@ export class LevelStore {
    * otherwise aedes would replay it to the new clean session.
    */
   async cleanSubscriptions (client: ClientRef): Promise<void> {
-    const { removed, undo } = this.#subs.clean(client.id)
-    const enc = encodeClientId(client.id)
-    const ops: WriteOp[] = removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) }))
-    ops.push(...this.#outbox.purge(client.id), ...this.#sessions.remove(client.id))
-    await this.#queue.commit(ops, undo)
+    await this.#endSession(client.id, [])
   }
 
   // outgoing ------------------------------------------------------------------------------------------------------
@@ -292,12 +288,17 @@ export class LevelStore {
   /** Deletes a session's subscriptions, queue and inbound QoS 2 state. Disconnect the client first. */
   async purgeSession (clientId: string): Promise<boolean> {
     const existed = this.#sessionIds().has(clientId)
+    await this.#endSession(clientId, this.#incoming.clean(clientId))
+    return existed
+  }
+
+  /** One batch removing a session's subscriptions, queue and record, plus `more`. */
+  async #endSession (clientId: string, more: WriteOp[]): Promise<void> {
     const { removed, undo } = this.#subs.clean(clientId)
     const enc = encodeClientId(clientId)
     const ops: WriteOp[] = removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) }))
-    ops.push(...this.#outbox.purge(clientId), ...this.#incoming.clean(clientId), ...this.#sessions.remove(clientId))
+    ops.push(...this.#outbox.purge(clientId), ...more, ...this.#sessions.remove(clientId))
     await this.#queue.commit(ops, undo)
-    return existed
   }
 
   /** Flushes pending writes and closes the database; safe to call twice. */
