@@ -116,6 +116,8 @@ export function createRegistry (totals: Totals, state: () => ScrapeState, info: 
     }
   })
   total('culex_store_write_batches_total', 'LevelDB write batches committed.', [], () => [[{}, state().snapshot.store.writeBatches]])
+  total('culex_store_write_failures_total', 'LevelDB write batches that failed (disk full, I/O error); their publishers got no acknowledgement.', [],
+    () => [[{}, state().snapshot.store.writeFailures]])
   total('culex_store_dropped_messages_total', 'Queued or retained messages the store dropped (queue full, expired, retained limit).', [],
     () => [[{}, state().snapshot.store.droppedMessages]])
   return registry

@@ -38,7 +38,7 @@ export interface Snapshot {
   sessions: { persistent: number }
   queued: { messages: number, bytes: number }
   inflight: { out: number, in: number }
-  store: { writeBatches: number, droppedMessages: number }
+  store: { writeBatches: number, writeFailures: number, droppedMessages: number }
   authFailures: number
   memory: { heapUsed: number, rss: number }
 }
@@ -115,7 +115,7 @@ export function takeSnapshot (totals: Totals, aedes: Aedes, store: MetricsStore,
     sessions: { persistent: stats.sessions },
     queued: { messages: stats.queuedMessages, bytes: stats.queuedBytes },
     inflight: { out: totals.inflightOut, in: totals.inflightIn },
-    store: { writeBatches: stats.writeBatches, droppedMessages: stats.droppedMessages },
+    store: { writeBatches: stats.writeBatches, writeFailures: stats.writeFailures, droppedMessages: stats.droppedMessages },
     authFailures: sum(totals.authFailures.values()),
     memory: { heapUsed: mem.heapUsed, rss: mem.rss }
   }

@@ -32,9 +32,10 @@ export class Dispatcher<H> {
 
   /**
    * A message matched the group's filter. `done` (the publisher's PUBACK waits for it) runs once the message is
-   * stored (durable groups) and handed to a member or queued; see #deliver for what "handed" means.
+   * stored (durable groups) and handed to a member or queued; see #deliver for what "handed" means. It gets the
+   * error of a failed store write: the publisher must then not be acknowledged.
    */
-  publish (group: Group<H>, message: IncomingMessage, done: () => void): void {
+  publish (group: Group<H>, message: IncomingMessage, done: (err?: Error) => void): void {
     // [MQTT-4.7.2-1]: a filter starting with a wildcard never matches a topic starting with "$".
     if (this.#closed || group.removed || (isReservedTopic(message.topic) && startsWithWildcard(group.share.filter))) {
       done()
@@ -53,7 +54,8 @@ export class Dispatcher<H> {
       storeKey: undefined
     })
     let waits = 1
-    const settle = (): void => { if (--waits === 0) done() }
+    let failure: Error | undefined
+    const settle = (): void => { if (--waits === 0) done(failure) }
     if (entry.qos > 0 && this.store !== undefined && group.members.durable) {
       // Stored before the publisher's PUBACK (which waits for `done`), sent at the same time.
       const { key, done: stored } = this.store.add(group.share.key, messageOf(entry), entry.enqueuedAt)
@@ -65,6 +67,7 @@ export class Dispatcher<H> {
         settle()
       }, (err: unknown) => {
         this.opts.log.error({ err, share: shareTopic(group.share.key) }, 'shared message not stored')
+        failure = err as Error
         settle()
       })
     }

@@ -123,7 +123,7 @@ export class SharedEngine<H> {
 
   // messages ------------------------------------------------------------------------------------------------------
 
-  publish (group: Group<H>, message: IncomingMessage, done: () => void): void {
+  publish (group: Group<H>, message: IncomingMessage, done: (err?: Error) => void): void {
     this.#dispatcher.publish(group, message, done)
   }
 

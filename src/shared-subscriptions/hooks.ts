@@ -52,6 +52,8 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const issued = new WeakMap<Client, Map<number, Issued>>()
   const watched = new WeakSet<Client>()
   const listeners = new Map<Group<Client>, Listener>()
+  /** Publishes whose group-queue write failed, until their emit completes. */
+  const unstored = new WeakMap<object, Error>()
   const origSubscribe = broker.subscribe.bind(broker)
   const origUnsubscribe = broker.unsubscribe.bind(broker)
 
@@ -94,7 +96,10 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       const listener: Listener = (packet, cb) => {
         // The engine copies what it keeps; only a broker-made publish may carry a string payload.
         const payload = packet.payload as Buffer | string | undefined
-        engine.publish(group, (Buffer.isBuffer(payload) ? packet : { ...packet, payload: Buffer.from(payload ?? '') }) as IncomingMessage, cb)
+        engine.publish(group, (Buffer.isBuffer(payload) ? packet : { ...packet, payload: Buffer.from(payload ?? '') }) as IncomingMessage, (err) => {
+          if (err !== undefined) unstored.set(packet, err)
+          cb()
+        })
       }
       listeners.set(group, listener)
       origSubscribe(group.share.filter, listener, noop)
@@ -107,6 +112,19 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   }
 
   const engine = new SharedEngine<Client>(port, store.groupQueues, { ...opts, log: log as unknown as EngineOptions['log'] })
+
+  // aedes' emitter drops the errors its listeners report. A group-queue write that failed must still fail the
+  // publish, so that its publisher gets no PUBACK/PUBREC and sends it again, instead of an acknowledgement for a
+  // message that is stored nowhere.
+  const mq = broker.mq
+  const emit = mq.emit.bind(mq)
+  mq.emit = (packet, done) => {
+    emit(packet, (err) => {
+      const failed = unstored.get(packet)
+      if (failed !== undefined) unstored.delete(packet)
+      done?.(failed ?? err)
+    })
+  }
 
   /** Acknowledgements of shared deliveries, read before aedes handles them. */
   const watch = (client: Client): void => {

@@ -18,7 +18,7 @@
  *     close(): Promise<void>        flushes pending writes and closes the database; safe to call twice
  *     destroy(): Promise<void>      same as close (the abstract suite calls it); the data stays on disk
  *     barrier(): Promise<void>      resolves once every write queued so far is on disk
- *     stats(): StoreStats           { sessions, queuedMessages, queuedBytes, retained, subscriptions, writeBatches, droppedMessages }
+ *     stats(): StoreStats           { sessions, queuedMessages, queuedBytes, retained, subscriptions, writeBatches, writeFailures, droppedMessages }
  *     sessionInfo(clientId): Promise<SessionInfo | undefined>
  *                                   { clientId, subscriptions: {topic, qos}[], queued, inflight, queuedBytes, oldestQueuedAt? }
  *     listSessions(): Promise<string[]>

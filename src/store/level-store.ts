@@ -253,6 +253,7 @@ export class LevelStore {
       retained: this.#retained.count,
       subscriptions: this.#subs.count,
       writeBatches: this.#queue.batches,
+      writeFailures: this.#queue.failedBatches,
       droppedMessages: this.#drops.dropped
     }
   }

@@ -51,6 +51,8 @@ export interface StoreStats {
   retained: number
   subscriptions: number
   writeBatches: number
+  /** Batches that failed (disk full, I/O error): their writes were refused and their publishers not acknowledged. */
+  writeFailures: number
   droppedMessages: number
 }
 

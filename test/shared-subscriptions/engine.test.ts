@@ -51,7 +51,7 @@ function setup (opts: Partial<EngineOptions> = {}) {
   const publish = async (payload: string, qos = 1, topic = 'jobs/x'): Promise<void> => {
     const group = engine.group(share.key)
     if (group === undefined) throw new Error('no group')
-    await new Promise<void>(resolve => engine.publish(group, { topic, payload: Buffer.from(payload), qos, clientId: 'pub' }, resolve))
+    await new Promise<void>(resolve => engine.publish(group, { topic, payload: Buffer.from(payload), qos, clientId: 'pub' }, () => resolve()))
   }
   const to = (h: string): string[] => sent.filter(s => s.handle === h).map(s => s.packet.payload.toString())
   const close = (h: string): void => {
@@ -178,8 +178,8 @@ describe('shared engine', () => {
     dollar.engine.join(wild, 'a', { handle: 'a', token: 'f', qos: 1, persistent: false, ready: true })
     const group = dollar.engine.group('w/#')
     if (group === undefined) throw new Error('no group')
-    await new Promise<void>(resolve => dollar.engine.publish(group, { topic: '$SYS/x', payload: Buffer.from('s'), qos: 1 }, resolve))
-    await new Promise<void>(resolve => dollar.engine.publish(group, { topic: 'x', payload: Buffer.from('x'), qos: 1 }, resolve))
+    await new Promise<void>(resolve => dollar.engine.publish(group, { topic: '$SYS/x', payload: Buffer.from('s'), qos: 1 }, () => resolve()))
+    await new Promise<void>(resolve => dollar.engine.publish(group, { topic: 'x', payload: Buffer.from('x'), qos: 1 }, () => resolve()))
     expect(dollar.sent.map(x => x.packet.topic)).toEqual(['x'])
   })
 

@@ -1,0 +1,94 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { IPublishPacket } from 'mqtt-packet'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectClient, endClient, waitFor } from '../helpers/clients.js'
+import { ensureBuilt, killAllChildren, startArgs, startCli } from '../helpers/cli.js'
+import { openRaw, type RawClient } from '../helpers/raw-client.js'
+
+/**
+ * A full disk, for real: the data directory lives on a 4 MiB tmpfs that the test fills up. Mounting needs root;
+ * without it the test is reported as skipped (never as passed).
+ */
+const mountPoint = mkdtempSync(path.join(os.tmpdir(), 'culex-full-'))
+const mounted = ((): boolean => {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { stdio: 'ignore' })
+    return true
+  } catch {
+    rmSync(mountPoint, { recursive: true, force: true })
+    return false
+  }
+})()
+
+const filler = path.join(mountPoint, 'filler')
+
+/** Leaves about `freeBytes` free on the tmpfs. */
+function fill (freeBytes: number): void {
+  const { bavail, bsize } = statfsSync(mountPoint)
+  writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - freeBytes)))
+}
+
+async function publishRefused (url: string, clientId: string, topic: string, payload: Buffer): Promise<RawClient> {
+  const raw = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
+  await raw.connect({ clientId })
+  raw.send({ cmd: 'publish', topic, qos: 1, messageId: 7, payload, retain: false, dup: false })
+  return raw
+}
+
+describe.skipIf(!mounted)('a full disk (data directory on a small tmpfs)', () => {
+  beforeAll(async () => { await ensureBuilt() }, 120_000)
+  afterAll(async () => {
+    await killAllChildren()
+    if (mounted) execFileSync('umount', [mountPoint])
+    rmSync(mountPoint, { recursive: true, force: true })
+  })
+
+  it('withholds the PUBACK of a message it cannot store, closes that connection, keeps serving, and stores it when retried after space is freed', async () => {
+    const cli = await startCli(startArgs(path.join(mountPoint, 'data')))
+    const url = `mqtt://127.0.0.1:${cli.ports.mqtt}`
+    // A persistent subscriber and a durable shared group, both offline: each publish below must be written first.
+    for (const [clientId, filter] of [['keeper', 'disk/#'], ['worker', '$share/g/jobs/#']]) {
+      const c = await connectClient(url, { clientId, clean: false })
+      await c.subscribeAsync(filter, { qos: 1 })
+      await endClient(c)
+    }
+    const pub = await connectClient(url, { clientId: 'pub-ok' })
+    await pub.publishAsync('disk/a', 'before', { qos: 1 })
+
+    fill(64 * 1024)
+    const big = Buffer.alloc(512 * 1024, 0x61)
+    for (const [clientId, topic] of [['pub-queue', 'disk/a'], ['pub-shared', 'jobs/1']]) {
+      const raw = await publishRefused(url, clientId, topic, big)
+      expect(await raw.waitClosed(10_000), `${topic}: the connection is closed`).toBe(true)
+      expect(raw.received.filter(p => p.cmd === 'puback'), `${topic}: no PUBACK`).toEqual([])
+    }
+    await cli.waitForLog(l => l.msg === 'store write failed', 'the write failure in the log')
+
+    // Everyone else is still served, live.
+    const watcher = await connectClient(url, { clientId: 'watcher' })
+    await watcher.subscribeAsync('live/#', { qos: 0 })
+    await pub.publishAsync('live/x', 'still here', { qos: 0 })
+    await waitFor(() => watcher.received.some(m => m.payload === 'still here'), 'a live message during the full disk')
+    const metrics = await (await fetch(`http://127.0.0.1:${cli.ports.admin}/metrics`)).text()
+    expect(Number(/^culex_store_write_failures_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2)
+
+    // Space again: the publishers' retries are acknowledged and delivered, and what was stored before is intact.
+    unlinkSync(filler)
+    await pub.publishAsync('disk/a', big, { qos: 1 })
+    await pub.publishAsync('jobs/1', big, { qos: 1 })
+    const keeper = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
+    expect((await keeper.connect({ clientId: 'keeper', clean: false })).sessionPresent).toBe(true)
+    const first = await keeper.next<IPublishPacket>('publish')
+    const second = await keeper.next<IPublishPacket>('publish')
+    expect(first.payload.toString()).toBe('before')
+    expect(second.payload.equals(big)).toBe(true)
+    const worker = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
+    await worker.connect({ clientId: 'worker', clean: false })
+    expect((await worker.next<IPublishPacket>('publish')).payload.equals(big)).toBe(true)
+    await Promise.all([endClient(pub), endClient(watcher), keeper.disconnect(), worker.disconnect()])
+    expect(await cli.stop('SIGTERM')).toBe(0)
+  }, 60_000)
+})
