@@ -15,6 +15,7 @@ import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
 export interface SharedStore {
   readonly groupQueues: GroupQueueStore
   outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
+  outgoingPubrel: (client: Client, messageId: number) => Promise<void>
   purgeSession: (clientId: string) => Promise<boolean>
   cleanSubscriptions: (client: Client) => Promise<void>
   listSessions: () => Promise<string[]>
@@ -210,13 +211,15 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   // Safety net for a connection whose shared subscriptions were replaced (a takeover): its deliveries still move.
   broker.on('clientDisconnect', (client: Client) => engine.gone(client, client.id))
 
-  // For a persistent member aedes records each delivery in the session queue; a shared delivery has no entry there.
+  // For a persistent member aedes records each delivery in the session queue; a shared delivery has no entry there
+  // (the group queue holds it). Its PUBREL does go into the session, to be resent after a reconnect or a restart.
   const outgoingUpdate = store.outgoingUpdate.bind(store)
   store.outgoingUpdate = async (client, packet) => {
     const id = packet.messageId
     const state = id == null ? undefined : issued.get(client)?.get(id)
-    if (state !== undefined) {
-      if (packet.cmd === 'pubrel' ? state === RECEIVED : state === NO_COUNTER || state === packet.brokerCounter) return
+    if (state !== undefined && id != null) {
+      if (packet.cmd === 'pubrel' && state === RECEIVED) return await store.outgoingPubrel(client, id)
+      if (packet.cmd !== 'pubrel' && (state === NO_COUNTER || state === packet.brokerCounter)) return
     }
     await outgoingUpdate(client, packet)
   }

@@ -167,6 +167,11 @@ export class LevelStore {
     await this.#outbox.update(client, packet)
   }
 
+  /** See Outbox#addPubrel: the PUBREL of a QoS 2 message delivered outside the session's queue. */
+  async outgoingPubrel (client: ClientRef, messageId: number): Promise<void> {
+    await this.#outbox.addPubrel(client, messageId)
+  }
+
   async outgoingClearMessageId (client: ClientRef, packet: PacketLike | number): Promise<Record<string, unknown> | undefined> {
     return await this.#outbox.clear(client, packet)
   }

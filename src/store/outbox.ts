@@ -195,6 +195,28 @@ export class Outbox {
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
   }
 
+  /**
+   * A PUBREL for a QoS 2 message that reached the session another way than its queue (a shared subscription's
+   * delivery): recorded like the PUBREL of a queued message, so it is resent after a reconnect or a restart until
+   * PUBCOMP [MQTT-4.4.0-1]. Resolves once committed; a second call for the same id changes nothing.
+   */
+  addPubrel (client: ClientRef, messageId: number): Promise<void> {
+    const queue = this.#queueFor(client.id)
+    if (queue.byMessageId(messageId)?.cmd === 'pubrel') return this.#deps.queue.commit([])
+    const now = Date.now()
+    const record = pubrelRecord(messageId)
+    const seq = this.#seq++
+    const entry: QueueEntry = {
+      seq, key: outgoingKey(queue.enc, seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId,
+      qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.#token(client), inflight: record, removed: false
+    }
+    queue.add(entry)
+    return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: now }) }], () => {
+      queue.remove(entry)
+      this.#dropIfEmpty(queue)
+    })
+  }
+
   /** PUBACK / PUBCOMP: removes the entry and returns the packet; an unknown id is answered from memory. */
   async clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
     const messageId = typeof packet === 'object' && packet !== null ? (packet as PacketLike).messageId : undefined

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import type { IPubrelPacket, IPublishPacket } from 'mqtt-packet'
+import { openRaw } from '../helpers/raw-client.js'
 import { adminGet, endAll, publishMany, silentMember } from './support.js'
 
 interface GroupRow { share: string, durable: boolean, queued: number, members: Array<{ clientId: string, online: boolean, persistent: boolean }> }
@@ -55,6 +57,34 @@ describe('shared subscriptions: persistent members and the durable group queue',
     expect((await groupsOf(t)).find(g => g.share === '$share/d/dur/#')).toMatchObject({ queued: 0 })
     expect(t.broker.store.groupQueues.count).toBe(0)
     await endAll([back])
+  })
+
+  it('resends a persistent member\'s PUBREL after a restart until PUBCOMP, and never the QoS 2 message itself', async () => {
+    t = await startTestBroker()
+    const member = await silentMember(t.mqttUrl, 'q2-member', '$share/q/q2/#', 2, false)
+    const pub = await connectClient(t.mqttUrl, { clientId: 'q2-pub' })
+    await pub.publishAsync('q2/a', 'once', { qos: 2 })
+    const publish = await member.next<IPublishPacket>('publish')
+    member.send({ cmd: 'pubrec', messageId: publish.messageId })
+    expect((await member.next<IPubrelPacket>('pubrel')).messageId).toBe(publish.messageId)
+    // The member got the PUBREL but goes away without PUBCOMP; then the broker restarts.
+    member.destroy()
+    await endClient(pub)
+    t = await t.restart()
+
+    const back = await openRaw('tcp', { mqttUrl: t.mqttUrl, wsUrl: '' })
+    expect((await back.connect({ clientId: 'q2-member', clean: false })).sessionPresent).toBe(true)
+    expect((await back.next<IPubrelPacket>('pubrel')).messageId).toBe(publish.messageId)
+    back.send({ cmd: 'pubcomp', messageId: publish.messageId })
+    await sleep(300)
+    expect(back.received.filter(p => p.cmd === 'publish'), 'the message itself is not sent again').toEqual([])
+    await back.disconnect()
+    const again = await openRaw('tcp', { mqttUrl: t.mqttUrl, wsUrl: '' })
+    await again.connect({ clientId: 'q2-member', clean: false })
+    await sleep(300)
+    expect(again.received.filter(p => p.cmd === 'pubrel' || p.cmd === 'publish'), 'nothing after PUBCOMP').toEqual([])
+    expect((await t.broker.store.sessionInfo('q2-member'))?.queued).toBe(0)
+    await again.disconnect()
   })
 
   it('redelivers a persistent member\'s unacknowledged messages to it when it is the only member and comes back', async () => {
