@@ -91,3 +91,8 @@ export function parseNumberedKey (key: string, digits: number): { clientId: stri
   if (parts === undefined || parts.rest.length !== digits || !/^\d+$/.test(parts.rest)) return undefined
   return { clientId: parts.clientId, n: Number(parts.rest) }
 }
+
+/** Keys whose values are read back while the broker runs (replay, retained lookups, group and dead-letter reads). */
+export function isReadBack (key: string): boolean {
+  return key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
+}

@@ -3,7 +3,7 @@ import { encodeRecord } from './codec.js'
 import { DeadLetterStore } from './dead-letters.js'
 import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
-import { encodeClientId, PREFIX, subscriptionKey } from './layout.js'
+import { encodeClientId, isReadBack, subscriptionKey } from './layout.js'
 import { loadAll } from './load.js'
 import type { StoreDb } from './open.js'
 import { Outbox } from './outbox.js'
@@ -43,13 +43,7 @@ export class LevelStore {
   constructor (db: StoreDb, opts: StoreOptions) {
     this.#db = db
     this.#dir = opts.dir
-    this.#queue = new WriteQueue({
-      db,
-      dir: opts.dir,
-      sync: opts.sync,
-      logger: opts.logger,
-      tracked: (key) => key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
-    })
+    this.#queue = new WriteQueue({ db, dir: opts.dir, sync: opts.sync, logger: opts.logger, tracked: isReadBack })
     this.#drops = new DropReporter(opts.logger, opts.onDrop)
     this.#subs = new SubscriptionIndex({ matchQos0: opts.limits.queueQos0 })
     const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue), limits: opts.limits, drops: this.#drops, logger: opts.logger }

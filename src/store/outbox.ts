@@ -4,7 +4,8 @@ import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, type QueueEntry } from './outgoing-index.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
-import { admit, type DropReporter } from './queue-limits.js'
+import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
+import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import type { ValueReader } from './reader.js'
 import type { ClientRef, PacketLike, StoreLimits } from './types.js'
@@ -16,12 +17,6 @@ export interface OutboxDeps {
   limits: StoreLimits
   drops: DropReporter
   logger: Logger
-}
-
-export interface EnqueueTarget {
-  clientId: string
-  qos?: number
-  rap?: boolean
 }
 
 function noSuchPacket (): Error {
@@ -75,19 +70,7 @@ export class Outbox {
     const limits = this.#deps.limits
     const packetQos = packet.qos ?? 0
     if (packetQos === 0 && !limits.queueQos0) return this.#deps.queue.commit([])
-    const perClient = new Map<string, { cap: number, rap: boolean }>()
-    for (const target of targets) {
-      if (typeof target?.clientId !== 'string') continue
-      // a bare { clientId } (aedes' Client#publish) carries no granted QoS and caps nothing
-      const cap = typeof target.qos === 'number' ? target.qos : 2
-      const seen = perClient.get(target.clientId)
-      if (seen === undefined) {
-        perClient.set(target.clientId, { cap, rap: target.rap === true })
-      } else {
-        seen.cap = Math.max(seen.cap, cap)
-        seen.rap ||= target.rap === true
-      }
-    }
+    const perClient = targetsByClient(targets)
     const now = Date.now()
     const bytes = payloadBytes(payloadOf(packet))
     const ops: WriteOp[] = []
@@ -139,7 +122,7 @@ export class Outbox {
       ops.push({ type: 'put', key: entry.key, value })
     }
     // read the evicted values before their deletes are queued (see ValueReader)
-    if (evicted.length > 0) this.#reportDropped(evicted, 'queue-full')
+    if (evicted.length > 0) reportEvicted(this.#deps, evicted)
     return this.#deps.queue.commit(ops, () => {
       for (const [queue, entry] of added) queue.remove(entry)
       for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
@@ -292,18 +275,6 @@ export class Outbox {
       }
     }
     return max
-  }
-
-  #reportDropped (dropped: Array<[ClientQueue, QueueEntry]>, reason: 'queue-full'): void {
-    this.#deps.reader.read(dropped.map(([, entry]) => entry.key)).then((values) => {
-      for (let i = 0; i < dropped.length; i++) {
-        const value = values[i]
-        const fields = value === undefined ? { topic: '' } : decodeRecord(value).fields
-        this.#deps.drops.report({ reason, clientId: dropped[i][0].clientId, packet: droppedPacket(fields) })
-      }
-    }).catch((err: unknown) => {
-      this.#deps.logger.error({ err }, 'dropped message unreadable')
-    })
   }
 
   #queueFor (clientId: string): ClientQueue {

@@ -1,5 +1,8 @@
 import type { Logger } from '../log/logger.js'
+import { decodeRecord } from './codec.js'
 import type { ClientQueue, QueueEntry } from './outgoing-index.js'
+import { droppedPacket } from './packets.js'
+import type { ValueReader } from './reader.js'
 import type { DropEvent, DropReason, StoreLimits } from './types.js'
 
 export interface Admission {
@@ -10,8 +13,8 @@ export interface Admission {
 
 /**
  * Decides whether a message of `bytes` payload bytes may join `queue`. Limits count only messages waiting to be
- * sent, like Mosquitto's max_queued_messages: in-flight messages are bounded by the client's window and must
- * stay until acknowledged, so dropOldest never removes them.
+ * sent, like Mosquitto's max_queued_messages: in-flight messages must stay until acknowledged, so dropOldest
+ * never removes them.
  */
 export function admit (queue: ClientQueue, bytes: number, limits: StoreLimits): Admission {
   const maxMessages = limits.maxQueuedMessages
@@ -114,4 +117,20 @@ export class DropReporter {
     if (topic !== undefined) fields.topic = topic
     this.#log.warn(fields, messages[reason])
   }
+}
+
+/**
+ * Reports entries a queue overflow evicted, with their topic and payload read back. Call it before their deletes
+ * are queued: the reader then still sees the values (see ValueReader).
+ */
+export function reportEvicted (deps: { reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry]>): void {
+  deps.reader.read(evicted.map(([, entry]) => entry.key)).then((values) => {
+    for (let i = 0; i < evicted.length; i++) {
+      const value = values[i]
+      const fields = value === undefined ? { topic: '' } : decodeRecord(value).fields
+      deps.drops.report({ reason: 'queue-full', clientId: evicted[i][0].clientId, packet: droppedPacket(fields) })
+    }
+  }).catch((err: unknown) => {
+    deps.logger.error({ err }, 'dropped message unreadable')
+  })
 }
