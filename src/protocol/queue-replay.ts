@@ -72,7 +72,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         return false
       })))
       if (client.closed) return
-      let writable = true
+      // the chunk's packets as one buffer: one write through the connection's stream wrappers, one segment
+      const frames: Buffer[] = []
       for (let i = 0; i < packets.length; i++) {
         if (!updated[i]) continue
         const packet = packets[i]
@@ -81,8 +82,9 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
           store.outgoingClearMessageId(client, packet).catch(() => undefined)
           continue
         }
-        writable = mqtt.writeToStream(forward as mqtt.Packet, client.conn) && writable
+        frames.push(mqtt.generate(forward as mqtt.Packet))
       }
+      const writable = frames.length === 0 || client.conn.write(frames.length === 1 ? frames[0] : Buffer.concat(frames))
       if (!writable && !client.closed) await drained(client)
     }
   }
@@ -96,7 +98,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
 
 /** The packet aedes' QoSPacket would build: a stored packet id is kept (a resend), a new one is taken in turn. */
 function toPacket (fields: Record<string, unknown>, client: ClientInternals): ReplayPacket {
-  const packet = { ...fields } as unknown as ReplayPacket
+  // the store hands out a fresh object per call (outputPacket), so it is completed in place
+  const packet = fields as unknown as ReplayPacket
   if (packet.cmd !== 'pubrel') {
     packet.cmd = 'publish'
     packet.payload ??= Buffer.alloc(0)
