@@ -2,15 +2,18 @@ import type { Aedes, Client } from 'aedes'
 import type { Logger } from './logger.js'
 import { internals } from '../protocol/aedes-internals.js'
 
-const clientLoggers = new WeakMap<Client, Logger>()
+/** Per parent logger (each feature has its own, with its `component`), the child made for each client. */
+const clientLoggers = new WeakMap<Logger, WeakMap<Client, Logger>>()
 const disconnectReasons = new WeakMap<Client, string>()
 
-/** The child logger of one client (clientId and remote address on every line). */
+/** The child logger of one client under `root` (clientId and remote address on every line, and root's fields). */
 export function clientLogger (root: Logger, client: Client): Logger {
-  let log = clientLoggers.get(client)
+  let children = clientLoggers.get(root)
+  if (children === undefined) clientLoggers.set(root, children = new WeakMap())
+  let log = children.get(client)
   if (log === undefined) {
     log = root.child({ clientId: client.id, remote: remoteAddress(client) })
-    clientLoggers.set(client, log)
+    children.set(client, log)
   }
   return log
 }

@@ -81,7 +81,7 @@ describe('shared subscriptions: dispatch', () => {
     raw.send({ cmd: 'subscribe', messageId: 7, subscriptions: filters.map(topic => ({ topic, qos: 1 })) })
     const suback = await raw.next<ISubackPacket>('suback')
     expect(suback.granted).toEqual([1, 128, 128, 128, 128, 128, 1])
-    expect(t.logs.some(l => l.msg === 'subscription refused' && l.topic === '$share//a' && l.reason === 'empty share name')).toBe(true)
+    expect(t.logs.some(l => l.msg === 'subscription refused' && l.topic === '$share//a' && l.reason === 'empty share name' && l.component === 'shared' && typeof l.clientId === 'string')).toBe(true)
     const groups = await adminGet<{ items: Array<{ share: string }> }>(t.adminUrl, '/api/shared')
     expect(groups.items.map(g => g.share)).toEqual(expect.arrayContaining(['$share/ok/a/#', '$share/ok2/+/b']))
     expect(groups.items.map(g => g.share).filter(s => s.includes('/g'))).toEqual([])
