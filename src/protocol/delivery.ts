@@ -21,8 +21,11 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  * the last one delivered, which loses a QoS 1 message that a later QoS 0 message overtook. The router replaces
  * both: every copy of a message is delivered at min(publish QoS, highest granted QoS among the client's matching
  * subscriptions) [MQTT-3.3.5-1], once, whichever listener fires first.
+ *
+ * `leftToQueue` (persistent sessions) says whether a QoS 1/2 copy is the session queue's to send instead: while
+ * the queue is replayed, or when the queue no longer holds it unsent (the replay sent it already).
  */
-export function routeDeliveries (client: Client): void {
+export function routeDeliveries (client: Client, leftToQueue?: (packet: DeliveryPacket) => boolean): void {
   const c = internals(client)
   const aedesDeliver0 = c.deliver0
   const aedesDeliverQoS = c.deliverQoS
@@ -47,6 +50,11 @@ export function routeDeliveries (client: Client): void {
     packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
     if (packet.qos === 0) {
       aedesDeliver0(packet, cb)
+      return
+    }
+    // a retained copy (sent on SUBSCRIBE) is not queued; a shared one is the group's
+    if (!shared && packet.retain !== true && leftToQueue?.(packet) === true) {
+      setImmediate(cb)
       return
     }
     const exact = c.subscriptions[packet.topic]

@@ -6,7 +6,7 @@ import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
-import { createQueueReplay, type ReplayStore } from './queue-replay.js'
+import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger } from '../log/client-log.js'
@@ -17,6 +17,8 @@ export interface ProtocolStore extends ReplayStore {
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
   hasSession: (clientId: string) => boolean
+  /** Whether the session's queue holds this message and has not sent it yet. */
+  outgoingUnsent: (client: Client, packet: { brokerId?: string | null, brokerCounter?: number }) => boolean
   incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
 }
 
@@ -68,8 +70,17 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
       })
     }
 
-  const routeClientDeliveries: ConnectStep = (client) => {
-    routeDeliveries(client)
+  // A persistent session's QoS 1/2 messages are all in its queue before aedes delivers them live. aedes delivers
+  // them from the moment it restores the session's subscriptions (before CONNACK) and during the replay, where they
+  // overtook older queued messages, and a copy the replay had already sent went out a second time. The queue
+  // sends those; a live copy goes out only while the queue holds it unsent and no replay is running.
+  const routeClientDeliveries: ConnectStep = (client, packet) => {
+    if (packet.clean !== false) {
+      routeDeliveries(client)
+      return undefined
+    }
+    holdLiveDeliveries(client)
+    routeDeliveries(client, live => isReplaying(client) || !store.outgoingUnsent(client, live))
     return undefined
   }
 

@@ -5,7 +5,10 @@ import { internals, type BrokerInternals, type ClientInternals } from './aedes-i
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
-  outgoingBatches: (client: Client) => AsyncIterable<Array<Record<string, unknown>>>
+  /** The queue's snapshot in chunks; `unsentOnly`, its messages never sent yet. */
+  outgoingBatches: (client: Client, unsentOnly: boolean) => AsyncIterable<Array<Record<string, unknown>>>
+  /** Queued messages never sent yet. */
+  outgoingWaiting: (client: Client) => number
   outgoingUpdate: (client: Client, packet: ReplayPacket) => Promise<void>
   outgoingClearMessageId: (client: Client, packet: ReplayPacket) => Promise<unknown>
   /** Messages sent to the session and not acknowledged yet (PUBRELs awaiting PUBCOMP included). */
@@ -42,6 +45,25 @@ export const REPLAY_WINDOW = 4096
  * outgoingStream: aedes' emptyQueue pipes what that returns, so the stream handed back ends when the replay is
  * over and CONNACK-to-ready keeps its order.
  */
+/** Persistent sessions whose queue is being replayed: their live deliveries wait in the queue (see isReplaying). */
+const replaying = new WeakSet<Client>()
+
+/**
+ * Whether a live QoS 1/2 delivery to this client is left to the replay. aedes writes live messages as soon as it
+ * restores a session's subscriptions, before CONNACK even, and while the queue is replayed: they overtook the
+ * messages queued before them, and one that was also in the replay's snapshot went out twice. Such a message is
+ * already in the session's queue (aedes queues a QoS 1/2 message for every persistent subscriber before delivering
+ * it), so the replay sends it, in order, in its next pass.
+ */
+export function isReplaying (client: Client): boolean {
+  return replaying.has(client)
+}
+
+/** From the CONNECT of a persistent session: aedes restores its subscriptions before CONNACK and the replay. */
+export function holdLiveDeliveries (client: Client): void {
+  replaying.add(client)
+}
+
 export function createQueueReplay (broker: BrokerInternals, store: ReplayStore): (client: Client) => Readable {
   // One listener for every replay waiting for acknowledgements (aedes emits 'ack' for each PUBACK and PUBCOMP).
   const waiting = new Map<Client, () => void>()
@@ -61,17 +83,20 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     })
   }
 
-  const run = async (client: ClientInternals): Promise<void> => {
-    for await (const chunk of store.outgoingBatches(client)) {
+  /** Sends one snapshot of the queue; returns how many packets it handed out. */
+  const pass = async (client: ClientInternals, unsentOnly: boolean): Promise<number> => {
+    let handed = 0
+    for await (const chunk of store.outgoingBatches(client, unsentOnly)) {
+      handed += chunk.length
       if (store.outgoingInflight(client) + chunk.length > REPLAY_WINDOW) await acknowledged(client, chunk.length)
-      if (client.closed) return
+      if (client.closed) return handed
       const packets = chunk.map(fields => toPacket(fields, client))
       const updated = await Promise.all(packets.map(async packet => await store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
         // as aedes' emptyQueue: a packet the store cannot account for ends the connection
         client.emit('error', err)
         return false
       })))
-      if (client.closed) return
+      if (client.closed) return handed
       // the chunk's packets as one buffer: one write through the connection's stream wrappers, one segment
       const frames: Buffer[] = []
       for (let i = 0; i < packets.length; i++) {
@@ -86,6 +111,22 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       }
       const writable = frames.length === 0 || client.conn.write(frames.length === 1 ? frames[0] : Buffer.concat(frames))
       if (!writable && !client.closed) await drained(client)
+    }
+    return handed
+  }
+
+  // Passes until nothing is left unsent. The last check and the end of `replaying` happen in one synchronous step,
+  // so no message can be left to a replay that has ended. A clean session has no queue to replay.
+  const run = async (client: ClientInternals): Promise<void> => {
+    if (client.clean) return
+    try {
+      for (let unsentOnly = false; ; unsentOnly = true) {
+        const handed = await pass(client, unsentOnly)
+        // what is left and could not be sent (an unreadable record) is tried again at the next connection
+        if (client.closed || store.outgoingWaiting(client) === 0 || (unsentOnly && handed === 0)) return
+      }
+    } finally {
+      replaying.delete(client)
     }
   }
 

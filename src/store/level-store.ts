@@ -178,9 +178,18 @@ export class LevelStore {
     return this.#outbox.info(client.id)?.inflight ?? 0
   }
 
-  /** The session's queue as outgoingStream replays it, a chunk of packets at a time. */
-  outgoingBatches (client: ClientRef): AsyncGenerator<Array<Record<string, unknown>>> {
-    return this.#outbox.batches(client)
+  outgoingUnsent (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
+    return this.#outbox.unsent(client.id, packet)
+  }
+
+  /** Queued messages never sent yet. */
+  outgoingWaiting (client: ClientRef): number {
+    return this.#outbox.waiting(client.id)
+  }
+
+  /** The session's queue as outgoingStream replays it, a chunk of packets at a time (see Outbox#batches). */
+  outgoingBatches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
+    return this.#outbox.batches(client, unsentOnly)
   }
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------

@@ -221,10 +221,14 @@ export class Outbox {
     return await original
   }
 
-  /** Replays a snapshot of the queue in FIFO order, in chunks; expired messages are dropped instead of yielded. */
-  batches (client: ClientRef): AsyncGenerator<Array<Record<string, unknown>>> {
+  /**
+   * Replays a snapshot of the queue in FIFO order, in chunks; expired messages are dropped instead of yielded.
+   * `unsentOnly`: only the messages never sent yet (what arrived during an earlier pass).
+   */
+  batches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
     const queue = this.#queues.get(client.id)
-    const snapshot = queue === undefined ? [] : [...queue.entries.values()]
+    const entries = queue === undefined ? [] : [...queue.entries.values()]
+    const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
     const context = { ...this.#deps, current: (id: string) => this.#queues.get(id), settle: (q: ClientQueue) => { this.#dropIfEmpty(q) } }
     return replay(context, client.id, snapshot, this.#token(client))
   }
@@ -248,6 +252,18 @@ export class Outbox {
       ops.push({ type: 'del', key: entry.key })
     }
     return ops
+  }
+
+  /** Whether this client's queue holds the message (by broker id and counter) and has not sent it yet. */
+  unsent (clientId: string, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
+    if (packet.brokerId == null || packet.brokerCounter === undefined) return false
+    const entry = this.#queues.get(clientId)?.byCounter(packet.brokerId, packet.brokerCounter)
+    return entry !== undefined && entry.messageId === undefined
+  }
+
+  /** Queued messages never sent yet. */
+  waiting (clientId: string): number {
+    return this.#queues.get(clientId)?.waiting ?? 0
   }
 
   info (clientId: string): { queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined {

@@ -75,4 +75,43 @@ describe('persistent sessions', () => {
     expect(await queued(), 'every acknowledged message left the queue').toBe(0)
     await raw.disconnect()
   })
+
+  it('reconnecting while messages flow: CONNACK first, then every message in publish order, each once per connection', async () => {
+    t = await startTestBroker()
+    const sub = await connectClient(t.mqttUrl, { clientId: 'flow', clean: false })
+    await sub.subscribeAsync('flow/#', { qos: 1 })
+    await endClient(sub)
+    const pub = await connectClient(t.mqttUrl, { clientId: 'flow-pub' })
+    let next = 0
+    let publishing = true
+    const publisher = (async () => {
+      while (publishing) await Promise.all(Array.from({ length: 20 }, async () => await pub.publishAsync('flow/a', String(next++), { qos: 1 })))
+    })()
+    const seen = new Set<number>()
+    const connection = async (ackAll: boolean): Promise<void> => {
+      const raw = await openRaw('tcp', t as TestBroker)
+      await raw.connect({ clientId: 'flow', clean: false })
+      await sleep(60)
+      // the last connection takes everything that is left: until nothing more arrives for 300 ms
+      for (let count = -1; ackAll && count !== raw.received.length;) {
+        count = raw.received.length
+        await sleep(300)
+      }
+      expect(raw.received[0]?.cmd, 'the first packet').toBe('connack')
+      const got = raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish').map(p => Number(p.payload.toString()))
+      expect(got, 'in publish order, each once').toEqual([...got].sort((a, b) => a - b).filter((n, i, all) => i === 0 || n !== all[i - 1]))
+      for (const n of got) seen.add(n)
+      // acknowledges part of what arrived, so the next connection also gets resends (DUP) first
+      const publishes = raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish')
+      for (const p of ackAll ? publishes : publishes.slice(0, Math.floor(publishes.length / 2))) raw.send({ cmd: 'puback', messageId: p.messageId })
+      await sleep(20)
+      await raw.disconnect()
+    }
+    for (let round = 0; round < 15; round++) await connection(false)
+    publishing = false
+    await publisher
+    await connection(true)
+    expect(seen.size, 'every acknowledged publish arrived').toBe(next)
+    await endClient(pub)
+  })
 })
