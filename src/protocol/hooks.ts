@@ -6,6 +6,7 @@ import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
+import type { SessionQueues } from '../store/types.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
@@ -13,12 +14,11 @@ import { clientLogger } from '../log/client-log.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore {
+  sessionQueues: ReplayStore['sessionQueues'] & Pick<SessionQueues, 'unsent'>
   outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
   hasSession: (clientId: string) => boolean
-  /** Whether the session's queue holds this message and has not sent it yet. */
-  outgoingUnsent: (client: Client, packet: { brokerId?: string | null, brokerCounter?: number }) => boolean
   incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
 }
 
@@ -80,7 +80,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
       return undefined
     }
     holdLiveDeliveries(client)
-    routeDeliveries(client, live => isReplaying(client) || !store.outgoingUnsent(client, live))
+    routeDeliveries(client, live => isReplaying(client) || !store.sessionQueues.unsent(client, live))
     return undefined
   }
 

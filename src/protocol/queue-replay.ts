@@ -1,18 +1,15 @@
 import { Readable } from 'node:stream'
 import mqtt from 'mqtt-packet'
 import type { Client } from 'aedes'
+import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
-  /** The queue's snapshot in chunks; `unsentOnly`, its messages never sent yet. */
-  outgoingBatches: (client: Client, unsentOnly: boolean) => AsyncIterable<Array<Record<string, unknown>>>
-  /** Queued messages never sent yet. */
-  outgoingWaiting: (client: Client) => number
+  /** The queue's snapshot in chunks (`unsentOnly`: its messages never sent yet), the counts of never sent and unacknowledged messages. */
+  sessionQueues: Pick<SessionQueues, 'batches' | 'waiting' | 'inflight'>
   outgoingUpdate: (client: Client, packet: ReplayPacket) => Promise<void>
   outgoingClearMessageId: (client: Client, packet: ReplayPacket) => Promise<unknown>
-  /** Messages sent to the session and not acknowledged yet (PUBRELs awaiting PUBCOMP included). */
-  outgoingInflight: (client: Client) => number
 }
 
 export interface ReplayPacket {
@@ -72,7 +69,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
   const acknowledged = async (client: ClientInternals, room: number): Promise<void> => {
     await new Promise<void>((resolve) => {
       const check = (): void => {
-        if (!client.closed && store.outgoingInflight(client) + room > REPLAY_WINDOW) return
+        if (!client.closed && store.sessionQueues.inflight(client) + room > REPLAY_WINDOW) return
         waiting.delete(client)
         client.conn.removeListener('close', check)
         resolve()
@@ -86,9 +83,9 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
   /** Sends one snapshot of the queue; returns how many packets it handed out. */
   const pass = async (client: ClientInternals, unsentOnly: boolean): Promise<number> => {
     let handed = 0
-    for await (const chunk of store.outgoingBatches(client, unsentOnly)) {
+    for await (const chunk of store.sessionQueues.batches(client, unsentOnly)) {
       handed += chunk.length
-      if (store.outgoingInflight(client) + chunk.length > REPLAY_WINDOW) await acknowledged(client, chunk.length)
+      if (store.sessionQueues.inflight(client) + chunk.length > REPLAY_WINDOW) await acknowledged(client, chunk.length)
       if (client.closed) return handed
       const packets = chunk.map(fields => toPacket(fields, client))
       const updated = await Promise.all(packets.map(async packet => await store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
@@ -123,7 +120,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       for (let unsentOnly = false; ; unsentOnly = true) {
         const handed = await pass(client, unsentOnly)
         // what is left and could not be sent (an unreadable record) is tried again at the next connection
-        if (client.closed || store.outgoingWaiting(client) === 0 || (unsentOnly && handed === 0)) return
+        if (client.closed || store.sessionQueues.waiting(client) === 0 || (unsentOnly && handed === 0)) return
       }
     } finally {
       replaying.delete(client)

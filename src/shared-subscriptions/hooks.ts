@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { markSharedDelivery } from '../protocol/delivery.js'
 import type { GroupQueueStore } from '../store/group-queue.js'
+import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
 import { sweepIntervalMs } from './policy.js'
@@ -15,7 +16,7 @@ import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
 export interface SharedStore {
   readonly groupQueues: GroupQueueStore
   outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
-  outgoingPubrel: (client: Client, messageId: number) => Promise<void>
+  readonly sessionQueues: Pick<SessionQueues, 'addPubrel'>
   purgeSession: (clientId: string) => Promise<boolean>
   cleanSubscriptions: (client: Client) => Promise<void>
   listSessions: () => Promise<string[]>
@@ -218,7 +219,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     const id = packet.messageId
     const state = id == null ? undefined : issued.get(client)?.get(id)
     if (state !== undefined && id != null) {
-      if (packet.cmd === 'pubrel' && state === RECEIVED) return await store.outgoingPubrel(client, id)
+      if (packet.cmd === 'pubrel' && state === RECEIVED) return await store.sessionQueues.addPubrel(client, id)
       if (packet.cmd !== 'pubrel' && (state === NO_COUNTER || state === packet.brokerCounter)) return
     }
     await outgoingUpdate(client, packet)

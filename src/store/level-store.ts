@@ -15,7 +15,7 @@ import { SessionRecords } from './session-records.js'
 import { SubscriptionIndex } from './subscription-index.js'
 import { Wills } from './wills.js'
 import type {
-  BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
+  BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
 import { WriteQueue, type WriteOp } from './write-queue.js'
 
@@ -74,6 +74,11 @@ export class LevelStore {
 
   get dir (): string {
     return this.#dir
+  }
+
+  /** The session queues as the broker's replay and shared subscriptions use them (src/store/outbox.ts). */
+  get sessionQueues (): SessionQueues {
+    return this.#outbox
   }
 
   /** The durable queues of shared subscriptions (src/store/group-queue.ts). */
@@ -161,11 +166,6 @@ export class LevelStore {
     await this.#outbox.update(client, packet)
   }
 
-  /** See Outbox#addPubrel: the PUBREL of a QoS 2 message delivered outside the session's queue. */
-  async outgoingPubrel (client: ClientRef, messageId: number): Promise<void> {
-    await this.#outbox.addPubrel(client, messageId)
-  }
-
   async outgoingClearMessageId (client: ClientRef, packet: PacketLike | number): Promise<Record<string, unknown> | undefined> {
     return await this.#outbox.clear(client, packet)
   }
@@ -174,23 +174,6 @@ export class LevelStore {
     return this.#outbox.stream(client)
   }
 
-  outgoingInflight (client: ClientRef): number {
-    return this.#outbox.info(client.id)?.inflight ?? 0
-  }
-
-  outgoingUnsent (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
-    return this.#outbox.unsent(client.id, packet)
-  }
-
-  /** Queued messages never sent yet. */
-  outgoingWaiting (client: ClientRef): number {
-    return this.#outbox.waiting(client.id)
-  }
-
-  /** The session's queue as outgoingStream replays it, a chunk of packets at a time (see Outbox#batches). */
-  outgoingBatches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
-    return this.#outbox.batches(client, unsentOnly)
-  }
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import type { ValueReader } from './reader.js'
-import type { ClientRef, PacketLike, StoreLimits } from './types.js'
+import type { ClientRef, PacketLike, SessionQueues, StoreLimits } from './types.js'
 import type { WriteOp, WriteQueue } from './write-queue.js'
 
 export interface OutboxDeps {
@@ -24,7 +24,7 @@ function noSuchPacket (): Error {
 }
 
 /** The per-session outgoing queues: enqueue, messageId assignment, acknowledgement and replay. */
-export class Outbox {
+export class Outbox implements SessionQueues {
   readonly #deps: OutboxDeps
   readonly #queues = new Map<string, ClientQueue>()
   /** Connection tokens: an entry sent on another client object (an earlier connection) is replayed with DUP. */
@@ -254,16 +254,18 @@ export class Outbox {
     return ops
   }
 
-  /** Whether this client's queue holds the message (by broker id and counter) and has not sent it yet. */
-  unsent (clientId: string, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
+  unsent (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
     if (packet.brokerId == null || packet.brokerCounter === undefined) return false
-    const entry = this.#queues.get(clientId)?.byCounter(packet.brokerId, packet.brokerCounter)
+    const entry = this.#queues.get(client.id)?.byCounter(packet.brokerId, packet.brokerCounter)
     return entry !== undefined && entry.messageId === undefined
   }
 
-  /** Queued messages never sent yet. */
-  waiting (clientId: string): number {
-    return this.#queues.get(clientId)?.waiting ?? 0
+  waiting (client: ClientRef): number {
+    return this.#queues.get(client.id)?.waiting ?? 0
+  }
+
+  inflight (client: ClientRef): number {
+    return this.#queues.get(client.id)?.inflightCount ?? 0
   }
 
   info (clientId: string): { queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined {

@@ -126,3 +126,17 @@ export interface TopicSubscription {
   rap?: boolean
   nl?: boolean
 }
+
+/** What the broker's own replay and shared subscriptions use of the session queues, beyond aedes' interface (Outbox). */
+export interface SessionQueues {
+  /** A snapshot of the queue in chunks; `unsentOnly`: its messages never sent yet. */
+  batches: (client: ClientRef, unsentOnly: boolean) => AsyncIterable<Array<Record<string, unknown>>>
+  /** Queued messages never sent yet. */
+  waiting: (client: ClientRef) => number
+  /** Messages sent and not acknowledged yet (PUBRELs awaiting PUBCOMP included). */
+  inflight: (client: ClientRef) => number
+  /** Whether the queue holds this message (by broker id and counter) and has not sent it yet. */
+  unsent: (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }) => boolean
+  /** Records the PUBREL of a QoS 2 message delivered outside the queue (a shared subscription's); resolves once committed. */
+  addPubrel: (client: ClientRef, messageId: number) => Promise<void>
+}
