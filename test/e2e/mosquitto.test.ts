@@ -221,17 +221,19 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
     cli = await startCli(startArgs(dir))
     for (const s of sessions) {
       const end = await mosquittoPub(cli.ports.mqtt, ['-q', String(s.qos), '-t', s.topic, '-m', 'end'])
-      expect(end.code).toBe(0)
+      expect(end.code, `mosquitto_pub 'end' after the restart: ${end.stderr}`).toBe(0)
     }
     for (const s of sessions) {
       const sub = mosquittoSub(cli.ports.mqtt, subArgs(s))
-      await sub.waitForMessage(`${s.topic} end`, 15_000)
+      await sub.waitForMessage(`${s.topic} end`, 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nbroker log tail: ${JSON.stringify(cli.logs.slice(-10))}`)
+      })
       sub.kill('SIGTERM')
       await sub.exited
       expectEveryAckedOnce(s.qos, payloads(sub.messages(), s.topic).filter(p => p !== 'end'), sent[s.qos], acked[s.qos])
     }
     expect(await cli.stop('SIGTERM')).toBe(0)
-  })
+  }, 60_000)
 
   it('kill -9 while connected subscribers are receiving: after a restart on the same port they reconnect on their own and get every acknowledged message, QoS 2 exactly once', async () => {
     const dir = await dataDir()
@@ -254,7 +256,7 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
     expect(cli.ports.mqtt).toBe(port)
     for (const s of sessions) {
       const end = await mosquittoPub(port, ['-q', String(s.qos), '-t', s.topic, '-m', 'end'])
-      expect(end.code).toBe(0)
+      expect(end.code, `mosquitto_pub 'end' after the restart: ${end.stderr}`).toBe(0)
     }
     for (const [i, s] of sessions.entries()) {
       const sub = subs[i]
@@ -262,7 +264,7 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
       expectEveryAckedOnce(s.qos, payloads(sub.messages(), s.topic).filter(p => p !== 'end'), sent[s.qos], acked[s.qos])
     }
     expect(await cli.stop('SIGTERM')).toBe(0)
-  })
+  }, 60_000)
 })
 
 /**
