@@ -6,7 +6,7 @@ import { internals, type BrokerInternals, type ClientInternals } from './aedes-i
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
-  /** The queue's snapshot in chunks (`unsentOnly`: its messages never sent yet), the counts of never sent and unacknowledged messages. */
+  /** The queue in chunks, and the counts of its messages never sent and sent but unacknowledged. */
   sessionQueues: Pick<SessionQueues, 'batches' | 'waiting' | 'inflight'>
   outgoingUpdate: (client: Client, packet: ReplayPacket) => Promise<void>
   outgoingClearMessageId: (client: Client, packet: ReplayPacket) => Promise<unknown>
@@ -32,16 +32,6 @@ export interface ReplayPacket {
  */
 export const REPLAY_WINDOW = 4096
 
-/**
- * aedes replays a session's queue one message per turn of the event loop (each write ends in a setImmediate
- * before the next message is read), so a reconnecting client with 20 000 queued messages waited 20 000 turns and
- * got each in its own socket write. This replay keeps aedes' per-message steps and their order — outgoingUpdate
- * (the packet id is recorded, for QoS 2 on disk, before the packet leaves), authorizeForward, the write — but
- * does them for a whole chunk read from the store at once, so a chunk goes out in one socket write, and it only
- * waits when the socket pushes back or REPLAY_WINDOW messages are unacknowledged. It is installed as the store's
- * outgoingStream: aedes' emptyQueue pipes what that returns, so the stream handed back ends when the replay is
- * over and CONNACK-to-ready keeps its order.
- */
 /** Persistent sessions whose queue is being replayed: their live deliveries wait in the queue (see isReplaying). */
 const replaying = new WeakSet<Client>()
 
@@ -61,6 +51,16 @@ export function holdLiveDeliveries (client: Client): void {
   replaying.add(client)
 }
 
+/**
+ * aedes replays a session's queue one message per turn of the event loop (each write ends in a setImmediate
+ * before the next message is read), so a reconnecting client with 20 000 queued messages waited 20 000 turns and
+ * got each in its own socket write. This replay keeps aedes' per-message steps and their order — outgoingUpdate
+ * (the packet id is recorded, for QoS 2 on disk, before the packet leaves), authorizeForward, the write — but
+ * does them for a whole chunk read from the store at once, so a chunk goes out in one socket write, and it only
+ * waits when the socket pushes back or REPLAY_WINDOW messages are unacknowledged. It is installed as the store's
+ * outgoingStream: aedes' emptyQueue pipes what that returns, so the stream handed back ends when the replay is
+ * over and CONNACK-to-ready keeps its order.
+ */
 export function createQueueReplay (broker: BrokerInternals, store: ReplayStore): (client: Client) => Readable {
   // One listener for every replay waiting for acknowledgements (aedes emits 'ack' for each PUBACK and PUBCOMP).
   const waiting = new Map<Client, () => void>()
