@@ -1,4 +1,4 @@
-import { decodePublishHead, decodePubrel, encodePublish, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
+import { decodePublishHead, decodePubrel, encodeBinaryRecord, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
 
 /**
  * Value codec: [version:u8][header length:u32be][header JSON][payload bytes], or for a plain publish and a PUBREL
@@ -40,7 +40,7 @@ export interface DecodedHead extends DecodedRecord {
 }
 
 export function encodeRecord (record: Record<string, unknown>, meta?: Record<string, unknown>): Buffer {
-  return encodePublish(record, meta) ?? encodeJsonRecord(record, meta)
+  return encodeBinaryRecord(record, meta) ?? encodeJsonRecord(record, meta)
 }
 
 /** The JSON form (codec version 1), for any record. */

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, type QueueEntry } from './outgoing-index.js'
+import { ClientQueue, queueEntry, type QueueEntry } from './outgoing-index.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
@@ -44,7 +44,7 @@ export class Outbox implements SessionQueues {
   load (clientId: string, seq: number, key: string, head: DecodedHead): void {
     const f = head.fields
     const meta = head.meta ?? {}
-    const entry: QueueEntry = {
+    const entry = queueEntry({
       seq,
       key,
       cmd: f.cmd === 'pubrel' ? 'pubrel' : 'publish',
@@ -53,11 +53,8 @@ export class Outbox implements SessionQueues {
       messageId: typeof f.messageId === 'number' ? f.messageId : undefined,
       qos: typeof f.qos === 'number' ? f.qos : 1,
       bytes: head.payloadBytes,
-      enqueuedAt: typeof meta.t === 'number' ? meta.t : 0,
-      sentOn: undefined,
-      inflight: undefined,
-      removed: false
-    }
+      enqueuedAt: typeof meta.t === 'number' ? meta.t : 0
+    })
     this.#queueFor(clientId).add(entry)
     if (seq >= this.#seq) this.#seq = seq + 1
   }
@@ -103,20 +100,9 @@ export class Outbox implements SessionQueues {
         encoded.set(variant, value)
       }
       const seq = this.#seq++
-      const entry: QueueEntry = {
-        seq,
-        key: outgoingKey(queue.enc, seq),
-        cmd: 'publish',
-        brokerId: packet.brokerId ?? undefined,
-        brokerCounter: packet.brokerCounter,
-        messageId: undefined,
-        qos,
-        bytes,
-        enqueuedAt: now,
-        sentOn: undefined,
-        inflight: undefined,
-        removed: false
-      }
+      const entry = queueEntry({
+        seq, key: outgoingKey(queue.enc, seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+      })
       queue.add(entry)
       added.push([queue, entry])
       ops.push({ type: 'put', key: entry.key, value })
@@ -189,10 +175,10 @@ export class Outbox implements SessionQueues {
     const now = Date.now()
     const record = pubrelRecord(messageId)
     const seq = this.#seq++
-    const entry: QueueEntry = {
+    const entry = queueEntry({
       seq, key: outgoingKey(queue.enc, seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId,
-      qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.#token(client), inflight: record, removed: false
-    }
+      qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.#token(client), inflight: record
+    })
     queue.add(entry)
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: now }) }], () => {
       queue.remove(entry)

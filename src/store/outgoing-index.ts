@@ -15,6 +15,27 @@ export interface QueueEntry {
   removed: boolean
 }
 
+type EntryFields = Pick<QueueEntry, 'seq' | 'key' | 'cmd' | 'brokerId' | 'brokerCounter' | 'qos' | 'bytes' | 'enqueuedAt'> &
+  Partial<Pick<QueueEntry, 'messageId' | 'sentOn' | 'inflight'>>
+
+/** A queue entry, every field written in one order so all entries share one object shape. */
+export function queueEntry (f: EntryFields): QueueEntry {
+  return {
+    seq: f.seq,
+    key: f.key,
+    cmd: f.cmd,
+    brokerId: f.brokerId,
+    brokerCounter: f.brokerCounter,
+    messageId: f.messageId,
+    qos: f.qos,
+    bytes: f.bytes,
+    enqueuedAt: f.enqueuedAt,
+    sentOn: f.sentOn,
+    inflight: f.inflight,
+    removed: false
+  }
+}
+
 /**
  * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
  * (brokerId, brokerCounter) for outgoingUpdate and by messageId for PUBACK/PUBREC/PUBCOMP.

@@ -54,8 +54,8 @@ function isMessageId (value: unknown): value is number {
   return Number.isInteger(value) && (value as number) > 0 && (value as number) <= 0xffff
 }
 
-/** The binary form, or undefined when the record has another shape. */
-export function encodePublish (record: Record<string, unknown>, meta: Record<string, unknown> | undefined): Buffer | undefined {
+/** The binary form of a publish or PUBREL record, or undefined when the record has another shape. */
+export function encodeBinaryRecord (record: Record<string, unknown>, meta: Record<string, unknown> | undefined): Buffer | undefined {
   if (record.cmd === 'pubrel') return encodePubrel(record, meta)
   if (!isPublishShape(record, meta)) return undefined
   const brokerId = record.brokerId as string | undefined

@@ -188,7 +188,7 @@ export class WriteQueue {
       this.#next = batch
     }
     for (const op of ops) {
-      if (this.#deferred.delete(op.key)) this.cancelledPuts++
+      if (this.#deferred.size > 0 && this.#deferred.delete(op.key)) this.cancelledPuts++
       if (op.type === 'del') {
         // put then del of one key in one atomic batch leaves the key absent, as the del alone does
         const at = batch.puts.get(op.key)

@@ -1,0 +1,53 @@
+import type { Client, PublishPacket } from 'aedes'
+import { describe, expect, it } from 'vitest'
+import { chainAuthorizePublish, type PublishStep } from '../../src/hook-chain.js'
+
+const packet = { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, retain: false, dup: false } as unknown as PublishPacket
+
+async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: boolean } = {}): Promise<{ err: Error | null | undefined, committed: boolean, settled: boolean, dropped: string[] }> {
+  let committed = false
+  let settled = false
+  const dropped: string[] = []
+  const hook = chainAuthorizePublish({
+    checks,
+    onDrop: (_c, _p, drop) => { dropped.push(drop.drop) },
+    commit: async () => { committed = true },
+    settle: () => { settled = true },
+    disconnectOnDrop: opts.disconnectOnDrop ?? false
+  })
+  const err = await new Promise<Error | null | undefined>(resolve => { hook({} as Client, packet, resolve) })
+  return { err, committed, settled, dropped }
+}
+
+describe('the publish check chain', () => {
+  it('runs synchronous and asynchronous checks in order, stopping at the first drop', async () => {
+    const seen: string[] = []
+    const result = await authorize([
+      () => { seen.push('sync'); return undefined },
+      async () => { seen.push('async'); return undefined },
+      () => { seen.push('drops'); return { drop: 'unauthorized', detail: 'no' } },
+      () => { seen.push('never'); return undefined }
+    ])
+    expect(seen).toEqual(['sync', 'async', 'drops'])
+    expect(result).toEqual({ err: null, committed: false, settled: true, dropped: ['unauthorized'] })
+  })
+
+  it('commits a publish every check lets through, synchronous or not', async () => {
+    expect(await authorize([() => undefined, async () => undefined])).toMatchObject({ err: null, committed: true, settled: false })
+    expect(await authorize([])).toMatchObject({ err: null, committed: true })
+  })
+
+  it('turns a check that throws, synchronously or not, into an error for aedes (the connection closes, no acknowledgement)', async () => {
+    const sync = await authorize([() => { throw new Error('sync boom') }])
+    expect(sync.err?.message).toBe('sync boom')
+    expect(sync.committed).toBe(false)
+    const async = await authorize([async () => { throw new Error('async boom') }])
+    expect(async.err?.message).toBe('async boom')
+  })
+
+  it('with disconnectOnDrop, answers a refused publish with an error instead of an acknowledgement', async () => {
+    const result = await authorize([() => ({ drop: 'too-large', detail: 'big' })], { disconnectOnDrop: true })
+    expect(result.err?.message).toBe('publish refused (too-large): big')
+    expect(result.settled).toBe(false)
+  })
+})
