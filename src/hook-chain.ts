@@ -76,8 +76,11 @@ export interface PublishChain {
   checks: readonly PublishStep[]
   /** Told about every refused publish, after it is marked as settled. */
   onDrop: (client: Client | null, packet: PublishPacket, drop: PublishDrop) => void
-  /** Runs for an accepted publish before aedes acknowledges it; a rejection closes the connection unacknowledged. */
-  commit: (client: Client | null, packet: PublishPacket) => Promise<void>
+  /**
+   * Runs for an accepted publish before aedes acknowledges it; an error closes the connection unacknowledged.
+   * A callback, not a promise: it runs for every PUBLISH.
+   */
+  commit: (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) => void
   /** Marks a packet so aedes' own publish of it becomes a no-op. */
   settle: (packet: PublishPacket) => void
   /** Close a connected publisher's connection, unacknowledged, instead of acknowledging a refused publish. */
@@ -86,28 +89,31 @@ export interface PublishChain {
 
 export function chainAuthorizePublish (chain: PublishChain) {
   return (client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void => {
-    const decide = (verdict: PublishDrop | undefined): Promise<void> | undefined => {
-      if (verdict === undefined) return chain.commit(client, packet)
+    const decide = (verdict: PublishDrop | undefined): void => {
+      if (verdict === undefined) {
+        chain.commit(client, packet, cb)
+        return
+      }
       chain.onDrop(client, packet, verdict)
       // MQTT 3.1.1 has no negative acknowledgement: by default the publisher gets its PUBACK/PUBREC and stays
       // connected; the other choice 3.1.1 allows [MQTT-3.3.5-2] is closing the connection. A will has no
       // connection to close (an orphaned one would make aedes report an error forever), so it is always settled.
       if (chain.disconnectOnDrop && client !== null && (client as { will?: unknown }).will !== packet) {
-        throw new Error(`publish refused (${verdict.drop}): ${verdict.detail}`)
+        cb(new Error(`publish refused (${verdict.drop}): ${verdict.detail}`))
+        return
       }
       chain.settle(packet)
-      return undefined
+      cb(null)
     }
-    let outcome: Promise<void> | undefined
+    let verdict: PublishDrop | undefined | Promise<PublishDrop | undefined>
     try {
-      const verdict = firstVerdict(chain.checks, [client, packet])
-      outcome = verdict instanceof Promise ? verdict.then(decide) : decide(verdict)
+      verdict = firstVerdict(chain.checks, [client, packet])
     } catch (err) {
       cb(err as Error)
       return
     }
-    if (outcome === undefined) cb(null)
-    else outcome.then(() => cb(null), err => cb(err as Error))
+    if (verdict instanceof Promise) verdict.then(decide, err => cb(err as Error))
+    else decide(verdict)
   }
 }
 

@@ -4,7 +4,7 @@ import { parseAclFile } from '../auth/acl-parse.js'
 import { mayWrite, rulesFor } from '../auth/acl.js'
 import { identityOf } from '../auth/hooks.js'
 import type { Config } from '../config/schema.js'
-import type { AuthenticateStep, PublishStep } from '../hook-chain.js'
+import type { AuthenticateStep, PublishDrop, PublishStep } from '../hook-chain.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { isReservedTopic } from '../protocol/topic.js'
@@ -117,13 +117,16 @@ export function createDeadLetterHooks ({ aedes, store, config, log }: DeadLetter
    * Wraps a publish step that refuses: a refusal is recorded (and on disk) before the step returns, so the
    * publisher's PUBACK/PUBREC follows a durable dead letter. `reserved-topic` refusals are never recorded.
    */
-  const recordDrops = (step: PublishStep): PublishStep => async (client, packet) => {
-    const verdict = await step(client, packet)
+  const recordDrops = (step: PublishStep): PublishStep => (client, packet) => {
+    const verdict = step(client, packet)
+    // Most publishes pass at once; only a refusal (or a step that is itself asynchronous) costs a promise.
+    return verdict instanceof Promise ? verdict.then(v => recordDrop(client, packet, v)) : recordDrop(client, packet, verdict)
+  }
+  const recordDrop = (client: Client | null, packet: PublishPacket, verdict: PublishDrop | undefined): PublishDrop | undefined | Promise<PublishDrop> => {
     if (!enabled || verdict === undefined || verdict.drop === 'reserved-topic') return verdict
     const isWill = wills.has(packet)
     const reason: DeadLetterReason = isWill && verdict.drop === 'unauthorized' ? 'will-denied' : verdict.drop
-    await service.record({ reason, detail: verdict.detail, packet: toPacket(packet), ...publisherOf(client) })
-    return verdict
+    return service.record({ reason, detail: verdict.detail, packet: toPacket(packet), ...publisherOf(client) }).then(() => verdict)
   }
 
   /** deadLetter.payloadRules: a payload that breaks a rule of a matching filter is refused as invalid-payload. */
@@ -133,8 +136,11 @@ export function createDeadLetterHooks ({ aedes, store, config, log }: DeadLetter
   }
 
   /** deadLetter.noSubscribers: a QoS 1/2, non-retained message no subscription matches; it is still published. */
-  const detectNoSubscribers: PublishStep = async (client, packet) => {
+  const detectNoSubscribers: PublishStep = (client, packet) => {
     if (!enabled || !settings.noSubscribers || packet.qos === 0 || packet.retain || isReservedTopic(packet.topic)) return undefined
+    return recordIfUnsubscribed(client, packet)
+  }
+  const recordIfUnsubscribed = async (client: Client | null, packet: PublishPacket): Promise<undefined> => {
     if (await hasSubscribers(packet.topic)) return undefined
     await service.record({ reason: 'no-subscribers', detail: 'no subscription matches the topic', packet: toPacket(packet), ...publisherOf(client) })
     return undefined

@@ -88,9 +88,9 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
       for (const done of waiting) setImmediate(done)
       waiting.clear()
     }
-    const write = conn.write.bind(conn) as (...args: unknown[]) => boolean
-    conn.write = ((...args: unknown[]) => {
-      const ok = write(...args)
+    const write = conn.write.bind(conn) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
+    conn.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
+      const ok = write(chunk, encoding, cb)
       if (!ok && stallTimer === undefined && !stalled) {
         stallTimer = setTimeout(() => {
           stallTimer = undefined
@@ -147,7 +147,8 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
     return 2
   }
 
-  const throttlePublish: PublishStep = async (client, packet) => {
+  // Synchronous unless it holds the client: an async step would put every publish through the microtask queue.
+  const throttlePublish: PublishStep = (client, packet) => {
     if (client === null || internals(client).will === packet) return undefined
     if (limits.publishRateMessagesPerSecond === 0 && limits.publishRateBytesPerSecond === 0) return undefined
     let t = throttles.get(client)
@@ -160,8 +161,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
     counters.publishDelays++
     warnClient(client, limit, { limit, delayMs: Math.round(delayMs) }, 'publish rate over limit, pausing the client')
     // While this publish waits, aedes reads nothing more from the client: the socket is paused by backpressure.
-    await holdKeepingAlive(client as LimitClient, delayMs)
-    return undefined
+    return holdKeepingAlive(client as LimitClient, delayMs).then(() => undefined)
   }
 
   const checkPublishSize: PublishStep = (_client, packet) => {

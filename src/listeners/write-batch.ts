@@ -20,13 +20,14 @@ export function batchWrites (stream: Writable): void {
     stream.uncork()
   }
   const write = stream.write
-  stream.write = function batchedWrite (this: Writable, ...args: unknown[]): boolean {
+  // Fixed parameters rather than a rest array, as in every wrapper of write(): it runs for every packet.
+  stream.write = function batchedWrite (this: Writable, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     if (!held && !this.destroyed && !this.writableEnded) {
       held = true
       this.cork()
       setImmediate(flush)
     }
-    return (write as (...a: unknown[]) => boolean).apply(this, args)
+    return (write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb)
   } as Writable['write']
   const destroy = stream.destroy
   stream.destroy = function flushingDestroy (this: Writable, ...args: unknown[]) {

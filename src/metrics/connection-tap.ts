@@ -93,9 +93,10 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     return chunk
   }
   const write = stream.write
-  stream.write = function tappedWrite (this: Duplex, chunk: unknown, ...rest: unknown[]) {
-    if (!outbound.broken) feedChunk(outbound, chunk, typeof rest[0] === 'string' ? rest[0] as BufferEncoding : undefined)
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
+  // Fixed parameters, not a rest array: this runs for every write of every packet.
+  stream.write = function tappedWrite (this: Duplex, chunk: unknown, encoding?: unknown, cb?: unknown) {
+    if (!outbound.broken) feedChunk(outbound, chunk, typeof encoding === 'string' ? encoding as BufferEncoding : undefined)
+    return (write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb)
   } as Duplex['write']
 
   stream.once('close', () => {

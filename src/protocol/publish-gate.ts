@@ -14,7 +14,7 @@ export interface PublishGate {
   /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
   settle: (packet: PublishPacket) => void
   /** Publishes a client's QoS 1 message now, so the acknowledgement that follows is durable; settles QoS 2 resends. */
-  commit: (client: Client | null, packet: PublishPacket) => Promise<void>
+  commit: (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) => void
   /** Called when a QoS 2 message is released (PUBREL): its id may now carry a new message. */
   released: (client: Client, messageId: number | undefined) => void
 }
@@ -42,19 +42,27 @@ export function installPublishGate (broker: BrokerInternals): PublishGate {
     released: (client, messageId) => {
       if (messageId !== undefined) awaitingRelease.get(client)?.delete(messageId)
     },
-    commit: async (client, packet) => {
+    commit: (client, packet, done) => {
       if (packet.qos === 2 && client !== null && packet.messageId !== undefined) {
         let ids = awaitingRelease.get(client)
         if (ids === undefined) awaitingRelease.set(client, ids = new Set())
         if (ids.has(packet.messageId)) settled.add(packet)
         else ids.add(packet.messageId)
+        done(null)
         return
       }
-      if (packet.qos !== 1) return
-      await new Promise<void>((resolve, reject) => {
-        publish(packet, client, err => err === undefined || err === null ? resolve() : reject(err))
+      if (packet.qos !== 1) {
+        done(null)
+        return
+      }
+      publish(packet, client, err => {
+        if (err !== undefined && err !== null) {
+          done(err)
+          return
+        }
+        settled.add(packet)
+        done(null)
       })
-      settled.add(packet)
     }
   }
 }

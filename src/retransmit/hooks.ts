@@ -109,9 +109,9 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
       })
     }
     const connWrite = conn.write
-    conn.write = function capturingWrite (this: Writable, chunk: unknown, ...rest: unknown[]) {
-      if (!w.resending && w.frames.usable) w.frames.write(chunk, typeof rest[0] === 'string' ? rest[0] as BufferEncoding : undefined)
-      return (connWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
+    conn.write = function capturingWrite (this: Writable, chunk: unknown, encoding?: unknown, cb?: unknown) {
+      if (!w.resending && w.frames.usable) w.frames.write(chunk, typeof encoding === 'string' ? encoding as BufferEncoding : undefined)
+      return (connWrite as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb)
     } as Writable['write']
     internals(client)._parser.prependListener('packet', (ack: AckPacket) => {
       if (ack.messageId === undefined) return

@@ -73,8 +73,9 @@ export class Outbox implements SessionQueues {
     const ops: WriteOp[] = []
     const added: Array<[ClientQueue, QueueEntry]> = []
     const evicted: Array<[ClientQueue, QueueEntry]> = []
-    const encoded = new Map<string, Buffer>()
-    for (const [clientId, { cap, rap }] of perClient) {
+    // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain
+    const encoded: Array<Buffer | undefined> = []
+    for (const { clientId, cap, rap } of perClient) {
       const qos = Math.min(packetQos, cap)
       if (qos === 0 && !limits.queueQos0) continue
       const queue = this.#queueFor(clientId)
@@ -93,11 +94,11 @@ export class Outbox implements SessionQueues {
       }
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
-      const variant = `${qos}${retain ? 'r' : ''}`
-      let value = encoded.get(variant)
+      const variant = qos * 2 + (retain ? 1 : 0)
+      let value = encoded[variant]
       if (value === undefined) {
         value = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
-        encoded.set(variant, value)
+        encoded[variant] = value
       }
       const seq = this.#seq++
       const entry = queueEntry({

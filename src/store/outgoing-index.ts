@@ -46,7 +46,8 @@ export class ClientQueue {
   /** Insertion order is seq order: seqs only grow, and the loader reads keys in order. */
   entries = new Map<number, QueueEntry>()
   readonly #byCounter = new Map<string, Map<number, QueueEntry>>()
-  readonly #byMessageId = new Map<number, QueueEntry[]>()
+  /** One entry per id, or (an id reused while an older entry still holds it) the entries in seq order. */
+  readonly #byMessageId = new Map<number, QueueEntry | QueueEntry[]>()
   bytes = 0
   inflightCount = 0
   waitingBytes = 0
@@ -119,7 +120,8 @@ export class ClientQueue {
 
   /** The oldest entry holding this messageId (the reference implementation searches in queue order too). */
   byMessageId (messageId: number): QueueEntry | undefined {
-    return this.#byMessageId.get(messageId)?.[0]
+    const held = this.#byMessageId.get(messageId)
+    return Array.isArray(held) ? held[0] : held
   }
 
   assignMessageId (entry: QueueEntry, messageId: number): void {
@@ -154,22 +156,29 @@ export class ClientQueue {
 
   #indexMessageId (entry: QueueEntry): void {
     const id = entry.messageId as number
-    const list = this.#byMessageId.get(id)
-    if (list === undefined) {
-      this.#byMessageId.set(id, [entry])
+    const held = this.#byMessageId.get(id)
+    if (held === undefined) {
+      this.#byMessageId.set(id, entry)
       return
     }
+    const list = Array.isArray(held) ? held : [held]
     let i = list.length
     while (i > 0 && list[i - 1].seq > entry.seq) i--
     list.splice(i, 0, entry)
+    if (list !== held) this.#byMessageId.set(id, list)
   }
 
   #unindexMessageId (entry: QueueEntry): void {
     const id = entry.messageId as number
-    const list = this.#byMessageId.get(id)
-    if (list === undefined) return
-    const i = list.indexOf(entry)
-    if (i >= 0) list.splice(i, 1)
-    if (list.length === 0) this.#byMessageId.delete(id)
+    const held = this.#byMessageId.get(id)
+    if (held === entry) {
+      this.#byMessageId.delete(id)
+      return
+    }
+    if (!Array.isArray(held)) return
+    const i = held.indexOf(entry)
+    if (i >= 0) held.splice(i, 1)
+    if (held.length === 1) this.#byMessageId.set(id, held[0])
+    else if (held.length === 0) this.#byMessageId.delete(id)
   }
 }

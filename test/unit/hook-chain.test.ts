@@ -4,19 +4,30 @@ import { chainAuthorizePublish, type PublishStep } from '../../src/hook-chain.js
 
 const packet = { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, retain: false, dup: false } as unknown as PublishPacket
 
-async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: boolean } = {}): Promise<{ err: Error | null | undefined, committed: boolean, settled: boolean, dropped: string[] }> {
+async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: boolean, commitError?: Error } = {}): Promise<{ err: Error | null | undefined, committed: boolean, settled: boolean, dropped: string[], answeredAtOnce: boolean }> {
   let committed = false
   let settled = false
   const dropped: string[] = []
   const hook = chainAuthorizePublish({
     checks,
     onDrop: (_c, _p, drop) => { dropped.push(drop.drop) },
-    commit: async () => { committed = true },
+    commit: (_c, _p, done) => {
+      committed = true
+      done(opts.commitError ?? null)
+    },
     settle: () => { settled = true },
     disconnectOnDrop: opts.disconnectOnDrop ?? false
   })
-  const err = await new Promise<Error | null | undefined>(resolve => { hook({} as Client, packet, resolve) })
-  return { err, committed, settled, dropped }
+  let answeredAtOnce = false
+  const err = await new Promise<Error | null | undefined>(resolve => {
+    let returned = false
+    hook({} as Client, packet, e => {
+      answeredAtOnce = !returned
+      resolve(e)
+    })
+    returned = true
+  })
+  return { err, committed, settled, dropped, answeredAtOnce }
 }
 
 describe('the publish check chain', () => {
@@ -29,12 +40,23 @@ describe('the publish check chain', () => {
       () => { seen.push('never'); return undefined }
     ])
     expect(seen).toEqual(['sync', 'async', 'drops'])
-    expect(result).toEqual({ err: null, committed: false, settled: true, dropped: ['unauthorized'] })
+    expect(result).toEqual({ err: null, committed: false, settled: true, dropped: ['unauthorized'], answeredAtOnce: false })
   })
 
   it('commits a publish every check lets through, synchronous or not', async () => {
     expect(await authorize([() => undefined, async () => undefined])).toMatchObject({ err: null, committed: true, settled: false })
     expect(await authorize([])).toMatchObject({ err: null, committed: true })
+  })
+
+  it('answers within the call when every check and the commit do (no microtask per publish)', async () => {
+    expect(await authorize([() => undefined, () => undefined])).toMatchObject({ err: null, committed: true, answeredAtOnce: true })
+    expect(await authorize([() => ({ drop: 'too-large', detail: 'big' })])).toMatchObject({ settled: true, answeredAtOnce: true })
+    expect(await authorize([async () => undefined])).toMatchObject({ committed: true, answeredAtOnce: false })
+  })
+
+  it('passes a failed commit to aedes as an error (no acknowledgement)', async () => {
+    const result = await authorize([() => undefined], { commitError: new Error('store write failed') })
+    expect(result.err?.message).toBe('store write failed')
   })
 
   it('turns a check that throws, synchronously or not, into an error for aedes (the connection closes, no acknowledgement)', async () => {
