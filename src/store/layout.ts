@@ -92,7 +92,13 @@ export function parseNumberedKey (key: string, digits: number): { clientId: stri
   return { clientId: parts.clientId, n: Number(parts.rest) }
 }
 
-/** Keys whose values are read back while the broker runs (replay, retained lookups, group and dead-letter reads). */
-export function isReadBack (key: string): boolean {
-  return key.startsWith(PREFIX.outgoing) || key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
+/**
+ * Whether a queued write must be visible to reads before it commits (see ValueReader): writes to keys read back
+ * while the broker runs (replay, retained lookups, group and dead-letter reads). Of an outgoing entry only the
+ * enqueue's put is: the session's index keeps the entry's later record (its packet id, its PUBREL) in memory and
+ * replays it from there, and drops an entry before its delete is queued, so nothing reads those writes back.
+ */
+export function isReadBack (key: string, op: 'put' | 'lazy' | 'del'): boolean {
+  if (key.startsWith(PREFIX.outgoing)) return op === 'put'
+  return key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
 }

@@ -59,14 +59,19 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
     const ready: Array<[QueueEntry, Record<string, unknown>]> = []
     for (let i = 0; i < chunk.length; i++) {
       const entry = chunk[i]
-      const value = values[i]
-      if (entry.removed || value === undefined) continue
-      let fields: Record<string, unknown>
-      try {
-        fields = decodeRecord(value).fields
-      } catch (err) {
-        ctx.logger.error({ err, clientId, key: entry.key }, 'undecodable queued message skipped')
-        continue
+      if (entry.removed) continue
+      // An entry in flight replays the record it was sent as (packet id, or PUBREL), kept in memory: its write
+      // may still be queued, and queued updates of outgoing entries are not visible to reads (layout.isReadBack).
+      let fields = entry.inflight
+      if (fields === undefined) {
+        const value = values[i]
+        if (value === undefined) continue
+        try {
+          fields = decodeRecord(value).fields
+        } catch (err) {
+          ctx.logger.error({ err, clientId, key: entry.key }, 'undecodable queued message skipped')
+          continue
+        }
       }
       const queue = ctx.current(clientId)
       if (queue !== undefined && isExpired(entry, now, expiryMs)) {

@@ -81,8 +81,8 @@ export interface WriteQueueOptions {
   dir: string
   sync: boolean
   logger: Logger
-  /** Keys that are read back from disk at run time; their uncommitted values are kept for `peek`. */
-  tracked: (key: string) => boolean
+  /** Writes whose uncommitted values `peek` must return (keys read back from disk at run time). */
+  tracked: (key: string, op: 'put' | 'lazy' | 'del') => boolean
 }
 
 /**
@@ -98,7 +98,7 @@ export class WriteQueue {
   readonly #dir: string
   readonly #sync: boolean
   readonly #log: Logger
-  readonly #tracked: (key: string) => boolean
+  readonly #tracked: (key: string, op: 'put' | 'lazy' | 'del') => boolean
   readonly #overlay = new Map<string, Pending>()
   readonly #deferred = new Map<string, LazyPut>()
   #deferTimer: NodeJS.Timeout | undefined
@@ -145,7 +145,7 @@ export class WriteQueue {
     if (this.#closed) throw this.#closedError()
     const op: LazyPut = { type: 'lazy', key, encode }
     this.#deferred.set(key, op)
-    if (this.#tracked(key)) this.#overlay.set(key, { value: op, batch: undefined })
+    if (this.#tracked(key, 'lazy')) this.#overlay.set(key, { value: op, batch: undefined })
     this.#deferTimer ??= setTimeout(this.#releaseDeferred, LAZY_PUT_DELAY_MS).unref()
   }
 
@@ -203,7 +203,7 @@ export class WriteQueue {
       }
       batch.ops.push(op)
       batch.count++
-      if (this.#tracked(op.key)) this.#overlay.set(op.key, { value: op.type === 'put' ? op.value : op.type === 'lazy' ? op : null, batch })
+      if (this.#tracked(op.key, op.type)) this.#overlay.set(op.key, { value: op.type === 'put' ? op.value : op.type === 'lazy' ? op : null, batch })
     }
     this.#schedule()
     return batch
