@@ -26,13 +26,13 @@ export class IncomingIndex {
   }
 
   /**
-   * get(), or a rejection. aedes asks this for every new QoS 2 PUBLISH and takes the rejection as "new": the error
-   * is one shared object, as a fresh one per call cost more in its stack trace than the rest of the lookup.
+   * get() as aedes wants it: a rejection means "new". aedes asks this for every new QoS 2 PUBLISH, so the rejection
+   * is made without a throw and its error is one shared object (a fresh one per call, with its stack trace, cost
+   * more than the rest of the lookup).
    */
-  require (clientId: string, messageId: number): Record<string, unknown> {
+  lookup (clientId: string, messageId: number): Promise<Record<string, unknown>> {
     const found = this.get(clientId, messageId)
-    if (found === undefined) throw NO_SUCH_PACKET
-    return found
+    return found === undefined ? Promise.reject(NO_SUCH_PACKET) : Promise.resolve(found)
   }
 
   /**

@@ -186,8 +186,8 @@ export class LevelStore {
     if (ops.length > 0) this.#queue.stage(ops, undo)
   }
 
-  async incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {
-    return this.#incoming.require(client.id, Number(packet.messageId))
+  incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {
+    return this.#incoming.lookup(client.id, Number(packet.messageId))
   }
 
   async incomingDelPacket (client: ClientRef, packet: PacketLike): Promise<void> {

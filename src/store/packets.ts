@@ -23,7 +23,9 @@ export function payloadBytes (payload: unknown): number {
 export function packetRecord (packet: PacketLike, overrides: { qos?: number, retain?: boolean, messageId?: number | undefined }): Record<string, unknown> {
   const record: Record<string, unknown> = {}
   for (const key of CARRIED) {
-    if (Object.prototype.hasOwnProperty.call(packet, key)) record[key] = packet[key]
+    // aedes sets `nl` on every delivered copy, undefined for MQTT 3.1.1 subscriptions: an undefined no-local
+    // says nothing, and leaving it out keeps the record in the binary form.
+    if (Object.prototype.hasOwnProperty.call(packet, key) && !(key === 'nl' && packet.nl === undefined)) record[key] = packet[key]
   }
   record.cmd = packet.cmd ?? 'publish'
   record.brokerId = packet.brokerId

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { decodeHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { packetRecord } from '../../src/store/packets.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
 
 describe('value codec', () => {
@@ -42,6 +43,14 @@ describe('value codec', () => {
       expect(head.payloadBytes).toBe(Buffer.byteLength(record.payload as string | Buffer))
       expect({ ...head.fields, payload: record.payload }).toEqual(record)
     }
+  })
+
+  it('stores a copy as aedes delivers it (no-local set, undefined under MQTT 3.1.1) in the binary form', () => {
+    const delivered = { clientId: 'pub-1', nl: undefined, cmd: 'publish', brokerId: 'b', brokerCounter: 3, topic: 't', payload: Buffer.from('x'), qos: 2, retain: false, dup: false, messageId: undefined }
+    const record = packetRecord(delivered, { qos: 2, messageId: 9 })
+    expect(encodeRecord(record, { t: 1 })[0], 'codec version byte').toBe(2)
+    expect(decodeRecord(encodeRecord(record, { t: 1 })).fields).toMatchObject({ clientId: 'pub-1', topic: 't', qos: 2, messageId: 9 })
+    expect(packetRecord({ ...delivered, nl: true }, {}).nl).toBe(true)
   })
 
   it('writes a PUBREL record in 12 bytes', () => {
