@@ -38,13 +38,14 @@ function refusal (code: ConnectRefusal, message: string): AuthenticateError {
 
 /**
  * The first verdict of the steps, in order. Synchronous while the steps are: awaiting each of the seven publish
- * checks cost seven microtask hops on every PUBLISH, and nearly every check answers at once.
+ * checks cost seven microtask hops on every PUBLISH, and nearly every check answers at once. The arguments are
+ * passed one by one, not spread from an array, for the same reason.
  */
-function firstVerdict<A extends unknown[], V> (steps: ReadonlyArray<(...args: A) => V | undefined | Promise<V | undefined>>, args: A, from = 0): V | undefined | Promise<V | undefined> {
+function firstVerdict<A, B, C, V> (steps: ReadonlyArray<(a: A, b: B, c: C) => V | undefined | Promise<V | undefined>>, a: A, b: B, c: C, from = 0): V | undefined | Promise<V | undefined> {
   for (let i = from; i < steps.length; i++) {
-    const verdict = steps[i](...args)
+    const verdict = steps[i](a, b, c)
     if (verdict instanceof Promise) {
-      return verdict.then(v => v !== undefined ? v : firstVerdict(steps, args, i + 1))
+      return verdict.then(v => v !== undefined ? v : firstVerdict(steps, a, b, c, i + 1))
     }
     if (verdict !== undefined) return verdict
   }
@@ -52,13 +53,13 @@ function firstVerdict<A extends unknown[], V> (steps: ReadonlyArray<(...args: A)
 }
 
 /** firstVerdict as a promise, for the hooks that answer through a callback anyway. */
-async function verdictOf<A extends unknown[], V> (steps: ReadonlyArray<(...args: A) => V | undefined | Promise<V | undefined>>, args: A): Promise<V | undefined> {
-  return await firstVerdict(steps, args)
+async function verdictOf<A, B, C, V> (steps: ReadonlyArray<(a: A, b: B, c: C) => V | undefined | Promise<V | undefined>>, a: A, b: B, c: C): Promise<V | undefined> {
+  return await firstVerdict(steps, a, b, c)
 }
 
 export function chainPreConnect (steps: readonly ConnectStep[]) {
   return (client: Client, packet: ConnectPacket, cb: (error: Error | null, ok: boolean) => void): void => {
-    verdictOf(steps, [client, packet]).then(
+    verdictOf(steps, client, packet, undefined).then(
       code => code === undefined ? cb(null, true) : cb(refusal(code, 'connection refused'), false),
       err => cb(err as Error, false))
   }
@@ -66,7 +67,7 @@ export function chainPreConnect (steps: readonly ConnectStep[]) {
 
 export function chainAuthenticate (steps: readonly AuthenticateStep[]) {
   return (client: Client, username: string | undefined, password: Buffer | undefined, cb: (error: AuthenticateError | null, ok: boolean | null) => void): void => {
-    verdictOf(steps, [client, username, password]).then(
+    verdictOf(steps, client, username, password).then(
       code => code === undefined ? cb(null, true) : cb(refusal(code, 'authentication failed'), false),
       err => cb(Object.assign(err as Error, { returnCode: 3 }) as AuthenticateError, false))
   }
@@ -107,7 +108,7 @@ export function chainAuthorizePublish (chain: PublishChain) {
     }
     let verdict: PublishDrop | undefined | Promise<PublishDrop | undefined>
     try {
-      verdict = firstVerdict(chain.checks, [client, packet])
+      verdict = firstVerdict(chain.checks, client, packet, undefined)
     } catch (err) {
       cb(err as Error)
       return

@@ -17,7 +17,7 @@ import { Wills } from './wills.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
-import { WriteQueue, type WriteOp } from './write-queue.js'
+import { inCallOrder, WriteQueue, type WriteOp } from './write-queue.js'
 
 /**
  * Culex's aedes-persistence 11 implementation on LevelDB. Every index lives in memory (loaded at open); LevelDB
@@ -110,19 +110,23 @@ export class LevelStore {
 
   // subscriptions -------------------------------------------------------------------------------------------------
 
-  async addSubscriptions (client: ClientRef, subs: SubscriptionInput[]): Promise<void> {
-    const change = this.#subs.add(client.id, subs)
-    const enc = encodeClientId(client.id)
-    const ops: WriteOp[] = []
-    for (const [filter, record] of change.puts) ops.push({ type: 'put', key: subscriptionKey(enc, filter), value: encodeRecord({ ...record }) })
-    for (const filter of change.dels) ops.push({ type: 'del', key: subscriptionKey(enc, filter) })
-    await this.#queue.commit(ops, change.undo)
+  addSubscriptions (client: ClientRef, subs: SubscriptionInput[]): Promise<void> {
+    return inCallOrder(() => {
+      const change = this.#subs.add(client.id, subs)
+      const enc = encodeClientId(client.id)
+      const ops: WriteOp[] = []
+      for (const [filter, record] of change.puts) ops.push({ type: 'put', key: subscriptionKey(enc, filter), value: encodeRecord({ ...record }) })
+      for (const filter of change.dels) ops.push({ type: 'del', key: subscriptionKey(enc, filter) })
+      return this.#queue.commit(ops, change.undo)
+    })
   }
 
-  async removeSubscriptions (client: ClientRef, filters: string[]): Promise<void> {
-    const { removed, undo } = this.#subs.remove(client.id, filters)
-    const enc = encodeClientId(client.id)
-    await this.#queue.commit(removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) })), undo)
+  removeSubscriptions (client: ClientRef, filters: string[]): Promise<void> {
+    return inCallOrder(() => {
+      const { removed, undo } = this.#subs.remove(client.id, filters)
+      const enc = encodeClientId(client.id)
+      return this.#queue.commit(removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) })), undo)
+    })
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<Array<SubscriptionRecord & { topic: string }>> {
@@ -130,8 +134,8 @@ export class LevelStore {
   }
 
   /** From memory; `$` topics never match wildcard-first filters and `$share/…` filters never match. */
-  async subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
-    return this.#subs.match(topic)
+  subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
+    return inCallOrder(() => Promise.resolve(this.#subs.match(topic)))
   }
 
   /** Synchronous, for the broker's QoS 0 queueing (limits.queueQos0); see SubscriptionIndex#matchAtQos0. */
@@ -158,22 +162,21 @@ export class LevelStore {
   }
 
   /** Also the durability barrier for staged writes: resolves only after a commit, even with no subscriptions. */
-  async outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
-    await this.#outbox.enqueue(subs, packet)
+  outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+    return inCallOrder(() => this.#outbox.enqueue(subs, packet))
   }
 
-  async outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
-    await this.#outbox.update(client, packet)
+  outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
+    return inCallOrder(() => this.#outbox.update(client, packet))
   }
 
-  async outgoingClearMessageId (client: ClientRef, packet: PacketLike | number): Promise<Record<string, unknown> | undefined> {
-    return await this.#outbox.clear(client, packet)
+  outgoingClearMessageId (client: ClientRef, packet: PacketLike | number): Promise<Record<string, unknown> | undefined> {
+    return inCallOrder(() => this.#outbox.clear(client, packet))
   }
 
   outgoingStream (client: ClientRef): Readable {
     return this.#outbox.stream(client)
   }
-
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 

@@ -188,12 +188,12 @@ export class Outbox implements SessionQueues {
   }
 
   /** PUBACK / PUBCOMP: removes the entry and returns the packet; an unknown id is answered from memory. */
-  async clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
+  clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
     const messageId = typeof packet === 'object' && packet !== null ? (packet as PacketLike).messageId : undefined
-    if (messageId == null) return undefined
+    if (messageId == null) return Promise.resolve(undefined)
     const queue = this.#queues.get(client.id)
     const entry = queue?.byMessageId(messageId)
-    if (queue === undefined || entry === undefined) return undefined
+    if (queue === undefined || entry === undefined) return Promise.resolve(undefined)
     queue.remove(entry)
     this.#dropIfEmpty(queue)
     const original = entry.inflight !== undefined
@@ -205,7 +205,7 @@ export class Outbox implements SessionQueues {
     this.#deps.queue.stage([{ type: 'del', key: entry.key }], () => {
       this.#queueFor(queue.clientId).restore([entry])
     })
-    return await original
+    return original
   }
 
   /**
