@@ -63,9 +63,21 @@ export function inCallOrder<T> (run: () => Promise<T>): Promise<T> {
   }
 }
 
-interface Waiter {
+/** The one promise every commit into a batch gets: its handlers run in the order they were attached (call order). */
+interface Outcome {
+  promise: Promise<void>
   resolve: () => void
   reject: (err: Error) => void
+}
+
+function outcome (): Outcome {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
 }
 
 interface Batch {
@@ -74,7 +86,8 @@ interface Batch {
   count: number
   /** Index in ops of the last put of each key, for cancelling it when a del of the key follows. */
   puts: Map<string, number>
-  waiters: Waiter[]
+  /** Created by the first commit into the batch. */
+  outcome: Outcome | undefined
   undos: Array<() => void>
 }
 
@@ -103,7 +116,8 @@ export interface WriteQueueOptions {
  * The single FIFO group-commit queue every store write goes through.
  *
  * Ops that arrive while a batch is being written (or in the same tick) are collected into the next batch, so
- * there is at most one `db.batch` in flight. Promises resolve in call order after their batch is committed:
+ * there is at most one `db.batch` in flight. Promises resolve in call order after their batch is committed (the
+ * commits of one batch share one promise, whose handlers run in the order they were attached):
  * aedes emits a QoS>0 publish only after its enqueue resolves, and its per-client dedupe drops any publish
  * that overtakes a newer one (aedes.md §7-1), so completion order is what keeps deliveries from being lost.
  */
@@ -169,7 +183,8 @@ export class WriteQueue {
     if (ops.length === 0 && this.#next === undefined && this.#writing === undefined) return Promise.resolve()
     const batch = this.#add(ops)
     if (undo !== undefined) batch.undos.push(undo)
-    return new Promise<void>((resolve, reject) => { batch.waiters.push({ resolve, reject }) })
+    batch.outcome ??= outcome()
+    return batch.outcome.promise
   }
 
   /** Resolves once everything queued so far is committed (rejects if that last batch failed). */
@@ -198,7 +213,7 @@ export class WriteQueue {
   #add (ops: Array<WriteOp | LazyPut>): Batch {
     let batch = this.#next
     if (batch === undefined) {
-      batch = { ops: [], count: 0, puts: new Map(), waiters: [], undos: [] }
+      batch = { ops: [], count: 0, puts: new Map(), outcome: undefined, undos: [] }
       this.#next = batch
     }
     for (const op of ops) {
@@ -261,7 +276,7 @@ export class WriteQueue {
     }
     if (err === undefined) {
       if (batch.count > 0) this.observer?.(batch.count, performance.now() - this.#startedAt)
-      for (const waiter of batch.waiters) waiter.resolve()
+      batch.outcome?.resolve()
     } else {
       this.failedBatches++
       const cause = err as Error
@@ -273,9 +288,7 @@ export class WriteQueue {
           this.#log.error({ err: undoErr }, 'store undo failed')
         }
       }
-      for (const waiter of batch.waiters) {
-        waiter.reject(new CulexError('ERR_STORE_WRITE', `a write to the store at ${this.#dir} failed: ${cause?.message ?? String(err)}`, { cause: err }))
-      }
+      batch.outcome?.reject(new CulexError('ERR_STORE_WRITE', `a write to the store at ${this.#dir} failed: ${cause?.message ?? String(err)}`, { cause: err }))
     }
     if (this.#next !== undefined) this.#schedule()
   }
