@@ -30,10 +30,16 @@ const CLIENT_ID = 128
 const KEYS = ['cmd', 'brokerId', 'brokerCounter', 'topic', 'payload', 'qos', 'retain', 'dup', 'messageId']
 
 function isPublishShape (record: Record<string, unknown>, meta: Record<string, unknown> | undefined): boolean {
-  const keys = Object.keys(record)
-  const offset = keys.length === KEYS.length + 1 && keys[0] === 'clientId' ? 1 : 0
-  if (keys.length !== KEYS.length + offset) return false
-  for (let i = 0; i < KEYS.length; i++) if (keys[i + offset] !== KEYS[i]) return false
+  // for-in rather than Object.keys: the same own keys in the same order for these plain records, and no array per
+  // record on the enqueue path.
+  let i = 0
+  let offset = 0
+  for (const key in record) {
+    if (i === 0 && key === 'clientId') offset = 1
+    else if (KEYS[i - offset] !== key) return false
+    i++
+  }
+  if (i - offset !== KEYS.length) return false
   if (offset === 1 && typeof record.clientId !== 'string') return false
   const { brokerId, brokerCounter, messageId, qos, payload } = record
   return isEnqueueTime(meta) && record.cmd === 'publish' && typeof record.topic === 'string' &&
