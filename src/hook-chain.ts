@@ -90,9 +90,20 @@ export interface PublishChain {
 
 export function chainAuthorizePublish (chain: PublishChain) {
   return (client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void => {
+    let answered = false
+    const answer = (err?: Error | null): void => {
+      answered = true
+      cb(err)
+    }
+    // A step or the commit that throws becomes an error for aedes (the connection closes unacknowledged); what aedes
+    // throws from its own callback is not ours to catch.
+    const fail = (err: unknown): void => {
+      if (answered) throw err
+      answer(err as Error)
+    }
     const decide = (verdict: PublishDrop | undefined): void => {
       if (verdict === undefined) {
-        chain.commit(client, packet, cb)
+        chain.commit(client, packet, answer)
         return
       }
       chain.onDrop(client, packet, verdict)
@@ -100,21 +111,30 @@ export function chainAuthorizePublish (chain: PublishChain) {
       // connected; the other choice 3.1.1 allows [MQTT-3.3.5-2] is closing the connection. A will has no
       // connection to close (an orphaned one would make aedes report an error forever), so it is always settled.
       if (chain.disconnectOnDrop && client !== null && (client as { will?: unknown }).will !== packet) {
-        cb(new Error(`publish refused (${verdict.drop}): ${verdict.detail}`))
+        answer(new Error(`publish refused (${verdict.drop}): ${verdict.detail}`))
         return
       }
       chain.settle(packet)
-      cb(null)
+      answer(null)
     }
     let verdict: PublishDrop | undefined | Promise<PublishDrop | undefined>
     try {
       verdict = firstVerdict(chain.checks, client, packet, undefined)
+      if (!(verdict instanceof Promise)) {
+        decide(verdict)
+        return
+      }
     } catch (err) {
-      cb(err as Error)
+      fail(err)
       return
     }
-    if (verdict instanceof Promise) verdict.then(decide, err => cb(err as Error))
-    else decide(verdict)
+    verdict.then(v => {
+      try {
+        decide(v)
+      } catch (err) {
+        fail(err)
+      }
+    }, fail)
   }
 }
 

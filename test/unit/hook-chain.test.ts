@@ -4,7 +4,7 @@ import { chainAuthorizePublish, type PublishStep } from '../../src/hook-chain.js
 
 const packet = { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, retain: false, dup: false } as unknown as PublishPacket
 
-async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: boolean, commitError?: Error } = {}): Promise<{ err: Error | null | undefined, committed: boolean, settled: boolean, dropped: string[], answeredAtOnce: boolean }> {
+async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: boolean, commitError?: Error, commitThrows?: Error } = {}): Promise<{ err: Error | null | undefined, committed: boolean, settled: boolean, dropped: string[], answeredAtOnce: boolean }> {
   let committed = false
   let settled = false
   const dropped: string[] = []
@@ -13,6 +13,7 @@ async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: bool
     onDrop: (_c, _p, drop) => { dropped.push(drop.drop) },
     commit: (_c, _p, done) => {
       committed = true
+      if (opts.commitThrows !== undefined) throw opts.commitThrows
       done(opts.commitError ?? null)
     },
     settle: () => { settled = true },
@@ -54,9 +55,24 @@ describe('the publish check chain', () => {
     expect(await authorize([async () => undefined])).toMatchObject({ committed: true, answeredAtOnce: false })
   })
 
-  it('passes a failed commit to aedes as an error (no acknowledgement)', async () => {
+  it('passes a failed commit to aedes as an error (no acknowledgement), also when it throws', async () => {
     const result = await authorize([() => undefined], { commitError: new Error('store write failed') })
     expect(result.err?.message).toBe('store write failed')
+    expect((await authorize([() => undefined], { commitThrows: new Error('sync') })).err?.message).toBe('sync')
+    expect((await authorize([async () => undefined], { commitThrows: new Error('after await') })).err?.message).toBe('after await')
+  })
+
+  it('does not swallow an exception thrown by aedes from its own callback', () => {
+    const hook = chainAuthorizePublish({
+      checks: [() => undefined],
+      onDrop: () => undefined,
+      commit: (_c, _p, done) => { done(null) },
+      settle: () => undefined,
+      disconnectOnDrop: false
+    })
+    let calls = 0
+    expect(() => { hook({} as Client, packet, () => { calls++; throw new Error('aedes bug') }) }).toThrow('aedes bug')
+    expect(calls).toBe(1)
   })
 
   it('turns a check that throws, synchronously or not, into an error for aedes (the connection closes, no acknowledgement)', async () => {
