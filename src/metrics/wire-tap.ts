@@ -44,6 +44,10 @@ export class WireTap {
   /** Set once the stream stopped being MQTT; nothing more is reported. */
   #broken = false
 
+  /** Filled in and handed to onPacket for every packet: one object per tap, not one per packet. */
+  readonly #packet: WirePacket = { type: 'reserved', bytes: 0, qos: 0, payloadBytes: 0, messageId: -1 }
+
+  /** `onPacket` gets the same object each time: it reads the fields and keeps no reference. */
   constructor (private readonly onPacket: (packet: WirePacket) => void) {}
 
   get broken (): boolean {
@@ -115,19 +119,20 @@ export class WireTap {
   #readFields (chunk: Uint8Array, from: number, count: number): void {
     const start = this.#pos
     const end = start + count
-    const at = (p: number): number => chunk[from + p - start]
+    // chunk[base + p] is body byte p
+    const base = from - start
     if (this.#type === PUBLISH) {
       // Topic length in body bytes 0-1, then the topic, then the packet identifier at QoS > 0.
-      if (start <= 0 && end > 0) this.#topicLength = at(0) << 8
-      if (start <= 1 && end > 1) this.#topicLength |= at(1)
+      if (start <= 0 && end > 0) this.#topicLength = chunk[base] << 8
+      if (start <= 1 && end > 1) this.#topicLength |= chunk[base + 1]
       if (this.#qos > 0 && this.#topicLength >= 0) {
         const idAt = 2 + this.#topicLength
-        if (start <= idAt && end > idAt) this.#messageId = at(idAt) << 8
-        if (start <= idAt + 1 && end > idAt + 1) this.#messageId |= at(idAt + 1)
+        if (start <= idAt && end > idAt) this.#messageId = chunk[base + idAt] << 8
+        if (start <= idAt + 1 && end > idAt + 1) this.#messageId |= chunk[base + idAt + 1]
       }
     } else if (this.#type >= 4 && this.#type <= 7) {
-      if (start <= 0 && end > 0) this.#messageId = at(0) << 8
-      if (start <= 1 && end > 1) this.#messageId |= at(1)
+      if (start <= 0 && end > 0) this.#messageId = chunk[base] << 8
+      if (start <= 1 && end > 1) this.#messageId |= chunk[base + 1]
     }
   }
 
@@ -137,7 +142,13 @@ export class WireTap {
     let payloadBytes = 0
     if (this.#type === PUBLISH) payloadBytes = Math.max(0, this.#remaining - 2 - Math.max(0, this.#topicLength) - (this.#qos > 0 ? 2 : 0))
     this.#state = HEADER
-    this.onPacket({ type, bytes, qos: this.#qos, payloadBytes, messageId: this.#messageId })
+    const packet = this.#packet
+    packet.type = type
+    packet.bytes = bytes
+    packet.qos = this.#qos
+    packet.payloadBytes = payloadBytes
+    packet.messageId = this.#messageId
+    this.onPacket(packet)
   }
 }
 

@@ -38,7 +38,7 @@ const expected: Array<Partial<WirePacket>> = [
 
 function tapAll (chunks: Uint8Array[]): WirePacket[] {
   const seen: WirePacket[] = []
-  const tap = new WireTap(p => seen.push(p))
+  const tap = new WireTap(p => seen.push({ ...p }))
   for (const c of chunks) tap.feed(c)
   return seen
 }
@@ -81,12 +81,12 @@ describe('WireTap', () => {
     for (const p of packets) mqttPacket.writeToStream(p, sink)
     expect(chunks.some(c => typeof c === 'string')).toBe(true)
     const seen: WirePacket[] = []
-    const tap = new WireTap(p => seen.push(p))
+    const tap = new WireTap(p => seen.push({ ...p }))
     for (const c of chunks) feedChunk(tap, c)
     expect(seen).toEqual(tapAll([whole]))
     // A string that holds header fields (a hand-made topic-length + topic) is still read right.
     const odd: WirePacket[] = []
-    const tap2 = new WireTap(p => odd.push(p))
+    const tap2 = new WireTap(p => odd.push({ ...p }))
     tap2.feed(Uint8Array.of(0x32, 2 + 1 + 2 + 3))
     tap2.feedText('\u0000\u0001a\u0001\u0002xyz', 'latin1')
     expect(odd).toEqual([{ type: 'publish', bytes: 10, qos: 1, payloadBytes: 3, messageId: 258 }])
@@ -94,7 +94,7 @@ describe('WireTap', () => {
 
   it('stops at a remaining length longer than four bytes', () => {
     const seen: WirePacket[] = []
-    const tap = new WireTap(p => seen.push(p))
+    const tap = new WireTap(p => seen.push({ ...p }))
     tap.feed(Uint8Array.of(0x30, 0xff, 0xff, 0xff, 0xff, 0x01))
     expect(tap.broken).toBe(true)
     expect(seen).toEqual([])
