@@ -88,7 +88,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       if (store.sessionQueues.inflight(client) + chunk.length > REPLAY_WINDOW) await acknowledged(client, chunk.length)
       if (client.closed) return handed
       const packets = chunk.map(fields => toPacket(fields, client))
-      const updated = await Promise.all(packets.map(async packet => await store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
+      const updated = await Promise.all(packets.map(packet => store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
         // as aedes' emptyQueue: a packet the store cannot account for ends the connection
         client.emit('error', err)
         return false

@@ -215,14 +215,15 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   // For a persistent member aedes records each delivery in the session queue; a shared delivery has no entry there
   // (the group queue holds it). Its PUBREL does go into the session, to be resent after a reconnect or a restart.
   const outgoingUpdate = store.outgoingUpdate.bind(store)
-  store.outgoingUpdate = async (client, packet) => {
+  // Not an async function: it runs for every delivery to a persistent session, and hands back the store's promise.
+  store.outgoingUpdate = (client, packet) => {
     const id = packet.messageId
     const state = id == null ? undefined : issued.get(client)?.get(id)
     if (state !== undefined && id != null) {
-      if (packet.cmd === 'pubrel' && state === RECEIVED) return await store.sessionQueues.addPubrel(client, id)
-      if (packet.cmd !== 'pubrel' && (state === NO_COUNTER || state === packet.brokerCounter)) return
+      if (packet.cmd === 'pubrel' && state === RECEIVED) return store.sessionQueues.addPubrel(client, id)
+      if (packet.cmd !== 'pubrel' && (state === NO_COUNTER || state === packet.brokerCounter)) return Promise.resolve()
     }
-    await outgoingUpdate(client, packet)
+    return outgoingUpdate(client, packet)
   }
   // A session that ends (expiry, purge, a clean CONNECT with its id) takes its memberships with it.
   const purgeSession = store.purgeSession.bind(store)

@@ -40,9 +40,13 @@ export function outputPacket (fields: Record<string, unknown>, dup: boolean): Re
  */
 export async function * replay (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number): AsyncGenerator<Array<Record<string, unknown>>> {
   const expiryMs = ctx.limits.messageExpiryMs
-  const readChunk = (start: number): { chunk: QueueEntry[], values: Promise<Array<Buffer | undefined>> } => {
+  // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are read.
+  const readChunk = (start: number): { chunk: QueueEntry[], values: Promise<Map<QueueEntry, Buffer | undefined>> } => {
     const chunk = snapshot.slice(start, start + CHUNK).filter((entry) => !entry.removed)
-    const values = chunk.length === 0 ? Promise.resolve([]) : ctx.reader.read(chunk.map((entry) => entry.key))
+    const stored = chunk.filter((entry) => entry.inflight === undefined)
+    const values = stored.length === 0
+      ? Promise.resolve(new Map<QueueEntry, Buffer | undefined>())
+      : ctx.reader.read(stored.map((entry) => entry.key)).then((found) => new Map(stored.map((entry, i) => [entry, found[i]])))
     // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
     values.catch(() => undefined)
     return { chunk, values }
@@ -64,7 +68,7 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
       // may still be queued, and queued updates of outgoing entries are not visible to reads (layout.isReadBack).
       let fields = entry.inflight
       if (fields === undefined) {
-        const value = values[i]
+        const value = values.get(entry)
         if (value === undefined) continue
         try {
           fields = decodeRecord(value).fields
