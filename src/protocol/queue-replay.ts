@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream'
-import mqtt from 'mqtt-packet'
 import type { Client } from 'aedes'
 import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
+import { encodeFrames, type OutgoingPacket } from './frames.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -95,7 +95,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       })))
       if (client.closed) return handed
       // the chunk's packets as one buffer: one write through the connection's stream wrappers, one segment
-      const frames: Buffer[] = []
+      const frames: OutgoingPacket[] = []
       for (let i = 0; i < packets.length; i++) {
         if (!updated[i]) continue
         const packet = packets[i]
@@ -104,9 +104,9 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
           store.outgoingClearMessageId(client, packet).catch(() => undefined)
           continue
         }
-        frames.push(mqtt.generate(forward as mqtt.Packet))
+        frames.push(forward)
       }
-      const writable = frames.length === 0 || client.conn.write(frames.length === 1 ? frames[0] : Buffer.concat(frames))
+      const writable = frames.length === 0 || client.conn.write(encodeFrames(frames))
       if (!writable && !client.closed) await drained(client)
     }
     return handed

@@ -159,6 +159,42 @@ describe.each(transports)('QoS over %s', (transport: Transport) => {
     })
   })
 
+  describe('acknowledgements read together', () => {
+    // A subscriber's acknowledgements often reach the broker several in one read, or one split over two reads;
+    // every one of them must complete its flow, or the message comes back on the next connection.
+    it('[MQTT-4.3.2-1][MQTT-4.3.3-1] PUBACKs, PUBRECs and PUBCOMPs written together or split across writes each complete their flow', async () => {
+      const base = uid('q')
+      const id = uid('q')
+      const sub = await rawClient(tb(), transport)
+      expect((await sub.connect({ clientId: id, clean: false })).returnCode).toBe(0)
+      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/one`, qos: 1 }, { topic: `${base}/two`, qos: 2 }] })
+      await sub.next('suback')
+      const pub = await mqttClient(tb(), transport)
+      for (let i = 0; i < 4; i++) await pub.publishAsync(`${base}/one`, `q1-${i}`, { qos: 1 })
+      for (let i = 0; i < 2; i++) await pub.publishAsync(`${base}/two`, `q2-${i}`, { qos: 2 })
+      const got: IPublishPacket[] = []
+      for (let i = 0; i < 6; i++) got.push(await sub.next<IPublishPacket>('publish'))
+      const ack = (first: number, messageId: number | undefined): Buffer => Buffer.from([first, 2, (messageId ?? 0) >> 8, (messageId ?? 0) & 0xff])
+      const acks = Buffer.concat(got.map(p => ack(p.qos === 1 ? 0x40 : 0x50, p.messageId)))
+      // three whole PUBACKs; the fourth split over two writes, the second also carrying both PUBRECs
+      sub.sendRaw(acks.subarray(0, 12))
+      sub.sendRaw(acks.subarray(12, 14))
+      sub.sendRaw(acks.subarray(14))
+      const rels = [await sub.next<IPubrelPacket>('pubrel'), await sub.next<IPubrelPacket>('pubrel')]
+      expect(rels.map(r => r.messageId).sort()).toEqual(got.filter(p => p.qos === 2).map(p => p.messageId).sort())
+      sub.sendRaw(Buffer.concat(rels.map(r => ack(0x70, r.messageId))))
+      await sub.disconnect()
+
+      // Nothing is resent to the returning session: the next packet is the fence, a new message.
+      const back = await rawClient(tb(), transport)
+      expect((await back.connect({ clientId: id, clean: false })).sessionPresent).toBe(true)
+      await pub.publishAsync(`${base}/one`, 'fence', { qos: 1 })
+      const next = await back.next<IPublishPacket>(p => p.cmd === 'publish' || p.cmd === 'pubrel')
+      expect([next.cmd, next.payload?.toString()]).toEqual(['publish', 'fence'])
+      expect(back.received.filter(p => p.cmd === 'publish' || p.cmd === 'pubrel')).toHaveLength(1)
+    })
+  })
+
   describe('delivered QoS', () => {
     it.each(['exact', '+', '#'] as const)('[MQTT-3.8.4-6] delivered QoS = min(publish QoS, granted QoS) for a %s filter', async (kind) => {
       const base = uid('q')

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest'
+import mqtt from 'mqtt-packet'
+import { encodeFrames, type OutgoingPacket } from '../../src/protocol/frames.js'
+
+const publish = (over: Partial<OutgoingPacket> = {}): OutgoingPacket =>
+  ({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('hello'), qos: 1, retain: false, dup: false, messageId: 42, ...over })
+
+/** What mqtt-packet makes of the same packets, one after the other. */
+const reference = (packets: OutgoingPacket[]): Buffer => Buffer.concat(packets.map(p => mqtt.generate(p as mqtt.Packet)))
+
+// The replay's frames must be byte for byte what mqtt-packet generates for MQTT 3.1.1.
+describe('replay frames', () => {
+  const cases: Array<[string, OutgoingPacket[]]> = [
+    ['QoS 0, 1 and 2', [publish({ qos: 0, messageId: undefined }), publish({ qos: 1 }), publish({ qos: 2, messageId: 65535 })]],
+    ['DUP and RETAIN flags', [publish({ dup: true }), publish({ retain: true }), publish({ dup: true, retain: true, qos: 2 })]],
+    ['an empty and a missing payload', [publish({ payload: Buffer.alloc(0) }), publish({ payload: undefined })]],
+    ['a multi-byte UTF-8 topic', [publish({ topic: 'capteurs/température/Zürich/温度' })]],
+    ['payloads across every remaining-length size', [120, 121, 122, 123, 124, 16_370, 16_380, 2_097_140, 2_097_150].map(n => publish({ payload: Buffer.alloc(n, 7) }))],
+    ['PUBREL', [{ cmd: 'pubrel', messageId: 9 }, { cmd: 'pubrel', messageId: 65535 }]],
+    ['packets left to mqtt-packet: a string payload, a buffer topic', [publish({ payload: 'text' }), publish({ topic: Buffer.from('a/b') })]],
+    ['a mix, in order', [publish(), { cmd: 'pubrel', messageId: 3 }, publish({ payload: 'x' }), publish({ qos: 0, messageId: undefined })]]
+  ]
+  it.each(cases)('%s', (_name, packets) => {
+    expect(encodeFrames(packets).equals(reference(packets))).toBe(true)
+  })
+
+  it('parses back into the same packets', () => {
+    const packets = [publish({ topic: 'x/y', payload: Buffer.from('one') }), { cmd: 'pubrel', messageId: 77 }, publish({ qos: 2, messageId: 8, dup: true })]
+    const parsed: mqtt.Packet[] = []
+    const parser = mqtt.parser()
+    parser.on('packet', (p: mqtt.Packet) => parsed.push(p))
+    parser.parse(encodeFrames(packets))
+    expect(parsed.map(p => [p.cmd, (p as { topic?: string }).topic, p.messageId, (p as { dup?: boolean }).dup])).toEqual([
+      ['publish', 'x/y', 42, false], ['pubrel', null, 77, false], ['publish', 'a/b', 8, true]
+    ])
+  })
+
+  it('is empty for no packets', () => {
+    expect(encodeFrames([]).length).toBe(0)
+  })
+})
