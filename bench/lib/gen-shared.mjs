@@ -3,10 +3,11 @@ import { settle } from './drain.mjs'
 import { Client, SeqSet, closeAll } from './mqtt.mjs'
 import { Publisher } from './publisher.mjs'
 
-// shared subscriptions: 1 publisher -> M members of $share/g/bench/shared; each message to exactly one member
+// shared subscriptions: 1 publisher -> M members of $share/g/bench/shared; each message to exactly one member.
+// `plain` puts the same load on a plain subscription (bench/shared), the issue's baseline for the shared path.
 
 export async function shared (o, ctx) {
-  const { members = 4, messages = 20000, window = 64, payloadSize = 64, idleMs = 2000 } = o
+  const { members = 4, messages = 20000, window = 64, payloadSize = 64, idleMs = 2000, plain = false } = o
   const seen = new SeqSet(messages * 2)
   const perMember = new Array(members).fill(0)
   let dup = 0
@@ -15,7 +16,7 @@ export async function shared (o, ctx) {
   const granted = []
   for (let i = 0; i < members; i++) {
     const c = await Client.connect(ctx.port, { clientId: `bench-shared-${i}` })
-    granted.push((await c.subscribe([{ topic: '$share/g/bench/shared', qos: 1 }]))[0])
+    granted.push((await c.subscribe([{ topic: plain ? 'bench/shared' : '$share/g/bench/shared', qos: 1 }]))[0])
     c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
       perMember[i]++
       if (seen.add(b.readUInt32BE(ps + 2))) lastRecvAt = now; else dup++

@@ -8,6 +8,7 @@ import { median } from './stats.mjs'
 const TABLES = {
   rate: [
     { label: 'msgs/s', key: 'rate', kind: 'm', d: 0, ratios: true, better: 'higher' },
+    { label: 'warm-up round msgs/s', key: 'cold', kind: 'm', d: 0, noRange: true },
     { label: 'broker CPU', key: 'brokerCpu', kind: 'm', d: 2 },
     { label: 'gen CPU', key: 'genCpu', kind: 'm', d: 2 },
     { label: 'broker peak RSS MB', key: 'peakRssMB', kind: 'm', d: 0, noRange: true },
@@ -40,6 +41,7 @@ const TABLES = {
   ],
   offline: [
     { label: 'drain msgs/s', key: 'drainRate', kind: 'm', d: 0, ratios: true, refs: ['aedes-mem', 'aedes-level', 'mosquitto'], better: 'higher' },
+    { label: 'warm-up round drain msgs/s', key: 'cold', kind: 'm', d: 0, ratios: true, refs: ['aedes-mem', 'aedes-level', 'mosquitto'], better: 'higher' },
     { label: 'reconnect→all s', key: 'reconnectToAllS', kind: 'm', d: 2 },
     { label: 'enqueue msgs/s', key: 'enqueueRate', kind: 'm', d: 0, ratios: true, better: 'higher' },
     { label: 'received', key: 'received', kind: 'm', d: 0 },
@@ -59,8 +61,9 @@ const TABLES = {
     { label: 'wildcard got', key: 'wildReceived', kind: 'c', fn: rs => `${fmtNum(median(rs.map(r => r.wildReceived)), 0)}/${rs[0]?.wildExpected ?? '?'}` }
   ],
   shared: [
-    { label: 'delivered/sent', key: 'deliveredRatio', kind: 'm', d: 3, ratios: true, better: 'higher' },
-    { label: 'msgs/s', key: 'rate', kind: 'm', d: 0 },
+    { label: 'delivered/sent', key: 'deliveredRatio', kind: 'm', d: 3 },
+    { label: 'msgs/s', key: 'rate', kind: 'm', d: 0, ratios: true, refs: ['mosquitto'], better: 'higher' },
+    { label: 'warm-up round msgs/s', key: 'cold', kind: 'm', d: 0, ratios: true, refs: ['mosquitto'], better: 'higher' },
     { label: 'SUBACK codes (rep 1)', key: 'granted', kind: 'c', fn: rs => (rs[0]?.granted ?? []).map(c => '0x' + c.toString(16).padStart(2, '0')).join(' ') },
     { label: 'members (rep 1)', key: 'perMember', kind: 'c', fn: rs => (rs[0]?.perMember ?? []).join('/') },
     { label: 'lost (sum)', key: 'lost', kind: 's' },

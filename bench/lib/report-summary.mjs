@@ -25,7 +25,9 @@ const SUMMARY = [
   ['retained', 'wildFirstMs', 'retained: SUBSCRIBE wildcard → first msg (ms)', 2],
   ['retained', 'exactFirstMs', 'retained: SUBSCRIBE exact → first msg (ms)', 2],
   ['retained', 'storeRate', 'retained: store rate (msgs/s)'],
-  ['shared', 'deliveredRatio', 'shared $share/g 1→4: delivered/sent', 2]
+  ['shared', 'deliveredRatio', 'shared $share/g 1→4: delivered/sent', 2],
+  ['shared', 'rate', 'shared $share/g 1→4 QoS 1 (msgs/s)'],
+  ['shared-plain', 'rate', 'the shared load on a plain subscription (msgs/s)']
 ]
 
 export function renderSummary (records, brokers) {

@@ -31,7 +31,7 @@ export function summarizeRecord (r) {
     case 'connections': return `${fmtNum(r.rate, 0)} connects/s, ${fmtNum(r.kbPerConn, 1)} KB/conn, failed ${r.failed}`
     case 'offline': return `enqueue ${fmtNum(r.enqueueRate, 0)}/s, drain ${fmtNum(r.drainRate, 0)}/s (${fmtNum(r.reconnectToAllS, 2)} s), received ${r.received}/${r.messages}, session ${r.sessionPresent}, lost ${r.lost}${r.pending ? `, pending ${r.pending} (drain cap)` : ''}, dup ${r.dup}${r.restartMs ? `, restart ${(r.restartMs / 1000).toFixed(2)} s` : ''}`
     case 'retained': return `store ${fmtNum(r.storeRate, 0)}/s, wildcard first ${fmtNum(r.wildFirstMs, 2)} ms, exact first ${fmtNum(r.exactFirstMs, 2)} ms`
-    case 'shared': return `delivered ${r.delivered}/${r.sent}, granted ${r.granted}`
+    case 'shared': return `${fmtNum(r.rate, 0)} msgs/s, delivered ${r.delivered}/${r.sent}, granted ${r.granted}, lost ${r.lost}, dup ${r.dup}`
     default: return ''
   }
 }

@@ -1,6 +1,8 @@
 // Scenario definitions (follow research/perf-baseline.md; durations are shorter to fit the run in ~15 minutes).
 // Each spec goes to the generator (bench/gen.mjs) as JSON; `table` picks the report columns, `sync` marks the
-// scenarios where culex-sync is run by default.
+// scenarios where culex-sync is run by default. `warmupRound` (overrides of the spec) makes the generator run the
+// load once unmeasured against the same broker first; `headline` names the figure kept from that round as `cold`.
+// The restart scenarios have none: a restarted broker is cold by nature, and that is what they measure.
 
 export function scenarioTable (quick) {
   const dur = quick ? 1 : 3
@@ -11,13 +13,15 @@ export function scenarioTable (quick) {
     persistent,
     duration: dur,
     sync: persistent && qos > 0,
+    warmupRound: { duration: 1 },
     table: 'rate',
-    desc: `8 publishers -> 1 ${persistent ? 'persistent (clean=false)' : 'clean'} subscriber on bench/#, QoS ${qos} (sub QoS ${qos}), 64 B, ${dur} s; ` +
+    desc: `8 publishers -> 1 ${persistent ? 'persistent (clean=false)' : 'clean'} subscriber on bench/#, QoS ${qos} (sub QoS ${qos}), 64 B, 1 s warm-up + ${dur} s; ` +
       (qos === 0 ? 'at most 1000 msgs per publisher ahead of the subscriber' : 'window 64 unacknowledged per publisher, at most 1000 ahead of the subscriber')
   })
   const offlineN = quick ? 3000 : 20000
   const idleMs = quick ? 2000 : 3000
   const maxDrainMs = quick ? 10000 : 15000
+  const sharedN = quick ? 3000 : 20000
   return {
     'fanin-q0': fanin(0, false),
     'fanin-q1': fanin(1, false),
@@ -25,14 +29,15 @@ export function scenarioTable (quick) {
     'fanin-q0-persist': fanin(0, true),
     'fanin-q1-persist': fanin(1, true),
     'fanin-q2-persist': fanin(2, true),
-    'fanout-q0': { kind: 'fanout', qos: 0, duration: dur, table: 'rate', desc: `1 publisher -> 50 clean subscribers on one topic, QoS 0, 64 B, ${dur} s; msgs/s = deliveries/s summed over subscribers` },
-    'fanout-q1': { kind: 'fanout', qos: 1, duration: dur, table: 'rate', desc: `1 publisher -> 50 clean subscribers on one topic, QoS 1, window 64, ${dur} s; deliveries/s` },
+    'fanout-q0': { kind: 'fanout', qos: 0, duration: dur, warmupRound: { duration: 1 }, table: 'rate', desc: `1 publisher -> 50 clean subscribers on one topic, QoS 0, 64 B, 1 s warm-up + ${dur} s; msgs/s = deliveries/s summed over subscribers` },
+    'fanout-q1': { kind: 'fanout', qos: 1, duration: dur, warmupRound: { duration: 1 }, table: 'rate', desc: `1 publisher -> 50 clean subscribers on one topic, QoS 1, window 64, 1 s warm-up + ${dur} s; deliveries/s` },
     'latency-q1': { kind: 'latency', qos: 1, rate: 2000, warmup: 1, duration: latDur, table: 'latency', desc: `1 publisher -> 1 clean subscriber, QoS 1, fixed 2000 msg/s, 1 s warm-up + ${latDur} s measured; ms publish -> deliver (generator sockets with TCP_NODELAY)` },
     connections: { kind: 'connections', clients: quick ? 1000 : 5000, concurrency: 200, holdS: 1, table: 'connections', desc: `${quick ? 1000 : 5000} clean-session clients connect as fast as possible (200 connects in flight), held 1 s, then closed` },
-    offline: { kind: 'offline', messages: offlineN, idleMs, maxDrainMs, sync: true, table: 'offline', desc: `persistent session (clean=false) subscribes QoS 1, disconnects; ${offlineN} QoS 1 msgs published; reconnect and time until all arrive (drain capped at ${maxDrainMs / 1000} s; what is still arriving then counts as pending, not lost)` },
+    offline: { kind: 'offline', messages: offlineN, idleMs, maxDrainMs, sync: true, warmupRound: {}, headline: 'drainRate', table: 'offline', desc: `persistent session (clean=false) subscribes QoS 1, disconnects; ${offlineN} QoS 1 msgs published; reconnect and time until all arrive (drain capped at ${maxDrainMs / 1000} s; what is still arriving then counts as pending, not lost); measured after one unmeasured warm-up round of the same` },
     'offline-restart': { kind: 'offline', messages: offlineN, idleMs, maxDrainMs, restart: 'SIGTERM', table: 'offline', desc: 'as offline, but the broker is stopped with SIGTERM right after the last PUBACK and started again before the reconnect' },
     'offline-kill': { kind: 'offline', messages: offlineN, idleMs, maxDrainMs, restart: 'SIGKILL', table: 'offline', desc: 'as offline, but the broker is killed with SIGKILL (crash) right after the last PUBACK and started again before the reconnect' },
     retained: { kind: 'retained', messages: quick ? 20000 : 100000, probes: 3, table: 'retained', desc: `${quick ? 20000 : 100000} retained QoS 1 messages on bench/r/<i>/x (every 1000th i) or bench/r/<i>/y; then SUBSCRIBE bench/r/+/x (${quick ? 20 : 100} matches) and an exact topic (1 match), 3 probes each on fresh clients` },
-    shared: { kind: 'shared', members: 4, messages: quick ? 3000 : 20000, table: 'shared', desc: `1 publisher -> 4 subscribers in $share/g/bench/shared, QoS 1, ${quick ? 3000 : 20000} msgs; each message must reach exactly one member` }
+    shared: { kind: 'shared', members: 4, messages: sharedN, warmupRound: {}, table: 'shared', desc: `1 publisher -> 4 subscribers in $share/g/bench/shared, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same; each message must reach exactly one member` },
+    'shared-plain': { kind: 'shared', members: 1, plain: true, messages: sharedN, warmupRound: {}, table: 'shared', desc: `the shared load on a plain subscription: 1 publisher -> 1 subscriber on bench/shared, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same` }
   }
 }

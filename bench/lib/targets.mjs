@@ -36,6 +36,12 @@ export function renderTargets (records) {
       const worst = Math.max(...records.filter(r => r.ok && r.scenario === 'retained' && r.broker === b).flatMap(r => [r.wildFirstMsMax, r.exactFirstMsMax]).map(v => v ?? Infinity))
       return { measured: `wildcard ${fmtNum(w, 2)} ms, exact ${fmtNum(e, 2)} ms (medians; worst probe ${fmtNum(worst, 2)} ms)`, pass: w !== null && e !== null && w < 10 && e < 10 }
     })
+    target(`${b}: shared subscription ≥ mosquitto (same scenario)`, rateRatio('shared', b, 'mosquitto', 'rate', 1))
+    target(`${b}: shared subscription within 10 % of the same load on a plain subscription`, () => {
+      if (!has('shared', b) || !has('shared-plain', b)) return { measured: `needs ${b} in shared and shared-plain`, pass: null }
+      const x = ratio(med(records, 'shared', b, 'rate'), med(records, 'shared-plain', b, 'rate'))
+      return { measured: `${fmtNum(med(records, 'shared', b, 'rate'), 0)} vs ${fmtNum(med(records, 'shared-plain', b, 'rate'), 0)} = ${fmtNum(x, 2)}× (need ≥ 0.9)`, pass: x !== null && x >= 0.9 }
+    })
   }
   if (rows.length === 0) return '(no culex runs: targets not evaluated)'
   return ['| target | measured (medians, same run) | result |', '| --- | --- | --- |', ...rows].join('\n')
