@@ -2,8 +2,12 @@ import type { Client } from 'aedes'
 import { internals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { topicMatches } from './topic.js'
 
-/** Packets a shared-subscription group hands to the member it chose (src/shared-subscriptions). */
-const sharedDeliveries = new WeakSet<object>()
+/**
+ * Marks packets a shared-subscription group hands to the member it chose (src/shared-subscriptions). A symbol-keyed
+ * property rather than a WeakSet: adding to a WeakSet for every shared delivery cost about 0.3 µs.
+ */
+const SHARED = Symbol('culex.sharedDelivery')
+type Marked = DeliveryPacket & { [SHARED]?: true }
 
 /**
  * Marks a packet a shared-subscription group delivers to one member: the router sends it at the QoS it carries
@@ -11,7 +15,7 @@ const sharedDeliveries = new WeakSet<object>()
  * and without counting it as one of their copies, so a client with both a shared and a normal subscription gets both.
  */
 export function markSharedDelivery (packet: DeliveryPacket): void {
-  sharedDeliveries.add(packet)
+  (packet as Marked)[SHARED] = true
 }
 
 /**
@@ -36,7 +40,7 @@ export function routeDeliveries (client: Client, leftToQueue?: (packet: Delivery
   c.duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
 
   const route = (fallback: Deliver): Deliver => (packet, cb) => {
-    const shared = sharedDeliveries.has(packet)
+    const shared = (packet as Marked)[SHARED] === true
     const plan = shared ? { matches: 1, maxQos: packet.qos } : planDelivery(c.subscriptions, packet.topic)
     if (plan.matches === 0) {
       // No live subscription matches (it was removed while the message was in flight): let aedes settle it.
