@@ -65,7 +65,8 @@ async function main () {
   // A warm-up round (spec.warmupRound: overrides of the spec for it) runs the same load against the same broker
   // first, so the measured round sees a broker (and a generator) past JIT compilation: the steady state of a
   // long-running broker. Its headline figure is kept as `cold` so the first-round cost stays visible.
-  const cold = spec.warmupRound ? await fn({ ...spec, ...spec.warmupRound }, ctx) : null
+  // Its persistent sessions have their own ids (round) and are ended after it.
+  const cold = spec.warmupRound ? await fn({ ...spec, ...spec.warmupRound, round: '-warm-up' }, ctx) : null
   const result = await fn(spec, ctx)
   if (cold) result.cold = cold[spec.headline ?? 'rate']
   for (const [k, v] of Object.entries(result)) if (typeof v === 'number') result[k] = round(v, 4)

@@ -2,7 +2,7 @@
 // delivered messages per second over a fixed duration and report the same result shape (throughputResult).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DRAIN_CAP_MS, lossOf, settle } from './drain.mjs'
-import { Client, SeqSet, closeAll } from './mqtt.mjs'
+import { Client, SeqSet, closeAll, discardSession } from './mqtt.mjs'
 import { CpuMeter, memory } from './proc.mjs'
 import { Publisher } from './publisher.mjs'
 
@@ -14,7 +14,9 @@ export async function fanin (o, ctx) {
   let dup = 0
   let lastRecvAt = 0
   const pubs = []
-  const sub = await Client.connect(ctx.port, { clientId: persistent ? 'bench-fanin-sub-persistent' : 'bench-fanin-sub', clean: !persistent })
+  // A warm-up round (o.round) has its own subscriber session and ends it, so nothing of it reaches the measured round.
+  const subId = `${persistent ? 'bench-fanin-sub-persistent' : 'bench-fanin-sub'}${o.round ?? ''}`
+  const sub = await Client.connect(ctx.port, { clientId: subId, clean: !persistent })
   const granted = await sub.subscribe([{ topic: 'bench/#', qos }])
   sub.onPublish = (c, q, id, b, ts, te, ps, pe, now) => {
     const pi = b.readUInt16BE(ps)
@@ -45,6 +47,7 @@ export async function fanin (o, ctx) {
     ...throughputResult({ sent: sentAll(), acked: qos > 0 ? ackedAll() : null, received: recvAll(), firstSendAt, lastRecvAt, cpu: c, pid: ctx.pid, loss, dup, drained })
   }
   await closeAll([sub, ...pubs.map(p => p.client)])
+  if (persistent && o.round !== undefined) await discardSession(ctx.port, subId)
   return result
 }
 

@@ -3,7 +3,7 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { settle } from './drain.mjs'
-import { Client, SeqSet } from './mqtt.mjs'
+import { Client, SeqSet, discardSession } from './mqtt.mjs'
 import { rssMB } from './proc.mjs'
 import { Publisher } from './publisher.mjs'
 
@@ -11,7 +11,8 @@ import { Publisher } from './publisher.mjs'
 
 export async function offline (o, ctx) {
   const { messages = 20000, restart = null, killDelayMs = 0, window = 64, payloadSize = 64, idleMs = 3000, maxDrainMs = 60000 } = o
-  const subId = 'bench-offline-sub'
+  // A warm-up round (o.round) has its own session and ends it, so nothing of it reaches the measured round.
+  const subId = `bench-offline-sub${o.round ?? ''}`
   const first = await Client.connect(ctx.port, { clientId: subId, clean: false })
   await first.subscribe([{ topic: 'bench/offline', qos: 1 }])
   await first.disconnect()
@@ -72,5 +73,6 @@ export async function offline (o, ctx) {
     windowUs
   }
   await sub.disconnect()
+  if (o.round !== undefined) await discardSession(ctx.port, subId)
   return result
 }

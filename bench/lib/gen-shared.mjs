@@ -1,10 +1,12 @@
 // Generator: shared subscriptions, where each message must reach exactly one member of the group.
 import { settle } from './drain.mjs'
-import { Client, SeqSet, closeAll } from './mqtt.mjs'
+import { Client, PublishTemplate, SeqSet, closeAll } from './mqtt.mjs'
 import { Publisher } from './publisher.mjs'
 
 // shared subscriptions: 1 publisher -> M members of $share/g/bench/shared; each message to exactly one member.
-// `plain` puts the same load on a plain subscription (bench/shared), the issue's baseline for the shared path.
+// `plain` puts the same load on plain subscriptions, the issue's baseline for the shared path: M subscribers, each
+// on its own topic bench/shared/<i>, and the publisher takes the topics in turn, so the same connections receive
+// the same messages, split by topic instead of by the group.
 
 export async function shared (o, ctx) {
   const { members = 4, messages = 20000, window = 64, payloadSize = 64, idleMs = 2000, plain = false } = o
@@ -16,7 +18,7 @@ export async function shared (o, ctx) {
   const granted = []
   for (let i = 0; i < members; i++) {
     const c = await Client.connect(ctx.port, { clientId: `bench-shared-${i}` })
-    granted.push((await c.subscribe([{ topic: plain ? 'bench/shared' : '$share/g/bench/shared', qos: 1 }]))[0])
+    granted.push((await c.subscribe([{ topic: plain ? `bench/shared/${i}` : '$share/g/bench/shared', qos: 1 }]))[0])
     c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
       perMember[i]++
       if (seen.add(b.readUInt32BE(ps + 2))) lastRecvAt = now; else dup++
@@ -25,6 +27,10 @@ export async function shared (o, ctx) {
   }
   const pc = await Client.connect(ctx.port, { clientId: 'bench-shared-pub' })
   const pub = new Publisher(pc, { index: 0, topic: 'bench/shared', qos: 1, payloadSize, window })
+  if (plain) {
+    const templates = Array.from({ length: members }, (_, i) => new PublishTemplate({ topic: `bench/shared/${i}`, qos: 1, payloadSize, pubIndex: 0 }))
+    pub.topicFor = seq => templates[seq % members]
+  }
   pub.start(messages)
   await settle({ done: () => pub.ackedCount === messages && seen.count >= messages, progress: () => pub.ackedCount + seen.count + dup, idleMs })
   let lost = 0

@@ -269,3 +269,9 @@ export class SeqSet {
 export async function closeAll (clients) {
   await Promise.all(clients.map(c => c.disconnect()))
 }
+
+/** Ends a persistent session: a clean CONNECT with its id discards it [MQTT-3.1.2-6], then DISCONNECT. */
+export async function discardSession (port, clientId) {
+  const c = await Client.connect(port, { clientId, clean: true })
+  await c.disconnect()
+}

@@ -38,6 +38,6 @@ export function scenarioTable (quick) {
     'offline-kill': { kind: 'offline', messages: offlineN, idleMs, maxDrainMs, restart: 'SIGKILL', table: 'offline', desc: 'as offline, but the broker is killed with SIGKILL (crash) right after the last PUBACK and started again before the reconnect' },
     retained: { kind: 'retained', messages: quick ? 20000 : 100000, probes: 3, table: 'retained', desc: `${quick ? 20000 : 100000} retained QoS 1 messages on bench/r/<i>/x (every 1000th i) or bench/r/<i>/y; then SUBSCRIBE bench/r/+/x (${quick ? 20 : 100} matches) and an exact topic (1 match), 3 probes each on fresh clients` },
     shared: { kind: 'shared', members: 4, messages: sharedN, warmupRound: {}, table: 'shared', desc: `1 publisher -> 4 subscribers in $share/g/bench/shared, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same; each message must reach exactly one member` },
-    'shared-plain': { kind: 'shared', members: 1, plain: true, messages: sharedN, warmupRound: {}, table: 'shared', desc: `the shared load on a plain subscription: 1 publisher -> 1 subscriber on bench/shared, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same` }
+    'shared-plain': { kind: 'shared', members: 4, plain: true, messages: sharedN, warmupRound: {}, table: 'shared', desc: `the shared load on plain subscriptions: 1 publisher -> 4 subscribers, each on its own topic bench/shared/<i>, the publisher taking the topics in turn, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same` }
   }
 }
