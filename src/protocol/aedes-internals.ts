@@ -9,6 +9,9 @@ export type Deliver = (packet: DeliveryPacket, cb: () => void) => void
 export interface DeliveryPacket extends PublishPacket {
   brokerId?: string | null
   brokerCounter?: number
+  /** The publisher's id (aedes' emitPacket) and the subscription's no-local flag (its handlePacketSubscription). */
+  clientId?: string
+  nl?: boolean
 }
 
 export interface ClientInternals extends Client {
@@ -33,6 +36,9 @@ export interface ClientInternals extends Client {
   _parser: NodeJS.EventEmitter
   /** Calls back once the connection's socket drained, or when mqtt.drainTimeoutMs or a close ends the wait. */
   waitForDrain: (callback: () => void) => void
+  /** Set once the connection failed; aedes' write() then stops waiting for 'drain'. */
+  errored?: boolean
+  broker: BrokerInternals
 }
 
 export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void

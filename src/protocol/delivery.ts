@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
-import { internals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
+import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
+import { encodePacket } from './frames.js'
 import { topicMatches } from './topic.js'
 
 /**
@@ -27,7 +28,9 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  * subscriptions) [MQTT-3.3.5-1], once, whichever listener fires first.
  *
  * `leftToQueue` (persistent sessions) says whether a QoS 1/2 copy is the session queue's to send instead: while
- * the queue is replayed, or when the queue no longer holds it unsent (the replay sent it already).
+ * the queue is replayed, or when the queue no longer holds it unsent (the replay sent it already). A clean session
+ * (no `leftToQueue`) has no store step between routing and writing, so the router writes its copies itself
+ * (writeDirect).
  */
 export function routeDeliveries (client: Client, leftToQueue?: (packet: DeliveryPacket) => boolean): void {
   const c = internals(client)
@@ -52,6 +55,10 @@ export function routeDeliveries (client: Client, leftToQueue?: (packet: Delivery
       return
     }
     packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
+    if (leftToQueue === undefined) {
+      writeDirect(c, packet, cb)
+      return
+    }
     if (packet.qos === 0) {
       aedesDeliver0(packet, cb)
       return
@@ -78,6 +85,46 @@ export function routeDeliveries (client: Client, leftToQueue?: (packet: Delivery
   }
   c.deliver0 = route(aedesDeliver0)
   c.deliverQoS = route(aedesDeliverQoS)
+}
+
+/**
+ * Writes one routed copy to a clean session's connection, doing what aedes' deliver0/deliverQoS and write() do —
+ * the no-local check and authorizeForward, a packet id from the connection's counter unless the copy brings one (a
+ * shared delivery), the write, and the callback once the socket takes more (the publisher's acknowledgement waits
+ * for it) — without them: aedes wrote each copy from a setImmediate of its own, through two packet objects and
+ * mqtt-packet's six separate writes, each passing every wrapper of the connection's write. The copy leaves at once,
+ * as one buffer, in the order the router got it.
+ */
+function writeDirect (c: ClientInternals, packet: DeliveryPacket, cb: () => void): void {
+  if (packet.nl === true && packet.clientId === c.id) {
+    setImmediate(cb)
+    return
+  }
+  const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
+  if (forward == null || !(c.connecting || c.connected)) {
+    setImmediate(cb)
+    return
+  }
+  const qos = packet.qos
+  let messageId: number | undefined
+  if (qos > 0) {
+    messageId = forward.messageId
+    if (messageId === undefined || messageId === 0) {
+      messageId = c._nextId
+      c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
+    }
+  }
+  let frame: Buffer
+  try {
+    frame = encodePacket({ cmd: 'publish', topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, dup: forward.dup, messageId })
+  } catch {
+    // as aedes' write(): a packet that cannot be encoded ends the connection
+    c.emit('error', new Error('packet received not valid'))
+    setImmediate(cb)
+    return
+  }
+  if (!c.conn.write(frame) && c.errored !== true) c.waitForDrain(cb)
+  else setImmediate(cb)
 }
 
 function isExtraCopy (pending: Map<string, number>, key: string, matches: number): boolean {

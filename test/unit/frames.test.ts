@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import mqtt from 'mqtt-packet'
-import { encodeFrames, type OutgoingPacket } from '../../src/protocol/frames.js'
+import { encodeFrames, encodePacket, type OutgoingPacket } from '../../src/protocol/frames.js'
 
 const publish = (over: Partial<OutgoingPacket> = {}): OutgoingPacket =>
   ({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('hello'), qos: 1, retain: false, dup: false, messageId: 42, ...over })
@@ -22,6 +22,10 @@ describe('replay frames', () => {
   ]
   it.each(cases)('%s', (_name, packets) => {
     expect(encodeFrames(packets).equals(reference(packets))).toBe(true)
+  })
+
+  it.each(cases)('one packet at a time: %s', (_name, packets) => {
+    for (const p of packets) expect(encodePacket(p).equals(mqtt.generate(p as mqtt.Packet))).toBe(true)
   })
 
   it('parses back into the same packets', () => {
