@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
-import { encodePacket } from './frames.js'
+import { encodePacket, type OutgoingPacket } from './frames.js'
 import { topicMatches } from './topic.js'
 
 /**
@@ -27,12 +27,10 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  * both: every copy of a message is delivered at min(publish QoS, highest granted QoS among the client's matching
  * subscriptions) [MQTT-3.3.5-1], once, whichever listener fires first.
  *
- * `leftToQueue` (persistent sessions) says whether a QoS 1/2 copy is the session queue's to send instead: while
- * the queue is replayed, or when the queue no longer holds it unsent (the replay sent it already). A clean session
- * (no `leftToQueue`) has no store step between routing and writing, so the router writes its copies itself
- * (writeDirect).
+ * Then the router writes the copy itself (deliverCopy); aedes' delivery functions are left only the copies no live
+ * subscription matches any more.
  */
-export function routeDeliveries (client: Client, leftToQueue?: (packet: DeliveryPacket) => boolean): void {
+export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
   const aedesDeliver0 = c.deliver0
   const aedesDeliverQoS = c.deliverQoS
@@ -55,57 +53,58 @@ export function routeDeliveries (client: Client, leftToQueue?: (packet: Delivery
       return
     }
     packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
-    if (leftToQueue === undefined) {
-      writeDirect(c, packet, cb)
-      return
-    }
-    if (packet.qos === 0) {
-      aedesDeliver0(packet, cb)
-      return
-    }
     // a retained copy (sent on SUBSCRIBE) is not queued; a shared one is the group's
-    if (!shared && packet.retain !== true && leftToQueue?.(packet) === true) {
+    if (session !== undefined && packet.qos > 0 && !shared && packet.retain !== true && session.leftToQueue(packet)) {
       setImmediate(cb)
       return
     }
-    const exact = c.subscriptions[packet.topic]
-    if (exact === undefined || exact.qos >= packet.qos) {
-      aedesDeliverQoS(packet, cb)
-      return
-    }
-    // aedes lowers the QoS to that of a filter equal to the topic, in a setImmediate of its own, even when a
-    // wildcard filter grants more. Until that runs, the exact entry shows the highest QoS granted for this topic,
-    // which changes no other delivery plan for it; the next immediate puts the real entry back.
-    const lifted = { ...exact, qos: plan.maxQos }
-    c.subscriptions[packet.topic] = lifted
-    aedesDeliverQoS(packet, cb)
-    setImmediate(() => {
-      if (c.subscriptions[packet.topic] === lifted) c.subscriptions[packet.topic] = exact
-    })
+    deliverCopy(c, packet, cb, session)
   }
   c.deliver0 = route(aedesDeliver0)
   c.deliverQoS = route(aedesDeliverQoS)
 }
 
+/** What the router needs of a persistent session's store; called through, as other features wrap these methods. */
+export interface PersistentSession {
+  /**
+   * Whether a QoS 1/2 copy is the session queue's to send instead: while the queue is replayed, or when the queue
+   * no longer holds it unsent (the replay sent it already).
+   */
+  leftToQueue: (packet: DeliveryPacket) => boolean
+  /** aedes' persistence.outgoingUpdate: the packet id a queued copy is sent with, recorded before it is sent. */
+  update: (client: Client, packet: OutgoingCopy) => Promise<unknown>
+  /** aedes' persistence.outgoingClearMessageId: a queued copy that will not be sent. */
+  clear: (client: Client, packet: DeliveryPacket) => Promise<unknown>
+}
+
+/** The copy as it is sent, with the broker counter its session-queue entry is found by. */
+export interface OutgoingCopy extends OutgoingPacket {
+  brokerId?: string | null
+  brokerCounter?: number
+}
+
 /**
- * Writes one routed copy to a clean session's connection, doing what aedes' deliver0/deliverQoS and write() do —
- * the no-local check and authorizeForward, a packet id from the connection's counter unless the copy brings one (a
- * shared delivery), the write, and the callback once the socket takes more (the publisher's acknowledgement waits
- * for it) — without them: aedes wrote each copy from a setImmediate of its own, through two packet objects and
- * mqtt-packet's six separate writes, each passing every wrapper of the connection's write. The copy leaves at once,
- * as one buffer, in the order the router got it.
+ * Sends one routed copy, doing what aedes' deliver0/deliverQoS and write() did — the no-local check and
+ * authorizeForward, a packet id from the connection's counter unless the copy brings one (a shared delivery), for a
+ * persistent session the store's packet-id update before the write, and the callback once the socket takes more
+ * (the publisher's acknowledgement waits for it) — without their cost: aedes wrote each copy from a setImmediate of
+ * its own, through two packet objects and mqtt-packet's six separate writes, each passing every wrapper of the
+ * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
+ * in call order).
  */
-function writeDirect (c: ClientInternals, packet: DeliveryPacket, cb: () => void): void {
+function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
   if (packet.nl === true && packet.clientId === c.id) {
     setImmediate(cb)
     return
   }
+  const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
-  if (forward == null || !(c.connecting || c.connected)) {
+  if (forward == null) {
+    // as aedes: a queued copy the client may not receive leaves the session queue
+    if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
     setImmediate(cb)
     return
   }
-  const qos = packet.qos
   let messageId: number | undefined
   if (qos > 0) {
     messageId = forward.messageId
@@ -114,9 +113,36 @@ function writeDirect (c: ClientInternals, packet: DeliveryPacket, cb: () => void
       c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
     }
   }
+  const copy: OutgoingCopy = {
+    cmd: 'publish',
+    topic: forward.topic,
+    payload: forward.payload,
+    qos,
+    retain: forward.retain,
+    dup: forward.dup,
+    messageId,
+    brokerId: packet.brokerId,
+    brokerCounter: packet.brokerCounter
+  }
+  if (session === undefined || qos === 0 || copy.retain === true) {
+    writeCopy(c, copy, cb)
+    return
+  }
+  session.update(c, copy).then(() => writeCopy(c, copy, cb), (err: unknown) => {
+    // as aedes: a copy the store cannot account for ends the connection
+    c.emit('error', err)
+    cb()
+  })
+}
+
+function writeCopy (c: ClientInternals, copy: OutgoingCopy, cb: () => void): void {
+  if (!(c.connecting || c.connected)) {
+    setImmediate(cb)
+    return
+  }
   let frame: Buffer
   try {
-    frame = encodePacket({ cmd: 'publish', topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, dup: forward.dup, messageId })
+    frame = encodePacket(copy)
   } catch {
     // as aedes' write(): a packet that cannot be encoded ends the connection
     c.emit('error', new Error('packet received not valid'))
@@ -126,6 +152,8 @@ function writeDirect (c: ClientInternals, packet: DeliveryPacket, cb: () => void
   if (!c.conn.write(frame) && c.errored !== true) c.waitForDrain(cb)
   else setImmediate(cb)
 }
+
+function noop (): void {}
 
 function isExtraCopy (pending: Map<string, number>, key: string, matches: number): boolean {
   const left = pending.get(key)

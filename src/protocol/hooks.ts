@@ -8,7 +8,7 @@ import { parseAcksFast } from './ack-parser.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
 import type { SessionQueues } from '../store/types.js'
-import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayStore } from './queue-replay.js'
+import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger } from '../log/client-log.js'
@@ -83,7 +83,12 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
       return undefined
     }
     holdLiveDeliveries(client)
-    routeDeliveries(client, live => isReplaying(client) || !store.sessionQueues.unsent(client, live))
+    routeDeliveries(client, {
+      leftToQueue: live => isReplaying(client) || !store.sessionQueues.unsent(client, live),
+      // not async functions: they run for every copy, and hand back the store's promise
+      update: (client, copy) => store.outgoingUpdate(client, copy as ReplayPacket),
+      clear: (client, packet) => store.outgoingClearMessageId(client, packet as unknown as ReplayPacket)
+    })
     return undefined
   }
 
