@@ -235,6 +235,30 @@ describe('limits', () => {
     good.end(true)
     expect(b.broker.security.limits.slowConsumersDisconnected).toBe(1)
   })
+
+  it('maxInflightMessages 0: QoS 1 acknowledgements wait while a subscriber\'s socket is full, and all come once it reads again', async () => {
+    const b = await start({ 'limits.maxInflightMessages': 0, 'mqtt.drainTimeoutMs': 0 })
+    const slow = await frozenSubscriber(b.mqttPort, 'slow', 'bp/#')
+    sockets.push(slow)
+    const pub = await connect({ clientId: 'pub' })
+    // far more than the loopback socket buffers hold, so the subscriber's connection backs up
+    const total = 100
+    const payload = Buffer.alloc(1024 * 1024)
+    let acked = 0
+    for (let i = 0; i < total; i++) pub.publish('bp/x', payload, { qos: 1 }, () => { acked++ })
+    await sleep(1500)
+    const held = acked
+    expect(held).toBeLessThan(total)
+    await sleep(500)
+    expect(acked).toBe(held)
+    // reading again: every message reaches the subscriber and every acknowledgement the publisher
+    let received = 0
+    const parser = mqttPacket.parser()
+    parser.on('packet', (p: { cmd: string }) => { if (p.cmd === 'publish') received++ })
+    slow.on('data', (chunk: Buffer) => { parser.parse(chunk) })
+    slow.resume()
+    await waitFor(() => acked === total && received === total, 'every acknowledgement and every message', 30_000)
+  })
 })
 
 /** A subscriber that connects, subscribes at QoS 1 and then never reads from its socket again. */
