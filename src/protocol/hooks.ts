@@ -4,7 +4,7 @@ import type { BrokerInternals } from './aedes-internals.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
-import { parseAcksFast } from './ack-parser.js'
+import { parseFast } from './fast-parser.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
 import type { SessionQueues } from '../store/types.js'
@@ -61,12 +61,12 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
   store.outgoingStream = createQueueReplay(broker, store)
 
-  /** aedes' connection handler, with acknowledgements parsed on a fast path and every packet checked for violations. */
+  /** aedes' connection handler, with the commonest packets parsed on a fast path and every packet checked for violations. */
   const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>
     (stream, req) => {
       answerUnsupportedLevel(stream)
       const client = aedesHandle(stream, req)
-      parseAcksFast(client)
+      parseFast(client)
       guardPackets(client, (violator, reason) => {
         const clientLog = violator.id === null ? log : clientLogger(log, violator)
         clientLog.warn({ reason }, 'protocol violation, closing connection')
