@@ -21,7 +21,7 @@ export function scenarioTable (quick) {
   const offlineN = quick ? 3000 : 20000
   const idleMs = quick ? 2000 : 3000
   const maxDrainMs = quick ? 10000 : 15000
-  const sharedN = quick ? 3000 : 20000
+  const sharedN = quick ? 3000 : 100000
   return {
     'fanin-q0': fanin(0, false),
     'fanin-q1': fanin(1, false),
