@@ -187,16 +187,26 @@ export class Outbox implements SessionQueues {
     })
   }
 
-  /** PUBACK / PUBCOMP: removes the entry and returns the packet; an unknown id is answered from memory. */
+  /**
+   * PUBACK / PUBCOMP: removes the entry and returns the packet; an unknown id is answered from memory. A copy with
+   * no packet id is one that will never be sent (authorizeForward withheld it from a connected session): its
+   * entry, found by broker counter, goes too, or it would wait in the queue, counted against the queue's limits,
+   * until the next connection.
+   */
   clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
-    const messageId = typeof packet === 'object' && packet !== null ? (packet as PacketLike).messageId : undefined
-    if (messageId == null) return Promise.resolve(undefined)
+    const p = typeof packet === 'object' && packet !== null ? packet as PacketLike : undefined
     const queue = this.#queues.get(client.id)
-    const entry = queue?.byMessageId(messageId)
-    if (queue === undefined || entry === undefined) return Promise.resolve(undefined)
+    if (p === undefined || queue === undefined) return Promise.resolve(undefined)
+    const unsent = p.messageId == null
+    const entry = !unsent
+      ? queue.byMessageId(p.messageId as number)
+      : p.brokerId != null && p.brokerCounter !== undefined ? queue.byCounter(p.brokerId, p.brokerCounter) : undefined
+    if (entry === undefined || (unsent && entry.messageId !== undefined)) return Promise.resolve(undefined)
     queue.remove(entry)
     this.#dropIfEmpty(queue)
-    const original = entry.inflight !== undefined
+    const original = unsent
+      ? Promise.resolve(undefined)
+      : entry.inflight !== undefined
       ? Promise.resolve(outputPacket(entry.inflight, false))
       : this.#deps.reader.read([entry.key]).then((values) => values[0] === undefined ? undefined : outputPacket(decodeRecord(values[0]).fields, false))
     // Staged, not awaited: a crash before the next batch loses at most the delete, and the message (or PUBREL) is

@@ -149,6 +149,22 @@ pattern read inbox/%u
     expect(late.received.map(m => m.topic)).toEqual(['home/public/y'])
   })
 
+  it('a message the ACL withholds from a connected persistent session does not stay in its queue', async () => {
+    const b = await start()
+    const keeper = await bob('keeper', false)
+    await keeper.subscribeAsync('home/#', { qos: 1 })
+    await writeFile(aclFile, ACL.replace('topic read home/#', 'topic read home/public/#'))
+    expect((await b.broker.security.reload()).aclFile).toBe('reloaded')
+    const a = await alice()
+    await a.publishAsync('home/after', 'denied', { qos: 1 })
+    await a.publishAsync('home/public/x', 'allowed', { qos: 1 })
+    await waitFor(() => keeper.received.length === 1, 'the allowed message')
+    const queues = b.broker.store.sessionQueues
+    await waitFor(() => queues.inflight({ id: 'keeper' }) === 0, 'the allowed message acknowledged')
+    expect(queues.waiting({ id: 'keeper' })).toBe(0)
+    expect(keeper.received.map(m => m.topic)).toEqual(['home/public/x'])
+  })
+
   it('makes $SYS readable only where the ACL allows it', async () => {
     const b = await start()
     const a = await alice()
