@@ -9,9 +9,6 @@ export type Deliver = (packet: DeliveryPacket, cb: () => void) => void
 export interface DeliveryPacket extends PublishPacket {
   brokerId?: string | null
   brokerCounter?: number
-  /** The publisher's id (aedes' emitPacket) and the subscription's no-local flag (its handlePacketSubscription). */
-  clientId?: string
-  nl?: boolean
 }
 
 export interface ClientInternals extends Client {

@@ -84,8 +84,7 @@ export interface OutgoingCopy extends OutgoingPacket {
 }
 
 /**
- * Sends one routed copy, doing what aedes' deliver0/deliverQoS and write() did — the no-local check and
- * authorizeForward, a packet id from the connection's counter unless the copy brings one (a shared delivery), for a
+ * Sends one routed copy, doing what aedes' deliver0/deliverQoS and write() did — authorizeForward, a packet id from the connection's counter unless the copy brings one (a shared delivery), for a
  * persistent session the store's packet-id update before the write, and the callback once the socket takes more
  * (the publisher's acknowledgement waits for it) — without their cost: aedes wrote each copy from a setImmediate of
  * its own, through two packet objects and mqtt-packet's six separate writes, each passing every wrapper of the
@@ -93,10 +92,7 @@ export interface OutgoingCopy extends OutgoingPacket {
  * in call order).
  */
 function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
-  if (packet.nl === true && packet.clientId === c.id) {
-    setImmediate(cb)
-    return
-  }
+  // aedes' no-local check is left out: mqtt-packet sets no-local only for MQTT 5 subscriptions, which aedes 1.2 refuses.
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
   if (forward == null) {

@@ -44,7 +44,7 @@ interface AckPacket { cmd: string, messageId?: number }
  *   client.subscriptions[topic].func is the function passed (set just before the call), among the clients the last
  *   subscribe step saw. One listener per group is registered on the real filter instead.
  * - deliveries go through the client's deliverQoS/deliver0 with a packet identifier taken from client._nextId and
- *   marked for the delivery router; for a persistent session aedes then calls persistence.outgoingUpdate, which is
+ *   marked for the delivery router; for a persistent session the router then calls persistence.outgoingUpdate, which is
  *   answered here (the durable copy is the group queue's, not the session's).
  * - PUBACK/PUBREC/PUBCOMP are seen on client._parser, for clean sessions too.
  */
