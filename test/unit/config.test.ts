@@ -52,13 +52,23 @@ describe('config loading', () => {
 
   it('reports every problem at once, naming the key and its source', async () => {
     const file = await configFile('listeners:\n  mqtt:\n    port: 70000\n    colour: red\nlog:\n  level: loud\n')
-    const problems = await problemsOf({ file, env: { CULEX_ADMIN_PORT: 'abc', CULEX_NOPE: '1' } })
+    const problems = await problemsOf({ file, env: { CULEX_ADMIN_PORT: 'abc' } })
     expect(problems[0]).toBe('ERR_CONFIG_INVALID')
     expect(problems).toContain(`listeners.mqtt.port: must be between 0 and 65535, got 70000 (from ${file})`)
     expect(problems).toContain(`listeners.mqtt.colour: unknown setting (from ${file})`)
     expect(problems.some(p => p.startsWith('log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'))).toBe(true)
     expect(problems).toContain('admin.port: must be an integer, got "abc" (from environment CULEX_ADMIN_PORT)')
-    expect(problems).toContain('CULEX_NOPE: unknown setting (from environment)')
+  })
+
+  it('ignores an unknown CULEX_* variable, reporting it with the nearest known name when it is close to one', async () => {
+    const { config, unknownEnv } = await loadConfig({ env: { CULEX_ADMIN_TOKEN: 's3cret', CULEX_NOPE: '1', CULEX_LOG_LEVLE: 'debug', CULEX_ADMIN_PORT: '9000' } })
+    expect(config.admin.port).toBe(9000)
+    expect(config.admin.authToken).toBe('')
+    expect(unknownEnv).toEqual([
+      { name: 'CULEX_ADMIN_TOKEN', closest: 'CULEX_ADMIN_AUTH_TOKEN' },
+      { name: 'CULEX_NOPE' },
+      { name: 'CULEX_LOG_LEVLE', closest: 'CULEX_LOG_LEVEL' }
+    ])
   })
 
   it('refuses an enabled TLS listener without certificate files, and unreadable files', async () => {
