@@ -1,10 +1,15 @@
-import { mkdtemp, writeFile, readFile } from 'node:fs/promises'
+import { mkdtemp, writeFile, readFile, readdir } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig, schemaEntries, envName } from '../../src/config/load.js'
 import { renderMarkdownReference, renderYamlReference } from '../../src/config/reference.js'
 import { isCulexError } from '../../src/errors.js'
+import { dlqHelp } from '../../src/cli/dlq-command.js'
+import { startHelp } from '../../src/cli/start-command.js'
+import { checkConfigHelp } from '../../src/cli/check-config-command.js'
+import { passwdHelp } from '../../src/cli/passwd-command.js'
+import { sessionsHelp, storeHelp } from '../../src/cli/store-command.js'
 
 async function configFile (text: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'culex-config-'))
@@ -110,6 +115,25 @@ describe('config loading', () => {
     const readme = await readFile('README.md', 'utf8')
     expect(readme).toContain(renderMarkdownReference())
     for (const e of schemaEntries()) expect(readme).toContain(`\`${e.key}\``)
+  })
+
+  it('names in the docs and the CLI help only CULEX_* variables that exist', async () => {
+    const known = schemaEntries().map(e => e.env)
+    // Variables of the test suite itself, not of culex.
+    const testSuite = new Set(['CULEX_STORE_DIST', 'CULEX_UPDATE_SCREENSHOT'])
+    const docs = ['README.md', 'Dockerfile', ...(await readdir('docs')).filter(f => f.endsWith('.md')).map(f => path.join('docs', f))]
+    const texts = [
+      ...await Promise.all(docs.map(async f => [f, await readFile(f, 'utf8')] as const)),
+      ['culex --help texts', [dlqHelp, startHelp, checkConfigHelp, passwdHelp, sessionsHelp, storeHelp].join('\n')] as const
+    ]
+    // `CULEX_LISTENERS_*_HOST` stands for several; a name followed by "` → `" is a misspelling shown being corrected.
+    const exists = (name: string): boolean => {
+      const pattern = new RegExp(`^${name.replaceAll('*', '[A-Z0-9_]+')}$`)
+      return testSuite.has(name) || known.some(k => pattern.test(k))
+    }
+    const unknown = texts.flatMap(([f, text]) => [...text.matchAll(/CULEX_[A-Z0-9_*]*[A-Z0-9](?![A-Z0-9_*]|` → `)/g)]
+      .map(m => m[0]).filter(name => !exists(name)).map(name => `${f}: ${name}`))
+    expect(unknown).toEqual([])
   })
 
   it('names environment variables after the key path', () => {
