@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cliTestFile, repoRoot, runCli, spawnTracked, startArgs, startCli } from '../helpers/cli.js'
+import { repoRoot, runCli, spawnTracked, startArgs, startCli } from '../helpers/cli.js'
+import { cliTestFile } from '../helpers/cli-test-file.js'
 import { mosquittoPub, mosquittoSub } from './support/mosquitto.js'
 
 const pkgVersion = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version

@@ -9,7 +9,8 @@ import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { connectClient, endClient, waitFor } from '../helpers/clients.js'
-import { cliTestFile, runCli, startArgs, startCli, type LogLine } from '../helpers/cli.js'
+import { runCli, startArgs, startCli, type LogLine } from '../helpers/cli.js'
+import { cliTestFile } from '../helpers/cli-test-file.js'
 import { makeCerts, type Certs } from '../auth/support.js'
 
 const stackFrame = /^\s+at /m

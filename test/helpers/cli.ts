@@ -11,7 +11,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, beforeAll } from 'vitest'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const mainJs = path.join(repoRoot, 'dist', 'main.js')
@@ -203,25 +202,6 @@ export async function tempDataDir (): Promise<string> {
 
 export async function removeDir (dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true })
-}
-
-/**
- * The hooks of an e2e file that runs the CLI: builds first, kills every child after each test, and removes the data
- * dirs it handed out at the end. Returns the function that hands out a fresh data dir.
- */
-export function cliTestFile (): () => Promise<string> {
-  const dirs: string[] = []
-  beforeAll(async () => { await ensureBuilt() }, 180_000)
-  afterEach(async () => { await killAllChildren() })
-  afterAll(async () => {
-    await killAllChildren()
-    await Promise.all(dirs.map(removeDir))
-  })
-  return async () => {
-    const dir = await tempDataDir()
-    dirs.push(dir)
-    return dir
-  }
 }
 
 /** `start` with every listener on 127.0.0.1 and port 0, JSON logs, and the given data dir. */
