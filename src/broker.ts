@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { Aedes } from 'aedes'
+import { Aedes, type Client } from 'aedes'
 import type { Config } from './config/schema.js'
 import type { Logger } from './log/logger.js'
 import { logClientEvents, clientLogger } from './log/client-log.js'
@@ -16,7 +16,7 @@ import type { BrokerInternals } from './protocol/aedes-internals.js'
 import {
   chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
 } from './hook-chain.js'
-import { assertAuthConfig, createAuthHooks, type AuthCounters, type ReloadResult } from './auth/hooks.js'
+import { assertAuthConfig, createAuthHooks, identityOf, type AuthCounters, type ReloadResult } from './auth/hooks.js'
 import { createLimitHooks } from './limits/hooks.js'
 import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import { createDeadLetters } from './dead-letter/index.js'
@@ -47,6 +47,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const auth = await createAuthHooks(config, log)
   // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
   let onStoreDrop: (event: DropEvent) => void = () => {}
+  const openedAt = performance.now()
   const store = await openStore({
     dir: path.resolve(config.dataDir, 'store'),
     sync: config.store.sync,
@@ -65,6 +66,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     auth.close()
     throw err
   })
+  await logRecovered(store, openedAt, log)
 
   const aedes = new Aedes({
     ...(config.brokerId === '' ? {} : { id: config.brokerId }),
@@ -133,7 +135,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     auth.authorizeForward
   ])
 
-  logClientEvents(aedes, log)
+  const usernameOf = (client: Client): string | undefined => identityOf(client)?.username
+  logClientEvents(aedes, log, usernameOf)
   // Fed from aedes' events and by observing each connection stream, never from inside a hook.
   const metrics = createMetrics({ aedes, store, version })
   const batchOps = metrics.histogram({ name: 'culex_store_batch_ops', help: 'Writes committed together in one store batch.', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] })
@@ -163,7 +166,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
       const deps = {
-        aedes, store, metrics, version, log: log.child({ component: 'admin' }),
+        aedes, store, metrics, version, usernameOf, log: log.child({ component: 'admin' }),
         listeners: () => listenerInfo(listeners, config.listeners),
         authRequired: config.admin.authToken !== '',
         sysIntervalMs: config.admin.sysIntervalMs
@@ -218,4 +221,20 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
 
 async function closeAedes (aedes: Aedes): Promise<void> {
   await new Promise<void>(resolve => aedes.close(() => resolve()))
+}
+
+/** One line after the store has loaded: what a restart brought back, and how long loading it took. */
+async function logRecovered (store: LevelStore, openedAt: number, log: Logger): Promise<void> {
+  const wills = (await store.streamWill().toArray()).length
+  const s = store.stats()
+  log.info({
+    sessions: s.sessions,
+    queuedMessages: s.queuedMessages,
+    queuedBytes: s.queuedBytes,
+    retained: s.retained,
+    subscriptions: s.subscriptions,
+    wills,
+    deadLetters: store.deadLetters.count,
+    ms: Math.round(performance.now() - openedAt)
+  }, 'store recovered')
 }

@@ -7,7 +7,7 @@ export const errorCodes = {
   ERR_CONFIG_FILE: 'the configuration file cannot be read or parsed',
   ERR_USAGE: 'the command line is not understood',
   ERR_LISTENER_BIND: 'a listener cannot bind its address',
-  ERR_TLS_FILES: 'a TLS certificate, key or CA file cannot be read',
+  ERR_TLS_FILES: 'a TLS certificate, key or CA file cannot be read or they do not load together',
   ERR_AUTH_FILE: 'the password file or ACL file cannot be read or parsed',
   ERR_STORE_OPEN: 'the data directory cannot be opened',
   ERR_STORE_LOCKED: 'the data directory is in use by another process',

@@ -17,6 +17,7 @@ export function clientSummary (deps: AdminDeps, client: Client): Record<string, 
   const wire = deps.metrics.connection(client)
   return {
     clientId: client.id,
+    username: deps.usernameOf(client) ?? null,
     connected: true,
     clean: client.clean,
     protocolVersion: client.version,

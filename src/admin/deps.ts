@@ -28,6 +28,8 @@ export interface AdminDeps {
   listeners: () => ListenerInfo[]
   authRequired: boolean
   sysIntervalMs: number
+  /** The user name a client logged in as; undefined for an anonymous one. */
+  usernameOf: (client: Client) => string | undefined
   log: Logger
 }
 

@@ -41,18 +41,17 @@ export function parseRule (text: string): AclRule | string {
     rest = rest.slice(words[0].length).trimStart()
     words.shift()
   }
+  // An access word is always taken as one, as Mosquitto does: "readwrite" alone is a rule without a filter, not a
+  // rule for the topic "readwrite".
   if (words[0] === 'deny') {
     effect = 'deny'
     take()
-    if (words.length > 1 && isAccess(words[0])) {
-      access = words[0]
-      take()
-    }
-  } else if (words.length > 1 && isAccess(words[0])) {
+  }
+  if (isAccess(words[0])) {
     access = words[0]
     take()
   }
-  if (rest === '') return 'the rule has no topic filter'
+  if (rest === '') return `the rule ${JSON.stringify(text.trim())} has no topic filter`
   const problem = filterProblem(rest)
   if (problem !== undefined) return `${problem} (${JSON.stringify(rest)})`
   return { effect, read: access !== 'write', write: access !== 'read', filter: rest }

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs'
 import path from 'node:path'
+import { CulexError } from '../errors.js'
 import { createLogger } from '../log/logger.js'
 import { openStore, type LevelStore } from '../store/index.js'
 
@@ -9,11 +11,17 @@ export function storeDir (dataDir: string): string {
 
 /**
  * Opens a data directory's store for a command that runs while no broker does (LevelDB allows one process). Limits
- * are off: a command only reads, deletes or replays what is there.
+ * are off: a command only reads, deletes or replays what is there. A directory that holds no store is refused
+ * unless `create` is set: a mistyped --data-dir must not answer "nothing there" from a store made on the spot.
  */
-export async function openDataDir (dataDir: string): Promise<LevelStore> {
+export async function openDataDir (dataDir: string, opts: { create?: boolean } = {}): Promise<LevelStore> {
+  const dir = storeDir(dataDir)
+  // LevelDB writes CURRENT when it creates a database; Culex writes its format record in the same open.
+  if (opts.create !== true && !existsSync(path.join(dir, 'CURRENT'))) {
+    throw new CulexError('ERR_STORE_OPEN', `no culex store in ${path.resolve(dataDir)} (${dir} does not hold one): check the data directory given; the broker creates its store when it first starts`)
+  }
   return await openStore({
-    dir: storeDir(dataDir),
+    dir,
     sync: true,
     logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
     limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util'
 import { filtersOf, row } from '../dead-letter/routes.js'
-import { matchesFilters, toEnvelope, type Filters } from '../dead-letter/service.js'
+import { matchesFilters, toEnvelope, type Filters, type ReplayResult } from '../dead-letter/service.js'
+import { loadConfig } from '../config/load.js'
+import { describeUnknownEnv } from '../config/env-names.js'
 import { CulexError, exitCodes } from '../errors.js'
 import type { LevelStore } from '../store/index.js'
 import { openDataDir } from './data-dir.js'
@@ -12,13 +14,13 @@ export const dlqHelp = `culex dlq list|show|replay|purge ...    inspect, replay 
   culex dlq replay <id> | --all [--reason r] [--topic filter] [--since t] [--client id]
   culex dlq purge <id> | --all [--reason r] [--topic filter] [--since t] [--client id]
 
-  Talks to the running broker's admin API (--admin-url, default http://127.0.0.1:18083; --token or
-  CULEX_ADMIN_TOKEN). When nothing listens there, list, show and purge open the data directory directly
-  (--data-dir, default ./data); replay needs a running broker. --since takes an ISO 8601 time, epoch milliseconds
-  or an age such as 30m, 2h, 7d. --all with filters means every dead letter that matches them.
-  Exit codes: 0 done, 1 not found or the broker refused, 2 bad usage.`
-
-const DEFAULT_ADMIN_URL = 'http://127.0.0.1:18083'
+  Talks to the running broker's admin API: --admin-url, or else admin.host and admin.port of the configuration
+  (-c/--config <file> and CULEX_* variables, as for culex start; default http://127.0.0.1:18083). The token is
+  --token, or else admin.authToken (CULEX_ADMIN_AUTH_TOKEN). When nothing listens there, list, show and purge open
+  the data directory directly (--data-dir, or else dataDir of the configuration; default ./data) and refuse one
+  that holds no store; replay needs a running broker. --since takes an ISO 8601 time, epoch milliseconds or an age
+  such as 30m, 2h, 7d. --all with filters means every dead letter that matches them.
+  Exit codes: 0 done, 1 not found, the broker refused, or a replayed message was dead-lettered again, 2 bad usage.`
 
 interface Io { stdout: NodeJS.WritableStream }
 
@@ -73,6 +75,18 @@ async function openOffline (dataDir: string): Promise<LevelStore> {
   }
 }
 
+/** --all without filters: the admin API wants it said. */
+function withAll (q: URLSearchParams, filters: Filters): URLSearchParams {
+  if (Object.keys(filters).length === 0) q.set('all', 'true')
+  return q
+}
+
+/** Where a client on this machine reaches an admin server bound to `host` (a wildcard address means this machine). */
+function adminUrlOf (host: string, port: number): string {
+  const local = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
+  return `http://${local.includes(':') ? `[${local}]` : local}:${port}`
+}
+
 function printList (io: Io, rows: Array<Record<string, unknown>>, total: number, json: boolean): void {
   if (json) {
     io.stdout.write(JSON.stringify({ items: rows, total }) + '\n')
@@ -93,6 +107,7 @@ export async function dlqCommand (args: string[], io: Io = process): Promise<num
       limit: { type: 'string' },
       all: { type: 'boolean' },
       json: { type: 'boolean' },
+      config: { type: 'string', short: 'c' },
       'admin-url': { type: 'string' },
       token: { type: 'string' },
       'data-dir': { type: 'string' }
@@ -110,8 +125,10 @@ export async function dlqCommand (args: string[], io: Io = process): Promise<num
   if ((action === 'replay' || action === 'purge') && (id === undefined) === (values.all !== true)) {
     throw new CulexError('ERR_USAGE', `usage: culex dlq ${action} <id> | --all [--reason r] [--topic filter] [--since t]`)
   }
-  const base = values['admin-url'] ?? DEFAULT_ADMIN_URL
-  const api = await probe(base, values.token ?? process.env.CULEX_ADMIN_TOKEN ?? '')
+  const { config, unknownEnv } = await loadConfig({ file: values.config, env: process.env })
+  for (const u of unknownEnv) process.stderr.write(`culex: warning: ${describeUnknownEnv(u)}\n`)
+  const base = values['admin-url'] ?? adminUrlOf(config.admin.host, config.admin.port)
+  const api = await probe(base, values.token ?? config.admin.authToken)
   const json = values.json === true
   const out = (body: unknown): void => { io.stdout.write(JSON.stringify(body, null, json ? undefined : 2) + '\n') }
 
@@ -124,23 +141,24 @@ export async function dlqCommand (args: string[], io: Io = process): Promise<num
     } else if (action === 'show') {
       out(await api('GET', `/api/dead-letters/${enc}`))
     } else if (action === 'replay') {
-      if (id !== undefined) out(await api('POST', `/api/dead-letters/${enc}/replay`))
-      else {
-        if (Object.keys(filters).length === 0) q.set('all', 'true')
-        out(await api('POST', `/api/dead-letters/replay?${q.toString()}`))
+      const body = id !== undefined
+        ? await api('POST', `/api/dead-letters/${enc}/replay`) as ReplayResult
+        : await api('POST', `/api/dead-letters/replay?${withAll(q, filters).toString()}`) as { results: ReplayResult[] }
+      out(body)
+      const failed = 'results' in body ? body.results.filter(r => r.outcome !== 'published') : body.outcome === 'published' ? [] : [body]
+      if (failed.length > 0) {
+        process.stderr.write(`culex: ${failed.length} replayed message${failed.length === 1 ? ' was' : 's were'} not published: ${failed.map(r => `${r.id} (${r.reason ?? r.outcome})`).join(', ')}\n`)
+        return exitCodes.failure
       }
     } else {
       if (id !== undefined) out(await api('DELETE', `/api/dead-letters/${enc}`))
-      else {
-        if (Object.keys(filters).length === 0) q.set('all', 'true')
-        out(await api('DELETE', `/api/dead-letters?${q.toString()}`))
-      }
+      else out(await api('DELETE', `/api/dead-letters?${withAll(q, filters).toString()}`))
     }
     return exitCodes.ok
   }
 
   if (action === 'replay') throw new CulexError('ERR_ADMIN_API', `replay needs a running broker: nothing listens at ${base} (--admin-url)`)
-  const store = await openOffline(values['data-dir'] ?? './data')
+  const store = await openOffline(values['data-dir'] ?? config.dataDir)
   try {
     const log = store.deadLetters
     if (action === 'list') {

@@ -12,8 +12,9 @@ ${configFlagsHelp}`
 /** Runs the broker until SIGTERM or SIGINT; resolves with the exit code. */
 export async function startCommand (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: configFlagOptions, strict: true, allowPositionals: false })
-  const { config } = await loadConfig({ file: values.config, env: process.env, flags: flagsToConfig(values) })
+  const { config, unknownEnv } = await loadConfig({ file: values.config, env: process.env, flags: flagsToConfig(values) })
   const log = createLogger({ level: config.log.level, format: config.log.format })
+  for (const u of unknownEnv) log.warn({ variable: u.name, closest: u.closest }, 'unknown environment variable ignored')
   const broker = await startBroker(config, log)
 
   return await new Promise<number>(resolve => {

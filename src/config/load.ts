@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { CulexError } from '../errors.js'
 import { isField, type Field, type Section } from './fields.js'
 import { schema, type Config } from './schema.js'
+import { unknownEnv, type UnknownEnv } from './env-names.js'
 
 export type Origin = 'default' | 'file' | 'env' | 'flag'
 
@@ -19,6 +20,8 @@ export interface ConfigSources {
 export interface LoadedConfig {
   config: Config
   origins: Record<string, Origin>
+  /** CULEX_* variables that name no setting: ignored, for the caller to warn about. */
+  unknownEnv: UnknownEnv[]
 }
 
 export interface SchemaEntry { key: string, path: readonly string[], field: Field<unknown>, env: string }
@@ -49,6 +52,7 @@ interface Raw { value: unknown, origin: Origin, where: string }
 export async function loadConfig (sources: ConfigSources = {}): Promise<LoadedConfig> {
   const problems: string[] = []
   const raw = new Map<string, Raw>()
+  const unknown: UnknownEnv[] = []
 
   if (sources.file !== undefined) {
     const doc = await readConfigFile(sources.file)
@@ -57,7 +61,7 @@ export async function loadConfig (sources: ConfigSources = {}): Promise<LoadedCo
   for (const [name, value] of Object.entries(sources.env ?? {})) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue
     const entry = byEnv.get(name)
-    if (entry === undefined) problems.push(`${name}: unknown setting (from environment)`)
+    if (entry === undefined) unknown.push(unknownEnv(name, byEnv.keys()))
     else raw.set(entry.key, { value, origin: 'env', where: `environment ${name}` })
   }
   for (const [key, value] of Object.entries(sources.flags ?? {})) {
@@ -87,7 +91,7 @@ export async function loadConfig (sources: ConfigSources = {}): Promise<LoadedCo
   if (problems.length > 0) {
     throw new CulexError('ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { details: problems })
   }
-  return { config: deepFreeze(nest(flat)) as Config, origins }
+  return { config: deepFreeze(nest(flat)) as Config, origins, unknownEnv: unknown }
 }
 
 async function readConfigFile (file: string): Promise<unknown> {

@@ -30,7 +30,7 @@ export const schema = {
   brokerId: str('', 'Identity of this broker in stored messages and $SYS topics; empty picks a random id at each start.', { pattern: /^[A-Za-z0-9._-]+$/, patternDoc: 'letters, digits, ".", "_" or "-"' }),
   dataDir: str('./data', 'Directory for durable state (the LevelDB store lives in <dataDir>/store).', { nonEmpty: true }),
   log: {
-    level: oneOf('info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'Least severe level written; per-message lines appear at debug and trace.'),
+    level: oneOf('info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'Least severe level written; subscribe and unsubscribe lines appear at debug, one line per published message at trace.'),
     format: oneOf('auto', ['auto', 'json', 'pretty'], 'json: one JSON object per line; pretty: readable lines; auto: pretty on a terminal, json otherwise.')
   },
   listeners: {

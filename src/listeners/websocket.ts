@@ -1,7 +1,8 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { TLSSocket, TlsOptions } from 'node:tls'
-import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { ConnectionGuard, ConnectionHandler, Listener, ListenerName } from './listener.js'
 import { admitSocket, prepareStream } from './accept.js'
 import { bind, trackSockets } from './bind.js'
@@ -44,6 +45,7 @@ export async function listenWebSocket (opts: WebSocketListenerOptions, handle: C
   })
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws)
+    sendWritesWhole(ws, stream)
     // Errors on one browser connection end that connection only.
     stream.on('error', () => stream.destroy())
     const tlsSocket = opts.tls === undefined ? undefined : req.socket as TLSSocket
@@ -62,5 +64,17 @@ export async function listenWebSocket (opts: WebSocketListenerOptions, handle: C
       await new Promise<void>(resolve => wss.close(() => resolve()))
       await stop()
     }
+  }
+}
+
+/**
+ * ws's stream sends every write() as its own WebSocket message, and a packet is written in parts (mqtt-packet writes
+ * header, topic and payload separately), so one PUBLISH left as 3–4 messages, each with its own frame and send, and
+ * a client that reads a message as whole packets got fragments. Writes held together, by mqtt-packet's cork around
+ * one packet or by write-batch.ts's cork around one event-loop turn, reach _writev at once: they go as one message.
+ */
+function sendWritesWhole (ws: WebSocket, stream: Duplex): void {
+  stream._writev = (chunks, callback) => {
+    ws.send(Buffer.concat(chunks.map(c => c.chunk as Buffer)), callback)
   }
 }

@@ -26,10 +26,16 @@ export function remoteAddress (client: Client): string | undefined {
   return address === undefined ? undefined : `${address}:${String(port)}`
 }
 
-/** Logs the life of every connection: connects, disconnects with their reason, and errors. */
-export function logClientEvents (broker: Aedes, root: Logger): void {
+/** A connection the peer dropped without DISCONNECT: an everyday event on real networks, not a broker problem. */
+const abruptCloses = new Set(['ECONNRESET', 'EPIPE'])
+
+/**
+ * Logs the life of every connection: connects (with the user name the client logged in as, from `usernameOf`;
+ * null for an anonymous client), disconnects with their reason, and errors.
+ */
+export function logClientEvents (broker: Aedes, root: Logger, usernameOf: (client: Client) => string | undefined): void {
   broker.on('client', client => {
-    clientLogger(root, client).info({ clean: client.clean, protocolVersion: client.version }, 'client connected')
+    clientLogger(root, client).info({ username: usernameOf(client) ?? null, clean: client.clean, protocolVersion: client.version }, 'client connected')
   })
   broker.on('clientDisconnect', client => {
     const reason = disconnectReasons.get(client) ?? (internals(client)._disconnected === true ? 'client sent DISCONNECT' : 'connection closed')
@@ -54,8 +60,10 @@ export function logClientEvents (broker: Aedes, root: Logger): void {
     disconnectReasons.set(client, 'keepalive timeout')
   })
   broker.on('clientError', (client, err) => {
+    const code = (err as NodeJS.ErrnoException).code
     disconnectReasons.set(client, err.message)
-    clientLogger(root, client).warn({ err: err.message }, 'client error')
+    if (code !== undefined && abruptCloses.has(code)) clientLogger(root, client).debug({ err: err.message, code }, 'connection dropped by the client')
+    else clientLogger(root, client).warn({ err: err.message }, 'client error')
   })
   broker.on('connectionError', (client, err) => {
     const returnCode = (err as { returnCode?: number }).returnCode

@@ -48,7 +48,8 @@ describe('console feature panels', () => {
       log: createLogger({ level: 'silent', format: 'json' }),
       listeners: () => listenerInfo(t.broker.listeners, { ws: { path: '/mqtt' }, wss: { path: '/mqtt' } }),
       authRequired: false,
-      sysIntervalMs: 0
+      sysIntervalMs: 0,
+      usernameOf: () => undefined
     }
     admin = await startAdminServer({ host: '127.0.0.1', port: 0, authToken: '' }, adminRoutes(deps, { ready: () => true }, extra), deps.log)
     browser = await chromium.launch({

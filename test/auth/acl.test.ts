@@ -83,6 +83,24 @@ pattern readwrite devices/%c/#
     ])
   })
 
+  it('refuses an access word with no filter instead of taking it for the topic, with the line number', () => {
+    const t = parseAclFile('topic readwrite\ntopic read\nuser alice\ntopic write\ntopic deny\ntopic deny read\npattern readwrite\npattern deny write\ntopic readwrite ok/#\n', 'acl')
+    expect(t.ok ? [] : t.problems).toEqual([
+      'line 1: the rule "readwrite" has no topic filter',
+      'line 2: the rule "read" has no topic filter',
+      'line 4: the rule "write" has no topic filter',
+      'line 5: the rule "deny" has no topic filter',
+      'line 6: the rule "deny read" has no topic filter',
+      'line 7: the rule "readwrite" has no topic filter',
+      'line 8: the rule "deny write" has no topic filter'
+    ])
+    const y = parseAclFile('users:\n  alice: ["readwrite", "read a/#"]\npatterns: ["deny read"]\n', 'acl.yaml')
+    expect(y.ok ? [] : y.problems).toEqual([
+      'users.alice[0]: the rule "readwrite" has no topic filter',
+      'patterns[0]: the rule "deny read" has no topic filter'
+    ])
+  })
+
   const table = acl(`topic read public/#
 topic deny public/secret
 user alice

@@ -56,7 +56,7 @@ describe('culex dlq', () => {
       const again = await startCli(startArgs(dir), env)
       const adminUrl2 = `http://127.0.0.1:${again.ports.admin}`
       const replay = await runCli(['dlq', 'replay', '--all', '--json', '--admin-url', adminUrl2])
-      expect(replay.code).toBe(0)
+      expect(replay.code).toBe(1) // a replay that did not publish is a failure
       const result = JSON.parse(replay.stdout)
       expect(result).toMatchObject({ replayed: 1, published: 0, deadLettered: 1, results: [{ id: envelope.id, outcome: 'dead-lettered', reason: 'too-large' }] })
       const after = JSON.parse((await runCli(['dlq', 'list', '--json', '--admin-url', adminUrl2])).stdout)

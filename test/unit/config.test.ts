@@ -1,10 +1,15 @@
-import { mkdtemp, writeFile, readFile } from 'node:fs/promises'
+import { mkdtemp, writeFile, readFile, readdir } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig, schemaEntries, envName } from '../../src/config/load.js'
 import { renderMarkdownReference, renderYamlReference } from '../../src/config/reference.js'
 import { isCulexError } from '../../src/errors.js'
+import { dlqHelp } from '../../src/cli/dlq-command.js'
+import { startHelp } from '../../src/cli/start-command.js'
+import { checkConfigHelp } from '../../src/cli/check-config-command.js'
+import { passwdHelp } from '../../src/cli/passwd-command.js'
+import { sessionsHelp, storeHelp } from '../../src/cli/store-command.js'
 
 async function configFile (text: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'culex-config-'))
@@ -52,13 +57,23 @@ describe('config loading', () => {
 
   it('reports every problem at once, naming the key and its source', async () => {
     const file = await configFile('listeners:\n  mqtt:\n    port: 70000\n    colour: red\nlog:\n  level: loud\n')
-    const problems = await problemsOf({ file, env: { CULEX_ADMIN_PORT: 'abc', CULEX_NOPE: '1' } })
+    const problems = await problemsOf({ file, env: { CULEX_ADMIN_PORT: 'abc' } })
     expect(problems[0]).toBe('ERR_CONFIG_INVALID')
     expect(problems).toContain(`listeners.mqtt.port: must be between 0 and 65535, got 70000 (from ${file})`)
     expect(problems).toContain(`listeners.mqtt.colour: unknown setting (from ${file})`)
     expect(problems.some(p => p.startsWith('log.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'))).toBe(true)
     expect(problems).toContain('admin.port: must be an integer, got "abc" (from environment CULEX_ADMIN_PORT)')
-    expect(problems).toContain('CULEX_NOPE: unknown setting (from environment)')
+  })
+
+  it('ignores an unknown CULEX_* variable, reporting it with the nearest known name when it is close to one', async () => {
+    const { config, unknownEnv } = await loadConfig({ env: { CULEX_ADMIN_TOKEN: 's3cret', CULEX_NOPE: '1', CULEX_LOG_LEVLE: 'debug', CULEX_ADMIN_PORT: '9000' } })
+    expect(config.admin.port).toBe(9000)
+    expect(config.admin.authToken).toBe('')
+    expect(unknownEnv).toEqual([
+      { name: 'CULEX_ADMIN_TOKEN', closest: 'CULEX_ADMIN_AUTH_TOKEN' },
+      { name: 'CULEX_NOPE' },
+      { name: 'CULEX_LOG_LEVLE', closest: 'CULEX_LOG_LEVEL' }
+    ])
   })
 
   it('refuses an enabled TLS listener without certificate files, and unreadable files', async () => {
@@ -100,6 +115,25 @@ describe('config loading', () => {
     const readme = await readFile('README.md', 'utf8')
     expect(readme).toContain(renderMarkdownReference())
     for (const e of schemaEntries()) expect(readme).toContain(`\`${e.key}\``)
+  })
+
+  it('names in the docs and the CLI help only CULEX_* variables that exist', async () => {
+    const known = schemaEntries().map(e => e.env)
+    // Variables of the test suite itself, not of culex.
+    const testSuite = new Set(['CULEX_STORE_DIST', 'CULEX_UPDATE_SCREENSHOT'])
+    const docs = ['README.md', 'Dockerfile', ...(await readdir('docs')).filter(f => f.endsWith('.md')).map(f => path.join('docs', f))]
+    const texts = [
+      ...await Promise.all(docs.map(async f => [f, await readFile(f, 'utf8')] as const)),
+      ['culex --help texts', [dlqHelp, startHelp, checkConfigHelp, passwdHelp, sessionsHelp, storeHelp].join('\n')] as const
+    ]
+    // `CULEX_LISTENERS_*_HOST` stands for several; a name followed by "` → `" is a misspelling shown being corrected.
+    const exists = (name: string): boolean => {
+      const pattern = new RegExp(`^${name.replaceAll('*', '[A-Z0-9_]+')}$`)
+      return testSuite.has(name) || known.some(k => pattern.test(k))
+    }
+    const unknown = texts.flatMap(([f, text]) => [...text.matchAll(/CULEX_[A-Z0-9_*]*[A-Z0-9](?![A-Z0-9_*]|` → `)/g)]
+      .map(m => m[0]).filter(name => !exists(name)).map(name => `${f}: ${name}`))
+    expect(unknown).toEqual([])
   })
 
   it('names environment variables after the key path', () => {
