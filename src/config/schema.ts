@@ -73,6 +73,7 @@ export const schema = {
   mqtt: {
     connectTimeoutMs: int(30_000, 'Close a connection whose CONNECT has not arrived within this time.', { min: 100 }),
     drainTimeoutMs: int(60_000, 'Disconnect a client whose socket stays unwritable (a frozen reader) this long; 0 = never.'),
+    maxPendingBeforeConnackBytes: int(2_097_152, 'Bytes of packets sent after CONNECT without waiting for CONNACK that are held, unhandled, until the login has succeeded: they are then handled in order, and dropped if the login is refused. Only packets read together with CONNECT are held (the rest stays unread until CONNACK); past this the connection is closed.', { min: 1 }),
     maxInflightInboundMessages: int(1000, 'QoS 2 messages one client may have awaiting PUBREL; a client over it is disconnected. 0 = unlimited.'),
     maxTopicLevels: int(100, 'Topic levels allowed in a topic or filter (the matcher cannot handle more than 100).', { min: 1, max: 100 }),
     retryIntervalMs: int(0, 'Resend a QoS 1/2 PUBLISH (DUP set, same packet id) or a PUBREL that a connected client has not acknowledged within this time, and again at this interval until it does or disconnects (docs/protocol.md). 0 = off: only a persistent session that reconnects gets them again.', { min: 100, orZero: true })
