@@ -83,8 +83,9 @@ export const schema = {
     passwordFile: str('', 'File of username:hash lines, written by culex passwd; empty = no password logins. Reloaded on SIGHUP and when it changes.'),
     aclFile: str('', 'ACL file, Mosquitto text form or YAML (.yaml/.yml); empty = every client may use every topic except $ topics for publishing. Reloaded like the password file.'),
     watchFiles: bool(true, 'Reload the password and ACL files when they change on disk (SIGHUP reloads them either way).'),
-    failedLoginDelayMs: int(1000, 'After a failed login, logins from that address are answered only after this delay, doubled at each further failure; 0 = off.'),
-    failedLoginMaxDelayMs: int(30_000, 'Cap of that delay; an address is forgiven 10 times this long after its last failure.', { min: 1 })
+    failedLoginDelayMs: int(1000, 'After a failed login, logins with that user name from that address (right or wrong) are answered only after this delay, doubled at each further failure; other user names from the address are not slowed. 0 = off.'),
+    failedLoginMaxDelayMs: int(30_000, 'Cap of that delay; failures are forgotten 10 times this long after the last one.', { min: 1 }),
+    failedLoginMaxUsersPerAddress: int(10, 'Distinct user names that may fail to log in from one address before every login from that address is slowed as well (a password spray), by the same doubling per user name over it; 0 = never.')
   },
   // Resource limits (src/limits, docs/security.md): each says what a client over it gets.
   limits: {
