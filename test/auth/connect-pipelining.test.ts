@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, transports, waitFor, type Transport } from '../helpers/clients.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
+import { Rng } from '../fuzz/mutator.js'
 import { tempDir, writePasswordFile } from './support.js'
 
 /**
@@ -88,9 +89,46 @@ describe('packets pipelined after CONNECT', () => {
     expect(t.broker.store.deadLetters.count).toBe(0)
   })
 
+  it('random pipelines cut into random writes: a refused login handles none, a logged-in one all, in order (seeded)', async () => {
+    const seed = Number(process.env.PIPELINE_SEED ?? 1307)
+    const r = new Rng(seed)
+    for (let round = 0; round < 30; round++) {
+      const transport = r.pick(transports)
+      const { login, code } = r.pick([...credentials, { login: { username: 'alice', password: Buffer.from('a') }, code: 0 }])
+      const id = `seed-${seed}-${round}`
+      const topic = `closed/${id}`
+      const qos = r.pick([0, 1] as const)
+      const payloads = Array.from({ length: 1 + r.int(12) }, (_, i) => Buffer.alloc(r.chance(0.3) ? r.int(200_000) : r.int(300), 97 + i))
+      const bytes = Buffer.concat([connect(id, login), ...payloads.map((p, i) => publish(topic, p, qos, false, i + 1))].map(encode))
+      const raw = await openRaw(transport, urls())
+      for (let at = 0; at < bytes.length;) {
+        const end = Math.min(bytes.length, at + 1 + r.int(r.chance(0.5) ? 100 : 100_000))
+        raw.sendRaw(bytes.subarray(at, end))
+        at = end
+        if (r.chance(0.3)) await new Promise(resolve => setImmediate(resolve))
+      }
+      const what = `round ${round} (seed ${seed}, ${transport}, CONNACK ${code}, QoS ${qos}, ${payloads.length} publishes)`
+      if (code !== 0) {
+        expect(await raw.next('connack'), what).toMatchObject({ returnCode: code })
+        expect(await raw.waitClosed(), what).toBe(true)
+        expect(raw.received.map(p => p.cmd), what).toEqual(['connack'])
+        await barrier(topic)
+        expect(watcher.received.filter(m => m.topic === topic).map(m => m.payload), what).toEqual(['marker'])
+        continue
+      }
+      await waitFor(() => watcher.received.filter(m => m.topic === topic).length === payloads.length, what)
+      expect(watcher.received.filter(m => m.topic === topic).map(m => m.payload), what).toEqual(payloads.map(p => p.toString()))
+      if (qos === 1) await waitFor(() => raw.received.length === 1 + payloads.length, `the PUBACKs of ${what}`)
+      expect(raw.received[0], what).toMatchObject({ cmd: 'connack', returnCode: 0 })
+      expect(raw.received.slice(1).map(p => p.cmd === 'puback' ? p.messageId : p.cmd), what).toEqual(qos === 1 ? payloads.map((_, i) => i + 1) : [])
+      await raw.disconnect()
+    }
+    expect(t.broker.store.deadLetters.count).toBe(0)
+  })
+
   it.each(transports)('a logged-in client\'s 1,000 pipelined packets are all handled in order after CONNACK (%s)', async (transport: Transport) => {
     const raw = await openRaw(transport, urls())
-    const topic = `open/many-${transport}`
+    const topic = `closed/many-${transport}`
     const packets: Packet[] = [connect(`many-${transport}`, { username: 'alice', password: Buffer.from('a') })]
     for (let i = 1; i <= 1000; i++) packets.push(publish(topic, Buffer.from(String(i)), 1, false, i))
     raw.sendRaw(Buffer.concat(packets.map(encode)))
@@ -104,7 +142,7 @@ describe('packets pipelined after CONNECT', () => {
 
   it.each(transports)('a logged-in client\'s large pipelined publishes arrive whole and in order after CONNACK (%s)', async (transport: Transport) => {
     const raw = await openRaw(transport, urls())
-    const topic = `open/large-${transport}`
+    const topic = `closed/large-${transport}`
     const payloads = [300_000, 70_000, 200, 300_000].map((size, i) => Buffer.alloc(size, String.fromCharCode(97 + i)))
     sendAll(raw, [
       connect(`large-${transport}`, { username: 'alice', password: Buffer.from('a') }),
