@@ -74,7 +74,13 @@ export function gateUntilConnack (client: Client, opts: ConnackGateOptions): Con
         // Packets parsed while these are being handled join the end of the list, so the order holds.
         for (let i = 0; i < held.length && !c.closed; i++) emit.call(parser, 'packet', held[i])
         held = []
-        state = c.closed ? 'dropped' : 'open'
+        if (c.closed) {
+          state = 'dropped'
+          return
+        }
+        state = 'open'
+        // From here on every packet goes straight through: the gate costs nothing on the hot path.
+        parser.emit = emit
       })
     }
   }
