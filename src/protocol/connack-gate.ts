@@ -34,7 +34,7 @@ export function gateUntilConnack (client: Client, opts: ConnackGateOptions): Con
   const c = internals(client)
   const parser = c._parser
   const emit = parser.emit
-  let state: 'first' | 'holding' | 'open' | 'dropped' = 'first'
+  let state: 'first' | 'holding' | 'releasing' | 'open' | 'dropped' = 'first'
   let held: HeldPacket[] = []
   let heldBytes = 0
 
@@ -49,6 +49,8 @@ export function gateUntilConnack (client: Client, opts: ConnackGateOptions): Con
       return emit.call(this, event, ...args)
     }
     held.push(packet)
+    // Once CONNACK 0 is out, what is read before the held packets are through is aedes' to handle like any read.
+    if (state === 'releasing') return true
     heldBytes += wireBytes(packet.length)
     if (heldBytes > opts.maxBytes) {
       state = 'dropped'
@@ -69,8 +71,9 @@ export function gateUntilConnack (client: Client, opts: ConnackGateOptions): Con
       }
       // aedes marks the client connackSent right after announcing the CONNACK; only from then on does it handle a
       // packet at once rather than queue it.
+      state = 'releasing'
       queueMicrotask(() => {
-        if (state !== 'holding') return
+        if (state !== 'releasing') return
         // Packets parsed while these are being handled join the end of the list, so the order holds.
         for (let i = 0; i < held.length && !c.closed; i++) emit.call(parser, 'packet', held[i])
         held = []
