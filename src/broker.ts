@@ -80,7 +80,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // One bad will or store error must never take the process down with an unhandled 'error' event.
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
-  const protocol = createProtocolHooks(broker, store, log)
+  const protocol = createProtocolHooks(broker, store, log, { maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes })
   const limits = createLimitHooks(aedes, config, log)
   auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })

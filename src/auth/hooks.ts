@@ -100,7 +100,7 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
     policies.set(name, { anonymousAllowed: anon, useIdentityAsUsername })
     if (l.enabled && anon && !useIdentityAsUsername) authLog.warn({ listener: name, host: l.host, allowAnonymous: l.allowAnonymous }, 'anonymous access is enabled on this listener')
   }
-  const backoff = new LoginBackoff({ baseMs: config.auth.failedLoginDelayMs, maxMs: config.auth.failedLoginMaxDelayMs })
+  const backoff = new LoginBackoff({ baseMs: config.auth.failedLoginDelayMs, maxMs: config.auth.failedLoginMaxDelayMs, maxUsersPerAddress: config.auth.failedLoginMaxUsersPerAddress })
 
   function disconnectRevoked (table: PasswordTable): void {
     const clients = (broker as unknown as { clients?: Record<string, Client> } | undefined)?.clients ?? {}
@@ -128,18 +128,18 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
     const listener = info?.listener ?? 'mqtt'
     const policy = { ...policies.get(listener) ?? { anonymousAllowed: false, useIdentityAsUsername: false }, passwords: passwords?.value }
     const address = info?.remoteAddress ?? remoteAddress(client)?.replace(/:\d+$/, '') ?? 'unknown'
-    const delayMs = backoff.delayMs(address)
+    const delayMs = backoff.delayMs(address, username)
     const [result] = await Promise.all([
       decideLogin(policy, { username, password, certificateCN: policy.useIdentityAsUsername ? certificateCN(info?.tlsSocket) : undefined }),
       new Promise(resolve => setTimeout(resolve, delayMs))
     ])
     if (!result.ok) {
       counters.loginFailures++
-      const failures = backoff.failed(address)
+      const failures = backoff.failed(address, username)
       clientLogger(log, client).warn({ listener, username, reason: result.reason, returnCode: result.code, failures, delayedMs: delayMs }, 'login failed')
       return result.code
     }
-    if (result.identity.via !== 'anonymous') backoff.succeeded(address)
+    if (result.identity.via !== 'anonymous') backoff.succeeded(address, username)
     identities.set(client, result.identity)
     // Mosquitto checks the will topic at CONNECT too: a will the client may not publish would only be dropped later.
     // aedes holds the CONNECT's will in _will until the connection is accepted.

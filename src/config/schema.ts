@@ -73,6 +73,7 @@ export const schema = {
   mqtt: {
     connectTimeoutMs: int(30_000, 'Close a connection whose CONNECT has not arrived within this time.', { min: 100 }),
     drainTimeoutMs: int(60_000, 'Disconnect a client whose socket stays unwritable (a frozen reader) this long; 0 = never.'),
+    maxPendingBeforeConnackBytes: int(2_097_152, 'Bytes of packets sent after CONNECT without waiting for CONNACK that are held, unhandled, until the login has succeeded: they are then handled in order, and dropped if the login is refused. Only packets read together with CONNECT are held (the rest stays unread until CONNACK); past this the connection is closed.', { min: 1 }),
     maxInflightInboundMessages: int(1000, 'QoS 2 messages one client may have awaiting PUBREL; a client over it is disconnected. 0 = unlimited.'),
     maxTopicLevels: int(100, 'Topic levels allowed in a topic or filter (the matcher cannot handle more than 100).', { min: 1, max: 100 }),
     retryIntervalMs: int(0, 'Resend a QoS 1/2 PUBLISH (DUP set, same packet id) or a PUBREL that a connected client has not acknowledged within this time, and again at this interval until it does or disconnects (docs/protocol.md). 0 = off: only a persistent session that reconnects gets them again.', { min: 100, orZero: true })
@@ -82,8 +83,9 @@ export const schema = {
     passwordFile: str('', 'File of username:hash lines, written by culex passwd; empty = no password logins. Reloaded on SIGHUP and when it changes.'),
     aclFile: str('', 'ACL file, Mosquitto text form or YAML (.yaml/.yml); empty = every client may use every topic except $ topics for publishing. Reloaded like the password file.'),
     watchFiles: bool(true, 'Reload the password and ACL files when they change on disk (SIGHUP reloads them either way).'),
-    failedLoginDelayMs: int(1000, 'After a failed login, logins from that address are answered only after this delay, doubled at each further failure; 0 = off.'),
-    failedLoginMaxDelayMs: int(30_000, 'Cap of that delay; an address is forgiven 10 times this long after its last failure.', { min: 1 })
+    failedLoginDelayMs: int(1000, 'After a failed login, logins with that user name from that address (right or wrong) are answered only after this delay, doubled at each further failure; other user names from the address are not slowed. 0 = off.'),
+    failedLoginMaxDelayMs: int(30_000, 'Cap of that delay; failures are forgotten 10 times this long after the last one.', { min: 1 }),
+    failedLoginMaxUsersPerAddress: int(10, 'Distinct user names that may fail to log in from one address before every login from that address is slowed as well (a password spray), by the same doubling per user name over it; 0 = never.')
   },
   // Resource limits (src/limits, docs/security.md): each says what a client over it gets.
   limits: {

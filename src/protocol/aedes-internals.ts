@@ -28,9 +28,18 @@ export interface ClientInternals extends Client {
   /**
    * The mqtt-packet parser of the connection: 'packet' is emitted for every packet read, before aedes handles it
    * (a prepended listener sees PUBACK/PUBREC/PUBCOMP of clean sessions too; aedes emits 'ack' only for persistent
-   * ones). aedes removes every 'packet' listener when the client closes.
+   * ones). aedes removes every 'packet' listener when the client closes. aedes' own listener (enqueue in
+   * lib/client.js) handles a packet at once when it is the first of a read or once the client is marked connackSent,
+   * which aedes does right after emitting the broker's 'connackSent' event; other packets wait in a queue of
+   * `queueLimit` (42) that is emptied once the connect handling has finished.
    */
   _parser: NodeJS.EventEmitter
+  /**
+   * Stops reading from the connection (aedes' read loop in lib/client.js checks the flag on every 'readable'); aedes
+   * calls it itself when its authenticate step starts and calls resume() right after CONNACK 0 is written
+   * (lib/handlers/connect.js emptyQueue). A refused client is never resumed.
+   */
+  pause: () => void
   /** Calls back once the connection's socket drained, or when mqtt.drainTimeoutMs or a close ends the wait. */
   waitForDrain: (callback: () => void) => void
   /** Set once the connection failed; aedes' write() then stops waiting for 'drain'. */

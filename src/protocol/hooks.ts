@@ -11,7 +11,8 @@ import type { SessionQueues } from '../store/types.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
-import { clientLogger } from '../log/client-log.js'
+import { clientLogger, remoteAddress } from '../log/client-log.js'
+import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore {
@@ -27,7 +28,12 @@ export interface ProtocolStore extends ReplayStore {
  * MQTT 3.1.1 behaviour that aedes 1.2 gets wrong, restored through its public hooks. Each step is chained by
  * src/broker.ts; see the notes on each for the aedes behaviour it corrects.
  */
-export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger) {
+export interface ProtocolOptions {
+  /** mqtt.maxPendingBeforeConnackBytes: packets a client may send after CONNECT before its CONNACK, in bytes. */
+  maxPendingBeforeConnackBytes: number
+}
+
+export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker)
   const granted = new WeakSet<Subscription>()
 
@@ -61,12 +67,25 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
   store.outgoingStream = createQueueReplay(broker, store)
 
-  /** aedes' connection handler, with the commonest packets parsed on a fast path and every packet checked for violations. */
+  // Whatever follows CONNECT waits until the login has succeeded (connack-gate.ts).
+  const connackGates = new WeakMap<Client, ConnackGate>()
+  broker.on('connackSent', (packet, client) => connackGates.get(client)?.connackSent(packet.returnCode ?? 0))
+
+  /**
+   * aedes' connection handler, with the commonest packets parsed on a fast path, nothing after CONNECT handled before
+   * CONNACK 0, and every packet checked for violations.
+   */
   const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>
     (stream, req) => {
       answerUnsupportedLevel(stream)
       const client = aedesHandle(stream, req)
       parseFast(client)
+      connackGates.set(client, gateUntilConnack(client, {
+        maxBytes: opts.maxPendingBeforeConnackBytes,
+        onOverflow: heldBytes => {
+          log.warn({ remote: remoteAddress(client), heldBytes, maxBytes: opts.maxPendingBeforeConnackBytes }, 'too much sent before CONNACK, closing connection')
+        }
+      }))
       guardPackets(client, (violator, reason) => {
         const clientLog = violator.id === null ? log : clientLogger(log, violator)
         clientLog.warn({ reason }, 'protocol violation, closing connection')

@@ -106,6 +106,40 @@ describe('authentication', () => {
     expect(t.logs.filter(l => l.msg === 'login failed').map(l => l.failures)).toEqual([1, 2, 3, 4])
   })
 
+  it('keys the backoff by user name: behind one address a failing user does not slow another, and gets no timing signal', async () => {
+    const { t } = await withUsers({ alice: 'pw', bob: 'bob' }, { 'auth.failedLoginDelayMs': 300, 'auth.failedLoginMaxDelayMs': 600 })
+    const attempt = async (username: string, password: string): Promise<{ result: number | 'closed', ms: number }> =>
+      await tryConnect(t.mqttUrl, { username, password, clientId: `${username}-${password}` })
+    const alice = []
+    for (let i = 0; i < 3; i++) alice.push((await attempt('alice', 'stale')).ms)
+    expect(alice[0]).toBeLessThan(250)
+    expect(alice[2]).toBeGreaterThanOrEqual(590)
+    // bob logs in from the same address at once, and logs in again at once after one mistake of his own
+    const bob = await attempt('bob', 'bob')
+    expect(bob.result).toBe(0)
+    expect(bob.ms).toBeLessThan(250)
+    expect((await attempt('bob', 'typo')).ms).toBeLessThan(250)
+    // alice, backing off, waits as long with her right password as with a wrong one
+    const wrong = await attempt('alice', 'stale')
+    const right = await attempt('alice', 'pw')
+    expect([wrong.result, right.result]).toEqual([4, 0])
+    expect(wrong.ms).toBeGreaterThanOrEqual(590)
+    expect(right.ms).toBeGreaterThanOrEqual(590)
+    expect(Math.abs(right.ms - wrong.ms)).toBeLessThan(200)
+    expect((await attempt('alice', 'pw')).ms).toBeLessThan(250)
+    expect(t.logs.filter(l => l.msg === 'login failed').map(l => [l.username, l.failures])).toEqual([
+      ['alice', 1], ['alice', 2], ['alice', 3], ['bob', 1], ['alice', 4]
+    ])
+  })
+
+  it('slows every login from an address where more user names than auth.failedLoginMaxUsersPerAddress failed', async () => {
+    const { t } = await withUsers({ bob: 'bob', u1: 'p', u2: 'p', u3: 'p' }, { 'auth.failedLoginDelayMs': 300, 'auth.failedLoginMaxDelayMs': 600, 'auth.failedLoginMaxUsersPerAddress': 2 })
+    for (const user of ['u1', 'u2', 'u3']) expect((await tryConnect(t.mqttUrl, { username: user, password: 'spray' })).ms).toBeLessThan(250)
+    const bob = await tryConnect(t.mqttUrl, { username: 'bob', password: 'bob' })
+    expect(bob.result).toBe(0)
+    expect(bob.ms).toBeGreaterThanOrEqual(290)
+  })
+
   it('reloads the password file without a restart, ending the connections of changed users', async () => {
     const { t, file } = await withUsers({ alice: 'old', bob: 'bob' }, { 'auth.watchFiles': false })
     const alice = await connectClient(t.mqttUrl, { username: 'alice', password: 'old' })

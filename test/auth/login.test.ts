@@ -84,35 +84,68 @@ describe('the login decision', () => {
 })
 
 describe('failed-login backoff', () => {
-  it('doubles the delay per failure from one address, caps it, and forgets on success or after a while', () => {
+  const A = '1.2.3.4'
+  it('doubles the delay per failure of one user name from one address, caps it, and forgets on success or after a while', () => {
     let now = 0
-    const b = new LoginBackoff({ baseMs: 100, maxMs: 1000, now: () => now })
-    expect(b.delayMs('1.2.3.4')).toBe(0)
+    const b = new LoginBackoff({ baseMs: 100, maxMs: 1000, maxUsersPerAddress: 10, now: () => now })
+    expect(b.delayMs(A, 'alice')).toBe(0)
     const delays = []
     for (let i = 0; i < 6; i++) {
-      b.failed('1.2.3.4')
-      delays.push(b.delayMs('1.2.3.4'))
+      b.failed(A, 'alice')
+      delays.push(b.delayMs(A, 'alice'))
     }
     expect(delays).toEqual([100, 200, 400, 800, 1000, 1000])
-    expect(b.delayMs('5.6.7.8')).toBe(0)
-    b.succeeded('1.2.3.4')
-    expect(b.delayMs('1.2.3.4')).toBe(0)
-    b.failed('1.2.3.4')
+    expect(b.delayMs('5.6.7.8', 'alice')).toBe(0)
+    b.succeeded(A, 'alice')
+    expect(b.delayMs(A, 'alice')).toBe(0)
+    b.failed(A, 'alice')
     now += 10_001
-    expect(b.delayMs('1.2.3.4')).toBe(0)
+    expect(b.delayMs(A, 'alice')).toBe(0)
   })
 
-  it('remembers a bounded number of addresses', () => {
-    const b = new LoginBackoff({ baseMs: 100, maxMs: 1000, maxAddresses: 3 })
-    for (let i = 0; i < 10; i++) b.failed(`10.0.0.${i}`)
+  it('does not slow another user name from the same address, nor an anonymous client', () => {
+    const b = new LoginBackoff({ baseMs: 100, maxMs: 1000, maxUsersPerAddress: 10 })
+    for (let i = 0; i < 20; i++) b.failed(A, 'stale-device')
+    expect(b.delayMs(A, 'stale-device')).toBe(1000)
+    expect(b.delayMs(A, 'bob')).toBe(0)
+    expect(b.delayMs(A, undefined)).toBe(0)
+    b.failed(A, undefined)
+    expect(b.delayMs(A, undefined)).toBe(100)
+    expect(b.delayMs(A, '')).toBe(0)
+  })
+
+  it('slows every login from an address once more user names than the bound have failed there', () => {
+    const b = new LoginBackoff({ baseMs: 100, maxMs: 1000, maxUsersPerAddress: 3 })
+    for (const u of ['u1', 'u2', 'u3']) b.failed(A, u)
+    expect(b.delayMs(A, 'bob')).toBe(0)
+    b.failed(A, 'u4')
+    expect(b.delayMs(A, 'bob')).toBe(100)
+    for (let i = 5; i < 60; i++) b.failed(A, `u${i}`)
+    expect(b.delayMs(A, 'bob')).toBe(1000)
+    expect(b.delayMs('5.6.7.8', 'bob')).toBe(0)
+    // A user name that logs in is no longer counted against the address; the others still are.
+    const c = new LoginBackoff({ baseMs: 100, maxMs: 1000, maxUsersPerAddress: 1 })
+    c.failed(A, 'u1')
+    c.failed(A, 'u2')
+    expect(c.delayMs(A, 'bob')).toBe(100)
+    c.succeeded(A, 'u2')
+    expect(c.delayMs(A, 'bob')).toBe(0)
+    expect(c.delayMs(A, 'u1')).toBe(100)
+    expect(new LoginBackoff({ baseMs: 100, maxMs: 1000, maxUsersPerAddress: 0 }).delayMs(A, 'x')).toBe(0)
+  })
+
+  it('remembers a bounded number of (address, user name) pairs, keyed by a digest of long user names', () => {
+    const b = new LoginBackoff({ baseMs: 100, maxMs: 1000, maxUsersPerAddress: 10, maxEntries: 3 })
+    for (let i = 0; i < 10; i++) b.failed(`10.0.0.${i}`, 'x'.repeat(65_535))
     expect(b.size).toBe(3)
-    expect(b.failures('10.0.0.9')).toBe(1)
-    expect(b.failures('10.0.0.0')).toBe(0)
+    expect(b.failures('10.0.0.9', 'x'.repeat(65_535))).toBe(1)
+    expect(b.failures('10.0.0.0', 'x'.repeat(65_535))).toBe(0)
   })
 
   it('is off with a base delay of 0', () => {
-    const b = new LoginBackoff({ baseMs: 0, maxMs: 1000 })
-    b.failed('a')
-    expect(b.delayMs('a')).toBe(0)
+    const b = new LoginBackoff({ baseMs: 0, maxMs: 1000, maxUsersPerAddress: 1 })
+    for (const u of ['a', 'b', 'c']) b.failed(A, u)
+    expect(b.delayMs(A, 'a')).toBe(0)
+    expect(b.delayMs(A, 'z')).toBe(0)
   })
 })
