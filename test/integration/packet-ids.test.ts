@@ -222,3 +222,40 @@ describe('packet identifiers of a persistent session', () => {
     await endClient(pub)
   }, 60_000)
 })
+
+describe('packet identifiers when all 65,535 are held', () => {
+  let t: TestBroker | undefined
+  afterEach(async () => { await t?.close() })
+
+  it('a new QoS 1 message waits, never reusing an id, and goes out under the first id the client frees', async () => {
+    t = await startTestBroker()
+    const raw = await openRaw('tcp', t)
+    await raw.connect({ clientId: 'full' })
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'full/#', qos: 1 }] })
+    await raw.next('suback')
+    const publishes = (): IPublishPacket[] => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'full-pub' })
+    for (let i = 0; i < 65535; i += 5000) {
+      await Promise.all(Array.from({ length: Math.min(5000, 65535 - i) }, async (_, j) => await pub.publishAsync('full/a', String(i + j), { qos: 1 })))
+    }
+    await waitFor(() => publishes().length === 65535, '65,535 unacknowledged messages', 30_000)
+    expect(new Set(publishes().map(p => p.messageId)).size).toBe(65535)
+
+    let acknowledged = false
+    const waiting = pub.publishAsync('full/a', 'waits', { qos: 1 }).then(() => { acknowledged = true })
+    // a QoS 0 message needs no id and overtakes it: once it is here, the QoS 1 one has had its chance to go out
+    const probe = await connectClient(t.mqttUrl, { clientId: 'full-probe' })
+    await probe.publishAsync('full/b', 'overtakes', { qos: 0 })
+    await raw.next(p => p.cmd === 'publish' && p.payload.toString() === 'overtakes')
+    expect(publishes().length, 'nothing but the QoS 0 message while every id is held').toBe(65536)
+    expect(acknowledged, 'its publisher waits for it').toBe(false)
+
+    raw.send({ cmd: 'puback', messageId: 12345 })
+    const sent = await raw.next<IPublishPacket>(p => p.cmd === 'publish' && p.payload.toString() === 'waits')
+    expect(sent.messageId, 'the one id free').toBe(12345)
+    await waiting
+    await endClient(probe)
+    await endClient(pub)
+    await raw.disconnect()
+  }, 90_000)
+})
