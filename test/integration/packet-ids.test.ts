@@ -68,6 +68,10 @@ class Receiver {
   /** Acknowledges whatever arrives, each flow to its end, until `done` holds. */
   async ackAll (done: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
+    for (const [id, h] of [...this.held]) {
+      if (h.qos === 1) this.puback(id)
+      else if (!h.received) this.pubrec(id)
+    }
     while (!done()) {
       for (const p of this.take()) {
         if (p.cmd === 'publish') {
@@ -118,6 +122,29 @@ describe('packet identifiers of a persistent session', () => {
     await rx.ackAll(() => rx.delivered.size === 120 && rx.held.size === 0, 'every message, each flow completed')
     expect(rx.reused, 'ids reused while held').toEqual([])
     expect([...rx.delivered.values()].every(n => n === 1), 'each QoS 2 message passed on once').toBe(true)
+    await rx.raw?.disconnect()
+    await endClient(pub)
+  })
+
+  it('shared-subscription deliveries skip the ids the session holds too', async () => {
+    t = await startTestBroker()
+    const rx = new Receiver()
+    await rx.connect(t, 'pid-member')
+    rx.raw?.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'own/#', qos: 2 }, { topic: '$share/g/work/#', qos: 1 }] })
+    await rx.raw?.next('suback')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'pid-member-pub' })
+    await Promise.all(Array.from({ length: 30 }, async (_, i) => await pub.publishAsync('own/a', `own-${i}`, { qos: 2 })))
+    await waitFor(() => (rx.raw as RawClient).received.filter(p => p.cmd === 'publish').length === 30, '30 messages')
+    for (const p of rx.take()) if (p.cmd === 'publish') rx.see(p)
+    await rx.raw?.disconnect()
+
+    seedCounter(t, 'pid-member', Math.min(...rx.held.keys()))
+    await rx.connect(t, 'pid-member')
+    await Promise.all(Array.from({ length: 30 }, async (_, i) => await pub.publishAsync('work/a', `work-${i}`, { qos: 1 })))
+    await waitFor(() => (rx.raw as RawClient).received.filter(p => p.cmd === 'publish').length === 60, 'the 30 resent and the 30 shared')
+    for (const p of rx.take()) if (p.cmd === 'publish') rx.see(p)
+    expect(rx.reused, 'ids reused while held').toEqual([])
+    await rx.ackAll(() => rx.delivered.size === 60 && rx.held.size === 0, 'every message, each flow completed')
     await rx.raw?.disconnect()
     await endClient(pub)
   })
