@@ -21,8 +21,9 @@ export interface ClientInternals extends Client {
   will?: PublishPacket | null
   _disconnected?: boolean
   /**
-   * Next packet identifier aedes gives an outgoing QoS 1/2 PUBLISH (1..65535, wrapping); a packet handed to
-   * deliverQoS with its own messageId keeps it (lib/qos-packet.js). Shared subscriptions take ids from here.
+   * Next packet identifier aedes gives an outgoing QoS 1/2 PUBLISH (1..65535, wrapping, starting at random); a packet
+   * handed to deliverQoS with its own messageId keeps it (lib/qos-packet.js). Culex's allocator (packet-ids.ts) uses
+   * it as its cursor and skips the ids still held; nothing takes an id from it unchecked.
    */
   _nextId: number
   /**

@@ -1,6 +1,7 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { encodePacket, type OutgoingPacket } from './frames.js'
+import { packetIds } from './packet-ids.js'
 import { topicMatches } from './topic.js'
 
 /**
@@ -27,25 +28,25 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  * both: every copy of a message is delivered at min(publish QoS, highest granted QoS among the client's matching
  * subscriptions) [MQTT-3.3.5-1], once, whichever listener fires first.
  *
- * Then the router writes the copy itself (deliverCopy); aedes' delivery functions are left only the copies no live
- * subscription matches any more.
+ * Then the router writes the copy itself (deliverCopy), a copy no live subscription matches any more included, so
+ * that every packet id comes from the session's allocator; aedes' own delivery functions are no longer used.
  */
 export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
-  const aedesDeliver0 = c.deliver0
-  const aedesDeliverQoS = c.deliverQoS
   // Copies still expected for a message that matched several of this client's filters.
   const pendingCopies = new Map<string, number>()
 
   // aedes' counter-based dedupe is replaced by the exact one below: reads always miss, writes are ignored.
   c.duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
 
-  const route = (fallback: Deliver): Deliver => (packet, cb) => {
+  const route = (qos0Only: boolean): Deliver => (packet, cb) => {
     const shared = (packet as Marked)[SHARED] === true
     const plan = shared ? { matches: 1, maxQos: packet.qos } : planDelivery(c.subscriptions, packet.topic)
     if (plan.matches === 0) {
-      // No live subscription matches (it was removed while the message was in flight): let aedes settle it.
-      fallback(packet, cb)
+      // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
+      // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
+      if (qos0Only) packet.qos = 0
+      deliverCopy(c, packet, cb, session)
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
@@ -60,8 +61,8 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
     }
     deliverCopy(c, packet, cb, session)
   }
-  c.deliver0 = route(aedesDeliver0)
-  c.deliverQoS = route(aedesDeliverQoS)
+  c.deliver0 = route(true)
+  c.deliverQoS = route(false)
 }
 
 /** What the router needs of a persistent session's store; called through, as other features wrap these methods. */
@@ -84,7 +85,8 @@ export interface OutgoingCopy extends OutgoingPacket {
 }
 
 /**
- * Sends one routed copy, doing what aedes' deliver0/deliverQoS and write() did — authorizeForward, a packet id from the connection's counter unless the copy brings one (a shared delivery), for a
+ * Sends one routed copy, doing what aedes' deliver0/deliverQoS and write() did — authorizeForward, a packet id from
+ * the session's allocator (packet-ids.ts) unless the copy brings one (a shared delivery), for a
  * persistent session the store's packet-id update before the write, and the callback once the socket takes more
  * (the publisher's acknowledgement waits for it) — without their cost: aedes wrote each copy from a setImmediate of
  * its own, through two packet objects and mqtt-packet's six separate writes, each passing every wrapper of the
@@ -98,17 +100,31 @@ function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void
   if (forward == null) {
     // as aedes: a queued copy the client may not receive leaves the session queue
     if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
+    // a shared delivery brings an id taken for it, which this copy will not use
+    if (qos > 0 && packet.messageId !== undefined) packetIds(c).release(packet.messageId)
     setImmediate(cb)
     return
   }
-  let messageId: number | undefined
-  if (qos > 0) {
-    messageId = forward.messageId
-    if (messageId === undefined || messageId === 0) {
-      messageId = c._nextId
-      c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
-    }
+  const brought = forward.messageId
+  if (qos === 0 || (brought !== undefined && brought !== 0)) {
+    sendCopy(c, packet, forward, qos === 0 ? undefined : brought, cb, session)
+    return
   }
+  const ids = packetIds(c)
+  const messageId = ids.take()
+  if (messageId !== undefined) {
+    sendCopy(c, packet, forward, messageId, cb, session)
+    return
+  }
+  // Every id is held: the copy waits for one, as it would for a socket that takes no more data.
+  ids.wait((id) => {
+    if (id === undefined) setImmediate(cb)
+    else sendCopy(c, packet, forward, id, cb, session)
+  })
+}
+
+function sendCopy (c: ClientInternals, packet: DeliveryPacket, forward: DeliveryPacket, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
+  const qos = packet.qos
   const copy: OutgoingCopy = {
     cmd: 'publish',
     topic: forward.topic,

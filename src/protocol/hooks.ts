@@ -1,6 +1,7 @@
 import type { Client, Subscription } from 'aedes'
 import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
-import type { BrokerInternals } from './aedes-internals.js'
+import { internals, type BrokerInternals } from './aedes-internals.js'
+import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
@@ -16,7 +17,7 @@ import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore {
-  sessionQueues: ReplayStore['sessionQueues'] & Pick<SessionQueues, 'unsent'>
+  sessionQueues: ReplayStore['sessionQueues'] & Pick<SessionQueues, 'unsent' | 'holdsPacketId'>
   outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
@@ -97,6 +98,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // overtook older queued messages, and a copy the replay had already sent went out a second time. The queue
   // sends those; a live copy goes out only while the queue holds it unsent and no replay is running.
   const routeClientDeliveries: ConnectStep = (client, packet) => {
+    allocatePacketIds(client, packet.clean === false)
     if (packet.clean !== false) {
       routeDeliveries(client)
       return undefined
@@ -110,6 +112,19 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     })
     return undefined
   }
+
+  // One packet-id allocator per connection (packet-ids.ts); a persistent session's also skips the ids its queue
+  // holds from earlier connections. An id is free again once the client completes its flow: the PUBACK or PUBCOMP
+  // is seen as it is read (for clean sessions too), and a delivery waiting for an id is served after aedes has
+  // handled it, when the store has let the id go ('ack').
+  const allocatePacketIds = (client: Client, persistent: boolean): void => {
+    const ids = attachPacketIds(client, persistent ? id => store.sessionQueues.holdsPacketId(client, id) : undefined)
+    internals(client)._parser.prependListener('packet', (ack: { cmd: string, messageId?: number }) => {
+      if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) ids.release(ack.messageId)
+    })
+    client.conn.once('close', () => ids.close())
+  }
+  broker.on('ack', (_packet: unknown, client: Client) => packetIds(client).retry())
 
   // aedes invents an id for an empty one whatever the clean flag, but a persistent session needs a real id
   // [MQTT-3.1.3-8]. Refusing needs a CONNACK with code 2, which only authenticate can send, so the CONNECT is

@@ -3,6 +3,7 @@ import type { Client } from 'aedes'
 import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 import { encodeFrames, type OutgoingPacket } from './frames.js'
+import { packetIds } from './packet-ids.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -14,7 +15,7 @@ export interface ReplayStore {
 
 export interface ReplayPacket {
   cmd: 'publish' | 'pubrel'
-  messageId: number
+  messageId: number | undefined
   topic?: string
   payload?: Buffer
   qos?: 0 | 1 | 2
@@ -26,9 +27,10 @@ export interface ReplayPacket {
 }
 
 /**
- * Unacknowledged messages a replay lets a session have before it waits for acknowledgements. aedes sets no limit,
- * but packet ids are 16 bits: a queue longer than 65 535 sent in one burst would reuse ids still in flight, and a
- * QoS 2 receiver drops a new message that reuses one.
+ * New messages a replay sends while this many of the session's messages are unacknowledged: flow control, so a
+ * reconnecting client with a long queue is not sent it all before it acknowledges anything. Only new packet ids
+ * count against it: what the session already has in flight is resent at once, however much that is, since only
+ * its acknowledgements make room. Packet ids themselves never repeat while held (packet-ids.ts).
  */
 export const REPLAY_WINDOW = 4096
 
@@ -56,60 +58,89 @@ export function holdLiveDeliveries (client: Client): void {
  * before the next message is read), so a reconnecting client with 20 000 queued messages waited 20 000 turns and
  * got each in its own socket write. This replay keeps aedes' per-message steps and their order — outgoingUpdate
  * (the packet id is recorded, for QoS 2 on disk, before the packet leaves), authorizeForward, the write — but
- * does them for a whole chunk read from the store at once, so a chunk goes out in one socket write, and it only
- * waits when the socket pushes back or REPLAY_WINDOW messages are unacknowledged. It is installed as the store's
- * outgoingStream: aedes' emptyQueue pipes what that returns, so the stream handed back ends when the replay is
- * over and CONNACK-to-ready keeps its order.
+ * does them for runs of a chunk read from the store at once, each run in one socket write. A message in flight is
+ * resent with its packet id at once; a new one waits when REPLAY_WINDOW messages are unacknowledged or no packet id
+ * is free, and any run waits when the socket pushes back. It is installed as the store's outgoingStream: aedes'
+ * emptyQueue pipes what that returns, so the stream handed back ends when the replay is over and CONNACK-to-ready
+ * keeps its order.
  */
 export function createQueueReplay (broker: BrokerInternals, store: ReplayStore): (client: Client) => Readable {
   // One listener for every replay waiting for acknowledgements (aedes emits 'ack' for each PUBACK and PUBCOMP).
   const waiting = new Map<Client, () => void>()
   broker.on('ack', (_packet: unknown, client: Client) => waiting.get(client)?.())
 
-  const acknowledged = async (client: ClientInternals, room: number): Promise<void> => {
+  /** Until the client acknowledges something (room in the window, an id freed), or the connection ends. */
+  const acknowledgement = async (client: ClientInternals): Promise<void> => {
     await new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (!client.closed && store.sessionQueues.inflight(client) + room > REPLAY_WINDOW) return
+      const stop = (): void => {
         waiting.delete(client)
-        client.conn.removeListener('close', check)
+        client.conn.removeListener('close', stop)
         resolve()
       }
-      waiting.set(client, check)
-      client.conn.once('close', check)
-      check()
+      waiting.set(client, stop)
+      client.conn.once('close', stop)
+      if (client.closed) stop()
     })
   }
 
   /** Sends one snapshot of the queue; returns how many packets it handed out. */
   const pass = async (client: ClientInternals, unsentOnly: boolean): Promise<number> => {
+    const ids = packetIds(client)
     let handed = 0
     for await (const chunk of store.sessionQueues.batches(client, unsentOnly)) {
       handed += chunk.length
-      if (store.sessionQueues.inflight(client) + chunk.length > REPLAY_WINDOW) await acknowledged(client, chunk.length)
-      if (client.closed) return handed
-      const packets = chunk.map(fields => toPacket(fields, client))
-      const updated = await Promise.all(packets.map(packet => store.outgoingUpdate(client, packet).then(() => true, (err: unknown) => {
-        // as aedes' emptyQueue: a packet the store cannot account for ends the connection
-        client.emit('error', err)
-        return false
-      })))
-      if (client.closed) return handed
-      // the chunk's packets as one buffer: one write through the connection's stream wrappers, one segment
-      const frames: OutgoingPacket[] = []
-      for (let i = 0; i < packets.length; i++) {
-        if (!updated[i]) continue
-        const packet = packets[i]
-        const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as ReplayPacket | null | undefined : packet
-        if (forward == null || client.clean) {
-          store.outgoingClearMessageId(client, packet).catch(() => undefined)
-          continue
+      for (let i = 0; i < chunk.length;) {
+        if (client.closed) return handed
+        // the longest run that may go now: resends always, new messages while the window and the ids allow
+        const run: ReplayPacket[] = []
+        let fresh = 0
+        for (; i < chunk.length; i++) {
+          const packet = toPacket(chunk[i])
+          if (packet.messageId === undefined) {
+            if (store.sessionQueues.inflight(client) + fresh >= REPLAY_WINDOW) break
+            const id = ids.take()
+            if (id === undefined) break
+            packet.messageId = id
+            fresh++
+          }
+          run.push(packet)
         }
-        frames.push(forward)
+        // nothing may go now, as just checked in this same synchronous step: the next acknowledgement makes room
+        if (run.length > 0) await send(client, run)
+        else await acknowledgement(client)
       }
-      const writable = frames.length === 0 || client.conn.write(encodeFrames(frames))
-      if (!writable && !client.closed) await drained(client)
     }
     return handed
+  }
+
+  /** One run: each packet's id recorded, then the packets the client may receive as one buffer, one write. */
+  const send = async (client: ClientInternals, packets: ReplayPacket[]): Promise<void> => {
+    const updated = await Promise.all(packets.map(packet => store.outgoingUpdate(client, packet as StoredPacket).then(() => true, (err: unknown) => {
+      // as aedes' emptyQueue: a packet the store cannot account for ends the connection
+      client.emit('error', err)
+      return false
+    })))
+    if (client.closed) return
+    const ids = packetIds(client)
+    const frames: OutgoingPacket[] = []
+    for (let i = 0; i < packets.length; i++) {
+      const packet = packets[i] as StoredPacket
+      if (!updated[i]) {
+        ids.release(packet.messageId)
+        continue
+      }
+      const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
+      if (forward == null || client.clean) {
+        store.outgoingClearMessageId(client, packet).catch(() => undefined)
+        ids.release(packet.messageId)
+        continue
+      }
+      frames.push(forward)
+      // a queued QoS 0 copy was given an id only for outgoingUpdate; it is never acknowledged
+      if (packet.qos === 0) ids.release(packet.messageId)
+    }
+    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames))
+    if (!writable && !client.closed) await drained(client)
   }
 
   // Passes until nothing is left unsent. The last check and the end of `replaying` happen in one synchronous step,
@@ -134,8 +165,13 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
   }
 }
 
-/** The packet aedes' QoSPacket would build: a stored packet id is kept (a resend), a new one is taken in turn. */
-function toPacket (fields: Record<string, unknown>, client: ClientInternals): ReplayPacket {
+type StoredPacket = ReplayPacket & { messageId: number }
+
+/**
+ * The packet aedes' QoSPacket would build, without an id yet when it never went out (the caller takes one); a
+ * message in flight keeps the id it was sent with (a resend), a PUBREL its own.
+ */
+function toPacket (fields: Record<string, unknown>): ReplayPacket {
   // the store hands out a fresh object per call (outputPacket), so it is completed in place
   const packet = fields as unknown as ReplayPacket
   if (packet.cmd !== 'pubrel') {
@@ -145,11 +181,8 @@ function toPacket (fields: Record<string, unknown>, client: ClientInternals): Re
     packet.retain ??= false
     packet.dup ??= false
   }
-  // a queued QoS 0 copy gets one too, as aedes gives it: outgoingUpdate expects one (it never reaches the wire)
-  if (typeof packet.messageId !== 'number' || packet.messageId === 0) {
-    packet.messageId = client._nextId
-    client._nextId = client._nextId >= 65535 ? 1 : client._nextId + 1
-  }
+  // a queued QoS 0 copy is given one too, as aedes gives it: outgoingUpdate expects one (it never reaches the wire)
+  if (typeof packet.messageId !== 'number' || packet.messageId === 0) packet.messageId = undefined
   return packet
 }
 

@@ -4,6 +4,7 @@ import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { markSharedDelivery } from '../protocol/delivery.js'
+import { packetIds } from '../protocol/packet-ids.js'
 import type { GroupQueueStore } from '../store/group-queue.js'
 import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
@@ -43,7 +44,7 @@ interface AckPacket { cmd: string, messageId?: number }
  *   every subscription when the client closes, with client.closed already true). The client is the one whose
  *   client.subscriptions[topic].func is the function passed (set just before the call), among the clients the last
  *   subscribe step saw. One listener per group is registered on the real filter instead.
- * - deliveries go through the client's deliverQoS/deliver0 with a packet identifier taken from client._nextId and
+ * - deliveries go through the client's deliverQoS/deliver0 with a packet identifier from the session's allocator and
  *   marked for the delivery router; for a persistent session the router then calls persistence.outgoingUpdate, which is
  *   answered here (the durable copy is the group queue's, not the session's).
  * - PUBACK/PUBREC/PUBCOMP are seen on client._parser, for clean sessions too.
@@ -69,17 +70,15 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const probe = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket
   const port: EnginePort<Client> = {
     mayReceive: (client, topic) => {
-      if (client.closed) return false
+      // a member all of whose packet ids are held takes nothing until it acknowledges something
+      if (client.closed || !packetIds(client).available()) return false
       probe.topic = topic
       return broker.authorizeForward(client, probe) != null
     },
     allocateId: client => {
-      const c = internals(client)
-      const ids = issued.get(client)
-      let id = c._nextId
-      // Skip identifiers still held by an earlier shared delivery on this connection (a 65535 wrap-around).
-      for (let i = 0; i < 65535 && ids?.has(id) === true; i++) id = id >= 65535 ? 1 : id + 1
-      c._nextId = id >= 65535 ? 1 : id + 1
+      // the session's allocator, shared with its other deliveries; mayReceive has just seen an id free
+      const id = packetIds(client).take()
+      if (id === undefined) throw new Error('no free packet identifier')
       return id
     },
     send: (client, packet, sent) => {

@@ -251,6 +251,10 @@ export class Outbox implements SessionQueues {
     return ops
   }
 
+  holdsPacketId (client: ClientRef, messageId: number): boolean {
+    return this.#queues.get(client.id)?.byMessageId(messageId) !== undefined
+  }
+
   unsent (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
     if (packet.brokerId == null || packet.brokerCounter === undefined) return false
     const entry = this.#queues.get(client.id)?.byCounter(packet.brokerId, packet.brokerCounter)

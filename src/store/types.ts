@@ -135,6 +135,8 @@ export interface SessionQueues {
   waiting: (client: ClientRef) => number
   /** Messages sent and not acknowledged yet (PUBRELs awaiting PUBCOMP included). */
   inflight: (client: ClientRef) => number
+  /** Whether an unacknowledged PUBLISH or a PUBREL awaiting PUBCOMP of the session holds this packet id. */
+  holdsPacketId: (client: ClientRef, messageId: number) => boolean
   /** Whether the queue holds this message (by broker id and counter) and has not sent it yet. */
   unsent: (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }) => boolean
   /** Records the PUBREL of a QoS 2 message delivered outside the queue (a shared subscription's); resolves once committed. */

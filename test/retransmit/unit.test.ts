@@ -128,11 +128,12 @@ describe('RetransmitTracker', () => {
     expect(resend(t, 1000)).toEqual([])
   })
 
-  it('a packet sent under an identifier still held replaces the older one', () => {
+  it('a PUBREL takes the place of its PUBLISH, due from when it was sent, after what was sent before it', () => {
     const t = new RetransmitTracker(100)
-    t.sent(frame('publish', 1), 0)
+    t.sent(frame('publish', 1, 2), 0)
     t.sent(frame('publish', 2), 10)
-    t.sent(frame('publish', 1), 50)
+    t.received(1)
+    t.sent(frame('pubrel', 1), 50)
     expect(t.size).toBe(2)
     expect(resend(t, 120)).toEqual([2])
     expect(resend(t, 150)).toEqual([1])

@@ -89,23 +89,6 @@ describe('outgoing queue', () => {
     await store.close()
   })
 
-  it('acknowledges the oldest entry first when two hold the same packet id, then the newer one', async () => {
-    const store = await open(await dirs.make())
-    for (let i = 1; i <= 3; i++) {
-      await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', `m${i}`, { brokerId: 'b', brokerCounter: i }))
-    }
-    // A new connection numbers its packets from scratch while an entry from the old one still holds id 7.
-    await store.outgoingUpdate({ id: 'c1' }, publish('t', 'm1', { brokerId: 'b', brokerCounter: 1, messageId: 7 }))
-    await store.outgoingUpdate({ id: 'c1' }, publish('t', 'm3', { brokerId: 'b', brokerCounter: 3, messageId: 7 }))
-    await store.outgoingUpdate({ id: 'c1' }, publish('t', 'm2', { brokerId: 'b', brokerCounter: 2, messageId: 7 }))
-    const acked: unknown[] = []
-    for (let i = 0; i < 3; i++) acked.push((await store.outgoingClearMessageId({ id: 'c1' }, { messageId: 7 }))?.payload?.toString())
-    expect(acked).toEqual(['m1', 'm2', 'm3'])
-    expect(await store.outgoingClearMessageId({ id: 'c1' }, { messageId: 7 })).toBeUndefined()
-    expect(await drain(store.outgoingStream({ id: 'c1' }))).toEqual([])
-    await store.close()
-  })
-
   it('does not let a client id reach into another one that extends it', async () => {
     const dir = await dirs.make()
     const store = await open(dir)
