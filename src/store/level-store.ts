@@ -299,6 +299,7 @@ export class LevelStore {
   /** Flushes pending writes and closes the database; safe to call twice. */
   close (): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#outbox.idle()
       await this.#queue.close()
       this.#drops.close()
       await this.#db.close()
