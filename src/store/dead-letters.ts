@@ -1,3 +1,4 @@
+import { CulexError } from '../errors.js'
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { deadLetterKey } from './layout.js'
 import type { ValueReader } from './reader.js'
@@ -28,6 +29,8 @@ export type NewDeadLetter = Omit<StoredDeadLetter, 'id' | 'bytes'> & { payload: 
 export interface DeadLetterLimits {
   /** 0 = unlimited. */
   maxMessages: number
+  /** Payload bytes of every kept dead letter together; 0 = unlimited. */
+  maxBytes: number
   /** 0 = never expire. */
   maxAgeMs: number
 }
@@ -39,17 +42,24 @@ export interface DeadLetterStoreDeps {
 
 const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
 
+/** What a replay that failed changes in a dead letter it leaves in the log. */
+export type DeadLetterRetry = Pick<StoredDeadLetter, 'reason' | 'detail' | 'attempts' | 'rejectedAt'>
+
 /**
  * The durable dead-letter log (docs/dead-letter.md): an index of every record in memory (without payloads), records
- * in LevelDB. Bounded by count and age; what the bounds remove, oldest first, is counted in `evicted`.
+ * in LevelDB. Bounded by count, payload bytes and age; what the bounds remove, oldest first, is counted in `evicted`.
  * Which message is dead-lettered and why is decided by src/dead-letter; this class only writes, reads and indexes.
  */
 export class DeadLetterStore {
   readonly #deps: DeadLetterStoreDeps
-  /** Insertion order is id order (ids only grow), so the first entry is always the oldest. */
-  readonly #index = new Map<string, StoredDeadLetter>()
+  /**
+   * In rejectedAt order, so the first entry is always the oldest: a new dead letter and one a failed replay
+   * touched go to the end; at open, `loaded` restores the order (keys arrive in id order).
+   */
+  #index = new Map<string, StoredDeadLetter>()
+  #bytes = 0
   #seq = 0
-  #limits: DeadLetterLimits = { maxMessages: 0, maxAgeMs: 0 }
+  #limits: DeadLetterLimits = { maxMessages: 0, maxBytes: 0, maxAgeMs: 0 }
   evicted = 0
 
   constructor (deps: DeadLetterStoreDeps) {
@@ -58,6 +68,11 @@ export class DeadLetterStore {
 
   get count (): number {
     return this.#index.size
+  }
+
+  /** Payload bytes of the dead letters kept (what deadLetter.maxBytes bounds). */
+  get bytes (): number {
+    return this.#bytes
   }
 
   configure (limits: DeadLetterLimits): void {
@@ -82,24 +97,58 @@ export class DeadLetterStore {
     for (const key of ['clientId', 'username', 'target', 'brokerId'] as const) {
       if (typeof f[key] === 'string') entry[key] = f[key]
     }
-    this.#index.set(entry.id, entry)
+    this.#set(entry)
     if (seq > this.#seq) this.#seq = seq
   }
 
+  /** After the last `load`: a failed replay moved some entries later than their id says. */
+  loaded (): void {
+    this.#index = new Map([...this.#index].sort(([, a], [, b]) => a.rejectedAt - b.rejectedAt))
+  }
+
   /**
-   * Stores one dead letter; evicts the oldest over the bounds. `done` resolves once it is committed (a publisher
-   * is acknowledged only after that). Throws if the store is closed.
+   * Stores one dead letter; evicts the oldest over the bounds. One whose payload alone is over maxBytes is not
+   * stored (`kept` false, counted as evicted) rather than emptying the log for it. `done` resolves once it is committed (a publisher is acknowledged only after
+   * that). The put joins the write queue's next batch before this returns, so a caller that queues other writes in
+   * the same tick (the store's own drops: the delete of an evicted message) commits them in one batch with it.
+   * Throws if the store is closed.
    */
-  add (letter: NewDeadLetter, now = Date.now()): { entry: StoredDeadLetter, done: Promise<void> } {
+  add (letter: NewDeadLetter, now = Date.now()): { entry: StoredDeadLetter, kept: boolean, done: Promise<void> } {
     // Seeded from the clock (microseconds fit 16 digits until 2286) so ids are not reused after a purge and restart.
     this.#seq = Math.max(this.#seq + 1, now * 1000)
     const entry: StoredDeadLetter = { id: String(this.#seq), bytes: letter.payload.length, ...withoutPayload(letter) }
-    const fields: Record<string, unknown> = { payload: letter.payload }
-    for (const key of FIELDS) if (letter[key] !== undefined) fields[key] = letter[key]
-    const ops: WriteOp[] = [{ type: 'put', key: deadLetterKey(this.#seq), value: encodeRecord(fields) }]
-    this.#index.set(entry.id, entry)
+    if (this.#deps.queue.closed) throw new CulexError('ERR_STORE_WRITE', 'the store is closed')
+    const kept = this.#limits.maxBytes === 0 || entry.bytes <= this.#limits.maxBytes
+    const ops: WriteOp[] = []
+    if (kept) {
+      ops.push({ type: 'put', key: deadLetterKey(this.#seq), value: encodeRecord(recordFields(letter)) })
+      this.#set(entry)
+    } else {
+      this.evicted++
+    }
     ops.push(...this.#evict(now))
-    const done = this.#deps.queue.commit(ops, () => { this.#index.delete(entry.id) })
+    const done = this.#deps.queue.commit(ops, () => { if (this.#index.get(entry.id) === entry) this.#delete(entry) })
+    return { entry, kept, done }
+  }
+
+  /**
+   * Rewrites a dead letter a replay could not publish (attempts + 1, why, when) under its id, in one put: it is
+   * never absent from disk. It becomes the newest. Undefined when it is gone (purged or evicted meanwhile).
+   */
+  retry (id: string, changes: DeadLetterRetry, payload: Buffer): { entry: StoredDeadLetter, done: Promise<void> } | undefined {
+    const before = this.#index.get(id)
+    if (before === undefined) return undefined
+    const entry: StoredDeadLetter = { ...before, ...changes }
+    const { id: _id, bytes: _bytes, ...fields } = entry
+    this.#delete(before)
+    this.#set(entry)
+    const done = this.#deps.queue.commit([{ type: 'put', key: deadLetterKey(Number(id)), value: encodeRecord(recordFields({ ...fields, payload })) }], () => {
+      // the record on disk is still the one before
+      if (this.#index.get(id) === entry) {
+        this.#delete(entry)
+        this.#set(before)
+      }
+    })
     return { entry, done }
   }
 
@@ -129,12 +178,12 @@ export class DeadLetterStore {
     for (const id of ids) {
       const entry = this.#index.get(id)
       if (entry === undefined) continue
-      this.#index.delete(id)
+      this.#delete(entry)
       removed.push(entry)
     }
     if (removed.length > 0) {
       await this.#deps.queue.commit(removed.map(e => ({ type: 'del', key: deadLetterKey(Number(e.id)) })), () => {
-        for (const e of removed) this.#index.set(e.id, e)
+        for (const e of removed) if (!this.#index.has(e.id)) this.#set(e)
       })
     }
     return removed.map(e => e.id)
@@ -148,17 +197,34 @@ export class DeadLetterStore {
 
   #evict (now: number): WriteOp[] {
     const ops: WriteOp[] = []
-    const { maxMessages, maxAgeMs } = this.#limits
+    const { maxMessages, maxBytes, maxAgeMs } = this.#limits
     for (const entry of this.#index.values()) {
       const tooMany = maxMessages > 0 && this.#index.size > maxMessages
+      const tooBig = maxBytes > 0 && this.#bytes > maxBytes
       const tooOld = maxAgeMs > 0 && now - entry.rejectedAt > maxAgeMs
-      if (!tooMany && !tooOld) break
-      this.#index.delete(entry.id)
+      if (!tooMany && !tooBig && !tooOld) break
+      this.#delete(entry)
       this.evicted++
       ops.push({ type: 'del', key: deadLetterKey(Number(entry.id)) })
     }
     return ops
   }
+
+  #set (entry: StoredDeadLetter): void {
+    this.#index.set(entry.id, entry)
+    this.#bytes += entry.bytes
+  }
+
+  #delete (entry: StoredDeadLetter): void {
+    this.#index.delete(entry.id)
+    this.#bytes -= entry.bytes
+  }
+}
+
+function recordFields (letter: NewDeadLetter): Record<string, unknown> {
+  const fields: Record<string, unknown> = { payload: letter.payload }
+  for (const key of FIELDS) if (letter[key] !== undefined) fields[key] = letter[key]
+  return fields
 }
 
 function withoutPayload (letter: NewDeadLetter): Omit<StoredDeadLetter, 'id' | 'bytes'> {

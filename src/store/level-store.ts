@@ -66,6 +66,7 @@ export class LevelStore {
       group: (share, seq, key, head) => this.#groups.load(share, seq, key, head),
       deadLetter: (seq, head) => this.deadLetters.load(seq, head)
     })
+    this.deadLetters.loaded()
   }
 
   get broker (): BrokerRef | undefined {
