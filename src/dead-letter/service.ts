@@ -255,16 +255,17 @@ export class DeadLetters {
       await this.#p.store.remove([id]).catch((err: unknown) => { this.#p.log.error({ err, id }, 'replayed dead letter not removed') })
       return { id, outcome: 'published' }
     }
-    const attempts = entry.attempts + 1
-    const retried = this.#p.store.retry(id, { ...verdict, attempts, rejectedAt: Date.now() }, payload)
-    if (retried !== undefined) {
-      try {
+    // What the log holds afterwards: the record rewritten, or (when even that write fails) the one before.
+    let attempts = entry.attempts
+    try {
+      const retried = this.#p.store.retry(id, { ...verdict, attempts: entry.attempts + 1, rejectedAt: Date.now() }, payload)
+      if (retried !== undefined) {
         await retried.done
+        attempts = retried.entry.attempts
         this.#announce(retried.entry, payload, true)
-      } catch (err) {
-        // the record on disk keeps its earlier attempts
-        this.#p.log.error({ err, id }, 'dead letter attempts not updated')
       }
+    } catch (err) {
+      this.#p.log.error({ err, id }, 'dead letter attempts not updated')
     }
     return { id, outcome: 'dead-lettered', reason: verdict.reason, detail: verdict.detail, attempts }
   }

@@ -133,11 +133,13 @@ export class DeadLetterStore {
 
   /**
    * Rewrites a dead letter a replay could not publish (attempts + 1, why, when) under its id, in one put: it is
-   * never absent from disk. It becomes the newest. Undefined when it is gone (purged or evicted meanwhile).
+   * never absent from disk. It becomes the newest. Undefined when it is gone (purged or evicted meanwhile); throws
+   * if the store is closed.
    */
   retry (id: string, changes: DeadLetterRetry, payload: Buffer): { entry: StoredDeadLetter, done: Promise<void> } | undefined {
     const before = this.#index.get(id)
     if (before === undefined) return undefined
+    if (this.#deps.queue.closed) throw new CulexError('ERR_STORE_WRITE', 'the store is closed')
     const entry: StoredDeadLetter = { ...before, ...changes }
     const { id: _id, bytes: _bytes, ...fields } = entry
     this.#delete(before)
