@@ -1,6 +1,7 @@
 import { CulexError } from '../errors.js'
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { deadLetterKey } from './layout.js'
+import type { RangeCompactor } from './range-compactor.js'
 import type { ValueReader } from './reader.js'
 import type { WriteOp, WriteQueue } from './write-queue.js'
 
@@ -38,6 +39,13 @@ export interface DeadLetterLimits {
 export interface DeadLetterStoreDeps {
   queue: WriteQueue
   reader: ValueReader
+  /** Reclaims the disk space of removed dead letters (see RangeCompactor). */
+  compactor?: RangeCompactor
+}
+
+/** Freed payload bytes that start a compaction of the log: a quarter of maxBytes, at least 1 MiB; 16 MiB without maxBytes. */
+function compactionThreshold (maxBytes: number): number {
+  return maxBytes > 0 ? Math.max(1_048_576, maxBytes / 4) : 16_777_216
 }
 
 const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
@@ -64,6 +72,7 @@ export class DeadLetterStore {
 
   constructor (deps: DeadLetterStoreDeps) {
     this.#deps = deps
+    this.configure(this.#limits)
   }
 
   get count (): number {
@@ -77,6 +86,12 @@ export class DeadLetterStore {
 
   configure (limits: DeadLetterLimits): void {
     this.#limits = limits
+    if (this.#deps.compactor !== undefined) this.#deps.compactor.threshold = compactionThreshold(limits.maxBytes)
+  }
+
+  /** Resolves once a compaction under way has finished (for close). */
+  async idle (): Promise<void> {
+    await this.#deps.compactor?.idle()
   }
 
   /** Indexes one record at open (keys arrive in key order). */
@@ -126,8 +141,10 @@ export class DeadLetterStore {
     } else {
       this.evicted++
     }
-    ops.push(...this.#evict(now))
+    const evicted = this.#evict(now)
+    ops.push(...evicted.ops)
     const done = this.#deps.queue.commit(ops, () => { if (this.#index.get(entry.id) === entry) this.#delete(entry) })
+    this.#deps.compactor?.freed(evicted.bytes, evicted.upTo, done)
     return { entry, kept, done }
   }
 
@@ -151,6 +168,7 @@ export class DeadLetterStore {
         this.#set(before)
       }
     })
+    this.#deps.compactor?.freed(before.bytes, deadLetterKey(Number(id)), done)
     return { entry, done }
   }
 
@@ -184,21 +202,30 @@ export class DeadLetterStore {
       removed.push(entry)
     }
     if (removed.length > 0) {
-      await this.#deps.queue.commit(removed.map(e => ({ type: 'del', key: deadLetterKey(Number(e.id)) })), () => {
+      const done = this.#deps.queue.commit(removed.map(e => ({ type: 'del', key: deadLetterKey(Number(e.id)) })), () => {
         for (const e of removed) if (!this.#index.has(e.id)) this.#set(e)
       })
+      const upTo = deadLetterKey(Math.max(...removed.map(e => Number(e.id))))
+      this.#deps.compactor?.freed(removed.reduce((sum, e) => sum + e.bytes, 0), upTo, done)
+      await done
     }
     return removed.map(e => e.id)
   }
 
   /** Removes what is over maxAgeMs (called on a timer as well as on every add). */
   async expire (now = Date.now()): Promise<void> {
-    const ops = this.#evict(now)
-    if (ops.length > 0) await this.#deps.queue.commit(ops)
+    const { ops, bytes, upTo } = this.#evict(now)
+    if (ops.length === 0) return
+    const done = this.#deps.queue.commit(ops)
+    this.#deps.compactor?.freed(bytes, upTo, done)
+    await done
   }
 
-  #evict (now: number): WriteOp[] {
+  /** Removes the oldest over the bounds: their deletes, payload bytes and the highest key among them. */
+  #evict (now: number): { ops: WriteOp[], bytes: number, upTo: string } {
     const ops: WriteOp[] = []
+    let bytes = 0
+    let upTo = ''
     const { maxMessages, maxBytes, maxAgeMs } = this.#limits
     for (const entry of this.#index.values()) {
       const tooMany = maxMessages > 0 && this.#index.size > maxMessages
@@ -207,9 +234,12 @@ export class DeadLetterStore {
       if (!tooMany && !tooBig && !tooOld) break
       this.#delete(entry)
       this.evicted++
-      ops.push({ type: 'del', key: deadLetterKey(Number(entry.id)) })
+      bytes += entry.bytes
+      const key = deadLetterKey(Number(entry.id))
+      if (key > upTo) upTo = key
+      ops.push({ type: 'del', key })
     }
-    return ops
+    return { ops, bytes, upTo }
   }
 
   #set (entry: StoredDeadLetter): void {

@@ -1,7 +1,15 @@
+import { randomBytes } from 'node:crypto'
+import { readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { endClient, sleep, waitFor } from '../helpers/clients.js'
 import { silentMember } from '../shared-subscriptions/support.js'
 import { expectEnvelope, harness, listedIds, waitForEnvelopes, type Harness } from './support.js'
+
+/** Bytes of the files in `dir` (a LevelDB directory has no subdirectories). */
+function dirBytes (dir: string): number {
+  return readdirSync(dir).reduce((sum, name) => sum + statSync(path.join(dir, name)).size, 0)
+}
 
 /** Messages the store or a shared group gives up (queue-full, expired, retained-limit, max-deliveries), and the log's bounds. */
 describe('dead letters of undeliverable messages', () => {
@@ -151,6 +159,17 @@ describe('dead letters of undeliverable messages', () => {
     const after = await h.api('GET', '/api/dead-letters')
     expect(after.body.items.map((r: { topic: string }) => r.topic)).toEqual(['big/19', 'big/18'])
     expect(after.body.counts).toEqual({ 'too-large': 1 })
+  })
+
+  it('deadLetter.maxBytes bounds the disk too: the space of evicted dead letters is reclaimed', async () => {
+    h = await harness({ 'limits.maxPayloadBytes': 100_000, 'deadLetter.maxBytes': 2_000_000 })
+    const pub = await h.connect({ clientId: 'big' })
+    // Random payloads: LevelDB compresses, and a repeated byte would take no room at all.
+    for (let i = 0; i < 120; i++) await pub.publishAsync(`big/${i}`, randomBytes(150_000), { qos: 1 })
+    expect((await h.api('GET', '/api/dead-letters')).body.total).toBe(13)
+    // 18 MB refused; what stays on disk is the log's 2 MB and a little of LevelDB's own.
+    const store = path.join(h.t.dataDir, 'store')
+    await waitFor(() => dirBytes(store) < 3_000_000, 'the store directory back under 3 MB', 15_000)
   })
 
   it('deadLetter.maxMessages keeps the newest, counts the removed; the admin API filters, shows, deletes and purges', async () => {
