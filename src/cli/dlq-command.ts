@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { filtersOf, row } from '../dead-letter/routes.js'
-import { matchesFilters, toEnvelope, type Filters } from '../dead-letter/service.js'
+import { matchesFilters, type Filters } from '../dead-letter/filters.js'
+import { toEnvelope } from '../dead-letter/service.js'
 import { CulexError, exitCodes } from '../errors.js'
 import type { LevelStore } from '../store/index.js'
 import { openDataDir } from './data-dir.js'
