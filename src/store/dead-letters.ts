@@ -123,10 +123,10 @@ export class DeadLetterStore {
 
   /**
    * Stores one dead letter; evicts the oldest over the bounds. One whose payload alone is over maxBytes is not
-   * stored (`kept` false, counted as evicted) rather than emptying the log for it. `done` resolves once it is committed (a publisher is acknowledged only after
-   * that). The put joins the write queue's next batch before this returns, so a caller that queues other writes in
-   * the same tick (the store's own drops: the delete of an evicted message) commits them in one batch with it.
-   * Throws if the store is closed.
+   * stored (`kept` false, counted as evicted) rather than emptying the log for it. `done` resolves once it is
+   * committed (a publisher is acknowledged only after that). The put joins the write queue's next batch before this
+   * returns, so a caller that queues other writes in the same tick (the store's own drops: the delete of an evicted
+   * message) commits them in one batch with it. Throws if the store is closed.
    */
   add (letter: NewDeadLetter, now = Date.now()): { entry: StoredDeadLetter, kept: boolean, done: Promise<void> } {
     // Seeded from the clock (microseconds fit 16 digits until 2286) so ids are not reused after a purge and restart.
