@@ -83,7 +83,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const protocol = createProtocolHooks(broker, store, log, { maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes })
   const limits = createLimitHooks(aedes, config, log)
   auth.attach(aedes)
-  const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })
+  const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }), mayPublishAs: auth.mayPublishAs })
   onStoreDrop = deadLetter.onStoreDrop
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({

@@ -35,6 +35,8 @@ export interface AuthHooks {
   authorizePublish: PublishStep
   authorizeSubscribe: SubscribeStep
   authorizeForward: ForwardStep
+  /** Whether the ACL as loaded (in memory, as the last reload left it) lets `who` publish to `topic`; true without an ACL. */
+  mayPublishAs: (who: { username?: string, clientId: string }, topic: string) => boolean
   /** Gives the hooks the broker whose clients a password reload may disconnect. */
   attach: (broker: Aedes) => void
   /** Reads the password and ACL files again (what SIGHUP does). */
@@ -177,6 +179,9 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
     return false
   }
 
+  const mayPublishAs = (who: { username?: string, clientId: string }, topic: string): boolean =>
+    acl === undefined || mayWrite(rulesFor(acl.value, { username: who.username, clientId: who.clientId }), topic)
+
   const reload = async (): Promise<ReloadResult> => ({
     passwordFile: passwords === undefined ? 'none' : await passwords.reload('signal'),
     aclFile: acl === undefined ? 'none' : await acl.reload('signal')
@@ -193,6 +198,7 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
     authorizePublish,
     authorizeSubscribe,
     authorizeForward,
+    mayPublishAs,
     attach: b => { broker = b },
     reload,
     counters,

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { filtersOf, row } from '../dead-letter/routes.js'
-import { matchesFilters, toEnvelope, type Filters, type ReplayResult } from '../dead-letter/service.js'
+import { matchesFilters, type Filters } from '../dead-letter/filters.js'
+import { toEnvelope, type ReplayResult } from '../dead-letter/service.js'
 import { loadConfig } from '../config/load.js'
 import { describeUnknownEnv } from '../config/env-names.js'
 import { CulexError, exitCodes } from '../errors.js'

@@ -1,7 +1,4 @@
-import { readFile } from 'node:fs/promises'
 import type { Client, PublishPacket } from 'aedes'
-import { parseAclFile } from '../auth/acl-parse.js'
-import { mayWrite, rulesFor } from '../auth/acl.js'
 import { identityOf } from '../auth/hooks.js'
 import type { Config } from '../config/schema.js'
 import type { AuthenticateStep, PublishDrop, PublishStep } from '../hook-chain.js'
@@ -27,6 +24,8 @@ export interface DeadLetterHooksDeps {
   store: LevelStore
   config: Config
   log: Logger
+  /** The auth feature's verdict from the ACL it has loaded (src/auth/hooks.ts mayPublishAs). */
+  mayPublishAs: (who: { username?: string, clientId: string }, topic: string) => boolean
 }
 
 const storeDetail: Record<DropEvent['reason'], string> = {
@@ -46,11 +45,11 @@ const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
  * the authenticate wrapper that records refused wills, the store and shared-subscription feeds, and the publish
  * of envelopes and replays (src/broker.ts wires them).
  */
-export function createDeadLetterHooks ({ aedes, store, config, log }: DeadLetterHooksDeps) {
+export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs }: DeadLetterHooksDeps) {
   const settings = config.deadLetter
   const enabled = settings.enabled
   let closed = false
-  store.deadLetters.configure({ maxMessages: settings.maxMessages, maxAgeMs: settings.maxAgeMs })
+  store.deadLetters.configure({ maxMessages: settings.maxMessages, maxBytes: settings.maxBytes, maxAgeMs: settings.maxAgeMs })
   const payloadProblem = payloadChecker(settings.payloadRules)
 
   const publish = (packet: DeadLetterPacket, done: (err?: Error) => void): void => {
@@ -65,16 +64,15 @@ export function createDeadLetterHooks ({ aedes, store, config, log }: DeadLetter
     return (await store.subscriptionsByTopic(topic)).length > 0 || store.subscriptionsAtQos0(topic, 1).length > 0
   }
 
-  /** The ACL as the original publisher, read from the file (the same file the broker reloads on SIGHUP). */
-  const mayPublishAs = async (entry: StoredDeadLetter, topic: string): Promise<boolean> => {
-    if (config.auth.aclFile === '' || entry.clientId === undefined) return true
-    const parsed = parseAclFile(await readFile(config.auth.aclFile, 'utf8'), config.auth.aclFile)
-    if (!parsed.ok) throw new Error(`the ACL file cannot be parsed: ${parsed.problems.join('; ')}`)
-    return mayWrite(rulesFor(parsed.acl, { username: entry.username, clientId: entry.clientId }), topic)
-  }
+  /**
+   * The ACL as the original publisher, as the auth feature has it loaded: the file on disk may be missing or
+   * half-written, the broker keeps the last version it could read. Unknown publishers (store drops) are not checked.
+   */
+  const publisherMay = (entry: StoredDeadLetter, topic: string): boolean =>
+    entry.clientId === undefined || mayPublishAs({ username: entry.username, clientId: entry.clientId }, topic)
 
   const recheck = async (entry: StoredDeadLetter, packet: DeadLetterPacket): Promise<{ reason: DeadLetterReason, detail: string } | undefined> => {
-    if (!await mayPublishAs(entry, packet.topic)) {
+    if (!publisherMay(entry, packet.topic)) {
       return { reason: entry.reason === 'will-denied' ? 'will-denied' : 'unauthorized', detail: 'replay: the ACL does not allow the original publisher to publish to this topic' }
     }
     const topicBytes = Buffer.byteLength(packet.topic)

@@ -2,7 +2,8 @@ import { filterProblem } from '../protocol/topic.js'
 import { ApiError, paginate, sendJson } from '../admin/http.js'
 import type { AdminRoute } from '../admin/router.js'
 import type { StoredDeadLetter } from '../store/dead-letters.js'
-import { parseSince, REASONS, type DeadLetters, type Filters } from './service.js'
+import { parseSince, type Filters } from './filters.js'
+import { REASONS, type DeadLetters } from './service.js'
 
 
 /** ?reason= ?topic= (a topic filter) ?clientId= ?since= (ISO time, epoch ms or an age such as 2h). */

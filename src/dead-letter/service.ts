@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js'
-import { topicMatches } from '../protocol/topic.js'
 import type { DeadLetterStore, StoredDeadLetter } from '../store/dead-letters.js'
+import { matchesFilters, type Filters } from './filters.js'
 import { RateLimit } from './rate.js'
 
 /** Why a message became a dead letter (docs/dead-letter.md). */
@@ -28,9 +28,8 @@ export interface DeadLetterInput {
   username?: string
   /** The subscriber session or shared group the message could not reach, when there is one. */
   target?: string
-  /** For a replay that failed again: the earlier attempts + 1 and the first rejection time. */
+  /** More than one delivery attempt (a shared message given up after maxDeliveries). */
   attempts?: number
-  firstRejectedAt?: number
 }
 
 /** The JSON published on `$DLQ/<reason>/<topic>`; also what the admin API and `culex dlq show` return. */
@@ -52,22 +51,13 @@ export interface Envelope {
   brokerId: string | null
 }
 
-export interface Filters {
-  reason?: string
-  /** An MQTT topic filter matched against the original topic. */
-  topic?: string
-  clientId?: string
-  /** Epoch ms: rejected at or after. */
-  since?: number
-}
-
 export interface ReplayResult {
   id: string
   outcome: 'published' | 'dead-lettered'
-  /** When dead-lettered again: the new id and why. */
-  newId?: string
+  /** When dead-lettered again (it stays in the log under its id): why, and its attempts now. */
   reason?: string
   detail?: string
+  attempts?: number
 }
 
 export interface DeadLetterPorts {
@@ -122,37 +112,20 @@ export function toEnvelope (entry: StoredDeadLetter, payload: Buffer): Envelope 
   }
 }
 
-export function matchesFilters (entry: StoredDeadLetter, f: Filters): boolean {
-  if (f.reason !== undefined && entry.reason !== f.reason) return false
-  if (f.clientId !== undefined && entry.clientId !== f.clientId) return false
-  if (f.since !== undefined && entry.rejectedAt < f.since) return false
-  if (f.topic !== undefined && !topicMatches(f.topic, entry.topic)) return false
-  return true
-}
-
-/** `--since`: an ISO 8601 time, epoch milliseconds, or an age such as 30s, 15m, 2h, 7d. Undefined if unreadable. */
-export function parseSince (text: string, now = Date.now()): number | undefined {
-  const age = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim())
-  if (age !== null) {
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'ms' | 's' | 'm' | 'h' | 'd']
-    return now - Number(age[1]) * unit
-  }
-  if (/^\d+$/.test(text.trim())) return Number(text)
-  const t = Date.parse(text)
-  return Number.isNaN(t) ? undefined : t
-}
-
 /**
- * The dead-letter log: records every refused or undeliverable message in the store and publishes its envelope,
- * within a rate limit; lists, replays and purges. No aedes in here: src/dead-letter/hooks.ts gives it its ports.
+ * The dead-letter log: records every refused or undeliverable message in the store and publishes its envelope
+ * (envelopes within a rate limit); lists, replays and purges. No aedes in here: src/dead-letter/hooks.ts gives it
+ * its ports.
  */
 export class DeadLetters {
   readonly #p: DeadLetterPorts
   readonly #rate: RateLimit
-  /** Dead letters seen, by reason (suppressed ones included). */
+  /** Dead letters seen, by reason. */
   readonly counts: Record<string, number> = {}
-  /** Dead letters over ratePerSecond: counted only, neither stored nor published. */
+  /** Dead letters stored but whose envelope was not published: over ratePerSecond, by reason. */
   readonly suppressed: Record<string, number> = {}
+  /** Ids a replay is working on: a second replay of one of them meanwhile must not publish it twice. */
+  readonly #replaying = new Set<string>()
   #suppressedSinceLog = 0
   #logTimer: NodeJS.Timeout | undefined
   #closed = false
@@ -163,18 +136,15 @@ export class DeadLetters {
   }
 
   /**
-   * Records one dead letter. Resolves once it is on disk (undefined when it was not kept: a `$DLQ/` topic, over
-   * the rate, or the store is closed). Never rejects.
+   * Records one dead letter, whatever the rate (the log's bounds keep it small); only its envelope is rate-limited.
+   * Resolves once it is on disk (undefined when it was not kept: a `$DLQ/` topic, larger than deadLetter.maxBytes
+   * on its own, or the store is closed or failed). Never rejects. The store write is queued before the first
+   * await: the store relies on that to commit a dropped message's delete in the same batch (StoreOptions.onDrop).
    */
-  async record (input: DeadLetterInput, opts: { bypassRate?: boolean } = {}): Promise<StoredDeadLetter | undefined> {
+  async record (input: DeadLetterInput): Promise<StoredDeadLetter | undefined> {
     const { packet } = input
-    if (this.#closed || isDeadLetterTopic(packet.topic)) return undefined
+    if (isDeadLetterTopic(packet.topic)) return undefined
     this.counts[input.reason] = (this.counts[input.reason] ?? 0) + 1
-    if (opts.bypassRate !== true && !this.#rate.take()) {
-      this.suppressed[input.reason] = (this.suppressed[input.reason] ?? 0) + 1
-      this.#noteSuppressed()
-      return undefined
-    }
     const now = Date.now()
     let added: ReturnType<DeadLetterStore['add']>
     try {
@@ -188,7 +158,7 @@ export class DeadLetters {
         username: input.username,
         target: input.target,
         attempts: input.attempts ?? 1,
-        firstRejectedAt: input.firstRejectedAt ?? now,
+        firstRejectedAt: now,
         rejectedAt: now,
         brokerId: this.#p.brokerId(),
         payload: packet.payload
@@ -203,9 +173,11 @@ export class DeadLetters {
       this.#p.log.error({ err, reason: input.reason, topic: packet.topic }, 'dead letter not stored')
       return undefined
     }
-    const envelope = toEnvelope(added.entry, packet.payload)
-    this.#p.publishEnvelope(envelopeTopic(input.reason, packet.topic, this.#p.maxTopicLevels, this.#p.maxTopicLength), Buffer.from(JSON.stringify(envelope)))
-    return added.entry
+    if (!added.kept) {
+      this.#p.log.warn({ reason: input.reason, topic: packet.topic, bytes: packet.payload.length, limit: 'deadLetter.maxBytes' }, 'dead letter larger than the whole log not kept')
+    }
+    this.#announce(added.entry, packet.payload)
+    return added.kept ? added.entry : undefined
   }
 
   list (f: Filters = {}): StoredDeadLetter[] {
@@ -220,33 +192,53 @@ export class DeadLetters {
   }
 
   /**
-   * Republishes the original message to its original topic after the checks it failed run again. It leaves the log
-   * either way; if it fails again it is recorded anew with attempts + 1. Undefined for an unknown id.
+   * Republishes the original message to its original topic after the checks it failed run again, and only then
+   * takes it out of the log. If a check refuses it or the publish fails, it stays, under its id, with attempts + 1
+   * (on disk), the new reason and detail, and a new envelope. Undefined for an unknown id.
    */
   async replay (id: string): Promise<ReplayResult | undefined> {
+    if (this.#replaying.has(id)) return undefined
+    this.#replaying.add(id)
+    try {
+      return await this.#replay(id)
+    } finally {
+      this.#replaying.delete(id)
+    }
+  }
+
+  async #replay (id: string): Promise<ReplayResult | undefined> {
     const entry = this.#p.store.get(id)
     if (entry === undefined) return undefined
     const payload = await this.#p.store.payload(id)
     if (payload === undefined) return undefined
-    const removed = await this.#p.store.remove([id])
-    if (removed.length === 0) return undefined // replayed or purged meanwhile
     const packet: DeadLetterPacket = { topic: entry.topic, payload, qos: entry.qos, retain: entry.retain }
-    const verdict = await this.#p.recheck(entry, packet)
+    let verdict: { reason: DeadLetterReason, detail: string } | undefined
+    try {
+      verdict = await this.#p.recheck(entry, packet)
+      if (verdict === undefined) await this.#p.publishOriginal(packet)
+    } catch (err) {
+      this.#p.log.warn({ err, id, topic: entry.topic }, 'dead letter replay failed')
+      verdict = { reason: entry.reason as DeadLetterReason, detail: `replay: ${(err as Error).message}` }
+    }
     if (verdict === undefined) {
-      await this.#p.publishOriginal(packet)
       this.#p.log.info({ id, reason: entry.reason, topic: entry.topic }, 'dead letter replayed')
+      // Published: a store error now leaves it in the log, to be replayed (or purged) again, never lost.
+      await this.#p.store.remove([id]).catch((err: unknown) => { this.#p.log.error({ err, id }, 'replayed dead letter not removed') })
       return { id, outcome: 'published' }
     }
-    const again = await this.record({
-      ...verdict,
-      packet,
-      clientId: entry.clientId,
-      username: entry.username,
-      target: entry.target,
-      attempts: entry.attempts + 1,
-      firstRejectedAt: entry.firstRejectedAt
-    }, { bypassRate: true })
-    return { id, outcome: 'dead-lettered', newId: again?.id, reason: verdict.reason, detail: verdict.detail }
+    // What the log holds afterwards: the record rewritten, or (when even that write fails) the one before.
+    let attempts = entry.attempts
+    try {
+      const retried = this.#p.store.retry(id, { ...verdict, attempts: entry.attempts + 1, rejectedAt: Date.now() }, payload)
+      if (retried !== undefined) {
+        await retried.done
+        attempts = retried.entry.attempts
+        this.#announce(retried.entry, payload, true)
+      }
+    } catch (err) {
+      this.#p.log.error({ err, id }, 'dead letter attempts not updated')
+    }
+    return { id, outcome: 'dead-lettered', reason: verdict.reason, detail: verdict.detail, attempts }
   }
 
   async replayAll (f: Filters): Promise<ReplayResult[]> {
@@ -262,13 +254,25 @@ export class DeadLetters {
     return await this.#p.store.remove(ids)
   }
 
+  /** Publishes the envelope of a stored dead letter, within ratePerSecond unless `always`. */
+  #announce (entry: StoredDeadLetter, payload: Buffer, always = false): void {
+    if (this.#closed) return
+    if (!always && !this.#rate.take()) {
+      this.suppressed[entry.reason] = (this.suppressed[entry.reason] ?? 0) + 1
+      this.#noteSuppressed()
+      return
+    }
+    const topic = envelopeTopic(entry.reason, entry.topic, this.#p.maxTopicLevels, this.#p.maxTopicLength)
+    this.#p.publishEnvelope(topic, Buffer.from(JSON.stringify(toEnvelope(entry, payload))))
+  }
+
   close (): void {
     this.#closed = true
     if (this.#logTimer !== undefined) clearTimeout(this.#logTimer)
     this.#flushSuppressedLog()
   }
 
-  /** One warn line per 10 s about suppressed dead letters, not one per message. */
+  /** One warn line per 10 s about unpublished envelopes, not one per message. */
   #noteSuppressed (): void {
     this.#suppressedSinceLog++
     if (this.#logTimer !== undefined) return
@@ -281,7 +285,7 @@ export class DeadLetters {
 
   #flushSuppressedLog (): void {
     if (this.#suppressedSinceLog === 0) return
-    this.#p.log.warn({ suppressed: this.#suppressedSinceLog, limit: 'deadLetter.ratePerSecond', ratePerSecond: this.#p.ratePerSecond }, 'dead letters over the rate limit were counted, not kept')
+    this.#p.log.warn({ suppressed: this.#suppressedSinceLog, limit: 'deadLetter.ratePerSecond', ratePerSecond: this.#p.ratePerSecond }, 'dead letters over the rate limit were stored, their envelopes not published')
     this.#suppressedSinceLog = 0
   }
 }

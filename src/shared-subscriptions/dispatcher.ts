@@ -315,12 +315,20 @@ export class Dispatcher<H> {
         this.opts.log.error({ err }, 'onDeadLetter failed')
       }
     }
-    if (entry.payload === undefined && entry.storeKey !== undefined && this.store !== undefined) {
-      // Read before #finish queues the delete: the read still sees the record (see ValueReader).
-      this.store.payloads([entry.storeKey]).then(p => report(p[0]), () => report(undefined))
-    } else {
-      report(entry.payload)
+    const key = entry.storeKey
+    const store = this.store
+    if (entry.payload === undefined && key !== undefined && store !== undefined) {
+      // The record is read back first and deleted in the tick it is reported, so the delete and the dead letter
+      // (written synchronously by onDeadLetter) are one batch: a crash in between leaves it in the group queue.
+      entry.storeKey = undefined
+      this.#finish(entry)
+      void store.payloads([key]).then(p => p[0], () => undefined).then(payload => {
+        report(payload)
+        store.remove([key]).catch(noop)
+      })
+      return
     }
+    report(entry.payload)
     this.#finish(entry)
   }
 }

@@ -3,10 +3,11 @@ import { encodeRecord } from './codec.js'
 import { DeadLetterStore } from './dead-letters.js'
 import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
-import { encodeClientId, isReadBack, subscriptionKey } from './layout.js'
+import { encodeClientId, isReadBack, PREFIX, subscriptionKey } from './layout.js'
 import { loadAll } from './load.js'
 import type { StoreDb } from './open.js'
 import { Outbox } from './outbox.js'
+import { RangeCompactor, type CompactableDb } from './range-compactor.js'
 import { packetRecord } from './packets.js'
 import { DropReporter } from './queue-limits.js'
 import { ValueReader } from './reader.js'
@@ -50,7 +51,9 @@ export class LevelStore {
     this.#outbox = new Outbox(deps)
     this.#retained = new RetainedStore(deps)
     this.#groups = new GroupQueueStore(deps)
-    this.deadLetters = new DeadLetterStore(deps)
+    // level's universal type leaves out compactRange; in Node the database is classic-level's, which has it.
+    const compactable = db as StoreDb & CompactableDb
+    this.deadLetters = new DeadLetterStore({ ...deps, compactor: new RangeCompactor(compactable, PREFIX.deadLetter, opts.logger) })
     this.#wills = new Wills(this.#queue)
   }
 
@@ -66,6 +69,7 @@ export class LevelStore {
       group: (share, seq, key, head) => this.#groups.load(share, seq, key, head),
       deadLetter: (seq, head) => this.deadLetters.load(seq, head)
     })
+    this.deadLetters.loaded()
   }
 
   get broker (): BrokerRef | undefined {
@@ -299,7 +303,9 @@ export class LevelStore {
   /** Flushes pending writes and closes the database; safe to call twice. */
   close (): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#outbox.idle()
       await this.#queue.close()
+      await this.deadLetters.idle()
       this.#drops.close()
       await this.#db.close()
     })()

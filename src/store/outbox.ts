@@ -31,6 +31,7 @@ export class Outbox implements SessionQueues {
   readonly #tokens = new WeakMap<object, number>()
   #nextToken = 1
   #seq = 1
+  readonly #evicting = new Set<Promise<void>>()
 
   constructor (deps: OutboxDeps) {
     this.#deps = deps
@@ -90,7 +91,6 @@ export class Outbox implements SessionQueues {
       for (const entry of admission.evict) {
         queue.remove(entry)
         evicted.push([queue, entry])
-        ops.push({ type: 'del', key: entry.key })
       }
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
@@ -108,13 +108,26 @@ export class Outbox implements SessionQueues {
       added.push([queue, entry])
       ops.push({ type: 'put', key: entry.key, value })
     }
-    // read the evicted values before their deletes are queued (see ValueReader)
-    if (evicted.length > 0) reportEvicted(this.#deps, evicted)
-    return this.#deps.queue.commit(ops, () => {
+    const done = this.#deps.queue.commit(ops, () => {
       for (const [queue, entry] of added) queue.remove(entry)
       for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
       for (const [queue] of added) this.#dropIfEmpty(queue)
     })
+    // The evicted stay on disk until their dead letters are written, in one batch with their deletes: a crash
+    // in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
+    // A failed batch restored them instead.
+    if (evicted.length > 0) this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), () => undefined))
+    return done
+  }
+
+  /** Resolves once the evictions under way have written their dead letters and deletes (for close). */
+  async idle (): Promise<void> {
+    while (this.#evicting.size > 0) await Promise.all(this.#evicting)
+  }
+
+  #track (work: Promise<void>): void {
+    this.#evicting.add(work)
+    void work.finally(() => this.#evicting.delete(work))
   }
 
   /** aedes' outgoingUpdate: assign the messageId a publish was sent with, or turn it into its pubrel. */

@@ -4,6 +4,7 @@ import type { ClientQueue, QueueEntry } from './outgoing-index.js'
 import { droppedPacket } from './packets.js'
 import type { ValueReader } from './reader.js'
 import type { DropEvent, DropReason, StoreLimits } from './types.js'
+import type { WriteQueue } from './write-queue.js'
 
 export interface Admission {
   accept: boolean
@@ -120,17 +121,21 @@ export class DropReporter {
 }
 
 /**
- * Reports entries a queue overflow evicted, with their topic and payload read back. Call it before their deletes
- * are queued: the reader then still sees the values (see ValueReader).
+ * Reports entries a queue overflow evicted, with their topic and payload read back, then queues their deletes in
+ * the same tick: what onDrop writes synchronously (the dead letter) joins the same batch as the deletes. Resolves
+ * once that batch is committed; never rejects (a failure is logged and the entries stay on disk).
  */
-export function reportEvicted (deps: { reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry]>): void {
-  deps.reader.read(evicted.map(([, entry]) => entry.key)).then((values) => {
+export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry]>): Promise<void> {
+  try {
+    const values = await deps.reader.read(evicted.map(([, entry]) => entry.key))
     for (let i = 0; i < evicted.length; i++) {
       const value = values[i]
       const fields = value === undefined ? { topic: '' } : decodeRecord(value).fields
       deps.drops.report({ reason: 'queue-full', clientId: evicted[i][0].clientId, packet: droppedPacket(fields) })
     }
-  }).catch((err: unknown) => {
-    deps.logger.error({ err }, 'dropped message unreadable')
-  })
+    await deps.queue.commit(evicted.map(([, entry]) => ({ type: 'del', key: entry.key })))
+  } catch (err) {
+    // the entries stay on disk: after a restart they are queued again, not lost
+    deps.logger.error({ err, evicted: evicted.length }, 'evicted messages not removed')
+  }
 }

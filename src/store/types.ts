@@ -40,7 +40,11 @@ export interface StoreOptions {
   limits: StoreLimits
   /** 'fail' (default): a corrupt directory stops the broker. 'moveAside': move it to <dir>.corrupt-<time> and start empty. */
   onCorrupt?: CorruptPolicy
-  /** Called for every message the store drops (overflow, expiry, retained limit). */
+  /**
+   * Called for every message the store drops (overflow, expiry, retained limit). A queued message's delete is
+   * queued right after this returns, in the same tick: a dead letter written synchronously here
+   * (deadLetters.add) commits in one batch with it, so a crash loses neither or both.
+   */
   onDrop?: (event: DropEvent) => void
 }
 

@@ -1,7 +1,15 @@
+import { randomBytes } from 'node:crypto'
+import { readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { endClient, sleep, waitFor } from '../helpers/clients.js'
 import { silentMember } from '../shared-subscriptions/support.js'
 import { expectEnvelope, harness, listedIds, waitForEnvelopes, type Harness } from './support.js'
+
+/** Bytes of the files in `dir` (a LevelDB directory has no subdirectories). */
+function dirBytes (dir: string): number {
+  return readdirSync(dir).reduce((sum, name) => sum + statSync(path.join(dir, name)).size, 0)
+}
 
 /** Messages the store or a shared group gives up (queue-full, expired, retained-limit, max-deliveries), and the log's bounds. */
 describe('dead letters of undeliverable messages', () => {
@@ -104,21 +112,64 @@ describe('dead letters of undeliverable messages', () => {
     expect(back.received[0].topic).toBe('$DLQ/too-large/n/2') // dropOldest kept the newest
   })
 
-  it('a flood over deadLetter.ratePerSecond is counted, not stored or published; counters per reason in /metrics', async () => {
+  it('a burst over deadLetter.ratePerSecond: every dead letter is stored, only the envelopes are rate-limited; counters per reason in /metrics', async () => {
     h = await harness({ 'deadLetter.ratePerSecond': 3, 'limits.maxPayloadBytes': 4 })
     const w = await h.watch()
     const pub = await h.connect({ clientId: 'flood' })
-    for (let i = 0; i < 20; i++) await pub.publishAsync('flood/x', 'too long', { qos: 1 })
+    const started = Date.now()
+    for (let i = 0; i < 20; i++) await pub.publishAsync(`flood/${i}`, 'too long', { qos: 1 })
     await waitForEnvelopes(w, 3, 'the envelopes within the rate')
     await sleep(200)
-    const kept = w.envelopes().length
-    expect(kept).toBeGreaterThanOrEqual(3)
-    expect(kept).toBeLessThan(8)
-    expect(await listedIds(h)).toHaveLength(kept)
+    const published = w.envelopes().length
+    // a bucket of 3 refilled at 3 per second over the time the burst took
+    expect(published).toBeGreaterThanOrEqual(3)
+    expect(published).toBeLessThanOrEqual(3 + Math.ceil(3 * (Date.now() - started) / 1000))
+    const { body } = await h.api('GET', '/api/dead-letters')
+    expect(body.total).toBe(20)
+    expect(body.items.map((r: { topic: string }) => r.topic)).toEqual(Array.from({ length: 20 }, (_, i) => `flood/${19 - i}`))
+    expect(body.suppressed).toEqual({ 'too-large': 20 - published })
     const metrics = await (await fetch(`${h.t.adminUrl}/metrics`)).text()
     expect(metrics).toContain('culex_dead_letters_total{reason="too-large"} 20')
-    expect(metrics).toContain(`culex_dead_letters_suppressed_total{reason="too-large"} ${20 - kept}`)
-    expect(metrics).toContain(`culex_dead_letters_stored ${kept}`)
+    expect(metrics).toContain(`culex_dead_letters_suppressed_total{reason="too-large"} ${20 - published}`)
+    expect(metrics).toContain('culex_dead_letters_stored 20')
+    await h.restart()
+    expect(await listedIds(h)).toHaveLength(20)
+  })
+
+  it('deadLetter.maxBytes: refused large publishes keep the log under the byte bound, the newest kept; one larger than the bound alone is not kept', async () => {
+    const payload = (i: number): Buffer => Buffer.alloc(120_000, 48 + i)
+    h = await harness({ 'limits.maxPayloadBytes': 100_000, 'deadLetter.maxBytes': 300_000 })
+    const pub = await h.connect({ clientId: 'big' })
+    for (let i = 0; i < 20; i++) await pub.publishAsync(`big/${i}`, payload(i), { qos: 1 })
+    const { body } = await h.api('GET', '/api/dead-letters')
+    expect(body.items.map((r: { topic: string }) => r.topic)).toEqual(['big/19', 'big/18'])
+    const bytes = (body.items as Array<{ bytes: number }>).reduce((sum, r) => sum + r.bytes, 0)
+    expect(bytes).toBe(240_000)
+    expect(body.evicted).toBe(18)
+    const metrics = await (await fetch(`${h.t.adminUrl}/metrics`)).text()
+    expect(metrics).toContain('culex_dead_letters_stored_bytes 240000')
+    const shown = await h.api('GET', `/api/dead-letters/${body.items[0].id as string}`)
+    expect(Buffer.from(shown.body.payload, 'base64').equals(payload(19))).toBe(true)
+    await h.restart()
+    expect(await listedIds(h)).toEqual(body.items.map((r: { id: string }) => r.id))
+
+    // larger than the whole bound on its own: not kept, and it does not push the others out
+    const pub2 = await h.connect({ clientId: 'huge' })
+    await pub2.publishAsync('huge/1', Buffer.alloc(350_000), { qos: 1 })
+    const after = await h.api('GET', '/api/dead-letters')
+    expect(after.body.items.map((r: { topic: string }) => r.topic)).toEqual(['big/19', 'big/18'])
+    expect(after.body.counts).toEqual({ 'too-large': 1 })
+  })
+
+  it('deadLetter.maxBytes bounds the disk too: the space of evicted dead letters is reclaimed', async () => {
+    h = await harness({ 'limits.maxPayloadBytes': 100_000, 'deadLetter.maxBytes': 2_000_000 })
+    const pub = await h.connect({ clientId: 'big' })
+    // Random payloads: LevelDB compresses, and a repeated byte would take no room at all.
+    for (let i = 0; i < 120; i++) await pub.publishAsync(`big/${i}`, randomBytes(150_000), { qos: 1 })
+    expect((await h.api('GET', '/api/dead-letters')).body.total).toBe(13)
+    // 18 MB refused; what stays on disk is the log's 2 MB and a little of LevelDB's own.
+    const store = path.join(h.t.dataDir, 'store')
+    await waitFor(() => dirBytes(store) < 3_000_000, 'the store directory back under 3 MB', 15_000)
   })
 
   it('deadLetter.maxMessages keeps the newest, counts the removed; the admin API filters, shows, deletes and purges', async () => {

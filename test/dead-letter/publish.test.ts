@@ -37,14 +37,14 @@ describe('dead letters of refused publishes', () => {
     const shown = await h.api('GET', `/api/dead-letters/${envelope.id}`)
     expect(shown.body).toEqual(envelope)
 
-    // Replay while the ACL still refuses: back in the log with attempts 2 and the first rejection time kept.
+    // Replay while the ACL still refuses: it stays in the log under its id with attempts 2 and the first rejection time kept.
     const w2 = await h.watch()
     const failed = await h.api('POST', `/api/dead-letters/${envelope.id}/replay`)
     expect(failed.status).toBe(200)
-    expect(failed.body).toMatchObject({ id: envelope.id, outcome: 'dead-lettered', reason: 'unauthorized' })
+    expect(failed.body).toMatchObject({ id: envelope.id, outcome: 'dead-lettered', reason: 'unauthorized', attempts: 2 })
     await waitForEnvelopes(w2, 1, 'the envelope of the failed replay')
     const again = w2.envelopes()[0].envelope
-    expect(again.id).toBe(failed.body.newId)
+    expect(again.id).toBe(envelope.id)
     expect(again.attempts).toBe(2)
     expect(again.firstRejectedAt).toBe(envelope.firstRejectedAt)
     expect(again.clientId).toBe('bob-1')

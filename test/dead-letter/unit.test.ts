@@ -4,10 +4,25 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { payloadProblem, payloadRulesField } from '../../src/dead-letter/payload-rules.js'
 import { RateLimit } from '../../src/dead-letter/rate.js'
-import { envelopeTopic, isDeadLetterTopic, parseSince } from '../../src/dead-letter/service.js'
+import { parseSince } from '../../src/dead-letter/filters.js'
+import { envelopeTopic, isDeadLetterTopic } from '../../src/dead-letter/service.js'
 import { loadConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/log/logger.js'
 import { checkStore, openStore } from '../../src/store/index.js'
+
+function storeOptions (dir: string) {
+  return {
+    dir,
+    sync: false,
+    logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
+    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest' as const, messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+  }
+}
+
+/** A dead letter as the store takes it, rejected at `at`. */
+function letter (i: number, at: number, payload: Buffer = Buffer.from(`p${i}`)) {
+  return { reason: 'unauthorized', detail: 'd', topic: `t/${i}`, qos: 1, retain: false, attempts: 1, firstRejectedAt: at, rejectedAt: at, payload }
+}
 
 describe('dead-letter pieces', () => {
   it('envelope topics stay within the topic-level and byte limits', () => {
@@ -83,22 +98,16 @@ describe('dead-letter pieces', () => {
 
   it('config: deadLetter defaults', async () => {
     const { config } = await loadConfig({ flags: {} })
-    expect(config.deadLetter).toEqual({ enabled: true, maxMessages: 10_000, maxAgeMs: 604_800_000, ratePerSecond: 100, onRejectedPublish: 'acknowledge', noSubscribers: false, payloadRules: {} })
+    expect(config.deadLetter).toEqual({ enabled: true, maxMessages: 10_000, maxBytes: 67_108_864, maxAgeMs: 604_800_000, ratePerSecond: 100, onRejectedPublish: 'acknowledge', noSubscribers: false, payloadRules: {} })
   })
 
   it('store: bounded by count and age (oldest first, counted), survives reopen, checked by store check', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'culex-dlq-store-'))
-    const opts = {
-      dir,
-      sync: false,
-      logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
-      limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest' as const, messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
-    }
+    const opts = storeOptions(dir)
     try {
       let store = await openStore(opts)
-      store.deadLetters.configure({ maxMessages: 3, maxAgeMs: 1000 })
+      store.deadLetters.configure({ maxMessages: 3, maxBytes: 0, maxAgeMs: 1000 })
       const base = Date.now()
-      const letter = (i: number, at: number) => ({ reason: 'unauthorized', detail: 'd', topic: `t/${i}`, qos: 1, retain: false, attempts: 1, firstRejectedAt: at, rejectedAt: at, payload: Buffer.from(`p${i}`) })
       const ids: string[] = []
       for (let i = 0; i < 5; i++) {
         const { entry, done } = store.deadLetters.add(letter(i, base + i), base + i)
@@ -112,7 +121,7 @@ describe('dead-letter pieces', () => {
       store = await openStore(opts)
       expect(store.deadLetters.list().map(e => e.topic)).toEqual(['t/2', 't/3', 't/4'])
       expect((await store.deadLetters.payload(ids[4]))?.toString()).toBe('p4')
-      store.deadLetters.configure({ maxMessages: 0, maxAgeMs: 1000 })
+      store.deadLetters.configure({ maxMessages: 0, maxBytes: 0, maxAgeMs: 1000 })
       await store.deadLetters.expire(base + 1003)
       expect(store.deadLetters.list().map(e => e.topic)).toEqual(['t/3', 't/4'])
       // a new id is larger than every loaded one, even with the clock behind
@@ -123,6 +132,39 @@ describe('dead-letter pieces', () => {
       const check = await checkStore(dir)
       expect(check.problems).toEqual([])
       expect(check.counts.deadLetters).toBe(3)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('store: a failed replay rewrites the dead letter under its id and makes it the newest, also after reopen; maxBytes evicts the oldest', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'culex-dlq-store-'))
+    const opts = storeOptions(dir)
+    try {
+      let store = await openStore(opts)
+      const base = Date.now()
+      const ids: string[] = []
+      for (let i = 0; i < 3; i++) {
+        const { entry, done } = store.deadLetters.add(letter(i, base + i, Buffer.alloc(10, i)), base + i)
+        await done
+        ids.push(entry.id)
+      }
+      const retried = store.deadLetters.retry(ids[0], { reason: 'too-large', detail: 'again', attempts: 2, rejectedAt: base + 10 }, Buffer.alloc(10, 0))
+      await retried?.done
+      expect(store.deadLetters.retry('0000000000000001', { reason: 'too-large', detail: 'x', attempts: 2, rejectedAt: base }, Buffer.alloc(1))).toBeUndefined()
+      const order = (): string[] => store.deadLetters.list().map(e => `${e.topic}:${e.attempts}`)
+      expect(order()).toEqual(['t/1:1', 't/2:1', 't/0:2'])
+      await store.close()
+      store = await openStore(opts)
+      expect(order()).toEqual(['t/1:1', 't/2:1', 't/0:2'])
+      expect(store.deadLetters.get(ids[0])).toMatchObject({ reason: 'too-large', detail: 'again', firstRejectedAt: base, rejectedAt: base + 10 })
+      expect((await store.deadLetters.payload(ids[0]))?.equals(Buffer.alloc(10, 0))).toBe(true)
+      expect(store.deadLetters.bytes).toBe(30)
+      store.deadLetters.configure({ maxMessages: 0, maxBytes: 25, maxAgeMs: 0 })
+      await store.deadLetters.add(letter(3, base + 20, Buffer.alloc(10, 3)), base + 20).done
+      expect(order()).toEqual(['t/0:2', 't/3:1'])
+      expect(store.deadLetters.bytes).toBe(20)
+      await store.close()
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
