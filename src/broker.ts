@@ -118,7 +118,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,
-    settle: protocol.gate.settle
+    settle: protocol.gate.settle,
+    onError: protocol.closeAfterPublishError
   })
   aedes.authorizeSubscribe = chainAuthorizeSubscribe([
     protocol.refuseSessionMarker,

@@ -30,12 +30,27 @@ export interface ClientInternals extends Client {
    * (a prepended listener sees PUBACK/PUBREC/PUBCOMP of clean sessions too; aedes emits 'ack' only for persistent
    * ones). aedes removes every 'packet' listener when the client closes.
    */
-  _parser: NodeJS.EventEmitter
+  _parser: MqttParser
   /** Calls back once the connection's socket drained, or when mqtt.drainTimeoutMs or a close ends the wait. */
   waitForDrain: (callback: () => void) => void
   /** Set once the connection failed; aedes' write() then stops waiting for 'drain'. */
   errored?: boolean
   broker: BrokerInternals
+}
+
+/** The parts of mqtt-packet's parser (node_modules/mqtt-packet/parser.js) Culex reads or wraps. */
+export interface MqttParser extends NodeJS.EventEmitter {
+  parse: (buf: Buffer) => number
+  /** Bytes held from an earlier read: a packet split across reads is in progress. */
+  _list: { length: number, slice: (start: number, end: number) => Buffer }
+  _stateCounter: number
+  error: Error | null
+  /** The packet being parsed; the object emitted with 'packet'. */
+  packet: object
+  /** Offset of the next field of the packet being parsed, in _list. */
+  _pos: number
+  /** Reads one length-prefixed string at _pos (decoded as UTF-8, invalid bytes as U+FFFD), or null. */
+  _parseString: () => string | null
 }
 
 export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void

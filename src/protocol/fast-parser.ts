@@ -1,13 +1,5 @@
 import type { Client } from 'aedes'
-
-/** The parts of mqtt-packet's parser the fast path reads (node_modules/mqtt-packet/parser.js). */
-interface MqttParser extends NodeJS.EventEmitter {
-  parse: (buf: Buffer) => number
-  /** Bytes held from an earlier read: a packet split across reads is in progress. */
-  _list: { length: number }
-  _stateCounter: number
-  error: Error | null
-}
+import { internals, type MqttParser } from './aedes-internals.js'
 
 /** The command of each fixed-header byte of a two-byte acknowledgement, with the flag bits MQTT 3.1.1 requires. */
 const ACK_COMMANDS: ReadonlyMap<number, string> = new Map([[0x40, 'puback'], [0x50, 'pubrec'], [0x62, 'pubrel'], [0x70, 'pubcomp']])
@@ -36,7 +28,7 @@ const MAX_HELD_BYTES = 64 * 1024
  * packet and error.
  */
 export function parseFast (client: Client): void {
-  const parser = (client as Client & { _parser: MqttParser })._parser
+  const parser = internals(client)._parser
   const parse = parser.parse
   let held: Buffer | undefined
   parser.parse = function parseFast (this: MqttParser, chunk: Buffer): number {
