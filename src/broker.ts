@@ -12,7 +12,7 @@ import { openStore, type LevelStore } from './store/index.js'
 import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
-import type { BrokerInternals } from './protocol/aedes-internals.js'
+import { assertAedesInternals, type BrokerInternals } from './protocol/aedes-internals.js'
 import {
   chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
 } from './hook-chain.js'
@@ -42,6 +42,8 @@ export interface Culex {
  * order, and starts and stops the parts in order.
  */
 export async function startBroker (config: Config, log: Logger): Promise<Culex> {
+  // Culex patches aedes and mqtt-packet internals: another version than the pinned one stops the start, by name.
+  assertAedesInternals()
   // Security settings that cannot work, and unreadable password or ACL files, stop the start before the store opens.
   assertAuthConfig(config)
   const auth = await createAuthHooks(config, log)
