@@ -81,9 +81,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
   const protocol = createProtocolHooks(broker, store, log)
-  const limits = createLimitHooks(aedes, config, log)
-  auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })
+  const limits = createLimitHooks(aedes, config, log, deadLetter.onSlowConsumer)
+  auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
