@@ -94,7 +94,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     // A clean session's copies a slow consumer's disconnect would lose (see Unacknowledged); a persistent session's
     // stay in the store and are resent when it reconnects.
     // Bounded by bytes only: what the connection took before it stalled also counts, however many messages.
-    const unacknowledged = connect.clean === false ? undefined : new Unacknowledged<DeliveryPacket>(0, UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE * (limits.maxInflightBytes > 0 ? limits.maxInflightBytes : UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT))
+    const unacknowledged = connect.clean === false ? undefined : new Unacknowledged<DeliveryPacket | undefined>(0, UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE * (limits.maxInflightBytes > 0 ? limits.maxInflightBytes : UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT))
     if (unacknowledged !== undefined) {
       c._parser.prependListener('packet', (ack: { cmd: string }) => {
         if (ack.cmd === 'puback') unacknowledged.acknowledged(1)
@@ -137,7 +137,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
         disconnecting = true
         counters.slowConsumersDisconnected++
         clientLogger(log, client).warn({ limit: window.binding, waiting: window.waiting, waitingBytes: window.waitingBytes, unacknowledged: unacknowledged?.size ?? 0 }, 'disconnecting a client that is not reading')
-        lost(unacknowledged?.take() ?? [])
+        lost((unacknowledged?.take() ?? []).filter(p => p !== undefined))
         client.emit('error', new Error(`${window.binding} exceeded: ${window.waiting} messages (${window.waitingBytes} bytes) waiting for a client that is not reading`))
       }
       // and every copy that still comes for it before aedes has removed it
@@ -155,12 +155,13 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
           cb()
         }
         waiting.add(done)
-        // a copy that brings its packet id is a shared delivery: its group redelivers it
+        // a copy that brings its packet id is a shared delivery: its group redelivers it, so it takes its place in
+        // the order of acknowledgements without being dead-lettered
         const shared = packet.messageId !== undefined && packet.messageId !== 0
         const before = writes
         deliver(packet, done)
         // the router sets the QoS the copy went out at, and writes a clean session's copy at once
-        if (unacknowledged !== undefined && writes !== before && packet.qos > 0 && !shared) unacknowledged.sent(packet.qos as 1 | 2, packet, bytes)
+        if (unacknowledged !== undefined && writes !== before && packet.qos > 0) unacknowledged.sent(packet.qos as 1 | 2, shared ? undefined : packet, bytes)
         if (stalled) releaseAll()
         return
       }
