@@ -109,7 +109,8 @@ describe.each(transports)('UTF-8 strings and packet identifiers over %s', (trans
   describe('[MQTT-1.5.3-2] U+0000 in a string closes the connection', () => {
     it.each([
       ['client identifier', { clientId: Buffer.from('c-\u0000x') }],
-      ['user name', { clientId: Buffer.from(uid('c')), username: Buffer.from('u\u0000') }]
+      ['user name', { clientId: Buffer.from(uid('c')), username: Buffer.from('u\u0000') }],
+      ['will topic', { clientId: Buffer.from(uid('c')), will: { topic: Buffer.from('w/\u0000') } }]
     ])('a CONNECT whose %s holds U+0000 is closed without CONNACK', async (_name, fields) => {
       const raw = await rawClient(tb(), transport)
       raw.sendRaw(connectWith(fields))
