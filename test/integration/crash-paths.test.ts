@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Client } from 'aedes'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, transports, waitFor } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-client.js'
 import { internals } from '../../src/protocol/aedes-internals.js'
 
@@ -59,11 +59,11 @@ describe('crash paths', () => {
     expect(t.logs.some(l => l.clientId === 'thrower' && l.msg === 'internal error, closing the connection' && (l.err as { message?: string }).message === 'subscriber bug')).toBe(true)
   })
 
-  it('a throw while a read is parsed closes that client, not the process', async () => {
+  it.each(transports)('a throw while a read is parsed closes that client, not the process (%s)', async (transport) => {
     t.broker.aedes.on('client', (client: Client) => {
       internals(client)._parser.on('packet', (p: { topic?: string }) => { if (p.topic === 'parse/boom') throw new Error('packet listener bug') })
     })
-    const raw = await openRaw('tcp', t)
+    const raw = await openRaw(transport, t)
     expect((await raw.connect({ clientId: 'parser-thrower' })).returnCode).toBe(0)
     raw.send({ cmd: 'publish', topic: 'parse/boom', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })
     expect(await raw.waitClosed(2000)).toBe(true)
