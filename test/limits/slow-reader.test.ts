@@ -1,8 +1,9 @@
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import mqttPacket from 'mqtt-packet'
+import WebSocket from 'ws'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, transports, waitFor, type Transport } from '../helpers/clients.js'
 
 type Client = Awaited<ReturnType<typeof connectClient>>
 
@@ -23,12 +24,8 @@ interface SlowReader {
   destroy: () => void
 }
 
-async function slowReader (port: number, clientId: string, filter: string): Promise<SlowReader> {
-  const s = net.connect(port, '127.0.0.1')
-  s.on('error', () => {})
-  let closed = false
-  s.on('close', () => { closed = true })
-  await new Promise(resolve => s.once('connect', resolve))
+async function slowReader (b: TestBroker, transport: Transport, clientId: string, filter: string): Promise<SlowReader> {
+  const link = transport === 'tcp' ? await tcpLink(b.mqttPort) : await wsLink(b.wsUrl)
   const received: number[] = []
   const parser = mqttPacket.parser()
   const suback = new Promise<void>(resolve => {
@@ -36,17 +33,59 @@ async function slowReader (port: number, clientId: string, filter: string): Prom
       if (p.cmd === 'suback') resolve()
       if (p.cmd !== 'publish') return
       received.push((p.payload as Buffer).readUInt32BE(0))
-      if (p.qos > 0 && !s.destroyed) s.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId as number }))
+      if (p.qos > 0) link.send(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId as number }))
     })
   })
-  s.on('data', (chunk: Buffer) => { parser.parse(chunk) })
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }))
-  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] }))
+  link.onData(chunk => { parser.parse(chunk) })
+  link.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 }))
+  link.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] }))
   await suback
-  return { received, closed: () => closed, pause: () => { s.pause() }, resume: () => { s.resume() }, destroy: () => { s.destroy() } }
+  return { received, closed: link.closed, pause: link.pause, resume: link.resume, destroy: link.destroy }
 }
 
-describe('a slow reader (limits.maxInflightMessages, maxInflightBytes)', () => {
+/** The bytes of one connection, over a bare socket or a WebSocket, with reading paused and resumed at will. */
+interface Link {
+  send: (bytes: Buffer) => void
+  onData: (f: (chunk: Buffer) => void) => void
+  closed: () => boolean
+  pause: () => void
+  resume: () => void
+  destroy: () => void
+}
+
+async function tcpLink (port: number): Promise<Link> {
+  const s = net.connect(port, '127.0.0.1')
+  s.on('error', () => {})
+  let closed = false
+  s.on('close', () => { closed = true })
+  await new Promise(resolve => s.once('connect', resolve))
+  return {
+    send: bytes => { if (!s.destroyed) s.write(bytes) },
+    onData: f => { s.on('data', f) },
+    closed: () => closed,
+    pause: () => { s.pause() },
+    resume: () => { s.resume() },
+    destroy: () => { s.destroy() }
+  }
+}
+
+async function wsLink (url: string): Promise<Link> {
+  const ws = new WebSocket(url, 'mqtt')
+  ws.on('error', () => {})
+  let closed = false
+  ws.on('close', () => { closed = true })
+  await new Promise(resolve => ws.once('open', resolve))
+  return {
+    send: bytes => { if (ws.readyState === WebSocket.OPEN) ws.send(bytes) },
+    onData: f => { ws.on('message', (data: Buffer) => { f(data) }) },
+    closed: () => closed,
+    pause: () => { ws.pause() },
+    resume: () => { ws.resume() },
+    destroy: () => { ws.terminate() }
+  }
+}
+
+describe.each(transports)('a slow reader (limits.maxInflightMessages, maxInflightBytes) over %s', (transport: Transport) => {
   let t: TestBroker | undefined
   const clients: Client[] = []
   const readers: SlowReader[] = []
@@ -74,7 +113,7 @@ describe('a slow reader (limits.maxInflightMessages, maxInflightBytes)', () => {
 
   it('queues for a clean QoS 1 subscriber that stops reading for a while: all 400 arrive once it reads again', async () => {
     const b = t = await startTestBroker({ 'log.level': 'warn' })
-    const reader = await slowReader(b.mqttPort, 'slow', 'slow/#')
+    const reader = await slowReader(b, transport, 'slow', 'slow/#')
     readers.push(reader)
     await publishWhilePaused(b, reader, 'slow/t')
     reader.resume()
@@ -86,7 +125,7 @@ describe('a slow reader (limits.maxInflightMessages, maxInflightBytes)', () => {
 
   it('disconnects one past the limit and dead-letters what it had not taken: every message is received or dead-lettered', async () => {
     const b = t = await startTestBroker({ 'log.level': 'warn', 'limits.maxInflightMessages': 50, 'deadLetter.ratePerSecond': 0 })
-    const reader = await slowReader(b.mqttPort, 'too-slow', 'slow/#')
+    const reader = await slowReader(b, transport, 'too-slow', 'slow/#')
     readers.push(reader)
     await publishWhilePaused(b, reader, 'slow/t')
     await waitFor(() => b.logs.some(l => l.msg === 'disconnecting a client that is not reading' && l.clientId === 'too-slow' && l.limit === 'limits.maxInflightMessages'), 'the slow consumer disconnected')
