@@ -35,7 +35,7 @@ const storeDetail: Record<DropEvent['reason'], string> = {
   'retained-limit': 'retained.maxMessages reached: the message was delivered but not kept as a new retained topic'
 }
 
-const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and was disconnected past limits.maxInflightMessages or maxInflightBytes; this copy had not reached its connection'
+const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and was disconnected past limits.maxInflightMessages or maxInflightBytes before it acknowledged this copy'
 
 const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
   'max-deliveries': 'delivered sharedSubscriptions.maxDeliveries times without an acknowledgement',

@@ -91,10 +91,11 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     const c = internals(client)
     const window = new OutboundWindow(limits.maxInflightMessages, limits.maxInflightBytes)
     const conn = client.conn as Writable
-    // A clean session's copies a slow consumer's disconnect would lose (see Unacknowledged); a persistent session's
-    // stay in the store and are resent when it reconnects.
-    // Bounded by bytes only: what the connection took before it stalled also counts, however many messages.
-    const unacknowledged = connect.clean === false ? undefined : new Unacknowledged<DeliveryPacket | undefined>(0, UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE * (limits.maxInflightBytes > 0 ? limits.maxInflightBytes : UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT))
+    // A clean session's copies a slow consumer's disconnect would lose (see Unacknowledged), bounded by bytes only:
+    // what the connection took before it stalled counts too, however many messages. A persistent session's stay in
+    // the store and are resent when it reconnects.
+    const trackedBytes = UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE * (limits.maxInflightBytes > 0 ? limits.maxInflightBytes : UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT)
+    const unacknowledged = connect.clean === false ? undefined : new Unacknowledged<DeliveryPacket | undefined>(0, trackedBytes)
     if (unacknowledged !== undefined) {
       c._parser.prependListener('packet', (ack: { cmd: string }) => {
         if (ack.cmd === 'puback') unacknowledged.acknowledged(1)

@@ -78,7 +78,7 @@ export function internals (client: Client): ClientInternals {
 }
 
 /**
- * The start-up check of every aedes and mqtt-packet internal Culex reads or patches (typed in aedes-internals.ts).
+ * The start-up check of every aedes and mqtt-packet internal Culex reads or patches (typed above).
  * Those are not public API: a version other than the pinned one may rename or drop any of them, and Culex would then
  * misbehave quietly (a wrapper on a field nobody calls any more). The check looks at a real aedes Client, created
  * on a stream that never connects, and at a real mqtt-packet parser — the one aedes itself requires.
