@@ -22,20 +22,12 @@ interface ParsedPacket {
 
 const NUL = '\u0000'
 
-/**
- * Packets with a string whose bytes are not well-formed UTF-8 [MQTT-1.5.3-1]. mqtt-packet decodes such bytes to
- * U+FFFD without complaint, so the check is on the bytes, as each string is read (see checkStringBytes).
- */
-const malformedUtf8 = new WeakSet<object>()
-
 /** Decoded text that may stand for bytes that were not UTF-8: only then are the bytes themselves checked. */
 export function mayBeMalformed (text: string): boolean {
   return text.includes('\uFFFD')
 }
 
 export function violation (packet: ParsedPacket): string | undefined {
-  // [MQTT-1.5.3-1]
-  if (malformedUtf8.has(packet)) return 'a string that is not well-formed UTF-8'
   switch (packet.cmd) {
     case 'connect':
       // [MQTT-1.5.3-2]
@@ -73,26 +65,30 @@ export function violation (packet: ParsedPacket): string | undefined {
 }
 
 /**
- * Marks the packet being parsed when a string mqtt-packet reads (client id, will topic, user name, topic names
- * and filters) is not well-formed UTF-8. The fast path hands a PUBLISH whose topic may be malformed to
- * mqtt-packet (src/protocol/fast-parser.ts), so every string of every packet passes here.
+ * Notes the packet being parsed when a string mqtt-packet reads (client id, will topic, user name, topic names and
+ * filters) is not well-formed UTF-8 [MQTT-1.5.3-1]: mqtt-packet decodes such bytes to U+FFFD without complaint, so
+ * the check is on the bytes, as each string is read. The fast path hands a PUBLISH whose topic may be malformed to
+ * mqtt-packet (src/protocol/fast-parser.ts), so every string of every packet passes here. Returns whether a packet
+ * was so noted (one per connection is enough: the connection closes on it).
  */
-function checkStringBytes (parser: MqttParser): void {
+function checkStringBytes (parser: MqttParser): (packet: object) => boolean {
+  let malformed: object | undefined
   const parseString = parser._parseString
   parser._parseString = function checkedParseString (this: MqttParser): string | null {
     const start = this._pos
     const text = parseString.call(this)
     // start + 2: past the string's length prefix
-    if (text !== null && mayBeMalformed(text) && !isUtf8(this._list.slice(start + 2, this._pos))) malformedUtf8.add(this.packet)
+    if (text !== null && mayBeMalformed(text) && !isUtf8(this._list.slice(start + 2, this._pos))) malformed = this.packet
     return text
   }
+  return packet => packet === malformed
 }
 
 export function guardPackets (client: Client, onViolation: (client: Client, reason: string) => void): void {
   const parser = internals(client)._parser
-  checkStringBytes(parser)
+  const isMalformed = checkStringBytes(parser)
   parser.prependListener('packet', (packet: ParsedPacket) => {
-    const reason = violation(packet)
+    const reason = isMalformed(packet) ? 'a string that is not well-formed UTF-8' : violation(packet)
     if (reason !== undefined) {
       onViolation(client, reason)
       packet.cmd = 'protocol-violation'
