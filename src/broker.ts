@@ -12,7 +12,7 @@ import { openStore, type LevelStore } from './store/index.js'
 import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
-import type { BrokerInternals } from './protocol/aedes-internals.js'
+import { assertAedesInternals, type BrokerInternals } from './protocol/aedes-internals.js'
 import {
   chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
 } from './hook-chain.js'
@@ -42,6 +42,8 @@ export interface Culex {
  * order, and starts and stops the parts in order.
  */
 export async function startBroker (config: Config, log: Logger): Promise<Culex> {
+  // Culex patches aedes and mqtt-packet internals: another version than the pinned one stops the start, by name.
+  assertAedesInternals()
   // Security settings that cannot work, and unreadable password or ACL files, stop the start before the store opens.
   assertAuthConfig(config)
   const auth = await createAuthHooks(config, log)
@@ -81,9 +83,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
   const protocol = createProtocolHooks(broker, store, log, { maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes })
-  const limits = createLimitHooks(aedes, config, log)
-  auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }), mayPublishAs: auth.mayPublishAs })
+  const limits = createLimitHooks(aedes, config, log, deadLetter.onSlowConsumer)
+  auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
@@ -120,7 +122,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,
-    settle: protocol.gate.settle
+    settle: protocol.gate.settle,
+    onError: protocol.closeAfterPublishError
   })
   aedes.authorizeSubscribe = chainAuthorizeSubscribe([
     protocol.refuseSessionMarker,

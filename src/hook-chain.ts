@@ -86,6 +86,12 @@ export interface PublishChain {
   settle: (packet: PublishPacket) => void
   /** Close a connected publisher's connection, unacknowledged, instead of acknowledging a refused publish. */
   disconnectOnDrop: boolean
+  /**
+   * Told about an error thrown after the publish was answered (by what aedes runs from its callback, or a step
+   * that answered and then threw). aedes has moved on by then; rethrowing it from a promise callback would be an
+   * unhandled rejection that ends the process, so the one client it happened for is closed instead.
+   */
+  onError: (client: Client | null, error: unknown) => void
 }
 
 export function chainAuthorizePublish (chain: PublishChain) {
@@ -95,10 +101,13 @@ export function chainAuthorizePublish (chain: PublishChain) {
       answered = true
       cb(err)
     }
-    // A step or the commit that throws becomes an error for aedes (the connection closes unacknowledged); what aedes
-    // throws from its own callback is not ours to catch.
+    // A step or the commit that throws before answering becomes an error for aedes (the connection closes
+    // unacknowledged); a throw after the answer (from aedes' own continuation) goes to onError.
     const fail = (err: unknown): void => {
-      if (answered) throw err
+      if (answered) {
+        chain.onError(client, err)
+        return
+      }
       answer(err as Error)
     }
     const decide = (verdict: PublishDrop | undefined): void => {

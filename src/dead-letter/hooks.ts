@@ -34,6 +34,8 @@ const storeDetail: Record<DropEvent['reason'], string> = {
   'retained-limit': 'retained.maxMessages reached: the message was delivered but not kept as a new retained topic'
 }
 
+const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and was disconnected past limits.maxInflightMessages or maxInflightBytes before it acknowledged this copy'
+
 const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
   'max-deliveries': 'delivered sharedSubscriptions.maxDeliveries times without an acknowledgement',
   'queue-full': "the shared subscription's queue was full (sharedSubscriptions.maxQueuedMessages or maxQueuedBytes)",
@@ -169,6 +171,15 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
     void service.record({ reason: event.reason, detail: storeDetail[event.reason], packet: { ...event.packet }, target: event.clientId })
   }
 
+  /** A clean session's QoS 1/2 copies lost when it was disconnected as a slow consumer (src/limits). */
+  const onSlowConsumer = (client: Client, packets: readonly PublishPacket[]): void => {
+    if (!enabled) return
+    for (const packet of packets) {
+      if (isReservedTopic(packet.topic)) continue
+      void service.record({ reason: 'slow-consumer', detail: slowConsumerDetail, packet: { ...toPacket(packet), retain: false }, target: client.id })
+    }
+  }
+
   const onShared = (event: SharedDeadLetter): void => {
     log.warn({ reason: event.reason, share: event.share, attempts: event.attempts, topic: event.packet.topic, qos: event.packet.qos }, 'shared message dead-lettered')
     if (!enabled) return
@@ -190,6 +201,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
     detectNoSubscribers,
     watchWills,
     onStoreDrop,
+    onSlowConsumer,
     onShared,
     start,
     close: () => {

@@ -6,12 +6,13 @@ import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '
 import type { ConnectionGuard } from '../listeners/listener.js'
 import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
-import { internals, type ClientInternals, type Deliver } from '../protocol/aedes-internals.js'
+import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { connectViolation, type ConnectLimits } from './connect-rules.js'
 import { createConnectionGuard } from './connection-guard.js'
 import { newLimitCounters, type LimitCounters } from './counters.js'
 import { LogThrottle } from './log-throttle.js'
 import { OutboundWindow, STALL_GRACE_MS } from './outbound-window.js'
+import { Unacknowledged } from './unacknowledged.js'
 import { PublishThrottle } from './rate.js'
 
 /**
@@ -38,12 +39,22 @@ export interface LimitHooks {
   counters: LimitCounters
 }
 
+/**
+ * What a clean session's unacknowledged copies may hold, as a multiple of limits.maxInflightBytes: the stalled window
+ * and what the connection took before it stalled (its socket buffers).
+ */
+const UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE = 2
+const UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT = 64 * 1024 * 1024
+
 interface LimitClient extends ClientInternals {
   connackSent: boolean
   _keepaliveTimer: NodeJS.Timeout | null
 }
 
-export function createLimitHooks (broker: Aedes, config: Config, log: Logger): LimitHooks {
+/** Told about a clean session's QoS 1/2 copies a slow consumer's disconnect discards. */
+export type SlowConsumerSink = (client: Client, packets: readonly DeliveryPacket[]) => void
+
+export function createLimitHooks (broker: Aedes, config: Config, log: Logger, onSlowConsumer: SlowConsumerSink): LimitHooks {
   const limits = config.limits
   const counters = newLimitCounters()
   // Smallest first, so the detail names the strictest limit a payload breaks.
@@ -75,14 +86,27 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
     return undefined
   }
 
-  const watchOutbound: ConnectStep = (client) => {
-    if (limits.maxInflightMessages === 0) return undefined
+  const watchOutbound: ConnectStep = (client, connect) => {
+    if (limits.maxInflightMessages === 0 && limits.maxInflightBytes === 0) return undefined
     const c = internals(client)
-    const window = new OutboundWindow(limits.maxInflightMessages)
+    const window = new OutboundWindow(limits.maxInflightMessages, limits.maxInflightBytes)
     const conn = client.conn as Writable
+    // A clean session's copies a slow consumer's disconnect would lose (see Unacknowledged), bounded by bytes only:
+    // what the connection took before it stalled counts too, however many messages. A persistent session's stay in
+    // the store and are resent when it reconnects.
+    const trackedBytes = UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE * (limits.maxInflightBytes > 0 ? limits.maxInflightBytes : UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT)
+    const unacknowledged = connect.clean === false ? undefined : new Unacknowledged<DeliveryPacket | undefined>(0, trackedBytes)
+    if (unacknowledged !== undefined) {
+      c._parser.prependListener('packet', (ack: { cmd: string }) => {
+        if (ack.cmd === 'puback') unacknowledged.acknowledged(1)
+        else if (ack.cmd === 'pubrec') unacknowledged.acknowledged(2)
+      })
+    }
     // Deliveries the broker is waiting for this client to take (see OutboundWindow for why they are let go).
     const waiting = new Set<() => void>()
     let stalled = false
+    let disconnecting = false
+    let writes = 0
     let stallTimer: NodeJS.Timeout | undefined
     const releaseAll = (): void => {
       for (const done of waiting) setImmediate(done)
@@ -90,6 +114,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
     }
     const write = conn.write.bind(conn) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
     conn.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
+      writes++
       const ok = write(chunk, encoding, cb)
       if (!ok && stallTimer === undefined && !stalled) {
         stallTimer = setTimeout(() => {
@@ -107,8 +132,21 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
       stalled = false
       window.drained()
     })
+    const lost = (packets: readonly DeliveryPacket[]): void => { if (unacknowledged !== undefined && packets.length > 0) onSlowConsumer(client, packets) }
+    const refuse = (packet: DeliveryPacket): void => {
+      if (!disconnecting) {
+        disconnecting = true
+        counters.slowConsumersDisconnected++
+        clientLogger(log, client).warn({ limit: window.binding, waiting: window.waiting, waitingBytes: window.waitingBytes, unacknowledged: unacknowledged?.size ?? 0 }, 'disconnecting a client that is not reading')
+        lost((unacknowledged?.take() ?? []).filter(p => p !== undefined))
+        client.emit('error', new Error(`${window.binding} exceeded: ${window.waiting} messages (${window.waitingBytes} bytes) waiting for a client that is not reading`))
+      }
+      // and every copy that still comes for it before aedes has removed it
+      lost([packet])
+    }
     const wrap = (deliver: Deliver): Deliver => (packet, cb) => {
-      const verdict = window.deliver(stalled, packet.qos)
+      const bytes = sizeOf(packet)
+      const verdict = disconnecting ? 'disconnect' : window.deliver(stalled, packet.qos, bytes)
       if (verdict === 'deliver') {
         let called = false
         const done = (): void => {
@@ -118,17 +156,21 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger): L
           cb()
         }
         waiting.add(done)
+        // a copy that brings its packet id is a shared delivery: its group redelivers it, so it takes its place in
+        // the order of acknowledgements without being dead-lettered
+        const shared = packet.messageId !== undefined && packet.messageId !== 0
+        const before = writes
         deliver(packet, done)
+        // the router sets the QoS the copy went out at, and writes a clean session's copy at once
+        if (unacknowledged !== undefined && writes !== before && packet.qos > 0) unacknowledged.sent(packet.qos as 1 | 2, shared ? undefined : packet, bytes)
         if (stalled) releaseAll()
         return
       }
       if (verdict === 'drop') {
         counters.outboundDropped++
-        warnClient(client, 'outbound', { limit: 'limits.maxInflightMessages', waiting: window.waiting, topic: packet.topic }, 'message dropped for a client that is not reading')
-      } else if (!client.closed) {
-        counters.slowConsumersDisconnected++
-        clientLogger(log, client).warn({ limit: 'limits.maxInflightMessages', waiting: window.waiting }, 'disconnecting a client that is not reading')
-        client.emit('error', new Error(`limits.maxInflightMessages exceeded: ${window.waiting} messages waiting for a client that is not reading`))
+        warnClient(client, 'outbound', { limit: window.binding, waiting: window.waiting, topic: packet.topic }, 'message dropped for a client that is not reading')
+      } else if (packet.qos > 0) {
+        refuse(packet)
       }
       setImmediate(cb)
     }

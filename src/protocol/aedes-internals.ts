@@ -1,4 +1,9 @@
-import type { Aedes, Client, PublishPacket } from 'aedes'
+import { Duplex } from 'node:stream'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { Aedes, type Client, type PublishPacket } from 'aedes'
+import { CulexError } from '../errors.js'
+import { pinnedVersion } from '../version.js'
 
 /**
  * The parts of aedes 1.2 objects that are not in its typings but that Culex relies on (read in
@@ -34,7 +39,7 @@ export interface ClientInternals extends Client {
    * which aedes does right after emitting the broker's 'connackSent' event; other packets wait in a queue of
    * `queueLimit` (42) that is emptied once the connect handling has finished.
    */
-  _parser: NodeJS.EventEmitter
+  _parser: MqttParser
   /**
    * Stops reading from the connection (aedes' read loop in lib/client.js checks the flag on every 'readable'); aedes
    * calls it itself when its authenticate step starts and calls resume() right after CONNACK 0 is written
@@ -46,6 +51,21 @@ export interface ClientInternals extends Client {
   /** Set once the connection failed; aedes' write() then stops waiting for 'drain'. */
   errored?: boolean
   broker: BrokerInternals
+}
+
+/** The parts of mqtt-packet's parser (node_modules/mqtt-packet/parser.js) Culex reads or wraps. */
+export interface MqttParser extends NodeJS.EventEmitter {
+  parse: (buf: Buffer) => number
+  /** Bytes held from an earlier read: a packet split across reads is in progress. */
+  _list: { length: number, slice: (start: number, end: number) => Buffer }
+  _stateCounter: number
+  error: Error | null
+  /** The packet being parsed; the object emitted with 'packet'. */
+  packet: object
+  /** Offset of the next field of the packet being parsed, in _list. */
+  _pos: number
+  /** Reads one length-prefixed string at _pos (decoded as UTF-8, invalid bytes as U+FFFD), or null. */
+  _parseString: () => string | null
 }
 
 export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void
@@ -65,4 +85,121 @@ export interface BrokerInternals extends Aedes {
 
 export function internals (client: Client): ClientInternals {
   return client as ClientInternals
+}
+
+/**
+ * The start-up check of every aedes and mqtt-packet internal Culex reads or patches (typed above).
+ * Those are not public API: a version other than the pinned one may rename or drop any of them, and Culex would then
+ * misbehave quietly (a wrapper on a field nobody calls any more). The check looks at a real aedes Client, created
+ * on a stream that never connects, and at a real mqtt-packet parser — the one aedes itself requires.
+ */
+export interface InternalsProbe {
+  versions: { aedes: string, 'mqtt-packet': string }
+  broker: Record<string, unknown>
+  client: Record<string, unknown>
+  /** A fresh parser of the class aedes gives each client, for the behavioural checks. */
+  newParser: () => Record<string, unknown>
+}
+
+type Owner = keyof InternalsProbe['versions']
+interface Check { owner: Owner, what: string, holds: (p: InternalsProbe) => boolean }
+
+const isFn = (v: unknown): boolean => typeof v === 'function'
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
+const has = (o: Record<string, unknown>, ...keys: string[]): boolean => keys.every(k => k in o)
+const areBooleans = (o: Record<string, unknown>, ...keys: string[]): boolean => keys.every(k => typeof o[k] === 'boolean')
+
+const CHECKS: readonly Check[] = [
+  { owner: 'aedes', what: 'Client#deliver0 and Client#deliverQoS (the delivery router and the slow-reader limit wrap them)', holds: p => isFn(p.client.deliver0) && isFn(p.client.deliverQoS) },
+  { owner: 'aedes', what: 'Client#subscriptions (an object of filter → subscription)', holds: p => isObject(p.client.subscriptions) },
+  { owner: 'aedes', what: 'Client#duplicates (replaced by the delivery router)', holds: p => isObject(p.client.duplicates) },
+  { owner: 'aedes', what: 'Client#_nextId (the packet identifier counter, 1..65535)', holds: p => Number.isInteger(p.client._nextId) && (p.client._nextId as number) >= 1 && (p.client._nextId as number) <= 65535 },
+  { owner: 'aedes', what: 'Client#waitForDrain', holds: p => isFn(p.client.waitForDrain) },
+  { owner: 'aedes', what: 'Client#pause (stops reading until CONNACK 0; the CONNACK gate relies on it)', holds: p => isFn(p.client.pause) },
+  { owner: 'aedes', what: 'Client#errored, #connackSent, #connecting, #connected, #closed and #_disconnected (booleans)', holds: p => areBooleans(p.client, 'errored', 'connackSent', 'connecting', 'connected', 'closed', '_disconnected') },
+  { owner: 'aedes', what: 'Client#will, #_will and #_keepaliveTimer', holds: p => has(p.client, 'will', '_will', '_keepaliveTimer') },
+  { owner: 'aedes', what: "Client#_parser (the connection's mqtt-packet parser, an EventEmitter with parse())", holds: p => isObject(p.client._parser) && isFn(p.client._parser.prependListener) && isFn(p.client._parser.parse) },
+  { owner: 'aedes', what: 'Aedes#clients (connected clients by id)', holds: p => isObject(p.broker.clients) },
+  { owner: 'aedes', what: 'Aedes#mq.emit and Aedes#mq._matcher.match (its mqemitter)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.emit) && isObject(p.broker.mq._matcher) && isFn(p.broker.mq._matcher.match) },
+  { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
+  { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) }
+]
+
+/** A SUBSCRIBE to `a/é` at QoS 1, packet identifier 1. */
+const SUBSCRIBE = Buffer.from([0x82, 9, 0, 1, 0, 4, 0x61, 0x2f, 0xc3, 0xa9, 1])
+/** A PUBACK for packet identifier 1: no strings, so the split check does not depend on the string reader. */
+const PUBACK = Buffer.from([0x40, 2, 0, 1])
+
+function splitStateHolds (parser: Record<string, unknown>): boolean {
+  if (!isFn(parser.parse) || !isObject(parser._list)) return false
+  const list = parser._list
+  const idle = (): boolean => list.length === 0 && parser._stateCounter === 0 && parser.error === null
+  const packets: unknown[] = []
+  ;(parser as { on: (e: string, f: (p: unknown) => void) => void }).on('packet', p => { packets.push(p) })
+  const parse = parser.parse as (b: Buffer) => number
+  if (!idle()) return false
+  parse.call(parser, PUBACK.subarray(0, 2))
+  const heldTheFirstPart = !idle() && packets.length === 0
+  parse.call(parser, PUBACK.subarray(2))
+  return heldTheFirstPart && idle() && packets.length === 1
+}
+
+function stringReaderHolds (parser: Record<string, unknown>): boolean {
+  if (!isFn(parser._parseString) || !isFn(parser.parse)) return false
+  const read = parser._parseString as () => string | null
+  let bytes: Buffer | undefined
+  let into: unknown
+  parser._parseString = function (this: Record<string, unknown>): string | null {
+    const start = this._pos as number
+    const text = read.call(this)
+    const list = this._list as { slice?: (a: number, b: number) => Buffer }
+    if (Number.isInteger(start) && isFn(list.slice)) bytes = list.slice?.(start + 2, this._pos as number)
+    into = this.packet
+    return text
+  }
+  let emitted: unknown
+  ;(parser as { on: (e: string, f: (p: unknown) => void) => void }).on('packet', p => { emitted = p })
+  ;(parser.parse as (b: Buffer) => number).call(parser, SUBSCRIBE)
+  return bytes !== undefined && bytes.equals(SUBSCRIBE.subarray(6, 10)) && emitted !== undefined && into === emitted
+}
+
+/** The first internal the probe lacks, as the message of ERR_AEDES_INTERNALS; undefined when all are there. */
+export function internalsProblem (probe: InternalsProbe): string | undefined {
+  for (const check of CHECKS) {
+    let holds: boolean
+    try {
+      holds = check.holds(probe)
+    } catch {
+      holds = false
+    }
+    if (!holds) return `${check.owner} ${probe.versions[check.owner]} does not have ${check.what}; Culex pins ${check.owner} ${pinnedVersion(check.owner)}`
+  }
+  return undefined
+}
+
+/** A real aedes broker (never started) and one of its clients on a stream that never connects, closed at once. */
+export function probeInstalled (): InternalsProbe {
+  const broker = new Aedes({})
+  const conn = new Duplex({ read () {}, write (_chunk, _encoding, cb) { cb() } })
+  const client = broker.handle(conn) as unknown as Record<string, unknown>
+  ;(client as unknown as { close: () => void }).close()
+  conn.destroy()
+  // mqtt-packet as aedes resolves it, which may differ from the copy Culex itself would import
+  const fromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'))
+  return {
+    versions: {
+      aedes: (broker as unknown as { version: string }).version,
+      'mqtt-packet': (JSON.parse(readFileSync(fromAedes.resolve('mqtt-packet/package.json'), 'utf8')) as { version: string }).version
+    },
+    broker: broker as unknown as Record<string, unknown>,
+    client,
+    // the class of the parser aedes gave the client; its static parser() makes a fresh one
+    newParser: () => ((client._parser as object).constructor as unknown as { parser: () => Record<string, unknown> }).parser()
+  }
+}
+
+/** Throws ERR_AEDES_INTERNALS unless every internal Culex relies on is where it expects it. */
+export function assertAedesInternals (probe: InternalsProbe = probeInstalled()): void {
+  const problem = internalsProblem(probe)
+  if (problem !== undefined) throw new CulexError('ERR_AEDES_INTERNALS', problem)
 }

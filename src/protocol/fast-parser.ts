@@ -1,13 +1,7 @@
 import type { Client } from 'aedes'
-
-/** The parts of mqtt-packet's parser the fast path reads (node_modules/mqtt-packet/parser.js). */
-interface MqttParser extends NodeJS.EventEmitter {
-  parse: (buf: Buffer) => number
-  /** Bytes held from an earlier read: a packet split across reads is in progress. */
-  _list: { length: number }
-  _stateCounter: number
-  error: Error | null
-}
+import { isUtf8 } from 'node:buffer'
+import { internals, type MqttParser } from './aedes-internals.js'
+import { mayBeMalformed } from './packet-guard.js'
 
 /** The command of each fixed-header byte of a two-byte acknowledgement, with the flag bits MQTT 3.1.1 requires. */
 const ACK_COMMANDS: ReadonlyMap<number, string> = new Map([[0x40, 'puback'], [0x50, 'pubrec'], [0x62, 'pubrel'], [0x70, 'pubcomp']])
@@ -36,7 +30,7 @@ const MAX_HELD_BYTES = 64 * 1024
  * packet and error.
  */
 export function parseFast (client: Client): void {
-  const parser = (client as Client & { _parser: MqttParser })._parser
+  const parser = internals(client)._parser
   const parse = parser.parse
   let held: Buffer | undefined
   parser.parse = function parseFast (this: MqttParser, chunk: Buffer): number {
@@ -95,6 +89,8 @@ function nextPacket (parser: MqttParser, buf: Buffer, at: number): number {
   const retain = (first & 0x01) !== 0
   const dup = (first & 0x08) !== 0
   const topic = buf.toString('utf8', i + 2, topicEnd)
+  // bytes that are not UTF-8: mqtt-packet parses the packet, and src/protocol/packet-guard.ts refuses it there
+  if (mayBeMalformed(topic) && !isUtf8(buf.subarray(i + 2, topicEnd))) return OTHER
   // the shape and key order of mqtt-packet's Packet, so the objects aedes handles keep one hidden class per kind
   if (qos === 0) {
     parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload: buf.subarray(topicEnd, end) })

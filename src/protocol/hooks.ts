@@ -6,6 +6,7 @@ import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { parseFast } from './fast-parser.js'
+import { closeAfterBug, guardReads } from './read-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
 import type { SessionQueues } from '../store/types.js'
@@ -91,6 +92,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
         const clientLog = violator.id === null ? log : clientLogger(log, violator)
         clientLog.warn({ reason }, 'protocol violation, closing connection')
       })
+      guardReads(client, (c, err) => { closeAfterBug(log, c, err, 'read') })
     }
 
   // A persistent session's QoS 1/2 messages are all in its queue before aedes delivers them live. aedes delivers
@@ -148,6 +150,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     refuseEmptyPersistentId,
     refuseSessionMarker,
     refuseReservedTopics,
+    closeAfterPublishError: (client: Client | null, err: unknown) => { closeAfterBug(log, client, err, 'publish') },
     recordGranted: (sub: Subscription) => { granted.add(sub) }
   }
 }

@@ -1,27 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { connectBytes, remainingLength } from '../helpers/raw-client.js'
+import { connectBytes } from '../helpers/raw-client.js'
 import {
-  fence, messagesOn, mqttClient, rawClient, subscribe, transports, uid, useBroker, type RawClient, type Transport
+  brokerStillServes as stillServes, fence, id16, messagesOn, mqttClient, packet, rawClient, str, subscribe, transports, uid, useBroker,
+  CLOSE_MS, type RawClient, type Transport
 } from './support.js'
 
 // MQTT 3.1.1 §4.8 [MQTT-4.8.0-1]: on a protocol violation the server closes the connection. Each case also checks
 // that nothing of the bad packet took effect and that the broker goes on serving other clients.
 const tb = useBroker()
-
-function str (s: string): Buffer {
-  const b = Buffer.from(s, 'utf8')
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b])
-}
-
-function packet (firstByte: number, ...body: Buffer[]): Buffer {
-  const b = Buffer.concat(body)
-  return Buffer.concat([Buffer.from([firstByte]), remainingLength(b.length), b])
-}
-
-const id16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff])
-
-// A broker closes on a protocol violation within milliseconds; waiting longer only slows down a failing case.
-const CLOSE_MS = 1000
 
 describe.each(transports)('invalid packets over %s', (transport: Transport) => {
   async function connected (): Promise<RawClient> {
@@ -30,13 +16,7 @@ describe.each(transports)('invalid packets over %s', (transport: Transport) => {
     return raw
   }
 
-  /** Another client can still subscribe, publish and receive. */
-  async function brokerStillServes (): Promise<void> {
-    const c = await mqttClient(tb(), transport)
-    const topic = `${uid('ok')}/t`
-    await subscribe(c, { [topic]: 1 })
-    await fence(c, c, topic)
-  }
+  const brokerStillServes = async (): Promise<void> => { await stillServes(tb(), transport) }
 
   describe('PUBLISH', () => {
     it.each(['+', '#', 'a/+/b', 'a/#'])('[MQTT-3.3.2-2] a PUBLISH whose topic name contains a wildcard ("%s") closes the connection and is not delivered', async (wild) => {

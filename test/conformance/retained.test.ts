@@ -1,32 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import type { Received } from '../helpers/clients.js'
 import {
-  messagesOn, mqttClient, subscribe, transports, uid, useBroker, waitFor, waitForMessages, type TestClient, type Transport
+  messagesOn, mqttClient, retainedProbe, subscribe, transports, uid, useBroker, waitFor, waitForMessages, type TestClient, type Transport
 } from './support.js'
 
 // MQTT 3.1.1 §3.3.1.3 RETAIN, §3.8.4 (retained messages on SUBSCRIBE).
 const tb = useBroker()
 
 describe.each(transports)('retained messages over %s', (transport: Transport) => {
-  /**
-   * What a new subscriber to `<base>/+` is sent, markers excepted. `<base>/a` is retained before the test acts and
-   * `<base>/z` after, so a topic `<base>/m…` lies between the two markers both by name and by time: once the new
-   * subscriber has both markers, every retained message under `<base>` has arrived, whatever order the store keeps.
-   */
-  async function retainedUnder (base: string): Promise<{ read: () => Promise<Received[]> }> {
-    const marker = await mqttClient(tb(), transport)
-    await marker.publishAsync(`${base}/a`, 'marker-a', { qos: 1, retain: true })
-    return {
-      read: async () => {
-        await marker.publishAsync(`${base}/z`, 'marker-z', { qos: 1, retain: true })
-        const reader = await mqttClient(tb(), transport)
-        await subscribe(reader, { [`${base}/+`]: 2 })
-        await waitForMessages(reader, `${base}/a`)
-        await waitForMessages(reader, `${base}/z`)
-        return reader.received.filter(m => m.topic !== `${base}/a` && m.topic !== `${base}/z`)
-      }
-    }
-  }
+  const retainedUnder = async (base: string): Promise<{ read: () => Promise<Received[]> }> => await retainedProbe(tb(), transport, base)
 
   async function publisher (): Promise<TestClient> {
     return await mqttClient(tb(), transport)

@@ -4,7 +4,7 @@ import type { IClientOptions, MqttClient } from 'mqtt'
 import type { PublishPacket } from 'aedes'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, waitFor, type Received, type Transport } from '../helpers/clients.js'
-import { openRaw, type RawClient } from '../helpers/raw-client.js'
+import { openRaw, remainingLength, type RawClient } from '../helpers/raw-client.js'
 
 /**
  * Shared plumbing for the conformance files: one real broker per file (both transports use it), clients that are
@@ -94,6 +94,51 @@ export async function serverPublish (tb: TestBroker, packet: { topic: string, pa
 export function isConnected (tb: TestBroker, clientId: string): boolean {
   return (tb.broker.aedes as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined
 }
+
+/**
+ * What a new subscriber to `<base>/+` is sent, markers excepted. `<base>/a` is retained before the test acts and
+ * `<base>/z` after, so a topic `<base>/m…` lies between the two markers both by name and by time: once the new
+ * subscriber has both markers, every retained message under `<base>` has arrived, whatever order the store keeps.
+ */
+export async function retainedProbe (tb: TestBroker, transport: Transport, base: string): Promise<{ read: () => Promise<Received[]> }> {
+  const marker = await mqttClient(tb, transport)
+  await marker.publishAsync(`${base}/a`, 'marker-a', { qos: 1, retain: true })
+  return {
+    read: async () => {
+      await marker.publishAsync(`${base}/z`, 'marker-z', { qos: 1, retain: true })
+      const reader = await mqttClient(tb, transport)
+      await subscribe(reader, { [`${base}/+`]: 2 })
+      await waitForMessages(reader, `${base}/a`)
+      await waitForMessages(reader, `${base}/z`)
+      return reader.received.filter(m => m.topic !== `${base}/a` && m.topic !== `${base}/z`)
+    }
+  }
+}
+
+/** Another client can still subscribe, publish and receive. */
+export async function brokerStillServes (tb: TestBroker, transport: Transport): Promise<void> {
+  const c = await mqttClient(tb, transport)
+  const topic = `${uid('ok')}/t`
+  await subscribe(c, { [topic]: 1 })
+  await fence(c, c, topic)
+}
+
+/** A broker closes on a protocol violation within milliseconds; waiting longer only slows down a failing case. */
+export const CLOSE_MS = 1000
+
+/** A length-prefixed string of MQTT, from text or from raw bytes (which need not be UTF-8). */
+export function str (s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b])
+}
+
+/** A packet from its first byte and body, with the remaining length worked out. */
+export function packet (firstByte: number, ...body: Buffer[]): Buffer {
+  const b = Buffer.concat(body)
+  return Buffer.concat([Buffer.from([firstByte]), remainingLength(b.length), b])
+}
+
+export const id16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff])
 
 export { waitFor, sleep } from '../helpers/clients.js'
 export { transports, type Transport } from '../helpers/clients.js'

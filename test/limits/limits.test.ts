@@ -236,8 +236,8 @@ describe('limits', () => {
     expect(b.broker.security.limits.slowConsumersDisconnected).toBe(1)
   })
 
-  it('maxInflightMessages 0: QoS 1 acknowledgements wait while a subscriber\'s socket is full, and all come once it reads again', async () => {
-    const b = await start({ 'limits.maxInflightMessages': 0, 'mqtt.drainTimeoutMs': 0 })
+  it('maxInflightMessages and maxInflightBytes 0: QoS 1 acknowledgements wait while a subscriber\'s socket is full, and all come once it reads again', async () => {
+    const b = await start({ 'limits.maxInflightMessages': 0, 'limits.maxInflightBytes': 0, 'mqtt.drainTimeoutMs': 0 })
     const slow = await frozenSubscriber(b.mqttPort, 'slow', 'bp/#')
     sockets.push(slow)
     const pub = await connect({ clientId: 'pub' })

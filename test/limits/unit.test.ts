@@ -6,6 +6,7 @@ import { connectViolation, type ConnectLimits } from '../../src/limits/connect-r
 import { FrameScanner } from '../../src/limits/frame-scanner.js'
 import { LogThrottle } from '../../src/limits/log-throttle.js'
 import { OutboundWindow } from '../../src/limits/outbound-window.js'
+import { Unacknowledged } from '../../src/limits/unacknowledged.js'
 import { AddressRate, Gcra, PublishThrottle } from '../../src/limits/rate.js'
 
 describe('rates', () => {
@@ -142,14 +143,26 @@ describe('small helpers', () => {
   })
 
   it('lets messages wait behind a stalled connection up to the limit, then drops QoS 0 and disconnects QoS 1', () => {
-    const w = new OutboundWindow(2)
-    expect(w.deliver(false, 1)).toBe('deliver')
-    expect([w.deliver(true, 0), w.deliver(true, 1)]).toEqual(['deliver', 'deliver'])
-    expect(w.deliver(true, 0)).toBe('drop')
-    expect(w.deliver(true, 2)).toBe('disconnect')
+    const w = new OutboundWindow(2, 0)
+    expect(w.deliver(false, 1, 10)).toBe('deliver')
+    expect([w.deliver(true, 0, 10), w.deliver(true, 1, 10)]).toEqual(['deliver', 'deliver'])
+    expect(w.deliver(true, 0, 10)).toBe('drop')
+    expect(w.deliver(true, 2, 10)).toBe('disconnect')
+    expect(w.binding).toBe('limits.maxInflightMessages')
     w.drained()
-    expect(w.deliver(true, 1)).toBe('deliver')
-    expect(new OutboundWindow(0).deliver(true, 1)).toBe('deliver')
+    expect(w.deliver(true, 1, 10)).toBe('deliver')
+    expect(new OutboundWindow(0, 0).deliver(true, 1, 10)).toBe('deliver')
+  })
+
+  it('bounds the bytes waiting behind a stalled connection too', () => {
+    const w = new OutboundWindow(0, 100)
+    expect([w.deliver(true, 1, 60), w.deliver(true, 1, 40)]).toEqual(['deliver', 'deliver'])
+    expect(w.deliver(true, 1, 1)).toBe('disconnect')
+    expect(w.binding).toBe('limits.maxInflightBytes')
+    expect(w.waitingBytes).toBe(100)
+    w.drained()
+    expect(w.deliver(true, 0, 100)).toBe('deliver')
+    expect(w.deliver(true, 0, 1)).toBe('drop')
   })
 
   it('validates a regular expression setting', () => {
@@ -157,5 +170,31 @@ describe('small helpers', () => {
     expect(f.parse('^[a-z]+$')).toEqual({ ok: true, value: '^[a-z]+$' })
     expect(f.parse('')).toEqual({ ok: true, value: '' })
     expect(f.parse('([a-z')).toMatchObject({ ok: false })
+  })
+})
+
+describe('unacknowledged copies of a clean session', () => {
+  it('settles the oldest copy of a QoS with each PUBACK (QoS 1) or PUBREC (QoS 2) and hands over the rest', () => {
+    const u = new Unacknowledged<string>(0, 0)
+    for (const [qos, p] of [[1, 'a'], [2, 'b'], [1, 'c'], [2, 'd'], [1, 'e']] as Array<[1 | 2, string]>) u.sent(qos, p, 10)
+    u.acknowledged(1)
+    u.acknowledged(2)
+    expect(u.size).toBe(3)
+    expect(u.take()).toEqual(['c', 'e', 'd'])
+    expect(u.size).toBe(0)
+    u.acknowledged(1)
+    expect(u.take()).toEqual([])
+  })
+
+  it('forgets the oldest past its bounds, counting each entry\'s own memory', () => {
+    const u = new Unacknowledged<number>(3, 0)
+    for (let i = 0; i < 5; i++) u.sent(1, i, 1)
+    expect(u.take()).toEqual([2, 3, 4])
+    const b = new Unacknowledged<number>(0, 3 * (100 + 64))
+    for (let i = 0; i < 5; i++) b.sent(1, i, 100)
+    expect(b.take()).toEqual([2, 3, 4])
+    const many = new Unacknowledged<number>(0, 1000)
+    for (let i = 0; i < 100; i++) many.sent(2, i, 0)
+    expect(many.size).toBe(15)
   })
 })

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { Client } from 'aedes'
 import { parseFast } from '../../src/protocol/fast-parser.js'
+import { guardPackets } from '../../src/protocol/packet-guard.js'
 
 /** What a parser emits for these reads, fed one after the other: packets (payloads as bytes) and errors, in order. */
 function feed (reads: Buffer[], fast: boolean): unknown[] {
@@ -21,6 +22,9 @@ const gen = (p: Record<string, unknown>): Buffer => mqttPacket.generate(p as unk
 const publish = (topic: string, qos: 0 | 1 | 2, payload: Buffer, messageId = 1, retain = false, dup = false): Buffer =>
   gen({ cmd: 'publish', topic, qos, payload, messageId, retain, dup })
 const ack = (first: number, id: number): Buffer => Buffer.from([first, 2, id >> 8, id & 0xff])
+
+/** A QoS 0 PUBLISH whose topic is these bytes, UTF-8 or not. */
+const rawTopicPublish = (topic: Buffer): Buffer => Buffer.concat([Buffer.from([0x30, 2 + topic.length + 1, 0, topic.length]), topic, Buffer.from('x')])
 
 /** Splits bytes into reads at the given offsets. */
 const splitAt = (bytes: Buffer, cuts: number[]): Buffer[] => {
@@ -51,7 +55,11 @@ describe('packet fast path', () => {
     ['a QoS 1 PUBLISH without room for its packet id', [Buffer.from([0x32, 3, 0, 1, 0x61]), publish('ok', 0, Buffer.from('1'))]],
     ['an acknowledgement with a longer remaining length', [Buffer.from([0x40, 3, 0, 1, 0])]],
     ['a five-byte remaining length', [Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0])]],
-    ['reads after an error', [ack(0x42, 4), publish('a', 1, Buffer.from('1')), ack(0x40, 5)]]
+    ['reads after an error', [ack(0x42, 4), publish('a', 1, Buffer.from('1')), ack(0x40, 5)]],
+    // a topic whose bytes are not UTF-8 is left to mqtt-packet, where src/protocol/packet-guard.ts checks the bytes
+    ['a topic that is not UTF-8, then one with a real U+FFFD', [Buffer.concat([rawTopicPublish(Buffer.from([0x75, 0x2f, 0xff, 0x28])), publish('u/\uFFFD', 1, Buffer.from('2')), publish('ok', 0, Buffer.from('3'))])]],
+    // packet identifier 0 is parsed alike on both paths; the guard refuses it
+    ['packet identifier 0', [Buffer.concat([publish('a', 1, Buffer.from('1'), 0), ack(0x40, 0), ack(0x62, 0)])]]
   ]
   it.each(cases)('%s', (_name, reads) => {
     const expected = feed(reads, false)
@@ -75,5 +83,23 @@ describe('packet fast path', () => {
       const reads = splitAt(bytes, cuts)
       expect(feed(reads, true)).toEqual(feed(reads, false))
     }
+  })
+
+  it('with the packet guard, a malformed topic or packet identifier 0 is refused whichever path parsed it', () => {
+    const refused: string[] = []
+    const parser = mqttPacket.parser()
+    const client = { _parser: parser } as unknown as Client
+    parseFast(client)
+    guardPackets(client, (_c, reason) => { refused.push(reason) })
+    const handled: string[] = []
+    parser.on('packet', (p: Packet) => { handled.push(p.cmd) })
+    const reads = [
+      Buffer.concat([publish('ok', 1, Buffer.from('1')), rawTopicPublish(Buffer.from([0x61, 0xc3])), publish('u/\uFFFD', 0, Buffer.from('2'))]),
+      // after a SUBSCRIBE mqtt-packet parses the rest of the read
+      Buffer.concat([gen({ cmd: 'subscribe', messageId: 5, subscriptions: [{ topic: 'x/#', qos: 1 }] }), rawTopicPublish(Buffer.from([0xed, 0xa0, 0x80])), publish('a', 2, Buffer.from('3'), 0)])
+    ]
+    for (const r of reads) parser.parse(r)
+    expect(handled).toEqual(['publish', 'protocol-violation', 'publish', 'subscribe', 'protocol-violation', 'protocol-violation'])
+    expect(refused).toEqual(['a string that is not well-formed UTF-8', 'a string that is not well-formed UTF-8', 'packet identifier 0'])
   })
 })

@@ -17,7 +17,8 @@ async function authorize (checks: PublishStep[], opts: { disconnectOnDrop?: bool
       done(opts.commitError ?? null)
     },
     settle: () => { settled = true },
-    disconnectOnDrop: opts.disconnectOnDrop ?? false
+    disconnectOnDrop: opts.disconnectOnDrop ?? false,
+    onError: (_c, err) => { throw err }
   })
   let answeredAtOnce = false
   const err = await new Promise<Error | null | undefined>(resolve => {
@@ -62,17 +63,23 @@ describe('the publish check chain', () => {
     expect((await authorize([async () => undefined], { commitThrows: new Error('after await') })).err?.message).toBe('after await')
   })
 
-  it('does not swallow an exception thrown by aedes from its own callback', () => {
-    const hook = chainAuthorizePublish({
-      checks: [() => undefined],
-      onDrop: () => undefined,
-      commit: (_c, _p, done) => { done(null) },
-      settle: () => undefined,
-      disconnectOnDrop: false
-    })
-    let calls = 0
-    expect(() => { hook({} as Client, packet, () => { calls++; throw new Error('aedes bug') }) }).toThrow('aedes bug')
-    expect(calls).toBe(1)
+  it('hands an exception thrown after the answer (from aedes\' own callback) to onError, synchronous or not, and answers once', async () => {
+    for (const checks of [[() => undefined], [async () => undefined]] as PublishStep[][]) {
+      const errors: unknown[] = []
+      let calls = 0
+      const hook = chainAuthorizePublish({
+        checks,
+        onDrop: () => undefined,
+        commit: (_c, _p, done) => { done(null) },
+        settle: () => undefined,
+        disconnectOnDrop: false,
+        onError: (_c, err) => { errors.push(err) }
+      })
+      hook({} as Client, packet, () => { calls++; throw new Error('aedes bug') })
+      await new Promise(resolve => setImmediate(resolve))
+      expect(calls).toBe(1)
+      expect(errors.map(e => (e as Error).message)).toEqual(['aedes bug'])
+    }
   })
 
   it('turns a check that throws, synchronously or not, into an error for aedes (the connection closes, no acknowledgement)', async () => {
