@@ -24,6 +24,7 @@ const missing: Array<[string, Mutation, string]> = [
   ['_nextId', p => { delete p.client._nextId }, 'Client#_nextId'],
   ['_nextId out of range', p => { p.client._nextId = 0 }, 'Client#_nextId'],
   ['waitForDrain', p => { p.client.waitForDrain = 1 }, 'Client#waitForDrain'],
+  ['pause', p => { p.client.pause = undefined }, 'Client#pause'],
   ['connackSent', p => { delete p.client.connackSent }, 'Client#errored, #connackSent'],
   ['_disconnected', p => { p.client._disconnected = undefined }, '#_disconnected'],
   ['_will', p => { delete p.client._will }, 'Client#will, #_will and #_keepaliveTimer'],
