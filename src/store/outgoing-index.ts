@@ -43,8 +43,14 @@ export function queueEntry (f: EntryFields): QueueEntry {
 export class ClientQueue {
   readonly clientId: string
   readonly enc: string
-  /** Insertion order is seq order: seqs only grow, and the loader reads keys in order. */
-  entries = new Map<number, QueueEntry>()
+  /**
+   * By seq. Insertion order is seq order (seqs only grow, and the loader reads keys in order) except after a
+   * restore, which appends and marks the map for one sort at the next read.
+   */
+  #entries = new Map<number, QueueEntry>()
+  #unordered = false
+  /** The highest seq ever added: an add below it breaks the insertion order. */
+  #highestSeq = 0
   readonly #byCounter = new Map<string, Map<number, QueueEntry>>()
   /** One entry per id, or (an id reused while an older entry still holds it) the entries in seq order. */
   readonly #byMessageId = new Map<number, QueueEntry | QueueEntry[]>()
@@ -57,16 +63,27 @@ export class ClientQueue {
     this.enc = enc
   }
 
+  /** The entries in seq (FIFO) order. */
+  get entries (): ReadonlyMap<number, QueueEntry> {
+    if (this.#unordered) {
+      this.#entries = new Map([...this.#entries].sort((a, b) => a[0] - b[0]))
+      this.#unordered = false
+    }
+    return this.#entries
+  }
+
   get size (): number {
-    return this.entries.size
+    return this.#entries.size
   }
 
   get waiting (): number {
-    return this.entries.size - this.inflightCount
+    return this.#entries.size - this.inflightCount
   }
 
   add (entry: QueueEntry): void {
-    this.entries.set(entry.seq, entry)
+    this.#entries.set(entry.seq, entry)
+    if (entry.seq > this.#highestSeq) this.#highestSeq = entry.seq
+    else this.#unordered = true
     entry.removed = false
     this.bytes += entry.bytes
     if (entry.brokerId != null && entry.brokerCounter !== undefined) {
@@ -86,9 +103,9 @@ export class ClientQueue {
   }
 
   remove (entry: QueueEntry): void {
-    if (entry.removed || this.entries.get(entry.seq) !== entry) return
+    if (entry.removed || this.#entries.get(entry.seq) !== entry) return
     entry.removed = true
-    this.entries.delete(entry.seq)
+    this.#entries.delete(entry.seq)
     this.bytes -= entry.bytes
     if (entry.brokerId != null && entry.brokerCounter !== undefined) {
       const counters = this.#byCounter.get(entry.brokerId)
@@ -105,13 +122,15 @@ export class ClientQueue {
     }
   }
 
-  /** Puts entries back after a failed write, keeping seq order. */
+  /**
+   * Puts entries back after a failed write. A failed batch restores its entries one undo at a time (thousands in a
+   * disk-full storm), so the order is mended once, at the next read, not once per entry.
+   */
   restore (entries: QueueEntry[]): void {
     for (const entry of entries) {
-      if (this.entries.has(entry.seq)) continue
+      if (this.#entries.has(entry.seq)) continue
       this.add(entry)
     }
-    this.entries = new Map([...this.entries].sort((a, b) => a[0] - b[0]))
   }
 
   byCounter (brokerId: string, brokerCounter: number): QueueEntry | undefined {
