@@ -2,7 +2,7 @@ import type { Client, Subscription } from 'aedes'
 import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
 import type { BrokerInternals } from './aedes-internals.js'
 import { routeDeliveries } from './delivery.js'
-import { installPublishGate, type PublishGate } from './publish-gate.js'
+import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { parseFast } from './fast-parser.js'
 import { answerUnsupportedLevel } from './connect-level.js'
@@ -21,6 +21,8 @@ export interface ProtocolStore extends ReplayStore {
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
   hasSession: (clientId: string) => boolean
   incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
+  incomingWrite: IncomingRecords['incomingWrite']
+  incomingForget: IncomingRecords['incomingForget']
 }
 
 /**
@@ -28,7 +30,7 @@ export interface ProtocolStore extends ReplayStore {
  * src/broker.ts; see the notes on each for the aedes behaviour it corrects.
  */
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger) {
-  const gate: PublishGate = installPublishGate(broker)
+  const gate: PublishGate = installPublishGate(broker, store)
   const granted = new WeakSet<Subscription>()
 
   // aedes stores the whole SUBSCRIBE packet's list for a persistent session, refused filters included, and the

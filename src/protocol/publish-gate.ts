@@ -8,7 +8,9 @@ import type { BrokerInternals } from './aedes-internals.js'
  * send the PUBACK. aedes then calls publish() for the same packet object, which the gate turns into a no-op.
  * QoS 2 already publishes before PUBREC, but a copy resent before the first one is stored looks new to aedes and was
  * delivered twice; the gate remembers each client's QoS 2 ids from PUBLISH to PUBREL and settles such a copy, so
- * it is acknowledged and not published again [MQTT-4.3.3-2].
+ * it is acknowledged and not published again [MQTT-4.3.3-2]. A persistent client's QoS 2 record is written only once
+ * its publish is stored everywhere (IncomingRecords), and forgotten if the publish failed, so the resend that follows
+ * a failure is stored again instead of being taken for a duplicate.
  */
 export interface PublishGate {
   /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
@@ -19,7 +21,13 @@ export interface PublishGate {
   released: (client: Client, messageId: number | undefined) => void
 }
 
-export function installPublishGate (broker: BrokerInternals): PublishGate {
+/** The store's inbound QoS 2 records of persistent clients (LevelStore). */
+export interface IncomingRecords {
+  incomingWrite: (client: Client, messageId: number) => Promise<void>
+  incomingForget: (client: Client, messageId: number) => void
+}
+
+export function installPublishGate (broker: BrokerInternals, records: IncomingRecords): PublishGate {
   const settled = new WeakSet<object>()
   const awaitingRelease = new WeakMap<Client, Set<number>>()
   const publish = broker.publish.bind(broker)
@@ -34,7 +42,24 @@ export function installPublishGate (broker: BrokerInternals): PublishGate {
       if (done !== undefined) done()
       return
     }
-    publish(packet, client, done)
+    const messageId = packet.messageId
+    if (packet.qos !== 2 || client === null || client === undefined || client.clean || messageId === undefined) {
+      publish(packet, client, done)
+      return
+    }
+    const publisher = client
+    publish(packet, publisher, err => {
+      if (err !== undefined && err !== null) {
+        records.incomingForget(publisher, messageId)
+        awaitingRelease.get(publisher)?.delete(messageId)
+        done?.(err)
+        return
+      }
+      records.incomingWrite(publisher, messageId).then(() => done?.(), (failed: Error) => {
+        awaitingRelease.get(publisher)?.delete(messageId)
+        done?.(failed)
+      })
+    })
   }
 
   return {

@@ -180,13 +180,34 @@ export class LevelStore {
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 
-  /** Staged for persistent clients (committed with the enqueue of the same publish); memory only for clean ones. */
+  /**
+   * In memory at once (a resend of the id is a duplicate from now on); a persistent client's record is written by
+   * incomingWrite, after the publish is stored everywhere.
+   */
   async incomingStorePacket (client: ClientRef, packet: PacketLike): Promise<void> {
     const messageId = Number(packet.messageId)
     const record = packetRecord(packet, {})
     const value = client.clean === true ? undefined : encodeRecord(record)
-    const { ops, undo } = this.#incoming.store(client.id, messageId, record, value)
-    if (ops.length > 0) this.#queue.stage(ops, undo)
+    const ops = this.#incoming.store(client.id, messageId, record, value)
+    if (ops.length > 0) this.#queue.stage(ops)
+  }
+
+  /**
+   * Writes a persistent client's QoS 2 record once its publish is stored: queued for the sessions, the shared groups
+   * and as QoS 0 copies, some of them in later batches than others. The record says "this message is safe", so it
+   * goes last: written earlier, a failure (or a crash) after it would make the publisher's resend a duplicate
+   * while the message is stored nowhere. A failure of this write forgets the record, and the resend is stored again.
+   */
+  incomingWrite (client: ClientRef, messageId: number): Promise<void> {
+    return inCallOrder(() => {
+      const write = this.#incoming.write(client.id, messageId)
+      return write === undefined ? Promise.resolve() : this.#queue.commit(write.ops, write.undo)
+    })
+  }
+
+  /** The publish of a QoS 2 message failed before its record was written: the resend is new. */
+  incomingForget (client: ClientRef, messageId: number): void {
+    this.#incoming.forget(client.id, messageId)
   }
 
   incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {

@@ -98,6 +98,7 @@ describe('state survives close and reopen', () => {
     const dir = await dirs.make()
     const store = await open(dir)
     await store.incomingStorePacket({ id: 'persistent', clean: false }, publish('q2', 'p', { qos: 2, messageId: 7 }))
+    await store.incomingWrite({ id: 'persistent', clean: false }, 7)
     await store.incomingStorePacket({ id: 'clean', clean: true }, publish('q2', 'c', { qos: 2, messageId: 7 }))
     expect(await store.incomingGetPacket({ id: 'clean', clean: true }, { messageId: 7 })).toMatchObject({ topic: 'q2' })
     await store.barrier()
