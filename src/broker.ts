@@ -83,6 +83,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })
   onStoreDrop = deadLetter.onStoreDrop
+  const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
@@ -91,6 +92,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const retransmit = createRetransmission({ intervalMs: config.mqtt.retryIntervalMs, log: log.child({ component: 'retransmit' }) })
 
   aedes.preConnect = chainPreConnect([
+    sessionTracking.noteConnecting,
     protocol.routeClientDeliveries,
     protocol.noteEmptyClientId,
     limits.recordConnect,
@@ -159,7 +161,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     await aedes.listen()
     await shared.start()
     deadLetter.start()
-    sessions = await trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
+    sessions = await sessionTracking.start()
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
       const deps = {
