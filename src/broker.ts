@@ -56,6 +56,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     limits: {
       maxQueuedMessages: config.sessions.maxQueuedMessages,
       maxQueuedBytes: config.sessions.maxQueuedBytes,
+      maxTotalQueuedMessages: config.sessions.maxTotalQueuedMessages,
+      maxTotalQueuedBytes: config.sessions.maxTotalQueuedBytes,
       overflowPolicy: config.sessions.overflowPolicy,
       messageExpiryMs: config.sessions.messageExpiryMs,
       queueQos0: config.sessions.queueQos0,

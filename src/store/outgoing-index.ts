@@ -36,6 +36,12 @@ export function queueEntry (f: EntryFields): QueueEntry {
   }
 }
 
+/** What every session queue holds together (entries, waiting or in flight, and their payload bytes): the broker-wide bound. */
+export interface QueueTotals {
+  entries: number
+  bytes: number
+}
+
 /**
  * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
  * (brokerId, brokerCounter) for outgoingUpdate and by messageId for PUBACK/PUBREC/PUBCOMP.
@@ -58,9 +64,12 @@ export class ClientQueue {
   inflightCount = 0
   waitingBytes = 0
 
-  constructor (clientId: string, enc: string) {
+  readonly #totals: QueueTotals
+
+  constructor (clientId: string, enc: string, totals: QueueTotals = { entries: 0, bytes: 0 }) {
     this.clientId = clientId
     this.enc = enc
+    this.#totals = totals
   }
 
   /** The entries in seq (FIFO) order. */
@@ -86,6 +95,8 @@ export class ClientQueue {
     else this.#unordered = true
     entry.removed = false
     this.bytes += entry.bytes
+    this.#totals.entries++
+    this.#totals.bytes += entry.bytes
     if (entry.brokerId != null && entry.brokerCounter !== undefined) {
       let counters = this.#byCounter.get(entry.brokerId)
       if (counters === undefined) {
@@ -107,6 +118,8 @@ export class ClientQueue {
     entry.removed = true
     this.#entries.delete(entry.seq)
     this.bytes -= entry.bytes
+    this.#totals.entries--
+    this.#totals.bytes -= entry.bytes
     if (entry.brokerId != null && entry.brokerCounter !== undefined) {
       const counters = this.#byCounter.get(entry.brokerId)
       if (counters?.get(entry.brokerCounter) === entry) {
@@ -157,6 +170,7 @@ export class ClientQueue {
 
   setBytes (entry: QueueEntry, bytes: number): void {
     this.bytes += bytes - entry.bytes
+    this.#totals.bytes += bytes - entry.bytes
     if (entry.messageId === undefined) this.waitingBytes += bytes - entry.bytes
     entry.bytes = bytes
   }
