@@ -21,6 +21,7 @@ export interface ProtocolStore extends ReplayStore {
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
   hasSession: (clientId: string) => boolean
   incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
+  incomingGetPacket: (client: Client, packet: { messageId?: number }) => Promise<Record<string, unknown>>
   incomingWrite: IncomingRecords['incomingWrite']
   incomingForget: IncomingRecords['incomingForget']
 }
@@ -58,6 +59,15 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   store.incomingDelPacket = async (client, packet) => {
     gate.released(client, packet.messageId)
     return await incomingDelPacket(client, packet)
+  }
+
+  // aedes takes a QoS 2 PUBLISH whose id has a record for a duplicate and answers PUBREC at once. A resend of a
+  // message still being stored (on a new connection, say) would so be acknowledged for a message a failure can
+  // still lose: it waits until the first copy is stored (a duplicate) or has failed (its record is gone: new).
+  const incomingGetPacket = store.incomingGetPacket.bind(store)
+  store.incomingGetPacket = (client, packet) => {
+    const first = packet.messageId === undefined ? undefined : gate.storing(client.id, packet.messageId)
+    return first === undefined ? incomingGetPacket(client, packet) : first.then(() => incomingGetPacket(client, packet))
   }
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { IPublishPacket } from 'mqtt-packet'
+import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectClient, endClient, waitFor } from '../helpers/clients.js'
 import { ensureBuilt, killAllChildren, startArgs, startCli } from '../helpers/cli.js'
@@ -111,7 +111,8 @@ describe.skipIf(!mounted)('a full disk (data directory on a small tmpfs)', () =>
     const publish = { cmd: 'publish' as const, topic: 'orders/1', qos: 2 as const, messageId: 9, payload, retain: false, dup: false }
     const first = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
     await first.connect({ clientId: 'q2-pub', clean: false })
-    first.send(publish)
+    // With an impatient copy (DUP) in the same write: it must not be acknowledged while the first is being stored.
+    first.sendRaw(Buffer.concat([mqttPacket.generate(publish), mqttPacket.generate({ ...publish, dup: true })]))
     expect(await first.waitClosed(10_000), 'the connection is closed').toBe(true)
     expect(first.received.filter(p => p.cmd === 'pubrec'), 'no PUBREC').toEqual([])
     await cli.waitForLog(l => l.msg === 'store write failed', 'the write failure in the log')
