@@ -180,10 +180,7 @@ export class LevelStore {
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 
-  /**
-   * In memory at once (a resend of the id is a duplicate from now on); a persistent client's record is written by
-   * incomingWrite, after the publish is stored everywhere.
-   */
+  /** In memory at once (a resend is a duplicate from now on); on disk only through incomingWrite. */
   async incomingStorePacket (client: ClientRef, packet: PacketLike): Promise<void> {
     const messageId = Number(packet.messageId)
     const record = packetRecord(packet, {})
@@ -193,10 +190,9 @@ export class LevelStore {
   }
 
   /**
-   * Writes a persistent client's QoS 2 record once its publish is stored: queued for the sessions, the shared groups
-   * and as QoS 0 copies, some of them in later batches than others. The record says "this message is safe", so it
-   * goes last: written earlier, a failure (or a crash) after it would make the publisher's resend a duplicate
-   * while the message is stored nowhere. A failure of this write forgets the record, and the resend is stored again.
+   * Writes a persistent client's QoS 2 record once its publish is stored everywhere (session, group and QoS 0
+   * queues, in several batches): written earlier, a failure or crash after it made the resend a duplicate of a
+   * message stored nowhere. If this write fails the record is forgotten, and the resend is stored again.
    */
   incomingWrite (client: ClientRef, messageId: number): Promise<void> {
     return inCallOrder(() => {
