@@ -66,7 +66,7 @@ export class ClientQueue {
 
   readonly #totals: QueueTotals
 
-  constructor (clientId: string, enc: string, totals: QueueTotals = { entries: 0, bytes: 0 }) {
+  constructor (clientId: string, enc: string, totals: QueueTotals) {
     this.clientId = clientId
     this.enc = enc
     this.#totals = totals
