@@ -59,6 +59,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     limits: {
       maxQueuedMessages: config.sessions.maxQueuedMessages,
       maxQueuedBytes: config.sessions.maxQueuedBytes,
+      maxTotalQueuedMessages: config.sessions.maxTotalQueuedMessages,
+      maxTotalQueuedBytes: config.sessions.maxTotalQueuedBytes,
       overflowPolicy: config.sessions.overflowPolicy,
       messageExpiryMs: config.sessions.messageExpiryMs,
       queueQos0: config.sessions.queueQos0,
@@ -87,6 +89,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const limits = createLimitHooks(aedes, config, log, deadLetter.onSlowConsumer)
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
+  const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
@@ -95,6 +98,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const retransmit = createRetransmission({ intervalMs: config.mqtt.retryIntervalMs, log: log.child({ component: 'retransmit' }) })
 
   aedes.preConnect = chainPreConnect([
+    sessionTracking.noteConnecting,
     protocol.routeClientDeliveries,
     protocol.noteEmptyClientId,
     limits.recordConnect,
@@ -165,7 +169,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     await aedes.listen()
     await shared.start()
     deadLetter.start()
-    sessions = await trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
+    sessions = await sessionTracking.start()
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
       const deps = {

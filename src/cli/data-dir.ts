@@ -24,6 +24,6 @@ export async function openDataDir (dataDir: string, opts: { create?: boolean } =
     dir,
     sync: true,
     logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
-    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, maxTotalQueuedMessages: 0, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
   })
 }

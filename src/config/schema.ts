@@ -107,10 +107,12 @@ export const schema = {
   sessions: {
     maxQueuedMessages: int(100_000, 'Messages waiting in one persistent session\'s queue (in-flight ones are never dropped); 0 = unlimited.'),
     maxQueuedBytes: int(104_857_600, 'Payload bytes waiting in one persistent session\'s queue; 0 = unlimited.'),
+    maxTotalQueuedMessages: int(250_000, 'Messages all persistent sessions\' queues hold together, waiting or in flight: each costs about 270 bytes of memory however small its payload, so this bounds the memory of the queues (the default about 70 MB). A session whose message would pass it loses its own oldest waiting message (dropOldest) or the new one (dropNewest), dead-lettered as broker-queue-full; never another session\'s. 0 = unlimited.'),
+    maxTotalQueuedBytes: int(1_073_741_824, 'Payload bytes all persistent sessions\' queues hold together, waiting or in flight (on disk; in flight also in memory); over it like maxTotalQueuedMessages. 0 = unlimited.'),
     overflowPolicy: oneOf('dropOldest', ['dropOldest', 'dropNewest'], 'Which message goes when a session queue is full; every drop is counted and logged.'),
     messageExpiryMs: int(0, 'Queued messages older than this are discarded instead of delivered; 0 = never expire.'),
     queueQos0: bool(false, 'Also queue messages delivered at QoS 0 (QoS 0 publishes, and QoS 1/2 ones through a filter granted QoS 0) for persistent sessions whose client is disconnected, like Mosquitto\'s queue_qos0_messages: the queue limits and expiry apply, and each is sent once, at QoS 0, when the client is back. $SYS messages are never queued. false = a disconnected session misses them.'),
-    expiryMs: int(0, 'A persistent session whose client has been disconnected this long is removed with its queue; 0 = never.')
+    expiryMs: int(604_800_000, 'A persistent session whose client has been disconnected this long is removed with its subscriptions and queue; 0 = never. Default 7 days: a device offline over a long weekend keeps its session, a client id nobody uses again does not stay for ever.')
   },
   // Shared subscriptions, $share/<group>/<filter> (src/shared-subscriptions, docs/shared-subscriptions.md).
   sharedSubscriptions: {
@@ -134,7 +136,7 @@ export const schema = {
     payloadRules: payloadRulesField('Topic filters whose payloads must be valid: json (parses as JSON), utf8, or schema:<file> (JSON valid against the JSON Schema in that file); a payload that fails is refused as invalid-payload. A mapping such as {orders/#: "schema:orders.schema.json"}; in the environment orders/#=json,logs/+=utf8.')
   },
   retained: {
-    maxMessages: int(0, 'Retained topics kept; over the limit a new retained topic is refused (replacing or clearing one still works). 0 = unlimited.')
+    maxMessages: int(100_000, 'Retained topics kept (each costs about 250 bytes of memory: the default about 25 MB); over the limit a new retained topic is refused and dead-lettered as retained-limit (replacing or clearing one still works). 0 = unlimited.')
   },
   store: {
     sync: bool(false, 'false: every acknowledged message survives a process crash; true: it also survives power loss (each write batch is fsynced, slower).'),

@@ -3,7 +3,7 @@ import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '
 import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
-import { installPublishGate, type PublishGate } from './publish-gate.js'
+import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
 import { parseFast } from './fast-parser.js'
 import { closeAfterBug, guardReads } from './read-guard.js'
@@ -24,6 +24,9 @@ export interface ProtocolStore extends ReplayStore {
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
   hasSession: (clientId: string) => boolean
   incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
+  incomingGetPacket: (client: Client, packet: { messageId?: number }) => Promise<Record<string, unknown>>
+  incomingWrite: IncomingRecords['incomingWrite']
+  incomingForget: IncomingRecords['incomingForget']
 }
 
 /**
@@ -36,7 +39,7 @@ export interface ProtocolOptions {
 }
 
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
-  const gate: PublishGate = installPublishGate(broker)
+  const gate: PublishGate = installPublishGate(broker, store)
   const granted = new WeakSet<Subscription>()
 
   // aedes stores the whole SUBSCRIBE packet's list for a persistent session, refused filters included, and the
@@ -64,6 +67,15 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   store.incomingDelPacket = async (client, packet) => {
     gate.released(client, packet.messageId)
     return await incomingDelPacket(client, packet)
+  }
+
+  // aedes takes a QoS 2 PUBLISH whose id has a record for a duplicate and answers PUBREC at once. A resend of a
+  // message still being stored (on a new connection, say) would so be acknowledged for a message a failure can
+  // still lose: it waits until the first copy is stored (a duplicate) or has failed (its record is gone: new).
+  const incomingGetPacket = store.incomingGetPacket.bind(store)
+  store.incomingGetPacket = (client, packet) => {
+    const first = packet.messageId === undefined ? undefined : gate.storing(client.id, packet.messageId)
+    return first === undefined ? incomingGetPacket(client, packet) : first.then(() => incomingGetPacket(client, packet))
   }
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.

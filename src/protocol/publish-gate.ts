@@ -8,7 +8,10 @@ import type { BrokerInternals } from './aedes-internals.js'
  * send the PUBACK. aedes then calls publish() for the same packet object, which the gate turns into a no-op.
  * QoS 2 already publishes before PUBREC, but a copy resent before the first one is stored looks new to aedes and was
  * delivered twice; the gate remembers each client's QoS 2 ids from PUBLISH to PUBREL and settles such a copy, so
- * it is acknowledged and not published again [MQTT-4.3.3-2].
+ * it is acknowledged and not published again [MQTT-4.3.3-2], once the first copy is stored (and not if that fails).
+ * A persistent client's QoS 2 record is written only once its publish is stored everywhere (IncomingRecords), and
+ * forgotten if the publish failed, so the resend that follows a failure is stored again instead of being taken for
+ * a duplicate.
  */
 export interface PublishGate {
   /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
@@ -17,11 +20,23 @@ export interface PublishGate {
   commit: (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) => void
   /** Called when a QoS 2 message is released (PUBREL): its id may now carry a new message. */
   released: (client: Client, messageId: number | undefined) => void
+  /** While a client id's QoS 2 publish of this id is being stored: settles once it is stored or has failed. */
+  storing: (clientId: string, messageId: number) => Promise<unknown> | undefined
 }
 
-export function installPublishGate (broker: BrokerInternals): PublishGate {
+/** The store's inbound QoS 2 records of persistent clients (LevelStore). */
+export interface IncomingRecords {
+  incomingWrite: (client: Client, messageId: number) => Promise<void>
+  incomingForget: (client: Client, messageId: number) => void
+}
+
+export function installPublishGate (broker: BrokerInternals, records: IncomingRecords): PublishGate {
   const settled = new WeakSet<object>()
   const awaitingRelease = new WeakMap<Client, Set<number>>()
+  /** How each QoS 2 publish of a connection ended (its error, if it failed), by id, until PUBREL. */
+  const outcomes = new WeakMap<Client, Map<number, Promise<Error | undefined>>>()
+  /** The QoS 2 publishes being stored, by client id (a resend can come on a new connection) and id. */
+  const storing = new Map<string, Map<number, Promise<Error | undefined>>>()
   const publish = broker.publish.bind(broker)
 
   broker.publish = (packet, client, done) => {
@@ -29,19 +44,67 @@ export function installPublishGate (broker: BrokerInternals): PublishGate {
       done = client
       client = null
     }
+    const messageId = packet.messageId
     if (settled.has(packet)) {
       settled.delete(packet)
-      if (done !== undefined) done()
+      const first = client === null || client === undefined || messageId === undefined ? undefined : outcomes.get(client)?.get(messageId)
+      if (first === undefined || client === null || client === undefined || messageId === undefined) {
+        done?.()
+        return
+      }
+      // A QoS 2 resend is acknowledged only once the first copy is stored, and fails with it. aedes may have recorded
+      // it as new (it looked before the first was recorded, or after the first failed): its record goes the same way.
+      const resender = client
+      void first.then(err => {
+        if (err !== undefined) {
+          records.incomingForget(resender, messageId)
+          done?.(err)
+          return
+        }
+        records.incomingWrite(resender, messageId).then(() => done?.(), (failed: Error) => done?.(failed))
+      })
       return
     }
-    publish(packet, client, done)
+    if (packet.qos !== 2 || client === null || client === undefined || messageId === undefined) {
+      publish(packet, client, done)
+      return
+    }
+    const publisher = client
+    let ended!: (err: Error | undefined) => void
+    const outcome = new Promise<Error | undefined>(resolve => { ended = resolve })
+    // Kept until PUBREL (released): a resend settled before the first copy ended learns from it how it ended.
+    let ofClient = outcomes.get(publisher)
+    if (ofClient === undefined) outcomes.set(publisher, ofClient = new Map())
+    ofClient.set(messageId, outcome)
+    let ofId = storing.get(publisher.id)
+    if (ofId === undefined) storing.set(publisher.id, ofId = new Map())
+    ofId.set(messageId, outcome)
+    const end = (err: Error | undefined): void => {
+      const current = storing.get(publisher.id)
+      if (current?.get(messageId) === outcome) current.delete(messageId)
+      if (current?.size === 0) storing.delete(publisher.id)
+      if (err !== undefined) awaitingRelease.get(publisher)?.delete(messageId)
+      ended(err)
+      done?.(err)
+    }
+    publish(packet, publisher, err => {
+      if (err !== undefined && err !== null) {
+        records.incomingForget(publisher, messageId)
+        end(err)
+        return
+      }
+      records.incomingWrite(publisher, messageId).then(() => { end(undefined) }, (failed: Error) => { end(failed) })
+    })
   }
 
   return {
     settle: packet => settled.add(packet),
     released: (client, messageId) => {
-      if (messageId !== undefined) awaitingRelease.get(client)?.delete(messageId)
+      if (messageId === undefined) return
+      awaitingRelease.get(client)?.delete(messageId)
+      outcomes.get(client)?.delete(messageId)
     },
+    storing: (clientId, messageId) => storing.get(clientId)?.get(messageId),
     commit: (client, packet, done) => {
       if (packet.qos === 2 && client !== null && packet.messageId !== undefined) {
         let ids = awaitingRelease.get(client)

@@ -1,5 +1,5 @@
 import type { Aedes, Client } from 'aedes'
-import type { SubscribeStep } from '../hook-chain.js'
+import type { ConnectStep, SubscribeStep } from '../hook-chain.js'
 import type { LevelStore } from '../store/index.js'
 import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
@@ -11,35 +11,65 @@ const SYS_PREFIX = '$SYS/'
  * Persistent-session bookkeeping aedes does not do: each clean=false connect and disconnect is recorded in the
  * store (so a session with no subscriptions still exists, and its idle time is known), and sessions idle longer
  * than `expiryMs` are removed with their queues.
+ *
+ * A session is never removed while a client with its id is connecting: aedes decides Session Present from the
+ * session it reads early in the CONNECT, restores its subscriptions and only then registers the client. Removed in
+ * between, the client got Session Present 1, live subscriptions the store no longer had, and no queue, so no QoS
+ * 1/2 message ever reached it. `noteConnecting` (the first preConnect step) marks a connection from its CONNECT
+ * until aedes registers it (the session is then connected, not idle) or it closes; a session removed before it is
+ * read is answered with Session Present 0.
  */
-export async function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs: number }, log: Logger): Promise<{ close: () => void }> {
-  // A crash leaves sessions marked connected; none is connected before the listeners open.
-  const startedAt = Date.now()
-  for (const id of await store.listSessions()) {
-    const info = await store.sessionInfo(id)
-    if (info?.connectedAt !== undefined && info.disconnectedAt === undefined) store.sessionConnected(id, false, startedAt)
+export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs: number }, log: Logger): {
+  noteConnecting: ConnectStep
+  start: () => Promise<{ close: () => void }>
+} {
+  const connecting = new Map<string, Set<Client>>()
+  const settled = (client: Client, clientId: string): void => {
+    const of = connecting.get(clientId)
+    if (of?.delete(client) === true && of.size === 0) connecting.delete(clientId)
+  }
+  const noteConnecting: ConnectStep = (client, packet) => {
+    const clientId = packet.clientId
+    if (packet.clean !== false || clientId === undefined || clientId === '') return undefined
+    let of = connecting.get(clientId)
+    if (of === undefined) connecting.set(clientId, of = new Set())
+    of.add(client)
+    client.conn.once('close', () => { settled(client, clientId) })
+    return undefined
   }
 
-  aedes.on('client', client => {
-    if (!client.clean) store.sessionConnected(client.id, true)
-  })
-  aedes.on('clientDisconnect', client => {
-    if (!client.clean) store.sessionConnected(client.id, false)
-  })
-
-  if (opts.expiryMs === 0) return { close: () => {} }
-  const sweep = async (): Promise<void> => {
-    for (const clientId of store.idleSessions(opts.expiryMs)) {
-      if ((aedes as BrokerInternals).clients[clientId] !== undefined) continue
-      await store.purgeSession(clientId)
-      log.info({ clientId, expiryMs: opts.expiryMs }, 'session expired')
+  const start = async (): Promise<{ close: () => void }> => {
+    // A crash leaves sessions marked connected; none is connected before the listeners open.
+    const startedAt = Date.now()
+    for (const id of await store.listSessions()) {
+      const info = await store.sessionInfo(id)
+      if (info?.connectedAt !== undefined && info.disconnectedAt === undefined) store.sessionConnected(id, false, startedAt)
     }
+
+    aedes.on('client', client => {
+      if (!client.clean) store.sessionConnected(client.id, true)
+      settled(client, client.id)
+    })
+    aedes.on('clientDisconnect', client => {
+      if (!client.clean) store.sessionConnected(client.id, false)
+    })
+
+    if (opts.expiryMs === 0) return { close: () => {} }
+    const sweep = async (): Promise<void> => {
+      for (const clientId of store.idleSessions(opts.expiryMs)) {
+        // Checked right before the purge, which empties the session in memory at once (its writes follow).
+        if ((aedes as BrokerInternals).clients[clientId] !== undefined || connecting.has(clientId)) continue
+        await store.purgeSession(clientId)
+        log.info({ clientId, expiryMs: opts.expiryMs }, 'session expired')
+      }
+    }
+    const timer = setInterval(() => {
+      sweep().catch((err: unknown) => log.error({ err }, 'session expiry failed'))
+    }, Math.min(60_000, Math.max(250, Math.floor(opts.expiryMs / 4))))
+    timer.unref()
+    return { close: () => clearInterval(timer) }
   }
-  const timer = setInterval(() => {
-    sweep().catch((err: unknown) => log.error({ err }, 'session expiry failed'))
-  }, Math.min(60_000, Math.max(250, Math.floor(opts.expiryMs / 4))))
-  timer.unref()
-  return { close: () => clearInterval(timer) }
+  return { noteConnecting, start }
 }
 
 /** The store methods the QoS 0 queue uses (LevelStore). */

@@ -54,6 +54,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const owners = new WeakMap<object, Client>()
   const issued = new WeakMap<Client, Map<number, Issued>>()
   const watched = new WeakSet<Client>()
+  const watchedClose = new WeakSet<Client>()
   const listeners = new Map<Group<Client>, Listener>()
   /** Publishes whose group-queue write failed, until their emit completes. */
   const unstored = new WeakMap<object, Error>()
@@ -245,12 +246,25 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     clientLogger(log, client).warn({ topic: sub.topic, reason: parsed.problem }, 'subscription refused')
     return false
   }
+  /**
+   * A connection that closes before aedes subscribes what it noted (its subscription record still being written, say)
+   * would otherwise stay in `seen`, and the closed client with it, until the same filter is subscribed again.
+   */
+  const forgetSubscriber = (client: Client): void => {
+    for (const [topic, clients] of seen) {
+      if (clients.delete(client) && clients.size === 0) seen.delete(topic)
+    }
+  }
   /** Last subscribe step: the client whose granted `$share/` filter aedes is about to subscribe. */
   const noteSubscriber: SubscribeStep = (client, sub) => {
     // A repeated SUBSCRIBE with the same QoS changes nothing: aedes does not call broker.subscribe for it.
-    if (isShareFilter(sub.topic) && internals(client).subscriptions[sub.topic]?.qos !== sub.qos) {
+    if (isShareFilter(sub.topic) && !client.closed && !client.conn.destroyed && internals(client).subscriptions[sub.topic]?.qos !== sub.qos) {
       let clients = seen.get(sub.topic)
       if (clients === undefined) seen.set(sub.topic, clients = new Set())
+      if (!watchedClose.has(client)) {
+        watchedClose.add(client)
+        client.conn.once('close', () => { forgetSubscriber(client) })
+      }
       clients.add(client)
     }
     return true

@@ -7,6 +7,8 @@ interface IncomingRecord {
   packet: Record<string, unknown>
   /** false for clean-session clients: their QoS 2 state dies with the connection, so it never touches disk. */
   onDisk: boolean
+  /** A persistent client's record not written yet: its encoding, written once the publish is stored (see write). */
+  unwritten?: Buffer
 }
 
 /**
@@ -36,22 +38,37 @@ export class IncomingIndex {
   }
 
   /**
-   * Records the packet; `value` is its encoding for disk, undefined for a clean client. Returns the write to stage
-   * and how to revert the memory change if that write fails.
+   * Records the packet in memory; `value` is its encoding for disk, undefined for a clean client. The disk write is
+   * not made here but by `write`, once the publish is stored everywhere else (see LevelStore#incomingWrite). Returns
+   * the delete of an older record of the id left on disk, if any.
    */
-  store (clientId: string, messageId: number, packet: Record<string, unknown>, value: Buffer | undefined): { ops: WriteOp[], undo: () => void } {
+  store (clientId: string, messageId: number, packet: Record<string, unknown>, value: Buffer | undefined): WriteOp[] {
     const previous = this.#byClient.get(clientId)?.get(messageId)
-    const record: IncomingRecord = { packet, onDisk: value !== undefined }
+    const record: IncomingRecord = { packet, onDisk: false }
+    if (value !== undefined) record.unwritten = value
     this.#set(clientId, messageId, record)
+    return previous?.onDisk === true ? [{ type: 'del', key: incomingKey(encodeClientId(clientId), messageId) }] : []
+  }
+
+  /**
+   * The write of a record `store` left unwritten, and how to forget the record if that write fails (the publisher's
+   * resend is then new, and stored again). undefined when there is nothing to write.
+   */
+  write (clientId: string, messageId: number): { ops: WriteOp[], undo: () => void } | undefined {
+    const record = this.#byClient.get(clientId)?.get(messageId)
+    const value = record?.unwritten
+    if (record === undefined || value === undefined) return undefined
+    record.unwritten = undefined
+    record.onDisk = true
     const undo = (): void => {
-      if (this.#byClient.get(clientId)?.get(messageId) !== record) return
-      if (previous === undefined) this.#delete(clientId, messageId)
-      else this.#set(clientId, messageId, previous)
+      if (this.#byClient.get(clientId)?.get(messageId) === record) this.#delete(clientId, messageId)
     }
-    const ops: WriteOp[] = []
-    if (value !== undefined) ops.push({ type: 'put', key: incomingKey(encodeClientId(clientId), messageId), value })
-    else if (previous?.onDisk === true) ops.push({ type: 'del', key: incomingKey(encodeClientId(clientId), messageId) })
-    return { ops, undo }
+    return { ops: [{ type: 'put', key: incomingKey(encodeClientId(clientId), messageId), value }], undo }
+  }
+
+  /** Drops a record that was never written: its publish failed, and the resend must be taken as new. */
+  forget (clientId: string, messageId: number): void {
+    if (this.#byClient.get(clientId)?.get(messageId)?.unwritten !== undefined) this.#delete(clientId, messageId)
   }
 
   /** Removes one record; undefined if there was none, else the delete to commit (none if it was memory only). */

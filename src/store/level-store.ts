@@ -184,13 +184,30 @@ export class LevelStore {
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 
-  /** Staged for persistent clients (committed with the enqueue of the same publish); memory only for clean ones. */
+  /** In memory at once (a resend is a duplicate from now on); on disk only through incomingWrite. */
   async incomingStorePacket (client: ClientRef, packet: PacketLike): Promise<void> {
     const messageId = Number(packet.messageId)
     const record = packetRecord(packet, {})
     const value = client.clean === true ? undefined : encodeRecord(record)
-    const { ops, undo } = this.#incoming.store(client.id, messageId, record, value)
-    if (ops.length > 0) this.#queue.stage(ops, undo)
+    const ops = this.#incoming.store(client.id, messageId, record, value)
+    if (ops.length > 0) this.#queue.stage(ops)
+  }
+
+  /**
+   * Writes a persistent client's QoS 2 record once its publish is stored everywhere (session, group and QoS 0
+   * queues, in several batches): written earlier, a failure or crash after it made the resend a duplicate of a
+   * message stored nowhere. If this write fails the record is forgotten, and the resend is stored again.
+   */
+  incomingWrite (client: ClientRef, messageId: number): Promise<void> {
+    return inCallOrder(() => {
+      const write = this.#incoming.write(client.id, messageId)
+      return write === undefined ? Promise.resolve() : this.#queue.commit(write.ops, write.undo)
+    })
+  }
+
+  /** The publish of a QoS 2 message failed before its record was written: the resend is new. */
+  incomingForget (client: ClientRef, messageId: number): void {
+    this.#incoming.forget(client.id, messageId)
   }
 
   incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {

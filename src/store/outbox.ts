@@ -2,13 +2,13 @@ import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, queueEntry, type QueueEntry } from './outgoing-index.js'
+import { ClientQueue, queueEntry, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import type { ValueReader } from './reader.js'
-import type { ClientRef, PacketLike, SessionQueues, StoreLimits } from './types.js'
+import type { ClientRef, DropReason, PacketLike, SessionQueues, StoreLimits } from './types.js'
 import type { WriteOp, WriteQueue } from './write-queue.js'
 
 export interface OutboxDeps {
@@ -27,6 +27,8 @@ function noSuchPacket (): Error {
 export class Outbox implements SessionQueues {
   readonly #deps: OutboxDeps
   readonly #queues = new Map<string, ClientQueue>()
+  /** Kept by every queue as entries come and go: what the broker-wide limits are checked against. */
+  readonly #totals: QueueTotals = { entries: 0, bytes: 0 }
   /** Connection tokens: an entry sent on another client object (an earlier connection) is replayed with DUP. */
   readonly #tokens = new WeakMap<object, number>()
   #nextToken = 1
@@ -73,7 +75,7 @@ export class Outbox implements SessionQueues {
     const bytes = payloadBytes(payloadOf(packet))
     const ops: WriteOp[] = []
     const added: Array<[ClientQueue, QueueEntry]> = []
-    const evicted: Array<[ClientQueue, QueueEntry]> = []
+    const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
     // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain
     const encoded: Array<Buffer | undefined> = []
     for (const { clientId, cap, rap } of perClient) {
@@ -82,15 +84,15 @@ export class Outbox implements SessionQueues {
       const queue = this.#queueFor(clientId)
       if (packet.brokerId != null && packet.brokerCounter !== undefined &&
         queue.byCounter(packet.brokerId, packet.brokerCounter) !== undefined) continue
-      const admission = admit(queue, bytes, limits)
+      const admission = admit(queue, bytes, limits, this.#totals)
       if (!admission.accept) {
-        this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
+        this.#deps.drops.report({ reason: admission.reason, clientId, packet: droppedPacket({ ...packet, qos }) })
         if (queue.size === 0) this.#queues.delete(clientId)
         continue
       }
       for (const entry of admission.evict) {
         queue.remove(entry)
-        evicted.push([queue, entry])
+        evicted.push([queue, entry, admission.reason])
       }
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
@@ -290,13 +292,7 @@ export class Outbox implements SessionQueues {
   }
 
   totals (): { messages: number, bytes: number } {
-    let messages = 0
-    let bytes = 0
-    for (const queue of this.#queues.values()) {
-      messages += queue.size
-      bytes += queue.bytes
-    }
-    return { messages, bytes }
+    return { messages: this.#totals.entries, bytes: this.#totals.bytes }
   }
 
   maxCounter (brokerId: string): number {
@@ -312,7 +308,7 @@ export class Outbox implements SessionQueues {
   #queueFor (clientId: string): ClientQueue {
     let queue = this.#queues.get(clientId)
     if (queue === undefined) {
-      queue = new ClientQueue(clientId, encodeClientId(clientId))
+      queue = new ClientQueue(clientId, encodeClientId(clientId), this.#totals)
       this.#queues.set(clientId, queue)
     }
     return queue

@@ -36,6 +36,12 @@ export function queueEntry (f: EntryFields): QueueEntry {
   }
 }
 
+/** What every session queue holds together (entries, waiting or in flight, and their payload bytes): the broker-wide bound. */
+export interface QueueTotals {
+  entries: number
+  bytes: number
+}
+
 /**
  * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
  * (brokerId, brokerCounter) for outgoingUpdate and by messageId for PUBACK/PUBREC/PUBCOMP.
@@ -43,8 +49,14 @@ export function queueEntry (f: EntryFields): QueueEntry {
 export class ClientQueue {
   readonly clientId: string
   readonly enc: string
-  /** Insertion order is seq order: seqs only grow, and the loader reads keys in order. */
-  entries = new Map<number, QueueEntry>()
+  /**
+   * By seq. Insertion order is seq order (seqs only grow, and the loader reads keys in order) except after a
+   * restore, which appends and marks the map for one sort at the next read.
+   */
+  #entries = new Map<number, QueueEntry>()
+  #unordered = false
+  /** The highest seq ever added: an add below it breaks the insertion order. */
+  #highestSeq = 0
   readonly #byCounter = new Map<string, Map<number, QueueEntry>>()
   /** One entry per id, or (an id reused while an older entry still holds it) the entries in seq order. */
   readonly #byMessageId = new Map<number, QueueEntry | QueueEntry[]>()
@@ -52,23 +64,39 @@ export class ClientQueue {
   inflightCount = 0
   waitingBytes = 0
 
-  constructor (clientId: string, enc: string) {
+  readonly #totals: QueueTotals
+
+  constructor (clientId: string, enc: string, totals: QueueTotals) {
     this.clientId = clientId
     this.enc = enc
+    this.#totals = totals
+  }
+
+  /** The entries in seq (FIFO) order. */
+  get entries (): ReadonlyMap<number, QueueEntry> {
+    if (this.#unordered) {
+      this.#entries = new Map([...this.#entries].sort((a, b) => a[0] - b[0]))
+      this.#unordered = false
+    }
+    return this.#entries
   }
 
   get size (): number {
-    return this.entries.size
+    return this.#entries.size
   }
 
   get waiting (): number {
-    return this.entries.size - this.inflightCount
+    return this.#entries.size - this.inflightCount
   }
 
   add (entry: QueueEntry): void {
-    this.entries.set(entry.seq, entry)
+    this.#entries.set(entry.seq, entry)
+    if (entry.seq > this.#highestSeq) this.#highestSeq = entry.seq
+    else this.#unordered = true
     entry.removed = false
     this.bytes += entry.bytes
+    this.#totals.entries++
+    this.#totals.bytes += entry.bytes
     if (entry.brokerId != null && entry.brokerCounter !== undefined) {
       let counters = this.#byCounter.get(entry.brokerId)
       if (counters === undefined) {
@@ -86,10 +114,12 @@ export class ClientQueue {
   }
 
   remove (entry: QueueEntry): void {
-    if (entry.removed || this.entries.get(entry.seq) !== entry) return
+    if (entry.removed || this.#entries.get(entry.seq) !== entry) return
     entry.removed = true
-    this.entries.delete(entry.seq)
+    this.#entries.delete(entry.seq)
     this.bytes -= entry.bytes
+    this.#totals.entries--
+    this.#totals.bytes -= entry.bytes
     if (entry.brokerId != null && entry.brokerCounter !== undefined) {
       const counters = this.#byCounter.get(entry.brokerId)
       if (counters?.get(entry.brokerCounter) === entry) {
@@ -105,13 +135,15 @@ export class ClientQueue {
     }
   }
 
-  /** Puts entries back after a failed write, keeping seq order. */
+  /**
+   * Puts entries back after a failed write. A failed batch restores its entries one undo at a time (thousands in a
+   * disk-full storm), so the order is mended once, at the next read, not once per entry.
+   */
   restore (entries: QueueEntry[]): void {
     for (const entry of entries) {
-      if (this.entries.has(entry.seq)) continue
+      if (this.#entries.has(entry.seq)) continue
       this.add(entry)
     }
-    this.entries = new Map([...this.entries].sort((a, b) => a[0] - b[0]))
   }
 
   byCounter (brokerId: string, brokerCounter: number): QueueEntry | undefined {
@@ -138,6 +170,7 @@ export class ClientQueue {
 
   setBytes (entry: QueueEntry, bytes: number): void {
     this.bytes += bytes - entry.bytes
+    this.#totals.bytes += bytes - entry.bytes
     if (entry.messageId === undefined) this.waitingBytes += bytes - entry.bytes
     entry.bytes = bytes
   }

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js'
 import { decodeRecord } from './codec.js'
-import type { ClientQueue, QueueEntry } from './outgoing-index.js'
+import type { ClientQueue, QueueEntry, QueueTotals } from './outgoing-index.js'
 import { droppedPacket } from './packets.js'
 import type { ValueReader } from './reader.js'
 import type { DropEvent, DropReason, StoreLimits } from './types.js'
@@ -10,30 +10,38 @@ export interface Admission {
   accept: boolean
   /** Oldest waiting entries to remove so the new one fits (dropOldest). */
   evict: QueueEntry[]
+  /** Which limit refused the message or evicted the entries: the session's own, or the broker-wide one. */
+  reason: 'queue-full' | 'broker-queue-full'
 }
 
 /**
- * Decides whether a message of `bytes` payload bytes may join `queue`. Limits count only messages waiting to be
- * sent, like Mosquitto's max_queued_messages: in-flight messages must stay until acknowledged, so dropOldest
- * never removes them.
+ * Decides whether a message of `bytes` payload bytes may join `queue`. The session limits count only messages
+ * waiting to be sent, like Mosquitto's max_queued_messages: in-flight messages must stay until acknowledged, so
+ * dropOldest never removes them. The broker-wide limits count every entry of every session queue (`totals`), as
+ * each one is memory; a session over them makes room only from its own waiting messages, never another session's.
  */
-export function admit (queue: ClientQueue, bytes: number, limits: StoreLimits): Admission {
-  const maxMessages = limits.maxQueuedMessages
-  const maxBytes = limits.maxQueuedBytes
-  const fits = (count: number, size: number): boolean =>
-    (maxMessages <= 0 || count + 1 <= maxMessages) && (maxBytes <= 0 || size + bytes <= maxBytes)
-  let count = queue.waiting
-  let size = queue.waitingBytes
-  if (fits(count, size)) return { accept: true, evict: [] }
-  if (limits.overflowPolicy === 'dropNewest' || (maxBytes > 0 && bytes > maxBytes)) return { accept: false, evict: [] }
+export function admit (queue: ClientQueue, bytes: number, limits: StoreLimits, totals: QueueTotals): Admission {
+  const { maxQueuedMessages, maxQueuedBytes, maxTotalQueuedMessages, maxTotalQueuedBytes } = limits
+  const fitsSession = (count: number, size: number): boolean =>
+    (maxQueuedMessages <= 0 || count + 1 <= maxQueuedMessages) && (maxQueuedBytes <= 0 || size + bytes <= maxQueuedBytes)
+  const fitsBroker = (freedCount: number, freedBytes: number): boolean =>
+    (maxTotalQueuedMessages <= 0 || totals.entries - freedCount + 1 <= maxTotalQueuedMessages) &&
+    (maxTotalQueuedBytes <= 0 || totals.bytes - freedBytes + bytes <= maxTotalQueuedBytes)
+  const sessionFits = fitsSession(queue.waiting, queue.waitingBytes)
+  const reason = sessionFits ? 'broker-queue-full' : 'queue-full'
+  if (sessionFits && fitsBroker(0, 0)) return { accept: true, evict: [], reason }
+  const tooBig = (maxQueuedBytes > 0 && bytes > maxQueuedBytes) || (maxTotalQueuedBytes > 0 && bytes > maxTotalQueuedBytes)
+  if (limits.overflowPolicy === 'dropNewest' || tooBig) return { accept: false, evict: [], reason }
   const evict: QueueEntry[] = []
+  let freed = 0
+  let freedBytes = 0
   for (const entry of queue.oldestWaiting()) {
     evict.push(entry)
-    count--
-    size -= entry.bytes
-    if (fits(count, size)) return { accept: true, evict }
+    freed++
+    freedBytes += entry.bytes
+    if (fitsSession(queue.waiting - freed, queue.waitingBytes - freedBytes) && fitsBroker(freed, freedBytes)) return { accept: true, evict, reason }
   }
-  return { accept: false, evict: [] }
+  return { accept: false, evict: [], reason }
 }
 
 export function isExpired (entry: QueueEntry, now: number, expiryMs: number): boolean {
@@ -44,6 +52,7 @@ const LOG_WINDOW_MS = 10_000
 
 const messages: Record<DropReason, string> = {
   'queue-full': 'queue overflow',
+  'broker-queue-full': 'queue overflow over all sessions',
   expired: 'queued message expired',
   'retained-limit': 'retained limit reached'
 }
@@ -125,13 +134,13 @@ export class DropReporter {
  * the same tick: what onDrop writes synchronously (the dead letter) joins the same batch as the deletes. Resolves
  * once that batch is committed; never rejects (a failure is logged and the entries stay on disk).
  */
-export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry]>): Promise<void> {
+export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry, DropReason]>): Promise<void> {
   try {
     const values = await deps.reader.read(evicted.map(([, entry]) => entry.key))
     for (let i = 0; i < evicted.length; i++) {
       const value = values[i]
       const fields = value === undefined ? { topic: '' } : decodeRecord(value).fields
-      deps.drops.report({ reason: 'queue-full', clientId: evicted[i][0].clientId, packet: droppedPacket(fields) })
+      deps.drops.report({ reason: evicted[i][2], clientId: evicted[i][0].clientId, packet: droppedPacket(fields) })
     }
     await deps.queue.commit(evicted.map(([, entry]) => ({ type: 'del', key: entry.key })))
   } catch (err) {

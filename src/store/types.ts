@@ -2,13 +2,20 @@ import type { Logger } from '../log/logger.js'
 
 export type OverflowPolicy = 'dropOldest' | 'dropNewest'
 export type CorruptPolicy = 'fail' | 'moveAside'
-export type DropReason = 'queue-full' | 'expired' | 'retained-limit'
+export type DropReason = 'queue-full' | 'broker-queue-full' | 'expired' | 'retained-limit'
 
 export interface StoreLimits {
   /** Per persistent session: messages waiting to be sent (in-flight ones are not counted). 0 = unlimited. */
   maxQueuedMessages: number
   /** Per session: payload bytes of the waiting messages. 0 = unlimited. */
   maxQueuedBytes: number
+  /**
+   * Over all persistent sessions: entries their queues hold, waiting or in flight (each keeps an index entry on the
+   * heap). A session over it loses its own oldest waiting message (dropOldest) or the new one. 0 = unlimited.
+   */
+  maxTotalQueuedMessages: number
+  /** Over all persistent sessions: payload bytes of the entries their queues hold. 0 = unlimited. */
+  maxTotalQueuedBytes: number
   overflowPolicy: OverflowPolicy
   /** 0 = never; a queued message older than this is dropped instead of being delivered. */
   messageExpiryMs: number

@@ -40,6 +40,37 @@ describe('dead letters of undeliverable messages', () => {
     expect(await listedIds(h, '?reason=queue-full')).toEqual([w.envelopes()[0].envelope.id])
   })
 
+  it('broker-queue-full: 20 offline sessions over sessions.maxTotalQueuedMessages; each keeps its newest, the rest are dead letters', async () => {
+    h = await harness({ 'sessions.maxTotalQueuedMessages': 50, 'sessions.overflowPolicy': 'dropOldest' })
+    const w = await h.watch()
+    for (let i = 0; i < 20; i++) {
+      const sub = await h.connect({ clientId: `fleet-${i}`, clean: false })
+      await sub.subscribeAsync('fleet/#', { qos: 1 })
+      await endClient(sub)
+    }
+    const pub = await h.connect({ clientId: 'fleet-pub' })
+    for (let n = 1; n <= 5; n++) await pub.publishAsync(`fleet/${n}`, `m${n}`, { qos: 1 })
+    // 100 copies for a bound of 50: the broker holds 50, and the other 50 are dead letters naming their session.
+    await waitForEnvelopes(w, 50, '50 broker-queue-full envelopes')
+    expect(h.t.broker.store.stats().queuedMessages).toBe(50)
+    const envelopes = w.envelopes()
+    expect(envelopes).toHaveLength(50)
+    expect(new Set(envelopes.map(e => e.topic.split('/').slice(0, 2).join('/')))).toEqual(new Set(['$DLQ/broker-queue-full']))
+    const fleet0 = envelopes.filter(e => e.envelope.target === 'fleet-0').map(e => e.envelope)
+    expect(fleet0.map(e => e.topic)).toEqual(['fleet/1', 'fleet/2'])
+    expectEnvelope(fleet0[0], {
+      reason: 'broker-queue-full', topic: 'fleet/1', payload: 'm1', qos: 1, clientId: null, username: null, target: 'fleet-0',
+      brokerId: h.t.broker.aedes.id, detail: /maxTotalQueuedMessages/
+    })
+    // A session keeps its newest messages, and gets them when it is back (the first ten sessions had room for
+    // three, the last ten, over the bound one publish earlier, for two).
+    const first = await h.connect({ clientId: 'fleet-0', clean: false })
+    const last = await h.connect({ clientId: 'fleet-19', clean: false })
+    await waitFor(() => first.received.length === 3 && last.received.length === 2, 'the newest messages of fleet-0 and fleet-19')
+    expect(first.received.map(m => m.payload)).toEqual(['m3', 'm4', 'm5'])
+    expect(last.received.map(m => m.payload)).toEqual(['m4', 'm5'])
+  })
+
   it('expired: a queued message older than sessions.messageExpiryMs; listed after restart', async () => {
     h = await harness({ 'sessions.messageExpiryMs': 100 })
     const w = await h.watch()

@@ -15,7 +15,7 @@ function storeOptions (dir: string) {
     dir,
     sync: false,
     logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
-    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest' as const, messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, maxTotalQueuedMessages: 0, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest' as const, messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
   }
 }
 

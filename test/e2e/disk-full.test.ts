@@ -1,21 +1,21 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { IPublishPacket } from 'mqtt-packet'
+import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectClient, endClient, waitFor } from '../helpers/clients.js'
 import { ensureBuilt, killAllChildren, startArgs, startCli } from '../helpers/cli.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 
 /**
- * A full disk, for real: the data directory lives on a 4 MiB tmpfs that the test fills up. Mounting needs root;
+ * A full disk, for real: the data directory lives on a 32 MiB tmpfs that the tests fill up. Mounting needs root;
  * without it the test is reported as skipped (never as passed).
  */
 const mountPoint = mkdtempSync(path.join(os.tmpdir(), 'culex-full-'))
 const mounted = ((): boolean => {
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { stdio: 'ignore' })
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', mountPoint], { stdio: 'ignore' })
     return true
   } catch {
     rmSync(mountPoint, { recursive: true, force: true })
@@ -29,6 +29,10 @@ const filler = path.join(mountPoint, 'filler')
 function fill (freeBytes: number): void {
   const { bavail, bsize } = statfsSync(mountPoint)
   writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - freeBytes)))
+}
+
+function logFiles (dataDir: string): string[] {
+  return readdirSync(path.join(dataDir, 'store')).filter(f => f.endsWith('.log'))
 }
 
 async function publishRefused (url: string, clientId: string, topic: string, payload: Buffer): Promise<RawClient> {
@@ -89,6 +93,59 @@ describe.skipIf(!mounted)('a full disk (data directory on a small tmpfs)', () =>
     await worker.connect({ clientId: 'worker', clean: false })
     expect(Buffer.from((await worker.next<IPublishPacket>('publish')).payload).equals(big)).toBe(true)
     await Promise.all([endClient(pub), endClient(watcher), keeper.disconnect(), worker.disconnect()])
+    expect(await cli.stop('SIGTERM')).toBe(0)
+  }, 60_000)
+
+  it('stores a QoS 2 message again when its publisher resends it after a failed write, and delivers it after a restart', async () => {
+    const dataDir = path.join(mountPoint, 'qos2')
+    let cli = await startCli(startArgs(dataDir))
+    let url = `mqtt://127.0.0.1:${cli.ports.mqtt}`
+    // A durable shared group with its only member offline: the message must be written to the group queue.
+    const member = await connectClient(url, { clientId: 'q2-worker', clean: false })
+    await member.subscribeAsync('$share/q2/orders/#', { qos: 1 })
+    await endClient(member)
+
+    // Room for one write of the message and not two: the first of the publish's writes succeeds, the next fails.
+    const payload = Buffer.alloc(400 * 1024, 0x62)
+    fill(600 * 1024)
+    const publish = { cmd: 'publish' as const, topic: 'orders/1', qos: 2 as const, messageId: 9, payload, retain: false, dup: false }
+    const first = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
+    await first.connect({ clientId: 'q2-pub', clean: false })
+    // With an impatient copy (DUP) in the same write: it must not be acknowledged while the first is being stored.
+    first.sendRaw(Buffer.concat([mqttPacket.generate(publish), mqttPacket.generate({ ...publish, dup: true })]))
+    expect(await first.waitClosed(10_000), 'the connection is closed').toBe(true)
+    expect(first.received.filter(p => p.cmd === 'pubrec'), 'no PUBREC').toEqual([])
+    await cli.waitForLog(l => l.msg === 'store write failed', 'the write failure in the log')
+
+    // Space again: the publisher resends (DUP) on its session, and completes the exchange.
+    unlinkSync(filler)
+    const again = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
+    await again.connect({ clientId: 'q2-pub', clean: false })
+    again.send({ ...publish, dup: true })
+    expect((await again.next('pubrec', 10_000)).messageId).toBe(9)
+    again.send({ cmd: 'pubrel', messageId: 9 })
+    expect((await again.next('pubcomp')).messageId).toBe(9)
+    await again.disconnect()
+
+    // The failed write left a torn record in LevelDB's log, which would make the restart refuse the store as
+    // corrupt (a problem of its own): 6 MiB of retained messages fill the memtable, so it is flushed to a table
+    // and that log file deleted.
+    const logsBefore = logFiles(dataDir)
+    const pub = await connectClient(url, { clientId: 'q2-filler' })
+    for (let i = 0; i < 12; i++) await pub.publishAsync(`filler/${i}`, Buffer.alloc(512 * 1024, 0x63), { qos: 1, retain: true })
+    await endClient(pub)
+    await waitFor(() => !logFiles(dataDir).some(f => logsBefore.includes(f)), 'the log file of the failure deleted', 10_000)
+
+    // Only what is on disk survives a crash: the member gets the message from the group queue.
+    await cli.kill9()
+    cli = await startCli(startArgs(dataDir))
+    url = `mqtt://127.0.0.1:${cli.ports.mqtt}`
+    const worker = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
+    await worker.connect({ clientId: 'q2-worker', clean: false })
+    const delivered = await worker.next<IPublishPacket>('publish', 10_000)
+    expect(delivered.topic).toBe('orders/1')
+    expect(Buffer.from(delivered.payload).equals(payload)).toBe(true)
+    await worker.disconnect()
     expect(await cli.stop('SIGTERM')).toBe(0)
   }, 60_000)
 })

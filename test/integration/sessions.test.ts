@@ -48,6 +48,71 @@ describe('persistent sessions', () => {
     await Promise.all([back, online, pub].map(async c => await endClient(c)))
   })
 
+  it('never expires a session while its client is connecting: Session Present matches the session, and QoS 1 keeps arriving', async () => {
+    const expiryMs = 250
+    // The sweep then runs every 250 ms; each session below is reconnected just before the sweep that expires it.
+    t = await startTestBroker({ 'sessions.expiryMs': expiryMs })
+    const broker = t
+    const pub = await connectClient(broker.mqttUrl, { clientId: 'race-pub' })
+    let seed = 1313
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const expiredAt = (clientId: string): number | undefined => {
+      const line = broker.logs.find(l => l.msg === 'session expired' && l.clientId === clientId)
+      return line === undefined ? undefined : Date.parse(String(line.time))
+    }
+    const disconnectedAt = (clientId: string): number | undefined => {
+      const line = broker.logs.filter(l => l.msg === 'client disconnected' && l.clientId === clientId).at(-1)
+      return line === undefined ? undefined : Date.parse(String(line.time))
+    }
+    // The sweep's phase, from the expiry of a session left idle
+    const probe = await openRaw('tcp', { mqttUrl: broker.mqttUrl, wsUrl: '' })
+    await probe.connect({ clientId: 'race-probe', clean: false })
+    await probe.disconnect()
+    await waitFor(() => expiredAt('race-probe') !== undefined, 'the first sweep')
+    let tick = expiredAt('race-probe') as number
+    const outcomes = { present: 0, absent: 0 }
+    for (let i = 0; i < 30; i++) {
+      const clientId = `racer${i}`
+      const topic = `race/${i}`
+      const first = await openRaw('tcp', { mqttUrl: broker.mqttUrl, wsUrl: '' })
+      await first.connect({ clientId, clean: false })
+      first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] })
+      await first.next('suback')
+      await first.disconnect()
+      let idleFrom: number | undefined
+      await waitFor(() => (idleFrom = disconnectedAt(clientId)) !== undefined, `${clientId} disconnected`)
+      // The first sweep that finds it idle longer than expiryMs, and a CONNECT 0-9 ms before it.
+      while (tick < (idleFrom as number) + expiryMs + 5) tick += 250
+      await sleep(Math.max(0, tick - Date.now() - Math.floor(random() * 10)))
+      const again = await openRaw('tcp', { mqttUrl: broker.mqttUrl, wsUrl: '' })
+      const connack = await again.connect({
+        clientId, clean: false, will: { topic: `race/will/${i}`, payload: Buffer.from('w'), qos: 1, retain: false }
+      })
+      const info = await broker.broker.store.sessionInfo(clientId)
+      if (connack.sessionPresent) {
+        outcomes.present++
+        expect(info?.subscriptions, `${clientId}: Session Present 1, so its subscription is still there`).toEqual([{ topic, qos: 1 }])
+      } else {
+        outcomes.absent++
+        expect(info?.subscriptions ?? [], `${clientId}: Session Present 0, so its session was gone`).toEqual([])
+        again.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] })
+        await again.next('suback')
+      }
+      await pub.publishAsync(topic, `m${i}`, { qos: 1 })
+      const got = await again.next<IPublishPacket>('publish', 3000)
+      expect(got.payload.toString()).toBe(`m${i}`)
+      again.send({ cmd: 'puback', messageId: got.messageId })
+      await again.disconnect()
+      // The next phase: this session's own expiry, or the tick after the one aimed at.
+      await waitFor(() => expiredAt(clientId) !== undefined, `${clientId} to expire`, 3000)
+      tick = expiredAt(clientId) as number
+    }
+    // Both answers came up: the reconnects did land on both sides of the sweep.
+    expect(outcomes.present).toBeGreaterThan(0)
+    expect(outcomes.absent).toBeGreaterThan(0)
+    await endClient(pub)
+  }, 60_000)
+
   it('replays a queue longer than REPLAY_WINDOW in order, never more than REPLAY_WINDOW unacknowledged', async () => {
     t = await startTestBroker()
     const total = REPLAY_WINDOW + 900

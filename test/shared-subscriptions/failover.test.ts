@@ -1,7 +1,10 @@
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { IPublishPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, sleep, waitFor } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-client.js'
 import { endAll, members, payloads, publishMany, silentMember, waitTotal } from './support.js'
 
 const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i))
@@ -150,5 +153,30 @@ describe('shared subscriptions: failover and redelivery', () => {
     await publishMany(pub, 'over', 2, 1)
     await waitFor(() => fresh.received.length === 7, 'two more')
     await endAll([fresh, pub])
+  })
+
+  it('keeps no member that closed while its $share subscription was being set up alive', async () => {
+    t = await startTestBroker()
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const closed: Array<WeakRef<object>> = []
+    t.broker.aedes.on('clientDisconnect', client => closed.push(new WeakRef(client)))
+    let seed = 21
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const n = 20
+    for (let i = 0; i < n; i++) {
+      const raw = await openRaw('tcp', { mqttUrl: t.mqttUrl, wsUrl: '' })
+      await raw.connect({ clientId: `brief${i}`, clean: false })
+      // A group of its own, so no later SUBSCRIBE of the same filter tidies up after it.
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `$share/brief${i}/t/#`, qos: 1 }] })
+      // Gone at once or a little later: while the subscription is authorized, stored, or after it is in place.
+      await sleep(Math.floor(random() * 3))
+      raw.destroy()
+    }
+    await waitFor(() => closed.length === n, `${n} members closed`)
+    await waitFor(() => {
+      gc()
+      return closed.every(ref => ref.deref() === undefined)
+    }, 'every closed member garbage-collected')
   })
 })

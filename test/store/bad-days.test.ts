@@ -179,6 +179,7 @@ describe('checkStore', () => {
     const store = await open(dir)
     await store.outgoingUpdate({ id: 'c1' }, publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1, messageId: 1 }))
     await store.incomingStorePacket({ id: 'p' }, publish('x', 'y', { qos: 2, messageId: 4 }))
+    await store.incomingWrite({ id: 'p' }, 4)
     await store.setup({ id: 'b', counter: 0 })
     await store.putWill({ id: 'c1' }, { topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false })
     await store.close()

@@ -1,8 +1,12 @@
 import { setImmediate as nextTick } from 'node:timers/promises'
 import { Level } from 'level'
 import { afterEach, describe, expect, it } from 'vitest'
+import { isReadBack } from '../../src/store/layout.js'
+import { Outbox } from '../../src/store/outbox.js'
+import { DropReporter } from '../../src/store/queue-limits.js'
+import { ValueReader } from '../../src/store/reader.js'
 import { LAZY_PUT_DELAY_MS, WriteQueue, type WriteOp } from '../../src/store/write-queue.js'
-import { captureLogger, drain, open, publish, silentLogger, TempDirs } from './helpers/store.js'
+import { captureLogger, drain, open, publish, silentLogger, TempDirs, unlimited } from './helpers/store.js'
 
 const dirs = new TempDirs()
 afterEach(async () => { await dirs.cleanup() })
@@ -162,6 +166,39 @@ describe('write failures', () => {
     await queue.commit([{ type: 'put', key: 'b', value: Buffer.from('2') }])
     expect(await db.get('b')).toEqual(Buffer.from('2'))
     expect(queue.failedBatches).toBe(1)
+    await queue.close()
+    await db.close()
+  })
+
+  it('puts 20,000 acknowledged entries back in FIFO order when their batch fails (one sort, not one per entry)', async () => {
+    const dir = await dirs.make()
+    const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
+    await db.open()
+    const logger = silentLogger()
+    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: isReadBack })
+    const outbox = new Outbox({ queue, reader: new ValueReader(db, queue), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+    const client = { id: 'c' }
+    const count = 20_000
+    const enqueued: Array<Promise<void>> = []
+    for (let i = 1; i <= count; i++) enqueued.push(outbox.enqueue([{ clientId: 'c', qos: 1 }], publish(`t/${i}`, 'x', { brokerId: 'b', brokerCounter: i })))
+    await Promise.all(enqueued)
+    // The copies leave the queue in a seeded random order (a copy withheld from a connected session is cleared by
+    // its broker counter), all into one batch that a bad op then fails. With one sort per restored entry this
+    // undo alone took minutes.
+    let seed = 13
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const counters = [...Array(count).keys()].map(i => i + 1)
+    for (let i = counters.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      ;[counters[i], counters[j]] = [counters[j], counters[i]]
+    }
+    for (const counter of counters) void outbox.clear(client, { brokerId: 'b', brokerCounter: counter })
+    expect(outbox.waiting(client)).toBe(0)
+    // abstract-level refuses the whole batch because of this value: a real write failure
+    const bad = queue.commit([{ type: 'put', key: 'bad', value: null as unknown as Buffer }])
+    await expect(bad).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
+    const replayed = await drain(outbox.stream(client)) as Array<{ topic: string }>
+    expect(replayed.map(p => p.topic)).toEqual(counters.map((_, i) => `t/${i + 1}`))
     await queue.close()
     await db.close()
   })

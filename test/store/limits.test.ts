@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { DropEvent } from '../../src/store/index.js'
+import { waitFor } from '../helpers/clients.js'
 import { captureLogger, drain, open, publish, TempDirs } from './helpers/store.js'
 
 const dirs = new TempDirs()
@@ -33,6 +34,32 @@ describe('queue limits', () => {
     ])
     expect(Buffer.isBuffer(drops[0].packet.payload)).toBe(true)
     expect(store.stats().droppedMessages).toBe(2)
+    await store.close()
+  })
+
+  it('bounds what all sessions hold together: a session over the bound loses its own oldest, reported as broker-queue-full', async () => {
+    const drops: DropEvent[] = []
+    const store = await open(await dirs.make(), { limits: { maxTotalQueuedMessages: 1000, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
+    const sessions = Array.from({ length: 100 }, (_, i) => ({ clientId: `s${i}`, qos: 1 }))
+    for (let i = 1; i <= 20; i++) await store.outgoingEnqueueCombi(sessions, publish(`t/${i}`, 'x', { brokerId: 'b', brokerCounter: i }))
+    await store.barrier()
+    expect(store.stats().queuedMessages).toBe(1000)
+    // Each session gave up its own oldest copies, never another session's: each keeps the newest ten.
+    for (const { clientId } of sessions) expect(await payloads(store, clientId)).toEqual(Array.from({ length: 10 }, (_, i) => `t/${i + 11}`))
+    await waitFor(() => drops.length === 1000, '1000 drops reported')
+    expect(new Set(drops.map(d => d.reason))).toEqual(new Set(['broker-queue-full']))
+    expect(drops.filter(d => d.clientId === 's0').map(d => d.packet.topic)).toEqual(Array.from({ length: 10 }, (_, i) => `t/${i + 1}`))
+    await store.close()
+  })
+
+  it('bounds the bytes all sessions hold together; with dropNewest the new copies are refused', async () => {
+    const drops: DropEvent[] = []
+    const store = await open(await dirs.make(), { limits: { maxTotalQueuedBytes: 50 * 100, overflowPolicy: 'dropNewest' }, onDrop: (e) => drops.push(e) })
+    const sessions = Array.from({ length: 50 }, (_, i) => ({ clientId: `s${i}`, qos: 1 }))
+    for (let i = 1; i <= 3; i++) await store.outgoingEnqueueCombi(sessions, publish(`t/${i}`, 'x'.repeat(100), { brokerId: 'b', brokerCounter: i }))
+    expect(store.stats()).toMatchObject({ queuedMessages: 50, queuedBytes: 5000 })
+    expect(await payloads(store, 's49')).toEqual(['t/1'])
+    expect(drops.map(d => d.reason)).toEqual(Array(100).fill('broker-queue-full'))
     await store.close()
   })
 

@@ -97,6 +97,7 @@ describe('outgoing queue', () => {
       await store.addSubscriptions({ id }, [{ topic: `t/${i}`, qos: 1 }])
       await store.outgoingEnqueueCombi([{ clientId: id, qos: 1 }], publish(`t/${i}`, id, { brokerId: 'b', brokerCounter: i + 1 }))
       await store.incomingStorePacket({ id }, publish('in', id, { qos: 2, messageId: 1 }))
+      await store.incomingWrite({ id }, 1)
     }
     await store.cleanIncoming({ id: 'abc' })
     await store.cleanSubscriptions({ id: 'abc' })

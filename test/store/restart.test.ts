@@ -98,6 +98,7 @@ describe('state survives close and reopen', () => {
     const dir = await dirs.make()
     const store = await open(dir)
     await store.incomingStorePacket({ id: 'persistent', clean: false }, publish('q2', 'p', { qos: 2, messageId: 7 }))
+    await store.incomingWrite({ id: 'persistent', clean: false }, 7)
     await store.incomingStorePacket({ id: 'clean', clean: true }, publish('q2', 'c', { qos: 2, messageId: 7 }))
     expect(await store.incomingGetPacket({ id: 'clean', clean: true }, { messageId: 7 })).toMatchObject({ topic: 'q2' })
     await store.barrier()
@@ -106,6 +107,29 @@ describe('state survives close and reopen', () => {
     const reopened = await open(dir)
     expect(await reopened.incomingGetPacket({ id: 'persistent' }, { messageId: 7 })).toMatchObject({ topic: 'q2', messageId: 7, qos: 2 })
     await expect(reopened.incomingGetPacket({ id: 'clean' }, { messageId: 7 })).rejects.toThrow('no such packet')
+    await reopened.close()
+  })
+
+  it('writes a persistent QoS 2 record only when told its publish is stored, and forgets one whose publish failed', async () => {
+    const dir = await dirs.make()
+    const store = await open(dir)
+    const client = { id: 'p', clean: false }
+    await store.incomingStorePacket(client, publish('q2', 'kept', { qos: 2, messageId: 1 }))
+    await store.incomingStorePacket(client, publish('q2', 'failed', { qos: 2, messageId: 2 }))
+    await store.incomingStorePacket(client, publish('q2', 'pending', { qos: 2, messageId: 3 }))
+    // All three are duplicates from the moment they are recorded.
+    for (const messageId of [1, 2, 3]) await expect(store.incomingGetPacket(client, { messageId })).resolves.toMatchObject({ messageId })
+    await store.incomingWrite(client, 1)
+    store.incomingForget(client, 2)
+    store.incomingForget(client, 1)
+    await expect(store.incomingGetPacket(client, { messageId: 2 })).rejects.toThrow('no such packet')
+    await store.barrier()
+    await store.close()
+
+    // Only the written one is on disk: a crash before the write leaves the resend new, so it is stored again.
+    const reopened = await open(dir)
+    await expect(reopened.incomingGetPacket(client, { messageId: 1 })).resolves.toMatchObject({ topic: 'q2', payload: Buffer.from('kept') })
+    for (const messageId of [2, 3]) await expect(reopened.incomingGetPacket(client, { messageId })).rejects.toThrow('no such packet')
     await reopened.close()
   })
 

@@ -123,6 +123,7 @@ describe('session administration', () => {
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 't/#', qos: 1 }, { topic: 'u', qos: 0 }])
     await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], { cmd: 'publish', topic: 't/1', payload: Buffer.from('12345'), qos: 1, retain: false, brokerId: 'b', brokerCounter: 1 })
     await store.incomingStorePacket({ id: 'p1' }, { cmd: 'publish', topic: 'x', payload: Buffer.from('x'), qos: 2, messageId: 3 })
+    await store.incomingWrite({ id: 'p1' }, 3)
     expect(await store.listSessions()).toEqual(['c1', 'p1'])
     const info = await store.sessionInfo('c1')
     expect(info).toMatchObject({ clientId: 'c1', subscriptions: [{ topic: 't/#', qos: 1 }, { topic: 'u', qos: 0 }], queued: 1, inflight: 0, queuedBytes: 5 })

@@ -9,6 +9,8 @@ import { openStore, type LevelStore, type StoreLimits, type StoreOptions } from 
 export const unlimited: StoreLimits = {
   maxQueuedMessages: 0,
   maxQueuedBytes: 0,
+  maxTotalQueuedMessages: 0,
+  maxTotalQueuedBytes: 0,
   overflowPolicy: 'dropOldest',
   messageExpiryMs: 0,
   queueQos0: false,
