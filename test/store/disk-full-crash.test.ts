@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { CORRUPT_MARKER } from '../../src/store/open.js'
+import { mountSmallDisk, type SmallDisk } from '../helpers/tmpfs.js'
+import { buildStore } from './helpers/build.js'
+import { drain, open } from './helpers/store.js'
+
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torn-log-child.mjs')
+const probe = mountSmallDisk()
+probe.unmount()
+
+interface Run { refused: string | undefined, acked: number[], signal: string | null, stderr: string }
+
+/**
+ * Runs torn-log-child.mjs on `disk`: fills the disk so its large write fails, frees the space, lets it acknowledge
+ * `count` small writes and waits for it to SIGKILL itself.
+ */
+async function failThenCrash (dist: string, disk: SmallDisk, dir: string, count: number, sync: boolean): Promise<Run> {
+  const proc = spawn(process.execPath, [child, dir, String(count), sync ? '1' : '0'], {
+    env: { ...process.env, CULEX_STORE_DIST: dist },
+    stdio: ['pipe', 'pipe', 'pipe']
+  })
+  const run: Run = { refused: undefined, acked: [], signal: null, stderr: '' }
+  let buffered = ''
+  proc.stderr.on('data', (chunk: Buffer) => { run.stderr += chunk.toString() })
+  proc.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const lines = buffered.split('\n')
+    buffered = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line === 'ready') {
+        disk.fill(16 * 1024)
+        proc.stdin.write('\n')
+      } else if (line.startsWith('failed ')) {
+        run.refused = line.slice(7)
+        disk.free()
+        proc.stdin.write('\n')
+      } else if (line.startsWith('ok ')) {
+        run.acked.push(Number(line.slice(3)))
+      }
+    }
+  })
+  run.signal = await new Promise<string | null>((resolve) => proc.on('exit', (_code, signal) => resolve(signal)))
+  return run
+}
+
+describe.skipIf(!probe.mounted)('a failed write for lack of space, then acknowledged writes, then SIGKILL', () => {
+  let dist: string
+  let disk: SmallDisk | undefined
+  beforeAll(() => { dist = buildStore() }, 120_000)
+  afterEach(() => { disk?.unmount() })
+
+  const cases = [
+    // more than the rest of the log's 32 KiB block: read back, LevelDB reported the records behind the torn one as corrupt
+    { sync: false, count: 1000, what: 'acknowledged writes after the failed one, past its log block' },
+    // within the block: read back, LevelDB took the torn record for the end of the log and dropped them silently
+    { sync: true, count: 50, what: 'acknowledged writes after the failed one, within its log block' },
+    { sync: false, count: 0, what: 'nothing written after the failed one (no reopen yet)' }
+  ]
+  for (const { sync, count, what } of cases) {
+    it(`opens the store again and keeps every acknowledged message (sync: ${String(sync)}, ${what})`, async () => {
+      disk = mountSmallDisk('16m')
+      const dir = path.join(disk.dir, 'store')
+      const run = await failThenCrash(dist, disk, dir, count, sync)
+      expect(run.refused, `the large write is refused for lack of space: ${run.stderr}`).toBe('ERR_STORE_WRITE')
+      expect(run.signal).toBe('SIGKILL')
+      expect(run.acked).toHaveLength(count)
+
+      const store = await open(dir)
+      try {
+        const topics = (await drain(store.outgoingStream({ id: 'sub' })) as Array<{ topic: string }>).map(p => p.topic)
+        const expected = [...Array.from({ length: 10 }, (_, i) => `b/${i}`), ...run.acked.map(i => `a/${i}`)]
+        expect(topics, 'every acknowledged message, in order, and not the refused one').toEqual(expected)
+      } finally {
+        await store.close()
+      }
+      expect(existsSync(path.join(dir, CORRUPT_MARKER))).toBe(false)
+    }, 60_000)
+  }
+})
