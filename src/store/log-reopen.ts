@@ -1,3 +1,5 @@
+import { readdir, stat, statfs } from 'node:fs/promises'
+import path from 'node:path'
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import { recoveryProblems } from './open.js'
@@ -16,9 +18,23 @@ export interface ReopenableDb {
  * further on. So the write queue writes nothing more to that log: before its next batch, the database is closed and
  * opened again, which recovers the log up to the torn record (the failed write, never acknowledged, lost at the end
  * of the log without a report) and starts a new one. Opening also clears LevelDB's sticky error after a failed
- * table write. Reads wait while a reopen is under way; with the disk still full, the reopen fails and is tried again
- * by the next write or read.
+ * table write. Reads wait while a reopen is under way. The database is closed only once the disk has room for the
+ * table the recovery writes (see ROOM_MARGIN_BYTES): with the disk still full, each write fails at once and reads go
+ * on from the open database; a reopen that fails all the same is tried again by the next write or read.
  */
+/** Room asked for beyond the logs' size: the new MANIFEST, LOG and CURRENT files and the filesystem's rounding. */
+export const ROOM_MARGIN_BYTES = 256 * 1024
+
+/** Bytes free on the store's filesystem, and bytes a recovery may write: at most what its logs hold, plus a margin. */
+async function room (dir: string): Promise<{ free: number, needed: number }> {
+  const { bavail, bsize } = await statfs(dir)
+  let needed = ROOM_MARGIN_BYTES
+  for (const name of await readdir(dir)) {
+    if (name.endsWith('.log')) needed += (await stat(path.join(dir, name))).size
+  }
+  return { free: bavail * bsize, needed }
+}
+
 export class LogReopener {
   readonly #db: ReopenableDb
   readonly #dir: string
@@ -60,9 +76,17 @@ export class LogReopener {
   #reopen (): Promise<void> {
     const attempt = (async () => {
       try {
-        if (this.#db.status === 'open') await this.#db.close()
+        if (this.#db.status === 'open') {
+          const { free, needed } = await room(this.#dir)
+          if (free < needed) {
+            throw new CulexError('ERR_STORE_WRITE', `the store at ${this.#dir} needs ${needed} bytes free to recover from a failed write, ` +
+              `and ${free} are free; writes fail until there is room`)
+          }
+          await this.#db.close()
+        }
         await this.#db.open({ createIfMissing: false })
       } catch (err) {
+        if (err instanceof CulexError) throw err
         const detail = (err as { cause?: Error }).cause?.message ?? (err as Error).message
         this.#log.error({ err, dir: this.#dir }, 'store reopen failed')
         throw new CulexError('ERR_STORE_WRITE', `the store at ${this.#dir} cannot be reopened after a failed write: ${detail}`, { cause: err })

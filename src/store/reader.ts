@@ -35,9 +35,12 @@ export class ValueReader {
       }
     }
     if (missing.length === 0) return Promise.resolve(values)
-    // The write queue writes nothing while the database is reopened, and resumes only after this read is issued.
+    // The write queue writes nothing while the database is reopened, and resumes only after this read is issued. A
+    // reopen refused for want of room left the database open; one that failed leaves the read to fail.
     const reopen = this.#reopener.readable()
-    const found = reopen === undefined ? this.#db.getMany(missing) : reopen.then(() => this.#db.getMany(missing))
+    const found = reopen === undefined
+      ? this.#db.getMany(missing)
+      : reopen.catch(() => undefined).then(() => this.#db.getMany(missing))
     return found.then((found) => {
       for (let i = 0; i < found.length; i++) values[slots[i]] = found[i] ?? undefined
       return values

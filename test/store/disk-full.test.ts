@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CORRUPT_MARKER } from '../../src/store/open.js'
 import { mountSmallDisk, type SmallDisk } from '../helpers/tmpfs.js'
 import { buildStore } from './helpers/build.js'
-import { drain, open } from './helpers/store.js'
+import { captureLogger, drain, open, publish } from './helpers/store.js'
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torn-log-child.mjs')
 const probe = mountSmallDisk()
@@ -80,4 +80,40 @@ describe.skipIf(!probe.mounted)('a failed write for lack of space, then acknowle
       expect(existsSync(path.join(dir, CORRUPT_MARKER))).toBe(false)
     }, 60_000)
   }
+})
+
+describe.skipIf(!probe.mounted)('a disk that stays full after a failed write', () => {
+  let disk: SmallDisk | undefined
+  afterEach(() => { disk?.unmount() })
+
+  it('fails writes at once while there is no room to retire the log, keeps serving reads, and writes again once there is', async () => {
+    disk = mountSmallDisk('16m')
+    const dir = path.join(disk.dir, 'store')
+    const { logger, lines } = captureLogger()
+    let store = await open(dir, { logger })
+    try {
+      await store.addSubscriptions({ id: 'sub' }, [{ topic: '#', qos: 1 }])
+      await store.storeRetained({ cmd: 'publish', topic: 'r', payload: Buffer.from('kept'), qos: 1, retain: true })
+      await store.outgoingEnqueueCombi([{ clientId: 'sub', qos: 1 }], publish('b/0', 'before', { brokerId: 'b', brokerCounter: 1 }))
+
+      disk.fill(16 * 1024)
+      const big = store.outgoingEnqueueCombi([{ clientId: 'sub', qos: 1 }], publish('big', Buffer.alloc(512 * 1024), { brokerId: 'b', brokerCounter: 2 }))
+      await expect(big).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
+      const small = store.outgoingEnqueueCombi([{ clientId: 'sub', qos: 1 }], publish('c/0', 'refused', { brokerId: 'b', brokerCounter: 3 }))
+      await expect(small).rejects.toThrow(/needs \d+ bytes free to recover from a failed write/)
+      expect((await drain(store.createRetainedStreamCombi(['r'])) as Array<{ payload: Buffer }>).map(p => p.payload.toString()),
+        'a stored value is read from disk during the full disk').toEqual(['kept'])
+
+      disk.free()
+      await store.outgoingEnqueueCombi([{ clientId: 'sub', qos: 1 }], publish('c/1', 'after', { brokerId: 'b', brokerCounter: 4 }))
+      expect(lines.filter(l => l.msg === 'store reopened after a failed write')).toHaveLength(1)
+      await store.close()
+      store = await open(dir)
+      const topics = (await drain(store.outgoingStream({ id: 'sub' })) as Array<{ topic: string }>).map(p => p.topic)
+      expect(topics).toEqual(['b/0', 'c/1'])
+      expect((await drain(store.createRetainedStreamCombi(['r'])) as Array<{ payload: Buffer }>).map(p => p.payload.toString())).toEqual(['kept'])
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
 })
