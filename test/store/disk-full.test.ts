@@ -1,12 +1,17 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { Level } from 'level'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { LogReopener } from '../../src/store/log-reopen.js'
 import { CORRUPT_MARKER } from '../../src/store/open.js'
+import { ValueReader } from '../../src/store/reader.js'
+import { WriteQueue } from '../../src/store/write-queue.js'
 import { mountSmallDisk, type SmallDisk } from '../helpers/tmpfs.js'
 import { buildStore } from './helpers/build.js'
-import { captureLogger, drain, open, publish } from './helpers/store.js'
+import { captureLogger, drain, open, publish, silentLogger } from './helpers/store.js'
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torn-log-child.mjs')
 const probe = mountSmallDisk()
@@ -114,6 +119,51 @@ describe.skipIf(!probe.mounted)('a disk that stays full after a failed write', (
       expect((await drain(store.createRetainedStreamCombi(['r'])) as Array<{ payload: Buffer }>).map(p => p.payload.toString())).toEqual(['kept'])
     } finally {
       await store.close()
+    }
+  }, 60_000)
+
+  it('serves a read issued while the database is being reopened, with the value as of the read (seeded, 40 rounds)', async () => {
+    disk = mountSmallDisk('16m')
+    const dir = path.join(disk.dir, 'store')
+    const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
+    await db.open()
+    const logger = silentLogger()
+    const reopener = new LogReopener(db, dir, logger)
+    // nothing tracked: every read goes to LevelDB
+    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: () => false, reopener })
+    const reader = new ValueReader(db, queue, reopener)
+    let seed = 2011
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    // abstract-level's events while it closes and opens again, or some turns of the event loop after the write
+    const moments = ['closing', 'closed', 'opening', 'open', 'hops'] as const
+    const put = (value: string): Promise<void> => queue.commit([{ type: 'put', key: 'k', value: Buffer.from(value) }])
+    try {
+      for (let round = 0; round < 40; round++) {
+        await put(`v${round}`)
+        disk.fill(16 * 1024)
+        await expect(queue.commit([{ type: 'put', key: 'big', value: Buffer.alloc(512 * 1024) }])).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
+        disk.free()
+        // this write's batch reopens the database first; the read lands before, during or after that
+        const next = put(`w${round}`)
+        const moment = moments[Math.floor(random() * moments.length)]
+        if (moment === 'hops') {
+          const hops = Math.floor(random() * 12)
+          for (let i = 0; i < hops; i++) await (random() < 0.5 ? Promise.resolve() : nextTurn())
+        } else {
+          await new Promise(resolve => db.once(moment, resolve))
+        }
+        const read = reader.read(['k'])
+        const later = put(`x${round}`)
+        const [value] = await read
+        expect([`v${round}`, `w${round}`], `round ${round}, read at ${moment}`).toContain(value?.toString())
+        await Promise.all([next, later])
+        expect((await reader.read(['k']))[0]?.toString()).toBe(`x${round}`)
+      }
+      expect(reopener.reopens).toBe(40)
+    } finally {
+      await queue.close()
+      await reopener.close()
+      await db.close()
     }
   }, 60_000)
 })
