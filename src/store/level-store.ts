@@ -5,6 +5,7 @@ import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
 import { encodeClientId, isReadBack, PREFIX, subscriptionKey } from './layout.js'
 import { loadAll } from './load.js'
+import { LogReopener } from './log-reopen.js'
 import type { StoreDb } from './open.js'
 import { Outbox } from './outbox.js'
 import { RangeCompactor, type CompactableDb } from './range-compactor.js'
@@ -28,6 +29,7 @@ export class LevelStore {
   readonly #db: StoreDb
   readonly #dir: string
   readonly #queue: WriteQueue
+  readonly #reopener: LogReopener
   readonly #drops: DropReporter
   readonly #subs: SubscriptionIndex
   readonly #retained: RetainedStore
@@ -44,10 +46,11 @@ export class LevelStore {
   constructor (db: StoreDb, opts: StoreOptions) {
     this.#db = db
     this.#dir = opts.dir
-    this.#queue = new WriteQueue({ db, dir: opts.dir, sync: opts.sync, logger: opts.logger, tracked: isReadBack })
+    this.#reopener = new LogReopener(db, opts.dir, opts.logger)
+    this.#queue = new WriteQueue({ db, dir: opts.dir, sync: opts.sync, logger: opts.logger, tracked: isReadBack, reopener: this.#reopener })
     this.#drops = new DropReporter(opts.logger, opts.onDrop)
     this.#subs = new SubscriptionIndex({ matchQos0: opts.limits.queueQos0 })
-    const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue), limits: opts.limits, drops: this.#drops, logger: opts.logger }
+    const deps = { queue: this.#queue, reader: new ValueReader(db, this.#queue, this.#reopener), limits: opts.limits, drops: this.#drops, logger: opts.logger }
     this.#outbox = new Outbox(deps)
     this.#retained = new RetainedStore(deps)
     this.#groups = new GroupQueueStore(deps)
@@ -324,6 +327,7 @@ export class LevelStore {
       await this.#queue.close()
       await this.deadLetters.idle()
       this.#drops.close()
+      await this.#reopener.close()
       await this.#db.close()
     })()
     return this.#closing

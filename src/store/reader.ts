@@ -1,3 +1,4 @@
+import type { LogReopener } from './log-reopen.js'
 import type { WriteQueue } from './write-queue.js'
 
 export interface ManyGetter {
@@ -12,10 +13,12 @@ export interface ManyGetter {
 export class ValueReader {
   readonly #db: ManyGetter
   readonly #queue: WriteQueue
+  readonly #reopener: LogReopener
 
-  constructor (db: ManyGetter, queue: WriteQueue) {
+  constructor (db: ManyGetter, queue: WriteQueue, reopener: LogReopener) {
     this.#db = db
     this.#queue = queue
+    this.#reopener = reopener
   }
 
   read (keys: string[]): Promise<Array<Buffer | undefined>> {
@@ -32,7 +35,13 @@ export class ValueReader {
       }
     }
     if (missing.length === 0) return Promise.resolve(values)
-    return this.#db.getMany(missing).then((found) => {
+    // The write queue writes nothing while the database is reopened, and resumes only after this read is issued. A
+    // reopen refused for want of room left the database open; one that failed leaves the read to fail.
+    const reopen = this.#reopener.readable()
+    const found = reopen === undefined
+      ? this.#db.getMany(missing)
+      : reopen.catch(() => undefined).then(() => this.#db.getMany(missing))
+    return found.then((found) => {
       for (let i = 0; i < found.length; i++) values[slots[i]] = found[i] ?? undefined
       return values
     })

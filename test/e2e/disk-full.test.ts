@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
@@ -29,10 +29,6 @@ const filler = path.join(mountPoint, 'filler')
 function fill (freeBytes: number): void {
   const { bavail, bsize } = statfsSync(mountPoint)
   writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - freeBytes)))
-}
-
-function logFiles (dataDir: string): string[] {
-  return readdirSync(path.join(dataDir, 'store')).filter(f => f.endsWith('.log'))
 }
 
 async function publishRefused (url: string, clientId: string, topic: string, payload: Buffer): Promise<RawClient> {
@@ -127,15 +123,8 @@ describe.skipIf(!mounted)('a full disk (data directory on a small tmpfs)', () =>
     expect((await again.next('pubcomp')).messageId).toBe(9)
     await again.disconnect()
 
-    // The failed write left a torn record in LevelDB's log, which would make the restart refuse the store as
-    // corrupt (a problem of its own): 6 MiB of retained messages fill the memtable, so it is flushed to a table
-    // and that log file deleted.
-    const logsBefore = logFiles(dataDir)
-    const pub = await connectClient(url, { clientId: 'q2-filler' })
-    for (let i = 0; i < 12; i++) await pub.publishAsync(`filler/${i}`, Buffer.alloc(512 * 1024, 0x63), { qos: 1, retain: true })
-    await endClient(pub)
-    await waitFor(() => !logFiles(dataDir).some(f => logsBefore.includes(f)), 'the log file of the failure deleted', 10_000)
-
+    // The failed write left a torn record in LevelDB's log, and the writes above were acknowledged after it; the log
+    // has not been rolled over (far less than 4 MiB written). A crash now must lose none of them.
     // Only what is on disk survives a crash: the member gets the message from the group queue.
     await cli.kill9()
     cli = await startCli(startArgs(dataDir))

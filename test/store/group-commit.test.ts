@@ -2,6 +2,7 @@ import { setImmediate as nextTick } from 'node:timers/promises'
 import { Level } from 'level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { isReadBack } from '../../src/store/layout.js'
+import { LogReopener } from '../../src/store/log-reopen.js'
 import { Outbox } from '../../src/store/outbox.js'
 import { DropReporter } from '../../src/store/queue-limits.js'
 import { ValueReader } from '../../src/store/reader.js'
@@ -106,7 +107,7 @@ describe('a put cancelled by a later del', () => {
         }
       }
     }
-    const queue = new WriteQueue({ db: spy, dir, sync: false, logger: silentLogger(), tracked: () => true })
+    const queue = new WriteQueue({ db: spy, dir, sync: false, logger: silentLogger(), tracked: () => true, reopener: new LogReopener(db, dir, silentLogger()) })
     await queue.commit([{ type: 'put', key: 'a', value: Buffer.from('old') }])
     written.length = 0
     let encoded = 0
@@ -128,7 +129,7 @@ describe('a put cancelled by a later del', () => {
     const dir = await dirs.make()
     const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
     await db.open()
-    const queue = new WriteQueue({ db, dir, sync: false, logger: silentLogger(), tracked: () => true })
+    const queue = new WriteQueue({ db, dir, sync: false, logger: silentLogger(), tracked: () => true, reopener: new LogReopener(db, dir, silentLogger()) })
     queue.stageLazy('d', () => Buffer.from('d'))
     await queue.barrier()
     expect(await db.get('d'), 'a commit does not wait for a lazy put').toBeUndefined()
@@ -149,7 +150,7 @@ describe('write failures', () => {
     const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
     await db.open()
     const { logger, lines } = captureLogger()
-    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: () => true })
+    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: () => true, reopener: new LogReopener(db, dir, logger) })
     const undone: string[] = []
     queue.stage([{ type: 'put', key: 'staged', value: Buffer.from('1') }], () => undone.push('staged'))
     const good = queue.commit([{ type: 'put', key: 'a', value: Buffer.from('1') }])
@@ -175,8 +176,9 @@ describe('write failures', () => {
     const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
     await db.open()
     const logger = silentLogger()
-    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: isReadBack })
-    const outbox = new Outbox({ queue, reader: new ValueReader(db, queue), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+    const reopener = new LogReopener(db, dir, logger)
+    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: isReadBack, reopener })
+    const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
     const client = { id: 'c' }
     const count = 20_000
     const enqueued: Array<Promise<void>> = []
@@ -207,7 +209,7 @@ describe('write failures', () => {
     const dir = await dirs.make()
     const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
     await db.open()
-    const queue = new WriteQueue({ db, dir, sync: true, logger: silentLogger(), tracked: () => false })
+    const queue = new WriteQueue({ db, dir, sync: true, logger: silentLogger(), tracked: () => false, reopener: new LogReopener(db, dir, silentLogger()) })
     await queue.commit([{ type: 'put', key: 'k', value: Buffer.from('v') }])
     await queue.close()
     await expect(queue.commit([])).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
