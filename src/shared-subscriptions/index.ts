@@ -37,6 +37,7 @@ export function createSharedSubscriptions (deps: SharedDeps) {
   const { config } = deps
   const hooks = createSharedHooks(deps.broker, deps.store, {
     strategyFor: group => config.groupStrategies[group] ?? config.strategy,
+    backoffFor: group => ({ ...config.redeliveryBackoff, ...config.groupRedeliveryBackoff[group] }),
     ackTimeoutMs: config.ackTimeoutMs,
     maxDeliveries: config.maxDeliveries,
     maxInflightPerMember: config.maxInflightPerMember,
