@@ -31,6 +31,8 @@ export interface DeadLetterInput {
   /** For a replay that failed again: the earlier attempts + 1 and the first rejection time. */
   attempts?: number
   firstRejectedAt?: number
+  /** When each delivery of a shared-subscription message went out (epoch ms). */
+  attemptTimes?: number[]
 }
 
 /** The JSON published on `$DLQ/<reason>/<topic>`; also what the admin API and `culex dlq show` return. */
@@ -47,6 +49,8 @@ export interface Envelope {
   username: string | null
   target: string | null
   attempts: number
+  /** When each delivery went out (ISO 8601), for a shared subscription's max-deliveries; empty otherwise. */
+  attemptTimes: string[]
   firstRejectedAt: string
   rejectedAt: string
   brokerId: string | null
@@ -116,6 +120,7 @@ export function toEnvelope (entry: StoredDeadLetter, payload: Buffer): Envelope 
     username: entry.username ?? null,
     target: entry.target ?? null,
     attempts: entry.attempts,
+    attemptTimes: (entry.attemptTimes ?? []).map(t => new Date(t).toISOString()),
     firstRejectedAt: new Date(entry.firstRejectedAt).toISOString(),
     rejectedAt: new Date(entry.rejectedAt).toISOString(),
     brokerId: entry.brokerId ?? null
@@ -188,6 +193,7 @@ export class DeadLetters {
         username: input.username,
         target: input.target,
         attempts: input.attempts ?? 1,
+        attemptTimes: input.attemptTimes,
         firstRejectedAt: input.firstRejectedAt ?? now,
         rejectedAt: now,
         brokerId: this.#p.brokerId(),

@@ -16,6 +16,8 @@ export interface StoredDeadLetter {
   username?: string
   target?: string
   attempts: number
+  /** When each delivery went out (a shared subscription's max-deliveries), epoch ms. */
+  attemptTimes?: number[]
   /** Epoch milliseconds. */
   firstRejectedAt: number
   rejectedAt: number
@@ -37,7 +39,7 @@ export interface DeadLetterStoreDeps {
   reader: ValueReader
 }
 
-const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
+const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'attemptTimes', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
 
 /**
  * The durable dead-letter log (docs/dead-letter.md): an index of every record in memory (without payloads), records
@@ -82,6 +84,7 @@ export class DeadLetterStore {
     for (const key of ['clientId', 'username', 'target', 'brokerId'] as const) {
       if (typeof f[key] === 'string') entry[key] = f[key]
     }
+    if (Array.isArray(f.attemptTimes)) entry.attemptTimes = f.attemptTimes.filter((t): t is number => typeof t === 'number')
     this.#index.set(entry.id, entry)
     if (seq > this.#seq) this.#seq = seq
   }
