@@ -1,0 +1,108 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { startTestBroker, type TestBroker } from '../helpers/broker.js'
+import { connectClient, waitFor } from '../helpers/clients.js'
+import { adminGet, endAll, members, silentMember } from './support.js'
+
+interface GroupRow { group: string, delayed: number, delivered: number, redelivered: number, ackTimeouts: number, rejections: number, deadLettered: number, oldestUnackedMs: number }
+const groupOf = async (t: TestBroker, group: string): Promise<GroupRow | undefined> =>
+  (await adminGet<{ items: GroupRow[] }>(t.adminUrl, '/api/shared')).items.find(g => g.group === group)
+const metricsText = async (t: TestBroker): Promise<string> => await (await fetch(`${t.adminUrl}/metrics`)).text()
+const gaps = (times: number[]): number[] => times.slice(1).map((at, i) => at - times[i])
+const deadLettered = (t: TestBroker): Array<Record<string, unknown>> => t.logs.filter(l => l.msg === 'shared message dead-lettered')
+
+/**
+ * Retries after an ack timeout wait out redeliveryBackoff (docs/shared-subscriptions.md, "Retries and backoff"). The
+ * waits are read from when each attempt reached the member. Between two attempts there is the ack timeout (100 ms,
+ * noticed by a sweep every 50 ms), then the backoff; the upper bounds leave 100 ms for a loaded machine.
+ */
+describe('shared subscriptions: retries with exponential backoff', () => {
+  let t: TestBroker | undefined
+
+  afterEach(async () => {
+    await t?.close()
+    t = undefined
+  })
+
+  const ACK_TIMEOUT = 100
+  const SLACK = 50 + 100
+
+  it('spaces the attempts a member never acknowledges by initialMs × multiplier^(attempt−1), then dead-letters and counts them', async () => {
+    t = await startTestBroker({
+      'sharedSubscriptions.ackTimeoutMs': ACK_TIMEOUT,
+      'sharedSubscriptions.maxDeliveries': 4,
+      'sharedSubscriptions.redeliveryBackoff.initialMs': 100,
+      'sharedSubscriptions.redeliveryBackoff.multiplier': 2,
+      'sharedSubscriptions.redeliveryBackoff.jitter': 0
+    })
+    const member = await silentMember(t.mqttUrl, 'failing', '$share/retry/jobs')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'retry-pub' })
+    await pub.publishAsync('jobs', 'poison', { qos: 1 })
+    await waitFor(() => deadLettered(t as TestBroker).length === 1, 'the dead letter after 4 attempts', 5000)
+    expect(member.publishes().map(p => [p.payload.toString(), p.dup])).toEqual([['poison', false], ['poison', true], ['poison', true], ['poison', true]])
+    const waited = gaps(member.publishTimes()).map(g => g - ACK_TIMEOUT)
+    const backoffs = [100, 200, 400]
+    waited.forEach((w, i) => {
+      expect(w, `wait ${i + 1}: ${waited.join(', ')} ms`).toBeGreaterThanOrEqual(backoffs[i] - 5)
+      expect(w, `wait ${i + 1}: ${waited.join(', ')} ms`).toBeLessThan(backoffs[i] + SLACK)
+    })
+    expect(deadLettered(t)[0]).toMatchObject({ reason: 'max-deliveries', attempts: 4 })
+
+    expect(await groupOf(t, 'retry')).toMatchObject({ delivered: 4, redelivered: 3, ackTimeouts: 4, rejections: 0, deadLettered: 1, delayed: 0 })
+    const text = await metricsText(t)
+    expect(text).toContain('culex_shared_ack_timeouts_total{group="retry"} 4')
+    expect(text).toContain('culex_shared_redeliveries_total{group="retry"} 3')
+    expect(text).toContain('culex_shared_dead_letters_total{group="retry"} 1')
+    expect(text).toContain('culex_shared_rejections_total{group="retry"} 0')
+    member.destroy()
+    await endAll([pub])
+  })
+
+  it('varies each wait by up to ± jitter', async () => {
+    t = await startTestBroker({
+      'sharedSubscriptions.ackTimeoutMs': ACK_TIMEOUT,
+      'sharedSubscriptions.maxDeliveries': 7,
+      'sharedSubscriptions.redeliveryBackoff.initialMs': 200,
+      'sharedSubscriptions.redeliveryBackoff.multiplier': 1,
+      'sharedSubscriptions.redeliveryBackoff.jitter': 0.5
+    })
+    const member = await silentMember(t.mqttUrl, 'jittery', '$share/jit/jobs')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'jit-pub' })
+    await pub.publishAsync('jobs', 'x', { qos: 1 })
+    await waitFor(() => deadLettered(t as TestBroker).length === 1, 'the dead letter after 7 attempts', 8000)
+    const waited = gaps(member.publishTimes()).map(g => g - ACK_TIMEOUT)
+    expect(waited).toHaveLength(6)
+    // 200 ms ± 50 %: each wait within [100, 300] ms, and not all the same
+    for (const w of waited) {
+      expect(w, waited.join(', ')).toBeGreaterThanOrEqual(100 - 5)
+      expect(w, waited.join(', ')).toBeLessThan(300 + SLACK)
+    }
+    expect(Math.max(...waited) - Math.min(...waited), waited.join(', ')).toBeGreaterThan(20)
+    member.destroy()
+    await endAll([pub])
+  })
+
+  it('keeps delivering the group\'s other messages while one waits out its backoff', async () => {
+    t = await startTestBroker({
+      'sharedSubscriptions.ackTimeoutMs': ACK_TIMEOUT,
+      'sharedSubscriptions.maxInflightPerMember': 1,
+      'sharedSubscriptions.redeliveryBackoff.initialMs': 1500,
+      'sharedSubscriptions.redeliveryBackoff.jitter': 0
+    })
+    const stuck = await silentMember(t.mqttUrl, 'stuck', '$share/flow/jobs/#')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'flow-pub' })
+    await pub.publishAsync('jobs/slow', 'slow', { qos: 1 })
+    await waitFor(() => stuck.publishes().length === 1, 'the first message at the member that will not acknowledge it')
+    const [live] = await members(t.mqttUrl, 1, '$share/flow/jobs/#', 1, 'flow-live')
+    await waitFor(async () => (await groupOf(t as TestBroker, 'flow'))?.delayed === 1, 'the first message delayed')
+    const delayedAt = Date.now()
+    for (let i = 0; i < 10; i++) await pub.publishAsync(`jobs/${i}`, String(i), { qos: 1 })
+    await waitFor(() => live.received.length >= 10, 'ten newer messages at the other member', 1200)
+    expect(Date.now() - delayedAt).toBeLessThan(1500)
+    expect(live.received.map(r => r.payload)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+    await waitFor(() => live.received.length === 11, 'the delayed message, once due', 4000)
+    expect(live.received[10]).toMatchObject({ payload: 'slow', dup: true })
+    expect(Date.now() - delayedAt).toBeGreaterThanOrEqual(1500 - ACK_TIMEOUT - 50)
+    stuck.destroy()
+    await endAll([live, pub])
+  })
+})
