@@ -211,7 +211,9 @@ export class Dispatcher<H> {
       dup: redelivery && qos > 0,
       messageId: undefined,
       brokerId: entry.brokerId,
-      brokerCounter: entry.brokerCounter
+      brokerCounter: entry.brokerCounter,
+      group: group.share.group,
+      arrivedAt: entry.enqueuedAt
     }
     if (qos === 0) {
       // Nothing to wait for: the message is delivered as far as QoS 0 goes.

@@ -31,6 +31,9 @@ export interface OutPacket {
   messageId: number | undefined
   brokerId: string | undefined
   brokerCounter: number | undefined
+  /** The share name and the message's arrival (epoch ms): delivery lag is measured from it (never sent). */
+  group: string
+  arrivedAt: number
 }
 
 /** The durable group queue (src/store/group-queue.ts). */
