@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import type { IPublishPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, waitFor } from '../helpers/clients.js'
 import { adminGet, endAll, members, silentMember } from './support.js'
@@ -104,5 +105,36 @@ describe('shared subscriptions: retries with exponential backoff', () => {
     expect(Date.now() - delayedAt).toBeGreaterThanOrEqual(1500 - ACK_TIMEOUT - 50)
     stuck.destroy()
     await endAll([live, pub])
+  })
+
+  it('hash-topic: later messages of the topic wait behind the delayed one and follow it in order; other topics go on', async () => {
+    t = await startTestBroker({
+      'sharedSubscriptions.groupStrategies': { ordered: 'hash-topic' },
+      'sharedSubscriptions.ackTimeoutMs': ACK_TIMEOUT,
+      'sharedSubscriptions.redeliveryBackoff.initialMs': 800,
+      'sharedSubscriptions.redeliveryBackoff.jitter': 0
+    })
+    const member = await silentMember(t.mqttUrl, 'picky', '$share/ordered/ord/#')
+    // acknowledges everything but the first delivery of t-0
+    const acking = (async () => {
+      for (;;) {
+        const p = await member.next<IPublishPacket>('publish', 10_000).catch(() => undefined)
+        if (p === undefined) return
+        if (p.payload.toString() !== 't-0' || p.dup) member.send({ cmd: 'puback', messageId: p.messageId })
+      }
+    })()
+    const pub = await connectClient(t.mqttUrl, { clientId: 'ord-pub' })
+    await pub.publishAsync('ord/t', 't-0', { qos: 1 })
+    await waitFor(async () => (await groupOf(t as TestBroker, 'ordered'))?.delayed === 1, 't-0 delayed')
+    for (const [topic, payload] of [['ord/t', 't-1'], ['ord/u', 'u-0'], ['ord/t', 't-2']]) await pub.publishAsync(topic, payload, { qos: 1 })
+    await waitFor(() => member.publishes().length === 2, 'u-0, at once')
+    await waitFor(() => member.publishes().length === 5, 't-0 again, then t-1 and t-2', 3000)
+    expect(member.publishes().map(p => p.payload.toString())).toEqual(['t-0', 'u-0', 't-0', 't-1', 't-2'])
+    const times = member.publishTimes()
+    // t-1 and t-2 were held until the retry of t-0 (800 ms after its timeout), not sent when published
+    expect(times[3] - times[1]).toBeGreaterThanOrEqual(800 - ACK_TIMEOUT - 50)
+    member.destroy()
+    await acking
+    await endAll([pub])
   })
 })
