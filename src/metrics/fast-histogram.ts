@@ -10,6 +10,12 @@ export class HistogramSeries {
     this.counts = new Float64Array(bounds.length)
   }
 
+  reset (): void {
+    this.counts.fill(0)
+    this.sum = 0
+    this.count = 0
+  }
+
   observe (value: number): void {
     const bounds = this.bounds
     for (let i = 0; i < bounds.length; i++) {
@@ -55,7 +61,11 @@ export class FastHistogram {
       help,
       type: 'histogram',
       aggregator: 'sum',
-      get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: this.#values(buckets) })
+      get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: this.#values(buckets) }),
+      // registry.resetMetrics(): the series stay (the hot path holds them), their counts go back to 0
+      reset: () => {
+        for (const series of this.#series.values()) series.reset()
+      }
     }
     registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
   }
