@@ -15,7 +15,8 @@ const LOAD_BATCH = 256
 /**
  * The life of each shared message: it goes to one connected member chosen by the group's strategy, or waits (in
  * the durable store if the group has a persistent member); an unacknowledged delivery moves to another member when
- * its connection closes or its ack timeout passes; after maxDeliveries it is dead-lettered. Knows nothing of aedes.
+ * its connection closes, or after the retry backoff once its ack timeout passes (redelivery.ts); after maxDeliveries
+ * it is dead-lettered. Knows nothing of aedes.
  */
 export class Dispatcher<H> {
   readonly totals: EngineTotals = { delivered: 0, redelivered: 0, acknowledged: 0, deadLettered: 0, dropped: 0, failovers: 0, ackTimeouts: 0, rejections: 0 }
