@@ -78,6 +78,16 @@ describe('shared subscriptions end to end', () => {
       const dead = await cli.waitForLog(l => l.msg === 'shared message dead-lettered', 'the dead letter', 5000)
       expect(dead).toMatchObject({ reason: 'max-deliveries', attempts: 2, share: '$share/keep/jobs' })
       expect(back.publishes()).toHaveLength(1)
+      // its envelope has both attempts' times, the one before the crash included
+      const admin = `http://127.0.0.1:${cli.ports.admin}`
+      await waitFor(async () => (await adminGet<{ items: unknown[] }>(admin, '/api/dead-letters')).items.length === 1, 'the dead letter listed')
+      const [letter] = (await adminGet<{ items: Array<{ id: string }> }>(admin, '/api/dead-letters')).items
+      const envelope = await adminGet<{ attemptTimes: string[] }>(admin, `/api/dead-letters/${letter.id}`)
+      const [sent1, sent2] = envelope.attemptTimes.map(t => Date.parse(t))
+      expect(envelope.attemptTimes).toHaveLength(2)
+      expect(firstAttempt - sent1).toBeGreaterThanOrEqual(0)
+      expect(firstAttempt - sent1).toBeLessThan(1000)
+      expect(sent2 - sent1).toBeGreaterThanOrEqual(200 + 3000)
       back.destroy()
       expect(await cli.stop()).toBe(0)
     } finally {
