@@ -28,10 +28,12 @@ export function createLagHooks () {
     help: 'Time from a message\'s arrival at the broker to the subscriber\'s final acknowledgement (PUBACK for QoS 1, PUBCOMP for QoS 2), by delivered QoS and shared-subscription group ("" for an ordinary subscription).',
     buckets: ACK_BUCKETS
   })
-  // The series of each (qos, group), so a delivery picks its series with one Map lookup.
+  // The series of each (qos, group), so a delivery picks its series with one Map lookup (none for ordinary ones).
   const series: Array<Map<string, HistogramSeries>> = [new Map(), new Map(), new Map()]
+  const ordinary: Array<HistogramSeries | undefined> = [undefined, undefined, undefined]
   const seriesFor = (qos: number, group: string): HistogramSeries => {
-    const byGroup = series[qos] ?? series[1]
+    if (group === '') return ordinary[qos] ?? (ordinary[qos] = histogram.series({ qos: String(qos), group }))
+    const byGroup = series[qos]
     let s = byGroup.get(group)
     if (s === undefined) byGroup.set(group, s = histogram.series({ qos: String(qos), group }))
     return s
