@@ -21,6 +21,7 @@ import { createLimitHooks } from './limits/hooks.js'
 import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
+import { createDeliveryLag } from './delivery-lag/index.js'
 import type { DropEvent } from './store/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
@@ -96,6 +97,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     onDeadLetter: deadLetter.onShared
   })
   const retransmit = createRetransmission({ intervalMs: config.mqtt.retryIntervalMs, log: log.child({ component: 'retransmit' }) })
+  const lag = createDeliveryLag()
 
   aedes.preConnect = chainPreConnect([
     sessionTracking.noteConnecting,
@@ -103,7 +105,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     protocol.noteEmptyClientId,
     limits.recordConnect,
     limits.watchOutbound,
-    retransmit.watchConnection
+    retransmit.watchConnection,
+    lag.watchConnection
   ])
   aedes.authenticate = chainAuthenticate([
     protocol.refuseEmptyPersistentId,
@@ -157,8 +160,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   deadLetter.registerMetrics(metrics)
   shared.registerMetrics(metrics)
   retransmit.registerMetrics(metrics)
+  lag.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
-  const featureRoutes: AdminRoute[] = [...shared.routes, ...deadLetter.routes]
+  const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes]
 
   let listeners: Listener[] = []
   let admin: AdminServer | undefined

@@ -37,6 +37,22 @@ export function int (def: number, doc: string, range: { min?: number, max?: numb
   }
 }
 
+/** A number that may have a fraction (a multiplier, a ratio), within min..max. */
+export function decimal (def: number, doc: string, range: { min: number, max: number }): Field<number> {
+  return {
+    kind: 'field',
+    type: `number ${range.min}..${range.max}`,
+    default: def,
+    doc,
+    parse (raw) {
+      const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw
+      if (typeof n !== 'number' || !Number.isFinite(n)) return bad(`must be a number, got ${describe(raw)}`)
+      if (n < range.min || n > range.max) return bad(`must be between ${range.min} and ${range.max}, got ${n}`)
+      return ok(n)
+    }
+  }
+}
+
 export function port (def: number, doc: string): Field<number> {
   const f = int(def, doc, { min: 0, max: 65535 })
   return { ...f, type: 'port (0 = any free port)' }

@@ -1,7 +1,7 @@
 import { bool, int, oneOf, port, str, type ConfigOf } from './fields.js'
 import { anonymousField } from '../auth/config-fields.js'
 import { regexField } from '../limits/config-fields.js'
-import { groupStrategiesField } from '../shared-subscriptions/config-fields.js'
+import { groupBackoffsField, groupStrategiesField, redeliveryBackoffSection } from '../shared-subscriptions/config-fields.js'
 import { STRATEGIES } from '../shared-subscriptions/strategies.js'
 import { payloadRulesField } from '../dead-letter/payload-rules.js'
 import { payloadLimitsField } from '../limits/config-fields.js'
@@ -118,7 +118,9 @@ export const schema = {
   sharedSubscriptions: {
     strategy: oneOf('round-robin', STRATEGIES, 'How a group picks the member for each message: round-robin, random, least-inflight (fewest unacknowledged), sticky (one member while it stays connected), hash-clientid (by publisher) or hash-topic (one topic, one member).'),
     groupStrategies: groupStrategiesField('Strategy of particular share names, overriding strategy: a mapping such as {orders: hash-topic}; in the environment orders=hash-topic,billing=sticky.'),
-    ackTimeoutMs: int(30_000, 'A QoS 1/2 message a member has not acknowledged (PUBACK/PUBREC) this long goes to another member; 0 = never (it still moves when the member disconnects).'),
+    ackTimeoutMs: int(30_000, 'A QoS 1/2 message a member has not acknowledged (PUBACK/PUBREC) this long goes to another member after the wait of redeliveryBackoff; 0 = never (it still moves, at once, when the member disconnects).'),
+    redeliveryBackoff: redeliveryBackoffSection(),
+    groupRedeliveryBackoff: groupBackoffsField('The redeliveryBackoff of particular share names, each key left out taken from redeliveryBackoff: a mapping such as {orders: {initialMs: 500, maxMs: 10000}}; in the environment orders=500:2:10000:0.1 (initialMs:multiplier:maxMs:jitter, any part empty).'),
     maxDeliveries: int(5, 'Deliveries of one message before the group gives it up (dead letter: logged and counted); 0 = retry for ever.'),
     maxInflightPerMember: int(1000, 'Unacknowledged QoS 1/2 messages one member may hold; more go to other members or wait in the group queue. 0 = unlimited.'),
     maxQueuedMessages: int(100_000, "Messages waiting in one group's queue (members offline or full); over it sessions.overflowPolicy decides which one goes. 0 = unlimited."),

@@ -14,6 +14,7 @@ import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './ser
 export interface SharedDeadLetter {
   reason: 'max-deliveries' | 'queue-full' | 'no-members'
   attempts: number
+  attemptTimes: number[]
   group: string
   share: string
   packet: { topic: string, payload: Buffer, qos: number }
@@ -184,7 +185,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   const onShared = (event: SharedDeadLetter): void => {
     log.warn({ reason: event.reason, share: event.share, attempts: event.attempts, topic: event.packet.topic, qos: event.packet.qos }, 'shared message dead-lettered')
     if (!enabled) return
-    void service.record({ reason: event.reason, detail: sharedDetail[event.reason], packet: { ...event.packet, retain: false }, target: event.share, attempts: event.attempts })
+    void service.record({ reason: event.reason, detail: sharedDetail[event.reason], packet: { ...event.packet, retain: false }, target: event.share, attempts: event.attempts, attemptTimes: event.attemptTimes })
   }
 
   let timer: NodeJS.Timeout | undefined

@@ -30,6 +30,8 @@ export interface DeadLetterInput {
   target?: string
   /** More than one delivery attempt (a shared message given up after maxDeliveries). */
   attempts?: number
+  /** When each delivery of a shared-subscription message went out (epoch ms). */
+  attemptTimes?: number[]
 }
 
 /** The JSON published on `$DLQ/<reason>/<topic>`; also what the admin API and `culex dlq show` return. */
@@ -46,6 +48,8 @@ export interface Envelope {
   username: string | null
   target: string | null
   attempts: number
+  /** When each delivery went out (ISO 8601), for a shared subscription's max-deliveries; empty otherwise. */
+  attemptTimes: string[]
   firstRejectedAt: string
   rejectedAt: string
   brokerId: string | null
@@ -106,6 +110,7 @@ export function toEnvelope (entry: StoredDeadLetter, payload: Buffer): Envelope 
     username: entry.username ?? null,
     target: entry.target ?? null,
     attempts: entry.attempts,
+    attemptTimes: (entry.attemptTimes ?? []).map(t => new Date(t).toISOString()),
     firstRejectedAt: new Date(entry.firstRejectedAt).toISOString(),
     rejectedAt: new Date(entry.rejectedAt).toISOString(),
     brokerId: entry.brokerId ?? null
@@ -158,6 +163,7 @@ export class DeadLetters {
         username: input.username,
         target: input.target,
         attempts: input.attempts ?? 1,
+        attemptTimes: input.attemptTimes,
         firstRejectedAt: now,
         rejectedAt: now,
         brokerId: this.#p.brokerId(),

@@ -2,6 +2,7 @@ import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { encodePacket, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
+import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
 
 /**
@@ -9,7 +10,8 @@ import { topicMatches } from './topic.js'
  * property rather than a WeakSet: adding to a WeakSet for every shared delivery cost about 0.3 µs.
  */
 const SHARED = Symbol('culex.sharedDelivery')
-type Marked = DeliveryPacket & { [SHARED]?: true }
+/** A shared delivery also carries its group's share name and its message's arrival (epoch ms), for delivery lag. */
+type Marked = DeliveryPacket & { [SHARED]?: true, group?: string, arrivedAt?: number }
 
 /**
  * Marks a packet a shared-subscription group delivers to one member: the router sends it at the QoS it carries
@@ -41,12 +43,15 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
 
   const route = (qos0Only: boolean): Deliver => (packet, cb) => {
     const shared = (packet as Marked)[SHARED] === true
+    // a shared copy may have waited in its group; 0 = a live copy, which arrived just now
+    const arrivedAt = shared ? (packet as Marked).arrivedAt ?? 0 : 0
+    const group = shared ? (packet as Marked).group ?? '' : ''
     const plan = shared ? { matches: 1, maxQos: packet.qos } : planDelivery(c.subscriptions, packet.topic)
     if (plan.matches === 0) {
       // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
       // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
       if (qos0Only) packet.qos = 0
-      deliverCopy(c, packet, cb, session)
+      deliverCopy(c, packet, cb, session, arrivedAt, group)
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
@@ -59,7 +64,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       setImmediate(cb)
       return
     }
-    deliverCopy(c, packet, cb, session)
+    deliverCopy(c, packet, cb, session, arrivedAt, group)
   }
   c.deliver0 = route(true)
   c.deliverQoS = route(false)
@@ -93,7 +98,7 @@ export interface OutgoingCopy extends OutgoingPacket {
  * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
  * in call order).
  */
-function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
+function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined, arrivedAt: number, group: string): void {
   // aedes' no-local check is left out: mqtt-packet sets no-local only for MQTT 5 subscriptions, which aedes 1.2 refuses.
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
@@ -107,20 +112,31 @@ function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void
   }
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
+    if (qos > 0) noteSent(c, brought as number, qos, arrivedAt, group)
     sendCopy(c, packet, forward, qos === 0 ? undefined : brought, cb, session)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
+    noteSent(c, messageId, qos, arrivedAt, group)
     sendCopy(c, packet, forward, messageId, cb, session)
     return
   }
   // Every id is held: the copy waits for one, as it would for a socket that takes no more data.
   ids.wait((id) => {
-    if (id === undefined) setImmediate(cb)
-    else sendCopy(c, packet, forward, id, cb, session)
+    if (id === undefined) {
+      setImmediate(cb)
+      return
+    }
+    noteSent(c, id, qos, arrivedAt, group)
+    sendCopy(c, packet, forward, id, cb, session)
   })
+}
+
+function noteSent (c: ClientInternals, messageId: number, qos: number, arrivedAt: number, group: string): void {
+  const observer = sentObserver(c)
+  if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
 }
 
 function sendCopy (c: ClientInternals, packet: DeliveryPacket, forward: DeliveryPacket, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {

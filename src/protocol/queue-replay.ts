@@ -3,6 +3,7 @@ import type { Client } from 'aedes'
 import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 import { encodeFrames, type OutgoingPacket } from './frames.js'
+import { sentObserver } from './sent-observer.js'
 import { packetIds } from './packet-ids.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
@@ -123,6 +124,9 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     if (client.closed) return
     const ids = packetIds(client)
     const frames: OutgoingPacket[] = []
+    // the queue keeps no arrival time its replay could use: a queued message's lag counts from its replay
+    const observer = sentObserver(client)
+    const now = Date.now()
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i] as StoredPacket
       if (!updated[i]) {
@@ -138,6 +142,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       frames.push(forward)
       // a queued QoS 0 copy was given an id only for outgoingUpdate; it is never acknowledged
       if (packet.qos === 0) ids.release(packet.messageId)
+      else if (packet.cmd === 'publish') observer?.sent(packet.messageId, packet.qos ?? 1, now, '')
     }
     const writable = frames.length === 0 || client.conn.write(encodeFrames(frames))
     if (!writable && !client.closed) await drained(client)

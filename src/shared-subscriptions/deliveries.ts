@@ -1,4 +1,4 @@
-import type { Delivery, Entry } from './group.js'
+import type { Delivery, Entry, Group } from './group.js'
 
 /**
  * Every unacknowledged shared delivery, found by (connection, packet identifier) when an acknowledgement comes,
@@ -35,6 +35,20 @@ export class DeliveryTracker<H> {
     entry.live++
     entry.deliveries.push(d)
     return d
+  }
+
+  /** Arrival of the oldest message in flight, per group (epoch ms); walked when the metrics or the API read it. */
+  oldestByGroup (): Map<Group<H>, number> {
+    const out = new Map<Group<H>, number>()
+    for (const map of this.#byHandle.values()) {
+      for (const d of map.values()) {
+        const { group, enqueuedAt, state } = d.entry
+        if (state === 'done') continue
+        const seen = out.get(group)
+        if (seen === undefined || enqueuedAt < seen) out.set(group, enqueuedAt)
+      }
+    }
+    return out
   }
 
   /** Forgets a delivery (acknowledged, or its entry is done with). */

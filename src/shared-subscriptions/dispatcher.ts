@@ -1,9 +1,9 @@
-import type { StoredGroupMessage } from '../store/group-queue.js'
 import { isReservedTopic, startsWithWildcard } from '../protocol/topic.js'
 import { DeliveryTracker } from './deliveries.js'
 import { createEntry, messageOf, type Entry, type Group } from './group.js'
 import { MemberChooser, type Online } from './chooser.js'
-import { admit, afterLoss, deliveredQos } from './policy.js'
+import { admit, deliveredQos } from './policy.js'
+import { Redelivery } from './redelivery.js'
 import { shareTopic } from './share-name.js'
 import type { DeadLetterReason, EngineOptions, EnginePort, EngineTotals, GroupStore, IncomingMessage, OutPacket } from './types.js'
 
@@ -15,11 +15,14 @@ const LOAD_BATCH = 256
 /**
  * The life of each shared message: it goes to one connected member chosen by the group's strategy, or waits (in
  * the durable store if the group has a persistent member); an unacknowledged delivery moves to another member when
- * its connection closes or its ack timeout passes; after maxDeliveries it is dead-lettered. Knows nothing of aedes.
+ * its connection closes, or after the retry backoff once its ack timeout passes (redelivery.ts); after maxDeliveries
+ * it is dead-lettered. Knows nothing of aedes.
  */
 export class Dispatcher<H> {
-  readonly totals: EngineTotals = { delivered: 0, redelivered: 0, acknowledged: 0, deadLettered: 0, dropped: 0, failovers: 0 }
+  readonly totals: EngineTotals = { delivered: 0, redelivered: 0, acknowledged: 0, deadLettered: 0, dropped: 0, failovers: 0, ackTimeouts: 0, rejections: 0 }
   readonly deliveries = new DeliveryTracker<H>()
+  /** Lost messages: backoff, failover, restore (redelivery.ts). */
+  readonly redelivery: Redelivery<H>
   readonly #chooser: MemberChooser<H>
   readonly #now: () => number
   #nextId = 1
@@ -28,6 +31,14 @@ export class Dispatcher<H> {
   constructor (private readonly port: EnginePort<H>, private readonly store: GroupStore | undefined, private readonly opts: EngineOptions) {
     this.#now = opts.now ?? Date.now
     this.#chooser = new MemberChooser(this.deliveries, opts.maxInflightPerMember, port.mayReceive)
+    this.redelivery = new Redelivery({
+      deliveries: this.deliveries,
+      totals: this.totals,
+      isClosed: () => this.#closed,
+      nextId: () => this.#nextId++,
+      pump: group => this.pump(group),
+      deadLetter: (entry, reason) => this.#deadLetter(entry, reason)
+    }, port, store, opts)
   }
 
   /**
@@ -71,8 +82,9 @@ export class Dispatcher<H> {
         settle()
       })
     }
-    // Newer messages queue behind waiting ones (FIFO), except QoS 0, which never waits.
-    const member = group.waiting === 0 || entry.qos === 0 ? this.#chooser.choose(group, entry) : undefined
+    // Newer messages queue behind waiting ones (FIFO), and behind a delayed one of their topic (hash-topic), except
+    // QoS 0, which never waits.
+    const member = (group.waiting === 0 && !group.holds(entry)) || entry.qos === 0 ? this.#chooser.choose(group, entry) : undefined
     if (member !== undefined) {
       waits++
       this.#deliver(entry, member, settle)
@@ -98,41 +110,6 @@ export class Dispatcher<H> {
     return true
   }
 
-  /** The connection closed: what it had not acknowledged goes to another member at once. */
-  gone (handle: H, clientId: string): void {
-    const moved = new Map<Group<H>, number>()
-    for (const d of this.deliveries.takeAll(handle)) {
-      const entry = d.entry
-      if (entry.state === 'inflight' && entry.live === 0) {
-        moved.set(entry.group, (moved.get(entry.group) ?? 0) + 1)
-        this.#lost(entry, clientId)
-      }
-    }
-    this.#reportMoved(moved, clientId, 'disconnect')
-  }
-
-  /** Moves every delivery unacknowledged for longer than ackTimeoutMs to another member. */
-  sweep (): void {
-    if (this.opts.ackTimeoutMs <= 0 || this.#closed) return
-    const byClient = new Map<string, Map<Group<H>, number>>()
-    for (const d of this.deliveries.expire(this.#now() - this.opts.ackTimeoutMs)) {
-      const entry = d.entry
-      if (entry.state !== 'inflight' || entry.live > 0) continue
-      let moved = byClient.get(d.clientId)
-      if (moved === undefined) byClient.set(d.clientId, moved = new Map())
-      moved.set(entry.group, (moved.get(entry.group) ?? 0) + 1)
-      this.#lost(entry, d.clientId)
-    }
-    for (const [clientId, moved] of byClient) this.#reportMoved(moved, clientId, 'ack-timeout')
-  }
-
-  /** Messages found in the store at start, in FIFO order. */
-  restore (group: Group<H>, stored: StoredGroupMessage[]): void {
-    for (const s of stored) {
-      group.addPending(createEntry(this.#nextId++, group, { ...s, payload: undefined, storeKey: s.key }), false)
-    }
-  }
-
   /** Dispatches waiting messages while members can take them. */
   pump (group: Group<H>): void {
     if (this.#closed || group.removed) return
@@ -153,7 +130,7 @@ export class Dispatcher<H> {
 
   /** The group lost its last member: what waits for it is given up. */
   drop (group: Group<H>): void {
-    const waiting = [...group.pending()]
+    const waiting = [...group.pending(), ...group.delayed.values()]
     if (waiting.length > 0) this.opts.log.warn({ share: shareTopic(group.share.key), count: waiting.length }, 'shared subscription removed with waiting messages')
     for (const entry of waiting) this.#deadLetter(entry, 'no-members')
   }
@@ -169,6 +146,10 @@ export class Dispatcher<H> {
     if (group.waiting === 0 || group.members.online().length === 0) return
     let skipped = 0
     for (const entry of group.pending()) {
+      if (group.holds(entry)) {
+        if (++skipped > SCAN_LIMIT) return
+        continue
+      }
       if (entry.payload === undefined) {
         this.#loadPayloads(group)
         return
@@ -231,7 +212,9 @@ export class Dispatcher<H> {
       dup: redelivery && qos > 0,
       messageId: undefined,
       brokerId: entry.brokerId,
-      brokerCounter: entry.brokerCounter
+      brokerCounter: entry.brokerCounter,
+      group: group.share.group,
+      arrivedAt: entry.enqueuedAt
     }
     if (qos === 0) {
       // Nothing to wait for: the message is delivered as far as QoS 0 goes.
@@ -241,9 +224,10 @@ export class Dispatcher<H> {
     }
     group.markInflight(entry)
     packet.messageId = this.port.allocateId(member.handle)
-    this.deliveries.add(entry, member.handle, member.clientId, packet.messageId, this.#now())
+    entry.sentAt = this.#now()
+    this.deliveries.add(entry, member.handle, member.clientId, packet.messageId, entry.sentAt)
     if (redelivery && entry.storeKey !== undefined && this.store !== undefined) {
-      this.store.setAttempts(entry.storeKey, messageOf(entry), entry.enqueuedAt, entry.attempts).catch(noop)
+      this.store.setRetry(entry.storeKey, messageOf(entry), entry.enqueuedAt, { attempts: entry.attempts, attemptTimes: entry.attemptTimes }).catch(noop)
     }
     this.port.send(member.handle, packet, noop)
     sent()
@@ -257,30 +241,6 @@ export class Dispatcher<H> {
     entry.group.markDone(entry)
     if (entry.storeKey !== undefined && this.store !== undefined && !this.#closed) this.store.remove([entry.storeKey]).catch(noop)
     entry.payload = undefined
-  }
-
-  /** Every delivery of the entry was lost: another attempt, or the dead-letter callback. */
-  #lost (entry: Entry<H>, clientId: string): void {
-    if (this.#closed) return
-    const group = entry.group
-    this.totals.failovers++
-    if (afterLoss(entry.attempts, this.opts.maxDeliveries) === 'dead-letter') {
-      this.#deadLetter(entry, 'max-deliveries')
-    } else if (group.removed) {
-      this.#deadLetter(entry, 'no-members')
-    } else {
-      entry.lostBy = clientId
-      group.addPending(entry, true)
-      this.pump(group)
-    }
-  }
-
-  #reportMoved (moved: Map<Group<H>, number>, clientId: string, reason: 'disconnect' | 'ack-timeout'): void {
-    for (const [group, count] of moved) {
-      const fields = { share: shareTopic(group.share.key), clientId, reason, count }
-      if (reason === 'disconnect') this.opts.log.info(fields, 'shared messages moved to another member')
-      else this.opts.log.warn({ ...fields, ackTimeoutMs: this.opts.ackTimeoutMs }, 'shared messages moved to another member')
-    }
   }
 
   #enqueue (group: Group<H>, entry: Entry<H>): void {
@@ -310,7 +270,7 @@ export class Dispatcher<H> {
     this.totals.deadLettered++
     const report = (payload: Buffer | undefined): void => {
       try {
-        this.opts.onDeadLetter({ reason, attempts: entry.attempts, group: group.share.group, share: shareTopic(group.share.key), packet: { topic: entry.topic, payload: payload ?? Buffer.alloc(0), qos: entry.qos } })
+        this.opts.onDeadLetter({ reason, attempts: entry.attempts, attemptTimes: entry.attemptTimes ?? [], group: group.share.group, share: shareTopic(group.share.key), packet: { topic: entry.topic, payload: payload ?? Buffer.alloc(0), qos: entry.qos } })
       } catch (err) {
         this.opts.log.error({ err }, 'onDeadLetter failed')
       }

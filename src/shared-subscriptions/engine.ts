@@ -16,11 +16,17 @@ export interface GroupView {
   queued: number
   queuedBytes: number
   inflight: number
+  /** Messages waiting out their retry backoff. */
+  delayed: number
+  /** Age of the oldest message not acknowledged yet (waiting, delayed or in flight), in ms; 0 when there is none. */
+  oldestUnackedMs: number
   delivered: number
   redelivered: number
   acknowledged: number
   deadLettered: number
   dropped: number
+  ackTimeouts: number
+  rejections: number
 }
 
 /**
@@ -77,7 +83,7 @@ export class SharedEngine<H> {
   restoreQueue (key: string, stored: StoredGroupMessage[]): boolean {
     const group = this.#groups.get(key)
     if (group === undefined) return false
-    this.#dispatcher.restore(group, stored)
+    this.#dispatcher.redelivery.restore(group, stored)
     return true
   }
 
@@ -108,7 +114,7 @@ export class SharedEngine<H> {
   /** The connection closed: what it had not acknowledged goes to another member at once. */
   gone (handle: H, clientId: string): void {
     this.#groupsOf.delete(handle)
-    this.#dispatcher.gone(handle, clientId)
+    this.#dispatcher.redelivery.gone(handle, clientId)
   }
 
   /**
@@ -131,8 +137,18 @@ export class SharedEngine<H> {
     return this.#dispatcher.ack(handle, messageId)
   }
 
+  /** A member refused a delivery (MQTT 5 reason code ≥ 0x80): retried after the backoff, like an ack timeout. */
+  reject (handle: H, messageId: number): boolean {
+    return this.#dispatcher.redelivery.reject(handle, messageId)
+  }
+
   sweep (): void {
-    this.#dispatcher.sweep()
+    this.#dispatcher.redelivery.sweep()
+  }
+
+  /** A delayed retry fell due (EnginePort.wake). */
+  release (): void {
+    this.#dispatcher.redelivery.release()
   }
 
   close (): void {
@@ -140,6 +156,8 @@ export class SharedEngine<H> {
   }
 
   view (): GroupView[] {
+    const now = (this.opts.now ?? Date.now)()
+    const oldest = this.#dispatcher.deliveries.oldestByGroup()
     return [...this.#groups.values()].map(g => ({
       share: shareTopic(g.share.key),
       group: g.share.group,
@@ -156,6 +174,8 @@ export class SharedEngine<H> {
       queued: g.waiting,
       queuedBytes: g.waitingBytes,
       inflight: g.inflight,
+      delayed: g.delayed.size,
+      oldestUnackedMs: ageMs(now, Math.min(oldest.get(g) ?? Infinity, g.oldestWaitingAt())),
       ...g.counts
     })).sort((a, b) => a.share < b.share ? -1 : a.share > b.share ? 1 : 0)
   }
@@ -177,4 +197,8 @@ export class SharedEngine<H> {
     this.port.unlisten(group)
     this.#dispatcher.drop(group)
   }
+}
+
+function ageMs (now: number, since: number): number {
+  return Number.isFinite(since) ? Math.max(0, now - since) : 0
 }

@@ -18,9 +18,16 @@ export interface Entry<H> {
   readonly publisher: string | undefined
   readonly enqueuedAt: number
   attempts: number
+  /** When each delivery that failed went out (epoch ms), for the dead-letter envelope; kept with a durable message. */
+  attemptTimes: number[] | undefined
+  /** When the latest delivery went out. */
+  sentAt: number
+  /** While delayed: when the retry falls due (epoch ms). */
+  dueAt: number | undefined
   /** Key of its record in the durable group queue, if it has one. */
   storeKey: string | undefined
-  state: 'pending' | 'inflight' | 'done'
+  /** delayed: waiting out its retry backoff, neither in flight nor in line. */
+  state: 'pending' | 'inflight' | 'delayed' | 'done'
   /** Deliveries still waiting for an acknowledgement and not timed out. */
   live: number
   deliveries: Array<Delivery<H>>
@@ -45,6 +52,10 @@ export interface GroupCounts {
   acknowledged: number
   deadLettered: number
   dropped: number
+  /** Deliveries not acknowledged within ackTimeoutMs. */
+  ackTimeouts: number
+  /** Deliveries the member refused (an MQTT 5 PUBACK/PUBREC reason code ≥ 0x80; none with MQTT 3.1.1). */
+  rejections: number
 }
 
 /** One shared subscription: its members, its strategy and its waiting messages. */
@@ -54,7 +65,14 @@ export class Group<H> {
   /** Messages that were delivered and lost: they go out again before anything newer. */
   readonly retry = new Map<number, Entry<H>>()
   readonly fresh = new Map<number, Entry<H>>()
-  readonly counts: GroupCounts = { delivered: 0, redelivered: 0, acknowledged: 0, deadLettered: 0, dropped: 0 }
+  /** Messages waiting out their retry backoff (not counted as waiting: the queue limits never evict them). */
+  readonly delayed = new Map<number, Entry<H>>()
+  /**
+   * hash-topic only: topics with a delayed message, and how many. Later messages of such a topic wait behind it, so
+   * the member that owns the topic still gets them in publish order.
+   */
+  readonly #heldTopics = new Map<string, number>()
+  readonly counts: GroupCounts = { delivered: 0, redelivered: 0, acknowledged: 0, deadLettered: 0, dropped: 0, ackTimeouts: 0, rejections: 0 }
   waitingBytes = 0
   inflight = 0
   removed = false
@@ -75,8 +93,33 @@ export class Group<H> {
     yield * this.fresh.values()
   }
 
+  /** Arrival of the oldest message waiting or delayed (epoch ms); Infinity when none. A scrape-time walk. */
+  oldestWaitingAt (): number {
+    let oldest = Infinity
+    for (const e of this.retry.values()) oldest = Math.min(oldest, e.enqueuedAt)
+    for (const e of this.delayed.values()) oldest = Math.min(oldest, e.enqueuedAt)
+    // fresh is in arrival order: its first entry is its oldest
+    for (const e of this.fresh.values()) return Math.min(oldest, e.enqueuedAt)
+    return oldest
+  }
+
+  /** Whether the entry must wait because an earlier message of its topic waits out a backoff (hash-topic). */
+  holds (entry: Entry<H>): boolean {
+    return this.#heldTopics.size > 0 && this.#heldTopics.has(entry.topic)
+  }
+
+  /** in flight → delayed until `dueAt`. */
+  addDelayed (entry: Entry<H>, dueAt: number): void {
+    if (entry.state === 'inflight') this.inflight--
+    entry.state = 'delayed'
+    entry.dueAt = dueAt
+    this.delayed.set(entry.id, entry)
+    if (this.picker.strategy === 'hash-topic') this.#heldTopics.set(entry.topic, (this.#heldTopics.get(entry.topic) ?? 0) + 1)
+  }
+
   addPending (entry: Entry<H>, retry: boolean): void {
     if (entry.state === 'inflight') this.inflight--
+    else if (entry.state === 'delayed') this.#undelay(entry)
     entry.state = 'pending'
     ;(retry ? this.retry : this.fresh).set(entry.id, entry)
     this.waitingBytes += entry.bytes
@@ -99,7 +142,17 @@ export class Group<H> {
   markDone (entry: Entry<H>): void {
     if (entry.state === 'pending') this.removePending(entry)
     else if (entry.state === 'inflight') this.inflight--
+    else if (entry.state === 'delayed') this.#undelay(entry)
     entry.state = 'done'
+  }
+
+  #undelay (entry: Entry<H>): void {
+    this.delayed.delete(entry.id)
+    entry.dueAt = undefined
+    const held = this.#heldTopics.get(entry.topic)
+    if (held === undefined) return
+    if (held <= 1) this.#heldTopics.delete(entry.topic)
+    else this.#heldTopics.set(entry.topic, held - 1)
   }
 }
 
@@ -113,6 +166,7 @@ export interface EntryFields {
   publisher?: string
   enqueuedAt: number
   attempts: number
+  attemptTimes?: number[]
   storeKey: string | undefined
 }
 
@@ -129,6 +183,9 @@ export function createEntry<H> (id: number, group: Group<H>, f: EntryFields): En
     publisher: f.publisher,
     enqueuedAt: f.enqueuedAt,
     attempts: f.attempts,
+    attemptTimes: f.attemptTimes,
+    sentAt: 0,
+    dueAt: undefined,
     storeKey: f.storeKey,
     state: 'pending',
     live: 0,

@@ -69,6 +69,8 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
 
   // What mayReceive hands authorizeForward (which reads the topic): one object, reused, as the check is synchronous.
   const probe = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket
+  let wakeAt = Infinity
+  let wakeTimer: NodeJS.Timeout | undefined
   const port: EnginePort<Client> = {
     mayReceive: (client, topic) => {
       // a member all of whose packet ids are held takes nothing until it acknowledges something
@@ -110,6 +112,17 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       const listener = listeners.get(group)
       listeners.delete(group)
       if (listener !== undefined) origUnsubscribe(group.share.filter, listener, noop)
+    },
+    wake: atMs => {
+      // One timer for the earliest retry; release() asks again for the next one.
+      if (atMs >= wakeAt) return
+      clearTimeout(wakeTimer)
+      wakeAt = atMs
+      wakeTimer = setTimeout(() => {
+        wakeAt = Infinity
+        engine.release()
+      }, Math.max(0, atMs - Date.now()))
+      wakeTimer.unref()
     }
   }
 
@@ -299,6 +312,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     /** Stops dispatching and redelivery (the broker is stopping: what is in flight stays in the store). */
     close: (): void => {
       clearInterval(timer)
+      clearTimeout(wakeTimer)
       engine.close()
     }
   }

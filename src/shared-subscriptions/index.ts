@@ -7,7 +7,7 @@
  *     start()                          after aedes.listen(): restores persistent members and durable queues
  *     close()                          when the broker stops, before aedes closes its clients
  *     routes                           GET /api/shared for the admin server's featureRoutes
- *     registerMetrics(metrics)         culex_shared_* counters and gauges
+ *     registerMetrics(metrics)         culex_shared_* counters and gauges (per share, and failures and lag per group)
  *     view()                           per group: members, in-flight, queue depth, counts
  */
 import type { Config } from '../config/schema.js'
@@ -18,6 +18,7 @@ import { sendJson } from '../admin/http.js'
 import type { BrokerInternals } from '../protocol/aedes-internals.js'
 import { createSharedHooks, type SharedStore } from './hooks.js'
 import type { DeadLetterEvent } from './types.js'
+import type { GroupView } from './engine.js'
 
 export type { DeadLetterEvent, DeadLetterReason } from './types.js'
 export type { GroupView } from './engine.js'
@@ -37,6 +38,7 @@ export function createSharedSubscriptions (deps: SharedDeps) {
   const { config } = deps
   const hooks = createSharedHooks(deps.broker, deps.store, {
     strategyFor: group => config.groupStrategies[group] ?? config.strategy,
+    backoffFor: group => ({ ...config.redeliveryBackoff, ...config.groupRedeliveryBackoff[group] }),
     ackTimeoutMs: config.ackTimeoutMs,
     maxDeliveries: config.maxDeliveries,
     maxInflightPerMember: config.maxInflightPerMember,
@@ -56,7 +58,7 @@ export function createSharedSubscriptions (deps: SharedDeps) {
 
   const registerMetrics = (metrics: BrokerMetrics): void => {
     metrics.countersFrom('culex_shared_messages_total', 'Shared-subscription deliveries and what became of the messages, by event.', 'event', () => engine.totals)
-    const perGroup = (name: string, help: string, read: (g: ReturnType<typeof view>[number]) => number): void => {
+    const perGroup = (name: string, help: string, read: (g: GroupView) => number): void => {
       metrics.gauge({
         name,
         help,
@@ -71,6 +73,41 @@ export function createSharedSubscriptions (deps: SharedDeps) {
     perGroup('culex_shared_inflight_messages', 'Messages of a shared subscription delivered and not acknowledged yet.', g => g.inflight)
     perGroup('culex_shared_members_online', 'Connected members of a shared subscription.', g => g.members.filter(m => m.online).length)
     perGroup('culex_shared_members', 'Members of a shared subscription, offline persistent ones included.', g => g.members.length)
+    perGroup('culex_shared_delayed_messages', 'Messages of a shared subscription waiting out their retry backoff.', g => g.delayed)
+
+    // By share name (the filters of one name summed): rate() of these says which group's consumers fail.
+    const byName = (combine: (a: number, b: number) => number, read: (g: GroupView) => number): Map<string, number> => {
+      const out = new Map<string, number>()
+      for (const g of view()) {
+        const seen = out.get(g.group)
+        out.set(g.group, seen === undefined ? read(g) : combine(seen, read(g)))
+      }
+      return out
+    }
+    const failures = (name: string, help: string, read: (g: GroupView) => number): void => {
+      metrics.counter({
+        name,
+        help,
+        labelNames: ['group'],
+        collect () {
+          this.reset()
+          for (const [group, n] of byName((a, b) => a + b, read)) this.inc({ group }, n)
+        }
+      })
+    }
+    failures('culex_shared_ack_timeouts_total', 'Shared deliveries not acknowledged within sharedSubscriptions.ackTimeoutMs, by group.', g => g.ackTimeouts)
+    failures('culex_shared_rejections_total', 'Shared deliveries the member refused (MQTT 5 reason code >= 0x80; none with MQTT 3.1.1), by group.', g => g.rejections)
+    failures('culex_shared_redeliveries_total', 'Shared messages delivered again after a timeout, refusal or disconnect, by group.', g => g.redelivered)
+    failures('culex_shared_dead_letters_total', 'Shared messages given up (max-deliveries, queue-full, no-members), by group.', g => g.deadLettered)
+    metrics.gauge({
+      name: 'culex_shared_oldest_unacked_seconds',
+      help: 'Age of the oldest message of a group not acknowledged yet (waiting, delayed or in flight), by group.',
+      labelNames: ['group'],
+      collect () {
+        this.reset()
+        for (const [group, ms] of byName(Math.max, g => g.oldestUnackedMs)) this.set({ group }, ms / 1000)
+      }
+    })
   }
 
   return {

@@ -1,4 +1,5 @@
-import type { GroupMessage } from '../store/group-queue.js'
+import type { GroupMessage, RetryState } from '../store/group-queue.js'
+import type { Backoff } from './backoff.js'
 import type { Group } from './group.js'
 import type { QueueLimits } from './policy.js'
 import type { Strategy } from './strategies.js'
@@ -14,6 +15,8 @@ export interface EnginePort<H> {
   /** The group's filter starts or stops receiving the broker's messages. */
   listen: (group: Group<H>) => void
   unlisten: (group: Group<H>) => void
+  /** Call Dispatcher.release at `atMs` (epoch ms), or at once if that has passed: a delayed retry falls due. */
+  wake: (atMs: number) => void
 }
 
 /** A delivery as the connection is handed it (the shape of an aedes publish packet, every field always present). */
@@ -28,12 +31,15 @@ export interface OutPacket {
   messageId: number | undefined
   brokerId: string | undefined
   brokerCounter: number | undefined
+  /** The share name and the message's arrival (epoch ms): delivery lag is measured from it (never sent). */
+  group: string
+  arrivedAt: number
 }
 
 /** The durable group queue (src/store/group-queue.ts). */
 export interface GroupStore {
   add: (share: string, message: GroupMessage, enqueuedAt: number) => { key: string, done: Promise<void> }
-  setAttempts: (key: string, message: GroupMessage, enqueuedAt: number, attempts: number) => Promise<void>
+  setRetry: (key: string, message: GroupMessage, enqueuedAt: number, retry: RetryState) => Promise<void>
   remove: (keys: string[]) => Promise<void>
   payloads: (keys: string[]) => Promise<Array<Buffer | undefined>>
 }
@@ -48,6 +54,8 @@ export type DeadLetterReason = 'max-deliveries' | 'queue-full' | 'no-members'
 export interface DeadLetterEvent {
   reason: DeadLetterReason
   attempts: number
+  /** When each delivery went out (epoch ms), oldest first; the ones before a restart only if the group was durable. */
+  attemptTimes: number[]
   group: string
   /** The `$share/<group>/<filter>` subscription. */
   share: string
@@ -71,6 +79,8 @@ export interface EngineOptions {
   strategyFor: (group: string) => Strategy
   /** 0 = never time out. */
   ackTimeoutMs: number
+  /** The wait before a message whose delivery timed out (or was refused) is offered again. */
+  backoffFor: (group: string) => Backoff
   /** 0 = redeliver for ever. */
   maxDeliveries: number
   /** 0 = no cap. */
@@ -89,4 +99,6 @@ export interface EngineTotals {
   deadLettered: number
   dropped: number
   failovers: number
+  ackTimeouts: number
+  rejections: number
 }

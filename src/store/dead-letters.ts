@@ -18,6 +18,8 @@ export interface StoredDeadLetter {
   username?: string
   target?: string
   attempts: number
+  /** When each delivery went out (a shared subscription's max-deliveries), epoch ms. */
+  attemptTimes?: number[]
   /** Epoch milliseconds. */
   firstRejectedAt: number
   rejectedAt: number
@@ -48,7 +50,7 @@ function compactionThreshold (maxBytes: number): number {
   return maxBytes > 0 ? Math.max(1_048_576, maxBytes / 4) : 16_777_216
 }
 
-const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
+const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'attemptTimes', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
 
 /** What a replay that failed changes in a dead letter it leaves in the log. */
 export type DeadLetterRetry = Pick<StoredDeadLetter, 'reason' | 'detail' | 'attempts' | 'rejectedAt'>
@@ -112,6 +114,7 @@ export class DeadLetterStore {
     for (const key of ['clientId', 'username', 'target', 'brokerId'] as const) {
       if (typeof f[key] === 'string') entry[key] = f[key]
     }
+    if (Array.isArray(f.attemptTimes)) entry.attemptTimes = f.attemptTimes.filter((t): t is number => typeof t === 'number')
     this.#set(entry)
     if (seq > this.#seq) this.#seq = seq
   }

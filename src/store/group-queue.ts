@@ -14,6 +14,13 @@ export interface GroupMessage {
   publisher?: string
 }
 
+/** The delivery history written with a message that was delivered before (meta `a`, `d`, `at` of its record). */
+export interface RetryState {
+  attempts: number
+  dueAt?: number
+  attemptTimes?: number[]
+}
+
 /** What the index keeps of a stored message: everything but the payload, which stays on disk until it is sent. */
 export interface StoredGroupMessage {
   key: string
@@ -23,6 +30,10 @@ export interface StoredGroupMessage {
   /** Deliveries made before the last write of this record (a redelivery rewrites it). */
   attempts: number
   enqueuedAt: number
+  /** Set while the message waits out a retry backoff: when it may be sent again (epoch ms). */
+  dueAt?: number
+  /** When each failed delivery went out (epoch ms). */
+  attemptTimes?: number[]
   brokerId?: string
   brokerCounter?: number
   publisher?: string
@@ -66,6 +77,9 @@ export class GroupQueueStore {
       attempts: typeof m.a === 'number' ? m.a : 0,
       enqueuedAt: typeof m.t === 'number' ? m.t : 0
     }
+    // Records written before retries had a backoff have neither.
+    if (typeof m.d === 'number') entry.dueAt = m.d
+    if (Array.isArray(m.at)) entry.attemptTimes = m.at.filter((x): x is number => typeof x === 'number')
     if (typeof f.brokerId === 'string') entry.brokerId = f.brokerId
     if (typeof f.brokerCounter === 'number') entry.brokerCounter = f.brokerCounter
     if (typeof f.clientId === 'string') entry.publisher = f.clientId
@@ -87,14 +101,18 @@ export class GroupQueueStore {
   add (shareKey: string, message: GroupMessage, enqueuedAt: number): { key: string, done: Promise<void> } {
     const key = groupQueueKey(encodeClientId(shareKey), this.#seq++)
     this.#keys.add(key)
-    const done = this.#deps.queue.commit([{ type: 'put', key, value: encode(message, enqueuedAt, 0) }], () => { this.#keys.delete(key) })
+    const done = this.#deps.queue.commit([{ type: 'put', key, value: encode(message, enqueuedAt, { attempts: 0 }) }], () => { this.#keys.delete(key) })
     return { key, done }
   }
 
-  /** Records the attempt count of a message that is being delivered again (kept across a restart). */
-  async setAttempts (key: string, message: GroupMessage, enqueuedAt: number, attempts: number): Promise<void> {
+  /**
+   * Records the delivery history of a message that failed or is being delivered again, so a restart keeps its
+   * attempt count and the due time of its retry. The record is encoded before this returns: the caller may drop
+   * the payload from memory at once.
+   */
+  async setRetry (key: string, message: GroupMessage, enqueuedAt: number, retry: RetryState): Promise<void> {
     if (!this.#keys.has(key)) return
-    await this.#deps.queue.commit([{ type: 'put', key, value: encode(message, enqueuedAt, attempts) }])
+    await this.#deps.queue.commit([{ type: 'put', key, value: encode(message, enqueuedAt, retry) }])
   }
 
   /** Deletes acknowledged, dropped or dead-lettered messages. */
@@ -117,10 +135,14 @@ export class GroupQueueStore {
   }
 }
 
-function encode (message: GroupMessage, enqueuedAt: number, attempts: number): Buffer {
+function encode (message: GroupMessage, enqueuedAt: number, retry: RetryState): Buffer {
   const fields: Record<string, unknown> = { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos }
   if (message.brokerId !== undefined) fields.brokerId = message.brokerId
   if (message.brokerCounter !== undefined) fields.brokerCounter = message.brokerCounter
   if (message.publisher !== undefined) fields.clientId = message.publisher
-  return encodeRecord(fields, attempts > 0 ? { t: enqueuedAt, a: attempts } : { t: enqueuedAt })
+  const meta: Record<string, unknown> = { t: enqueuedAt }
+  if (retry.attempts > 0) meta.a = retry.attempts
+  if (retry.dueAt !== undefined) meta.d = retry.dueAt
+  if (retry.attemptTimes !== undefined && retry.attemptTimes.length > 0) meta.at = retry.attemptTimes
+  return encodeRecord(fields, meta)
 }

@@ -44,7 +44,7 @@ describe('health, info and stats', () => {
   it('describes the broker and its listeners in /api/info', async () => {
     const { status, body } = await get('/api/info')
     expect(status).toBe(200)
-    expect(body).toMatchObject({ name: 'culex', brokerId: t.broker.aedes.id, authRequired: false, sysIntervalMs: 10_000, features: ['shared', 'dead-letters'] })
+    expect(body).toMatchObject({ name: 'culex', brokerId: t.broker.aedes.id, authRequired: false, sysIntervalMs: 10_000, features: ['shared', 'lag', 'dead-letters'] })
     expect(body.listeners).toEqual([
       { name: 'mqtt', host: '127.0.0.1', port: t.mqttPort },
       { name: 'ws', host: '127.0.0.1', port: t.wsPort, path: '/mqtt' }

@@ -7,6 +7,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient } from '../helpers/clients.js'
 import { killAllChildren } from '../helpers/cli.js'
 import { mosquittoPub } from '../e2e/support/mosquitto.js'
+import { silentMember } from '../shared-subscriptions/support.js'
 
 /**
  * The web console in Debian's headless Chromium (playwright-core, no downloaded browser) against a real broker with
@@ -24,7 +25,12 @@ describe('web console', () => {
   const clients: MqttClient[] = []
 
   beforeAll(async () => {
-    t = await startTestBroker({ 'admin.authToken': TOKEN, 'admin.sysIntervalMs': 1000 })
+    t = await startTestBroker({
+      'admin.authToken': TOKEN,
+      'admin.sysIntervalMs': 1000,
+      'sharedSubscriptions.ackTimeoutMs': 300,
+      'sharedSubscriptions.redeliveryBackoff.initialMs': 60_000
+    })
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
@@ -76,6 +82,29 @@ describe('web console', () => {
     const row = page.locator('#sessions tr[data-client-id="console-durable"]')
     await row.locator('td.queued', { hasText: /^4$/ }).waitFor()
     expect(await row.locator('td').nth(1).textContent()).toBe('offline')
+  })
+
+  it("shows a shared group's delayed retry, lag and failures, and the client holding the message", async () => {
+    const slow = await silentMember(t.mqttUrl, 'console-slow', '$share/console/jobs')
+    const pub = await connectClient(t.mqttUrl, { clientId: 'console-jobs-pub' })
+    clients.push(pub)
+    await pub.publishAsync('jobs', 'stuck', { qos: 1 })
+    await page.locator('#lag tbody tr', { hasText: 'console-slow' }).waitFor()
+    const cell = async (table: string, row: string, column: string): Promise<string> => await page.evaluate(([table, row, column]) => {
+      const doc = (globalThis as unknown as { document: { querySelectorAll: (s: string) => ArrayLike<{ textContent: string | null, querySelectorAll: (s: string) => ArrayLike<{ textContent: string | null }> }> } }).document
+      const heads = Array.from(doc.querySelectorAll(`${table} thead th`)).map(th => th.textContent)
+      const tr = Array.from(doc.querySelectorAll(`${table} tbody tr`)).find(r => (r.textContent ?? '').includes(row))
+      return tr === undefined ? '' : Array.from(tr.querySelectorAll('td'))[heads.indexOf(column)]?.textContent ?? ''
+    }, [table, row, column])
+    // after the ack timeout the message waits out its backoff, still unacknowledged by the member that holds it
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector: (s: string) => { textContent: string | null } | null } }).document.querySelector('#shared tbody')?.textContent?.includes('$share/console/jobs') === true)
+    for (let i = 0; i < 50 && await cell('#shared', '$share/console/jobs', 'delayed') !== '1'; i++) await page.waitForTimeout(100)
+    expect(await cell('#shared', '$share/console/jobs', 'delayed')).toBe('1')
+    expect(await cell('#shared', '$share/console/jobs', 'ackTimeouts')).toBe('1')
+    expect(Number(await cell('#shared', '$share/console/jobs', 'oldestUnackedMs'))).toBeGreaterThanOrEqual(300)
+    expect(await cell('#lag', 'console-slow', 'unacked')).toBe('1')
+    expect(Number(await cell('#lag', 'console-slow', 'oldestUnackedMs'))).toBeGreaterThanOrEqual(300)
+    slow.destroy()
   })
 
   it('shows in the topic explorer a message published with mosquitto_pub', async () => {

@@ -110,7 +110,7 @@ describe('dead letters of undeliverable messages', () => {
   })
 
   it('max-deliveries: a shared message nobody acknowledges; target is the group; listed after restart', async () => {
-    h = await harness({ 'sharedSubscriptions.ackTimeoutMs': 150, 'sharedSubscriptions.maxDeliveries': 2 })
+    h = await harness({ 'sharedSubscriptions.ackTimeoutMs': 150, 'sharedSubscriptions.maxDeliveries': 2, 'sharedSubscriptions.redeliveryBackoff.initialMs': 100, 'sharedSubscriptions.redeliveryBackoff.jitter': 0 })
     const w = await h.watch()
     const s1 = await silentMember(h.t.mqttUrl, 'poison-1', '$share/p/poison')
     const pub = await h.connect({ clientId: 'p-pub' })
@@ -121,6 +121,10 @@ describe('dead letters of undeliverable messages', () => {
       reason: 'max-deliveries', topic: 'poison', payload: 'bad', qos: 1, clientId: null, username: null, target: '$share/p/poison', attempts: 2,
       brokerId: h.t.broker.aedes.id, detail: /maxDeliveries/
     })
+    // every delivery's time: the second one came after the ack timeout (150 ms) and the backoff (100 ms)
+    const times = w.envelopes()[0].envelope.attemptTimes.map(t => Date.parse(t))
+    expect(times).toHaveLength(2)
+    expect(times[1] - times[0]).toBeGreaterThanOrEqual(250)
     s1.destroy()
     await h.restart()
     expect(await listedIds(h, '?reason=max-deliveries')).toEqual([w.envelopes()[0].envelope.id])

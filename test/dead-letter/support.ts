@@ -93,7 +93,7 @@ export function expectEnvelope (e: EnvelopeJson, want: {
     expect(Date.now() - Date.parse(t)).toBeLessThan(60_000)
   }
   if ((want.attempts ?? 1) === 1) expect(e.firstRejectedAt).toBe(e.rejectedAt)
-  expect(Object.keys(e).sort()).toEqual(['attempts', 'brokerId', 'clientId', 'detail', 'firstRejectedAt', 'id', 'payload', 'payloadEncoding', 'qos', 'reason', 'rejectedAt', 'retain', 'target', 'topic', 'username'])
+  expect(Object.keys(e).sort()).toEqual(['attemptTimes', 'attempts', 'brokerId', 'clientId', 'detail', 'firstRejectedAt', 'id', 'payload', 'payloadEncoding', 'qos', 'reason', 'rejectedAt', 'retain', 'target', 'topic', 'username'])
 }
 
 export async function waitForEnvelopes (w: { envelopes: () => unknown[] }, n: number, what: string): Promise<void> {

@@ -23,9 +23,9 @@ export async function connectClient (url: string, opts: IClientOptions = {}): Pr
 }
 
 /** Waits until `predicate` holds, polling; fails with `what` after the timeout. */
-export async function waitFor (predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+export async function waitFor (predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
+  while (!await predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 10))
   }

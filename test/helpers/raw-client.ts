@@ -11,6 +11,8 @@ import type { Transport } from './clients.js'
 export interface RawClient {
   /** Every packet received, in order. */
   readonly received: Packet[]
+  /** When each packet of `received` was parsed (Date.now()), at the same index. */
+  readonly receivedAt: number[]
   /** Parse errors on what the broker sent (should stay empty). */
   readonly parseErrors: Error[]
   readonly isClosed: boolean
@@ -41,6 +43,7 @@ export async function openRaw (transport: Transport, urls: RawUrls, opts: { vers
   const version = opts.version ?? 4
   const parser = mqttPacket.parser({ protocolVersion: version })
   const received: Packet[] = []
+  const receivedAt: number[] = []
   const taken = new Set<number>()
   const parseErrors: Error[] = []
   const waiters = new Set<() => void>()
@@ -55,6 +58,7 @@ export async function openRaw (transport: Transport, urls: RawUrls, opts: { vers
   }
   parser.on('packet', (p: Packet) => {
     received.push(p)
+    receivedAt.push(Date.now())
     for (const w of waiters) w()
   })
   parser.on('error', (err: Error) => parseErrors.push(err))
@@ -125,6 +129,7 @@ export async function openRaw (transport: Transport, urls: RawUrls, opts: { vers
 
   const self: RawClient = {
     received,
+    receivedAt,
     parseErrors,
     get isClosed () { return isClosed },
     closed,

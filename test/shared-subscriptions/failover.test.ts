@@ -44,7 +44,7 @@ describe('shared subscriptions: failover and redelivery', () => {
   }, 30_000)
 
   it('moves the messages of a member that stops acknowledging once ackTimeoutMs has passed', async () => {
-    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 600 })
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 600, 'sharedSubscriptions.redeliveryBackoff.initialMs': 0 })
     const silent = await silentMember(t.mqttUrl, 'stuck', '$share/a/ack/#')
     const [live] = await members(t.mqttUrl, 1, '$share/a/ack/#', 1, 'acks')
     const pub = await connectClient(t.mqttUrl, { clientId: 'a-pub' })
@@ -64,7 +64,7 @@ describe('shared subscriptions: failover and redelivery', () => {
   })
 
   it('gives up a message nobody acknowledges after maxDeliveries attempts (dead-letter callback)', async () => {
-    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 200, 'sharedSubscriptions.maxDeliveries': 3 })
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 200, 'sharedSubscriptions.maxDeliveries': 3, 'sharedSubscriptions.redeliveryBackoff.initialMs': 0 })
     const s1 = await silentMember(t.mqttUrl, 'poison-1', '$share/p/poison')
     const s2 = await silentMember(t.mqttUrl, 'poison-2', '$share/p/poison')
     const pub = await connectClient(t.mqttUrl, { clientId: 'p-pub' })
@@ -102,7 +102,7 @@ describe('shared subscriptions: failover and redelivery', () => {
   })
 
   it('never sends a QoS 2 message a member has PUBREC\'d to another member', async () => {
-    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 300 })
+    t = await startTestBroker({ 'sharedSubscriptions.ackTimeoutMs': 300, 'sharedSubscriptions.redeliveryBackoff.initialMs': 0 })
     const r = await silentMember(t.mqttUrl, 'rec', '$share/q2/two', 2)
     const pub = await connectClient(t.mqttUrl, { clientId: 'q2-pub' })
     await pub.publishAsync('two', 'first', { qos: 2 })

@@ -16,7 +16,7 @@ describe('the durable group queue in the store', () => {
     // readable before the commit, from the write queue
     expect((await q.payloads([a2.key])).map(p => p?.toString())).toEqual(['two'])
     await Promise.all([a1.done, other.done, a2.done])
-    await q.setAttempts(a1.key, { topic: 'jobs/1', payload: Buffer.from('one'), qos: 1, brokerId: 'b', brokerCounter: 7, publisher: 'pub' }, 100, 3)
+    await q.setRetry(a1.key, { topic: 'jobs/1', payload: Buffer.from('one'), qos: 1, brokerId: 'b', brokerCounter: 7, publisher: 'pub' }, 100, { attempts: 3, dueAt: 5000, attemptTimes: [110, 1120, 3130] })
     expect(q.count).toBe(3)
     await store.close()
 
@@ -27,7 +27,7 @@ describe('the durable group queue in the store', () => {
     const loaded = store.groupQueues.takeLoaded()
     expect([...loaded.keys()].sort()).toEqual(['g/jobs/#', 'h/odd!name/+'])
     expect(loaded.get('g/jobs/#')).toEqual([
-      { key: a1.key, topic: 'jobs/1', qos: 1, bytes: 3, attempts: 3, enqueuedAt: 100, brokerId: 'b', brokerCounter: 7, publisher: 'pub' },
+      { key: a1.key, topic: 'jobs/1', qos: 1, bytes: 3, attempts: 3, enqueuedAt: 100, dueAt: 5000, attemptTimes: [110, 1120, 3130], brokerId: 'b', brokerCounter: 7, publisher: 'pub' },
       { key: a2.key, topic: 'jobs/2', qos: 1, bytes: 3, attempts: 0, enqueuedAt: 102 }
     ])
     expect(loaded.get('h/odd!name/+')?.[0]).toMatchObject({ topic: 'odd!name/x', qos: 2, bytes: 2 })

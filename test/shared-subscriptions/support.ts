@@ -45,12 +45,16 @@ export async function adminGet<T = unknown> (adminUrl: string, path: string): Pr
 }
 
 /** A member that never acknowledges anything (a byte-level client): what it received is in `publishes()`. */
-export async function silentMember (url: string, clientId: string, filter: string, qos: 0 | 1 | 2 = 1, clean = true): Promise<RawClient & { publishes: () => IPublishPacket[] }> {
+export async function silentMember (url: string, clientId: string, filter: string, qos: 0 | 1 | 2 = 1, clean = true): Promise<RawClient & { publishes: () => IPublishPacket[], publishTimes: () => number[] }> {
   const raw = await openRaw('tcp', { mqttUrl: url, wsUrl: '' })
   const connack = await raw.connect({ clientId, clean })
   if (connack.returnCode !== 0) throw new Error(`CONNACK ${connack.returnCode}`)
   raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] })
   const suback = await raw.next<ISubackPacket>('suback')
   if (suback.granted[0] !== qos) throw new Error(`granted ${String(suback.granted[0])}`)
-  return Object.assign(raw, { publishes: () => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish') })
+  return Object.assign(raw, {
+    publishes: () => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish'),
+    /** When each of publishes() arrived. */
+    publishTimes: () => raw.receivedAt.filter((_, i) => raw.received[i].cmd === 'publish')
+  })
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/load.js'
-import { groupStrategiesField } from '../../src/shared-subscriptions/config-fields.js'
+import { retryDelayMs } from '../../src/shared-subscriptions/backoff.js'
+import { groupBackoffsField, groupStrategiesField } from '../../src/shared-subscriptions/config-fields.js'
 import { Membership } from '../../src/shared-subscriptions/membership.js'
 import { admit, afterLoss, deliveredQos, isFull, sweepIntervalMs } from '../../src/shared-subscriptions/policy.js'
 import { isShareFilter, parseShare } from '../../src/shared-subscriptions/share-name.js'
@@ -106,6 +107,18 @@ describe('redelivery and queue policy', () => {
     expect(afterLoss(1000, 0)).toBe('redeliver')
   })
 
+  it('waits initialMs × multiplier^(attempt−1) after a failed attempt, capped at maxMs, varied by ± jitter', () => {
+    const b = { initialMs: 100, multiplier: 2, maxMs: 1000, jitter: 0 }
+    expect([1, 2, 3, 4, 5, 6].map(a => retryDelayMs(b, a, Math.random))).toEqual([100, 200, 400, 800, 1000, 1000])
+    expect(retryDelayMs({ ...b, multiplier: 1.5 }, 3, Math.random)).toBe(225)
+    expect(retryDelayMs({ ...b, initialMs: 0 }, 3, Math.random)).toBe(0)
+    const j = { ...b, jitter: 0.2 }
+    expect(retryDelayMs(j, 2, () => 0)).toBe(160)
+    expect(retryDelayMs(j, 2, () => 0.5)).toBe(200)
+    expect(retryDelayMs(j, 2, () => 0.999999)).toBe(240)
+    expect(retryDelayMs({ ...b, jitter: 1 }, 1, () => 0)).toBe(0)
+  })
+
   it('delivers at the lower QoS, counts only QoS 1/2 against the cap, sweeps within a quarter of the timeout', () => {
     expect(deliveredQos(2, 1)).toBe(1)
     expect(deliveredQos(1, 2)).toBe(1)
@@ -155,5 +168,28 @@ describe('configuration', () => {
     const { config } = await loadConfig({ env: { CULEX_SHARED_SUBSCRIPTIONS_GROUP_STRATEGIES: 'a=random', CULEX_SHARED_SUBSCRIPTIONS_STRATEGY: 'least-inflight' } })
     expect(config.sharedSubscriptions).toMatchObject({ strategy: 'least-inflight', groupStrategies: { a: 'random' }, ackTimeoutMs: 30_000, maxDeliveries: 5 })
     await expect(loadConfig({ env: { CULEX_SHARED_SUBSCRIPTIONS_STRATEGY: 'fastest' } })).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID' })
+  })
+
+  it('reads the redelivery backoff and its per-group overrides from the environment and as a mapping', async () => {
+    const defaults = await loadConfig({})
+    expect(defaults.config.sharedSubscriptions.redeliveryBackoff).toEqual({ initialMs: 1000, multiplier: 2, maxMs: 60_000, jitter: 0.2 })
+    const { config } = await loadConfig({
+      env: {
+        CULEX_SHARED_SUBSCRIPTIONS_REDELIVERY_BACKOFF_INITIAL_MS: '250',
+        CULEX_SHARED_SUBSCRIPTIONS_REDELIVERY_BACKOFF_MULTIPLIER: '1.5',
+        CULEX_SHARED_SUBSCRIPTIONS_REDELIVERY_BACKOFF_MAX_MS: '5000',
+        CULEX_SHARED_SUBSCRIPTIONS_REDELIVERY_BACKOFF_JITTER: '0',
+        CULEX_SHARED_SUBSCRIPTIONS_GROUP_REDELIVERY_BACKOFF: 'orders=500::10000:0.1,billing=100:3'
+      }
+    })
+    expect(config.sharedSubscriptions.redeliveryBackoff).toEqual({ initialMs: 250, multiplier: 1.5, maxMs: 5000, jitter: 0 })
+    expect(config.sharedSubscriptions.groupRedeliveryBackoff).toEqual({ orders: { initialMs: 500, maxMs: 10_000, jitter: 0.1 }, billing: { initialMs: 100, multiplier: 3 } })
+    await expect(loadConfig({ env: { CULEX_SHARED_SUBSCRIPTIONS_REDELIVERY_BACKOFF_JITTER: '2' } })).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID' })
+    const f = groupBackoffsField('doc')
+    expect(f.parse({ orders: { initialMs: 500, jitter: 0 } })).toEqual({ ok: true, value: { orders: { initialMs: 500, jitter: 0 } } })
+    expect(f.parse({ orders: { initialMS: 500 } })).toMatchObject({ ok: false, problem: expect.stringContaining('unknown key initialMS') })
+    expect(f.parse({ orders: { multiplier: 0.5 } })).toMatchObject({ ok: false, problem: expect.stringContaining('multiplier must be between 1 and 100') })
+    expect(f.parse('orders=1:2:3:0.1:9')).toMatchObject({ ok: false })
+    expect(f.parse({ 'a/b': {} })).toMatchObject({ ok: false })
   })
 })

@@ -169,7 +169,11 @@ function renderGeneric (table, body) {
   table.querySelector('tbody').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { className: 'empty', textContent: 'none' }))]))
 }
 
-const featurePanels = { shared: ['#panel-shared', '#shared', '/api/shared'], 'dead-letters': ['#panel-dead-letters', '#dead-letters', '/api/dead-letters'] }
+const featurePanels = {
+  shared: ['#panel-shared', '#shared', '/api/shared'],
+  lag: ['#panel-lag', '#lag', '/api/lag'],
+  'dead-letters': ['#panel-dead-letters', '#dead-letters', '/api/dead-letters']
+}
 
 async function refresh () {
   try {

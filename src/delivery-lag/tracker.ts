@@ -1,0 +1,80 @@
+import type { HistogramSeries } from '../metrics/fast-histogram.js'
+
+/** Packet identifiers per block: 64 blocks cover 1..65535. */
+const BLOCK_BITS = 10
+const BLOCK = 1 << BLOCK_BITS
+
+/**
+ * One connection's QoS 1/2 deliveries the client has not finished acknowledging (PUBACK for QoS 1, PUBCOMP for
+ * QoS 2), by packet identifier, each with when its message arrived at the broker. Kept in blocks of 1024 ids made on
+ * first use and dropped once empty (ids go round in turn, so a connection holds one or two): noting a delivery and
+ * its acknowledgement is two array writes, where a Map of records cost an allocation and two hash operations on
+ * every message.
+ */
+export class ConnectionLag {
+  /** Arrival (epoch ms) per id; 0 = nothing unacknowledged under that id. */
+  readonly #arrived: Array<Float64Array | undefined> = new Array<Float64Array | undefined>(64).fill(undefined)
+  readonly #series: Array<Array<HistogramSeries | undefined> | undefined> = new Array<Array<HistogramSeries | undefined> | undefined>(64).fill(undefined)
+  readonly #inBlock = new Uint16Array(64)
+  #unacked = 0
+
+  get unacked (): number {
+    return this.#unacked
+  }
+
+  /** A PUBLISH went out under `messageId`; one sent under an id still held replaces it (the client reused it). */
+  sent (messageId: number, arrivedAt: number, series: HistogramSeries): void {
+    const b = messageId >>> BLOCK_BITS
+    let arrived = this.#arrived[b]
+    let blockSeries = this.#series[b]
+    if (arrived === undefined || blockSeries === undefined) {
+      this.#arrived[b] = arrived = new Float64Array(BLOCK)
+      this.#series[b] = blockSeries = new Array<HistogramSeries | undefined>(BLOCK).fill(undefined)
+    }
+    const i = messageId & (BLOCK - 1)
+    if (arrived[i] === 0) {
+      this.#inBlock[b]++
+      this.#unacked++
+    }
+    arrived[i] = arrivedAt
+    blockSeries[i] = series
+  }
+
+  /** The final acknowledgement: the time since arrival goes into the delivery's histogram series. */
+  completed (messageId: number, now: number): void {
+    const b = messageId >>> BLOCK_BITS
+    const arrived = this.#arrived[b]
+    const blockSeries = this.#series[b]
+    if (arrived === undefined || blockSeries === undefined) return
+    const i = messageId & (BLOCK - 1)
+    const at = arrived[i]
+    if (at === 0) return
+    arrived[i] = 0
+    const series = blockSeries[i]
+    blockSeries[i] = undefined
+    series?.observe(Math.max(0, now - at) / 1000)
+    this.#unacked--
+    if (--this.#inBlock[b] === 0) {
+      this.#arrived[b] = undefined
+      this.#series[b] = undefined
+    }
+  }
+
+  /** Arrival of the oldest message still unacknowledged (epoch ms); undefined when none is. A scrape-time walk. */
+  oldestArrival (): number | undefined {
+    if (this.#unacked === 0) return undefined
+    let oldest = Infinity
+    for (const arrived of this.#arrived) {
+      if (arrived === undefined) continue
+      for (let i = 0; i < BLOCK; i++) if (arrived[i] !== 0 && arrived[i] < oldest) oldest = arrived[i]
+    }
+    return oldest === Infinity ? undefined : oldest
+  }
+
+  clear (): void {
+    this.#arrived.fill(undefined)
+    this.#series.fill(undefined)
+    this.#inBlock.fill(0)
+    this.#unacked = 0
+  }
+}
