@@ -80,8 +80,13 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // One bad will or store error must never take the process down with an unhandled 'error' event.
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
-  const protocol = createProtocolHooks(broker, store, log, { maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes })
   const limits = createLimitHooks(aedes, config, log)
+  const protocol = createProtocolHooks(broker, store, log, {
+    maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes,
+    sessionExpiryMs: config.sessions.expiryMs,
+    maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,
+    maxRemainingLength: limits.guard.maxPacketBytes
+  })
   auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })
   onStoreDrop = deadLetter.onStoreDrop
@@ -93,6 +98,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const retransmit = createRetransmission({ intervalMs: config.mqtt.retryIntervalMs, log: log.child({ component: 'retransmit' }) })
 
   aedes.preConnect = chainPreConnect([
+    // first: the protocol version decides how the steps after it read the CONNECT and how everything is encoded
+    protocol.acceptV5,
     protocol.routeClientDeliveries,
     protocol.noteEmptyClientId,
     limits.recordConnect,
@@ -100,6 +107,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     retransmit.watchConnection
   ])
   aedes.authenticate = chainAuthenticate([
+    protocol.restoreV5Version,
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
     deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused)

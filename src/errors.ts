@@ -16,7 +16,8 @@ export const errorCodes = {
   ERR_STORE_WRITE: 'a write to the data directory failed',
   ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within shutdown.timeoutMs',
   ERR_ADMIN_API: "the running broker's admin API cannot be reached or refused the request",
-  ERR_DEAD_LETTER_NOT_FOUND: 'no dead letter has the given id'
+  ERR_DEAD_LETTER_NOT_FOUND: 'no dead letter has the given id',
+  ERR_ENGINE_MISMATCH: 'the installed aedes or mqtt-packet is not the one this Culex was built for'
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

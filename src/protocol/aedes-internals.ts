@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import { CulexError } from '../errors.js'
 
 /**
  * The parts of aedes 1.2 objects that are not in its typings but that Culex relies on (read in
@@ -33,8 +37,10 @@ export interface ClientInternals extends Client {
    * lib/client.js) handles a packet at once when it is the first of a read or once the client is marked connackSent,
    * which aedes does right after emitting the broker's 'connackSent' event; other packets wait in a queue of
    * `queueLimit` (42) that is emptied once the connect handling has finished.
+   * `settings` is what the parser reads the protocol level from: once it has parsed a CONNECT, that CONNECT packet
+   * itself (mqtt-packet parser.js), so every later packet is parsed at the CONNECT's level.
    */
-  _parser: NodeJS.EventEmitter
+  _parser: NodeJS.EventEmitter & { settings: { protocolVersion?: number } }
   /**
    * Stops reading from the connection (aedes' read loop in lib/client.js checks the flag on every 'readable'); aedes
    * calls it itself when its authenticate step starts and calls resume() right after CONNACK 0 is written
@@ -65,4 +71,21 @@ export interface BrokerInternals extends Aedes {
 
 export function internals (client: Client): ClientInternals {
   return client as ClientInternals
+}
+
+/**
+ * MQTT 5 encoding of what aedes writes (protocol/v5/writer.ts) wraps mqtt-packet's writeToStream, which aedes 1.2
+ * calls as `mqtt.writeToStream(packet, client.conn)` in lib/write.js for every packet it writes. That holds only if
+ * aedes loads the same mqtt-packet as Culex and still writes that way: checked when the broker starts, so an aedes
+ * upgrade that changes either stops the start instead of sending MQTT 3.1.1 packets to MQTT 5 clients.
+ */
+export function assertAedesWritePath (): void {
+  const require = createRequire(import.meta.url)
+  const aedesMain = require.resolve('aedes')
+  const ours = require.resolve('mqtt-packet')
+  const theirs = createRequire(aedesMain).resolve('mqtt-packet')
+  const write = readFileSync(path.join(path.dirname(aedesMain), 'lib', 'write.js'), 'utf8')
+  if (ours !== theirs || !write.includes('mqtt.writeToStream(packet, client.conn)')) {
+    throw new CulexError('ERR_ENGINE_MISMATCH', `aedes no longer writes its packets through Culex's mqtt-packet (${theirs}, lib/write.js): MQTT 5 clients would get MQTT 3.1.1 packets`)
+  }
 }

@@ -3,6 +3,9 @@ import { internals, type ClientInternals, type Deliver, type DeliveryPacket } fr
 import { encodePacket, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
 import { topicMatches } from './topic.js'
+import { isV5 } from './v5/connection.js'
+import { forwardedProperties } from './v5/outgoing.js'
+import { retainedProperties } from './v5/retained.js'
 
 /**
  * Marks packets a shared-subscription group hands to the member it chose (src/shared-subscriptions). A symbol-keyed
@@ -33,6 +36,8 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  */
 export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
+  // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
+  const v5 = isV5(client)
   // Copies still expected for a message that matched several of this client's filters.
   const pendingCopies = new Map<string, number>()
 
@@ -46,7 +51,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
       // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
       if (qos0Only) packet.qos = 0
-      deliverCopy(c, packet, cb, session)
+      deliverCopy(c, v5, packet, cb, session)
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
@@ -59,7 +64,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       setImmediate(cb)
       return
     }
-    deliverCopy(c, packet, cb, session)
+    deliverCopy(c, v5, packet, cb, session)
   }
   c.deliver0 = route(true)
   c.deliverQoS = route(false)
@@ -93,7 +98,7 @@ export interface OutgoingCopy extends OutgoingPacket {
  * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
  * in call order).
  */
-function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
+function deliverCopy (c: ClientInternals, v5: boolean, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
   // aedes' no-local check is left out: mqtt-packet sets no-local only for MQTT 5 subscriptions, which aedes 1.2 refuses.
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
@@ -107,23 +112,23 @@ function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void
   }
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
-    sendCopy(c, packet, forward, qos === 0 ? undefined : brought, cb, session)
+    sendCopy(c, v5, packet, forward, qos === 0 ? undefined : brought, cb, session)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
-    sendCopy(c, packet, forward, messageId, cb, session)
+    sendCopy(c, v5, packet, forward, messageId, cb, session)
     return
   }
   // Every id is held: the copy waits for one, as it would for a socket that takes no more data.
   ids.wait((id) => {
     if (id === undefined) setImmediate(cb)
-    else sendCopy(c, packet, forward, id, cb, session)
+    else sendCopy(c, v5, packet, forward, id, cb, session)
   })
 }
 
-function sendCopy (c: ClientInternals, packet: DeliveryPacket, forward: DeliveryPacket, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
+function sendCopy (c: ClientInternals, v5: boolean, packet: DeliveryPacket, forward: DeliveryPacket, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
   const qos = packet.qos
   const copy: OutgoingCopy = {
     cmd: 'publish',
@@ -136,25 +141,27 @@ function sendCopy (c: ClientInternals, packet: DeliveryPacket, forward: Delivery
     brokerId: packet.brokerId,
     brokerCounter: packet.brokerCounter
   }
+  // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
+  if (v5) copy.properties = forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined))
   if (session === undefined || qos === 0 || copy.retain === true) {
-    writeCopy(c, copy, cb)
+    writeCopy(c, v5, copy, cb)
     return
   }
-  session.update(c, copy).then(() => writeCopy(c, copy, cb), (err: unknown) => {
+  session.update(c, copy).then(() => writeCopy(c, v5, copy, cb), (err: unknown) => {
     // as aedes: a copy the store cannot account for ends the connection
     c.emit('error', err)
     cb()
   })
 }
 
-function writeCopy (c: ClientInternals, copy: OutgoingCopy, cb: () => void): void {
+function writeCopy (c: ClientInternals, v5: boolean, copy: OutgoingCopy, cb: () => void): void {
   if (!(c.connecting || c.connected)) {
     setImmediate(cb)
     return
   }
   let frame: Buffer
   try {
-    frame = encodePacket(copy)
+    frame = encodePacket(copy, v5)
   } catch {
     // as aedes' write(): a packet that cannot be encoded ends the connection
     c.emit('error', new Error('packet received not valid'))

@@ -7,6 +7,8 @@ interface MqttParser extends NodeJS.EventEmitter {
   _list: { length: number }
   _stateCounter: number
   error: Error | null
+  /** The CONNECT once one is parsed: its level is the level of every later packet. */
+  settings: { protocolVersion?: number }
 }
 
 /** The command of each fixed-header byte of a two-byte acknowledgement, with the flag bits MQTT 3.1.1 requires. */
@@ -45,7 +47,8 @@ export function parseFast (client: Client): void {
       buf = Buffer.concat([held, chunk])
       held = undefined
     }
-    if (this._list.length !== 0 || this._stateCounter !== 0 || this.error !== null) return parse.call(this, buf)
+    // MQTT 5 packets carry properties this path does not read: a v5 connection is parsed by mqtt-packet throughout
+    if (this._list.length !== 0 || this._stateCounter !== 0 || this.error !== null || this.settings.protocolVersion === 5) return parse.call(this, buf)
     let at = 0
     while (at < buf.length) {
       const end = nextPacket(this, buf, at)

@@ -1,6 +1,6 @@
 import type { Client, Subscription } from 'aedes'
 import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
-import { internals, type BrokerInternals } from './aedes-internals.js'
+import { assertAedesWritePath, internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type PublishGate } from './publish-gate.js'
@@ -14,9 +14,12 @@ import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
+import { createV5Connections } from './v5/accept.js'
+import { sessionExpirySeconds } from './v5/connack.js'
+import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
-export interface ProtocolStore extends ReplayStore {
+export interface ProtocolStore extends ReplayStore, RetainedSource {
   sessionQueues: ReplayStore['sessionQueues'] & Pick<SessionQueues, 'unsent' | 'holdsPacketId'>
   outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
@@ -32,10 +35,27 @@ export interface ProtocolStore extends ReplayStore {
 export interface ProtocolOptions {
   /** mqtt.maxPendingBeforeConnackBytes: packets a client may send after CONNECT before its CONNACK, in bytes. */
   maxPendingBeforeConnackBytes: number
+  /** sessions.expiryMs: how long a persistent session is kept, told to MQTT 5 clients in CONNACK. */
+  sessionExpiryMs: number
+  /** mqtt.maxInflightInboundMessages (0 = unlimited): an MQTT 5 client's Receive Maximum. */
+  maxInflightInboundMessages: number
+  /** The largest Remaining Length read before a connection is closed (the listeners' guard). */
+  maxRemainingLength: number
 }
 
+/** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
+const MQTT_MAX_REMAINING_LENGTH = 268_435_455
+
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
+  assertAedesWritePath()
   const gate: PublishGate = installPublishGate(broker)
+  // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
+  const v5 = createV5Connections({
+    sessionExpirySeconds: sessionExpirySeconds(opts.sessionExpiryMs),
+    receiveMaximum: opts.maxInflightInboundMessages > 0 ? Math.min(opts.maxInflightInboundMessages, 65_535) : undefined,
+    // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
+    maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2
+  })
   const granted = new WeakSet<Subscription>()
 
   // aedes stores the whole SUBSCRIBE packet's list for a persistent session, refused filters included, and the
@@ -64,6 +84,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     gate.released(client, packet.messageId)
     return await incomingDelPacket(client, packet)
   }
+
+  carryRetainedProperties(store)
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
   store.outgoingStream = createQueueReplay(broker, store)
@@ -143,6 +165,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   return {
     gate,
     handle,
+    acceptV5: v5.acceptV5,
+    restoreV5Version: v5.restoreVersion,
     routeClientDeliveries,
     noteEmptyClientId,
     refuseEmptyPersistentId,

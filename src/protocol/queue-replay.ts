@@ -4,6 +4,8 @@ import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 import { encodeFrames, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
+import { isV5 } from './v5/connection.js'
+import { withForwardedProperties } from './v5/outgoing.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -122,6 +124,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     })))
     if (client.closed) return
     const ids = packetIds(client)
+    const v5 = isV5(client)
     const frames: OutgoingPacket[] = []
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i] as StoredPacket
@@ -135,11 +138,11 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         ids.release(packet.messageId)
         continue
       }
-      frames.push(forward)
+      frames.push(v5 ? withForwardedProperties(forward) : forward)
       // a queued QoS 0 copy was given an id only for outgoingUpdate; it is never acknowledged
       if (packet.qos === 0) ids.release(packet.messageId)
     }
-    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames))
+    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames, v5))
     if (!writable && !client.closed) await drained(client)
   }
 

@@ -1,0 +1,104 @@
+import type { Client, ConnectPacket } from 'aedes'
+import type { AuthenticateStep, ConnectStep } from '../../hook-chain.js'
+import { internals } from '../aedes-internals.js'
+import { keepsSession, type V5ServerInfo } from './connack.js'
+import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
+import { encodeAedesWritesPerVersion } from './writer.js'
+
+const DISCONNECT_WITH_WILL = 0x04
+
+interface ParsedPacket {
+  cmd: string
+  reasonCode?: number
+  messageId?: number
+  unsubscriptions?: string[]
+  properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[] }
+}
+
+interface ConnectV5 {
+  protocolVersion?: number
+  clientId?: string
+  clean?: boolean
+  properties?: {
+    sessionExpiryInterval?: number
+    receiveMaximum?: number
+    maximumPacketSize?: number
+    topicAliasMaximum?: number
+    requestResponseInformation?: boolean
+    requestProblemInformation?: boolean
+    userProperties?: Record<string, string | string[]>
+    authenticationMethod?: string
+  }
+}
+
+/**
+ * MQTT 5 clients accepted by aedes 1.2, which refuses protocol level 5 (lib/handlers/connect.js): the one place a
+ * connection's protocol version is decided. The preConnect step runs first of all: it records what the client asked
+ * for (V5Connect), marks the client as v5 — from then on every packet written to it is MQTT 5 (writer.ts, and
+ * Culex's own encoders through isV5) — and hands aedes the CONNECT as level 4 with the clean flag that says whether
+ * Culex keeps the session (keepsSession). The first authenticate step, which aedes runs right after its level check,
+ * gives the client its real version back.
+ */
+export function createV5Connections (server: V5ServerInfo) {
+  encodeAedesWritesPerVersion()
+  const connectPackets = new WeakMap<Client, ConnectV5>()
+
+  const acceptV5: ConnectStep = (client, aedesPacket) => {
+    const packet = aedesPacket as ConnectPacket & ConnectV5
+    if (packet.protocolVersion !== 5) return undefined
+    const props = packet.properties ?? {}
+    const connect: V5Connect = {
+      cleanStart: packet.clean !== false,
+      sessionExpiryInterval: props.sessionExpiryInterval ?? 0,
+      receiveMaximum: props.receiveMaximum ?? 65_535,
+      maximumPacketSize: props.maximumPacketSize,
+      topicAliasMaximum: props.topicAliasMaximum ?? 0,
+      requestResponseInformation: props.requestResponseInformation === true,
+      requestProblemInformation: props.requestProblemInformation !== false,
+      userProperties: props.userProperties,
+      authenticationMethod: props.authenticationMethod,
+      assignedClientId: (packet.clientId ?? '') === ''
+    }
+    const connection = markV5(client, connect, server)
+    const parser = internals(client)._parser
+    // mqtt-packet parses what follows a CONNECT with that packet as its settings: it keeps level 5 of its own.
+    parser.settings = { protocolVersion: 5 }
+    packet.protocolVersion = 4
+    packet.clean = !keepsSession(connect)
+    connectPackets.set(client, packet)
+    parser.prependListener('packet', (p: ParsedPacket) => { screen(connection, p) })
+    return undefined
+  }
+
+  const restoreVersion: AuthenticateStep = (client) => {
+    const packet = connectPackets.get(client)
+    if (packet === undefined || v5Of(client) === undefined) return undefined
+    packet.protocolVersion = 5
+    ;(client as { version: number }).version = 5
+    return undefined
+  }
+
+  return { acceptV5, restoreVersion }
+}
+
+/**
+ * What a v5 client sends that aedes 1.2 would mishandle, dealt with before aedes sees it. A command aedes does not
+ * know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes the will:
+ * what DISCONNECT with reason 0x04 asks for, and what the specification asks for a Topic Alias or a Subscription
+ * Identifier that this server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2).
+ */
+function screen (connection: V5Connection, packet: ParsedPacket): void {
+  switch (packet.cmd) {
+    case 'disconnect':
+      if (packet.reasonCode === DISCONNECT_WITH_WILL) packet.cmd = 'disconnect-with-will'
+      return
+    case 'unsubscribe':
+      if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, packet.unsubscriptions?.length ?? 1)
+      return
+    case 'publish':
+      if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
+      return
+    case 'subscribe':
+      if (packet.properties?.subscriptionIdentifier !== undefined) packet.cmd = 'protocol-violation'
+  }
+}
