@@ -85,7 +85,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes,
     sessionExpiryMs: config.sessions.expiryMs,
     maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,
-    maxRemainingLength: limits.guard.maxPacketBytes
+    maxRemainingLength: limits.guard.maxPacketBytes,
+    minKeepaliveSeconds: config.limits.minKeepaliveSeconds,
+    maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds
   })
   auth.attach(aedes)
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }) })

@@ -41,6 +41,9 @@ export interface ProtocolOptions {
   maxInflightInboundMessages: number
   /** The largest Remaining Length read before a connection is closed (the listeners' guard). */
   maxRemainingLength: number
+  /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
+  minKeepaliveSeconds: number
+  maxKeepaliveSeconds: number
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
@@ -54,7 +57,9 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     sessionExpirySeconds: sessionExpirySeconds(opts.sessionExpiryMs),
     receiveMaximum: opts.maxInflightInboundMessages > 0 ? Math.min(opts.maxInflightInboundMessages, 65_535) : undefined,
     // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
-    maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2
+    maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
+    minKeepaliveSeconds: opts.minKeepaliveSeconds,
+    maxKeepaliveSeconds: opts.maxKeepaliveSeconds
   })
   const granted = new WeakSet<Subscription>()
 

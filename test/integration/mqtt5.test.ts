@@ -198,6 +198,31 @@ describe('MQTT 5 clients', () => {
     }
   })
 
+  it('gives a client whose keepalive is over limits.maxKeepaliveSeconds the maximum (Server Keep Alive) instead of refusing it', async () => {
+    const limited = await startTestBroker({ 'limits.maxKeepaliveSeconds': 30 })
+    try {
+      const c = await v5(limited.mqttUrl, { clientId: 'sleepy', keepalive: 120 })
+      expect(c.connack.reasonCode).toBe(0)
+      expect(c.connack.properties?.serverKeepAlive).toBe(30)
+      await endClient(c)
+      const within = await v5(limited.mqttUrl, { clientId: 'awake', keepalive: 20 })
+      expect(within.connack.properties?.serverKeepAlive).toBeUndefined()
+      await endClient(within)
+      // an MQTT 3.1.1 client cannot be told: it is refused as before
+      const refused = await connectClient(limited.mqttUrl, { clientId: 'sleepy311', keepalive: 120 }).then(() => undefined, (err: { code?: number }) => err.code)
+      expect(refused).toBe(2)
+    } finally {
+      await limited.close()
+    }
+  })
+
+  it('refuses a CONNECT that asks for enhanced authentication with 0x8C (bad authentication method)', async () => {
+    const raw = await openRaw('tcp', t, { version: 5 })
+    const connack = await raw.connect({ clientId: 'scram', protocolVersion: 5, properties: { authenticationMethod: 'SCRAM-SHA-256' } })
+    expect(connack.reasonCode).toBe(0x8C)
+    expect(await raw.waitClosed(5000)).toBe(true)
+  })
+
   it('closes the connection of a client that sends a Topic Alias the broker did not allow', async () => {
     const raw = await openRaw('tcp', t, { version: 5 })
     expect((await raw.connect({ clientId: 'alias', protocolVersion: 5 })).reasonCode).toBe(0)

@@ -1,11 +1,14 @@
 import type { Client, ConnectPacket } from 'aedes'
 import type { AuthenticateStep, ConnectStep } from '../../hook-chain.js'
 import { internals } from '../aedes-internals.js'
-import { keepsSession, type V5ServerInfo } from './connack.js'
+import { keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
 
 const DISCONNECT_WITH_WILL = 0x04
+const BAD_AUTHENTICATION_METHOD = 0x8C
+/** The MQTT 3.1.1 refusal a v5-only refusal goes through aedes as; the CONNACK carries the v5 reason code. */
+const NOT_AUTHORIZED = 5
 
 interface ParsedPacket {
   cmd: string
@@ -19,6 +22,7 @@ interface ConnectV5 {
   protocolVersion?: number
   clientId?: string
   clean?: boolean
+  keepalive?: number
   properties?: {
     sessionExpiryInterval?: number
     receiveMaximum?: number
@@ -36,8 +40,9 @@ interface ConnectV5 {
  * connection's protocol version is decided. The preConnect step runs first of all: it records what the client asked
  * for (V5Connect), marks the client as v5 — from then on every packet written to it is MQTT 5 (writer.ts, and
  * Culex's own encoders through isV5) — and hands aedes the CONNECT as level 4 with the clean flag that says whether
- * Culex keeps the session (keepsSession). The first authenticate step, which aedes runs right after its level check,
- * gives the client its real version back.
+ * Culex keeps the session (keepsSession), and a keepalive within the limits (serverKeepAlive, told in CONNACK). The
+ * first authenticate step, which aedes runs right after its level check, gives the client its real version back and
+ * refuses a client that asked for enhanced authentication, which Culex does not offer yet (0x8C).
  */
 export function createV5Connections (server: V5ServerInfo) {
   encodeAedesWritesPerVersion()
@@ -60,6 +65,14 @@ export function createV5Connections (server: V5ServerInfo) {
       assignedClientId: (packet.clientId ?? '') === ''
     }
     const connection = markV5(client, connect, server)
+    // enhanced authentication (AUTH) is not offered: a client that asks for it is refused once its login step runs
+    if (connect.authenticationMethod !== undefined) connection.refusal = BAD_AUTHENTICATION_METHOD
+    const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
+    if (keepalive !== undefined) {
+      // aedes and the connect limits read the keepalive from the packet: they see the one the server gives
+      connection.serverKeepAlive = keepalive
+      packet.keepalive = keepalive
+    }
     const parser = internals(client)._parser
     // mqtt-packet parses what follows a CONNECT with that packet as its settings: it keeps level 5 of its own.
     parser.settings = { protocolVersion: 5 }
@@ -72,10 +85,11 @@ export function createV5Connections (server: V5ServerInfo) {
 
   const restoreVersion: AuthenticateStep = (client) => {
     const packet = connectPackets.get(client)
-    if (packet === undefined || v5Of(client) === undefined) return undefined
+    const connection = v5Of(client)
+    if (packet === undefined || connection === undefined) return undefined
     packet.protocolVersion = 5
     ;(client as { version: number }).version = 5
-    return undefined
+    return connection.refusal === undefined ? undefined : NOT_AUTHORIZED
   }
 
   return { acceptV5, restoreVersion }

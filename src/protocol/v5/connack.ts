@@ -8,6 +8,9 @@ export interface V5ServerInfo {
   receiveMaximum: number | undefined
   /** The largest packet Culex reads before closing the connection, in bytes; undefined = the protocol's limit. */
   maximumPacketSize: number | undefined
+  /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds: a v5 client outside them is given a keepalive. */
+  minKeepaliveSeconds: number
+  maxKeepaliveSeconds: number
 }
 
 /**
@@ -45,8 +48,9 @@ export interface ConnackV5 {
  * absent property means its default, and a default that is not true here is sent explicitly.
  */
 export function connackV5 (connack: { returnCode?: number, sessionPresent?: boolean }, connection: V5Connection, server: V5ServerInfo): ConnackV5 {
-  const reasonCode = connackReasonCode(connack.returnCode ?? 0)
-  if (reasonCode !== 0) return { cmd: 'connack', reasonCode, sessionPresent: false }
+  const returnCode = connack.returnCode ?? 0
+  if (returnCode !== 0) return { cmd: 'connack', reasonCode: connection.refusal ?? connackReasonCode(returnCode), sessionPresent: false }
+  const reasonCode = 0
   const { connect, client } = connection
   const properties: Record<string, unknown> = {
     // retain, wildcard and shared subscriptions work as in MQTT 3.1.1; subscription identifiers are not kept yet
@@ -61,7 +65,20 @@ export function connackV5 (connack: { returnCode?: number, sessionPresent?: bool
   if (server.receiveMaximum !== undefined) properties.receiveMaximum = server.receiveMaximum
   if (server.maximumPacketSize !== undefined) properties.maximumPacketSize = server.maximumPacketSize
   if (connect.assignedClientId && client.id !== null) properties.assignedClientIdentifier = client.id
+  if (connection.serverKeepAlive !== undefined) properties.serverKeepAlive = connection.serverKeepAlive
   return { cmd: 'connack', reasonCode, sessionPresent: connack.sessionPresent === true, properties }
+}
+
+/**
+ * The keepalive a v5 client gets when the one it asked for is outside the limits (MQTT 5 §3.2.2.3.14): an MQTT
+ * 3.1.1 client is refused instead, since it cannot be told. No keepalive (0) or one above the maximum becomes the
+ * maximum, one under the minimum the minimum; undefined when the client's stands.
+ */
+export function serverKeepAlive (keepalive: number, server: V5ServerInfo): number | undefined {
+  if (keepalive === 0) return server.minKeepaliveSeconds > 0 ? server.maxKeepaliveSeconds : undefined
+  if (keepalive > server.maxKeepaliveSeconds) return server.maxKeepaliveSeconds
+  if (keepalive < server.minKeepaliveSeconds) return server.minKeepaliveSeconds
+  return undefined
 }
 
 /** sessions.expiryMs as a Session Expiry Interval. */
