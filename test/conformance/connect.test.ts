@@ -37,7 +37,7 @@ describe.each(transports)('CONNECT / CONNACK over %s', (transport) => {
     expect((raw.received[0] as IConnackPacket).returnCode).toBe(1)
   })
 
-  it('[MQTT-3.1.3-8] a zero-length client id with CleanSession=0 gets CONNACK 0x02 (identifier rejected) and is closed', async () => {
+  it('[MQTT-3.1.3-8] a zero-length client id with CleanSession=0 gets CONNACK 0x02 (identifier rejected) and is closed [MQTT-3.2.2-4][MQTT-3.2.2-5]', async () => {
     const raw = await rawClient(tb(), transport)
     raw.sendRaw(connectBytes({ clientId: '', cleanSession: false }))
     const connack = await raw.next<IConnackPacket>('connack')
