@@ -144,6 +144,23 @@ describe('MQTT 5 clients', () => {
     ])
   })
 
+  it('treats Retain As Published as 0 until it is supported: a persistent subscriber gets a live retained message once, RETAIN 0, and not again', async () => {
+    const session = { clientId: 'rap', clean: false, properties: { sessionExpiryInterval: 3600 } }
+    const sub = await v5(t.mqttUrl, session)
+    await sub.subscribeAsync('rap/#', { qos: 1, rap: true })
+    const pub = track(await v5(t.mqttUrl, { clientId: 'rap-pub' }))
+    for (let i = 0; i < 5; i++) await pub.publishAsync(`rap/${i}`, `r${i}`, { qos: 1, retain: true })
+    await pub.publishAsync('rap/fence', 'fence', { qos: 1 })
+    await waitFor(() => sub.received.some(m => m.payload === 'fence'), 'the fence')
+    expect(sub.received.map(m => [m.payload, m.retain])).toEqual([['r0', false], ['r1', false], ['r2', false], ['r3', false], ['r4', false], ['fence', false]])
+    await endClient(sub)
+    const again = track(await v5(t.mqttUrl, session))
+    expect(again.sessionPresent).toBe(true)
+    await pub.publishAsync('rap/fence', 'second fence', { qos: 1 })
+    await waitFor(() => again.received.some(m => m.payload === 'second fence'), 'the second fence')
+    expect(again.received.map(m => m.payload)).toEqual(['second fence'])
+  })
+
   it('keeps no session for Clean Start 1, and says so with a Session Expiry Interval of 0', async () => {
     const opts = { clientId: 'clean5', clean: true, properties: { sessionExpiryInterval: 3600 } }
     const first = await v5(t.mqttUrl, opts)

@@ -15,6 +15,7 @@ interface ParsedPacket {
   reasonCode?: number
   messageId?: number
   unsubscriptions?: string[]
+  subscriptions?: Array<{ rap?: boolean }>
   properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[] }
 }
 
@@ -96,7 +97,7 @@ export function createV5Connections (server: V5ServerInfo) {
 }
 
 /**
- * What a v5 client sends that aedes 1.2 would mishandle, dealt with before aedes sees it. A command aedes does not
+ * What a v5 client sends that aedes 1.2 or Culex would mishandle, dealt with before aedes sees it. A command aedes does not
  * know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes the will:
  * what DISCONNECT with reason 0x04 asks for, and what the specification asks for a Topic Alias or a Subscription
  * Identifier that this server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2).
@@ -114,5 +115,9 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       return
     case 'subscribe':
       if (packet.properties?.subscriptionIdentifier !== undefined) packet.cmd = 'protocol-violation'
+      // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
+      // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
+      // again at the next connection): until the router tells the two apart, every subscription is RAP 0.
+      for (const sub of packet.subscriptions ?? []) sub.rap = false
   }
 }
