@@ -171,18 +171,24 @@ describe('MQTT 5 clients', () => {
     expect(again.sessionPresent).toBe(false)
   })
 
-  it('publishes the will on DISCONNECT with reason 0x04, and not on DISCONNECT 0x00', async () => {
+  it('publishes the will on DISCONNECT with reason 0x04 (or any reason but 0x00), and not on DISCONNECT 0x00', async () => {
     const watcher = track(await v5(t.mqttUrl, { clientId: 'watcher' }))
     await watcher.subscribeAsync('wills/#', { qos: 1 })
     const will = (name: string): IClientOptions['will'] => ({ topic: `wills/${name}`, payload: Buffer.from(`${name} gone`), qos: 1, retain: false, properties: { contentType: 'text/plain', willDelayInterval: 0 } })
     const normal = await v5(t.mqttUrl, { clientId: 'normal', will: will('normal') })
     const withWill = await v5(t.mqttUrl, { clientId: 'with-will', will: will('with-will') })
+    const failing = await v5(t.mqttUrl, { clientId: 'failing', will: will('failing') })
     await new Promise<void>(resolve => normal.end(false, { reasonCode: 0 }, () => resolve()))
-    await new Promise<void>(resolve => withWill.end(false, { reasonCode: 4 }, () => resolve()))
-    await waitFor(() => watcher.received.length >= 1, 'the will')
+    await new Promise<void>(resolve => withWill.end(false, { reasonCode: 0x04 }, () => resolve()))
+    await waitFor(() => watcher.received.length >= 1, 'the first will')
+    await new Promise<void>(resolve => failing.end(false, { reasonCode: 0x80 }, () => resolve()))
+    await waitFor(() => watcher.received.length >= 2, 'the second will')
     // the normal disconnect came first: a will from it would have arrived by now
     await sleep(200)
-    expect(watcher.received.map(m => [m.topic, m.payload, m.properties])).toEqual([['wills/with-will', 'with-will gone', { contentType: 'text/plain' }]])
+    expect(watcher.received.map(m => [m.topic, m.payload, m.properties])).toEqual([
+      ['wills/with-will', 'with-will gone', { contentType: 'text/plain' }],
+      ['wills/failing', 'failing gone', { contentType: 'text/plain' }]
+    ])
   })
 
   it('delivers retained messages and shared-subscription messages to v5 subscribers', async () => {

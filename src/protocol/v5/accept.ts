@@ -5,7 +5,7 @@ import { keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
 
-const DISCONNECT_WITH_WILL = 0x04
+const NORMAL_DISCONNECTION = 0x00
 const BAD_AUTHENTICATION_METHOD = 0x8C
 /** The MQTT 3.1.1 refusal a v5-only refusal goes through aedes as; the CONNACK carries the v5 reason code. */
 const NOT_AUTHORIZED = 5
@@ -97,15 +97,16 @@ export function createV5Connections (server: V5ServerInfo) {
 }
 
 /**
- * What a v5 client sends that aedes 1.2 or Culex would mishandle, dealt with before aedes sees it. A command aedes does not
- * know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes the will:
- * what DISCONNECT with reason 0x04 asks for, and what the specification asks for a Topic Alias or a Subscription
- * Identifier that this server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2).
+ * What a v5 client sends that aedes 1.2 or Culex would mishandle, dealt with before aedes sees it. A command aedes
+ * does not know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes
+ * the will: what a DISCONNECT with any reason but 0x00 asks for (0x04 asks for it by name; MQTT 5 §3.1.2.5 deletes
+ * the will only on 0x00), and what the specification asks for a Topic Alias or a Subscription Identifier that this
+ * server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2).
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
     case 'disconnect':
-      if (packet.reasonCode === DISCONNECT_WITH_WILL) packet.cmd = 'disconnect-with-will'
+      if ((packet.reasonCode ?? NORMAL_DISCONNECTION) !== NORMAL_DISCONNECTION) packet.cmd = 'disconnect-with-will'
       return
     case 'unsubscribe':
       if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, packet.unsubscriptions?.length ?? 1)
