@@ -6,6 +6,8 @@ import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js
 import { encodeAedesWritesPerVersion } from './writer.js'
 
 const NORMAL_DISCONNECTION = 0x00
+const UNSUBSCRIBED = 0x00
+const NO_SUBSCRIPTION_EXISTED = 0x11
 const BAD_AUTHENTICATION_METHOD = 0x8C
 /** The MQTT 3.1.1 refusal a v5-only refusal goes through aedes as; the CONNACK carries the v5 reason code. */
 const NOT_AUTHORIZED = 5
@@ -108,9 +110,13 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
     case 'disconnect':
       if ((packet.reasonCode ?? NORMAL_DISCONNECTION) !== NORMAL_DISCONNECTION) packet.cmd = 'disconnect-with-will'
       return
-    case 'unsubscribe':
-      if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, packet.unsubscriptions?.length ?? 1)
+    case 'unsubscribe': {
+      // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
+      const subscriptions = internals(connection.client).subscriptions
+      const codes = (packet.unsubscriptions ?? []).map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
+      if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, codes)
       return
+    }
     case 'publish':
       if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
       return

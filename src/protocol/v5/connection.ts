@@ -26,8 +26,8 @@ export interface V5Connection {
   connect: V5Connect
   /** What the broker this client connected to does, for its CONNACK. */
   server: V5ServerInfo
-  /** Packet identifier of each UNSUBSCRIBE not answered yet → its number of filters (a v5 UNSUBACK has a code each). */
-  unsubscribes: Map<number, number>
+  /** Packet identifier of each UNSUBSCRIBE not answered yet → the UNSUBACK's reason code for each of its filters. */
+  unsubscribes: Map<number, number[]>
   /** The keepalive the server uses instead of the client's, which was outside the limits; told in CONNACK. */
   serverKeepAlive?: number
   /** A CONNACK reason code of MQTT 5 only that refuses this client, set before its login is decided. */

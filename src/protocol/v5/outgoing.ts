@@ -18,6 +18,8 @@ export interface AedesPacket {
  * to one connection; Message Expiry Interval must be counted down and Subscription Identifier is the subscriber's,
  * neither of which is done yet, so they are not forwarded.
  */
+const SUCCESS = 0x00
+
 const FORWARDED = ['payloadFormatIndicator', 'contentType', 'responseTopic', 'correlationData', 'userProperties'] as const
 
 export function forwardedProperties (properties: unknown): Record<string, unknown> | undefined {
@@ -40,8 +42,8 @@ export function withForwardedProperties<T extends object> (packet: T): T {
 /**
  * The MQTT 5 form of a packet aedes writes to a v5 client. aedes 1.2 builds every packet for MQTT 3.1.1; what MQTT 5
  * adds is filled in here: the CONNACK's reason code and properties, a reason code on each acknowledgement (0x00:
- * aedes acknowledges only what it accepted), one UNSUBACK code per filter, and only the forwarded properties on a
- * PUBLISH. The packet aedes built is not changed: its listeners ('connackSent') see it as they always did.
+ * aedes acknowledges only what it accepted), one UNSUBACK code per filter (accept.ts notes them), and only the
+ * forwarded properties on a PUBLISH. The packet aedes built is not changed: its listeners ('connackSent') see it as they always did.
  */
 export function toV5 (packet: AedesPacket, connection: V5Connection): AedesPacket {
   switch (packet.cmd) {
@@ -54,9 +56,9 @@ export function toV5 (packet: AedesPacket, connection: V5Connection): AedesPacke
       return packet.reasonCode === undefined ? { ...packet, reasonCode: 0 } : packet
     case 'unsuback': {
       const id = packet.messageId ?? 0
-      const filters = connection.unsubscribes.get(id) ?? 1
+      const codes = connection.unsubscribes.get(id) ?? [SUCCESS]
       connection.unsubscribes.delete(id)
-      return { ...packet, granted: new Array<number>(filters).fill(0) }
+      return { ...packet, granted: codes }
     }
     case 'publish':
       return withForwardedProperties(packet)
