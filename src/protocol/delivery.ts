@@ -1,9 +1,9 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
-import { encodePacket, type OutgoingPacket } from './frames.js'
+import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
 import { topicMatches } from './topic.js'
-import { isV5 } from './v5/connection.js'
+import { v5Of } from './v5/connection.js'
 import { forwardedProperties } from './v5/outgoing.js'
 import { retainedProperties } from './v5/retained.js'
 
@@ -37,7 +37,8 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
 export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
   // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
-  const v5 = isV5(client)
+  const v5 = v5Of(client)
+  const out: Outbound = { v5: v5 !== undefined, maxPacketBytes: v5?.connect.maximumPacketSize }
   // Copies still expected for a message that matched several of this client's filters.
   const pendingCopies = new Map<string, number>()
 
@@ -51,7 +52,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
       // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
       if (qos0Only) packet.qos = 0
-      deliverCopy(c, v5, packet, cb, session)
+      deliverCopy(c, out, packet, cb, session)
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
@@ -64,7 +65,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       setImmediate(cb)
       return
     }
-    deliverCopy(c, v5, packet, cb, session)
+    deliverCopy(c, out, packet, cb, session)
   }
   c.deliver0 = route(true)
   c.deliverQoS = route(false)
@@ -98,11 +99,20 @@ export interface OutgoingCopy extends OutgoingPacket {
  * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
  * in call order).
  */
-function deliverCopy (c: ClientInternals, v5: boolean, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
-  // aedes' no-local check is left out: mqtt-packet sets no-local only for MQTT 5 subscriptions, which aedes 1.2 refuses.
+/** How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts. */
+interface Outbound {
+  v5: boolean
+  maxPacketBytes: number | undefined
+}
+
+function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
+  // No Local is not honoured yet (docs/protocol.md): aedes 1.2 does not put the publisher's id on the packet.
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
-  if (forward == null) {
+  // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
+  const properties = out.v5 && forward != null ? forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined)) : undefined
+  // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
+  if (forward == null || (out.maxPacketBytes !== undefined && publishSize(forward, qos, properties) > out.maxPacketBytes)) {
     // as aedes: a queued copy the client may not receive leaves the session queue
     if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
     // a shared delivery brings an id taken for it, which this copy will not use
@@ -112,23 +122,23 @@ function deliverCopy (c: ClientInternals, v5: boolean, packet: DeliveryPacket, c
   }
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
-    sendCopy(c, v5, packet, forward, qos === 0 ? undefined : brought, cb, session)
+    sendCopy(c, out, packet, forward, properties, qos === 0 ? undefined : brought, cb, session)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
-    sendCopy(c, v5, packet, forward, messageId, cb, session)
+    sendCopy(c, out, packet, forward, properties, messageId, cb, session)
     return
   }
   // Every id is held: the copy waits for one, as it would for a socket that takes no more data.
   ids.wait((id) => {
     if (id === undefined) setImmediate(cb)
-    else sendCopy(c, v5, packet, forward, id, cb, session)
+    else sendCopy(c, out, packet, forward, properties, id, cb, session)
   })
 }
 
-function sendCopy (c: ClientInternals, v5: boolean, packet: DeliveryPacket, forward: DeliveryPacket, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
+function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, forward: DeliveryPacket, properties: Record<string, unknown> | undefined, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
   const qos = packet.qos
   const copy: OutgoingCopy = {
     cmd: 'publish',
@@ -141,13 +151,12 @@ function sendCopy (c: ClientInternals, v5: boolean, packet: DeliveryPacket, forw
     brokerId: packet.brokerId,
     brokerCounter: packet.brokerCounter
   }
-  // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
-  if (v5) copy.properties = forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined))
+  if (properties !== undefined) copy.properties = properties
   if (session === undefined || qos === 0 || copy.retain === true) {
-    writeCopy(c, v5, copy, cb)
+    writeCopy(c, out.v5, copy, cb)
     return
   }
-  session.update(c, copy).then(() => writeCopy(c, v5, copy, cb), (err: unknown) => {
+  session.update(c, copy).then(() => writeCopy(c, out.v5, copy, cb), (err: unknown) => {
     // as aedes: a copy the store cannot account for ends the connection
     c.emit('error', err)
     cb()

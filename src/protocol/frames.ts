@@ -89,6 +89,14 @@ export function encodePacket (p: OutgoingPacket, v5 = false): Buffer {
   return out
 }
 
+/** The size in bytes of the MQTT 5 PUBLISH encodePacket makes of this packet at `qos`, whatever its packet id. */
+export function publishSize (p: OutgoingPacket, qos: number, properties: Record<string, unknown> | undefined): number {
+  const sized: OutgoingPacket = { cmd: 'publish', topic: p.topic, payload: p.payload, qos, messageId: qos > 0 ? 1 : undefined, properties }
+  if (!isPlainPublish(sized, true)) return generate(sized, true).length
+  const remaining = remainingPublish(sized, Buffer.byteLength(sized.topic as string), true)
+  return 1 + varIntSize(remaining) + remaining
+}
+
 function writePublish (out: Buffer, at: number, p: OutgoingPacket, remaining: number, topicLength: number, v5: boolean): number {
   const qos = p.qos ?? 0
   out[at++] = 0x30 | (p.dup === true ? 0x08 : 0) | (qos << 1) | (p.retain === true ? 0x01 : 0)

@@ -2,9 +2,9 @@ import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
 import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
-import { encodeFrames, type OutgoingPacket } from './frames.js'
+import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
-import { isV5 } from './v5/connection.js'
+import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
@@ -124,7 +124,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     })))
     if (client.closed) return
     const ids = packetIds(client)
-    const v5 = isV5(client)
+    const v5 = v5Of(client)
+    const maxPacketBytes = v5?.connect.maximumPacketSize
     const frames: OutgoingPacket[] = []
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i] as StoredPacket
@@ -132,17 +133,21 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         ids.release(packet.messageId)
         continue
       }
-      const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
-      if (forward == null || client.clean) {
+      const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
+      const forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
+      // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25])
+      const tooLarge = maxPacketBytes !== undefined && forward != null && forward.cmd === 'publish' &&
+        publishSize(forward as OutgoingPacket, forward.qos ?? 0, (forward as OutgoingPacket).properties) > maxPacketBytes
+      if (forward == null || client.clean || tooLarge) {
         store.outgoingClearMessageId(client, packet).catch(() => undefined)
         ids.release(packet.messageId)
         continue
       }
-      frames.push(v5 ? withForwardedProperties(forward) : forward)
+      frames.push(forward)
       // a queued QoS 0 copy was given an id only for outgoingUpdate; it is never acknowledged
       if (packet.qos === 0) ids.release(packet.messageId)
     }
-    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames, v5))
+    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames, v5 !== undefined))
     if (!writable && !client.closed) await drained(client)
   }
 

@@ -161,6 +161,36 @@ describe('MQTT 5 clients', () => {
     expect(again.received.map(m => m.payload)).toEqual(['second fence'])
   })
 
+  it('never sends a client a packet over its Maximum Packet Size: the message is dropped for it, live and from its queue, as if delivered', async () => {
+    const session = { clientId: 'small', clean: false, properties: { sessionExpiryInterval: 3600, maximumPacketSize: 200 } }
+    const sub = await v5(t.mqttUrl, session)
+    await sub.subscribeAsync('size/#', { qos: 1 })
+    const pub = track(await v5(t.mqttUrl, { clientId: 'size-pub' }))
+    const big = 'x'.repeat(300)
+    await pub.publishAsync('size/live', 'small 1', { qos: 1 })
+    await pub.publishAsync('size/live', big, { qos: 1 })
+    await pub.publishAsync('size/live', big, { qos: 0 })
+    // fits without properties, not with them
+    await pub.publishAsync('size/live', 'y'.repeat(150), { qos: 1, properties: { userProperties: { padding: 'z'.repeat(60) } } })
+    await pub.publishAsync('size/live', 'small 2', { qos: 1 })
+    await waitFor(() => sub.received.some(m => m.payload === 'small 2'), 'the second small message')
+    expect(sub.received.map(m => m.payload)).toEqual(['small 1', 'small 2'])
+    expect(sub.connected).toBe(true)
+    await endClient(sub)
+
+    await pub.publishAsync('size/queued', 'queued 1', { qos: 1 })
+    await pub.publishAsync('size/queued', big, { qos: 1 })
+    await pub.publishAsync('size/queued', 'queued 2', { qos: 1 })
+    const again = await v5(t.mqttUrl, session)
+    await waitFor(() => again.received.length >= 2, 'the two small queued messages')
+    await pub.publishAsync('size/queued', 'fence', { qos: 1 })
+    await waitFor(() => again.received.some(m => m.payload === 'fence'), 'the fence')
+    expect(again.received.map(m => m.payload)).toEqual(['queued 1', 'queued 2', 'fence'])
+    await endClient(again)
+    // nothing was left in the queue to be sent later
+    expect((await t.broker.store.sessionInfo('small'))?.queued).toBe(0)
+  })
+
   it('keeps no session for Clean Start 1, and says so with a Session Expiry Interval of 0', async () => {
     const opts = { clientId: 'clean5', clean: true, properties: { sessionExpiryInterval: 3600 } }
     const first = await v5(t.mqttUrl, opts)
