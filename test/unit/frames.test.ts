@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import mqtt from 'mqtt-packet'
-import { encodeFrames, encodePacket, type OutgoingPacket } from '../../src/protocol/frames.js'
+import { encodeFrames, encodePacket, publishSize, type OutgoingPacket } from '../../src/protocol/frames.js'
 
 const publish = (over: Partial<OutgoingPacket> = {}): OutgoingPacket =>
   ({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('hello'), qos: 1, retain: false, dup: false, messageId: 42, ...over })
@@ -76,6 +76,17 @@ describe('MQTT 5 frames', () => {
     expect(parsed.map(p => [(p as { topic?: string }).topic, (p as { payload?: Buffer }).payload?.toString(), (p as { properties?: unknown }).properties])).toEqual([
       ['x/y', 'one', undefined], ['a/b', 'hello', properties]
     ])
+  })
+
+  it('sizes a PUBLISH as it is encoded, whatever its packet id, before it has one', () => {
+    for (const qos of [0, 1, 2]) {
+      for (const p of [publish(), publish({ payload: Buffer.alloc(200) }), publish({ payload: 'text' }), publish({ topic: 'capteurs/température' })]) {
+        for (const props of [undefined, properties]) {
+          const encoded = encodePacket({ ...p, qos, messageId: qos > 0 ? 65535 : undefined, properties: props }, true)
+          expect(publishSize({ ...p, messageId: undefined }, qos, props)).toBe(encoded.length)
+        }
+      }
+    }
   })
 
   it('leaves the properties out for an MQTT 3.1.1 client', () => {
