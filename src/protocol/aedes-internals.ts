@@ -13,11 +13,16 @@ export type Deliver = (packet: DeliveryPacket, cb: () => void) => void
 export interface DeliveryPacket extends PublishPacket {
   brokerId?: string | null
   brokerCounter?: number
+  /** The publisher's id, when the PUBLISH it came from carried one (aedes-packet copies it; Culex sets it for v5). */
+  clientId?: string
 }
 
 export interface ClientInternals extends Client {
-  /** Filter → its Subscription; `func` is the deliver function aedes registered for it with broker.subscribe. */
-  subscriptions: Record<string, { qos: number, func?: unknown }>
+  /**
+   * Filter → its Subscription; `func` is the deliver function aedes registered for it with broker.subscribe, `nl` the
+   * MQTT 5 No Local option (undefined for MQTT 3.1.1).
+   */
+  subscriptions: Record<string, { qos: number, func?: unknown, nl?: boolean }>
   deliver0: Deliver
   deliverQoS: Deliver
   /** brokerId → highest brokerCounter delivered; aedes drops anything not above it. */

@@ -47,7 +47,9 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
 
   const route = (qos0Only: boolean): Deliver => (packet, cb) => {
     const shared = (packet as Marked)[SHARED] === true
-    const plan = shared ? { matches: 1, maxQos: packet.qos } : planDelivery(c.subscriptions, packet.topic)
+    // MQTT 5 No Local: a v5 publisher's id is on its packets (protocol/v5/accept.ts)
+    const own = packet.clientId !== undefined && packet.clientId === c.id
+    const plan = shared ? { matches: 1, maxQos: packet.qos, deliverable: 1 } : planDelivery(c.subscriptions, packet.topic, own)
     if (plan.matches === 0) {
       // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
       // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
@@ -56,6 +58,12 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
+      setImmediate(cb)
+      return
+    }
+    if (plan.deliverable === 0) {
+      // every matching subscription is No Local and this is the client's own message: not sent, as if delivered
+      if (session !== undefined && packet.qos > 0) session.clear(c, packet).catch(noop)
       setImmediate(cb)
       return
     }
@@ -106,7 +114,6 @@ interface Outbound {
 }
 
 function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
-  // No Local is not honoured yet (docs/protocol.md): aedes 1.2 does not put the publisher's id on the packet.
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
   // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
@@ -196,20 +203,28 @@ function isExtraCopy (pending: Map<string, number>, key: string, matches: number
   return true
 }
 
-export interface DeliveryPlan { matches: number, maxQos: number }
+/**
+ * `matches`: the client's subscriptions matching the topic, one aedes listener each, so one copy each to expect.
+ * `deliverable`: those that may deliver it — for the client's own message (`own`), not the No Local ones — and
+ * `maxQos` the highest QoS granted among them.
+ */
+export interface DeliveryPlan { matches: number, maxQos: number, deliverable: number }
 
-export function planDelivery (subscriptions: Record<string, { qos: number }>, topic: string): DeliveryPlan {
+export function planDelivery (subscriptions: Record<string, { qos: number, nl?: boolean }>, topic: string, own = false): DeliveryPlan {
   let matches = 0
+  let deliverable = 0
   let maxQos = 0
   for (const filter in subscriptions) {
     // Shared subscriptions are dispatched by their group, never as a plain subscription.
     if (filter.startsWith('$share/')) continue
     if (!topicMatches(filter, topic)) continue
     matches++
-    const qos = subscriptions[filter].qos
-    if (qos > maxQos) maxQos = qos
+    const sub = subscriptions[filter]
+    if (own && sub.nl === true) continue
+    deliverable++
+    if (sub.qos > maxQos) maxQos = sub.qos
   }
-  return { matches, maxQos }
+  return { matches, maxQos, deliverable }
 }
 
 export type { DeliveryPacket }

@@ -4,6 +4,7 @@ import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
+import { planDelivery } from './delivery.js'
 import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
 
@@ -135,10 +136,11 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       }
       const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
       const forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
-      // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25])
+      // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25]), and its own
+      // message where every subscription it matches is No Local
       const tooLarge = maxPacketBytes !== undefined && forward != null && forward.cmd === 'publish' &&
         publishSize(forward as OutgoingPacket, forward.qos ?? 0, (forward as OutgoingPacket).properties) > maxPacketBytes
-      if (forward == null || client.clean || tooLarge) {
+      if (forward == null || client.clean || tooLarge || isOwnNoLocal(client, packet)) {
         store.outgoingClearMessageId(client, packet).catch(() => undefined)
         ids.release(packet.messageId)
         continue
@@ -204,4 +206,10 @@ async function drained (client: ClientInternals): Promise<void> {
     client.conn.once('close', stop)
     client.waitForDrain(stop)
   })
+}
+
+function isOwnNoLocal (client: ClientInternals, packet: StoredPacket): boolean {
+  if (packet.cmd !== 'publish' || packet.clientId !== client.id || packet.topic === undefined) return false
+  const plan = planDelivery(client.subscriptions, packet.topic, true)
+  return plan.matches > 0 && plan.deliverable === 0
 }

@@ -191,6 +191,43 @@ describe('MQTT 5 clients', () => {
     expect((await t.broker.store.sessionInfo('small'))?.queued).toBe(0)
   })
 
+  it('No Local: a client does not get its own messages back through a No Local subscription, others do', async () => {
+    const self = track(await v5(t.mqttUrl, { clientId: 'self' }))
+    await self.subscribeAsync('nl/#', { qos: 2, nl: true })
+    const other = track(await v5(t.mqttUrl, { clientId: 'other' }))
+    await other.subscribeAsync('nl/#', { qos: 2 })
+    for (const qos of [0, 1, 2] as const) await self.publishAsync(`nl/own/q${qos}`, `own ${qos}`, { qos })
+    await other.publishAsync('nl/fence', 'from other', { qos: 1 })
+    await waitFor(() => self.received.some(m => m.payload === 'from other') && other.received.length >= 4, 'the fence at both')
+    expect(self.received.map(m => m.payload)).toEqual(['from other'])
+    expect(other.received.map(m => m.payload)).toEqual(['own 0', 'own 1', 'own 2', 'from other'])
+
+    // another, overlapping subscription without No Local delivers the client's own message, once, at its QoS
+    await self.subscribeAsync('nl/own/+', { qos: 1 })
+    await self.publishAsync('nl/own/again', 'own again', { qos: 2 })
+    await other.publishAsync('nl/fence', 'second fence', { qos: 1 })
+    await waitFor(() => self.received.some(m => m.payload === 'second fence'), 'the second fence')
+    expect(self.received.map(m => [m.payload, m.qos])).toEqual([['from other', 1], ['own again', 1], ['second fence', 1]])
+  })
+
+  it('No Local on a persistent session: the own messages are not queued for it either', async () => {
+    const session = { clientId: 'self-durable', clean: false, properties: { sessionExpiryInterval: 3600 } }
+    const self = await v5(t.mqttUrl, session)
+    await self.subscribeAsync('nld/#', { qos: 1, nl: true })
+    for (let i = 0; i < 5; i++) await self.publishAsync('nld/own', `own ${i}`, { qos: 1 })
+    const other = track(await v5(t.mqttUrl, { clientId: 'nld-other' }))
+    await other.publishAsync('nld/fence', 'fence', { qos: 1 })
+    await waitFor(() => self.received.length >= 1, 'the fence')
+    expect(self.received.map(m => m.payload)).toEqual(['fence'])
+    await endClient(self)
+    const again = track(await v5(t.mqttUrl, session))
+    expect(again.sessionPresent).toBe(true)
+    await other.publishAsync('nld/fence', 'second fence', { qos: 1 })
+    await waitFor(() => again.received.length >= 1, 'the second fence')
+    expect(again.received.map(m => m.payload)).toEqual(['second fence'])
+    expect((await t.broker.store.sessionInfo('self-durable'))?.queued).toBe(0)
+  })
+
   it('keeps no session for Clean Start 1, and says so with a Session Expiry Interval of 0', async () => {
     const opts = { clientId: 'clean5', clean: true, properties: { sessionExpiryInterval: 3600 } }
     const first = await v5(t.mqttUrl, opts)

@@ -19,6 +19,7 @@ interface ParsedPacket {
   unsubscriptions?: string[]
   subscriptions?: Array<{ rap?: boolean }>
   properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[] }
+  clientId?: string
 }
 
 interface ConnectV5 {
@@ -119,6 +120,8 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
     }
     case 'publish':
       if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
+      // aedes 1.2 does not say who published a message; No Local needs it (the delivery router, the queue replay)
+      else if (connection.client.id !== null) packet.clientId = connection.client.id
       return
     case 'subscribe':
       if (packet.properties?.subscriptionIdentifier !== undefined) packet.cmd = 'protocol-violation'
