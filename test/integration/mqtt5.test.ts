@@ -319,4 +319,12 @@ describe('MQTT 5 clients', () => {
     raw.send({ cmd: 'publish', topic: 'alias/topic', payload: Buffer.from('x'), qos: 0, dup: false, retain: false, properties: { topicAlias: 1 } })
     expect(await raw.waitClosed(5000)).toBe(true)
   })
+
+  it('closes the connection of a client that asks for No Local on a shared subscription [MQTT-3.8.3-4]', async () => {
+    const raw = await openRaw('tcp', t, { version: 5 })
+    expect((await raw.connect({ clientId: 'nl-share', protocolVersion: 5 })).reasonCode).toBe(0)
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/jobs', qos: 1, nl: true, rap: false, rh: 0 }] })
+    expect(await raw.waitClosed(5000)).toBe(true)
+    expect(raw.received.map(p => p.cmd)).toEqual(['connack'])
+  })
 })

@@ -17,7 +17,7 @@ interface ParsedPacket {
   reasonCode?: number
   messageId?: number
   unsubscriptions?: string[]
-  subscriptions?: Array<{ rap?: boolean }>
+  subscriptions?: Array<{ topic: string, rap?: boolean, nl?: boolean }>
   properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[] }
   clientId?: string
 }
@@ -104,7 +104,8 @@ export function createV5Connections (server: V5ServerInfo) {
  * does not know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes
  * the will: what a DISCONNECT with any reason but 0x00 asks for (0x04 asks for it by name; MQTT 5 §3.1.2.5 deletes
  * the will only on 0x00), and what the specification asks for a Topic Alias or a Subscription Identifier that this
- * server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2).
+ * server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2), or No Local on a shared
+ * subscription.
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
@@ -124,7 +125,8 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       else if (connection.client.id !== null) packet.clientId = connection.client.id
       return
     case 'subscribe':
-      if (packet.properties?.subscriptionIdentifier !== undefined) packet.cmd = 'protocol-violation'
+      // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
+      if (packet.properties?.subscriptionIdentifier !== undefined || packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) packet.cmd = 'protocol-violation'
       // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
       // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
       // again at the next connection): until the router tells the two apart, every subscription is RAP 0.
