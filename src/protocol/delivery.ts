@@ -92,6 +92,12 @@ export interface PersistentSession {
   clear: (client: Client, packet: DeliveryPacket) => Promise<unknown>
 }
 
+/** How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts. */
+interface Outbound {
+  v5: boolean
+  maxPacketBytes: number | undefined
+}
+
 /** The copy as it is sent, with the broker counter its session-queue entry is found by. */
 export interface OutgoingCopy extends OutgoingPacket {
   brokerId?: string | null
@@ -107,12 +113,6 @@ export interface OutgoingCopy extends OutgoingPacket {
  * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
  * in call order).
  */
-/** How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts. */
-interface Outbound {
-  v5: boolean
-  maxPacketBytes: number | undefined
-}
-
 function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined): void {
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
