@@ -27,6 +27,11 @@ export async function connectClient (url: string, opts: IClientOptions = {}): Pr
   return client
 }
 
+/** Connects an mqtt.js client at MQTT 5 (protocol level 5) and waits for CONNACK. */
+export async function connectV5 (url: string, opts: IClientOptions = {}): Promise<TestClient> {
+  return await connectClient(url, { protocolVersion: 5, ...opts })
+}
+
 /** Waits until `predicate` holds, polling; fails with `what` after the timeout. */
 export async function waitFor (predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs
