@@ -124,9 +124,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       deadLetter.recordDrops(deadLetter.validatePayload),
       deadLetter.detectNoSubscribers
     ],
-    onDrop: (client, packet, { drop, detail }) => {
+    onDrop: (client, packet, refusal) => {
       const clientLog = client === null ? log : clientLogger(log, client)
-      clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: drop, detail }, 'publish dropped')
+      clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: refusal.drop, detail: refusal.detail }, 'publish dropped')
+      protocol.noteRefusedPublish(client, packet, refusal)
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,

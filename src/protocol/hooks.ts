@@ -17,6 +17,7 @@ import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
 import { sessionExpirySeconds } from './v5/connack.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
+import { noteRefusedPublish } from './v5/refusals.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore, RetainedSource {
@@ -172,6 +173,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     handle,
     acceptV5: v5.acceptV5,
     restoreV5Version: v5.restoreVersion,
+    noteRefusedPublish,
     routeClientDeliveries,
     noteEmptyClientId,
     refuseEmptyPersistentId,

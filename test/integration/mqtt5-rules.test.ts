@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import type { IPubackPacket } from 'mqtt-packet'
 import path from 'node:path'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { brokerPerTest } from './mqtt5-support.js'
@@ -139,6 +140,38 @@ describe('MQTT 5 connections and their rules', () => {
     await waitFor(() => again.received.length >= 1, 'the second fence')
     expect(again.received.map(m => m.payload)).toEqual(['second fence'])
     expect((await t.broker.store.sessionInfo('self-durable'))?.queued).toBe(0)
+  })
+
+  it('answers a refused QoS 1 publish with its reason code and a Reason String; it is still dead-lettered', async () => {
+    const small = await startTestBroker({ 'limits.maxPayloadBytes': 100 })
+    try {
+      const dlq = await connectClient(small.mqttUrl, { clientId: 'dlq-watcher' })
+      await dlq.subscribeAsync('$DLQ/#', { qos: 1 })
+      const raw = await openRaw('tcp', small, { version: 5 })
+      expect((await raw.connect({ clientId: 'refused-pub', protocolVersion: 5 })).reasonCode).toBe(0)
+      raw.send({ cmd: 'publish', topic: '$SYS/mine', payload: Buffer.from('x'), qos: 1, messageId: 7, dup: false, retain: false })
+      raw.send({ cmd: 'publish', topic: 'big/one', payload: Buffer.alloc(200), qos: 1, messageId: 8, dup: false, retain: false })
+      raw.send({ cmd: 'publish', topic: 'fine/one', payload: Buffer.from('ok'), qos: 1, messageId: 9, dup: false, retain: false })
+      const acks = await Promise.all([7, 8, 9].map(async id => await raw.next<IPubackPacket>(p => p.cmd === 'puback' && p.messageId === id)))
+      expect(acks.map(a => a.reasonCode ?? 0)).toEqual([0x90, 0x97, 0x00])
+      expect(acks[0].properties?.reasonString).toMatch(/^reserved-topic: /)
+      expect(acks[1].properties?.reasonString).toMatch(/^too-large: limits.maxPayloadBytes/)
+      expect(acks[2].properties).toBeUndefined()
+      await waitFor(() => dlq.received.length >= 1, 'the dead letter of the too-large message')
+      expect(dlq.received[0].topic).toBe('$DLQ/too-large/big/one')
+
+      // no Reason String for a client that asked for no problem information [MQTT-3.1.2-29]
+      const quiet = await openRaw('tcp', small, { version: 5 })
+      await quiet.connect({ clientId: 'quiet-pub', protocolVersion: 5, properties: { requestProblemInformation: false } })
+      quiet.send({ cmd: 'publish', topic: '$SYS/mine', payload: Buffer.from('x'), qos: 1, messageId: 3, dup: false, retain: false })
+      const ack = await quiet.next<IPubackPacket>('puback')
+      expect([ack.reasonCode, ack.properties]).toEqual([0x90, undefined])
+      raw.destroy()
+      quiet.destroy()
+      await endClient(dlq)
+    } finally {
+      await small.close()
+    }
   })
 
   it('closes the connection of a client that sends a Topic Alias the broker did not allow', async () => {

@@ -32,6 +32,8 @@ export interface V5Connection {
   serverKeepAlive?: number
   /** A CONNACK reason code of MQTT 5 only that refuses this client, set before its login is decided. */
   refusal?: number
+  /** Packet identifier of each refused QoS 1 PUBLISH not acknowledged yet → the PUBACK's reason code and string. */
+  refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
 }
 
 /**
@@ -42,7 +44,7 @@ const V5 = Symbol('culex.mqtt5')
 type Marked = { [V5]?: V5Connection }
 
 export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo): V5Connection {
-  const connection: V5Connection = { client, connect, server, unsubscribes: new Map() }
+  const connection: V5Connection = { client, connect, server, unsubscribes: new Map(), refusedPublishes: new Map() }
   ;(client as Client & Marked)[V5] = connection
   ;(client.conn as unknown as Marked)[V5] = connection
   return connection
