@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { IPubackPacket } from 'mqtt-packet'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { brokerPerTest } from './mqtt5-support.js'
@@ -171,6 +172,22 @@ describe('MQTT 5 connections and their rules', () => {
       await endClient(dlq)
     } finally {
       await small.close()
+    }
+  })
+
+  it('answers a QoS 1 publish the ACL refuses with 0x87 (not authorized)', async () => {
+    const passwd = await writePasswordFile(path.join(t.dataDir, 'passwd'), { alice: 'a' })
+    const aclFile = path.join(t.dataDir, 'acl.conf')
+    await writeFile(aclFile, 'user alice\ntopic write allowed/#\n')
+    const secured = await startTestBroker({ 'auth.passwordFile': passwd, 'auth.aclFile': aclFile, 'auth.watchFiles': false })
+    try {
+      const alice = await v5(secured.mqttUrl, { clientId: 'alice', username: 'alice', password: 'a' })
+      const refused = await alice.publishAsync('forbidden/x', 'no', { qos: 1 }).then(() => undefined, (err: { code?: number }) => err.code)
+      expect(refused).toBe(0x87)
+      await alice.publishAsync('allowed/x', 'yes', { qos: 1 })
+      await endClient(alice)
+    } finally {
+      await secured.close()
     }
   })
 
