@@ -218,6 +218,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         shared.close()
         retransmit.close()
         deadLetter.close()
+        protocol.sayShuttingDown()
         await closeListeners(listeners)
         await closeAedes(aedes)
         await store.close()

@@ -67,6 +67,11 @@ export interface BrokerInternals extends Aedes {
   /** Connected clients by id. */
   clients: Record<string, Client>
   /**
+   * Registers a client whose CONNECT succeeded; a connected client with the same id is closed first, and the new
+   * one registered once it is (the take-over of [MQTT-3.1.4-2]). Called once per connection, from connect.js.
+   */
+  registerClient: (client: Client) => void
+  /**
    * aedes' mqemitter. Every publish, whatever its QoS, reaches the live subscribers through one `mq.emit` (emitPacket
    * in aedes.js), with the aedes-packet (brokerId, brokerCounter set); its callback runs once every listener is done,
    * and a QoS 1/2 publisher is acknowledged only after that.

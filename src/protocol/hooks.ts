@@ -18,6 +18,7 @@ import { createV5Connections } from './v5/accept.js'
 import { sessionExpirySeconds } from './v5/connack.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 import { noteRefusedPublish } from './v5/refusals.js'
+import { KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore, RetainedSource {
@@ -92,6 +93,16 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   }
 
   carryRetainedProperties(store)
+
+  // An MQTT 5 client is told why the server closes its connection: taken over by a new connection with its id, or
+  // silent past its keepalive (and, from close below, the broker stopping).
+  const registerClient = broker.registerClient.bind(broker)
+  broker.registerClient = (client) => {
+    const previous = broker.clients[client.id]
+    if (previous !== undefined && previous !== client) sendDisconnect(previous, SESSION_TAKEN_OVER)
+    registerClient(client)
+  }
+  broker.on('keepaliveTimeout', (client: Client) => { sendDisconnect(client, KEEP_ALIVE_TIMEOUT) })
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
   store.outgoingStream = createQueueReplay(broker, store)
@@ -174,6 +185,10 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     acceptV5: v5.acceptV5,
     restoreV5Version: v5.restoreVersion,
     noteRefusedPublish,
+    /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */
+    sayShuttingDown: () => {
+      for (const client of Object.values(broker.clients)) sendDisconnect(client, SERVER_SHUTTING_DOWN)
+    },
     routeClientDeliveries,
     noteEmptyClientId,
     refuseEmptyPersistentId,

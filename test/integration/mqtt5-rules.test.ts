@@ -191,6 +191,37 @@ describe('MQTT 5 connections and their rules', () => {
     }
   })
 
+  it('tells a v5 client why the server closes its connection: DISCONNECT 0x8E on take-over, 0x8D on keepalive timeout', async () => {
+    const first = await v5(t.mqttUrl, { clientId: 'taken' })
+    const told = new Promise<number | undefined>(resolve => first.once('disconnect', packet => resolve(packet.reasonCode)))
+    track(await v5(t.mqttUrl, { clientId: 'taken' }))
+    expect(await told).toBe(0x8E)
+    track(first)
+
+    const silent = await openRaw('tcp', t, { version: 5 })
+    await silent.connect({ clientId: 'silent', protocolVersion: 5, keepalive: 1 })
+    expect(await silent.waitClosed(5000)).toBe(true)
+    expect(silent.received.map(p => [p.cmd, (p as { reasonCode?: number }).reasonCode])).toEqual([['connack', 0], ['disconnect', 0x8D]])
+
+    // an MQTT 3.1.1 client has no server DISCONNECT: taken over, it is just closed
+    const old = await connectClient(t.mqttUrl, { clientId: 'taken311' })
+    const packets: string[] = []
+    old.on('packetreceive', p => packets.push(p.cmd))
+    const closed = new Promise<void>(resolve => old.once('close', () => resolve()))
+    track(await connectClient(t.mqttUrl, { clientId: 'taken311' }))
+    await closed
+    expect(packets).toEqual([])
+  })
+
+  it('sends DISCONNECT 0x8B (server shutting down) to v5 clients when the broker stops', async () => {
+    const own = await startTestBroker()
+    const c = await v5(own.mqttUrl, { clientId: 'bye' })
+    const told = new Promise<number | undefined>(resolve => c.once('disconnect', packet => resolve(packet.reasonCode)))
+    await own.close()
+    expect(await told).toBe(0x8B)
+    await endClient(c, true)
+  })
+
   it('closes the connection of a client that sends a Topic Alias the broker did not allow', async () => {
     const raw = await openRaw('tcp', t, { version: 5 })
     expect((await raw.connect({ clientId: 'alias', protocolVersion: 5 })).reasonCode).toBe(0)

@@ -34,6 +34,8 @@ export interface V5Connection {
   refusal?: number
   /** Packet identifier of each refused QoS 1 PUBLISH not acknowledged yet → the PUBACK's reason code and string. */
   refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
+  /** The server has told the client why it closes the connection (disconnect.ts): it says so once. */
+  disconnectSent: boolean
 }
 
 /**
@@ -44,7 +46,7 @@ const V5 = Symbol('culex.mqtt5')
 type Marked = { [V5]?: V5Connection }
 
 export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo): V5Connection {
-  const connection: V5Connection = { client, connect, server, unsubscribes: new Map(), refusedPublishes: new Map() }
+  const connection: V5Connection = { client, connect, server, unsubscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
   ;(client as Client & Marked)[V5] = connection
   ;(client.conn as unknown as Marked)[V5] = connection
   return connection
