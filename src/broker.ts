@@ -178,6 +178,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     if (config.admin.enabled) {
       const deps = {
         aedes, store, metrics, version, usernameOf, log: log.child({ component: 'admin' }),
+        tellKicked: protocol.tellKicked,
         listeners: () => listenerInfo(listeners, config.listeners),
         authRequired: config.admin.authToken !== '',
         sysIntervalMs: config.admin.sysIntervalMs

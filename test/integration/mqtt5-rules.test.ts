@@ -216,6 +216,16 @@ describe('MQTT 5 connections and their rules', () => {
     track(old)
   })
 
+  it('sends DISCONNECT 0x98 (administrative action) to a v5 client the admin API disconnects', async () => {
+    const c = track(await v5(t.mqttUrl, { clientId: 'kicked' }))
+    const told: Array<number | undefined> = []
+    c.on('disconnect', packet => told.push(packet.reasonCode))
+    const res = await fetch(`${t.adminUrl}/api/clients/kicked`, { method: 'DELETE' })
+    expect(res.status).toBe(200)
+    await waitFor(() => told.length > 0, 'DISCONNECT at the kicked client')
+    expect(told).toEqual([0x98])
+  })
+
   it('sends DISCONNECT 0x8B (server shutting down) to v5 clients when the broker stops', async () => {
     const own = await startTestBroker()
     const c = track(await v5(own.mqttUrl, { clientId: 'bye' }))

@@ -6,6 +6,7 @@ import { v5Of } from './connection.js'
 export const SERVER_SHUTTING_DOWN = 0x8B
 export const KEEP_ALIVE_TIMEOUT = 0x8D
 export const SESSION_TAKEN_OVER = 0x8E
+export const ADMINISTRATIVE_ACTION = 0x98
 
 /**
  * Tells an MQTT 5 client why the server is closing its connection: one DISCONNECT with the reason code, written just
