@@ -34,7 +34,9 @@ describe('MQTT 5 connections and their rules', () => {
     expect(typeof assigned).toBe('string')
     const connected = (t.broker.aedes as unknown as { clients: Record<string, { version: number }> }).clients
     expect(Object.keys(connected)).toContain(assigned)
-    expect(connected.named.version).toBe(5)
+    // the admin API shows each client's protocol version
+    const info = await (await fetch(`${t.adminUrl}/api/clients/named`)).json() as { protocolVersion: number }
+    expect(info.protocolVersion).toBe(5)
   })
 
   it('refuses a wrong password with CONNACK reason code 0x86', async () => {
