@@ -15,7 +15,7 @@ export const ADMINISTRATIVE_ACTION = 0x98
  */
 export function sendDisconnect (client: Client, reasonCode: number): void {
   const connection = v5Of(client)
-  if (connection === undefined || connection.disconnectSent || client.closed || client.conn.destroyed === true) return
+  if (connection === undefined || connection.disconnectSent || client.closed || !client.conn.writable) return
   connection.disconnectSent = true
   client.conn.write(mqtt.generate({ cmd: 'disconnect', reasonCode }, { protocolVersion: 5 }))
 }
