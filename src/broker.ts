@@ -85,9 +85,16 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // One bad will or store error must never take the process down with an unhandled 'error' event.
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
-  const protocol = createProtocolHooks(broker, store, log, { maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes })
   const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }), mayPublishAs: auth.mayPublishAs })
   const limits = createLimitHooks(aedes, config, log, deadLetter.onSlowConsumer)
+  const protocol = createProtocolHooks(broker, store, log, {
+    maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes,
+    sessionExpiryMs: config.sessions.expiryMs,
+    maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,
+    maxRemainingLength: limits.guard.maxPacketBytes,
+    minKeepaliveSeconds: config.limits.minKeepaliveSeconds,
+    maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds
+  })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
   const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
@@ -100,6 +107,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   const lag = createDeliveryLag()
 
   aedes.preConnect = chainPreConnect([
+    // first: the protocol version decides how the steps after it read the CONNECT and how everything is encoded
+    protocol.acceptV5,
+    // then, before anything can wait: the session of a connecting client is not expired under it
     sessionTracking.noteConnecting,
     protocol.routeClientDeliveries,
     protocol.noteEmptyClientId,
@@ -109,6 +119,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     lag.watchConnection
   ])
   aedes.authenticate = chainAuthenticate([
+    protocol.restoreV5Version,
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
     deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused)
@@ -123,9 +134,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       deadLetter.recordDrops(deadLetter.validatePayload),
       deadLetter.detectNoSubscribers
     ],
-    onDrop: (client, packet, { drop, detail }) => {
+    onDrop: (client, packet, refusal) => {
       const clientLog = client === null ? log : clientLogger(log, client)
-      clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: drop, detail }, 'publish dropped')
+      clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: refusal.drop, detail: refusal.detail }, 'publish dropped')
+      protocol.noteRefusedPublish(client, packet, refusal)
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,
@@ -178,6 +190,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     if (config.admin.enabled) {
       const deps = {
         aedes, store, metrics, version, usernameOf, log: log.child({ component: 'admin' }),
+        tellKicked: protocol.tellKicked,
         listeners: () => listenerInfo(listeners, config.listeners),
         authRequired: config.admin.authToken !== '',
         sysIntervalMs: config.admin.sysIntervalMs
@@ -218,6 +231,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         shared.close()
         retransmit.close()
         deadLetter.close()
+        protocol.sayShuttingDown()
         await closeListeners(listeners)
         await closeAedes(aedes)
         await store.close()

@@ -83,7 +83,7 @@ export function clientRoutes (deps: AdminDeps): AdminRoute[] {
       handler: async ({ res, params }) => {
         const client = connectedClient(aedes, params.id)
         if (client === undefined) throw new ApiError('not_found', `no connected client with id ${JSON.stringify(params.id)}`)
-        await closeClient(client)
+        await closeClient(client, deps.tellKicked)
         deps.metrics.kicked()
         log.info({ clientId: params.id, clean: client.clean }, 'client kicked')
         sendJson(res, 200, { clientId: params.id, kicked: true })
@@ -119,7 +119,7 @@ export function clientRoutes (deps: AdminDeps): AdminRoute[] {
         // The client goes first: while it is connected aedes would keep writing its session back.
         const client = connectedClient(aedes, params.id)
         if (client !== undefined) {
-          await closeClient(client)
+          await closeClient(client, deps.tellKicked)
           deps.metrics.kicked()
         }
         const purged = await store.purgeSession(params.id)

@@ -31,6 +31,8 @@ export interface AdminDeps {
   /** The user name a client logged in as; undefined for an anonymous one. */
   usernameOf: (client: Client) => string | undefined
   log: Logger
+  /** Tells a client it is being disconnected by an administrator (MQTT 5: DISCONNECT 0x98), before it is closed. */
+  tellKicked?: (client: Client) => void
 }
 
 export function connectedClient (aedes: Aedes, clientId: string): Client | undefined {
@@ -42,8 +44,9 @@ export function connectedClients (aedes: Aedes): Client[] {
   return Object.values(clientsOf(aedes)).filter(c => c.connected && !c.closed)
 }
 
-/** Resolves once aedes has closed the client (its socket, its will, its deregistration). */
-export async function closeClient (client: Client): Promise<void> {
+/** Resolves once aedes has closed the client (its socket, its will, its deregistration); `tell` says why first. */
+export async function closeClient (client: Client, tell?: (client: Client) => void): Promise<void> {
+  tell?.(client)
   await new Promise<void>(resolve => client.close(() => resolve()))
 }
 

@@ -1,6 +1,7 @@
 import { Duplex } from 'node:stream'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import path from 'node:path'
 import { Aedes, type Client, type PublishPacket } from 'aedes'
 import { CulexError } from '../errors.js'
 import { pinnedVersion } from '../version.js'
@@ -14,11 +15,16 @@ export type Deliver = (packet: DeliveryPacket, cb: () => void) => void
 export interface DeliveryPacket extends PublishPacket {
   brokerId?: string | null
   brokerCounter?: number
+  /** The publisher's id, when the PUBLISH it came from carried one (aedes-packet copies it; Culex sets it for v5). */
+  clientId?: string
 }
 
 export interface ClientInternals extends Client {
-  /** Filter → its Subscription; `func` is the deliver function aedes registered for it with broker.subscribe. */
-  subscriptions: Record<string, { qos: number, func?: unknown }>
+  /**
+   * Filter → its Subscription; `func` is the deliver function aedes registered for it with broker.subscribe, `nl` the
+   * MQTT 5 No Local option (undefined for MQTT 3.1.1).
+   */
+  subscriptions: Record<string, { qos: number, func?: unknown, nl?: boolean }>
   deliver0: Deliver
   deliverQoS: Deliver
   /** brokerId → highest brokerCounter delivered; aedes drops anything not above it. */
@@ -38,6 +44,8 @@ export interface ClientInternals extends Client {
    * lib/client.js) handles a packet at once when it is the first of a read or once the client is marked connackSent,
    * which aedes does right after emitting the broker's 'connackSent' event; other packets wait in a queue of
    * `queueLimit` (42) that is emptied once the connect handling has finished.
+   * `settings` is what the parser reads the protocol level from: once it has parsed a CONNECT, that CONNECT packet
+   * itself (mqtt-packet parser.js), so every later packet is parsed at the CONNECT's level.
    */
   _parser: MqttParser
   /**
@@ -66,6 +74,11 @@ export interface MqttParser extends NodeJS.EventEmitter {
   _pos: number
   /** Reads one length-prefixed string at _pos (decoded as UTF-8, invalid bytes as U+FFFD), or null. */
   _parseString: () => string | null
+  /**
+   * What the parser reads the protocol level from: once it has parsed a CONNECT, that CONNECT packet itself
+   * (mqtt-packet parser.js), so every later packet is parsed at the CONNECT's level.
+   */
+  settings: { protocolVersion?: number }
 }
 
 export type PublishFn = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void
@@ -75,6 +88,11 @@ export interface BrokerInternals extends Aedes {
   counter: number
   /** Connected clients by id. */
   clients: Record<string, Client>
+  /**
+   * Registers a client whose CONNECT succeeded; a connected client with the same id is closed first, and the new
+   * one registered once it is (the take-over of [MQTT-3.1.4-2]). Called once per connection, from connect.js.
+   */
+  registerClient: (client: Client) => void
   /**
    * aedes' mqemitter. Every publish, whatever its QoS, reaches the live subscribers through one `mq.emit` (emitPacket
    * in aedes.js), with the aedes-packet (brokerId, brokerCounter set); its callback runs once every listener is done,
@@ -99,6 +117,8 @@ export interface InternalsProbe {
   client: Record<string, unknown>
   /** A fresh parser of the class aedes gives each client, for the behavioural checks. */
   newParser: () => Record<string, unknown>
+  /** Whether aedes writes every packet through the mqtt-packet Culex wraps for MQTT 5. */
+  writePath: () => boolean
 }
 
 type Owner = keyof InternalsProbe['versions']
@@ -120,10 +140,26 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Client#will, #_will and #_keepaliveTimer', holds: p => has(p.client, 'will', '_will', '_keepaliveTimer') },
   { owner: 'aedes', what: "Client#_parser (the connection's mqtt-packet parser, an EventEmitter with parse())", holds: p => isObject(p.client._parser) && isFn(p.client._parser.prependListener) && isFn(p.client._parser.parse) },
   { owner: 'aedes', what: 'Aedes#clients (connected clients by id)', holds: p => isObject(p.broker.clients) },
+  { owner: 'aedes', what: 'Aedes#registerClient (the MQTT 5 layer tells a taken-over client why it is closed)', holds: p => isFn(p.broker.registerClient) },
   { owner: 'aedes', what: 'Aedes#mq.emit and Aedes#mq._matcher.match (its mqemitter)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.emit) && isObject(p.broker.mq._matcher) && isFn(p.broker.mq._matcher.match) },
+  { owner: 'mqtt-packet', what: 'Parser#settings (the protocol level later packets are parsed at; the MQTT 5 layer sets it)', holds: p => isObject(p.newParser().settings) },
   { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
-  { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) }
+  { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) },
+  { owner: 'aedes', what: "lib/write.js writing every packet as mqtt.writeToStream(packet, client.conn) with the mqtt-packet Culex loads (the MQTT 5 writer wraps it; otherwise MQTT 5 clients would get MQTT 3.1.1 packets)", holds: p => p.writePath() }
 ]
+
+/**
+ * MQTT 5 encoding of what aedes writes (protocol/v5/writer.ts) wraps mqtt-packet's writeToStream, which aedes 1.2
+ * calls as `mqtt.writeToStream(packet, client.conn)` in lib/write.js for every packet it writes. That holds only if
+ * aedes loads the same mqtt-packet as Culex and still writes that way.
+ */
+function installedWritePath (): boolean {
+  const require = createRequire(import.meta.url)
+  const aedesMain = require.resolve('aedes')
+  const write = readFileSync(path.join(path.dirname(aedesMain), 'lib', 'write.js'), 'utf8')
+  return require.resolve('mqtt-packet') === createRequire(aedesMain).resolve('mqtt-packet') &&
+    write.includes('mqtt.writeToStream(packet, client.conn)')
+}
 
 /** A SUBSCRIBE to `a/é` at QoS 1, packet identifier 1. */
 const SUBSCRIBE = Buffer.from([0x82, 9, 0, 1, 0, 4, 0x61, 0x2f, 0xc3, 0xa9, 1])
@@ -194,7 +230,8 @@ export function probeInstalled (): InternalsProbe {
     broker: broker as unknown as Record<string, unknown>,
     client,
     // the class of the parser aedes gave the client; its static parser() makes a fresh one
-    newParser: () => ((client._parser as object).constructor as unknown as { parser: () => Record<string, unknown> }).parser()
+    newParser: () => ((client._parser as object).constructor as unknown as { parser: () => Record<string, unknown> }).parser(),
+    writePath: installedWritePath
   }
 }
 

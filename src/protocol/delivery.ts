@@ -1,9 +1,12 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
-import { encodePacket, type OutgoingPacket } from './frames.js'
+import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
 import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
+import { v5Of } from './v5/connection.js'
+import { forwardedProperties } from './v5/outgoing.js'
+import { retainedProperties } from './v5/retained.js'
 
 /**
  * Marks packets a shared-subscription group hands to the member it chose (src/shared-subscriptions). A symbol-keyed
@@ -35,6 +38,9 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  */
 export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
+  // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
+  const v5 = v5Of(client)
+  const out: Outbound = { v5: v5 !== undefined, maxPacketBytes: v5?.connect.maximumPacketSize }
   // Copies still expected for a message that matched several of this client's filters.
   const pendingCopies = new Map<string, number>()
 
@@ -46,15 +52,23 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
     // a shared copy may have waited in its group; 0 = a live copy, which arrived just now
     const arrivedAt = shared ? (packet as Marked).arrivedAt ?? 0 : 0
     const group = shared ? (packet as Marked).group ?? '' : ''
-    const plan = shared ? { matches: 1, maxQos: packet.qos } : planDelivery(c.subscriptions, packet.topic)
+    // MQTT 5 No Local: a v5 publisher's id is on its packets (protocol/v5/accept.ts)
+    const own = packet.clientId !== undefined && packet.clientId === c.id
+    const plan = shared ? { matches: 1, maxQos: packet.qos, deliverable: 1 } : planDelivery(c.subscriptions, packet.topic, own)
     if (plan.matches === 0) {
       // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
       // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
       if (qos0Only) packet.qos = 0
-      deliverCopy(c, packet, cb, session, arrivedAt, group)
+      deliverCopy(c, out, packet, cb, session, arrivedAt, group)
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
+      setImmediate(cb)
+      return
+    }
+    if (plan.deliverable === 0) {
+      // every matching subscription is No Local and this is the client's own message: not sent, as if delivered
+      if (session !== undefined && packet.qos > 0) session.clear(c, packet).catch(noop)
       setImmediate(cb)
       return
     }
@@ -64,7 +78,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       setImmediate(cb)
       return
     }
-    deliverCopy(c, packet, cb, session, arrivedAt, group)
+    deliverCopy(c, out, packet, cb, session, arrivedAt, group)
   }
   c.deliver0 = route(true)
   c.deliverQoS = route(false)
@@ -83,6 +97,12 @@ export interface PersistentSession {
   clear: (client: Client, packet: DeliveryPacket) => Promise<unknown>
 }
 
+/** How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts. */
+interface Outbound {
+  v5: boolean
+  maxPacketBytes: number | undefined
+}
+
 /** The copy as it is sent, with the broker counter its session-queue entry is found by. */
 export interface OutgoingCopy extends OutgoingPacket {
   brokerId?: string | null
@@ -98,11 +118,13 @@ export interface OutgoingCopy extends OutgoingPacket {
  * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
  * in call order).
  */
-function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined, arrivedAt: number, group: string): void {
-  // aedes' no-local check is left out: mqtt-packet sets no-local only for MQTT 5 subscriptions, which aedes 1.2 refuses.
+function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined, arrivedAt: number, group: string): void {
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
-  if (forward == null) {
+  // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
+  const properties = out.v5 && forward != null ? forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined)) : undefined
+  // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
+  if (forward == null || (out.maxPacketBytes !== undefined && publishSize(forward, qos, properties) > out.maxPacketBytes)) {
     // as aedes: a queued copy the client may not receive leaves the session queue
     if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
     // a shared delivery brings an id taken for it, which this copy will not use
@@ -113,14 +135,14 @@ function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
     if (qos > 0) noteSent(c, brought as number, qos, arrivedAt, group)
-    sendCopy(c, packet, forward, qos === 0 ? undefined : brought, cb, session)
+    sendCopy(c, out, packet, forward, properties, qos === 0 ? undefined : brought, cb, session)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
     noteSent(c, messageId, qos, arrivedAt, group)
-    sendCopy(c, packet, forward, messageId, cb, session)
+    sendCopy(c, out, packet, forward, properties, messageId, cb, session)
     return
   }
   // Every id is held: the copy waits for one, as it would for a socket that takes no more data.
@@ -130,7 +152,7 @@ function deliverCopy (c: ClientInternals, packet: DeliveryPacket, cb: () => void
       return
     }
     noteSent(c, id, qos, arrivedAt, group)
-    sendCopy(c, packet, forward, id, cb, session)
+    sendCopy(c, out, packet, forward, properties, id, cb, session)
   })
 }
 
@@ -139,7 +161,7 @@ function noteSent (c: ClientInternals, messageId: number, qos: number, arrivedAt
   if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
 }
 
-function sendCopy (c: ClientInternals, packet: DeliveryPacket, forward: DeliveryPacket, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
+function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, forward: DeliveryPacket, properties: Record<string, unknown> | undefined, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
   const qos = packet.qos
   const copy: OutgoingCopy = {
     cmd: 'publish',
@@ -152,25 +174,26 @@ function sendCopy (c: ClientInternals, packet: DeliveryPacket, forward: Delivery
     brokerId: packet.brokerId,
     brokerCounter: packet.brokerCounter
   }
+  if (properties !== undefined) copy.properties = properties
   if (session === undefined || qos === 0 || copy.retain === true) {
-    writeCopy(c, copy, cb)
+    writeCopy(c, out.v5, copy, cb)
     return
   }
-  session.update(c, copy).then(() => writeCopy(c, copy, cb), (err: unknown) => {
+  session.update(c, copy).then(() => writeCopy(c, out.v5, copy, cb), (err: unknown) => {
     // as aedes: a copy the store cannot account for ends the connection
     c.emit('error', err)
     cb()
   })
 }
 
-function writeCopy (c: ClientInternals, copy: OutgoingCopy, cb: () => void): void {
+function writeCopy (c: ClientInternals, v5: boolean, copy: OutgoingCopy, cb: () => void): void {
   if (!(c.connecting || c.connected)) {
     setImmediate(cb)
     return
   }
   let frame: Buffer
   try {
-    frame = encodePacket(copy)
+    frame = encodePacket(copy, v5)
   } catch {
     // as aedes' write(): a packet that cannot be encoded ends the connection
     c.emit('error', new Error('packet received not valid'))
@@ -196,20 +219,28 @@ function isExtraCopy (pending: Map<string, number>, key: string, matches: number
   return true
 }
 
-export interface DeliveryPlan { matches: number, maxQos: number }
+/**
+ * `matches`: the client's subscriptions matching the topic, one aedes listener each, so one copy each to expect.
+ * `deliverable`: those that may deliver it — for the client's own message (`own`), not the No Local ones — and
+ * `maxQos` the highest QoS granted among them.
+ */
+export interface DeliveryPlan { matches: number, maxQos: number, deliverable: number }
 
-export function planDelivery (subscriptions: Record<string, { qos: number }>, topic: string): DeliveryPlan {
+export function planDelivery (subscriptions: Record<string, { qos: number, nl?: boolean }>, topic: string, own = false): DeliveryPlan {
   let matches = 0
+  let deliverable = 0
   let maxQos = 0
   for (const filter in subscriptions) {
     // Shared subscriptions are dispatched by their group, never as a plain subscription.
     if (filter.startsWith('$share/')) continue
     if (!topicMatches(filter, topic)) continue
     matches++
-    const qos = subscriptions[filter].qos
-    if (qos > maxQos) maxQos = qos
+    const sub = subscriptions[filter]
+    if (own && sub.nl === true) continue
+    deliverable++
+    if (sub.qos > maxQos) maxQos = sub.qos
   }
-  return { matches, maxQos }
+  return { matches, maxQos, deliverable }
 }
 
 export type { DeliveryPacket }

@@ -39,7 +39,8 @@ export function parseFast (client: Client): void {
       buf = Buffer.concat([held, chunk])
       held = undefined
     }
-    if (this._list.length !== 0 || this._stateCounter !== 0 || this.error !== null) return parse.call(this, buf)
+    // MQTT 5 packets carry properties this path does not read: a v5 connection is parsed by mqtt-packet throughout
+    if (this._list.length !== 0 || this._stateCounter !== 0 || this.error !== null || this.settings.protocolVersion === 5) return parse.call(this, buf)
     let at = 0
     while (at < buf.length) {
       const end = nextPacket(this, buf, at)

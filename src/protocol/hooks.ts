@@ -15,9 +15,14 @@ import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
+import { createV5Connections } from './v5/accept.js'
+import { sessionExpirySeconds } from './v5/connack.js'
+import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
+import { noteRefusedPublish } from './v5/refusals.js'
+import { ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
-export interface ProtocolStore extends ReplayStore {
+export interface ProtocolStore extends ReplayStore, RetainedSource {
   sessionQueues: ReplayStore['sessionQueues'] & Pick<SessionQueues, 'unsent' | 'holdsPacketId'>
   outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
@@ -36,10 +41,31 @@ export interface ProtocolStore extends ReplayStore {
 export interface ProtocolOptions {
   /** mqtt.maxPendingBeforeConnackBytes: packets a client may send after CONNECT before its CONNACK, in bytes. */
   maxPendingBeforeConnackBytes: number
+  /** sessions.expiryMs: how long a persistent session is kept, told to MQTT 5 clients in CONNACK. */
+  sessionExpiryMs: number
+  /** mqtt.maxInflightInboundMessages (0 = unlimited): an MQTT 5 client's Receive Maximum. */
+  maxInflightInboundMessages: number
+  /** The largest Remaining Length read before a connection is closed (the listeners' guard). */
+  maxRemainingLength: number
+  /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
+  minKeepaliveSeconds: number
+  maxKeepaliveSeconds: number
 }
+
+/** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
+const MQTT_MAX_REMAINING_LENGTH = 268_435_455
 
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker, store)
+  // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
+  const v5 = createV5Connections({
+    sessionExpirySeconds: sessionExpirySeconds(opts.sessionExpiryMs),
+    receiveMaximum: opts.maxInflightInboundMessages > 0 ? Math.min(opts.maxInflightInboundMessages, 65_535) : undefined,
+    // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
+    maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
+    minKeepaliveSeconds: opts.minKeepaliveSeconds,
+    maxKeepaliveSeconds: opts.maxKeepaliveSeconds
+  })
   const granted = new WeakSet<Subscription>()
 
   // aedes stores the whole SUBSCRIBE packet's list for a persistent session, refused filters included, and the
@@ -77,6 +103,18 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     const first = packet.messageId === undefined ? undefined : gate.storing(client.id, packet.messageId)
     return first === undefined ? incomingGetPacket(client, packet) : first.then(() => incomingGetPacket(client, packet))
   }
+
+  carryRetainedProperties(store)
+
+  // An MQTT 5 client is told why the server closes its connection: taken over by a new connection with its id, or
+  // silent past its keepalive (and, from close below, the broker stopping).
+  const registerClient = broker.registerClient.bind(broker)
+  broker.registerClient = (client) => {
+    const previous = broker.clients[client.id]
+    if (previous !== undefined && previous !== client) sendDisconnect(previous, SESSION_TAKEN_OVER)
+    registerClient(client)
+  }
+  broker.on('keepaliveTimeout', (client: Client) => { sendDisconnect(client, KEEP_ALIVE_TIMEOUT) })
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
   store.outgoingStream = createQueueReplay(broker, store)
@@ -157,6 +195,15 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   return {
     gate,
     handle,
+    acceptV5: v5.acceptV5,
+    restoreV5Version: v5.restoreVersion,
+    noteRefusedPublish,
+    /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
+    tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
+    /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */
+    sayShuttingDown: () => {
+      for (const client of Object.values(broker.clients)) sendDisconnect(client, SERVER_SHUTTING_DOWN)
+    },
     routeClientDeliveries,
     noteEmptyClientId,
     refuseEmptyPersistentId,

@@ -2,9 +2,12 @@ import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
 import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
-import { encodeFrames, type OutgoingPacket } from './frames.js'
+import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { sentObserver } from './sent-observer.js'
 import { packetIds } from './packet-ids.js'
+import { planDelivery } from './delivery.js'
+import { v5Of } from './v5/connection.js'
+import { withForwardedProperties } from './v5/outgoing.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -123,6 +126,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     })))
     if (client.closed) return
     const ids = packetIds(client)
+    const v5 = v5Of(client)
+    const maxPacketBytes = v5?.connect.maximumPacketSize
     const frames: OutgoingPacket[] = []
     // the queue keeps no arrival time its replay could use: a queued message's lag counts from its replay
     const observer = sentObserver(client)
@@ -133,8 +138,13 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         ids.release(packet.messageId)
         continue
       }
-      const forward = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
-      if (forward == null || client.clean) {
+      const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
+      const forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
+      // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25]), and its own
+      // message where every subscription it matches is No Local
+      const tooLarge = maxPacketBytes !== undefined && forward != null && forward.cmd === 'publish' &&
+        publishSize(forward as OutgoingPacket, forward.qos ?? 0, (forward as OutgoingPacket).properties) > maxPacketBytes
+      if (forward == null || client.clean || tooLarge || isOwnNoLocal(client, packet)) {
         store.outgoingClearMessageId(client, packet).catch(() => undefined)
         ids.release(packet.messageId)
         continue
@@ -144,7 +154,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       if (packet.qos === 0) ids.release(packet.messageId)
       else if (packet.cmd === 'publish') observer?.sent(packet.messageId, packet.qos ?? 1, now, '')
     }
-    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames))
+    const writable = frames.length === 0 || client.conn.write(encodeFrames(frames, v5 !== undefined))
     if (!writable && !client.closed) await drained(client)
   }
 
@@ -201,4 +211,10 @@ async function drained (client: ClientInternals): Promise<void> {
     client.conn.once('close', stop)
     client.waitForDrain(stop)
   })
+}
+
+function isOwnNoLocal (client: ClientInternals, packet: StoredPacket): boolean {
+  if (packet.cmd !== 'publish' || packet.clientId !== client.id || packet.topic === undefined) return false
+  const plan = planDelivery(client.subscriptions, packet.topic, true)
+  return plan.matches > 0 && plan.deliverable === 0
 }

@@ -18,13 +18,15 @@ describe.each(transports)('CONNECT / CONNACK over %s', (transport) => {
     expect(raw.isClosed).toBe(false)
   })
 
-  it('[MQTT-3.1.2-2] an MQTT 5 CONNECT (protocol level 5) gets CONNACK 0x01 and is closed [MQTT-3.2.2-4][MQTT-3.2.2-5]', async () => {
-    const raw = await rawClient(tb(), transport)
+  it('an MQTT 5 CONNECT (protocol level 5) is accepted: the CONNACK is an MQTT 5 one with reason code 0x00', async () => {
+    const raw = await rawClient(tb(), transport, { version: 5 })
     raw.sendRaw(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: uid('c'), clean: true, keepalive: 0 }))
     const connack = await raw.next<IConnackPacket>('connack')
-    expect(connack.returnCode).toBe(1)
+    expect(connack.reasonCode).toBe(0)
     expect(connack.sessionPresent).toBe(false)
-    expect(await raw.waitClosed()).toBe(true)
+    expect(connack.properties?.subscriptionIdentifiersAvailable).toBe(false)
+    expect(raw.parseErrors).toEqual([])
+    expect(raw.isClosed).toBe(false)
   })
 
   it('[MQTT-3.1.2-2] an unknown protocol level (6) gets CONNACK 0x01 and is closed', async () => {
@@ -35,7 +37,7 @@ describe.each(transports)('CONNECT / CONNACK over %s', (transport) => {
     expect((raw.received[0] as IConnackPacket).returnCode).toBe(1)
   })
 
-  it('[MQTT-3.1.3-8] a zero-length client id with CleanSession=0 gets CONNACK 0x02 (identifier rejected) and is closed', async () => {
+  it('[MQTT-3.1.3-8] a zero-length client id with CleanSession=0 gets CONNACK 0x02 (identifier rejected) and is closed [MQTT-3.2.2-4][MQTT-3.2.2-5]', async () => {
     const raw = await rawClient(tb(), transport)
     raw.sendRaw(connectBytes({ clientId: '', cleanSession: false }))
     const connack = await raw.next<IConnackPacket>('connack')

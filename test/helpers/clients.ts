@@ -1,25 +1,35 @@
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt'
 
 export type Transport = 'tcp' | 'ws'
 export const transports: Transport[] = ['tcp', 'ws']
 
-export interface Received { topic: string, payload: string, qos: number, retain: boolean, dup: boolean }
+export interface Received { topic: string, payload: string, qos: number, retain: boolean, dup: boolean, properties?: Record<string, unknown> }
 
-/** Connects an mqtt.js client (MQTT 3.1.1, no automatic reconnect) and waits for CONNACK. */
-export async function connectClient (url: string, opts: IClientOptions = {}): Promise<MqttClient & { received: Received[], sessionPresent: boolean }> {
-  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts }) as MqttClient & { received: Received[], sessionPresent: boolean }
+export type TestClient = MqttClient & { received: Received[], sessionPresent: boolean, connack: IConnackPacket }
+
+/** Connects an mqtt.js client (MQTT 3.1.1 unless `protocolVersion` says, no automatic reconnect) and waits for CONNACK. */
+export async function connectClient (url: string, opts: IClientOptions = {}): Promise<TestClient> {
+  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts }) as TestClient
   client.received = []
   client.on('message', (topic, payload, packet) => {
-    client.received.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, dup: packet.dup })
+    const received: Received = { topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, dup: packet.dup }
+    if (packet.properties !== undefined) received.properties = packet.properties as Record<string, unknown>
+    client.received.push(received)
   })
   await new Promise<void>((resolve, reject) => {
     client.once('connect', connack => {
       client.sessionPresent = connack.sessionPresent
+      client.connack = connack
       resolve()
     })
     client.once('error', reject)
   })
   return client
+}
+
+/** Connects an mqtt.js client at MQTT 5 (protocol level 5) and waits for CONNACK. */
+export async function connectV5 (url: string, opts: IClientOptions = {}): Promise<TestClient> {
+  return await connectClient(url, { protocolVersion: 5, ...opts })
 }
 
 /** Waits until `predicate` holds, polling; fails with `what` after the timeout. */

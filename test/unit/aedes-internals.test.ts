@@ -36,6 +36,9 @@ const missing: Array<[string, Mutation, string]> = [
   ['parser _list', parsersWith(parser => { parser._list = undefined }), 'mqtt-packet 9.0.2 does not have Parser#_list'],
   ['parser _stateCounter', parsersWith(parser => { Object.defineProperty(parser, '_stateCounter', { get: () => 0, set: () => {} }) }), 'Parser#_list, #_stateCounter'],
   ['parser _parseString', parsersWith(parser => { parser._parseString = undefined }), 'Parser#_parseString'],
+  ['write path', p => { p.writePath = () => false }, 'lib/write.js writing every packet'],
+  ['registerClient', p => { p.broker.registerClient = undefined }, 'Aedes#registerClient'],
+  ['parser settings', parsersWith(parser => { parser.settings = undefined }), 'Parser#settings'],
   ['parser _pos', parsersWith(parser => { Object.defineProperty(parser, '_pos', { get: () => undefined, set: () => {} }) }), 'Parser#_parseString reading a string at #_pos']
 ]
 

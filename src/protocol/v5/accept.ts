@@ -1,0 +1,135 @@
+import type { Client, ConnectPacket } from 'aedes'
+import type { AuthenticateStep, ConnectStep } from '../../hook-chain.js'
+import { internals } from '../aedes-internals.js'
+import { keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
+import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
+import { encodeAedesWritesPerVersion } from './writer.js'
+
+const NORMAL_DISCONNECTION = 0x00
+const UNSUBSCRIBED = 0x00
+const NO_SUBSCRIPTION_EXISTED = 0x11
+const BAD_AUTHENTICATION_METHOD = 0x8C
+/** The MQTT 3.1.1 refusal a v5-only refusal goes through aedes as; the CONNACK carries the v5 reason code. */
+const NOT_AUTHORIZED = 5
+
+interface ParsedPacket {
+  cmd: string
+  reasonCode?: number
+  messageId?: number
+  unsubscriptions?: string[]
+  subscriptions?: Array<{ topic: string, rap?: boolean, nl?: boolean }>
+  properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[] }
+  clientId?: string
+}
+
+interface ConnectV5 {
+  protocolVersion?: number
+  clientId?: string
+  clean?: boolean
+  keepalive?: number
+  properties?: {
+    sessionExpiryInterval?: number
+    receiveMaximum?: number
+    maximumPacketSize?: number
+    topicAliasMaximum?: number
+    requestResponseInformation?: boolean
+    requestProblemInformation?: boolean
+    userProperties?: Record<string, string | string[]>
+    authenticationMethod?: string
+  }
+}
+
+/**
+ * MQTT 5 clients accepted by aedes 1.2, which refuses protocol level 5 (lib/handlers/connect.js): the one place a
+ * connection's protocol version is decided. The preConnect step runs first of all: it records what the client asked
+ * for (V5Connect), marks the client as v5 — from then on every packet written to it is MQTT 5 (writer.ts, and
+ * Culex's own encoders through isV5) — and hands aedes the CONNECT as level 4 with the clean flag that says whether
+ * Culex keeps the session (keepsSession), and a keepalive within the limits (serverKeepAlive, told in CONNACK). The
+ * first authenticate step, which aedes runs right after its level check, gives the client its real version back and
+ * refuses a client that asked for enhanced authentication, which Culex does not offer yet (0x8C).
+ */
+export function createV5Connections (server: V5ServerInfo) {
+  encodeAedesWritesPerVersion()
+  const connectPackets = new WeakMap<Client, ConnectV5>()
+
+  const acceptV5: ConnectStep = (client, aedesPacket) => {
+    const packet = aedesPacket as ConnectPacket & ConnectV5
+    if (packet.protocolVersion !== 5) return undefined
+    const props = packet.properties ?? {}
+    const connect: V5Connect = {
+      cleanStart: packet.clean !== false,
+      sessionExpiryInterval: props.sessionExpiryInterval ?? 0,
+      receiveMaximum: props.receiveMaximum ?? 65_535,
+      maximumPacketSize: props.maximumPacketSize,
+      topicAliasMaximum: props.topicAliasMaximum ?? 0,
+      requestResponseInformation: props.requestResponseInformation === true,
+      requestProblemInformation: props.requestProblemInformation !== false,
+      userProperties: props.userProperties,
+      authenticationMethod: props.authenticationMethod,
+      assignedClientId: (packet.clientId ?? '') === ''
+    }
+    const connection = markV5(client, connect, server)
+    // enhanced authentication (AUTH) is not offered: a client that asks for it is refused once its login step runs
+    if (connect.authenticationMethod !== undefined) connection.refusal = BAD_AUTHENTICATION_METHOD
+    const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
+    if (keepalive !== undefined) {
+      // aedes and the connect limits read the keepalive from the packet: they see the one the server gives
+      connection.serverKeepAlive = keepalive
+      packet.keepalive = keepalive
+    }
+    const parser = internals(client)._parser
+    // mqtt-packet parses what follows a CONNECT with that packet as its settings: it keeps level 5 of its own.
+    parser.settings = { protocolVersion: 5 }
+    packet.protocolVersion = 4
+    packet.clean = !keepsSession(connect)
+    connectPackets.set(client, packet)
+    parser.prependListener('packet', (p: ParsedPacket) => { screen(connection, p) })
+    return undefined
+  }
+
+  const restoreVersion: AuthenticateStep = (client) => {
+    const packet = connectPackets.get(client)
+    const connection = v5Of(client)
+    if (packet === undefined || connection === undefined) return undefined
+    packet.protocolVersion = 5
+    ;(client as { version: number }).version = 5
+    return connection.refusal === undefined ? undefined : NOT_AUTHORIZED
+  }
+
+  return { acceptV5, restoreVersion }
+}
+
+/**
+ * What a v5 client sends that aedes 1.2 or Culex would mishandle, dealt with before aedes sees it. A command aedes
+ * does not know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes
+ * the will: what a DISCONNECT with any reason but 0x00 asks for (0x04 asks for it by name; MQTT 5 §3.1.2.5 deletes
+ * the will only on 0x00), and what the specification asks for a Topic Alias or a Subscription Identifier that this
+ * server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2), or No Local on a shared
+ * subscription.
+ */
+function screen (connection: V5Connection, packet: ParsedPacket): void {
+  switch (packet.cmd) {
+    case 'disconnect':
+      if ((packet.reasonCode ?? NORMAL_DISCONNECTION) !== NORMAL_DISCONNECTION) packet.cmd = 'disconnect-with-will'
+      return
+    case 'unsubscribe': {
+      // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
+      const subscriptions = internals(connection.client).subscriptions
+      const codes = (packet.unsubscriptions ?? []).map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
+      if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, codes)
+      return
+    }
+    case 'publish':
+      if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
+      // aedes 1.2 does not say who published a message; No Local needs it (the delivery router, the queue replay)
+      else if (connection.client.id !== null) packet.clientId = connection.client.id
+      return
+    case 'subscribe':
+      // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
+      if (packet.properties?.subscriptionIdentifier !== undefined || packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) packet.cmd = 'protocol-violation'
+      // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
+      // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
+      // again at the next connection): until the router tells the two apart, every subscription is RAP 0.
+      for (const sub of packet.subscriptions ?? []) sub.rap = false
+  }
+}

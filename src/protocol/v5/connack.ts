@@ -1,0 +1,87 @@
+import type { V5Connection } from './connection.js'
+
+/** What Culex does today that a v5 CONNACK must tell the client (the broker's settings, read once at start). */
+export interface V5ServerInfo {
+  /** How long Culex keeps a persistent session (sessions.expiryMs) in seconds; 0xFFFFFFFF when it never expires. */
+  sessionExpirySeconds: number
+  /** mqtt.maxInflightInboundMessages when it is a limit (QoS 2 messages awaiting PUBREL); undefined = none. */
+  receiveMaximum: number | undefined
+  /** The largest packet Culex reads before closing the connection, in bytes; undefined = the protocol's limit. */
+  maximumPacketSize: number | undefined
+  /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds: a v5 client outside them is given a keepalive. */
+  minKeepaliveSeconds: number
+  maxKeepaliveSeconds: number
+}
+
+/**
+ * The MQTT 3.1.1 return codes aedes and Culex's connect steps refuse with, as MQTT 5 reason codes: unacceptable
+ * protocol version 0x84, identifier rejected 0x85, server unavailable 0x88, bad user name or password 0x86, not
+ * authorized 0x87. Anything else is 0x80 (unspecified error).
+ */
+const REASON_OF_RETURN_CODE: readonly number[] = [0x00, 0x84, 0x85, 0x88, 0x86, 0x87]
+const UNSPECIFIED_ERROR = 0x80
+const NEVER_EXPIRES = 0xFFFFFFFF
+
+export function connackReasonCode (returnCode: number): number {
+  return REASON_OF_RETURN_CODE[returnCode] ?? UNSPECIFIED_ERROR
+}
+
+/**
+ * Whether Culex keeps this v5 client's session after the connection ends. Until session expiry is honoured per
+ * client, a session is kept (for sessions.expiryMs) when the client asks to resume one (Clean Start 0) and to keep
+ * it (Session Expiry Interval above 0); otherwise it is the clean session of MQTT 3.1.1, and the CONNACK says so
+ * with a Session Expiry Interval of 0.
+ */
+export function keepsSession (connect: V5Connection['connect']): boolean {
+  return !connect.cleanStart && connect.sessionExpiryInterval > 0
+}
+
+export interface ConnackV5 {
+  cmd: 'connack'
+  reasonCode: number
+  sessionPresent: boolean
+  properties?: Record<string, unknown>
+}
+
+/**
+ * aedes' CONNACK as MQTT 5, with the properties that tell the client what this broker does (MQTT 5 §3.2.2.3): an
+ * absent property means its default, and a default that is not true here is sent explicitly.
+ */
+export function connackV5 (connack: { returnCode?: number, sessionPresent?: boolean }, connection: V5Connection, server: V5ServerInfo): ConnackV5 {
+  const returnCode = connack.returnCode ?? 0
+  if (returnCode !== 0) return { cmd: 'connack', reasonCode: connection.refusal ?? connackReasonCode(returnCode), sessionPresent: false }
+  const reasonCode = 0
+  const { connect, client } = connection
+  const properties: Record<string, unknown> = {
+    // retain, wildcard and shared subscriptions work as in MQTT 3.1.1; subscription identifiers are not kept yet
+    retainAvailable: true,
+    wildcardSubscriptionAvailable: true,
+    sharedSubscriptionAvailable: true,
+    subscriptionIdentifiersAvailable: false
+  }
+  const expiry = keepsSession(connect) ? server.sessionExpirySeconds : 0
+  // the server's interval replaces the client's (MQTT 5 §3.2.2.3.2)
+  if (expiry !== connect.sessionExpiryInterval) properties.sessionExpiryInterval = expiry
+  if (server.receiveMaximum !== undefined) properties.receiveMaximum = server.receiveMaximum
+  if (server.maximumPacketSize !== undefined) properties.maximumPacketSize = server.maximumPacketSize
+  if (connect.assignedClientId && client.id !== null) properties.assignedClientIdentifier = client.id
+  if (connection.serverKeepAlive !== undefined) properties.serverKeepAlive = connection.serverKeepAlive
+  return { cmd: 'connack', reasonCode, sessionPresent: connack.sessionPresent === true, properties }
+}
+
+/**
+ * The keepalive a v5 client gets when the one it asked for is outside the limits (MQTT 5 §3.2.2.3.14): an MQTT
+ * 3.1.1 client is refused instead, since it cannot be told. No keepalive (0) or one above the maximum becomes the
+ * maximum, one under the minimum the minimum; undefined when the client's stands.
+ */
+export function serverKeepAlive (keepalive: number, server: V5ServerInfo): number | undefined {
+  if (keepalive === 0) return server.minKeepaliveSeconds > 0 ? server.maxKeepaliveSeconds : undefined
+  if (keepalive > server.maxKeepaliveSeconds) return server.maxKeepaliveSeconds
+  if (keepalive < server.minKeepaliveSeconds) return server.minKeepaliveSeconds
+  return undefined
+}
+
+/** sessions.expiryMs as a Session Expiry Interval. */
+export function sessionExpirySeconds (expiryMs: number): number {
+  return expiryMs === 0 ? NEVER_EXPIRES : Math.min(NEVER_EXPIRES - 1, Math.ceil(expiryMs / 1000))
+}

@@ -1,0 +1,79 @@
+import { connackV5 } from './connack.js'
+import type { V5Connection } from './connection.js'
+
+/** A packet as aedes writes it (lib/write.js): an MQTT 3.1.1 packet object of mqtt-packet's shape. */
+export interface AedesPacket {
+  cmd: string
+  messageId?: number
+  returnCode?: number
+  sessionPresent?: boolean
+  granted?: number[]
+  properties?: Record<string, unknown>
+  reasonCode?: number
+  [key: string]: unknown
+}
+
+/**
+ * The PUBLISH properties that travel from publisher to subscriber unchanged (MQTT 5 §3.3.2.3). Topic Alias belongs
+ * to one connection; Message Expiry Interval must be counted down and Subscription Identifier is the subscriber's,
+ * neither of which is done yet, so they are not forwarded.
+ */
+const SUCCESS = 0x00
+
+const FORWARDED = ['payloadFormatIndicator', 'contentType', 'responseTopic', 'correlationData', 'userProperties'] as const
+
+export function forwardedProperties (properties: unknown): Record<string, unknown> | undefined {
+  if (properties === null || typeof properties !== 'object') return undefined
+  const from = properties as Record<string, unknown>
+  let out: Record<string, unknown> | undefined
+  for (const key of FORWARDED) {
+    if (from[key] !== undefined) (out ??= {})[key] = from[key]
+  }
+  return out
+}
+
+/** A copy of a PUBLISH for an MQTT 5 subscriber: its forwarded properties only, or none. */
+export function withForwardedProperties<T extends object> (packet: T): T {
+  const given = (packet as { properties?: unknown }).properties
+  if (given === undefined) return packet
+  return { ...packet, properties: forwardedProperties(given) }
+}
+
+/**
+ * The MQTT 5 form of a packet aedes writes to a v5 client. aedes 1.2 builds every packet for MQTT 3.1.1; what MQTT 5
+ * adds is filled in here: the CONNACK's reason code and properties, a reason code on each acknowledgement (0x00, or
+ * for a refused QoS 1 publish its reason: refusals.ts), one UNSUBACK code per filter (accept.ts notes them), and only the
+ * forwarded properties on a PUBLISH. The packet aedes built is not changed: its listeners ('connackSent') see it as they always did.
+ */
+export function toV5 (packet: AedesPacket, connection: V5Connection): AedesPacket {
+  switch (packet.cmd) {
+    case 'connack':
+      return connackV5(packet, connection, connection.server) as unknown as AedesPacket
+    case 'puback': {
+      const refused = packet.messageId === undefined ? undefined : connection.refusedPublishes.get(packet.messageId)
+      if (refused === undefined) return packet.reasonCode === undefined ? { ...packet, reasonCode: SUCCESS } : packet
+      connection.refusedPublishes.delete(packet.messageId as number)
+      // [MQTT-3.1.2-29]: no Reason String when the client asked for no problem information
+      return connection.connect.requestProblemInformation
+        ? { ...packet, reasonCode: refused.reasonCode, properties: { reasonString: refused.reasonString } }
+        : { ...packet, reasonCode: refused.reasonCode }
+    }
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+      return packet.reasonCode === undefined ? { ...packet, reasonCode: 0 } : packet
+    case 'unsuback': {
+      const id = packet.messageId ?? 0
+      const codes = connection.unsubscribes.get(id) ?? [SUCCESS]
+      connection.unsubscribes.delete(id)
+      return { ...packet, granted: codes }
+    }
+    case 'publish':
+      return withForwardedProperties(packet)
+    case 'disconnect':
+      return packet.reasonCode === undefined ? { ...packet, reasonCode: 0 } : packet
+    default:
+      // SUBACK (0, 1, 2 and 0x80 mean the same in MQTT 5) and PINGRESP are the same packets
+      return packet
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The built culex command against mosquitto_sub and mosquitto_pub at MQTT 5 (-V mqttv5): what a user checks by hand
+ * once Culex says it speaks MQTT 5 — messages at every QoS with their properties, MQTT 3.1.1 and MQTT 5 clients on
+ * the same topics, and a v5 persistent session across kill -9.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type RunningCli } from '../helpers/cli.js'
+import { mosquittoPub, mosquittoSub, receiveThenStop, runMosquittoSub } from './support/mosquitto.js'
+
+const V5 = ['-V', 'mqttv5']
+const dirs: string[] = []
+async function dataDir (): Promise<string> {
+  const dir = await tempDataDir()
+  dirs.push(dir)
+  return dir
+}
+
+beforeAll(async () => { await ensureBuilt() }, 180_000)
+afterEach(async () => { await killAllChildren('client') })
+afterAll(async () => {
+  await killAllChildren()
+  await Promise.all(dirs.map(removeDir))
+})
+
+describe('mosquitto clients at MQTT 5', () => {
+  let cli: RunningCli
+  beforeAll(async () => { cli = await startCli(startArgs(await dataDir())) })
+  afterAll(async () => {
+    if (cli !== undefined) expect(await cli.stop('SIGTERM')).toBe(0)
+  })
+
+  it('mosquitto_sub -V mqttv5 gets what mosquitto_pub -V mqttv5 sends at QoS 0, 1 and 2, with its content type and user property', async () => {
+    // -F: topic, payload, content type, user properties
+    const sub = mosquittoSub(cli.ports.mqtt, [...V5, '-t', 'e5/qos/#', '-q', '2', '-F', '%t|%p|%C|%P'])
+    expect(await sub.subscribed).toEqual([2])
+    for (const qos of [0, 1, 2]) {
+      const r = await mosquittoPub(cli.ports.mqtt, [...V5, '-t', `e5/qos/q${qos}`, '-m', `at qos ${qos}`, '-q', String(qos), '-D', 'publish', 'content-type', 'text/plain', '-D', 'publish', 'user-property', 'site', 'north'])
+      expect(r.code, r.stderr).toBe(0)
+    }
+    await sub.waitForMessages(3)
+    expect(sub.messages().sort()).toEqual([0, 1, 2].map(q => `e5/qos/q${q}|at qos ${q}|text/plain|site:north`))
+    expect(sub.publishes().map(p => p.qos).sort()).toEqual([0, 1, 2])
+  })
+
+  it('an MQTT 3.1.1 and an MQTT 5 mosquitto client exchange messages on the same topics', async () => {
+    const sub5 = mosquittoSub(cli.ports.mqtt, [...V5, '-t', 'e5/mix/#', '-q', '1', '-v'])
+    const sub311 = mosquittoSub(cli.ports.mqtt, ['-V', 'mqttv311', '-t', 'e5/mix/#', '-q', '1', '-v'])
+    expect(await sub5.subscribed).toEqual([1])
+    expect(await sub311.subscribed).toEqual([1])
+    const from5 = await mosquittoPub(cli.ports.mqtt, [...V5, '-t', 'e5/mix/from5', '-m', 'sent at v5', '-q', '1', '-D', 'publish', 'user-property', 'k', 'v'])
+    const from311 = await mosquittoPub(cli.ports.mqtt, ['-V', 'mqttv311', '-t', 'e5/mix/from311', '-m', 'sent at 3.1.1', '-q', '1'])
+    expect([from5.code, from311.code], from5.stderr + from311.stderr).toEqual([0, 0])
+    const expected = ['e5/mix/from311 sent at 3.1.1', 'e5/mix/from5 sent at v5']
+    expect((await sub5.waitForMessages(2)).sort()).toEqual(expected)
+    expect((await sub311.waitForMessages(2)).sort()).toEqual(expected)
+  })
+})
+
+it('a v5 persistent session (-c -x 3600) gets what was published while it was away, across kill -9', async () => {
+  const dir = await dataDir()
+  let cli = await startCli(startArgs(dir))
+  const session = [...V5, '-c', '-i', 'e5-durable', '-x', '3600', '-q', '1', '-t', 'e5/durable/#', '-v']
+  const first = await runMosquittoSub(cli.ports.mqtt, [...session, '-E'])
+  expect(first.code, first.stdout + first.stderr).toBe(0)
+  const expected = Array.from({ length: 20 }, (_, i) => `e5/durable/t message ${i + 1}`)
+  for (const line of expected) {
+    const r = await mosquittoPub(cli.ports.mqtt, [...V5, '-q', '1', '-t', 'e5/durable/t', '-m', line.slice('e5/durable/t '.length)])
+    expect(r.code, r.stderr).toBe(0)
+  }
+  await cli.kill9()
+  cli = await startCli(startArgs(dir))
+  const r = await receiveThenStop(cli.ports.mqtt, session, expected.length)
+  expect(r.code, r.stdout + r.stderr).toBe(0)
+  expect(r.messages.sort()).toEqual([...expected].sort())
+  expect(r.publishes.every(p => p.qos === 1)).toBe(true)
+  expect(await cli.stop('SIGTERM')).toBe(0)
+})
