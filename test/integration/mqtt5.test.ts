@@ -101,8 +101,8 @@ describe('MQTT 5 clients exchanging messages', () => {
     const session = { clientId: 'durable5', clean: false, properties: { sessionExpiryInterval: 3600 } }
     const first = await v5(t.mqttUrl, session)
     expect(first.sessionPresent).toBe(false)
-    // sessions.expiryMs is 0 (never) here: the CONNACK replaces the client's interval with the broker's
-    expect(first.connack.properties?.sessionExpiryInterval).toBe(0xFFFFFFFF)
+    // sessions.expiryMs keeps its default (7 days) here: the CONNACK replaces the client's interval with the broker's
+    expect(first.connack.properties?.sessionExpiryInterval).toBe(7 * 24 * 3600)
     await first.subscribeAsync('durable/#', { qos: 1 })
     await endClient(first)
     const pub = track(await v5(t.mqttUrl, { clientId: 'durable-pub' }))
