@@ -8,7 +8,7 @@ import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { connectViolation, type ConnectLimits } from './connect-rules.js'
-import { createConnectionGuard } from './connection-guard.js'
+import { createConnectionGuard, type AcceptErrors } from './connection-guard.js'
 import { newLimitCounters, type LimitCounters } from './counters.js'
 import { LogThrottle } from './log-throttle.js'
 import { OutboundWindow, STALL_GRACE_MS } from './outbound-window.js'
@@ -35,7 +35,7 @@ export interface LimitHooks {
   checkFilter: SubscribeStep
   /** authorizeSubscribe, last: subscriptions per client, SUBACK 0x80. */
   countSubscriptions: SubscribeStep
-  guard: ConnectionGuard
+  guard: ConnectionGuard & { acceptErrors: AcceptErrors }
   counters: LimitCounters
 }
 
