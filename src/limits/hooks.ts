@@ -102,13 +102,14 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
         else if (ack.cmd === 'pubrec') unacknowledged.acknowledged(2)
       })
     }
-    // Deliveries the broker is waiting for this client to take (see OutboundWindow for why they are let go).
-    const waiting = new Set<() => void>()
+    // Deliveries the broker is waiting for this client to take (see OutboundWindow for why they are let go), made on the first delivery.
+    let waiting: Set<() => void> | undefined
     let stalled = false
     let disconnecting = false
     let writes = 0
     let stallTimer: NodeJS.Timeout | undefined
     const releaseAll = (): void => {
+      if (waiting === undefined) return
       for (const done of waiting) setImmediate(done)
       waiting.clear()
     }
@@ -152,9 +153,10 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
         const done = (): void => {
           if (called) return
           called = true
-          waiting.delete(done)
+          waiting?.delete(done)
           cb()
         }
+        waiting ??= new Set()
         waiting.add(done)
         // a copy that brings its packet id is a shared delivery: its group redelivers it, so it takes its place in
         // the order of acknowledgements without being dead-lettered

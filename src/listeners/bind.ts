@@ -29,9 +29,11 @@ export async function bind (server: Server, name: string, host: string, port: nu
  */
 export function trackSockets (server: Server): () => Promise<void> {
   const sockets = new Set<Socket>()
+  // one listener for every socket, not a closure each ('close' comes once)
+  function forget (this: Socket): void { sockets.delete(this) }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+    socket.on('close', forget)
   })
   return async () => {
     await new Promise<void>(resolve => {

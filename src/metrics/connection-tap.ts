@@ -99,7 +99,8 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     return (write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb)
   } as Duplex['write']
 
-  stream.once('close', () => {
+  // 'close' comes once: on() spares the wrapper once() makes for every connection
+  stream.on('close', () => {
     closed = true
     // The packets still in flight belong to the session now (the store keeps them for a persistent one).
     if (stats.inflightOut.size > 0) listener.onInflight('out', -stats.inflightOut.size)

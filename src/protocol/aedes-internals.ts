@@ -122,8 +122,26 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Aedes#clients (connected clients by id)', holds: p => isObject(p.broker.clients) },
   { owner: 'aedes', what: 'Aedes#mq.emit and Aedes#mq._matcher.match (its mqemitter)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.emit) && isObject(p.broker.mq._matcher) && isFn(p.broker.mq._matcher.match) },
   { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
-  { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) }
+  { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) },
+  { owner: 'mqtt-packet', what: "bl's BufferList as Parser#_list, without bl's stream (each connection's parser gets one)", holds: p => splitStateHolds(withPlainList(p.newParser())) && stringReaderHolds(withPlainList(p.newParser())) }
 ]
+
+function withPlainList (parser: Record<string, unknown>): Record<string, unknown> {
+  parser._list = newBufferList()
+  return parser
+}
+
+// bl as mqtt-packet resolves it
+const BufferList = (createRequire(createRequire(createRequire(import.meta.url).resolve('aedes')).resolve('mqtt-packet'))('bl') as { BufferList: new () => MqttParser['_list'] }).BufferList
+
+/**
+ * An empty buffer list of the kind mqtt-packet's parser keeps a split packet in, without the stream mqtt-packet
+ * wraps it in (bl() is a readable-stream Duplex, with its two states and listeners: about 1 KB per connection, none
+ * of which the parser uses; it only appends, reads and consumes).
+ */
+export function newBufferList (): MqttParser['_list'] {
+  return new BufferList()
+}
 
 /** A SUBSCRIBE to `a/é` at QoS 1, packet identifier 1. */
 const SUBSCRIBE = Buffer.from([0x82, 9, 0, 1, 0, 4, 0x61, 0x2f, 0xc3, 0xa9, 1])

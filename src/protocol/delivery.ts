@@ -31,13 +31,16 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  * Then the router writes the copy itself (deliverCopy), a copy no live subscription matches any more included, so
  * that every packet id comes from the session's allocator; aedes' own delivery functions are no longer used.
  */
+// aedes' counter-based dedupe is replaced by the router's exact one: reads always miss, writes are ignored. It holds
+// nothing, so every client shares it.
+const noDuplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
+
 export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
-  // Copies still expected for a message that matched several of this client's filters.
-  const pendingCopies = new Map<string, number>()
+  // Copies still expected for a message that matched several of this client's filters (made when one does).
+  let pendingCopies: Map<string, number> | undefined
 
-  // aedes' counter-based dedupe is replaced by the exact one below: reads always miss, writes are ignored.
-  c.duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
+  c.duplicates = noDuplicates
 
   const route = (qos0Only: boolean): Deliver => (packet, cb) => {
     const shared = (packet as Marked)[SHARED] === true
@@ -49,7 +52,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       deliverCopy(c, packet, cb, session)
       return
     }
-    if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
+    if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies ??= new Map(), `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
       setImmediate(cb)
       return
     }

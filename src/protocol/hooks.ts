@@ -124,7 +124,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     internals(client)._parser.prependListener('packet', (ack: { cmd: string, messageId?: number }) => {
       if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) ids.release(ack.messageId)
     })
-    client.conn.once('close', () => ids.close())
+    client.conn.on('close', () => ids.close())
   }
   broker.on('ack', (_packet: unknown, client: Client) => packetIds(client).retry())
 

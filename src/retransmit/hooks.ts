@@ -119,7 +119,7 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
       else if (ack.cmd === 'pubrec') tracker.received(ack.messageId)
     })
     // What is still unacknowledged belongs to the session now: a persistent one resends it at the next connection.
-    conn.once('close', () => {
+    conn.on('close', () => {
       tracker.clear()
       active.delete(w)
     })

@@ -41,7 +41,7 @@ describe('out of file descriptors (ulimit -n)', () => {
     await sub.subscribeAsync('fd/#', { qos: 1 })
     const pub = await connectClient(url, { clientId: 'fd-pub', reconnectPeriod: 0 })
 
-    const held = []
+    const held: Array<Awaited<ReturnType<typeof openSocket>>> = []
     for (let i = 0; i < SOCKETS; i++) held.push(await openSocket(cli.ports.mqtt))
     await cli.waitForLog(l => typeof l.msg === 'string' && l.msg.startsWith('out of file descriptors'), 'the out-of-descriptors log line')
     await waitFor(() => held.some(h => h.closed()), 'a refused connection closed by the broker')
