@@ -78,7 +78,10 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
   // together, before any of them reaches client.subscriptions.
   broker.on('subscribe', (subs: Subscription[], client: Client) => {
     const pending = pendingFilters.get(client)
-    if (pending !== undefined) for (const s of subs) pending.delete(s.topic)
+    if (pending === undefined) return
+    for (const s of subs) pending.delete(s.topic)
+    // an idle client keeps no empty set
+    if (pending.size === 0) pendingFilters.delete(client)
   })
 
   const recordConnect: ConnectStep = (client, packet) => {
@@ -184,6 +187,8 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
   const checkConnect: AuthenticateStep = (client) => {
     const asked = connects.get(client)
     if (asked === undefined) return undefined
+    // asked once per connection: nothing of it is kept for the connection's life
+    connects.delete(client)
     const violation = connectViolation(connectLimits, asked.clientId, asked.keepalive)
     if (violation === undefined) return undefined
     counters.connectRefused++

@@ -71,7 +71,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
 
   // Whatever follows CONNECT waits until the login has succeeded (connack-gate.ts).
   const connackGates = new WeakMap<Client, ConnackGate>()
-  broker.on('connackSent', (packet, client) => connackGates.get(client)?.connackSent(packet.returnCode ?? 0))
+  broker.on('connackSent', (packet, client) => {
+    const gate = connackGates.get(client)
+    if (gate === undefined) return
+    // one CONNACK per connection: the gate is done with after it, and an idle connection keeps none of it
+    connackGates.delete(client)
+    gate.connackSent(packet.returnCode ?? 0)
+  })
 
   /**
    * aedes' connection handler, with the commonest packets parsed on a fast path, nothing after CONNECT handled before
