@@ -116,10 +116,10 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
       for (const done of waiting) setImmediate(done)
       waiting.clear()
     }
-    const write = conn.write.bind(conn) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
+    const write = conn.write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
     conn.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
       writes++
-      const ok = write(chunk, encoding, cb)
+      const ok = write.call(conn, chunk, encoding, cb)
       if (!ok && stallTimer === undefined && !stalled) {
         stallTimer = setTimeout(() => {
           stallTimer = undefined
