@@ -63,7 +63,7 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
       if (resent.publish + resent.pubrel === 0) continue
       counts.publish += resent.publish
       counts.pubrel += resent.pubrel
-      clientLogger(log, w.client).debug({ publishes: resent.publish, pubrels: resent.pubrel, unacknowledged: w.tracker.size }, 'unacknowledged packets resent')
+      if (log.isLevelEnabled('debug')) clientLogger(log, w.client).debug({ publishes: resent.publish, pubrels: resent.pubrel, unacknowledged: w.tracker.size }, 'unacknowledged packets resent')
     }
     if (active.size === 0) stop()
   }
