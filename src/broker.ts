@@ -169,6 +169,15 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   })
   metrics.countersFrom('culex_auth_events_total', 'What authentication and the ACL refused, by event.', 'event', () => auth.counters)
   metrics.countersFrom('culex_limit_events_total', 'What the connection and message limits refused or slowed, by event.', 'event', () => limits.counters)
+  metrics.counter({
+    name: 'culex_listener_accept_errors_total',
+    help: 'Connections a listener could not accept, by error code; EMFILE: the process is out of file descriptors (ulimit -n).',
+    labelNames: ['listener', 'code'],
+    collect () {
+      this.reset()
+      for (const [listener, byCode] of limits.guard.acceptErrors) for (const [code, n] of byCode) this.inc({ listener, code }, n)
+    }
+  })
   deadLetter.registerMetrics(metrics)
   shared.registerMetrics(metrics)
   retransmit.registerMetrics(metrics)

@@ -15,13 +15,14 @@ export const BROKERS = {
     node: true,
     cmd: (port, dir) => [culexMain, 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0',
       '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn', '--log-format', 'json'],
-    env: { CULEX_STORE_SYNC: 'false' }
+    // limits.maxConnections lifted (default 10 000): the connections scenario holds 19 500
+    env: { CULEX_STORE_SYNC: 'false', CULEX_LIMITS_MAX_CONNECTIONS: '0' }
   },
   'culex-sync': {
     desc: 'Culex with CULEX_STORE_SYNC=true (every write batch fsynced)',
     node: true,
     cmd: (port, dir) => BROKERS.culex.cmd(port, dir),
-    env: { CULEX_STORE_SYNC: 'true' }
+    env: { CULEX_STORE_SYNC: 'true', CULEX_LIMITS_MAX_CONNECTIONS: '0' }
   },
   'aedes-mem': {
     desc: 'bare aedes 1.2.0, `await Aedes.createBroker()` defaults (in-memory persistence), net server',

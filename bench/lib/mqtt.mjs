@@ -60,9 +60,9 @@ export class PublishTemplate {
 }
 
 /** Resolves with a connected socket, or rejects on error / timeout. */
-function openSocket (port, host, timeoutMs) {
+function openSocket (port, host, timeoutMs, localAddress) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host })
+    const sock = net.connect({ port, host, localAddress })
     const timer = setTimeout(() => { sock.destroy(); reject(new Error(`connect to ${host}:${port} timed out`)) }, timeoutMs)
     sock.once('connect', () => { clearTimeout(timer); sock.off('error', reject); resolve(sock) })
     sock.once('error', err => { clearTimeout(timer); reject(err) })
@@ -102,14 +102,15 @@ export class Client {
   }
 
   /** `init(client)` runs before CONNECT is sent: set onPublish there to catch messages sent right after CONNACK. */
-  static async connect (port, { clientId, clean = true, host = '127.0.0.1', timeoutMs = 10000, init, noDelay = false } = {}) {
-    const sock = await openSocket(port, host, timeoutMs)
+  /** `localAddress`: the source address (e.g. 127.0.3.1), to spread many connections over more source ports. */
+  static async connect (port, { clientId, clean = true, keepalive = 0, host = '127.0.0.1', localAddress, timeoutMs = 10000, init, noDelay = false } = {}) {
+    const sock = await openSocket(port, host, timeoutMs, localAddress)
     // Nagle stays on by default (throughput runs write batches); latency probes turn it off.
     if (noDelay) sock.setNoDelay(true)
     const c = new Client(sock, clientId)
     if (init) init(c)
     const connack = c._wait('connack', timeoutMs)
-    sock.write(connectPacket({ clientId, clean }))
+    sock.write(connectPacket({ clientId, clean, keepalive }))
     await connack
     if (c.connackCode !== 0) {
       sock.destroy()

@@ -29,16 +29,20 @@ const TABLES = {
   ],
   connections: [
     { label: 'connects/s', key: 'rate', kind: 'm', d: 0, ratios: true, better: 'higher' },
-    { label: 'KB per conn', key: 'kbPerConn', kind: 'm', d: 1, ratios: true, better: 'lower' },
-    { label: 'connect p50 ms', key: 'connectP50Ms', kind: 'm', d: 0 },
+    { label: 'KB per conn (held)', key: 'kbPerConn', kind: 'm', d: 1, ratios: true, better: 'lower' },
+    { label: 'KB per conn (just connected)', key: 'kbPerConnAtConnect', kind: 'm', d: 1 },
+    { label: 'broker µs per connect', key: 'brokerUsPerConnect', kind: 'm', d: 0, ratios: true, better: 'lower' },
+    { label: 'idle CPU', key: 'idleCpu', kind: 'm', d: 3 },
+    { label: 'probe p99 alone ms', key: 'probeAloneP99', kind: 'm', d: 3 },
+    { label: 'probe p99 held ms', key: 'probeLoadedP99', kind: 'm', d: 3, ratios: true, better: 'lower' },
+    { label: 'probe p99 held / alone', key: 'probeRatio', kind: 'm', d: 2 },
     { label: 'connect p99 ms', key: 'connectP99Ms', kind: 'm', d: 0 },
-    { label: 'RSS before MB', key: 'rssBeforeMB', kind: 'm', d: 0, noRange: true },
-    { label: 'RSS connected MB', key: 'rssConnectedMB', kind: 'm', d: 0, noRange: true },
-    { label: 'RSS after close MB', key: 'rssAfterMB', kind: 'm', d: 0, noRange: true },
-    { label: 'broker CPU', key: 'brokerCpu', kind: 'm', d: 2 },
-    { label: 'gen CPU', key: 'genCpu', kind: 'm', d: 2 },
-    { label: 'failed (sum)', key: 'failed', kind: 's' }
+    { label: 'RSS before / held / after MB', key: 'rssHeldMB', kind: 'c', fn: rs => rs.map(r => `${Math.round(r.rssBeforeMB)} / ${Math.round(r.rssHeldMB)} / ${Math.round(r.rssAfterMB)}`).join('; ') },
+    { label: 'connected', key: 'connected', kind: 'm', d: 0, noRange: true },
+    { label: 'failed (sum)', key: 'failed', kind: 's' },
+    { label: 'dropped while held (sum)', key: 'dropped', kind: 's' }
   ],
+
   offline: [
     { label: 'drain msgs/s', key: 'drainRate', kind: 'm', d: 0, ratios: true, refs: ['aedes-mem', 'aedes-level', 'mosquitto'], better: 'higher' },
     { label: 'warm-up round drain msgs/s', key: 'cold', kind: 'm', d: 0, ratios: true, refs: ['aedes-mem', 'aedes-level', 'mosquitto'], better: 'higher' },

@@ -42,7 +42,31 @@ export function renderTargets (records) {
       const x = ratio(med(records, 'shared', b, 'rate'), med(records, 'shared-plain', b, 'rate'))
       return { measured: `${fmtNum(med(records, 'shared', b, 'rate'), 0)} vs ${fmtNum(med(records, 'shared-plain', b, 'rate'), 0)} = ${fmtNum(x, 2)}× (need ≥ 0.9)`, pass: x !== null && x >= 0.9 }
     })
+    connectionTargets(records, b, target, has)
   }
   if (rows.length === 0) return '(no culex runs: targets not evaluated)'
   return ['| target | measured (medians, same run) | result |', '| --- | --- | --- |', ...rows].join('\n')
+}
+
+/** Issue 16's connection targets: memory, connect rate, keep-alive, idle CPU and the probe's p99 with the clients held. */
+function connectionTargets (records, b, target, has) {
+  if (!has('connections', b)) return
+  const rs = records.filter(r => r.ok && r.scenario === 'connections' && r.broker === b)
+  const m = key => med(records, 'connections', b, key)
+  const held = Math.min(...rs.map(r => r.connected))
+  target(`${b}: ${fmtNum(held, 0)} connections held, RSS ≤ 10 KB per connection`, () => ({ measured: `${fmtNum(m('kbPerConn'), 1)} KB`, pass: m('kbPerConn') !== null && m('kbPerConn') <= 10 }))
+  target(`${b}: connect rate ≥ mosquitto`, () => {
+    if (!has('connections', 'mosquitto')) return { measured: 'needs mosquitto in connections', pass: null }
+    const x = ratio(m('rate'), med(records, 'connections', 'mosquitto', 'rate'))
+    return { measured: `${fmtNum(m('rate'), 0)} vs ${fmtNum(med(records, 'connections', 'mosquitto', 'rate'), 0)} connects/s = ${fmtNum(x, 2)}× (need ≥ 1)`, pass: x !== null && x >= 1 }
+  })
+  target(`${b}: no client dropped while held (keep alive 60 s, one PINGREQ)`, () => {
+    const dropped = rs.reduce((s, r) => s + r.dropped + r.failed, 0)
+    return { measured: `${fmtNum(dropped, 0)} dropped or failed over ${rs.length} runs`, pass: dropped === 0 }
+  })
+  target(`${b}: idle CPU < 5 % of a core with the clients held`, () => ({ measured: `${fmtNum(m('idleCpu') * 100, 1)} %`, pass: m('idleCpu') !== null && m('idleCpu') < 0.05 }))
+  target(`${b}: QoS 1 probe p99 with the clients held ≤ 2× alone`, () => ({
+    measured: `${fmtNum(m('probeLoadedP99'), 3)} vs ${fmtNum(m('probeAloneP99'), 3)} ms = ${fmtNum(m('probeRatio'), 2)}× (median of the per-run ratios; need ≤ 2)`,
+    pass: m('probeRatio') !== null && m('probeRatio') <= 2
+  }))
 }

@@ -175,7 +175,8 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
   const authorizeForward: ForwardStep = (client, packet) => {
     if (acl === undefined || mayRead(rulesOf(client, acl.value), packet.topic)) return true
     counters.forwardDenied++
-    clientLogger(log, client).debug({ topic: packet.topic, reason: 'unauthorized' }, 'delivery withheld')
+    // a child logger is made per line: not for a line that is not written
+    if (log.isLevelEnabled('debug')) clientLogger(log, client).debug({ topic: packet.topic, reason: 'unauthorized' }, 'delivery withheld')
     return false
   }
 

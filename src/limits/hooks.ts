@@ -8,7 +8,7 @@ import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { connectViolation, type ConnectLimits } from './connect-rules.js'
-import { createConnectionGuard } from './connection-guard.js'
+import { createConnectionGuard, type AcceptErrors } from './connection-guard.js'
 import { newLimitCounters, type LimitCounters } from './counters.js'
 import { LogThrottle } from './log-throttle.js'
 import { OutboundWindow, STALL_GRACE_MS } from './outbound-window.js'
@@ -35,7 +35,7 @@ export interface LimitHooks {
   checkFilter: SubscribeStep
   /** authorizeSubscribe, last: subscriptions per client, SUBACK 0x80. */
   countSubscriptions: SubscribeStep
-  guard: ConnectionGuard
+  guard: ConnectionGuard & { acceptErrors: AcceptErrors }
   counters: LimitCounters
 }
 
@@ -78,7 +78,10 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
   // together, before any of them reaches client.subscriptions.
   broker.on('subscribe', (subs: Subscription[], client: Client) => {
     const pending = pendingFilters.get(client)
-    if (pending !== undefined) for (const s of subs) pending.delete(s.topic)
+    if (pending === undefined) return
+    for (const s of subs) pending.delete(s.topic)
+    // an idle client keeps no empty set
+    if (pending.size === 0) pendingFilters.delete(client)
   })
 
   const recordConnect: ConnectStep = (client, packet) => {
@@ -102,20 +105,21 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
         else if (ack.cmd === 'pubrec') unacknowledged.acknowledged(2)
       })
     }
-    // Deliveries the broker is waiting for this client to take (see OutboundWindow for why they are let go).
-    const waiting = new Set<() => void>()
+    // Deliveries the broker is waiting for this client to take (see OutboundWindow for why they are let go), made on the first delivery.
+    let waiting: Set<() => void> | undefined
     let stalled = false
     let disconnecting = false
     let writes = 0
     let stallTimer: NodeJS.Timeout | undefined
     const releaseAll = (): void => {
+      if (waiting === undefined) return
       for (const done of waiting) setImmediate(done)
       waiting.clear()
     }
-    const write = conn.write.bind(conn) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
+    const write = conn.write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
     conn.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
       writes++
-      const ok = write(chunk, encoding, cb)
+      const ok = write.call(conn, chunk, encoding, cb)
       if (!ok && stallTimer === undefined && !stalled) {
         stallTimer = setTimeout(() => {
           stallTimer = undefined
@@ -152,9 +156,10 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
         const done = (): void => {
           if (called) return
           called = true
-          waiting.delete(done)
+          waiting?.delete(done)
           cb()
         }
+        waiting ??= new Set()
         waiting.add(done)
         // a copy that brings its packet id is a shared delivery: its group redelivers it, so it takes its place in
         // the order of acknowledgements without being dead-lettered
@@ -182,6 +187,8 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
   const checkConnect: AuthenticateStep = (client) => {
     const asked = connects.get(client)
     if (asked === undefined) return undefined
+    // asked once per connection: nothing of it is kept for the connection's life
+    connects.delete(client)
     const violation = connectViolation(connectLimits, asked.clientId, asked.keepalive)
     if (violation === undefined) return undefined
     counters.connectRefused++

@@ -8,8 +8,9 @@
  * forgotten.
  */
 export class Unacknowledged<P> {
-  private readonly byQos: { 1: Entry<P>[], 2: Entry<P>[] } = { 1: [], 2: [] }
-  private readonly heads = { 1: 0, 2: 0 }
+  // One list per QoS, made on the first copy of that QoS: most clean sessions never get a QoS 2 one, many no QoS 1 one.
+  private q1: Queue<P> | undefined
+  private q2: Queue<P> | undefined
   private count = 0
   private bytes = 0
 
@@ -19,7 +20,8 @@ export class Unacknowledged<P> {
   sent (qos: 1 | 2, packet: P, payloadBytes: number): void {
     // the entry's own memory counts too, or many empty payloads would escape the bound
     const bytes = payloadBytes + ENTRY_BYTES
-    this.byQos[qos].push({ packet, bytes })
+    const queue = qos === 1 ? (this.q1 ??= { list: [], head: 0 }) : (this.q2 ??= { list: [], head: 0 })
+    queue.list.push({ packet, bytes })
     this.count++
     this.bytes += bytes
     while ((this.maxMessages > 0 && this.count > this.maxMessages) || (this.maxBytes > 0 && this.bytes > this.maxBytes)) {
@@ -34,10 +36,8 @@ export class Unacknowledged<P> {
 
   /** Every copy still unacknowledged, and forgets them. */
   take (): P[] {
-    const out = [1, 2].flatMap(q => this.byQos[q as 1 | 2].slice(this.heads[q as 1 | 2]).map(e => e.packet))
-    this.byQos[1] = []
-    this.byQos[2] = []
-    this.heads[1] = this.heads[2] = 0
+    const out = [this.q1, this.q2].flatMap(q => q === undefined ? [] : q.list.slice(q.head).map(e => e.packet))
+    this.q1 = this.q2 = undefined
     this.count = this.bytes = 0
     return out
   }
@@ -47,24 +47,26 @@ export class Unacknowledged<P> {
   }
 
   private oldestQos (): 1 | 2 {
-    return this.heads[1] < this.byQos[1].length ? 1 : 2
+    return this.q1 !== undefined && this.q1.head < this.q1.list.length ? 1 : 2
   }
 
   private settleOldest (qos: 1 | 2): void {
-    const list = this.byQos[qos]
-    const head = this.heads[qos]
-    if (head >= list.length) return
+    const queue = qos === 1 ? this.q1 : this.q2
+    if (queue === undefined || queue.head >= queue.list.length) return
+    const { list, head } = queue
     this.count--
     this.bytes -= list[head].bytes
     // the settled entry is dropped now (it may hold a large payload); the array is compacted once half is settled
     list[head] = undefined as unknown as Entry<P>
-    this.heads[qos] = head + 1
-    if (this.heads[qos] * 2 >= list.length) {
-      this.byQos[qos] = list.slice(this.heads[qos])
-      this.heads[qos] = 0
+    queue.head = head + 1
+    if (queue.head * 2 >= list.length) {
+      queue.list = list.slice(queue.head)
+      queue.head = 0
     }
   }
 }
+
+interface Queue<P> { list: Array<Entry<P>>, head: number }
 
 interface Entry<P> { packet: P, bytes: number }
 

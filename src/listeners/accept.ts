@@ -13,7 +13,8 @@ export function admitSocket (guard: ConnectionGuard | undefined, listener: Liste
     socket.destroy()
     return false
   }
-  socket.once('close', release)
+  // 'close' comes once; on() spares the wrapper once() would make for every connection
+  socket.on('close', release)
   return true
 }
 

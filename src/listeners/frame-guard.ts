@@ -11,11 +11,12 @@ import { FrameScanner, type FrameViolation } from '../limits/frame-scanner.js'
  */
 export function guardFrames (stream: Readable, maxRemainingLength: number, onViolation: (v: FrameViolation) => void): void {
   const scanner = new FrameScanner(maxRemainingLength)
-  const read = stream.read.bind(stream)
+  // called on the stream rather than bound to it: a bound copy per connection costs memory and buys nothing
+  const read = stream.read
   let tripped = false
   stream.read = (size?: number): unknown => {
     if (tripped) return null
-    const chunk: unknown = read(size)
+    const chunk: unknown = read.call(stream, size)
     if (chunk instanceof Uint8Array) {
       const violation = scanner.scan(chunk)
       if (violation !== undefined) {

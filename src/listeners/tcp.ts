@@ -33,7 +33,7 @@ export async function listenTcp (opts: TcpListenerOptions, handle: ConnectionHan
   // A failed TLS handshake is the client's problem; it must not reach the process.
   server.on('tlsClientError', (_err, socket) => socket.destroy())
   const stop = trackSockets(server)
-  const address = await bind(server, opts.name, opts.host, opts.port)
+  const address = await bind(server, opts.name, opts.host, opts.port, err => guard?.acceptFailed(opts.name, err))
   return {
     name: opts.name,
     host: address.address,

@@ -54,7 +54,7 @@ export async function listenWebSocket (opts: WebSocketListenerOptions, handle: C
   })
   wss.on('error', () => { /* per-connection failures are handled on each stream */ })
   const stop = trackSockets(server)
-  const address = await bind(server, opts.name, opts.host, opts.port)
+  const address = await bind(server, opts.name, opts.host, opts.port, err => guard?.acceptFailed(opts.name, err))
   return {
     name: opts.name,
     host: address.address,

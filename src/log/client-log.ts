@@ -2,20 +2,15 @@ import type { Aedes, Client } from 'aedes'
 import type { Logger } from './logger.js'
 import { internals } from '../protocol/aedes-internals.js'
 
-/** Per parent logger (each feature has its own, with its `component`), the child made for each client. */
-const clientLoggers = new WeakMap<Logger, WeakMap<Client, Logger>>()
 const disconnectReasons = new WeakMap<Client, string>()
 
-/** The child logger of one client under `root` (clientId and remote address on every line, and root's fields). */
+/**
+ * The child logger of one client under `root` (clientId and remote address on every line, and root's fields).
+ * Made for each line rather than kept: a client logs a few lines in its life, and a child kept for every connection
+ * cost every idle one a few hundred bytes.
+ */
 export function clientLogger (root: Logger, client: Client): Logger {
-  let children = clientLoggers.get(root)
-  if (children === undefined) clientLoggers.set(root, children = new WeakMap())
-  let log = children.get(client)
-  if (log === undefined) {
-    log = root.child({ clientId: client.id, remote: remoteAddress(client) })
-    children.set(client, log)
-  }
-  return log
+  return root.child({ clientId: client.id, remote: remoteAddress(client) })
 }
 
 export function remoteAddress (client: Client): string | undefined {
@@ -35,9 +30,10 @@ const abruptCloses = new Set(['ECONNRESET', 'EPIPE'])
  */
 export function logClientEvents (broker: Aedes, root: Logger, usernameOf: (client: Client) => string | undefined): void {
   broker.on('client', client => {
-    clientLogger(root, client).info({ username: usernameOf(client) ?? null, clean: client.clean, protocolVersion: client.version }, 'client connected')
+    if (root.isLevelEnabled('info')) clientLogger(root, client).info({ username: usernameOf(client) ?? null, clean: client.clean, protocolVersion: client.version }, 'client connected')
   })
   broker.on('clientDisconnect', client => {
+    if (!root.isLevelEnabled('info')) return
     const reason = disconnectReasons.get(client) ?? (internals(client)._disconnected === true ? 'client sent DISCONNECT' : 'connection closed')
     clientLogger(root, client).info({ reason }, 'client disconnected')
   })

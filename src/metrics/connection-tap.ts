@@ -13,10 +13,13 @@ export interface ConnectionStats {
   messagesIn: number
   messagesOut: number
   /** Packet ids of QoS 1 and 2 messages sent to the client and not yet acknowledged (PUBACK or PUBCOMP). */
-  readonly inflightOut: Set<number>
+  readonly inflightOut: ReadonlySet<number>
   /** Packet ids of QoS 2 messages received from the client and not yet completed (PUBCOMP sent). */
-  readonly inflightIn: Set<number>
+  readonly inflightIn: ReadonlySet<number>
 }
+
+// What a connection with nothing in flight shows: the sets are made on its first QoS 1/2 message.
+const NONE: ReadonlySet<number> = new Set()
 
 export interface TapListener {
   onPacket: (direction: Direction, packet: WirePacket) => void
@@ -44,19 +47,27 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     bytesOut: 0,
     messagesIn: 0,
     messagesOut: 0,
-    inflightOut: new Set(),
-    inflightIn: new Set()
+    get inflightOut () { return inflightOut ?? NONE },
+    get inflightIn () { return inflightIn ?? NONE }
   }
   taps.set(stream, stats)
 
+  let inflightOut: Set<number> | undefined
+  let inflightIn: Set<number> | undefined
   let closed = false
-  const track = (set: Set<number>, direction: Direction, id: number, add: boolean): void => {
+  const track = (direction: Direction, id: number, add: boolean): void => {
     if (id < 0 || closed) return
+    let set = direction === 'out' ? inflightOut : inflightIn
     if (add) {
+      if (set === undefined) {
+        set = new Set()
+        if (direction === 'out') inflightOut = set
+        else inflightIn = set
+      }
       if (set.has(id)) return
       set.add(id)
       listener.onInflight(direction, 1)
-    } else if (set.delete(id)) {
+    } else if (set?.delete(id) === true) {
       listener.onInflight(direction, -1)
     }
   }
@@ -66,9 +77,9 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     stats.bytesIn += p.bytes
     if (p.type === 'publish') {
       stats.messagesIn++
-      if (p.qos === 2) track(stats.inflightIn, 'in', p.messageId, true)
+      if (p.qos === 2) track('in', p.messageId, true)
     } else if (p.type === 'puback' || p.type === 'pubcomp') {
-      track(stats.inflightOut, 'out', p.messageId, false)
+      track('out', p.messageId, false)
     }
     listener.onPacket('in', p)
   })
@@ -77,9 +88,9 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     stats.bytesOut += p.bytes
     if (p.type === 'publish') {
       stats.messagesOut++
-      if (p.qos > 0) track(stats.inflightOut, 'out', p.messageId, true)
+      if (p.qos > 0) track('out', p.messageId, true)
     } else if (p.type === 'pubcomp') {
-      track(stats.inflightIn, 'in', p.messageId, false)
+      track('in', p.messageId, false)
     }
     listener.onPacket('out', p)
   })
@@ -99,13 +110,13 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     return (write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb)
   } as Duplex['write']
 
-  stream.once('close', () => {
+  // 'close' comes once: on() spares the wrapper once() makes for every connection
+  stream.on('close', () => {
     closed = true
     // The packets still in flight belong to the session now (the store keeps them for a persistent one).
     if (stats.inflightOut.size > 0) listener.onInflight('out', -stats.inflightOut.size)
     if (stats.inflightIn.size > 0) listener.onInflight('in', -stats.inflightIn.size)
-    stats.inflightOut.clear()
-    stats.inflightIn.clear()
+    inflightOut = inflightIn = undefined
   })
   return stats
 }

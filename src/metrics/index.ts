@@ -18,7 +18,7 @@ import type { ConnectionHandler } from '../listeners/index.js'
 import { countConnections } from './aedes-events.js'
 import { connectionStats, tapConnection, type ConnectionStats } from './connection-tap.js'
 import { countersFrom, createRegistry, type ScrapeState } from './prometheus.js'
-import { clientsOf, sessionsOverview, takeSnapshot, type MetricsStore, type SessionsOverview, type Snapshot } from './snapshot.js'
+import { cleanSubscriptionsOf, clientsOf, liveCleanSubscriptions, sessionsOverview, takeSnapshot, type MetricsStore, type SessionsOverview, type Snapshot } from './snapshot.js'
 import { Totals } from './totals.js'
 
 export type { Snapshot, SessionsOverview, MetricsStore } from './snapshot.js'
@@ -71,7 +71,8 @@ export function createMetrics (opts: { aedes: Aedes, store: MetricsStore, versio
   const registry = createRegistry(totals, () => {
     if (scrape !== undefined) return scrape
     const o: SessionsOverview = { persistent: store.stats().sessions, offline: 0, deepest: [], oldestQueuedAt: undefined }
-    return { overview: o, snapshot: takeSnapshot(totals, aedes, store, o) }
+    const clean = Object.values(clientsOf(aedes)).reduce((n, c) => n + cleanSubscriptionsOf(c), 0)
+    return { overview: o, snapshot: takeSnapshot(totals, aedes, store, o, clean) }
   }, { version: opts.version, brokerId: aedes.id })
   const registers = [registry]
 
@@ -87,11 +88,11 @@ export function createMetrics (opts: { aedes: Aedes, store: MetricsStore, versio
       tapConnection(stream, listener)
       handle(stream, req)
     },
-    snapshot: async () => takeSnapshot(totals, aedes, store, await overview()),
+    snapshot: async () => takeSnapshot(totals, aedes, store, await overview(), await liveCleanSubscriptions(aedes)),
     overview,
     render: async () => {
       const o = await overview()
-      scrape = { overview: o, snapshot: takeSnapshot(totals, aedes, store, o) }
+      scrape = { overview: o, snapshot: takeSnapshot(totals, aedes, store, o, await liveCleanSubscriptions(aedes)) }
       return await registry.metrics()
     },
     connection: client => connectionStats(client.conn),

@@ -26,6 +26,8 @@ export interface WirePacket {
 }
 
 const PUBLISH = 3
+// filled in and handed over synchronously, never kept: every tap can use the same one
+const sharedPacket: WirePacket = { type: 'reserved', bytes: 0, qos: 0, payloadBytes: 0, messageId: -1 }
 const HEADER = 0
 const LENGTH = 1
 const BODY = 2
@@ -44,8 +46,6 @@ export class WireTap {
   /** Set once the stream stopped being MQTT; nothing more is reported. */
   #broken = false
 
-  /** Filled in and handed to onPacket for every packet: one object per tap, not one per packet. */
-  readonly #packet: WirePacket = { type: 'reserved', bytes: 0, qos: 0, payloadBytes: 0, messageId: -1 }
 
   /** `onPacket` gets the same object each time: it reads the fields and keeps no reference. */
   constructor (private readonly onPacket: (packet: WirePacket) => void) {}
@@ -142,7 +142,7 @@ export class WireTap {
     let payloadBytes = 0
     if (this.#type === PUBLISH) payloadBytes = Math.max(0, this.#remaining - 2 - Math.max(0, this.#topicLength) - (this.#qos > 0 ? 2 : 0))
     this.#state = HEADER
-    const packet = this.#packet
+    const packet = sharedPacket
     packet.type = type
     packet.bytes = bytes
     packet.qos = this.#qos

@@ -145,7 +145,8 @@ const CHECKS: readonly Check[] = [
   { owner: 'mqtt-packet', what: 'Parser#settings (the protocol level later packets are parsed at; the MQTT 5 layer sets it)', holds: p => isObject(p.newParser().settings) },
   { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
   { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) },
-  { owner: 'aedes', what: "lib/write.js writing every packet as mqtt.writeToStream(packet, client.conn) with the mqtt-packet Culex loads (the MQTT 5 writer wraps it; otherwise MQTT 5 clients would get MQTT 3.1.1 packets)", holds: p => p.writePath() }
+  { owner: 'aedes', what: "lib/write.js writing every packet as mqtt.writeToStream(packet, client.conn) with the mqtt-packet Culex loads (the MQTT 5 writer wraps it; otherwise MQTT 5 clients would get MQTT 3.1.1 packets)", holds: p => p.writePath() },
+  { owner: 'mqtt-packet', what: "bl's BufferList as Parser#_list, without bl's stream (each connection's parser gets one)", holds: p => splitStateHolds(withPlainList(p.newParser())) && stringReaderHolds(withPlainList(p.newParser())) }
 ]
 
 /**
@@ -159,6 +160,23 @@ function installedWritePath (): boolean {
   const write = readFileSync(path.join(path.dirname(aedesMain), 'lib', 'write.js'), 'utf8')
   return require.resolve('mqtt-packet') === createRequire(aedesMain).resolve('mqtt-packet') &&
     write.includes('mqtt.writeToStream(packet, client.conn)')
+}
+
+function withPlainList (parser: Record<string, unknown>): Record<string, unknown> {
+  parser._list = newBufferList()
+  return parser
+}
+
+// bl as mqtt-packet resolves it
+const BufferList = (createRequire(createRequire(createRequire(import.meta.url).resolve('aedes')).resolve('mqtt-packet'))('bl') as { BufferList: new () => MqttParser['_list'] }).BufferList
+
+/**
+ * An empty buffer list of the kind mqtt-packet's parser keeps a split packet in, without the stream mqtt-packet
+ * wraps it in (bl() is a readable-stream Duplex, with its two states and listeners: about 1 KB per connection, none
+ * of which the parser uses; it only appends, reads and consumes).
+ */
+export function newBufferList (): MqttParser['_list'] {
+  return new BufferList()
 }
 
 /** A SUBSCRIBE to `a/é` at QoS 1, packet identifier 1. */

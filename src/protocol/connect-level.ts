@@ -29,10 +29,11 @@ export function connectLevel (head: Buffer): Level {
 }
 
 export function answerUnsupportedLevel (stream: Duplex): void {
-  const read = stream.read.bind(stream)
+  // unbound: once the level is known this read() is put back as it was, not as a bound copy kept for good
+  const read = stream.read
   let head = Buffer.alloc(0)
   stream.read = (size?: number): unknown => {
-    const chunk: unknown = read(size)
+    const chunk: unknown = read.call(stream, size)
     if (!(chunk instanceof Uint8Array)) return chunk
     head = Buffer.concat([head, chunk])
     const level = connectLevel(head)

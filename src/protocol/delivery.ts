@@ -36,16 +36,19 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
  * Then the router writes the copy itself (deliverCopy), a copy no live subscription matches any more included, so
  * that every packet id comes from the session's allocator; aedes' own delivery functions are no longer used.
  */
+// aedes' counter-based dedupe is replaced by the router's exact one: reads always miss, writes are ignored. It holds
+// nothing, so every client shares it.
+const noDuplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
+
 export function routeDeliveries (client: Client, session?: PersistentSession): void {
   const c = internals(client)
   // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
   const v5 = v5Of(client)
-  const out: Outbound = { v5: v5 !== undefined, maxPacketBytes: v5?.connect.maximumPacketSize }
-  // Copies still expected for a message that matched several of this client's filters.
-  const pendingCopies = new Map<string, number>()
+  const out: Outbound = v5 === undefined ? V311 : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize }
+  // Copies still expected for a message that matched several of this client's filters (made when one does).
+  let pendingCopies: Map<string, number> | undefined
 
-  // aedes' counter-based dedupe is replaced by the exact one below: reads always miss, writes are ignored.
-  c.duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
+  c.duplicates = noDuplicates
 
   const route = (qos0Only: boolean): Deliver => (packet, cb) => {
     const shared = (packet as Marked)[SHARED] === true
@@ -62,7 +65,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
       deliverCopy(c, out, packet, cb, session, arrivedAt, group)
       return
     }
-    if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies, `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
+    if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies ??= new Map(), `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
       setImmediate(cb)
       return
     }
@@ -102,6 +105,9 @@ interface Outbound {
   v5: boolean
   maxPacketBytes: number | undefined
 }
+
+/** Shared by every MQTT 3.1.1 and 3.1 client: one object less per connection. */
+const V311: Outbound = { v5: false, maxPacketBytes: undefined }
 
 /** The copy as it is sent, with the broker counter its session-queue entry is found by. */
 export interface OutgoingCopy extends OutgoingPacket {

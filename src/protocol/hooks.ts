@@ -121,7 +121,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
 
   // Whatever follows CONNECT waits until the login has succeeded (connack-gate.ts).
   const connackGates = new WeakMap<Client, ConnackGate>()
-  broker.on('connackSent', (packet, client) => connackGates.get(client)?.connackSent(packet.returnCode ?? 0))
+  broker.on('connackSent', (packet, client) => {
+    const gate = connackGates.get(client)
+    if (gate === undefined) return
+    // one CONNACK per connection: the gate is done with after it, and an idle connection keeps none of it
+    connackGates.delete(client)
+    gate.connackSent(packet.returnCode ?? 0)
+  })
 
   /**
    * aedes' connection handler, with the commonest packets parsed on a fast path, nothing after CONNECT handled before
@@ -174,7 +180,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     internals(client)._parser.prependListener('packet', (ack: { cmd: string, messageId?: number }) => {
       if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) ids.release(ack.messageId)
     })
-    client.conn.once('close', () => ids.close())
+    client.conn.on('close', () => ids.close())
   }
   broker.on('ack', (_packet: unknown, client: Client) => packetIds(client).retry())
 

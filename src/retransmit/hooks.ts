@@ -63,7 +63,7 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
       if (resent.publish + resent.pubrel === 0) continue
       counts.publish += resent.publish
       counts.pubrel += resent.pubrel
-      clientLogger(log, w.client).debug({ publishes: resent.publish, pubrels: resent.pubrel, unacknowledged: w.tracker.size }, 'unacknowledged packets resent')
+      if (log.isLevelEnabled('debug')) clientLogger(log, w.client).debug({ publishes: resent.publish, pubrels: resent.pubrel, unacknowledged: w.tracker.size }, 'unacknowledged packets resent')
     }
     if (active.size === 0) stop()
   }
@@ -119,7 +119,7 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
       else if (ack.cmd === 'pubrec') tracker.received(ack.messageId)
     })
     // What is still unacknowledged belongs to the session now: a persistent one resends it at the next connection.
-    conn.once('close', () => {
+    conn.on('close', () => {
       tracker.clear()
       active.delete(w)
     })

@@ -235,10 +235,14 @@ export interface RunningCli {
 
 /**
  * Starts `node dist/main.js <args>` and resolves once it logs "broker started", with the ports it logged.
- * Use `startArgs(dataDir)` for the usual arguments; they must include `--log-format json`.
+ * Use `startArgs(dataDir)` for the usual arguments; they must include `--log-format json`. `opts.openFiles` starts it
+ * under that open-files limit (`ulimit -n`).
  */
-export async function startCli (args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number } = {}): Promise<RunningCli> {
-  const proc = spawnTracked(process.execPath, [mainJs, ...args], { env: cliEnv(env), kind: 'culex' })
+export async function startCli (args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number, openFiles?: number } = {}): Promise<RunningCli> {
+  // With openFiles, under `ulimit -n` of that many; exec keeps the pid the broker's.
+  const proc = opts.openFiles === undefined
+    ? spawnTracked(process.execPath, [mainJs, ...args], { env: cliEnv(env), kind: 'culex' })
+    : spawnTracked('bash', ['-c', `ulimit -n ${opts.openFiles} && exec "$@"`, 'bash', process.execPath, mainJs, ...args], { env: cliEnv(env), kind: 'culex' })
   const logs: LogLine[] = []
   const badLines: string[] = []
   let parsed = 0

@@ -6,6 +6,7 @@ import { connectViolation, type ConnectLimits } from '../../src/limits/connect-r
 import { FrameScanner } from '../../src/limits/frame-scanner.js'
 import { LogThrottle } from '../../src/limits/log-throttle.js'
 import { OutboundWindow } from '../../src/limits/outbound-window.js'
+import { openFilesLimit, reservedFds } from '../../src/limits/open-files.js'
 import { Unacknowledged } from '../../src/limits/unacknowledged.js'
 import { AddressRate, Gcra, PublishThrottle } from '../../src/limits/rate.js'
 
@@ -196,5 +197,28 @@ describe('unacknowledged copies of a clean session', () => {
     const many = new Unacknowledged<number>(0, 1000)
     for (let i = 0; i < 100; i++) many.sent(2, i, 0)
     expect(many.size).toBe(15)
+  })
+})
+
+describe('open files', () => {
+  const limits = (soft: string): string => [
+    'Limit                     Soft Limit           Hard Limit           Units',
+    'Max processes             95447                95447                processes',
+    `Max open files            ${soft}                20000                files`,
+    'Max locked memory         8388608              8388608              bytes'
+  ].join('\n')
+
+  it('reads the soft open-files limit from /proc/self/limits; none when unlimited or unknown', () => {
+    expect(openFilesLimit(limits('1024'))).toBe(1024)
+    expect(openFilesLimit(limits('unlimited'))).toBeUndefined()
+    expect(openFilesLimit('')).toBeUndefined()
+    const own = openFilesLimit()
+    expect(own === undefined || own > 0).toBe(true)
+  })
+
+  it('keeps 1 % of the descriptors, at least 32, for everything that is not a connection', () => {
+    expect(reservedFds(128)).toBe(32)
+    expect(reservedFds(20_000)).toBe(200)
+    expect(reservedFds(1_048_576)).toBe(10_486)
   })
 })
