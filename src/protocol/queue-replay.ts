@@ -4,7 +4,7 @@ import type { SessionQueues } from '../store/types.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { sentObserver } from './sent-observer.js'
-import { packetIds } from './packet-ids.js'
+import { packetIds, type PacketIds } from './packet-ids.js'
 import { planDelivery } from './delivery.js'
 import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
@@ -12,7 +12,7 @@ import { withForwardedProperties } from './v5/outgoing.js'
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
   /** The queue in chunks, and the counts of its messages never sent and sent but unacknowledged. */
-  sessionQueues: Pick<SessionQueues, 'batches' | 'waiting' | 'inflight'>
+  sessionQueues: Pick<SessionQueues, 'batches' | 'waiting' | 'inflight' | 'owes'>
   outgoingUpdate: (client: Client, packet: ReplayPacket) => Promise<void>
   outgoingClearMessageId: (client: Client, packet: ReplayPacket) => Promise<unknown>
 }
@@ -117,15 +117,22 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     return handed
   }
 
-  /** One run: each packet's id recorded, then the packets the client may receive as one buffer, one write. */
-  const send = async (client: ClientInternals, packets: ReplayPacket[]): Promise<void> => {
+  /**
+   * One run: each packet's id recorded, then the packets the client may receive as one buffer, one write. The
+   * client's acknowledgements are read meanwhile (since its chunk was read, and while a QoS 2 id is written), so
+   * what the session no longer owes is left out, before and after the update: a PUBLISH resent after its PUBREC
+   * has turned it into a PUBREL is a second delivery to a receiver that has completed it [MQTT-4.3.3-1], and one
+   * whose PUBACK or PUBCOMP has come has nothing left to update.
+   */
+  const send = async (client: ClientInternals, all: ReplayPacket[]): Promise<void> => {
+    const ids = packetIds(client)
+    const packets = all.filter(packet => owed(client, packet, ids))
     const updated = await Promise.all(packets.map(packet => store.outgoingUpdate(client, packet as StoredPacket).then(() => true, (err: unknown) => {
       // as aedes' emptyQueue: a packet the store cannot account for ends the connection
       client.emit('error', err)
       return false
     })))
     if (client.closed) return
-    const ids = packetIds(client)
     const v5 = v5Of(client)
     const maxPacketBytes = v5?.connect.maximumPacketSize
     const frames: OutgoingPacket[] = []
@@ -138,6 +145,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         ids.release(packet.messageId)
         continue
       }
+      // a queued QoS 0 copy's entry goes at its update: it is sent once
+      if (packet.qos !== 0 && !owed(client, packet, ids)) continue
       const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
       const forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
       // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25]), and its own
@@ -156,6 +165,13 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     }
     const writable = frames.length === 0 || client.conn.write(encodeFrames(frames, v5 !== undefined))
     if (!writable && !client.closed) await drained(client)
+  }
+
+  /** Whether the session still owes the packet; the id of one it does not is free again. */
+  const owed = (client: ClientInternals, packet: ReplayPacket, ids: PacketIds): boolean => {
+    if (store.sessionQueues.owes(client, packet)) return true
+    if (packet.messageId !== undefined) ids.release(packet.messageId)
+    return false
   }
 
   // Passes until nothing is left unsent. The last check and the end of `replaying` happen in one synchronous step,

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, queueEntry, type QueueEntry, type QueueTotals } from './outgoing-index.js'
+import { ClientQueue, queueEntry, type OwedPacket, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
@@ -268,6 +268,10 @@ export class Outbox implements SessionQueues {
 
   holdsPacketId (client: ClientRef, messageId: number): boolean {
     return this.#queues.get(client.id)?.byMessageId(messageId) !== undefined
+  }
+
+  owes (client: ClientRef, packet: OwedPacket): boolean {
+    return this.#queues.get(client.id)?.owes(packet) ?? false
   }
 
   unsent (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {

@@ -36,6 +36,14 @@ export function queueEntry (f: EntryFields): QueueEntry {
   }
 }
 
+/** A packet of the queue as the replay sends it: a PUBLISH (by broker id and counter) or a PUBREL (by packet id). */
+export interface OwedPacket {
+  cmd?: string
+  messageId?: number | null
+  brokerId?: string | null
+  brokerCounter?: number
+}
+
 /** What every session queue holds together (entries, waiting or in flight, and their payload bytes): the broker-wide bound. */
 export interface QueueTotals {
   entries: number
@@ -154,6 +162,18 @@ export class ClientQueue {
   byMessageId (messageId: number): QueueEntry | undefined {
     const held = this.#byMessageId.get(messageId)
     return Array.isArray(held) ? held[0] : held
+  }
+
+  /**
+   * Whether the client is still owed this packet: a PUBLISH neither acknowledged (PUBACK) nor received (PUBREC)
+   * since, under this packet id once it has one; a PUBREL not completed (PUBCOMP). A PUBREL is found by its id only,
+   * which after the PUBCOMP may already carry a new message.
+   */
+  owes (packet: OwedPacket): boolean {
+    if (packet.cmd === 'pubrel') return packet.messageId != null && this.byMessageId(packet.messageId)?.cmd === 'pubrel'
+    if (packet.brokerId == null || packet.brokerCounter === undefined) return false
+    const entry = this.byCounter(packet.brokerId, packet.brokerCounter)
+    return entry !== undefined && entry.cmd === 'publish' && (entry.messageId === undefined || entry.messageId === packet.messageId)
   }
 
   assignMessageId (entry: QueueEntry, messageId: number): void {

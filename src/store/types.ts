@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js'
+import type { OwedPacket } from './outgoing-index.js'
 
 export type OverflowPolicy = 'dropOldest' | 'dropNewest'
 export type CorruptPolicy = 'fail' | 'moveAside'
@@ -148,6 +149,11 @@ export interface SessionQueues {
   inflight: (client: ClientRef) => number
   /** Whether an unacknowledged PUBLISH or a PUBREL awaiting PUBCOMP of the session holds this packet id. */
   holdsPacketId: (client: ClientRef, messageId: number) => boolean
+  /**
+   * Whether the session still owes the client this packet, read from the queue now: a PUBLISH not acknowledged
+   * (PUBACK) nor received (PUBREC) since, under this packet id once it has one; a PUBREL not completed (PUBCOMP).
+   */
+  owes: (client: ClientRef, packet: OwedPacket) => boolean
   /** Whether the queue holds this message (by broker id and counter) and has not sent it yet. */
   unsent: (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }) => boolean
   /** Records the PUBREL of a QoS 2 message delivered outside the queue (a shared subscription's); resolves once committed. */
