@@ -1,0 +1,71 @@
+/**
+ * The MQTT 5 timers Culex keeps in its store, across kill -9 of the built culex command: a session's expiry counts
+ * from its client's disconnect, not from the restart (docs/sessions.md, "Session expiry").
+ */
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type LogLine, type RunningCli } from '../helpers/cli.js'
+import { connectV5, endClient, type TestClient } from '../helpers/clients.js'
+
+const dirs: string[] = []
+const clients: TestClient[] = []
+async function v5 (cli: RunningCli, clientId: string, sessionExpiryInterval: number): Promise<TestClient> {
+  const client = await connectV5(`mqtt://127.0.0.1:${cli.ports.mqtt}`, { clientId, clean: false, properties: { sessionExpiryInterval } })
+  clients.push(client)
+  return client
+}
+
+beforeAll(async () => { await ensureBuilt() }, 180_000)
+afterEach(async () => { await Promise.all(clients.splice(0).map(async c => await endClient(c, true))) })
+afterAll(async () => {
+  await killAllChildren()
+  await Promise.all(dirs.map(removeDir))
+})
+
+const timeOf = (line: LogLine): number => typeof line.time === 'number' ? line.time : Date.parse(String(line.time))
+
+it('counts a session expiry from the disconnect across kill -9: 2 s offline over a restart is gone, 3600 s is kept, a crash counts from the restart', async () => {
+  const dir = await tempDataDir()
+  dirs.push(dir)
+  let cli = await startCli(startArgs(dir))
+  const short = await v5(cli, 'e5-short', 2)
+  const long = await v5(cli, 'e5-long', 3600)
+  const crashed = await v5(cli, 'e5-crashed', 2)
+  for (const c of [short, long, crashed]) await c.subscribeAsync('e5t/#', { qos: 1 })
+  await endClient(short)
+  await endClient(long)
+  const leftAt = Date.now()
+  // the PUBACK comes once the queued copies are committed, and with them the disconnects recorded before
+  const pub = await v5(cli, 'e5-pub', 0)
+  await pub.publishAsync('e5t/q', 'while away', { qos: 1 })
+  await cli.kill9()
+  // the short session's 2 s run out while the broker is down
+  await new Promise(resolve => setTimeout(resolve, Math.max(0, leftAt + 2500 - Date.now())))
+  cli = await startCli(startArgs(dir))
+  const startedAt = timeOf(await cli.waitForLog(l => l.msg === 'broker started'))
+
+  const shortAgain = await v5(cli, 'e5-short', 2)
+  expect(shortAgain.sessionPresent).toBe(false)
+  const shortExpired = await cli.waitForLog(l => l.msg === 'session expired' && l.clientId === 'e5-short')
+  expect(timeOf(shortExpired) - leftAt).toBeLessThan(5000)
+  expect(timeOf(shortExpired)).toBeLessThanOrEqual(startedAt)
+
+  const longAgain = await v5(cli, 'e5-long', 3600)
+  expect(longAgain.sessionPresent).toBe(true)
+  await new Promise<void>((resolve, reject) => {
+    const deadline = setTimeout(() => { reject(new Error('the queued message did not arrive')) }, 5000)
+    const check = (): void => {
+      if (longAgain.received.length === 0) return
+      clearTimeout(deadline)
+      resolve()
+    }
+    longAgain.on('message', check)
+    check()
+  })
+  expect(longAgain.received.map(m => m.payload)).toEqual(['while away'])
+
+  // connected at the crash: its 2 s count from the restart, the first moment the broker knows it is gone
+  const crashedExpired = await cli.waitForLog(l => l.msg === 'session expired' && l.clientId === 'e5-crashed', 'e5-crashed to expire', 5000)
+  expect(timeOf(crashedExpired) - startedAt).toBeGreaterThanOrEqual(1900)
+  expect(timeOf(crashedExpired) - startedAt).toBeLessThan(3500)
+  expect(await cli.stop('SIGTERM')).toBe(0)
+}, 60_000)
