@@ -12,7 +12,7 @@ const SYS_PREFIX = '$SYS/'
  * Persistent-session bookkeeping aedes does not do: each clean=false connect and disconnect is recorded in the
  * store (so a session with no subscriptions still exists, and its idle time is known), and sessions whose client has
  * been gone longer than their expiry are removed with their queues: an MQTT 5 session after its own Session Expiry
- * Interval (at most `expiryMs`, docs/sessions.md), an MQTT 3.1.1 one after `expiryMs` (0 = never). The interval and
+ * Interval (at most `expiryMs`, docs/protocol.md "MQTT 5"), an MQTT 3.1.1 one after `expiryMs` (0 = never). The interval and
  * the disconnect time are in the store, so the expiry counts from the disconnect across restarts and crashes; the
  * removal runs when the next session is due, not on a fixed period.
  *

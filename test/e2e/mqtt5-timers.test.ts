@@ -1,6 +1,6 @@
 /**
  * The MQTT 5 timers Culex keeps in its store, across kill -9 of the built culex command: a session's expiry counts
- * from its client's disconnect, not from the restart (docs/sessions.md, "Session expiry").
+ * from its client's disconnect, not from the restart (docs/protocol.md, "MQTT 5", session expiry).
  */
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type LogLine, type RunningCli } from '../helpers/cli.js'

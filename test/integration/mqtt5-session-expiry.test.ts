@@ -6,7 +6,7 @@ import { connectClient, connectV5 as v5, waitFor, type TestClient } from '../hel
 import { openRaw } from '../helpers/raw-client.js'
 
 /**
- * MQTT 5 session expiry per client (docs/sessions.md, "Session expiry"): the Session Expiry Interval of the CONNECT
+ * MQTT 5 session expiry per client (docs/protocol.md, "MQTT 5", session expiry): the Session Expiry Interval of the CONNECT
  * (at most sessions.expiryMs) and of the DISCONNECT decides how long a session outlives its connection, Clean Start
  * and the interval are independent, and the expiry counts from the disconnect. Timings are measured against the
  * moment the client's DISCONNECT was acknowledged by the connection closing.
