@@ -246,6 +246,16 @@ export class LevelStore {
     return Readable.from(this.#wills.orphans(brokers), { objectMode: true })
   }
 
+  /** Wills with an MQTT 5 Will Delay Interval (`publishAt` once their client has gone); see wills.ts. */
+  delayedWills (): Array<Record<string, unknown>> {
+    return this.#wills.delayed()
+  }
+
+  /** Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. */
+  async willDue (clientId: string, publishAt: number | undefined): Promise<void> {
+    await this.#wills.due(clientId, publishAt)
+  }
+
   getClientList (filter: string): Readable {
     return Readable.from(this.#subs.clientsWith(filter), { objectMode: true })
   }
