@@ -64,7 +64,8 @@ export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs
       store.sessionConnected(client.id, false, Date.now(), v5Of(client)?.sessionExpiry)
       expiry.due()
     })
-    expiry.due()
+    // Sessions that expired while the broker was down are gone before the listeners open: a client must not resume one
+    await expiry.now()
     return { close: expiry.close }
   }
   return { noteConnecting, start }
@@ -87,9 +88,9 @@ function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { exp
     if (closed || at >= timerAt) return
     clearTimeout(timer)
     timerAt = at
-    timer = setTimeout(run, Math.max(0, at - Date.now())).unref()
+    timer = setTimeout(() => { void run() }, Math.max(0, at - Date.now())).unref()
   }
-  const run = (): void => {
+  const run = async (): Promise<void> => {
     timer = undefined
     timerAt = Infinity
     if (running) {
@@ -97,15 +98,16 @@ function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { exp
       return
     }
     running = true
-    sweep().then(next => {
+    try {
+      const next = await sweep()
       running = false
       schedule(again ? Date.now() : next)
-      again = false
-    }, (err: unknown) => {
+    } catch (err) {
       running = false
       log.error({ err }, 'session expiry failed')
       schedule(Date.now() + MAX_WAIT_MS)
-    })
+    }
+    again = false
   }
   const sweep = async (): Promise<number> => {
     const now = Date.now()
@@ -125,6 +127,8 @@ function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { exp
   return {
     /** A session may be due sooner than the timer: look now. */
     due: () => { schedule(Date.now()) },
+    /** Removes the sessions due now; resolves once they are gone. */
+    now: run,
     close: () => {
       closed = true
       clearTimeout(timer)
