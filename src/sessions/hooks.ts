@@ -5,6 +5,7 @@ import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { v5Of } from '../protocol/v5/connection.js'
+import { expiresAt, expiryMs } from '../store/session-records.js'
 
 const SYS_PREFIX = '$SYS/'
 
@@ -61,8 +62,11 @@ export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs
     })
     aedes.on('clientDisconnect', client => {
       if (client.clean) return
-      store.sessionConnected(client.id, false, Date.now(), v5Of(client)?.sessionExpiry)
-      expiry.due()
+      const now = Date.now()
+      const seconds = v5Of(client)?.sessionExpiry
+      store.sessionConnected(client.id, false, now, seconds)
+      const ms = expiryMs(seconds, opts.expiryMs)
+      if (ms !== undefined) expiry.dueAt(expiresAt(now, ms))
     })
     // Sessions that expired while the broker was down are gone before the listeners open: a client must not resume one
     await expiry.now()
@@ -125,8 +129,8 @@ function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { exp
     return next
   }
   return {
-    /** A session may be due sooner than the timer: look now. */
-    due: () => { schedule(Date.now()) },
+    /** A session is due at `at`, maybe sooner than the timer. */
+    dueAt: schedule,
     /** Removes the sessions due now; resolves once they are gone. */
     now: run,
     close: () => {

@@ -85,8 +85,7 @@ export class SessionRecords {
       if (r.disconnectedAt === undefined) continue
       const ms = expiryMs(r.expirySeconds, maxMs)
       if (ms === undefined) continue
-      // gone longer than its expiry: an expiry of 0 at once, any other the first millisecond after it
-      const at = r.disconnectedAt + (ms === 0 ? 0 : ms + 1)
+      const at = expiresAt(r.disconnectedAt, ms)
       if (now >= at) expired.push(id)
       else if (nextAt === undefined || at < nextAt) nextAt = at
     }
@@ -100,8 +99,13 @@ export class SessionRecords {
 }
 
 /** How long a session is kept after its client leaves, in ms; undefined = forever. */
-function expiryMs (expirySeconds: number | undefined, maxMs: number): number | undefined {
+export function expiryMs (expirySeconds: number | undefined, maxMs: number): number | undefined {
   const own = expirySeconds === undefined || expirySeconds === NEVER_EXPIRES ? undefined : expirySeconds * 1000
   if (maxMs === 0) return own
   return own === undefined ? maxMs : Math.min(own, maxMs)
+}
+
+/** When a session gone at `disconnectedAt` has been gone longer than `ms`: at once for 0, else a millisecond after. */
+export function expiresAt (disconnectedAt: number, ms: number): number {
+  return disconnectedAt + (ms === 0 ? 0 : ms + 1)
 }

@@ -45,7 +45,7 @@ describe('MQTT 5 session expiry', () => {
     expect(await sessionExists(t, 'short')).toBe(true)
     const gone = await waitUntilGone(t, 'short', 3000)
     expect(gone - left).toBeGreaterThanOrEqual(1000)
-    expect(gone - left).toBeLessThan(1500)
+    expect(gone - left).toBeLessThan(2500)
     expect(await sessionExists(t, 'long')).toBe(true)
     const shortAgain = track(await v5(t.mqttUrl, { clientId: 'short', clean: false, properties: { sessionExpiryInterval: 1 } }))
     expect(shortAgain.sessionPresent).toBe(false)
@@ -89,8 +89,8 @@ describe('MQTT 5 session expiry', () => {
     expect(brief.sessionPresent).toBe(true)
     await waitFor(() => brief.received.length === 1, 'the queued message')
     const left = await disconnect(brief)
-    const gone = await waitUntilGone(t, 'brief', 1000)
-    expect(gone - left).toBeLessThan(500)
+    const gone = await waitUntilGone(t, 'brief', 2000)
+    expect(gone - left).toBeLessThan(1000)
     const again = track(await v5(t.mqttUrl, { clientId: 'brief', clean: false, properties: { sessionExpiryInterval: 3600 } }))
     expect(again.sessionPresent).toBe(false)
   })
@@ -99,14 +99,14 @@ describe('MQTT 5 session expiry', () => {
     const ending = await v5(t.mqttUrl, { clientId: 'ending', clean: false, properties: { sessionExpiryInterval: 3600 } })
     await ending.subscribeAsync('d/#', { qos: 1 })
     const endedAt = await disconnect(ending, { sessionExpiryInterval: 0 })
-    expect((await waitUntilGone(t, 'ending', 1000)) - endedAt).toBeLessThan(500)
+    expect((await waitUntilGone(t, 'ending', 2000)) - endedAt).toBeLessThan(1000)
 
     const shortened = await v5(t.mqttUrl, { clientId: 'shortened', clean: false, properties: { sessionExpiryInterval: 3600 } })
     await shortened.subscribeAsync('d/#', { qos: 1 })
     const left = await disconnect(shortened, { sessionExpiryInterval: 1 })
     const gone = await waitUntilGone(t, 'shortened', 3000)
     expect(gone - left).toBeGreaterThanOrEqual(1000)
-    expect(gone - left).toBeLessThan(1500)
+    expect(gone - left).toBeLessThan(2500)
   })
 
   it('answers a DISCONNECT that sets an interval after a CONNECT with 0 with DISCONNECT 0x82, publishes the will and keeps no session', async () => {
@@ -144,7 +144,7 @@ describe('sessions.expiryMs as the maximum Session Expiry Interval', () => {
     await disconnect(v311)
     for (const id of ['capped', 'shorter', 'v311']) {
       const gone = await waitUntilGone(t, id, 3000)
-      expect(gone - left, id).toBeLessThan(1500)
+      expect(gone - left, id).toBeLessThan(2500)
     }
   })
 })
