@@ -125,7 +125,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     protocol.restoreV5Version,
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
-    deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused)
+    deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused),
+    // last: only a client let in may end the session its id had (MQTT 5 Clean Start 1)
+    sessionTracking.startNewSession
   ])
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [

@@ -1,5 +1,5 @@
 import type { Aedes, Client } from 'aedes'
-import type { ConnectStep, SubscribeStep } from '../hook-chain.js'
+import type { AuthenticateStep, ConnectStep, SubscribeStep } from '../hook-chain.js'
 import type { LevelStore } from '../store/index.js'
 import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
@@ -26,6 +26,7 @@ const SYS_PREFIX = '$SYS/'
  */
 export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs: number }, log: Logger): {
   noteConnecting: ConnectStep
+  startNewSession: AuthenticateStep
   start: () => Promise<{ close: () => void }>
 } {
   const connecting = new Map<string, Set<Client>>()
@@ -40,10 +41,14 @@ export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs
     if (of === undefined) connecting.set(clientId, of = new Set())
     of.add(client)
     client.conn.once('close', () => { settled(client, clientId) })
-    // MQTT 5 Clean Start 1 with a Session Expiry Interval: a new session that is kept. aedes is handed a persistent
-    // CONNECT (it keeps what a clean one drops), so the old session goes here, before aedes reads it.
-    if (v5Of(client)?.connect.cleanStart === true) return store.purgeSession(clientId).then(() => undefined)
     return undefined
+  }
+  // MQTT 5 Clean Start 1 with a Session Expiry Interval: a new session that is kept. aedes is handed a persistent
+  // CONNECT (it keeps what a clean one drops), so the old session goes here: the last authenticate step, once the
+  // client is let in (a refused CONNECT must not end anyone's session) and before aedes reads the session.
+  const startNewSession: AuthenticateStep = (client) => {
+    if (client.clean || client.id === null || v5Of(client)?.connect.cleanStart !== true) return undefined
+    return store.purgeSession(client.id).then(() => undefined)
   }
 
   const start = async (): Promise<{ close: () => void }> => {
@@ -72,7 +77,7 @@ export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs
     await expiry.now()
     return { close: expiry.close }
   }
-  return { noteConnecting, start }
+  return { noteConnecting, startNewSession, start }
 }
 
 /** Longest wait between two expiry runs: a session added while one is scheduled is found by the next run anyway. */

@@ -4,6 +4,8 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { brokerPerTest } from './mqtt5-support.js'
 import { connectClient, connectV5 as v5, waitFor, type TestClient } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-client.js'
+import { tempDir, writePasswordFile } from '../auth/support.js'
+import path from 'node:path'
 
 /**
  * MQTT 5 session expiry per client (docs/protocol.md, "MQTT 5", session expiry): the Session Expiry Interval of the CONNECT
@@ -128,9 +130,26 @@ describe('MQTT 5 session expiry', () => {
   })
 })
 
-describe('sessions.expiryMs as the maximum Session Expiry Interval', () => {
+describe('MQTT 5 sessions on a broker with settings of its own (authentication, sessions.expiryMs)', () => {
   let t: TestBroker | undefined
   afterEach(async () => { await t?.close() })
+
+  it('ends the old session for Clean Start 1 only once the client is let in: a refused CONNECT leaves it', async () => {
+    const passwd = await writePasswordFile(path.join(await tempDir(), 'passwd'), { owner: 'right' })
+    t = await startTestBroker({ 'auth.passwordFile': passwd, 'auth.failedLoginDelayMs': 0 })
+    const session = { clientId: 'guarded', clean: false, username: 'owner', password: 'right', properties: { sessionExpiryInterval: 3600 } }
+    const owner = await v5(t.mqttUrl, session)
+    await owner.subscribeAsync('guarded/#', { qos: 1 })
+    await disconnect(owner)
+    const raw = await openRaw('tcp', t, { version: 5 })
+    const refused = await raw.connect({ clientId: 'guarded', protocolVersion: 5, clean: true, username: 'owner', password: Buffer.from('wrong'), properties: { sessionExpiryInterval: 3600 } })
+    expect(refused.reasonCode).toBe(0x86)
+    await raw.waitClosed(5000)
+    expect((await t.broker.store.sessionInfo('guarded'))?.subscriptions).toEqual([{ topic: 'guarded/#', qos: 1 }])
+    const again = await v5(t.mqttUrl, session)
+    expect(again.sessionPresent).toBe(true)
+    await disconnect(again)
+  })
 
   it('grants at most sessions.expiryMs, says so in CONNACK, and keeps MQTT 3.1.1 persistent sessions for it', async () => {
     t = await startTestBroker({ 'sessions.expiryMs': 1000 })
