@@ -3,12 +3,12 @@ import type { ConnectStep } from '../hook-chain.js'
 import type { LevelStore } from '../store/index.js'
 import type { Logger } from '../log/logger.js'
 import { willDelaySeconds } from '../store/wills.js'
+import { NEVER_EXPIRES } from '../store/session-records.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { v5Of } from '../protocol/v5/connection.js'
 
 /** The longest a timer is set for (Node's limit is about 24.8 days); a later will is looked at again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1
-const NEVER_EXPIRES = 0xFFFFFFFF
 
 /**
  * MQTT 5 Will Delay Interval, durable (MQTT 5 §3.1.3.2.2): a will is published when its delay is over or when the
