@@ -10,6 +10,7 @@ import { createMetrics, type BrokerMetrics } from './metrics/index.js'
 import { startSysTopics, type SysTopics } from './sys-topics/index.js'
 import { openStore, type LevelStore } from './store/index.js'
 import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
+import { delayWills } from './will-delay/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
 import { assertAedesInternals, type BrokerInternals } from './protocol/aedes-internals.js'
@@ -98,6 +99,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
   const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
+  const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }))
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
@@ -111,6 +113,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     protocol.acceptV5,
     // then, before anything can wait: the session of a connecting client is not expired under it
     sessionTracking.noteConnecting,
+    willDelay.watchClose,
     protocol.routeClientDeliveries,
     protocol.noteEmptyClientId,
     limits.recordConnect,
@@ -122,7 +125,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     protocol.restoreV5Version,
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
-    deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused)
+    deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused),
+    // last: only a client let in may end the session its id had (MQTT 5 Clean Start 1)
+    sessionTracking.startNewSession
   ])
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [
@@ -189,12 +194,14 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   let admin: AdminServer | undefined
   let sys: SysTopics | undefined
   let sessions: { close: () => void } | undefined
+  let delayedWills: { close: () => void } | undefined
   let ready = false
   try {
     await aedes.listen()
     await shared.start()
     deadLetter.start()
     sessions = await sessionTracking.start()
+    delayedWills = await willDelay.start()
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
       const deps = {
@@ -209,6 +216,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     }
   } catch (err) {
     sessions?.close()
+    delayedWills?.close()
     shared.close()
     retransmit.close()
     deadLetter.close()
@@ -237,6 +245,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         ready = false
         sys?.stop()
         sessions?.close()
+        delayedWills?.close()
         shared.close()
         retransmit.close()
         deadLetter.close()
@@ -259,7 +268,7 @@ async function closeAedes (aedes: Aedes): Promise<void> {
 
 /** One line after the store has loaded: what a restart brought back, and how long loading it took. */
 async function logRecovered (store: LevelStore, openedAt: number, log: Logger): Promise<void> {
-  const wills = (await store.streamWill().toArray()).length
+  const wills = (await store.streamWill().toArray()).length + store.delayedWills().length
   const s = store.stats()
   log.info({
     sessions: s.sessions,

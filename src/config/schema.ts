@@ -112,7 +112,7 @@ export const schema = {
     overflowPolicy: oneOf('dropOldest', ['dropOldest', 'dropNewest'], 'Which message goes when a session queue is full; every drop is counted and logged.'),
     messageExpiryMs: int(0, 'Queued messages older than this are discarded instead of delivered; 0 = never expire.'),
     queueQos0: bool(false, 'Also queue messages delivered at QoS 0 (QoS 0 publishes, and QoS 1/2 ones through a filter granted QoS 0) for persistent sessions whose client is disconnected, like Mosquitto\'s queue_qos0_messages: the queue limits and expiry apply, and each is sent once, at QoS 0, when the client is back. $SYS messages are never queued. false = a disconnected session misses them.'),
-    expiryMs: int(604_800_000, 'A persistent session whose client has been disconnected this long is removed with its subscriptions and queue; 0 = never. Default 7 days: a device offline over a long weekend keeps its session, a client id nobody uses again does not stay for ever.')
+    expiryMs: int(604_800_000, 'A persistent session whose client has been disconnected this long is removed with its subscriptions and queue; 0 = never. Also the longest Session Expiry Interval an MQTT 5 client is granted (a shorter one is honoured). Default 7 days: a device offline over a long weekend keeps its session, a client id nobody uses again does not stay for ever.')
   },
   // Shared subscriptions, $share/<group>/<filter> (src/shared-subscriptions, docs/shared-subscriptions.md).
   sharedSubscriptions: {

@@ -32,7 +32,7 @@ export interface DeadLetterHooksDeps {
 const storeDetail: Record<DropEvent['reason'], string> = {
   'queue-full': 'the session queue was full (sessions.maxQueuedMessages or maxQueuedBytes); sessions.overflowPolicy dropped this message',
   'broker-queue-full': 'the session queues together were full (sessions.maxTotalQueuedMessages or maxTotalQueuedBytes); sessions.overflowPolicy dropped this message',
-  expired: 'the message waited in the session queue longer than sessions.messageExpiryMs',
+  expired: 'the message waited in the session queue longer than its Message Expiry Interval or sessions.messageExpiryMs',
   'retained-limit': 'retained.maxMessages reached: the message was delivered but not kept as a new retained topic'
 }
 

@@ -1,16 +1,21 @@
 import type { Aedes, Client } from 'aedes'
-import type { ConnectStep, SubscribeStep } from '../hook-chain.js'
+import type { AuthenticateStep, ConnectStep, SubscribeStep } from '../hook-chain.js'
 import type { LevelStore } from '../store/index.js'
 import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
+import { v5Of } from '../protocol/v5/connection.js'
+import { expiresAt, expiryMs } from '../store/session-records.js'
 
 const SYS_PREFIX = '$SYS/'
 
 /**
  * Persistent-session bookkeeping aedes does not do: each clean=false connect and disconnect is recorded in the
- * store (so a session with no subscriptions still exists, and its idle time is known), and sessions idle longer
- * than `expiryMs` are removed with their queues.
+ * store (so a session with no subscriptions still exists, and its idle time is known), and sessions whose client has
+ * been gone longer than their expiry are removed with their queues: an MQTT 5 session after its own Session Expiry
+ * Interval (at most `expiryMs`, docs/protocol.md "MQTT 5"), an MQTT 3.1.1 one after `expiryMs` (0 = never). The interval and
+ * the disconnect time are in the store, so the expiry counts from the disconnect across restarts and crashes; the
+ * removal runs when the next session is due, not on a fixed period.
  *
  * A session is never removed while a client with its id is connecting: aedes decides Session Present from the
  * session it reads early in the CONNECT, restores its subscriptions and only then registers the client. Removed in
@@ -21,6 +26,7 @@ const SYS_PREFIX = '$SYS/'
  */
 export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs: number }, log: Logger): {
   noteConnecting: ConnectStep
+  startNewSession: AuthenticateStep
   start: () => Promise<{ close: () => void }>
 } {
   const connecting = new Map<string, Set<Client>>()
@@ -37,39 +43,106 @@ export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs
     client.conn.once('close', () => { settled(client, clientId) })
     return undefined
   }
+  // MQTT 5 Clean Start 1 with a Session Expiry Interval: a new session that is kept. aedes is handed a persistent
+  // CONNECT (it keeps what a clean one drops), so the old session goes here: the last authenticate step, once the
+  // client is let in (a refused CONNECT must not end anyone's session) and before aedes reads the session.
+  const startNewSession: AuthenticateStep = (client) => {
+    if (client.clean || client.id === null || v5Of(client)?.connect.cleanStart !== true) return undefined
+    return store.purgeSession(client.id).then(() => undefined)
+  }
 
   const start = async (): Promise<{ close: () => void }> => {
-    // A crash leaves sessions marked connected; none is connected before the listeners open.
+    // A crash leaves sessions marked connected; none is connected before the listeners open. Their expiry counts
+    // from this start, the first moment the broker knows they are gone.
     const startedAt = Date.now()
     for (const id of await store.listSessions()) {
       const info = await store.sessionInfo(id)
       if (info?.connectedAt !== undefined && info.disconnectedAt === undefined) store.sessionConnected(id, false, startedAt)
     }
 
+    const expiry = expireSessions(aedes as BrokerInternals, store, { ...opts, isConnecting: id => connecting.has(id) }, log)
     aedes.on('client', client => {
-      if (!client.clean) store.sessionConnected(client.id, true)
+      if (!client.clean) store.sessionConnected(client.id, true, Date.now(), v5Of(client)?.sessionExpiry)
       settled(client, client.id)
     })
     aedes.on('clientDisconnect', client => {
-      if (!client.clean) store.sessionConnected(client.id, false)
+      if (client.clean) return
+      const now = Date.now()
+      const seconds = v5Of(client)?.sessionExpiry
+      store.sessionConnected(client.id, false, now, seconds)
+      const ms = expiryMs(seconds, opts.expiryMs)
+      if (ms !== undefined) expiry.dueAt(expiresAt(now, ms))
     })
-
-    if (opts.expiryMs === 0) return { close: () => {} }
-    const sweep = async (): Promise<void> => {
-      for (const clientId of store.idleSessions(opts.expiryMs)) {
-        // Checked right before the purge, which empties the session in memory at once (its writes follow).
-        if ((aedes as BrokerInternals).clients[clientId] !== undefined || connecting.has(clientId)) continue
-        await store.purgeSession(clientId)
-        log.info({ clientId, expiryMs: opts.expiryMs }, 'session expired')
-      }
-    }
-    const timer = setInterval(() => {
-      sweep().catch((err: unknown) => log.error({ err }, 'session expiry failed'))
-    }, Math.min(60_000, Math.max(250, Math.floor(opts.expiryMs / 4))))
-    timer.unref()
-    return { close: () => clearInterval(timer) }
+    // Sessions that expired while the broker was down are gone before the listeners open: a client must not resume one
+    await expiry.now()
+    return { close: expiry.close }
   }
-  return { noteConnecting, start }
+  return { noteConnecting, startNewSession, start }
+}
+
+/** Longest wait between two expiry runs: a session added while one is scheduled is found by the next run anyway. */
+const MAX_WAIT_MS = 60_000
+/** Wait before looking again at a session due but not removable (its client is connecting). */
+const RETRY_MS = 250
+
+/** Removes each session when it is due: one timer, set for the next session to expire. */
+function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { expiryMs: number, isConnecting: (id: string) => boolean }, log: Logger) {
+  let timer: NodeJS.Timeout | undefined
+  let timerAt = Infinity
+  let running = false
+  let again = false
+  let closed = false
+
+  const schedule = (at: number): void => {
+    if (closed || at >= timerAt) return
+    clearTimeout(timer)
+    timerAt = at
+    timer = setTimeout(() => { void run() }, Math.max(0, at - Date.now())).unref()
+  }
+  const run = async (): Promise<void> => {
+    timer = undefined
+    timerAt = Infinity
+    if (running) {
+      again = true
+      return
+    }
+    running = true
+    try {
+      const next = await sweep()
+      running = false
+      schedule(again ? Date.now() : next)
+    } catch (err) {
+      running = false
+      log.error({ err }, 'session expiry failed')
+      schedule(Date.now() + MAX_WAIT_MS)
+    }
+    again = false
+  }
+  const sweep = async (): Promise<number> => {
+    const now = Date.now()
+    const { expired, nextAt } = store.expiringSessions(opts.expiryMs, now)
+    let next = Math.min(nextAt ?? Infinity, now + MAX_WAIT_MS)
+    for (const clientId of expired) {
+      // Checked right before the purge, which empties the session in memory at once (its writes follow).
+      if (broker.clients[clientId] !== undefined || opts.isConnecting(clientId)) {
+        next = Math.min(next, now + RETRY_MS)
+        continue
+      }
+      await store.purgeSession(clientId)
+      log.info({ clientId }, 'session expired')
+    }
+    return next
+  }
+  return {
+    /** A session is due at `at`, maybe sooner than the timer. */
+    dueAt: schedule,
+    /** Removes the sessions due now; resolves once they are gone. */
+    now: run,
+    close: () => {
+      closed = true
+      clearTimeout(timer)
+    }
+  }
 }
 
 /** The store methods the QoS 0 queue uses (LevelStore). */

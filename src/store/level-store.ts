@@ -13,7 +13,7 @@ import { packetRecord } from './packets.js'
 import { DropReporter } from './queue-limits.js'
 import { ValueReader } from './reader.js'
 import { RetainedStore } from './retained-store.js'
-import { SessionRecords } from './session-records.js'
+import { SessionRecords, type Expiring } from './session-records.js'
 import { SubscriptionIndex } from './subscription-index.js'
 import { Wills } from './wills.js'
 import type {
@@ -246,6 +246,16 @@ export class LevelStore {
     return Readable.from(this.#wills.orphans(brokers), { objectMode: true })
   }
 
+  /** Wills with an MQTT 5 Will Delay Interval (`publishAt` once their client has gone); see wills.ts. */
+  delayedWills (): Array<Record<string, unknown>> {
+    return this.#wills.delayed()
+  }
+
+  /** Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. */
+  async willDue (clientId: string, publishAt: number | undefined): Promise<void> {
+    await this.#wills.due(clientId, publishAt)
+  }
+
   getClientList (filter: string): Readable {
     return Readable.from(this.#subs.clientsWith(filter), { objectMode: true })
   }
@@ -289,15 +299,18 @@ export class LevelStore {
     return this.#sessions.has(clientId)
   }
 
-  /** Records that a persistent (clean=false) client connected or disconnected; staged like other session state. */
-  sessionConnected (clientId: string, connected: boolean, at = Date.now()): void {
-    const ops = connected ? this.#sessions.connected(clientId, at) : this.#sessions.disconnected(clientId, at)
+  /**
+   * Records that a persistent (clean=false) client connected or disconnected, with its MQTT 5 Session Expiry
+   * Interval in seconds (undefined: MQTT 3.1.1, or unchanged on a disconnect); staged like other session state.
+   */
+  sessionConnected (clientId: string, connected: boolean, at = Date.now(), expirySeconds?: number): void {
+    const ops = connected ? this.#sessions.connected(clientId, at, expirySeconds) : this.#sessions.disconnected(clientId, at, expirySeconds)
     if (ops.length > 0 && !this.#queue.closed) this.#queue.stage(ops)
   }
 
-  /** Persistent sessions whose client has been disconnected for longer than `idleMs`. */
-  idleSessions (idleMs: number, now = Date.now()): string[] {
-    return this.#sessions.idleLongerThan(idleMs, now)
+  /** Persistent sessions whose client has been gone longer than their expiry (session-records.ts), and the next. */
+  expiringSessions (maxMs: number, now = Date.now()): Expiring {
+    return this.#sessions.expiring(maxMs, now)
   }
 
   async listSessions (): Promise<string[]> {

@@ -2,7 +2,7 @@ import type { Logger } from '../log/logger.js'
 import { decodeRecord } from './codec.js'
 import type { ClientQueue, QueueEntry } from './outgoing-index.js'
 import { droppedPacket } from './packets.js'
-import { isExpired, type DropReporter } from './queue-limits.js'
+import { countedDown, isExpired, messageExpiryMs, type DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'
 import type { StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
@@ -34,7 +34,8 @@ export function outputPacket (fields: Record<string, unknown>, dup: boolean): Re
 
 /**
  * Replays a snapshot of a queue in FIFO order, in chunks of packets read together. Entries acknowledged
- * meanwhile are skipped; waiting entries older than messageExpiryMs are deleted and reported instead of yielded;
+ * meanwhile are skipped; waiting entries older than messageExpiryMs, or than their own MQTT 5 Message Expiry
+ * Interval, are deleted and reported instead of yielded, and the others carry the interval left ([MQTT-3.3.2-6]);
  * a publish that was sent on another connection (another client object, or before a restart) comes out with DUP
  * set ([MQTT-3.3.1-1]).
  */
@@ -78,13 +79,14 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
         }
       }
       const queue = ctx.current(clientId)
-      if (queue !== undefined && isExpired(entry, now, expiryMs)) {
+      const ownExpiryMs = messageExpiryMs(fields)
+      if (queue !== undefined && (isExpired(entry, now, expiryMs) || (ownExpiryMs !== undefined && isExpired(entry, now, ownExpiryMs)))) {
         queue.remove(entry)
         expired.push([queue, entry])
         ctx.drops.report({ reason: 'expired', clientId, packet: droppedPacket(fields) })
         continue
       }
-      ready.push([entry, fields])
+      ready.push([entry, ownExpiryMs === undefined ? fields : countedDown(fields, entry, now)])
     }
     if (expired.length > 0) {
       for (const [queue] of expired) ctx.settle(queue)

@@ -48,6 +48,22 @@ export function isExpired (entry: QueueEntry, now: number, expiryMs: number): bo
   return expiryMs > 0 && entry.cmd === 'publish' && entry.messageId === undefined && now - entry.enqueuedAt > expiryMs
 }
 
+/** A queued PUBLISH's MQTT 5 Message Expiry Interval in ms; undefined when it has none (every MQTT 3.1.1 message). */
+export function messageExpiryMs (fields: Record<string, unknown>): number | undefined {
+  const interval = (fields.properties as { messageExpiryInterval?: unknown } | undefined)?.messageExpiryInterval
+  return typeof interval === 'number' && interval > 0 ? interval * 1000 : undefined
+}
+
+/**
+ * The PUBLISH with its Message Expiry Interval less the whole seconds it waited in the queue ([MQTT-3.3.2-6]); at
+ * least 1, for a copy sent before it expired and sent again. A copy of the fields: the stored record stays as it is.
+ */
+export function countedDown (fields: Record<string, unknown>, entry: QueueEntry, now: number): Record<string, unknown> {
+  const properties = fields.properties as { messageExpiryInterval: number }
+  const waited = entry.enqueuedAt > 0 ? Math.floor((now - entry.enqueuedAt) / 1000) : 0
+  return { ...fields, properties: { ...properties, messageExpiryInterval: Math.max(1, properties.messageExpiryInterval - waited) } }
+}
+
 const LOG_WINDOW_MS = 10_000
 
 const messages: Record<DropReason, string> = {

@@ -50,12 +50,43 @@ export class Wills {
     return { ...will }
   }
 
-  /** Wills of brokers not in `brokers` (aedes passes the live ones with their last heartbeat). */
+  /**
+   * Wills of brokers not in `brokers` (aedes passes the live ones with their last heartbeat), for aedes to publish.
+   * A will with an MQTT 5 Will Delay Interval is not one of them: the broker publishes it when its delay is over
+   * (src/will-delay/), which aedes, publishing a dead broker's wills at once, would not wait for.
+   */
   orphans (brokers: Record<string, unknown>): Array<Record<string, unknown>> {
     const wills: Array<Record<string, unknown>> = []
     for (const will of this.#wills.values()) {
-      if (!brokers[String(will.brokerId)]) wills.push({ ...will })
+      if (!brokers[String(will.brokerId)] && willDelaySeconds(will) === 0) wills.push({ ...will })
     }
     return wills
   }
+
+  /** Every will with a Will Delay Interval, with the time it is due when its client has gone (`publishAt`). */
+  delayed (): Array<Record<string, unknown>> {
+    return [...this.#wills.values()].filter(will => willDelaySeconds(will) > 0).map(will => ({ ...will }))
+  }
+
+  /**
+   * Marks the client's will as due at `publishAt` (its client has gone), or not due (undefined: it is back);
+   * committed before it resolves, so the time survives a crash.
+   */
+  async due (clientId: string, publishAt: number | undefined): Promise<void> {
+    const will = this.#wills.get(clientId)
+    if (will === undefined || will.publishAt === publishAt) return
+    const record = { ...will }
+    if (publishAt === undefined) delete record.publishAt
+    else record.publishAt = publishAt
+    this.#wills.set(clientId, record)
+    await this.#queue.commit([{ type: 'put', key: willKey(encodeClientId(clientId)), value: encodeRecord(record) }], () => {
+      if (this.#wills.get(clientId) === record) this.#wills.set(clientId, will)
+    })
+  }
+}
+
+/** The MQTT 5 Will Delay Interval of a will, in seconds; 0 for none (and for every MQTT 3.1.1 will). */
+export function willDelaySeconds (will: Record<string, unknown>): number {
+  const delay = (will.properties as { willDelayInterval?: unknown } | undefined)?.willDelayInterval
+  return typeof delay === 'number' && delay > 0 ? delay : 0
 }

@@ -1,8 +1,9 @@
 import type { Client, ConnectPacket } from 'aedes'
 import type { AuthenticateStep, ConnectStep } from '../../hook-chain.js'
 import { internals } from '../aedes-internals.js'
-import { keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
+import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
+import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
 
 const NORMAL_DISCONNECTION = 0x00
@@ -18,7 +19,7 @@ interface ParsedPacket {
   messageId?: number
   unsubscriptions?: string[]
   subscriptions?: Array<{ topic: string, rap?: boolean, nl?: boolean }>
-  properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[] }
+  properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[], sessionExpiryInterval?: number }
   clientId?: string
 }
 
@@ -68,7 +69,7 @@ export function createV5Connections (server: V5ServerInfo) {
       authenticationMethod: props.authenticationMethod,
       assignedClientId: (packet.clientId ?? '') === ''
     }
-    const connection = markV5(client, connect, server)
+    const connection = markV5(client, connect, server, grantedSessionExpiry(connect, server))
     // enhanced authentication (AUTH) is not offered: a client that asks for it is refused once its login step runs
     if (connect.authenticationMethod !== undefined) connection.refusal = BAD_AUTHENTICATION_METHOD
     const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
@@ -81,7 +82,7 @@ export function createV5Connections (server: V5ServerInfo) {
     // mqtt-packet parses what follows a CONNECT with that packet as its settings: it keeps level 5 of its own.
     parser.settings = { protocolVersion: 5 }
     packet.protocolVersion = 4
-    packet.clean = !keepsSession(connect)
+    packet.clean = !keepsSession(connection)
     connectPackets.set(client, packet)
     parser.prependListener('packet', (p: ParsedPacket) => { screen(connection, p) })
     return undefined
@@ -109,9 +110,20 @@ export function createV5Connections (server: V5ServerInfo) {
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
-    case 'disconnect':
+    case 'disconnect': {
+      const interval = packet.properties?.sessionExpiryInterval
+      if (interval !== undefined) {
+        // MQTT 5 §3.14.2.2.2: a session that was to end with the connection cannot be kept by its DISCONNECT
+        if (connection.connect.sessionExpiryInterval === 0 && interval > 0) {
+          sendDisconnect(connection.client, PROTOCOL_ERROR)
+          packet.cmd = 'protocol-violation'
+          return
+        }
+        connection.sessionExpiry = Math.min(interval, connection.server.sessionExpirySeconds)
+      }
       if ((packet.reasonCode ?? NORMAL_DISCONNECTION) !== NORMAL_DISCONNECTION) packet.cmd = 'disconnect-with-will'
       return
+    }
     case 'unsubscribe': {
       // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
       const subscriptions = internals(connection.client).subscriptions

@@ -27,13 +27,25 @@ export function connackReasonCode (returnCode: number): number {
 }
 
 /**
- * Whether Culex keeps this v5 client's session after the connection ends. Until session expiry is honoured per
- * client, a session is kept (for sessions.expiryMs) when the client asks to resume one (Clean Start 0) and to keep
- * it (Session Expiry Interval above 0); otherwise it is the clean session of MQTT 3.1.1, and the CONNACK says so
- * with a Session Expiry Interval of 0.
+ * The Session Expiry Interval Culex gives a v5 client, in seconds: the client's, at most sessions.expiryMs (the
+ * broker's maximum). A client with no identifier of its own that starts a new session gets 0: it could not resume
+ * the session under an identifier it did not choose (an empty identifier with Clean Start 0 and an interval is
+ * refused 0x85, as in MQTT 3.1.1).
  */
-export function keepsSession (connect: V5Connection['connect']): boolean {
-  return !connect.cleanStart && connect.sessionExpiryInterval > 0
+export function grantedSessionExpiry (connect: V5Connection['connect'], server: V5ServerInfo): number {
+  if (connect.assignedClientId && connect.cleanStart) return 0
+  return Math.min(connect.sessionExpiryInterval, server.sessionExpirySeconds)
+}
+
+/**
+ * Whether aedes is handed this v5 CONNECT as a persistent (clean=false) one: every session that may outlive or
+ * precede the connection is. Clean Start 0 with an interval of 0 resumes a session that then ends with the
+ * connection (sessions/hooks.ts removes it at once); Clean Start 1 with an interval starts a new one that is kept
+ * (the old one is removed before aedes reads it, sessions/hooks.ts). Only Clean Start 1 with 0, or an empty
+ * identifier with no session to resume, is the clean session of MQTT 3.1.1.
+ */
+export function keepsSession (connection: V5Connection): boolean {
+  return connection.sessionExpiry > 0 || !(connection.connect.cleanStart || connection.connect.assignedClientId)
 }
 
 export interface ConnackV5 {
@@ -59,7 +71,7 @@ export function connackV5 (connack: { returnCode?: number, sessionPresent?: bool
     sharedSubscriptionAvailable: true,
     subscriptionIdentifiersAvailable: false
   }
-  const expiry = keepsSession(connect) ? server.sessionExpirySeconds : 0
+  const expiry = grantedSessionExpiry(connect, server)
   // the server's interval replaces the client's (MQTT 5 §3.2.2.3.2)
   if (expiry !== connect.sessionExpiryInterval) properties.sessionExpiryInterval = expiry
   if (server.receiveMaximum !== undefined) properties.receiveMaximum = server.receiveMaximum

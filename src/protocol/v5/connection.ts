@@ -26,6 +26,11 @@ export interface V5Connection {
   connect: V5Connect
   /** What the broker this client connected to does, for its CONNACK. */
   server: V5ServerInfo
+  /**
+   * The Session Expiry Interval in force, in seconds (0xFFFFFFFF = never): the one granted in CONNACK, then the
+   * one the client's DISCONNECT sets (at most sessions.expiryMs). The session store records it (sessions/hooks.ts).
+   */
+  sessionExpiry: number
   /** Packet identifier of each UNSUBSCRIBE not answered yet → the UNSUBACK's reason code for each of its filters. */
   unsubscribes: Map<number, number[]>
   /** The keepalive the server uses instead of the client's, which was outside the limits; told in CONNACK. */
@@ -45,8 +50,8 @@ export interface V5Connection {
 const V5 = Symbol('culex.mqtt5')
 type Marked = { [V5]?: V5Connection }
 
-export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo): V5Connection {
-  const connection: V5Connection = { client, connect, server, unsubscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
+export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo, sessionExpiry: number): V5Connection {
+  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
   ;(client as Client & Marked)[V5] = connection
   ;(client.conn as unknown as Marked)[V5] = connection
   return connection

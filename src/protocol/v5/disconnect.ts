@@ -3,6 +3,7 @@ import type { Client } from 'aedes'
 import { v5Of } from './connection.js'
 
 /** DISCONNECT reason codes the server sends (MQTT 5 §3.14.2.1). */
+export const PROTOCOL_ERROR = 0x82
 export const SERVER_SHUTTING_DOWN = 0x8B
 export const KEEP_ALIVE_TIMEOUT = 0x8D
 export const SESSION_TAKEN_OVER = 0x8E

@@ -13,14 +13,15 @@ export interface AedesPacket {
   [key: string]: unknown
 }
 
-/**
- * The PUBLISH properties that travel from publisher to subscriber unchanged (MQTT 5 §3.3.2.3). Topic Alias belongs
- * to one connection; Message Expiry Interval must be counted down and Subscription Identifier is the subscriber's,
- * neither of which is done yet, so they are not forwarded.
- */
 const SUCCESS = 0x00
 
-const FORWARDED = ['payloadFormatIndicator', 'contentType', 'responseTopic', 'correlationData', 'userProperties'] as const
+/**
+ * The PUBLISH properties that travel from publisher to subscriber (MQTT 5 §3.3.2.3). Message Expiry Interval goes as
+ * the copy has it: as published on a live delivery, counted down by the queue replay (store/outgoing-replay.ts).
+ * Topic Alias belongs to one connection and Subscription Identifier is the subscriber's (not offered yet): neither is
+ * forwarded.
+ */
+const FORWARDED = ['payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'userProperties'] as const
 
 export function forwardedProperties (properties: unknown): Record<string, unknown> | undefined {
   if (properties === null || typeof properties !== 'object') return undefined

@@ -1,0 +1,122 @@
+import type { Client, PublishPacket } from 'aedes'
+import type { ConnectStep } from '../hook-chain.js'
+import type { LevelStore } from '../store/index.js'
+import type { Logger } from '../log/logger.js'
+import { willDelaySeconds } from '../store/wills.js'
+import { NEVER_EXPIRES } from '../store/session-records.js'
+import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
+import { v5Of } from '../protocol/v5/connection.js'
+
+/** The longest a timer is set for (Node's limit is about 24.8 days); a later will is looked at again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * MQTT 5 Will Delay Interval, durable (MQTT 5 §3.1.3.2.2): a will is published when its delay is over or when the
+ * session ends, whichever comes first, and not at all if a connection with the same client id is made before. aedes
+ * 1.2 publishes a will as the connection closes; for a delayed one, the connection's close takes it from aedes
+ * (`client.will`, which aedes reads once the close has unsubscribed the client) and the store records when it is
+ * due on the will itself (`publishAt`), so a restart or a `kill -9` in between changes nothing: at start every
+ * delayed will is set again, and one whose client was connected at a crash counts from the start. The store keeps
+ * delayed wills out of what aedes publishes for a dead broker (wills.ts). The client's next connection cancels it:
+ * aedes replaces the stored will during that CONNECT, and the 'client' event clears the timer and the due time.
+ */
+export function delayWills (broker: BrokerInternals, store: LevelStore, log: Logger): {
+  watchClose: ConnectStep
+  start: () => Promise<{ close: () => void }>
+} {
+  const timers = new Map<string, NodeJS.Timeout>()
+  let closed = false
+
+  const cancel = (clientId: string): void => {
+    clearTimeout(timers.get(clientId))
+    timers.delete(clientId)
+  }
+
+  const publish = async (clientId: string): Promise<void> => {
+    timers.delete(clientId)
+    const will = await store.getWill({ id: clientId })
+    // back since (a connection cancels its delayed will), or due later: a newer will of the same client
+    if (will === undefined || typeof will.publishAt !== 'number' || broker.clients[clientId] !== undefined) return
+    if (will.publishAt > Date.now()) {
+      schedule(clientId, will.publishAt)
+      return
+    }
+    const { publishAt: _publishAt, ...packet } = will
+    const refused = await new Promise<Error | null | undefined>(resolve => { broker.authorizePublish(null, packet as unknown as PublishPacket, resolve) })
+    if (refused == null) await new Promise<void>(resolve => { broker.publish(packet as unknown as PublishPacket, () => resolve()) })
+    await store.delWill({ id: clientId, brokerId: will.brokerId as string | undefined })
+    log.info({ clientId, topic: packet.topic, published: refused == null }, 'delayed will due')
+  }
+
+  const schedule = (clientId: string, publishAt: number): void => {
+    cancel(clientId)
+    if (closed) return
+    const wait = publishAt - Date.now()
+    const timer = setTimeout(() => {
+      if (wait > MAX_TIMER_MS) {
+        schedule(clientId, publishAt)
+        return
+      }
+      publish(clientId).catch((err: unknown) => log.error({ err, clientId }, 'delayed will failed'))
+    }, Math.max(0, Math.min(wait, MAX_TIMER_MS)))
+    timer.unref()
+    timers.set(clientId, timer)
+  }
+
+  /** Seconds until the will is due from the moment its client goes: the delay, or the session's end if sooner. */
+  const dueInSeconds = (will: Record<string, unknown>, sessionExpiry: number): number => Math.min(willDelaySeconds(will), sessionExpiry)
+
+  const watchClose: ConnectStep = (client) => {
+    const connection = v5Of(client)
+    if (connection === undefined) return undefined
+    const c = internals(client)
+    const close = client.close.bind(client)
+    ;(client as { close: Client['close'] }).close = (done?: () => void) => {
+      const will = c.will
+      if (will != null && c._disconnected !== true && client.id !== null) {
+        const delay = dueInSeconds(will as unknown as Record<string, unknown>, connection.sessionExpiry)
+        if (delay > 0) {
+          c.will = null
+          const publishAt = Date.now() + delay * 1000
+          const clientId = client.id
+          store.willDue(clientId, publishAt).then(() => { schedule(clientId, publishAt) }, (err: unknown) => {
+            log.error({ err, clientId }, 'delayed will not recorded')
+          })
+        }
+      }
+      close(done)
+    }
+    return undefined
+  }
+
+  const start = async (): Promise<{ close: () => void }> => {
+    const startedAt = Date.now()
+    for (const will of store.delayedWills()) {
+      const clientId = String(will.clientId)
+      let publishAt = will.publishAt as number | undefined
+      if (publishAt === undefined) {
+        // connected at a crash: gone since this start; a session without an interval (MQTT 5 clean) has ended
+        const expiry = (await store.sessionInfo(clientId) as { expirySeconds?: number } | undefined)?.expirySeconds ?? 0
+        publishAt = startedAt + dueInSeconds(will, expiry === NEVER_EXPIRES ? Infinity : expiry) * 1000
+        await store.willDue(clientId, publishAt)
+      }
+      schedule(clientId, publishAt)
+    }
+    broker.on('client', client => {
+      cancel(client.id)
+      // aedes has replaced the stored will during this CONNECT; a take-over closes the old connection after that,
+      // and its close may have marked the new will as due
+      store.getWill({ id: client.id })
+        .then(async will => { if (will?.publishAt !== undefined) await store.willDue(client.id, undefined) })
+        .catch((err: unknown) => log.error({ err, clientId: client.id }, 'delayed will not cancelled'))
+    })
+    return {
+      close: () => {
+        closed = true
+        for (const id of [...timers.keys()]) cancel(id)
+      }
+    }
+  }
+
+  return { watchClose, start }
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest'
+import type { TestBroker } from '../helpers/broker.js'
+import { brokerPerTest } from './mqtt5-support.js'
+import { connectClient, connectV5 as v5, endClient, waitFor, type TestClient } from '../helpers/clients.js'
+
+/** Subscribes with a persistent session and leaves; publishes one message living 1 s and one living 60 s. */
+async function leaveThenPublish (subscriber: TestClient, pub: TestClient, prefix: string): Promise<number> {
+  await subscriber.subscribeAsync(`${prefix}/#`, { qos: 1 })
+  await endClient(subscriber)
+  const publishedAt = Date.now()
+  await pub.publishAsync(`${prefix}/short`, 'short-lived', { qos: 1, properties: { messageExpiryInterval: 1 } })
+  await pub.publishAsync(`${prefix}/long`, 'long-lived', { qos: 1, properties: { messageExpiryInterval: 60 } })
+  return publishedAt
+}
+
+/** Waits until the 1 s message's interval has run out (and a second more, for the whole-second count down). */
+async function waitPastExpiry (publishedAt: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, Math.max(0, publishedAt + 2100 - Date.now())))
+}
+
+/**
+ * MQTT 5 Message Expiry Interval (docs/protocol.md, "MQTT 5", properties): forwarded as published on a live delivery,
+ * counted down by the time a message waited in a session queue, and a queued message past it is never delivered
+ * but dead-lettered as `expired`.
+ */
+describe('MQTT 5 Message Expiry Interval', () => {
+  let t: TestBroker
+  const track = brokerPerTest(started => { t = started })
+
+  it('forwards the interval live, counts it down from the queue, and dead-letters a queued message past it', async () => {
+    const dlq = track(await v5(t.mqttUrl, { clientId: 'me-dlq' }))
+    await dlq.subscribeAsync('$DLQ/expired/#', { qos: 1 })
+    const live = track(await v5(t.mqttUrl, { clientId: 'me-live' }))
+    await live.subscribeAsync('me/#', { qos: 1 })
+    const session = { clientId: 'me-away', clean: false, properties: { sessionExpiryInterval: 3600 } }
+    const pub = track(await v5(t.mqttUrl, { clientId: 'me-pub' }))
+    const publishedAt = await leaveThenPublish(await v5(t.mqttUrl, session), pub, 'me')
+    await pub.publishAsync('me/forever', 'no expiry', { qos: 1 })
+    await waitFor(() => live.received.length === 3, 'the live copies')
+    expect(live.received.map(m => [m.topic, m.properties?.messageExpiryInterval])).toEqual([['me/short', 1], ['me/long', 60], ['me/forever', undefined]])
+
+    await waitPastExpiry(publishedAt)
+    const back = track(await v5(t.mqttUrl, session))
+    expect(back.sessionPresent).toBe(true)
+    await waitFor(() => back.received.length >= 2, 'the queued messages')
+    await waitFor(() => dlq.received.length >= 1, 'the expired message dead-lettered')
+    expect(back.received.map(m => m.topic)).toEqual(['me/long', 'me/forever'])
+    const counted = back.received[0].properties?.messageExpiryInterval as number
+    expect(counted).toBeLessThanOrEqual(58)
+    expect(counted).toBeGreaterThanOrEqual(55)
+    expect(back.received[1].properties?.messageExpiryInterval).toBeUndefined()
+    expect(dlq.received.map(m => m.topic)).toEqual(['$DLQ/expired/me/short'])
+    expect(JSON.parse(dlq.received[0].payload)).toMatchObject({ reason: 'expired', topic: 'me/short', target: 'me-away' })
+  })
+
+  it('expires a queued message for an MQTT 3.1.1 subscriber too, which gets the others without properties', async () => {
+    const pub = track(await v5(t.mqttUrl, { clientId: 'me-pub311' }))
+    await waitPastExpiry(await leaveThenPublish(await connectClient(t.mqttUrl, { clientId: 'me-311', clean: false }), pub, 'me311'))
+    const back = track(await connectClient(t.mqttUrl, { clientId: 'me-311', clean: false }))
+    await waitFor(() => back.received.length >= 1, 'the queued message')
+    await pub.publishAsync('me311/fence', 'fence', { qos: 1 })
+    await waitFor(() => back.received.length >= 2, 'the fence')
+    expect(back.received.map(m => [m.topic, m.properties])).toEqual([['me311/long', undefined], ['me311/fence', undefined]])
+  })
+})
