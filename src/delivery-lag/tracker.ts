@@ -12,10 +12,13 @@ const BLOCK = 1 << BLOCK_BITS
  * every message.
  */
 export class ConnectionLag {
-  /** Arrival (epoch ms) per id; 0 = nothing unacknowledged under that id. */
-  readonly #arrived: Array<Float64Array | undefined> = new Array<Float64Array | undefined>(64).fill(undefined)
-  readonly #series: Array<Array<HistogramSeries | undefined> | undefined> = new Array<Array<HistogramSeries | undefined> | undefined>(64).fill(undefined)
-  readonly #inBlock = new Uint16Array(64)
+  /**
+   * Arrival (epoch ms) per id; 0 = nothing unacknowledged under that id. The three tables are made at the first
+   * QoS 1/2 delivery: most connections of a many-device node never get one, and they cost about 1.2 KB.
+   */
+  #arrived: Array<Float64Array | undefined> | undefined
+  #series: Array<Array<HistogramSeries | undefined> | undefined> | undefined
+  #inBlock: Uint16Array | undefined
   #unacked = 0
 
   get unacked (): number {
@@ -24,16 +27,19 @@ export class ConnectionLag {
 
   /** A PUBLISH went out under `messageId`; one sent under an id still held replaces it (the client reused it). */
   sent (messageId: number, arrivedAt: number, series: HistogramSeries): void {
+    const blocks = this.#arrived ??= new Array<Float64Array | undefined>(64).fill(undefined)
+    const seriesBlocks = this.#series ??= new Array<Array<HistogramSeries | undefined> | undefined>(64).fill(undefined)
+    const inBlock = this.#inBlock ??= new Uint16Array(64)
     const b = messageId >>> BLOCK_BITS
-    let arrived = this.#arrived[b]
-    let blockSeries = this.#series[b]
+    let arrived = blocks[b]
+    let blockSeries = seriesBlocks[b]
     if (arrived === undefined || blockSeries === undefined) {
-      this.#arrived[b] = arrived = new Float64Array(BLOCK)
-      this.#series[b] = blockSeries = new Array<HistogramSeries | undefined>(BLOCK).fill(undefined)
+      blocks[b] = arrived = new Float64Array(BLOCK)
+      seriesBlocks[b] = blockSeries = new Array<HistogramSeries | undefined>(BLOCK).fill(undefined)
     }
     const i = messageId & (BLOCK - 1)
     if (arrived[i] === 0) {
-      this.#inBlock[b]++
+      inBlock[b]++
       this.#unacked++
     }
     arrived[i] = arrivedAt
@@ -42,9 +48,13 @@ export class ConnectionLag {
 
   /** The final acknowledgement: the time since arrival goes into the delivery's histogram series. */
   completed (messageId: number, now: number): void {
+    const blocks = this.#arrived
+    const seriesBlocks = this.#series
+    const inBlock = this.#inBlock
+    if (blocks === undefined || seriesBlocks === undefined || inBlock === undefined) return
     const b = messageId >>> BLOCK_BITS
-    const arrived = this.#arrived[b]
-    const blockSeries = this.#series[b]
+    const arrived = blocks[b]
+    const blockSeries = seriesBlocks[b]
     if (arrived === undefined || blockSeries === undefined) return
     const i = messageId & (BLOCK - 1)
     const at = arrived[i]
@@ -54,15 +64,15 @@ export class ConnectionLag {
     blockSeries[i] = undefined
     series?.observe(Math.max(0, now - at) / 1000)
     this.#unacked--
-    if (--this.#inBlock[b] === 0) {
-      this.#arrived[b] = undefined
-      this.#series[b] = undefined
+    if (--inBlock[b] === 0) {
+      blocks[b] = undefined
+      seriesBlocks[b] = undefined
     }
   }
 
   /** Arrival of the oldest message still unacknowledged (epoch ms); undefined when none is. A scrape-time walk. */
   oldestArrival (): number | undefined {
-    if (this.#unacked === 0) return undefined
+    if (this.#unacked === 0 || this.#arrived === undefined) return undefined
     let oldest = Infinity
     for (const arrived of this.#arrived) {
       if (arrived === undefined) continue
@@ -72,9 +82,9 @@ export class ConnectionLag {
   }
 
   clear (): void {
-    this.#arrived.fill(undefined)
-    this.#series.fill(undefined)
-    this.#inBlock.fill(0)
+    this.#arrived = undefined
+    this.#series = undefined
+    this.#inBlock = undefined
     this.#unacked = 0
   }
 }
