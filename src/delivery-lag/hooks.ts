@@ -1,7 +1,7 @@
 import type { Client } from 'aedes'
 import type { ConnectStep } from '../hook-chain.js'
 import { FastHistogram, type HistogramSeries } from '../metrics/fast-histogram.js'
-import { internals } from '../protocol/aedes-internals.js'
+import { tapAcknowledgements } from '../protocol/packet-tap.js'
 import { observeSent } from '../protocol/sent-observer.js'
 import { ConnectionLag } from './tracker.js'
 
@@ -20,7 +20,7 @@ export interface SessionLag {
 /**
  * The only delivery-lag code that touches aedes objects: preConnect gives each connection a ConnectionLag, told of
  * every QoS 1/2 PUBLISH written to it (src/protocol/sent-observer.ts, from the delivery router and the queue replay)
- * and of PUBACK and PUBCOMP read on client._parser before aedes handles them.
+ * and of PUBACK and PUBCOMP read through its packet tap (src/protocol/packet-tap.ts) before aedes handles them.
  */
 export function createLagHooks () {
   const histogram = new FastHistogram({
@@ -44,7 +44,7 @@ export function createLagHooks () {
     const lag = new ConnectionLag()
     open.set(client, lag)
     observeSent(client, { sent: (messageId, qos, arrivedAt, group) => lag.sent(messageId, arrivedAt, seriesFor(qos, group)) })
-    internals(client)._parser.prependListener('packet', (ack: AckPacket) => {
+    tapAcknowledgements(client, (ack: AckPacket) => {
       if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) lag.completed(ack.messageId, Date.now())
     })
     // What is still unacknowledged is the session's now: it is measured again when it is sent at the next connection.

@@ -7,6 +7,7 @@ import type { ConnectionGuard } from '../listeners/listener.js'
 import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from '../protocol/aedes-internals.js'
+import { tapAcknowledgements } from '../protocol/packet-tap.js'
 import { connectViolation, type ConnectLimits } from './connect-rules.js'
 import { createConnectionGuard, type AcceptErrors } from './connection-guard.js'
 import { newLimitCounters, type LimitCounters } from './counters.js'
@@ -100,7 +101,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     const trackedBytes = UNACKNOWLEDGED_BYTES_PER_INFLIGHT_BYTE * (limits.maxInflightBytes > 0 ? limits.maxInflightBytes : UNACKNOWLEDGED_BYTES_WITHOUT_LIMIT)
     const unacknowledged = connect.clean === false ? undefined : new Unacknowledged<DeliveryPacket | undefined>(0, trackedBytes)
     if (unacknowledged !== undefined) {
-      c._parser.prependListener('packet', (ack: { cmd: string }) => {
+      tapAcknowledgements(client, (ack: { cmd: string }) => {
         if (ack.cmd === 'puback') unacknowledged.acknowledged(1)
         else if (ack.cmd === 'pubrec') unacknowledged.acknowledged(2)
       })

@@ -1,10 +1,11 @@
 import type { Client, Subscription } from 'aedes'
 import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
-import { internals, type BrokerInternals } from './aedes-internals.js'
+import type { BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
+import { tapAcknowledgements } from './packet-tap.js'
 import { parseFast } from './fast-parser.js'
 import { closeAfterBug, guardReads } from './read-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
@@ -177,7 +178,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // handled it, when the store has let the id go ('ack').
   const allocatePacketIds = (client: Client, persistent: boolean): void => {
     const ids = attachPacketIds(client, persistent ? id => store.sessionQueues.holdsPacketId(client, id) : undefined)
-    internals(client)._parser.prependListener('packet', (ack: { cmd: string, messageId?: number }) => {
+    tapAcknowledgements(client, (ack: { cmd: string, messageId?: number }) => {
       if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) ids.release(ack.messageId)
     })
     client.conn.on('close', () => ids.close())

@@ -1,6 +1,7 @@
 import type { Client } from 'aedes'
 import { isUtf8 } from 'node:buffer'
 import { internals, type MqttParser } from './aedes-internals.js'
+import { tapPackets } from './packet-tap.js'
 
 /**
  * Checks every parsed packet before aedes handles it, for the protocol violations that mqtt-packet parses without
@@ -87,7 +88,7 @@ function checkStringBytes (parser: MqttParser): (packet: object) => boolean {
 export function guardPackets (client: Client, onViolation: (client: Client, reason: string) => void): void {
   const parser = internals(client)._parser
   const isMalformed = checkStringBytes(parser)
-  parser.prependListener('packet', (packet: ParsedPacket) => {
+  tapPackets(client, (packet: ParsedPacket) => {
     const reason = isMalformed(packet) ? 'a string that is not well-formed UTF-8' : violation(packet)
     if (reason !== undefined) {
       onViolation(client, reason)

@@ -5,7 +5,7 @@ import type { ConnectStep } from '../hook-chain.js'
 import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics } from '../metrics/index.js'
-import { internals } from '../protocol/aedes-internals.js'
+import { tapAcknowledgements } from '../protocol/packet-tap.js'
 import { OutboundFrames, type Part } from './outbound-frames.js'
 import { RetransmitTracker, type Resent } from './tracker.js'
 
@@ -37,7 +37,7 @@ export function sweepEveryMs (intervalMs: number): number {
  * - preConnect wraps client.conn.write and cuts what aedes writes into packets (OutboundFrames), so every way a
  *   packet goes out is seen: live and retained deliveries, the offline queue replayed at reconnect, shared
  *   deliveries, PUBREL after PUBREC and PUBREL replayed;
- * - PUBACK, PUBREC and PUBCOMP are read on client._parser before aedes handles them, for clean sessions too;
+ * - PUBACK, PUBREC and PUBCOMP are read through the connection's packet tap (src/protocol/packet-tap.ts) before aedes handles them, for clean sessions too;
  * - one sweeper for the whole broker, running only while some connection has something unacknowledged, writes what
  *   is due to client.conn, in the order it was sent, and skips a connection whose socket is not taking data.
  */
@@ -113,7 +113,7 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
       if (!w.resending && w.frames.usable) w.frames.write(chunk, typeof encoding === 'string' ? encoding as BufferEncoding : undefined)
       return (connWrite as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb)
     } as Writable['write']
-    internals(client)._parser.prependListener('packet', (ack: AckPacket) => {
+    tapAcknowledgements(client, (ack: AckPacket) => {
       if (ack.messageId === undefined) return
       if (ack.cmd === 'puback' || ack.cmd === 'pubcomp') tracker.completed(ack.messageId)
       else if (ack.cmd === 'pubrec') tracker.received(ack.messageId)

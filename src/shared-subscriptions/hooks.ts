@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { markSharedDelivery } from '../protocol/delivery.js'
 import { packetIds } from '../protocol/packet-ids.js'
+import { tapAcknowledgements } from '../protocol/packet-tap.js'
 import type { GroupQueueStore } from '../store/group-queue.js'
 import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
@@ -47,7 +48,7 @@ interface AckPacket { cmd: string, messageId?: number }
  * - deliveries go through the client's deliverQoS/deliver0 with a packet identifier from the session's allocator and
  *   marked for the delivery router; for a persistent session the router then calls persistence.outgoingUpdate, which is
  *   answered here (the durable copy is the group queue's, not the session's).
- * - PUBACK/PUBREC/PUBCOMP are seen on client._parser, for clean sessions too.
+ * - PUBACK/PUBREC/PUBCOMP are seen through the connection's packet tap (src/protocol/packet-tap.ts), for clean sessions too.
  */
 export function createSharedHooks (broker: BrokerInternals, store: SharedStore, opts: Omit<EngineOptions, 'log'>, log: Logger) {
   const seen = new Map<string, Set<Client>>()
@@ -145,7 +146,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const watch = (client: Client): void => {
     if (watched.has(client)) return
     watched.add(client)
-    internals(client)._parser.prependListener('packet', (packet: AckPacket) => {
+    tapAcknowledgements(client, (packet: AckPacket) => {
       if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
       const ids = issued.get(client)
       const id = packet.messageId

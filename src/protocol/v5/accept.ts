@@ -1,6 +1,7 @@
 import type { Client, ConnectPacket } from 'aedes'
 import type { AuthenticateStep, ConnectStep } from '../../hook-chain.js'
 import { internals } from '../aedes-internals.js'
+import { tapPackets } from '../packet-tap.js'
 import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
 import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
@@ -84,7 +85,7 @@ export function createV5Connections (server: V5ServerInfo) {
     packet.protocolVersion = 4
     packet.clean = !keepsSession(connection)
     connectPackets.set(client, packet)
-    parser.prependListener('packet', (p: ParsedPacket) => { screen(connection, p) })
+    tapPackets(client, (p: ParsedPacket) => { screen(connection, p) })
     return undefined
   }
 
