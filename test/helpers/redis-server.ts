@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+export interface TestRedis {
+  /** redis://127.0.0.1:<port> */
+  url: string
+  port: number
+  /** Its working directory (AOF and RDB files live here). */
+  dir: string
+  /** SIGKILL: what a crash of the Redis host looks like. */
+  kill: () => Promise<void>
+  /** SIGTERM and wait for exit (Redis writes its RDB on a clean shutdown unless `save ''`). */
+  stop: () => Promise<void>
+  /** Starts again on the same port and directory (after stop or kill). */
+  start: () => Promise<void>
+  /** Stops it and removes its directory. */
+  close: () => Promise<void>
+}
+
+export interface TestRedisOptions {
+  /** Append-only file: 'everysec' (Redis' default when on), 'always', or false (off, the default here). */
+  appendfsync?: 'everysec' | 'always' | false
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+/**
+ * A private `redis-server` on a free loopback port with a temporary directory, started and stopped by the test
+ * (the Debian package `redis-server`; scripts/test.sh installs it). Never a Redis already running on the machine.
+ */
+export async function startTestRedis (opts: TestRedisOptions = {}): Promise<TestRedis> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'culex-redis-'))
+  let port = 0
+  let child: ChildProcess | undefined
+
+  const args = (): string[] => [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', opts.appendfsync === undefined || opts.appendfsync === false ? 'no' : 'yes',
+    ...(opts.appendfsync !== undefined && opts.appendfsync !== false ? ['--appendfsync', opts.appendfsync] : []),
+    '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no'
+  ]
+
+  const launch = async (): Promise<void> => {
+    const proc = spawn('redis-server', args(), { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    let output = ''
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`redis-server did not start within 10 s: ${output}`)) }, 10_000)
+      const probe = (): void => {
+        const socket = net.connect(port, '127.0.0.1')
+        socket.once('connect', () => {
+          socket.write('PING\r\n')
+          socket.once('data', (data) => {
+            socket.destroy()
+            if (data.toString().startsWith('+PONG')) { clearTimeout(timer); resolve() } else setTimeout(probe, 20)
+          })
+        })
+        socket.once('error', () => { socket.destroy(); if (proc.exitCode === null) setTimeout(probe, 20) })
+      }
+      proc.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+      proc.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+      proc.once('error', (err) => { clearTimeout(timer); reject(new Error(`redis-server could not be started (apt-get install redis-server): ${err.message}`)) })
+      proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`redis-server exited with ${String(code)}: ${output}`)) })
+      probe()
+    })
+  }
+
+  const waitExit = async (signal: NodeJS.Signals): Promise<void> => {
+    const proc = child
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+    await new Promise<void>((resolve) => { proc.once('exit', () => { resolve() }); proc.kill(signal) })
+    child = undefined
+  }
+
+  for (let attempt = 0; ; attempt++) {
+    port = await freePort()
+    try { await launch(); break } catch (err) {
+      // Another process may take the port between freePort() and redis-server binding it: try another one.
+      if (attempt >= 4) throw err
+    }
+  }
+
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    kill: async () => { await waitExit('SIGKILL') },
+    stop: async () => { await waitExit('SIGTERM') },
+    start: launch,
+    close: async () => { await waitExit('SIGKILL'); await rm(dir, { recursive: true, force: true }) }
+  }
+}
