@@ -20,6 +20,7 @@ import { createV5Connections } from './v5/accept.js'
 import { sessionExpirySeconds } from './v5/connack.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 import { noteRefusedPublish } from './v5/refusals.js'
+import { isV5 } from './v5/connection.js'
 import { ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
@@ -185,12 +186,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   }
   broker.on('ack', (_packet: unknown, client: Client) => packetIds(client).retry())
 
-  // aedes invents an id for an empty one whatever the clean flag, but a persistent session needs a real id
-  // [MQTT-3.1.3-8]. Refusing needs a CONNACK with code 2, which only authenticate can send, so the CONNECT is
-  // noted here and refused there.
+  // aedes invents an id for an empty one whatever the clean flag, but an MQTT 3.1.1 persistent session needs a real
+  // id [MQTT-3.1.3-8]. Refusing needs a CONNACK with code 2, which only authenticate can send, so the CONNECT is
+  // noted here and refused there. An MQTT 5 client is told the id it was given (Assigned Client Identifier), so its
+  // session can be kept and resumed under it.
   const withoutClientId = new WeakSet<Client>()
   const noteEmptyClientId: ConnectStep = (client, packet) => {
-    if ((packet.clientId ?? '') === '' && packet.clean === false) withoutClientId.add(client)
+    if ((packet.clientId ?? '') === '' && packet.clean === false && !isV5(client)) withoutClientId.add(client)
     return undefined
   }
   const refuseEmptyPersistentId: AuthenticateStep = (client) => withoutClientId.has(client) ? 2 : undefined

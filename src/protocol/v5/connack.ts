@@ -28,12 +28,11 @@ export function connackReasonCode (returnCode: number): number {
 
 /**
  * The Session Expiry Interval Culex gives a v5 client, in seconds: the client's, at most sessions.expiryMs (the
- * broker's maximum). A client with no identifier of its own that starts a new session gets 0: it could not resume
- * the session under an identifier it did not choose (an empty identifier with Clean Start 0 and an interval is
- * refused 0x85, as in MQTT 3.1.1).
+ * broker's maximum). A client that sent an empty identifier is given one in CONNACK whatever its Clean Start (MQTT 5
+ * §3.1.3.1, as Mosquitto does) and gets its interval too: the session is kept under the assigned identifier, which
+ * the client resumes by connecting with it.
  */
 export function grantedSessionExpiry (connect: V5Connection['connect'], server: V5ServerInfo): number {
-  if (connect.assignedClientId && connect.cleanStart) return 0
   return Math.min(connect.sessionExpiryInterval, server.sessionExpirySeconds)
 }
 
@@ -42,7 +41,7 @@ export function grantedSessionExpiry (connect: V5Connection['connect'], server: 
  * precede the connection is. Clean Start 0 with an interval of 0 resumes a session that then ends with the
  * connection (sessions/hooks.ts removes it at once); Clean Start 1 with an interval starts a new one that is kept
  * (the old one is removed before aedes reads it, sessions/hooks.ts). Only Clean Start 1 with 0, or an empty
- * identifier with no session to resume, is the clean session of MQTT 3.1.1.
+ * identifier (a new one, so no session to resume) with 0, is the clean session of MQTT 3.1.1.
  */
 export function keepsSession (connection: V5Connection): boolean {
   return connection.sessionExpiry > 0 || !(connection.connect.cleanStart || connection.connect.assignedClientId)
