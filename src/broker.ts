@@ -157,7 +157,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     limits.countSubscriptions,
     offlineQos0.noteConnection,
     shared.noteSubscriber
-  ], protocol.recordGranted)
+  ], protocol.recordGranted, protocol.noteRefusedSubscription)
   aedes.authorizeForward = chainAuthorizeForward([
     auth.authorizeForward
   ])

@@ -13,8 +13,19 @@ export interface PublishDrop { drop: DropReason, detail: string }
 /** Returns a drop to refuse the publish (the publisher is still acknowledged), nothing to let it through. */
 export type PublishStep = (client: Client | null, packet: PublishPacket) => PublishDrop | undefined | Promise<PublishDrop | undefined>
 
-/** Returns false to refuse one subscription (SUBACK 0x80 for it alone). */
-export type SubscribeStep = (client: Client, sub: Subscription) => boolean | Promise<boolean>
+/**
+ * Why a subscription was refused, for the SUBACK reason code an MQTT 5 client gets (protocol/v5/suback.ts): the ACL
+ * (0x87), a filter this broker does not take (0x8F), a limit on subscriptions (0x97).
+ */
+export type SubscribeRefusalReason = 'unauthorized' | 'filter-invalid' | 'quota'
+
+export interface SubscribeRefusal { refuse: SubscribeRefusalReason, detail: string }
+
+/**
+ * Returns true to let one subscription through, a refusal (or false: no reason to tell) to refuse it: SUBACK 0x80
+ * for it alone, or for an MQTT 5 client the refusal's reason code.
+ */
+export type SubscribeStep = (client: Client, sub: Subscription) => boolean | SubscribeRefusal | Promise<boolean | SubscribeRefusal>
 
 /** CONNACK return codes of MQTT 3.1.1 a step may refuse with. */
 export type ConnectRefusal = 2 | 3 | 4 | 5
@@ -147,15 +158,19 @@ export function chainAuthorizePublish (chain: PublishChain) {
   }
 }
 
-export function chainAuthorizeSubscribe (steps: readonly SubscribeStep[], onGranted: (sub: Subscription) => void) {
+export function chainAuthorizeSubscribe (steps: readonly SubscribeStep[], onGranted: (sub: Subscription) => void, onRefused: (client: Client, sub: Subscription, refusal: SubscribeRefusal) => void = () => {}) {
   return (client: Client, sub: Subscription, cb: Callback<Subscription | null>): void => {
     (async () => {
       for (const step of steps) {
-        if (!await step(client, sub)) return false
+        const verdict = await step(client, sub)
+        if (verdict !== true) return verdict
       }
       return true
-    })().then(granted => {
-      if (!granted) return cb(null, null)
+    })().then(verdict => {
+      if (verdict !== true) {
+        if (verdict !== false) onRefused(client, sub, verdict)
+        return cb(null, null)
+      }
       onGranted(sub)
       // The same object goes back: aedes stores the original for persistent sessions, and a copy would
       // desynchronise the live and the stored subscription.

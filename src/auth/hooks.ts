@@ -167,7 +167,7 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
     if (acl === undefined || maySubscribe(rulesOf(client, acl.value), aclFilter(sub.topic))) return true
     counters.subscribeDenied++
     clientLogger(log, client).warn({ topic: sub.topic, reason: 'unauthorized' }, 'subscription refused')
-    return false
+    return { refuse: 'unauthorized', detail: 'the ACL does not allow this client to subscribe to this filter' }
   }
 
   // Checked for every message at delivery, so an ACL change also stops subscriptions granted before it, retained

@@ -6,6 +6,7 @@ import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo 
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
 import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
+import { noteSubscribe } from './suback.js'
 
 const NORMAL_DISCONNECTION = 0x00
 const UNSUBSCRIBED = 0x00
@@ -138,6 +139,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       else if (connection.client.id !== null) packet.clientId = connection.client.id
       return
     case 'subscribe':
+      noteSubscribe(connection, packet as Parameters<typeof noteSubscribe>[1])
       // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
       if (packet.properties?.subscriptionIdentifier !== undefined || packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) packet.cmd = 'protocol-violation'
       // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a

@@ -1,4 +1,4 @@
-import type { Client } from 'aedes'
+import type { Client, Subscription } from 'aedes'
 import type { V5ServerInfo } from './connack.js'
 
 /** What a v5 client asked for in its CONNECT, kept for the stages of MQTT 5 that honour it (docs/protocol.md). */
@@ -33,6 +33,8 @@ export interface V5Connection {
   sessionExpiry: number
   /** Packet identifier of each UNSUBSCRIBE not answered yet → the UNSUBACK's reason code for each of its filters. */
   unsubscribes: Map<number, number[]>
+  /** Packet identifier of each SUBSCRIBE not answered yet → the packet, for its SUBACK's reason codes (suback.ts). */
+  subscribes: Map<number, { subscriptions?: Subscription[] }>
   /** The keepalive the server uses instead of the client's, which was outside the limits; told in CONNACK. */
   serverKeepAlive?: number
   /** A CONNACK reason code of MQTT 5 only that refuses this client, set before its login is decided. */
@@ -51,7 +53,7 @@ const V5 = Symbol('culex.mqtt5')
 type Marked = { [V5]?: V5Connection }
 
 export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo, sessionExpiry: number): V5Connection {
-  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
+  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), subscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
   ;(client as Client & Marked)[V5] = connection
   ;(client.conn as unknown as Marked)[V5] = connection
   return connection
