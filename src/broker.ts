@@ -128,7 +128,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused),
     // last: only a client let in may end the session its id had (MQTT 5 Clean Start 1)
     sessionTracking.startNewSession
-  ])
+  ], protocol.noteLoginRefusal)
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [
       deadLetter.noteWill,

@@ -33,7 +33,14 @@ export type ConnectRefusal = 2 | 3 | 4 | 5
 /** Returns a CONNACK code to refuse the connection, nothing to accept it. */
 export type ConnectStep = (client: Client, packet: ConnectPacket) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
 
-export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
+/**
+ * A refusal that says more than its MQTT 3.1.1 code, for the CONNACK reason code an MQTT 5 client gets
+ * (protocol/v5/connack.ts): failed logins too fast (0x9F, Connection rate exceeded), a limit on connections (0x97,
+ * Quota exceeded). An MQTT 3.1.1 client gets `code`.
+ */
+export interface LoginRefusal { code: ConnectRefusal, refuse: 'rate' | 'quota', detail: string }
+
+export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | LoginRefusal | undefined | Promise<ConnectRefusal | LoginRefusal | undefined>
 
 /**
  * Returns false to withhold one message from one subscriber (live, retained or from its offline queue). Synchronous:
@@ -76,10 +83,15 @@ export function chainPreConnect (steps: readonly ConnectStep[]) {
   }
 }
 
-export function chainAuthenticate (steps: readonly AuthenticateStep[]) {
+export function chainAuthenticate (steps: readonly AuthenticateStep[], onRefused: (client: Client, refusal: LoginRefusal) => void = () => {}) {
   return (client: Client, username: string | undefined, password: Buffer | undefined, cb: (error: AuthenticateError | null, ok: boolean | null) => void): void => {
     verdictOf(steps, client, username, password).then(
-      code => code === undefined ? cb(null, true) : cb(refusal(code, 'authentication failed'), false),
+      verdict => {
+        if (verdict === undefined) return cb(null, true)
+        if (typeof verdict === 'number') return cb(refusal(verdict, 'authentication failed'), false)
+        onRefused(client, verdict)
+        cb(refusal(verdict.code, 'authentication failed'), false)
+      },
       err => cb(Object.assign(err as Error, { returnCode: 3 }) as AuthenticateError, false))
   }
 }

@@ -139,6 +139,9 @@ export async function createAuthHooks (config: Config, log: Logger): Promise<Aut
       counters.loginFailures++
       const failures = backoff.failed(address, username)
       clientLogger(log, client).warn({ listener, username, reason: result.reason, returnCode: result.code, failures, delayedMs: delayMs }, 'login failed')
+      // An attempt the backoff held is answered as one made too soon (MQTT 5: Connection rate exceeded); the detail
+      // tells no more than the delay did (never whether the user name exists).
+      if (delayMs > 0) return { code: result.code, refuse: 'rate', detail: `login failed after ${failures - 1} failed logins from this address; this attempt was held ${delayMs} ms` }
       return result.code
     }
     if (result.identity.via !== 'anonymous') backoff.succeeded(address, username)

@@ -154,9 +154,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
    */
   const watchWills = (step: AuthenticateStep, willRefused: () => number): AuthenticateStep => async (client, username, password) => {
     const before = willRefused()
-    const code = await step(client, username, password)
+    const verdict = await step(client, username, password)
     const will = (client as unknown as { _will?: PublishPacket | null })._will
-    if (enabled && code === 5 && will != null && willRefused() > before) {
+    if (enabled && verdict === 5 && will != null && willRefused() > before) {
       await service.record({
         reason: 'will-denied',
         detail: 'the ACL does not allow this client to publish its will to this topic; the connection was refused (CONNACK 5)',
@@ -165,7 +165,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
         username
       })
     }
-    return code
+    return verdict
   }
 
   const onStoreDrop = (event: DropEvent): void => {

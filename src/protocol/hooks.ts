@@ -17,7 +17,7 @@ import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
-import { sessionExpirySeconds } from './v5/connack.js'
+import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 import { noteRefusedPublish } from './v5/refusals.js'
 import { noteRefusedSubscription } from './v5/suback.js'
@@ -209,6 +209,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     restoreV5Version: v5.restoreVersion,
     noteRefusedPublish,
     noteRefusedSubscription,
+    noteLoginRefusal,
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */

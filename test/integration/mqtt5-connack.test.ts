@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import mqttPacket, { type IConnackPacket, type IConnectPacket } from 'mqtt-packet'
-import { type TestBroker } from '../helpers/broker.js'
+import path from 'node:path'
+import { startTestBroker, type TestBroker } from '../helpers/broker.js'
+import { writePasswordFile } from '../auth/support.js'
 import { brokerPerTest } from './mqtt5-support.js'
-import { connectV5 as v5, endClient, waitFor } from '../helpers/clients.js'
+import { connectClient, connectV5 as v5, endClient, waitFor } from '../helpers/clients.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 
 /** A v5 CONNECT with an empty client id and Clean Start 0, which mqtt-packet will not encode: the flag is cleared by hand. */
@@ -61,5 +63,31 @@ describe('MQTT 5 CONNACK', () => {
     const assigned = connack.properties?.assignedClientIdentifier as string
     await raw.disconnect()
     await waitFor(() => !t.broker.store.hasSession(assigned), 'the session removed at the close')
+  })
+
+  it('answers a login the failed-login backoff held with 0x9F (connection rate exceeded) and why; the right password still gets in', async () => {
+    const file = await writePasswordFile(path.join(t.dataDir, 'passwords'), { alice: 'secret' })
+    const secured = await startTestBroker({ 'auth.passwordFile': file, 'auth.failedLoginDelayMs': 20, 'auth.failedLoginMaxDelayMs': 100 })
+    try {
+      const attempt = async (password: string): Promise<IConnackPacket> => {
+        const raw = await openRaw('tcp', secured, { version: 5 })
+        const connack = await raw.connect({ clientId: 'guess', username: 'alice', password: Buffer.from(password), protocolVersion: 5 })
+        raw.destroy()
+        return connack
+      }
+      const first = await attempt('wrong')
+      expect([first.reasonCode, first.properties]).toEqual([0x86, undefined])
+      const second = await attempt('wrong')
+      expect(second.reasonCode).toBe(0x9F)
+      expect(second.properties?.reasonString).toBe('login failed after 1 failed logins from this address; this attempt was held 20 ms')
+      expect((await attempt('wrong')).properties?.reasonString).toMatch(/after 2 failed logins .* held 40 ms$/)
+      expect((await attempt('secret')).reasonCode).toBe(0)
+      // an MQTT 3.1.1 client gets its 3.1.1 code as before
+      await attempt('wrong')
+      const old = await connectClient(secured.mqttUrl, { clientId: 'guess311', username: 'alice', password: 'wrong' }).then(() => undefined, (err: { code?: number }) => err.code)
+      expect(old).toBe(4)
+    } finally {
+      await secured.close()
+    }
   })
 })

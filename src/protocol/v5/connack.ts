@@ -1,4 +1,6 @@
-import type { V5Connection } from './connection.js'
+import type { Client } from 'aedes'
+import type { LoginRefusal } from '../../hook-chain.js'
+import { v5Of, type V5Connection } from './connection.js'
 
 /** What Culex does today that a v5 CONNACK must tell the client (the broker's settings, read once at start). */
 export interface V5ServerInfo {
@@ -24,6 +26,20 @@ const NEVER_EXPIRES = 0xFFFFFFFF
 
 export function connackReasonCode (returnCode: number): number {
   return REASON_OF_RETURN_CODE[returnCode] ?? UNSPECIFIED_ERROR
+}
+
+/** The CONNACK reason code of each refusal that says more than its MQTT 3.1.1 code (hook-chain.ts LoginRefusal). */
+const LOGIN_REFUSAL_REASON: Readonly<Record<LoginRefusal['refuse'], number>> = {
+  rate: 0x9F,
+  quota: 0x97
+}
+
+/** Told by the authenticate chain about a refusal with a reason: a v5 client's CONNACK carries its code and detail. */
+export function noteLoginRefusal (client: Client, refusal: LoginRefusal): void {
+  const connection = v5Of(client)
+  if (connection === undefined) return
+  connection.refusal = LOGIN_REFUSAL_REASON[refusal.refuse]
+  connection.refusalReason = refusal.detail
 }
 
 /**
@@ -60,7 +76,12 @@ export interface ConnackV5 {
  */
 export function connackV5 (connack: { returnCode?: number, sessionPresent?: boolean }, connection: V5Connection, server: V5ServerInfo): ConnackV5 {
   const returnCode = connack.returnCode ?? 0
-  if (returnCode !== 0) return { cmd: 'connack', reasonCode: connection.refusal ?? connackReasonCode(returnCode), sessionPresent: false }
+  if (returnCode !== 0) {
+    const refused: ConnackV5 = { cmd: 'connack', reasonCode: connection.refusal ?? connackReasonCode(returnCode), sessionPresent: false }
+    // a Reason String on CONNACK is allowed whatever Request Problem Information says [MQTT-3.1.2-29]
+    if (connection.refusalReason !== undefined) refused.properties = { reasonString: connection.refusalReason }
+    return refused
+  }
   const reasonCode = 0
   const { connect, client } = connection
   const properties: Record<string, unknown> = {

@@ -39,6 +39,8 @@ export interface V5Connection {
   serverKeepAlive?: number
   /** A CONNACK reason code of MQTT 5 only that refuses this client, set before its login is decided. */
   refusal?: number
+  /** Why, as the CONNACK's Reason String. */
+  refusalReason?: string
   /** Packet identifier of each refused QoS 1 PUBLISH not acknowledged yet → the PUBACK's reason code and string. */
   refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
   /** The server has told the client why it closes the connection (disconnect.ts): it says so once. */
