@@ -143,6 +143,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       const clientLog = client === null ? log : clientLogger(log, client)
       clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: refusal.drop, detail: refusal.detail }, 'publish dropped')
       protocol.noteRefusedPublish(client, packet, refusal)
+      if (config.deadLetter.onRejectedPublish === 'disconnect') protocol.tellPublishRefused(client, packet, refusal)
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,
@@ -202,7 +203,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.start()
     sessions = await sessionTracking.start()
     delayedWills = await willDelay.start()
-    listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
+    listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, { ...limits.guard, farewell: protocol.sayFrameViolation })
     if (config.admin.enabled) {
       const deps = {
         aedes, store, metrics, version, usernameOf, log: log.child({ component: 'admin' }),

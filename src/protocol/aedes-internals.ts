@@ -58,6 +58,8 @@ export interface ClientInternals extends Client {
   waitForDrain: (callback: () => void) => void
   /** Set once the connection failed; aedes' write() then stops waiting for 'drain'. */
   errored?: boolean
+  /** Set right after CONNACK 0 is written ('connackSent' event, lib/handlers/connect.js). */
+  connackSent: boolean
   broker: BrokerInternals
 }
 

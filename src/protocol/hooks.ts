@@ -1,6 +1,6 @@
-import type { Client, Subscription } from 'aedes'
-import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
-import type { BrokerInternals } from './aedes-internals.js'
+import type { Client, PublishPacket, Subscription } from 'aedes'
+import type { AuthenticateStep, ConnectStep, PublishDrop, PublishStep, SubscribeStep } from '../hook-chain.js'
+import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
@@ -19,10 +19,15 @@ import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
 import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
-import { noteRefusedPublish } from './v5/refusals.js'
+import { noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
 import { noteRefusedSubscription } from './v5/suback.js'
 import { isV5 } from './v5/connection.js'
-import { ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
+import {
+  ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, MALFORMED_PACKET, PACKET_TOO_LARGE, PROTOCOL_ERROR, sendDisconnect, sendDisconnectOnStream,
+  SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER
+} from './v5/disconnect.js'
+import type { FrameViolation } from '../limits/frame-scanner.js'
+import type { Duplex } from 'node:stream'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore, RetainedSource {
@@ -147,9 +152,10 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
           log.warn({ remote: remoteAddress(client), heldBytes, maxBytes: opts.maxPendingBeforeConnackBytes }, 'too much sent before CONNACK, closing connection')
         }
       }))
-      guardPackets(client, (violator, reason) => {
+      guardPackets(client, (violator, reason, kind) => {
         const clientLog = violator.id === null ? log : clientLogger(log, violator)
         clientLog.warn({ reason }, 'protocol violation, closing connection')
+        sendDisconnect(violator, kind === 'malformed' ? MALFORMED_PACKET : PROTOCOL_ERROR, reason)
       })
       guardReads(client, (c, err) => { closeAfterBug(log, c, err, 'read') })
     }
@@ -210,6 +216,19 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     noteRefusedPublish,
     noteRefusedSubscription,
     noteLoginRefusal,
+    /** A connection the frame guard closes (listeners): an MQTT 5 client gets DISCONNECT 0x95 or 0x81 first. */
+    sayFrameViolation: (stream: Duplex, violation: FrameViolation) => {
+      if (violation.kind === 'too-large') sendDisconnectOnStream(stream, PACKET_TOO_LARGE, `a packet of ${violation.declared} bytes, over the ${opts.maxRemainingLength} this server reads`)
+      else sendDisconnectOnStream(stream, MALFORMED_PACKET, 'malformed remaining length')
+    },
+    /**
+     * A publish refused with deadLetter.onRejectedPublish = disconnect: the connection closes unacknowledged, and an
+     * MQTT 5 publisher is told why first, with the code its PUBACK would have had (0x87, 0x90, 0x97, 0x99). A will
+     * has no connection to close.
+     */
+    tellPublishRefused: (client: Client | null, packet: PublishPacket, drop: PublishDrop) => {
+      if (client !== null && internals(client).will !== packet) sendDisconnect(client, publishReasonCode(drop.drop), `${drop.drop}: ${drop.detail}`)
+    },
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */

@@ -4,7 +4,7 @@ import { internals } from '../aedes-internals.js'
 import { tapPackets } from '../packet-tap.js'
 import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
-import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
+import { PROTOCOL_ERROR, sendDisconnect, TOPIC_ALIAS_INVALID } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
 import { noteSubscribe } from './suback.js'
 
@@ -134,14 +134,23 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       return
     }
     case 'publish':
-      if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
+      if (packet.properties?.topicAlias !== undefined) {
+        sendDisconnect(connection.client, TOPIC_ALIAS_INVALID, 'this server accepts no Topic Alias (Topic Alias Maximum 0)')
+        packet.cmd = 'protocol-violation'
+      }
       // aedes 1.2 does not say who published a message; No Local needs it (the delivery router, the queue replay)
       else if (connection.client.id !== null) packet.clientId = connection.client.id
       return
     case 'subscribe':
       noteSubscribe(connection, packet as Parameters<typeof noteSubscribe>[1])
       // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
-      if (packet.properties?.subscriptionIdentifier !== undefined || packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) packet.cmd = 'protocol-violation'
+      if (packet.properties?.subscriptionIdentifier !== undefined) {
+        sendDisconnect(connection.client, PROTOCOL_ERROR, 'this server offers no Subscription Identifiers')
+        packet.cmd = 'protocol-violation'
+      } else if (packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) {
+        sendDisconnect(connection.client, PROTOCOL_ERROR, 'No Local on a shared subscription')
+        packet.cmd = 'protocol-violation'
+      }
       // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
       // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
       // again at the next connection): until the router tells the two apart, every subscription is RAP 0.
