@@ -188,6 +188,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   shared.registerMetrics(metrics)
   retransmit.registerMetrics(metrics)
   lag.registerMetrics(metrics)
+  protocol.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
   const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes]
 

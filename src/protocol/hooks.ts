@@ -18,6 +18,8 @@ import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
 import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
+import { ReasonCodesSent } from './v5/reason-counts.js'
+import type { BrokerMetrics } from '../metrics/index.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 import { noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
 import { noteRefusedSubscription } from './v5/suback.js'
@@ -65,6 +67,7 @@ const MQTT_MAX_REMAINING_LENGTH = 268_435_455
 
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker, store)
+  const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
   const v5 = createV5Connections({
     sessionExpirySeconds: sessionExpirySeconds(opts.sessionExpiryMs),
@@ -72,7 +75,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
     maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
     minKeepaliveSeconds: opts.minKeepaliveSeconds,
-    maxKeepaliveSeconds: opts.maxKeepaliveSeconds
+    maxKeepaliveSeconds: opts.maxKeepaliveSeconds,
+    reasonCodesSent
   })
   const granted = new WeakSet<Subscription>()
 
@@ -228,6 +232,17 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
      */
     tellPublishRefused: (client: Client | null, packet: PublishPacket, drop: PublishDrop) => {
       if (client !== null && internals(client).will !== packet) sendDisconnect(client, publishReasonCode(drop.drop), `${drop.drop}: ${drop.detail}`)
+    },
+    registerMetrics: (metrics: BrokerMetrics) => {
+      metrics.counter({
+        name: 'culex_mqtt5_reason_codes_sent_total',
+        help: 'Reason codes sent to MQTT 5 clients, by packet and code (every code but success: 0x00 and a SUBACK\'s granted QoS).',
+        labelNames: ['packet', 'code'],
+        collect () {
+          this.reset()
+          for (const [packet, code, n] of reasonCodesSent.entries()) this.inc({ packet, code }, n)
+        }
+      })
     },
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },

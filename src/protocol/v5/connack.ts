@@ -1,6 +1,7 @@
 import type { Client } from 'aedes'
 import type { LoginRefusal } from '../../hook-chain.js'
 import { v5Of, type V5Connection } from './connection.js'
+import type { ReasonCodesSent } from './reason-counts.js'
 
 /** What Culex does today that a v5 CONNACK must tell the client (the broker's settings, read once at start). */
 export interface V5ServerInfo {
@@ -13,6 +14,8 @@ export interface V5ServerInfo {
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds: a v5 client outside them is given a keepalive. */
   minKeepaliveSeconds: number
   maxKeepaliveSeconds: number
+  /** The reason codes this broker sent to v5 clients (for /metrics). */
+  reasonCodesSent: ReasonCodesSent
 }
 
 /**

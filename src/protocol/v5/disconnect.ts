@@ -24,6 +24,7 @@ export function sendDisconnect (client: Client, reasonCode: number, reasonString
   const connection = v5Of(client)
   if (connection === undefined || connection.disconnectSent || !internals(client).connackSent || client.closed || !client.conn.writable) return
   connection.disconnectSent = true
+  connection.server.reasonCodesSent.add('disconnect', reasonCode)
   const packet = reasonString === undefined ? { cmd: 'disconnect' as const, reasonCode } : { cmd: 'disconnect' as const, reasonCode, properties: { reasonString } }
   client.conn.write(mqtt.generate(packet, { protocolVersion: 5 }))
 }
