@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { endClient, waitFor } from '../helpers/clients.js'
-import { expectEnvelope, harness, RELAXED_ACL, waitForEnvelopes, type Harness } from './support.js'
+import { expectEnvelope, harnessPerTest, RELAXED_ACL, waitForEnvelopes } from './support.js'
 
 const PROPERTIES = {
   payloadFormatIndicator: true,
@@ -24,15 +24,10 @@ const ENVELOPE_PROPERTIES = {
 
 /** The MQTT 5 properties of a dead letter: in its envelope, in the store across a restart, and on its replay. */
 describe('dead letters of MQTT 5 messages', () => {
-  let h: Harness | undefined
-  afterEach(async () => {
-    for (const c of h?.clients.splice(0) ?? []) await endClient(c, true)
-    await h?.t.close()
-    h = undefined
-  })
+  const start = harnessPerTest()
 
   it('the envelope carries the PUBLISH properties, kept across a restart; the replay publishes them again', async () => {
-    h = await harness({}, { acl: true })
+    const h = await start({}, { acl: true })
     const w = await h.watch()
     const bob = await h.connect({ clientId: 'bob-5', username: 'bob', password: 'b', protocolVersion: 5 })
     await bob.publishAsync('home/lamp', '{"on":true}', { qos: 1, properties: PROPERTIES }).catch(() => undefined)
@@ -60,7 +55,7 @@ describe('dead letters of MQTT 5 messages', () => {
   })
 
   it('a message the store drops (a full session queue) is dead-lettered with its properties', async () => {
-    h = await harness({ 'sessions.maxQueuedMessages': 1, 'sessions.overflowPolicy': 'dropNewest' })
+    const h = await start({ 'sessions.maxQueuedMessages': 1, 'sessions.overflowPolicy': 'dropNewest' })
     const w = await h.watch()
     const away = await h.connect({ clientId: 'away', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } })
     await away.subscribeAsync('q/#', { qos: 1 })

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { expect } from 'vitest'
+import { afterEach, expect } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, waitFor } from '../helpers/clients.js'
 import type { Envelope } from '../../src/dead-letter/service.js'
 import { tempDir, writePasswordFile } from '../auth/support.js'
 
@@ -68,6 +68,20 @@ export async function harness (settings: Record<string, unknown> = {}, opts: { a
     }
   }
   return h
+}
+
+/**
+ * One harness per test: the function returned starts it with the settings given; its clients are ended and its
+ * broker closed after the test.
+ */
+export function harnessPerTest (): (settings?: Record<string, unknown>, opts?: { acl?: boolean }) => Promise<Harness> {
+  let h: Harness | undefined
+  afterEach(async () => {
+    for (const c of h?.clients.splice(0) ?? []) await endClient(c, true)
+    await h?.t.close()
+    h = undefined
+  })
+  return async (settings, opts) => (h = await harness(settings, opts))
 }
 
 /** Checks every field of an envelope against what the test expects; times must be ISO 8601 and recent. */
