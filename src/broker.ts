@@ -94,7 +94,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,
     maxRemainingLength: limits.guard.maxPacketBytes,
     minKeepaliveSeconds: config.limits.minKeepaliveSeconds,
-    maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds
+    maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds,
+    responseTopicPrefix: config.mqtt.responseTopicPrefix
   })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop

@@ -60,6 +60,8 @@ export interface ProtocolOptions {
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
   minKeepaliveSeconds: number
   maxKeepaliveSeconds: number
+  /** mqtt.responseTopicPrefix: MQTT 5 Response Information ('' = none). */
+  responseTopicPrefix: string
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
@@ -76,6 +78,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
     minKeepaliveSeconds: opts.minKeepaliveSeconds,
     maxKeepaliveSeconds: opts.maxKeepaliveSeconds,
+    responseTopicPrefix: opts.responseTopicPrefix,
     reasonCodesSent
   })
   const granted = new WeakSet<Subscription>()

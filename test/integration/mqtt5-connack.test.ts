@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import mqttPacket, { type IConnackPacket, type IConnectPacket } from 'mqtt-packet'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { writePasswordFile } from '../auth/support.js'
@@ -89,5 +90,53 @@ describe('MQTT 5 CONNACK', () => {
     } finally {
       await secured.close()
     }
+  })
+
+  it('gives a client that asks for Response Information the root of its response topics, which works as one with an ACL pattern', async () => {
+    const asking = track(await v5(t.mqttUrl, { clientId: 'requester', properties: { requestResponseInformation: true } }))
+    expect(asking.connack.properties?.responseInformation).toBe('response/requester/')
+    const silent = track(await v5(t.mqttUrl, { clientId: 'quiet' }))
+    expect(silent.connack.properties?.responseInformation).toBeUndefined()
+    const assigned = track(await v5(t.mqttUrl, { clientId: '', properties: { requestResponseInformation: true } }))
+    expect(assigned.connack.properties?.responseInformation).toBe(`response/${assigned.connack.properties?.assignedClientIdentifier as string}/`)
+
+    const passwd = await writePasswordFile(path.join(t.dataDir, 'passwd'), { req: 'r', svc: 's' })
+    const aclFile = path.join(t.dataDir, 'acl.conf')
+    await writeFile(aclFile, 'user svc\ntopic read requests/#\ntopic write response/#\npattern readwrite response/%c/#\nuser req\ntopic write requests/#\n')
+    const secured = await startTestBroker({ 'auth.passwordFile': passwd, 'auth.aclFile': aclFile, 'auth.watchFiles': false })
+    try {
+      const requester = await v5(secured.mqttUrl, { clientId: 'req-1', username: 'req', password: 'r', properties: { requestResponseInformation: true } })
+      const root = requester.connack.properties?.responseInformation as string
+      await requester.subscribeAsync(`${root}#`, { qos: 1 })
+      const service = await v5(secured.mqttUrl, { clientId: 'svc-1', username: 'svc', password: 's' })
+      service.on('message', (_topic, payload, packet) => {
+        void service.publishAsync(packet.properties?.responseTopic as string, `re: ${payload.toString()}`, { qos: 1, properties: { correlationData: packet.properties?.correlationData } })
+      })
+      await service.subscribeAsync('requests/#', { qos: 1 })
+      await requester.publishAsync('requests/time', 'what time is it', { qos: 1, properties: { responseTopic: `${root}time`, correlationData: Buffer.from('42') } })
+      await waitFor(() => requester.received.length === 1, 'the response')
+      expect(requester.received[0].topic).toBe('response/req-1/time')
+      expect(requester.received[0].payload).toBe('re: what time is it')
+      // another client may not read it
+      const other = await v5(secured.mqttUrl, { clientId: 'req-2', username: 'req', password: 'r' })
+      const refused = await other.subscribeAsync('response/req-1/#', { qos: 1 }).then(() => undefined, (err: { packet?: { granted?: number[] } }) => err.packet?.granted)
+      expect(refused).toEqual([0x87])
+      await Promise.all([requester, service, other].map(async c => await endClient(c)))
+    } finally {
+      await secured.close()
+    }
+  })
+
+  it('gives none with mqtt.responseTopicPrefix empty, and refuses a prefix that could not be published to', async () => {
+    const off = await startTestBroker({ 'mqtt.responseTopicPrefix': '' })
+    try {
+      const c = await v5(off.mqttUrl, { clientId: 'asking', properties: { requestResponseInformation: true } })
+      expect(c.connack.properties?.responseInformation).toBeUndefined()
+      await endClient(c)
+    } finally {
+      await off.close()
+    }
+    const refused = await startTestBroker({ 'mqtt.responseTopicPrefix': '$response/' }).then(() => undefined, (err: { details?: string[] }) => err.details)
+    expect(refused).toEqual([expect.stringMatching(/^mqtt.responseTopicPrefix.*not starting with \$/)])
   })
 })

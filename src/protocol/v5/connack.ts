@@ -14,6 +14,8 @@ export interface V5ServerInfo {
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds: a v5 client outside them is given a keepalive. */
   minKeepaliveSeconds: number
   maxKeepaliveSeconds: number
+  /** mqtt.responseTopicPrefix: the Response Information a client that asks is given, before its id; '' = none. */
+  responseTopicPrefix: string
   /** The reason codes this broker sent to v5 clients (for /metrics). */
   reasonCodesSent: ReasonCodesSent
 }
@@ -101,6 +103,8 @@ export function connackV5 (connack: { returnCode?: number, sessionPresent?: bool
   if (server.maximumPacketSize !== undefined) properties.maximumPacketSize = server.maximumPacketSize
   if (connect.assignedClientId && client.id !== null) properties.assignedClientIdentifier = client.id
   if (connection.serverKeepAlive !== undefined) properties.serverKeepAlive = connection.serverKeepAlive
+  // MQTT 5 §4.10: the root of this client's response topics, only when it asked [MQTT-3.1.2-28]
+  if (connect.requestResponseInformation && server.responseTopicPrefix !== '' && client.id !== null) properties.responseInformation = `${server.responseTopicPrefix}${client.id}/`
   return { cmd: 'connack', reasonCode, sessionPresent: connack.sessionPresent === true, properties }
 }
 
