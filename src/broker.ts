@@ -19,6 +19,7 @@ import {
 } from './hook-chain.js'
 import { assertAuthConfig, createAuthHooks, identityOf, type AuthCounters, type ReloadResult } from './auth/hooks.js'
 import { createLimitHooks } from './limits/hooks.js'
+import type { AuthMethods } from './auth/methods.js'
 import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
@@ -33,8 +34,11 @@ export interface Culex {
   readonly admin: AdminServer | undefined
   /** Counts on the wire and from aedes' events; features register their own metrics here. */
   readonly metrics: BrokerMetrics
-  /** Password file and ACL (reload is what SIGHUP does) and what authentication and the limits refused. */
-  readonly security: { reload: () => Promise<ReloadResult>, auth: AuthCounters, limits: LimitCounters }
+  /**
+   * Password file and ACL (reload is what SIGHUP does), what authentication and the limits refused, and the MQTT 5
+   * enhanced authentication methods offered (register one before clients use it; docs/security.md).
+   */
+  readonly security: { reload: () => Promise<ReloadResult>, auth: AuthCounters, limits: LimitCounters, authMethods: AuthMethods }
   /** Stops accepting, disconnects every client, flushes and closes the store. */
   close: () => Promise<void>
 }
@@ -95,7 +99,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     maxRemainingLength: limits.guard.maxPacketBytes,
     minKeepaliveSeconds: config.limits.minKeepaliveSeconds,
     maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds,
-    responseTopicPrefix: config.mqtt.responseTopicPrefix
+    responseTopicPrefix: config.mqtt.responseTopicPrefix,
+    authMethods: auth.methods,
+    authTimeoutMs: config.mqtt.connectTimeoutMs
   })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
@@ -124,6 +130,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   ])
   aedes.authenticate = chainAuthenticate([
     protocol.restoreV5Version,
+    // an MQTT 5 enhanced authentication method's exchange; the login step then takes the client as the method says
+    protocol.authenticateWithMethod,
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
     deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused),
@@ -242,7 +250,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     listeners,
     admin,
     metrics,
-    security: { reload: auth.reload, auth: auth.counters, limits: limits.counters },
+    security: { reload: auth.reload, auth: auth.counters, limits: limits.counters, authMethods: auth.methods },
     close: async () => {
       closing ??= (async () => {
         ready = false

@@ -19,6 +19,8 @@ import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
 import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
 import { ReasonCodesSent } from './v5/reason-counts.js'
+import { authenticateWithMethod } from './v5/enhanced-auth.js'
+import type { AuthMethods } from '../auth/methods.js'
 import type { BrokerMetrics } from '../metrics/index.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 import { noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
@@ -62,6 +64,9 @@ export interface ProtocolOptions {
   maxKeepaliveSeconds: number
   /** mqtt.responseTopicPrefix: MQTT 5 Response Information ('' = none). */
   responseTopicPrefix: string
+  /** MQTT 5 enhanced authentication: the methods offered, and how long each AUTH of a client is waited for. */
+  authMethods: AuthMethods
+  authTimeoutMs: number
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
@@ -79,6 +84,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     minKeepaliveSeconds: opts.minKeepaliveSeconds,
     maxKeepaliveSeconds: opts.maxKeepaliveSeconds,
     responseTopicPrefix: opts.responseTopicPrefix,
+    authMethods: opts.authMethods,
+    authTimeoutMs: opts.authTimeoutMs,
     reasonCodesSent
   })
   const granted = new WeakSet<Subscription>()
@@ -220,6 +227,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     handle,
     acceptV5: v5.acceptV5,
     restoreV5Version: v5.restoreVersion,
+    authenticateWithMethod,
     noteRefusedPublish,
     noteRefusedSubscription,
     noteLoginRefusal,

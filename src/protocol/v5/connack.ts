@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
 import type { LoginRefusal } from '../../hook-chain.js'
+import type { AuthMethods } from '../../auth/methods.js'
 import { v5Of, type V5Connection } from './connection.js'
 import type { ReasonCodesSent } from './reason-counts.js'
 
@@ -16,6 +17,10 @@ export interface V5ServerInfo {
   maxKeepaliveSeconds: number
   /** mqtt.responseTopicPrefix: the Response Information a client that asks is given, before its id; '' = none. */
   responseTopicPrefix: string
+  /** The enhanced authentication methods offered (src/auth/methods.ts). */
+  authMethods: AuthMethods
+  /** How long an enhanced authentication exchange waits for each AUTH of the client (mqtt.connectTimeoutMs). */
+  authTimeoutMs: number
   /** The reason codes this broker sent to v5 clients (for /metrics). */
   reasonCodesSent: ReasonCodesSent
 }
@@ -36,7 +41,8 @@ export function connackReasonCode (returnCode: number): number {
 /** The CONNACK reason code of each refusal that says more than its MQTT 3.1.1 code (hook-chain.ts LoginRefusal). */
 const LOGIN_REFUSAL_REASON: Readonly<Record<LoginRefusal['refuse'], number>> = {
   rate: 0x9F,
-  quota: 0x97
+  quota: 0x97,
+  'not-authorized': 0x87
 }
 
 /** Told by the authenticate chain about a refusal with a reason: a v5 client's CONNACK carries its code and detail. */
@@ -103,6 +109,8 @@ export function connackV5 (connack: { returnCode?: number, sessionPresent?: bool
   if (server.maximumPacketSize !== undefined) properties.maximumPacketSize = server.maximumPacketSize
   if (connect.assignedClientId && client.id !== null) properties.assignedClientIdentifier = client.id
   if (connection.serverKeepAlive !== undefined) properties.serverKeepAlive = connection.serverKeepAlive
+  if (connect.authenticationMethod !== undefined) properties.authenticationMethod = connect.authenticationMethod
+  if (connection.authenticated?.data !== undefined) properties.authenticationData = connection.authenticated.data
   // MQTT 5 §4.10: the root of this client's response topics, only when it asked [MQTT-3.1.2-28]
   if (connect.requestResponseInformation && server.responseTopicPrefix !== '' && client.id !== null) properties.responseInformation = `${server.responseTopicPrefix}${client.id}/`
   return { cmd: 'connack', reasonCode, sessionPresent: connack.sessionPresent === true, properties }

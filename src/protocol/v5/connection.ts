@@ -16,6 +16,7 @@ export interface V5Connect {
   requestProblemInformation: boolean
   userProperties: Record<string, string | string[]> | undefined
   authenticationMethod: string | undefined
+  authenticationData: Buffer | undefined
   /** The client sent an empty identifier and was given one. */
   assignedClientId: boolean
 }
@@ -45,6 +46,10 @@ export interface V5Connection {
   refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
   /** The server has told the client why it closes the connection (disconnect.ts): it says so once. */
   disconnectSent: boolean
+  /** Enhanced authentication (enhanced-auth.ts): whom the method let in, and its data for the CONNACK. */
+  authenticated?: { username: string | undefined, data: Buffer | undefined }
+  /** An exchange waiting for the client's AUTH 0x18: called with its data (undefined: give up). */
+  awaitingAuth?: (answer: { data: Buffer | undefined } | undefined) => void
 }
 
 /**

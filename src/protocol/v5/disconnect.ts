@@ -6,6 +6,7 @@ import { v5Of, v5OfStream } from './connection.js'
 /** DISCONNECT reason codes the server sends (MQTT 5 §3.14.2.1). */
 export const MALFORMED_PACKET = 0x81
 export const PROTOCOL_ERROR = 0x82
+export const NOT_AUTHORIZED = 0x87
 export const SERVER_SHUTTING_DOWN = 0x8B
 export const KEEP_ALIVE_TIMEOUT = 0x8D
 export const SESSION_TAKEN_OVER = 0x8E
