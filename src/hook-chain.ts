@@ -35,11 +35,10 @@ export type ConnectStep = (client: Client, packet: ConnectPacket) => ConnectRefu
 
 /**
  * A refusal that says more than its MQTT 3.1.1 code, for the CONNACK reason code an MQTT 5 client gets
- * (protocol/v5/connack.ts): failed logins too fast (0x9F, Connection rate exceeded), a limit on connections (0x97,
- * Quota exceeded), an enhanced authentication method's refusal (0x87, with its reason). An MQTT 3.1.1 client gets
- * `code`.
+ * (protocol/v5/connack.ts): failed logins too fast (0x9F, Connection rate exceeded), an enhanced authentication
+ * method's refusal (0x87, with its reason). An MQTT 3.1.1 client gets `code`.
  */
-export interface LoginRefusal { code: ConnectRefusal, refuse: 'rate' | 'quota' | 'not-authorized', detail: string }
+export interface LoginRefusal { code: ConnectRefusal, refuse: 'rate' | 'not-authorized', detail: string }
 
 export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | LoginRefusal | undefined | Promise<ConnectRefusal | LoginRefusal | undefined>
 

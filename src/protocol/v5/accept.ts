@@ -124,7 +124,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       if (interval !== undefined) {
         // MQTT 5 §3.14.2.2.2: a session that was to end with the connection cannot be kept by its DISCONNECT
         if (connection.connect.sessionExpiryInterval === 0 && interval > 0) {
-          sendDisconnect(connection.client, PROTOCOL_ERROR)
+          sendDisconnect(connection.client, PROTOCOL_ERROR, 'a Session Expiry Interval on DISCONNECT after a CONNECT with 0')
           packet.cmd = 'protocol-violation'
           return
         }

@@ -41,7 +41,6 @@ export function connackReasonCode (returnCode: number): number {
 /** The CONNACK reason code of each refusal that says more than its MQTT 3.1.1 code (hook-chain.ts LoginRefusal). */
 const LOGIN_REFUSAL_REASON: Readonly<Record<LoginRefusal['refuse'], number>> = {
   rate: 0x9F,
-  quota: 0x97,
   'not-authorized': 0x87
 }
 
