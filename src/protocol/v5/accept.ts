@@ -77,7 +77,10 @@ export function createV5Connections (server: V5ServerInfo) {
     const connection = markV5(client, connect, server, grantedSessionExpiry(connect, server))
     // an enhanced authentication method this broker does not offer (src/auth/methods.ts) is refused once the login
     // steps run; one it offers is run by enhanced-auth.ts
-    if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) connection.refusal = BAD_AUTHENTICATION_METHOD
+    if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) {
+      connection.refusal = BAD_AUTHENTICATION_METHOD
+      connection.refusalReason = `authentication method ${connect.authenticationMethod} is not offered`
+    }
     const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
     if (keepalive !== undefined) {
       // aedes and the connect limits read the keepalive from the packet: they see the one the server gives
