@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { IAuthPacket, IConnackPacket, IDisconnectPacket, ISubackPacket } from 'mqtt-packet'
+import type { IAuthPacket, IConnackPacket, IDisconnectPacket, IPublishPacket, ISubackPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 import { transports } from '../helpers/clients.js'
@@ -56,11 +56,16 @@ describe.each(transports)('MQTT 5 enhanced authentication over %s', (transport) 
 
   it('lets a client in through the exchange (CONNECT, AUTH 0x18 both ways, CONNACK with the final data) as the user the method names', async () => {
     const b = await start()
+    const watcher = await connectedAsAlice(b, 'watcher')
+    watcher.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'alice/#', qos: 0, nl: false, rap: false, rh: 0 }] })
+    await watcher.next('suback')
     const raw = await open(b)
     sendConnect(raw, 'enhanced', METHOD, 'alice')
     const challenge = await raw.next<IAuthPacket>('auth')
     expect([challenge.reasonCode, challenge.properties?.authenticationMethod]).toEqual([0x18, METHOD])
     answer(raw, 0x18, challengeResponse(KEYS.alice, challenge.properties?.authenticationData as Buffer))
+    // sent before CONNACK: held, then handled as alice's once she is in
+    raw.send({ cmd: 'publish', topic: 'alice/early', payload: Buffer.from('pipelined'), qos: 0, dup: false, retain: false })
     const connack = await raw.next<IConnackPacket>('connack')
     expect(connack.reasonCode).toBe(0)
     expect(connack.properties?.authenticationMethod).toBe(METHOD)
@@ -69,6 +74,8 @@ describe.each(transports)('MQTT 5 enhanced authentication over %s', (transport) 
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'alice/in', qos: 1, nl: false, rap: false, rh: 0 }, { topic: 'bob/in', qos: 1, nl: false, rap: false, rh: 0 }] })
     expect((await raw.next<ISubackPacket>('suback')).granted).toEqual([1, 0x87])
     expect(b.logs.some(l => l.msg === 'client connected' && l.clientId === 'enhanced' && l.username === 'alice')).toBe(true)
+    const early = await watcher.next<IPublishPacket>('publish')
+    expect([early.topic, early.payload.toString()]).toEqual(['alice/early', 'pipelined'])
   })
 
   it('refuses a wrong answer with CONNACK 0x87 and the reason, with a PUBLISH pipelined behind the CONNECT held meanwhile', async () => {
