@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { ISubackPacket, IUnsubackPacket } from 'mqtt-packet'
+import mqttPacket, { type ISubackPacket, type IUnsubackPacket } from 'mqtt-packet'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
@@ -76,6 +76,29 @@ describe('MQTT 5 SUBACK and UNSUBACK reason codes', () => {
     await raw.next('suback')
     raw.send({ cmd: 'unsubscribe', messageId: 7, unsubscriptions: ['u/a', 'u/never'] })
     expect((await raw.next<IUnsubackPacket>('unsuback')).granted).toEqual([0x00, 0x11])
+    raw.destroy()
+  })
+
+  it('answers a SUBSCRIBE or UNSUBSCRIBE reusing the identifier of one not answered yet with 0x91 for each filter, and does not handle it', async () => {
+    const raw = await openRaw('tcp', t, { version: 5 })
+    await raw.connect({ clientId: 'reuse', protocolVersion: 5 })
+    // one write: the second SUBSCRIBE is read while the first is being authorized
+    raw.sendRaw(Buffer.concat([
+      mqttPacket.generate({ cmd: 'subscribe', messageId: 9, subscriptions: [sub('first/a')] }, { protocolVersion: 5 }),
+      mqttPacket.generate({ cmd: 'subscribe', messageId: 9, subscriptions: [sub('second/a'), sub('second/b')] }, { protocolVersion: 5 })
+    ]))
+    const acks = [await raw.next<ISubackPacket>('suback'), await raw.next<ISubackPacket>('suback')]
+    expect(acks.map(a => a.granted).sort((x, y) => x.length - y.length)).toEqual([[1], [0x91, 0x91]])
+    expect(acks.find(a => a.granted.length === 2)?.properties?.reasonString).toBe('packet identifier 9 is in use by a SUBSCRIBE not answered yet')
+    raw.sendRaw(Buffer.concat([
+      mqttPacket.generate({ cmd: 'unsubscribe', messageId: 10, unsubscriptions: ['first/a'] }, { protocolVersion: 5 }),
+      mqttPacket.generate({ cmd: 'unsubscribe', messageId: 10, unsubscriptions: ['first/a'] }, { protocolVersion: 5 })
+    ]))
+    const unacks = [await raw.next<IUnsubackPacket>('unsuback'), await raw.next<IUnsubackPacket>('unsuback')]
+    expect(unacks.map(a => a.granted).sort()).toEqual([[0x00], [0x91]])
+    // only the first SUBSCRIBE was handled
+    const held = (t.broker.aedes as unknown as { clients: Record<string, { subscriptions: Record<string, unknown> }> }).clients.reuse.subscriptions
+    expect(Object.keys(held)).toEqual([])
     raw.destroy()
   })
 })

@@ -6,7 +6,7 @@ import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo 
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
 import { PROTOCOL_ERROR, sendDisconnect, TOPIC_ALIAS_INVALID } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
-import { noteSubscribe } from './suback.js'
+import { answerIdentifierInUse, noteSubscribe } from './suback.js'
 import { screenAuth, type AuthPacket } from './enhanced-auth.js'
 
 const NORMAL_DISCONNECTION = 0x00
@@ -137,6 +137,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       return
     }
     case 'unsubscribe': {
+      if (answerIdentifierInUse(connection, packet)) return
       // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
       const subscriptions = internals(connection.client).subscriptions
       const codes = (packet.unsubscriptions ?? []).map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
@@ -152,6 +153,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       else if (connection.client.id !== null) packet.clientId = connection.client.id
       return
     case 'subscribe':
+      if (answerIdentifierInUse(connection, packet)) return
       noteSubscribe(connection, packet as Parameters<typeof noteSubscribe>[1])
       // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
       if (packet.properties?.subscriptionIdentifier !== undefined) {

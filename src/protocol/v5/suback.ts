@@ -1,4 +1,6 @@
+import mqtt from 'mqtt-packet'
 import type { Client, Subscription } from 'aedes'
+import { CONSUMED } from '../packet-tap.js'
 import type { SubscribeRefusal, SubscribeRefusalReason } from '../../hook-chain.js'
 import { v5Of, type V5Connection } from './connection.js'
 
@@ -27,6 +29,29 @@ export function noteRefusedSubscription (client: Client, sub: Subscription, refu
 /** The SUBSCRIBE a v5 client sent, kept until its SUBACK (accept.ts screens it before aedes handles it). */
 export function noteSubscribe (connection: V5Connection, packet: { messageId?: number, subscriptions?: Subscription[] }): void {
   if (packet.messageId !== undefined) connection.subscribes.set(packet.messageId, packet)
+}
+
+const PACKET_IDENTIFIER_IN_USE = 0x91
+
+interface SubscribeOrUnsubscribe { cmd: string, messageId?: number, subscriptions?: unknown[], unsubscriptions?: unknown[] }
+
+/**
+ * A SUBSCRIBE or UNSUBSCRIBE whose packet identifier is that of one not answered yet (a client reusing an identifier
+ * in use, [MQTT-2.2.1-3]) is answered at once with 0x91 (Packet Identifier in use) for each of its filters and not
+ * handled: aedes would answer both, and the two answers could not be told apart. Returns whether it was so answered.
+ */
+export function answerIdentifierInUse (connection: V5Connection, packet: SubscribeOrUnsubscribe): boolean {
+  const id = packet.messageId
+  const subscribe = packet.cmd === 'subscribe'
+  if (id === undefined || !(subscribe ? connection.subscribes.has(id) : connection.unsubscribes.has(id))) return false
+  const filters = (subscribe ? packet.subscriptions : packet.unsubscriptions)?.length ?? 0
+  const ack: { cmd: 'suback' | 'unsuback', messageId: number, granted: number[], properties?: { reasonString: string } } =
+    { cmd: subscribe ? 'suback' : 'unsuback', messageId: id, granted: new Array<number>(filters).fill(PACKET_IDENTIFIER_IN_USE) }
+  if (connection.connect.requestProblemInformation) ack.properties = { reasonString: `packet identifier ${id} is in use by a ${packet.cmd.toUpperCase()} not answered yet` }
+  connection.server.reasonCodesSent.count(ack)
+  connection.client.conn.write(mqtt.generate(ack as Parameters<typeof mqtt.generate>[0], { protocolVersion: 5 }))
+  packet.cmd = CONSUMED
+  return true
 }
 
 /**
