@@ -90,7 +90,8 @@ export function chainAuthenticate (steps: readonly AuthenticateStep[], onRefused
         if (verdict === undefined) return cb(null, true)
         if (typeof verdict === 'number') return cb(refusal(verdict, 'authentication failed'), false)
         onRefused(client, verdict)
-        cb(refusal(verdict.code, 'authentication failed'), false)
+        // the detail reaches the log line aedes' error event gives
+        cb(refusal(verdict.code, `authentication failed: ${verdict.detail}`), false)
       },
       err => cb(Object.assign(err as Error, { returnCode: 3 }) as AuthenticateError, false))
   }

@@ -88,6 +88,8 @@ describe.each(transports)('MQTT 5 enhanced authentication over %s', (transport) 
     const connack = await raw.next<IConnackPacket>('connack')
     expect([connack.reasonCode, connack.properties?.reasonString]).toEqual([0x87, 'wrong answer to the challenge'])
     expect(await raw.waitClosed(5000)).toBe(true)
+    // the operator sees why in the log
+    expect(b.logs.some(l => l.clientId === 'guesser' && l.err === 'authentication failed: wrong answer to the challenge')).toBe(true)
   })
 
   it('refuses with 0x87 when the client does not answer within mqtt.connectTimeoutMs, and 0x8C for a method not offered', async () => {
