@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { IAuthPacket, IConnackPacket, IDisconnectPacket, IPublishPacket, ISubackPacket } from 'mqtt-packet'
+import mqttPacket, { type IAuthPacket, type IConnackPacket, type IDisconnectPacket, type IPublishPacket, type ISubackPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 import { transports } from '../helpers/clients.js'
@@ -132,6 +132,13 @@ describe.each(transports)('MQTT 5 enhanced authentication over %s', (transport) 
     answer(raw, 0x19, Buffer.from('alice'), 'OTHER')
     expect((await raw.next<IDisconnectPacket>('disconnect')).reasonCode).toBe(0x82)
     expect(await raw.waitClosed(5000)).toBe(true)
+
+    // a second AUTH 0x19 while one is under way is out of turn
+    const twice = await connectedAsAlice(b, 'twice')
+    const reauth = mqttPacket.generate({ cmd: 'auth', reasonCode: 0x19, properties: { authenticationMethod: METHOD, authenticationData: Buffer.from('alice') } }, { protocolVersion: 5 })
+    twice.sendRaw(Buffer.concat([reauth, reauth]))
+    expect((await twice.next<IDisconnectPacket>('disconnect')).reasonCode).toBe(0x82)
+    expect(await twice.waitClosed(5000)).toBe(true)
 
     const plain = await open(b)
     expect((await plain.connect({ clientId: 'plain', protocolVersion: 5 })).reasonCode).toBe(0)

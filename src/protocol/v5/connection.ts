@@ -48,6 +48,8 @@ export interface V5Connection {
   disconnectSent: boolean
   /** Enhanced authentication (enhanced-auth.ts): whom the method let in, and its data for the CONNACK. */
   authenticated?: { username: string | undefined, data: Buffer | undefined }
+  /** A re-authentication (AUTH 0x19) is under way: another one is out of turn. */
+  reauthenticating?: boolean
   /** An exchange waiting for the client's AUTH 0x18: called with its data (undefined: give up). */
   awaitingAuth?: (answer: { data: Buffer | undefined } | undefined) => void
 }

@@ -56,14 +56,16 @@ export function screenAuth (connection: V5Connection, packet: AuthPacket): void 
     return
   }
   const methodImpl = connection.server.authMethods.get(method)
-  if (reason !== REAUTHENTICATE || connection.awaitingAuth !== undefined || connection.authenticated === undefined || methodImpl === undefined || client.id === null) {
+  if (reason !== REAUTHENTICATE || connection.reauthenticating || connection.authenticated === undefined || methodImpl === undefined || client.id === null) {
     protocolError(connection, packet, 'AUTH out of turn')
     return
   }
   packet.cmd = CONSUMED
   const before = connection.authenticated
   const exchange = methodImpl.start({ clientId: client.id, username: before.username, reauthentication: true })
+  connection.reauthenticating = true
   void run(connection, exchange, data, false).then(result => {
+    connection.reauthenticating = false
     if (client.closed) return
     if (result.outcome === 'success' && result.username === before.username) {
       writeAuth(connection, SUCCESS, result.data)
