@@ -155,11 +155,11 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
     case 'subscribe':
       if (answerIdentifierInUse(connection, packet)) return
       noteSubscribe(connection, packet as Parameters<typeof noteSubscribe>[1])
-      // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
       if (packet.properties?.subscriptionIdentifier !== undefined) {
         sendDisconnect(connection.client, PROTOCOL_ERROR, 'this server offers no Subscription Identifiers')
         packet.cmd = 'protocol-violation'
       } else if (packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) {
+        // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
         sendDisconnect(connection.client, PROTOCOL_ERROR, 'No Local on a shared subscription')
         packet.cmd = 'protocol-violation'
       }
