@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { endClient, waitFor } from '../helpers/clients.js'
 import { expectEnvelope, harnessPerTest, RELAXED_ACL, waitForEnvelopes } from './support.js'
+import { tryConnect } from '../auth/support.js'
 
 const PROPERTIES = {
   payloadFormatIndicator: true,
@@ -67,5 +68,18 @@ describe('dead letters of MQTT 5 messages', () => {
     const [{ topic, envelope }] = w.envelopes()
     expect(topic).toBe('$DLQ/queue-full/q/2')
     expect(envelope.properties).toEqual({ contentType: 'text/plain', userProperties: [['k', 'v']] })
+  })
+
+  it('a will the ACL refuses (CONNACK 0x87) is dead-lettered with its properties', async () => {
+    const h = await start({}, { acl: true })
+    const w = await h.watch()
+    const refused = await tryConnect(h.t.mqttUrl, {
+      clientId: 'bob-will-5', username: 'bob', password: 'b', protocolVersion: 5,
+      will: { topic: 'home/bob/status', payload: Buffer.from('gone'), qos: 1, retain: false, properties: { contentType: 'text/plain', userProperties: { why: 'lost' } } }
+    })
+    expect(refused.result).toBe(0x87)
+    await waitForEnvelopes(w, 1, 'the will-denied envelope')
+    const [{ envelope }] = w.envelopes()
+    expect([envelope.reason, envelope.properties]).toEqual(['will-denied', { contentType: 'text/plain', userProperties: [['why', 'lost']] }])
   })
 })
