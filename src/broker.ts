@@ -19,6 +19,7 @@ import {
 } from './hook-chain.js'
 import { assertAuthConfig, createAuthHooks, identityOf, type AuthCounters, type ReloadResult } from './auth/hooks.js'
 import { createLimitHooks } from './limits/hooks.js'
+import type { AuthMethods } from './auth/methods.js'
 import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
@@ -33,8 +34,11 @@ export interface Culex {
   readonly admin: AdminServer | undefined
   /** Counts on the wire and from aedes' events; features register their own metrics here. */
   readonly metrics: BrokerMetrics
-  /** Password file and ACL (reload is what SIGHUP does) and what authentication and the limits refused. */
-  readonly security: { reload: () => Promise<ReloadResult>, auth: AuthCounters, limits: LimitCounters }
+  /**
+   * Password file and ACL (reload is what SIGHUP does), what authentication and the limits refused, and the MQTT 5
+   * enhanced authentication methods offered (register one before clients use it; docs/security.md).
+   */
+  readonly security: { reload: () => Promise<ReloadResult>, auth: AuthCounters, limits: LimitCounters, authMethods: AuthMethods }
   /** Stops accepting, disconnects every client, flushes and closes the store. */
   close: () => Promise<void>
 }
@@ -94,7 +98,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,
     maxRemainingLength: limits.guard.maxPacketBytes,
     minKeepaliveSeconds: config.limits.minKeepaliveSeconds,
-    maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds
+    maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds,
+    responseTopicPrefix: config.mqtt.responseTopicPrefix,
+    authMethods: auth.methods,
+    authTimeoutMs: config.mqtt.connectTimeoutMs
   })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
@@ -123,12 +130,14 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   ])
   aedes.authenticate = chainAuthenticate([
     protocol.restoreV5Version,
+    // an MQTT 5 enhanced authentication method's exchange; the login step then takes the client as the method says
+    protocol.authenticateWithMethod,
     protocol.refuseEmptyPersistentId,
     limits.checkConnect,
     deadLetter.watchWills(auth.authenticate, () => auth.counters.willRefused),
     // last: only a client let in may end the session its id had (MQTT 5 Clean Start 1)
     sessionTracking.startNewSession
-  ])
+  ], protocol.noteLoginRefusal)
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [
       deadLetter.noteWill,
@@ -143,6 +152,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       const clientLog = client === null ? log : clientLogger(log, client)
       clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: refusal.drop, detail: refusal.detail }, 'publish dropped')
       protocol.noteRefusedPublish(client, packet, refusal)
+      if (config.deadLetter.onRejectedPublish === 'disconnect') protocol.tellPublishRefused(client, packet, refusal)
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
     commit: protocol.gate.commit,
@@ -157,7 +167,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     limits.countSubscriptions,
     offlineQos0.noteConnection,
     shared.noteSubscriber
-  ], protocol.recordGranted)
+  ], protocol.recordGranted, protocol.noteRefusedSubscription)
   aedes.authorizeForward = chainAuthorizeForward([
     auth.authorizeForward
   ])
@@ -187,6 +197,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   shared.registerMetrics(metrics)
   retransmit.registerMetrics(metrics)
   lag.registerMetrics(metrics)
+  protocol.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
   const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes]
 
@@ -202,7 +213,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.start()
     sessions = await sessionTracking.start()
     delayedWills = await willDelay.start()
-    listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
+    listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, { ...limits.guard, farewell: protocol.sayFrameViolation })
     if (config.admin.enabled) {
       const deps = {
         aedes, store, metrics, version, usernameOf, log: log.child({ component: 'admin' }),
@@ -239,7 +250,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     listeners,
     admin,
     metrics,
-    security: { reload: auth.reload, auth: auth.counters, limits: limits.counters },
+    security: { reload: auth.reload, auth: auth.counters, limits: limits.counters, authMethods: auth.methods },
     close: async () => {
       closing ??= (async () => {
         ready = false

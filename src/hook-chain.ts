@@ -13,8 +13,19 @@ export interface PublishDrop { drop: DropReason, detail: string }
 /** Returns a drop to refuse the publish (the publisher is still acknowledged), nothing to let it through. */
 export type PublishStep = (client: Client | null, packet: PublishPacket) => PublishDrop | undefined | Promise<PublishDrop | undefined>
 
-/** Returns false to refuse one subscription (SUBACK 0x80 for it alone). */
-export type SubscribeStep = (client: Client, sub: Subscription) => boolean | Promise<boolean>
+/**
+ * Why a subscription was refused, for the SUBACK reason code an MQTT 5 client gets (protocol/v5/suback.ts): the ACL
+ * (0x87), a filter this broker does not take (0x8F), a limit on subscriptions (0x97).
+ */
+export type SubscribeRefusalReason = 'unauthorized' | 'filter-invalid' | 'quota'
+
+export interface SubscribeRefusal { refuse: SubscribeRefusalReason, detail: string }
+
+/**
+ * Returns true to let one subscription through, a refusal (or false: no reason to tell) to refuse it: SUBACK 0x80
+ * for it alone, or for an MQTT 5 client the refusal's reason code.
+ */
+export type SubscribeStep = (client: Client, sub: Subscription) => boolean | SubscribeRefusal | Promise<boolean | SubscribeRefusal>
 
 /** CONNACK return codes of MQTT 3.1.1 a step may refuse with. */
 export type ConnectRefusal = 2 | 3 | 4 | 5
@@ -22,7 +33,14 @@ export type ConnectRefusal = 2 | 3 | 4 | 5
 /** Returns a CONNACK code to refuse the connection, nothing to accept it. */
 export type ConnectStep = (client: Client, packet: ConnectPacket) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
 
-export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | undefined | Promise<ConnectRefusal | undefined>
+/**
+ * A refusal that says more than its MQTT 3.1.1 code, for the CONNACK reason code an MQTT 5 client gets
+ * (protocol/v5/connack.ts): failed logins too fast (0x9F, Connection rate exceeded), an enhanced authentication
+ * method's refusal (0x87, with its reason). An MQTT 3.1.1 client gets `code`.
+ */
+export interface LoginRefusal { code: ConnectRefusal, refuse: 'rate' | 'not-authorized', detail: string }
+
+export type AuthenticateStep = (client: Client, username: string | undefined, password: Buffer | undefined) => ConnectRefusal | LoginRefusal | undefined | Promise<ConnectRefusal | LoginRefusal | undefined>
 
 /**
  * Returns false to withhold one message from one subscriber (live, retained or from its offline queue). Synchronous:
@@ -65,10 +83,16 @@ export function chainPreConnect (steps: readonly ConnectStep[]) {
   }
 }
 
-export function chainAuthenticate (steps: readonly AuthenticateStep[]) {
+export function chainAuthenticate (steps: readonly AuthenticateStep[], onRefused: (client: Client, refusal: LoginRefusal) => void = () => {}) {
   return (client: Client, username: string | undefined, password: Buffer | undefined, cb: (error: AuthenticateError | null, ok: boolean | null) => void): void => {
     verdictOf(steps, client, username, password).then(
-      code => code === undefined ? cb(null, true) : cb(refusal(code, 'authentication failed'), false),
+      verdict => {
+        if (verdict === undefined) return cb(null, true)
+        if (typeof verdict === 'number') return cb(refusal(verdict, 'authentication failed'), false)
+        onRefused(client, verdict)
+        // the detail reaches the log line aedes' error event gives
+        cb(refusal(verdict.code, `authentication failed: ${verdict.detail}`), false)
+      },
       err => cb(Object.assign(err as Error, { returnCode: 3 }) as AuthenticateError, false))
   }
 }
@@ -147,15 +171,19 @@ export function chainAuthorizePublish (chain: PublishChain) {
   }
 }
 
-export function chainAuthorizeSubscribe (steps: readonly SubscribeStep[], onGranted: (sub: Subscription) => void) {
+export function chainAuthorizeSubscribe (steps: readonly SubscribeStep[], onGranted: (sub: Subscription) => void, onRefused: (client: Client, sub: Subscription, refusal: SubscribeRefusal) => void = () => {}) {
   return (client: Client, sub: Subscription, cb: Callback<Subscription | null>): void => {
     (async () => {
       for (const step of steps) {
-        if (!await step(client, sub)) return false
+        const verdict = await step(client, sub)
+        if (verdict !== true) return verdict
       }
       return true
-    })().then(granted => {
-      if (!granted) return cb(null, null)
+    })().then(verdict => {
+      if (verdict !== true) {
+        if (verdict !== false) onRefused(client, sub, verdict)
+        return cb(null, null)
+      }
       onGranted(sub)
       // The same object goes back: aedes stores the original for persistent sessions, and a copy would
       // desynchronise the live and the stored subscription.

@@ -10,7 +10,8 @@ import { verifyNothing, verifyPassword } from './password-hash.js'
 export interface Identity {
   /** The user name the ACL knows the client by; undefined for an anonymous client. */
   readonly username: string | undefined
-  readonly via: 'password' | 'certificate' | 'anonymous'
+  /** method: an MQTT 5 enhanced authentication method (methods.ts). */
+  readonly via: 'password' | 'certificate' | 'anonymous' | 'method'
   /** The password file hash the client logged in with; reloads end the connection when it changes. */
   readonly hash?: string
 }

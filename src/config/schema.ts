@@ -76,6 +76,7 @@ export const schema = {
     maxPendingBeforeConnackBytes: int(2_097_152, 'Bytes of packets sent after CONNECT without waiting for CONNACK that are held, unhandled, until the login has succeeded: they are then handled in order, and dropped if the login is refused. Only packets read together with CONNECT are held (the rest stays unread until CONNACK); past this the connection is closed.', { min: 1 }),
     maxInflightInboundMessages: int(1000, 'QoS 2 messages one client may have awaiting PUBREL; a client over it is disconnected. 0 = unlimited.'),
     maxTopicLevels: int(100, 'Topic levels allowed in a topic or filter (the matcher cannot handle more than 100).', { min: 1, max: 100 }),
+    responseTopicPrefix: str('response/', 'MQTT 5 Response Information: a client that asks for it (Request Response Information 1) is told this prefix followed by its client id and "/" as the root of its response topics (docs/protocol.md); empty = never told. With an ACL, a pattern rule such as `pattern readwrite response/%c/#` gives each client its own.', { pattern: /^[^$+#\u0000][^+#\u0000]*$/, patternDoc: 'a topic prefix without wildcards, not starting with $' }),
     retryIntervalMs: int(0, 'Resend a QoS 1/2 PUBLISH (DUP set, same packet id) or a PUBREL that a connected client has not acknowledged within this time, and again at this interval until it does or disconnects (docs/protocol.md). 0 = off: only a persistent session that reconnects gets them again.', { min: 100, orZero: true })
   },
   // Authentication and authorization (src/auth, docs/security.md).

@@ -5,6 +5,7 @@ import type { AuthenticateStep, PublishDrop, PublishStep } from '../hook-chain.j
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { isReservedTopic } from '../protocol/topic.js'
+import { forwardedProperties } from '../protocol/v5/outgoing.js'
 import type { DropEvent, LevelStore } from '../store/index.js'
 import type { StoredDeadLetter } from '../store/dead-letters.js'
 import { payloadChecker } from './payload-rules.js'
@@ -57,7 +58,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   const payloadProblem = payloadChecker(settings.payloadRules)
 
   const publish = (packet: DeadLetterPacket, done: (err?: Error) => void): void => {
-    aedes.publish({ cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos as 0 | 1 | 2, retain: packet.retain === true, dup: false } as PublishPacket, done)
+    const out = { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos as 0 | 1 | 2, retain: packet.retain === true, dup: false } as PublishPacket & { properties?: unknown }
+    if (packet.properties !== undefined) out.properties = packet.properties
+    aedes.publish(out, done)
   }
 
   /** Any live subscription (clients, shared groups) or offline persistent session matching `topic`. */
@@ -154,9 +157,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
    */
   const watchWills = (step: AuthenticateStep, willRefused: () => number): AuthenticateStep => async (client, username, password) => {
     const before = willRefused()
-    const code = await step(client, username, password)
+    const verdict = await step(client, username, password)
     const will = (client as unknown as { _will?: PublishPacket | null })._will
-    if (enabled && code === 5 && will != null && willRefused() > before) {
+    if (enabled && verdict === 5 && will != null && willRefused() > before) {
       await service.record({
         reason: 'will-denied',
         detail: 'the ACL does not allow this client to publish its will to this topic; the connection was refused (CONNACK 5)',
@@ -165,12 +168,12 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
         username
       })
     }
-    return code
+    return verdict
   }
 
   const onStoreDrop = (event: DropEvent): void => {
     if (!enabled) return
-    void service.record({ reason: event.reason, detail: storeDetail[event.reason], packet: { ...event.packet }, target: event.clientId })
+    void service.record({ reason: event.reason, detail: storeDetail[event.reason], packet: toPacket(event.packet), target: event.clientId })
   }
 
   /** A clean session's QoS 1/2 copies lost when it was disconnected as a slow consumer (src/limits). */
@@ -214,8 +217,11 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   }
 }
 
-function toPacket (packet: { topic: string, payload?: unknown, qos?: number, retain?: boolean }): DeadLetterPacket {
+function toPacket (packet: { topic: string, payload?: unknown, qos?: number, retain?: boolean, properties?: unknown }): DeadLetterPacket {
   const p = packet.payload
   const payload = Buffer.isBuffer(p) ? p : p instanceof Uint8Array ? Buffer.from(p) : Buffer.from(typeof p === 'string' ? p : '')
-  return { topic: packet.topic, payload, qos: packet.qos ?? 0, retain: packet.retain === true }
+  const out: DeadLetterPacket = { topic: packet.topic, payload, qos: packet.qos ?? 0, retain: packet.retain === true }
+  const properties = forwardedProperties(packet.properties)
+  if (properties !== undefined) out.properties = properties
+  return out
 }

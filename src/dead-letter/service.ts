@@ -2,6 +2,7 @@ import type { Logger } from '../log/logger.js'
 import type { DeadLetterStore, StoredDeadLetter } from '../store/dead-letters.js'
 import { matchesFilters, type Filters } from './filters.js'
 import { RateLimit } from './rate.js'
+import { envelopeProperties, type EnvelopeProperties } from './envelope-properties.js'
 
 /** Why a message became a dead letter (docs/dead-letter.md). */
 export const REASONS = [
@@ -17,6 +18,8 @@ export interface DeadLetterPacket {
   payload: Buffer
   qos: number
   retain?: boolean
+  /** The MQTT 5 PUBLISH properties that travel with the message (protocol/v5/outgoing.ts forwardedProperties). */
+  properties?: Record<string, unknown>
 }
 
 export interface DeadLetterInput {
@@ -53,6 +56,8 @@ export interface Envelope {
   firstRejectedAt: string
   rejectedAt: string
   brokerId: string | null
+  /** The message's MQTT 5 properties (envelope-properties.ts); null when it had none. */
+  properties: EnvelopeProperties | null
 }
 
 export interface ReplayResult {
@@ -113,7 +118,8 @@ export function toEnvelope (entry: StoredDeadLetter, payload: Buffer): Envelope 
     attemptTimes: (entry.attemptTimes ?? []).map(t => new Date(t).toISOString()),
     firstRejectedAt: new Date(entry.firstRejectedAt).toISOString(),
     rejectedAt: new Date(entry.rejectedAt).toISOString(),
-    brokerId: entry.brokerId ?? null
+    brokerId: entry.brokerId ?? null,
+    properties: envelopeProperties(entry.properties)
   }
 }
 
@@ -167,6 +173,7 @@ export class DeadLetters {
         firstRejectedAt: now,
         rejectedAt: now,
         brokerId: this.#p.brokerId(),
+        properties: packet.properties,
         payload: packet.payload
       }, now)
     } catch (err) {
@@ -217,7 +224,8 @@ export class DeadLetters {
     if (entry === undefined) return undefined
     const payload = await this.#p.store.payload(id)
     if (payload === undefined) return undefined
-    const packet: DeadLetterPacket = { topic: entry.topic, payload, qos: entry.qos, retain: entry.retain }
+    // a replay is a new publish: it carries the properties as they were, a Message Expiry Interval counting anew
+    const packet: DeadLetterPacket = { topic: entry.topic, payload, qos: entry.qos, retain: entry.retain, properties: entry.properties }
     let verdict: { reason: DeadLetterReason, detail: string } | undefined
     try {
       verdict = await this.#p.recheck(entry, packet)

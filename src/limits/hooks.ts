@@ -239,7 +239,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     if (bytes <= limits.maxTopicLength) return true
     counters.subscriptionsRefused++
     warnClient(client, 'filter', { limit: 'limits.maxTopicLength', bytes }, 'subscription refused over limit')
-    return false
+    return { refuse: 'filter-invalid', detail: `limits.maxTopicLength: filter is ${bytes} bytes, over ${limits.maxTopicLength}` }
   }
 
   const countSubscriptions: SubscribeStep = (client, sub) => {
@@ -261,7 +261,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     }
     counters.subscriptionsRefused++
     warnClient(client, 'subscriptions', { limit: 'limits.maxSubscriptionsPerClient', topic: sub.topic, held }, 'subscription refused over limit')
-    return false
+    return { refuse: 'quota', detail: `limits.maxSubscriptionsPerClient: ${held} subscriptions held, the limit is ${limits.maxSubscriptionsPerClient}` }
   }
 
   return {

@@ -26,6 +26,9 @@ export function prepareStream (guard: ConnectionGuard | undefined, stream: Duple
   tagConnection(stream, info)
   batchWrites(stream)
   if (guard !== undefined && guard.maxPacketBytes > 0) {
-    guardFrames(stream, guard.maxPacketBytes, v => guard.refused(info.listener, info.remoteAddress, v))
+    guardFrames(stream, guard.maxPacketBytes, v => {
+      guard.refused(info.listener, info.remoteAddress, v)
+      guard.farewell?.(stream, v)
+    })
   }
 }

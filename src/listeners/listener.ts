@@ -32,6 +32,8 @@ export interface ConnectionGuard {
   maxPacketBytes: number
   /** Told about each connection closed for an oversized or malformed packet header. */
   refused: (listener: ListenerName, remote: string | undefined, violation: FrameViolation) => void
+  /** Tells the client on this stream why it is closed for that header, just before (an MQTT 5 DISCONNECT). */
+  farewell?: (stream: Duplex, violation: FrameViolation) => void
   /** Told about an error of a listening server after it bound (accept failures such as EMFILE); it keeps listening. */
   acceptFailed: (listener: ListenerName, err: NodeJS.ErrnoException) => void
   /** TLS handshakes and WebSocket upgrades must finish within this (mqtt.connectTimeoutMs). */

@@ -8,16 +8,19 @@ const authRefusals: Record<number, string> = {
 }
 
 /**
- * Feeds the connection counts from aedes' events: accepted connections ('client'), refusals with their CONNACK
- * code ('connackSent'), and connections that closed before any CONNACK ('connectionError').
+ * Feeds the connection counts from aedes' events: accepted connections ('client', with the clients connected by
+ * protocol level until 'clientDisconnect'; aedes emits one for each), refusals with their CONNACK code
+ * ('connackSent'), and connections that closed before any CONNACK ('connectionError').
  */
 export function countConnections (aedes: Aedes, totals: Totals): void {
   const refusedWithConnack = new WeakSet<Client>()
 
-  aedes.on('client', () => {
+  aedes.on('client', client => {
     totals.connections++
     if (aedes.connectedClients > totals.maxConnected) totals.maxConnected = aedes.connectedClients
+    totals.connectedByLevel[client.version]++
   })
+  aedes.on('clientDisconnect', client => { totals.connectedByLevel[client.version]-- })
   aedes.on('connackSent', (packet, client) => {
     const code = packet.returnCode ?? 0
     if (code === 0) return

@@ -69,6 +69,16 @@ export function createRegistry (totals: Totals, state: () => ScrapeState, info: 
 
   gauge('culex_connections', 'Clients connected now.', s => s.snapshot.clients.connected)
   gauge('culex_connections_max', 'Most clients connected at once since start.', s => s.snapshot.clients.maximum)
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'culex_clients_connected',
+    help: 'Clients connected now, by protocol version (3.1, 3.1.1, 5).',
+    labelNames: ['protocol'],
+    registers,
+    collect () {
+      for (const [protocol, n] of Object.entries(state().snapshot.clients.byProtocol)) this.set({ protocol }, n)
+    }
+  })
   total('culex_connections_accepted_total', 'Connections accepted (CONNACK 0).', [], () => [[{}, totals.connections]])
   total('culex_connections_refused_total', 'Connections refused, by CONNACK reason (closed_before_connack: closed or timed out before any CONNACK).', ['reason'],
     () => [...totals.refused].map(([reason, n]) => [{ reason }, n]))

@@ -9,6 +9,10 @@ export interface MetricsStore {
   sessionInfo: (clientId: string) => Promise<SessionInfo | undefined>
 }
 
+/** The protocol versions a client connects with, by name, and their protocol levels. */
+export const protocolLevels = { '3.1': 3, '3.1.1': 4, 5: 5 } as const
+export type ProtocolName = keyof typeof protocolLevels
+
 /** One reading of everything the broker counts: what $SYS publishes, /api/stats returns and the console shows. */
 export interface Snapshot {
   time: number
@@ -24,6 +28,8 @@ export interface Snapshot {
     accepted: number
     refused: number
     kicked: number
+    /** Clients connected now by protocol: MQTT 3.1, 3.1.1 and 5.0. */
+    byProtocol: Record<ProtocolName, number>
   }
   /** MQTT packets of every type. */
   packets: { received: number, sent: number }
@@ -118,7 +124,8 @@ export function takeSnapshot (totals: Totals, aedes: Aedes, store: MetricsStore,
       maximum: totals.maxConnected,
       accepted: totals.connections,
       refused: sum(totals.refused.values()),
-      kicked: totals.kicked
+      kicked: totals.kicked,
+      byProtocol: { '3.1': totals.connectedByLevel[3], '3.1.1': totals.connectedByLevel[4], 5: totals.connectedByLevel[5] }
     },
     packets: { received: totals.in.packetCount, sent: totals.out.packetCount },
     messages: { received: [...totals.in.messages], sent: [...totals.out.messages], dropped: stats.droppedMessages },

@@ -47,6 +47,8 @@ export class Totals {
   connections = 0
   /** Highest number of clients connected at once. */
   maxConnected = 0
+  /** Clients connected now, by protocol level (3: MQTT 3.1, 4: 3.1.1, 5: 5.0). */
+  readonly connectedByLevel = [0, 0, 0, 0, 0, 0]
   // Every known reason starts at 0, so rate() works before the first refusal.
   readonly refused = new Map<string, number>([...Object.values(refusalReasons), NO_CONNACK].map(r => [r, 0]))
   readonly authFailures = new Map<string, number>(['bad_username_or_password', 'not_authorized'].map(r => [r, 0]))

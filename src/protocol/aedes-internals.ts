@@ -54,10 +54,14 @@ export interface ClientInternals extends Client {
    * (lib/handlers/connect.js emptyQueue). A refused client is never resumed.
    */
   pause: () => void
+  /** Reads again (what aedes does after CONNACK 0); MQTT 5 enhanced authentication reads AUTH during the login. */
+  resume: () => void
   /** Calls back once the connection's socket drained, or when mqtt.drainTimeoutMs or a close ends the wait. */
   waitForDrain: (callback: () => void) => void
   /** Set once the connection failed; aedes' write() then stops waiting for 'drain'. */
   errored?: boolean
+  /** Set right after CONNACK 0 is written ('connackSent' event, lib/handlers/connect.js). */
+  connackSent: boolean
   broker: BrokerInternals
 }
 
@@ -136,6 +140,7 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Client#_nextId (the packet identifier counter, 1..65535)', holds: p => Number.isInteger(p.client._nextId) && (p.client._nextId as number) >= 1 && (p.client._nextId as number) <= 65535 },
   { owner: 'aedes', what: 'Client#waitForDrain', holds: p => isFn(p.client.waitForDrain) },
   { owner: 'aedes', what: 'Client#pause (stops reading until CONNACK 0; the CONNACK gate relies on it)', holds: p => isFn(p.client.pause) },
+  { owner: 'aedes', what: 'Client#resume (reads again; MQTT 5 enhanced authentication reads AUTH during the login)', holds: p => isFn(p.client.resume) },
   { owner: 'aedes', what: 'Client#errored, #connackSent, #connecting, #connected, #closed and #_disconnected (booleans)', holds: p => areBooleans(p.client, 'errored', 'connackSent', 'connecting', 'connected', 'closed', '_disconnected') },
   { owner: 'aedes', what: 'Client#will, #_will and #_keepaliveTimer', holds: p => has(p.client, 'will', '_will', '_keepaliveTimer') },
   { owner: 'aedes', what: "Client#_parser (the connection's mqtt-packet parser, an EventEmitter with parse())", holds: p => isObject(p.client._parser) && isFn(p.client._parser.prependListener) && isFn(p.client._parser.parse) },

@@ -48,6 +48,8 @@ export function gateUntilConnack (client: Client, opts: ConnackGateOptions): Con
       if (packet.cmd === 'connect') c.pause()
       return emit.call(this, event, ...args)
     }
+    // MQTT 5 AUTH during the login is part of it (protocol/v5/enhanced-auth.ts), not held behind it
+    if (packet.cmd === 'auth' && state === 'holding') return emit.call(this, event, ...args)
     held.push(packet)
     // Once CONNACK 0 is out, what is read before the held packets are through is aedes' to handle like any read.
     if (state === 'releasing') return true

@@ -1,6 +1,6 @@
-import type { Client, Subscription } from 'aedes'
-import type { AuthenticateStep, ConnectStep, PublishStep, SubscribeStep } from '../hook-chain.js'
-import type { BrokerInternals } from './aedes-internals.js'
+import type { Client, PublishPacket, Subscription } from 'aedes'
+import type { AuthenticateStep, ConnectStep, PublishDrop, PublishStep, SubscribeStep } from '../hook-chain.js'
+import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
@@ -17,10 +17,21 @@ import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
-import { sessionExpirySeconds } from './v5/connack.js'
+import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
+import { ReasonCodesSent } from './v5/reason-counts.js'
+import { authenticateWithMethod } from './v5/enhanced-auth.js'
+import type { AuthMethods } from '../auth/methods.js'
+import type { BrokerMetrics } from '../metrics/index.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
-import { noteRefusedPublish } from './v5/refusals.js'
-import { ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
+import { noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
+import { noteRefusedSubscription } from './v5/suback.js'
+import { isV5 } from './v5/connection.js'
+import {
+  ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, MALFORMED_PACKET, PACKET_TOO_LARGE, PROTOCOL_ERROR, sendDisconnect, sendDisconnectOnStream,
+  SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER
+} from './v5/disconnect.js'
+import type { FrameViolation } from '../limits/frame-scanner.js'
+import type { Duplex } from 'node:stream'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
 export interface ProtocolStore extends ReplayStore, RetainedSource {
@@ -51,6 +62,11 @@ export interface ProtocolOptions {
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
   minKeepaliveSeconds: number
   maxKeepaliveSeconds: number
+  /** mqtt.responseTopicPrefix: MQTT 5 Response Information ('' = none). */
+  responseTopicPrefix: string
+  /** MQTT 5 enhanced authentication: the methods offered, and how long each AUTH of a client is waited for. */
+  authMethods: AuthMethods
+  authTimeoutMs: number
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
@@ -58,6 +74,7 @@ const MQTT_MAX_REMAINING_LENGTH = 268_435_455
 
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker, store)
+  const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
   const v5 = createV5Connections({
     sessionExpirySeconds: sessionExpirySeconds(opts.sessionExpiryMs),
@@ -65,7 +82,11 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
     maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
     minKeepaliveSeconds: opts.minKeepaliveSeconds,
-    maxKeepaliveSeconds: opts.maxKeepaliveSeconds
+    maxKeepaliveSeconds: opts.maxKeepaliveSeconds,
+    responseTopicPrefix: opts.responseTopicPrefix,
+    authMethods: opts.authMethods,
+    authTimeoutMs: opts.authTimeoutMs,
+    reasonCodesSent
   })
   const granted = new WeakSet<Subscription>()
 
@@ -145,9 +166,10 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
           log.warn({ remote: remoteAddress(client), heldBytes, maxBytes: opts.maxPendingBeforeConnackBytes }, 'too much sent before CONNACK, closing connection')
         }
       }))
-      guardPackets(client, (violator, reason) => {
+      guardPackets(client, (violator, reason, kind) => {
         const clientLog = violator.id === null ? log : clientLogger(log, violator)
         clientLog.warn({ reason }, 'protocol violation, closing connection')
+        sendDisconnect(violator, kind === 'malformed' ? MALFORMED_PACKET : PROTOCOL_ERROR, reason)
       })
       guardReads(client, (c, err) => { closeAfterBug(log, c, err, 'read') })
     }
@@ -185,12 +207,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   }
   broker.on('ack', (_packet: unknown, client: Client) => packetIds(client).retry())
 
-  // aedes invents an id for an empty one whatever the clean flag, but a persistent session needs a real id
-  // [MQTT-3.1.3-8]. Refusing needs a CONNACK with code 2, which only authenticate can send, so the CONNECT is
-  // noted here and refused there.
+  // aedes invents an id for an empty one whatever the clean flag, but an MQTT 3.1.1 persistent session needs a real
+  // id [MQTT-3.1.3-8]. Refusing needs a CONNACK with code 2, which only authenticate can send, so the CONNECT is
+  // noted here and refused there. An MQTT 5 client is told the id it was given (Assigned Client Identifier), so its
+  // session can be kept and resumed under it.
   const withoutClientId = new WeakSet<Client>()
   const noteEmptyClientId: ConnectStep = (client, packet) => {
-    if ((packet.clientId ?? '') === '' && packet.clean === false) withoutClientId.add(client)
+    if ((packet.clientId ?? '') === '' && packet.clean === false && !isV5(client)) withoutClientId.add(client)
     return undefined
   }
   const refuseEmptyPersistentId: AuthenticateStep = (client) => withoutClientId.has(client) ? 2 : undefined
@@ -204,7 +227,34 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     handle,
     acceptV5: v5.acceptV5,
     restoreV5Version: v5.restoreVersion,
+    authenticateWithMethod,
     noteRefusedPublish,
+    noteRefusedSubscription,
+    noteLoginRefusal,
+    /** A connection the frame guard closes (listeners): an MQTT 5 client gets DISCONNECT 0x95 or 0x81 first. */
+    sayFrameViolation: (stream: Duplex, violation: FrameViolation) => {
+      if (violation.kind === 'too-large') sendDisconnectOnStream(stream, PACKET_TOO_LARGE, `a packet of ${violation.declared} bytes, over the ${opts.maxRemainingLength} this server reads`)
+      else sendDisconnectOnStream(stream, MALFORMED_PACKET, 'malformed remaining length')
+    },
+    /**
+     * A publish refused with deadLetter.onRejectedPublish = disconnect: the connection closes unacknowledged, and an
+     * MQTT 5 publisher is told why first, with the code its PUBACK would have had (0x87, 0x90, 0x97, 0x99). A will
+     * has no connection to close.
+     */
+    tellPublishRefused: (client: Client | null, packet: PublishPacket, drop: PublishDrop) => {
+      if (client !== null && internals(client).will !== packet) sendDisconnect(client, publishReasonCode(drop.drop), `${drop.drop}: ${drop.detail}`)
+    },
+    registerMetrics: (metrics: BrokerMetrics) => {
+      metrics.counter({
+        name: 'culex_mqtt5_reason_codes_sent_total',
+        help: 'Reason codes sent to MQTT 5 clients, by packet and code (every code but success: 0x00 and a SUBACK\'s granted QoS).',
+        labelNames: ['packet', 'code'],
+        collect () {
+          this.reset()
+          for (const [packet, code, n] of reasonCodesSent.entries()) this.inc({ packet, code }, n)
+        }
+      })
+    },
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */

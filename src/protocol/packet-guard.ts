@@ -22,6 +22,16 @@ interface ParsedPacket {
 }
 
 const NUL = '\u0000'
+const PACKET_ID_0 = 'packet identifier 0'
+const NO_FILTERS = 'SUBSCRIBE without topic filters'
+const NO_UNSUBSCRIBE_FILTERS = 'UNSUBSCRIBE without topic filters'
+
+/**
+ * What MQTT 5 calls a Protocol Error (a well-formed packet the protocol does not allow: §2.2.1, §3.8.3, §3.10.3);
+ * every other violation here is a Malformed Packet (bytes that do not decode as MQTT: §1.5.4, §3.1.2.6).
+ */
+export type ViolationKind = 'malformed' | 'protocol-error'
+const PROTOCOL_ERRORS: ReadonlySet<string> = new Set([PACKET_ID_0, NO_FILTERS, NO_UNSUBSCRIBE_FILTERS])
 
 /** Decoded text that may stand for bytes that were not UTF-8: only then are the bytes themselves checked. */
 export function mayBeMalformed (text: string): boolean {
@@ -41,25 +51,25 @@ export function violation (packet: ParsedPacket): string | undefined {
       return undefined
     case 'publish':
       // [MQTT-2.3.1-1]
-      if ((packet.qos ?? 0) > 0 && packet.messageId === 0) return 'packet identifier 0'
+      if ((packet.qos ?? 0) > 0 && packet.messageId === 0) return PACKET_ID_0
       // [MQTT-4.7.3-2], [MQTT-1.5.3-2]
       return packet.topic?.includes(NUL) === true ? 'U+0000 in a topic name' : undefined
     case 'subscribe':
-      if (packet.messageId === 0) return 'packet identifier 0'
+      if (packet.messageId === 0) return PACKET_ID_0
       // [MQTT-3.8.3-3]
-      if (packet.subscriptions === undefined || packet.subscriptions.length === 0) return 'SUBSCRIBE without topic filters'
+      if (packet.subscriptions === undefined || packet.subscriptions.length === 0) return NO_FILTERS
       return packet.subscriptions.some(s => s.topic.includes(NUL)) ? 'U+0000 in a topic filter' : undefined
     case 'unsubscribe':
-      if (packet.messageId === 0) return 'packet identifier 0'
+      if (packet.messageId === 0) return PACKET_ID_0
       // [MQTT-3.10.3-2]
-      if (packet.unsubscriptions === undefined || packet.unsubscriptions.length === 0) return 'UNSUBSCRIBE without topic filters'
+      if (packet.unsubscriptions === undefined || packet.unsubscriptions.length === 0) return NO_UNSUBSCRIBE_FILTERS
       return packet.unsubscriptions.some(f => f.includes(NUL)) ? 'U+0000 in a topic filter' : undefined
     case 'puback':
     case 'pubrec':
     case 'pubrel':
     case 'pubcomp':
       // an acknowledgement answers a packet that had a non-zero identifier [MQTT-2.3.1-1]
-      return packet.messageId === 0 ? 'packet identifier 0' : undefined
+      return packet.messageId === 0 ? PACKET_ID_0 : undefined
     default:
       return undefined
   }
@@ -85,13 +95,13 @@ function checkStringBytes (parser: MqttParser): (packet: object) => boolean {
   return packet => packet === malformed
 }
 
-export function guardPackets (client: Client, onViolation: (client: Client, reason: string) => void): void {
+export function guardPackets (client: Client, onViolation: (client: Client, reason: string, kind: ViolationKind) => void): void {
   const parser = internals(client)._parser
   const isMalformed = checkStringBytes(parser)
   tapPackets(client, (packet: ParsedPacket) => {
     const reason = isMalformed(packet) ? 'a string that is not well-formed UTF-8' : violation(packet)
     if (reason !== undefined) {
-      onViolation(client, reason)
+      onViolation(client, reason, PROTOCOL_ERRORS.has(reason) ? 'protocol-error' : 'malformed')
       packet.cmd = 'protocol-violation'
       return
     }

@@ -1,6 +1,12 @@
 import type { Client } from 'aedes'
 import { internals, type MqttParser } from './aedes-internals.js'
 
+/**
+ * The command a tap gives a packet it has dealt with entirely (an MQTT 5 AUTH, protocol/v5/enhanced-auth.ts): aedes
+ * does not see it.
+ */
+export const CONSUMED = 'consumed'
+
 /** The fields of a parsed packet every tap may read; a tap reads the others it needs from its own type. */
 export interface TappedPacket { cmd: string, messageId?: number }
 
@@ -43,6 +49,7 @@ function tapsFor (client: Client): Taps {
   parser.on('packet', function tapped (this: MqttParser, packet: TappedPacket) {
     const run = isAcknowledgement(packet.cmd) ? taps.all : taps.every
     for (let i = 0; i < run.length; i++) run[i](packet)
+    if (packet.cmd === CONSUMED) return
     for (let i = 0; i < handlers.length; i++) handlers[i].call(this, packet)
   })
   return taps

@@ -258,7 +258,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     const parsed = parseShare(sub.topic)
     if (isShareName(parsed)) return true
     clientLogger(log, client).warn({ topic: sub.topic, reason: parsed.problem }, 'subscription refused')
-    return false
+    return { refuse: 'filter-invalid', detail: parsed.problem }
   }
   /**
    * A connection that closes before aedes subscribes what it noted (its subscription record still being written, say)

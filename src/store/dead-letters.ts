@@ -24,6 +24,8 @@ export interface StoredDeadLetter {
   firstRejectedAt: number
   rejectedAt: number
   brokerId?: string
+  /** The message's MQTT 5 PUBLISH properties (those that travel with it), when it had any. */
+  properties?: Record<string, unknown>
   bytes: number
 }
 
@@ -50,7 +52,7 @@ function compactionThreshold (maxBytes: number): number {
   return maxBytes > 0 ? Math.max(1_048_576, maxBytes / 4) : 16_777_216
 }
 
-const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'attemptTimes', 'firstRejectedAt', 'rejectedAt', 'brokerId'] as const
+const FIELDS = ['reason', 'detail', 'topic', 'qos', 'retain', 'clientId', 'username', 'target', 'attempts', 'attemptTimes', 'firstRejectedAt', 'rejectedAt', 'brokerId', 'properties'] as const
 
 /** What a replay that failed changes in a dead letter it leaves in the log. */
 export type DeadLetterRetry = Pick<StoredDeadLetter, 'reason' | 'detail' | 'attempts' | 'rejectedAt'>
@@ -115,6 +117,7 @@ export class DeadLetterStore {
       if (typeof f[key] === 'string') entry[key] = f[key]
     }
     if (Array.isArray(f.attemptTimes)) entry.attemptTimes = f.attemptTimes.filter((t): t is number => typeof t === 'number')
+    if (f.properties !== null && typeof f.properties === 'object') entry.properties = f.properties as Record<string, unknown>
     this.#set(entry)
     if (seq > this.#seq) this.#seq = seq
   }

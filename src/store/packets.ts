@@ -50,10 +50,12 @@ export function plainCopy (packet: PacketLike): Record<string, unknown> {
 
 export function droppedPacket (fields: Record<string, unknown>): DroppedPacket {
   const payload = fields.payload
-  return {
+  const dropped: DroppedPacket = {
     topic: String(fields.topic ?? ''),
     payload: typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payloadOf({ payload: payload as Buffer }) as Buffer,
     qos: typeof fields.qos === 'number' ? fields.qos : 0,
     retain: fields.retain === true
   }
+  if (fields.properties !== undefined) dropped.properties = fields.properties
+  return dropped
 }

@@ -31,6 +31,8 @@ export interface DroppedPacket {
   payload: Buffer
   qos: number
   retain: boolean
+  /** The stored MQTT 5 properties, for the dead-letter envelope. */
+  properties?: unknown
 }
 
 export interface DropEvent {

@@ -44,6 +44,7 @@ export function sysTopics (s: Snapshot, state: SysState): Array<[string, string]
     ['clients/inactive', s.clients.disconnected],
     ['clients/total', s.clients.total],
     ['clients/maximum', s.clients.maximum],
+    ...Object.entries(s.clients.byProtocol).map(([protocol, n]) => [`clients/protocol/${protocol}`, n]),
     ['messages/received', s.packets.received],
     ['messages/sent', s.packets.sent],
     ['messages/stored', s.queued.messages + s.retained],

@@ -4,7 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient } from '../helpers/clients.js'
+import { connectClient, connectV5, endClient } from '../helpers/clients.js'
 import { killAllChildren } from '../helpers/cli.js'
 import { mosquittoPub } from '../e2e/support/mosquitto.js'
 import { silentMember } from '../shared-subscriptions/support.js'
@@ -59,12 +59,18 @@ describe('web console', () => {
     expect(await page.locator('#broker-info').textContent()).toContain(t.broker.aedes.id)
   })
 
-  it('lists a client that connected, and kicks it', async () => {
+  it('lists a client that connected, with its MQTT version, and kicks it', async () => {
     const victim = await connectClient(t.mqttUrl, { clientId: 'console-victim' })
     clients.push(victim)
+    const v5 = await connectV5(t.mqttUrl, { clientId: 'console-v5' })
+    clients.push(v5)
     const row = page.locator('#clients tr[data-client-id="console-victim"]')
     await row.waitFor()
-    expect(await row.locator('td').nth(2).textContent()).toBe('clean')
+    expect(await row.locator('td').nth(2).textContent()).toBe('3.1.1')
+    expect(await row.locator('td').nth(3).textContent()).toBe('clean')
+    const v5Row = page.locator('#clients tr[data-client-id="console-v5"]')
+    await v5Row.waitFor()
+    expect(await v5Row.locator('td').nth(2).textContent()).toBe('5')
     const closed = new Promise<void>(resolve => victim.once('close', () => resolve()))
     await row.locator('button', { hasText: 'Kick' }).click()
     await closed

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { expect } from 'vitest'
+import { afterEach, expect } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, waitFor } from '../helpers/clients.js'
 import type { Envelope } from '../../src/dead-letter/service.js'
 import { tempDir, writePasswordFile } from '../auth/support.js'
 
@@ -70,10 +70,25 @@ export async function harness (settings: Record<string, unknown> = {}, opts: { a
   return h
 }
 
+/**
+ * One harness per test: the function returned starts it with the settings given; its clients are ended and its
+ * broker closed after the test.
+ */
+export function harnessPerTest (): (settings?: Record<string, unknown>, opts?: { acl?: boolean }) => Promise<Harness> {
+  let h: Harness | undefined
+  afterEach(async () => {
+    for (const c of h?.clients.splice(0) ?? []) await endClient(c, true)
+    await h?.t.close()
+    h = undefined
+  })
+  return async (settings, opts) => (h = await harness(settings, opts))
+}
+
 /** Checks every field of an envelope against what the test expects; times must be ISO 8601 and recent. */
 export function expectEnvelope (e: EnvelopeJson, want: {
   reason: string, topic: string, payload: string | Buffer, qos: number, retain?: boolean,
-  clientId: string | null, username: string | null, target: string | null, attempts?: number, brokerId: string, detail: RegExp
+  clientId: string | null, username: string | null, target: string | null, attempts?: number, brokerId: string, detail: RegExp,
+  properties?: unknown
 }): void {
   expect(e.id).toMatch(/^\d{16}$/)
   expect(e.reason).toBe(want.reason)
@@ -88,12 +103,13 @@ export function expectEnvelope (e: EnvelopeJson, want: {
   expect(e.target).toBe(want.target)
   expect(e.attempts).toBe(want.attempts ?? 1)
   expect(e.brokerId).toBe(want.brokerId)
+  expect(e.properties).toEqual(want.properties ?? null)
   for (const t of [e.firstRejectedAt, e.rejectedAt]) {
     expect(new Date(t).toISOString()).toBe(t)
     expect(Date.now() - Date.parse(t)).toBeLessThan(60_000)
   }
   if ((want.attempts ?? 1) === 1) expect(e.firstRejectedAt).toBe(e.rejectedAt)
-  expect(Object.keys(e).sort()).toEqual(['attemptTimes', 'attempts', 'brokerId', 'clientId', 'detail', 'firstRejectedAt', 'id', 'payload', 'payloadEncoding', 'qos', 'reason', 'rejectedAt', 'retain', 'target', 'topic', 'username'])
+  expect(Object.keys(e).sort()).toEqual(['attemptTimes', 'attempts', 'brokerId', 'clientId', 'detail', 'firstRejectedAt', 'id', 'payload', 'payloadEncoding', 'properties', 'qos', 'reason', 'rejectedAt', 'retain', 'target', 'topic', 'username'])
 }
 
 export async function waitForEnvelopes (w: { envelopes: () => unknown[] }, n: number, what: string): Promise<void> {

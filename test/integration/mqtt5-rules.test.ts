@@ -250,6 +250,7 @@ describe('MQTT 5 connections and their rules', () => {
     expect((await raw.connect({ clientId: 'nl-share', protocolVersion: 5 })).reasonCode).toBe(0)
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/jobs', qos: 1, nl: true, rap: false, rh: 0 }] })
     expect(await raw.waitClosed(5000)).toBe(true)
-    expect(raw.received.map(p => p.cmd)).toEqual(['connack'])
+    // no SUBACK: a DISCONNECT that says why
+    expect(raw.received.map(p => [p.cmd, (p as { reasonCode?: number }).reasonCode])).toEqual([['connack', 0], ['disconnect', 0x82]])
   })
 })

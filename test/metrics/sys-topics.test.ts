@@ -28,7 +28,7 @@ describe('$SYS topics', () => {
     for (let i = 0; i < 5; i++) await pub.publishAsync('s/x', 'hello', { qos: 1, retain: i === 0 })
     const loads = Object.fromEntries(loadSourceNames.map(name => [name, [0, 0, 0]]))
     const perRound = sysTopics(await t.broker.metrics.snapshot(), { version, heapMaximum: 0, loads }).length
-    expect(perRound).toBe(48)
+    expect(perRound).toBe(51)
     const started = Date.now()
     const sub = await runMosquittoSub(t.mqttPort, ['-t', '$SYS/broker/#', '-v', '-C', String(2 * perRound)])
     expect(sub.code).toBe(0)

@@ -116,12 +116,16 @@ function actionButton (label, onClick, confirmFirst = false) {
   return button
 }
 
+/** MQTT protocol level → the version a user knows it by. */
+const protocolNames = { 3: '3.1', 4: '3.1.1', 5: '5' }
+
 function renderClients (page) {
   $('#clients-total').textContent = `${num(page.total)} connected`
   const rows = page.items.map(c => {
     const tr = el('tr', {},
       el('td', { className: 'client-id', textContent: c.clientId }),
       el('td', { textContent: c.remote ?? '' }),
+      el('td', { textContent: protocolNames[c.protocolVersion] ?? String(c.protocolVersion) }),
       el('td', { textContent: c.clean ? 'clean' : 'persistent' }),
       el('td', { textContent: num(c.subscriptions) }),
       el('td', { className: 'inflight', textContent: `${c.inflight.out} / ${c.inflight.in}` }),

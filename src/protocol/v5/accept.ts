@@ -4,8 +4,10 @@ import { internals } from '../aedes-internals.js'
 import { tapPackets } from '../packet-tap.js'
 import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
-import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
+import { PROTOCOL_ERROR, sendDisconnect, TOPIC_ALIAS_INVALID } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
+import { answerIdentifierInUse, noteSubscribe } from './suback.js'
+import { screenAuth, type AuthPacket } from './enhanced-auth.js'
 
 const NORMAL_DISCONNECTION = 0x00
 const UNSUBSCRIBED = 0x00
@@ -14,13 +16,13 @@ const BAD_AUTHENTICATION_METHOD = 0x8C
 /** The MQTT 3.1.1 refusal a v5-only refusal goes through aedes as; the CONNACK carries the v5 reason code. */
 const NOT_AUTHORIZED = 5
 
-interface ParsedPacket {
+interface ParsedPacket extends AuthPacket {
   cmd: string
   reasonCode?: number
   messageId?: number
   unsubscriptions?: string[]
   subscriptions?: Array<{ topic: string, rap?: boolean, nl?: boolean }>
-  properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[], sessionExpiryInterval?: number }
+  properties?: AuthPacket['properties'] & { topicAlias?: number, subscriptionIdentifier?: number | number[], sessionExpiryInterval?: number }
   clientId?: string
 }
 
@@ -38,6 +40,7 @@ interface ConnectV5 {
     requestProblemInformation?: boolean
     userProperties?: Record<string, string | string[]>
     authenticationMethod?: string
+    authenticationData?: Buffer
   }
 }
 
@@ -48,7 +51,7 @@ interface ConnectV5 {
  * Culex's own encoders through isV5) — and hands aedes the CONNECT as level 4 with the clean flag that says whether
  * Culex keeps the session (keepsSession), and a keepalive within the limits (serverKeepAlive, told in CONNACK). The
  * first authenticate step, which aedes runs right after its level check, gives the client its real version back and
- * refuses a client that asked for enhanced authentication, which Culex does not offer yet (0x8C).
+ * refuses a client that asked for an enhanced authentication method Culex does not offer (0x8C).
  */
 export function createV5Connections (server: V5ServerInfo) {
   encodeAedesWritesPerVersion()
@@ -68,11 +71,16 @@ export function createV5Connections (server: V5ServerInfo) {
       requestProblemInformation: props.requestProblemInformation !== false,
       userProperties: props.userProperties,
       authenticationMethod: props.authenticationMethod,
+      authenticationData: props.authenticationData,
       assignedClientId: (packet.clientId ?? '') === ''
     }
     const connection = markV5(client, connect, server, grantedSessionExpiry(connect, server))
-    // enhanced authentication (AUTH) is not offered: a client that asks for it is refused once its login step runs
-    if (connect.authenticationMethod !== undefined) connection.refusal = BAD_AUTHENTICATION_METHOD
+    // an enhanced authentication method this broker does not offer (src/auth/methods.ts) is refused once the login
+    // steps run; one it offers is run by enhanced-auth.ts
+    if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) {
+      connection.refusal = BAD_AUTHENTICATION_METHOD
+      connection.refusalReason = `authentication method ${connect.authenticationMethod} is not offered`
+    }
     const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
     if (keepalive !== undefined) {
       // aedes and the connect limits read the keepalive from the packet: they see the one the server gives
@@ -111,12 +119,15 @@ export function createV5Connections (server: V5ServerInfo) {
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
+    case 'auth':
+      screenAuth(connection, packet)
+      return
     case 'disconnect': {
       const interval = packet.properties?.sessionExpiryInterval
       if (interval !== undefined) {
         // MQTT 5 §3.14.2.2.2: a session that was to end with the connection cannot be kept by its DISCONNECT
         if (connection.connect.sessionExpiryInterval === 0 && interval > 0) {
-          sendDisconnect(connection.client, PROTOCOL_ERROR)
+          sendDisconnect(connection.client, PROTOCOL_ERROR, 'a Session Expiry Interval on DISCONNECT after a CONNECT with 0')
           packet.cmd = 'protocol-violation'
           return
         }
@@ -126,6 +137,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       return
     }
     case 'unsubscribe': {
+      if (answerIdentifierInUse(connection, packet)) return
       // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
       const subscriptions = internals(connection.client).subscriptions
       const codes = (packet.unsubscriptions ?? []).map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
@@ -133,13 +145,24 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       return
     }
     case 'publish':
-      if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
+      if (packet.properties?.topicAlias !== undefined) {
+        sendDisconnect(connection.client, TOPIC_ALIAS_INVALID, 'this server accepts no Topic Alias (Topic Alias Maximum 0)')
+        packet.cmd = 'protocol-violation'
+      }
       // aedes 1.2 does not say who published a message; No Local needs it (the delivery router, the queue replay)
       else if (connection.client.id !== null) packet.clientId = connection.client.id
       return
     case 'subscribe':
-      // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
-      if (packet.properties?.subscriptionIdentifier !== undefined || packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) packet.cmd = 'protocol-violation'
+      if (answerIdentifierInUse(connection, packet)) return
+      noteSubscribe(connection, packet as Parameters<typeof noteSubscribe>[1])
+      if (packet.properties?.subscriptionIdentifier !== undefined) {
+        sendDisconnect(connection.client, PROTOCOL_ERROR, 'this server offers no Subscription Identifiers')
+        packet.cmd = 'protocol-violation'
+      } else if (packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) {
+        // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
+        sendDisconnect(connection.client, PROTOCOL_ERROR, 'No Local on a shared subscription')
+        packet.cmd = 'protocol-violation'
+      }
       // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
       // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
       // again at the next connection): until the router tells the two apart, every subscription is RAP 0.

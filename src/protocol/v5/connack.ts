@@ -1,4 +1,8 @@
-import type { V5Connection } from './connection.js'
+import type { Client } from 'aedes'
+import type { LoginRefusal } from '../../hook-chain.js'
+import type { AuthMethods } from '../../auth/methods.js'
+import { v5Of, type V5Connection } from './connection.js'
+import type { ReasonCodesSent } from './reason-counts.js'
 
 /** What Culex does today that a v5 CONNACK must tell the client (the broker's settings, read once at start). */
 export interface V5ServerInfo {
@@ -11,6 +15,14 @@ export interface V5ServerInfo {
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds: a v5 client outside them is given a keepalive. */
   minKeepaliveSeconds: number
   maxKeepaliveSeconds: number
+  /** mqtt.responseTopicPrefix: the Response Information a client that asks is given, before its id; '' = none. */
+  responseTopicPrefix: string
+  /** The enhanced authentication methods offered (src/auth/methods.ts). */
+  authMethods: AuthMethods
+  /** How long an enhanced authentication exchange waits for each AUTH of the client (mqtt.connectTimeoutMs). */
+  authTimeoutMs: number
+  /** The reason codes this broker sent to v5 clients (for /metrics). */
+  reasonCodesSent: ReasonCodesSent
 }
 
 /**
@@ -26,14 +38,27 @@ export function connackReasonCode (returnCode: number): number {
   return REASON_OF_RETURN_CODE[returnCode] ?? UNSPECIFIED_ERROR
 }
 
+/** The CONNACK reason code of each refusal that says more than its MQTT 3.1.1 code (hook-chain.ts LoginRefusal). */
+const LOGIN_REFUSAL_REASON: Readonly<Record<LoginRefusal['refuse'], number>> = {
+  rate: 0x9F,
+  'not-authorized': 0x87
+}
+
+/** Told by the authenticate chain about a refusal with a reason: a v5 client's CONNACK carries its code and detail. */
+export function noteLoginRefusal (client: Client, refusal: LoginRefusal): void {
+  const connection = v5Of(client)
+  if (connection === undefined) return
+  connection.refusal = LOGIN_REFUSAL_REASON[refusal.refuse]
+  connection.refusalReason = refusal.detail
+}
+
 /**
  * The Session Expiry Interval Culex gives a v5 client, in seconds: the client's, at most sessions.expiryMs (the
- * broker's maximum). A client with no identifier of its own that starts a new session gets 0: it could not resume
- * the session under an identifier it did not choose (an empty identifier with Clean Start 0 and an interval is
- * refused 0x85, as in MQTT 3.1.1).
+ * broker's maximum). A client that sent an empty identifier is given one in CONNACK whatever its Clean Start (MQTT 5
+ * §3.1.3.1, as Mosquitto does) and gets its interval too: the session is kept under the assigned identifier, which
+ * the client resumes by connecting with it.
  */
 export function grantedSessionExpiry (connect: V5Connection['connect'], server: V5ServerInfo): number {
-  if (connect.assignedClientId && connect.cleanStart) return 0
   return Math.min(connect.sessionExpiryInterval, server.sessionExpirySeconds)
 }
 
@@ -42,7 +67,7 @@ export function grantedSessionExpiry (connect: V5Connection['connect'], server: 
  * precede the connection is. Clean Start 0 with an interval of 0 resumes a session that then ends with the
  * connection (sessions/hooks.ts removes it at once); Clean Start 1 with an interval starts a new one that is kept
  * (the old one is removed before aedes reads it, sessions/hooks.ts). Only Clean Start 1 with 0, or an empty
- * identifier with no session to resume, is the clean session of MQTT 3.1.1.
+ * identifier (a new one, so no session to resume) with 0, is the clean session of MQTT 3.1.1.
  */
 export function keepsSession (connection: V5Connection): boolean {
   return connection.sessionExpiry > 0 || !(connection.connect.cleanStart || connection.connect.assignedClientId)
@@ -61,7 +86,12 @@ export interface ConnackV5 {
  */
 export function connackV5 (connack: { returnCode?: number, sessionPresent?: boolean }, connection: V5Connection, server: V5ServerInfo): ConnackV5 {
   const returnCode = connack.returnCode ?? 0
-  if (returnCode !== 0) return { cmd: 'connack', reasonCode: connection.refusal ?? connackReasonCode(returnCode), sessionPresent: false }
+  if (returnCode !== 0) {
+    const refused: ConnackV5 = { cmd: 'connack', reasonCode: connection.refusal ?? connackReasonCode(returnCode), sessionPresent: false }
+    // a Reason String on CONNACK is allowed whatever Request Problem Information says [MQTT-3.1.2-29]
+    if (connection.refusalReason !== undefined) refused.properties = { reasonString: connection.refusalReason }
+    return refused
+  }
   const reasonCode = 0
   const { connect, client } = connection
   const properties: Record<string, unknown> = {
@@ -78,6 +108,10 @@ export function connackV5 (connack: { returnCode?: number, sessionPresent?: bool
   if (server.maximumPacketSize !== undefined) properties.maximumPacketSize = server.maximumPacketSize
   if (connect.assignedClientId && client.id !== null) properties.assignedClientIdentifier = client.id
   if (connection.serverKeepAlive !== undefined) properties.serverKeepAlive = connection.serverKeepAlive
+  if (connect.authenticationMethod !== undefined) properties.authenticationMethod = connect.authenticationMethod
+  if (connection.authenticated?.data !== undefined) properties.authenticationData = connection.authenticated.data
+  // MQTT 5 §4.10: the root of this client's response topics, only when it asked [MQTT-3.1.2-28]
+  if (connect.requestResponseInformation && server.responseTopicPrefix !== '' && client.id !== null) properties.responseInformation = `${server.responseTopicPrefix}${client.id}/`
   return { cmd: 'connack', reasonCode, sessionPresent: connack.sessionPresent === true, properties }
 }
 

@@ -1,4 +1,4 @@
-import type { Client } from 'aedes'
+import type { Client, Subscription } from 'aedes'
 import type { V5ServerInfo } from './connack.js'
 
 /** What a v5 client asked for in its CONNECT, kept for the stages of MQTT 5 that honour it (docs/protocol.md). */
@@ -16,6 +16,7 @@ export interface V5Connect {
   requestProblemInformation: boolean
   userProperties: Record<string, string | string[]> | undefined
   authenticationMethod: string | undefined
+  authenticationData: Buffer | undefined
   /** The client sent an empty identifier and was given one. */
   assignedClientId: boolean
 }
@@ -33,14 +34,24 @@ export interface V5Connection {
   sessionExpiry: number
   /** Packet identifier of each UNSUBSCRIBE not answered yet → the UNSUBACK's reason code for each of its filters. */
   unsubscribes: Map<number, number[]>
+  /** Packet identifier of each SUBSCRIBE not answered yet → the packet, for its SUBACK's reason codes (suback.ts). */
+  subscribes: Map<number, { subscriptions?: Subscription[] }>
   /** The keepalive the server uses instead of the client's, which was outside the limits; told in CONNACK. */
   serverKeepAlive?: number
   /** A CONNACK reason code of MQTT 5 only that refuses this client, set before its login is decided. */
   refusal?: number
+  /** Why, as the CONNACK's Reason String. */
+  refusalReason?: string
   /** Packet identifier of each refused QoS 1 PUBLISH not acknowledged yet → the PUBACK's reason code and string. */
   refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
   /** The server has told the client why it closes the connection (disconnect.ts): it says so once. */
   disconnectSent: boolean
+  /** Enhanced authentication (enhanced-auth.ts): whom the method let in, and its data for the CONNACK. */
+  authenticated?: { username: string | undefined, data: Buffer | undefined }
+  /** A re-authentication (AUTH 0x19) is under way: another one is out of turn. */
+  reauthenticating?: boolean
+  /** An exchange waiting for the client's AUTH 0x18: called with its data (undefined: give up). */
+  awaitingAuth?: (answer: { data: Buffer | undefined } | undefined) => void
 }
 
 /**
@@ -51,7 +62,7 @@ const V5 = Symbol('culex.mqtt5')
 type Marked = { [V5]?: V5Connection }
 
 export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo, sessionExpiry: number): V5Connection {
-  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
+  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), subscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
   ;(client as Client & Marked)[V5] = connection
   ;(client.conn as unknown as Marked)[V5] = connection
   return connection

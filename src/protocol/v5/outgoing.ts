@@ -1,5 +1,6 @@
 import { connackV5 } from './connack.js'
 import type { V5Connection } from './connection.js'
+import { subackV5 } from './suback.js'
 
 /** A packet as aedes writes it (lib/write.js): an MQTT 3.1.1 packet object of mqtt-packet's shape. */
 export interface AedesPacket {
@@ -73,8 +74,10 @@ export function toV5 (packet: AedesPacket, connection: V5Connection): AedesPacke
       return withForwardedProperties(packet)
     case 'disconnect':
       return packet.reasonCode === undefined ? { ...packet, reasonCode: 0 } : packet
+    case 'suback':
+      return subackV5(packet, connection)
     default:
-      // SUBACK (0, 1, 2 and 0x80 mean the same in MQTT 5) and PINGRESP are the same packets
+      // PINGRESP is the same packet
       return packet
   }
 }

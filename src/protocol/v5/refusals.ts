@@ -15,6 +15,11 @@ const PUBACK_REASON: Readonly<Record<DropReason, number>> = {
   'too-large': 0x97
 }
 
+/** The reason code a v5 publisher is told for a refused publish (PUBACK, or DISCONNECT when that closes it). */
+export function publishReasonCode (drop: DropReason): number {
+  return PUBACK_REASON[drop]
+}
+
 /**
  * A v5 client's QoS 1 PUBLISH that the publish chain refused: its PUBACK, which aedes writes as for any accepted
  * publish, carries the reason code and, unless the client asked for no problem information, the reason as a Reason

@@ -23,6 +23,8 @@ export function encodeAedesWritesPerVersion (): void {
   exports.writeToStream = function writeToStreamPerVersion (packet, stream, opts) {
     const connection = opts === undefined ? v5OfStream(stream) : undefined
     if (connection === undefined) return writeToStream(packet, stream, opts)
-    return writeToStream(toV5(packet, connection), stream, V5_OPTIONS)
+    const v5 = toV5(packet, connection)
+    connection.server.reasonCodesSent.count(v5)
+    return writeToStream(v5, stream, V5_OPTIONS)
   }
 }
