@@ -136,6 +136,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       protocol.refuseReservedTopics,
       deadLetter.recordDrops(limits.checkPublishSize),
       deadLetter.recordDrops(auth.authorizePublish),
+      deadLetter.recordDrops(protocol.checkPayloadFormat),
       deadLetter.recordDrops(deadLetter.validatePayload),
       deadLetter.detectNoSubscribers
     ],

@@ -20,6 +20,7 @@ import { createV5Connections } from './v5/accept.js'
 import { sessionExpirySeconds } from './v5/connack.js'
 import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
 import { noteRefusedPublish } from './v5/refusals.js'
+import { checkPayloadFormat } from './v5/payload-format.js'
 import { ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
@@ -205,6 +206,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     acceptV5: v5.acceptV5,
     restoreV5Version: v5.restoreVersion,
     noteRefusedPublish,
+    checkPayloadFormat,
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */
