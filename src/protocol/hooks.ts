@@ -18,7 +18,9 @@ import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
 import { sessionExpirySeconds } from './v5/connack.js'
-import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
+import { carryRetained, type GrantedSubscription, type RetainedSource } from './v5/retained.js'
+import { noteSubscriptionId } from './v5/subscription-ids.js'
+import { v5Of } from './v5/connection.js'
 import { noteRefusedPublish } from './v5/refusals.js'
 import { checkPayloadFormat } from './v5/payload-format.js'
 import { ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, sendDisconnect, SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER } from './v5/disconnect.js'
@@ -47,6 +49,8 @@ export interface ProtocolOptions {
   sessionExpiryMs: number
   /** mqtt.maxInflightInboundMessages (0 = unlimited): an MQTT 5 client's Receive Maximum. */
   maxInflightInboundMessages: number
+  /** mqtt.topicAliasMaximum: MQTT 5 Topic Aliases per connection, each way. */
+  topicAliasMaximum: number
   /** The largest Remaining Length read before a connection is closed (the listeners' guard). */
   maxRemainingLength: number
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
@@ -66,7 +70,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
     maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
     minKeepaliveSeconds: opts.minKeepaliveSeconds,
-    maxKeepaliveSeconds: opts.maxKeepaliveSeconds
+    maxKeepaliveSeconds: opts.maxKeepaliveSeconds,
+    topicAliasMaximum: opts.topicAliasMaximum
   })
   const granted = new WeakSet<Subscription>()
 
@@ -90,6 +95,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   }
   const refuseSessionMarker: SubscribeStep = (_client, sub) => !sessionMarkers.has(sub)
 
+  // MQTT 5 Subscription Identifiers: a granted filter's, live or restored, kept by the connection (v5/subscription-ids.ts)
+  const noteSubscriptionIds: SubscribeStep = (client, sub) => {
+    const v5 = v5Of(client)
+    if (v5 !== undefined) noteSubscriptionId(v5, sub)
+    return true
+  }
+
   // aedes deletes the QoS 2 record when PUBREL arrives; from then on the id may carry a new message.
   const incomingDelPacket = store.incomingDelPacket.bind(store)
   store.incomingDelPacket = async (client, packet) => {
@@ -106,7 +118,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     return first === undefined ? incomingGetPacket(client, packet) : first.then(() => incomingGetPacket(client, packet))
   }
 
-  carryRetainedProperties(store)
+  carryRetained(store, listener => broker.on('subscribe', (subs: GrantedSubscription[], client: Client) => { listener(subs, client) }))
 
   // An MQTT 5 client is told why the server closes its connection: taken over by a new connection with its id, or
   // silent past its keepalive (and, from close below, the broker stopping).
@@ -200,6 +212,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   const refuseReservedTopics: PublishStep = (_client, packet) =>
     isReservedTopic(packet.topic) ? { drop: 'reserved-topic', detail: `clients cannot publish to ${packet.topic.split('/')[0]}/ topics` } : undefined
 
+  // A retained message keeps its publisher's id, for MQTT 5 No Local when it is sent on SUBSCRIBE (v5/retained.ts);
+  // an MQTT 5 publisher's packets carry it already (v5/accept.ts)
+  const notePublisherOfRetained: PublishStep = (client, packet) => {
+    if (packet.retain && client !== null && client.id !== null) (packet as { clientId?: string }).clientId ??= client.id
+    return undefined
+  }
+
   return {
     gate,
     handle,
@@ -217,7 +236,9 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     noteEmptyClientId,
     refuseEmptyPersistentId,
     refuseSessionMarker,
+    noteSubscriptionIds,
     refuseReservedTopics,
+    notePublisherOfRetained,
     closeAfterPublishError: (client: Client | null, err: unknown) => { closeAfterBug(log, client, err, 'publish') },
     recordGranted: (sub: Subscription) => { granted.add(sub) }
   }

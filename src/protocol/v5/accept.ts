@@ -6,6 +6,9 @@ import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo 
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
 import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
+import { noteExistingSubscriptions } from './retained.js'
+import { checkSubscriptionId, forgetSubscriptionIds } from './subscription-ids.js'
+import { OutgoingAliases, resolveIncomingAlias } from './topic-aliases.js'
 
 const NORMAL_DISCONNECTION = 0x00
 const UNSUBSCRIBED = 0x00
@@ -22,6 +25,7 @@ interface ParsedPacket {
   subscriptions?: Array<{ topic: string, rap?: boolean, nl?: boolean }>
   properties?: { topicAlias?: number, subscriptionIdentifier?: number | number[], sessionExpiryInterval?: number }
   clientId?: string
+  topic?: string
 }
 
 interface ConnectV5 {
@@ -73,6 +77,8 @@ export function createV5Connections (server: V5ServerInfo) {
     const connection = markV5(client, connect, server, grantedSessionExpiry(connect, server))
     // enhanced authentication (AUTH) is not offered: a client that asks for it is refused once its login step runs
     if (connect.authenticationMethod !== undefined) connection.refusal = BAD_AUTHENTICATION_METHOD
+    const aliases = Math.min(connect.topicAliasMaximum, server.topicAliasMaximum)
+    if (aliases > 0) connection.aliasesOut = new OutgoingAliases(aliases)
     const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
     if (keepalive !== undefined) {
       // aedes and the connect limits read the keepalive from the packet: they see the one the server gives
@@ -105,9 +111,9 @@ export function createV5Connections (server: V5ServerInfo) {
  * What a v5 client sends that aedes 1.2 or Culex would mishandle, dealt with before aedes sees it. A command aedes
  * does not know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes
  * the will: what a DISCONNECT with any reason but 0x00 asks for (0x04 asks for it by name; MQTT 5 §3.1.2.5 deletes
- * the will only on 0x00), and what the specification asks for a Topic Alias or a Subscription Identifier that this
- * server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2), or No Local on a shared
- * subscription.
+ * the will only on 0x00), and what the specification asks for a protocol error: a Topic Alias out of range or
+ * unknown (topic-aliases.ts), a Subscription Identifier of 0 (subscription-ids.ts), No Local on a shared
+ * subscription. For the first two the server says why first (DISCONNECT with the reason code).
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
@@ -116,8 +122,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       if (interval !== undefined) {
         // MQTT 5 §3.14.2.2.2: a session that was to end with the connection cannot be kept by its DISCONNECT
         if (connection.connect.sessionExpiryInterval === 0 && interval > 0) {
-          sendDisconnect(connection.client, PROTOCOL_ERROR)
-          packet.cmd = 'protocol-violation'
+          violation(connection, packet, PROTOCOL_ERROR)
           return
         }
         connection.sessionExpiry = Math.min(interval, connection.server.sessionExpirySeconds)
@@ -128,21 +133,42 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
     case 'unsubscribe': {
       // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
       const subscriptions = internals(connection.client).subscriptions
-      const codes = (packet.unsubscriptions ?? []).map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
+      const filters = packet.unsubscriptions ?? []
+      const codes = filters.map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
       if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, codes)
+      forgetSubscriptionIds(connection, filters)
       return
     }
     case 'publish':
-      if (packet.properties?.topicAlias !== undefined) packet.cmd = 'protocol-violation'
+      if (packet.properties?.topicAlias !== undefined) {
+        const refused = resolveIncomingAlias(connection.aliasesIn ??= new Map(), connection.server.topicAliasMaximum, packet as { topic: string })
+        if (refused !== undefined) {
+          violation(connection, packet, refused)
+          return
+        }
+      }
       // aedes 1.2 does not say who published a message; No Local needs it (the delivery router, the queue replay)
-      else if (connection.client.id !== null) packet.clientId = connection.client.id
+      if (connection.client.id !== null) packet.clientId = connection.client.id
       return
-    case 'subscribe':
+    case 'subscribe': {
+      const subs = packet.subscriptions ?? []
+      if (!checkSubscriptionId(packet)) {
+        violation(connection, packet, PROTOCOL_ERROR)
+        return
+      }
       // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
-      if (packet.properties?.subscriptionIdentifier !== undefined || packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) packet.cmd = 'protocol-violation'
-      // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
-      // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
-      // again at the next connection): until the router tells the two apart, every subscription is RAP 0.
-      for (const sub of packet.subscriptions ?? []) sub.rap = false
+      if (subs.some(s => s.nl === true && s.topic.startsWith('$share/'))) {
+        packet.cmd = 'protocol-violation'
+        return
+      }
+      // Retain Handling 1 sends retained messages only for a subscription that did not exist (retained.ts)
+      noteExistingSubscriptions(internals(connection.client).subscriptions, subs)
+    }
   }
+}
+
+/** A packet that breaks the protocol: the server says why (DISCONNECT) and aedes closes the connection. */
+function violation (connection: V5Connection, packet: ParsedPacket, reasonCode: number): void {
+  sendDisconnect(connection.client, reasonCode)
+  packet.cmd = 'protocol-violation'
 }

@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
 import type { V5ServerInfo } from './connack.js'
+import type { OutgoingAliases } from './topic-aliases.js'
 
 /** What a v5 client asked for in its CONNECT, kept for the stages of MQTT 5 that honour it (docs/protocol.md). */
 export interface V5Connect {
@@ -41,6 +42,12 @@ export interface V5Connection {
   refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
   /** The server has told the client why it closes the connection (disconnect.ts): it says so once. */
   disconnectSent: boolean
+  /** Filter → its Subscription Identifier, for the client's filters that have one (subscription-ids.ts). */
+  subscriptionIds?: Map<string, number>
+  /** Topic Alias → topic, as the client set them on its PUBLISHes (topic-aliases.ts). */
+  aliasesIn?: Map<number, string>
+  /** The aliases the server sets on PUBLISHes to the client; absent when it accepts none. */
+  aliasesOut?: OutgoingAliases
 }
 
 /**
