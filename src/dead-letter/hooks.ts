@@ -36,6 +36,8 @@ const storeDetail: Record<DropEvent['reason'], string> = {
   'retained-limit': 'retained.maxMessages reached: the message was delivered but not kept as a new retained topic'
 }
 
+const retainedExpiredDetail = 'the retained message outlived its Message Expiry Interval; it was removed when it was next read'
+
 const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and was disconnected past limits.maxInflightMessages or maxInflightBytes before it acknowledged this copy'
 
 const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
@@ -170,7 +172,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
 
   const onStoreDrop = (event: DropEvent): void => {
     if (!enabled) return
-    void service.record({ reason: event.reason, detail: storeDetail[event.reason], packet: { ...event.packet }, target: event.clientId })
+    // a retained message belongs to no session
+    const detail = event.reason === 'expired' && event.clientId === undefined ? retainedExpiredDetail : storeDetail[event.reason]
+    void service.record({ reason: event.reason, detail, packet: { ...event.packet }, target: event.clientId })
   }
 
   /** A clean session's QoS 1/2 copies lost when it was disconnected as a slow consumer (src/limits). */

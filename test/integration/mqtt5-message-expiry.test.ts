@@ -62,4 +62,44 @@ describe('MQTT 5 Message Expiry Interval', () => {
     await waitFor(() => back.received.length >= 2, 'the fence')
     expect(back.received.map(m => [m.topic, m.properties])).toEqual([['me311/long', undefined], ['me311/fence', undefined]])
   })
+
+  it('expires retained messages: counted down when sent on SUBSCRIBE, never sent past the interval but removed and dead-lettered, across a restart', async () => {
+    const pub = await v5(t.mqttUrl, { clientId: 'mer-pub' })
+    const publishedAt = Date.now()
+    await pub.publishAsync('mer/short', 'short-lived', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } })
+    await pub.publishAsync('mer/long', 'long-lived', { qos: 1, retain: true, properties: { messageExpiryInterval: 60 } })
+    await pub.publishAsync('mer/forever', 'no expiry', { qos: 1, retain: true })
+    await endClient(pub)
+    const early = await v5(t.mqttUrl, { clientId: 'mer-early' })
+    await early.subscribeAsync('mer/#', { qos: 1 })
+    await waitFor(() => early.received.length >= 3, 'the three retained messages')
+    expect(early.received.map(m => [m.topic, m.retain, m.properties?.messageExpiryInterval]).sort()).toEqual([['mer/forever', true, undefined], ['mer/long', true, 60], ['mer/short', true, 1]])
+    await endClient(early)
+
+    // the arrival time is stored with the message: a restart does not reset the interval
+    const restarted = await t.restart()
+    try {
+      const dlq = await connectClient(restarted.mqttUrl, { clientId: 'mer-dlq' })
+      await dlq.subscribeAsync('$DLQ/expired/#', { qos: 1 })
+      await waitPastExpiry(publishedAt)
+      const late = await v5(restarted.mqttUrl, { clientId: 'mer-late' })
+      await late.subscribeAsync('mer/#', { qos: 1 })
+      await waitFor(() => late.received.length >= 2 && dlq.received.length >= 1, 'the two live retained messages and the dead letter')
+      expect(late.received.map(m => m.topic).sort()).toEqual(['mer/forever', 'mer/long'])
+      const counted = late.received.find(m => m.topic === 'mer/long')?.properties?.messageExpiryInterval as number
+      expect(counted).toBeLessThanOrEqual(58)
+      expect(counted).toBeGreaterThanOrEqual(55)
+      expect(dlq.received.map(m => m.topic)).toEqual(['$DLQ/expired/mer/short'])
+      expect(JSON.parse(dlq.received[0].payload)).toMatchObject({ reason: 'expired', topic: 'mer/short' })
+      // removed: the store keeps the two others, and an MQTT 3.1.1 subscriber never sees it either
+      expect(restarted.broker.store.stats().retained).toBe(2)
+      const old = await connectClient(restarted.mqttUrl, { clientId: 'mer-311' })
+      await old.subscribeAsync('mer/+', { qos: 1 })
+      await waitFor(() => old.received.length >= 2, 'the two retained messages at the 3.1.1 client')
+      expect(old.received.map(m => [m.topic, m.properties]).sort()).toEqual([['mer/forever', undefined], ['mer/long', undefined]])
+      await Promise.all([dlq, late, old].map(async c => await endClient(c, true)))
+    } finally {
+      await restarted.close()
+    }
+  })
 })

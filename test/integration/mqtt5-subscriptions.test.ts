@@ -125,13 +125,18 @@ describe('MQTT 5 subscription options and identifiers', () => {
     const pub = await v5(t.mqttUrl, { clientId: 'dsid-pub' })
     await pub.publishAsync('dsid/a/x', 'queued', { qos: 1 })
     await endClient(pub)
-    t = await t.restart()
-    const again = track(await v5(t.mqttUrl, session))
-    expect(again.sessionPresent).toBe(true)
-    const pub2 = track(await v5(t.mqttUrl, { clientId: 'dsid-pub' }))
-    await pub2.publishAsync('dsid/b', 'live', { qos: 1 })
-    await waitFor(() => again.received.length >= 2, 'the queued and the live message')
-    expect(again.received.map(m => [m.payload, m.properties?.subscriptionIdentifier])).toEqual([['queued', [5, 268_435_455]], ['live', 5]])
+    const restarted = await t.restart()
+    try {
+      const again = await v5(restarted.mqttUrl, session)
+      expect(again.sessionPresent).toBe(true)
+      const pub2 = await v5(restarted.mqttUrl, { clientId: 'dsid-pub' })
+      await pub2.publishAsync('dsid/b', 'live', { qos: 1 })
+      await waitFor(() => again.received.length >= 2, 'the queued and the live message')
+      expect(again.received.map(m => [m.payload, m.properties?.subscriptionIdentifier])).toEqual([['queued', [5, 268_435_455]], ['live', 5]])
+      await Promise.all([again, pub2].map(async c => await endClient(c, true)))
+    } finally {
+      await restarted.close()
+    }
   })
 
   it('closes the connection of a SUBSCRIBE with a Subscription Identifier of 0 (DISCONNECT 0x82)', async () => {
