@@ -12,7 +12,7 @@ import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './ser
 
 /** What a shared subscription gives up (src/shared-subscriptions DeadLetterEvent). */
 export interface SharedDeadLetter {
-  reason: 'max-deliveries' | 'queue-full' | 'no-members'
+  reason: 'max-deliveries' | 'queue-full' | 'no-members' | 'expired'
   attempts: number
   attemptTimes: number[]
   group: string
@@ -43,7 +43,8 @@ const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and
 const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
   'max-deliveries': 'delivered sharedSubscriptions.maxDeliveries times without an acknowledgement',
   'queue-full': "the shared subscription's queue was full (sharedSubscriptions.maxQueuedMessages or maxQueuedBytes)",
-  'no-members': 'the shared subscription lost its last member while the message was waiting'
+  'no-members': 'the shared subscription lost its last member while the message was waiting',
+  expired: "the message waited in the shared subscription's queue longer than its Message Expiry Interval"
 }
 
 /**
