@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet'
 import type { TestBroker } from '../helpers/broker.js'
 import { brokerPerTest } from './mqtt5-support.js'
-import { connectClient, connectV5 as v5, endClient, waitFor } from '../helpers/clients.js'
+import { connectClient, connectV5 as v5, endClient, transports, waitFor, type Transport } from '../helpers/clients.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 
 type Sub = ISubscribePacket['subscriptions'][number]
@@ -16,8 +16,8 @@ describe('MQTT 5 subscription options and identifiers', () => {
   const track = brokerPerTest(started => { t = started })
   let nextId = 1
 
-  const raw5 = async (clientId: string): Promise<RawClient> => {
-    const raw = await openRaw('tcp', t, { version: 5 })
+  const raw5 = async (clientId: string, transport: Transport = 'tcp'): Promise<RawClient> => {
+    const raw = await openRaw(transport, t, { version: 5 })
     expect((await raw.connect({ clientId, protocolVersion: 5 })).reasonCode).toBe(0)
     return raw
   }
@@ -42,11 +42,11 @@ describe('MQTT 5 subscription options and identifiers', () => {
     await endClient(pub)
   }
 
-  it('Retain Handling: 0 sends the retained messages on every SUBSCRIBE, 1 only for a new subscription, 2 never; they come with RETAIN 1', async () => {
+  it.each(transports)('Retain Handling: 0 sends the retained messages on every SUBSCRIBE, 1 only for a new subscription, 2 never; they come with RETAIN 1 (%s)', async (transport) => {
     await retain('rh/a', 'A')
     await retain('rh/b', 'B')
     await retain('marker/end', 'end')
-    const raw = await raw5('rh')
+    const raw = await raw5('rh', transport)
     const topics = (ps: IPublishPacket[]): Array<[string, boolean]> => ps.map(p => [p.topic, p.retain])
     expect(topics(await retainedOf(raw, [{ topic: 'rh/#', qos: 0, rh: 0 }]))).toEqual([['rh/a', true], ['rh/b', true]])
     expect(topics(await retainedOf(raw, [{ topic: 'rh/#', qos: 0, rh: 0 }]))).toEqual([['rh/a', true], ['rh/b', true]])

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { IPublishPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { brokerPerTest } from './mqtt5-support.js'
-import { connectV5 as v5, waitFor } from '../helpers/clients.js'
+import { connectV5 as v5, transports, waitFor, type Transport } from '../helpers/clients.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 
 /** MQTT 5 Topic Aliases both ways (docs/protocol.md, "MQTT 5"), `mqtt.topicAliasMaximum` per connection each way. */
@@ -10,8 +10,8 @@ describe('MQTT 5 Topic Aliases', () => {
   let t: TestBroker
   const track = brokerPerTest(started => { t = started })
 
-  const raw5 = async (broker: TestBroker, clientId: string, properties: Record<string, unknown> = {}, clean = true): Promise<RawClient> => {
-    const raw = await openRaw('tcp', broker, { version: 5 })
+  const raw5 = async (broker: TestBroker, clientId: string, properties: Record<string, unknown> = {}, clean = true, transport: Transport = 'tcp'): Promise<RawClient> => {
+    const raw = await openRaw(transport, broker, { version: 5 })
     const connack = await raw.connect({ clientId, protocolVersion: 5, clean, properties })
     expect(connack.reasonCode).toBe(0)
     return raw
@@ -23,10 +23,10 @@ describe('MQTT 5 Topic Aliases', () => {
     .filter((p): p is IPublishPacket => p.cmd === 'publish')
     .map(p => [p.topic, p.payload.toString(), p.properties?.topicAlias])
 
-  it('takes the aliases a client sets, up to the Topic Alias Maximum it was told, and delivers the topics', async () => {
+  it.each(transports)('takes the aliases a client sets, up to the Topic Alias Maximum it was told, and delivers the topics (%s)', async (transport) => {
     const sub = track(await v5(t.mqttUrl, { clientId: 'ta-sub' }))
     await sub.subscribeAsync('ta/#', { qos: 0 })
-    const raw = await raw5(t, 'ta-pub')
+    const raw = await raw5(t, 'ta-pub', {}, true, transport)
     expect(raw.received[0].cmd === 'connack' && raw.received[0].properties?.topicAliasMaximum).toBe(10)
     publish(raw, 'ta/one', '1', 1)
     publish(raw, '', '2', 1)
@@ -68,8 +68,8 @@ describe('MQTT 5 Topic Aliases', () => {
     }
   })
 
-  it('sets aliases on what it sends to a client that accepts them: the first topics, within the client\'s maximum', async () => {
-    const raw = await raw5(t, 'tao', { topicAliasMaximum: 2 })
+  it.each(transports)('sets aliases on what it sends to a client that accepts them: the first topics, within the client\'s maximum (%s)', async (transport) => {
+    const raw = await raw5(t, 'tao', { topicAliasMaximum: 2 }, true, transport)
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'tao/#', qos: 0 }] })
     await raw.next('suback')
     const pub = track(await v5(t.mqttUrl, { clientId: 'tao-pub' }))
