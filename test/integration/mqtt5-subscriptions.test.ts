@@ -64,6 +64,24 @@ describe('MQTT 5 subscription options and identifiers', () => {
     raw.destroy()
   })
 
+  it('Retain Handling 1 counts a persistent session\'s restored subscription as existing', async () => {
+    await retain('rhp/a', 'A')
+    await retain('marker/end', 'end')
+    const connect = async (): Promise<RawClient> => {
+      const raw = await openRaw('tcp', t, { version: 5 })
+      expect((await raw.connect({ clientId: 'rh-durable', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 3600 } })).reasonCode).toBe(0)
+      return raw
+    }
+    const first = await connect()
+    expect((await retainedOf(first, [{ topic: 'rhp/#', qos: 1, rh: 1 }])).map(p => p.topic)).toEqual(['rhp/a'])
+    first.destroy()
+    await waitFor(() => first.isClosed, 'the first connection closed')
+    const again = await connect()
+    expect(again.received[0]).toMatchObject({ cmd: 'connack', sessionPresent: true })
+    expect((await retainedOf(again, [{ topic: 'rhp/#', qos: 1, rh: 1 }])).map(p => p.topic)).toEqual([])
+    again.destroy()
+  })
+
   it('No Local: a retained message the client itself published is not sent to it on SUBSCRIBE, whichever version it published with', async () => {
     await retain('nlr/own', 'mine', 'self')
     await retain('nlr/other', 'theirs', 'someone')
