@@ -55,9 +55,9 @@ export function carryRetained (store: RetainedSource, onSubscribe: (listener: (s
   let pending: { connection: V5Connection, subs: GrantedSubscription[] } | undefined
   onSubscribe((subs, client) => {
     const connection = v5Of(client)
-    if (connection === undefined) return
-    pending = { connection, subs }
-    process.nextTick(() => { pending = undefined })
+    // an MQTT 3.1.1 client's SUBSCRIBE has no options to honour: its read is aedes' own
+    pending = connection === undefined ? undefined : { connection, subs }
+    if (pending !== undefined) process.nextTick(() => { pending = undefined })
   })
   const stream = store.createRetainedStreamCombi.bind(store)
   store.createRetainedStreamCombi = (patterns) => {
