@@ -96,6 +96,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes,
     sessionExpiryMs: config.sessions.expiryMs,
     maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,
+    topicAliasMaximum: config.mqtt.topicAliasMaximum,
     maxRemainingLength: limits.guard.maxPacketBytes,
     minKeepaliveSeconds: config.limits.minKeepaliveSeconds,
     maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds,
@@ -143,8 +144,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       deadLetter.noteWill,
       limits.throttlePublish,
       protocol.refuseReservedTopics,
+      protocol.notePublisherOfRetained,
       deadLetter.recordDrops(limits.checkPublishSize),
       deadLetter.recordDrops(auth.authorizePublish),
+      deadLetter.recordDrops(protocol.checkPayloadFormat),
       deadLetter.recordDrops(deadLetter.validatePayload),
       deadLetter.detectNoSubscribers
     ],
@@ -166,7 +169,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     auth.authorizeSubscribe,
     limits.countSubscriptions,
     offlineQos0.noteConnection,
-    shared.noteSubscriber
+    shared.noteSubscriber,
+    // last: only a granted filter takes its MQTT 5 Subscription Identifier
+    protocol.noteSubscriptionIds
   ], protocol.recordGranted, protocol.noteRefusedSubscription)
   aedes.authorizeForward = chainAuthorizeForward([
     auth.authorizeForward

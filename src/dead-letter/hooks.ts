@@ -13,7 +13,7 @@ import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './ser
 
 /** What a shared subscription gives up (src/shared-subscriptions DeadLetterEvent). */
 export interface SharedDeadLetter {
-  reason: 'max-deliveries' | 'queue-full' | 'no-members'
+  reason: 'max-deliveries' | 'queue-full' | 'no-members' | 'expired'
   attempts: number
   attemptTimes: number[]
   group: string
@@ -37,12 +37,15 @@ const storeDetail: Record<DropEvent['reason'], string> = {
   'retained-limit': 'retained.maxMessages reached: the message was delivered but not kept as a new retained topic'
 }
 
+const retainedExpiredDetail = 'the retained message outlived its Message Expiry Interval; it was removed when it was next read'
+
 const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and was disconnected past limits.maxInflightMessages or maxInflightBytes before it acknowledged this copy'
 
 const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
   'max-deliveries': 'delivered sharedSubscriptions.maxDeliveries times without an acknowledgement',
   'queue-full': "the shared subscription's queue was full (sharedSubscriptions.maxQueuedMessages or maxQueuedBytes)",
-  'no-members': 'the shared subscription lost its last member while the message was waiting'
+  'no-members': 'the shared subscription lost its last member while the message was waiting',
+  expired: "the message waited in the shared subscription's queue longer than its Message Expiry Interval"
 }
 
 /**
@@ -173,7 +176,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
 
   const onStoreDrop = (event: DropEvent): void => {
     if (!enabled) return
-    void service.record({ reason: event.reason, detail: storeDetail[event.reason], packet: toPacket(event.packet), target: event.clientId })
+    // a retained message belongs to no session
+    const detail = event.reason === 'expired' && event.clientId === undefined ? retainedExpiredDetail : storeDetail[event.reason]
+    void service.record({ reason: event.reason, detail, packet: toPacket(event.packet), target: event.clientId })
   }
 
   /** A clean session's QoS 1/2 copies lost when it was disconnected as a slow consumer (src/limits). */

@@ -4,9 +4,10 @@ import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { packetIds } from './packet-ids.js'
 import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
-import { v5Of } from './v5/connection.js'
+import { v5Of, type V5Connection } from './v5/connection.js'
 import { forwardedProperties } from './v5/outgoing.js'
-import { retainedProperties } from './v5/retained.js'
+import { retainedProperties, retainedSubscriptionIds } from './v5/retained.js'
+import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.js'
 
 /**
  * Marks packets a shared-subscription group hands to the member it chose (src/shared-subscriptions). A symbol-keyed
@@ -44,7 +45,7 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
   const c = internals(client)
   // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
   const v5 = v5Of(client)
-  const out: Outbound = v5 === undefined ? V311 : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize }
+  const out: Outbound = v5 === undefined ? V311 : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize, connection: v5 }
   // Copies still expected for a message that matched several of this client's filters (made when one does).
   let pendingCopies: Map<string, number> | undefined
 
@@ -55,14 +56,22 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
     // a shared copy may have waited in its group; 0 = a live copy, which arrived just now
     const arrivedAt = shared ? (packet as Marked).arrivedAt ?? 0 : 0
     const group = shared ? (packet as Marked).group ?? '' : ''
+    // aedes sends a retained message on SUBSCRIBE as a packet of its own with brokerId null
+    // (lib/handlers/subscribe.js); a live copy carries the id of the broker it was published on, with RETAIN 1 when
+    // its subscription is Retain As Published
+    const retained = !shared && packet.brokerId === null
     // MQTT 5 No Local: a v5 publisher's id is on its packets (protocol/v5/accept.ts)
     const own = packet.clientId !== undefined && packet.clientId === c.id
     const plan = shared ? { matches: 1, maxQos: packet.qos, deliverable: 1 } : planDelivery(c.subscriptions, packet.topic, own)
+    // MQTT 5 Subscription Identifiers: those of the subscriptions that deliver the copy (none for a client that gave none)
+    const ids = out.connection === undefined
+      ? undefined
+      : retained ? retainedSubscriptionIds(packet.payload) : subscriptionIdsFor(out.connection, c.subscriptions, packet.topic, own, shared ? group : undefined)
     if (plan.matches === 0) {
       // No live subscription matches (it was removed while the message was in flight): sent as aedes' deliver0 or
       // deliverQoS would have sent it (at QoS 0, or at the QoS it carries), with an id from the session's allocator.
       if (qos0Only) packet.qos = 0
-      deliverCopy(c, out, packet, cb, session, arrivedAt, group)
+      deliverCopy(c, out, packet, cb, session, arrivedAt, group, retained, ids)
       return
     }
     if (plan.matches > 1 && packet.brokerId != null && isExtraCopy(pendingCopies ??= new Map(), `${packet.brokerId}:${String(packet.brokerCounter)}`, plan.matches)) {
@@ -77,11 +86,11 @@ export function routeDeliveries (client: Client, session?: PersistentSession): v
     }
     packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
     // a retained copy (sent on SUBSCRIBE) is not queued; a shared one is the group's
-    if (session !== undefined && packet.qos > 0 && !shared && packet.retain !== true && session.leftToQueue(packet)) {
+    if (session !== undefined && packet.qos > 0 && !shared && !retained && session.leftToQueue(packet)) {
       setImmediate(cb)
       return
     }
-    deliverCopy(c, out, packet, cb, session, arrivedAt, group)
+    deliverCopy(c, out, packet, cb, session, arrivedAt, group, retained, ids)
   }
   c.deliver0 = route(true)
   c.deliverQoS = route(false)
@@ -104,10 +113,12 @@ export interface PersistentSession {
 interface Outbound {
   v5: boolean
   maxPacketBytes: number | undefined
+  /** The MQTT 5 connection: its Subscription Identifiers and Topic Aliases. */
+  connection: V5Connection | undefined
 }
 
 /** Shared by every MQTT 3.1.1 and 3.1 client: one object less per connection. */
-const V311: Outbound = { v5: false, maxPacketBytes: undefined }
+const V311: Outbound = { v5: false, maxPacketBytes: undefined, connection: undefined }
 
 /** The copy as it is sent, with the broker counter its session-queue entry is found by. */
 export interface OutgoingCopy extends OutgoingPacket {
@@ -124,11 +135,13 @@ export interface OutgoingCopy extends OutgoingPacket {
  * connection's write. The copy leaves as one buffer, in the order the router got it (the store's updates resolve
  * in call order).
  */
-function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined, arrivedAt: number, group: string): void {
+function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, cb: () => void, session: PersistentSession | undefined, arrivedAt: number, group: string, retained: boolean, subscriptionIds: number[] | undefined): void {
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
   // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
-  const properties = out.v5 && forward != null ? forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined)) : undefined
+  const properties = out.v5 && forward != null
+    ? withSubscriptionIds(forwardedProperties(forward.properties ?? (retained ? retainedProperties(forward.payload) : undefined)), subscriptionIds)
+    : undefined
   // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
   if (forward == null || (out.maxPacketBytes !== undefined && publishSize(forward, qos, properties) > out.maxPacketBytes)) {
     // as aedes: a queued copy the client may not receive leaves the session queue
@@ -141,14 +154,14 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
     if (qos > 0) noteSent(c, brought as number, qos, arrivedAt, group)
-    sendCopy(c, out, packet, forward, properties, qos === 0 ? undefined : brought, cb, session)
+    sendCopy(c, out, packet, forward, properties, qos === 0 ? undefined : brought, cb, session, retained)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
     noteSent(c, messageId, qos, arrivedAt, group)
-    sendCopy(c, out, packet, forward, properties, messageId, cb, session)
+    sendCopy(c, out, packet, forward, properties, messageId, cb, session, retained)
     return
   }
   // Every id is held: the copy waits for one, as it would for a socket that takes no more data.
@@ -158,7 +171,7 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
       return
     }
     noteSent(c, id, qos, arrivedAt, group)
-    sendCopy(c, out, packet, forward, properties, id, cb, session)
+    sendCopy(c, out, packet, forward, properties, id, cb, session, retained)
   })
 }
 
@@ -167,7 +180,7 @@ function noteSent (c: ClientInternals, messageId: number, qos: number, arrivedAt
   if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
 }
 
-function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, forward: DeliveryPacket, properties: Record<string, unknown> | undefined, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
+function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, forward: DeliveryPacket, properties: Record<string, unknown> | undefined, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined, retained: boolean): void {
   const qos = packet.qos
   const copy: OutgoingCopy = {
     cmd: 'publish',
@@ -181,25 +194,27 @@ function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, fo
     brokerCounter: packet.brokerCounter
   }
   if (properties !== undefined) copy.properties = properties
-  if (session === undefined || qos === 0 || copy.retain === true) {
-    writeCopy(c, out.v5, copy, cb)
+  if (session === undefined || qos === 0 || retained) {
+    writeCopy(c, out, copy, cb)
     return
   }
-  session.update(c, copy).then(() => writeCopy(c, out.v5, copy, cb), (err: unknown) => {
+  session.update(c, copy).then(() => writeCopy(c, out, copy, cb), (err: unknown) => {
     // as aedes: a copy the store cannot account for ends the connection
     c.emit('error', err)
     cb()
   })
 }
 
-function writeCopy (c: ClientInternals, v5: boolean, copy: OutgoingCopy, cb: () => void): void {
+function writeCopy (c: ClientInternals, out: Outbound, copy: OutgoingCopy, cb: () => void): void {
   if (!(c.connecting || c.connected)) {
     setImmediate(cb)
     return
   }
+  // a Topic Alias is set as the copy is encoded, just before its write: the client sees it set before it is used
+  const aliases = out.connection?.aliasesOut
   let frame: Buffer
   try {
-    frame = encodePacket(copy, v5)
+    frame = encodePacket(aliases === undefined ? copy : aliases.apply(copy), out.v5)
   } catch {
     // as aedes' write(): a packet that cannot be encoded ends the connection
     c.emit('error', new Error('packet received not valid'))

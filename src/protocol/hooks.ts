@@ -22,10 +22,12 @@ import { ReasonCodesSent } from './v5/reason-counts.js'
 import { authenticateWithMethod } from './v5/enhanced-auth.js'
 import type { AuthMethods } from '../auth/methods.js'
 import type { BrokerMetrics } from '../metrics/index.js'
-import { carryRetainedProperties, type RetainedSource } from './v5/retained.js'
+import { carryRetained, type GrantedSubscription, type RetainedSource } from './v5/retained.js'
+import { noteSubscriptionId } from './v5/subscription-ids.js'
+import { isV5, v5Of } from './v5/connection.js'
 import { noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
 import { noteRefusedSubscription } from './v5/suback.js'
-import { isV5 } from './v5/connection.js'
+import { checkPayloadFormat } from './v5/payload-format.js'
 import {
   ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, MALFORMED_PACKET, PACKET_TOO_LARGE, PROTOCOL_ERROR, sendDisconnect, sendDisconnectOnStream,
   SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER
@@ -57,6 +59,8 @@ export interface ProtocolOptions {
   sessionExpiryMs: number
   /** mqtt.maxInflightInboundMessages (0 = unlimited): an MQTT 5 client's Receive Maximum. */
   maxInflightInboundMessages: number
+  /** mqtt.topicAliasMaximum: MQTT 5 Topic Aliases per connection, each way. */
+  topicAliasMaximum: number
   /** The largest Remaining Length read before a connection is closed (the listeners' guard). */
   maxRemainingLength: number
   /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
@@ -86,7 +90,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     responseTopicPrefix: opts.responseTopicPrefix,
     authMethods: opts.authMethods,
     authTimeoutMs: opts.authTimeoutMs,
-    reasonCodesSent
+    reasonCodesSent,
+    topicAliasMaximum: opts.topicAliasMaximum
   })
   const granted = new WeakSet<Subscription>()
 
@@ -110,6 +115,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   }
   const refuseSessionMarker: SubscribeStep = (_client, sub) => !sessionMarkers.has(sub)
 
+  // MQTT 5 Subscription Identifiers: a granted filter's, live or restored, kept by the connection (v5/subscription-ids.ts)
+  const noteSubscriptionIds: SubscribeStep = (client, sub) => {
+    const v5 = v5Of(client)
+    if (v5 !== undefined) noteSubscriptionId(v5, sub)
+    return true
+  }
+
   // aedes deletes the QoS 2 record when PUBREL arrives; from then on the id may carry a new message.
   const incomingDelPacket = store.incomingDelPacket.bind(store)
   store.incomingDelPacket = async (client, packet) => {
@@ -126,7 +138,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     return first === undefined ? incomingGetPacket(client, packet) : first.then(() => incomingGetPacket(client, packet))
   }
 
-  carryRetainedProperties(store)
+  carryRetained(store, listener => broker.on('subscribe', (subs: GrantedSubscription[], client: Client) => { listener(subs, client) }))
 
   // An MQTT 5 client is told why the server closes its connection: taken over by a new connection with its id, or
   // silent past its keepalive (and, from close below, the broker stopping).
@@ -222,6 +234,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   const refuseReservedTopics: PublishStep = (_client, packet) =>
     isReservedTopic(packet.topic) ? { drop: 'reserved-topic', detail: `clients cannot publish to ${packet.topic.split('/')[0]}/ topics` } : undefined
 
+  // A retained message keeps its publisher's id, for MQTT 5 No Local when it is sent on SUBSCRIBE (v5/retained.ts);
+  // an MQTT 5 publisher's packets carry it already (v5/accept.ts)
+  const notePublisherOfRetained: PublishStep = (client, packet) => {
+    if (packet.retain && client !== null && client.id !== null) (packet as { clientId?: string }).clientId ??= client.id
+    return undefined
+  }
+
   return {
     gate,
     handle,
@@ -255,6 +274,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
         }
       })
     },
+    checkPayloadFormat,
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */
@@ -265,7 +285,9 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     noteEmptyClientId,
     refuseEmptyPersistentId,
     refuseSessionMarker,
+    noteSubscriptionIds,
     refuseReservedTopics,
+    notePublisherOfRetained,
     closeAfterPublishError: (client: Client | null, err: unknown) => { closeAfterBug(log, client, err, 'publish') },
     recordGranted: (sub: Subscription) => { granted.add(sub) }
   }

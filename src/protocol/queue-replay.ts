@@ -8,6 +8,7 @@ import { packetIds, type PacketIds } from './packet-ids.js'
 import { planDelivery } from './delivery.js'
 import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
+import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -148,7 +149,12 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       // a queued QoS 0 copy's entry goes at its update: it is sent once
       if (packet.qos !== 0 && !owed(client, packet, ids)) continue
       const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
-      const forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
+      let forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
+      // the Subscription Identifiers of the session's subscriptions the message matches now
+      const subscriptionIds = v5 !== undefined && forward != null && forward.cmd === 'publish'
+        ? subscriptionIdsFor(v5, client.subscriptions, String(forward.topic), packet.clientId !== undefined && packet.clientId === client.id)
+        : undefined
+      if (subscriptionIds !== undefined) forward = { ...forward as StoredPacket, properties: withSubscriptionIds((forward as OutgoingPacket).properties, subscriptionIds) }
       // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25]), and its own
       // message where every subscription it matches is No Local
       const tooLarge = maxPacketBytes !== undefined && forward != null && forward.cmd === 'publish' &&
@@ -158,7 +164,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         ids.release(packet.messageId)
         continue
       }
-      frames.push(forward)
+      // a Topic Alias is set in the order the frames are written, all in this synchronous step
+      frames.push(v5?.aliasesOut === undefined || forward.cmd !== 'publish' ? forward : v5.aliasesOut.apply(forward))
       // a queued QoS 0 copy was given an id only for outgoingUpdate; it is never acknowledged
       if (packet.qos === 0) ids.release(packet.messageId)
       else if (packet.cmd === 'publish') observer?.sent(packet.messageId, packet.qos ?? 1, now, '')

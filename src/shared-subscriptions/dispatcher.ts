@@ -6,6 +6,7 @@ import { admit, deliveredQos } from './policy.js'
 import { Redelivery } from './redelivery.js'
 import { shareTopic } from './share-name.js'
 import type { DeadLetterReason, EngineOptions, EnginePort, EngineTotals, GroupStore, IncomingMessage, OutPacket } from './types.js'
+import { isExpired, withTimeLeft } from './expiry.js'
 
 /** Pending messages a pump looks past (sticky and hash strategies wait for one member) before it stops. */
 const SCAN_LIMIT = 1000
@@ -60,6 +61,7 @@ export class Dispatcher<H> {
       brokerId: message.brokerId ?? undefined,
       brokerCounter: message.brokerCounter,
       publisher: message.clientId,
+      properties: message.properties,
       enqueuedAt: this.#now(),
       attempts: 0,
       storeKey: undefined
@@ -145,9 +147,15 @@ export class Dispatcher<H> {
   #pumpOnce (group: Group<H>): void {
     if (group.waiting === 0 || group.members.online().length === 0) return
     let skipped = 0
+    const now = this.#now()
     for (const entry of group.pending()) {
       if (group.holds(entry)) {
         if (++skipped > SCAN_LIMIT) return
+        continue
+      }
+      // as in a session queue: a message that waited past its MQTT 5 Message Expiry Interval is never sent
+      if (isExpired(entry, now)) {
+        this.#deadLetter(entry, 'expired')
         continue
       }
       if (entry.payload === undefined) {
@@ -216,6 +224,7 @@ export class Dispatcher<H> {
       group: group.share.group,
       arrivedAt: entry.enqueuedAt
     }
+    if (entry.properties !== undefined) packet.properties = withTimeLeft(entry, this.#now())
     if (qos === 0) {
       // Nothing to wait for: the message is delivered as far as QoS 0 goes.
       this.#finish(entry)

@@ -16,6 +16,8 @@ export interface Entry<H> {
   readonly brokerId: string | undefined
   readonly brokerCounter: number | undefined
   readonly publisher: string | undefined
+  /** MQTT 5 PUBLISH properties; the Message Expiry Interval counts from enqueuedAt. */
+  readonly properties: Record<string, unknown> | undefined
   readonly enqueuedAt: number
   attempts: number
   /** When each delivery that failed went out (epoch ms), for the dead-letter envelope; kept with a durable message. */
@@ -164,6 +166,7 @@ export interface EntryFields {
   brokerId?: string
   brokerCounter?: number
   publisher?: string
+  properties?: Record<string, unknown>
   enqueuedAt: number
   attempts: number
   attemptTimes?: number[]
@@ -181,6 +184,7 @@ export function createEntry<H> (id: number, group: Group<H>, f: EntryFields): En
     brokerId: f.brokerId,
     brokerCounter: f.brokerCounter,
     publisher: f.publisher,
+    properties: f.properties,
     enqueuedAt: f.enqueuedAt,
     attempts: f.attempts,
     attemptTimes: f.attemptTimes,
@@ -200,5 +204,6 @@ export function messageOf<H> (entry: Entry<H>): GroupMessage {
   if (entry.brokerId !== undefined) m.brokerId = entry.brokerId
   if (entry.brokerCounter !== undefined) m.brokerCounter = entry.brokerCounter
   if (entry.publisher !== undefined) m.publisher = entry.publisher
+  if (entry.properties !== undefined) m.properties = entry.properties
   return m
 }

@@ -98,7 +98,7 @@ export function createSharedSubscriptions (deps: SharedDeps) {
     failures('culex_shared_ack_timeouts_total', 'Shared deliveries not acknowledged within sharedSubscriptions.ackTimeoutMs, by group.', g => g.ackTimeouts)
     failures('culex_shared_rejections_total', 'Shared deliveries the member refused (MQTT 5 reason code >= 0x80; none with MQTT 3.1.1), by group.', g => g.rejections)
     failures('culex_shared_redeliveries_total', 'Shared messages delivered again after a timeout, refusal or disconnect, by group.', g => g.redelivered)
-    failures('culex_shared_dead_letters_total', 'Shared messages given up (max-deliveries, queue-full, no-members), by group.', g => g.deadLettered)
+    failures('culex_shared_dead_letters_total', 'Shared messages given up (max-deliveries, queue-full, no-members, expired), by group.', g => g.deadLettered)
     metrics.gauge({
       name: 'culex_shared_oldest_unacked_seconds',
       help: 'Age of the oldest message of a group not acknowledged yet (waiting, delayed or in flight), by group.',

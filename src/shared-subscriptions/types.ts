@@ -34,6 +34,8 @@ export interface OutPacket {
   /** The share name and the message's arrival (epoch ms): delivery lag is measured from it (never sent). */
   group: string
   arrivedAt: number
+  /** MQTT 5 PUBLISH properties, the Message Expiry Interval counted down to the time left. */
+  properties?: Record<string, unknown>
 }
 
 /** The durable group queue (src/store/group-queue.ts). */
@@ -46,9 +48,10 @@ export interface GroupStore {
 
 /**
  * Why a group gave a message up: it was delivered maxDeliveries times and never acknowledged, the group's queue
- * was full, or the group lost its last member with the message still waiting.
+ * was full, the group lost its last member with the message still waiting, or it waited past its MQTT 5 Message
+ * Expiry Interval.
  */
-export type DeadLetterReason = 'max-deliveries' | 'queue-full' | 'no-members'
+export type DeadLetterReason = 'max-deliveries' | 'queue-full' | 'no-members' | 'expired'
 
 /** A message the group gives up on; the dead-letter feature will publish it. */
 export interface DeadLetterEvent {
@@ -70,6 +73,7 @@ export interface IncomingMessage {
   brokerId?: string | null
   brokerCounter?: number
   clientId?: string
+  properties?: Record<string, unknown>
 }
 
 type LogFn = (fields: Record<string, unknown>, msg: string) => void

@@ -12,6 +12,8 @@ export interface GroupMessage {
   brokerCounter?: number
   /** Client id of the publisher (the hash-clientid strategy needs it after a restart too). */
   publisher?: string
+  /** The MQTT 5 PUBLISH properties it was published with (its Message Expiry Interval counts from enqueuedAt). */
+  properties?: Record<string, unknown>
 }
 
 /** The delivery history written with a message that was delivered before (meta `a`, `d`, `at` of its record). */
@@ -37,6 +39,7 @@ export interface StoredGroupMessage {
   brokerId?: string
   brokerCounter?: number
   publisher?: string
+  properties?: Record<string, unknown>
 }
 
 export interface GroupQueueDeps {
@@ -83,6 +86,7 @@ export class GroupQueueStore {
     if (typeof f.brokerId === 'string') entry.brokerId = f.brokerId
     if (typeof f.brokerCounter === 'number') entry.brokerCounter = f.brokerCounter
     if (typeof f.clientId === 'string') entry.publisher = f.clientId
+    if (f.properties !== null && typeof f.properties === 'object') entry.properties = f.properties as Record<string, unknown>
     let list = this.#loaded.get(shareKey)
     if (list === undefined) this.#loaded.set(shareKey, list = [])
     list.push(entry)
@@ -140,6 +144,7 @@ function encode (message: GroupMessage, enqueuedAt: number, retry: RetryState): 
   if (message.brokerId !== undefined) fields.brokerId = message.brokerId
   if (message.brokerCounter !== undefined) fields.brokerCounter = message.brokerCounter
   if (message.publisher !== undefined) fields.clientId = message.publisher
+  if (message.properties !== undefined) fields.properties = message.properties
   const meta: Record<string, unknown> = { t: enqueuedAt }
   if (retry.attempts > 0) meta.a = retry.attempts
   if (retry.dueAt !== undefined) meta.d = retry.dueAt

@@ -86,7 +86,7 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
         ctx.drops.report({ reason: 'expired', clientId, packet: droppedPacket(fields) })
         continue
       }
-      ready.push([entry, ownExpiryMs === undefined ? fields : countedDown(fields, entry, now)])
+      ready.push([entry, ownExpiryMs === undefined ? fields : countedDown(fields, entry.enqueuedAt, now)])
     }
     if (expired.length > 0) {
       for (const [queue] of expired) ctx.settle(queue)

@@ -55,12 +55,13 @@ export function messageExpiryMs (fields: Record<string, unknown>): number | unde
 }
 
 /**
- * The PUBLISH with its Message Expiry Interval less the whole seconds it waited in the queue ([MQTT-3.3.2-6]); at
- * least 1, for a copy sent before it expired and sent again. A copy of the fields: the stored record stays as it is.
+ * The PUBLISH with its Message Expiry Interval less the whole seconds it waited since `storedAt` (epoch ms; in a
+ * session queue, or as a retained message) ([MQTT-3.3.2-6]); at least 1, for a copy sent before it expired and
+ * sent again. A copy of the fields: the stored record stays as it is.
  */
-export function countedDown (fields: Record<string, unknown>, entry: QueueEntry, now: number): Record<string, unknown> {
+export function countedDown (fields: Record<string, unknown>, storedAt: number, now: number): Record<string, unknown> {
   const properties = fields.properties as { messageExpiryInterval: number }
-  const waited = entry.enqueuedAt > 0 ? Math.floor((now - entry.enqueuedAt) / 1000) : 0
+  const waited = storedAt > 0 ? Math.floor((now - storedAt) / 1000) : 0
   return { ...fields, properties: { ...properties, messageExpiryInterval: Math.max(1, properties.messageExpiryInterval - waited) } }
 }
 

@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord } from './codec.js'
 import { retainedKey } from './layout.js'
 import { droppedPacket, payloadBytes, payloadOf, plainCopy } from './packets.js'
-import type { DropReporter } from './queue-limits.js'
+import { countedDown, messageExpiryMs, type DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'
 import { RetainedIndex } from './retained-index.js'
 import type { PacketLike, StoreLimits } from './types.js'
@@ -55,7 +55,8 @@ export class RetainedStore {
       return
     }
     this.#index.add(topic)
-    queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet)) }], () => {
+    // the arrival time: an MQTT 5 Message Expiry Interval counts from it (#read)
+    queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet), { t: Date.now() }) }], () => {
       if (isNew && queue.peek(key) === undefined) this.#index.remove(topic)
     })
   }
@@ -85,19 +86,49 @@ export class RetainedStore {
     if (topics.length > 0) yield * this.#read(topics)
   }
 
+  /**
+   * A retained message with an MQTT 5 Message Expiry Interval is never sent once it has passed: it is removed and
+   * reported (dead-lettered as `expired`) when it is next read, and before that it goes out with the interval left
+   * [MQTT-3.3.2-5], [MQTT-3.3.2-6]. A record stored before arrival times were kept does not expire.
+   */
   async * #read (topics: string[]): AsyncGenerator<Record<string, unknown>> {
-    const values = await this.#deps.reader.read(topics.map(retainedKey))
+    const keys = topics.map(retainedKey)
+    const values = await this.#deps.reader.read(keys)
+    const now = Date.now()
     for (let i = 0; i < topics.length; i++) {
       const value = values[i]
       if (value === undefined) continue
       let fields: Record<string, unknown>
+      let storedAt = 0
       try {
-        fields = decodeRecord(value).fields
+        const record = decodeRecord(value)
+        fields = record.fields
+        if (typeof record.meta?.t === 'number') storedAt = record.meta.t
       } catch (err) {
         this.#deps.logger.error({ err, topic: topics[i] }, 'undecodable retained message skipped')
         continue
       }
+      const expiryMs = messageExpiryMs(fields)
+      if (expiryMs !== undefined && storedAt > 0) {
+        if (now - storedAt > expiryMs) {
+          this.#expire(topics[i], keys[i], value, fields)
+          continue
+        }
+        fields = countedDown(fields, storedAt, now)
+      }
       yield fields
     }
+  }
+
+  /** Removes an expired retained message, unless a newer write for its topic is queued (that one stands). */
+  #expire (topic: string, key: string, value: Buffer, fields: Record<string, unknown>): void {
+    const { queue, drops } = this.#deps
+    const pending = queue.peek(key)
+    if (pending !== undefined && pending !== value) return
+    if (!this.#index.remove(topic)) return
+    queue.stage([{ type: 'del', key }], () => {
+      if (queue.peek(key) === undefined) this.#index.add(topic)
+    })
+    drops.report({ reason: 'expired', packet: droppedPacket(fields) })
   }
 }

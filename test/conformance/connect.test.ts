@@ -24,7 +24,7 @@ describe.each(transports)('CONNECT / CONNACK over %s', (transport) => {
     const connack = await raw.next<IConnackPacket>('connack')
     expect(connack.reasonCode).toBe(0)
     expect(connack.sessionPresent).toBe(false)
-    expect(connack.properties?.subscriptionIdentifiersAvailable).toBe(false)
+    expect(connack.properties?.subscriptionIdentifiersAvailable).toBe(true)
     expect(raw.parseErrors).toEqual([])
     expect(raw.isClosed).toBe(false)
   })

@@ -115,21 +115,30 @@ describe('MQTT 5 clients exchanging messages', () => {
     ])
   })
 
-  it('treats Retain As Published as 0 until it is supported: a persistent subscriber gets a live retained message once, RETAIN 0, and not again', async () => {
+  it('Retain As Published: a persistent subscriber gets a live retained message once, with RETAIN 1, and not again; others RETAIN 0', async () => {
     const session = { clientId: 'rap', clean: false, properties: { sessionExpiryInterval: 3600 } }
     const sub = await v5(t.mqttUrl, session)
     await sub.subscribeAsync('rap/#', { qos: 1, rap: true })
+    const plain = track(await v5(t.mqttUrl, { clientId: 'no-rap' }))
+    await plain.subscribeAsync('rap/#', { qos: 1 })
     const pub = track(await v5(t.mqttUrl, { clientId: 'rap-pub' }))
     for (let i = 0; i < 5; i++) await pub.publishAsync(`rap/${i}`, `r${i}`, { qos: 1, retain: true })
     await pub.publishAsync('rap/fence', 'fence', { qos: 1 })
-    await waitFor(() => sub.received.some(m => m.payload === 'fence'), 'the fence')
-    expect(sub.received.map(m => [m.payload, m.retain])).toEqual([['r0', false], ['r1', false], ['r2', false], ['r3', false], ['r4', false], ['fence', false]])
+    await waitFor(() => sub.received.some(m => m.payload === 'fence') && plain.received.some(m => m.payload === 'fence'), 'the fence')
+    expect(sub.received.map(m => [m.payload, m.retain])).toEqual([['r0', true], ['r1', true], ['r2', true], ['r3', true], ['r4', true], ['fence', false]])
+    expect(plain.received.map(m => [m.payload, m.retain])).toEqual([['r0', false], ['r1', false], ['r2', false], ['r3', false], ['r4', false], ['fence', false]])
     await endClient(sub)
     const again = track(await v5(t.mqttUrl, session))
     expect(again.sessionPresent).toBe(true)
     await pub.publishAsync('rap/fence', 'second fence', { qos: 1 })
     await waitFor(() => again.received.some(m => m.payload === 'second fence'), 'the second fence')
     expect(again.received.map(m => m.payload)).toEqual(['second fence'])
+    // queued while offline: kept RETAIN 1 as published
+    await endClient(again)
+    await pub.publishAsync('rap/queued', 'queued', { qos: 1, retain: true })
+    const third = track(await v5(t.mqttUrl, session))
+    await waitFor(() => third.received.length >= 1, 'the queued retained message')
+    expect(third.received.map(m => [m.payload, m.retain])).toEqual([['queued', true]])
   })
 
   it('keeps no session for Clean Start 1 with a Session Expiry Interval of 0', async () => {

@@ -4,10 +4,13 @@ import { internals } from '../aedes-internals.js'
 import { tapPackets } from '../packet-tap.js'
 import { grantedSessionExpiry, keepsSession, serverKeepAlive, type V5ServerInfo } from './connack.js'
 import { markV5, v5Of, type V5Connect, type V5Connection } from './connection.js'
-import { PROTOCOL_ERROR, sendDisconnect, TOPIC_ALIAS_INVALID } from './disconnect.js'
+import { PROTOCOL_ERROR, sendDisconnect } from './disconnect.js'
 import { encodeAedesWritesPerVersion } from './writer.js'
 import { answerIdentifierInUse, noteSubscribe } from './suback.js'
 import { screenAuth, type AuthPacket } from './enhanced-auth.js'
+import { noteExistingSubscriptions } from './retained.js'
+import { checkSubscriptionId, forgetSubscriptionIds } from './subscription-ids.js'
+import { OutgoingAliases, resolveIncomingAlias } from './topic-aliases.js'
 
 const NORMAL_DISCONNECTION = 0x00
 const UNSUBSCRIBED = 0x00
@@ -24,6 +27,7 @@ interface ParsedPacket extends AuthPacket {
   subscriptions?: Array<{ topic: string, rap?: boolean, nl?: boolean }>
   properties?: AuthPacket['properties'] & { topicAlias?: number, subscriptionIdentifier?: number | number[], sessionExpiryInterval?: number }
   clientId?: string
+  topic?: string
 }
 
 interface ConnectV5 {
@@ -81,6 +85,8 @@ export function createV5Connections (server: V5ServerInfo) {
       connection.refusal = BAD_AUTHENTICATION_METHOD
       connection.refusalReason = `authentication method ${connect.authenticationMethod} is not offered`
     }
+    const aliases = Math.min(connect.topicAliasMaximum, server.topicAliasMaximum)
+    if (aliases > 0) connection.aliasesOut = new OutgoingAliases(aliases)
     const keepalive = serverKeepAlive(packet.keepalive ?? 0, server)
     if (keepalive !== undefined) {
       // aedes and the connect limits read the keepalive from the packet: they see the one the server gives
@@ -113,9 +119,9 @@ export function createV5Connections (server: V5ServerInfo) {
  * What a v5 client sends that aedes 1.2 or Culex would mishandle, dealt with before aedes sees it. A command aedes
  * does not know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes
  * the will: what a DISCONNECT with any reason but 0x00 asks for (0x04 asks for it by name; MQTT 5 §3.1.2.5 deletes
- * the will only on 0x00), and what the specification asks for a Topic Alias or a Subscription Identifier that this
- * server said it does not accept (a protocol error, [MQTT-3.3.2-9] and §3.8.2.1.2), or No Local on a shared
- * subscription.
+ * the will only on 0x00), and what the specification asks for a protocol error: a Topic Alias out of range or
+ * unknown (topic-aliases.ts), a Subscription Identifier of 0 (subscription-ids.ts), No Local on a shared
+ * subscription. For the first two the server says why first (DISCONNECT with the reason code).
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
@@ -127,8 +133,7 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       if (interval !== undefined) {
         // MQTT 5 §3.14.2.2.2: a session that was to end with the connection cannot be kept by its DISCONNECT
         if (connection.connect.sessionExpiryInterval === 0 && interval > 0) {
-          sendDisconnect(connection.client, PROTOCOL_ERROR, 'a Session Expiry Interval on DISCONNECT after a CONNECT with 0')
-          packet.cmd = 'protocol-violation'
+          violation(connection, packet, PROTOCOL_ERROR, 'a Session Expiry Interval on DISCONNECT after a CONNECT with 0')
           return
         }
         connection.sessionExpiry = Math.min(interval, connection.server.sessionExpirySeconds)
@@ -140,32 +145,44 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       if (answerIdentifierInUse(connection, packet)) return
       // aedes handles the UNSUBSCRIBE right after this: what the client is subscribed to now is what it removes
       const subscriptions = internals(connection.client).subscriptions
-      const codes = (packet.unsubscriptions ?? []).map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
+      const filters = packet.unsubscriptions ?? []
+      const codes = filters.map(filter => subscriptions[filter] === undefined ? NO_SUBSCRIPTION_EXISTED : UNSUBSCRIBED)
       if (packet.messageId !== undefined) connection.unsubscribes.set(packet.messageId, codes)
+      forgetSubscriptionIds(connection, filters)
       return
     }
     case 'publish':
       if (packet.properties?.topicAlias !== undefined) {
-        sendDisconnect(connection.client, TOPIC_ALIAS_INVALID, 'this server accepts no Topic Alias (Topic Alias Maximum 0)')
-        packet.cmd = 'protocol-violation'
+        const refused = resolveIncomingAlias(connection.aliasesIn ??= new Map(), connection.server.topicAliasMaximum, packet as { topic: string })
+        if (refused !== undefined) {
+          violation(connection, packet, refused)
+          return
+        }
       }
       // aedes 1.2 does not say who published a message; No Local needs it (the delivery router, the queue replay)
-      else if (connection.client.id !== null) packet.clientId = connection.client.id
+      if (connection.client.id !== null) packet.clientId = connection.client.id
       return
-    case 'subscribe':
+    case 'subscribe': {
       if (answerIdentifierInUse(connection, packet)) return
       noteSubscribe(connection, packet as Parameters<typeof noteSubscribe>[1])
-      if (packet.properties?.subscriptionIdentifier !== undefined) {
-        sendDisconnect(connection.client, PROTOCOL_ERROR, 'this server offers no Subscription Identifiers')
-        packet.cmd = 'protocol-violation'
-      } else if (packet.subscriptions?.some(s => s.nl === true && s.topic.startsWith('$share/')) === true) {
-        // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
-        sendDisconnect(connection.client, PROTOCOL_ERROR, 'No Local on a shared subscription')
-        packet.cmd = 'protocol-violation'
+      const subs = packet.subscriptions ?? []
+      if (!checkSubscriptionId(packet)) {
+        violation(connection, packet, PROTOCOL_ERROR, 'a Subscription Identifier of 0')
+        return
       }
-      // Retain As Published would let a live message through with RETAIN 1, which the delivery router takes for a
-      // retained copy sent on SUBSCRIBE and keeps out of a persistent session's queue bookkeeping (it was sent
-      // again at the next connection): until the router tells the two apart, every subscription is RAP 0.
-      for (const sub of packet.subscriptions ?? []) sub.rap = false
+      // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error
+      if (subs.some(s => s.nl === true && s.topic.startsWith('$share/'))) {
+        violation(connection, packet, PROTOCOL_ERROR, 'No Local on a shared subscription')
+        return
+      }
+      // Retain Handling 1 sends retained messages only for a subscription that did not exist (retained.ts)
+      noteExistingSubscriptions(internals(connection.client).subscriptions, subs)
+    }
   }
+}
+
+/** A packet that breaks the protocol: the server says why (DISCONNECT) and aedes closes the connection. */
+function violation (connection: V5Connection, packet: ParsedPacket, reasonCode: number, reason?: string): void {
+  sendDisconnect(connection.client, reasonCode, reason)
+  packet.cmd = 'protocol-violation'
 }

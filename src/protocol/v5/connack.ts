@@ -23,6 +23,8 @@ export interface V5ServerInfo {
   authTimeoutMs: number
   /** The reason codes this broker sent to v5 clients (for /metrics). */
   reasonCodesSent: ReasonCodesSent
+  /** mqtt.topicAliasMaximum: the Topic Aliases a client may set, and the most the server sets for one; 0 = none. */
+  topicAliasMaximum: number
 }
 
 /**
@@ -95,12 +97,15 @@ export function connackV5 (connack: { returnCode?: number, sessionPresent?: bool
   const reasonCode = 0
   const { connect, client } = connection
   const properties: Record<string, unknown> = {
-    // retain, wildcard and shared subscriptions work as in MQTT 3.1.1; subscription identifiers are not kept yet
+    // retain, wildcard and shared subscriptions work as in MQTT 3.1.1; subscription identifiers are kept with the
+    // subscription (subscription-ids.ts)
     retainAvailable: true,
     wildcardSubscriptionAvailable: true,
     sharedSubscriptionAvailable: true,
-    subscriptionIdentifiersAvailable: false
+    subscriptionIdentifiersAvailable: true
   }
+  // absent means 0: the client may set none
+  if (server.topicAliasMaximum > 0) properties.topicAliasMaximum = server.topicAliasMaximum
   const expiry = grantedSessionExpiry(connect, server)
   // the server's interval replaces the client's (MQTT 5 §3.2.2.3.2)
   if (expiry !== connect.sessionExpiryInterval) properties.sessionExpiryInterval = expiry

@@ -1,5 +1,6 @@
 import type { Client, Subscription } from 'aedes'
 import type { V5ServerInfo } from './connack.js'
+import type { OutgoingAliases } from './topic-aliases.js'
 
 /** What a v5 client asked for in its CONNECT, kept for the stages of MQTT 5 that honour it (docs/protocol.md). */
 export interface V5Connect {
@@ -52,6 +53,12 @@ export interface V5Connection {
   reauthenticating?: boolean
   /** An exchange waiting for the client's AUTH 0x18: called with its data (undefined: give up). */
   awaitingAuth?: (answer: { data: Buffer | undefined } | undefined) => void
+  /** Filter → its Subscription Identifier, for the client's filters that have one (subscription-ids.ts). */
+  subscriptionIds?: Map<string, number>
+  /** Topic Alias → topic, as the client set them on its PUBLISHes (topic-aliases.ts). */
+  aliasesIn?: Map<number, string>
+  /** The aliases the server sets on PUBLISHes to the client; absent when it accepts none. */
+  aliasesOut?: OutgoingAliases
 }
 
 /**

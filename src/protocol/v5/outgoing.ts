@@ -18,9 +18,10 @@ const SUCCESS = 0x00
 
 /**
  * The PUBLISH properties that travel from publisher to subscriber (MQTT 5 §3.3.2.3). Message Expiry Interval goes as
- * the copy has it: as published on a live delivery, counted down by the queue replay (store/outgoing-replay.ts).
- * Topic Alias belongs to one connection and Subscription Identifier is the subscriber's (not offered yet): neither is
- * forwarded.
+ * the copy has it: as published on a live delivery, counted down by the queue replay (store/outgoing-replay.ts), the
+ * retained store and a shared group. Topic Alias belongs to one connection and Subscription Identifier is the
+ * subscriber's: neither is forwarded; the delivery router and the replay set the receiving connection's own
+ * (topic-aliases.ts, subscription-ids.ts).
  */
 const FORWARDED = ['payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'userProperties'] as const
 

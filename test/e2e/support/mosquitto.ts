@@ -84,6 +84,12 @@ export async function mosquittoPub (port: number, args: string[], timeoutMs = 10
   return await runTracked('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeoutMs })
 }
 
+/** Runs mosquitto_pub with `lines` on its standard input (for -l: one message per line). */
+export async function mosquittoPubLines (port: number, args: string[], lines: string, timeoutMs = 10_000): Promise<Exit & { stdout: string, stderr: string, timedOut: boolean }> {
+  // the lines and the arguments reach the shell as its own arguments, never as code
+  return await runTracked('sh', ['-c', 'printf %s "$0" | mosquitto_pub "$@"', lines, '-h', '127.0.0.1', '-p', String(port), ...args], { timeoutMs })
+}
+
 /** Starts mosquitto_pub without waiting, for tests that kill the broker while publishes are in flight. */
 export function startMosquittoPub (port: number, args: string[]): Proc {
   return spawnTracked('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), ...args])
