@@ -50,14 +50,14 @@ describe.each(transports)('MQTT 5 server DISCONNECT over %s', (transport) => {
     expect(await toldOnClose(zero)).toEqual([[0x82, 'packet identifier 0']])
   })
 
-  it('0x94 for a Topic Alias the broker did not offer, 0x82 for a Subscription Identifier or No Local on a shared subscription', async () => {
+  it('0x94 for a Topic Alias over the maximum, 0x82 for a Subscription Identifier of 0 or No Local on a shared subscription', async () => {
     const alias = await connected('alias')
-    alias.send({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, dup: false, retain: false, properties: { topicAlias: 1 } })
+    alias.send({ cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, dup: false, retain: false, properties: { topicAlias: 11 } })
     expect((await toldOnClose(alias)).map(([code]) => code)).toEqual([0x94])
 
     const subId = await connected('sub-id')
-    subId.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a', qos: 1, nl: false, rap: false, rh: 0 }], properties: { subscriptionIdentifier: 5 } })
-    expect((await toldOnClose(subId)).map(([code]) => code)).toEqual([0x82])
+    subId.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a', qos: 1, nl: false, rap: false, rh: 0 }], properties: { subscriptionIdentifier: 0 } })
+    expect(await toldOnClose(subId)).toEqual([[0x82, 'a Subscription Identifier of 0']])
 
     const nl = await connected('nl-share')
     nl.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/a', qos: 1, nl: true, rap: false, rh: 0 }] })
