@@ -1,11 +1,14 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
+import { HeldCopies } from './held-copies.js'
 import { packetIds } from './packet-ids.js'
 import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
+import { tooLargeDetail, type UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
 import { forwardedProperties } from './v5/outgoing.js'
+import { receiveWindowOf, type ReceiveWindow } from './v5/receive-window.js'
 import { retainedProperties } from './v5/retained.js'
 
 /**
@@ -13,16 +16,24 @@ import { retainedProperties } from './v5/retained.js'
  * property rather than a WeakSet: adding to a WeakSet for every shared delivery cost about 0.3 µs.
  */
 const SHARED = Symbol('culex.sharedDelivery')
-/** A shared delivery also carries its group's share name and its message's arrival (epoch ms), for delivery lag. */
-type Marked = DeliveryPacket & { [SHARED]?: true, group?: string, arrivedAt?: number }
+/** Marks a copy that waited for room in the client's Receive Maximum: it was planned when it first came. */
+const HELD = Symbol('culex.heldDelivery')
+/**
+ * A shared delivery also carries its group's share name and its message's arrival (epoch ms), for delivery lag, and
+ * what to tell the group when the copy cannot be sent to this member.
+ */
+const UNSENT = Symbol('culex.sharedUnsent')
+type Marked = DeliveryPacket & { [SHARED]?: true, [HELD]?: true, group?: string, arrivedAt?: number, [UNSENT]?: (detail: string) => void }
 
 /**
  * Marks a packet a shared-subscription group delivers to one member: the router sends it at the QoS it carries
  * (the group computed min(publish QoS, the member's granted QoS)), without planning over the client's other filters
  * and without counting it as one of their copies, so a client with both a shared and a normal subscription gets both.
+ * `unsent` is called (on a later turn) when the member cannot take the copy: larger than its Maximum Packet Size.
  */
-export function markSharedDelivery (packet: DeliveryPacket): void {
+export function markSharedDelivery (packet: DeliveryPacket, unsent?: (detail: string) => void): void {
   (packet as Marked)[SHARED] = true
+  if (unsent !== undefined) (packet as Marked)[UNSENT] = unsent
 }
 
 /**
@@ -40,17 +51,46 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
 // nothing, so every client shares it.
 const noDuplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
 
-export function routeDeliveries (client: Client, session?: PersistentSession): void {
+/** What the router of one connection is given: its session's store, and where undelivered copies are reported. */
+export interface RouteOptions {
+  session?: PersistentSession
+  undelivered: UndeliveredSink
+  /** limits.maxInflightMessages and limits.maxInflightBytes: what may wait for room in a Receive Maximum. */
+  maxHeldMessages: number
+  maxHeldBytes: number
+}
+
+export function routeDeliveries (client: Client, opts: RouteOptions): void {
   const c = internals(client)
+  const session = opts.session
   // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
   const v5 = v5Of(client)
-  const out: Outbound = v5 === undefined ? V311 : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize }
+  const window = receiveWindowOf(client)
+  const out: Outbound = v5 === undefined
+    ? V311
+    : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize, window, held: new HeldCopies(opts.maxHeldMessages, opts.maxHeldBytes), undelivered: opts.undelivered, slow: false }
   // Copies still expected for a message that matched several of this client's filters (made when one does).
   let pendingCopies: Map<string, number> | undefined
 
   c.duplicates = noDuplicates
 
+  // Room in the Receive Maximum: held copies go, oldest first, through the whole delivery chain (the slow-reader
+  // limit counts them as it counts any copy), while there is room.
+  window?.onFreed(() => {
+    const held = out.held as HeldCopies<DeliveryPacket>
+    while (held.size > 0 && !window.full && !c.closed) {
+      const packet = held.shift() as Marked
+      packet[HELD] = true
+      c.deliverQoS(packet, noop)
+    }
+  })
+
   const route = (qos0Only: boolean): Deliver => (packet, cb) => {
+    if ((packet as Marked)[HELD] === true) {
+      (packet as Marked)[HELD] = undefined
+      deliverCopy(c, out, packet, cb, session, 0, '')
+      return
+    }
     const shared = (packet as Marked)[SHARED] === true
     // a shared copy may have waited in its group; 0 = a live copy, which arrived just now
     const arrivedAt = shared ? (packet as Marked).arrivedAt ?? 0 : 0
@@ -100,10 +140,18 @@ export interface PersistentSession {
   clear: (client: Client, packet: DeliveryPacket) => Promise<unknown>
 }
 
-/** How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts. */
+/**
+ * How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts, its
+ * Receive Maximum (window) and the copies waiting for room in it, and where a copy it does not get is reported.
+ */
 interface Outbound {
   v5: boolean
   maxPacketBytes: number | undefined
+  window?: ReceiveWindow
+  held?: HeldCopies<DeliveryPacket>
+  undelivered?: UndeliveredSink
+  /** Over the held bound: the connection is closing as a slow consumer. */
+  slow?: boolean
 }
 
 /** Shared by every MQTT 3.1.1 and 3.1 client: one object less per connection. */
@@ -130,24 +178,31 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
   // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
   const properties = out.v5 && forward != null ? forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined)) : undefined
   // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
-  if (forward == null || (out.maxPacketBytes !== undefined && publishSize(forward, qos, properties) > out.maxPacketBytes)) {
+  const size = forward == null || out.maxPacketBytes === undefined ? 0 : publishSize(forward, qos, properties)
+  if (forward == null || size > (out.maxPacketBytes ?? Infinity)) {
     // as aedes: a queued copy the client may not receive leaves the session queue
     if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
     // a shared delivery brings an id taken for it, which this copy will not use
     if (qos > 0 && packet.messageId !== undefined) packetIds(c).release(packet.messageId)
+    if (forward != null) tooLarge(c, out, packet as Marked, size)
     setImmediate(cb)
     return
   }
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
-    if (qos > 0) noteSent(c, brought as number, qos, arrivedAt, group)
+    if (qos > 0) noteSent(c, out, forward, brought as number, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, qos === 0 ? undefined : brought, cb, session)
+    return
+  }
+  if (out.window?.full === true) {
+    waitForRoom(c, out, packet, session)
+    setImmediate(cb)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
-    noteSent(c, messageId, qos, arrivedAt, group)
+    noteSent(c, out, forward, messageId, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, messageId, cb, session)
     return
   }
@@ -157,14 +212,51 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
       setImmediate(cb)
       return
     }
-    noteSent(c, id, qos, arrivedAt, group)
+    noteSent(c, out, forward, id, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, id, cb, session)
   })
 }
 
-function noteSent (c: ClientInternals, messageId: number, qos: number, arrivedAt: number, group: string): void {
+/**
+ * The client has Receive Maximum QoS 1/2 PUBLISHes unacknowledged. The publisher is not kept waiting: a persistent
+ * session's copy stays in its queue, which sends it once acknowledgements make room (hooks.ts resumes the queue
+ * replay); a copy without a queue (a clean session's, a retained one) is held in memory, within the slow-reader
+ * bounds, and sent by the router when there is room.
+ */
+function waitForRoom (c: ClientInternals, out: Outbound, packet: DeliveryPacket, session: PersistentSession | undefined): void {
+  if (session !== undefined && packet.retain !== true) return
+  const held = out.held as HeldCopies<DeliveryPacket>
+  if (!out.slow && held.add(packet, packet.topic.length + payloadBytes(packet.payload))) return
+  // Past limits.maxInflightMessages or maxInflightBytes: a slow consumer, closed; a clean session's copies that
+  // will not be delivered are dead-lettered — those it has not acknowledged, the held ones, this one, and those
+  // still coming before the connection is gone.
+  const lost = out.slow ? [packet] : [...(out.window?.unshared() ?? []), ...held.take(), packet]
+  if (!out.slow) {
+    out.slow = true
+    c.emit('error', new Error(`limits.maxInflightMessages or maxInflightBytes exceeded: messages held for a client that does not acknowledge (Receive Maximum ${out.window?.maximum ?? 0})`))
+  }
+  if (session === undefined) out.undelivered?.(c, lost, 'slow-consumer', 'the subscriber (a clean session) stopped acknowledging with its Receive Maximum reached, and more than limits.maxInflightMessages or maxInflightBytes waited for it; it was disconnected')
+}
+
+/** A copy larger than the client's Maximum Packet Size: a shared group offers it to another member, else a dead letter. */
+function tooLarge (c: ClientInternals, out: Outbound, packet: Marked, size: number): void {
+  const detail = tooLargeDetail(size, out.maxPacketBytes ?? 0)
+  const unsent = packet[UNSENT]
+  if (unsent !== undefined) {
+    setImmediate(unsent, detail)
+    return
+  }
+  if (packet[SHARED] !== true) out.undelivered?.(c, [packet], 'too-large-for-client', detail)
+}
+
+function noteSent (c: ClientInternals, out: Outbound, forward: DeliveryPacket, messageId: number, qos: number, arrivedAt: number, group: string): void {
+  out.window?.sent(messageId, { topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, group })
   const observer = sentObserver(c)
   if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
+}
+
+function payloadBytes (payload: unknown): number {
+  return Buffer.isBuffer(payload) ? payload.length : typeof payload === 'string' ? Buffer.byteLength(payload) : 0
 }
 
 function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, forward: DeliveryPacket, properties: Record<string, unknown> | undefined, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {

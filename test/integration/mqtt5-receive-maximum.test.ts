@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest'
+import { startTestBroker, type TestBroker } from '../helpers/broker.js'
+import { connectClient, connectV5 as v5, waitFor, type TestClient } from '../helpers/clients.js'
+import { brokerPerTest, rawV5, settled, type RawV5 } from './mqtt5-support.js'
+
+const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+/** Acknowledges the PUBLISHes one at a time, oldest first; after each, exactly one more may arrive. */
+async function acknowledgeOneByOne (sub: RawV5, total: number, receiveMaximum: number): Promise<void> {
+  for (let acked = 0; acked < total; acked++) {
+    const p = sub.publishes()[acked]
+    sub.send({ cmd: 'puback', messageId: p.messageId })
+    const expected = Math.min(total, acked + 1 + receiveMaximum)
+    await waitFor(() => sub.publishes().length >= expected, `${expected} PUBLISHes after ${acked + 1} acknowledgements`)
+    await settled(sub)
+    expect(sub.publishes().length, `in flight after ${acked + 1} acknowledgements`).toBe(expected)
+  }
+}
+
+/**
+ * An MQTT 5 client's Receive Maximum (docs/protocol.md, "Receive Maximum"): never more unacknowledged QoS 1/2
+ * PUBLISHes than it allows, live, from its session queue and from a shared group, while the publisher is
+ * acknowledged at once.
+ */
+describe('MQTT 5 Receive Maximum', () => {
+  let t: TestBroker
+  const track = brokerPerTest(started => { t = started })
+
+  it('a clean session: exactly Receive Maximum in flight, the publisher acknowledged meanwhile, each acknowledgement releasing the next in order', async () => {
+    const sub = await rawV5(t, 'rm-clean', 'rm/#', 1, { receiveMaximum: 2 })
+    const pub = track(await v5(t.mqttUrl, { clientId: 'rm-pub' }))
+    // every PUBACK comes while the subscriber has acknowledged nothing
+    await Promise.all(names('m', 6).map(async p => await pub.publishAsync('rm/a', p, { qos: 1 })))
+    await settled(sub)
+    expect(sub.payloads()).toEqual(['m0', 'm1'])
+    await acknowledgeOneByOne(sub, 6, 2)
+    expect(sub.payloads()).toEqual(names('m', 6))
+    expect(new Set(sub.publishes().map(p => p.messageId)).size).toBe(6)
+    sub.destroy()
+  })
+
+  it('QoS 2: a PUBLISH counts until its PUBCOMP, not its PUBREC', async () => {
+    const sub = await rawV5(t, 'rm-q2', 'rm2/#', 2, { receiveMaximum: 1 })
+    const pub = track(await v5(t.mqttUrl, { clientId: 'rm2-pub' }))
+    await Promise.all(names('q', 3).map(async p => await pub.publishAsync('rm2/a', p, { qos: 2 })))
+    await settled(sub)
+    expect(sub.payloads()).toEqual(['q0'])
+    const first = sub.publishes()[0].messageId
+    sub.send({ cmd: 'pubrec', messageId: first })
+    await sub.next(p => p.cmd === 'pubrel' && p.messageId === first)
+    await settled(sub)
+    expect(sub.payloads(), 'received (PUBREC) but not complete').toEqual(['q0'])
+    sub.send({ cmd: 'pubcomp', messageId: first })
+    await waitFor(() => sub.publishes().length === 2, 'the second message after PUBCOMP')
+    await settled(sub)
+    expect(sub.payloads()).toEqual(['q0', 'q1'])
+    sub.destroy()
+  })
+
+  it('a persistent session: its queue replay and the live messages that come meanwhile wait for acknowledgements, in order', async () => {
+    const session = { sessionExpiryInterval: 3600, receiveMaximum: 2 }
+    const first = await rawV5(t, 'rm-durable', 'rmd/#', 1, session, false)
+    await first.disconnect()
+    const pub = track(await v5(t.mqttUrl, { clientId: 'rmd-pub' }))
+    await Promise.all(names('queued', 5).map(async p => await pub.publishAsync('rmd/a', p, { qos: 1 })))
+
+    const sub = await rawV5(t, 'rm-durable', 'rmd/#', 1, session, false)
+    expect(sub.sessionPresent).toBe(true)
+    await waitFor(() => sub.publishes().length >= 2, 'the first two queued messages')
+    // live messages while the window is full: acknowledged to their publisher, kept in the queue for the subscriber
+    await Promise.all(names('live', 3).map(async p => await pub.publishAsync('rmd/a', p, { qos: 1 })))
+    await settled(sub)
+    expect(sub.payloads()).toEqual(['queued0', 'queued1'])
+
+    await acknowledgeOneByOne(sub, 8, 2)
+    expect(sub.payloads()).toEqual([...names('queued', 5), ...names('live', 3)])
+    await waitFor(async () => (await t.broker.store.sessionInfo('rm-durable'))?.queued === 0, 'an empty queue')
+    sub.destroy()
+  })
+
+  it('a shared group member: the group keeps what its Receive Maximum does not allow and sends it as acknowledgements come', async () => {
+    const member = await rawV5(t, 'rm-member', '$share/g/rms/#', 1, { receiveMaximum: 2 })
+    const pub = track(await connectClient(t.mqttUrl, { clientId: 'rms-pub' }))
+    await Promise.all(names('s', 5).map(async p => await pub.publishAsync('rms/a', p, { qos: 1 })))
+    await settled(member)
+    expect(member.payloads()).toEqual(['s0', 's1'])
+    await acknowledgeOneByOne(member, 5, 2)
+    expect(member.payloads()).toEqual(names('s', 5))
+    member.destroy()
+  })
+
+  it('a clean session past limits.maxInflightMessages while its Receive Maximum is reached is a slow consumer: disconnected, its undelivered copies dead-lettered', async () => {
+    const limited = await startTestBroker({ 'limits.maxInflightMessages': 3 })
+    try {
+      const watcher: TestClient = await connectClient(limited.mqttUrl, { clientId: 'dlq-watch' })
+      await watcher.subscribeAsync('$DLQ/#', { qos: 1 })
+      const sub = await rawV5(limited, 'rm-slow', 'rmx/#', 1, { receiveMaximum: 1 })
+      const pub = await connectClient(limited.mqttUrl, { clientId: 'rmx-pub' })
+      await Promise.all(names('x', 5).map(async p => await pub.publishAsync('rmx/a', p, { qos: 1 })))
+      expect(await sub.waitClosed(5000)).toBe(true)
+      expect(sub.payloads()).toEqual(['x0'])
+      await waitFor(() => watcher.received.length >= 5, 'five slow-consumer dead letters')
+      expect(watcher.received.map(m => m.topic)).toEqual(Array(5).fill('$DLQ/slow-consumer/rmx/a'))
+      const envelopes = watcher.received.map(m => JSON.parse(m.payload) as { payload: string, target: string, detail: string })
+      expect(envelopes.map(e => Buffer.from(e.payload, 'base64').toString())).toEqual(names('x', 5))
+      expect(envelopes.every(e => e.target === 'rm-slow' && /Receive Maximum/.test(e.detail))).toBe(true)
+      expect(pub.connected).toBe(true)
+      pub.end(true)
+      watcher.end(true)
+    } finally {
+      await limited.close()
+    }
+  })
+})
