@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { IPublishPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, connectV5 as v5, waitFor, type TestClient } from '../helpers/clients.js'
+import { Rng } from '../fuzz/mutator.js'
 import { brokerPerTest, rawV5, settled, type RawV5 } from './mqtt5-support.js'
 
 const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
@@ -109,6 +111,45 @@ describe('MQTT 5 Receive Maximum', () => {
       watcher.end(true)
     } finally {
       await limited.close()
+    }
+  })
+
+  it('messages published in random bursts, acknowledged at random moments: never more than Receive Maximum in flight, each once and in order (seeded)', async () => {
+    const seed = Number(process.env.RECEIVE_MAXIMUM_SEED ?? 2027)
+    const r = new Rng(seed)
+    const pub = track(await v5(t.mqttUrl, { clientId: 'burst-pub' }))
+    const cases: Array<{ name: string, filter: string, clean: boolean, properties: Record<string, number> }> = [
+      { name: 'clean', filter: 'burst/clean/#', clean: true, properties: {} },
+      { name: 'persistent', filter: 'burst/durable/#', clean: false, properties: { sessionExpiryInterval: 3600 } },
+      { name: 'shared', filter: '$share/g/burst/shared/#', clean: true, properties: {} }
+    ]
+    for (const c of cases) {
+      const receiveMaximum = 1 + r.int(4)
+      const total = 150 + r.int(100)
+      const what = `${c.name} (seed ${seed}, Receive Maximum ${receiveMaximum}, ${total} messages)`
+      const sub = await rawV5(t, `burst-${c.name}`, c.filter, 1, { ...c.properties, receiveMaximum }, c.clean)
+      const topic = c.filter.replace('$share/g/', '').replace('#', 'x')
+      let acked = 0
+      let most = 0
+      const acknowledging = (async () => {
+        while (acked < total) {
+          const p = await sub.next<IPublishPacket>('publish', 10_000)
+          most = Math.max(most, sub.publishes().length - acked)
+          if (r.chance(0.3)) await new Promise(resolve => setTimeout(resolve, r.int(3)))
+          sub.send({ cmd: 'puback', messageId: p.messageId })
+          acked++
+        }
+      })()
+      for (let sent = 0; sent < total;) {
+        const burst = Math.min(total - sent, 1 + r.int(20))
+        await Promise.all(Array.from({ length: burst }, async (_, i) => await pub.publishAsync(topic, String(sent + i), { qos: 1 })))
+        sent += burst
+      }
+      await acknowledging
+      await settled(sub)
+      expect(most, what).toBeLessThanOrEqual(receiveMaximum)
+      expect(sub.payloads(), what).toEqual(Array.from({ length: total }, (_, i) => String(i)))
+      sub.destroy()
     }
   })
 })
