@@ -133,7 +133,7 @@ export const schema = {
     maxBytes: int(67_108_864, 'Payload bytes of all dead letters kept in the store (default 64 MiB); over it the oldest are removed (and counted), and one larger than this on its own is not kept. 0 = unlimited.'),
     maxAgeMs: int(604_800_000, 'Dead letters older than this are removed (and counted); 0 = kept until purged. Default 7 days.'),
     ratePerSecond: int(100, 'Envelopes published on $DLQ/... per second (burst of one second); every dead letter is stored, the ones over the rate are not published, only counted (culex_dead_letters_suppressed_total). 0 = unlimited.'),
-    onRejectedPublish: oneOf('acknowledge', ['acknowledge', 'disconnect'], 'What the publisher of a refused message sees: acknowledge (PUBACK/PUBREC, for an MQTT 5 QoS 1 publish with the reason code; it stays connected) or disconnect (the connection is closed without an acknowledgement). The message is dead-lettered either way.'),
+    onRejectedPublish: oneOf('acknowledge', ['acknowledge', 'disconnect'], 'What the publisher of a refused message sees: acknowledge (PUBACK/PUBREC, for an MQTT 5 publish with the reason code; it stays connected) or disconnect (the connection is closed without an acknowledgement). The message is dead-lettered either way.'),
     noSubscribers: bool(false, 'Also dead-letter a QoS 1/2, non-retained publish that matches no subscription (reason no-subscribers); it is still published.'),
     payloadRules: payloadRulesField('Topic filters whose payloads must be valid: json (parses as JSON), utf8, or schema:<file> (JSON valid against the JSON Schema in that file); a payload that fails is refused as invalid-payload. A mapping such as {orders/#: "schema:orders.schema.json"}; in the environment orders/#=json,logs/+=utf8.')
   },

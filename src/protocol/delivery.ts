@@ -2,13 +2,14 @@ import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { HeldCopies } from './held-copies.js'
+import { tooLarge, V311, waitForRoom, type Outbound } from './outbound.js'
 import { packetIds } from './packet-ids.js'
 import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
-import { tooLargeDetail, type UndeliveredSink } from './undelivered.js'
+import type { UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
 import { forwardedProperties } from './v5/outgoing.js'
-import { receiveWindowOf, type ReceiveWindow } from './v5/receive-window.js'
+import { receiveWindowOf } from './v5/receive-window.js'
 import { retainedProperties } from './v5/retained.js'
 
 /**
@@ -18,11 +19,9 @@ import { retainedProperties } from './v5/retained.js'
 const SHARED = Symbol('culex.sharedDelivery')
 /** Marks a copy that waited for room in the client's Receive Maximum: it was planned when it first came. */
 const HELD = Symbol('culex.heldDelivery')
-/**
- * A shared delivery also carries its group's share name and its message's arrival (epoch ms), for delivery lag, and
- * what to tell the group when the copy cannot be sent to this member.
- */
+/** What to tell a shared group when its copy cannot be sent to the member it chose. */
 const UNSENT = Symbol('culex.sharedUnsent')
+/** A shared delivery also carries its group's share name and its message's arrival (epoch ms), for delivery lag. */
 type Marked = DeliveryPacket & { [SHARED]?: true, [HELD]?: true, group?: string, arrivedAt?: number, [UNSENT]?: (detail: string) => void }
 
 /**
@@ -140,23 +139,6 @@ export interface PersistentSession {
   clear: (client: Client, packet: DeliveryPacket) => Promise<unknown>
 }
 
-/**
- * How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts, its
- * Receive Maximum (window) and the copies waiting for room in it, and where a copy it does not get is reported.
- */
-interface Outbound {
-  v5: boolean
-  maxPacketBytes: number | undefined
-  window?: ReceiveWindow
-  held?: HeldCopies<DeliveryPacket>
-  undelivered?: UndeliveredSink
-  /** Over the held bound: the connection is closing as a slow consumer. */
-  slow?: boolean
-}
-
-/** Shared by every MQTT 3.1.1 and 3.1 client: one object less per connection. */
-const V311: Outbound = { v5: false, maxPacketBytes: undefined }
-
 /** The copy as it is sent, with the broker counter its session-queue entry is found by. */
 export interface OutgoingCopy extends OutgoingPacket {
   brokerId?: string | null
@@ -184,7 +166,7 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
     if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
     // a shared delivery brings an id taken for it, which this copy will not use
     if (qos > 0 && packet.messageId !== undefined) packetIds(c).release(packet.messageId)
-    if (forward != null) tooLarge(c, out, packet as Marked, size)
+    if (forward != null) tooLarge(c, out, packet, size, (packet as Marked)[SHARED] === true, (packet as Marked)[UNSENT])
     setImmediate(cb)
     return
   }
@@ -195,7 +177,7 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
     return
   }
   if (out.window?.full === true) {
-    waitForRoom(c, out, packet, session)
+    waitForRoom(c, out, packet, session !== undefined)
     setImmediate(cb)
     return
   }
@@ -217,46 +199,10 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
   })
 }
 
-/**
- * The client has Receive Maximum QoS 1/2 PUBLISHes unacknowledged. The publisher is not kept waiting: a persistent
- * session's copy stays in its queue, which sends it once acknowledgements make room (hooks.ts resumes the queue
- * replay); a copy without a queue (a clean session's, a retained one) is held in memory, within the slow-reader
- * bounds, and sent by the router when there is room.
- */
-function waitForRoom (c: ClientInternals, out: Outbound, packet: DeliveryPacket, session: PersistentSession | undefined): void {
-  if (session !== undefined && packet.retain !== true) return
-  const held = out.held as HeldCopies<DeliveryPacket>
-  if (!out.slow && held.add(packet, packet.topic.length + payloadBytes(packet.payload))) return
-  // Past limits.maxInflightMessages or maxInflightBytes: a slow consumer, closed; a clean session's copies that
-  // will not be delivered are dead-lettered — those it has not acknowledged, the held ones, this one, and those
-  // still coming before the connection is gone.
-  const lost = out.slow ? [packet] : [...(out.window?.unshared() ?? []), ...held.take(), packet]
-  if (!out.slow) {
-    out.slow = true
-    c.emit('error', new Error(`limits.maxInflightMessages or maxInflightBytes exceeded: messages held for a client that does not acknowledge (Receive Maximum ${out.window?.maximum ?? 0})`))
-  }
-  if (session === undefined) out.undelivered?.(c, lost, 'slow-consumer', 'the subscriber (a clean session) stopped acknowledging with its Receive Maximum reached, and more than limits.maxInflightMessages or maxInflightBytes waited for it; it was disconnected')
-}
-
-/** A copy larger than the client's Maximum Packet Size: a shared group offers it to another member, else a dead letter. */
-function tooLarge (c: ClientInternals, out: Outbound, packet: Marked, size: number): void {
-  const detail = tooLargeDetail(size, out.maxPacketBytes ?? 0)
-  const unsent = packet[UNSENT]
-  if (unsent !== undefined) {
-    setImmediate(unsent, detail)
-    return
-  }
-  if (packet[SHARED] !== true) out.undelivered?.(c, [packet], 'too-large-for-client', detail)
-}
-
 function noteSent (c: ClientInternals, out: Outbound, forward: DeliveryPacket, messageId: number, qos: number, arrivedAt: number, group: string): void {
   out.window?.sent(messageId, { topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, group })
   const observer = sentObserver(c)
   if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
-}
-
-function payloadBytes (payload: unknown): number {
-  return Buffer.isBuffer(payload) ? payload.length : typeof payload === 'string' ? Buffer.byteLength(payload) : 0
 }
 
 function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, forward: DeliveryPacket, properties: Record<string, unknown> | undefined, messageId: number | undefined, cb: () => void, session: PersistentSession | undefined): void {
