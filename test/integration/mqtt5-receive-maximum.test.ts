@@ -80,6 +80,24 @@ describe('MQTT 5 Receive Maximum', () => {
     sub.destroy()
   })
 
+  it('after a reconnect, resends of unacknowledged messages count too: a smaller Receive Maximum gets fewer at once', async () => {
+    const first = await rawV5(t, 'rm-resend', 'rmr/#', 1, { sessionExpiryInterval: 3600, receiveMaximum: 5 }, false)
+    const pub = track(await v5(t.mqttUrl, { clientId: 'rmr-pub' }))
+    await Promise.all(names('r', 7).map(async p => await pub.publishAsync('rmr/a', p, { qos: 1 })))
+    await waitFor(() => first.publishes().length === 5, 'five in flight')
+    first.destroy()
+    await waitFor(() => t.broker.aedes.clients['rm-resend'] === undefined, 'the first connection gone')
+
+    const sub = await rawV5(t, 'rm-resend', 'rmr/#', 1, { sessionExpiryInterval: 3600, receiveMaximum: 2 }, false)
+    await waitFor(() => sub.publishes().length >= 2, 'the first two resends')
+    await settled(sub)
+    expect(sub.payloads()).toEqual(['r0', 'r1'])
+    expect(sub.publishes().map(p => p.dup)).toEqual([true, true])
+    await acknowledgeOneByOne(sub, 7, 2)
+    expect(sub.payloads()).toEqual(names('r', 7))
+    sub.destroy()
+  })
+
   it('a shared group member: the group keeps what its Receive Maximum does not allow and sends it as acknowledgements come', async () => {
     const member = await rawV5(t, 'rm-member', '$share/g/rms/#', 1, { receiveMaximum: 2 })
     const pub = track(await connectClient(t.mqttUrl, { clientId: 'rms-pub' }))
