@@ -74,6 +74,31 @@ describe('MQTT 5 acknowledgements and the dead letters they make', () => {
     expect(payloadOf(two.envelope)).toBe('second')
   })
 
+  it('mqtt.js refusing through customHandleAcks: the refused messages are dead-lettered, the accepted ones delivered', async () => {
+    const t = await broker()
+    const w = await watchDlq(t)
+    keep(w.client)
+    const sub = keep(await v5(t.mqttUrl, {
+      clientId: 'picky',
+      customHandleAcks: (topic, _message, packet, done) => {
+        done(topic.endsWith('/bad') ? (packet.qos === 2 ? 0x99 : 0x87) : 0)
+      }
+    }))
+    await sub.subscribeAsync('picky/#', { qos: 2 })
+    const pub = keep(await v5(t.mqttUrl, { clientId: 'picky-pub' }))
+    await pub.publishAsync('picky/bad', 'no 1', { qos: 1 })
+    await pub.publishAsync('picky/good', 'yes 1', { qos: 1 })
+    await pub.publishAsync('picky/bad', 'no 2', { qos: 2 })
+    await pub.publishAsync('picky/good', 'yes 2', { qos: 2 })
+    await waitFor(() => sub.received.length === 2 && w.envelopes().length === 2, 'two deliveries and two dead letters')
+    expect(sub.received.map(m => m.payload)).toEqual(['yes 1', 'yes 2'])
+    expect(w.envelopes().map(e => [e.topic, payloadOf(e.envelope), e.envelope.target])).toEqual([
+      ['$DLQ/rejected/picky/bad', 'no 1', 'picky'],
+      ['$DLQ/rejected/picky/bad', 'no 2', 'picky']
+    ])
+    expect(w.envelopes()[1].envelope.detail).toMatch(/PUBREC reason code 0x99/)
+  })
+
   it('a persistent session: the refused message leaves its queue and is not sent to it again', async () => {
     const t = await broker()
     const w = await watchDlq(t)

@@ -86,7 +86,7 @@ describe('MQTT 5 Receive Maximum', () => {
     await Promise.all(names('r', 7).map(async p => await pub.publishAsync('rmr/a', p, { qos: 1 })))
     await waitFor(() => first.publishes().length === 5, 'five in flight')
     first.destroy()
-    await waitFor(() => t.broker.aedes.clients['rm-resend'] === undefined, 'the first connection gone')
+    await waitFor(() => (t.broker.aedes as unknown as { clients: Record<string, unknown> }).clients['rm-resend'] === undefined, 'the first connection gone')
 
     const sub = await rawV5(t, 'rm-resend', 'rmr/#', 1, { sessionExpiryInterval: 3600, receiveMaximum: 2 }, false)
     await waitFor(() => sub.publishes().length >= 2, 'the first two resends')
