@@ -57,6 +57,8 @@ export interface RouteOptions {
   /** limits.maxInflightMessages and limits.maxInflightBytes: what may wait for room in a Receive Maximum. */
   maxHeldMessages: number
   maxHeldBytes: number
+  /** A client disconnected because too much waited for room in its Receive Maximum. */
+  onSlowConsumer: (client: Client, held: number) => void
 }
 
 export function routeDeliveries (client: Client, opts: RouteOptions): void {
@@ -67,7 +69,7 @@ export function routeDeliveries (client: Client, opts: RouteOptions): void {
   const window = receiveWindowOf(client)
   const out: Outbound = v5 === undefined
     ? V311
-    : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize, window, held: new HeldCopies(opts.maxHeldMessages, opts.maxHeldBytes), undelivered: opts.undelivered, slow: false }
+    : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize, window, held: new HeldCopies(opts.maxHeldMessages, opts.maxHeldBytes), undelivered: opts.undelivered, onSlowConsumer: opts.onSlowConsumer, slow: false }
   // Copies still expected for a message that matched several of this client's filters (made when one does).
   let pendingCopies: Map<string, number> | undefined
 

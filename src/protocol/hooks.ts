@@ -166,6 +166,11 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // them from the moment it restores the session's subscriptions (before CONNACK) and during the replay, where they
   // overtook older queued messages, and a copy the replay had already sent went out a second time. The queue
   // sends those; a live copy goes out only while the queue holds it unsent and no replay is running.
+  const warnSlowConsumer = (client: Client, held: number): void => {
+    const receiveMaximum = v5Of(client)?.connect.receiveMaximum
+    clientLogger(log, client).warn({ receiveMaximum, held, maxInflightMessages: opts.maxInflightMessages, maxInflightBytes: opts.maxInflightBytes }, 'disconnecting a client that does not acknowledge')
+  }
+
   // An MQTT 5 client's Receive Maximum is kept on every path (v5/receive-window.ts); copies left in a persistent
   // session's queue while it was reached are sent by a resumed replay once an acknowledgement makes room.
   const routeClientDeliveries: ConnectStep = (client, packet) => {
@@ -173,7 +178,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     const v5 = v5Of(client)
     const window = v5 === undefined ? undefined : attachReceiveWindow(client, v5.connect.receiveMaximum)
     if (window !== undefined) watchAcknowledgements(client, window, opts.undelivered)
-    const route = { undelivered: opts.undelivered, maxHeldMessages: opts.maxInflightMessages, maxHeldBytes: opts.maxInflightBytes }
+    const route = { undelivered: opts.undelivered, maxHeldMessages: opts.maxInflightMessages, maxHeldBytes: opts.maxInflightBytes, onSlowConsumer: warnSlowConsumer }
     if (packet.clean !== false) {
       routeDeliveries(client, route)
       return undefined

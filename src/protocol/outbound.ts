@@ -14,6 +14,8 @@ export interface Outbound {
   window?: ReceiveWindow
   held?: HeldCopies<DeliveryPacket>
   undelivered?: UndeliveredSink
+  /** Told once when the held copies break their bound (`held`: how many there were), for the log. */
+  onSlowConsumer?: (client: ClientInternals, held: number) => void
   /** Over the held bound: the connection is closing as a slow consumer. */
   slow?: boolean
 }
@@ -34,9 +36,11 @@ export function waitForRoom (c: ClientInternals, out: Outbound, packet: Delivery
   // Past limits.maxInflightMessages or maxInflightBytes: a slow consumer, closed; a clean session's copies that
   // will not be delivered are dead-lettered — those it has not acknowledged, the held ones, this one, and those
   // still coming before the connection is gone.
+  const heldCount = held.size
   const lost = out.slow ? [packet] : [...(out.window?.unshared() ?? []), ...held.take(), packet]
   if (!out.slow) {
     out.slow = true
+    out.onSlowConsumer?.(c, heldCount)
     c.emit('error', new Error(`limits.maxInflightMessages or maxInflightBytes exceeded: messages held for a client that does not acknowledge (Receive Maximum ${out.window?.maximum ?? 0})`))
   }
   if (!persistent) out.undelivered?.(c, lost, 'slow-consumer', 'the subscriber (a clean session) stopped acknowledging with its Receive Maximum reached, and more than limits.maxInflightMessages or maxInflightBytes waited for it; it was disconnected')

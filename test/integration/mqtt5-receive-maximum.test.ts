@@ -125,6 +125,7 @@ describe('MQTT 5 Receive Maximum', () => {
       expect(envelopes.map(e => Buffer.from(e.payload, 'base64').toString())).toEqual(names('x', 5))
       expect(envelopes.every(e => e.target === 'rm-slow' && /Receive Maximum/.test(e.detail))).toBe(true)
       expect(pub.connected).toBe(true)
+      expect(limited.logs.find(l => l.msg === 'disconnecting a client that does not acknowledge')).toMatchObject({ clientId: 'rm-slow', receiveMaximum: 1, held: 3, maxInflightMessages: 3 })
       pub.end(true)
       watcher.end(true)
     } finally {
