@@ -104,13 +104,10 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
         // the longest run that may go now: resends always, new messages while the window and the ids allow
         const run: ReplayPacket[] = []
         let fresh = 0
-        let publishes = 0
         for (; i < chunk.length; i++) {
           const packet = toPacket(chunk[i])
-          if (window !== undefined && packet.cmd === 'publish' && packet.qos !== 0) {
-            if (window.size + publishes >= window.maximum) break
-            publishes++
-          }
+          const counted = window !== undefined && packet.cmd === 'publish' && packet.qos !== 0
+          if (counted && window.full) break
           if (packet.messageId === undefined) {
             if (store.sessionQueues.inflight(client) + fresh >= REPLAY_WINDOW) break
             const id = ids.take()
@@ -118,6 +115,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
             packet.messageId = id
             fresh++
           }
+          // its place in the window is taken now, before the store's update: nothing else may fill it meanwhile
+          if (counted) window.sent(packet.messageId, { topic: packet.topic ?? '', payload: packet.payload, qos: packet.qos ?? 1, retain: packet.retain, group: '' })
           run.push(packet)
         }
         // nothing may go now, as just checked in this same synchronous step: the next acknowledgement makes room
@@ -146,7 +145,6 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
     if (client.closed) return
     const v5 = v5Of(client)
     const maxPacketBytes = v5?.connect.maximumPacketSize
-    const window = receiveWindowOf(client)
     const frames: OutgoingPacket[] = []
     // the queue keeps no arrival time its replay could use: a queued message's lag counts from its replay
     const observer = sentObserver(client)
@@ -154,7 +152,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i] as StoredPacket
       if (!updated[i]) {
-        ids.release(packet.messageId)
+        unsent(client, packet, ids)
         continue
       }
       // a queued QoS 0 copy's entry goes at its update: it is sent once
@@ -167,17 +165,14 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
       const tooLarge = size > (maxPacketBytes ?? Infinity)
       if (forward == null || client.clean || tooLarge || isOwnNoLocal(client, packet)) {
         store.outgoingClearMessageId(client, packet).catch(() => undefined)
-        ids.release(packet.messageId)
+        unsent(client, packet, ids)
         if (tooLarge && forward != null) undelivered(client, [{ topic: forward.topic ?? '', payload: forward.payload, qos: forward.qos ?? 0, retain: forward.retain }], 'too-large-for-client', tooLargeDetail(size, maxPacketBytes ?? 0))
         continue
       }
       frames.push(forward)
       // a queued QoS 0 copy was given an id only for outgoingUpdate; it is never acknowledged
       if (packet.qos === 0) ids.release(packet.messageId)
-      else if (packet.cmd === 'publish') {
-        window?.sent(packet.messageId, { topic: packet.topic ?? '', payload: packet.payload, qos: packet.qos ?? 1, retain: packet.retain, group: '' })
-        observer?.sent(packet.messageId, packet.qos ?? 1, now, '')
-      }
+      else if (packet.cmd === 'publish') observer?.sent(packet.messageId, packet.qos ?? 1, now, '')
     }
     const writable = frames.length === 0 || client.conn.write(encodeFrames(frames, v5 !== undefined))
     if (!writable && !client.closed) await drained(client)
@@ -186,7 +181,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
   /** Whether the session still owes the packet; the id of one it does not is free again. */
   const owed = (client: ClientInternals, packet: ReplayPacket, ids: PacketIds): boolean => {
     if (store.sessionQueues.owes(client, packet)) return true
-    if (packet.messageId !== undefined) ids.release(packet.messageId)
+    unsent(client, packet, ids)
     return false
   }
 
@@ -228,6 +223,13 @@ export interface QueueReplay {
 }
 
 type StoredPacket = ReplayPacket & { messageId: number }
+
+/** A packet of a run that is not sent after all: its id is free again, and its place in the window. */
+function unsent (client: ClientInternals, packet: ReplayPacket, ids: PacketIds): void {
+  if (packet.messageId === undefined) return
+  ids.release(packet.messageId)
+  receiveWindowOf(client)?.settle(packet.messageId)
+}
 
 /**
  * The packet aedes' QoSPacket would build, without an id yet when it never went out (the caller takes one); a
