@@ -196,6 +196,13 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
       setImmediate(cb)
       return
     }
+    // other copies may have filled the client's Receive Maximum while this one waited
+    if (out.window?.full === true) {
+      ids.release(id)
+      waitForRoom(c, out, packet, session !== undefined)
+      setImmediate(cb)
+      return
+    }
     noteSent(c, out, forward, id, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, id, cb, session)
   })
