@@ -209,7 +209,8 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
 }
 
 function noteSent (c: ClientInternals, out: Outbound, forward: DeliveryPacket, messageId: number, qos: number, arrivedAt: number, group: string): void {
-  out.window?.sent(messageId, { topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, group })
+  // the copy as it goes (its QoS set by the router); a shared one is marked with its group
+  out.window?.sent(messageId, group === '' ? forward : { topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, group })
   const observer = sentObserver(c)
   if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
 }

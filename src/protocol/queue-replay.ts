@@ -9,7 +9,7 @@ import { planDelivery } from './delivery.js'
 import { tooLargeDetail, type UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
-import { receiveWindowOf } from './v5/receive-window.js'
+import { receiveWindowOf, type InflightCopy } from './v5/receive-window.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -116,7 +116,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
             fresh++
           }
           // its place in the window is taken now, before the store's update: nothing else may fill it meanwhile
-          if (counted) window.sent(packet.messageId, { topic: packet.topic ?? '', payload: packet.payload, qos: packet.qos ?? 1, retain: packet.retain, group: '' })
+          if (counted) window.sent(packet.messageId, packet as ReplayPacket & InflightCopy)
           run.push(packet)
         }
         // nothing may go now, as just checked in this same synchronous step: the next acknowledgement makes room

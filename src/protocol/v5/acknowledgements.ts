@@ -1,7 +1,7 @@
 import type { Client } from 'aedes'
 import { endsFlow, isRejection, tapAcknowledgements, type AcknowledgementPacket } from '../packet-tap.js'
 import type { UndeliveredSink } from '../undelivered.js'
-import type { ReceiveWindow } from './receive-window.js'
+import { isShared, type ReceiveWindow } from './receive-window.js'
 
 interface AckV5 extends AcknowledgementPacket {
   properties?: { reasonString?: string }
@@ -24,7 +24,7 @@ export function watchAcknowledgements (client: Client, window: ReceiveWindow, un
     if (!isRejection(ack)) return
     const answer = ack.cmd.toUpperCase()
     ack.cmd = 'puback'
-    if (copy === undefined || copy.group !== '') return
+    if (copy === undefined || isShared(copy)) return
     const reasonString = ack.properties?.reasonString
     const detail = `the subscriber refused it: ${answer} reason code ${hexCode(ack.reasonCode ?? 0)}` +
       (reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`)

@@ -1,13 +1,20 @@
 import type { Client } from 'aedes'
 
-/** A QoS 1/2 PUBLISH written to an MQTT 5 client and not completed yet, as a dead letter would need it. */
+/**
+ * A QoS 1/2 PUBLISH written to an MQTT 5 client and not completed yet, as a dead letter would need it: the packet
+ * the router or the replay sent (kept as it is, not copied).
+ */
 export interface InflightCopy {
   topic: string
   payload: unknown
   qos: number
   retain?: boolean
-  /** The share name of a shared-subscription delivery (its group settles a refusal), '' otherwise. */
-  group: string
+  /** The share name of a shared-subscription delivery (its group settles a refusal); absent or '' otherwise. */
+  group?: string
+}
+
+export function isShared (copy: InflightCopy): boolean {
+  return copy.group !== undefined && copy.group !== ''
 }
 
 /**
@@ -48,7 +55,7 @@ export class ReceiveWindow {
 
   /** The copies not completed, but for shared deliveries (their group redelivers them). */
   unshared (): InflightCopy[] {
-    return [...this.#copies.values()].filter(copy => copy.group === '')
+    return [...this.#copies.values()].filter(copy => !isShared(copy))
   }
 
   /** `freed` runs each time a completion takes the window from full to one free. */
