@@ -90,9 +90,20 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // One bad will or store error must never take the process down with an unhandled 'error' event.
   (aedes as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
-  const deadLetter = createDeadLetters({ aedes: broker, store, config, log: log.child({ component: 'dead-letter' }), mayPublishAs: auth.mayPublishAs })
+  const deadLetter = createDeadLetters({
+    aedes: broker,
+    store,
+    config,
+    log: log.child({ component: 'dead-letter' }),
+    mayPublishAs: auth.mayPublishAs,
+    // an MQTT 5 publisher's PUBACK/PUBREC says 0x10 (No matching subscribers)
+    onNoSubscribers: (client, packet) => { protocol.noteNoSubscribers(client, packet) }
+  })
   const limits = createLimitHooks(aedes, config, log, deadLetter.onSlowConsumer)
   const protocol = createProtocolHooks(broker, store, log, {
+    maxInflightMessages: config.limits.maxInflightMessages,
+    maxInflightBytes: config.limits.maxInflightBytes,
+    undelivered: deadLetter.onUndelivered,
     maxPendingBeforeConnackBytes: config.mqtt.maxPendingBeforeConnackBytes,
     sessionExpiryMs: config.sessions.expiryMs,
     maxInflightInboundMessages: config.mqtt.maxInflightInboundMessages,

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { isReservedTopic } from '../protocol/topic.js'
 import { forwardedProperties } from '../protocol/v5/outgoing.js'
+import type { UndeliveredCopy, UndeliveredReason } from '../protocol/undelivered.js'
 import type { DropEvent, LevelStore } from '../store/index.js'
 import type { StoredDeadLetter } from '../store/dead-letters.js'
 import { payloadChecker } from './payload-rules.js'
@@ -13,7 +14,9 @@ import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './ser
 
 /** What a shared subscription gives up (src/shared-subscriptions DeadLetterEvent). */
 export interface SharedDeadLetter {
-  reason: 'max-deliveries' | 'queue-full' | 'no-members' | 'expired'
+  reason: 'max-deliveries' | 'queue-full' | 'no-members' | 'rejected' | 'expired'
+  /** For `rejected`: what the last member said. */
+  detail?: string
   attempts: number
   attemptTimes: number[]
   group: string
@@ -28,6 +31,8 @@ export interface DeadLetterHooksDeps {
   log: Logger
   /** The auth feature's verdict from the ACL it has loaded (src/auth/hooks.ts mayPublishAs). */
   mayPublishAs: (who: { username?: string, clientId: string }, topic: string) => boolean
+  /** An accepted publish the noSubscribers check found no subscriber for (an MQTT 5 publisher is told 0x10). */
+  onNoSubscribers?: (client: Client | null, packet: PublishPacket) => void
 }
 
 const storeDetail: Record<DropEvent['reason'], string> = {
@@ -43,6 +48,7 @@ const slowConsumerDetail = 'the subscriber (a clean session) stopped reading and
 
 const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
   'max-deliveries': 'delivered sharedSubscriptions.maxDeliveries times without an acknowledgement',
+  rejected: 'refused by a member on its last of sharedSubscriptions.maxDeliveries deliveries',
   'queue-full': "the shared subscription's queue was full (sharedSubscriptions.maxQueuedMessages or maxQueuedBytes)",
   'no-members': 'the shared subscription lost its last member while the message was waiting',
   expired: "the message waited in the shared subscription's queue longer than its Message Expiry Interval"
@@ -53,7 +59,7 @@ const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
  * the authenticate wrapper that records refused wills, the store and shared-subscription feeds, and the publish
  * of envelopes and replays (src/broker.ts wires them).
  */
-export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs }: DeadLetterHooksDeps) {
+export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs, onNoSubscribers }: DeadLetterHooksDeps) {
   const settings = config.deadLetter
   const enabled = settings.enabled
   let closed = false
@@ -151,6 +157,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   const recordIfUnsubscribed = async (client: Client | null, packet: PublishPacket): Promise<undefined> => {
     if (await hasSubscribers(packet.topic)) return undefined
     await service.record({ reason: 'no-subscribers', detail: 'no subscription matches the topic', packet: toPacket(packet), ...publisherOf(client) })
+    onNoSubscribers?.(client, packet)
     return undefined
   }
 
@@ -193,7 +200,20 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   const onShared = (event: SharedDeadLetter): void => {
     log.warn({ reason: event.reason, share: event.share, attempts: event.attempts, topic: event.packet.topic, qos: event.packet.qos }, 'shared message dead-lettered')
     if (!enabled) return
-    void service.record({ reason: event.reason, detail: sharedDetail[event.reason], packet: { ...event.packet, retain: false }, target: event.share, attempts: event.attempts, attemptTimes: event.attemptTimes })
+    const detail = event.detail === undefined ? sharedDetail[event.reason] : `${sharedDetail[event.reason]}: ${event.detail}`
+    void service.record({ reason: event.reason, detail, packet: { ...event.packet, retain: false }, target: event.share, attempts: event.attempts, attemptTimes: event.attemptTimes })
+  }
+
+  /**
+   * Copies one subscriber did not get (src/protocol/undelivered.ts): larger than its Maximum Packet Size, refused by
+   * it, or held for it past the slow-reader limits. Once per copy; the subscriber is the target.
+   */
+  const onUndelivered = (client: Client, copies: readonly UndeliveredCopy[], reason: UndeliveredReason, detail: string): void => {
+    if (!enabled) return
+    for (const copy of copies) {
+      if (isReservedTopic(copy.topic)) continue
+      void service.record({ reason, detail, packet: { ...toPacket(copy), retain: false }, target: client.id })
+    }
   }
 
   let timer: NodeJS.Timeout | undefined
@@ -213,6 +233,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
     onStoreDrop,
     onSlowConsumer,
     onShared,
+    onUndelivered,
     start,
     close: () => {
       closed = true

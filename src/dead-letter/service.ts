@@ -7,7 +7,7 @@ import { envelopeProperties, type EnvelopeProperties } from './envelope-properti
 /** Why a message became a dead letter (docs/dead-letter.md). */
 export const REASONS = [
   'unauthorized', 'too-large', 'invalid-payload', 'queue-full', 'broker-queue-full', 'expired', 'retained-limit',
-  'max-deliveries', 'no-members', 'no-subscribers', 'will-denied', 'slow-consumer'
+  'max-deliveries', 'no-members', 'no-subscribers', 'will-denied', 'slow-consumer', 'too-large-for-client', 'rejected'
 ] as const
 export type DeadLetterReason = typeof REASONS[number]
 

@@ -1,11 +1,11 @@
 import type { Client } from 'aedes'
 import type { ConnectStep } from '../hook-chain.js'
 import { FastHistogram, type HistogramSeries } from '../metrics/fast-histogram.js'
-import { tapAcknowledgements } from '../protocol/packet-tap.js'
+import { endsFlow, tapAcknowledgements } from '../protocol/packet-tap.js'
 import { observeSent } from '../protocol/sent-observer.js'
 import { ConnectionLag } from './tracker.js'
 
-interface AckPacket { cmd: string, messageId?: number }
+interface AckPacket { cmd: string, messageId?: number, reasonCode?: number }
 
 /** Seconds from a message's arrival to the subscriber's final acknowledgement: 1 ms to 10 minutes. */
 export const ACK_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600] as const
@@ -45,7 +45,7 @@ export function createLagHooks () {
     open.set(client, lag)
     observeSent(client, { sent: (messageId, qos, arrivedAt, group) => lag.sent(messageId, arrivedAt, seriesFor(qos, group)) })
     tapAcknowledgements(client, (ack: AckPacket) => {
-      if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) lag.completed(ack.messageId, Date.now())
+      if (endsFlow(ack) && ack.messageId !== undefined) lag.completed(ack.messageId, Date.now())
     })
     // What is still unacknowledged is the session's now: it is measured again when it is sent at the next connection.
     client.conn.once('close', () => {

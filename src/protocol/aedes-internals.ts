@@ -62,6 +62,12 @@ export interface ClientInternals extends Client {
   errored?: boolean
   /** Set right after CONNACK 0 is written ('connackSent' event, lib/handlers/connect.js). */
   connackSent: boolean
+  /**
+   * Packet ids of the client's QoS 2 PUBLISHes aedes has taken and not seen the PUBREL of (maxInflightInbound counts
+   * them); an id leaves it when aedes deletes the QoS 2 record at PUBREL. The MQTT 5 layer removes one whose flow a
+   * refusing PUBREC ended.
+   */
+  _inboundInflight: Set<number>
   broker: BrokerInternals
 }
 
@@ -143,6 +149,7 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Client#resume (reads again; MQTT 5 enhanced authentication reads AUTH during the login)', holds: p => isFn(p.client.resume) },
   { owner: 'aedes', what: 'Client#errored, #connackSent, #connecting, #connected, #closed and #_disconnected (booleans)', holds: p => areBooleans(p.client, 'errored', 'connackSent', 'connecting', 'connected', 'closed', '_disconnected') },
   { owner: 'aedes', what: 'Client#will, #_will and #_keepaliveTimer', holds: p => has(p.client, 'will', '_will', '_keepaliveTimer') },
+  { owner: 'aedes', what: 'Client#_inboundInflight (a Set of the inbound QoS 2 ids awaiting PUBREL)', holds: p => p.client._inboundInflight instanceof Set },
   { owner: 'aedes', what: "Client#_parser (the connection's mqtt-packet parser, an EventEmitter with parse())", holds: p => isObject(p.client._parser) && isFn(p.client._parser.prependListener) && isFn(p.client._parser.parse) },
   { owner: 'aedes', what: 'Aedes#clients (connected clients by id)', holds: p => isObject(p.broker.clients) },
   { owner: 'aedes', what: 'Aedes#registerClient (the MQTT 5 layer tells a taken-over client why it is closed)', holds: p => isFn(p.broker.registerClient) },

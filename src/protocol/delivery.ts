@@ -1,11 +1,15 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
+import { HeldCopies } from './held-copies.js'
+import { tooLarge, V311, waitForRoom, type Outbound } from './outbound.js'
 import { packetIds } from './packet-ids.js'
 import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
-import { v5Of, type V5Connection } from './v5/connection.js'
+import type { UndeliveredSink } from './undelivered.js'
+import { v5Of } from './v5/connection.js'
 import { forwardedProperties } from './v5/outgoing.js'
+import { receiveWindowOf } from './v5/receive-window.js'
 import { retainedProperties, retainedSubscriptionIds } from './v5/retained.js'
 import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.js'
 
@@ -14,16 +18,27 @@ import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.j
  * property rather than a WeakSet: adding to a WeakSet for every shared delivery cost about 0.3 µs.
  */
 const SHARED = Symbol('culex.sharedDelivery')
+/**
+ * A copy waiting for room in the client's Receive Maximum carries what the router planned for it when it first came
+ * (HOLDING); when it is let through, HELD tells the router to send it as planned.
+ */
+const HOLDING = Symbol('culex.holdingDelivery')
+const HELD = Symbol('culex.heldDelivery')
+interface HeldPlan { retained: boolean, subscriptionIds: number[] | undefined }
+/** What to tell a shared group when its copy cannot be sent to the member it chose. */
+const UNSENT = Symbol('culex.sharedUnsent')
 /** A shared delivery also carries its group's share name and its message's arrival (epoch ms), for delivery lag. */
-type Marked = DeliveryPacket & { [SHARED]?: true, group?: string, arrivedAt?: number }
+type Marked = DeliveryPacket & { [SHARED]?: true, [HOLDING]?: HeldPlan, [HELD]?: HeldPlan, group?: string, arrivedAt?: number, [UNSENT]?: (detail: string) => void }
 
 /**
  * Marks a packet a shared-subscription group delivers to one member: the router sends it at the QoS it carries
  * (the group computed min(publish QoS, the member's granted QoS)), without planning over the client's other filters
  * and without counting it as one of their copies, so a client with both a shared and a normal subscription gets both.
+ * `unsent` is called (on a later turn) when the member cannot take the copy: larger than its Maximum Packet Size.
  */
-export function markSharedDelivery (packet: DeliveryPacket): void {
+export function markSharedDelivery (packet: DeliveryPacket, unsent?: (detail: string) => void): void {
   (packet as Marked)[SHARED] = true
+  if (unsent !== undefined) (packet as Marked)[UNSENT] = unsent
 }
 
 /**
@@ -41,17 +56,58 @@ export function markSharedDelivery (packet: DeliveryPacket): void {
 // nothing, so every client shares it.
 const noDuplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true })
 
-export function routeDeliveries (client: Client, session?: PersistentSession): void {
+/** What the router of one connection is given: its session's store, and where undelivered copies are reported. */
+export interface RouteOptions {
+  session?: PersistentSession
+  undelivered: UndeliveredSink
+  /** limits.maxInflightMessages and limits.maxInflightBytes: what may wait for room in a Receive Maximum. */
+  maxHeldMessages: number
+  maxHeldBytes: number
+  /** A client disconnected because too much waited for room in its Receive Maximum. */
+  onSlowConsumer: (client: Client, held: number) => void
+}
+
+export function routeDeliveries (client: Client, opts: RouteOptions): void {
   const c = internals(client)
+  const session = opts.session
   // decided before the router is installed (protocol/v5/accept.ts runs first among the connect steps)
   const v5 = v5Of(client)
-  const out: Outbound = v5 === undefined ? V311 : { v5: true, maxPacketBytes: v5.connect.maximumPacketSize, connection: v5 }
+  const window = receiveWindowOf(client)
+  const out: Outbound = v5 === undefined
+    ? V311
+    : {
+        v5: true,
+        maxPacketBytes: v5.connect.maximumPacketSize,
+        connection: v5,
+        window,
+        held: new HeldCopies(opts.maxHeldMessages, opts.maxHeldBytes),
+        undelivered: opts.undelivered,
+        onSlowConsumer: opts.onSlowConsumer,
+        slow: false
+      }
   // Copies still expected for a message that matched several of this client's filters (made when one does).
   let pendingCopies: Map<string, number> | undefined
 
   c.duplicates = noDuplicates
 
+  // Room in the Receive Maximum: held copies go, oldest first, through the whole delivery chain (the slow-reader
+  // limit counts them as it counts any copy), while there is room.
+  window?.onFreed(() => {
+    const held = out.held as HeldCopies<DeliveryPacket>
+    while (held.size > 0 && !window.full && !c.closed) {
+      const packet = held.shift() as Marked
+      packet[HELD] = packet[HOLDING]
+      c.deliverQoS(packet, noop)
+    }
+  })
+
   const route = (qos0Only: boolean): Deliver => (packet, cb) => {
+    const held = (packet as Marked)[HELD]
+    if (held !== undefined) {
+      (packet as Marked)[HELD] = undefined
+      deliverCopy(c, out, packet, cb, session, 0, '', held.retained, held.subscriptionIds)
+      return
+    }
     const shared = (packet as Marked)[SHARED] === true
     // a shared copy may have waited in its group; 0 = a live copy, which arrived just now
     const arrivedAt = shared ? (packet as Marked).arrivedAt ?? 0 : 0
@@ -109,17 +165,6 @@ export interface PersistentSession {
   clear: (client: Client, packet: DeliveryPacket) => Promise<unknown>
 }
 
-/** How copies are written to one client: its protocol version and, for MQTT 5, the largest packet it accepts. */
-interface Outbound {
-  v5: boolean
-  maxPacketBytes: number | undefined
-  /** The MQTT 5 connection: its Subscription Identifiers and Topic Aliases. */
-  connection: V5Connection | undefined
-}
-
-/** Shared by every MQTT 3.1.1 and 3.1 client: one object less per connection. */
-const V311: Outbound = { v5: false, maxPacketBytes: undefined, connection: undefined }
-
 /** The copy as it is sent, with the broker counter its session-queue entry is found by. */
 export interface OutgoingCopy extends OutgoingPacket {
   brokerId?: string | null
@@ -143,24 +188,31 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
     ? withSubscriptionIds(forwardedProperties(forward.properties ?? (retained ? retainedProperties(forward.payload) : undefined)), subscriptionIds)
     : undefined
   // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
-  if (forward == null || (out.maxPacketBytes !== undefined && publishSize(forward, qos, properties) > out.maxPacketBytes)) {
+  const size = forward == null || out.maxPacketBytes === undefined ? 0 : publishSize(forward, qos, properties)
+  if (forward == null || size > (out.maxPacketBytes ?? Infinity)) {
     // as aedes: a queued copy the client may not receive leaves the session queue
     if (session !== undefined && qos > 0) session.clear(c, packet).catch(noop)
     // a shared delivery brings an id taken for it, which this copy will not use
     if (qos > 0 && packet.messageId !== undefined) packetIds(c).release(packet.messageId)
+    if (forward != null) tooLarge(c, out, packet, size, (packet as Marked)[SHARED] === true, (packet as Marked)[UNSENT])
     setImmediate(cb)
     return
   }
   const brought = forward.messageId
   if (qos === 0 || (brought !== undefined && brought !== 0)) {
-    if (qos > 0) noteSent(c, brought as number, qos, arrivedAt, group)
+    if (qos > 0) noteSent(c, out, forward, brought as number, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, qos === 0 ? undefined : brought, cb, session, retained)
+    return
+  }
+  if (out.window?.full === true) {
+    hold(c, out, packet, session, retained, subscriptionIds)
+    setImmediate(cb)
     return
   }
   const ids = packetIds(c)
   const messageId = ids.take()
   if (messageId !== undefined) {
-    noteSent(c, messageId, qos, arrivedAt, group)
+    noteSent(c, out, forward, messageId, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, messageId, cb, session, retained)
     return
   }
@@ -170,12 +222,27 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
       setImmediate(cb)
       return
     }
-    noteSent(c, id, qos, arrivedAt, group)
+    // other copies may have filled the client's Receive Maximum while this one waited
+    if (out.window?.full === true) {
+      ids.release(id)
+      hold(c, out, packet, session, retained, subscriptionIds)
+      setImmediate(cb)
+      return
+    }
+    noteSent(c, out, forward, id, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, id, cb, session, retained)
   })
 }
 
-function noteSent (c: ClientInternals, messageId: number, qos: number, arrivedAt: number, group: string): void {
+/** The client's Receive Maximum is full: the copy waits (outbound.ts), with the plan it is to be sent by. */
+function hold (c: ClientInternals, out: Outbound, packet: DeliveryPacket, session: PersistentSession | undefined, retained: boolean, subscriptionIds: number[] | undefined): void {
+  (packet as Marked)[HOLDING] = { retained, subscriptionIds }
+  waitForRoom(c, out, packet, session !== undefined, retained)
+}
+
+function noteSent (c: ClientInternals, out: Outbound, forward: DeliveryPacket, messageId: number, qos: number, arrivedAt: number, group: string): void {
+  // the copy as it goes (its QoS set by the router); a shared one is marked with its group
+  out.window?.sent(messageId, group === '' ? forward : { topic: forward.topic, payload: forward.payload, qos, retain: forward.retain, group })
   const observer = sentObserver(c)
   if (observer !== undefined) observer.sent(messageId, qos, arrivedAt === 0 ? Date.now() : arrivedAt, group)
 }

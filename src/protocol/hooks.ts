@@ -5,13 +5,14 @@ import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
 import { guardPackets } from './packet-guard.js'
-import { tapAcknowledgements } from './packet-tap.js'
+import { endsFlow, tapAcknowledgements } from './packet-tap.js'
 import { parseFast } from './fast-parser.js'
 import { closeAfterBug, guardReads } from './read-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
 import type { SessionQueues } from '../store/types.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
+import type { UndeliveredSink } from './undelivered.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
@@ -25,7 +26,9 @@ import type { BrokerMetrics } from '../metrics/index.js'
 import { carryRetained, type GrantedSubscription, type RetainedSource } from './v5/retained.js'
 import { noteSubscriptionId } from './v5/subscription-ids.js'
 import { isV5, v5Of } from './v5/connection.js'
-import { noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
+import { noteNoSubscribers, noteRefusedPublish, publishReasonCode } from './v5/refusals.js'
+import { attachReceiveWindow } from './v5/receive-window.js'
+import { watchAcknowledgements } from './v5/acknowledgements.js'
 import { noteRefusedSubscription } from './v5/suback.js'
 import { checkPayloadFormat } from './v5/payload-format.js'
 import {
@@ -71,6 +74,11 @@ export interface ProtocolOptions {
   /** MQTT 5 enhanced authentication: the methods offered, and how long each AUTH of a client is waited for. */
   authMethods: AuthMethods
   authTimeoutMs: number
+  /** limits.maxInflightMessages and limits.maxInflightBytes: what may wait for room in an MQTT 5 Receive Maximum. */
+  maxInflightMessages: number
+  maxInflightBytes: number
+  /** Where copies a client did not get are reported (the dead-letter feature). */
+  undelivered: UndeliveredSink
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
@@ -151,7 +159,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   broker.on('keepaliveTimeout', (client: Client) => { sendDisconnect(client, KEEP_ALIVE_TIMEOUT) })
 
   // aedes replays a reconnecting session's queue one message per event-loop turn; Culex's replay sends it in chunks.
-  store.outgoingStream = createQueueReplay(broker, store)
+  const replay = createQueueReplay(broker, store, opts.undelivered)
+  store.outgoingStream = replay.outgoingStream
 
   // Whatever follows CONNECT waits until the login has succeeded (connack-gate.ts).
   const connackGates = new WeakMap<Client, ConnackGate>()
@@ -190,18 +199,35 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // them from the moment it restores the session's subscriptions (before CONNACK) and during the replay, where they
   // overtook older queued messages, and a copy the replay had already sent went out a second time. The queue
   // sends those; a live copy goes out only while the queue holds it unsent and no replay is running.
+  const warnSlowConsumer = (client: Client, held: number): void => {
+    const receiveMaximum = v5Of(client)?.connect.receiveMaximum
+    clientLogger(log, client).warn({ receiveMaximum, held, maxInflightMessages: opts.maxInflightMessages, maxInflightBytes: opts.maxInflightBytes }, 'disconnecting a client that does not acknowledge')
+  }
+
+  // An MQTT 5 client's Receive Maximum is kept on every path (v5/receive-window.ts); copies left in a persistent
+  // session's queue while it was reached are sent by a resumed replay once an acknowledgement makes room.
   const routeClientDeliveries: ConnectStep = (client, packet) => {
     allocatePacketIds(client, packet.clean === false)
+    const v5 = v5Of(client)
+    const window = v5 === undefined ? undefined : attachReceiveWindow(client, v5.connect.receiveMaximum)
+    if (window !== undefined) watchAcknowledgements(client, window, opts.undelivered)
+    const route = { undelivered: opts.undelivered, maxHeldMessages: opts.maxInflightMessages, maxHeldBytes: opts.maxInflightBytes, onSlowConsumer: warnSlowConsumer }
     if (packet.clean !== false) {
-      routeDeliveries(client)
+      routeDeliveries(client, route)
       return undefined
     }
     holdLiveDeliveries(client)
+    window?.onFreed(() => {
+      if (!isReplaying(client) && store.sessionQueues.waiting(client) > 0) replay.resume(client)
+    })
     routeDeliveries(client, {
-      leftToQueue: live => isReplaying(client) || !store.sessionQueues.unsent(client, live),
-      // not async functions: they run for every copy, and hand back the store's promise
-      update: (client, copy) => store.outgoingUpdate(client, copy as ReplayPacket),
-      clear: (client, packet) => store.outgoingClearMessageId(client, packet as unknown as ReplayPacket)
+      ...route,
+      session: {
+        leftToQueue: live => isReplaying(client) || !store.sessionQueues.unsent(client, live),
+        // not async functions: they run for every copy, and hand back the store's promise
+        update: (client, copy) => store.outgoingUpdate(client, copy as ReplayPacket),
+        clear: (client, packet) => store.outgoingClearMessageId(client, packet as unknown as ReplayPacket)
+      }
     })
     return undefined
   }
@@ -212,8 +238,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   // handled it, when the store has let the id go ('ack').
   const allocatePacketIds = (client: Client, persistent: boolean): void => {
     const ids = attachPacketIds(client, persistent ? id => store.sessionQueues.holdsPacketId(client, id) : undefined)
-    tapAcknowledgements(client, (ack: { cmd: string, messageId?: number }) => {
-      if ((ack.cmd === 'puback' || ack.cmd === 'pubcomp') && ack.messageId !== undefined) ids.release(ack.messageId)
+    tapAcknowledgements(client, (ack: { cmd: string, messageId?: number, reasonCode?: number }) => {
+      if (endsFlow(ack) && ack.messageId !== undefined) ids.release(ack.messageId)
     })
     client.conn.on('close', () => ids.close())
   }
@@ -246,8 +272,22 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     handle,
     acceptV5: v5.acceptV5,
     restoreV5Version: v5.restoreVersion,
+    /**
+     * A refused publish of a v5 client: its PUBACK/PUBREC says why. A refused QoS 2 one ends its flow there, so aedes'
+     * state for it (the inbound slot and the QoS 2 record) is given up as the PUBREC is written.
+     */
+    noteRefusedPublish: (client: Client | null, packet: { qos: number, messageId?: number }, drop: PublishDrop) => {
+      const id = packet.messageId
+      const release = client === null || packet.qos !== 2 || id === undefined
+        ? undefined
+        : () => {
+            internals(client)._inboundInflight.delete(id)
+            store.incomingDelPacket(client, { messageId: id }).catch(noop)
+          }
+      noteRefusedPublish(client, packet, drop, release)
+    },
+    noteNoSubscribers,
     authenticateWithMethod,
-    noteRefusedPublish,
     noteRefusedSubscription,
     noteLoginRefusal,
     /** A connection the frame guard closes (listeners): an MQTT 5 client gets DISCONNECT 0x95 or 0x81 first. */
@@ -292,3 +332,5 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     recordGranted: (sub: Subscription) => { granted.add(sub) }
   }
 }
+
+function noop (): void {}

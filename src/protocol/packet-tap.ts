@@ -21,6 +21,24 @@ interface Taps {
 
 const tapsOf = new WeakMap<MqttParser, Taps>()
 
+/** An acknowledgement as an MQTT 5 client may send it: with a reason code (absent = 0x00, success). */
+export interface AcknowledgementPacket extends TappedPacket { reasonCode?: number }
+
+/**
+ * MQTT 5: a PUBACK or PUBREC with a reason code of 0x80 or more refuses the message. It ends the flow of the
+ * PUBLISH it answers, as a PUBACK or PUBCOMP does (no PUBREL follows a refusing PUBREC, and the id is free again).
+ * The v5 layer hands a refusing PUBREC to aedes as a PUBACK (v5/acknowledgements.ts); the taps that run before it
+ * read it as sent.
+ */
+export function isRejection (ack: AcknowledgementPacket): boolean {
+  return (ack.cmd === 'puback' || ack.cmd === 'pubrec') && (ack.reasonCode ?? 0) >= 0x80
+}
+
+/** Whether the acknowledgement completes its PUBLISH: PUBACK, PUBCOMP, or a refusing PUBREC. */
+export function endsFlow (ack: AcknowledgementPacket): boolean {
+  return ack.cmd === 'puback' || ack.cmd === 'pubcomp' || (ack.cmd === 'pubrec' && (ack.reasonCode ?? 0) >= 0x80)
+}
+
 /** The acknowledgements of the broker's own QoS 1/2 deliveries, the only packets most taps read. */
 function isAcknowledgement (cmd: string): boolean {
   return cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubcomp'

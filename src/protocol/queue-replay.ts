@@ -6,9 +6,11 @@ import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { sentObserver } from './sent-observer.js'
 import { packetIds, type PacketIds } from './packet-ids.js'
 import { planDelivery } from './delivery.js'
+import { tooLargeDetail, type UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
 import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.js'
+import { receiveWindowOf, type InflightCopy } from './v5/receive-window.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -65,11 +67,13 @@ export function holdLiveDeliveries (client: Client): void {
  * (the packet id is recorded, for QoS 2 on disk, before the packet leaves), authorizeForward, the write — but
  * does them for runs of a chunk read from the store at once, each run in one socket write. A message in flight is
  * resent with its packet id at once; a new one waits when REPLAY_WINDOW messages are unacknowledged or no packet id
- * is free, and any run waits when the socket pushes back. It is installed as the store's outgoingStream: aedes'
+ * is free, and any run waits when the socket pushes back. For an MQTT 5 client every PUBLISH, resent or new, also
+ * waits while its Receive Maximum is unacknowledged. It is installed as the store's outgoingStream: aedes'
  * emptyQueue pipes what that returns, so the stream handed back ends when the replay is over and CONNACK-to-ready
- * keeps its order.
+ * keeps its order. `resume` replays what is unsent again on a connection whose replay has ended: the delivery router
+ * leaves an MQTT 5 client's copies in its queue while its Receive Maximum is reached (delivery.ts).
  */
-export function createQueueReplay (broker: BrokerInternals, store: ReplayStore): (client: Client) => Readable {
+export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, undelivered: UndeliveredSink): QueueReplay {
   // One listener for every replay waiting for acknowledgements (aedes emits 'ack' for each PUBACK and PUBCOMP).
   const waiting = new Map<Client, () => void>()
   broker.on('ack', (_packet: unknown, client: Client) => waiting.get(client)?.())
@@ -91,6 +95,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
   /** Sends one snapshot of the queue; returns how many packets it handed out. */
   const pass = async (client: ClientInternals, unsentOnly: boolean): Promise<number> => {
     const ids = packetIds(client)
+    // an MQTT 5 client's Receive Maximum: PUBLISHes it has not completed, resends included
+    const window = receiveWindowOf(client)
     let handed = 0
     for await (const chunk of store.sessionQueues.batches(client, unsentOnly)) {
       handed += chunk.length
@@ -101,6 +107,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
         let fresh = 0
         for (; i < chunk.length; i++) {
           const packet = toPacket(chunk[i])
+          const counted = window !== undefined && packet.cmd === 'publish' && packet.qos !== 0
+          if (counted && window.full) break
           if (packet.messageId === undefined) {
             if (store.sessionQueues.inflight(client) + fresh >= REPLAY_WINDOW) break
             const id = ids.take()
@@ -108,6 +116,8 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
             packet.messageId = id
             fresh++
           }
+          // its place in the window is taken now, before the store's update: nothing else may fill it meanwhile
+          if (counted) window.sent(packet.messageId, packet as ReplayPacket & InflightCopy)
           run.push(packet)
         }
         // nothing may go now, as just checked in this same synchronous step: the next acknowledgement makes room
@@ -143,7 +153,7 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i] as StoredPacket
       if (!updated[i]) {
-        ids.release(packet.messageId)
+        unsent(client, packet, ids)
         continue
       }
       // a queued QoS 0 copy's entry goes at its update: it is sent once
@@ -157,11 +167,12 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
       if (subscriptionIds !== undefined) forward = { ...forward as StoredPacket, properties: withSubscriptionIds((forward as OutgoingPacket).properties, subscriptionIds) }
       // like a copy the client may not receive: one larger than it accepts (MQTT 5 [MQTT-3.1.2-25]), and its own
       // message where every subscription it matches is No Local
-      const tooLarge = maxPacketBytes !== undefined && forward != null && forward.cmd === 'publish' &&
-        publishSize(forward as OutgoingPacket, forward.qos ?? 0, (forward as OutgoingPacket).properties) > maxPacketBytes
+      const size = maxPacketBytes !== undefined && forward != null && forward.cmd === 'publish' ? publishSize(forward as OutgoingPacket, forward.qos ?? 0, (forward as OutgoingPacket).properties) : 0
+      const tooLarge = size > (maxPacketBytes ?? Infinity)
       if (forward == null || client.clean || tooLarge || isOwnNoLocal(client, packet)) {
         store.outgoingClearMessageId(client, packet).catch(() => undefined)
-        ids.release(packet.messageId)
+        unsent(client, packet, ids)
+        if (tooLarge && forward != null) undelivered(client, [{ topic: forward.topic ?? '', payload: forward.payload, qos: forward.qos ?? 0, retain: forward.retain }], 'too-large-for-client', tooLargeDetail(size, maxPacketBytes ?? 0))
         continue
       }
       // a Topic Alias is set in the order the frames are written, all in this synchronous step
@@ -177,16 +188,16 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
   /** Whether the session still owes the packet; the id of one it does not is free again. */
   const owed = (client: ClientInternals, packet: ReplayPacket, ids: PacketIds): boolean => {
     if (store.sessionQueues.owes(client, packet)) return true
-    if (packet.messageId !== undefined) ids.release(packet.messageId)
+    unsent(client, packet, ids)
     return false
   }
 
   // Passes until nothing is left unsent. The last check and the end of `replaying` happen in one synchronous step,
   // so no message can be left to a replay that has ended. A clean session has no queue to replay.
-  const run = async (client: ClientInternals): Promise<void> => {
+  const run = async (client: ClientInternals, resumed: boolean): Promise<void> => {
     if (client.clean) return
     try {
-      for (let unsentOnly = false; ; unsentOnly = true) {
+      for (let unsentOnly = resumed; ; unsentOnly = true) {
         const handed = await pass(client, unsentOnly)
         // what is left and could not be sent (an unreadable record) is tried again at the next connection
         if (client.closed || store.sessionQueues.waiting(client) === 0 || (unsentOnly && handed === 0)) return
@@ -196,14 +207,36 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore):
     }
   }
 
-  return (client) => {
-    const done = new Readable({ objectMode: true, read () {} })
-    run(internals(client)).then(() => done.push(null), (err: unknown) => done.destroy(err as Error))
-    return done
+  return {
+    outgoingStream: (client) => {
+      const done = new Readable({ objectMode: true, read () {} })
+      run(internals(client), false).then(() => done.push(null), (err: unknown) => done.destroy(err as Error))
+      return done
+    },
+    resume: (client) => {
+      if (replaying.has(client) || client.closed) return
+      replaying.add(client)
+      const c = internals(client)
+      run(c, true).catch((err: unknown) => c.emit('error', err))
+    }
   }
 }
 
+export interface QueueReplay {
+  /** The store's outgoingStream: the replay at CONNECT. */
+  outgoingStream: (client: Client) => Readable
+  /** Sends what the queue holds unsent, unless a replay is running; live copies wait in the queue meanwhile. */
+  resume: (client: Client) => void
+}
+
 type StoredPacket = ReplayPacket & { messageId: number }
+
+/** A packet of a run that is not sent after all: its id is free again, and its place in the window. */
+function unsent (client: ClientInternals, packet: ReplayPacket, ids: PacketIds): void {
+  if (packet.messageId === undefined) return
+  ids.release(packet.messageId)
+  receiveWindowOf(client)?.settle(packet.messageId)
+}
 
 /**
  * The packet aedes' QoSPacket would build, without an id yet when it never went out (the caller takes one); a

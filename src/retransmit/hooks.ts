@@ -5,7 +5,7 @@ import type { ConnectStep } from '../hook-chain.js'
 import { clientLogger } from '../log/client-log.js'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics } from '../metrics/index.js'
-import { tapAcknowledgements } from '../protocol/packet-tap.js'
+import { endsFlow, tapAcknowledgements } from '../protocol/packet-tap.js'
 import { OutboundFrames, type Part } from './outbound-frames.js'
 import { RetransmitTracker, type Resent } from './tracker.js'
 
@@ -18,7 +18,7 @@ interface Watched {
   resending: boolean
 }
 
-interface AckPacket { cmd: string, messageId?: number }
+interface AckPacket { cmd: string, messageId?: number, reasonCode?: number }
 
 /**
  * How often the sweeper looks for due packets: a quarter of the interval, so a packet is resent between
@@ -115,7 +115,8 @@ export function createRetransmission (opts: { intervalMs: number, log: Logger })
     } as Writable['write']
     tapAcknowledgements(client, (ack: AckPacket) => {
       if (ack.messageId === undefined) return
-      if (ack.cmd === 'puback' || ack.cmd === 'pubcomp') tracker.completed(ack.messageId)
+      // a refusing PUBREC (MQTT 5) ends the flow: no PUBREL follows, nothing is resent
+      if (endsFlow(ack)) tracker.completed(ack.messageId)
       else if (ack.cmd === 'pubrec') tracker.received(ack.messageId)
     })
     // What is still unacknowledged belongs to the session now: a persistent one resends it at the next connection.

@@ -18,7 +18,7 @@ export class MemberChooser<H> {
   constructor (
     private readonly deliveries: DeliveryTracker<H>,
     private readonly cap: number,
-    private readonly mayReceive: (handle: H, topic: string) => boolean
+    private readonly mayReceive: (handle: H, topic: string, qos: number) => boolean
   ) {}
 
   /** The member for this entry now, or undefined when nobody can take it. */
@@ -43,7 +43,7 @@ export class MemberChooser<H> {
     while (slots.length > 0) {
       const picked: Slot<H> | undefined = group.picker.pick(slots, input)
       if (picked === undefined) return undefined
-      if (this.mayReceive(picked.member.handle, entry.topic)) return picked.member
+      if (this.mayReceive(picked.member.handle, entry.topic, deliveredQos(entry.qos, picked.member.qos))) return picked.member
       slots = slots.filter((s: Slot<H>) => s !== picked)
     }
     return undefined

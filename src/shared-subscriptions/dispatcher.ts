@@ -279,7 +279,7 @@ export class Dispatcher<H> {
     this.totals.deadLettered++
     const report = (payload: Buffer | undefined): void => {
       try {
-        this.opts.onDeadLetter({ reason, attempts: entry.attempts, attemptTimes: entry.attemptTimes ?? [], group: group.share.group, share: shareTopic(group.share.key), packet: { topic: entry.topic, payload: payload ?? Buffer.alloc(0), qos: entry.qos } })
+        this.opts.onDeadLetter({ reason, ...(reason === 'rejected' && entry.refusal !== undefined ? { detail: entry.refusal } : {}), attempts: entry.attempts, attemptTimes: entry.attemptTimes ?? [], group: group.share.group, share: shareTopic(group.share.key), packet: { topic: entry.topic, payload: payload ?? Buffer.alloc(0), qos: entry.qos } })
       } catch (err) {
         this.opts.log.error({ err }, 'onDeadLetter failed')
       }

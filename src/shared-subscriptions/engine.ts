@@ -137,9 +137,17 @@ export class SharedEngine<H> {
     return this.#dispatcher.ack(handle, messageId)
   }
 
-  /** A member refused a delivery (MQTT 5 reason code ≥ 0x80): retried after the backoff, like an ack timeout. */
-  reject (handle: H, messageId: number): boolean {
-    return this.#dispatcher.redelivery.reject(handle, messageId)
+  /**
+   * A member refused a delivery (MQTT 5 reason code ≥ 0x80, or too large for it): offered to another member after
+   * the backoff, like an ack timeout, and counted against maxDeliveries; `why` goes into its dead letter.
+   */
+  reject (handle: H, messageId: number, why?: string): boolean {
+    return this.#dispatcher.redelivery.reject(handle, messageId, why)
+  }
+
+  /** The connection may take QoS 1/2 messages again (room in its Receive Maximum): its groups dispatch. */
+  capacity (handle: H): void {
+    for (const group of this.#groupsOf.get(handle) ?? []) this.#dispatcher.pump(group)
   }
 
   sweep (): void {

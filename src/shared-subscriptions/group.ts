@@ -35,6 +35,8 @@ export interface Entry<H> {
   deliveries: Array<Delivery<H>>
   /** The member that lost it last: the next delivery prefers another one. */
   lostBy: string | undefined
+  /** What the member that refused it last said (MQTT 5), for its dead letter. */
+  refusal?: string
 }
 
 /** One delivery of an entry to one connection, identified there by its packet identifier. */

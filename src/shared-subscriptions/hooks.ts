@@ -5,7 +5,9 @@ import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { markSharedDelivery } from '../protocol/delivery.js'
 import { packetIds } from '../protocol/packet-ids.js'
-import { tapAcknowledgements } from '../protocol/packet-tap.js'
+import { isRejection, tapAcknowledgements } from '../protocol/packet-tap.js'
+import { hexCode } from '../protocol/v5/acknowledgements.js'
+import { receiveWindowOf } from '../protocol/v5/receive-window.js'
 import type { GroupQueueStore } from '../store/group-queue.js'
 import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
@@ -35,7 +37,7 @@ type Issued = number
 const NO_COUNTER = -1
 const RECEIVED = -2
 
-interface AckPacket { cmd: string, messageId?: number }
+interface AckPacket { cmd: string, messageId?: number, reasonCode?: number, properties?: { reasonString?: string } }
 
 /**
  * The only shared-subscription code that touches aedes (see docs/shared-subscriptions.md, "How it hooks in"):
@@ -73,9 +75,10 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   let wakeAt = Infinity
   let wakeTimer: NodeJS.Timeout | undefined
   const port: EnginePort<Client> = {
-    mayReceive: (client, topic) => {
-      // a member all of whose packet ids are held takes nothing until it acknowledges something
-      if (client.closed || !packetIds(client).available()) return false
+    mayReceive: (client, topic, qos) => {
+      // a member all of whose packet ids are held, or (MQTT 5) with its Receive Maximum unacknowledged, takes no
+      // QoS 1/2 message until it acknowledges something
+      if (client.closed || !packetIds(client).available() || (qos > 0 && receiveWindowOf(client)?.full === true)) return false
       probe.topic = topic
       return broker.authorizeForward(client, probe) != null
     },
@@ -89,12 +92,18 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       const c = internals(client)
       // The engine's packet has the aedes publish shape: handed over as it is, marked for the delivery router.
       const out = packet as DeliveryPacket
-      markSharedDelivery(out)
       if (packet.qos === 0 || packet.messageId === undefined) {
+        markSharedDelivery(out)
         c.deliver0(out, sent)
         return
       }
-      issuedOn(client).set(packet.messageId, packet.brokerCounter ?? NO_COUNTER)
+      const id = packet.messageId
+      // a copy larger than the member accepts (MQTT 5 Maximum Packet Size) is refused on its behalf
+      markSharedDelivery(out, why => {
+        issued.get(client)?.delete(id)
+        engine.reject(client, id, why)
+      })
+      issuedOn(client).set(id, packet.brokerCounter ?? NO_COUNTER)
       c.deliverQoS(out, sent)
     },
     listen: group => {
@@ -146,12 +155,19 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const watch = (client: Client): void => {
     if (watched.has(client)) return
     watched.add(client)
+    // room in an MQTT 5 member's Receive Maximum: its groups may send it what waits
+    receiveWindowOf(client)?.onFreed(() => engine.capacity(client))
     tapAcknowledgements(client, (packet: AckPacket) => {
       if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
       const ids = issued.get(client)
       const id = packet.messageId
       if (ids === undefined || id === undefined || !ids.has(id)) return
-      if (packet.cmd === 'pubrec') {
+      if (isRejection(packet)) {
+        // MQTT 5: the member refused it; another member gets it (the group's backoff, maxDeliveries)
+        ids.delete(id)
+        const reasonString = packet.properties?.reasonString
+        engine.reject(client, id, `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`)
+      } else if (packet.cmd === 'pubrec') {
         // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
         ids.set(id, RECEIVED)
         engine.ack(client, id)

@@ -41,10 +41,10 @@ export class Redelivery<H> {
   }
 
   /**
-   * The member refused the delivery: a failure like an ack timeout. MQTT 3.1.1 has no way to refuse; an MQTT 5
-   * PUBACK or PUBREC with a reason code ≥ 0x80 is meant to come in here.
+   * The member refused the delivery (an MQTT 5 PUBACK or PUBREC with a reason code ≥ 0x80, or a copy larger than its
+   * Maximum Packet Size): a failure like an ack timeout, without waiting for it. `why` is kept for the dead letter.
    */
-  reject (handle: H, messageId: number): boolean {
+  reject (handle: H, messageId: number, why?: string): boolean {
     const d = this.host.deliveries.get(handle, messageId)
     if (d === undefined) return false
     const expired = d.expired
@@ -53,6 +53,7 @@ export class Redelivery<H> {
     if (entry.state === 'inflight' && !expired) {
       entry.group.counts.rejections++
       this.host.totals.rejections++
+      entry.refusal = why
       if (entry.live === 0) this.lost(entry, d.clientId, 'rejected')
     }
     return true
@@ -123,7 +124,7 @@ export class Redelivery<H> {
     this.host.totals.failovers++
     ;(entry.attemptTimes ??= []).push(entry.sentAt)
     if (afterLoss(entry.attempts, this.opts.maxDeliveries) === 'dead-letter') {
-      this.host.deadLetter(entry, 'max-deliveries')
+      this.host.deadLetter(entry, reason === 'rejected' ? 'rejected' : 'max-deliveries')
       return
     }
     if (group.removed) {

@@ -6,8 +6,11 @@ import type { Strategy } from './strategies.js'
 
 /** What the engine asks of the broker: src/shared-subscriptions/hooks.ts implements it on aedes. */
 export interface EnginePort<H> {
-  /** Whether this connection is open and may be sent a message on `topic` (the ACL). */
-  mayReceive: (handle: H, topic: string) => boolean
+  /**
+   * Whether this connection is open and may be sent a message on `topic` (the ACL) at `qos` (a QoS 1/2 one waits
+   * while the client has its MQTT 5 Receive Maximum unacknowledged).
+   */
+  mayReceive: (handle: H, topic: string, qos: number) => boolean
   /** A packet identifier free on this connection. */
   allocateId: (handle: H) => number
   /** Hands a packet to the connection; `sent` runs once its socket took it. */
@@ -47,15 +50,17 @@ export interface GroupStore {
 }
 
 /**
- * Why a group gave a message up: it was delivered maxDeliveries times and never acknowledged, the group's queue
- * was full, the group lost its last member with the message still waiting, or it waited past its MQTT 5 Message
- * Expiry Interval.
+ * Why a group gave a message up: it was delivered maxDeliveries times and never acknowledged, or the last of them
+ * was refused (MQTT 5), the group's queue was full, the group lost its last member with the message still waiting,
+ * or it waited past its MQTT 5 Message Expiry Interval.
  */
-export type DeadLetterReason = 'max-deliveries' | 'queue-full' | 'no-members' | 'expired'
+export type DeadLetterReason = 'max-deliveries' | 'queue-full' | 'no-members' | 'rejected' | 'expired'
 
 /** A message the group gives up on; the dead-letter feature will publish it. */
 export interface DeadLetterEvent {
   reason: DeadLetterReason
+  /** For `rejected`: what the member said (its reason code and string). */
+  detail?: string
   attempts: number
   /** When each delivery went out (epoch ms), oldest first; the ones before a restart only if the group was durable. */
   attemptTimes: number[]

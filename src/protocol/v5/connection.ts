@@ -43,8 +43,6 @@ export interface V5Connection {
   refusal?: number
   /** Why, as the CONNACK's Reason String. */
   refusalReason?: string
-  /** Packet identifier of each refused QoS 1 PUBLISH not acknowledged yet → the PUBACK's reason code and string. */
-  refusedPublishes: Map<number, { reasonCode: number, reasonString: string }>
   /** The server has told the client why it closes the connection (disconnect.ts): it says so once. */
   disconnectSent: boolean
   /** Enhanced authentication (enhanced-auth.ts): whom the method let in, and its data for the CONNACK. */
@@ -69,7 +67,7 @@ const V5 = Symbol('culex.mqtt5')
 type Marked = { [V5]?: V5Connection }
 
 export function markV5 (client: Client, connect: V5Connect, server: V5ServerInfo, sessionExpiry: number): V5Connection {
-  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), subscribes: new Map(), refusedPublishes: new Map(), disconnectSent: false }
+  const connection: V5Connection = { client, connect, server, sessionExpiry, unsubscribes: new Map(), subscribes: new Map(), disconnectSent: false }
   ;(client as Client & Marked)[V5] = connection
   ;(client.conn as unknown as Marked)[V5] = connection
   return connection

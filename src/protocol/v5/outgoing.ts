@@ -1,4 +1,5 @@
 import { connackV5 } from './connack.js'
+import { acknowledgementV5 } from './refusals.js'
 import type { V5Connection } from './connection.js'
 import { subackV5 } from './suback.js'
 
@@ -45,25 +46,18 @@ export function withForwardedProperties<T extends object> (packet: T): T {
 /**
  * The MQTT 5 form of a packet aedes writes to a v5 client. aedes 1.2 builds every packet for MQTT 3.1.1; what MQTT 5
  * adds is filled in here: the CONNACK's reason code and properties, a reason code on each acknowledgement (0x00, or
- * for a refused QoS 1 publish its reason: refusals.ts), one UNSUBACK code per filter (accept.ts notes them), and only the
+ * for a refused or unmatched QoS 1/2 publish its reason: refusals.ts), one UNSUBACK code per filter (accept.ts notes them), and only the
  * forwarded properties on a PUBLISH. The packet aedes built is not changed: its listeners ('connackSent') see it as they always did.
  */
 export function toV5 (packet: AedesPacket, connection: V5Connection): AedesPacket {
   switch (packet.cmd) {
     case 'connack':
       return connackV5(packet, connection, connection.server) as unknown as AedesPacket
-    case 'puback': {
-      const refused = packet.messageId === undefined ? undefined : connection.refusedPublishes.get(packet.messageId)
-      if (refused === undefined) return packet.reasonCode === undefined ? { ...packet, reasonCode: SUCCESS } : packet
-      connection.refusedPublishes.delete(packet.messageId as number)
-      // [MQTT-3.1.2-29]: no Reason String when the client asked for no problem information
-      return connection.connect.requestProblemInformation
-        ? { ...packet, reasonCode: refused.reasonCode, properties: { reasonString: refused.reasonString } }
-        : { ...packet, reasonCode: refused.reasonCode }
-    }
+    case 'puback':
     case 'pubrec':
-    case 'pubrel':
     case 'pubcomp':
+      return acknowledgementV5(packet, connection)
+    case 'pubrel':
       return packet.reasonCode === undefined ? { ...packet, reasonCode: 0 } : packet
     case 'unsuback': {
       const id = packet.messageId ?? 0
