@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { IPubackPacket } from 'mqtt-packet'
+import type { IPubackPacket, IPubcompPacket, IPubrecPacket } from 'mqtt-packet'
 import type { TestBroker } from '../helpers/broker.js'
 import { brokerPerTest } from './mqtt5-support.js'
 import { connectClient, connectV5 as v5, waitFor } from '../helpers/clients.js'
@@ -31,6 +31,19 @@ describe('MQTT 5 Payload Format Indicator', () => {
     expect(sub.received.map(m => m.topic).sort()).toEqual(['pfi/binary', 'pfi/good'])
     expect(sub.received.find(m => m.topic === 'pfi/good')?.properties?.payloadFormatIndicator).toBe(true)
     expect(dlq.received.map(m => m.topic).sort()).toEqual(['$DLQ/invalid-payload/pfi/bad', '$DLQ/invalid-payload/pfi/bad0'])
+    raw.destroy()
+  })
+
+  it('refuses a QoS 2 publish whose payload is not UTF-8 with PUBREC 0x99, which ends its flow', async () => {
+    const raw = await openRaw('tcp', t, { version: 5 })
+    expect((await raw.connect({ clientId: 'pfi-pub2', protocolVersion: 5 })).reasonCode).toBe(0)
+    raw.send({ cmd: 'publish', topic: 'pfi/bad2', payload: notUtf8, qos: 2, messageId: 7, dup: false, retain: false, properties: { payloadFormatIndicator: true } })
+    const rec = await raw.next<IPubrecPacket>(p => p.cmd === 'pubrec' && p.messageId === 7)
+    expect(rec.reasonCode).toBe(0x99)
+    expect(rec.properties?.reasonString).toMatch(/^invalid-payload: Payload Format Indicator 1/)
+    // the flow ended with the PUBREC: a PUBREL for it is not known
+    raw.send({ cmd: 'pubrel', messageId: 7 })
+    expect((await raw.next<IPubcompPacket>(p => p.cmd === 'pubcomp' && p.messageId === 7)).reasonCode).toBe(0x92)
     raw.destroy()
   })
 })
