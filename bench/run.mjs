@@ -6,12 +6,14 @@
 //
 //   npm run bench                                  # all scenarios, default brokers, 3 repetitions (~15 min)
 //   npm run bench -- --quick                       # smoke run, short durations, 1 repetition (~3 min)
+//   npm run bench -- --growth [growth.mjs options]  # 10k sessions, 10k → 1M queued messages (bench/growth.mjs)
 //   node bench/run.mjs --scenarios fanin-q1-persist,offline-kill --brokers culex,aedes-mem --reps 5
 //   node bench/run.mjs --report bench/results/run-….jsonl   # re-render tables from raw results
 //
 //
 // The pieces live in bench/lib/: brokers.mjs (what runs), scenarios.mjs (what is measured), run-one.mjs and
 // broker-process.mjs (one measurement), report*.mjs and targets.mjs (the tables).
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -29,6 +31,13 @@ function rotate (list, k) {
 }
 
 async function main () {
+  if (process.argv.includes('--growth')) {
+    // the growth benchmark has its own driver (a data set of a million queued messages, restarts): bench/growth.mjs
+    const args = process.argv.slice(2).filter(a => a !== '--growth')
+    const child = spawn(process.execPath, [path.join(benchDir, 'growth.mjs'), ...args], { stdio: 'inherit' })
+    process.exitCode = await new Promise(resolve => child.on('exit', code => resolve(code ?? 1)))
+    return
+  }
   const { values } = parseArgs({
     options: {
       reps: { type: 'string' },
