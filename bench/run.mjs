@@ -49,12 +49,13 @@ async function main () {
       'node-args': { type: 'string', default: '' },
       keep: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'culex-dist': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
   const specs = scenarioTable(values.quick)
   if (values.help) {
-    process.stdout.write(`node bench/run.mjs [--reps 3] [--quick] [--scenarios a,b] [--brokers x,y] [--out file.jsonl] [--node-args "..."] [--cpu-prof DIR] [--keep]
+    process.stdout.write(`node bench/run.mjs [--reps 3] [--quick] [--scenarios a,b] [--brokers x,y] [--out file.jsonl] [--node-args "..."] [--cpu-prof DIR] [--culex-dist DIR] [--keep]
 node bench/run.mjs --report file.jsonl [--report more.jsonl]
 
 scenarios: ${Object.keys(specs).join(', ')}
@@ -96,7 +97,7 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true })
   fs.writeFileSync(out, '')
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'culex-bench-'))
-  const snapshot = brokers.some(b => b.startsWith('culex')) ? snapshotCulex(stamp) : undefined
+  const snapshot = brokers.some(b => b.startsWith('culex')) ? snapshotCulex(stamp, values['culex-dist'] && path.resolve(values['culex-dist'])) : undefined
   const cleanup = () => {
     fs.rmSync(tmp, { recursive: true, force: true })
     if (snapshot) fs.rmSync(snapshot, { recursive: true, force: true })

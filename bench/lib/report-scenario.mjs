@@ -58,7 +58,8 @@ const TABLES = {
   ],
   retained: [
     { label: 'SUB wildcard → 1st ms', key: 'wildFirstMs', kind: 'm', d: 2, ratios: true, better: 'lower' },
-    { label: 'wildcard → all ms', key: 'wildAllMs', kind: 'm', d: 2 },
+    { label: 'wildcard → all ms', key: 'wildAllMs', kind: 'm', d: 2, ratios: true, better: 'lower' },
+    { label: 'many matches msgs/s', key: 'bulkRate', kind: 'm', d: 0, ratios: true, better: 'higher' },
     { label: 'SUB exact → 1st ms', key: 'exactFirstMs', kind: 'm', d: 2, ratios: true, better: 'lower' },
     { label: 'store msgs/s', key: 'storeRate', kind: 'm', d: 0, ratios: true, better: 'higher' },
     { label: 'RSS stored MB', key: 'rssAfterStoreMB', kind: 'm', d: 0, noRange: true },
