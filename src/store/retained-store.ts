@@ -9,7 +9,11 @@ import { RetainedIndex } from './retained-index.js'
 import type { PacketLike, StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
-const CHUNK_MAX = 64
+/**
+ * The most values read in one LevelDB getMany. A SUBSCRIBE matching 10,000 retained messages spent a tenth of its
+ * time in the per-call work of 157 reads of 64; the delivery router writes what one read brings in one socket write.
+ */
+const CHUNK_MAX = 512
 
 export interface RetainedDeps {
   queue: WriteQueue
@@ -60,44 +64,73 @@ export class RetainedStore {
     })
   }
 
-  /** Messages matching any of the filters, each once. */
+  /**
+   * Messages matching any of the filters, each once. One LevelDB read per batch of matches, whose messages are pushed
+   * together: an async generator behind Readable.from cost a promise and a turn of its iterator per message, a
+   * tenth of the broker's work for a SUBSCRIBE matching 10,000.
+   */
   stream (filters: string[]): Readable {
-    return Readable.from(this.#matching(filters), { objectMode: true })
-  }
-
-  async * #matching (filters: string[]): AsyncGenerator<Record<string, unknown>> {
-    const seen = new Set<string>()
-    let topics: string[] = []
+    const topics = this.#matching(filters)
     // the first read goes out after the first match, so a sparse wildcard answers quickly; then batches grow
     let chunk = 1
-    for (const filter of filters) {
-      for (const topic of this.#index.match(filter)) {
-        if (seen.has(topic)) continue
-        seen.add(topic)
-        topics.push(topic)
-        if (topics.length >= chunk) {
-          yield * this.#read(topics)
-          topics = []
-          chunk = Math.min(chunk * 4, CHUNK_MAX)
-        }
+    let reading = false
+    const pull = (): void => {
+      const batch: string[] = []
+      for (let next = topics.next(); next.done !== true; next = topics.next()) {
+        batch.push(next.value)
+        if (batch.length >= chunk) break
       }
+      if (batch.length === 0) {
+        readable.push(null)
+        return
+      }
+      chunk = Math.min(chunk * 4, CHUNK_MAX)
+      reading = true
+      this.#deps.reader.read(batch.map(retainedKey)).then((values) => {
+        reading = false
+        let pushed = false
+        for (let i = 0; i < batch.length; i++) {
+          const fields = this.#decode(batch[i], values[i])
+          if (fields === undefined) continue
+          readable.push(fields)
+          pushed = true
+        }
+        // Readable asks again only after a push: a batch whose values all went meanwhile reads the next at once
+        if (!pushed && !readable.destroyed) pull()
+      }, (err: unknown) => {
+        readable.destroy(err as Error)
+      })
     }
-    if (topics.length > 0) yield * this.#read(topics)
+    const readable = new Readable({
+      objectMode: true,
+      read: () => {
+        if (!reading) pull()
+      }
+    })
+    return readable
   }
 
-  async * #read (topics: string[]): AsyncGenerator<Record<string, unknown>> {
-    const values = await this.#deps.reader.read(topics.map(retainedKey))
-    for (let i = 0; i < topics.length; i++) {
-      const value = values[i]
-      if (value === undefined) continue
-      let fields: Record<string, unknown>
-      try {
-        fields = decodeRecord(value).fields
-      } catch (err) {
-        this.#deps.logger.error({ err, topic: topics[i] }, 'undecodable retained message skipped')
-        continue
+  /** The topics matching any of the filters, each once (one filter never matches a topic twice). */
+  * #matching (filters: string[]): Generator<string> {
+    const seen = filters.length > 1 ? new Set<string>() : undefined
+    for (const filter of filters) {
+      for (const topic of this.#index.match(filter)) {
+        if (seen !== undefined) {
+          if (seen.has(topic)) continue
+          seen.add(topic)
+        }
+        yield topic
       }
-      yield fields
+    }
+  }
+
+  #decode (topic: string, value: Buffer | undefined): Record<string, unknown> | undefined {
+    if (value === undefined) return undefined
+    try {
+      return decodeRecord(value).fields
+    } catch (err) {
+      this.#deps.logger.error({ err, topic }, 'undecodable retained message skipped')
+      return undefined
     }
   }
 }
