@@ -22,7 +22,8 @@ const CHUNK = 1000
 /** Iterates one key prefix in key order, mapping LevelDB and decode failures to ERR_STORE_CORRUPT. */
 export async function scan (db: StoreDb, dir: string, prefix: string, values: boolean,
   visit: (key: string, value: Buffer | undefined) => void): Promise<void> {
-  const it = db.iterator({ ...prefixRange(prefix), keys: true, values })
+  // fillCache off: a start-up scan reads each block once, and would only push out what the broker reads later
+  const it = db.iterator({ ...prefixRange(prefix), keys: true, values, fillCache: false })
   let next: Promise<Array<[string, Buffer | undefined]>> | undefined
   try {
     next = it.nextv(CHUNK)
