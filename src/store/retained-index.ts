@@ -1,15 +1,23 @@
 const NO_CHILDREN: TopicNode[] = []
+/** A `+` over fewer children than this walks them: the name index pays off only for large fan-outs. */
+const NAME_INDEX_FROM = 1024
 
 /** One topic level. Most nodes have a single child, so that one is held directly instead of in a Map. */
 class TopicNode {
   readonly name: string
+  readonly parent: TopicNode | undefined
   /** Set when a retained message exists for the topic that ends at this node. */
   topic: string | undefined = undefined
   #only: TopicNode | undefined = undefined
   #many: Map<string, TopicNode> | undefined = undefined
 
-  constructor (name: string) {
+  constructor (name: string, parent: TopicNode | undefined) {
     this.name = name
+    this.parent = parent
+  }
+
+  get childCount (): number {
+    return this.#many?.size ?? (this.#only === undefined ? 0 : 1)
   }
 
   get hasChildren (): boolean {
@@ -56,8 +64,16 @@ class TopicNode {
  * wildcard filter visits only the branches it can match, so SUBSCRIBE `a/+/c` never scans unrelated topics.
  */
 export class RetainedIndex {
-  readonly #root = new TopicNode('')
+  readonly #root = new TopicNode('', undefined)
   #count = 0
+  /**
+   * Every node by its level name (one node, or the set of nodes sharing the name), made by the first `+` followed by
+   * a literal level over a node with many children, and kept up to date from then on. `a/+/c` over 100,000 children
+   * of `a` then looks at the nodes named `c` when they are fewer: for the 100 of 100,000 a benchmark SUBSCRIBE
+   * matches, 0.3 ms instead of 2-6 ms walking the children. It costs about 80 bytes per topic, so a broker whose
+   * subscribers never ask such a filter does not pay it.
+   */
+  #byName: Map<string, TopicNode | Set<TopicNode>> | undefined
 
   get count (): number {
     return this.#count
@@ -73,8 +89,9 @@ export class RetainedIndex {
     for (const level of topic.split('/')) {
       let child = node.child(level)
       if (child === undefined) {
-        child = new TopicNode(level)
+        child = new TopicNode(level, node)
         node.add(child)
+        if (this.#byName !== undefined) this.#name(this.#byName, child)
       }
       node = child
     }
@@ -101,6 +118,7 @@ export class RetainedIndex {
       const current = path[i]
       if (current.topic !== undefined || current.hasChildren) break
       path[i - 1].remove(levels[i - 1])
+      if (this.#byName !== undefined) this.#unname(this.#byName, current)
     }
     return true
   }
@@ -157,7 +175,7 @@ export class RetainedIndex {
       while (literalEnd < levels.length && levels[literalEnd] !== '+' && levels[literalEnd] !== '#') literalEnd++
       const deeper: Array<{ node: TopicNode, depth: number }> = []
       const skipDollar = depth === 0
-      for (const child of node.children()) {
+      for (const child of this.#plusChildren(node, literalEnd > depth + 1 ? levels[depth + 1] : undefined)) {
         if (skipDollar && child.name.charCodeAt(0) === 36) continue
         let target: TopicNode | undefined = child
         for (let next = depth + 1; next < literalEnd && target !== undefined; next++) target = target.child(levels[next])
@@ -169,6 +187,49 @@ export class RetainedIndex {
         }
       }
       for (let i = deeper.length - 1; i >= 0; i--) stack.push(deeper[i])
+    }
+  }
+
+  /**
+   * The children of `node` a `+` goes through: all of them, or when a literal level follows and fewer nodes carry its
+   * name than `node` has children, the parents of those nodes that are children of `node`.
+   */
+  #plusChildren (node: TopicNode, next: string | undefined): Iterable<TopicNode> {
+    if (next === undefined || node.childCount < NAME_INDEX_FROM) return node.children()
+    const named = (this.#byName ??= this.#nameAll()).get(next)
+    if (named === undefined) return NO_CHILDREN
+    if (!(named instanceof Set)) return named.parent?.parent === node ? [named.parent] : NO_CHILDREN
+    if (named.size >= node.childCount) return node.children()
+    const children: TopicNode[] = []
+    for (const n of named) if (n.parent?.parent === node) children.push(n.parent)
+    return children
+  }
+
+  #nameAll (): Map<string, TopicNode | Set<TopicNode>> {
+    const byName = new Map<string, TopicNode | Set<TopicNode>>()
+    const stack = [...this.#root.children()]
+    while (stack.length > 0) {
+      const node = stack.pop() as TopicNode
+      this.#name(byName, node)
+      for (const child of node.children()) stack.push(child)
+    }
+    return byName
+  }
+
+  #name (byName: Map<string, TopicNode | Set<TopicNode>>, node: TopicNode): void {
+    const held = byName.get(node.name)
+    if (held === undefined) byName.set(node.name, node)
+    else if (held instanceof Set) held.add(node)
+    else byName.set(node.name, new Set([held, node]))
+  }
+
+  #unname (byName: Map<string, TopicNode | Set<TopicNode>>, node: TopicNode): void {
+    const held = byName.get(node.name)
+    if (held === node) {
+      byName.delete(node.name)
+    } else if (held instanceof Set) {
+      held.delete(node)
+      if (held.size === 1) byName.set(node.name, held.values().next().value as TopicNode)
     }
   }
 
