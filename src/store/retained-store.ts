@@ -53,12 +53,12 @@ export class RetainedStore {
       })
       return
     }
-    const isNew = !this.#index.has(topic)
-    if (isNew && limits.maxRetainedMessages > 0 && this.#index.count >= limits.maxRetainedMessages) {
+    // one walk down the topic tree per message: the second, to tell a new topic from a replaced one, only at the limit
+    if (limits.maxRetainedMessages > 0 && this.#index.count >= limits.maxRetainedMessages && !this.#index.has(topic)) {
       drops.report({ reason: 'retained-limit', packet: droppedPacket(packet) })
       return
     }
-    this.#index.add(topic)
+    const isNew = this.#index.add(topic)
     queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet)) }], () => {
       if (isNew && queue.peek(key) === undefined) this.#index.remove(topic)
     })
