@@ -107,10 +107,15 @@ describe('retained index over a large fan-out', () => {
     const index = new RetainedIndex()
     for (let i = 0; i < 100_000; i++) index.add(`a/${i}/${i % 1000 === 0 ? 'c' : 'x'}`)
     expect([...index.match('a/+/c')]).toHaveLength(100)
-    // a walk of the 100k children takes 2-6 ms here each time; 200 lookups by name take well under one of those
-    const start = performance.now()
-    for (let k = 0; k < 200; k++) expect([...index.match('a/+/c')]).toHaveLength(100)
-    expect(performance.now() - start).toBeLessThan(100)
+    // A walk of the 100k children takes 2-6 ms here each time, so 10 lookups at least 20 ms; by name they take tens
+    // of microseconds. The fastest of 20 rounds, so that a collection or a busy machine does not decide.
+    let fastest = Infinity
+    for (let round = 0; round < 20; round++) {
+      const start = performance.now()
+      for (let k = 0; k < 10; k++) expect([...index.match('a/+/c')]).toHaveLength(100)
+      fastest = Math.min(fastest, performance.now() - start)
+    }
+    expect(fastest).toBeLessThan(2)
   })
 })
 
