@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { freePort, stopBroker, waitForPort } from './lib/broker-process.mjs'
 import { drainProbe, makeSessions, publish, ALL_TOPIC, PROBE_TOPIC } from './lib/growth-load.mjs'
-import { memory, rssMB } from './lib/proc.mjs'
+import { cpuSeconds, memory, rssMB } from './lib/proc.mjs'
 import { benchDir, repoDir } from './lib/paths.mjs'
 import { median } from './lib/stats.mjs'
 
@@ -79,6 +79,9 @@ async function measure (tmp, { sessions, perSession, probe, label }, profDir) {
     await stopBroker(broker.proc, 'SIGTERM', 120000)
     broker = await start(port, dir, profDir)
     rec.readyMs = broker.readyMs
+    // CPU to ready, all threads: what the start costs whatever else the machine runs
+    rec.cpuToReadyMs = cpuSeconds(broker.proc.pid) * 1000
+    rec.load = os.loadavg()[0]
     rec.rssReadyMB = rssMB(broker.proc.pid)
     await sleep(5000)
     rec.rssSettledMB = rssMB(broker.proc.pid)
@@ -106,7 +109,7 @@ async function measure (tmp, { sessions, perSession, probe, label }, profDir) {
 const fmt = (x, d = 0) => Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–'
 
 function table (records) {
-  const rows = ['| queued messages (sessions × per session + probe) | restart → ready (s) | RSS at ready / 5 s later (MB) | probe drain (msgs/s) | single-session drain (msgs/s) | ratio |', '| --- | --- | --- | --- | --- | --- |']
+  const rows = ['| queued messages (sessions × per session + probe) | restart → ready (s) | CPU to ready (s) | RSS at ready / 5 s later (MB) | probe drain (msgs/s) | single-session drain (msgs/s) | ratio | load average |', '| --- | --- | --- | --- | --- | --- | --- | --- |']
   const sizes = [...new Set(records.filter(r => r.label === 'many').map(r => r.queued))]
   for (const q of sizes) {
     const many = records.filter(r => r.label === 'many' && r.queued === q && r.ok)
@@ -115,7 +118,7 @@ function table (records) {
     const s = median(single.map(r => r.drainRate))
     const range = k => many.length > 1 ? ` [${fmt(Math.min(...many.map(r => r[k])) / 1000, 2)}–${fmt(Math.max(...many.map(r => r[k])) / 1000, 2)}]` : ''
     const r0 = many[0]
-    rows.push(`| ${fmt(q)} (${fmt(r0?.sessions)} × ${fmt(r0?.perSession)} + ${fmt(r0?.probe)}) | ${fmt(m('readyMs') / 1000, 2)}${range('readyMs')} | ${fmt(m('rssReadyMB'))} / ${fmt(m('rssSettledMB'))} | ${fmt(m('drainRate'))} | ${fmt(s)} | ${fmt(m('drainRate') / s, 2)} |`)
+    rows.push(`| ${fmt(q)} (${fmt(r0?.sessions)} × ${fmt(r0?.perSession)} + ${fmt(r0?.probe)}) | ${fmt(m('readyMs') / 1000, 2)}${range('readyMs')} | ${fmt(m('cpuToReadyMs') / 1000, 2)}${range('cpuToReadyMs')} | ${fmt(m('rssReadyMB'))} / ${fmt(m('rssSettledMB'))} | ${fmt(m('drainRate'))} | ${fmt(s)} | ${fmt(m('drainRate') / s, 2)} | ${fmt(m('load'), 1)} |`)
   }
   return rows.join('\n')
 }
@@ -141,7 +144,7 @@ async function main () {
           const rec = { ...await measure(tmp, run, profDir), rep, size }
           records.push(rec)
           fs.appendFileSync(out, JSON.stringify(rec) + '\n')
-          process.stderr.write(`[rep ${rep + 1}] ${run.label} ${fmt(rec.queued)} queued: ${rec.ok ? `ready ${fmt(rec.readyMs)} ms, RSS ${fmt(rec.rssReadyMB)} → ${fmt(rec.rssSettledMB)} MB, drain ${fmt(rec.drainRate)} msgs/s (built in ${fmt(rec.sessionsS + rec.publishS, 1)} s)` : `FAILED ${rec.error ?? `${rec.received}/${rec.expected}`}`}\n`)
+          process.stderr.write(`[rep ${rep + 1}] ${run.label} ${fmt(rec.queued)} queued: ${rec.ok ? `ready ${fmt(rec.readyMs)} ms (CPU ${fmt(rec.cpuToReadyMs)} ms, load ${fmt(rec.load, 1)}), RSS ${fmt(rec.rssReadyMB)} → ${fmt(rec.rssSettledMB)} MB, drain ${fmt(rec.drainRate)} msgs/s (built in ${fmt(rec.sessionsS + rec.publishS, 1)} s)` : `FAILED ${rec.error ?? `${rec.received}/${rec.expected}`}`}\n`)
         }
       }
     }
