@@ -77,6 +77,12 @@ async function measure (tmp, { sessions, perSession, probe, label }, profDir) {
     rec.publishS = (performance.now() - t1) / 1000
     rec.rssBeforeRestartMB = rssMB(broker.proc.pid)
     await stopBroker(broker.proc, 'SIGTERM', 120000)
+    if (values.keep) {
+      // the data set as the restart finds it, for restart-only A/B runs (bench/growth-restart.mjs) and drains by hand
+      rec.kept = path.resolve(values.keep, `${label}-${rec.queued}`)
+      fs.rmSync(rec.kept, { recursive: true, force: true })
+      fs.cpSync(dir, rec.kept, { recursive: true })
+    }
     broker = await start(port, dir, profDir)
     rec.readyMs = broker.readyMs
     // CPU to ready, all threads: what the start costs whatever else the machine runs
@@ -85,7 +91,10 @@ async function measure (tmp, { sessions, perSession, probe, label }, profDir) {
     rec.rssReadyMB = rssMB(broker.proc.pid)
     await sleep(5000)
     rec.rssSettledMB = rssMB(broker.proc.pid)
+    const cpu0 = cpuSeconds(broker.proc.pid)
     const drain = await drainProbe(port, perSession + probe)
+    // the broker's CPU for the drain: whether a message costs more with the other sessions loaded, however busy the machine
+    rec.drainCpuUsPerMsg = (cpuSeconds(broker.proc.pid) - cpu0) * 1e6 / drain.received
     Object.assign(rec, drain)
     rec.peakRssMB = memory(broker.proc.pid).hwmKB / 1024
     rec.ok = drain.received === drain.expected
@@ -94,13 +103,6 @@ async function measure (tmp, { sessions, perSession, probe, label }, profDir) {
     rec.error = String(err.message ?? err)
   } finally {
     await stopBroker(broker.proc, 'SIGTERM', 120000)
-    if (values.keep && rec.ok) {
-      // the data set, for restart-only A/B runs (bench/growth-restart.mjs)
-      const kept = path.resolve(values.keep, `${label}-${rec.queued}`)
-      fs.rmSync(kept, { recursive: true, force: true })
-      fs.cpSync(dir, kept, { recursive: true })
-      rec.kept = kept
-    }
     fs.rmSync(dir, { recursive: true, force: true })
   }
   return rec
@@ -109,7 +111,7 @@ async function measure (tmp, { sessions, perSession, probe, label }, profDir) {
 const fmt = (x, d = 0) => Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–'
 
 function table (records) {
-  const rows = ['| queued messages (sessions × per session + probe) | restart → ready (s) | CPU to ready (s) | RSS at ready / 5 s later (MB) | probe drain (msgs/s) | single-session drain (msgs/s) | ratio | load average |', '| --- | --- | --- | --- | --- | --- | --- | --- |']
+  const rows = ['| queued messages (sessions × per session + probe) | restart → ready (s) | CPU to ready (s) | RSS at ready / 5 s later (MB) | probe drain (msgs/s) | single-session drain (msgs/s) | ratio | drain CPU per message, probe / single (µs) | load average |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
   const sizes = [...new Set(records.filter(r => r.label === 'many').map(r => r.queued))]
   for (const q of sizes) {
     const many = records.filter(r => r.label === 'many' && r.queued === q && r.ok)
@@ -118,7 +120,7 @@ function table (records) {
     const s = median(single.map(r => r.drainRate))
     const range = k => many.length > 1 ? ` [${fmt(Math.min(...many.map(r => r[k])) / 1000, 2)}–${fmt(Math.max(...many.map(r => r[k])) / 1000, 2)}]` : ''
     const r0 = many[0]
-    rows.push(`| ${fmt(q)} (${fmt(r0?.sessions)} × ${fmt(r0?.perSession)} + ${fmt(r0?.probe)}) | ${fmt(m('readyMs') / 1000, 2)}${range('readyMs')} | ${fmt(m('cpuToReadyMs') / 1000, 2)}${range('cpuToReadyMs')} | ${fmt(m('rssReadyMB'))} / ${fmt(m('rssSettledMB'))} | ${fmt(m('drainRate'))} | ${fmt(s)} | ${fmt(m('drainRate') / s, 2)} | ${fmt(m('load'), 1)} |`)
+    rows.push(`| ${fmt(q)} (${fmt(r0?.sessions)} × ${fmt(r0?.perSession)} + ${fmt(r0?.probe)}) | ${fmt(m('readyMs') / 1000, 2)}${range('readyMs')} | ${fmt(m('cpuToReadyMs') / 1000, 2)}${range('cpuToReadyMs')} | ${fmt(m('rssReadyMB'))} / ${fmt(m('rssSettledMB'))} | ${fmt(m('drainRate'))} | ${fmt(s)} | ${fmt(m('drainRate') / s, 2)} | ${fmt(m('drainCpuUsPerMsg'), 1)} / ${fmt(median(single.map(r => r.drainCpuUsPerMsg)), 1)} | ${fmt(m('load'), 1)} |`)
   }
   return rows.join('\n')
 }
