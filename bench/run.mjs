@@ -6,12 +6,14 @@
 //
 //   npm run bench                                  # all scenarios, default brokers, 3 repetitions (~15 min)
 //   npm run bench -- --quick                       # smoke run, short durations, 1 repetition (~3 min)
+//   npm run bench -- --growth [growth.mjs options]  # 10k sessions, 10k → 1M queued messages (bench/growth.mjs)
 //   node bench/run.mjs --scenarios fanin-q1-persist,offline-kill --brokers culex,aedes-mem --reps 5
 //   node bench/run.mjs --report bench/results/run-….jsonl   # re-render tables from raw results
 //
 //
 // The pieces live in bench/lib/: brokers.mjs (what runs), scenarios.mjs (what is measured), run-one.mjs and
 // broker-process.mjs (one measurement), report*.mjs and targets.mjs (the tables).
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -29,6 +31,13 @@ function rotate (list, k) {
 }
 
 async function main () {
+  if (process.argv.includes('--growth')) {
+    // the growth benchmark has its own driver (a data set of a million queued messages, restarts): bench/growth.mjs
+    const args = process.argv.slice(2).filter(a => a !== '--growth')
+    const child = spawn(process.execPath, [path.join(benchDir, 'growth.mjs'), ...args], { stdio: 'inherit' })
+    process.exitCode = await new Promise(resolve => child.on('exit', code => resolve(code ?? 1)))
+    return
+  }
   const { values } = parseArgs({
     options: {
       reps: { type: 'string' },
@@ -40,12 +49,13 @@ async function main () {
       'node-args': { type: 'string', default: '' },
       keep: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'culex-dist': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
   const specs = scenarioTable(values.quick)
   if (values.help) {
-    process.stdout.write(`node bench/run.mjs [--reps 3] [--quick] [--scenarios a,b] [--brokers x,y] [--out file.jsonl] [--node-args "..."] [--cpu-prof DIR] [--keep]
+    process.stdout.write(`node bench/run.mjs [--reps 3] [--quick] [--scenarios a,b] [--brokers x,y] [--out file.jsonl] [--node-args "..."] [--cpu-prof DIR] [--culex-dist DIR] [--keep]
 node bench/run.mjs --report file.jsonl [--report more.jsonl]
 
 scenarios: ${Object.keys(specs).join(', ')}
@@ -87,7 +97,7 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true })
   fs.writeFileSync(out, '')
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'culex-bench-'))
-  const snapshot = brokers.some(b => b.startsWith('culex')) ? snapshotCulex(stamp) : undefined
+  const snapshot = brokers.some(b => b.startsWith('culex')) ? snapshotCulex(stamp, values['culex-dist'] && path.resolve(values['culex-dist'])) : undefined
   const cleanup = () => {
     fs.rmSync(tmp, { recursive: true, force: true })
     if (snapshot) fs.rmSync(snapshot, { recursive: true, force: true })

@@ -19,7 +19,8 @@ export function freePort () {
   })
 }
 
-async function waitForPort (port, proc, timeoutMs = 30000) {
+/** Resolves with the ms until the port accepts a connection, polling every pollMs; rejects if proc exits first. */
+export async function waitForPort (port, proc, timeoutMs = 30000, pollMs = 25) {
   const start = Date.now()
   while (Date.now() - start < timeoutMs) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`broker exited (${proc.exitCode ?? proc.signalCode}) before listening`)
@@ -29,7 +30,7 @@ async function waitForPort (port, proc, timeoutMs = 30000) {
       s.once('error', () => resolve(false))
     })
     if (ok) return Date.now() - start
-    await sleep(25)
+    await sleep(pollMs)
   }
   throw new Error(`broker not listening on ${port} after ${timeoutMs} ms`)
 }

@@ -63,10 +63,11 @@ export const REFERENCES = ['aedes-mem', 'mosquitto']
 /**
  * Copies dist/ and package.json under bench/results/ (git-ignored; node_modules still resolves from the repository)
  * and runs Culex from there: other people rebuilding dist/ during a 15-minute run must not change what is measured.
+ * `dist`: another build to measure (an A/B against an earlier commit's dist/, copied aside).
  */
-export function snapshotCulex (stamp) {
+export function snapshotCulex (stamp, dist = path.join(repoDir, 'dist')) {
   const root = path.join(benchDir, 'results', `.culex-${stamp}`)
-  fs.cpSync(path.join(repoDir, 'dist'), path.join(root, 'dist'), { recursive: true })
+  fs.cpSync(dist, path.join(root, 'dist'), { recursive: true })
   fs.copyFileSync(path.join(repoDir, 'package.json'), path.join(root, 'package.json'))
   culexMain = path.join(root, 'dist/main.js')
   return root

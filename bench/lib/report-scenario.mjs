@@ -58,7 +58,10 @@ const TABLES = {
   ],
   retained: [
     { label: 'SUB wildcard → 1st ms', key: 'wildFirstMs', kind: 'm', d: 2, ratios: true, better: 'lower' },
-    { label: 'wildcard → all ms', key: 'wildAllMs', kind: 'm', d: 2 },
+    { label: 'wildcard → all ms', key: 'wildAllMs', kind: 'm', d: 2, ratios: true, better: 'lower' },
+    { label: 'many matches msgs/s', key: 'bulkRate', kind: 'm', d: 0, ratios: true, better: 'higher' },
+    { label: 'first SUBSCRIBE: wildcard → all ms', key: 'coldWildAllMs', kind: 'm', d: 2 },
+    { label: 'first SUBSCRIBE: many msgs/s', key: 'coldBulkRate', kind: 'm', d: 0 },
     { label: 'SUB exact → 1st ms', key: 'exactFirstMs', kind: 'm', d: 2, ratios: true, better: 'lower' },
     { label: 'store msgs/s', key: 'storeRate', kind: 'm', d: 0, ratios: true, better: 'higher' },
     { label: 'RSS stored MB', key: 'rssAfterStoreMB', kind: 'm', d: 0, noRange: true },

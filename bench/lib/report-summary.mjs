@@ -25,6 +25,8 @@ const SUMMARY = [
   ['offline-restart', 'received', 'offline after SIGTERM restart: received (median)'],
   ['offline-kill', 'received', 'offline after SIGKILL restart: received (median)'],
   ['retained', 'wildFirstMs', 'retained: SUBSCRIBE wildcard → first msg (ms)', 2],
+  ['retained', 'wildAllMs', 'retained: SUBSCRIBE wildcard → all 100 (ms)', 2],
+  ['retained', 'bulkRate', 'retained: SUBSCRIBE matching 10,000 (msgs/s)'],
   ['retained', 'exactFirstMs', 'retained: SUBSCRIBE exact → first msg (ms)', 2],
   ['retained', 'storeRate', 'retained: store rate (msgs/s)'],
   ['shared', 'deliveredRatio', 'shared $share/g 1→4: delivered/sent', 2],

@@ -30,7 +30,7 @@ export function summarizeRecord (r) {
     case 'latency': return `p50 ${fmtNum(r.p50, 3)} ms, p99 ${fmtNum(r.p99, 3)} ms, lost ${r.lost}`
     case 'connections': return `${fmtNum(r.connected, 0)} held, ${fmtNum(r.rate, 0)} connects/s, ${fmtNum(r.kbPerConn, 1)} KB/conn, idle CPU ${fmtNum(r.idleCpu, 3)}, probe p99 ${fmtNum(r.probeAloneP99, 3)} → ${fmtNum(r.probeLoadedP99, 3)} ms, failed ${r.failed}, dropped ${r.dropped}`
     case 'offline': return `enqueue ${fmtNum(r.enqueueRate, 0)}/s, drain ${fmtNum(r.drainRate, 0)}/s (${fmtNum(r.reconnectToAllS, 2)} s), received ${r.received}/${r.messages}, session ${r.sessionPresent}, lost ${r.lost}${r.pending ? `, pending ${r.pending} (drain cap)` : ''}, dup ${r.dup}${r.restartMs ? `, restart ${(r.restartMs / 1000).toFixed(2)} s` : ''}`
-    case 'retained': return `store ${fmtNum(r.storeRate, 0)}/s, wildcard first ${fmtNum(r.wildFirstMs, 2)} ms, exact first ${fmtNum(r.exactFirstMs, 2)} ms`
+    case 'retained': return `store ${fmtNum(r.storeRate, 0)}/s, wildcard first ${fmtNum(r.wildFirstMs, 2)} ms, all ${fmtNum(r.wildAllMs, 2)} ms, many ${fmtNum(r.bulkRate, 0)}/s, exact first ${fmtNum(r.exactFirstMs, 2)} ms`
     case 'shared': return `${fmtNum(r.rate, 0)} msgs/s, delivered ${r.delivered}/${r.sent}, granted ${r.granted}, lost ${r.lost}, dup ${r.dup}`
     default: return ''
   }

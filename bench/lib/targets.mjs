@@ -36,6 +36,7 @@ export function renderTargets (records) {
       const worst = Math.max(...records.filter(r => r.ok && r.scenario === 'retained' && r.broker === b).flatMap(r => [r.wildFirstMsMax, r.exactFirstMsMax]).map(v => v ?? Infinity))
       return { measured: `wildcard ${fmtNum(w, 2)} ms, exact ${fmtNum(e, 2)} ms (medians; worst probe ${fmtNum(worst, 2)} ms)`, pass: w !== null && e !== null && w < 10 && e < 10 }
     })
+    retainedTargets(records, b, target, has, rateRatio)
     target(`${b}: shared subscription ≥ mosquitto (same scenario)`, rateRatio('shared', b, 'mosquitto', 'rate', 1))
     target(`${b}: shared subscription within 10 % of the same load on a plain subscription`, () => {
       if (!has('shared', b) || !has('shared-plain', b)) return { measured: `needs ${b} in shared and shared-plain`, pass: null }
@@ -46,6 +47,22 @@ export function renderTargets (records) {
   }
   if (rows.length === 0) return '(no culex runs: targets not evaluated)'
   return ['| target | measured (medians, same run) | result |', '| --- | --- | --- |', ...rows].join('\n')
+}
+
+/** Issue 16's retained targets: the last of 100 matches within 5 ms, 10 000 matches at ≥ 100 000 msgs/s, the store rate. */
+function retainedTargets (records, b, target, has, rateRatio) {
+  if (!has('retained', b)) return
+  const m = key => med(records, 'retained', b, key)
+  const rs = records.filter(r => r.ok && r.scenario === 'retained' && r.broker === b)
+  target(`${b}: SUBSCRIBE matching ${rs[0]?.wildExpected ?? 100} of ${fmtNum(rs[0]?.stored, 0)} retained → all delivered within 5 ms`, () => ({
+    measured: `${fmtNum(m('wildAllMs'), 2)} ms (median; worst probe ${fmtNum(Math.max(...rs.map(r => r.wildAllMsMax ?? Infinity)), 2)} ms)`,
+    pass: m('wildAllMs') !== null && m('wildAllMs') <= 5
+  }))
+  target(`${b}: SUBSCRIBE matching ${fmtNum(rs[0]?.bulkExpected, 0)} retained → ≥ 100,000 msgs/s`, () => ({
+    measured: `${fmtNum(m('bulkRate'), 0)} msgs/s (${fmtNum(m('bulkAllMs'), 1)} ms to the last)`,
+    pass: m('bulkRate') !== null && m('bulkRate') >= 100000
+  }))
+  target(`${b}: retained store rate ≥ mosquitto`, rateRatio('retained', b, 'mosquitto', 'storeRate', 1))
 }
 
 /** Issue 16's connection targets: memory, connect rate, keep-alive, idle CPU and the probe's p99 with the clients held. */

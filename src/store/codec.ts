@@ -1,4 +1,4 @@
-import { decodePublishHead, decodePubrel, encodeBinaryRecord, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
+import { decodePublishHead, decodePubrel, decodeQueuedPublish, encodeBinaryRecord, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
 
 /**
  * Value codec: [version:u8][header length:u32be][header JSON][payload bytes], or for a plain publish and a PUBREL
@@ -147,4 +147,36 @@ export function decodeHead (buf: Buffer): DecodedHead {
   }
   const { header, payloadStart } = readHeader(buf)
   return { fields: withUndefined(header), meta: header.m, payloadBytes: buf.length - payloadStart }
+}
+
+/** What the session queues' index keeps of a queued entry (a publish or a PUBREL record). */
+export interface QueuedHead {
+  cmd: 'publish' | 'pubrel'
+  brokerId: string | undefined
+  brokerCounter: number | undefined
+  messageId: number | undefined
+  qos: number
+  enqueuedAt: number
+  payloadBytes: number
+}
+
+/**
+ * decodeHead for the loader of the session queues: of the binary publish form only the fields the index keeps
+ * (a start with a million queued messages decoded a topic and a client id per message only to drop them).
+ */
+export function decodeQueuedHead (buf: Buffer): QueuedHead {
+  if (isPublishForm(buf)) {
+    const p = decodeQueuedPublish(buf, fail)
+    return { cmd: 'publish', brokerId: p.brokerId, brokerCounter: p.brokerCounter, messageId: p.messageId, qos: p.qos, enqueuedAt: p.enqueuedAt ?? 0, payloadBytes: p.payloadBytes }
+  }
+  const { fields: f, meta, payloadBytes } = decodeHead(buf)
+  return {
+    cmd: f.cmd === 'pubrel' ? 'pubrel' : 'publish',
+    brokerId: typeof f.brokerId === 'string' ? f.brokerId : undefined,
+    brokerCounter: typeof f.brokerCounter === 'number' ? f.brokerCounter : undefined,
+    messageId: typeof f.messageId === 'number' ? f.messageId : undefined,
+    qos: typeof f.qos === 'number' ? f.qos : 1,
+    enqueuedAt: typeof meta?.t === 'number' ? meta.t : 0,
+    payloadBytes
+  }
 }

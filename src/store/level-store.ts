@@ -64,7 +64,7 @@ export class LevelStore {
   async load (): Promise<void> {
     await loadAll(this.#db, this.#dir, {
       subscription: (clientId, filter, record) => this.#subs.load(clientId, filter, record),
-      outgoing: (clientId, seq, key, head) => this.#outbox.load(clientId, seq, key, head),
+      outgoing: (clientId, seq, head) => this.#outbox.load(clientId, seq, head),
       incoming: (clientId, messageId, packet) => this.#incoming.load(clientId, messageId, packet),
       will: (clientId, packet) => this.#wills.load(clientId, packet),
       retained: (topic) => this.#retained.load(topic),

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
-import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
+import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type OwedPacket, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
@@ -33,6 +33,8 @@ export class Outbox implements SessionQueues {
   readonly #tokens = new WeakMap<object, number>()
   #nextToken = 1
   #seq = 1
+  /** The broker ids of loaded entries, one string each (a restart reads a copy per entry). */
+  readonly #brokerIds = new Map<string, string>()
   readonly #evicting = new Set<Promise<void>>()
 
   constructor (deps: OutboxDeps) {
@@ -43,23 +45,33 @@ export class Outbox implements SessionQueues {
     return this.#queues.keys()
   }
 
-  /** Indexes one stored entry at open; keys arrive in order, so queues are rebuilt in FIFO order. */
-  load (clientId: string, seq: number, key: string, head: DecodedHead): void {
-    const f = head.fields
-    const meta = head.meta ?? {}
-    const entry = queueEntry({
+  /**
+   * Indexes one stored entry at open; keys arrive in order, so queues are rebuilt in FIFO order. The key is left
+   * to be made again when needed, and the broker id is interned: every entry from one broker holds the same string.
+   */
+  load (clientId: string, seq: number, head: QueuedHead): void {
+    const queue = this.#queueFor(clientId)
+    queue.add(queueEntry({
       seq,
-      key,
-      cmd: f.cmd === 'pubrel' ? 'pubrel' : 'publish',
-      brokerId: typeof f.brokerId === 'string' ? f.brokerId : undefined,
-      brokerCounter: typeof f.brokerCounter === 'number' ? f.brokerCounter : undefined,
-      messageId: typeof f.messageId === 'number' ? f.messageId : undefined,
-      qos: typeof f.qos === 'number' ? f.qos : 1,
+      enc: queue.enc,
+      cmd: head.cmd,
+      brokerId: head.brokerId === undefined ? undefined : this.#internBrokerId(head.brokerId),
+      brokerCounter: head.brokerCounter,
+      messageId: head.messageId,
+      qos: head.qos,
       bytes: head.payloadBytes,
-      enqueuedAt: typeof meta.t === 'number' ? meta.t : 0
-    })
-    this.#queueFor(clientId).add(entry)
+      enqueuedAt: head.enqueuedAt
+    }))
     if (seq >= this.#seq) this.#seq = seq + 1
+  }
+
+  #internBrokerId (brokerId: string): string {
+    let interned = this.#brokerIds.get(brokerId)
+    if (interned === undefined) {
+      interned = brokerId
+      this.#brokerIds.set(brokerId, interned)
+    }
+    return interned
   }
 
   /**
@@ -104,7 +116,7 @@ export class Outbox implements SessionQueues {
       }
       const seq = this.#seq++
       const entry = queueEntry({
-        seq, key: outgoingKey(queue.enc, seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+        seq, enc: queue.enc, key: outgoingKey(queue.enc, seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
       })
       queue.add(entry)
       added.push([queue, entry])
@@ -192,7 +204,7 @@ export class Outbox implements SessionQueues {
     const record = pubrelRecord(messageId)
     const seq = this.#seq++
     const entry = queueEntry({
-      seq, key: outgoingKey(queue.enc, seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId,
+      seq, enc: queue.enc, key: outgoingKey(queue.enc, seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId,
       qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.#token(client), inflight: record
     })
     queue.add(entry)

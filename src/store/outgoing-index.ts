@@ -1,39 +1,55 @@
-export interface QueueEntry {
-  seq: number
-  key: string
+import { outgoingKey } from './layout.js'
+
+/**
+ * One queued message (or PUBREL) of a session. A million of them may be loaded at start, so an entry holds no
+ * string of its own: its key is made from the queue's encoded client id and its seq when first asked for (kept
+ * from then on), and its broker id is the one string every entry from that broker shares (see Outbox#load).
+ */
+export class QueueEntry {
+  readonly seq: number
+  /** The client id as encoded in keys (the queue's, shared). */
+  readonly enc: string
   cmd: 'publish' | 'pubrel'
-  brokerId: string | undefined
-  brokerCounter: number | undefined
+  readonly brokerId: string | undefined
+  readonly brokerCounter: number | undefined
   messageId: number | undefined
   qos: number
   bytes: number
-  enqueuedAt: number
+  readonly enqueuedAt: number
   /** Connection (client object) the messageId was assigned on; undefined after a restart. In memory only. */
   sentOn: number | undefined
   /** The packet as sent, kept while in flight so a PUBACK is answered without a read. In memory only. */
   inflight: Record<string, unknown> | undefined
-  removed: boolean
+  removed = false
+  #key: string | undefined
+
+  constructor (f: EntryFields) {
+    this.seq = f.seq
+    this.enc = f.enc
+    this.cmd = f.cmd
+    this.brokerId = f.brokerId
+    this.brokerCounter = f.brokerCounter
+    this.messageId = f.messageId
+    this.qos = f.qos
+    this.bytes = f.bytes
+    this.enqueuedAt = f.enqueuedAt
+    this.sentOn = f.sentOn
+    this.inflight = f.inflight
+    this.#key = f.key
+  }
+
+  /** `o!<client>!<seq>` */
+  get key (): string {
+    return (this.#key ??= outgoingKey(this.enc, this.seq))
+  }
 }
 
-type EntryFields = Pick<QueueEntry, 'seq' | 'key' | 'cmd' | 'brokerId' | 'brokerCounter' | 'qos' | 'bytes' | 'enqueuedAt'> &
-  Partial<Pick<QueueEntry, 'messageId' | 'sentOn' | 'inflight'>>
+type EntryFields = Pick<QueueEntry, 'seq' | 'enc' | 'cmd' | 'brokerId' | 'brokerCounter' | 'qos' | 'bytes' | 'enqueuedAt'> &
+  Partial<Pick<QueueEntry, 'messageId' | 'sentOn' | 'inflight' | 'key'>>
 
-/** A queue entry, every field written in one order so all entries share one object shape. */
+/** A queue entry; `key` is worth passing only when the caller made it anyway (an enqueue writes it). */
 export function queueEntry (f: EntryFields): QueueEntry {
-  return {
-    seq: f.seq,
-    key: f.key,
-    cmd: f.cmd,
-    brokerId: f.brokerId,
-    brokerCounter: f.brokerCounter,
-    messageId: f.messageId,
-    qos: f.qos,
-    bytes: f.bytes,
-    enqueuedAt: f.enqueuedAt,
-    sentOn: f.sentOn,
-    inflight: f.inflight,
-    removed: false
-  }
+  return new QueueEntry(f)
 }
 
 /** A packet of the queue as the replay sends it: a PUBLISH (by broker id and counter) or a PUBREL (by packet id). */

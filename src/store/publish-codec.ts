@@ -160,3 +160,38 @@ export function decodePublishHead (buf: Buffer, fail: (reason: string) => Error)
   const meta = (flags & ENQUEUED_AT) !== 0 ? { t: buf.readDoubleBE(5) } : undefined
   return { fields, meta, payloadStart: at, stringPayload: (flags & STRING_PAYLOAD) !== 0 }
 }
+
+/** What the loader keeps of a queued publish: no topic, client id or payload is decoded. */
+export interface QueuedPublish {
+  brokerId: string | undefined
+  brokerCounter: number | undefined
+  messageId: number | undefined
+  qos: number
+  enqueuedAt: number | undefined
+  payloadBytes: number
+}
+
+/** The queue index's view of a publish record, checked as decodePublishHead checks it, with one string made. */
+export function decodeQueuedPublish (buf: Buffer, fail: (reason: string) => Error): QueuedPublish {
+  if (buf.length < FIXED + 4) throw fail('too short')
+  const flags = buf[1]
+  const qos = buf[2]
+  if (qos > 2) throw fail(`bad qos ${qos}`)
+  let at = 21
+  let brokerId: string | undefined
+  for (let i = 0; i < 3; i++) {
+    if (at + 2 > buf.length) throw fail('truncated')
+    const end = at + 2 + buf.readUInt16BE(at)
+    if (end > buf.length) throw fail('truncated')
+    if (i === 0 && (flags & BROKER_ID) !== 0) brokerId = buf.toString('utf8', at + 2, end)
+    at = end
+  }
+  return {
+    brokerId,
+    brokerCounter: (flags & BROKER_COUNTER) !== 0 ? buf.readDoubleBE(13) : undefined,
+    messageId: (flags & MESSAGE_ID) !== 0 ? buf.readUInt16BE(3) : undefined,
+    qos,
+    enqueuedAt: (flags & ENQUEUED_AT) !== 0 ? buf.readDoubleBE(5) : undefined,
+    payloadBytes: buf.length - at
+  }
+}

@@ -1,4 +1,8 @@
 const NO_CHILDREN: TopicNode[] = []
+/** A `+` over fewer children than this walks them: the cache below pays off only for large fan-outs. */
+const CACHE_FROM_CHILDREN = 1024
+/** Literal levels cached per node: SUBSCRIBEs with ever new literals must not grow a node without bound. */
+const CACHED_LEVELS_MAX = 32
 
 /** One topic level. Most nodes have a single child, so that one is held directly instead of in a Map. */
 class TopicNode {
@@ -7,6 +11,11 @@ class TopicNode {
   topic: string | undefined = undefined
   #only: TopicNode | undefined = undefined
   #many: Map<string, TopicNode> | undefined = undefined
+  /**
+   * For a `+` over this node's children followed by a literal level: the children that have a child of that name,
+   * by name, made by the first such lookup and kept up to date from then on (grandchildAdded / grandchildRemoved).
+   */
+  #withChild: Map<string, Set<TopicNode>> | undefined = undefined
 
   constructor (name: string) {
     this.name = name
@@ -19,6 +28,34 @@ class TopicNode {
   child (level: string): TopicNode | undefined {
     if (this.#only !== undefined) return this.#only.name === level ? this.#only : undefined
     return this.#many?.get(level)
+  }
+
+  get childCount (): number {
+    return this.#many?.size ?? (this.#only === undefined ? 0 : 1)
+  }
+
+  /**
+   * The children having a child named `level`, or undefined when walking the children is as cheap (few of them, or
+   * the cache full). `a/+/c` over 100,000 children of `a` walks them once (2-6 ms) and then finds the 100 that have
+   * a `c` at once. Only sparse answers are kept: a set holding most of the children saves little and costs memory.
+   */
+  childrenWith (level: string): Iterable<TopicNode> | undefined {
+    const cached = this.#withChild?.get(level)
+    if (cached !== undefined) return cached
+    const count = this.childCount
+    if (count < CACHE_FROM_CHILDREN || (this.#withChild?.size ?? 0) >= CACHED_LEVELS_MAX) return undefined
+    const found = new Set<TopicNode>()
+    for (const child of this.children()) if (child.child(level) !== undefined) found.add(child)
+    if (found.size * 4 <= count) (this.#withChild ??= new Map()).set(level, found)
+    return found
+  }
+
+  grandchildAdded (child: TopicNode, level: string): void {
+    this.#withChild?.get(level)?.add(child)
+  }
+
+  grandchildRemoved (child: TopicNode, level: string): void {
+    this.#withChild?.get(level)?.delete(child)
   }
 
   children (): Iterable<TopicNode> {
@@ -70,12 +107,15 @@ export class RetainedIndex {
   /** Returns false if the topic was already present. */
   add (topic: string): boolean {
     let node = this.#root
+    let parent: TopicNode | undefined
     for (const level of topic.split('/')) {
       let child = node.child(level)
       if (child === undefined) {
         child = new TopicNode(level)
         node.add(child)
+        parent?.grandchildAdded(node, level)
       }
+      parent = node
       node = child
     }
     if (node.topic !== undefined) return false
@@ -101,6 +141,7 @@ export class RetainedIndex {
       const current = path[i]
       if (current.topic !== undefined || current.hasChildren) break
       path[i - 1].remove(levels[i - 1])
+      if (i >= 2) path[i - 2].grandchildRemoved(path[i - 1], levels[i - 1])
     }
     return true
   }
@@ -157,7 +198,8 @@ export class RetainedIndex {
       while (literalEnd < levels.length && levels[literalEnd] !== '+' && levels[literalEnd] !== '#') literalEnd++
       const deeper: Array<{ node: TopicNode, depth: number }> = []
       const skipDollar = depth === 0
-      for (const child of node.children()) {
+      const candidates = literalEnd > depth + 1 ? node.childrenWith(levels[depth + 1]) : undefined
+      for (const child of candidates ?? node.children()) {
         if (skipDollar && child.name.charCodeAt(0) === 36) continue
         let target: TopicNode | undefined = child
         for (let next = depth + 1; next < literalEnd && target !== undefined; next++) target = target.child(levels[next])

@@ -9,7 +9,11 @@ import { RetainedIndex } from './retained-index.js'
 import type { PacketLike, StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
-const CHUNK_MAX = 64
+/**
+ * The most values read in one LevelDB getMany. A SUBSCRIBE matching 10,000 retained messages spent a tenth of its
+ * time in the per-call work of 157 reads of 64; the delivery router writes what one read brings in one socket write.
+ */
+const CHUNK_MAX = 512
 
 export interface RetainedDeps {
   queue: WriteQueue
@@ -49,41 +53,77 @@ export class RetainedStore {
       })
       return
     }
-    const isNew = !this.#index.has(topic)
-    if (isNew && limits.maxRetainedMessages > 0 && this.#index.count >= limits.maxRetainedMessages) {
+    // one walk down the topic tree per message: the second, to tell a new topic from a replaced one, only at the limit
+    if (limits.maxRetainedMessages > 0 && this.#index.count >= limits.maxRetainedMessages && !this.#index.has(topic)) {
       drops.report({ reason: 'retained-limit', packet: droppedPacket(packet) })
       return
     }
-    this.#index.add(topic)
-    // the arrival time: an MQTT 5 Message Expiry Interval counts from it (#read)
+    const isNew = this.#index.add(topic)
+    // the arrival time: an MQTT 5 Message Expiry Interval counts from it (#decode)
     queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet), { t: Date.now() }) }], () => {
       if (isNew && queue.peek(key) === undefined) this.#index.remove(topic)
     })
   }
 
-  /** Messages matching any of the filters, each once. */
+  /**
+   * Messages matching any of the filters, each once. One LevelDB read per batch of matches, whose messages are pushed
+   * together: an async generator behind Readable.from cost a promise and a turn of its iterator per message, a
+   * tenth of the broker's work for a SUBSCRIBE matching 10,000.
+   */
   stream (filters: string[]): Readable {
-    return Readable.from(this.#matching(filters), { objectMode: true })
-  }
-
-  async * #matching (filters: string[]): AsyncGenerator<Record<string, unknown>> {
-    const seen = new Set<string>()
-    let topics: string[] = []
+    const topics = this.#matching(filters)
     // the first read goes out after the first match, so a sparse wildcard answers quickly; then batches grow
     let chunk = 1
+    let reading = false
+    const pull = (): void => {
+      const batch: string[] = []
+      for (let next = topics.next(); next.done !== true; next = topics.next()) {
+        batch.push(next.value)
+        if (batch.length >= chunk) break
+      }
+      if (batch.length === 0) {
+        readable.push(null)
+        return
+      }
+      chunk = Math.min(chunk * 4, CHUNK_MAX)
+      reading = true
+      this.#deps.reader.read(batch.map(retainedKey)).then((values) => {
+        reading = false
+        let pushed = false
+        const now = Date.now()
+        for (let i = 0; i < batch.length; i++) {
+          const fields = this.#decode(batch[i], values[i], now)
+          if (fields === undefined) continue
+          readable.push(fields)
+          pushed = true
+        }
+        // Readable asks again only after a push: a batch whose values all went meanwhile reads the next at once
+        if (!pushed && !readable.destroyed) pull()
+      }, (err: unknown) => {
+        readable.destroy(err as Error)
+      })
+    }
+    const readable = new Readable({
+      objectMode: true,
+      read: () => {
+        if (!reading) pull()
+      }
+    })
+    return readable
+  }
+
+  /** The topics matching any of the filters, each once (one filter never matches a topic twice). */
+  * #matching (filters: string[]): Generator<string> {
+    const seen = filters.length > 1 ? new Set<string>() : undefined
     for (const filter of filters) {
       for (const topic of this.#index.match(filter)) {
-        if (seen.has(topic)) continue
-        seen.add(topic)
-        topics.push(topic)
-        if (topics.length >= chunk) {
-          yield * this.#read(topics)
-          topics = []
-          chunk = Math.min(chunk * 4, CHUNK_MAX)
+        if (seen !== undefined) {
+          if (seen.has(topic)) continue
+          seen.add(topic)
         }
+        yield topic
       }
     }
-    if (topics.length > 0) yield * this.#read(topics)
   }
 
   /**
@@ -91,38 +131,31 @@ export class RetainedStore {
    * reported (dead-lettered as `expired`) when it is next read, and before that it goes out with the interval left
    * [MQTT-3.3.2-5], [MQTT-3.3.2-6]. A record stored before arrival times were kept does not expire.
    */
-  async * #read (topics: string[]): AsyncGenerator<Record<string, unknown>> {
-    const keys = topics.map(retainedKey)
-    const values = await this.#deps.reader.read(keys)
-    const now = Date.now()
-    for (let i = 0; i < topics.length; i++) {
-      const value = values[i]
-      if (value === undefined) continue
-      let fields: Record<string, unknown>
-      let storedAt = 0
-      try {
-        const record = decodeRecord(value)
-        fields = record.fields
-        if (typeof record.meta?.t === 'number') storedAt = record.meta.t
-      } catch (err) {
-        this.#deps.logger.error({ err, topic: topics[i] }, 'undecodable retained message skipped')
-        continue
-      }
-      const expiryMs = messageExpiryMs(fields)
-      if (expiryMs !== undefined && storedAt > 0) {
-        if (now - storedAt > expiryMs) {
-          this.#expire(topics[i], keys[i], value, fields)
-          continue
-        }
-        fields = countedDown(fields, storedAt, now)
-      }
-      yield fields
+  #decode (topic: string, value: Buffer | undefined, now: number): Record<string, unknown> | undefined {
+    if (value === undefined) return undefined
+    let fields: Record<string, unknown>
+    let storedAt = 0
+    try {
+      const record = decodeRecord(value)
+      fields = record.fields
+      if (typeof record.meta?.t === 'number') storedAt = record.meta.t
+    } catch (err) {
+      this.#deps.logger.error({ err, topic }, 'undecodable retained message skipped')
+      return undefined
     }
+    const expiryMs = messageExpiryMs(fields)
+    if (expiryMs === undefined || storedAt === 0) return fields
+    if (now - storedAt > expiryMs) {
+      this.#expire(topic, value, fields)
+      return undefined
+    }
+    return countedDown(fields, storedAt, now)
   }
 
   /** Removes an expired retained message, unless a newer write for its topic is queued (that one stands). */
-  #expire (topic: string, key: string, value: Buffer, fields: Record<string, unknown>): void {
+  #expire (topic: string, value: Buffer, fields: Record<string, unknown>): void {
     const { queue, drops } = this.#deps
+    const key = retainedKey(topic)
     const pending = queue.peek(key)
     if (pending !== undefined && pending !== value) return
     if (!this.#index.remove(topic)) return

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
 import { packetRecord } from '../../src/store/packets.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
 
@@ -73,6 +73,30 @@ describe('value codec', () => {
       expect(decodeRecord(value).fields).toEqual(record)
     }
     expect(encodeRecord({ cmd: 'publish', brokerId: 'b', brokerCounter: 1, topic: 't', payload: Buffer.alloc(1), qos: 1, retain: false, dup: false, messageId: undefined }, { t: 1, other: 2 })[0]).toBe(1)
+  })
+
+  it('gives the queue index the same ids, QoS, time and size from every form, without decoding topic or payload', () => {
+    const records: Array<[Record<string, unknown>, Record<string, unknown> | undefined]> = [
+      [{ cmd: 'publish', brokerId: 'b1', brokerCounter: 2 ** 40, topic: 'a/ü/c', payload: Buffer.alloc(300), qos: 1, retain: false, dup: false, messageId: undefined }, { t: 1700000000123 }],
+      [{ clientId: 'pub-1', cmd: 'publish', brokerId: undefined, brokerCounter: undefined, topic: '', payload: 'wörld', qos: 2, retain: true, dup: true, messageId: 65535 }, undefined],
+      [{ cmd: 'publish', brokerId: 'b', brokerCounter: 7, topic: 't', payload: Buffer.alloc(5), qos: 1, retain: false, dup: false, messageId: 9, properties: { messageExpiryInterval: 5 } }, { t: 3 }],
+      [{ cmd: 'pubrel', messageId: 42 }, { t: 11 }]
+    ]
+    for (const [record, meta] of records) {
+      const value = encodeRecord(record, meta)
+      const { fields, meta: m, payloadBytes } = decodeHead(value)
+      expect(decodeQueuedHead(value)).toEqual({
+        cmd: fields.cmd,
+        brokerId: fields.brokerId,
+        brokerCounter: fields.brokerCounter,
+        messageId: fields.messageId,
+        qos: fields.qos ?? 1,
+        enqueuedAt: m?.t ?? 0,
+        payloadBytes
+      })
+    }
+    const publish = encodeRecord(records[0][0], records[0][1])
+    expect(() => decodeQueuedHead(publish.subarray(0, 30))).toThrow(UndecodableValueError)
   })
 
   it('rejects values it did not write', () => {
