@@ -101,10 +101,11 @@ describe('queue limits', () => {
 
   it('drops expired messages at replay instead of delivering them', async () => {
     const drops: DropEvent[] = []
-    const store = await open(await dirs.make(), { limits: { messageExpiryMs: 100 }, onDrop: (e) => drops.push(e) })
+    // t/3 must not expire between its enqueue and the read below, however slow the machine: a wide interval
+    const store = await open(await dirs.make(), { limits: { messageExpiryMs: 800 }, onDrop: (e) => drops.push(e) })
     await enqueue(store, 'c1', 1, 2)
     await store.outgoingUpdate({ id: 'c1' }, publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1, messageId: 1 }))
-    await new Promise((resolve) => setTimeout(resolve, 150))
+    await new Promise((resolve) => setTimeout(resolve, 850))
     await enqueue(store, 'c1', 3, 3)
     // t/1 was in flight (already delivered once): it is kept; t/2 expired while waiting
     expect(await payloads(store, 'c1')).toEqual(['t/1', 't/3'])
