@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { CulexError } from '../errors.js'
 import { createLogger } from '../log/logger.js'
-import { openStore, type LevelStore } from '../store/index.js'
+import { openStore, type CulexStore } from '../store/index.js'
 
 /** Where a data directory keeps its store. */
 export function storeDir (dataDir: string): string {
@@ -14,7 +14,7 @@ export function storeDir (dataDir: string): string {
  * are off: a command only reads, deletes or replays what is there. A directory that holds no store is refused
  * unless `create` is set: a mistyped --data-dir must not answer "nothing there" from a store made on the spot.
  */
-export async function openDataDir (dataDir: string, opts: { create?: boolean } = {}): Promise<LevelStore> {
+export async function openDataDir (dataDir: string, opts: { create?: boolean } = {}): Promise<CulexStore> {
   const dir = storeDir(dataDir)
   // LevelDB writes CURRENT when it creates a database; Culex writes its format record in the same open.
   if (opts.create !== true && !existsSync(path.join(dir, 'CURRENT'))) {

@@ -5,7 +5,7 @@ import type { AuthenticateStep, PublishDrop, PublishStep } from '../hook-chain.j
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { isReservedTopic } from '../protocol/topic.js'
-import type { DropEvent, LevelStore } from '../store/index.js'
+import type { CulexStore, DropEvent } from '../store/index.js'
 import type { StoredDeadLetter } from '../store/dead-letters.js'
 import { payloadChecker } from './payload-rules.js'
 import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './service.js'
@@ -22,7 +22,7 @@ export interface SharedDeadLetter {
 
 export interface DeadLetterHooksDeps {
   aedes: BrokerInternals
-  store: LevelStore
+  store: CulexStore
   config: Config
   log: Logger
   /** The auth feature's verdict from the ACL it has loaded (src/auth/hooks.ts mayPublishAs). */

@@ -6,7 +6,7 @@ import { internals, type BrokerInternals, type DeliveryPacket } from '../protoco
 import { markSharedDelivery } from '../protocol/delivery.js'
 import { packetIds } from '../protocol/packet-ids.js'
 import { tapAcknowledgements } from '../protocol/packet-tap.js'
-import type { GroupQueueStore } from '../store/group-queue.js'
+import type { GroupQueues } from '../store/contract.js'
 import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
@@ -14,9 +14,9 @@ import { sweepIntervalMs } from './policy.js'
 import { isShareFilter, isShareName, parseShare, shareTopic } from './share-name.js'
 import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
 
-/** The store methods shared subscriptions read or wrap (LevelStore). */
+/** The store methods shared subscriptions read or wrap (CulexStore). */
 export interface SharedStore {
-  readonly groupQueues: GroupQueueStore
+  readonly groupQueues: GroupQueues
   outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
   readonly sessionQueues: Pick<SessionQueues, 'addPubrel'>
   purgeSession: (clientId: string) => Promise<boolean>

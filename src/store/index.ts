@@ -37,6 +37,7 @@ import { corruptError, ensureFormat, openDb, readMarker, recoveryProblems, write
 import type { StoreOptions } from './types.js'
 
 export { LevelStore } from './level-store.js'
+export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise } from './contract.js'
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
 export type {
   StoreOptions, StoreLimits, StoreStats, SessionInfo, DropEvent, DropReason, OverflowPolicy, CorruptPolicy
