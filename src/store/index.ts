@@ -39,6 +39,8 @@ import type { StoreOptions } from './types.js'
 export { LevelStore } from './level-store.js'
 export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise } from './contract.js'
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
+export { openRedisStore, type OpenRedisOptions, type RedisStoreConnect } from './redis/open.js'
+export { RedisStore } from './redis/redis-store.js'
 export type {
   StoreOptions, StoreLimits, StoreStats, SessionInfo, DropEvent, DropReason, OverflowPolicy, CorruptPolicy
 } from './types.js'

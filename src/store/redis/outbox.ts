@@ -1,0 +1,280 @@
+import { decodeRecord, encodeRecord } from '../codec.js'
+import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
+import { ClientQueue, QueueLookups, queueEntry, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import { outputPacket, replay } from '../outgoing-replay.js'
+import { packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
+import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
+import type { WriteOp } from '../write-queue.js'
+import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
+import type { RedisDeps } from './write-order.js'
+
+function noSuchPacket (): Error {
+  return new Error('no such packet')
+}
+
+function counterKey (brokerId: string | null | undefined, brokerCounter: number | undefined): string {
+  return brokerId == null || brokerCounter === undefined ? '' : `${brokerId}:${brokerCounter}`
+}
+
+/**
+ * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
+ * every change is one script, so any node can enqueue, update or acknowledge. The node that replays a session's
+ * queue (its client is connected there) keeps a mirror of it, a ClientQueue like the LevelDB store's index, for
+ * the questions the broker asks synchronously on every delivery (is this copy still unsent, does an entry hold
+ * this packet id); the mirror is rebuilt from Redis at each replay and follows this node's own changes.
+ */
+export class RedisOutbox extends QueueLookups implements SessionQueues {
+  readonly #deps: RedisDeps
+  readonly #totals: QueueTotals = { entries: 0, bytes: 0 }
+  readonly #enqueue: Script
+  readonly #update: Script
+  readonly #pubrel: Script
+  readonly #addPubrel: Script
+  readonly #clear: Script
+  readonly #drop: Script
+
+  constructor (deps: RedisDeps) {
+    super()
+    this.#deps = deps
+    this.#enqueue = defineScript(deps.redis, 'culexEnqueue', ENQUEUE)
+    this.#update = defineScript(deps.redis, 'culexUpdate', UPDATE)
+    this.#pubrel = defineScript(deps.redis, 'culexPubrel', PUBREL)
+    this.#addPubrel = defineScript(deps.redis, 'culexAddPubrel', ADD_PUBREL)
+    this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
+    this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
+  }
+
+  #queueKeys (clientId: string): string[] {
+    const k = this.#deps.keys
+    return [k.queue(clientId), k.queueMessages(clientId), k.queueIndex(clientId)]
+  }
+
+  /** One script for every client: resolves once Redis has the message in each queue, in call order. */
+  enqueue (targets: EnqueueTarget[], packet: PacketLike): Promise<void> {
+    const { limits, order } = this.#deps
+    const packetQos = packet.qos ?? 0
+    if (packetQos === 0 && !limits.queueQos0) return order.after()
+    const now = Date.now()
+    const bytes = payloadBytes(payloadOf(packet))
+    const bk = counterKey(packet.brokerId, packet.brokerCounter)
+    const keys: string[] = []
+    const args: Array<string | Buffer | number> = [bk, now]
+    const clients: Array<[string, number]> = []
+    const encoded: Array<Buffer | undefined> = []
+    for (const { clientId, cap, rap } of targetsByClient(targets)) {
+      const qos = Math.min(packetQos, cap)
+      if (qos === 0 && !limits.queueQos0) continue
+      const retain = rap && packet.retain === true
+      const variant = qos * 2 + (retain ? 1 : 0)
+      encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
+      keys.push(...this.#queueKeys(clientId))
+      args.push(qos, bytes, encoded[variant] as Buffer)
+      clients.push([clientId, qos])
+    }
+    if (clients.length === 0) return order.after()
+    return order.track(this.#enqueue(keys, args).then((seqs) => {
+      (seqs as number[]).forEach((seq, i) => {
+        if (seq === 0) return
+        const [clientId, qos] = clients[i]
+        const mirror = this.#mirrorFor(clientId)
+        if (mirror.entries.has(seq)) return
+        mirror.add(queueEntry({
+          seq, key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+        }))
+      })
+    }))
+  }
+
+  /** aedes' outgoingUpdate: records the packet id a publish was sent with, or turns it into its PUBREL. */
+  update (client: ClientRef, packet: PacketLike): Promise<void> {
+    const messageId = packet.messageId
+    if (messageId == null) return Promise.reject(noSuchPacket())
+    const mirror = this.queues.get(client.id)
+    const token = this.token(client)
+    const keys = this.#queueKeys(client.id)
+    if (packet.cmd === 'pubrel') {
+      const record = pubrelRecord(messageId)
+      const entry = mirror?.byMessageId(messageId)
+      if (entry !== undefined) {
+        entry.cmd = 'pubrel'
+        mirror?.setBytes(entry, 0)
+        entry.sentOn = token
+        entry.inflight = record
+      }
+      return this.#deps.order.track(this.#pubrel(keys, [messageId, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]).then((seq) => {
+        if (seq === null) throw noSuchPacket()
+      }))
+    }
+    const entry = mirror?.byCounter(String(packet.brokerId), Number(packet.brokerCounter))
+    if (entry?.cmd === 'pubrel') return this.#deps.order.after()
+    const qos = Math.min(entry?.qos ?? packet.qos ?? 1, packet.qos ?? 2)
+    const record = packetRecord(packet, { qos, messageId })
+    if (entry !== undefined && mirror !== undefined) {
+      if (entry.qos === 0) {
+        mirror.remove(entry)
+      } else {
+        entry.qos = qos
+        mirror.assignMessageId(entry, messageId)
+        mirror.setBytes(entry, payloadBytes(record.payload))
+        entry.sentOn = token
+        entry.inflight = record
+      }
+    }
+    const write = this.#update(keys, [counterKey(packet.brokerId, packet.brokerCounter), messageId, qos, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })])
+      .then((seq) => { if (seq === null) throw noSuchPacket() })
+    // A QoS 1 id the mirror knows is not waited for: a crash before Redis has it resends the message under a new id
+    // after the restart (a QoS 1 duplicate), as the LevelDB store's lazy put. QoS 2 ids are written before the PUBLISH.
+    if (qos === 1 && entry !== undefined) {
+      this.#deps.order.track(write).catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'queued message id not recorded') })
+      return Promise.resolve()
+    }
+    return this.#deps.order.track(write)
+  }
+
+  addPubrel (client: ClientRef, messageId: number): Promise<void> {
+    const now = Date.now()
+    const record = pubrelRecord(messageId)
+    return this.#deps.order.track(this.#addPubrel(this.#queueKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
+      if (seq === 0) return
+      this.#mirrorFor(client.id).add(queueEntry({
+        seq: seq as number, key: String(seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId, qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.token(client), inflight: record
+      }))
+    }))
+  }
+
+  /** PUBACK / PUBCOMP (or a copy that will never be sent): removes the entry, returns the packet. */
+  clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
+    const p = typeof packet === 'object' && packet !== null ? packet as PacketLike : undefined
+    if (p === undefined) return Promise.resolve(undefined)
+    const unsent = p.messageId == null
+    const mirror = this.queues.get(client.id)
+    const entry = unsent ? mirror?.byCounter(String(p.brokerId), Number(p.brokerCounter)) : mirror?.byMessageId(p.messageId as number)
+    if (entry !== undefined && !(unsent && entry.messageId !== undefined)) mirror?.remove(entry)
+    const write = this.#clear(this.#queueKeys(client.id), [unsent ? '' : Number(p.messageId), unsent ? counterKey(p.brokerId, p.brokerCounter) : ''])
+    const tracked = this.#deps.order.track(write)
+    // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
+    // entry resends the message or PUBREL, which QoS 1 and 2 allow.
+    if (!unsent && entry?.inflight !== undefined) {
+      tracked.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'acknowledged message not deleted') })
+      return Promise.resolve(outputPacket(entry.inflight, false))
+    }
+    return write.then((found) => {
+      if (found === null || unsent) return undefined
+      return outputPacket(decodeRecord((found as [number, Buffer])[1]).fields, false)
+    })
+  }
+
+  /** The queue as Redis has it now, replayed in chunks; the mirror is rebuilt from it first. */
+  batches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
+    const self = this
+    return (async function * () {
+      const queue = unsentOnly ? self.queues.get(client.id) : await self.#reload(client.id)
+      const entries = queue === undefined ? [] : [...queue.entries.values()]
+      const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
+      yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
+    })()
+  }
+
+  /** The keys of a session's queue (for the caller's transaction that ends the session); the mirror goes. */
+  purge (clientId: string): string[] {
+    const mirror = this.queues.get(clientId)
+    if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
+    this.queues.delete(clientId)
+    return this.#queueKeys(clientId)
+  }
+
+  /** What this node's mirrors hold (the queues it replayed or wrote to). */
+  totals (): { messages: number, bytes: number } {
+    return { messages: this.#totals.entries, bytes: this.#totals.bytes }
+  }
+
+  /** A session's queue as Redis has it: sizes, in-flight count and oldest entry. */
+  async info (clientId: string): Promise<{ queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined> {
+    const entries = await this.#read(clientId)
+    if (entries.length === 0) return undefined
+    let inflight = 0
+    let queuedBytes = 0
+    let oldest = Infinity
+    for (const entry of entries) {
+      if (entry.messageId !== undefined) inflight++
+      queuedBytes += entry.bytes
+      oldest = Math.min(oldest, entry.enqueuedAt)
+    }
+    return { queued: entries.length, inflight, queuedBytes, oldestQueuedAt: oldest }
+  }
+
+  async #read (clientId: string): Promise<QueueEntry[]> {
+    const [q, , qx] = this.#queueKeys(clientId)
+    const seqs = await this.#deps.redis.zrange(q, 0, -1)
+    if (seqs.length === 0) return []
+    const states = await this.#deps.redis.hmget(qx, ...seqs.map(seq => `e:${seq}`))
+    const entries: QueueEntry[] = []
+    seqs.forEach((seq, i) => {
+      const state = states[i]
+      if (state !== null) entries.push(parseEntry(Number(seq), state))
+    })
+    return entries
+  }
+
+  async #reload (clientId: string): Promise<ClientQueue | undefined> {
+    const entries = await this.#read(clientId)
+    const old = this.queues.get(clientId)
+    const mirror = new ClientQueue(clientId, clientId, this.#totals)
+    for (const entry of entries) {
+      const known = old?.entries.get(entry.seq)
+      if (known !== undefined && known.messageId === entry.messageId) {
+        entry.sentOn = known.sentOn
+        entry.inflight = known.inflight
+      }
+      mirror.add(entry)
+    }
+    if (old !== undefined) for (const entry of [...old.entries.values()]) old.remove(entry)
+    if (mirror.size === 0) {
+      this.queues.delete(clientId)
+      return undefined
+    }
+    this.queues.set(clientId, mirror)
+    return mirror
+  }
+
+  #replayContext (clientId: string): Parameters<typeof replay>[0] {
+    const { redis, order, limits, drops, logger } = this.#deps
+    const [q, qm, qx] = this.#queueKeys(clientId)
+    return {
+      limits,
+      drops,
+      logger,
+      reader: { read: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
+      queue: { commit: async (ops: WriteOp[]) => { await order.track(this.#drop([q, qm, qx], ops.map(op => op.key))) } },
+      current: id => this.queues.get(id),
+      settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
+    }
+  }
+
+  #mirrorFor (clientId: string): ClientQueue {
+    let mirror = this.queues.get(clientId)
+    if (mirror === undefined) {
+      mirror = new ClientQueue(clientId, clientId, this.#totals)
+      this.queues.set(clientId, mirror)
+    }
+    return mirror
+  }
+}
+
+/** An entry from its state in the queue index (scripts.ts). */
+function parseEntry (seq: number, state: string): QueueEntry {
+  const [qos, kind, mid, bytes, t, ...rest] = state.split('|')
+  const bk = rest.join('|')
+  const at = bk.lastIndexOf(':')
+  return queueEntry({
+    seq,
+    key: String(seq),
+    cmd: kind === 'r' ? 'pubrel' : 'publish',
+    brokerId: at < 0 ? undefined : bk.slice(0, at),
+    brokerCounter: at < 0 ? undefined : Number(bk.slice(at + 1)),
+    messageId: mid === '' ? undefined : Number(mid),
+    qos: Number(qos),
+    bytes: Number(bytes),
+    enqueuedAt: Number(t)
+  })
+}
