@@ -8,7 +8,7 @@ import { startAdminServer, type AdminServer } from './admin/server.js'
 import { adminRoutes, listenerInfo, type AdminRoute } from './admin/routes.js'
 import { createMetrics, type BrokerMetrics } from './metrics/index.js'
 import { startSysTopics, type SysTopics } from './sys-topics/index.js'
-import { openStore, type CulexStore } from './store/index.js'
+import { openBrokerStore, redisConnectOptions, type CulexStore } from './store/index.js'
 import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { delayWills } from './will-delay/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
@@ -52,7 +52,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
   let onStoreDrop: (event: DropEvent) => void = () => {}
   const openedAt = performance.now()
-  const store = await openStore({
+  const redis = redisConnectOptions(config.cluster)
+  const store = await openBrokerStore({
+    ...(redis === undefined ? {} : { redis }),
     dir: path.resolve(config.dataDir, 'store'),
     sync: config.store.sync,
     onCorrupt: config.store.onCorrupt,

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { CulexError } from '../../errors.js'
-import type { Logger } from '../../log/logger.js'
+import { createLogger, type Logger } from '../../log/logger.js'
 
 export interface RedisConnectionOptions {
   /** redis:// or rediss:// (TLS); with sentinels, only its password, user and database number are used. */
@@ -68,7 +68,8 @@ export async function connectRedis (opts: RedisConnectionOptions, log: Logger, t
     await withTimeout(redis.connect().then(async () => await redis.ping()), timeoutMs, () => lastError)
   } catch (err) {
     redis.disconnect()
-    const reason = (err as Error).message
+    // ioredis reports "Connection is closed"; the socket's own error (ECONNREFUSED, ENOTFOUND, auth) says more
+    const reason = lastError?.message ?? (err as Error).message
     throw new CulexError('ERR_STORE_OPEN', `Redis at ${where} does not answer: ${reason}`, { cause: err })
   }
   let down = false
@@ -97,4 +98,10 @@ async function withTimeout<T> (work: Promise<T>, ms: number, reason: () => Error
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** For `culex check-config`: connects, PINGs and disconnects; throws ERR_STORE_OPEN or ERR_CONFIG_INVALID. */
+export async function checkRedis (opts: RedisConnectionOptions, timeoutMs = 5000): Promise<void> {
+  const redis = await connectRedis(opts, createLogger({ level: 'silent', format: 'json' }), timeoutMs)
+  await redis.quit().catch(() => { redis.disconnect() })
 }
