@@ -20,6 +20,8 @@ import { WriteOrder } from './write-order.js'
 
 /** Counters of one broker id start at (starts before) × 2^32: a restart, or a second node with the same id, never reuses one. */
 const EPOCH_SPAN = 2 ** 32
+/** How often stats() reads the cluster-wide counts again. */
+const COUNTS_EVERY_MS = 10_000
 /** Group-queue keys of one open start at epoch × 10^9 (16-digit keys). */
 const GROUP_SPAN = 1e9
 
@@ -54,6 +56,7 @@ export class RedisStore implements CulexStore {
   #broker: BrokerRef | undefined
   #closing: Promise<void> | undefined
   #counts = { sessions: 0, retained: 0 }
+  #countedAt = 0
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
     this.#redis = redis
@@ -230,14 +233,15 @@ export class RedisStore implements CulexStore {
     this.#order.observer = observer
   }
 
-  /** Resolves once every write sent so far has been applied by Redis. */
+  /** Resolves once every write sent so far has been applied by Redis (and the counts stats() gives are read again). */
   async barrier (): Promise<void> {
     await this.#order.idle()
+    await this.#refreshCounts()
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */
   stats (): StoreStats {
-    this.#refreshCounts().catch(() => undefined)
+    this.#refreshCounts(false).catch(() => undefined)
     const totals = this.#outbox.totals()
     return {
       sessions: this.#counts.sessions,
@@ -251,9 +255,13 @@ export class RedisStore implements CulexStore {
     }
   }
 
-  async #refreshCounts (): Promise<void> {
-    const [sessions, retained] = await Promise.all([this.#redis.hlen(this.#keys.sessions), this.#redis.hlen(this.#keys.retained)])
-    this.#counts = { sessions, retained }
+  /** Sessions counted as listSessions does (a SCAN), so at most every COUNTS_EVERY_MS unless barrier() asks. */
+  async #refreshCounts (force = true): Promise<void> {
+    const now = Date.now()
+    if (!force && now - this.#countedAt < COUNTS_EVERY_MS) return
+    this.#countedAt = now
+    const [sessions, retained] = await Promise.all([this.listSessions(), this.#redis.hlen(this.#keys.retained)])
+    this.#counts = { sessions: sessions.length, retained }
   }
 
   async sessionInfo (clientId: string): Promise<SessionInfo | undefined> {
@@ -319,6 +327,7 @@ export class RedisStore implements CulexStore {
   close (): Promise<void> {
     this.#closing ??= (async () => {
       await this.#order.idle()
+      this.#order.closed = true
       this.#groupKv.closed = true
       this.#deadKv.closed = true
       this.#drops.close()

@@ -1,3 +1,4 @@
+import { CulexError } from '../../errors.js'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../../log/logger.js'
 import type { DropReporter } from '../queue-limits.js'
@@ -29,7 +30,18 @@ export class WriteOrder {
   /** The one observer of applied writes (1 write, milliseconds), for the broker's store metrics. */
   observer: ((ops: number, ms: number) => void) | undefined
 
-  track<T> (write: Promise<T>): Promise<T> {
+  /** Set by close: later writes fail as the LevelDB store's do. */
+  closed = false
+
+  /**
+   * Registers a write sent to Redis; what it returns rejects with ERR_STORE_WRITE when Redis refused the write or the
+   * store was closed.
+   */
+  track<T> (sent: Promise<T>): Promise<T> {
+    const write = sent.catch((err: unknown) => {
+      if (err instanceof CulexError) throw err
+      throw new CulexError('ERR_STORE_WRITE', this.closed ? 'the store is closed' : `a write to Redis failed: ${(err as Error).message}`, { cause: err })
+    })
     this.#last = write
     this.#pending.add(write)
     const started = performance.now()
