@@ -2,7 +2,7 @@ import { decodeRecord, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
 import { ClientQueue, QueueLookups, queueEntry, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
-import { packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
+import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
@@ -49,7 +49,10 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     return [k.queue(clientId), k.queueMessages(clientId), k.queueIndex(clientId)]
   }
 
-  /** One script for every client: resolves once Redis has the message in each queue, in call order. */
+  /**
+   * One script for every client: resolves once Redis has the message in each queue, in call order. The per-session
+   * limits are applied in the script (the broker-wide ones are not, in cluster mode); what they drop is reported.
+   */
   enqueue (targets: EnqueueTarget[], packet: PacketLike): Promise<void> {
     const { limits, order } = this.#deps
     const packetQos = packet.qos ?? 0
@@ -58,7 +61,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const bytes = payloadBytes(payloadOf(packet))
     const bk = counterKey(packet.brokerId, packet.brokerCounter)
     const keys: string[] = []
-    const args: Array<string | Buffer | number> = [bk, now]
+    const args: Array<string | Buffer | number> = [bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest']
     const clients: Array<[string, number]> = []
     const encoded: Array<Buffer | undefined> = []
     for (const { clientId, cap, rap } of targetsByClient(targets)) {
@@ -72,10 +75,19 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       clients.push([clientId, qos])
     }
     if (clients.length === 0) return order.after()
-    return order.track(this.#enqueue(keys, args).then((seqs) => {
-      (seqs as number[]).forEach((seq, i) => {
-        if (seq === 0) return
+    return order.track(this.#enqueue(keys, args).then((result) => {
+      const [seqs, evicted] = result as [number[], Array<number | Buffer>]
+      for (let i = 0; i < evicted.length; i += 3) {
+        const clientId = clients[evicted[i] as number][0]
+        const mirror = this.queues.get(clientId)
+        const entry = mirror?.entries.get(evicted[i + 1] as number)
+        if (entry !== undefined) mirror?.remove(entry)
+        this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
+      }
+      seqs.forEach((seq, i) => {
         const [clientId, qos] = clients[i]
+        if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
+        if (seq <= 0) return
         const mirror = this.#mirrorFor(clientId)
         if (mirror.entries.has(seq)) return
         mirror.add(queueEntry({

@@ -11,43 +11,76 @@ export function defineScript (redis: Redis, name: string, lua: string): Script {
 
 // Entry state in the queue index, `e:<seq>`:
 // "<qos>|<p: publish, r: pubrel>|<messageId or empty>|<payload bytes>|<enqueued at, ms>|<brokerId:counter or empty>"
+// The index also counts the messages waiting (never sent: a publish without a packet id), `w`, and their bytes, `wb`,
+// which the queue limits apply to. `n` (the last seq) outlives the entries, so seqs never repeat within a queue.
 const ENTRY_HELPERS = `
 local function parse (e)
   return string.match(e, '^(%d)|(%a)|(%d*)|(%d+)|(%d+)|(.*)$')
 end
+local function unwait (qx, kind, mid, bytes)
+  if kind == 'p' and mid == '' then
+    redis.call('HINCRBY', qx, 'w', -1)
+    redis.call('HINCRBY', qx, 'wb', -tonumber(bytes))
+  end
+end
 local function drop (q, qm, qx, seq, e)
-  local _, _, mid, _, _, bk = parse(e)
+  local _, kind, mid, bytes, _, bk = parse(e)
   redis.call('ZREM', q, seq)
   redis.call('HDEL', qm, seq)
   redis.call('HDEL', qx, 'e:' .. seq)
-  if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == seq then redis.call('HDEL', qx, 'm:' .. mid) end
-  if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == seq then redis.call('HDEL', qx, 'c:' .. bk) end
-  if redis.call('ZCARD', q) == 0 then redis.call('DEL', qx) end
+  unwait(qx, kind, mid, bytes)
+  if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == tostring(seq) then redis.call('HDEL', qx, 'm:' .. mid) end
+  if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == tostring(seq) then redis.call('HDEL', qx, 'c:' .. bk) end
 end
 `
 
 /**
- * KEYS: per client q, qm, qx. ARGV: brokerId:counter (or ''), now (ms), then per client: qos, bytes, encoded packet.
- * Returns the seq of each new entry, 0 where the client's queue already holds the message (a resent command).
+ * KEYS: per client q, qm, qx. ARGV: brokerId:counter (or ''), now (ms), maxQueuedMessages, maxQueuedBytes (0 = no
+ * limit), 'oldest' | 'newest' (overflowPolicy), then per client: qos, bytes, encoded packet.
+ * Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1 when the
+ * limits refused it }, { client index, seq, evicted packet, ... } (dropOldest removed those waiting messages).
  */
-export const ENQUEUE = `
-local bk, now = ARGV[1], ARGV[2]
-local out = {}
+export const ENQUEUE = ENTRY_HELPERS + `
+local bk, now, maxN, maxB, policy = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local out, evicted = {}, {}
+local function fits (qx, bytes)
+  local w = tonumber(redis.call('HGET', qx, 'w') or '0')
+  local wb = tonumber(redis.call('HGET', qx, 'wb') or '0')
+  return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB)
+end
 for i = 0, #KEYS / 3 - 1 do
   local q, qm, qx = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
-  local qos, bytes, value = ARGV[i * 3 + 3], ARGV[i * 3 + 4], ARGV[i * 3 + 5]
+  local qos, bytes, value = ARGV[i * 3 + 6], tonumber(ARGV[i * 3 + 7]), ARGV[i * 3 + 8]
   if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
     out[i + 1] = 0
+  elseif (maxB > 0 and bytes > maxB) or (policy == 'newest' and not fits(qx, bytes)) then
+    out[i + 1] = -1
   else
+    if not fits(qx, bytes) then
+      -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged)
+      for _, old in ipairs(redis.call('ZRANGE', q, 0, -1)) do
+        local e = redis.call('HGET', qx, 'e:' .. old)
+        local _, kind, mid = parse(e)
+        if kind == 'p' and mid == '' then
+          evicted[#evicted + 1] = i
+          evicted[#evicted + 1] = tonumber(old)
+          evicted[#evicted + 1] = redis.call('HGET', qm, old)
+          drop(q, qm, qx, old, e)
+          if fits(qx, bytes) then break end
+        end
+      end
+    end
     local seq = redis.call('HINCRBY', qx, 'n', 1)
     redis.call('ZADD', q, seq, seq)
     redis.call('HSET', qm, seq, value)
     redis.call('HSET', qx, 'e:' .. seq, qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk)
+    redis.call('HINCRBY', qx, 'w', 1)
+    redis.call('HINCRBY', qx, 'wb', bytes)
     if bk ~= '' then redis.call('HSET', qx, 'c:' .. bk, seq) end
     out[i + 1] = seq
   end
 end
-return out
+return { out, evicted }
 `
 
 /**
@@ -62,6 +95,7 @@ local e = redis.call('HGET', qx, 'e:' .. seq)
 local qos, kind, mid, bytes, t, bk = parse(e)
 if kind == 'r' then return 0 end
 if qos == '0' then drop(q, qm, qx, seq, e) return -1 end
+unwait(qx, kind, mid, bytes)
 if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == seq then redis.call('HDEL', qx, 'm:' .. mid) end
 redis.call('HSET', qx, 'm:' .. ARGV[2], seq)
 redis.call('HSET', qx, 'e:' .. seq, ARGV[3] .. '|p|' .. ARGV[2] .. '|' .. bytes .. '|' .. t .. '|' .. bk)
