@@ -8,6 +8,18 @@ import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
 import type { RedisDeps } from './write-order.js'
 
+/** How many times an enqueue is matched again after another node changed the subscriptions under it. */
+const MAX_REMATCHES = 5
+
+/**
+ * The subscription generation a list of targets was matched at, and how to match again: the enqueue script writes
+ * nothing if the generation in Redis has moved on (another node subscribed or unsubscribed meanwhile).
+ */
+export interface MatchCheck {
+  generation: number
+  rematch: () => Promise<{ subs: EnqueueTarget[], generation: number }>
+}
+
 function noSuchPacket (): Error {
   return new Error('no such packet')
 }
@@ -53,15 +65,22 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
    * One script for every client: resolves once Redis has the message in each queue, in call order. The per-session
    * limits are applied in the script (the broker-wide ones are not, in cluster mode); what they drop is reported.
    */
-  enqueue (targets: EnqueueTarget[], packet: PacketLike): Promise<void> {
+  enqueue (targets: EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
     const { limits, order } = this.#deps
+    if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
+    return order.track(this.#send(targets, packet, check, 0))
+  }
+
+  async #send (targets: EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
+    const { limits, order, keys: k } = this.#deps
     const packetQos = packet.qos ?? 0
-    if (packetQos === 0 && !limits.queueQos0) return order.after()
     const now = Date.now()
     const bytes = payloadBytes(payloadOf(packet))
     const bk = counterKey(packet.brokerId, packet.brokerCounter)
-    const keys: string[] = []
-    const args: Array<string | Buffer | number> = [bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest']
+    // a node that keeps seeing changes stops checking rather than retrying for ever (an extremely busy cluster)
+    const generation = check === undefined || attempt >= MAX_REMATCHES ? '' : check.generation
+    const keys: string[] = [k.subsGen]
+    const args: Array<string | Buffer | number> = [bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest', generation]
     const clients: Array<[string, number]> = []
     const encoded: Array<Buffer | undefined> = []
     for (const { clientId, cap, rap } of targetsByClient(targets)) {
@@ -74,27 +93,29 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])
     }
-    if (clients.length === 0) return order.after()
-    return order.track(this.#enqueue(keys, args).then((result) => {
-      const [seqs, evicted] = result as [number[], Array<number | Buffer>]
-      for (let i = 0; i < evicted.length; i += 3) {
-        const clientId = clients[evicted[i] as number][0]
-        const mirror = this.queues.get(clientId)
-        const entry = mirror?.entries.get(evicted[i + 1] as number)
-        if (entry !== undefined) mirror?.remove(entry)
-        this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
-      }
-      seqs.forEach((seq, i) => {
-        const [clientId, qos] = clients[i]
-        if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
-        if (seq <= 0) return
-        const mirror = this.#mirrorFor(clientId)
-        if (mirror.entries.has(seq)) return
-        mirror.add(queueEntry({
-          seq, key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
-        }))
-      })
-    }))
+    if (clients.length === 0 && generation === '') return await order.after()
+    const [seqs, evicted, stale] = await this.#enqueue(keys, args) as [number[], Array<number | Buffer>, number]
+    if (stale === 1 && check !== undefined) {
+      const again = await check.rematch()
+      return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
+    }
+    for (let i = 0; i < evicted.length; i += 3) {
+      const clientId = clients[evicted[i] as number][0]
+      const mirror = this.queues.get(clientId)
+      const entry = mirror?.entries.get(evicted[i + 1] as number)
+      if (entry !== undefined) mirror?.remove(entry)
+      this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
+    }
+    seqs.forEach((seq, i) => {
+      const [clientId, qos] = clients[i]
+      if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
+      if (seq <= 0) return
+      const mirror = this.#mirrorFor(clientId)
+      if (mirror.entries.has(seq)) return
+      mirror.add(queueEntry({
+        seq, key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+      }))
+    })
   }
 
   /** aedes' outgoingUpdate: records the packet id a publish was sent with, or turns it into its PUBREL. */

@@ -55,6 +55,8 @@ export class RedisStore implements CulexStore {
   readonly #opts: RedisStoreOptions
   #broker: BrokerRef | undefined
   #closing: Promise<void> | undefined
+  /** The lists subscriptionsByTopic handed to aedes: the topic and subscription generation they were matched at. */
+  readonly #matchedAt = new WeakMap<object, { topic: string, generation: number }>()
   #counts = { sessions: 0, retained: 0 }
   #countedAt = 0
 
@@ -130,8 +132,16 @@ export class RedisStore implements CulexStore {
     return await this.#subs.byClient(client.id)
   }
 
+  /**
+   * From the local matcher, without a round trip; the list remembers the generation it was matched at, and the
+   * enqueue aedes makes with it is refused by Redis if another node changed a subscription since (then the
+   * matcher catches up and the enqueue is matched again).
+   */
   subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
-    return this.#subs.match(topic)
+    return this.#subs.matchNow(topic).then(({ subs, generation }) => {
+      this.#matchedAt.set(subs, { topic, generation })
+      return subs
+    })
   }
 
   /** From the matcher as last refreshed (it is refreshed before every subscriptionsByTopic). */
@@ -160,7 +170,10 @@ export class RedisStore implements CulexStore {
   }
 
   outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
-    return this.#outbox.enqueue(subs, packet)
+    const matched = this.#matchedAt.get(subs)
+    if (matched === undefined) return this.#outbox.enqueue(subs, packet)
+    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await this.#subs.fresh(() => ({ subs: this.#subs.index.match(matched.topic), generation: this.#subs.generation }))
+    return this.#outbox.enqueue(subs, packet, { generation: matched.generation, rematch })
   }
 
   outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
@@ -309,15 +322,15 @@ export class RedisStore implements CulexStore {
   /** One transaction removing a session's subscriptions, queue and record (and its inbound QoS 2 state). */
   async #endSession (clientId: string, incoming: boolean): Promise<void> {
     const tx = this.#redis.multi()
-    const undo = this.#subs.dropAll(clientId, tx)
     tx.del(...this.#outbox.purge(clientId))
     if (incoming) {
       this.#state.incomingForgetAll(clientId)
       tx.del(this.#keys.incoming(clientId))
     }
     tx.hdel(this.#keys.sessions, clientId)
+    const { undo, logged } = this.#subs.dropAll(clientId, tx)
     try {
-      await this.#order.track(exec(tx))
+      logged(await this.#order.track(exec(tx)))
     } catch (err) {
       undo()
       throw err

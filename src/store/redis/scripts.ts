@@ -35,22 +35,25 @@ end
 `
 
 /**
- * KEYS: per client q, qm, qx. ARGV: brokerId:counter (or ''), now (ms), maxQueuedMessages, maxQueuedBytes (0 = no
- * limit), 'oldest' | 'newest' (overflowPolicy), then per client: qos, bytes, encoded packet.
+ * KEYS: the subscription generation, then per client q, qm, qx. ARGV: brokerId:counter (or ''), now (ms),
+ * maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the subscription
+ * generation the clients were matched at (or '' to skip the check), then per client: qos, bytes, encoded packet.
  * Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1 when the
- * limits refused it }, { client index, seq, evicted packet, ... } (dropOldest removed those waiting messages).
+ * limits refused it }, { client index, seq, evicted packet, ... } (dropOldest removed those waiting messages),
+ * stale: 1 when the subscriptions changed since that generation (nothing was written: match again).
  */
 export const ENQUEUE = ENTRY_HELPERS + `
-local bk, now, maxN, maxB, policy = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local bk, now, maxN, maxB, policy, gen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
+if gen ~= '' and (redis.call('GET', KEYS[1]) or '0') ~= gen then return { {}, {}, 1 } end
 local out, evicted = {}, {}
 local function fits (qx, bytes)
   local w = tonumber(redis.call('HGET', qx, 'w') or '0')
   local wb = tonumber(redis.call('HGET', qx, 'wb') or '0')
   return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB)
 end
-for i = 0, #KEYS / 3 - 1 do
-  local q, qm, qx = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
-  local qos, bytes, value = ARGV[i * 3 + 6], tonumber(ARGV[i * 3 + 7]), ARGV[i * 3 + 8]
+for i = 0, (#KEYS - 1) / 3 - 1 do
+  local q, qm, qx = KEYS[i * 3 + 2], KEYS[i * 3 + 3], KEYS[i * 3 + 4]
+  local qos, bytes, value = ARGV[i * 3 + 7], tonumber(ARGV[i * 3 + 8]), ARGV[i * 3 + 9]
   if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
     out[i + 1] = 0
   elseif (maxB > 0 and bytes > maxB) or (policy == 'newest' and not fits(qx, bytes)) then
@@ -80,7 +83,7 @@ for i = 0, #KEYS / 3 - 1 do
     out[i + 1] = seq
   end
 end
-return { out, evicted }
+return { out, evicted, 0 }
 `
 
 /**

@@ -12,9 +12,10 @@ type LogEntry = [id: string, fields: string[]]
 /**
  * Persistent subscriptions: the truth is one Redis hash per client; each node matches topics against a local
  * matcher (SubscriptionIndex, the LevelDB store's) that it keeps fresh from a change log, a Redis stream every
- * change is appended to in the same transaction. Before each match the node reads the log past the last entry it
- * saw (one command, pipelined with the others) and reloads the clients other nodes changed; a node that fell
- * further behind than the log keeps (the generation numbers jump) reloads everything.
+ * change is appended to in the same transaction, numbered by a generation counter. A match is answered locally
+ * with the generation it reflects; the enqueue that follows it is refused by Redis if the generation has moved on,
+ * and then `fresh` reads the log past the last entry seen and reloads the clients other nodes changed (a node that
+ * fell further behind than the log keeps, the generations jump, reloads everything) before matching again.
  */
 export class RedisSubscriptions {
   readonly #redis: Redis
@@ -61,17 +62,19 @@ export class RedisSubscriptions {
     await this.#write(clientId, puts, [...change.dels], change.undo)
   }
 
+  /** Every filter given is deleted in Redis: the matcher may not have seen a subscription another node made. */
   async remove (clientId: string, filters: string[]): Promise<void> {
-    const { removed, undo } = this.#index.remove(clientId, filters)
-    await this.#write(clientId, [], removed, undo)
+    const { undo } = this.#index.remove(clientId, filters)
+    await this.#write(clientId, [], [...new Set(filters)], undo)
   }
 
   /** The commands that drop every subscription of a client, for a transaction of the caller's (end of a session). */
-  dropAll (clientId: string, tx: ReturnType<Redis['multi']>): () => void {
+  /** `logged` takes the transaction's results: the log entry must be its last command. */
+  dropAll (clientId: string, tx: ReturnType<Redis['multi']>): { undo: () => void, logged: (results: unknown[]) => void } {
     const { undo } = this.#index.clean(clientId)
     tx.del(this.#keys.subs(clientId))
     this.#log(tx, clientId)
-    return undo
+    return { undo, logged: (results) => { this.#advance(results.at(-1) as [number, string]) } }
   }
 
   /** Subscriptions of a client, read from Redis (another node may have changed them). */
@@ -80,9 +83,19 @@ export class RedisSubscriptions {
     return Object.entries(all).map(([topic, json]) => ({ ...(JSON.parse(json) as SubscriptionRecord), topic }))
   }
 
-  /** The matcher after catching up with the log; results come back in call order. */
-  match (topic: string): Promise<TopicSubscription[]> {
-    return this.fresh(() => this.#index.match(topic))
+  /** The generation of the subscriptions the matcher has (the log entries it has applied, its own writes included). */
+  get generation (): number {
+    return this.#gen
+  }
+
+  /**
+   * The local matcher as it is, in call order with the refreshes, without a round trip: the enqueue that follows
+   * checks the generation in Redis and asks for a refresh (`fresh`) if another node changed a subscription since.
+   */
+  matchNow (topic: string): Promise<{ subs: TopicSubscription[], generation: number }> {
+    const result = this.#tail.then(() => ({ subs: this.#index.match(topic), generation: this.#gen }))
+    this.#tail = result.catch(() => undefined)
+    return result
   }
 
   fresh<T> (read: () => T): Promise<T> {
@@ -123,11 +136,18 @@ export class RedisSubscriptions {
     if (dels.length > 0) tx.hdel(this.#keys.subs(clientId), ...dels)
     this.#log(tx, clientId)
     try {
-      await exec(tx)
+      this.#advance((await exec(tx)).at(-1) as [number, string])
     } catch (err) {
       undo()
       throw err
     }
+  }
+
+  /** A change of this node's own, already in the matcher: its log entry is the next one, unless another came between. */
+  #advance ([gen, id]: [number, string]): void {
+    if (gen !== this.#gen + 1) return
+    this.#gen = gen
+    this.#lastId = id
   }
 
   #log (tx: ReturnType<Redis['multi']>, clientId: string): void {
@@ -138,8 +158,8 @@ export class RedisSubscriptions {
 
 const LOG_CHANGE = `
 local g = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'n', ARGV[2], 'g', g)
-return g
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'n', ARGV[2], 'g', g)
+return { g, id }
 `
 
 function field (fields: string[], name: string): string {
