@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { CulexError } from '../errors.js'
-import { createLogger } from '../log/logger.js'
-import { openStore, type CulexStore } from '../store/index.js'
+import { createLogger, type Logger } from '../log/logger.js'
+import { openStore, type CulexStore, type StoreLimits } from '../store/index.js'
 
 /** Where a data directory keeps its store. */
 export function storeDir (dataDir: string): string {
@@ -23,7 +23,15 @@ export async function openDataDir (dataDir: string, opts: { create?: boolean } =
   return await openStore({
     dir,
     sync: true,
-    logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
-    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, maxTotalQueuedMessages: 0, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+    logger: quietLogger(),
+    limits: NO_LIMITS
   })
+}
+
+/** A command only reads, deletes or replays what is there: no limits. */
+export const NO_LIMITS: StoreLimits = { maxQueuedMessages: 0, maxQueuedBytes: 0, maxTotalQueuedMessages: 0, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+
+/** Store errors only, on stderr. */
+export function quietLogger (): Logger {
+  return createLogger({ level: 'error', format: 'json', destination: process.stderr })
 }
