@@ -7,6 +7,7 @@ import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
 import type { RedisDeps } from './write-order.js'
+import { LazyIds } from './lazy-ids.js'
 
 /** How many times an enqueue is matched again after another node changed the subscriptions under it. */
 const MAX_REMATCHES = 5
@@ -44,6 +45,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #addPubrel: Script
   readonly #clear: Script
   readonly #drop: Script
+  readonly #lazy = new LazyIds()
 
   constructor (deps: RedisDeps) {
     super()
@@ -86,6 +88,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     for (const { clientId, cap, rap } of targetsByClient(targets)) {
       const qos = Math.min(packetQos, cap)
       if (qos === 0 && !limits.queueQos0) continue
+      this.#unholdNearLimit(clientId, bytes)
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
       encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
@@ -129,6 +132,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const record = pubrelRecord(messageId)
       const entry = mirror?.byMessageId(messageId)
       if (entry !== undefined) {
+        this.#lazy.release(entry)
         entry.cmd = 'pubrel'
         mirror?.setBytes(entry, 0)
         entry.sentOn = token
@@ -153,15 +157,16 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
         entry.inflight = record
       }
     }
-    const write = this.#update(keys, [counterKey(packet.brokerId, packet.brokerCounter), messageId, qos, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })])
-      .then((seq) => { if (seq === null) throw noSuchPacket() })
-    // A QoS 1 id the mirror knows is not waited for: a crash before Redis has it resends the message under a new id
-    // after the restart (a QoS 1 duplicate), as the LevelDB store's lazy put. QoS 2 ids are written before the PUBLISH.
+    const args = [counterKey(packet.brokerId, packet.brokerCounter), messageId, qos, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]
+    const send = (): Promise<void> => this.#deps.order.track(this.#update(keys, args).then((seq) => { if (seq === null) throw noSuchPacket() }))
+    // A QoS 1 id the mirror knows is held back (lazy-ids.ts); QoS 2 ids are written before the PUBLISH leaves.
     if (qos === 1 && entry !== undefined) {
-      this.#deps.order.track(write).catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'queued message id not recorded') })
+      this.#lazy.hold(entry, client.id, () => {
+        send().catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'queued message id not recorded') })
+      })
       return Promise.resolve()
     }
-    return this.#deps.order.track(write)
+    return send()
   }
 
   addPubrel (client: ClientRef, messageId: number): Promise<void> {
@@ -183,7 +188,10 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const mirror = this.queues.get(client.id)
     const entry = unsent ? mirror?.byCounter(String(p.brokerId), Number(p.brokerCounter)) : mirror?.byMessageId(p.messageId as number)
     if (entry !== undefined && !(unsent && entry.messageId !== undefined)) mirror?.remove(entry)
-    const write = this.#clear(this.#queueKeys(client.id), [unsent ? '' : Number(p.messageId), unsent ? counterKey(p.brokerId, p.brokerCounter) : ''])
+    // an id never written: Redis still has the entry without one, found by its broker counter
+    const byCounter = unsent || (entry !== undefined && this.#lazy.take(entry))
+    const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
+    const write = this.#clear(this.#queueKeys(client.id), [byCounter ? '' : Number(p.messageId), byCounter ? counter : ''])
     const tracked = this.#deps.order.track(write)
     // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
     // entry resends the message or PUBREL, which QoS 1 and 2 allow.
@@ -209,7 +217,27 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   }
 
   /** The keys of a session's queue (for the caller's transaction that ends the session); the mirror goes. */
+  /**
+   * Redis applies the queue limits to what it counts as waiting, which includes messages in flight whose ids are
+   * held back: when that could make the enqueue evict or refuse, the ids are written first (ahead of it).
+   */
+  #unholdNearLimit (clientId: string, bytes: number): void {
+    const held = this.#lazy.held(clientId)
+    if (held === undefined) return
+    const { maxQueuedMessages: maxN, maxQueuedBytes: maxB } = this.#deps.limits
+    const mirror = this.queues.get(clientId)
+    const waiting = (mirror?.waiting ?? 0) + held.entries
+    const waitingBytes = (mirror?.waitingBytes ?? 0) + held.bytes
+    if ((maxN > 0 && waiting + 1 > maxN) || (maxB > 0 && waitingBytes + bytes > maxB)) this.#lazy.flush(clientId)
+  }
+
+  /** Writes the packet ids held back (before a barrier or close). */
+  flush (): void {
+    this.#lazy.flush()
+  }
+
   purge (clientId: string): string[] {
+    this.#lazy.drop(clientId)
     const mirror = this.queues.get(clientId)
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
@@ -250,6 +278,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   }
 
   async #reload (clientId: string): Promise<ClientQueue | undefined> {
+    this.#lazy.flush(clientId)
     const entries = await this.#read(clientId)
     const old = this.queues.get(clientId)
     const mirror = new ClientQueue(clientId, clientId, this.#totals)

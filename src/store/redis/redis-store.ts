@@ -248,6 +248,7 @@ export class RedisStore implements CulexStore {
 
   /** Resolves once every write sent so far has been applied by Redis (and the counts stats() gives are read again). */
   async barrier (): Promise<void> {
+    this.#outbox.flush()
     await this.#order.idle()
     await this.#refreshCounts()
   }
@@ -339,6 +340,7 @@ export class RedisStore implements CulexStore {
 
   close (): Promise<void> {
     this.#closing ??= (async () => {
+      this.#outbox.flush()
       await this.#order.idle()
       this.#order.closed = true
       this.#groupKv.closed = true
