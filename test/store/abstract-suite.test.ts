@@ -47,6 +47,6 @@ describe('aedes-persistence 11 abstract suite', () => {
 
   it('passes all 50 tests against the built RedisStore', async () => {
     redis = await startTestRedis()
-    runSuite(dist, { CULEX_REDIS_URL: redis.url })
+    runSuite(dist, { STORE_TEST_REDIS_URL: redis.url })
   }, 150_000)
 })

@@ -1,5 +1,3 @@
-import type { QueueEntry } from '../outgoing-index.js'
-
 /** How long a QoS 1 packet id waits before it is written (the LevelDB store's LAZY_PUT_DELAY_MS). */
 export const LAZY_ID_DELAY_MS = 100
 
@@ -7,6 +5,11 @@ interface Held {
   clientId: string
   bytes: number
   send: () => void
+}
+
+/** An entry of a session's queue, whichever mirror object stands for it. */
+function keyOf (clientId: string, seq: number): string {
+  return `${seq} ${clientId}`
 }
 
 interface Count {
@@ -21,19 +24,20 @@ interface Count {
  * What is held is written after LAZY_ID_DELAY_MS, before a replay of its session, and by `flush` (barrier, close).
  */
 export class LazyIds {
-  readonly #held = new Map<QueueEntry, Held>()
+  readonly #held = new Map<string, Held>()
   /** Per client: Redis still counts these entries (and their bytes) as waiting. */
   readonly #counts = new Map<string, Count>()
   #timer: NodeJS.Timeout | undefined
 
-  hold (entry: QueueEntry, clientId: string, send: () => void): void {
-    if (!this.#held.has(entry)) {
-      const count = this.#counts.get(clientId) ?? { entries: 0, bytes: 0 }
-      count.entries++
-      count.bytes += entry.bytes
-      this.#counts.set(clientId, count)
-    }
-    this.#held.set(entry, { clientId, bytes: entry.bytes, send })
+  hold (clientId: string, seq: number, bytes: number, send: () => void): void {
+    const key = keyOf(clientId, seq)
+    const before = this.#held.get(key)
+    if (before !== undefined) this.#forget(key, before)
+    const count = this.#counts.get(clientId) ?? { entries: 0, bytes: 0 }
+    count.entries++
+    count.bytes += bytes
+    this.#counts.set(clientId, count)
+    this.#held.set(key, { clientId, bytes, send })
     // unref: a process that exits without closing the store loses only ids, as a crash does
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined
@@ -47,27 +51,29 @@ export class LazyIds {
   }
 
   /** Forgets the entry's held id; true if one was held (it never reached Redis). */
-  take (entry: QueueEntry): boolean {
-    const held = this.#held.get(entry)
+  take (clientId: string, seq: number): boolean {
+    const key = keyOf(clientId, seq)
+    const held = this.#held.get(key)
     if (held === undefined) return false
-    this.#forget(entry, held)
+    this.#forget(key, held)
     return true
   }
 
   /** Writes the entry's held id now (a later write needs it in Redis first). */
-  release (entry: QueueEntry): void {
-    const held = this.#held.get(entry)
+  release (clientId: string, seq: number): void {
+    const key = keyOf(clientId, seq)
+    const held = this.#held.get(key)
     if (held === undefined) return
-    this.#forget(entry, held)
+    this.#forget(key, held)
     held.send()
   }
 
   /** Writes what is held (of one client, or of all). */
   flush (clientId?: string): void {
     if (clientId !== undefined && !this.#counts.has(clientId)) return
-    for (const [entry, held] of this.#held) {
+    for (const [key, held] of this.#held) {
       if (clientId !== undefined && held.clientId !== clientId) continue
-      this.#forget(entry, held)
+      this.#forget(key, held)
       held.send()
     }
     if (this.#held.size === 0 && this.#timer !== undefined) {
@@ -78,11 +84,11 @@ export class LazyIds {
 
   /** Drops the held ids of a session whose queue is deleted. */
   drop (clientId: string): void {
-    for (const [entry, held] of this.#held) if (held.clientId === clientId) this.#forget(entry, held)
+    for (const [key, held] of this.#held) if (held.clientId === clientId) this.#forget(key, held)
   }
 
-  #forget (entry: QueueEntry, held: Held): void {
-    this.#held.delete(entry)
+  #forget (key: string, held: Held): void {
+    this.#held.delete(key)
     const count = this.#counts.get(held.clientId)
     if (count === undefined) return
     count.entries--

@@ -1,6 +1,6 @@
 import { decodeRecord, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
-import { ClientQueue, QueueLookups, queueEntry, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import { ClientQueue, QueueLookups, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
@@ -8,26 +8,9 @@ import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
+import { addEntry, counterKey, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type Change, type MatchCheck } from './queue-entries.js'
 
-/** How many times an enqueue is matched again after another node changed the subscriptions under it. */
-const MAX_REMATCHES = 5
-
-/**
- * The subscription generation a list of targets was matched at, and how to match again: the enqueue script writes
- * nothing if the generation in Redis has moved on (another node subscribed or unsubscribed meanwhile).
- */
-export interface MatchCheck {
-  generation: number
-  rematch: () => Promise<{ subs: EnqueueTarget[], generation: number }>
-}
-
-function noSuchPacket (): Error {
-  return new Error('no such packet')
-}
-
-function counterKey (brokerId: string | null | undefined, brokerCounter: number | undefined): string {
-  return brokerId == null || brokerCounter === undefined ? '' : `${brokerId}:${brokerCounter}`
-}
+export type { MatchCheck } from './queue-entries.js'
 
 /**
  * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
@@ -46,6 +29,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #clear: Script
   readonly #drop: Script
   readonly #lazy = new LazyIds()
+  /** Per session whose mirror is being rebuilt: this node's changes since its read was sent. */
+  readonly #reloading = new Map<string, Set<Change[]>>()
 
   constructor (deps: RedisDeps) {
     super()
@@ -104,20 +89,14 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     }
     for (let i = 0; i < evicted.length; i += 3) {
       const clientId = clients[evicted[i] as number][0]
-      const mirror = this.queues.get(clientId)
-      const entry = mirror?.entries.get(evicted[i + 1] as number)
-      if (entry !== undefined) mirror?.remove(entry)
+      this.#change(clientId, false, removeSeq(evicted[i + 1] as number))
       this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
     }
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
       if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
-      const mirror = this.#mirrorFor(clientId)
-      if (mirror.entries.has(seq)) return
-      mirror.add(queueEntry({
-        seq, key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
-      }))
+      this.#change(clientId, true, addEntry({ seq, key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
   }
 
@@ -132,11 +111,15 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const record = pubrelRecord(messageId)
       const entry = mirror?.byMessageId(messageId)
       if (entry !== undefined) {
-        this.#lazy.release(entry)
-        entry.cmd = 'pubrel'
-        mirror?.setBytes(entry, 0)
-        entry.sentOn = token
-        entry.inflight = record
+        this.#lazy.release(client.id, entry.seq)
+        this.#change(client.id, false, (q) => {
+          const e = q.entries.get(entry.seq)
+          if (e === undefined) return
+          e.cmd = 'pubrel'
+          q.setBytes(e, 0)
+          e.sentOn = token
+          e.inflight = record
+        })
       }
       return this.#deps.order.track(this.#pubrel(keys, [messageId, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]).then((seq) => {
         if (seq === null) throw noSuchPacket()
@@ -146,22 +129,27 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     if (entry?.cmd === 'pubrel') return this.#deps.order.after()
     const qos = Math.min(entry?.qos ?? packet.qos ?? 1, packet.qos ?? 2)
     const record = packetRecord(packet, { qos, messageId })
-    if (entry !== undefined && mirror !== undefined) {
-      if (entry.qos === 0) {
-        mirror.remove(entry)
-      } else {
-        entry.qos = qos
-        mirror.assignMessageId(entry, messageId)
-        mirror.setBytes(entry, payloadBytes(record.payload))
-        entry.sentOn = token
-        entry.inflight = record
-      }
+    if (entry !== undefined) {
+      const bytes = payloadBytes(record.payload)
+      this.#change(client.id, false, (q) => {
+        const e = q.entries.get(entry.seq)
+        if (e === undefined) return
+        if (e.qos === 0) {
+          q.remove(e)
+          return
+        }
+        e.qos = qos
+        q.assignMessageId(e, messageId)
+        q.setBytes(e, bytes)
+        e.sentOn = token
+        e.inflight = record
+      })
     }
     const args = [counterKey(packet.brokerId, packet.brokerCounter), messageId, qos, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]
     const send = (): Promise<void> => this.#deps.order.track(this.#update(keys, args).then((seq) => { if (seq === null) throw noSuchPacket() }))
     // A QoS 1 id the mirror knows is held back (lazy-ids.ts); QoS 2 ids are written before the PUBLISH leaves.
     if (qos === 1 && entry !== undefined) {
-      this.#lazy.hold(entry, client.id, () => {
+      this.#lazy.hold(client.id, entry.seq, entry.bytes, () => {
         send().catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'queued message id not recorded') })
       })
       return Promise.resolve()
@@ -174,7 +162,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const record = pubrelRecord(messageId)
     return this.#deps.order.track(this.#addPubrel(this.#queueKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
       if (seq === 0) return
-      this.#mirrorFor(client.id).add(queueEntry({
+      this.#change(client.id, true, addEntry({
         seq: seq as number, key: String(seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId, qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.token(client), inflight: record
       }))
     }))
@@ -187,9 +175,9 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const unsent = p.messageId == null
     const mirror = this.queues.get(client.id)
     const entry = unsent ? mirror?.byCounter(String(p.brokerId), Number(p.brokerCounter)) : mirror?.byMessageId(p.messageId as number)
-    if (entry !== undefined && !(unsent && entry.messageId !== undefined)) mirror?.remove(entry)
+    if (entry !== undefined && !(unsent && entry.messageId !== undefined)) this.#change(client.id, false, removeSeq(entry.seq))
     // an id never written: Redis still has the entry without one, found by its broker counter
-    const byCounter = unsent || (entry !== undefined && this.#lazy.take(entry))
+    const byCounter = unsent || (entry !== undefined && this.#lazy.take(client.id, entry.seq))
     const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
     const write = this.#clear(this.#queueKeys(client.id), [byCounter ? '' : Number(p.messageId), byCounter ? counter : ''])
     const tracked = this.#deps.order.track(write)
@@ -251,35 +239,32 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
 
   /** A session's queue as Redis has it: sizes, in-flight count and oldest entry. */
   async info (clientId: string): Promise<{ queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined> {
-    const entries = await this.#read(clientId)
-    if (entries.length === 0) return undefined
-    let inflight = 0
-    let queuedBytes = 0
-    let oldest = Infinity
-    for (const entry of entries) {
-      if (entry.messageId !== undefined) inflight++
-      queuedBytes += entry.bytes
-      oldest = Math.min(oldest, entry.enqueuedAt)
-    }
-    return { queued: entries.length, inflight, queuedBytes, oldestQueuedAt: oldest }
+    this.#lazy.flush(clientId)
+    return queueInfo(await this.#read(clientId))
   }
 
   async #read (clientId: string): Promise<QueueEntry[]> {
     const [q, , qx] = this.#queueKeys(clientId)
-    const seqs = await this.#deps.redis.zrange(q, 0, -1)
-    if (seqs.length === 0) return []
-    const states = await this.#deps.redis.hmget(qx, ...seqs.map(seq => `e:${seq}`))
-    const entries: QueueEntry[] = []
-    seqs.forEach((seq, i) => {
-      const state = states[i]
-      if (state !== null) entries.push(parseEntry(Number(seq), state))
-    })
-    return entries
+    return await readQueue(this.#deps.redis, q, qx)
   }
 
+  /**
+   * Rebuilds a session's mirror from Redis. This node's changes made after the read was sent are not in what it
+   * returns: they are recorded meanwhile and applied to the new mirror (each change is idempotent).
+   */
   async #reload (clientId: string): Promise<ClientQueue | undefined> {
     this.#lazy.flush(clientId)
-    const entries = await this.#read(clientId)
+    const changes: Change[] = []
+    let active = this.#reloading.get(clientId)
+    if (active === undefined) this.#reloading.set(clientId, active = new Set())
+    active.add(changes)
+    let entries: QueueEntry[]
+    try {
+      entries = await this.#read(clientId)
+    } finally {
+      active.delete(changes)
+      if (active.size === 0) this.#reloading.delete(clientId)
+    }
     const old = this.queues.get(clientId)
     const mirror = new ClientQueue(clientId, clientId, this.#totals)
     for (const entry of entries) {
@@ -291,6 +276,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       mirror.add(entry)
     }
     if (old !== undefined) for (const entry of [...old.entries.values()]) old.remove(entry)
+    for (const change of changes) change(mirror)
     if (mirror.size === 0) {
       this.queues.delete(clientId)
       return undefined
@@ -313,6 +299,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     }
   }
 
+  /** Applies a change to the session's mirror (`create`: even if it has none), and records it for a reload under way. */
+  #change (clientId: string, create: boolean, change: Change): void {
+    const mirror = create ? this.#mirrorFor(clientId) : this.queues.get(clientId)
+    if (mirror !== undefined) change(mirror)
+    for (const changes of this.#reloading.get(clientId) ?? []) changes.push(change)
+  }
+
   #mirrorFor (clientId: string): ClientQueue {
     let mirror = this.queues.get(clientId)
     if (mirror === undefined) {
@@ -323,20 +316,3 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   }
 }
 
-/** An entry from its state in the queue index (scripts.ts). */
-function parseEntry (seq: number, state: string): QueueEntry {
-  const [qos, kind, mid, bytes, t, ...rest] = state.split('|')
-  const bk = rest.join('|')
-  const at = bk.lastIndexOf(':')
-  return queueEntry({
-    seq,
-    key: String(seq),
-    cmd: kind === 'r' ? 'pubrel' : 'publish',
-    brokerId: at < 0 ? undefined : bk.slice(0, at),
-    brokerCounter: at < 0 ? undefined : Number(bk.slice(at + 1)),
-    messageId: mid === '' ? undefined : Number(mid),
-    qos: Number(qos),
-    bytes: Number(bytes),
-    enqueuedAt: Number(t)
-  })
-}

@@ -4,7 +4,7 @@ import type { CulexStore } from '../contract.js'
 import { DeadLetterStore } from '../dead-letters.js'
 import { GroupQueueStore } from '../group-queue.js'
 import { DropReporter } from '../queue-limits.js'
-import { SessionRecords, type Expiring } from '../session-records.js'
+import type { Expiring } from '../session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from '../types.js'
@@ -12,16 +12,13 @@ import { parseNumberedKey, PREFIX } from '../layout.js'
 import { RedisKeys } from './keys.js'
 import { RedisKv } from './kv.js'
 import { RedisOutbox } from './outbox.js'
-import { scanKeys } from './scan.js'
-import { defineScript, SESSION, type Script } from './scripts.js'
+import { RedisSessionRecords } from './session-records.js'
 import { RedisState } from './state.js'
 import { exec, RedisSubscriptions } from './subscriptions.js'
 import { WriteOrder } from './write-order.js'
 
 /** Counters of one broker id start at (starts before) × 2^32: a restart, or a second node with the same id, never reuses one. */
 const EPOCH_SPAN = 2 ** 32
-/** How often stats() reads the cluster-wide counts again. */
-const COUNTS_EVERY_MS = 10_000
 /** Group-queue keys of one open start at epoch × 10^9 (16-digit keys). */
 const GROUP_SPAN = 1e9
 
@@ -46,23 +43,19 @@ export class RedisStore implements CulexStore {
   readonly #subs: RedisSubscriptions
   readonly #outbox: RedisOutbox
   readonly #state: RedisState
-  readonly #session: Script
+  readonly #sessions: RedisSessionRecords
   readonly #groupKv: RedisKv
   readonly #deadKv: RedisKv
   readonly groupQueues: GroupQueueStore
   readonly deadLetters: DeadLetterStore
   readonly location: string
-  readonly #opts: RedisStoreOptions
   #broker: BrokerRef | undefined
   #closing: Promise<void> | undefined
   /** The lists subscriptionsByTopic handed to aedes: the topic and subscription generation they were matched at. */
   readonly #matchedAt = new WeakMap<object, { topic: string, generation: number }>()
-  #counts = { sessions: 0, retained: 0 }
-  #countedAt = 0
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
     this.#redis = redis
-    this.#opts = opts
     this.location = opts.location
     this.#keys = new RedisKeys(opts.prefix)
     this.#drops = new DropReporter(opts.logger, opts.onDrop)
@@ -70,7 +63,7 @@ export class RedisStore implements CulexStore {
     this.#subs = new RedisSubscriptions(redis, this.#keys, opts.node, opts.limits.queueQos0)
     this.#outbox = new RedisOutbox(deps)
     this.#state = new RedisState(deps)
-    this.#session = defineScript(redis, 'culexSession', SESSION)
+    this.#sessions = new RedisSessionRecords(deps)
     this.#groupKv = new RedisKv(redis, this.#keys.groups, this.#order, opts.logger)
     this.#deadKv = new RedisKv(redis, this.#keys.deadLetters, this.#order, opts.logger)
     this.groupQueues = new GroupQueueStore({ queue: this.#groupKv, reader: this.#groupKv })
@@ -87,7 +80,7 @@ export class RedisStore implements CulexStore {
     this.groupQueues.reserveFrom(await this.#redis.incr(this.#keys.groupSeq) * GROUP_SPAN)
     await this.#deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
     this.deadLetters.loaded()
-    await this.#refreshCounts()
+    await this.#sessions.refreshCounts()
   }
 
   get broker (): BrokerRef | undefined {
@@ -250,32 +243,23 @@ export class RedisStore implements CulexStore {
   async barrier (): Promise<void> {
     this.#outbox.flush()
     await this.#order.idle()
-    await this.#refreshCounts()
+    await this.#sessions.refreshCounts()
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */
   stats (): StoreStats {
-    this.#refreshCounts(false).catch(() => undefined)
+    const counts = this.#sessions.counts()
     const totals = this.#outbox.totals()
     return {
-      sessions: this.#counts.sessions,
+      sessions: counts.sessions,
       queuedMessages: totals.messages,
       queuedBytes: totals.bytes,
-      retained: this.#counts.retained,
+      retained: counts.retained,
       subscriptions: this.#subs.index.count,
       writeBatches: this.#order.writes,
       writeFailures: this.#order.failures,
       droppedMessages: this.#drops.dropped
     }
-  }
-
-  /** Sessions counted as listSessions does (a SCAN), so at most every COUNTS_EVERY_MS unless barrier() asks. */
-  async #refreshCounts (force = true): Promise<void> {
-    const now = Date.now()
-    if (!force && now - this.#countedAt < COUNTS_EVERY_MS) return
-    this.#countedAt = now
-    const [sessions, retained] = await Promise.all([this.listSessions(), this.#redis.hlen(this.#keys.retained)])
-    this.#counts = { sessions: sessions.length, retained }
   }
 
   async sessionInfo (clientId: string): Promise<SessionInfo | undefined> {
@@ -289,29 +273,20 @@ export class RedisStore implements CulexStore {
   }
 
   async hasSession (clientId: string): Promise<boolean> {
-    return await this.#redis.hexists(this.#keys.sessions, clientId) === 1
+    return await this.#sessions.has(clientId)
   }
 
   /** Sent at once, not awaited (like the LevelDB store's staged record); later reads on the connection see it. */
   sessionConnected (clientId: string, connected: boolean, at = Date.now(), expirySeconds?: number): void {
-    if (this.#closing !== undefined) return
-    this.#order.track(this.#session([this.#keys.sessions], [clientId, connected ? 'up' : 'down', at, expirySeconds ?? '']))
-      .catch((err: unknown) => { this.#opts.logger.warn({ err, clientId }, 'session record not written') })
+    if (this.#closing === undefined) this.#sessions.connected(clientId, connected, at, expirySeconds)
   }
 
   async expiringSessions (maxMs: number, now = Date.now()): Promise<Expiring> {
-    const records = new SessionRecords()
-    for (const [clientId, json] of Object.entries(await this.#redis.hgetall(this.#keys.sessions))) records.load(clientId, JSON.parse(json) as Record<string, unknown>)
-    return records.expiring(maxMs, now)
+    return await this.#sessions.expiring(maxMs, now)
   }
 
   async listSessions (): Promise<string[]> {
-    const ids = new Set(await this.#redis.hkeys(this.#keys.sessions))
-    for (const kind of ['subs', 'q', 'in'] as const) {
-      const { match, clientId } = this.#keys.perClient(kind)
-      for await (const keys of scanKeys(this.#redis, match)) for (const key of keys) ids.add(clientId(key))
-    }
-    return [...ids].sort()
+    return await this.#sessions.list()
   }
 
   async purgeSession (clientId: string): Promise<boolean> {
