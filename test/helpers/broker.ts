@@ -30,9 +30,9 @@ export interface TestBroker {
  * config keys, e.g. { 'sessions.maxQueuedMessages': 10 }.
  */
 export async function startTestBroker (settings: Record<string, unknown> = {}, existingDir?: string): Promise<TestBroker> {
-  // CULEX_TEST_STORE=redis runs a broker-level test file on the Redis store (cluster mode), a private redis-server
+  // TEST_STORE=redis runs a broker-level test file on the Redis store (cluster mode), a private redis-server
   // per broker (AOF always, kept across restart()), instead of LevelDB (docs/testing.md).
-  if (process.env.CULEX_TEST_STORE === 'redis' && settings['cluster.redisUrl'] === undefined) {
+  if (process.env.TEST_STORE === 'redis' && settings['cluster.redisUrl'] === undefined) {
     const redis = await startTestRedis({ appendfsync: 'always' })
     const broker = await startTestBroker({ ...settings, 'cluster.redisUrl': redis.url }, existingDir).catch(async (err: unknown) => {
       await redis.close()
@@ -84,7 +84,7 @@ export async function startTestBroker (settings: Record<string, unknown> = {}, e
   return self
 }
 
-/** The broker of CULEX_TEST_STORE=redis: its redis-server stays across restarts and goes with close. */
+/** The broker of TEST_STORE=redis: its redis-server stays across restarts and goes with close. */
 function withRedis (broker: TestBroker, redis: TestRedis): TestBroker {
   return {
     ...broker,
