@@ -8,7 +8,7 @@ import { startAdminServer, type AdminServer } from './admin/server.js'
 import { adminRoutes, listenerInfo, type AdminRoute } from './admin/routes.js'
 import { createMetrics, type BrokerMetrics } from './metrics/index.js'
 import { startSysTopics, type SysTopics } from './sys-topics/index.js'
-import { openStore, type LevelStore } from './store/index.js'
+import { openBrokerStore, redisConnectOptions, type CulexStore } from './store/index.js'
 import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { delayWills } from './will-delay/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
@@ -29,7 +29,7 @@ import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
   readonly aedes: Aedes
-  readonly store: LevelStore
+  readonly store: CulexStore
   readonly listeners: readonly Listener[]
   readonly admin: AdminServer | undefined
   /** Counts on the wire and from aedes' events; features register their own metrics here. */
@@ -56,7 +56,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
   let onStoreDrop: (event: DropEvent) => void = () => {}
   const openedAt = performance.now()
-  const store = await openStore({
+  const redis = redisConnectOptions(config.cluster)
+  const store = await openBrokerStore({
+    ...(redis === undefined ? {} : { redis }),
     dir: path.resolve(config.dataDir, 'store'),
     sync: config.store.sync,
     onCorrupt: config.store.onCorrupt,
@@ -294,8 +296,8 @@ async function closeAedes (aedes: Aedes): Promise<void> {
 }
 
 /** One line after the store has loaded: what a restart brought back, and how long loading it took. */
-async function logRecovered (store: LevelStore, openedAt: number, log: Logger): Promise<void> {
-  const wills = (await store.streamWill().toArray()).length + store.delayedWills().length
+async function logRecovered (store: CulexStore, openedAt: number, log: Logger): Promise<void> {
+  const wills = (await store.streamWill().toArray()).length + (await store.delayedWills()).length
   const s = store.stats()
   log.info({
     sessions: s.sessions,

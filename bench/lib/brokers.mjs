@@ -24,6 +24,12 @@ export const BROKERS = {
     cmd: (port, dir) => BROKERS.culex.cmd(port, dir),
     env: { CULEX_STORE_SYNC: 'true', CULEX_LIMITS_MAX_CONNECTIONS: '0' }
   },
+  'culex-redis': {
+    desc: 'Culex in cluster mode on a private redis-server (AOF on, appendfsync everysec), one node (bench/ref/culex-redis.mjs; SIGTERM scenarios only)',
+    node: true,
+    cmd: (port, dir) => ['bench/ref/culex-redis.mjs', '--main', culexMain, '--port', String(port), '--dir', dir],
+    env: { CULEX_LIMITS_MAX_CONNECTIONS: '0' }
+  },
   'aedes-mem': {
     desc: 'bare aedes 1.2.0, `await Aedes.createBroker()` defaults (in-memory persistence), net server',
     node: true,

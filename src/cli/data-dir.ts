@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { CulexError } from '../errors.js'
-import { createLogger } from '../log/logger.js'
-import { openStore, type LevelStore } from '../store/index.js'
+import { createLogger, type Logger } from '../log/logger.js'
+import { openStore, type CulexStore, type StoreLimits } from '../store/index.js'
 
 /** Where a data directory keeps its store. */
 export function storeDir (dataDir: string): string {
@@ -14,7 +14,7 @@ export function storeDir (dataDir: string): string {
  * are off: a command only reads, deletes or replays what is there. A directory that holds no store is refused
  * unless `create` is set: a mistyped --data-dir must not answer "nothing there" from a store made on the spot.
  */
-export async function openDataDir (dataDir: string, opts: { create?: boolean } = {}): Promise<LevelStore> {
+export async function openDataDir (dataDir: string, opts: { create?: boolean } = {}): Promise<CulexStore> {
   const dir = storeDir(dataDir)
   // LevelDB writes CURRENT when it creates a database; Culex writes its format record in the same open.
   if (opts.create !== true && !existsSync(path.join(dir, 'CURRENT'))) {
@@ -23,7 +23,15 @@ export async function openDataDir (dataDir: string, opts: { create?: boolean } =
   return await openStore({
     dir,
     sync: true,
-    logger: createLogger({ level: 'error', format: 'json', destination: process.stderr }),
-    limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, maxTotalQueuedMessages: 0, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+    logger: quietLogger(),
+    limits: NO_LIMITS
   })
+}
+
+/** A command only reads, deletes or replays what is there: no limits. */
+export const NO_LIMITS: StoreLimits = { maxQueuedMessages: 0, maxQueuedBytes: 0, maxTotalQueuedMessages: 0, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest', messageExpiryMs: 0, queueQos0: false, maxRetainedMessages: 0 }
+
+/** Store errors only, on stderr. */
+export function quietLogger (): Logger {
+  return createLogger({ level: 'error', format: 'json', destination: process.stderr })
 }

@@ -5,7 +5,7 @@ import { toEnvelope, type ReplayResult } from '../dead-letter/service.js'
 import { loadConfig } from '../config/load.js'
 import { describeUnknownEnv } from '../config/env-names.js'
 import { CulexError, exitCodes } from '../errors.js'
-import type { LevelStore } from '../store/index.js'
+import type { CulexStore } from '../store/index.js'
 import { openDataDir } from './data-dir.js'
 
 export const dlqHelp = `culex dlq list|show|replay|purge ...    inspect, replay and purge dead letters ($DLQ, docs/dead-letter.md)
@@ -65,7 +65,7 @@ async function probe (base: string, token: string): Promise<Api | undefined> {
   return call
 }
 
-async function openOffline (dataDir: string): Promise<LevelStore> {
+async function openOffline (dataDir: string): Promise<CulexStore> {
   try {
     return await openDataDir(dataDir)
   } catch (err) {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { CulexError, exitCodes } from '../errors.js'
-import { checkStore, repairStore } from '../store/index.js'
-import { openDataDir, storeDir } from './data-dir.js'
+import { checkStore, openRedisStore, repairStore } from '../store/index.js'
+import { NO_LIMITS, openDataDir, quietLogger, storeDir } from './data-dir.js'
 
 export const storeHelp = `culex store check|repair [--data-dir dir]    verify a data directory, or move a bad one aside
 
@@ -9,12 +9,18 @@ export const storeHelp = `culex store check|repair [--data-dir dir]    verify a 
   repair   moves <dataDir>/store aside to store.corrupt-<time> and leaves an empty one (stop the broker first)
   --data-dir defaults to ./data, like the broker.`
 
-export const sessionsHelp = `culex sessions list|show <clientId>|purge <clientId> [--data-dir dir] [--json]    persistent sessions in a data directory
+export const sessionsHelp = `culex sessions list|show <clientId>|purge <clientId> [--data-dir dir | --redis-url url] [--json]    persistent sessions in a data directory or a cluster's Redis
 
   Opens the data directory directly, so the broker must be stopped; while it runs, the admin API
-  (GET /api/sessions, DELETE /api/sessions/<id>) and the console do the same.`
+  (GET /api/sessions, DELETE /api/sessions/<id>) and the console do the same. In cluster mode
+  (--redis-url, default $CULEX_CLUSTER_REDIS_URL; key prefix $CULEX_CLUSTER_REDIS_KEY_PREFIX or culex:)
+  it reads the cluster's Redis, with the nodes running; purge a session whose client is disconnected.`
 
-const options = { 'data-dir': { type: 'string', default: './data' }, json: { type: 'boolean', default: false } } as const
+const options = {
+  'data-dir': { type: 'string', default: './data' },
+  'redis-url': { type: 'string', default: process.env.CULEX_CLUSTER_REDIS_URL ?? '' },
+  json: { type: 'boolean', default: false }
+} as const
 
 export async function storeCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
@@ -44,7 +50,11 @@ export async function sessionsCommand (args: string[]): Promise<number> {
   if (!(action === 'list' && positionals.length === 1) && !(withId && positionals.length === 2)) {
     throw new CulexError('ERR_USAGE', 'usage: culex sessions list|show <clientId>|purge <clientId> [--data-dir dir]')
   }
-  const store = await openDataDir(values['data-dir'])
+  const redisUrl = values['redis-url']
+  const where = redisUrl === '' ? storeDir(values['data-dir']) : 'Redis'
+  const store = redisUrl === ''
+    ? await openDataDir(values['data-dir'])
+    : await openRedisStore({ redis: { url: redisUrl, prefix: process.env.CULEX_CLUSTER_REDIS_KEY_PREFIX ?? 'culex:' }, logger: quietLogger(), limits: NO_LIMITS })
   try {
     if (action === 'list') {
       const infos = await Promise.all((await store.listSessions()).map(async id => await store.sessionInfo(id)))
@@ -61,7 +71,7 @@ export async function sessionsCommand (args: string[]): Promise<number> {
     }
     const info = await store.sessionInfo(clientId)
     if (info === undefined) {
-      process.stderr.write(`culex: no persistent session ${JSON.stringify(clientId)} in ${storeDir(values['data-dir'])}\n`)
+      process.stderr.write(`culex: no persistent session ${JSON.stringify(clientId)} in ${where}\n`)
       return exitCodes.failure
     }
     if (action === 'show') {

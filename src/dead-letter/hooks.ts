@@ -7,7 +7,7 @@ import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { isReservedTopic } from '../protocol/topic.js'
 import { forwardedProperties } from '../protocol/v5/outgoing.js'
 import type { UndeliveredCopy, UndeliveredReason } from '../protocol/undelivered.js'
-import type { DropEvent, LevelStore } from '../store/index.js'
+import type { CulexStore, DropEvent } from '../store/index.js'
 import type { StoredDeadLetter } from '../store/dead-letters.js'
 import { payloadChecker } from './payload-rules.js'
 import { DeadLetters, type DeadLetterPacket, type DeadLetterReason } from './service.js'
@@ -26,7 +26,7 @@ export interface SharedDeadLetter {
 
 export interface DeadLetterHooksDeps {
   aedes: BrokerInternals
-  store: LevelStore
+  store: CulexStore
   config: Config
   log: Logger
   /** The auth feature's verdict from the ACL it has loaded (src/auth/hooks.ts mayPublishAs). */

@@ -1,5 +1,6 @@
 import type { Logger } from '../log/logger.js'
-import type { DeadLetterStore, StoredDeadLetter } from '../store/dead-letters.js'
+import type { StoredDeadLetter } from '../store/dead-letters.js'
+import type { DeadLetterLog } from '../store/contract.js'
 import { matchesFilters, type Filters } from './filters.js'
 import { RateLimit } from './rate.js'
 import { envelopeProperties, type EnvelopeProperties } from './envelope-properties.js'
@@ -70,7 +71,7 @@ export interface ReplayResult {
 }
 
 export interface DeadLetterPorts {
-  store: DeadLetterStore
+  store: DeadLetterLog
   brokerId: () => string
   maxTopicLevels: number
   maxTopicLength: number
@@ -157,7 +158,7 @@ export class DeadLetters {
     if (isDeadLetterTopic(packet.topic)) return undefined
     this.counts[input.reason] = (this.counts[input.reason] ?? 0) + 1
     const now = Date.now()
-    let added: ReturnType<DeadLetterStore['add']>
+    let added: ReturnType<DeadLetterLog['add']>
     try {
       added = this.#p.store.add({
         reason: input.reason,

@@ -11,6 +11,7 @@ import { closeAfterBug, guardReads } from './read-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
 import type { SessionQueues } from '../store/types.js'
+import type { MaybePromise } from '../store/contract.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
 import type { UndeliveredSink } from './undelivered.js'
 import type { ConnectionHandler } from '../listeners/index.js'
@@ -44,7 +45,7 @@ export interface ProtocolStore extends ReplayStore, RetainedSource {
   outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>
   subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
-  hasSession: (clientId: string) => boolean
+  hasSession: (clientId: string) => MaybePromise<boolean>
   incomingDelPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
   incomingGetPacket: (client: Client, packet: { messageId?: number }) => Promise<Record<string, unknown>>
   incomingWrite: IncomingRecords['incomingWrite']
@@ -116,7 +117,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
   const subscriptionsByClient = store.subscriptionsByClient.bind(store)
   store.subscriptionsByClient = async (client) => {
     const subs = await subscriptionsByClient(client)
-    if (subs.length > 0 || !store.hasSession(client.id)) return subs
+    if (subs.length > 0 || !(await store.hasSession(client.id))) return subs
     const marker = { topic: '$culex/session', qos: 0 }
     sessionMarkers.add(marker)
     return [marker]

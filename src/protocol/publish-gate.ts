@@ -24,7 +24,7 @@ export interface PublishGate {
   storing: (clientId: string, messageId: number) => Promise<unknown> | undefined
 }
 
-/** The store's inbound QoS 2 records of persistent clients (LevelStore). */
+/** The store's inbound QoS 2 records of persistent clients (CulexStore). */
 export interface IncomingRecords {
   incomingWrite: (client: Client, messageId: number) => Promise<void>
   incomingForget: (client: Client, messageId: number) => void

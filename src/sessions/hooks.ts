@@ -1,6 +1,6 @@
 import type { Aedes, Client } from 'aedes'
 import type { AuthenticateStep, ConnectStep, SubscribeStep } from '../hook-chain.js'
-import type { LevelStore } from '../store/index.js'
+import type { CulexStore } from '../store/index.js'
 import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
@@ -24,7 +24,7 @@ const SYS_PREFIX = '$SYS/'
  * until aedes registers it (the session is then connected, not idle) or it closes; a session removed before it is
  * read is answered with Session Present 0.
  */
-export function trackSessions (aedes: Aedes, store: LevelStore, opts: { expiryMs: number }, log: Logger): {
+export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs: number }, log: Logger): {
   noteConnecting: ConnectStep
   startNewSession: AuthenticateStep
   start: () => Promise<{ close: () => void }>
@@ -86,7 +86,7 @@ const MAX_WAIT_MS = 60_000
 const RETRY_MS = 250
 
 /** Removes each session when it is due: one timer, set for the next session to expire. */
-function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { expiryMs: number, isConnecting: (id: string) => boolean }, log: Logger) {
+function expireSessions (broker: BrokerInternals, store: CulexStore, opts: { expiryMs: number, isConnecting: (id: string) => boolean }, log: Logger) {
   let timer: NodeJS.Timeout | undefined
   let timerAt = Infinity
   let running = false
@@ -120,7 +120,7 @@ function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { exp
   }
   const sweep = async (): Promise<number> => {
     const now = Date.now()
-    const { expired, nextAt } = store.expiringSessions(opts.expiryMs, now)
+    const { expired, nextAt } = await store.expiringSessions(opts.expiryMs, now)
     let next = Math.min(nextAt ?? Infinity, now + MAX_WAIT_MS)
     for (const clientId of expired) {
       // Checked right before the purge, which empties the session in memory at once (its writes follow).
@@ -145,7 +145,7 @@ function expireSessions (broker: BrokerInternals, store: LevelStore, opts: { exp
   }
 }
 
-/** The store methods the QoS 0 queue uses (LevelStore). */
+/** The store methods the QoS 0 queue uses (CulexStore). */
 export interface Qos0Store {
   subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]
   outgoingEnqueueCombi: (subs: TopicSubscription[], packet: { topic: string, qos: number, brokerId?: string | null, brokerCounter?: number }) => Promise<void>

@@ -8,7 +8,7 @@ import { packetIds } from '../protocol/packet-ids.js'
 import { isRejection, tapAcknowledgements } from '../protocol/packet-tap.js'
 import { hexCode } from '../protocol/v5/acknowledgements.js'
 import { receiveWindowOf } from '../protocol/v5/receive-window.js'
-import type { GroupQueueStore } from '../store/group-queue.js'
+import type { GroupQueues } from '../store/contract.js'
 import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
@@ -16,9 +16,9 @@ import { sweepIntervalMs } from './policy.js'
 import { isShareFilter, isShareName, parseShare, shareTopic } from './share-name.js'
 import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
 
-/** The store methods shared subscriptions read or wrap (LevelStore). */
+/** The store methods shared subscriptions read or wrap (CulexStore). */
 export interface SharedStore {
-  readonly groupQueues: GroupQueueStore
+  readonly groupQueues: GroupQueues
   outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
   readonly sessionQueues: Pick<SessionQueues, 'addPubrel'>
   purgeSession: (clientId: string) => Promise<boolean>

@@ -2,8 +2,8 @@ import { CulexError } from '../errors.js'
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { deadLetterKey } from './layout.js'
 import type { RangeCompactor } from './range-compactor.js'
-import type { ValueReader } from './reader.js'
-import type { WriteOp, WriteQueue } from './write-queue.js'
+import type { KeyValueReader } from './reader.js'
+import type { KeyValueWriter, WriteOp } from './write-queue.js'
 
 /** One dead letter as stored (`d!<seq:16 digits>`); the payload stays on disk until it is asked for. */
 export interface StoredDeadLetter {
@@ -41,8 +41,8 @@ export interface DeadLetterLimits {
 }
 
 export interface DeadLetterStoreDeps {
-  queue: WriteQueue
-  reader: ValueReader
+  queue: KeyValueWriter
+  reader: KeyValueReader
   /** Reclaims the disk space of removed dead letters (see RangeCompactor). */
   compactor?: RangeCompactor
 }

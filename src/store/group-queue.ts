@@ -1,7 +1,7 @@
 import { decodeRecord, encodeRecord, type DecodedHead } from './codec.js'
 import { encodeClientId, groupQueueKey } from './layout.js'
-import type { ValueReader } from './reader.js'
-import type { WriteQueue } from './write-queue.js'
+import type { KeyValueReader } from './reader.js'
+import type { KeyValueWriter } from './write-queue.js'
 
 /** One message of a shared subscription's durable queue, as the group dispatcher hands it over. */
 export interface GroupMessage {
@@ -43,8 +43,8 @@ export interface StoredGroupMessage {
 }
 
 export interface GroupQueueDeps {
-  queue: WriteQueue
-  reader: ValueReader
+  queue: KeyValueWriter
+  reader: KeyValueReader
 }
 
 /**
@@ -92,6 +92,11 @@ export class GroupQueueStore {
     list.push(entry)
     this.#keys.add(key)
     if (seq >= this.#seq) this.#seq = seq + 1
+  }
+
+  /** New keys start past `seq` (a shared store hands each node its own range). */
+  reserveFrom (seq: number): void {
+    if (seq > this.#seq) this.#seq = seq
   }
 
   /** What the open found, by share key; handed out once (the dispatcher owns the entries from then on). */

@@ -4,6 +4,13 @@
  *
  * Public API:
  *
+ *   openBrokerStore(opts: StoreOptions & { redis? }): Promise<CulexStore>
+ *     The broker's store: openRedisStore when opts.redis is given (cluster mode, src/store/redis/), else openStore.
+ *
+ *   openRedisStore({ redis: { url, sentinels?, sentinelName?, prefix? }, logger, limits, onDrop? }): Promise<RedisStore>
+ *     Connects to Redis (ERR_STORE_OPEN when it does not answer within 10 s, ERR_CONFIG_INVALID for a bad URL),
+ *     checks the key layout version (ERR_STORE_VERSION) and loads the subscription matcher.
+ *
  *   openStore(opts: StoreOptions): Promise<LevelStore>
  *     Opens (creating if needed) the LevelDB directory opts.dir, checks its format version, loads every index and
  *     returns a store to pass to aedes as `persistence`. Throws CulexError:
@@ -35,9 +42,15 @@ import { repairStore } from './check.js'
 import { LevelStore } from './level-store.js'
 import { corruptError, ensureFormat, openDb, readMarker, recoveryProblems, writeMarker, CORRUPT_MARKER, type StoreDb } from './open.js'
 import type { StoreOptions } from './types.js'
+import type { CulexStore } from './contract.js'
+import { openRedisStore, type RedisStoreConnect } from './redis/open.js'
 
 export { LevelStore } from './level-store.js'
+export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise } from './contract.js'
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
+export { openRedisStore, type OpenRedisOptions, type RedisStoreConnect } from './redis/open.js'
+export { redisConnectOptions } from './redis/config-fields.js'
+export { RedisStore } from './redis/redis-store.js'
 export type {
   StoreOptions, StoreLimits, StoreStats, SessionInfo, DropEvent, DropReason, OverflowPolicy, CorruptPolicy
 } from './types.js'
@@ -63,6 +76,16 @@ async function openChecked (opts: StoreOptions): Promise<LevelStore> {
     await db.close().catch(() => undefined)
     throw err
   }
+}
+
+/**
+ * The store a broker runs on: Redis when `redis` is given (cluster mode), else LevelDB in `opts.dir`. Both
+ * implement the same contract (contract.ts).
+ */
+export async function openBrokerStore (opts: StoreOptions & { redis?: RedisStoreConnect }): Promise<CulexStore> {
+  const { redis, dir: _dir, sync: _sync, onCorrupt: _onCorrupt, ...common } = opts
+  if (redis !== undefined) return await openRedisStore({ ...common, redis })
+  return await openStore(opts)
 }
 
 export async function openStore (opts: StoreOptions): Promise<LevelStore> {

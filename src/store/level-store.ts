@@ -20,12 +20,13 @@ import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
 import { inCallOrder, WriteQueue, type WriteOp } from './write-queue.js'
+import type { CulexStore } from './contract.js'
 
 /**
  * Culex's aedes-persistence 11 implementation on LevelDB. Every index lives in memory (loaded at open); LevelDB
  * holds the payloads and is the truth after a restart. Use `openStore` (index.ts) to get one.
  */
-export class LevelStore {
+export class LevelStore implements CulexStore {
   readonly #db: StoreDb
   readonly #dir: string
   readonly #queue: WriteQueue
@@ -80,6 +81,10 @@ export class LevelStore {
   }
 
   get dir (): string {
+    return this.#dir
+  }
+
+  get location (): string {
     return this.#dir
   }
 

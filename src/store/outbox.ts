@@ -1,8 +1,7 @@
-import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, queueEntry, type OwedPacket, type QueueEntry, type QueueTotals } from './outgoing-index.js'
+import { ClientQueue, QueueLookups, queueEntry, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
@@ -24,25 +23,22 @@ function noSuchPacket (): Error {
 }
 
 /** The per-session outgoing queues: enqueue, messageId assignment, acknowledgement and replay. */
-export class Outbox implements SessionQueues {
+export class Outbox extends QueueLookups implements SessionQueues {
   readonly #deps: OutboxDeps
-  readonly #queues = new Map<string, ClientQueue>()
   /** Kept by every queue as entries come and go: what the broker-wide limits are checked against. */
   readonly #totals: QueueTotals = { entries: 0, bytes: 0 }
-  /** Connection tokens: an entry sent on another client object (an earlier connection) is replayed with DUP. */
-  readonly #tokens = new WeakMap<object, number>()
-  #nextToken = 1
   #seq = 1
   /** The broker ids of loaded entries, one string each (a restart reads a copy per entry). */
   readonly #brokerIds = new Map<string, string>()
   readonly #evicting = new Set<Promise<void>>()
 
   constructor (deps: OutboxDeps) {
+    super()
     this.#deps = deps
   }
 
   clientIds (): IterableIterator<string> {
-    return this.#queues.keys()
+    return this.queues.keys()
   }
 
   /**
@@ -99,7 +95,7 @@ export class Outbox implements SessionQueues {
       const admission = admit(queue, bytes, limits, this.#totals)
       if (!admission.accept) {
         this.#deps.drops.report({ reason: admission.reason, clientId, packet: droppedPacket({ ...packet, qos }) })
-        if (queue.size === 0) this.#queues.delete(clientId)
+        if (queue.size === 0) this.queues.delete(clientId)
         continue
       }
       for (const entry of admission.evict) {
@@ -146,10 +142,10 @@ export class Outbox implements SessionQueues {
 
   /** aedes' outgoingUpdate: assign the messageId a publish was sent with, or turn it into its pubrel. */
   update (client: ClientRef, packet: PacketLike): Promise<void> {
-    const queue = this.#queues.get(client.id)
+    const queue = this.queues.get(client.id)
     const messageId = packet.messageId
     if (queue === undefined || messageId == null) return Promise.reject(noSuchPacket())
-    const token = this.#token(client)
+    const token = this.token(client)
     if (packet.cmd === 'pubrel') {
       const entry = queue.byMessageId(messageId)
       if (entry === undefined) return Promise.reject(noSuchPacket())
@@ -205,7 +201,7 @@ export class Outbox implements SessionQueues {
     const seq = this.#seq++
     const entry = queueEntry({
       seq, enc: queue.enc, key: outgoingKey(queue.enc, seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId,
-      qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.#token(client), inflight: record
+      qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.token(client), inflight: record
     })
     queue.add(entry)
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: now }) }], () => {
@@ -222,7 +218,7 @@ export class Outbox implements SessionQueues {
    */
   clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
     const p = typeof packet === 'object' && packet !== null ? packet as PacketLike : undefined
-    const queue = this.#queues.get(client.id)
+    const queue = this.queues.get(client.id)
     if (p === undefined || queue === undefined) return Promise.resolve(undefined)
     const unsent = p.messageId == null
     const entry = !unsent
@@ -250,26 +246,18 @@ export class Outbox implements SessionQueues {
    * `unsentOnly`: only the messages never sent yet (what arrived during an earlier pass).
    */
   batches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
-    const queue = this.#queues.get(client.id)
+    const queue = this.queues.get(client.id)
     const entries = queue === undefined ? [] : [...queue.entries.values()]
     const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
-    const context = { ...this.#deps, current: (id: string) => this.#queues.get(id), settle: (q: ClientQueue) => { this.#dropIfEmpty(q) } }
-    return replay(context, client.id, snapshot, this.#token(client))
-  }
-
-  /** The same replay one packet at a time (aedes-persistence's outgoingStream). */
-  stream (client: ClientRef): Readable {
-    const batches = this.batches(client)
-    return Readable.from((async function * () {
-      for await (const batch of batches) yield * batch
-    })(), { objectMode: true })
+    const context = { ...this.#deps, current: (id: string) => this.queues.get(id), settle: (q: ClientQueue) => { this.#dropIfEmpty(q) } }
+    return replay(context, client.id, snapshot, this.token(client))
   }
 
   /** Removes the whole queue (clean session, purge); returns the deletes to commit. */
   purge (clientId: string): WriteOp[] {
-    const queue = this.#queues.get(clientId)
+    const queue = this.queues.get(clientId)
     if (queue === undefined) return []
-    this.#queues.delete(clientId)
+    this.queues.delete(clientId)
     const ops: WriteOp[] = []
     for (const entry of [...queue.entries.values()]) {
       queue.remove(entry)
@@ -278,30 +266,8 @@ export class Outbox implements SessionQueues {
     return ops
   }
 
-  holdsPacketId (client: ClientRef, messageId: number): boolean {
-    return this.#queues.get(client.id)?.byMessageId(messageId) !== undefined
-  }
-
-  owes (client: ClientRef, packet: OwedPacket): boolean {
-    return this.#queues.get(client.id)?.owes(packet) ?? false
-  }
-
-  unsent (client: ClientRef, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
-    if (packet.brokerId == null || packet.brokerCounter === undefined) return false
-    const entry = this.#queues.get(client.id)?.byCounter(packet.brokerId, packet.brokerCounter)
-    return entry !== undefined && entry.messageId === undefined
-  }
-
-  waiting (client: ClientRef): number {
-    return this.#queues.get(client.id)?.waiting ?? 0
-  }
-
-  inflight (client: ClientRef): number {
-    return this.#queues.get(client.id)?.inflightCount ?? 0
-  }
-
   info (clientId: string): { queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined {
-    const queue = this.#queues.get(clientId)
+    const queue = this.queues.get(clientId)
     if (queue === undefined) return undefined
     const oldest = queue.oldestEnqueuedAt()
     return { queued: queue.size, inflight: queue.inflightCount, queuedBytes: queue.bytes, ...(oldest === undefined ? {} : { oldestQueuedAt: oldest }) }
@@ -313,7 +279,7 @@ export class Outbox implements SessionQueues {
 
   maxCounter (brokerId: string): number {
     let max = 0
-    for (const queue of this.#queues.values()) {
+    for (const queue of this.queues.values()) {
       for (const entry of queue.entries.values()) {
         if (entry.brokerId === brokerId && entry.brokerCounter !== undefined && entry.brokerCounter > max) max = entry.brokerCounter
       }
@@ -322,24 +288,15 @@ export class Outbox implements SessionQueues {
   }
 
   #queueFor (clientId: string): ClientQueue {
-    let queue = this.#queues.get(clientId)
+    let queue = this.queues.get(clientId)
     if (queue === undefined) {
       queue = new ClientQueue(clientId, encodeClientId(clientId), this.#totals)
-      this.#queues.set(clientId, queue)
+      this.queues.set(clientId, queue)
     }
     return queue
   }
 
   #dropIfEmpty (queue: ClientQueue): void {
-    if (queue.size === 0 && this.#queues.get(queue.clientId) === queue) this.#queues.delete(queue.clientId)
-  }
-
-  #token (client: ClientRef): number {
-    let token = this.#tokens.get(client)
-    if (token === undefined) {
-      token = this.#nextToken++
-      this.#tokens.set(client, token)
-    }
-    return token
+    if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId)
   }
 }

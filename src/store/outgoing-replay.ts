@@ -14,8 +14,8 @@ import type { WriteQueue } from './write-queue.js'
 const CHUNK = 256
 
 export interface ReplayContext {
-  queue: WriteQueue
-  reader: ValueReader
+  queue: Pick<WriteQueue, 'commit'>
+  reader: Pick<ValueReader, 'read'>
   limits: StoreLimits
   drops: DropReporter
   logger: Logger

@@ -1,6 +1,9 @@
 import type { LogReopener } from './log-reopen.js'
 import type { WriteQueue } from './write-queue.js'
 
+/** What the dead-letter log and the group queues need of a reader (LevelDB's ValueReader, or Redis' RedisKv). */
+export type KeyValueReader = Pick<ValueReader, 'read'>
+
 export interface ManyGetter {
   getMany: (keys: string[]) => Promise<Array<Buffer | undefined>>
 }

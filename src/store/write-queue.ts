@@ -5,6 +5,9 @@ import type { LogReopener } from './log-reopen.js'
 
 export type { WriteOp } from './batch-write.js'
 
+/** What the dead-letter log and the group queues need of a write queue (LevelDB's WriteQueue, or Redis' RedisKv). */
+export type KeyValueWriter = Pick<WriteQueue, 'commit' | 'closed'>
+
 /**
  * Runs a write (or a per-message read) and hands back the write queue's own promise: wrapped in an async function
  * instead, it would settle a few microtask hops later than a write called after it that is not, and writes would no

@@ -1,6 +1,6 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { ConnectStep } from '../hook-chain.js'
-import type { LevelStore } from '../store/index.js'
+import type { CulexStore } from '../store/index.js'
 import type { Logger } from '../log/logger.js'
 import { willDelaySeconds } from '../store/wills.js'
 import { NEVER_EXPIRES } from '../store/session-records.js'
@@ -20,7 +20,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  * delayed wills out of what aedes publishes for a dead broker (wills.ts). The client's next connection cancels it:
  * aedes replaces the stored will during that CONNECT, and the 'client' event clears the timer and the due time.
  */
-export function delayWills (broker: BrokerInternals, store: LevelStore, log: Logger): {
+export function delayWills (broker: BrokerInternals, store: CulexStore, log: Logger): {
   watchClose: ConnectStep
   start: () => Promise<{ close: () => void }>
 } {
@@ -91,7 +91,7 @@ export function delayWills (broker: BrokerInternals, store: LevelStore, log: Log
 
   const start = async (): Promise<{ close: () => void }> => {
     const startedAt = Date.now()
-    for (const will of store.delayedWills()) {
+    for (const will of await store.delayedWills()) {
       const clientId = String(will.clientId)
       let publishAt = will.publishAt as number | undefined
       if (publishAt === undefined) {

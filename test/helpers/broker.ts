@@ -5,6 +5,7 @@ import { Writable } from 'node:stream'
 import { loadConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/log/logger.js'
 import { startBroker, type Culex } from '../../src/broker.js'
+import { startTestRedis, type TestRedis } from './redis-server.js'
 
 export interface TestBroker {
   broker: Culex
@@ -29,6 +30,16 @@ export interface TestBroker {
  * config keys, e.g. { 'sessions.maxQueuedMessages': 10 }.
  */
 export async function startTestBroker (settings: Record<string, unknown> = {}, existingDir?: string): Promise<TestBroker> {
+  // TEST_STORE=redis runs a broker-level test file on the Redis store (cluster mode), a private redis-server
+  // per broker (AOF always, kept across restart()), instead of LevelDB (docs/testing.md).
+  if (process.env.TEST_STORE === 'redis' && settings['cluster.redisUrl'] === undefined) {
+    const redis = await startTestRedis({ appendfsync: 'always' })
+    const broker = await startTestBroker({ ...settings, 'cluster.redisUrl': redis.url }, existingDir).catch(async (err: unknown) => {
+      await redis.close()
+      throw err
+    })
+    return withRedis(broker, redis)
+  }
   const dataDir = existingDir ?? await mkdtemp(path.join(os.tmpdir(), 'culex-test-'))
   const { config } = await loadConfig({
     flags: {
@@ -71,4 +82,16 @@ export async function startTestBroker (settings: Record<string, unknown> = {}, e
     }
   }
   return self
+}
+
+/** The broker of TEST_STORE=redis: its redis-server stays across restarts and goes with close. */
+function withRedis (broker: TestBroker, redis: TestRedis): TestBroker {
+  return {
+    ...broker,
+    restart: async () => withRedis(await broker.restart(), redis),
+    close: async () => {
+      await broker.close()
+      await redis.close()
+    }
+  }
 }

@@ -1,27 +1,33 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { DropEvent } from '../../src/store/index.js'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import type { CulexStore, DropEvent } from '../../src/store/index.js'
 import { waitFor } from '../helpers/clients.js'
+import { storeBackends } from './helpers/backends.js'
 import { captureLogger, drain, open, publish, TempDirs } from './helpers/store.js'
 
 const dirs = new TempDirs()
-afterEach(async () => { await dirs.cleanup() })
+const backends = storeBackends()
+afterEach(async () => {
+  await dirs.cleanup()
+  for (const b of backends) await b.cleanup()
+})
+afterAll(async () => { for (const b of backends) await b.close() })
 
 type Packet = Record<string, unknown>
 
-async function enqueue (store: Awaited<ReturnType<typeof open>>, clientId: string, from: number, to: number, size = 1): Promise<void> {
+async function enqueue (store: CulexStore, clientId: string, from: number, to: number, size = 1): Promise<void> {
   for (let i = from; i <= to; i++) {
     await store.outgoingEnqueueCombi([{ clientId, qos: 1 }], publish(`t/${i}`, 'x'.repeat(size), { brokerId: 'b', brokerCounter: i }))
   }
 }
 
-async function payloads (store: Awaited<ReturnType<typeof open>>, clientId: string): Promise<string[]> {
+async function payloads (store: CulexStore, clientId: string): Promise<string[]> {
   return ((await drain(store.outgoingStream({ id: clientId }))) as Packet[]).map((p) => String(p.topic))
 }
 
-describe('queue limits', () => {
+describe.each(backends)('queue limits per session ($name)', (b) => {
   it('dropOldest removes the oldest waiting messages, never in-flight ones, and reports each drop', async () => {
     const drops: DropEvent[] = []
-    const store = await open(await dirs.make(), { limits: { maxQueuedMessages: 3, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
+    const store = await b.open(await b.make(), { limits: { maxQueuedMessages: 3, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
     await enqueue(store, 'c1', 1, 3)
     // t/1 is in flight: it stays, and does not count against the limit
     await store.outgoingUpdate({ id: 'c1' }, publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1, messageId: 1 }))
@@ -37,6 +43,76 @@ describe('queue limits', () => {
     await store.close()
   })
 
+  it('dropNewest refuses new messages while the queue is full', async () => {
+    const drops: DropEvent[] = []
+    const store = await b.open(await b.make(), { limits: { maxQueuedMessages: 2, overflowPolicy: 'dropNewest' }, onDrop: (e) => drops.push(e) })
+    await enqueue(store, 'c1', 1, 4)
+    expect(await payloads(store, 'c1')).toEqual(['t/1', 't/2'])
+    expect(drops.map((d) => d.packet.topic)).toEqual(['t/3', 't/4'])
+    await store.close()
+  })
+
+  it('applies maxQueuedBytes to payload bytes', async () => {
+    const drops: DropEvent[] = []
+    const store = await b.open(await b.make(), { limits: { maxQueuedBytes: 25, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
+    await enqueue(store, 'c1', 1, 3, 10)
+    expect(await payloads(store, 'c1')).toEqual(['t/2', 't/3'])
+    // larger than the whole limit: can never fit, so it is the one dropped
+    await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('big', 'x'.repeat(30), { brokerId: 'b', brokerCounter: 99 }))
+    expect(await payloads(store, 'c1')).toEqual(['t/2', 't/3'])
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(drops.map((d) => d.packet.topic).sort()).toEqual(['big', 't/1'])
+    expect(await store.sessionInfo('c1')).toMatchObject({ queued: 2, queuedBytes: 20 })
+    await store.close()
+  })
+
+  it('logs overflow at most once per client per window, with the count', async () => {
+    const { logger, lines } = captureLogger()
+    const store = await b.open(await b.make(), { logger, limits: { maxQueuedMessages: 1, overflowPolicy: 'dropNewest' } })
+    await enqueue(store, 'c1', 1, 50)
+    await enqueue(store, 'c2', 1, 5)
+    const warns = lines.filter((l) => l.msg === 'queue overflow')
+    expect(warns.map((l) => l.clientId)).toEqual(['c1', 'c2'])
+    expect(warns[0]).toMatchObject({ level: 40, reason: 'queue-full', dropped: 1 })
+    await store.close()
+    // close reports what the open windows had counted since
+    expect(lines.filter((l) => l.msg === 'queue overflow').map((l) => [l.clientId, l.dropped])).toEqual([['c1', 1], ['c2', 1], ['c1', 48], ['c2', 3]])
+  })
+
+  it('drops expired messages at replay instead of delivering them', async () => {
+    const drops: DropEvent[] = []
+    // t/3 must not expire between its enqueue and the read below, however slow the machine: a wide interval
+    const store = await b.open(await b.make(), { limits: { messageExpiryMs: 800 }, onDrop: (e) => drops.push(e) })
+    await enqueue(store, 'c1', 1, 2)
+    await store.outgoingUpdate({ id: 'c1' }, publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1, messageId: 1 }))
+    await new Promise((resolve) => setTimeout(resolve, 850))
+    await enqueue(store, 'c1', 3, 3)
+    // t/1 was in flight (already delivered once): it is kept; t/2 expired while waiting
+    expect(await payloads(store, 'c1')).toEqual(['t/1', 't/3'])
+    expect(drops.map((d) => [d.reason, d.packet.topic])).toEqual([['expired', 't/2']])
+    expect(store.stats().queuedMessages).toBe(2)
+    await store.close()
+  })
+
+  it('queues QoS 0 only with queueQos0, and sends such a copy once', async () => {
+    const off = await b.open(await b.make())
+    await off.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'x', { qos: 0, brokerId: 'b', brokerCounter: 1 }))
+    expect(off.stats().queuedMessages).toBe(0)
+    await off.close()
+
+    const on = await b.open(await b.make(), { limits: { queueQos0: true } })
+    await on.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'x', { qos: 0, brokerId: 'b', brokerCounter: 1 }))
+    const replay = await drain(on.outgoingStream({ id: 'c1' })) as Packet[]
+    expect(replay.map((p) => p.qos)).toEqual([0])
+    // aedes' replay calls outgoingUpdate, then writes; a QoS 0 copy is never acknowledged, so it goes now
+    await on.outgoingUpdate({ id: 'c1' }, { ...replay[0], messageId: 12 })
+    expect(on.stats().queuedMessages).toBe(0)
+    await on.close()
+  })
+})
+
+// LevelDB only: in cluster mode the broker-wide bounds are not applied (docs/store.md, "Redis").
+describe('queue limits over all sessions', () => {
   it('bounds what all sessions hold together: a session over the bound loses its own oldest, reported as broker-queue-full', async () => {
     const drops: DropEvent[] = []
     const store = await open(await dirs.make(), { limits: { maxTotalQueuedMessages: 1000, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
@@ -61,72 +137,5 @@ describe('queue limits', () => {
     expect(await payloads(store, 's49')).toEqual(['t/1'])
     expect(drops.map(d => d.reason)).toEqual(Array(100).fill('broker-queue-full'))
     await store.close()
-  })
-
-  it('dropNewest refuses new messages while the queue is full', async () => {
-    const drops: DropEvent[] = []
-    const store = await open(await dirs.make(), { limits: { maxQueuedMessages: 2, overflowPolicy: 'dropNewest' }, onDrop: (e) => drops.push(e) })
-    await enqueue(store, 'c1', 1, 4)
-    expect(await payloads(store, 'c1')).toEqual(['t/1', 't/2'])
-    expect(drops.map((d) => d.packet.topic)).toEqual(['t/3', 't/4'])
-    await store.close()
-  })
-
-  it('applies maxQueuedBytes to payload bytes', async () => {
-    const drops: DropEvent[] = []
-    const store = await open(await dirs.make(), { limits: { maxQueuedBytes: 25, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
-    await enqueue(store, 'c1', 1, 3, 10)
-    expect(await payloads(store, 'c1')).toEqual(['t/2', 't/3'])
-    // larger than the whole limit: can never fit, so it is the one dropped
-    await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('big', 'x'.repeat(30), { brokerId: 'b', brokerCounter: 99 }))
-    expect(await payloads(store, 'c1')).toEqual(['t/2', 't/3'])
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(drops.map((d) => d.packet.topic).sort()).toEqual(['big', 't/1'])
-    expect(await store.sessionInfo('c1')).toMatchObject({ queued: 2, queuedBytes: 20 })
-    await store.close()
-  })
-
-  it('logs overflow at most once per client per window, with the count', async () => {
-    const { logger, lines } = captureLogger()
-    const store = await open(await dirs.make(), { logger, limits: { maxQueuedMessages: 1, overflowPolicy: 'dropNewest' } })
-    await enqueue(store, 'c1', 1, 50)
-    await enqueue(store, 'c2', 1, 5)
-    const warns = lines.filter((l) => l.msg === 'queue overflow')
-    expect(warns.map((l) => l.clientId)).toEqual(['c1', 'c2'])
-    expect(warns[0]).toMatchObject({ level: 40, reason: 'queue-full', dropped: 1 })
-    await store.close()
-    // close reports what the open windows had counted since
-    expect(lines.filter((l) => l.msg === 'queue overflow').map((l) => [l.clientId, l.dropped])).toEqual([['c1', 1], ['c2', 1], ['c1', 48], ['c2', 3]])
-  })
-
-  it('drops expired messages at replay instead of delivering them', async () => {
-    const drops: DropEvent[] = []
-    // t/3 must not expire between its enqueue and the read below, however slow the machine: a wide interval
-    const store = await open(await dirs.make(), { limits: { messageExpiryMs: 800 }, onDrop: (e) => drops.push(e) })
-    await enqueue(store, 'c1', 1, 2)
-    await store.outgoingUpdate({ id: 'c1' }, publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1, messageId: 1 }))
-    await new Promise((resolve) => setTimeout(resolve, 850))
-    await enqueue(store, 'c1', 3, 3)
-    // t/1 was in flight (already delivered once): it is kept; t/2 expired while waiting
-    expect(await payloads(store, 'c1')).toEqual(['t/1', 't/3'])
-    expect(drops.map((d) => [d.reason, d.packet.topic])).toEqual([['expired', 't/2']])
-    expect(store.stats().queuedMessages).toBe(2)
-    await store.close()
-  })
-
-  it('queues QoS 0 only with queueQos0, and sends such a copy once', async () => {
-    const off = await open(await dirs.make())
-    await off.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'x', { qos: 0, brokerId: 'b', brokerCounter: 1 }))
-    expect(off.stats().queuedMessages).toBe(0)
-    await off.close()
-
-    const on = await open(await dirs.make(), { limits: { queueQos0: true } })
-    await on.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'x', { qos: 0, brokerId: 'b', brokerCounter: 1 }))
-    const replay = await drain(on.outgoingStream({ id: 'c1' })) as Packet[]
-    expect(replay.map((p) => p.qos)).toEqual([0])
-    // aedes' replay calls outgoingUpdate, then writes; a QoS 0 copy is never acknowledged, so it goes now
-    await on.outgoingUpdate({ id: 'c1' }, { ...replay[0], messageId: 12 })
-    expect(on.stats().queuedMessages).toBe(0)
-    await on.close()
   })
 })

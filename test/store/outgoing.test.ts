@@ -1,14 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { drain, open, publish, TempDirs } from './helpers/store.js'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { storeBackends } from './helpers/backends.js'
+import { drain, publish } from './helpers/store.js'
 
-const dirs = new TempDirs()
-afterEach(async () => { await dirs.cleanup() })
+const backends = storeBackends()
+afterEach(async () => { for (const b of backends) await b.cleanup() })
+afterAll(async () => { for (const b of backends) await b.close() })
 
 type Packet = Record<string, unknown>
 
-describe('outgoing queue', () => {
+describe.each(backends)('outgoing queue ($name)', (b) => {
   it('writes one entry per client for overlapping filters, at min(publish qos, best granted qos)', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'a/#', qos: 1 }, { topic: 'a/b', qos: 2 }, { topic: '+/b', qos: 1 }])
     await store.addSubscriptions({ id: 'c2' }, [{ topic: 'a/#', qos: 1 }])
     const subs = await store.subscriptionsByTopic('a/b')
@@ -22,7 +24,7 @@ describe('outgoing queue', () => {
   })
 
   it('clears the RETAIN flag of queued copies unless the subscription has retain-as-published', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     const retained = publish('a', 'x', { retain: true, brokerId: 'b', brokerCounter: 1 })
     await store.outgoingEnqueueCombi([{ clientId: 'plain', qos: 1 }, { clientId: 'rap', qos: 1, rap: true }], retained)
     expect(((await drain(store.outgoingStream({ id: 'plain' }))) as Packet[])[0].retain).toBe(false)
@@ -31,7 +33,7 @@ describe('outgoing queue', () => {
   })
 
   it('follows a QoS 2 message through messageId, pubrel and pubcomp', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     const conn = { id: 'c1', clean: false }
     await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 2 }], publish('t', 'x', { qos: 2, brokerId: 'b', brokerCounter: 5 }))
     await expect(store.outgoingUpdate(conn, publish('t', 'x', { qos: 2, brokerId: 'b', brokerCounter: 6, messageId: 1 }))).rejects.toThrow('no such packet')
@@ -45,13 +47,14 @@ describe('outgoing queue', () => {
   })
 
   it('answers an unknown messageId from memory and returns the original packet for a known one', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     const conn = { id: 'c1' }
     const batches = store.stats().writeBatches
     expect(await store.outgoingClearMessageId(conn, { messageId: 1 })).toBeUndefined()
     expect(await store.outgoingClearMessageId({ id: 'clean', clean: true }, { messageId: 2 })).toBeUndefined()
     expect(await store.outgoingClearMessageId(conn, 42)).toBeUndefined()
-    expect(store.stats().writeBatches).toBe(batches)
+    // only LevelDB's index is the whole truth; another node may hold the entry in Redis, which is asked
+    if (b.name === 'LevelDB') expect(store.stats().writeBatches).toBe(batches)
 
     await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'payload', { brokerId: 'b', brokerCounter: 1 }))
     await store.outgoingUpdate(conn, publish('t', 'payload', { brokerId: 'b', brokerCounter: 1, messageId: 3 }))
@@ -63,19 +66,19 @@ describe('outgoing queue', () => {
   })
 
   it('reads the acknowledged packet from disk after a restart', async () => {
-    const dir = await dirs.make()
-    const first = await open(dir)
+    const dir = await b.make()
+    const first = await b.open(dir)
     await first.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'on disk', { brokerId: 'b', brokerCounter: 1 }))
     await first.outgoingUpdate({ id: 'c1' }, publish('t', 'on disk', { brokerId: 'b', brokerCounter: 1, messageId: 3 }))
     await first.close()
-    const second = await open(dir)
+    const second = await b.open(dir)
     const acked = await second.outgoingClearMessageId({ id: 'c1' }, { messageId: 3 })
     expect(String(acked?.payload)).toBe('on disk')
     await second.close()
   })
 
   it('marks DUP only on entries sent on an earlier connection', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     for (let i = 1; i <= 2; i++) {
       await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', `m${i}`, { brokerId: 'b', brokerCounter: i }))
     }
@@ -90,8 +93,8 @@ describe('outgoing queue', () => {
   })
 
   it('does not let a client id reach into another one that extends it', async () => {
-    const dir = await dirs.make()
-    const store = await open(dir)
+    const dir = await b.make()
+    const store = await b.open(dir)
     const ids = ['abc', 'abcde', 'abc!x', 'abc%21x', 'ab"c', '']
     for (const [i, id] of ids.entries()) {
       await store.addSubscriptions({ id }, [{ topic: `t/${i}`, qos: 1 }])
@@ -103,7 +106,7 @@ describe('outgoing queue', () => {
     await store.cleanSubscriptions({ id: 'abc' })
     await store.close()
 
-    const reopened = await open(dir)
+    const reopened = await b.open(dir)
     expect(await reopened.listSessions()).toEqual(['', 'ab"c', 'abc!x', 'abc%21x', 'abcde'])
     for (const [i, id] of ids.entries()) {
       if (id === 'abc') continue
@@ -115,8 +118,8 @@ describe('outgoing queue', () => {
   })
 
   it('round-trips non-ASCII topics, client ids and payloads', async () => {
-    const dir = await dirs.make()
-    const store = await open(dir)
+    const dir = await b.make()
+    const store = await b.open(dir)
     const id = 'клиент-😀'
     await store.addSubscriptions({ id }, [{ topic: 'дом/+/温度', qos: 1 }])
     const subs = await store.subscriptionsByTopic('дом/кухня/温度')
@@ -125,7 +128,7 @@ describe('outgoing queue', () => {
     await store.storeRetained({ cmd: 'publish', topic: 'дом/кухня/温度', payload: Buffer.from('21°'), qos: 0, retain: true })
     await store.close()
 
-    const reopened = await open(dir)
+    const reopened = await b.open(dir)
     const queued = await drain(reopened.outgoingStream({ id })) as Packet[]
     expect(queued.map((p) => [p.topic, String(p.payload)])).toEqual([['дом/кухня/温度', 'ünïcødé ✓']])
     const retained = await drain(reopened.createRetainedStreamCombi(['дом/#'])) as Packet[]
@@ -134,7 +137,7 @@ describe('outgoing queue', () => {
   })
 
   it('drops the old queue when a client comes back with a clean session', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 't', qos: 1 }])
     await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', 'old', { brokerId: 'b', brokerCounter: 1 }))
     await store.cleanSubscriptions({ id: 'c1', clean: true })
@@ -144,7 +147,7 @@ describe('outgoing queue', () => {
   })
 
   it('ignores a second enqueue of the same broker message for the same client', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     const packet = publish('t', 'x', { brokerId: 'b', brokerCounter: 1 })
     await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], packet)
     await store.outgoingEnqueue({ clientId: 'c1' }, packet)
@@ -153,9 +156,9 @@ describe('outgoing queue', () => {
   })
 })
 
-describe('inbound QoS 2 records', () => {
+describe.each(backends)('inbound QoS 2 records ($name)', (b) => {
   it('keeps clean-session records in memory only', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     const clean = { id: 'c', clean: true }
     const batches = store.stats().writeBatches
     await store.incomingStorePacket(clean, publish('t', 'x', { qos: 2, messageId: 5 }))
@@ -165,13 +168,14 @@ describe('inbound QoS 2 records', () => {
     await store.incomingStorePacket(clean, publish('t', 'x', { qos: 2, messageId: 6 }))
     await store.cleanIncoming(clean)
     await store.barrier()
-    expect(store.stats().writeBatches).toBe(batches)
+    // Redis deletes whatever an earlier persistent session of the id left there
+    if (b.name === 'LevelDB') expect(store.stats().writeBatches).toBe(batches)
     await expect(store.incomingGetPacket(clean, { messageId: 6 })).rejects.toThrow('no such packet')
     await store.close()
   })
 
   it('returns a copy, so a caller cannot change the stored record', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.incomingStorePacket({ id: 'p' }, publish('t', 'x', { qos: 2, messageId: 5 }))
     const first = await store.incomingGetPacket({ id: 'p' }, { messageId: 5 })
     delete first.topic

@@ -1,12 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { open, TempDirs } from './helpers/store.js'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { storeBackends } from './helpers/backends.js'
 
-const dirs = new TempDirs()
-afterEach(async () => { await dirs.cleanup() })
+const backends = storeBackends()
+afterEach(async () => { for (const b of backends) await b.cleanup() })
+afterAll(async () => { for (const b of backends) await b.close() })
 
-describe('subscriptionsByTopic', () => {
+describe.each(backends)('subscriptionsByTopic ($name)', (b) => {
   it('never matches wildcard-first filters against $ topics [MQTT-4.7.2-1]', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'hash' }, [{ topic: '#', qos: 1 }])
     await store.addSubscriptions({ id: 'plus' }, [{ topic: '+/dlq/#', qos: 1 }])
     await store.addSubscriptions({ id: 'dlq' }, [{ topic: '$DLQ/#', qos: 1 }])
@@ -18,7 +19,7 @@ describe('subscriptionsByTopic', () => {
   })
 
   it('never returns $share filters, but keeps them for session restore', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'member' }, [{ topic: '$share/g/jobs/#', qos: 1 }])
     expect(await store.subscriptionsByTopic('$share/g/jobs/#')).toEqual([])
     expect(await store.subscriptionsByTopic('jobs/1')).toEqual([])
@@ -27,7 +28,7 @@ describe('subscriptionsByTopic', () => {
   })
 
   it('matches + against an empty level, like live delivery does', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'a/+', qos: 1 }, { topic: '+/b', qos: 1 }])
     expect((await store.subscriptionsByTopic('a/')).map((s) => s.topic)).toEqual(['a/+'])
     expect((await store.subscriptionsByTopic('/b')).map((s) => s.topic)).toEqual(['+/b'])
@@ -35,8 +36,8 @@ describe('subscriptionsByTopic', () => {
   })
 
   it('keeps QoS 0 records for restore without matching them', async () => {
-    const dir = await dirs.make()
-    const store = await open(dir)
+    const dir = await b.make()
+    const store = await b.open(dir)
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'q0/#', qos: 0 }, { topic: 'q1/#', qos: 1 }])
     expect(await store.subscriptionsByTopic('q0/a')).toEqual([])
     // downgrading to QoS 0 takes the filter out of the matcher
@@ -47,11 +48,11 @@ describe('subscriptionsByTopic', () => {
   })
 })
 
-describe('subscriptionsAtQos0 (queueQos0)', () => {
+describe.each(backends)('subscriptionsAtQos0 (queueQos0) ($name)', (b) => {
   const ids = (subs: Array<{ clientId: string, topic: string }>): string[] => subs.map((s) => `${s.clientId} ${s.topic}`).sort()
 
   it('matches every filter for a QoS 0 publish, and for QoS 1/2 only the QoS 0 filters of clients no QoS 1/2 filter matches', async () => {
-    const store = await open(await dirs.make(), { limits: { queueQos0: true } })
+    const store = await b.open(await b.make(), { limits: { queueQos0: true } })
     await store.addSubscriptions({ id: 'zero' }, [{ topic: 'a/#', qos: 0 }])
     await store.addSubscriptions({ id: 'both' }, [{ topic: 'a/+', qos: 0 }, { topic: 'a/b', qos: 1 }])
     await store.addSubscriptions({ id: 'one' }, [{ topic: '+/b', qos: 2 }])
@@ -64,8 +65,8 @@ describe('subscriptionsAtQos0 (queueQos0)', () => {
   })
 
   it('follows QoS changes, removals and restarts; never matches $share filters or wildcard-first filters for $ topics', async () => {
-    const dir = await dirs.make()
-    const store = await open(dir, { limits: { queueQos0: true } })
+    const dir = await b.make()
+    const store = await b.open(dir, { limits: { queueQos0: true } })
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 0 }, { topic: '#', qos: 0 }, { topic: '$DLQ/#', qos: 0 }, { topic: '$share/g/x/#', qos: 0 }])
     expect(ids(store.subscriptionsAtQos0('x/1', 1))).toEqual(['c1 #', 'c1 x/#'])
     expect(ids(store.subscriptionsAtQos0('$DLQ/r/x', 0))).toEqual(['c1 $DLQ/#'])
@@ -74,7 +75,7 @@ describe('subscriptionsAtQos0 (queueQos0)', () => {
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 0 }])
     await store.removeSubscriptions({ id: 'c1' }, ['#'])
     await store.close()
-    const reopened = await open(dir, { limits: { queueQos0: true } })
+    const reopened = await b.open(dir, { limits: { queueQos0: true } })
     expect(ids(reopened.subscriptionsAtQos0('x/1', 2))).toEqual(['c1 x/#'])
     await reopened.cleanSubscriptions({ id: 'c1' })
     expect(reopened.subscriptionsAtQos0('x/1', 0)).toEqual([])
@@ -82,7 +83,7 @@ describe('subscriptionsAtQos0 (queueQos0)', () => {
   })
 
   it('matches nothing without queueQos0', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'x/#', qos: 0 }, { topic: 'y/#', qos: 1 }])
     expect(store.subscriptionsAtQos0('x/1', 0)).toEqual([])
     expect(store.subscriptionsAtQos0('y/1', 0)).toEqual([])
@@ -90,10 +91,10 @@ describe('subscriptionsAtQos0 (queueQos0)', () => {
   })
 })
 
-describe('addSubscriptions with denied entries', () => {
+describe.each(backends)('addSubscriptions with denied entries ($name)', (b) => {
   it('does not store a subscription the broker denied (qos 128)', async () => {
-    const dir = await dirs.make()
-    const store = await open(dir)
+    const dir = await b.make()
+    const store = await b.open(dir)
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'ok', qos: 1 }, { topic: 'secret/#', qos: 128 }])
     expect(await store.subscriptionsByClient({ id: 'c1' })).toEqual([{ topic: 'ok', qos: 1 }])
     expect(await store.subscriptionsByTopic('secret/x')).toEqual([])
@@ -101,8 +102,8 @@ describe('addSubscriptions with denied entries', () => {
   })
 
   it('removes the record an earlier call for the same SUBSCRIBE stored before the filter was denied', async () => {
-    const dir = await dirs.make()
-    const store = await open(dir)
+    const dir = await b.make()
+    const store = await b.open(dir)
     // aedes stores the whole packet once per granted filter; with a synchronous authorizeSubscribe the first
     // call still sees the second filter unmarked
     const subs = [{ topic: 'ok', qos: 1 }, { topic: 'secret/#', qos: 1 }]
@@ -110,16 +111,16 @@ describe('addSubscriptions with denied entries', () => {
     subs[1].qos = 128
     await store.addSubscriptions({ id: 'c1' }, subs)
     await store.close()
-    const reopened = await open(dir)
+    const reopened = await b.open(dir)
     expect(await reopened.subscriptionsByClient({ id: 'c1' })).toEqual([{ topic: 'ok', qos: 1 }])
     expect(await reopened.subscriptionsByTopic('secret/x')).toEqual([])
     await reopened.close()
   })
 })
 
-describe('session administration', () => {
+describe.each(backends)('session administration ($name)', (b) => {
   it('reports, lists and purges sessions', async () => {
-    const store = await open(await dirs.make())
+    const store = await b.open(await b.make())
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 't/#', qos: 1 }, { topic: 'u', qos: 0 }])
     await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], { cmd: 'publish', topic: 't/1', payload: Buffer.from('12345'), qos: 1, retain: false, brokerId: 'b', brokerCounter: 1 })
     await store.incomingStorePacket({ id: 'p1' }, { cmd: 'publish', topic: 'x', payload: Buffer.from('x'), qos: 2, messageId: 3 })
@@ -128,6 +129,8 @@ describe('session administration', () => {
     const info = await store.sessionInfo('c1')
     expect(info).toMatchObject({ clientId: 'c1', subscriptions: [{ topic: 't/#', qos: 1 }, { topic: 'u', qos: 0 }], queued: 1, inflight: 0, queuedBytes: 5 })
     expect(typeof info?.oldestQueuedAt).toBe('number')
+    // stats() is synchronous: the Redis store's cluster-wide counts are as of its last refresh, which barrier() makes
+    await store.barrier()
     expect(store.stats()).toMatchObject({ sessions: 2, queuedMessages: 1, queuedBytes: 5, subscriptions: 2, retained: 0 })
     expect(await store.purgeSession('c1')).toBe(true)
     expect(await store.purgeSession('c1')).toBe(false)

@@ -1,0 +1,86 @@
+import type { Readable } from 'node:stream'
+import type { DeadLetterStore } from './dead-letters.js'
+import type { GroupQueueStore } from './group-queue.js'
+import type { Expiring } from './session-records.js'
+import type {
+  BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
+} from './types.js'
+
+/** A value the LevelDB store has in memory and a shared store (Redis) has to read. */
+export type MaybePromise<T> = T | Promise<T>
+
+/** The durable queues of shared subscriptions, as src/shared-subscriptions uses them. */
+export type GroupQueues = Pick<GroupQueueStore, 'count' | 'takeLoaded' | 'add' | 'setRetry' | 'remove' | 'payloads'>
+
+/** The dead-letter log, as src/dead-letter, the CLI and the admin API use it. */
+export type DeadLetterLog = Pick<DeadLetterStore,
+'count' | 'bytes' | 'evicted' | 'configure' | 'idle' | 'add' | 'retry' | 'list' | 'get' | 'payload' | 'remove' | 'expire'>
+
+/**
+ * What the broker, the CLI and the features use of the store: the aedes-persistence 11 interface plus Culex's own
+ * parts. Two backends implement it: LevelStore (LevelDB, one node, the default) and RedisStore (cluster mode).
+ * docs/store.md describes the semantics every backend keeps; test/store runs the same suites against both.
+ */
+export interface CulexStore {
+  // aedes-persistence 11 ----------------------------------------------------------------------------------------
+  setup: (broker: BrokerRef) => Promise<void>
+  storeRetained: (packet: PacketLike) => Promise<void>
+  createRetainedStreamCombi: (patterns: string[]) => Readable
+  createRetainedStream: (pattern: string) => Readable
+  addSubscriptions: (client: ClientRef, subs: SubscriptionInput[]) => Promise<void>
+  removeSubscriptions: (client: ClientRef, filters: string[]) => Promise<void>
+  subscriptionsByClient: (client: ClientRef) => Promise<Array<SubscriptionRecord & { topic: string }>>
+  subscriptionsByTopic: (topic: string) => Promise<TopicSubscription[]>
+  countOffline: () => Promise<{ subsCount: number, clientsCount: number }>
+  cleanSubscriptions: (client: ClientRef) => Promise<void>
+  outgoingEnqueue: (sub: { clientId: string, qos?: number }, packet: PacketLike) => Promise<void>
+  outgoingEnqueueCombi: (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => Promise<void>
+  outgoingUpdate: (client: ClientRef, packet: PacketLike) => Promise<void>
+  outgoingClearMessageId: (client: ClientRef, packet: PacketLike | number) => Promise<Record<string, unknown> | undefined>
+  outgoingStream: (client: ClientRef) => Readable
+  incomingStorePacket: (client: ClientRef, packet: PacketLike) => Promise<void>
+  incomingGetPacket: (client: ClientRef, packet: PacketLike) => Promise<Record<string, unknown>>
+  incomingDelPacket: (client: ClientRef, packet: PacketLike) => Promise<void>
+  cleanIncoming: (client: ClientRef) => Promise<void>
+  putWill: (client: ClientRef, packet: PacketLike) => Promise<void>
+  getWill: (client: ClientRef) => Promise<Record<string, unknown> | undefined>
+  delWill: (client: ClientRef) => Promise<Record<string, unknown> | undefined>
+  streamWill: (brokers?: Record<string, unknown>) => Readable
+  getClientList: (filter: string) => Readable
+  destroy: () => Promise<void>
+
+  // Culex -------------------------------------------------------------------------------------------------------
+  readonly broker: BrokerRef | undefined
+  /** Where the data lives, for log lines: a LevelDB directory or a Redis address (password left out). */
+  readonly location: string
+  readonly sessionQueues: SessionQueues
+  readonly groupQueues: GroupQueues
+  readonly deadLetters: DeadLetterLog
+  /** Writes a persistent client's QoS 2 record once its publish is stored everywhere (src/protocol/publish-gate.ts). */
+  incomingWrite: (client: ClientRef, messageId: number) => Promise<void>
+  /** The publish of a QoS 2 message failed before its record was written: the resend is new. */
+  incomingForget: (client: ClientRef, messageId: number) => void
+  /** With limits.queueQos0: the subscriptions through which a publish goes out at QoS 0. */
+  subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]
+  /** Wills with an MQTT 5 Will Delay Interval (`publishAt` once their client has gone). */
+  delayedWills: () => MaybePromise<Array<Record<string, unknown>>>
+  /** Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. */
+  willDue: (clientId: string, publishAt: number | undefined) => Promise<void>
+  /** Registers the one observer of committed write batches (op count, milliseconds). */
+  observeWrites: (observer: (ops: number, ms: number) => void) => void
+  /** Resolves once every write queued so far is durable. */
+  barrier: () => Promise<void>
+  stats: () => StoreStats
+  sessionInfo: (clientId: string) => Promise<SessionInfo | undefined>
+  /** Whether a persistent session exists for this id, even with no subscriptions or messages [MQTT-3.2.2-2]. */
+  hasSession: (clientId: string) => MaybePromise<boolean>
+  /** A persistent client connected or disconnected (with its MQTT 5 Session Expiry Interval in seconds). */
+  sessionConnected: (clientId: string, connected: boolean, at?: number, expirySeconds?: number) => void
+  /** Persistent sessions whose client has been gone longer than their expiry, and when the next one will be. */
+  expiringSessions: (maxMs: number, now?: number) => MaybePromise<Expiring>
+  listSessions: () => Promise<string[]>
+  /** Deletes a session's subscriptions, queue and inbound QoS 2 state. Disconnect the client first. */
+  purgeSession: (clientId: string) => Promise<boolean>
+  /** Flushes pending writes and closes; safe to call twice. */
+  close: () => Promise<void>
+}

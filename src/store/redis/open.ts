@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto'
+import { CulexError } from '../../errors.js'
+import type { StoreOptions } from '../types.js'
+import { connectRedis, redisLocation, type RedisConnectionOptions } from './connection.js'
+import { RedisKeys } from './keys.js'
+import { RedisStore } from './redis-store.js'
+
+/** The layout version of the Redis keys (docs/store.md, "Redis"). */
+export const REDIS_FORMAT_VERSION = 1
+
+export interface RedisStoreConnect extends RedisConnectionOptions {
+  /** Prefix of every key (several clusters can share one Redis with different prefixes). */
+  prefix?: string
+}
+
+export type OpenRedisOptions = Omit<StoreOptions, 'dir' | 'sync' | 'onCorrupt'> & { redis: RedisStoreConnect }
+
+/**
+ * Connects, checks the layout version Redis holds (writing it on first use) and loads what the store keeps in
+ * memory. Throws ERR_STORE_OPEN when Redis does not answer, ERR_STORE_VERSION for a newer layout.
+ */
+export async function openRedisStore (opts: OpenRedisOptions): Promise<RedisStore> {
+  const location = redisLocation(opts.redis)
+  const redis = await connectRedis(opts.redis, opts.logger)
+  try {
+    const keys = new RedisKeys(opts.redis.prefix ?? 'culex:')
+    await redis.set(keys.format, JSON.stringify({ formatVersion: REDIS_FORMAT_VERSION, createdAt: Date.now() }), 'NX')
+    const format = JSON.parse(await redis.get(keys.format) ?? '{}') as { formatVersion?: number }
+    if (format.formatVersion !== REDIS_FORMAT_VERSION) {
+      throw new CulexError('ERR_STORE_VERSION', `Redis at ${location} holds culex data of format version ${String(format.formatVersion)}; this culex reads version ${REDIS_FORMAT_VERSION}`)
+    }
+    const { redis: _connect, ...storeOpts } = opts
+    const store = new RedisStore(redis, { ...storeOpts, prefix: keys.prefix, node: randomUUID(), location })
+    await store.load()
+    return store
+  } catch (err) {
+    redis.disconnect()
+    throw err
+  }
+}

@@ -1,0 +1,318 @@
+import { decodeRecord, encodeRecord } from '../codec.js'
+import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
+import { ClientQueue, QueueLookups, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import { outputPacket, replay } from '../outgoing-replay.js'
+import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
+import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
+import type { WriteOp } from '../write-queue.js'
+import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
+import type { RedisDeps } from './write-order.js'
+import { LazyIds } from './lazy-ids.js'
+import { addEntry, counterKey, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type Change, type MatchCheck } from './queue-entries.js'
+
+export type { MatchCheck } from './queue-entries.js'
+
+/**
+ * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
+ * every change is one script, so any node can enqueue, update or acknowledge. The node that replays a session's
+ * queue (its client is connected there) keeps a mirror of it, a ClientQueue like the LevelDB store's index, for
+ * the questions the broker asks synchronously on every delivery (is this copy still unsent, does an entry hold
+ * this packet id); the mirror is rebuilt from Redis at each replay and follows this node's own changes.
+ */
+export class RedisOutbox extends QueueLookups implements SessionQueues {
+  readonly #deps: RedisDeps
+  readonly #totals: QueueTotals = { entries: 0, bytes: 0 }
+  readonly #enqueue: Script
+  readonly #update: Script
+  readonly #pubrel: Script
+  readonly #addPubrel: Script
+  readonly #clear: Script
+  readonly #drop: Script
+  readonly #lazy = new LazyIds()
+  /** Per session whose mirror is being rebuilt: this node's changes since its read was sent. */
+  readonly #reloading = new Map<string, Set<Change[]>>()
+
+  constructor (deps: RedisDeps) {
+    super()
+    this.#deps = deps
+    this.#enqueue = defineScript(deps.redis, 'culexEnqueue', ENQUEUE)
+    this.#update = defineScript(deps.redis, 'culexUpdate', UPDATE)
+    this.#pubrel = defineScript(deps.redis, 'culexPubrel', PUBREL)
+    this.#addPubrel = defineScript(deps.redis, 'culexAddPubrel', ADD_PUBREL)
+    this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
+    this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
+  }
+
+  #queueKeys (clientId: string): string[] {
+    const k = this.#deps.keys
+    return [k.queue(clientId), k.queueMessages(clientId), k.queueIndex(clientId)]
+  }
+
+  /**
+   * One script for every client: resolves once Redis has the message in each queue, in call order. The per-session
+   * limits are applied in the script (the broker-wide ones are not, in cluster mode); what they drop is reported.
+   */
+  enqueue (targets: EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
+    const { limits, order } = this.#deps
+    if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
+    return order.track(this.#send(targets, packet, check, 0))
+  }
+
+  async #send (targets: EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
+    const { limits, order, keys: k } = this.#deps
+    const packetQos = packet.qos ?? 0
+    const now = Date.now()
+    const bytes = payloadBytes(payloadOf(packet))
+    const bk = counterKey(packet.brokerId, packet.brokerCounter)
+    // a node that keeps seeing changes stops checking rather than retrying for ever (an extremely busy cluster)
+    const generation = check === undefined || attempt >= MAX_REMATCHES ? '' : check.generation
+    const keys: string[] = [k.subsGen]
+    const args: Array<string | Buffer | number> = [bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest', generation]
+    const clients: Array<[string, number]> = []
+    const encoded: Array<Buffer | undefined> = []
+    for (const { clientId, cap, rap } of targetsByClient(targets)) {
+      const qos = Math.min(packetQos, cap)
+      if (qos === 0 && !limits.queueQos0) continue
+      this.#unholdNearLimit(clientId, bytes)
+      const retain = rap && packet.retain === true
+      const variant = qos * 2 + (retain ? 1 : 0)
+      encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
+      keys.push(...this.#queueKeys(clientId))
+      args.push(qos, bytes, encoded[variant] as Buffer)
+      clients.push([clientId, qos])
+    }
+    if (clients.length === 0 && generation === '') return await order.after()
+    const [seqs, evicted, stale] = await this.#enqueue(keys, args) as [number[], Array<number | Buffer>, number]
+    if (stale === 1 && check !== undefined) {
+      const again = await check.rematch()
+      return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
+    }
+    for (let i = 0; i < evicted.length; i += 3) {
+      const clientId = clients[evicted[i] as number][0]
+      this.#change(clientId, false, removeSeq(evicted[i + 1] as number))
+      this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
+    }
+    seqs.forEach((seq, i) => {
+      const [clientId, qos] = clients[i]
+      if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
+      if (seq <= 0) return
+      this.#change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
+    })
+  }
+
+  /** aedes' outgoingUpdate: records the packet id a publish was sent with, or turns it into its PUBREL. */
+  update (client: ClientRef, packet: PacketLike): Promise<void> {
+    const messageId = packet.messageId
+    if (messageId == null) return Promise.reject(noSuchPacket())
+    const mirror = this.queues.get(client.id)
+    const token = this.token(client)
+    const keys = this.#queueKeys(client.id)
+    if (packet.cmd === 'pubrel') {
+      const record = pubrelRecord(messageId)
+      const entry = mirror?.byMessageId(messageId)
+      if (entry !== undefined) {
+        this.#lazy.release(client.id, entry.seq)
+        this.#change(client.id, false, (q) => {
+          const e = q.entries.get(entry.seq)
+          if (e === undefined) return
+          e.cmd = 'pubrel'
+          q.setBytes(e, 0)
+          e.sentOn = token
+          e.inflight = record
+        })
+      }
+      return this.#deps.order.track(this.#pubrel(keys, [messageId, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]).then((seq) => {
+        if (seq === null) throw noSuchPacket()
+      }))
+    }
+    const entry = mirror?.byCounter(String(packet.brokerId), Number(packet.brokerCounter))
+    if (entry?.cmd === 'pubrel') return this.#deps.order.after()
+    const qos = Math.min(entry?.qos ?? packet.qos ?? 1, packet.qos ?? 2)
+    const record = packetRecord(packet, { qos, messageId })
+    if (entry !== undefined) {
+      const bytes = payloadBytes(record.payload)
+      this.#change(client.id, false, (q) => {
+        const e = q.entries.get(entry.seq)
+        if (e === undefined) return
+        if (e.qos === 0) {
+          q.remove(e)
+          return
+        }
+        e.qos = qos
+        q.assignMessageId(e, messageId)
+        q.setBytes(e, bytes)
+        e.sentOn = token
+        e.inflight = record
+      })
+    }
+    const args = [counterKey(packet.brokerId, packet.brokerCounter), messageId, qos, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]
+    const send = (): Promise<void> => this.#deps.order.track(this.#update(keys, args).then((seq) => { if (seq === null) throw noSuchPacket() }))
+    // A QoS 1 id the mirror knows is held back (lazy-ids.ts); QoS 2 ids are written before the PUBLISH leaves.
+    if (qos === 1 && entry !== undefined) {
+      this.#lazy.hold(client.id, entry.seq, entry.bytes, () => {
+        send().catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'queued message id not recorded') })
+      })
+      return Promise.resolve()
+    }
+    return send()
+  }
+
+  addPubrel (client: ClientRef, messageId: number): Promise<void> {
+    const now = Date.now()
+    const record = pubrelRecord(messageId)
+    return this.#deps.order.track(this.#addPubrel(this.#queueKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
+      if (seq === 0) return
+      this.#change(client.id, true, addEntry({
+        seq: seq as number, enc: '', key: String(seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId, qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.token(client), inflight: record
+      }))
+    }))
+  }
+
+  /** PUBACK / PUBCOMP (or a copy that will never be sent): removes the entry, returns the packet. */
+  clear (client: ClientRef, packet: unknown): Promise<Record<string, unknown> | undefined> {
+    const p = typeof packet === 'object' && packet !== null ? packet as PacketLike : undefined
+    if (p === undefined) return Promise.resolve(undefined)
+    const unsent = p.messageId == null
+    const mirror = this.queues.get(client.id)
+    const entry = unsent ? mirror?.byCounter(String(p.brokerId), Number(p.brokerCounter)) : mirror?.byMessageId(p.messageId as number)
+    if (entry !== undefined && !(unsent && entry.messageId !== undefined)) this.#change(client.id, false, removeSeq(entry.seq))
+    // an id never written: Redis still has the entry without one, found by its broker counter
+    const byCounter = unsent || (entry !== undefined && this.#lazy.take(client.id, entry.seq))
+    const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
+    const write = this.#clear(this.#queueKeys(client.id), [byCounter ? '' : Number(p.messageId), byCounter ? counter : ''])
+    const tracked = this.#deps.order.track(write)
+    // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
+    // entry resends the message or PUBREL, which QoS 1 and 2 allow.
+    if (!unsent && entry?.inflight !== undefined) {
+      tracked.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'acknowledged message not deleted') })
+      return Promise.resolve(outputPacket(entry.inflight, false))
+    }
+    return write.then((found) => {
+      if (found === null || unsent) return undefined
+      return outputPacket(decodeRecord((found as [number, Buffer])[1]).fields, false)
+    })
+  }
+
+  /** The queue as Redis has it now, replayed in chunks; the mirror is rebuilt from it first. */
+  batches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
+    const self = this
+    return (async function * () {
+      const queue = unsentOnly ? self.queues.get(client.id) : await self.#reload(client.id)
+      const entries = queue === undefined ? [] : [...queue.entries.values()]
+      const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
+      yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
+    })()
+  }
+
+  /** The keys of a session's queue (for the caller's transaction that ends the session); the mirror goes. */
+  /**
+   * Redis applies the queue limits to what it counts as waiting, which includes messages in flight whose ids are
+   * held back: when that could make the enqueue evict or refuse, the ids are written first (ahead of it).
+   */
+  #unholdNearLimit (clientId: string, bytes: number): void {
+    const held = this.#lazy.held(clientId)
+    if (held === undefined) return
+    const { maxQueuedMessages: maxN, maxQueuedBytes: maxB } = this.#deps.limits
+    const mirror = this.queues.get(clientId)
+    const waiting = (mirror?.waiting ?? 0) + held.entries
+    const waitingBytes = (mirror?.waitingBytes ?? 0) + held.bytes
+    if ((maxN > 0 && waiting + 1 > maxN) || (maxB > 0 && waitingBytes + bytes > maxB)) this.#lazy.flush(clientId)
+  }
+
+  /** Writes the packet ids held back (before a barrier or close). */
+  flush (): void {
+    this.#lazy.flush()
+  }
+
+  purge (clientId: string): string[] {
+    this.#lazy.drop(clientId)
+    const mirror = this.queues.get(clientId)
+    if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
+    this.queues.delete(clientId)
+    return this.#queueKeys(clientId)
+  }
+
+  /** What this node's mirrors hold (the queues it replayed or wrote to). */
+  totals (): { messages: number, bytes: number } {
+    return { messages: this.#totals.entries, bytes: this.#totals.bytes }
+  }
+
+  /** A session's queue as Redis has it: sizes, in-flight count and oldest entry. */
+  async info (clientId: string): Promise<{ queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined> {
+    this.#lazy.flush(clientId)
+    return queueInfo(await this.#read(clientId))
+  }
+
+  async #read (clientId: string): Promise<QueueEntry[]> {
+    const [q, , qx] = this.#queueKeys(clientId)
+    return await readQueue(this.#deps.redis, q, qx)
+  }
+
+  /**
+   * Rebuilds a session's mirror from Redis. This node's changes made after the read was sent are not in what it
+   * returns: they are recorded meanwhile and applied to the new mirror (each change is idempotent).
+   */
+  async #reload (clientId: string): Promise<ClientQueue | undefined> {
+    this.#lazy.flush(clientId)
+    const changes: Change[] = []
+    let active = this.#reloading.get(clientId)
+    if (active === undefined) this.#reloading.set(clientId, active = new Set())
+    active.add(changes)
+    let entries: QueueEntry[]
+    try {
+      entries = await this.#read(clientId)
+    } finally {
+      active.delete(changes)
+      if (active.size === 0) this.#reloading.delete(clientId)
+    }
+    const old = this.queues.get(clientId)
+    const mirror = new ClientQueue(clientId, clientId, this.#totals)
+    for (const entry of entries) {
+      const known = old?.entries.get(entry.seq)
+      if (known !== undefined && known.messageId === entry.messageId) {
+        entry.sentOn = known.sentOn
+        entry.inflight = known.inflight
+      }
+      mirror.add(entry)
+    }
+    if (old !== undefined) for (const entry of [...old.entries.values()]) old.remove(entry)
+    for (const change of changes) change(mirror)
+    if (mirror.size === 0) {
+      this.queues.delete(clientId)
+      return undefined
+    }
+    this.queues.set(clientId, mirror)
+    return mirror
+  }
+
+  #replayContext (clientId: string): Parameters<typeof replay>[0] {
+    const { redis, order, limits, drops, logger } = this.#deps
+    const [q, qm, qx] = this.#queueKeys(clientId)
+    return {
+      limits,
+      drops,
+      logger,
+      reader: { read: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
+      queue: { commit: async (ops: WriteOp[]) => { await order.track(this.#drop([q, qm, qx], ops.map(op => op.key))) } },
+      current: id => this.queues.get(id),
+      settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
+    }
+  }
+
+  /** Applies a change to the session's mirror (`create`: even if it has none), and records it for a reload under way. */
+  #change (clientId: string, create: boolean, change: Change): void {
+    const mirror = create ? this.#mirrorFor(clientId) : this.queues.get(clientId)
+    if (mirror !== undefined) change(mirror)
+    for (const changes of this.#reloading.get(clientId) ?? []) changes.push(change)
+  }
+
+  #mirrorFor (clientId: string): ClientQueue {
+    let mirror = this.queues.get(clientId)
+    if (mirror === undefined) {
+      mirror = new ClientQueue(clientId, clientId, this.#totals)
+      this.queues.set(clientId, mirror)
+    }
+    return mirror
+  }
+}
+

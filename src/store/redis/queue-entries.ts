@@ -1,0 +1,84 @@
+import type { Redis } from 'ioredis'
+import type { EnqueueTarget } from '../enqueue-targets.js'
+import { queueEntry, type ClientQueue, type QueueEntry } from '../outgoing-index.js'
+
+/** How many times an enqueue is matched again after another node changed the subscriptions under it. */
+export const MAX_REMATCHES = 5
+
+/**
+ * The subscription generation a list of targets was matched at, and how to match again: the enqueue script writes
+ * nothing if the generation in Redis has moved on (another node subscribed or unsubscribed meanwhile).
+ */
+export interface MatchCheck {
+  generation: number
+  rematch: () => Promise<{ subs: EnqueueTarget[], generation: number }>
+}
+
+export function noSuchPacket (): Error {
+  return new Error('no such packet')
+}
+
+export function counterKey (brokerId: string | null | undefined, brokerCounter: number | undefined): string {
+  return brokerId == null || brokerCounter === undefined ? '' : `${brokerId}:${brokerCounter}`
+}
+
+/** A change of a session's mirror, by seq, so that it applies to any mirror of the session, idempotently. */
+export type Change = (queue: ClientQueue) => void
+
+export function addEntry (fields: Parameters<typeof queueEntry>[0]): Change {
+  return (queue) => { if (!queue.entries.has(fields.seq)) queue.add(queueEntry(fields)) }
+}
+
+export function removeSeq (seq: number): Change {
+  return (queue) => {
+    const entry = queue.entries.get(seq)
+    if (entry !== undefined) queue.remove(entry)
+  }
+}
+
+/** An entry from its state in the queue index (scripts.ts). */
+export function parseEntry (seq: number, state: string): QueueEntry {
+  const [qos, kind, mid, bytes, t, ...rest] = state.split('|')
+  const bk = rest.join('|')
+  const at = bk.lastIndexOf(':')
+  return queueEntry({
+    seq,
+    // a Redis entry is found by its seq in the session's hash: no LevelDB key to build from an encoded client id
+    enc: '',
+    key: String(seq),
+    cmd: kind === 'r' ? 'pubrel' : 'publish',
+    brokerId: at < 0 ? undefined : bk.slice(0, at),
+    brokerCounter: at < 0 ? undefined : Number(bk.slice(at + 1)),
+    messageId: mid === '' ? undefined : Number(mid),
+    qos: Number(qos),
+    bytes: Number(bytes),
+    enqueuedAt: Number(t)
+  })
+}
+
+/** A session's queue entries as Redis has them, in FIFO order (KEYS q and qx of keys.ts). */
+export async function readQueue (redis: Redis, q: string, qx: string): Promise<QueueEntry[]> {
+  const seqs = await redis.zrange(q, 0, -1)
+  if (seqs.length === 0) return []
+  const states = await redis.hmget(qx, ...seqs.map(seq => `e:${seq}`))
+  const entries: QueueEntry[] = []
+  seqs.forEach((seq, i) => {
+    const state = states[i]
+    if (state !== null) entries.push(parseEntry(Number(seq), state))
+  })
+  return entries
+}
+
+/** What sessionInfo reports of a queue. */
+export function queueInfo (entries: QueueEntry[]): { queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined {
+  if (entries.length === 0) return undefined
+  let inflight = 0
+  let queuedBytes = 0
+  let oldest = Infinity
+  for (const entry of entries) {
+    if (entry.messageId !== undefined) inflight++
+    queuedBytes += entry.bytes
+    oldest = Math.min(oldest, entry.enqueuedAt)
+  }
+  return { queued: entries.length, inflight, queuedBytes, oldestQueuedAt: oldest }
+}

@@ -1,0 +1,193 @@
+import { Readable } from 'node:stream'
+import { decodeRecord, encodeRecord } from '../codec.js'
+import { droppedPacket, packetRecord, payloadBytes, payloadOf, plainCopy } from '../packets.js'
+import type { ClientRef, PacketLike } from '../types.js'
+import { willDelaySeconds } from '../wills.js'
+import { scanHash } from './scan.js'
+import { defineScript, DEL_WILL, STORE_RETAINED, type Script } from './scripts.js'
+import { exec } from './subscriptions.js'
+import { topicMatches, wildcardPrefix } from './topic-match.js'
+import type { RedisDeps } from './write-order.js'
+
+const NO_SUCH_PACKET = new Error('no such packet')
+
+interface Pending {
+  packet: Record<string, unknown>
+  clean: boolean
+}
+
+/** Inbound QoS 2 records, retained messages and wills on Redis. */
+export class RedisState {
+  readonly #d: RedisDeps
+  /** QoS 2 records of this node's connections not written (yet, or ever for a clean session): see incomingWrite. */
+  readonly #pending = new Map<string, Map<number, Pending>>()
+  readonly #storeRetained: Script
+  readonly #delWill: Script
+
+  constructor (deps: RedisDeps) {
+    this.#d = deps
+    this.#storeRetained = defineScript(deps.redis, 'culexStoreRetained', STORE_RETAINED)
+    this.#delWill = defineScript(deps.redis, 'culexDelWill', DEL_WILL)
+  }
+
+  // inbound QoS 2 ------------------------------------------------------------------------------------------------
+
+  /** In memory at once (a resend is a duplicate from now on); in Redis only through `incomingWrite`. */
+  incomingStore (client: ClientRef, packet: PacketLike): void {
+    const messageId = Number(packet.messageId)
+    const clean = client.clean === true
+    let of = this.#pending.get(client.id)
+    if (of === undefined) this.#pending.set(client.id, of = new Map())
+    of.set(messageId, { packet: packetRecord(packet, {}), clean })
+    // an older record of the id must not make the resend of a failed publish a duplicate
+    if (!clean) void this.#d.order.track(this.#d.redis.hdel(this.#d.keys.incoming(client.id), String(messageId))).catch(() => undefined)
+  }
+
+  incomingWrite (client: ClientRef, messageId: number): Promise<void> {
+    const pending = this.#pending.get(client.id)?.get(messageId)
+    if (pending === undefined || pending.clean) return this.#d.order.after()
+    const write = this.#d.redis.hset(this.#d.keys.incoming(client.id), String(messageId), encodeRecord(pending.packet))
+    return this.#d.order.track(write.then(() => { this.incomingForget(client, messageId, pending) }, (err: unknown) => {
+      this.incomingForget(client, messageId, pending)
+      throw err
+    }))
+  }
+
+  incomingForget (client: ClientRef, messageId: number, only?: Pending): void {
+    const of = this.#pending.get(client.id)
+    if (of === undefined || (only !== undefined && of.get(messageId) !== only)) return
+    of.delete(messageId)
+    if (of.size === 0) this.#pending.delete(client.id)
+  }
+
+  incomingGet (client: ClientRef, messageId: number): Promise<Record<string, unknown>> {
+    const pending = this.#pending.get(client.id)?.get(messageId)
+    if (pending !== undefined) return Promise.resolve({ ...pending.packet })
+    if (client.clean === true) return Promise.reject(NO_SUCH_PACKET)
+    return this.#d.redis.hgetBuffer(this.#d.keys.incoming(client.id), String(messageId)).then((value) => {
+      if (value === null) throw NO_SUCH_PACKET
+      return decodeRecord(value).fields
+    })
+  }
+
+  async incomingDel (client: ClientRef, messageId: number): Promise<void> {
+    const of = this.#pending.get(client.id)
+    const pending = of?.get(messageId)
+    if (pending !== undefined) this.incomingForget(client, messageId, pending)
+    if (pending?.clean === true) return
+    const removed = await this.#d.order.track(this.#d.redis.hdel(this.#d.keys.incoming(client.id), String(messageId)))
+    if (removed === 0 && pending === undefined) throw new Error('no such packet')
+  }
+
+  incomingForgetAll (clientId: string): void {
+    this.#pending.delete(clientId)
+  }
+
+  async incomingClean (clientId: string): Promise<void> {
+    this.#pending.delete(clientId)
+    await this.#d.order.track(this.#d.redis.del(this.#d.keys.incoming(clientId)))
+  }
+
+  // retained ------------------------------------------------------------------------------------------------------
+
+  /** Upsert by topic, in Redis before it resolves; an empty payload deletes; over the limit a new topic is refused. */
+  async storeRetained (packet: PacketLike): Promise<void> {
+    const { redis, keys, limits, drops, order } = this.#d
+    const topic = String(packet.topic)
+    if (payloadBytes(payloadOf(packet)) === 0) {
+      await order.track(redis.hdel(keys.retained, topic))
+      return
+    }
+    const stored = await order.track(this.#storeRetained([keys.retained], [topic, encodeRecord(plainCopy(packet)), limits.maxRetainedMessages]))
+    if (stored === 0) drops.report({ reason: 'retained-limit', packet: droppedPacket(packet) })
+  }
+
+  /** Retained messages matching any of the filters, each once: exact filters by one read, wildcards by a HSCAN of their literal prefix. */
+  retainedStream (filters: string[]): Readable {
+    return Readable.from(this.#retained(filters), { objectMode: true })
+  }
+
+  async * #retained (filters: string[]): AsyncGenerator<Record<string, unknown>> {
+    const { redis, keys, logger } = this.#d
+    const seen = new Set<string>()
+    const decoded = (topic: string, value: Buffer): Record<string, unknown> | undefined => {
+      try {
+        return decodeRecord(value).fields
+      } catch (err) {
+        logger.error({ err, topic }, 'undecodable retained message skipped')
+        return undefined
+      }
+    }
+    for (const filter of filters) {
+      const prefix = wildcardPrefix(filter)
+      if (prefix === undefined) {
+        if (seen.has(filter)) continue
+        seen.add(filter)
+        const value = await redis.hgetBuffer(keys.retained, filter)
+        const fields = value === null ? undefined : decoded(filter, value)
+        if (fields !== undefined) yield fields
+        continue
+      }
+      for await (const page of scanHash(redis, keys.retained, prefix)) {
+        for (const [topic, value] of page) {
+          if (seen.has(topic) || !topicMatches(filter, topic)) continue
+          seen.add(topic)
+          const fields = decoded(topic, value)
+          if (fields !== undefined) yield fields
+        }
+      }
+    }
+  }
+
+  // wills ---------------------------------------------------------------------------------------------------------
+
+  async putWill (client: ClientRef, packet: PacketLike, brokerId: string | undefined): Promise<void> {
+    packet.brokerId = brokerId
+    packet.clientId = client.id
+    const tx = this.#d.redis.multi()
+      .hset(this.#d.keys.wills, client.id, encodeRecord(plainCopy(packet)))
+      .hset(this.#d.keys.willOwners, client.id, brokerId ?? '')
+    await this.#d.order.track(exec(tx))
+  }
+
+  async getWill (clientId: string): Promise<Record<string, unknown> | undefined> {
+    const value = await this.#d.redis.hgetBuffer(this.#d.keys.wills, clientId)
+    return value === null ? undefined : decodeRecord(value).fields
+  }
+
+  /** With a brokerId (aedes' dead-broker cleanup), only a will that broker wrote is removed. */
+  async delWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
+    const value = await this.#d.order.track(this.#delWill([this.#d.keys.wills, this.#d.keys.willOwners], [client.brokerId ?? '', client.id]))
+    return value === null ? undefined : decodeRecord(value as Buffer).fields
+  }
+
+  async wills (): Promise<Array<Record<string, unknown>>> {
+    const all: Array<Record<string, unknown>> = []
+    for await (const page of scanHash(this.#d.redis, this.#d.keys.wills)) {
+      for (const [, value] of page) all.push(decodeRecord(value).fields)
+    }
+    return all
+  }
+
+  /** Wills of brokers not in `brokers`, without a Will Delay Interval (src/will-delay publishes those). */
+  orphanWills (brokers: Record<string, unknown>): Readable {
+    const self = this
+    return Readable.from((async function * () {
+      for (const will of await self.wills()) {
+        if (!brokers[String(will.brokerId)] && willDelaySeconds(will) === 0) yield will
+      }
+    })(), { objectMode: true })
+  }
+
+  async delayedWills (): Promise<Array<Record<string, unknown>>> {
+    return (await this.wills()).filter(will => willDelaySeconds(will) > 0)
+  }
+
+  async willDue (clientId: string, publishAt: number | undefined): Promise<void> {
+    const will = await this.getWill(clientId)
+    if (will === undefined || will.publishAt === publishAt) return
+    if (publishAt === undefined) delete will.publishAt
+    else will.publishAt = publishAt
+    await this.#d.order.track(this.#d.redis.hset(this.#d.keys.wills, clientId, encodeRecord(will)))
+  }
+}
