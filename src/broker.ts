@@ -24,6 +24,7 @@ import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
 import { createDeliveryLag } from './delivery-lag/index.js'
 import type { DropEvent } from './store/index.js'
+import { createCluster, type Cluster } from './cluster/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
@@ -33,6 +34,8 @@ export interface Culex {
   readonly admin: AdminServer | undefined
   /** Counts on the wire and from aedes' events; features register their own metrics here. */
   readonly metrics: BrokerMetrics
+  /** Cluster mode (cluster.redisUrl set): this node's membership and its bus. */
+  readonly cluster: Cluster | undefined
   /** Password file and ACL (reload is what SIGHUP does) and what authentication and the limits refused. */
   readonly security: { reload: () => Promise<ReloadResult>, auth: AuthCounters, limits: LimitCounters }
   /** Stops accepting, disconnects every client, flushes and closes the store. */
@@ -98,6 +101,22 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
+  let listeners: Listener[] = []
+  // Before any other feature wraps aedes' message router (sessions.queueQos0 does): a message from another node
+  // reaches the router aedes had, to be delivered here only.
+  const cluster = config.cluster.redisUrl === ''
+    ? undefined
+    : createCluster({
+      config: config.cluster,
+      broker,
+      store,
+      // each node's LevelDB store holds its own clients' wills
+      sharedWills: false,
+      tellTakenOver: protocol.tellTakenOver,
+      listeners: () => listeners.map(l => ({ name: l.name, host: l.host, port: l.port })),
+      version,
+      log: log.child({ component: 'cluster' })
+    })
   const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
   const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }))
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
@@ -187,10 +206,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   shared.registerMetrics(metrics)
   retransmit.registerMetrics(metrics)
   lag.registerMetrics(metrics)
+  cluster?.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
-  const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes]
+  const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes, ...(cluster?.routes ?? [])]
 
-  let listeners: Listener[] = []
   let admin: AdminServer | undefined
   let sys: SysTopics | undefined
   let sessions: { close: () => void } | undefined
@@ -202,6 +221,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.start()
     sessions = await sessionTracking.start()
     delayedWills = await willDelay.start()
+    await cluster?.start()
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, limits.guard)
     if (config.admin.enabled) {
       const deps = {
@@ -222,6 +242,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.close()
     await closeListeners(listeners)
     await closeAedes(aedes)
+    await cluster?.close()
     await store.close()
     auth.close()
     throw err
@@ -239,6 +260,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     listeners,
     admin,
     metrics,
+    cluster,
     security: { reload: auth.reload, auth: auth.counters, limits: limits.counters },
     close: async () => {
       closing ??= (async () => {
@@ -252,6 +274,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         protocol.sayShuttingDown()
         await closeListeners(listeners)
         await closeAedes(aedes)
+        await cluster?.close()
         await store.close()
         await admin?.close()
         auth.close()

@@ -1,0 +1,139 @@
+import { Readable } from 'node:stream'
+import type { Client, PublishPacket } from 'aedes'
+import type { Logger } from '../log/logger.js'
+import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import type { BusEntry } from './codec.js'
+import { encodeConnected, encodeMessage } from './codec.js'
+import type { LocalFilters } from './filters.js'
+import type { RouteTable } from './route-table.js'
+
+const SYS_PREFIX = '$SYS/'
+/** QoS 0 messages waiting for Redis beyond which new ones are not sent to other nodes (counted): see docs/cluster.md. */
+const MAX_PENDING_QOS0 = 100_000
+
+/** The will operations of aedes' persistence (aedes-persistence 11), which the LevelDB and Redis stores implement. */
+export interface WillStore {
+  streamWill: (brokers?: Record<string, unknown>) => Readable
+  delWill: (client: { id: string, brokerId?: string }) => Promise<unknown>
+}
+
+export interface ClusterHookDeps {
+  broker: BrokerInternals
+  nodeId: string
+  table: RouteTable
+  filters: LocalFilters
+  send: (nodeId: string, fields: Array<string | Buffer>) => Promise<unknown>
+  /** The other nodes a client's connection is announced to. */
+  otherNodes: () => Iterable<string>
+  counters: { pending: number, droppedQos0: number }
+  /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
+  tellTakenOver: (client: Client) => void
+  store: WillStore
+  log: Logger
+}
+
+/**
+ * The cluster's only contact with aedes (docs/cluster.md):
+ *
+ * - aedes' message router `broker.mq`: every listener added or removed (a client's subscription, a shared group's
+ *   dispatcher) keeps the node's filters in Redis, and a SUBSCRIBE is answered once Redis has the filter; every
+ *   message emitted is also sent to the other nodes with a matching filter, and a QoS 1/2 publisher is acknowledged
+ *   once Redis holds those copies. What arrives from other nodes goes to the router aedes had before the cluster
+ *   wrapped it: to the local listeners only, never sent on again, never queued again (the origin did that).
+ * - the 'client' event: a client id connecting here closes its older connection on any other node.
+ * - the store's streamWill as aedes calls it: aedes would publish, on every node, the wills of every broker it has
+ *   not heard from; in a cluster the will reaper does that, once (index.ts).
+ */
+export function attachCluster (deps: ClusterHookDeps) {
+  const { broker, table, filters, send, counters, log } = deps
+  const mq = broker.mq
+  const localEmit = mq.emit.bind(mq)
+  const on = mq.on.bind(mq)
+  const removeListener = mq.removeListener.bind(mq)
+
+  mq.on = (topic, notify, done) => {
+    on(topic, notify)
+    if (topic.startsWith(SYS_PREFIX)) {
+      if (done !== undefined) setImmediate(done)
+      return mq
+    }
+    filters.add(topic).then(() => done?.(), (err: Error) => {
+      log.error({ err, filter: topic }, 'cluster filter not registered')
+      done?.()
+    })
+    return mq
+  }
+  mq.removeListener = (topic, notify, done) => {
+    removeListener(topic, notify, done)
+    if (!topic.startsWith(SYS_PREFIX)) filters.remove(topic)
+    return mq
+  }
+
+  mq.emit = (packet, done) => {
+    const targets = packet.topic.startsWith(SYS_PREFIX) ? undefined : table.nodesFor(packet.topic)
+    if (targets === undefined || targets.size === 0) {
+      localEmit(packet, done)
+      return
+    }
+    if (packet.qos === 0 && counters.pending >= MAX_PENDING_QOS0) {
+      counters.droppedQos0 += targets.size
+      localEmit(packet, done)
+      return
+    }
+    const fields = encodeMessage(packet)
+    const sent = Promise.all([...targets].map(async nodeId => await send(nodeId, fields)))
+    if (packet.qos === 0) {
+      sent.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not sent to other nodes'))
+      localEmit(packet, done)
+      return
+    }
+    // handled at once: the local deliveries finish later, and a rejection must not go unhandled until then
+    const failure = sent.then(() => undefined, (err: Error) => err)
+    localEmit(packet, err => { void failure.then(failed => done?.(failed ?? err ?? undefined)) })
+  }
+
+  const registeredAt = new WeakMap<Client, number>()
+  broker.on('client', (client: Client) => {
+    registeredAt.set(client, Date.now())
+    const fields = encodeConnected(client.id, deps.nodeId)
+    for (const nodeId of deps.otherNodes()) {
+      send(nodeId, fields).catch((err: unknown) => log.warn({ err, clientId: client.id, nodeId }, 'cluster take-over notice not sent'))
+    }
+  })
+
+  const streamWill = deps.store.streamWill.bind(deps.store)
+  deps.store.streamWill = () => Readable.from([])
+
+  /** An entry from this node's stream, `atMs` when Redis took it. */
+  const deliver = async (entry: BusEntry, atMs: number): Promise<void> => {
+    if (entry.kind === 'message') {
+      await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
+      return
+    }
+    const client = broker.clients[entry.clientId]
+    // a connection made here after the other one is the newer: it stays
+    if (client === undefined || client.closed || (registeredAt.get(client) ?? 0) > atMs) return
+    log.info({ clientId: entry.clientId, nodeId: entry.nodeId }, 'client taken over by another node')
+    deps.tellTakenOver(client)
+    await new Promise<void>(resolve => { client.close(() => resolve()) })
+  }
+
+  /** Publishes the wills a dead run of a node left (`brokerId`), then removes them; `alive`: the live runs. */
+  const publishWills = async (brokerId: string, alive: Record<string, true>): Promise<number> => {
+    let published = 0
+    for await (const will of streamWill(alive) as AsyncIterable<Record<string, unknown>>) {
+      if (will.brokerId !== brokerId) continue
+      const clientId = will.clientId as string
+      // published as this broker's message: the dead broker's id with this broker's counter could name another one
+      const { brokerId: _dead, brokerCounter: _counter, ...packet } = will
+      const refused = await new Promise<Error | null | undefined>(resolve => { broker.authorizePublish(null, packet as unknown as PublishPacket, resolve) })
+      if (refused == null) await new Promise<void>(resolve => { broker.publish(packet as unknown as PublishPacket, () => resolve()) })
+      await deps.store.delWill({ id: clientId, brokerId })
+      log.info({ clientId, brokerId, topic: packet.topic, published: refused == null }, 'will of a dead node published')
+      published++
+    }
+    return published
+  }
+
+  return { deliver, publishWills }
+}

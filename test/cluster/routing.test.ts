@@ -1,0 +1,106 @@
+import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest'
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
+import type { TestBroker } from '../helpers/broker.js'
+import { connectClient, connectV5, endClient, waitFor, sleep, type TestClient } from '../helpers/clients.js'
+import { startNode, waitForRoute } from './support.js'
+
+let redis: TestRedis
+const nodes: TestBroker[] = []
+const clients: TestClient[] = []
+
+beforeAll(async () => { redis = await startTestRedis() })
+afterAll(async () => { await redis.close() })
+afterEach(async () => {
+  for (const c of clients.splice(0)) await endClient(c, true)
+  for (const n of nodes.splice(0)) await n.close()
+})
+
+async function node (id: string): Promise<TestBroker> {
+  const n = await startNode(redis.url, id)
+  nodes.push(n)
+  return n
+}
+
+async function client (url: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<TestClient> {
+  const c = await connectClient(url, opts)
+  clients.push(c)
+  return c
+}
+
+describe('cluster routing', () => {
+  it('a subscriber on node A gets QoS 0, 1 and 2 messages published on node B exactly once, at the granted QoS', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const sub = await client(a.mqttUrl, { clientId: 'sub' })
+    // overlapping filters: the message must still come once, at the highest granted QoS
+    await sub.subscribeAsync({ 'plant/+/temp': { qos: 2 }, 'plant/#': { qos: 1 }, 'plant/7/temp': { qos: 0 } })
+    await waitForRoute(b, a, 'plant/7/temp')
+    const pub = await client(b.mqttUrl, { clientId: 'pub' })
+    for (let i = 0; i < 30; i++) await pub.publishAsync('plant/7/temp', `m${i}`, { qos: (i % 3) as 0 | 1 | 2 })
+    await waitFor(() => sub.received.length >= 30, '30 messages on node A')
+    await sleep(200)
+    expect(sub.received.map(m => m.payload)).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`))
+    expect(sub.received.map(m => m.qos)).toEqual(Array.from({ length: 30 }, (_, i) => i % 3))
+  })
+
+  it('only the nodes with a matching subscriber receive a message, and each delivers it once to its clients', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const c = await node('c')
+    const onA = await client(a.mqttUrl, { clientId: 'on-a' })
+    const onC = await client(c.mqttUrl, { clientId: 'on-c' })
+    const local = await client(b.mqttUrl, { clientId: 'on-b' })
+    await onA.subscribeAsync('x/#', { qos: 1 })
+    await onC.subscribeAsync('y/+', { qos: 1 })
+    await local.subscribeAsync('#', { qos: 1 })
+    await waitForRoute(b, a, 'x/1')
+    await waitForRoute(b, c, 'y/1')
+    const pub = await client(b.mqttUrl, { clientId: 'pub' })
+    // the other nodes hear of the publisher's connection (take-over): counted from here
+    await waitFor(async () => await received(a) > 0 && await received(c) > 0, 'the connection notices')
+    const before = { a: await received(a), c: await received(c) }
+    await pub.publishAsync('x/1', 'for a', { qos: 1 })
+    await pub.publishAsync('y/1', 'for c', { qos: 1 })
+    await waitFor(() => onA.received.length === 1 && onC.received.length === 1 && local.received.length === 2, 'every copy')
+    await sleep(200)
+    expect(onA.received.map(m => m.payload)).toEqual(['for a'])
+    expect(onC.received.map(m => m.payload)).toEqual(['for c'])
+    expect(local.received.map(m => m.payload)).toEqual(['for a', 'for c'])
+    // node A was sent only what its clients needed
+    expect(await received(a) - before.a).toBe(1)
+    expect(await received(c) - before.c).toBe(1)
+  })
+
+  it('stops routing to a node once its last subscriber for a filter leaves', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const sub = await client(a.mqttUrl, { clientId: 'sub' })
+    await sub.subscribeAsync('t/1', { qos: 0 })
+    await waitForRoute(b, a, 't/1')
+    await sub.unsubscribeAsync('t/1')
+    await waitFor(() => b.broker.cluster?.routesTo('a', 't/1') === false, 'the route dropped')
+  })
+
+  it('carries MQTT 5 properties and binary payloads across nodes', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const sub = await connectV5(a.mqttUrl, { clientId: 'sub5' })
+    clients.push(sub)
+    await sub.subscribeAsync('v5/t', { qos: 1 })
+    await waitForRoute(b, a, 'v5/t')
+    const pub = await connectV5(b.mqttUrl, { clientId: 'pub5' })
+    clients.push(pub)
+    await pub.publishAsync('v5/t', 'hello', { qos: 1, properties: { contentType: 'text/plain', correlationData: Buffer.from([0, 1, 2, 255]), userProperties: { k: 'v' } } })
+    await waitFor(() => sub.received.length === 1, 'the v5 message')
+    const props = sub.received[0].properties ?? {}
+    expect(props.contentType).toBe('text/plain')
+    expect(Buffer.from(props.correlationData as Buffer)).toEqual(Buffer.from([0, 1, 2, 255]))
+    expect(props.userProperties).toEqual({ k: 'v' })
+  })
+})
+
+/** Stream entries the node has read, as GET /api/cluster reports them. */
+async function received (n: TestBroker): Promise<number> {
+  const body = await (await fetch(`${n.adminUrl}/api/cluster`)).json() as { bus: { received: number } }
+  return body.bus.received
+}
