@@ -120,6 +120,12 @@ export function createCluster (opts: ClusterOptions): Cluster {
   let failing = false
   let timer: NodeJS.Timeout | undefined
   let inbox: { close: () => void } | undefined
+  // Nobody is judged dead until this node has beaten for a whole cluster.nodeTimeoutMs since its start or since its
+  // last failed heartbeat: after an outage of Redis (or of this node's link to it) the others have not renewed their
+  // registrations yet either, and removing them would delete their streams.
+  let judgingFrom = Date.now() + config.nodeTimeoutMs
+  // a heartbeat sent during an outage waits for Redis (it does not fail): the grace counts from the reconnection
+  redis.on('ready', () => { judgingFrom = Date.now() + config.nodeTimeoutMs })
   const heartbeat = async (): Promise<void> => {
     const { dead, lostFilters, versions } = await membership.beat()
     if (lostFilters) {
@@ -127,8 +133,10 @@ export function createCluster (opts: ClusterOptions): Cluster {
       await filters.publishAll()
     }
     const alive = new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId))
-    for (const id of table.nodes()) if (!alive.has(id)) table.drop(id)
-    for (const node of dead) await membership.remove(node)
+    if (Date.now() >= judgingFrom) {
+      for (const id of table.nodes()) if (!alive.has(id)) table.drop(id)
+      for (const node of dead) await membership.remove(node)
+    }
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
@@ -144,6 +152,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     }, (err: unknown) => {
       if (!failing) log.error({ err, nodeId }, 'cluster heartbeat failed')
       failing = true
+      judgingFrom = Date.now() + config.nodeTimeoutMs
     }).finally(() => {
       if (started) timer = setTimeout(tick, config.heartbeatIntervalMs)
     })
