@@ -1,31 +1,9 @@
-import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest'
-import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
+import { describe, expect, it } from 'vitest'
 import type { TestBroker } from '../helpers/broker.js'
-import { connectClient, connectV5, endClient, waitFor, sleep, type TestClient } from '../helpers/clients.js'
-import { startNode, waitForRoute } from './support.js'
+import { waitFor, sleep } from '../helpers/clients.js'
+import { useCluster, waitForRoute } from './support.js'
 
-let redis: TestRedis
-const nodes: TestBroker[] = []
-const clients: TestClient[] = []
-
-beforeAll(async () => { redis = await startTestRedis() })
-afterAll(async () => { await redis.close() })
-afterEach(async () => {
-  for (const c of clients.splice(0)) await endClient(c, true)
-  for (const n of nodes.splice(0)) await n.close()
-})
-
-async function node (id: string): Promise<TestBroker> {
-  const n = await startNode(redis.url, id)
-  nodes.push(n)
-  return n
-}
-
-async function client (url: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<TestClient> {
-  const c = await connectClient(url, opts)
-  clients.push(c)
-  return c
-}
+const { node, client } = useCluster()
 
 describe('cluster routing', () => {
   it('a subscriber on node A gets QoS 0, 1 and 2 messages published on node B exactly once, at the granted QoS', async () => {
@@ -84,12 +62,10 @@ describe('cluster routing', () => {
   it('carries MQTT 5 properties and binary payloads across nodes', async () => {
     const a = await node('a')
     const b = await node('b')
-    const sub = await connectV5(a.mqttUrl, { clientId: 'sub5' })
-    clients.push(sub)
+    const sub = await client(a.mqttUrl, { clientId: 'sub5' }, true)
     await sub.subscribeAsync('v5/t', { qos: 1 })
     await waitForRoute(b, a, 'v5/t')
-    const pub = await connectV5(b.mqttUrl, { clientId: 'pub5' })
-    clients.push(pub)
+    const pub = await client(b.mqttUrl, { clientId: 'pub5' }, true)
     await pub.publishAsync('v5/t', 'hello', { qos: 1, properties: { contentType: 'text/plain', correlationData: Buffer.from([0, 1, 2, 255]), userProperties: { k: 'v' } } })
     await waitFor(() => sub.received.length === 1, 'the v5 message')
     const props = sub.received[0].properties ?? {}
