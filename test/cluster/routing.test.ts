@@ -47,6 +47,12 @@ describe('cluster routing', () => {
     // node A was sent only what its clients needed
     expect(await received(a) - before.a).toBe(1)
     expect(await received(c) - before.c).toBe(1)
+    // per node in /metrics
+    let metrics = ''
+    await waitFor(async () => /^culex_cluster_nodes_alive 3$/m.test(metrics = await (await fetch(`${a.adminUrl}/metrics`)).text()), 'three nodes alive in /metrics')
+    expect(metrics).toMatch(/^culex_cluster_bus_messages_total\{event="received"\} [1-9]/m)
+    expect(metrics).toMatch(/^culex_cluster_bus_reconnects_total\{connection="reader"\} 0$/m)
+    expect(metrics).toMatch(/^culex_cluster_bus_pending_messages 0$/m)
   })
 
   it('stops routing to a node once its last subscriber for a filter leaves', async () => {
