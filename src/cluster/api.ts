@@ -39,7 +39,7 @@ export function clusterRoutes (state: () => ClusterState): AdminRoute[] {
       sendJson(res, 200, {
         nodeId,
         items,
-        bus: { sent: counters.sent, received: counters.received, pending: counters.pending, duplicates: counters.duplicates, reconnects: counters.reconnects, lagMs: counters.lagMs }
+        bus: { sent: counters.sent, unrouted: counters.unrouted, received: counters.received, pending: counters.pending, duplicates: counters.duplicates, reconnects: counters.reconnects, lagMs: counters.lagMs }
       })
     }
   }]

@@ -17,6 +17,8 @@ export interface BusCounters {
   received: number
   /** Entries written while Redis had not yet confirmed them: what a Redis outage holds back. */
   pending: number
+  /** Entries for a node whose stream was gone (it had left or been removed meanwhile). */
+  unrouted: number
   /** Messages read twice (a write resent after a lost connection) and dropped. */
   duplicates: number
   /** Times the reading connection was lost and the read resumed from the last id. */
@@ -102,12 +104,15 @@ export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counte
 
 /**
  * Adds entries to other nodes' streams, capped at `maxLen` each. The promise resolves once Redis holds the entry;
- * while Redis is away, ioredis keeps the writes and sends them, in order, when it is back.
+ * while Redis is away, ioredis keeps the writes and sends them, in order, when it is back. A stream that no longer
+ * exists (its node left or was removed) is not made again: the entry is counted as sent to no one.
  */
 export function createSender (redis: Redis, counters: BusCounters, maxLen: number) {
   return (nodeId: string, fields: Array<string | Buffer>): Promise<unknown> => {
     counters.sent++
     counters.pending++
-    return redis.xadd(keys.stream(nodeId), 'MAXLEN', '~', maxLen, '*', ...fields).finally(() => { counters.pending-- })
+    return redis.xadd(keys.stream(nodeId), 'NOMKSTREAM', 'MAXLEN', '~', maxLen, '*', ...fields)
+      .then(id => { if (id === null) counters.unrouted++ })
+      .finally(() => { counters.pending-- })
   }
 }

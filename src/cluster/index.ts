@@ -81,7 +81,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     conn.on('ready', () => { if (down) log.info({ connection: role }, 'cluster Redis connection back'); down = false })
   }
 
-  const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
+  const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId)
   const send = createSender(redis, counters, config.busMaxLenMessages)
@@ -131,6 +131,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     if (lostFilters) {
       log.warn({ nodeId }, 'cluster registration of this node had been removed; publishing its filters again')
       await filters.publishAll()
+      await membership.openInbox()
     }
     const alive = new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId))
     if (Date.now() >= judgingFrom) {
@@ -191,7 +192,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       metrics.gauge({ name: 'culex_cluster_nodes_alive', help: 'Nodes of the cluster alive at the last heartbeat, this one included.', collect () { this.set(membership.nodes().filter(n => n.alive).length) } })
       metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
       metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
-      metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
+      metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
       metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times reading this node's stream failed (a lost Redis connection) and resumed from the last id read.", 'connection', () => ({ reader: counters.reconnects }))
     },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),

@@ -69,6 +69,16 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
       .hset(keys.nodes, opts.nodeId, JSON.stringify(record()))
       .del(keys.stream(opts.nodeId))
       .exec()
+    await openInbox()
+  }
+
+  /**
+   * The node's stream, made by the node itself: the others add to it only if it exists (NOMKSTREAM), so the stream
+   * of a node that left or was removed is never made again by a message sent to it late. Its first entry is of no
+   * kind the reader knows, and is skipped.
+   */
+  const openInbox = async (): Promise<void> => {
+    await redis.xadd(keys.stream(opts.nodeId), '*', 'k', 'open', 'node', opts.nodeId)
   }
 
   /**
@@ -140,10 +150,12 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
       .del(keys.alive(opts.nodeId), keys.filters(opts.nodeId), keys.stream(opts.nodeId))
       .hdel(keys.nodes, opts.nodeId)
       .hdel(keys.filterVersions, opts.nodeId)
+      // read as "this node's filters changed": the others read them again, find none, and stop routing here
+      .publish(keys.filterChanges, `${opts.nodeId}\n0\n*`)
       .exec()
   }
 
-  return { register, beat, remove, claimOrphans, settled, leave, nodes: () => [...view.values()] }
+  return { register, openInbox, beat, remove, claimOrphans, settled, leave, nodes: () => [...view.values()] }
 }
 
 export type Membership = ReturnType<typeof createMembership>

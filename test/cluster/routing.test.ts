@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
 import type { TestBroker } from '../helpers/broker.js'
 import { waitFor, sleep } from '../helpers/clients.js'
 import { useCluster, waitForRoute } from './support.js'
 
-const { node, client } = useCluster()
+const { node, client, redis } = useCluster()
 
 describe('cluster routing', () => {
   it('a subscriber on node A gets QoS 0, 1 and 2 messages published on node B exactly once, at the granted QoS', async () => {
@@ -63,6 +64,27 @@ describe('cluster routing', () => {
     await waitForRoute(b, a, 't/1')
     await sub.unsubscribeAsync('t/1')
     await waitFor(() => b.broker.cluster?.routesTo('a', 't/1') === false, 'the route dropped')
+  })
+
+  it('a node that stops leaves nothing of itself in Redis, even with messages still being sent to it', async () => {
+    const slow = { 'cluster.heartbeatIntervalMs': 5000, 'cluster.nodeTimeoutMs': 20_000 }
+    const a = await node('gone', slow)
+    const b = await node('b', slow)
+    const sub = await client(a.mqttUrl, { clientId: 'sub' })
+    await sub.subscribeAsync('t/#', { qos: 1 })
+    await waitForRoute(b, a, 't/1')
+    const pub = await client(b.mqttUrl, { clientId: 'pub' })
+    await a.broker.close()
+    // b stops routing to it at once, not after a heartbeat of its own
+    await waitFor(() => b.broker.cluster?.routesTo('gone', 't/1') === false, 'the route dropped', 1000)
+    for (let i = 0; i < 20; i++) await pub.publishAsync('t/1', String(i), { qos: 1 })
+    const admin = new Redis(redis().url)
+    try {
+      expect((await admin.keys('*')).filter(k => k.includes('gone')).sort()).toEqual([])
+      expect(await admin.hkeys('culex:cluster:nodes')).toEqual(['b'])
+    } finally {
+      admin.disconnect()
+    }
   })
 
   it('carries MQTT 5 properties and binary payloads across nodes', async () => {
