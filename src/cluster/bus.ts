@@ -33,7 +33,7 @@ export interface BusCounters {
  * cluster.busMaxLenMessages). Entries are handled one batch at a time, in order; the next read waits for the
  * batch's deliveries, so a node that cannot keep up leaves its backlog in Redis rather than in memory.
  */
-export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counters: BusCounters, handle: (entry: BusEntry, atMs: number) => Promise<void>, log: Logger): { close: () => void } {
+export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counters: BusCounters, handle: (entry: BusEntry) => Promise<void>, log: Logger): { close: () => void } {
   const key = keys.stream(nodeId)
   let lastId = '0-0'
   let closed = false
@@ -85,7 +85,7 @@ export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counte
           counters.duplicates++
           continue
         }
-        work.push(handle(entry, Number(lastId.split('-')[0])))
+        work.push(handle(entry).catch((err: unknown) => log.error({ err, kind: entry.kind }, 'cluster bus entry not handled')))
       }
       counters.lagMs = Math.max(0, Date.now() - Number(lastId.split('-')[0]))
       await Promise.all(work)

@@ -7,7 +7,7 @@ import type { DeliveryPacket } from '../protocol/aedes-internals.js'
  */
 export type BusEntry =
   | { kind: 'message', packet: DeliveryPacket }
-  | { kind: 'connected', clientId: string, nodeId: string }
+  | { kind: 'connected', clientId: string, nodeId: string, generation: number }
 
 const MESSAGE = 'm'
 const CONNECTED = 'c'
@@ -29,8 +29,9 @@ export function encodeMessage (packet: DeliveryPacket): Array<string | Buffer> {
   return fields
 }
 
-export function encodeConnected (clientId: string, nodeId: string): string[] {
-  return ['k', CONNECTED, 'i', clientId, 'o', nodeId]
+/** `generation`: the connection's place in the cluster-wide order of connections (see hooks.ts). */
+export function encodeConnected (clientId: string, nodeId: string, generation: number): string[] {
+  return ['k', CONNECTED, 'i', clientId, 'o', nodeId, 'g', String(generation)]
 }
 
 /** undefined for an entry this version does not know (a newer node's), which is skipped. */
@@ -39,7 +40,7 @@ export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i].toString(), fields[i + 1])
   const text = (k: string): string => f.get(k)?.toString() ?? ''
   const kind = text('k')
-  if (kind === CONNECTED) return { kind: 'connected', clientId: text('i'), nodeId: text('o') }
+  if (kind === CONNECTED) return { kind: 'connected', clientId: text('i'), nodeId: text('o'), generation: Number(text('g')) }
   if (kind !== MESSAGE) return undefined
   const packet: DeliveryPacket = {
     cmd: 'publish',

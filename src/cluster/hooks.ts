@@ -25,6 +25,8 @@ export interface ClusterHookDeps {
   send: (nodeId: string, fields: Array<string | Buffer>) => Promise<unknown>
   /** The other nodes a client's connection is announced to. */
   otherNodes: () => Iterable<string>
+  /** The next number of the cluster-wide order of connections. */
+  nextGeneration: () => Promise<number>
   counters: { pending: number, droppedQos0: number }
   /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
   tellTakenOver: (client: Client) => void
@@ -92,27 +94,34 @@ export function attachCluster (deps: ClusterHookDeps) {
     localEmit(packet, err => { void failure.then(failed => done?.(failed ?? err ?? undefined)) })
   }
 
-  const registeredAt = new WeakMap<Client, number>()
+  // Which of two connections with one client id is the newer is decided by one counter in Redis, not by clocks or
+  // by the order notices arrive in: each node would otherwise see its own connection as the newer one, or both
+  // the other's, and keep both or close both.
+  const generations = new WeakMap<Client, Promise<number>>()
   broker.on('client', (client: Client) => {
-    registeredAt.set(client, Date.now())
-    const fields = encodeConnected(client.id, deps.nodeId)
-    for (const nodeId of deps.otherNodes()) {
-      send(nodeId, fields).catch((err: unknown) => log.warn({ err, clientId: client.id, nodeId }, 'cluster take-over notice not sent'))
-    }
+    const generation = deps.nextGeneration()
+    generations.set(client, generation)
+    generation.then((g) => {
+      const fields = encodeConnected(client.id, deps.nodeId, g)
+      for (const nodeId of deps.otherNodes()) {
+        send(nodeId, fields).catch((err: unknown) => log.warn({ err, clientId: client.id, nodeId }, 'cluster take-over notice not sent'))
+      }
+    }, (err: unknown) => log.warn({ err, clientId: client.id }, 'cluster take-over notice not sent'))
   })
 
   const streamWill = deps.store.streamWill.bind(deps.store)
   deps.store.streamWill = () => Readable.from([])
 
-  /** An entry from this node's stream, `atMs` when Redis took it. */
-  const deliver = async (entry: BusEntry, atMs: number): Promise<void> => {
+  /** An entry from this node's stream. */
+  const deliver = async (entry: BusEntry): Promise<void> => {
     if (entry.kind === 'message') {
       await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
       return
     }
     const client = broker.clients[entry.clientId]
+    if (client === undefined || client.closed) return
     // a connection made here after the other one is the newer: it stays
-    if (client === undefined || client.closed || (registeredAt.get(client) ?? 0) > atMs) return
+    if (await (generations.get(client) ?? 0) > entry.generation || client.closed) return
     log.info({ clientId: entry.clientId, nodeId: entry.nodeId }, 'client taken over by another node')
     deps.tellTakenOver(client)
     await new Promise<void>(resolve => { client.close(() => resolve()) })

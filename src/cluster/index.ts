@@ -98,7 +98,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) ids.add(n.nodeId)
     return ids
   }
-  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, counters, tellTakenOver: opts.tellTakenOver, store: opts.store, log })
+  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store: opts.store, log })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
@@ -174,7 +174,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       sub.on('ready', () => {
         for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) reloadNode(n.nodeId).catch(() => {})
       })
-      inbox = readInbox(reader, redis, nodeId, counters, async (entry, atMs) => { await hooks.deliver(entry, atMs) }, log)
+      inbox = readInbox(reader, redis, nodeId, counters, hooks.deliver, log)
       timer = setTimeout(tick, config.heartbeatIntervalMs)
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
     },

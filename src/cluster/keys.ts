@@ -11,6 +11,8 @@ export const keys = {
   filterVersions: `${PREFIX}filter-versions`,
   /** Pub/sub channel announcing each change of a node's filters ("<node>\n<version>\n+|-|*<filter>"). */
   filterChanges: `${PREFIX}filter-changes`,
+  /** Counter: every client connection of the cluster takes the next number (its generation). */
+  connections: `${PREFIX}connections`,
   /** String with a time to live of cluster.nodeTimeoutMs, renewed by every heartbeat: absent = the node is dead. */
   alive: (nodeId: string) => `${PREFIX}alive:${nodeId}`,
   /** Set: the topic filters the node's clients subscribe to. */

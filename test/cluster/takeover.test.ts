@@ -43,4 +43,22 @@ describe('take-over across nodes', () => {
     expect(third.connected).toBe(true)
     expect(b.broker.aedes.connectedClients).toBe(0)
   })
+  it('of two connections made at nearly the same time on two nodes, exactly one stays (seeded, 15 rounds)', async () => {
+    const [a, b] = await pair()
+    let seed = 15
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    for (let round = 0; round < 15; round++) {
+      const id = `racer-${round}`
+      const delay = Math.floor(random() * 6)
+      const [onA, onB] = await Promise.all([
+        client(a.mqttUrl, { clientId: id }),
+        sleep(delay).then(async () => await client(b.mqttUrl, { clientId: id }))
+      ])
+      await waitFor(() => !(onA.connected && onB.connected), `round ${round}: one connection closed`)
+      await sleep(150)
+      expect([onA.connected, onB.connected].filter(Boolean).length, `round ${round}, ${delay} ms apart`).toBe(1)
+      onA.end(true)
+      onB.end(true)
+    }
+  })
 })
