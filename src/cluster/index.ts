@@ -54,6 +54,20 @@ export interface Cluster {
   routesTo: (nodeId: string, topic: string) => boolean
 }
 
+/**
+ * Until the connection is ready: a node does not start without Redis, and waits for it (ioredis retries) rather
+ * than fail, so nodes and Redis may start in any order. A filter registered before the start (a shared group
+ * restored by aedes) may have opened the connection already.
+ */
+async function connected (conn: Redis, log: Logger): Promise<void> {
+  if (conn.status === 'ready') return
+  const ready = new Promise<void>(resolve => conn.once('ready', () => resolve()))
+  if (conn.status === 'wait') conn.connect().catch(() => {})
+  const waiting = setTimeout(() => log.warn({ connection: conn.options.connectionName }, 'waiting for the cluster Redis'), 2000)
+  await ready
+  clearTimeout(waiting)
+}
+
 export function assertClusterConfig (config: Config['cluster']): void {
   if (config.nodeTimeoutMs < 2 * config.heartbeatIntervalMs) {
     throw new CulexError('ERR_CLUSTER_CONFIG', `cluster.nodeTimeoutMs (${config.nodeTimeoutMs}) must be at least twice cluster.heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
@@ -162,8 +176,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   return {
     nodeId,
     start: async () => {
-      // a filter registered before the start (a shared group restored by aedes) has connected its connection already
-      await Promise.all([redis, sub, reader].map(async conn => { if (conn.status === 'wait') await conn.connect() }))
+      await Promise.all([redis, sub, reader].map(async conn => { await connected(conn, log) }))
       await sub.subscribe(keys.filterChanges)
       await membership.register()
       await filters.publishAll()

@@ -134,6 +134,11 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
     const claimed: Array<{ entry: string, brokerId: string }> = []
     for (const entry of await redis.smembers(ORPHANS)) {
       const [nodeId, brokerId] = entry.split(' ')
+      if (brokerId === opts.brokerId) {
+        // this very run, removed while it was cut off from Redis: its clients are still connected here
+        await redis.srem(ORPHANS, entry)
+        continue
+      }
       if (!anyNode && nodeId !== opts.nodeId) continue
       if (await redis.set(keys.reaper(`broker:${brokerId}`), opts.nodeId, 'PX', Math.max(30_000, opts.nodeTimeoutMs), 'NX') !== null) claimed.push({ entry, brokerId })
     }

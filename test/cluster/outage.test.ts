@@ -96,4 +96,16 @@ describe('cluster bus across Redis outages', () => {
       return body.items.filter(n => n.health === 'alive').length === 2
     }, 'two live nodes', 5000)
   })
+  it('a node started before Redis waits for it, and joins once it answers', async () => {
+    redis = await startTestRedis()
+    await redis.stop()
+    const starting = startNode(redis.url, 'early')
+    await sleep(500)
+    await redis.start()
+    const early = await starting
+    nodes.push(early)
+    const b = await startNode(redis.url, 'b')
+    nodes.push(b)
+    await waitFor(() => early.broker.cluster?.nodes().length === 2, 'both nodes seen from the early one')
+  })
 })
