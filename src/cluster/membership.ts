@@ -78,7 +78,7 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
    * kind the reader knows, and is skipped.
    */
   const openInbox = async (): Promise<void> => {
-    await redis.xadd(keys.stream(opts.nodeId), '*', 'k', 'open', 'node', opts.nodeId)
+    await redis.xadd(keys.stream(opts.nodeId), '*', 'open', opts.nodeId)
   }
 
   /**
