@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log/logger.js'
-import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import type { BrokerInternals, DeliveryPacket } from '../protocol/aedes-internals.js'
 import type { BusEntry } from './codec.js'
 import { encodeConnected, encodeMessage } from './codec.js'
 import type { LocalFilters } from './filters.js'
@@ -11,10 +11,15 @@ const SYS_PREFIX = '$SYS/'
 /** QoS 0 messages waiting for Redis beyond which new ones are not sent to other nodes (counted): see docs/cluster.md. */
 const MAX_PENDING_QOS0 = 100_000
 
-/** The will operations of aedes' persistence (aedes-persistence 11), which the LevelDB and Redis stores implement. */
-export interface WillStore {
+/**
+ * The operations of aedes' persistence (aedes-persistence 11) the cluster uses, which the LevelDB and Redis stores
+ * implement: the wills, and the queueing of a message for persistent subscribers.
+ */
+export interface ClusterStore {
   streamWill: (brokers?: Record<string, unknown>) => Readable
   delWill: (client: { id: string, brokerId?: string }) => Promise<unknown>
+  subscriptionsByTopic: (topic: string) => Promise<Array<{ clientId: string, topic: string, qos: number }>>
+  outgoingEnqueueCombi: (subs: Array<{ clientId: string, topic: string, qos: number }>, packet: DeliveryPacket & Record<string, unknown>) => Promise<void>
 }
 
 export interface ClusterHookDeps {
@@ -30,7 +35,9 @@ export interface ClusterHookDeps {
   counters: { pending: number, droppedQos0: number }
   /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
   tellTakenOver: (client: Client) => void
-  store: WillStore
+  store: ClusterStore
+  /** See ClusterOptions.sharedStore (index.ts). */
+  sharedStore: boolean
   log: Logger
 }
 
@@ -115,6 +122,10 @@ export function attachCluster (deps: ClusterHookDeps) {
   /** An entry from this node's stream. */
   const deliver = async (entry: BusEntry): Promise<void> => {
     if (entry.kind === 'message') {
+      // With a store per node, the origin queued the message only for its own persistent sessions; this node's
+      // are queued here, as aedes does at the origin (enqueueOffline), so that a live copy finds its queue entry
+      // (the delivery router sends a persistent session only what its queue holds unsent).
+      if (!deps.sharedStore && entry.packet.qos > 0) await queueForLocalSessions(deps.store, entry.packet)
       await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
       return
     }
@@ -145,4 +156,9 @@ export function attachCluster (deps: ClusterHookDeps) {
   }
 
   return { deliver, publishWills }
+}
+
+async function queueForLocalSessions (store: ClusterStore, packet: DeliveryPacket): Promise<void> {
+  const subs = await store.subscriptionsByTopic(packet.topic)
+  if (subs.length > 0) await store.outgoingEnqueueCombi(subs, packet as DeliveryPacket & Record<string, unknown>)
 }

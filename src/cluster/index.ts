@@ -23,7 +23,7 @@ import type { BrokerInternals } from '../protocol/aedes-internals.js'
 import { clusterRoutes } from './api.js'
 import { createSender, readInbox, type BusCounters } from './bus.js'
 import { LocalFilters } from './filters.js'
-import { attachCluster, type WillStore } from './hooks.js'
+import { attachCluster, type ClusterStore } from './hooks.js'
 import { keys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
 import { RouteTable } from './route-table.js'
@@ -31,9 +31,13 @@ import { RouteTable } from './route-table.js'
 export interface ClusterOptions {
   config: Config['cluster']
   broker: BrokerInternals
-  store: WillStore
-  /** Whether every node sees the same wills (the Redis store): then any survivor publishes a dead node's wills. */
-  sharedWills: boolean
+  store: ClusterStore
+  /**
+   * Whether every node uses the same store (the Redis store). Then the origin node queues a message for every
+   * persistent subscriber and any survivor publishes a dead node's wills; with a store per node, each node queues
+   * what it receives for its own persistent sessions and publishes its own former run's wills.
+   */
+  sharedStore: boolean
   tellTakenOver: (client: Client) => void
   listeners: () => Array<{ name: string, host: string, port: number }>
   version: string
@@ -112,7 +116,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) ids.add(n.nodeId)
     return ids
   }
-  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store: opts.store, log })
+  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store: opts.store, sharedStore: opts.sharedStore, log })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
@@ -155,7 +159,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
-    for (const { entry, brokerId } of await membership.claimOrphans(opts.sharedWills)) {
+    for (const { entry, brokerId } of await membership.claimOrphans(opts.sharedStore)) {
       await hooks.publishWills(brokerId, liveBrokers)
       await membership.settled(entry)
     }
