@@ -5,7 +5,7 @@
 // one node without a cluster. Reports messages per second at the subscriber and per CPU-second of the culex
 // processes and of redis-server (the machine is shared: CPU per message is the steadier figure).
 //
-//   node bench/cluster-bus.mjs [--messages 20000] [--window 500] [--rounds 3] [--payload 64] [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
+//   node bench/cluster-bus.mjs [--messages 20000] [--window 500] [--rounds 3] [--payload 64] [--node-args="--cpu-prof --cpu-prof-dir=DIR"] [--dist DIR]
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -17,7 +17,7 @@ import { freePort } from './lib/broker-process.mjs'
 import { cpuSeconds } from './lib/proc.mjs'
 import { repoDir } from './lib/paths.mjs'
 
-const { values } = parseArgs({ options: { messages: { type: 'string', default: '20000' }, window: { type: 'string', default: '500' }, rounds: { type: 'string', default: '3' }, payload: { type: 'string', default: '64' }, 'node-args': { type: 'string', default: '' } } })
+const { values } = parseArgs({ options: { messages: { type: 'string', default: '20000' }, window: { type: 'string', default: '500' }, rounds: { type: 'string', default: '3' }, payload: { type: 'string', default: '64' }, 'node-args': { type: 'string', default: '' }, dist: { type: 'string', default: path.join(repoDir, 'dist') } } })
 const N = Number(values.messages)
 const WINDOW = Number(values.window)
 const payload = Buffer.alloc(Number(values.payload), 'x')
@@ -47,7 +47,7 @@ async function reachable (port) {
 /** A culex process; resolves with its pid and MQTT port once it logs "broker started". */
 async function startNode (env) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'culex-bench-node-'))
-  const proc = spawn(process.execPath, [...values['node-args'].split(' ').filter(Boolean), path.join(repoDir, 'dist', 'main.js'), 'start', '--mqtt-port', '0', '--ws-port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-format', 'json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [...values['node-args'].split(' ').filter(Boolean), path.join(values.dist, 'main.js'), 'start', '--mqtt-port', '0', '--ws-port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-format', 'json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(proc)
   let out = ''
   return await new Promise((resolve, reject) => {
