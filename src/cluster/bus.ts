@@ -41,10 +41,10 @@ export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counte
   const seen = new Set<string>()
 
   const dedupe = (entry: BusEntry): boolean => {
-    // ioredis resends a command whose reply a lost connection swallowed: an XADD that had been applied is then
-    // in the stream twice. A message's origin broker and counter name it; a repeat is dropped.
+    // ioredis resends a command whose reply a lost connection swallowed: an entry that Redis had added is then
+    // in the stream twice. The sending run, the message's broker and its counter name it; a repeat is dropped.
     if (entry.kind !== 'message') return false
-    const id = `${entry.packet.brokerId ?? ''}:${String(entry.packet.brokerCounter)}`
+    const id = `${entry.run}:${entry.packet.brokerId ?? ''}:${String(entry.packet.brokerCounter)}`
     if (seen.has(id)) return true
     seen.add(id)
     if (seen.size > DEDUPE_WINDOW) seen.delete(seen.values().next().value as string)

@@ -7,7 +7,7 @@ import type { DeliveryPacket } from '../protocol/aedes-internals.js'
  * part), and a binary payload crosses untouched.
  */
 export type BusEntry =
-  | { kind: 'message', packet: DeliveryPacket }
+  | { kind: 'message', packet: DeliveryPacket, run: string }
   | { kind: 'connected', clientId: string, nodeId: string, generation: number }
 
 const MESSAGE = 'm'
@@ -19,21 +19,25 @@ const HAS_EXTRAS = 0x10
 
 /**
  * A message: flags (QoS in the low 2 bits, retain, which optional parts follow), the origin's broker counter
- * (float64), then length-prefixed broker id, topic, publisher id, extras (MQTT 5 properties and the absolute
- * message expiry, as JSON), and the payload to the end.
+ * (float64), then length-prefixed sending run, broker id, topic, publisher id, extras (MQTT 5 properties and the
+ * absolute message expiry, as JSON), and the payload to the end. `run` names this run of the sending node: with a
+ * fixed `brokerId` the broker counter starts again at each start, so broker id and counter alone could name two
+ * messages.
  */
-export function encodeMessage (packet: DeliveryPacket): Array<string | Buffer> {
+export function encodeMessage (packet: DeliveryPacket, run: string): Array<string | Buffer> {
   const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload ?? '')
+  const sender = Buffer.from(run)
   const brokerId = Buffer.from(packet.brokerId ?? '')
   const topic = Buffer.from(packet.topic)
   const clientId = packet.clientId === undefined ? undefined : Buffer.from(packet.clientId)
   const extras = extrasOf(packet)
   const json = extras === undefined ? undefined : Buffer.from(JSON.stringify(extras, withBuffers))
-  const size = 1 + 8 + 2 + brokerId.length + 2 + topic.length + (clientId === undefined ? 0 : 2 + clientId.length) + (json === undefined ? 0 : 4 + json.length) + payload.length
+  const size = 1 + 8 + 2 + sender.length + 2 + brokerId.length + 2 + topic.length + (clientId === undefined ? 0 : 2 + clientId.length) + (json === undefined ? 0 : 4 + json.length) + payload.length
   const buf = Buffer.allocUnsafe(size)
   buf[0] = (packet.qos & 3) | (packet.retain === true ? RETAIN : 0) | (clientId === undefined ? 0 : HAS_CLIENT_ID) | (json === undefined ? 0 : HAS_EXTRAS)
   buf.writeDoubleLE(packet.brokerCounter ?? 0, 1)
   let at = 9
+  at = putShort(buf, at, sender)
   at = putShort(buf, at, brokerId)
   at = putShort(buf, at, topic)
   if (clientId !== undefined) at = putShort(buf, at, clientId)
@@ -58,13 +62,15 @@ export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
     const [clientId, nodeId, generation] = JSON.parse(fields[1].toString()) as [string, string, number]
     return { kind: 'connected', clientId, nodeId, generation }
   }
-  return kind === MESSAGE ? { kind: 'message', packet: decodeMessage(fields[1]) } : undefined
+  return kind === MESSAGE ? { kind: 'message', ...decodeMessage(fields[1]) } : undefined
 }
 
-function decodeMessage (buf: Buffer): DeliveryPacket {
+function decodeMessage (buf: Buffer): { packet: DeliveryPacket, run: string } {
   const flags = buf[0]
   const brokerCounter = buf.readDoubleLE(1)
   let at = 9
+  const runLength = buf.readUInt16LE(at)
+  const run = buf.toString('utf8', at + 2, at += 2 + runLength)
   const brokerIdLength = buf.readUInt16LE(at)
   const brokerId = buf.toString('utf8', at + 2, at += 2 + brokerIdLength)
   const topicLength = buf.readUInt16LE(at)
@@ -89,7 +95,7 @@ function decodeMessage (buf: Buffer): DeliveryPacket {
     Object.assign(packet, JSON.parse(buf.toString('utf8', at + 4, at += 4 + length), toBuffers) as Record<string, unknown>)
   }
   packet.payload = buf.subarray(at)
-  return packet
+  return { packet, run }
 }
 
 function putShort (buf: Buffer, at: number, part: Buffer): number {

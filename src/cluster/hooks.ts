@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log/logger.js'
@@ -55,6 +56,7 @@ export interface ClusterHookDeps {
  */
 export function attachCluster (deps: ClusterHookDeps) {
   const { broker, table, filters, send, counters, log } = deps
+  const run = randomBytes(8).toString('hex')
   const mq = broker.mq
   const localEmit = mq.emit.bind(mq)
   const on = mq.on.bind(mq)
@@ -89,7 +91,7 @@ export function attachCluster (deps: ClusterHookDeps) {
       localEmit(packet, done)
       return
     }
-    const fields = encodeMessage(packet)
+    const fields = encodeMessage(packet, run)
     const sent = Promise.all([...targets].map(async nodeId => await send(nodeId, fields)))
     if (packet.qos === 0) {
       sent.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not sent to other nodes'))

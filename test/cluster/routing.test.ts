@@ -77,6 +77,26 @@ describe('cluster routing', () => {
     expect(back.received).toEqual([])
   })
 
+  it('a publishing node with a fixed brokerId, restarted, is not taken for a repeat of its previous run', async () => {
+    const a = await node('a')
+    let b = await node('b', { brokerId: 'fixed' })
+    const sub = await client(a.mqttUrl, { clientId: 'sub' })
+    await sub.subscribeAsync('r/#', { qos: 1 })
+    const publishFive = async (from: typeof b, tag: string): Promise<void> => {
+      await waitForRoute(from, a, 'r/1')
+      const pub = await client(from.mqttUrl, { clientId: `pub-${tag}` })
+      for (let i = 0; i < 5; i++) await pub.publishAsync('r/1', `${tag}${i}`, { qos: 1 })
+      await pub.endAsync()
+    }
+    await publishFive(b, 'before')
+    // the broker counter starts again at the restart: the same broker id and counters name new messages
+    b = await b.restart()
+    await publishFive(b, 'after')
+    await waitFor(() => sub.received.length >= 10, 'ten messages', 5000)
+    expect(sub.received.map(m => m.payload)).toEqual([...Array.from({ length: 5 }, (_, i) => `before${i}`), ...Array.from({ length: 5 }, (_, i) => `after${i}`)])
+    await b.close()
+  })
+
   it('stops routing to a node once its last subscriber for a filter leaves', async () => {
     const a = await node('a')
     const b = await node('b')

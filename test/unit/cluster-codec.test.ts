@@ -21,14 +21,14 @@ describe('cluster bus entries', () => {
       properties: { contentType: 'text/plain', correlationData: Buffer.from([9, 8]), userProperties: { a: ['1', '2'] } },
       messageExpiry: 1_700_000_000_000
     } as unknown as DeliveryPacket
-    const entry = decodeEntry(asRead(encodeMessage(packet)))
-    expect(entry).toEqual({ kind: 'message', packet })
+    const entry = decodeEntry(asRead(encodeMessage(packet, 'run-1')))
+    expect(entry).toEqual({ kind: 'message', packet, run: 'run-1' })
   })
 
   it('carry a plain MQTT 3.1.1 message without the optional parts, an empty payload included', () => {
     const packet = { ...base, topic: 't', payload: Buffer.alloc(0), qos: 0, retain: false, brokerId: 'b', brokerCounter: 1 } as unknown as DeliveryPacket
-    const entry = decodeEntry(asRead(encodeMessage(packet)))
-    expect(entry).toEqual({ kind: 'message', packet })
+    const entry = decodeEntry(asRead(encodeMessage(packet, 'r')))
+    expect(entry).toEqual({ kind: 'message', packet, run: 'r' })
     expect(entry?.kind === 'message' && 'clientId' in entry.packet).toBe(false)
   })
 
