@@ -231,7 +231,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         authRequired: config.admin.authToken !== '',
         sysIntervalMs: config.admin.sysIntervalMs
       }
-      admin = await startAdminServer(config.admin, adminRoutes(deps, { ready: () => ready }, featureRoutes), deps.log)
+      admin = await startAdminServer(config.admin, adminRoutes(deps, { ready: () => ready, problem: () => cluster?.problem() }, featureRoutes), deps.log)
       log.info({ listener: 'admin', host: admin.host, port: admin.port }, 'listening')
     }
   } catch (err) {

@@ -54,6 +54,8 @@ export interface Cluster {
   routes: AdminRoute[]
   /** The nodes as the last heartbeat read them. */
   nodes: () => NodeView[]
+  /** Why the node cannot serve as a cluster node now (a Redis connection is down); undefined when it can. */
+  problem: () => string | undefined
   /** Whether the other node's filter is known here (a message published here now reaches it). */
   routesTo: (nodeId: string, topic: string) => boolean
 }
@@ -92,11 +94,21 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const redis = connect('commands')
   const sub = connect('subscriber')
   const reader = connect('reader')
+  // Connections to Redis that are down, with why: a line when one is lost and when it is back, not per attempt
+  // (ioredis retries on its own); /readyz says not ready meanwhile.
+  const lost = new Map<string, string>()
+  let closing = false
   for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader]] as const) {
-    // ioredis retries on its own; a line per lost connection, not per attempt
-    let down = false
-    conn.on('error', (err: Error) => { if (!down) log.warn({ err: err.message, connection: role }, 'cluster Redis connection lost; retrying') ; down = true })
-    conn.on('ready', () => { if (down) log.info({ connection: role }, 'cluster Redis connection back'); down = false })
+    const noteLost = (why: string): void => {
+      if (closing) return
+      if (!lost.has(role)) log.warn({ err: why, connection: role }, 'cluster Redis connection lost; retrying')
+      lost.set(role, why)
+    }
+    conn.on('error', (err: Error) => { noteLost(err.message) })
+    conn.on('close', () => { noteLost('connection closed') })
+    conn.on('ready', () => {
+      if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
+    })
   }
 
   const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
@@ -196,6 +208,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
     },
     close: async () => {
+      closing = true
       const wasStarted = started
       started = false
       clearTimeout(timer)
@@ -214,6 +227,10 @@ export function createCluster (opts: ClusterOptions): Cluster {
     },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),
     nodes: () => membership.nodes(),
+    problem: () => {
+      if (closing || lost.size === 0) return undefined
+      return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
+    },
     routesTo: (id, topic) => table.nodesFor(topic).has(id)
   }
 }

@@ -85,11 +85,18 @@ describe('cluster bus across Redis outages', () => {
     await sleep(1500)
     // nothing can be acknowledged before Redis holds the copy for node A
     expect(acknowledged).toBe(0)
+    const readyz = await fetch(`${a.adminUrl}/readyz`)
+    expect(readyz.status).toBe(503)
+    expect(((await readyz.json()) as { reason?: string }).reason).toMatch(/^cluster Redis unreachable \(/)
     await redis.start()
     await run
     await waitFor(() => sub.received.length >= 40, 'every message', 10_000)
     await sleep(300)
     expect(sub.received.map(m => m.payload)).toEqual(expected(40))
+    await waitFor(async () => (await fetch(`${a.adminUrl}/readyz`)).status === 200, 'node A ready again')
+    // the outage is logged once per connection, not per retry
+    const lostLines = a.logs.filter(l => l.msg === 'cluster Redis connection lost; retrying')
+    expect(lostLines.map(l => l.connection).sort()).toEqual(['commands', 'reader', 'subscriber'])
     // and the cluster is whole again: both nodes alive in /api/cluster
     await waitFor(async () => {
       const body = await (await fetch(`${a.adminUrl}/api/cluster`)).json() as { items: Array<{ nodeId: string, health: string }> }
