@@ -140,17 +140,20 @@ export function attachCluster (deps: ClusterHookDeps) {
     await new Promise<void>(resolve => { client.close(() => resolve()) })
   }
 
-  /** Publishes the wills a dead run of a node left (`brokerId`), then removes them; `alive`: the live runs. */
-  const publishWills = async (brokerId: string, alive: Record<string, true>): Promise<number> => {
+  /**
+   * Publishes the wills a dead run of a node left (`brokerId`; undefined: of every run not `alive`), then removes
+   * them; `alive`: the live runs.
+   */
+  const publishWills = async (brokerId: string | undefined, alive: Record<string, true>): Promise<number> => {
     let published = 0
     for await (const will of streamWill(alive) as AsyncIterable<Record<string, unknown>>) {
-      if (will.brokerId !== brokerId) continue
+      if (brokerId !== undefined && will.brokerId !== brokerId) continue
       const clientId = will.clientId as string
       // published as this broker's message: the dead broker's id with this broker's counter could name another one
       const { brokerId: _dead, brokerCounter: _counter, ...packet } = will
       const refused = await new Promise<Error | null | undefined>(resolve => { broker.authorizePublish(null, packet as unknown as PublishPacket, resolve) })
       if (refused == null) await new Promise<void>(resolve => { broker.publish(packet as unknown as PublishPacket, () => resolve()) })
-      await deps.store.delWill({ id: clientId, brokerId })
+      await deps.store.delWill({ id: clientId, brokerId: will.brokerId as string })
       log.info({ clientId, brokerId, topic: packet.topic, published: refused == null }, 'will of a dead node published')
       published++
     }

@@ -117,6 +117,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const send = createSender(redis, counters, config.busMaxLenMessages)
   const membership = createMembership(redis, {
     nodeId,
+    sharedStore: opts.sharedStore,
     brokerId: broker.id,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     nodeTimeoutMs: config.nodeTimeoutMs,
@@ -171,7 +172,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
-    for (const { entry, brokerId } of await membership.claimOrphans(opts.sharedStore)) {
+    for (const { entry, brokerId } of opts.sharedStore ? await membership.claimOrphans() : []) {
       await hooks.publishWills(brokerId, liveBrokers)
       await membership.settled(entry)
     }
@@ -198,6 +199,9 @@ export function createCluster (opts: ClusterOptions): Cluster {
       await filters.publishAll()
       started = true
       await heartbeat()
+      // A store of its own holds only this node's wills: those of its former runs (whatever node id they had; this
+      // process holds the store, so they are dead) are published now, before any client connects.
+      if (!opts.sharedStore) await hooks.publishWills(undefined, { [broker.id]: true })
       await Promise.all(membership.nodes().filter(n => n.alive && n.nodeId !== nodeId).map(async n => await reloadNode(n.nodeId)))
       // a subscriber connection that was lost missed announcements: every node is read again
       sub.on('ready', () => {

@@ -16,6 +16,11 @@ export interface NodeView extends NodeRecord {
 
 export interface MembershipOptions {
   nodeId: string
+  /**
+   * Whether the nodes share one store: then a dead run's wills are any survivor's to publish (orphans). With a store
+   * per node they are on the dead node's disk, and the node publishes them itself when it starts again.
+   */
+  sharedStore: boolean
   brokerId: string
   heartbeatIntervalMs: number
   nodeTimeoutMs: number
@@ -30,7 +35,22 @@ export interface MembershipOptions {
  * heartbeat also reads every registration: a node whose key has expired is dead, for every survivor at once; one of
  * them, holding a lease, removes it and hands its broker id to the will reaper.
  */
+/** Removes a dead node's keys if it is still dead and still the same run; 1 if it did. */
+const REMOVE_NODE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if not record or cjson.decode(record).brokerId ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4], KEYS[5])
+if ARGV[3] == '1' then redis.call('SADD', KEYS[6], ARGV[1] .. ' ' .. ARGV[2]) end
+return 1
+`
+
+type RemoveNode = (...args: string[]) => Promise<number>
+
 export function createMembership (redis: Redis, opts: MembershipOptions, log: Logger) {
+  redis.defineCommand('culexRemoveNode', { numberOfKeys: 6, lua: REMOVE_NODE })
   const startedAt = Date.now()
   const record = (): NodeRecord => ({
     nodeId: opts.nodeId,
@@ -62,7 +82,7 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
     // The clients of the former run of this node id are gone: their wills are due.
     if (former !== null) {
       const formerBroker = (JSON.parse(former) as NodeRecord).brokerId
-      if (formerBroker !== opts.brokerId) tx.sadd(ORPHANS, `${opts.nodeId} ${formerBroker}`)
+      if (formerBroker !== opts.brokerId && opts.sharedStore) tx.sadd(ORPHANS, `${opts.nodeId} ${formerBroker}`)
     }
     await tx
       .set(keys.alive(opts.nodeId), opts.brokerId, 'PX', opts.nodeTimeoutMs)
@@ -112,34 +132,26 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
   const remove = async (node: NodeView): Promise<boolean> => {
     const won = await redis.set(keys.reaper(node.nodeId), opts.nodeId, 'PX', opts.nodeTimeoutMs, 'NX')
     if (won === null) return false
-    // Checked again under the lease: the node may have come back, or been replaced by a new run of the same id.
-    const [holder, current] = await Promise.all([redis.get(keys.alive(node.nodeId)), redis.hget(keys.nodes, node.nodeId)])
-    if (holder !== null || current === null || (JSON.parse(current) as NodeRecord).brokerId !== node.brokerId) return false
-    await redis.multi()
-      .sadd(ORPHANS, `${node.nodeId} ${node.brokerId}`)
-      .hdel(keys.nodes, node.nodeId)
-      .hdel(keys.filterVersions, node.nodeId)
-      .del(keys.filters(node.nodeId), keys.stream(node.nodeId))
-      .exec()
+    // Checked again in the same script that removes it: the node may have come back, or a new run of the same id
+    // registered since this node read the registrations (removing that one would delete a live node's stream).
+    const removed = await (redis as Redis & { culexRemoveNode: RemoveNode }).culexRemoveNode(
+      keys.alive(node.nodeId), keys.nodes, keys.filterVersions, keys.filters(node.nodeId), keys.stream(node.nodeId), ORPHANS,
+      node.nodeId, node.brokerId, opts.sharedStore ? '1' : '0')
+    if (removed !== 1) return false
     log.warn({ nodeId: node.nodeId, brokerId: node.brokerId, lastHeartbeatAt: new Date(node.heartbeatAt).toISOString() }, 'cluster node dead; removed')
     return true
   }
 
-  /**
-   * Dead runs whose wills are due, each handed to this node only while it holds that run's lease. `anyNode`: the
-   * will store is shared, so any survivor may publish them; otherwise only the node's own former runs are its to
-   * publish (their wills are on its disk).
-   */
-  const claimOrphans = async (anyNode: boolean): Promise<Array<{ entry: string, brokerId: string }>> => {
+  /** Dead runs whose wills are due, each handed to this node only while it holds that run's lease. */
+  const claimOrphans = async (): Promise<Array<{ entry: string, brokerId: string }>> => {
     const claimed: Array<{ entry: string, brokerId: string }> = []
     for (const entry of await redis.smembers(ORPHANS)) {
-      const [nodeId, brokerId] = entry.split(' ')
+      const brokerId = entry.split(' ')[1]
       if (brokerId === opts.brokerId) {
         // this very run, removed while it was cut off from Redis: its clients are still connected here
         await redis.srem(ORPHANS, entry)
         continue
       }
-      if (!anyNode && nodeId !== opts.nodeId) continue
       if (await redis.set(keys.reaper(`broker:${brokerId}`), opts.nodeId, 'PX', Math.max(30_000, opts.nodeTimeoutMs), 'NX') !== null) claimed.push({ entry, brokerId })
     }
     return claimed
