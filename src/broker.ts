@@ -24,7 +24,7 @@ import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
 import { createDeliveryLag } from './delivery-lag/index.js'
 import type { DropEvent } from './store/index.js'
-import { createCluster, type Cluster } from './cluster/index.js'
+import { assertClusterConfig, createCluster, type Cluster } from './cluster/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
@@ -51,6 +51,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   assertAedesInternals()
   // Security settings that cannot work, and unreadable password or ACL files, stop the start before the store opens.
   assertAuthConfig(config)
+  if (config.cluster.redisUrl !== '') assertClusterConfig(config.cluster)
   const auth = await createAuthHooks(config, log)
   // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
   let onStoreDrop: (event: DropEvent) => void = () => {}

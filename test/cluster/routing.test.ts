@@ -97,6 +97,10 @@ describe('cluster routing', () => {
     await b.close()
   })
 
+  it('refuses to start with a node timeout shorter than two heartbeats (ERR_CLUSTER_CONFIG)', async () => {
+    await expect(node('x', { 'cluster.heartbeatIntervalMs': 1000, 'cluster.nodeTimeoutMs': 1500 })).rejects.toMatchObject({ code: 'ERR_CLUSTER_CONFIG' })
+  })
+
   it('stops routing to a node once its last subscriber for a filter leaves', async () => {
     const a = await node('a')
     const b = await node('b')
