@@ -182,7 +182,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       if (failing) log.info({ nodeId }, 'cluster heartbeat back')
       failing = false
     }, (err: unknown) => {
-      if (!failing) log.error({ err, nodeId }, 'cluster heartbeat failed')
+      if (!failing && started) log.error({ err, nodeId }, 'cluster heartbeat failed')
       failing = true
       judgingFrom = Date.now() + config.nodeTimeoutMs
     }).finally(() => {

@@ -120,6 +120,8 @@ describe('cluster routing', () => {
     await waitForRoute(b, a, 't/1')
     const pub = await client(b.mqttUrl, { clientId: 'pub' })
     await a.broker.close()
+    // a clean stop logs no error or warning of the cluster
+    expect(a.logs.filter(l => (l.level as number) >= 40 && l.component === 'cluster')).toEqual([])
     // b stops routing to it at once, not after a heartbeat of its own
     await waitFor(() => b.broker.cluster?.routesTo('gone', 't/1') === false, 'the route dropped', 1000)
     for (let i = 0; i < 20; i++) await pub.publishAsync('t/1', String(i), { qos: 1 })
