@@ -23,7 +23,7 @@ async function twoNodes (r: TestRedis): Promise<{ a: TestBroker, b: TestBroker, 
   nodes.push(b)
   const sub = await connectClient(a.mqttUrl, { clientId: 'sub' })
   clients.push(sub)
-  await sub.subscribeAsync('live/#', { qos: 1 })
+  await sub.subscribeAsync('live/#', { qos: 2 })
   await waitForRoute(b, a, 'live/1')
   const pub = await connectClient(b.mqttUrl, { clientId: 'pub' })
   clients.push(pub)
@@ -31,9 +31,9 @@ async function twoNodes (r: TestRedis): Promise<{ a: TestBroker, b: TestBroker, 
 }
 
 /** Publishes `count` QoS 1 messages from `pub`, one every `everyMs`, each acknowledged before the next. */
-async function publishRun (pub: TestClient, count: number, everyMs: number): Promise<void> {
+async function publishRun (pub: TestClient, count: number, everyMs: number, qos: 1 | 2 = 1): Promise<void> {
   for (let i = 0; i < count; i++) {
-    await pub.publishAsync('live/1', String(i), { qos: 1 })
+    await pub.publishAsync('live/1', String(i), { qos })
     if (everyMs > 0) await sleep(everyMs)
   }
 }
@@ -46,18 +46,21 @@ async function connectionsOf (admin: Redis, nodeId: string): Promise<string[]> {
 const expected = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i))
 
 describe('cluster bus across Redis outages', () => {
-  it("loses no live message while node A's Redis connections are killed and restored", async () => {
+  it.each([
+    ["node A's (the subscriber's: its stream reader among them), QoS 1", 'a', 1],
+    ["node B's (the publisher's: writes in flight are resent), QoS 2", 'b', 2]
+  ] as const)('loses and doubles no live message while %s Redis connections are killed and restored', async (_, killed, qos) => {
     redis = await startTestRedis()
     const { sub, pub } = await twoNodes(redis)
     const admin = new Redis(redis.url)
     try {
-      const run = publishRun(pub, 300, 2)
-      // kill A's connections (its stream reader among them) three times while B publishes
+      const run = publishRun(pub, 300, 2, qos)
+      // kill the node's connections three times while B publishes
       for (let k = 0; k < 3; k++) {
         await waitFor(() => sub.received.length > 50 * (k + 1), `${50 * (k + 1)} messages`)
         let ids: string[] = []
         // its three connections (commands, subscriber, stream reader), back from the previous kill
-        await waitFor(async () => (ids = await connectionsOf(admin, 'a')).length === 3, "node A's connections")
+        await waitFor(async () => (ids = await connectionsOf(admin, killed)).length === 3, `node ${killed}'s connections`)
         for (const id of ids) await admin.client('KILL', 'ID', id)
       }
       await run

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
+import { encodeMessage } from '../../src/cluster/codec.js'
+import type { DeliveryPacket } from '../../src/protocol/aedes-internals.js'
 import type { TestBroker } from '../helpers/broker.js'
 import { waitFor, sleep } from '../helpers/clients.js'
 import { useCluster, waitForRoute } from './support.js'
@@ -95,6 +97,28 @@ describe('cluster routing', () => {
     await waitFor(() => sub.received.length >= 10, 'ten messages', 5000)
     expect(sub.received.map(m => m.payload)).toEqual([...Array.from({ length: 5 }, (_, i) => `before${i}`), ...Array.from({ length: 5 }, (_, i) => `after${i}`)])
     await b.close()
+  })
+
+  it('a message in a node stream twice (a write ioredis resent after a lost reply) is delivered once', async () => {
+    const a = await node('a')
+    const sub = await client(a.mqttUrl, { clientId: 'sub' })
+    await sub.subscribeAsync('twice/#', { qos: 1 })
+    const packet = { cmd: 'publish', topic: 'twice/1', payload: Buffer.from('once'), qos: 1, retain: false, dup: false, brokerId: 'elsewhere', brokerCounter: 7 } as unknown as DeliveryPacket
+    const fields = encodeMessage(packet, 'run-x')
+    const admin = new Redis(redis().url)
+    try {
+      await admin.xadd('culex:cluster:bus:a', '*', ...fields)
+      await admin.xadd('culex:cluster:bus:a', '*', ...fields)
+      // the same message from another run of its sender is another message
+      await admin.xadd('culex:cluster:bus:a', '*', ...encodeMessage(packet, 'run-y'))
+    } finally {
+      admin.disconnect()
+    }
+    await waitFor(() => sub.received.length >= 2, 'two messages')
+    await sleep(300)
+    expect(sub.received.map(m => m.payload)).toEqual(['once', 'once'])
+    const body = await (await fetch(`${a.adminUrl}/api/cluster`)).json() as { bus: { duplicates: number } }
+    expect(body.bus.duplicates).toBe(1)
   })
 
   it('refuses to start with a node timeout shorter than two heartbeats (ERR_CLUSTER_CONFIG)', async () => {
