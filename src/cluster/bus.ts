@@ -21,7 +21,7 @@ export interface BusCounters {
   unrouted: number
   /** Messages read twice (a write resent after a lost connection) and dropped. */
   duplicates: number
-  /** Times the reading connection was lost and the read resumed from the last id. */
+  /** Times a connection to Redis was lost and made again (the reader resumes from the last id it read). */
   reconnects: number
   /** Age in ms of the last entry read when it was read (Redis' clock in its id against ours). */
   lagMs: number
@@ -64,7 +64,6 @@ export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counte
         if (closed) return
         if (!failing) {
           failing = true
-          counters.reconnects++
           log.warn({ err, lastId }, 'cluster bus read failed; resuming from the last id once Redis answers')
         }
         await new Promise(resolve => setTimeout(resolve, 100))

@@ -94,9 +94,11 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const redis = connect('commands')
   const sub = connect('subscriber')
   const reader = connect('reader')
+  const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
   // Connections to Redis that are down, with why: a line when one is lost and when it is back, not per attempt
   // (ioredis retries on its own); /readyz says not ready meanwhile.
   const lost = new Map<string, string>()
+  const reconnects = { commands: 0, subscriber: 0, reader: 0 }
   let closing = false
   for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader]] as const) {
     const noteLost = (why: string): void => {
@@ -107,11 +109,13 @@ export function createCluster (opts: ClusterOptions): Cluster {
     conn.on('error', (err: Error) => { noteLost(err.message) })
     conn.on('close', () => { noteLost('connection closed') })
     conn.on('ready', () => {
-      if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
+      if (!lost.delete(role)) return
+      reconnects[role]++
+      counters.reconnects++
+      log.info({ connection: role }, 'cluster Redis connection back')
     })
   }
 
-  const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId)
   const send = createSender(redis, counters, config.busMaxLenMessages)
@@ -141,6 +145,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     const first = message.indexOf('\n')
     const second = message.indexOf('\n', first + 1)
     const from = message.slice(0, first)
+    if (from === nodeId) return
     const op = message.charAt(second + 1)
     if (op === '*' || !table.apply(from, Number(message.slice(first + 1, second)), op as '+' | '-', message.slice(second + 2))) {
       reloadNode(from).catch((err: unknown) => log.warn({ err, nodeId: from }, 'cluster filters not read'))
@@ -227,7 +232,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
       metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
       metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
-      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times reading this node's stream failed (a lost Redis connection) and resumed from the last id read.", 'connection', () => ({ reader: counters.reconnects }))
+      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => reconnects)
     },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),
     nodes: () => membership.nodes(),

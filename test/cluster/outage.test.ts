@@ -51,7 +51,7 @@ describe('cluster bus across Redis outages', () => {
     ["node B's (the publisher's: writes in flight are resent), QoS 2", 'b', 2]
   ] as const)('loses and doubles no live message while %s Redis connections are killed and restored', async (_, killed, qos) => {
     redis = await startTestRedis()
-    const { sub, pub } = await twoNodes(redis)
+    const { a, b, sub, pub } = await twoNodes(redis)
     const admin = new Redis(redis.url)
     try {
       const run = publishRun(pub, 300, 2, qos)
@@ -67,6 +67,8 @@ describe('cluster bus across Redis outages', () => {
       await waitFor(() => sub.received.length >= 300, 'every message', 10_000)
       await sleep(200)
       expect(sub.received.map(m => m.payload)).toEqual(expected(300))
+      const node = killed === 'a' ? a : b
+      expect(await (await fetch(`${node.adminUrl}/metrics`)).text()).toMatch(/^culex_cluster_bus_reconnects_total\{connection="reader"\} [3-9]$/m)
     } finally {
       admin.disconnect()
     }
