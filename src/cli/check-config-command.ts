@@ -5,6 +5,7 @@ import { exitCodes } from '../errors.js'
 import { assertAuthConfig, createAuthHooks } from '../auth/hooks.js'
 import { createLogger } from '../log/logger.js'
 import { readTlsOptions } from '../listeners/tls-options.js'
+import { checkClusterRedis } from '../cluster/check.js'
 import { configFlagOptions, configFlagsHelp, flagsToConfig } from './config-flags.js'
 
 export const checkConfigHelp = `culex check-config [options]    validate the configuration and exit (0 = valid, 2 = invalid)
@@ -23,6 +24,8 @@ export async function checkConfigCommand (args: string[]): Promise<number> {
   for (const name of ['mqtts', 'wss'] as const) {
     if (config.listeners[name].enabled) await readTlsOptions(name, config.listeners[name])
   }
+  // in cluster mode, that Redis answers
+  if (config.cluster.redisUrl !== '') await checkClusterRedis(config.cluster)
   const changed = Object.entries(origins).filter(([, origin]) => origin !== 'default')
   process.stdout.write(`configuration is valid (${changed.length} setting${changed.length === 1 ? '' : 's'} changed from the defaults)\n`)
   for (const [key, origin] of changed) process.stdout.write(`  ${key} (from ${origin})\n`)
