@@ -25,6 +25,7 @@ import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
 import { createDeliveryLag } from './delivery-lag/index.js'
 import type { DropEvent } from './store/index.js'
+import { assertClusterConfig, createCluster, type Cluster } from './cluster/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
 export interface Culex {
@@ -34,6 +35,8 @@ export interface Culex {
   readonly admin: AdminServer | undefined
   /** Counts on the wire and from aedes' events; features register their own metrics here. */
   readonly metrics: BrokerMetrics
+  /** Cluster mode (cluster.redisUrl set): this node's membership and its bus. */
+  readonly cluster: Cluster | undefined
   /**
    * Password file and ACL (reload is what SIGHUP does), what authentication and the limits refused, and the MQTT 5
    * enhanced authentication methods offered (register one before clients use it; docs/security.md).
@@ -52,6 +55,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   assertAedesInternals()
   // Security settings that cannot work, and unreadable password or ACL files, stop the start before the store opens.
   assertAuthConfig(config)
+  if (config.cluster.redisUrl !== '') assertClusterConfig(config.cluster)
   const auth = await createAuthHooks(config, log)
   // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
   let onStoreDrop: (event: DropEvent) => void = () => {}
@@ -119,6 +123,22 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop
+  let listeners: Listener[] = []
+  // Before any other feature wraps aedes' message router (sessions.queueQos0 does): a message from another node
+  // reaches the router aedes had, to be delivered here only.
+  const cluster = config.cluster.redisUrl === ''
+    ? undefined
+    : createCluster({
+      config: config.cluster,
+      broker,
+      store,
+      // each node's LevelDB store holds its own clients' sessions and wills
+      sharedStore: false,
+      tellTakenOver: protocol.tellTakenOver,
+      listeners: () => listeners.map(l => ({ name: l.name, host: l.host, port: l.port })),
+      version,
+      log: log.child({ component: 'cluster' })
+    })
   const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
   const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }))
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
@@ -216,10 +236,10 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   retransmit.registerMetrics(metrics)
   lag.registerMetrics(metrics)
   protocol.registerMetrics(metrics)
+  cluster?.registerMetrics(metrics)
   // Admin API routes of other features (shared subscriptions, dead letters) join the routes table here.
-  const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes]
+  const featureRoutes: AdminRoute[] = [...shared.routes, ...lag.routes, ...deadLetter.routes, ...(cluster?.routes ?? [])]
 
-  let listeners: Listener[] = []
   let admin: AdminServer | undefined
   let sys: SysTopics | undefined
   let sessions: { close: () => void } | undefined
@@ -231,6 +251,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.start()
     sessions = await sessionTracking.start()
     delayedWills = await willDelay.start()
+    await cluster?.start()
     listeners = await startListeners(config.listeners, metrics.tapConnections(protocol.handle(aedes.handle)), log, { ...limits.guard, farewell: protocol.sayFrameViolation })
     if (config.admin.enabled) {
       const deps = {
@@ -240,7 +261,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         authRequired: config.admin.authToken !== '',
         sysIntervalMs: config.admin.sysIntervalMs
       }
-      admin = await startAdminServer(config.admin, adminRoutes(deps, { ready: () => ready }, featureRoutes), deps.log)
+      admin = await startAdminServer(config.admin, adminRoutes(deps, { ready: () => ready, problem: () => cluster?.problem() }, featureRoutes), deps.log)
       log.info({ listener: 'admin', host: admin.host, port: admin.port }, 'listening')
     }
   } catch (err) {
@@ -251,6 +272,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     deadLetter.close()
     await closeListeners(listeners)
     await closeAedes(aedes)
+    await cluster?.close()
     await store.close()
     auth.close()
     throw err
@@ -268,6 +290,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     listeners,
     admin,
     metrics,
+    cluster,
     security: { reload: auth.reload, auth: auth.counters, limits: limits.counters, authMethods: auth.methods },
     close: async () => {
       closing ??= (async () => {
@@ -281,6 +304,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
         protocol.sayShuttingDown()
         await closeListeners(listeners)
         await closeAedes(aedes)
+        await cluster?.close()
         await store.close()
         await admin?.close()
         auth.close()

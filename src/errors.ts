@@ -17,7 +17,10 @@ export const errorCodes = {
   ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within shutdown.timeoutMs',
   ERR_ADMIN_API: "the running broker's admin API cannot be reached or refused the request",
   ERR_DEAD_LETTER_NOT_FOUND: 'no dead letter has the given id',
-  ERR_AEDES_INTERNALS: 'the installed aedes or mqtt-packet lacks an internal Culex relies on'
+  ERR_AEDES_INTERNALS: 'the installed aedes or mqtt-packet lacks an internal Culex relies on',
+  ERR_CLUSTER_CONFIG: 'the cluster settings cannot work together',
+  ERR_CLUSTER_NODE_ID_IN_USE: 'another running node of the cluster has this node id',
+  ERR_CLUSTER_REDIS: "the cluster's Redis does not answer"
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -11,6 +11,8 @@ export type { AdminRoute, RouteContext } from './router.js'
 export interface HealthSource {
   /** True once every listener is bound and the store is open, false again while shutting down. */
   ready: () => boolean
+  /** Why the broker cannot serve although it started (its cluster's Redis is unreachable, say); shown by /readyz. */
+  problem?: () => string | undefined
 }
 
 export interface AdminServer {
@@ -34,9 +36,11 @@ export function healthRoutes (health: HealthSource): AdminRoute[] {
       method: 'GET',
       path: '/readyz',
       public: true,
-      handler: ({ res }) => health.ready()
-        ? sendJson(res, 200, { status: 'ready' })
-        : sendJson(res, 503, { status: 'not ready' })
+      handler: ({ res }) => {
+        const problem = health.problem?.()
+        if (health.ready() && problem === undefined) sendJson(res, 200, { status: 'ready' })
+        else sendJson(res, 503, { status: 'not ready', ...(problem === undefined ? {} : { reason: problem }) })
+      }
     }
   ]
 }

@@ -5,6 +5,7 @@ import { exitCodes } from '../errors.js'
 import { assertAuthConfig, createAuthHooks } from '../auth/hooks.js'
 import { createLogger } from '../log/logger.js'
 import { readTlsOptions } from '../listeners/tls-options.js'
+import { assertClusterConfig } from '../cluster/index.js'
 import { configFlagOptions, configFlagsHelp, flagsToConfig } from './config-flags.js'
 import { checkRedis } from '../store/redis/connection.js'
 import { redisConnectOptions } from '../store/index.js'
@@ -25,9 +26,12 @@ export async function checkConfigCommand (args: string[]): Promise<number> {
   for (const name of ['mqtts', 'wss'] as const) {
     if (config.listeners[name].enabled) await readTlsOptions(name, config.listeners[name])
   }
-  // Cluster mode: the URL (or Sentinels) must reach a Redis that answers.
+  // Cluster mode: the settings work together, and the URL (or Sentinels) reach a Redis that answers.
   const redis = redisConnectOptions(config.cluster)
-  if (redis !== undefined) await checkRedis(redis)
+  if (redis !== undefined) {
+    assertClusterConfig(config.cluster)
+    await checkRedis(redis)
+  }
   const changed = Object.entries(origins).filter(([, origin]) => origin !== 'default')
   process.stdout.write(`configuration is valid (${changed.length} setting${changed.length === 1 ? '' : 's'} changed from the defaults)\n`)
   for (const [key, origin] of changed) process.stdout.write(`  ${key} (from ${origin})\n`)

@@ -5,7 +5,7 @@ import { groupBackoffsField, groupStrategiesField, redeliveryBackoffSection } fr
 import { STRATEGIES } from '../shared-subscriptions/strategies.js'
 import { payloadRulesField } from '../dead-letter/payload-rules.js'
 import { payloadLimitsField } from '../limits/config-fields.js'
-import { clusterSection } from '../store/redis/config-fields.js'
+import { clusterSection } from '../cluster/config-fields.js'
 
 const hostDoc = 'Address to bind; 127.0.0.1 for this machine only, 0.0.0.0 for every IPv4 interface, :: for every interface.'
 // Per listener security settings (docs/security.md).
@@ -147,6 +147,7 @@ export const schema = {
     sync: bool(false, 'false: every acknowledged message survives a process crash; true: it also survives power loss (each write batch is fsynced, slower).'),
     onCorrupt: oneOf('fail', ['fail', 'moveAside'], 'What to do when the store cannot be read: fail with an error, or move the bad directory aside and start empty (logged loudly).')
   },
+  // Several nodes on one Redis (src/cluster, docs/cluster.md).
   cluster: clusterSection(),
   shutdown: {
     timeoutMs: int(10_000, 'How long a graceful shutdown may take before the process exits anyway.', { min: 100 })

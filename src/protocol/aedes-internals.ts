@@ -108,7 +108,20 @@ export interface BrokerInternals extends Aedes {
    * in aedes.js), with the aedes-packet (brokerId, brokerCounter set); its callback runs once every listener is done,
    * and a QoS 1/2 publisher is acknowledged only after that.
    */
-  mq: { emit: (packet: DeliveryPacket, done?: (err?: Error | null) => void) => void }
+  mq: MqEmitter
+}
+
+/** A listener of aedes' mqemitter: called with each matching message, calls back once it has handled it. */
+export type Notify = (packet: DeliveryPacket, cb: () => void) => void
+
+/**
+ * aedes' mqemitter (mqemitter 7). `on` and `removeListener` are how every subscription reaches it (aedes'
+ * broker.subscribe/unsubscribe, and shared groups' dispatchers); the cluster wraps them to keep each node's filters.
+ */
+export interface MqEmitter {
+  emit: (packet: DeliveryPacket, done?: (err?: Error | null) => void) => void
+  on: (topic: string, notify: Notify, done?: () => void) => MqEmitter
+  removeListener: (topic: string, notify: Notify, done?: () => void) => MqEmitter
 }
 
 export function internals (client: Client): ClientInternals {
@@ -154,6 +167,7 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Aedes#clients (connected clients by id)', holds: p => isObject(p.broker.clients) },
   { owner: 'aedes', what: 'Aedes#registerClient (the MQTT 5 layer tells a taken-over client why it is closed)', holds: p => isFn(p.broker.registerClient) },
   { owner: 'aedes', what: 'Aedes#mq.emit and Aedes#mq._matcher.match (its mqemitter)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.emit) && isObject(p.broker.mq._matcher) && isFn(p.broker.mq._matcher.match) },
+  { owner: 'aedes', what: 'Aedes#mq.on and Aedes#mq.removeListener (every subscription reaches the mqemitter through them; the cluster keeps its filters there)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.on) && isFn(p.broker.mq.removeListener) },
   { owner: 'mqtt-packet', what: 'Parser#settings (the protocol level later packets are parsed at; the MQTT 5 layer sets it)', holds: p => isObject(p.newParser().settings) },
   { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
   { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) },

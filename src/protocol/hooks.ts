@@ -318,6 +318,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     checkPayloadFormat,
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
+    /** A client whose id connected on another node of the cluster: an MQTT 5 one gets DISCONNECT 0x8E, as locally. */
+    tellTakenOver: (client: Client) => { sendDisconnect(client, SESSION_TAKEN_OVER) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */
     sayShuttingDown: () => {
       for (const client of Object.values(broker.clients)) sendDisconnect(client, SERVER_SHUTTING_DOWN)

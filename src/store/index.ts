@@ -49,7 +49,7 @@ export { LevelStore } from './level-store.js'
 export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise } from './contract.js'
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
 export { openRedisStore, type OpenRedisOptions, type RedisStoreConnect } from './redis/open.js'
-export { redisConnectOptions } from './redis/config-fields.js'
+export { redisConnectOptions } from './redis/connect-options.js'
 export { RedisStore } from './redis/redis-store.js'
 export type {
   StoreOptions, StoreLimits, StoreStats, SessionInfo, DropEvent, DropReason, OverflowPolicy, CorruptPolicy

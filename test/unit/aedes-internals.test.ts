@@ -33,6 +33,8 @@ const missing: Array<[string, Mutation, string]> = [
   ['clients', p => { delete p.broker.clients }, 'Aedes#clients'],
   ['mq.emit', p => { p.broker.mq = { _matcher: { match: () => [] } } }, 'Aedes#mq.emit'],
   ['mq._matcher', p => { p.broker.mq = { emit: () => {} } }, 'Aedes#mq._matcher.match'],
+  ['mq.on', p => { p.broker.mq = { emit: () => {}, _matcher: { match: () => [] }, removeListener: () => {} } }, 'Aedes#mq.on and Aedes#mq.removeListener'],
+  ['mq.removeListener', p => { p.broker.mq = { emit: () => {}, _matcher: { match: () => [] }, on: () => {} } }, 'Aedes#mq.on and Aedes#mq.removeListener'],
   ['parser _list', parsersWith(parser => { parser._list = undefined }), 'mqtt-packet 9.0.2 does not have Parser#_list'],
   ['parser _stateCounter', parsersWith(parser => { Object.defineProperty(parser, '_stateCounter', { get: () => 0, set: () => {} }) }), 'Parser#_list, #_stateCounter'],
   ['parser _parseString', parsersWith(parser => { parser._parseString = undefined }), 'Parser#_parseString'],

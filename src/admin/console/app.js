@@ -176,7 +176,8 @@ function renderGeneric (table, body) {
 const featurePanels = {
   shared: ['#panel-shared', '#shared', '/api/shared'],
   lag: ['#panel-lag', '#lag', '/api/lag'],
-  'dead-letters': ['#panel-dead-letters', '#dead-letters', '/api/dead-letters']
+  'dead-letters': ['#panel-dead-letters', '#dead-letters', '/api/dead-letters'],
+  cluster: ['#panel-cluster', '#cluster', '/api/cluster']
 }
 
 async function refresh () {

@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import type { Client, PublishPacket } from 'aedes'
+import type { Logger } from '../log/logger.js'
+import type { BrokerInternals, DeliveryPacket } from '../protocol/aedes-internals.js'
+import type { BusEntry } from './codec.js'
+import { encodeConnected, encodeMessage } from './codec.js'
+import type { LocalFilters } from './filters.js'
+import type { RouteTable } from './route-table.js'
+
+const SYS_PREFIX = '$SYS/'
+/** QoS 0 messages waiting for Redis beyond which new ones are not sent to other nodes (counted): see docs/cluster.md. */
+const MAX_PENDING_QOS0 = 100_000
+
+/**
+ * The operations of aedes' persistence (aedes-persistence 11) the cluster uses, which the LevelDB and Redis stores
+ * implement: the wills, and the queueing of a message for persistent subscribers.
+ */
+export interface ClusterStore {
+  streamWill: (brokers?: Record<string, unknown>) => Readable
+  delWill: (client: { id: string, brokerId?: string }) => Promise<unknown>
+  subscriptionsByTopic: (topic: string) => Promise<Array<{ clientId: string, topic: string, qos: number }>>
+  outgoingEnqueueCombi: (subs: Array<{ clientId: string, topic: string, qos: number }>, packet: DeliveryPacket & Record<string, unknown>) => Promise<void>
+}
+
+export interface ClusterHookDeps {
+  broker: BrokerInternals
+  nodeId: string
+  table: RouteTable
+  filters: LocalFilters
+  send: (nodeId: string, fields: Array<string | Buffer>) => Promise<unknown>
+  /** The other nodes a client's connection is announced to. */
+  otherNodes: () => Iterable<string>
+  /** The next number of the cluster-wide order of connections. */
+  nextGeneration: () => Promise<number>
+  counters: { pending: number, droppedQos0: number }
+  /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
+  tellTakenOver: (client: Client) => void
+  store: ClusterStore
+  /** See ClusterOptions.sharedStore (index.ts). */
+  sharedStore: boolean
+  log: Logger
+}
+
+/**
+ * The cluster's only contact with aedes (docs/cluster.md):
+ *
+ * - aedes' message router `broker.mq`: every listener added or removed (a client's subscription, a shared group's
+ *   dispatcher) keeps the node's filters in Redis, and a SUBSCRIBE is answered once Redis has the filter; every
+ *   message emitted is also sent to the other nodes with a matching filter, and a QoS 1/2 publisher is acknowledged
+ *   once Redis holds those copies. What arrives from other nodes goes to the router aedes had before the cluster
+ *   wrapped it: to the local listeners only, never sent on again, never queued again (the origin did that).
+ * - the 'client' event: a client id connecting here closes its older connection on any other node.
+ * - the store's streamWill as aedes calls it: aedes would publish, on every node, the wills of every broker it has
+ *   not heard from; in a cluster the will reaper does that, once (index.ts).
+ */
+export function attachCluster (deps: ClusterHookDeps) {
+  const { broker, table, filters, send, counters, log } = deps
+  const run = randomBytes(8).toString('hex')
+  const mq = broker.mq
+  const localEmit = mq.emit.bind(mq)
+  const on = mq.on.bind(mq)
+  const removeListener = mq.removeListener.bind(mq)
+
+  mq.on = (topic, notify, done) => {
+    on(topic, notify)
+    if (topic.startsWith(SYS_PREFIX)) {
+      if (done !== undefined) setImmediate(done)
+      return mq
+    }
+    filters.add(topic).then(() => done?.(), (err: Error) => {
+      log.error({ err, filter: topic }, 'cluster filter not registered')
+      done?.()
+    })
+    return mq
+  }
+  mq.removeListener = (topic, notify, done) => {
+    removeListener(topic, notify, done)
+    if (!topic.startsWith(SYS_PREFIX)) filters.remove(topic)
+    return mq
+  }
+
+  mq.emit = (packet, done) => {
+    const targets = packet.topic.startsWith(SYS_PREFIX) ? undefined : table.nodesFor(packet.topic)
+    if (targets === undefined || targets.size === 0) {
+      localEmit(packet, done)
+      return
+    }
+    if (packet.qos === 0 && counters.pending >= MAX_PENDING_QOS0) {
+      counters.droppedQos0 += targets.size
+      localEmit(packet, done)
+      return
+    }
+    const fields = encodeMessage(packet, run)
+    const sent = Promise.all([...targets].map(async nodeId => await send(nodeId, fields)))
+    if (packet.qos === 0) {
+      sent.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not sent to other nodes'))
+      localEmit(packet, done)
+      return
+    }
+    // handled at once: the local deliveries finish later, and a rejection must not go unhandled until then
+    const failure = sent.then(() => undefined, (err: Error) => err)
+    localEmit(packet, err => { void failure.then(failed => done?.(failed ?? err ?? undefined)) })
+  }
+
+  // Which of two connections with one client id is the newer is decided by one counter in Redis, not by clocks or
+  // by the order notices arrive in: each node would otherwise see its own connection as the newer one, or both
+  // the other's, and keep both or close both.
+  const generations = new WeakMap<Client, Promise<number>>()
+  broker.on('client', (client: Client) => {
+    const generation = deps.nextGeneration()
+    generations.set(client, generation)
+    generation.then((g) => {
+      const fields = encodeConnected(client.id, deps.nodeId, g)
+      for (const nodeId of deps.otherNodes()) {
+        send(nodeId, fields).catch((err: unknown) => log.warn({ err, clientId: client.id, nodeId }, 'cluster take-over notice not sent'))
+      }
+    }, (err: unknown) => log.warn({ err, clientId: client.id }, 'cluster take-over notice not sent'))
+  })
+
+  const streamWill = deps.store.streamWill.bind(deps.store)
+  deps.store.streamWill = () => Readable.from([])
+
+  /** An entry from this node's stream. */
+  const deliver = async (entry: BusEntry): Promise<void> => {
+    if (entry.kind === 'message') {
+      // With a store per node, the origin queued the message only for its own persistent sessions; this node's
+      // are queued here, as aedes does at the origin (enqueueOffline), so that a live copy finds its queue entry
+      // (the delivery router sends a persistent session only what its queue holds unsent).
+      if (!deps.sharedStore && entry.packet.qos > 0) await queueForLocalSessions(deps.store, entry.packet)
+      await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
+      return
+    }
+    const client = broker.clients[entry.clientId]
+    if (client === undefined || client.closed) return
+    // a connection made here after the other one is the newer: it stays
+    if (await (generations.get(client) ?? 0) > entry.generation || client.closed) return
+    log.info({ clientId: entry.clientId, nodeId: entry.nodeId }, 'client taken over by another node')
+    deps.tellTakenOver(client)
+    await new Promise<void>(resolve => { client.close(() => resolve()) })
+  }
+
+  /**
+   * Publishes the wills a dead run of a node left (`brokerId`; undefined: of every run not `alive`), then removes
+   * them; `alive`: the live runs.
+   */
+  const publishWills = async (brokerId: string | undefined, alive: Record<string, true>): Promise<number> => {
+    let published = 0
+    for await (const will of streamWill(alive) as AsyncIterable<Record<string, unknown>>) {
+      if (brokerId !== undefined && will.brokerId !== brokerId) continue
+      const clientId = will.clientId as string
+      // published as this broker's message: the dead broker's id with this broker's counter could name another one
+      const { brokerId: _dead, brokerCounter: _counter, ...packet } = will
+      const refused = await new Promise<Error | null | undefined>(resolve => { broker.authorizePublish(null, packet as unknown as PublishPacket, resolve) })
+      if (refused == null) await new Promise<void>(resolve => { broker.publish(packet as unknown as PublishPacket, () => resolve()) })
+      await deps.store.delWill({ id: clientId, brokerId: will.brokerId as string })
+      log.info({ clientId, brokerId, topic: packet.topic, published: refused == null }, 'will of a dead node published')
+      published++
+    }
+    return published
+  }
+
+  return { deliver, publishWills }
+}
+
+async function queueForLocalSessions (store: ClusterStore, packet: DeliveryPacket): Promise<void> {
+  const subs = await store.subscriptionsByTopic(packet.topic)
+  if (subs.length > 0) await store.outgoingEnqueueCombi(subs, packet as DeliveryPacket & Record<string, unknown>)
+}

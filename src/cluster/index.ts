@@ -1,0 +1,245 @@
+/**
+ * Cluster mode (docs/cluster.md): several nodes on one Redis.
+ *
+ *     config-fields.ts  the `cluster` config section
+ *     keys.ts           what the messaging and membership keep in Redis
+ *     membership.ts     registration, heartbeats, dead nodes, the will leases
+ *     filters.ts        this node's topic filters, published to Redis
+ *     route-table.ts    every other node's filters, replicated: who needs a message
+ *     bus.ts            each node's Redis stream: sending to it, reading one's own
+ *     codec.ts          a stream entry
+ *     hooks.ts          the only file that touches aedes
+ *     api.ts            GET /api/cluster
+ */
+import { randomBytes } from 'node:crypto'
+import type { Client } from 'aedes'
+import { Redis } from 'ioredis'
+import type { AdminRoute } from '../admin/routes.js'
+import type { Config } from '../config/schema.js'
+import { CulexError } from '../errors.js'
+import type { Logger } from '../log/logger.js'
+import type { BrokerMetrics } from '../metrics/index.js'
+import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import { clusterRoutes } from './api.js'
+import { createSender, readInbox, type BusCounters } from './bus.js'
+import { LocalFilters } from './filters.js'
+import { attachCluster, type ClusterStore } from './hooks.js'
+import { keys } from './keys.js'
+import { createMembership, type NodeView } from './membership.js'
+import { RouteTable } from './route-table.js'
+
+export interface ClusterOptions {
+  config: Config['cluster']
+  broker: BrokerInternals
+  store: ClusterStore
+  /**
+   * Whether every node uses the same store (the Redis store). Then the origin node queues a message for every
+   * persistent subscriber and any survivor publishes a dead node's wills; with a store per node, each node queues
+   * what it receives for its own persistent sessions and publishes its own former run's wills.
+   */
+  sharedStore: boolean
+  tellTakenOver: (client: Client) => void
+  listeners: () => Array<{ name: string, host: string, port: number }>
+  version: string
+  log: Logger
+}
+
+export interface Cluster {
+  readonly nodeId: string
+  /** Registers the node and starts the bus; before the listeners open. */
+  start: () => Promise<void>
+  /** Leaves the cluster (the others stop routing here at once) and closes the Redis connections; after aedes closed. */
+  close: () => Promise<void>
+  registerMetrics: (metrics: BrokerMetrics) => void
+  routes: AdminRoute[]
+  /** The nodes as the last heartbeat read them. */
+  nodes: () => NodeView[]
+  /** Why the node cannot serve as a cluster node now (a Redis connection is down); undefined when it can. */
+  problem: () => string | undefined
+  /** Whether the other node's filter is known here (a message published here now reaches it). */
+  routesTo: (nodeId: string, topic: string) => boolean
+}
+
+/**
+ * Until the connection is ready: a node does not start without Redis, and waits for it (ioredis retries) rather
+ * than fail, so nodes and Redis may start in any order. A filter registered before the start (a shared group
+ * restored by aedes) may have opened the connection already.
+ */
+async function connected (conn: Redis, log: Logger): Promise<void> {
+  if (conn.status === 'ready') return
+  const ready = new Promise<void>(resolve => conn.once('ready', () => resolve()))
+  if (conn.status === 'wait') conn.connect().catch(() => {})
+  const waiting = setTimeout(() => log.warn({ connection: conn.options.connectionName }, 'waiting for the cluster Redis'), 2000)
+  await ready
+  clearTimeout(waiting)
+}
+
+export function assertClusterConfig (config: Config['cluster']): void {
+  if (config.nodeTimeoutMs < 2 * config.heartbeatIntervalMs) {
+    throw new CulexError('ERR_CLUSTER_CONFIG', `cluster.nodeTimeoutMs (${config.nodeTimeoutMs}) must be at least twice cluster.heartbeatIntervalMs (${config.heartbeatIntervalMs})`)
+  }
+}
+
+export function createCluster (opts: ClusterOptions): Cluster {
+  const { config, broker, log } = opts
+  assertClusterConfig(config)
+  const nodeId = config.nodeId === '' ? randomBytes(6).toString('hex') : config.nodeId
+  const connect = (role: string): Redis => new Redis(config.redisUrl, {
+    connectionName: `culex:${nodeId}:${role}`,
+    // a command waits for Redis to come back, however long: a QoS 1/2 publisher is acknowledged only then
+    maxRetriesPerRequest: null,
+    enableAutoPipelining: role === 'commands',
+    lazyConnect: true
+  })
+  const redis = connect('commands')
+  const sub = connect('subscriber')
+  const reader = connect('reader')
+  const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
+  // Connections to Redis that are down, with why: a line when one is lost and when it is back, not per attempt
+  // (ioredis retries on its own); /readyz says not ready meanwhile.
+  const lost = new Map<string, string>()
+  const reconnects = { commands: 0, subscriber: 0, reader: 0 }
+  let closing = false
+  for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader]] as const) {
+    const noteLost = (why: string): void => {
+      if (closing) return
+      if (!lost.has(role)) log.warn({ err: why, connection: role }, 'cluster Redis connection lost; retrying')
+      lost.set(role, why)
+    }
+    conn.on('error', (err: Error) => { noteLost(err.message) })
+    conn.on('close', () => { noteLost('connection closed') })
+    conn.on('ready', () => {
+      if (!lost.delete(role)) return
+      reconnects[role]++
+      counters.reconnects++
+      log.info({ connection: role }, 'cluster Redis connection back')
+    })
+  }
+
+  const table = new RouteTable(nodeId)
+  const filters = new LocalFilters(redis, nodeId)
+  const send = createSender(redis, counters, config.busMaxLenMessages)
+  const membership = createMembership(redis, {
+    nodeId,
+    sharedStore: opts.sharedStore,
+    brokerId: broker.id,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    nodeTimeoutMs: config.nodeTimeoutMs,
+    version: opts.version,
+    describe: () => ({ listeners: opts.listeners(), clients: broker.connectedClients })
+  }, log)
+  const others = (): Set<string> => {
+    const ids = new Set(table.nodes())
+    for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) ids.add(n.nodeId)
+    return ids
+  }
+  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store: opts.store, sharedStore: opts.sharedStore, log })
+
+  const reloadNode = async (id: string): Promise<void> => {
+    const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
+    if (version === null) table.drop(id)
+    else table.replace(id, Number(version), members)
+  }
+  sub.on('message', (_channel: string, message: string) => {
+    // "<node>\n<version>\n<op><filter>": the filter last, as it may hold anything
+    const first = message.indexOf('\n')
+    const second = message.indexOf('\n', first + 1)
+    const from = message.slice(0, first)
+    if (from === nodeId) return
+    const op = message.charAt(second + 1)
+    if (op === '*' || !table.apply(from, Number(message.slice(first + 1, second)), op as '+' | '-', message.slice(second + 2))) {
+      reloadNode(from).catch((err: unknown) => log.warn({ err, nodeId: from }, 'cluster filters not read'))
+    }
+  })
+
+  let started = false
+  let failing = false
+  let timer: NodeJS.Timeout | undefined
+  let inbox: { close: () => void } | undefined
+  // Nobody is judged dead until this node has beaten for a whole cluster.nodeTimeoutMs since its start or since its
+  // last failed heartbeat: after an outage of Redis (or of this node's link to it) the others have not renewed their
+  // registrations yet either, and removing them would delete their streams.
+  let judgingFrom = Date.now() + config.nodeTimeoutMs
+  // a heartbeat sent during an outage waits for Redis (it does not fail): the grace counts from the reconnection
+  redis.on('ready', () => { judgingFrom = Date.now() + config.nodeTimeoutMs })
+  const heartbeat = async (): Promise<void> => {
+    const { dead, lostFilters, versions } = await membership.beat()
+    if (lostFilters) {
+      log.warn({ nodeId }, 'cluster registration of this node had been removed; publishing its filters again')
+      await filters.publishAll()
+      await membership.openInbox()
+    }
+    const alive = new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId))
+    if (Date.now() >= judgingFrom) {
+      for (const id of table.nodes()) if (!alive.has(id)) table.drop(id)
+      for (const node of dead) await membership.remove(node)
+    }
+    await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
+    const liveBrokers: Record<string, true> = {}
+    for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
+    for (const { entry, brokerId } of opts.sharedStore ? await membership.claimOrphans() : []) {
+      await hooks.publishWills(brokerId, liveBrokers)
+      await membership.settled(entry)
+    }
+  }
+  const tick = (): void => {
+    heartbeat().then(() => {
+      if (failing) log.info({ nodeId }, 'cluster heartbeat back')
+      failing = false
+    }, (err: unknown) => {
+      if (!failing && started) log.error({ err, nodeId }, 'cluster heartbeat failed')
+      failing = true
+      judgingFrom = Date.now() + config.nodeTimeoutMs
+    }).finally(() => {
+      if (started) timer = setTimeout(tick, config.heartbeatIntervalMs)
+    })
+  }
+
+  return {
+    nodeId,
+    start: async () => {
+      await Promise.all([redis, sub, reader].map(async conn => { await connected(conn, log) }))
+      await sub.subscribe(keys.filterChanges)
+      await membership.register()
+      await filters.publishAll()
+      started = true
+      await heartbeat()
+      // A store of its own holds only this node's wills: those of its former runs (whatever node id they had; this
+      // process holds the store, so they are dead) are published now, before any client connects.
+      if (!opts.sharedStore) await hooks.publishWills(undefined, { [broker.id]: true })
+      await Promise.all(membership.nodes().filter(n => n.alive && n.nodeId !== nodeId).map(async n => await reloadNode(n.nodeId)))
+      // a subscriber connection that was lost missed announcements: every node is read again
+      sub.on('ready', () => {
+        for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) reloadNode(n.nodeId).catch(() => {})
+      })
+      inbox = readInbox(reader, redis, nodeId, counters, hooks.deliver, log)
+      timer = setTimeout(tick, config.heartbeatIntervalMs)
+      log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
+    },
+    close: async () => {
+      closing = true
+      const wasStarted = started
+      started = false
+      clearTimeout(timer)
+      inbox?.close()
+      if (wasStarted) await membership.leave().catch((err: unknown) => log.warn({ err }, 'cluster node could not deregister'))
+      sub.disconnect()
+      reader.disconnect()
+      await redis.quit().catch(() => redis.disconnect())
+    },
+    registerMetrics: (metrics) => {
+      metrics.gauge({ name: 'culex_cluster_nodes_alive', help: 'Nodes of the cluster alive at the last heartbeat, this one included.', collect () { this.set(membership.nodes().filter(n => n.alive).length) } })
+      metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
+      metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
+      metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
+      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => reconnects)
+    },
+    routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),
+    nodes: () => membership.nodes(),
+    problem: () => {
+      if (closing || lost.size === 0) return undefined
+      return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
+    },
+    routesTo: (id, topic) => table.nodesFor(topic).has(id)
+  }
+}

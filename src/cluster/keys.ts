@@ -1,0 +1,37 @@
+/**
+ * What the cluster's messaging and membership keep in Redis (docs/cluster.md, "What Redis holds"). One prefix, so
+ * a Redis shared with other applications can tell Culex's keys apart.
+ */
+const PREFIX = 'culex:cluster:'
+
+export const keys = {
+  /** Hash: node id → its registration as JSON (NodeRecord). */
+  nodes: `${PREFIX}nodes`,
+  /** Hash: node id → the version of its filter set, raised by every change. */
+  filterVersions: `${PREFIX}filter-versions`,
+  /** Pub/sub channel announcing each change of a node's filters ("<node>\n<version>\n+|-|*<filter>"). */
+  filterChanges: `${PREFIX}filter-changes`,
+  /** Counter: every client connection of the cluster takes the next number (its generation). */
+  connections: `${PREFIX}connections`,
+  /** String with a time to live of cluster.nodeTimeoutMs, renewed by every heartbeat: absent = the node is dead. */
+  alive: (nodeId: string) => `${PREFIX}alive:${nodeId}`,
+  /** Set: the topic filters the node's clients subscribe to. */
+  filters: (nodeId: string) => `${PREFIX}filters:${nodeId}`,
+  /** Stream: what other nodes send this node (messages for its subscribers, take-overs). */
+  stream: (nodeId: string) => `${PREFIX}bus:${nodeId}`,
+  /** Lease: the one survivor that settles a dead node (its wills, its keys) holds it. */
+  reaper: (nodeId: string) => `${PREFIX}reaper:${nodeId}`
+}
+
+/** A node's registration, renewed with every heartbeat. */
+export interface NodeRecord {
+  nodeId: string
+  /** The aedes broker id of this run of the node: the brokerId of its messages and of its clients' wills. */
+  brokerId: string
+  /** Its MQTT listeners as bound (host and port), for operators and load balancers. */
+  listeners: Array<{ name: string, host: string, port: number }>
+  clients: number
+  startedAt: number
+  heartbeatAt: number
+  version: string
+}

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type RunningCli } from '../helpers/cli.js'
+import { waitFor, sleep } from '../helpers/clients.js'
+import { useCluster, FAST } from './support.js'
+
+const { node, client, redis } = useCluster()
+const dirs: string[] = []
+
+beforeAll(async () => { await ensureBuilt() }, 200_000)
+afterAll(async () => {
+  await killAllChildren()
+  for (const dir of dirs) await removeDir(dir)
+})
+
+interface ClusterBody { nodeId: string, items: Array<{ nodeId: string, health: string, clients: number, filters?: number, listeners: Array<{ name: string, port: number }> }> }
+
+async function clusterOf (adminUrl: string): Promise<ClusterBody> {
+  return await (await fetch(`${adminUrl}/api/cluster`)).json() as ClusterBody
+}
+
+/** A node as its own culex process (so it can be killed with SIGKILL), on `dataDir`. */
+async function cliNode (redisUrl: string, nodeId: string, dataDir: string): Promise<RunningCli> {
+  return await startCli(startArgs(dataDir), {
+    CULEX_CLUSTER_REDIS_URL: redisUrl,
+    CULEX_CLUSTER_NODE_ID: nodeId,
+    CULEX_CLUSTER_HEARTBEAT_INTERVAL_MS: String(FAST['cluster.heartbeatIntervalMs']),
+    CULEX_CLUSTER_NODE_TIMEOUT_MS: String(FAST['cluster.nodeTimeoutMs'])
+  })
+}
+
+async function newDir (): Promise<string> {
+  const dir = await tempDataDir()
+  dirs.push(dir)
+  return dir
+}
+
+describe('a node killed with kill -9', () => {
+  it('is listed by GET /api/cluster with its clients, and dropped by the survivors after cluster.nodeTimeoutMs', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const device = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'dev' })
+    await waitFor(async () => (await clusterOf(b.adminUrl)).items.find(n => n.nodeId === 'a')?.clients === 1, 'node a with one client, seen from b')
+    const seen = await clusterOf(b.adminUrl)
+    expect(seen.nodeId).toBe('b')
+    expect(seen.items.map(n => [n.nodeId, n.health])).toEqual([['a', 'alive'], ['b', 'alive']])
+    expect(seen.items[0].listeners.find(l => l.name === 'mqtt')?.port).toBe(a.ports.mqtt)
+    const fromA = await clusterOf(`http://127.0.0.1:${a.ports.admin}`)
+    expect(fromA.nodeId).toBe('a')
+    await a.kill9()
+    const killedAt = Date.now()
+    await waitFor(async () => (await clusterOf(b.adminUrl)).items.every(n => n.nodeId !== 'a'), 'node a dropped', 5000)
+    // not before its registration lapsed
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(FAST['cluster.nodeTimeoutMs'] - 100)
+    expect(b.logs.some(l => l.msg === 'cluster node dead; removed' && l.nodeId === 'a')).toBe(true)
+    device.end(true)
+  })
+
+  it.each([['the same node id', 'a'], ['another node id', 'a-next']])('has the wills of its clients published once when it runs again on its data dir, with %s', async (_, againId) => {
+    const b = await node('b')
+    const dir = await newDir()
+    const a = await cliNode(redis().url, 'a', dir)
+    const watcher = await client(b.mqttUrl, { clientId: 'watcher' })
+    await watcher.subscribeAsync('wills/#', { qos: 1 })
+    await waitFor(async () => ((await clusterOf(`http://127.0.0.1:${a.ports.admin}`)).items.find(n => n.nodeId === 'b')?.filters ?? 0) > 0, "a routes to b's subscriber")
+    await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'device', will: { topic: 'wills/device', payload: Buffer.from('gone'), qos: 1, retain: false } })
+    await a.kill9()
+    const again = await cliNode(redis().url, againId, dir)
+    await waitFor(() => watcher.received.length > 0, 'the will on node b', 10_000)
+    await sleep(1000)
+    expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['wills/device', 'gone']])
+    expect(again.logs.filter(l => l.msg === 'will of a dead node published').length).toBe(1)
+    expect(b.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
+    await again.stop()
+  })
+  it('a node stopped (SIGSTOP) longer than the timeout is removed, and comes back whole on SIGCONT: routes again, its connected clients keep their wills', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const onA = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'on-a', keepalive: 0, will: { topic: 'wills/on-a', payload: Buffer.from('gone'), qos: 1, retain: false } })
+    await onA.subscribeAsync('to-a/#', { qos: 1 })
+    const watcher = await client(b.mqttUrl, { clientId: 'watcher' })
+    await watcher.subscribeAsync('wills/#', { qos: 1 })
+    await waitFor(() => b.broker.cluster?.routesTo('a', 'to-a/1') === true && b.broker.cluster.nodes().some(n => n.nodeId === 'a' && n.alive), 'b routes to a')
+    a.proc.kill('SIGSTOP')
+    try {
+      await waitFor(() => b.broker.cluster?.nodes().every(n => n.nodeId !== 'a') === true, 'a removed', 5000)
+      expect(b.broker.cluster?.routesTo('a', 'to-a/1')).toBe(false)
+    } finally {
+      a.proc.kill('SIGCONT')
+    }
+    await a.waitForLog(l => l.msg === 'cluster registration of this node had been removed; publishing its filters again')
+    await waitFor(() => b.broker.cluster?.routesTo('a', 'to-a/1') === true, 'b routes to a again', 5000)
+    const pub = await client(b.mqttUrl, { clientId: 'pub' })
+    await pub.publishAsync('to-a/1', 'after', { qos: 1 })
+    await waitFor(() => onA.received.length === 1, 'the message on a')
+    await sleep(1000)
+    expect(watcher.received).toEqual([])
+    expect(a.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
+    await a.stop()
+  })
+})
