@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord } from './codec.js'
 import { retainedKey } from './layout.js'
 import { droppedPacket, payloadBytes, payloadOf, plainCopy } from './packets.js'
-import type { DropReporter } from './queue-limits.js'
+import { messageExpiryMs, type DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'
 import { RetainedIndex } from './retained-index.js'
 import type { PacketLike, StoreLimits } from './types.js'
@@ -55,7 +55,7 @@ export class RetainedStore {
       return
     }
     this.#index.add(topic)
-    queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet)) }], () => {
+    queue.stage([{ type: 'put', key, value: encodeRecord(stamped(packet)) }], () => {
       if (isNew && queue.peek(key) === undefined) this.#index.remove(topic)
     })
   }
@@ -97,7 +97,33 @@ export class RetainedStore {
         this.#deps.logger.error({ err, topic: topics[i] }, 'undecodable retained message skipped')
         continue
       }
-      yield fields
+      const live = unexpired(fields, Date.now())
+      if (live !== undefined) yield live
     }
   }
+}
+
+/**
+ * The record of a retained message; one with an MQTT 5 Message Expiry Interval also records when it was stored
+ * (`retainedAt`, wall-clock ms), which its expiry counts from, across restarts.
+ */
+function stamped (packet: PacketLike): Record<string, unknown> {
+  const record = plainCopy(packet)
+  if (messageExpiryMs(record) !== undefined) record.retainedAt = Date.now()
+  return record
+}
+
+/**
+ * A retained message as a new subscription gets it: undefined once its Message Expiry Interval has passed (it is
+ * never sent again, [MQTT-3.3.2-5]; the record stays until the topic is retained or cleared again), else with the
+ * interval less the whole seconds it has been retained ([MQTT-3.3.2-6]), at least 1.
+ */
+function unexpired (fields: Record<string, unknown>, now: number): Record<string, unknown> | undefined {
+  const { retainedAt, ...message } = fields
+  const ms = messageExpiryMs(fields)
+  if (ms === undefined || typeof retainedAt !== 'number') return fields
+  if (now - retainedAt >= ms) return undefined
+  const properties = fields.properties as { messageExpiryInterval: number }
+  const waited = Math.floor((now - retainedAt) / 1000)
+  return { ...message, properties: { ...properties, messageExpiryInterval: Math.max(1, properties.messageExpiryInterval - waited) } }
 }

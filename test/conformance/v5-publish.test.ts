@@ -125,6 +125,29 @@ describe.each(transports)('MQTT 5 PUBLISH over %s', (transport: Transport) => {
     expect([stored.payload, stored.retain, stored.qos, stored.properties]).toEqual(['kept', true, 1, APP_PROPERTIES])
   })
 
+  it('[MQTT-3.3.2-5][MQTT-3.3.2-6] a retained message past its Message Expiry Interval is not sent to a new subscription; one within it is sent with the interval counted down', async () => {
+    const base = uid('ret-exp')
+    const pub = await v5Client(tb(), transport)
+    const publishedAt = Date.now()
+    await pub.publishAsync(`${base}/short`, 'lives 1 s', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } })
+    await pub.publishAsync(`${base}/long`, 'lives 60 s', { qos: 1, retain: true, properties: { messageExpiryInterval: 60, contentType: 'text/plain' } })
+    await pub.publishAsync(`${base}/forever`, 'no expiry', { qos: 1, retain: true })
+    // past the 1 s interval, and a second more for the count in whole seconds
+    await waitFor(() => Date.now() >= publishedAt + 2100, 'the short interval to run out', 3000)
+    const probe = await retainedProbe(tb(), transport, base)
+    const got = await probe.read()
+    expect(got.map(m => m.payload).sort()).toEqual(['lives 60 s', 'no expiry'])
+    const long = got.find(m => m.payload === 'lives 60 s')
+    // the probe reads at MQTT 3.1.1: the interval is seen by a v5 subscriber
+    const v5 = await v5Client(tb(), transport)
+    await v5.subscribeAsync(`${base}/long`, { qos: 1 })
+    const [m] = await waitForMessages(v5, `${base}/long`)
+    expect(long?.retain).toBe(true)
+    expect(m.properties?.contentType).toBe('text/plain')
+    expect(m.properties?.messageExpiryInterval).toBeGreaterThanOrEqual(55)
+    expect(m.properties?.messageExpiryInterval).toBeLessThanOrEqual(58)
+  })
+
   it('[MQTT-3.3.1-5][MQTT-3.3.1-6][MQTT-3.3.1-7][MQTT-3.3.1-8] a retained message is replaced by the next, cleared by an empty one (which is not stored), and left alone by RETAIN 0', async () => {
     const base = uid('ret')
     const pub = await v5Client(tb(), transport)
