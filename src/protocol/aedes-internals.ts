@@ -32,6 +32,12 @@ export interface ClientInternals extends Client {
   will?: PublishPacket | null
   _disconnected?: boolean
   /**
+   * Stops the end-of-stream watch aedes set on the connection (`finished(conn, close)`); aedes calls it in close().
+   * That watch and the connection's 'end' listener call close as bound when the client was created ('bound close'),
+   * not the client's close as it is later: will-delay re-registers both (closeThroughInstance).
+   */
+  _eos: () => void
+  /**
    * Next packet identifier aedes gives an outgoing QoS 1/2 PUBLISH (1..65535, wrapping, starting at random); a packet
    * handed to deliverQoS with its own messageId keeps it (lib/qos-packet.js). Culex's allocator (packet-ids.ts) uses
    * it as its cursor and skips the ids still held; nothing takes an id from it unchecked.
@@ -163,6 +169,7 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Client#errored, #connackSent, #connecting, #connected, #closed and #_disconnected (booleans)', holds: p => areBooleans(p.client, 'errored', 'connackSent', 'connecting', 'connected', 'closed', '_disconnected') },
   { owner: 'aedes', what: 'Client#will, #_will and #_keepaliveTimer', holds: p => has(p.client, 'will', '_will', '_keepaliveTimer') },
   { owner: 'aedes', what: 'Client#_inboundInflight (a Set of the inbound QoS 2 ids awaiting PUBREL)', holds: p => p.client._inboundInflight instanceof Set },
+  { owner: 'aedes', what: "Client#_eos and the connection's 'end' listener calling close bound at construction (the will delay re-registers both)", holds: p => isFn(p.client._eos) && isObject(p.client.conn) && isFn(p.client.conn.listeners) && (p.client.conn.listeners as (e: string) => Array<{ name: string }>).call(p.client.conn, 'end').some(l => l.name === 'bound close') },
   { owner: 'aedes', what: "Client#_parser (the connection's mqtt-packet parser, an EventEmitter with parse())", holds: p => isObject(p.client._parser) && isFn(p.client._parser.prependListener) && isFn(p.client._parser.parse) },
   { owner: 'aedes', what: 'Aedes#clients (connected clients by id)', holds: p => isObject(p.broker.clients) },
   { owner: 'aedes', what: 'Aedes#registerClient (the MQTT 5 layer tells a taken-over client why it is closed)', holds: p => isFn(p.broker.registerClient) },

@@ -43,12 +43,19 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     client.conn.once('close', () => { settled(client, clientId) })
     return undefined
   }
-  // MQTT 5 Clean Start 1 with a Session Expiry Interval: a new session that is kept. aedes is handed a persistent
-  // CONNECT (it keeps what a clean one drops), so the old session goes here: the last authenticate step, once the
-  // client is let in (a refused CONNECT must not end anyone's session) and before aedes reads the session.
+  // A persistent CONNECT that starts a new session: MQTT 5 Clean Start 1 with a Session Expiry Interval (aedes is
+  // handed a persistent CONNECT, so it keeps what a clean one drops), or a session that is over but not removed yet
+  // (the expiry run skips a session whose client is connecting; one with an interval of 0 is over at the close, and
+  // a client back a moment later must not resume it). The old session goes here: the last authenticate step, once
+  // the client is let in (a refused CONNECT must not end anyone's session) and before aedes reads the session.
   const startNewSession: AuthenticateStep = (client) => {
-    if (client.clean || client.id === null || v5Of(client)?.connect.cleanStart !== true) return undefined
-    return store.purgeSession(client.id).then(() => undefined)
+    const clientId = client.id
+    if (client.clean || clientId === null) return undefined
+    if (v5Of(client)?.connect.cleanStart === true) return store.purgeSession(clientId).then(() => undefined)
+    const expired = store.sessionExpired(clientId, opts.expiryMs)
+    if (expired === false) return undefined
+    if (expired === true) return store.purgeSession(clientId).then(() => undefined)
+    return expired.then(async (over) => { if (over) await store.purgeSession(clientId); return undefined })
   }
 
   const start = async (): Promise<{ close: () => void }> => {

@@ -78,6 +78,8 @@ export interface CulexStore {
   sessionConnected: (clientId: string, connected: boolean, at?: number, expirySeconds?: number) => void
   /** Persistent sessions whose client has been gone longer than their expiry, and when the next one will be. */
   expiringSessions: (maxMs: number, now?: number) => MaybePromise<Expiring>
+  /** Whether this persistent session is over by `now` (its client gone longer than its expiry), removed or not yet. */
+  sessionExpired: (clientId: string, maxMs: number, now?: number) => MaybePromise<boolean>
   listSessions: () => Promise<string[]>
   /** Deletes a session's subscriptions, queue and inbound QoS 2 state. Disconnect the client first. */
   purgeSession: (clientId: string) => Promise<boolean>

@@ -318,6 +318,11 @@ export class LevelStore implements CulexStore {
     return this.#sessions.expiring(maxMs, now)
   }
 
+  /** Whether this persistent session is over by `now`, removed or not yet (session-records.ts). */
+  sessionExpired (clientId: string, maxMs: number, now = Date.now()): boolean {
+    return this.#sessions.expired(clientId, maxMs, now)
+  }
+
   async listSessions (): Promise<string[]> {
     return [...this.#sessionIds()].sort()
   }

@@ -144,11 +144,14 @@ export class Outbox extends QueueLookups implements SessionQueues {
   update (client: ClientRef, packet: PacketLike): Promise<void> {
     const queue = this.queues.get(client.id)
     const messageId = packet.messageId
-    if (queue === undefined || messageId == null) return Promise.reject(noSuchPacket())
+    if (messageId == null) return Promise.reject(noSuchPacket())
     const token = this.token(client)
     if (packet.cmd === 'pubrel') {
-      const entry = queue.byMessageId(messageId)
-      if (entry === undefined) return Promise.reject(noSuchPacket())
+      const entry = queue?.byMessageId(messageId)
+      // A QoS 2 copy the session queue never held (a retained message sent on SUBSCRIBE, which the delivery router
+      // keeps out of it): its PUBREL is sent all the same [MQTT-4.3.3-1], with nothing to record. Refused, aedes
+      // closed the connection at the subscriber's PUBREC.
+      if (queue === undefined || entry === undefined) return Promise.resolve()
       const record = pubrelRecord(messageId)
       entry.cmd = 'pubrel'
       queue.setBytes(entry, 0)
@@ -156,6 +159,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       entry.inflight = record
       return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) }])
     }
+    if (queue === undefined) return Promise.reject(noSuchPacket())
     const entry = packet.brokerId != null && packet.brokerCounter !== undefined
       ? queue.byCounter(packet.brokerId, packet.brokerCounter)
       : undefined

@@ -92,6 +92,14 @@ export class SessionRecords {
     return { expired, nextAt }
   }
 
+  /** Whether this session's client has been gone longer than its expiry (as `expiring` counts it) at `now`. */
+  expired (clientId: string, maxMs: number, now: number): boolean {
+    const r = this.#records.get(clientId)
+    if (r?.disconnectedAt === undefined) return false
+    const ms = expiryMs(r.expirySeconds, maxMs)
+    return ms !== undefined && now >= expiresAt(r.disconnectedAt, ms)
+  }
+
   #put (clientId: string, record: SessionRecord): WriteOp[] {
     this.#records.set(clientId, record)
     return [{ type: 'put', key: sessionKey(encodeClientId(clientId)), value: encodeRecord({ ...record }) }]

@@ -1,10 +1,11 @@
+import { finished } from 'node:stream'
 import type { Client, PublishPacket } from 'aedes'
 import type { ConnectStep } from '../hook-chain.js'
 import type { CulexStore } from '../store/index.js'
 import type { Logger } from '../log/logger.js'
 import { willDelaySeconds } from '../store/wills.js'
 import { NEVER_EXPIRES } from '../store/session-records.js'
-import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
+import { internals, type BrokerInternals, type ClientInternals } from '../protocol/aedes-internals.js'
 import { v5Of } from '../protocol/v5/connection.js'
 
 /** The longest a timer is set for (Node's limit is about 24.8 days); a later will is looked at again then. */
@@ -70,6 +71,7 @@ export function delayWills (broker: BrokerInternals, store: CulexStore, log: Log
     const connection = v5Of(client)
     if (connection === undefined) return undefined
     const c = internals(client)
+    closeThroughInstance(c)
     const close = client.close.bind(client)
     ;(client as { close: Client['close'] }).close = (done?: () => void) => {
       const will = c.will
@@ -119,4 +121,22 @@ export function delayWills (broker: BrokerInternals, store: CulexStore, log: Log
   }
 
   return { watchClose, start }
+}
+
+/**
+ * aedes closes a client from its connection's 'end' and from an end-of-stream watch, both given close as bound when
+ * the client was created (lib/client.js), so a close wrapped on the client later sees only the other closes (a socket
+ * error, a protocol violation, a take-over): a WebSocket closed, or a TCP connection ended without DISCONNECT,
+ * published a delayed will at once. Both are registered again to call the client's close as it is now.
+ */
+function closeThroughInstance (c: ClientInternals): void {
+  const conn = c.conn
+  const close = (): void => { c.close() }
+  c._eos()
+  c._eos = finished(conn, close)
+  for (const listener of conn.listeners('end')) {
+    if (listener.name !== 'bound close') continue
+    conn.removeListener('end', listener as () => void)
+    conn.on('end', close)
+  }
 }

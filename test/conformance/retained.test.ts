@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
+import type { IPublishPacket, IPubrelPacket } from 'mqtt-packet'
 import type { Received } from '../helpers/clients.js'
 import {
-  messagesOn, mqttClient, retainedProbe, subscribe, transports, uid, useBroker, waitFor, waitForMessages, type TestClient, type Transport
+  messagesOn, mqttClient, rawClient, retainedProbe, subscribe, transports, uid, useBroker, waitFor, waitForMessages, type TestClient,
+  type Transport
 } from './support.js'
 
 // MQTT 3.1.1 §3.3.1.3 RETAIN, §3.8.4 (retained messages on SUBSCRIBE).
@@ -110,6 +112,27 @@ describe.each(transports)('retained messages over %s', (transport: Transport) =>
     expect(await subscribe(sub, { [f]: granted })).toEqual([granted])
     const [m] = await waitForMessages(sub, topic)
     expect(m).toMatchObject({ payload: 'rq', retain: true, qos: expected })
+  })
+
+  it('[MQTT-4.3.3-1] a retained QoS 2 message sent to a persistent session on SUBSCRIBE: its PUBREC gets PUBREL, and the connection stays', async () => {
+    const topic = `${uid('ret2')}/t`
+    const pub = await publisher()
+    await pub.publishAsync(topic, 'retained at 2', { qos: 2, retain: true })
+    for (const version of [4, 5] as const) {
+      const raw = await rawClient(tb(), transport, { version })
+      const connect = { clientId: uid('persist'), protocolVersion: version, clean: false }
+      expect(await raw.connect(version === 5 ? { ...connect, properties: { sessionExpiryInterval: 60 } } : connect)).toMatchObject({ sessionPresent: false })
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 2, nl: false, rap: false, rh: 0 }] })
+      const p = await raw.next<IPublishPacket>('publish')
+      expect([p.qos, p.retain, p.payload.toString()]).toEqual([2, true, 'retained at 2'])
+      raw.send({ cmd: 'pubrec', messageId: p.messageId as number })
+      expect((await raw.next<IPubrelPacket>('pubrel')).messageId, `MQTT ${version}`).toBe(p.messageId)
+      raw.send({ cmd: 'pubcomp', messageId: p.messageId as number })
+      await pub.publishAsync(topic, 'live at 2', { qos: 2 })
+      const live = await raw.next<IPublishPacket>('publish')
+      expect([live.payload.toString(), raw.isClosed]).toEqual(['live at 2', false])
+      raw.destroy()
+    }
   })
 
   it('[MQTT-3.8.4-3] subscribing again to an existing filter re-sends the retained messages', async () => {

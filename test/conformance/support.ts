@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import type { IClientOptions, MqttClient } from 'mqtt'
 import type { PublishPacket } from 'aedes'
+import type { IConnackPacket, IConnectPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, waitFor, type Received, type Transport } from '../helpers/clients.js'
 import { openRaw, remainingLength, type RawClient } from '../helpers/raw-client.js'
@@ -11,7 +12,7 @@ import { openRaw, remainingLength, type RawClient } from '../helpers/raw-client.
  * closed after every test, unique names so tests never see each other's topics or sessions, and fences.
  */
 
-export type TestClient = MqttClient & { received: Received[], sessionPresent: boolean }
+export type TestClient = MqttClient & { received: Received[], sessionPresent: boolean, connack: IConnackPacket }
 
 let broker: TestBroker | undefined
 const mqttClients = new Set<TestClient>()
@@ -47,6 +48,19 @@ export async function mqttClient (tb: TestBroker, transport: Transport, opts: IC
   const c = await connectClient(urlOf(tb, transport), opts)
   mqttClients.add(c)
   return c
+}
+
+/** An mqtt.js client at MQTT 5 (protocol level 5, no reconnect), connected, closed after the test. */
+export async function v5Client (tb: TestBroker, transport: Transport, opts: IClientOptions = {}): Promise<TestClient> {
+  return await mqttClient(tb, transport, { protocolVersion: 5, ...opts })
+}
+
+/** A byte-level MQTT 5 client, connected with CONNECT (Clean Start 1 unless `opts` says) and CONNACK 0x00 checked. */
+export async function rawV5 (tb: TestBroker, transport: Transport, opts: Partial<IConnectPacket> & { clientId: string }): Promise<RawClient> {
+  const raw = await rawClient(tb, transport, { version: 5 })
+  const connack = await raw.connect({ protocolVersion: 5, ...opts })
+  if (connack.reasonCode !== 0) throw new Error(`CONNACK reason code ${String(connack.reasonCode)} for ${opts.clientId}`)
+  return raw
 }
 
 /** A byte-level client, TCP connected (not yet MQTT connected), destroyed after the test. */

@@ -15,6 +15,7 @@ import { mosquittoPub, mosquittoSub } from './support/mosquitto.js'
 const chromiumPath = '/usr/bin/chromium'
 const bundlePath = path.join(repoRoot, 'node_modules', 'mqtt', 'dist', 'mqtt.min.js')
 const pagePath = path.join(repoRoot, 'test', 'e2e', 'fixtures', 'browser.html')
+const pageV5Path = path.join(repoRoot, 'test', 'e2e', 'fixtures', 'browser-v5.html')
 
 interface PageState {
   state: string
@@ -24,6 +25,20 @@ interface PageState {
 }
 /** What the page puts on window (lib has no DOM types: window is reached as globalThis inside page.evaluate). */
 interface E2eWindow { e2e: PageState, e2ePublish: (topic: string, payload: string, qos: number) => Promise<boolean>, e2eEnd: () => Promise<boolean> }
+
+interface PageV5State {
+  state: string
+  connack: { reasonCode: number, sessionPresent: boolean, properties: Record<string, unknown> | null } | null
+  granted: Array<{ topic: string, qos: number }> | null
+  received: Array<{ topic: string, payload: string, qos: number, retain: boolean, properties: Record<string, unknown> | null }>
+  errors: string[]
+}
+interface E2eV5Window {
+  e2e: PageV5State
+  e2ePublish: (topic: string, payload: string, qos: number, properties: Record<string, unknown>) => Promise<{ reasonCode?: number, message?: string }>
+  e2eUnsubscribe: (topics: string[]) => Promise<{ reasonCodes?: number[], error?: string }>
+  e2eEnd: () => Promise<boolean>
+}
 
 let dir: string
 let cli: RunningCli
@@ -39,9 +54,9 @@ beforeAll(async () => {
   // The page and the bundle, from one origin on a free port.
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
-    if (url.pathname === '/') {
+    if (url.pathname === '/' || url.pathname === '/v5') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
-      res.end(readFileSync(pagePath))
+      res.end(readFileSync(url.pathname === '/' ? pagePath : pageV5Path))
     } else if (url.pathname === '/mqtt.min.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' })
       res.end(readFileSync(bundlePath))
@@ -117,6 +132,57 @@ describe('a browser page with mqtt.js over WebSocket', () => {
       expect(s.received.map(m => m.topic).sort()).toEqual(['browser/from-tcp', 'browser/self'])
 
       await page.evaluate(async () => await (globalThis as unknown as E2eWindow).e2eEnd())
+      expect(consoleErrors).toEqual([])
+      expect((await state()).errors).toEqual([])
+    } finally {
+      await page.close()
+    }
+  })
+
+  it('at MQTT 5: CONNACK with its properties, user properties and content type both ways with mosquitto at v5, PUBACK 0x90 and UNSUBACK 0x11 seen in the page', async () => {
+    const consoleErrors: string[] = []
+    const page: Page = await browser.newPage()
+    page.on('console', msg => { if (msg.type() === 'error') consoleErrors.push(msg.text()) })
+    page.on('pageerror', err => consoleErrors.push(`page error: ${err.message}`))
+    const state = async (): Promise<PageV5State> => await page.evaluate(() => (globalThis as unknown as E2eV5Window).e2e)
+    const received = async (topic: string): Promise<PageV5State['received']> => {
+      await page.waitForFunction(t => (globalThis as unknown as E2eV5Window).e2e.received.some(m => m.topic === t), topic, { timeout: 10_000 }).catch(() => undefined)
+      return (await state()).received.filter(m => m.topic === topic)
+    }
+    try {
+      await page.goto(`${pageUrl}v5?ws=${encodeURIComponent(`ws://127.0.0.1:${cli.ports.ws}/mqtt`)}&prefix=browser5`)
+      await page.waitForFunction(() => ['subscribed', 'error', 'closed'].includes((globalThis as unknown as E2eV5Window).e2e.state), undefined, { timeout: 10_000 }).catch(() => undefined)
+      let s = await state()
+      expect(s.errors).toEqual([])
+      expect(s.state).toBe('subscribed')
+      expect(s.connack?.reasonCode).toBe(0)
+      expect(s.connack?.properties).toMatchObject({ receiveMaximum: 1000, retainAvailable: true, sharedSubscriptionAvailable: true, wildcardSubscriptionAvailable: true })
+      expect(s.granted).toEqual([{ topic: 'browser5/#', qos: 1 }])
+
+      // 1. The page to itself, with properties.
+      const props = { contentType: 'application/json', responseTopic: 'browser5/reply', userProperties: { a: '1', b: ['x', 'y'] }, payloadFormatIndicator: true }
+      expect(await page.evaluate(async p => await (globalThis as unknown as E2eV5Window).e2ePublish('browser5/self', '{"n":1}', 1, p), props)).toEqual({ reasonCode: 0 })
+      expect((await received('browser5/self')).map(m => [m.payload, m.qos, m.properties])).toEqual([['{"n":1}', 1, props]])
+
+      // 2. mosquitto_pub -V mqttv5 over TCP → the page, with its properties.
+      const pub = await mosquittoPub(cli.ports.mqtt, ['-V', 'mqttv5', '-t', 'browser5/from-tcp', '-m', 'hello at v5', '-q', '1', '-D', 'publish', 'content-type', 'text/plain', '-D', 'publish', 'user-property', 'from', 'mosquitto', '-D', 'publish', 'correlation-data', 'c-42'])
+      expect(pub.code, pub.stderr).toBe(0)
+      expect((await received('browser5/from-tcp')).map(m => [m.payload, m.properties])).toEqual([['hello at v5', { contentType: 'text/plain', userProperties: { from: 'mosquitto' }, correlationData: 'c-42' }]])
+
+      // 3. The page → mosquitto_sub -V mqttv5 over TCP: content type and user property printed by -F.
+      const sub = mosquittoSub(cli.ports.mqtt, ['-V', 'mqttv5', '-t', 'page5/#', '-q', '1', '-F', '%t|%p|%C|%P', '-C', '1', '-W', '15'])
+      await sub.subscribed
+      expect(await page.evaluate(async p => await (globalThis as unknown as E2eV5Window).e2ePublish('page5/out', 'from the page', 1, p), props)).toEqual({ reasonCode: 0 })
+      await sub.waitForMessage('page5/out|from the page|application/json|a:1 b:x b:y')
+
+      // 4. Reason codes the page sees: PUBACK 0x90 for a $ topic, UNSUBACK 0x11 for a filter it never subscribed to.
+      const refused = await page.evaluate(async () => await (globalThis as unknown as E2eV5Window).e2ePublish('$SYS/from-page', 'no', 1, {}))
+      expect(refused.reasonCode).toBe(0x90)
+      expect(await page.evaluate(async () => await (globalThis as unknown as E2eV5Window).e2eUnsubscribe(['browser5/never', 'browser5/#']))).toEqual({ reasonCodes: [0x11, 0] })
+
+      s = await state()
+      expect(s.received.map(m => m.topic).sort()).toEqual(['browser5/from-tcp', 'browser5/self'])
+      await page.evaluate(async () => await (globalThis as unknown as E2eV5Window).e2eEnd())
       expect(consoleErrors).toEqual([])
       expect((await state()).errors).toEqual([])
     } finally {

@@ -1,7 +1,8 @@
 /**
  * The built culex command against mosquitto_sub and mosquitto_pub at MQTT 5 (-V mqttv5): what a user checks by hand
- * once Culex says it speaks MQTT 5 — messages at every QoS with their properties, MQTT 3.1.1 and MQTT 5 clients on
- * the same topics, and a v5 persistent session across kill -9.
+ * once Culex says it speaks MQTT 5 — messages at every QoS with their properties (-D publish ...), MQTT 3.1.1 and
+ * MQTT 5 clients on the same topics, the subscriber's Maximum Packet Size and Session Expiry Interval (-D connect
+ * ...), message expiry in a session queue, a delayed will (-D will ...), and a v5 persistent session across kill -9.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type RunningCli } from '../helpers/cli.js'
@@ -68,6 +69,30 @@ describe('mosquitto clients at MQTT 5', () => {
     expect(late.messages).toHaveLength(1)
     expect(late.messages[0]).toMatch(/^7\|(59|60)\|1\|kept$/)
   })
+
+  it('-D publish message-expiry-interval, response-topic, correlation-data, payload-format-indicator and content-type reach mosquitto_sub unaltered (-F %E %R %D %F %C)', async () => {
+    const sub = mosquittoSub(cli.ports.mqtt, [...V5, '-t', 'e5/props/#', '-q', '1', '-F', '%t|%p|%E|%R|%D|%F|%C'])
+    expect(await sub.subscribed).toEqual([1])
+    const r = await mosquittoPub(cli.ports.mqtt, [...V5, '-t', 'e5/props/request', '-m', '{"ask":1}', '-q', '1',
+      '-D', 'publish', 'message-expiry-interval', '120', '-D', 'publish', 'response-topic', 'e5/props/reply',
+      '-D', 'publish', 'correlation-data', 'req-7', '-D', 'publish', 'payload-format-indicator', '1', '-D', 'publish', 'content-type', 'application/json'])
+    expect(r.code, r.stderr).toBe(0)
+    const [line] = await sub.waitForMessages(1)
+    const [topic, payload, expiry, ...rest] = line.split('|')
+    expect([topic, payload, ...rest]).toEqual(['e5/props/request', '{"ask":1}', 'e5/props/reply', 'req-7', '1', 'application/json'])
+    expect(Number(expiry)).toBeGreaterThanOrEqual(119)
+  })
+
+  it('-D connect maximum-packet-size: a message too large for the subscriber is not sent to it, the others are', async () => {
+    const sub = mosquittoSub(cli.ports.mqtt, [...V5, '-t', 'e5/size/#', '-q', '1', '-v', '-D', 'connect', 'maximum-packet-size', '200'])
+    expect(await sub.subscribed).toEqual([1])
+    for (const m of ['small one', 'x'.repeat(400), 'small two']) {
+      const r = await mosquittoPub(cli.ports.mqtt, [...V5, '-t', 'e5/size/t', '-m', m, '-q', '1'])
+      expect(r.code, r.stderr).toBe(0)
+    }
+    await sub.waitForMessage('e5/size/t small two')
+    expect(sub.messages()).toEqual(['e5/size/t small one', 'e5/size/t small two'])
+  })
 })
 
 it('a v5 persistent session keeps its Subscription Identifier across kill -9', async () => {
@@ -86,6 +111,49 @@ it('a v5 persistent session keeps its Subscription Identifier across kill -9', a
   const r = await receiveThenStop(cli.ports.mqtt, [...session, '-t', 'e5/other', '-F', '%S|%t|%p'], 3)
   expect(r.code, r.stdout + r.stderr).toBe(0)
   expect(r.messages).toEqual(['9|e5/sidd/t|m1', '9|e5/sidd/t|m2', '9|e5/sidd/t|m3'])
+  expect(await cli.stop('SIGTERM')).toBe(0)
+})
+
+it('-D connect session-expiry-interval: a 1 s session is gone 2 s after its client left, a 3600 s one keeps its queue; -D publish message-expiry-interval 1 expires in the queue and 60 is counted down', async () => {
+  const cli = await startCli(startArgs(await dataDir()))
+  // -c (Clean Start 0) sets the interval itself: the first visit starts a new session (Clean Start 1) kept for the
+  // interval given with -D, the second resumes it with -c
+  const sub = ['-q', '1', '-t', 'e5/sx/#', '-F', '%t|%p|%E']
+  const resume = (id: string): string[] => [...V5, '-c', '-x', '3600', '-i', id, ...sub]
+  for (const [id, seconds] of [['e5-short', 1], ['e5-long', 3600]] as const) {
+    const first = await runMosquittoSub(cli.ports.mqtt, [...V5, '-i', id, '-D', 'connect', 'session-expiry-interval', String(seconds), ...sub, '-E'])
+    expect(first.code, first.stdout + first.stderr).toBe(0)
+  }
+  for (const [m, expiry] of [['lives 1 s', '1'], ['lives 60 s', '60']]) {
+    const r = await mosquittoPub(cli.ports.mqtt, [...V5, '-t', 'e5/sx/t', '-m', m, '-q', '1', '-D', 'publish', 'message-expiry-interval', expiry])
+    expect(r.code, r.stderr).toBe(0)
+  }
+  await new Promise(resolve => setTimeout(resolve, 2200))
+  const long = await receiveThenStop(cli.ports.mqtt, resume('e5-long'), 1)
+  expect(long.code, long.stdout + long.stderr).toBe(0)
+  const [topic, payload, expiry] = long.messages[0].split('|')
+  expect([topic, payload]).toEqual(['e5/sx/t', 'lives 60 s'])
+  expect(Number(expiry)).toBeGreaterThanOrEqual(55)
+  expect(Number(expiry)).toBeLessThanOrEqual(58)
+  const short = mosquittoSub(cli.ports.mqtt, resume('e5-short'))
+  await short.subscribed
+  const fence = await mosquittoPub(cli.ports.mqtt, [...V5, '-t', 'e5/sx/fence', '-m', 'fence', '-q', '1'])
+  expect(fence.code, fence.stderr).toBe(0)
+  await short.waitForMessage('e5/sx/fence|fence|')
+  expect(short.messages()).toEqual(['e5/sx/fence|fence|'])
+  expect(await cli.stop('SIGTERM')).toBe(0)
+})
+
+it('-D will will-delay-interval: a mosquitto_sub killed with SIGKILL (its socket closed, no DISCONNECT) has its will published after the delay, not at once', async () => {
+  const cli = await startCli(startArgs(await dataDir()))
+  const watcher = mosquittoSub(cli.ports.mqtt, [...V5, '-t', 'e5/will/#', '-q', '1', '-v'])
+  await watcher.subscribed
+  const willer = mosquittoSub(cli.ports.mqtt, [...V5, '-i', 'e5-willer', '-x', '60', '-t', 'e5/unused', '--will-topic', 'e5/will/gone', '--will-payload', 'gone', '--will-qos', '1', '-D', 'will', 'will-delay-interval', '1'])
+  await willer.subscribed
+  willer.kill('SIGKILL')
+  const killedAt = Date.now()
+  await watcher.waitForMessage('e5/will/gone gone', 5000)
+  expect(Date.now() - killedAt).toBeGreaterThanOrEqual(900)
   expect(await cli.stop('SIGTERM')).toBe(0)
 })
 

@@ -171,11 +171,13 @@ export interface ConnectBytesOptions {
   keepalive?: number
   clientId: string
   will?: { topic: string, payload: string, qos: number, retain: boolean }
+  /** Level 5 only: the encoded CONNECT properties (without their length); none when absent. */
+  properties?: Buffer
 }
 
 /**
  * Encodes a CONNECT by hand, for the cases mqtt-packet refuses to generate (unknown protocol levels, a zero-length
- * client id with CleanSession 0, reserved flag bits).
+ * client id with CleanSession 0, reserved flag bits). Level 5 gets empty CONNECT and will property lists.
  */
 export function connectBytes (o: ConnectBytesOptions): Buffer {
   const str = (s: string): Buffer => {
@@ -191,8 +193,11 @@ export function connectBytes (o: ConnectBytesOptions): Buffer {
   }
   const keepalive = Buffer.alloc(2)
   keepalive.writeUInt16BE(o.keepalive ?? 0)
-  const parts = [str(o.protocolName ?? 'MQTT'), Buffer.from([o.protocolLevel ?? 4, flags]), keepalive, str(o.clientId)]
-  if (o.will !== undefined) parts.push(str(o.will.topic), str(o.will.payload))
+  // MQTT 5 has a property length after the keepalive and before the will topic: none (0) for the will
+  const noProperties = o.protocolLevel === 5 ? [Buffer.from([0])] : []
+  const properties = o.protocolLevel === 5 ? [remainingLength(o.properties?.length ?? 0), o.properties ?? Buffer.alloc(0)] : []
+  const parts = [str(o.protocolName ?? 'MQTT'), Buffer.from([o.protocolLevel ?? 4, flags]), keepalive, ...properties, str(o.clientId)]
+  if (o.will !== undefined) parts.push(...noProperties, str(o.will.topic), str(o.will.payload))
   const body = Buffer.concat(parts)
   return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body])
 }

@@ -111,6 +111,27 @@ describe('MQTT 5 session expiry', () => {
     expect(gone - left).toBeLessThan(2500)
   })
 
+  it('never resumes a session that ended with its connection, however soon the client comes back', async () => {
+    // the session of an interval of 0 ends at the close; a reconnect right after it must not find it, even before the
+    // expiry timer has run (it once did, about one time in four: Session Present 1 and the old subscription live)
+    const pub = track(await v5(t.mqttUrl, { clientId: 'quick-pub' }))
+    for (let i = 0; i < 30; i++) {
+      const brief = await v5(t.mqttUrl, { clientId: 'quick', clean: false, properties: { sessionExpiryInterval: i % 2 === 0 ? 0 : 3600 } })
+      await brief.subscribeAsync(`quick/${i}`, { qos: 1 })
+      await disconnect(brief, { sessionExpiryInterval: 0 })
+      await waitFor(() => (t.broker.aedes as unknown as { clients: Record<string, unknown> }).clients.quick === undefined, 'the client gone')
+      const again = await v5(t.mqttUrl, { clientId: 'quick', clean: false, properties: { sessionExpiryInterval: 3600 } })
+      expect(again.sessionPresent, `round ${i}`).toBe(false)
+      await pub.publishAsync(`quick/${i}`, 'to the ended session', { qos: 1 })
+      await again.subscribeAsync('quick/fence', { qos: 1 })
+      await pub.publishAsync('quick/fence', 'fence', { qos: 1 })
+      await waitFor(() => again.received.length >= 1, 'the fence')
+      expect(again.received.map(m => m.payload), `round ${i}`).toEqual(['fence'])
+      await disconnect(again, { sessionExpiryInterval: 0 })
+      await waitUntilGone(t, 'quick', 2000)
+    }
+  })
+
   it('answers a DISCONNECT that sets an interval after a CONNECT with 0 with DISCONNECT 0x82, publishes the will and keeps no session', async () => {
     const watcher = track(await v5(t.mqttUrl, { clientId: 'will-watcher' }))
     await watcher.subscribeAsync('bad-expiry/will', { qos: 1 })

@@ -84,4 +84,25 @@ describe('MQTT 5 Will Delay Interval', () => {
     expect(watcher.received[1].topic).toBe('wd/back')
     expect(Date.now() - leftAgain).toBeGreaterThanOrEqual(1000)
   })
+
+  it('delays the will however the connection ends: a TCP close without DISCONNECT, a WebSocket closed or reset', async () => {
+    // aedes closes a client from a stream's 'end' and end-of-stream with close bound at construction: a delayed will
+    // was published at once on those paths (only a socket error went through the delay)
+    const watcher = track(await v5(t.mqttUrl, { clientId: 'wd-ends-watcher' }))
+    await watcher.subscribeAsync('wd/ends/#', { qos: 1 })
+    const at = arrivals(watcher)
+    const ends: Array<[string, string, (c: TestClient) => void]> = [
+      ['tcp-end', t.mqttUrl, c => { c.stream.end() }],
+      ['ws-end', t.wsUrl, c => { c.stream.end() }],
+      ['ws-destroy', t.wsUrl, c => { c.stream.destroy() }]
+    ]
+    const clients = await Promise.all(ends.map(async ([id, url]) => await v5(url, {
+      clientId: id, clean: false, reconnectPeriod: 0, properties: { sessionExpiryInterval: 3600 },
+      will: { topic: `wd/ends/${id}`, payload: Buffer.from(`${id} gone`), qos: 1, retain: false, properties: { willDelayInterval: 1 } }
+    })))
+    const left = Date.now()
+    ends.forEach(([, , end], i) => { end(clients[i]) })
+    await waitFor(() => at.size === 3, 'three wills', 4000)
+    for (const [id] of ends) expect((at.get(`wd/ends/${id}`) ?? 0) - left, id).toBeGreaterThanOrEqual(950)
+  })
 })

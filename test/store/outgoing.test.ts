@@ -46,6 +46,17 @@ describe.each(backends)('outgoing queue ($name)', (b) => {
     await store.close()
   })
 
+  it('lets the pubrel of a QoS 2 copy the queue never held go out (a retained message sent on SUBSCRIBE), recording nothing', async () => {
+    const store = await b.open(await b.make())
+    const conn = { id: 'c1', clean: false }
+    await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 2 }], publish('t', 'x', { qos: 2, brokerId: 'b', brokerCounter: 5 }))
+    await store.outgoingUpdate(conn, { cmd: 'pubrel', messageId: 77 })
+    await store.outgoingUpdate({ id: 'no-queue', clean: false }, { cmd: 'pubrel', messageId: 1 })
+    expect(await drain(store.outgoingStream({ id: 'c1' }))).toEqual([expect.objectContaining({ cmd: 'publish', qos: 2 })])
+    expect(await store.sessionInfo('no-queue')).toBeUndefined()
+    await store.close()
+  })
+
   it('answers an unknown messageId from memory and returns the original packet for a known one', async () => {
     const store = await b.open(await b.make())
     const conn = { id: 'c1' }

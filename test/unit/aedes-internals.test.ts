@@ -30,6 +30,8 @@ const missing: Array<[string, Mutation, string]> = [
   ['_will', p => { delete p.client._will }, 'Client#will, #_will and #_keepaliveTimer'],
   ['_keepaliveTimer', p => { delete p.client._keepaliveTimer }, '#_keepaliveTimer'],
   ['_parser', p => { delete p.client._parser }, 'Client#_parser'],
+  ['_eos', p => { delete p.client._eos }, 'Client#_eos and the connection'],
+  ["'end' bound close", p => { (p.client.conn as NodeJS.EventEmitter).removeAllListeners('end') }, "Client#_eos and the connection's 'end' listener"],
   ['clients', p => { delete p.broker.clients }, 'Aedes#clients'],
   ['mq.emit', p => { p.broker.mq = { _matcher: { match: () => [] } } }, 'Aedes#mq.emit'],
   ['mq._matcher', p => { p.broker.mq = { emit: () => {} } }, 'Aedes#mq._matcher.match'],

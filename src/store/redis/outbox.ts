@@ -121,9 +121,9 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
           e.inflight = record
         })
       }
-      return this.#deps.order.track(this.#pubrel(keys, [messageId, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]).then((seq) => {
-        if (seq === null) throw noSuchPacket()
-      }))
+      // A QoS 2 copy the session queue never held (a retained message sent on SUBSCRIBE) has no entry: its PUBREL
+      // goes out all the same [MQTT-4.3.3-1], with nothing to record (as in the LevelDB store)
+      return this.#deps.order.track(this.#pubrel(keys, [messageId, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]).then(() => undefined))
     }
     const entry = mirror?.byCounter(String(packet.brokerId), Number(packet.brokerCounter))
     if (entry?.cmd === 'pubrel') return this.#deps.order.after()

@@ -285,6 +285,10 @@ export class RedisStore implements CulexStore {
     return await this.#sessions.expiring(maxMs, now)
   }
 
+  async sessionExpired (clientId: string, maxMs: number, now = Date.now()): Promise<boolean> {
+    return await this.#sessions.expired(clientId, maxMs, now)
+  }
+
   async listSessions (): Promise<string[]> {
     return await this.#sessions.list()
   }

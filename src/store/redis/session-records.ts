@@ -34,6 +34,15 @@ export class RedisSessionRecords {
     return records.expiring(maxMs, now)
   }
 
+  /** Whether this session's client has been gone longer than its expiry at `now` (one record read). */
+  async expired (clientId: string, maxMs: number, now: number): Promise<boolean> {
+    const json = await this.#d.redis.hget(this.#d.keys.sessions, clientId)
+    if (json === null) return false
+    const records = new SessionRecords()
+    records.load(clientId, JSON.parse(json) as Record<string, unknown>)
+    return records.expired(clientId, maxMs, now)
+  }
+
   /** Every client id with a session record, subscriptions, a queue or inbound QoS 2 records. */
   async list (): Promise<string[]> {
     const { redis, keys } = this.#d
