@@ -65,11 +65,11 @@ describe.each(transports)('MQTT 5 SUBSCRIBE / UNSUBSCRIBE over %s', (transport: 
     expect(messagesOn(other, topic).slice(0, 4).map(m => m.payload)).toEqual(['own 0', 'own 1', 'own 2', 'from other'])
   })
 
-  it('[MQTT-3.8.3-4] No Local on a shared subscription is a protocol error: closed without SUBACK', async () => {
+  it('[MQTT-3.8.3-4] No Local on a shared subscription is a protocol error: DISCONNECT 0x82, closed without SUBACK', async () => {
     const raw = await rawV5(tb(), transport, { clientId: uid('c') })
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `$share/g/${uid('s')}`, qos: 1, nl: true, rap: false, rh: 0 }] })
     expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
-    expect(raw.received.map(p => p.cmd)).toEqual(['connack'])
+    expect(raw.received.map(p => [p.cmd, (p as { reasonCode?: number }).reasonCode])).toEqual([['connack', 0], ['disconnect', 0x82]])
     await brokerStillServes(tb(), transport)
   })
 
