@@ -1,6 +1,7 @@
 import { decodeRecord, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
-import { ClientQueue, QueueLookups, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import { ClientQueue, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import { QueueLookups } from '../queue-lookups.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
