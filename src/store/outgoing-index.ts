@@ -1,4 +1,5 @@
 import { outgoingKey } from './layout.js'
+import type { SessionInfo } from './types.js'
 
 /**
  * One queued message (or PUBREL) of a session. A million of them may be loaded at start, so an entry holds no
@@ -65,6 +66,9 @@ export interface QueueTotals {
   entries: number
   bytes: number
 }
+
+/** A session queue as the admin API shows it. */
+export type QueueInfo = Pick<SessionInfo, 'queued' | 'inflight' | 'queuedBytes' | 'oldestQueuedAt'>
 
 /**
  * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
@@ -221,6 +225,21 @@ export class ClientQueue {
   oldestEnqueuedAt (): number | undefined {
     for (const entry of this.entries.values()) return entry.enqueuedAt
     return undefined
+  }
+
+  /** Sizes, in-flight count and oldest entry, as the admin API shows a session. */
+  info (): QueueInfo {
+    const oldest = this.oldestEnqueuedAt()
+    return { queued: this.size, inflight: this.inflightCount, queuedBytes: this.bytes, ...(oldest === undefined ? {} : { oldestQueuedAt: oldest }) }
+  }
+
+  /** The highest broker counter of this broker's messages in the queue (0: none). */
+  maxCounter (brokerId: string): number {
+    let max = 0
+    for (const entry of this.entries.values()) {
+      if (entry.brokerId === brokerId && entry.brokerCounter !== undefined && entry.brokerCounter > max) max = entry.brokerCounter
+    }
+    return max
   }
 
   #indexMessageId (entry: QueueEntry): void {
