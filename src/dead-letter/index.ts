@@ -9,7 +9,8 @@ import type { BrokerMetrics } from '../metrics/index.js'
 import { createDeadLetterHooks, type DeadLetterHooksDeps } from './hooks.js'
 import { deadLetterRoutes } from './routes.js'
 
-export { REASONS, type DeadLetterReason, type Envelope } from './service.js'
+export { REASONS, type DeadLetterReason } from './service.js'
+export type { Envelope } from './envelope.js'
 export type { SharedDeadLetter } from './hooks.js'
 
 export function createDeadLetters (deps: DeadLetterHooksDeps) {

@@ -1,4 +1,5 @@
 import { isReservedTopic, startsWithWildcard } from '../protocol/topic.js'
+import { deadLetterEntry, type GiveUpContext } from './dead-lettering.js'
 import { DeliveryTracker } from './deliveries.js'
 import { createEntry, messageOf, type Entry, type Group } from './group.js'
 import { MemberChooser, type Online } from './chooser.js'
@@ -26,11 +27,13 @@ export class Dispatcher<H> {
   readonly redelivery: Redelivery<H>
   readonly #chooser: MemberChooser<H>
   readonly #now: () => number
+  readonly #giveUp: GiveUpContext<H>
   #nextId = 1
   #closed = false
 
   constructor (private readonly port: EnginePort<H>, private readonly store: GroupStore | undefined, private readonly opts: EngineOptions) {
     this.#now = opts.now ?? Date.now
+    this.#giveUp = { store, opts, totals: this.totals, finish: entry => { this.#finish(entry) } }
     this.#chooser = new MemberChooser(this.deliveries, opts.maxInflightPerMember, port.mayReceive)
     this.redelivery = new Redelivery({
       deliveries: this.deliveries,
@@ -274,31 +277,7 @@ export class Dispatcher<H> {
   }
 
   #deadLetter (entry: Entry<H>, reason: DeadLetterReason): void {
-    const group = entry.group
-    group.counts.deadLettered++
-    this.totals.deadLettered++
-    const report = (payload: Buffer | undefined): void => {
-      try {
-        this.opts.onDeadLetter({ reason, ...(reason === 'rejected' && entry.refusal !== undefined ? { detail: entry.refusal } : {}), attempts: entry.attempts, attemptTimes: entry.attemptTimes ?? [], group: group.share.group, share: shareTopic(group.share.key), packet: { topic: entry.topic, payload: payload ?? Buffer.alloc(0), qos: entry.qos } })
-      } catch (err) {
-        this.opts.log.error({ err }, 'onDeadLetter failed')
-      }
-    }
-    const key = entry.storeKey
-    const store = this.store
-    if (entry.payload === undefined && key !== undefined && store !== undefined) {
-      // The record is read back first and deleted in the tick it is reported, so the delete and the dead letter
-      // (written synchronously by onDeadLetter) are one batch: a crash in between leaves it in the group queue.
-      entry.storeKey = undefined
-      this.#finish(entry)
-      void store.payloads([key]).then(p => p[0], () => undefined).then(payload => {
-        report(payload)
-        store.remove([key]).catch(noop)
-      })
-      return
-    }
-    report(entry.payload)
-    this.#finish(entry)
+    deadLetterEntry(this.#giveUp, entry, reason)
   }
 }
 

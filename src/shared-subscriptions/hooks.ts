@@ -8,34 +8,25 @@ import { packetIds } from '../protocol/packet-ids.js'
 import { isRejection, tapAcknowledgements } from '../protocol/packet-tap.js'
 import { hexCode } from '../protocol/v5/acknowledgements.js'
 import { receiveWindowOf } from '../protocol/v5/receive-window.js'
-import type { GroupQueues } from '../store/contract.js'
 import type { SessionQueues } from '../store/types.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
 import { sweepIntervalMs } from './policy.js'
-import { isShareFilter, isShareName, parseShare, shareTopic } from './share-name.js'
+import { IssuedIds } from './issued-ids.js'
+import { restoreShared, type RestoreStore } from './restore.js'
+import { isShareFilter, isShareName, parseShare } from './share-name.js'
 import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
+import { WakeTimer } from './wake-timer.js'
 
 /** The store methods shared subscriptions read or wrap (CulexStore). */
-export interface SharedStore {
-  readonly groupQueues: GroupQueues
+export interface SharedStore extends RestoreStore {
   outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
   readonly sessionQueues: Pick<SessionQueues, 'addPubrel'>
   purgeSession: (clientId: string) => Promise<boolean>
   cleanSubscriptions: (client: Client) => Promise<void>
-  listSessions: () => Promise<string[]>
-  subscriptionsByClient: (client: { id: string }) => Promise<Array<{ topic: string, qos: number }>>
 }
 
 type Listener = (packet: AedesPublishPacket, cb: () => void) => void
-
-/**
- * Packet identifiers of shared deliveries on one connection, until PUBACK or PUBCOMP ends them: the broker counter
- * of the message (NO_COUNTER when it has none), or RECEIVED once the member sent PUBREC for a QoS 2 one.
- */
-type Issued = number
-const NO_COUNTER = -1
-const RECEIVED = -2
 
 interface AckPacket { cmd: string, messageId?: number, reasonCode?: number, properties?: { reasonString?: string } }
 
@@ -55,7 +46,7 @@ interface AckPacket { cmd: string, messageId?: number, reasonCode?: number, prop
 export function createSharedHooks (broker: BrokerInternals, store: SharedStore, opts: Omit<EngineOptions, 'log'>, log: Logger) {
   const seen = new Map<string, Set<Client>>()
   const owners = new WeakMap<object, Client>()
-  const issued = new WeakMap<Client, Map<number, Issued>>()
+  const issued = new IssuedIds<Client>()
   const watched = new WeakSet<Client>()
   const watchedClose = new WeakSet<Client>()
   const listeners = new Map<Group<Client>, Listener>()
@@ -64,16 +55,9 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const origSubscribe = broker.subscribe.bind(broker)
   const origUnsubscribe = broker.unsubscribe.bind(broker)
 
-  const issuedOn = (client: Client): Map<number, Issued> => {
-    let ids = issued.get(client)
-    if (ids === undefined) issued.set(client, ids = new Map())
-    return ids
-  }
-
   // What mayReceive hands authorizeForward (which reads the topic): one object, reused, as the check is synchronous.
   const probe = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket
-  let wakeAt = Infinity
-  let wakeTimer: NodeJS.Timeout | undefined
+  const wakeTimer = new WakeTimer(() => { engine.release() })
   const port: EnginePort<Client> = {
     mayReceive: (client, topic, qos) => {
       // a member all of whose packet ids are held, or (MQTT 5) with its Receive Maximum unacknowledged, takes no
@@ -100,10 +84,10 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       const id = packet.messageId
       // a copy larger than the member accepts (MQTT 5 Maximum Packet Size) is refused on its behalf
       markSharedDelivery(out, why => {
-        issued.get(client)?.delete(id)
+        issued.end(client, id)
         engine.reject(client, id, why)
       })
-      issuedOn(client).set(id, packet.brokerCounter ?? NO_COUNTER)
+      issued.issue(client, id, packet.brokerCounter)
       c.deliverQoS(out, sent)
     },
     listen: group => {
@@ -123,17 +107,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       listeners.delete(group)
       if (listener !== undefined) origUnsubscribe(group.share.filter, listener, noop)
     },
-    wake: atMs => {
-      // One timer for the earliest retry; release() asks again for the next one.
-      if (atMs >= wakeAt) return
-      clearTimeout(wakeTimer)
-      wakeAt = atMs
-      wakeTimer = setTimeout(() => {
-        wakeAt = Infinity
-        engine.release()
-      }, Math.max(0, atMs - Date.now()))
-      wakeTimer.unref()
-    }
+    wake: atMs => { wakeTimer.wakeAt(atMs) }
   }
 
   const engine = new SharedEngine<Client>(port, store.groupQueues, { ...opts, log: log as unknown as EngineOptions['log'] })
@@ -159,21 +133,20 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     receiveWindowOf(client)?.onFreed(() => engine.capacity(client))
     tapAcknowledgements(client, (packet: AckPacket) => {
       if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
-      const ids = issued.get(client)
       const id = packet.messageId
-      if (ids === undefined || id === undefined || !ids.has(id)) return
+      if (id === undefined || !issued.has(client, id)) return
       if (isRejection(packet)) {
         // MQTT 5: the member refused it; another member gets it (the group's backoff, maxDeliveries)
-        ids.delete(id)
+        issued.end(client, id)
         const reasonString = packet.properties?.reasonString
         engine.reject(client, id, `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`)
       } else if (packet.cmd === 'pubrec') {
         // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
-        ids.set(id, RECEIVED)
+        issued.received(client, id)
         engine.ack(client, id)
       } else {
         if (packet.cmd === 'puback') engine.ack(client, id)
-        ids?.delete(id)
+        issued.end(client, id)
       }
     })
   }
@@ -247,12 +220,9 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const outgoingUpdate = store.outgoingUpdate.bind(store)
   // Not an async function: it runs for every delivery to a persistent session, and hands back the store's promise.
   store.outgoingUpdate = (client, packet) => {
-    const id = packet.messageId
-    const state = id == null ? undefined : issued.get(client)?.get(id)
-    if (state !== undefined && id != null) {
-      if (packet.cmd === 'pubrel' && state === RECEIVED) return store.sessionQueues.addPubrel(client, id)
-      if (packet.cmd !== 'pubrel' && (state === NO_COUNTER || state === packet.brokerCounter)) return Promise.resolve()
-    }
+    const shared = issued.sharedUpdate(client, packet)
+    if (shared === 'pubrel') return store.sessionQueues.addPubrel(client, packet.messageId as number)
+    if (shared === 'skip') return Promise.resolve()
     return outgoingUpdate(client, packet)
   }
   // A session that ends (expiry, purge, a clean CONNECT with its id) takes its memberships with it.
@@ -307,20 +277,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     noteSubscriber,
     /** Restores the persistent members and the durable queues from the store; starts the ack-timeout sweep. */
     start: async (): Promise<void> => {
-      for (const id of await store.listSessions()) {
-        for (const sub of await store.subscriptionsByClient({ id })) {
-          const share = isShareFilter(sub.topic) ? parseShare(sub.topic) : undefined
-          if (share !== undefined && isShareName(share)) engine.restoreMember(share, id, sub.qos)
-        }
-      }
-      for (const [key, stored] of store.groupQueues.takeLoaded()) {
-        if (engine.restoreQueue(key, stored)) {
-          log.info({ share: shareTopic(key), messages: stored.length }, 'shared queue restored')
-        } else {
-          await store.groupQueues.remove(stored.map(s => s.key))
-          log.warn({ share: shareTopic(key), messages: stored.length }, 'shared queue without members deleted')
-        }
-      }
+      await restoreShared(store, engine, log)
       if (opts.ackTimeoutMs > 0) {
         timer = setInterval(() => engine.sweep(), sweepIntervalMs(opts.ackTimeoutMs))
         timer.unref()
@@ -329,7 +286,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     /** Stops dispatching and redelivery (the broker is stopping: what is in flight stays in the store). */
     close: (): void => {
       clearInterval(timer)
-      clearTimeout(wakeTimer)
+      wakeTimer.stop()
       engine.close()
     }
   }

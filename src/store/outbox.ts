@@ -1,7 +1,8 @@
 import type { Logger } from '../log/logger.js'
 import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, QueueLookups, queueEntry, type QueueEntry, type QueueTotals } from './outgoing-index.js'
+import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
+import { QueueLookups } from './queue-lookups.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
@@ -270,11 +271,8 @@ export class Outbox extends QueueLookups implements SessionQueues {
     return ops
   }
 
-  info (clientId: string): { queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined {
-    const queue = this.queues.get(clientId)
-    if (queue === undefined) return undefined
-    const oldest = queue.oldestEnqueuedAt()
-    return { queued: queue.size, inflight: queue.inflightCount, queuedBytes: queue.bytes, ...(oldest === undefined ? {} : { oldestQueuedAt: oldest }) }
+  info (clientId: string): QueueInfo | undefined {
+    return this.queues.get(clientId)?.info()
   }
 
   totals (): { messages: number, bytes: number } {
@@ -283,11 +281,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
 
   maxCounter (brokerId: string): number {
     let max = 0
-    for (const queue of this.queues.values()) {
-      for (const entry of queue.entries.values()) {
-        if (entry.brokerId === brokerId && entry.brokerCounter !== undefined && entry.brokerCounter > max) max = entry.brokerCounter
-      }
-    }
+    for (const queue of this.queues.values()) max = Math.max(max, queue.maxCounter(brokerId))
     return max
   }
 

@@ -1,5 +1,5 @@
-import { Readable } from 'node:stream'
 import { outgoingKey } from './layout.js'
+import type { SessionInfo } from './types.js'
 
 /**
  * One queued message (or PUBREL) of a session. A million of them may be loaded at start, so an entry holds no
@@ -66,6 +66,9 @@ export interface QueueTotals {
   entries: number
   bytes: number
 }
+
+/** A session queue as the admin API shows it. */
+export type QueueInfo = Pick<SessionInfo, 'queued' | 'inflight' | 'queuedBytes' | 'oldestQueuedAt'>
 
 /**
  * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
@@ -224,6 +227,21 @@ export class ClientQueue {
     return undefined
   }
 
+  /** Sizes, in-flight count and oldest entry, as the admin API shows a session. */
+  info (): QueueInfo {
+    const oldest = this.oldestEnqueuedAt()
+    return { queued: this.size, inflight: this.inflightCount, queuedBytes: this.bytes, ...(oldest === undefined ? {} : { oldestQueuedAt: oldest }) }
+  }
+
+  /** The highest broker counter of this broker's messages in the queue (0: none). */
+  maxCounter (brokerId: string): number {
+    let max = 0
+    for (const entry of this.entries.values()) {
+      if (entry.brokerId === brokerId && entry.brokerCounter !== undefined && entry.brokerCounter > max) max = entry.brokerCounter
+    }
+    return max
+  }
+
   #indexMessageId (entry: QueueEntry): void {
     const id = entry.messageId as number
     const held = this.#byMessageId.get(id)
@@ -250,58 +268,5 @@ export class ClientQueue {
     if (i >= 0) held.splice(i, 1)
     if (held.length === 1) this.#byMessageId.set(id, held[0])
     else if (held.length === 0) this.#byMessageId.delete(id)
-  }
-}
-
-/**
- * The questions the broker asks of session queues synchronously on every delivery, answered from in-memory
- * queues: the LevelDB store's index (Outbox) and the Redis store's mirrors (RedisOutbox) share them.
- */
-export abstract class QueueLookups {
-  protected readonly queues = new Map<string, ClientQueue>()
-  /** Connection tokens: an entry sent on another client object (an earlier connection) is replayed with DUP. */
-  readonly #tokens = new WeakMap<object, number>()
-  #nextToken = 1
-
-  /** A snapshot of the queue in chunks; `unsentOnly`: its messages never sent yet. */
-  abstract batches (client: { id: string }, unsentOnly?: boolean): AsyncGenerator<Array<Record<string, unknown>>>
-
-  /** The same replay one packet at a time (aedes-persistence's outgoingStream). */
-  stream (client: { id: string }): Readable {
-    const batches = this.batches(client)
-    return Readable.from((async function * () {
-      for await (const batch of batches) yield * batch
-    })(), { objectMode: true })
-  }
-
-  protected token (client: object): number {
-    let token = this.#tokens.get(client)
-    if (token === undefined) {
-      token = this.#nextToken++
-      this.#tokens.set(client, token)
-    }
-    return token
-  }
-
-  holdsPacketId (client: { id: string }, messageId: number): boolean {
-    return this.queues.get(client.id)?.byMessageId(messageId) !== undefined
-  }
-
-  owes (client: { id: string }, packet: OwedPacket): boolean {
-    return this.queues.get(client.id)?.owes(packet) ?? false
-  }
-
-  unsent (client: { id: string }, packet: { brokerId?: string | null, brokerCounter?: number }): boolean {
-    if (packet.brokerId == null || packet.brokerCounter === undefined) return false
-    const entry = this.queues.get(client.id)?.byCounter(packet.brokerId, packet.brokerCounter)
-    return entry !== undefined && entry.messageId === undefined
-  }
-
-  waiting (client: { id: string }): number {
-    return this.queues.get(client.id)?.waiting ?? 0
-  }
-
-  inflight (client: { id: string }): number {
-    return this.queues.get(client.id)?.inflightCount ?? 0
   }
 }

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { afterEach, expect } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, waitFor } from '../helpers/clients.js'
-import type { Envelope } from '../../src/dead-letter/service.js'
+import type { Envelope } from '../../src/dead-letter/envelope.js'
 import { tempDir, writePasswordFile } from '../auth/support.js'
 
 export type Client = Awaited<ReturnType<typeof connectClient>>

@@ -3,7 +3,7 @@ import type { IPubackPacket, IPubrecPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, connectV5 as v5, endClient, waitFor, type TestClient } from '../helpers/clients.js'
 import type { RawClient } from '../helpers/raw-client.js'
-import type { Envelope } from '../../src/dead-letter/service.js'
+import type { Envelope } from '../../src/dead-letter/envelope.js'
 import { rawV5, settled } from './mqtt5-support.js'
 
 interface Watcher { client: TestClient, envelopes: () => Array<{ topic: string, envelope: Envelope }> }

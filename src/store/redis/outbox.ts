@@ -1,6 +1,7 @@
 import { decodeRecord, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
-import { ClientQueue, QueueLookups, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
+import { QueueLookups } from '../queue-lookups.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
@@ -8,7 +9,8 @@ import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
-import { addEntry, counterKey, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type Change, type MatchCheck } from './queue-entries.js'
+import { QueueMirrors } from './queue-mirrors.js'
+import { addEntry, counterKey, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type MatchCheck } from './queue-entries.js'
 
 export type { MatchCheck } from './queue-entries.js'
 
@@ -29,12 +31,12 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #clear: Script
   readonly #drop: Script
   readonly #lazy = new LazyIds()
-  /** Per session whose mirror is being rebuilt: this node's changes since its read was sent. */
-  readonly #reloading = new Map<string, Set<Change[]>>()
+  readonly #mirrors: QueueMirrors
 
   constructor (deps: RedisDeps) {
     super()
     this.#deps = deps
+    this.#mirrors = new QueueMirrors(this.queues, this.#totals)
     this.#enqueue = defineScript(deps.redis, 'culexEnqueue', ENQUEUE)
     this.#update = defineScript(deps.redis, 'culexUpdate', UPDATE)
     this.#pubrel = defineScript(deps.redis, 'culexPubrel', PUBREL)
@@ -89,14 +91,14 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     }
     for (let i = 0; i < evicted.length; i += 3) {
       const clientId = clients[evicted[i] as number][0]
-      this.#change(clientId, false, removeSeq(evicted[i + 1] as number))
+      this.#mirrors.change(clientId, false, removeSeq(evicted[i + 1] as number))
       this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
     }
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
       if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
-      this.#change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
+      this.#mirrors.change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
   }
 
@@ -112,7 +114,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const entry = mirror?.byMessageId(messageId)
       if (entry !== undefined) {
         this.#lazy.release(client.id, entry.seq)
-        this.#change(client.id, false, (q) => {
+        this.#mirrors.change(client.id, false, (q) => {
           const e = q.entries.get(entry.seq)
           if (e === undefined) return
           e.cmd = 'pubrel'
@@ -131,7 +133,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const record = packetRecord(packet, { qos, messageId })
     if (entry !== undefined) {
       const bytes = payloadBytes(record.payload)
-      this.#change(client.id, false, (q) => {
+      this.#mirrors.change(client.id, false, (q) => {
         const e = q.entries.get(entry.seq)
         if (e === undefined) return
         if (e.qos === 0) {
@@ -162,7 +164,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const record = pubrelRecord(messageId)
     return this.#deps.order.track(this.#addPubrel(this.#queueKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
       if (seq === 0) return
-      this.#change(client.id, true, addEntry({
+      this.#mirrors.change(client.id, true, addEntry({
         seq: seq as number, enc: '', key: String(seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId, qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.token(client), inflight: record
       }))
     }))
@@ -175,7 +177,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const unsent = p.messageId == null
     const mirror = this.queues.get(client.id)
     const entry = unsent ? mirror?.byCounter(String(p.brokerId), Number(p.brokerCounter)) : mirror?.byMessageId(p.messageId as number)
-    if (entry !== undefined && !(unsent && entry.messageId !== undefined)) this.#change(client.id, false, removeSeq(entry.seq))
+    if (entry !== undefined && !(unsent && entry.messageId !== undefined)) this.#mirrors.change(client.id, false, removeSeq(entry.seq))
     // an id never written: Redis still has the entry without one, found by its broker counter
     const byCounter = unsent || (entry !== undefined && this.#lazy.take(client.id, entry.seq))
     const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
@@ -197,14 +199,14 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   batches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
     const self = this
     return (async function * () {
-      const queue = unsentOnly ? self.queues.get(client.id) : await self.#reload(client.id)
+      if (!unsentOnly) self.#lazy.flush(client.id)
+      const queue = unsentOnly ? self.queues.get(client.id) : await self.#mirrors.reload(client.id, async () => await self.#read(client.id))
       const entries = queue === undefined ? [] : [...queue.entries.values()]
       const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
       yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
     })()
   }
 
-  /** The keys of a session's queue (for the caller's transaction that ends the session); the mirror goes. */
   /**
    * Redis applies the queue limits to what it counts as waiting, which includes messages in flight whose ids are
    * held back: when that could make the enqueue evict or refuse, the ids are written first (ahead of it).
@@ -224,6 +226,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#lazy.flush()
   }
 
+  /** The keys of a session's queue (for the caller's transaction that ends the session); the mirror goes. */
   purge (clientId: string): string[] {
     this.#lazy.drop(clientId)
     const mirror = this.queues.get(clientId)
@@ -248,43 +251,6 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     return await readQueue(this.#deps.redis, q, qx)
   }
 
-  /**
-   * Rebuilds a session's mirror from Redis. This node's changes made after the read was sent are not in what it
-   * returns: they are recorded meanwhile and applied to the new mirror (each change is idempotent).
-   */
-  async #reload (clientId: string): Promise<ClientQueue | undefined> {
-    this.#lazy.flush(clientId)
-    const changes: Change[] = []
-    let active = this.#reloading.get(clientId)
-    if (active === undefined) this.#reloading.set(clientId, active = new Set())
-    active.add(changes)
-    let entries: QueueEntry[]
-    try {
-      entries = await this.#read(clientId)
-    } finally {
-      active.delete(changes)
-      if (active.size === 0) this.#reloading.delete(clientId)
-    }
-    const old = this.queues.get(clientId)
-    const mirror = new ClientQueue(clientId, clientId, this.#totals)
-    for (const entry of entries) {
-      const known = old?.entries.get(entry.seq)
-      if (known !== undefined && known.messageId === entry.messageId) {
-        entry.sentOn = known.sentOn
-        entry.inflight = known.inflight
-      }
-      mirror.add(entry)
-    }
-    if (old !== undefined) for (const entry of [...old.entries.values()]) old.remove(entry)
-    for (const change of changes) change(mirror)
-    if (mirror.size === 0) {
-      this.queues.delete(clientId)
-      return undefined
-    }
-    this.queues.set(clientId, mirror)
-    return mirror
-  }
-
   #replayContext (clientId: string): Parameters<typeof replay>[0] {
     const { redis, order, limits, drops, logger } = this.#deps
     const [q, qm, qx] = this.#queueKeys(clientId)
@@ -297,22 +263,6 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       current: id => this.queues.get(id),
       settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
     }
-  }
-
-  /** Applies a change to the session's mirror (`create`: even if it has none), and records it for a reload under way. */
-  #change (clientId: string, create: boolean, change: Change): void {
-    const mirror = create ? this.#mirrorFor(clientId) : this.queues.get(clientId)
-    if (mirror !== undefined) change(mirror)
-    for (const changes of this.#reloading.get(clientId) ?? []) changes.push(change)
-  }
-
-  #mirrorFor (clientId: string): ClientQueue {
-    let mirror = this.queues.get(clientId)
-    if (mirror === undefined) {
-      mirror = new ClientQueue(clientId, clientId, this.#totals)
-      this.queues.set(clientId, mirror)
-    }
-    return mirror
   }
 }
 

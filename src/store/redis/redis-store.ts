@@ -1,26 +1,17 @@
 import { Readable } from 'node:stream'
 import type { Redis } from 'ioredis'
 import type { CulexStore } from '../contract.js'
-import { DeadLetterStore } from '../dead-letters.js'
-import { GroupQueueStore } from '../group-queue.js'
-import { DropReporter } from '../queue-limits.js'
+import type { DeadLetterStore } from '../dead-letters.js'
+import type { GroupQueueStore } from '../group-queue.js'
 import type { Expiring } from '../session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from '../types.js'
-import { parseNumberedKey, PREFIX } from '../layout.js'
-import { RedisKeys } from './keys.js'
-import { RedisKv } from './kv.js'
-import { RedisOutbox } from './outbox.js'
-import { RedisSessionRecords } from './session-records.js'
-import { RedisState } from './state.js'
-import { exec, RedisSubscriptions } from './subscriptions.js'
-import { WriteOrder } from './write-order.js'
+import type { RedisOutbox } from './outbox.js'
+import { RedisParts } from './redis-parts.js'
 
 /** Counters of one broker id start at (starts before) × 2^32: a restart, or a second node with the same id, never reuses one. */
 const EPOCH_SPAN = 2 ** 32
-/** Group-queue keys of one open start at epoch × 10^9 (16-digit keys). */
-const GROUP_SPAN = 1e9
 
 export interface RedisStoreOptions extends Omit<StoreOptions, 'dir' | 'sync' | 'onCorrupt'> {
   prefix: string
@@ -36,16 +27,7 @@ export interface RedisStoreOptions extends Omit<StoreOptions, 'dir' | 'sync' | '
  * yet). Every write resolves once Redis has applied it; multi-key changes are one script or one MULTI.
  */
 export class RedisStore implements CulexStore {
-  readonly #redis: Redis
-  readonly #keys: RedisKeys
-  readonly #order = new WriteOrder()
-  readonly #drops: DropReporter
-  readonly #subs: RedisSubscriptions
-  readonly #outbox: RedisOutbox
-  readonly #state: RedisState
-  readonly #sessions: RedisSessionRecords
-  readonly #groupKv: RedisKv
-  readonly #deadKv: RedisKv
+  readonly #p: RedisParts
   readonly groupQueues: GroupQueueStore
   readonly deadLetters: DeadLetterStore
   readonly location: string
@@ -55,32 +37,15 @@ export class RedisStore implements CulexStore {
   readonly #matchedAt = new WeakMap<object, { topic: string, generation: number }>()
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
-    this.#redis = redis
     this.location = opts.location
-    this.#keys = new RedisKeys(opts.prefix)
-    this.#drops = new DropReporter(opts.logger, opts.onDrop)
-    const deps = { redis, keys: this.#keys, order: this.#order, limits: opts.limits, drops: this.#drops, logger: opts.logger }
-    this.#subs = new RedisSubscriptions(redis, this.#keys, opts.node, opts.limits.queueQos0)
-    this.#outbox = new RedisOutbox(deps)
-    this.#state = new RedisState(deps)
-    this.#sessions = new RedisSessionRecords(deps)
-    this.#groupKv = new RedisKv(redis, this.#keys.groups, this.#order, opts.logger)
-    this.#deadKv = new RedisKv(redis, this.#keys.deadLetters, this.#order, opts.logger)
-    this.groupQueues = new GroupQueueStore({ queue: this.#groupKv, reader: this.#groupKv })
-    this.deadLetters = new DeadLetterStore({ queue: this.#deadKv, reader: this.#deadKv })
+    this.#p = new RedisParts(redis, opts)
+    this.groupQueues = this.#p.groupQueues
+    this.deadLetters = this.#p.deadLetters
   }
 
   /** Loads the subscription matcher, the group queues and the dead-letter index; called once by openRedisStore. */
   async load (): Promise<void> {
-    await this.#subs.load()
-    await this.#groupKv.load((key, head) => {
-      const parts = parseNumberedKey(key, 16)
-      if (parts !== undefined) this.groupQueues.load(parts.clientId, parts.n, key, head)
-    })
-    this.groupQueues.reserveFrom(await this.#redis.incr(this.#keys.groupSeq) * GROUP_SPAN)
-    await this.#deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
-    this.deadLetters.loaded()
-    await this.#sessions.refreshCounts()
+    await this.#p.load()
   }
 
   get broker (): BrokerRef | undefined {
@@ -88,41 +53,41 @@ export class RedisStore implements CulexStore {
   }
 
   get sessionQueues (): RedisOutbox {
-    return this.#outbox
+    return this.#p.outbox
   }
 
   async setup (broker: BrokerRef): Promise<void> {
     this.#broker = broker
-    const epoch = await this.#redis.incr(this.#keys.epoch(broker.id))
+    const epoch = await this.#p.redis.incr(this.#p.keys.epoch(broker.id))
     broker.counter = Math.max(broker.counter, (epoch - 1) * EPOCH_SPAN)
   }
 
   // retained ------------------------------------------------------------------------------------------------------
 
   async storeRetained (packet: PacketLike): Promise<void> {
-    await this.#state.storeRetained(packet)
+    await this.#p.state.storeRetained(packet)
   }
 
   createRetainedStreamCombi (patterns: string[]): Readable {
-    return this.#state.retainedStream(patterns)
+    return this.#p.state.retainedStream(patterns)
   }
 
   createRetainedStream (pattern: string): Readable {
-    return this.#state.retainedStream([pattern])
+    return this.#p.state.retainedStream([pattern])
   }
 
   // subscriptions -------------------------------------------------------------------------------------------------
 
   async addSubscriptions (client: ClientRef, subs: SubscriptionInput[]): Promise<void> {
-    await this.#order.track(this.#subs.add(client.id, subs))
+    await this.#p.order.track(this.#p.subs.add(client.id, subs))
   }
 
   async removeSubscriptions (client: ClientRef, filters: string[]): Promise<void> {
-    await this.#order.track(this.#subs.remove(client.id, filters))
+    await this.#p.order.track(this.#p.subs.remove(client.id, filters))
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<Array<SubscriptionRecord & { topic: string }>> {
-    return await this.#subs.byClient(client.id)
+    return await this.#p.subs.byClient(client.id)
   }
 
   /**
@@ -131,7 +96,7 @@ export class RedisStore implements CulexStore {
    * matcher catches up and the enqueue is matched again).
    */
   subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
-    return this.#subs.matchNow(topic).then(({ subs, generation }) => {
+    return this.#p.subs.matchNow(topic).then(({ subs, generation }) => {
       this.#matchedAt.set(subs, { topic, generation })
       return subs
     })
@@ -139,150 +104,133 @@ export class RedisStore implements CulexStore {
 
   /** From the matcher as last refreshed (it is refreshed before every subscriptionsByTopic). */
   subscriptionsAtQos0 (topic: string, publishQos: number): TopicSubscription[] {
-    return this.#subs.index.matchAtQos0(topic, publishQos)
+    return this.#p.subs.index.matchAtQos0(topic, publishQos)
   }
 
   async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
-    return await this.#subs.fresh(() => this.#subs.index.countOffline())
+    return await this.#p.subs.fresh(() => this.#p.subs.index.countOffline())
   }
 
   getClientList (filter: string): Readable {
-    const subs = this.#subs
+    const subs = this.#p.subs
     return Readable.from((async function * () { yield * await subs.fresh(() => subs.index.clientsWith(filter)) })(), { objectMode: true })
   }
 
   /** aedes calls this on a clean-session CONNECT only; the old session's queue goes too ([MQTT-3.1.2-6]). */
   async cleanSubscriptions (client: ClientRef): Promise<void> {
-    await this.#endSession(client.id, false)
+    await this.#p.endSession(client.id, false)
   }
 
   // outgoing ------------------------------------------------------------------------------------------------------
 
   async outgoingEnqueue (sub: { clientId: string, qos?: number }, packet: PacketLike): Promise<void> {
-    await this.#outbox.enqueue([sub], packet)
+    await this.#p.outbox.enqueue([sub], packet)
   }
 
   outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
     const matched = this.#matchedAt.get(subs)
-    if (matched === undefined) return this.#outbox.enqueue(subs, packet)
-    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await this.#subs.fresh(() => ({ subs: this.#subs.index.match(matched.topic), generation: this.#subs.generation }))
-    return this.#outbox.enqueue(subs, packet, { generation: matched.generation, rematch })
+    if (matched === undefined) return this.#p.outbox.enqueue(subs, packet)
+    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))
+    return this.#p.outbox.enqueue(subs, packet, { generation: matched.generation, rematch })
   }
 
   outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
-    return this.#outbox.update(client, packet)
+    return this.#p.outbox.update(client, packet)
   }
 
   outgoingClearMessageId (client: ClientRef, packet: PacketLike | number): Promise<Record<string, unknown> | undefined> {
-    return this.#outbox.clear(client, packet)
+    return this.#p.outbox.clear(client, packet)
   }
 
   outgoingStream (client: ClientRef): Readable {
-    return this.#outbox.stream(client)
+    return this.#p.outbox.stream(client)
   }
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 
   async incomingStorePacket (client: ClientRef, packet: PacketLike): Promise<void> {
-    this.#state.incomingStore(client, packet)
+    this.#p.state.incomingStore(client, packet)
   }
 
   incomingWrite (client: ClientRef, messageId: number): Promise<void> {
-    return this.#state.incomingWrite(client, messageId)
+    return this.#p.state.incomingWrite(client, messageId)
   }
 
   incomingForget (client: ClientRef, messageId: number): void {
-    this.#state.incomingForget(client, messageId)
+    this.#p.state.incomingForget(client, messageId)
   }
 
   incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {
-    return this.#state.incomingGet(client, Number(packet.messageId))
+    return this.#p.state.incomingGet(client, Number(packet.messageId))
   }
 
   async incomingDelPacket (client: ClientRef, packet: PacketLike): Promise<void> {
-    await this.#state.incomingDel(client, Number(packet.messageId))
+    await this.#p.state.incomingDel(client, Number(packet.messageId))
   }
 
   async cleanIncoming (client: ClientRef): Promise<void> {
-    await this.#state.incomingClean(client.id)
+    await this.#p.state.incomingClean(client.id)
   }
 
   // wills ---------------------------------------------------------------------------------------------------------
 
   async putWill (client: ClientRef, packet: PacketLike): Promise<void> {
-    await this.#state.putWill(client, packet, this.#broker?.id)
+    await this.#p.state.putWill(client, packet, this.#broker?.id)
   }
 
   async getWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
-    return await this.#state.getWill(client.id)
+    return await this.#p.state.getWill(client.id)
   }
 
   async delWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
-    return await this.#state.delWill(client)
+    return await this.#p.state.delWill(client)
   }
 
   streamWill (brokers: Record<string, unknown> = {}): Readable {
-    return this.#state.orphanWills(brokers)
+    return this.#p.state.orphanWills(brokers)
   }
 
   async delayedWills (): Promise<Array<Record<string, unknown>>> {
-    return await this.#state.delayedWills()
+    return await this.#p.state.delayedWills()
   }
 
   async willDue (clientId: string, publishAt: number | undefined): Promise<void> {
-    await this.#state.willDue(clientId, publishAt)
+    await this.#p.state.willDue(clientId, publishAt)
   }
 
   // Culex extras --------------------------------------------------------------------------------------------------
 
   observeWrites (observer: (ops: number, ms: number) => void): void {
-    this.#order.observer = observer
+    this.#p.order.observer = observer
   }
 
   /** Resolves once every write sent so far has been applied by Redis (and the counts stats() gives are read again). */
   async barrier (): Promise<void> {
-    this.#outbox.flush()
-    await this.#order.idle()
-    await this.#sessions.refreshCounts()
+    this.#p.outbox.flush()
+    await this.#p.order.idle()
+    await this.#p.sessions.refreshCounts()
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */
   stats (): StoreStats {
-    const counts = this.#sessions.counts()
-    const totals = this.#outbox.totals()
-    return {
-      sessions: counts.sessions,
-      queuedMessages: totals.messages,
-      queuedBytes: totals.bytes,
-      retained: counts.retained,
-      subscriptions: this.#subs.index.count,
-      writeBatches: this.#order.writes,
-      writeFailures: this.#order.failures,
-      droppedMessages: this.#drops.dropped
-    }
+    return this.#p.stats()
   }
 
   async sessionInfo (clientId: string): Promise<SessionInfo | undefined> {
-    const [subs, queue, raw, incoming] = await Promise.all([
-      this.#subs.byClient(clientId), this.#outbox.info(clientId), this.#redis.hget(this.#keys.sessions, clientId), this.#redis.hlen(this.#keys.incoming(clientId))
-    ])
-    const subscriptions = subs.map(({ topic, qos }) => ({ topic, qos }))
-    if (raw === null && subscriptions.length === 0 && queue === undefined && incoming === 0) return undefined
-    const record = raw === null ? {} : JSON.parse(raw) as Record<string, unknown>
-    return { clientId, subscriptions, queued: 0, inflight: 0, queuedBytes: 0, ...queue, ...record }
+    return await this.#p.sessionInfo(clientId)
   }
 
   async hasSession (clientId: string): Promise<boolean> {
-    return await this.#sessions.has(clientId)
+    return await this.#p.sessions.has(clientId)
   }
 
   /** Sent at once, not awaited (like the LevelDB store's staged record); later reads on the connection see it. */
   sessionConnected (clientId: string, connected: boolean, at = Date.now(), expirySeconds?: number): void {
-    if (this.#closing === undefined) this.#sessions.connected(clientId, connected, at, expirySeconds)
+    if (this.#closing === undefined) this.#p.sessions.connected(clientId, connected, at, expirySeconds)
   }
 
   async expiringSessions (maxMs: number, now = Date.now()): Promise<Expiring> {
-    return await this.#sessions.expiring(maxMs, now)
+    return await this.#p.sessions.expiring(maxMs, now)
   }
 
   async sessionExpired (clientId: string, maxMs: number, now = Date.now()): Promise<boolean> {
@@ -290,43 +238,17 @@ export class RedisStore implements CulexStore {
   }
 
   async listSessions (): Promise<string[]> {
-    return await this.#sessions.list()
+    return await this.#p.sessions.list()
   }
 
   async purgeSession (clientId: string): Promise<boolean> {
     const existed = (await this.sessionInfo(clientId)) !== undefined
-    await this.#endSession(clientId, true)
+    await this.#p.endSession(clientId, true)
     return existed
   }
 
-  /** One transaction removing a session's subscriptions, queue and record (and its inbound QoS 2 state). */
-  async #endSession (clientId: string, incoming: boolean): Promise<void> {
-    const tx = this.#redis.multi()
-    tx.del(...this.#outbox.purge(clientId))
-    if (incoming) {
-      this.#state.incomingForgetAll(clientId)
-      tx.del(this.#keys.incoming(clientId))
-    }
-    tx.hdel(this.#keys.sessions, clientId)
-    const { undo, logged } = this.#subs.dropAll(clientId, tx)
-    try {
-      logged(await this.#order.track(exec(tx)))
-    } catch (err) {
-      undo()
-      throw err
-    }
-  }
-
   close (): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#outbox.flush()
-      await this.#order.idle()
-      this.#order.closed = true
-      this.#groupKv.closed = true
-      this.#deadKv.closed = true
-      this.#drops.close()
-      await this.#redis.quit().catch(() => { this.#redis.disconnect() })
-    })()
+    this.#closing ??= this.#p.close()
     return this.#closing
   }
 

@@ -1,0 +1,70 @@
+import { ClientQueue, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import type { Change } from './queue-entries.js'
+
+/**
+ * This node's mirrors of the session queues it replays (see RedisOutbox): each follows this node's own changes and
+ * is rebuilt from Redis at each replay, keeping the changes made while Redis was being read.
+ */
+export class QueueMirrors {
+  readonly #queues: Map<string, ClientQueue>
+  readonly #totals: QueueTotals
+  /** Per session whose mirror is being rebuilt: this node's changes since its read was sent. */
+  readonly #reloading = new Map<string, Set<Change[]>>()
+
+  constructor (queues: Map<string, ClientQueue>, totals: QueueTotals) {
+    this.#queues = queues
+    this.#totals = totals
+  }
+
+  /** Applies a change to the session's mirror (`create`: even if it has none), and records it for a reload under way. */
+  change (clientId: string, create: boolean, change: Change): void {
+    const mirror = create ? this.#mirrorFor(clientId) : this.#queues.get(clientId)
+    if (mirror !== undefined) change(mirror)
+    for (const changes of this.#reloading.get(clientId) ?? []) changes.push(change)
+  }
+
+  /**
+   * Rebuilds a session's mirror from what `read` returns. This node's changes made after the read was sent are not
+   * in it: they are recorded meanwhile and applied to the new mirror (each change is idempotent).
+   */
+  async reload (clientId: string, read: () => Promise<QueueEntry[]>): Promise<ClientQueue | undefined> {
+    const changes: Change[] = []
+    let active = this.#reloading.get(clientId)
+    if (active === undefined) this.#reloading.set(clientId, active = new Set())
+    active.add(changes)
+    let entries: QueueEntry[]
+    try {
+      entries = await read()
+    } finally {
+      active.delete(changes)
+      if (active.size === 0) this.#reloading.delete(clientId)
+    }
+    const old = this.#queues.get(clientId)
+    const mirror = new ClientQueue(clientId, clientId, this.#totals)
+    for (const entry of entries) {
+      const known = old?.entries.get(entry.seq)
+      if (known !== undefined && known.messageId === entry.messageId) {
+        entry.sentOn = known.sentOn
+        entry.inflight = known.inflight
+      }
+      mirror.add(entry)
+    }
+    if (old !== undefined) for (const entry of [...old.entries.values()]) old.remove(entry)
+    for (const change of changes) change(mirror)
+    if (mirror.size === 0) {
+      this.#queues.delete(clientId)
+      return undefined
+    }
+    this.#queues.set(clientId, mirror)
+    return mirror
+  }
+
+  #mirrorFor (clientId: string): ClientQueue {
+    let mirror = this.#queues.get(clientId)
+    if (mirror === undefined) {
+      mirror = new ClientQueue(clientId, clientId, this.#totals)
+      this.#queues.set(clientId, mirror)
+    }
+    return mirror
+  }
+}

@@ -1,0 +1,119 @@
+import type { Redis } from 'ioredis'
+import { DeadLetterStore } from '../dead-letters.js'
+import { GroupQueueStore } from '../group-queue.js'
+import { parseNumberedKey, PREFIX } from '../layout.js'
+import { DropReporter } from '../queue-limits.js'
+import type { SessionInfo, StoreStats } from '../types.js'
+import { RedisKeys } from './keys.js'
+import { RedisKv } from './kv.js'
+import { RedisOutbox } from './outbox.js'
+import type { RedisStoreOptions } from './redis-store.js'
+import { RedisSessionRecords } from './session-records.js'
+import { RedisState } from './state.js'
+import { exec, RedisSubscriptions } from './subscriptions.js'
+import { WriteOrder } from './write-order.js'
+
+/** Group-queue keys of one open start at epoch × 10^9 (16-digit keys). */
+const GROUP_SPAN = 1e9
+
+/**
+ * What the Redis store is made of, all writing in one order (write-order.ts): built, loaded at open and closed
+ * together, and what a session or the store is across all of them. RedisStore (redis-store.ts) answers the store
+ * contract from them.
+ */
+export class RedisParts {
+  readonly redis: Redis
+  readonly keys: RedisKeys
+  readonly order = new WriteOrder()
+  readonly drops: DropReporter
+  readonly subs: RedisSubscriptions
+  readonly outbox: RedisOutbox
+  readonly state: RedisState
+  readonly sessions: RedisSessionRecords
+  readonly groupKv: RedisKv
+  readonly deadKv: RedisKv
+  readonly groupQueues: GroupQueueStore
+  readonly deadLetters: DeadLetterStore
+
+  constructor (redis: Redis, opts: RedisStoreOptions) {
+    this.redis = redis
+    this.keys = new RedisKeys(opts.prefix)
+    this.drops = new DropReporter(opts.logger, opts.onDrop)
+    const deps = { redis, keys: this.keys, order: this.order, limits: opts.limits, drops: this.drops, logger: opts.logger }
+    this.subs = new RedisSubscriptions(redis, this.keys, opts.node, opts.limits.queueQos0)
+    this.outbox = new RedisOutbox(deps)
+    this.state = new RedisState(deps)
+    this.sessions = new RedisSessionRecords(deps)
+    this.groupKv = new RedisKv(redis, this.keys.groups, this.order, opts.logger)
+    this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger)
+    this.groupQueues = new GroupQueueStore({ queue: this.groupKv, reader: this.groupKv })
+    this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv })
+  }
+
+  /** Loads the subscription matcher, the group queues and the dead-letter index. */
+  async load (): Promise<void> {
+    await this.subs.load()
+    await this.groupKv.load((key, head) => {
+      const parts = parseNumberedKey(key, 16)
+      if (parts !== undefined) this.groupQueues.load(parts.clientId, parts.n, key, head)
+    })
+    this.groupQueues.reserveFrom(await this.redis.incr(this.keys.groupSeq) * GROUP_SPAN)
+    await this.deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
+    this.deadLetters.loaded()
+    await this.sessions.refreshCounts()
+  }
+
+  /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */
+  stats (): StoreStats {
+    const counts = this.sessions.counts()
+    const totals = this.outbox.totals()
+    return {
+      sessions: counts.sessions,
+      queuedMessages: totals.messages,
+      queuedBytes: totals.bytes,
+      retained: counts.retained,
+      subscriptions: this.subs.index.count,
+      writeBatches: this.order.writes,
+      writeFailures: this.order.failures,
+      droppedMessages: this.drops.dropped
+    }
+  }
+
+  async sessionInfo (clientId: string): Promise<SessionInfo | undefined> {
+    const [subs, queue, raw, incoming] = await Promise.all([
+      this.subs.byClient(clientId), this.outbox.info(clientId), this.redis.hget(this.keys.sessions, clientId), this.redis.hlen(this.keys.incoming(clientId))
+    ])
+    const subscriptions = subs.map(({ topic, qos }) => ({ topic, qos }))
+    if (raw === null && subscriptions.length === 0 && queue === undefined && incoming === 0) return undefined
+    const record = raw === null ? {} : JSON.parse(raw) as Record<string, unknown>
+    return { clientId, subscriptions, queued: 0, inflight: 0, queuedBytes: 0, ...queue, ...record }
+  }
+
+  /** One transaction removing a session's subscriptions, queue and record (and its inbound QoS 2 state). */
+  async endSession (clientId: string, incoming: boolean): Promise<void> {
+    const tx = this.redis.multi()
+    tx.del(...this.outbox.purge(clientId))
+    if (incoming) {
+      this.state.incomingForgetAll(clientId)
+      tx.del(this.keys.incoming(clientId))
+    }
+    tx.hdel(this.keys.sessions, clientId)
+    const { undo, logged } = this.subs.dropAll(clientId, tx)
+    try {
+      logged(await this.order.track(exec(tx)))
+    } catch (err) {
+      undo()
+      throw err
+    }
+  }
+
+  async close (): Promise<void> {
+    this.outbox.flush()
+    await this.order.idle()
+    this.order.closed = true
+    this.groupKv.closed = true
+    this.deadKv.closed = true
+    this.drops.close()
+    await this.redis.quit().catch(() => { this.redis.disconnect() })
+  }
+}
