@@ -265,7 +265,7 @@ export class LevelStore implements CulexStore {
 
   /** Whether this persistent session is over by `now`, removed or not yet (session-records.ts). */
   sessionExpired (clientId: string, maxMs: number, now = Date.now()): boolean {
-    return this.#sessions.expired(clientId, maxMs, now)
+    return this.#p.sessions.expired(clientId, maxMs, now)
   }
 
   async listSessions (): Promise<string[]> {

@@ -234,7 +234,7 @@ export class RedisStore implements CulexStore {
   }
 
   async sessionExpired (clientId: string, maxMs: number, now = Date.now()): Promise<boolean> {
-    return await this.#sessions.expired(clientId, maxMs, now)
+    return await this.#p.sessions.expired(clientId, maxMs, now)
   }
 
   async listSessions (): Promise<string[]> {
