@@ -6,6 +6,7 @@ import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
 import { v5Of } from './v5/connection.js'
 import { forwardedProperties } from './v5/outgoing.js'
+import { forwardableBytes } from './v5/publish-properties.js'
 import { retainedProperties } from './v5/retained.js'
 
 /**
@@ -128,7 +129,7 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
   const qos = packet.qos
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
   // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
-  const properties = out.v5 && forward != null ? forwardedProperties(forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined)) : undefined
+  const properties = out.v5 && forward != null ? v5Properties(forward) : undefined
   // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
   if (forward == null || (out.maxPacketBytes !== undefined && publishSize(forward, qos, properties) > out.maxPacketBytes)) {
     // as aedes: a queued copy the client may not receive leaves the session queue
@@ -160,6 +161,17 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
     noteSent(c, id, qos, arrivedAt, group)
     sendCopy(c, out, packet, forward, properties, id, cb, session)
   })
+}
+
+/**
+ * The properties of a copy for an MQTT 5 subscriber: the publisher's property block itself when it goes on as it
+ * came (v5/publish-properties.ts: written as its bytes, never decoded), else the forwarded ones. The block is shared
+ * by every copy of the message: properties of one receiver's own (Subscription Identifiers, a Topic Alias) go in a
+ * new object made with forwardedProperties, never into this one.
+ */
+function v5Properties (forward: DeliveryPacket): Record<string, unknown> | undefined {
+  const given = forward.properties ?? (forward.retain === true ? retainedProperties(forward.payload) : undefined)
+  return forwardableBytes(given) !== undefined ? given as Record<string, unknown> : forwardedProperties(given)
 }
 
 function noteSent (c: ClientInternals, messageId: number, qos: number, arrivedAt: number, group: string): void {
