@@ -16,6 +16,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { killRunningBrokers } from './lib/broker-process.mjs'
 import { BROKERS, MOSQUITTO, snapshotCulex } from './lib/brokers.mjs'
 import { machineFacts } from './lib/machine-facts.mjs'
 import { benchDir, repoDir } from './lib/paths.mjs'
@@ -98,7 +99,7 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
     fs.rmSync(tmp, { recursive: true, force: true })
     if (snapshot) fs.rmSync(snapshot, { recursive: true, force: true })
   }
-  process.once('SIGINT', () => { cleanup(); process.exit(130) })
+  process.once('SIGINT', () => { killRunningBrokers(); cleanup(); process.exit(130) })
   const opts = {
     tmp,
     keep: values.keep,
