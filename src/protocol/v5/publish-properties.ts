@@ -12,7 +12,9 @@ import { varIntSize, writeVarInt } from '../var-int.js'
  * — and is decoded, by mqtt-packet itself, the first time something reads a property the block holds (or its keys,
  * or changes it). Asking for a property the block does not hold (`properties.topicAlias`) answers from the scan.
  * The delivery router sends the block's bytes as they came (forwardableBytes) unless something changed the
- * properties or they hold what must not go on as it came.
+ * properties or they hold what must not go on as it came. A change is seen only on the properties object itself:
+ * the values read from it (the User Properties object, Correlation Data) are shared by every copy of the message
+ * and must not be changed in place; properties that differ go in a new object.
  */
 
 /** The PUBLISH properties the fast path takes, each with its bit in the scan's mask. */
