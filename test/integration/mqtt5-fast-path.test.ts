@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import net from 'node:net'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { TestBroker } from '../helpers/broker.js'
@@ -230,6 +230,23 @@ describe('MQTT 5 properties of one subscriber own, on a PUBLISH that came throug
       }
     } finally {
       for (const c of clients) c.end()
+    }
+  })
+
+  it('nothing on the way decodes the block of a PUBLISH that goes on as it came (the publish steps, the router)', async () => {
+    const plain = await subscriber('plain', {}, {})
+    const pub = await connected(t, 'pub', 5)
+    // every connection's parser is made: a parser made now is the block being decoded
+    const decodes = vi.spyOn(mqttPacket, 'parser')
+    try {
+      pub.write(blockPublish([0x01, 1, ...block]))
+      await waitFor(() => framesOf(plain, COMMAND.publish).length === 1 && framesOf(pub, 4).length === 1, 'the copy and the PUBACK')
+      expect(decodes).not.toHaveBeenCalled()
+      expect([...framesOf(plain, COMMAND.publish)[0].subarray(10, 12 + block.length)]).toEqual([0x01, 1, ...block])
+    } finally {
+      decodes.mockRestore()
+      plain.end()
+      pub.end()
     }
   })
 
