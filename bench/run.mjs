@@ -18,6 +18,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { killRunningBrokers } from './lib/broker-process.mjs'
 import { BROKERS, MOSQUITTO, snapshotCulex } from './lib/brokers.mjs'
 import { machineFacts } from './lib/machine-facts.mjs'
 import { benchDir, repoDir } from './lib/paths.mjs'
@@ -90,7 +91,13 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
     process.stderr.write(`warning: ${MOSQUITTO} not found (apt-get install -y mosquitto); leaving mosquitto out\n`)
     brokers = brokers.filter(b => b !== 'mosquitto')
   }
-  const brokersFor = s => explicit || specs[s].sync ? brokers : brokers.filter(b => b !== 'culex-sync')
+  // aedes 1.2 refuses MQTT 5: the MQTT 5 scenarios run on the brokers that speak it, named or not
+  const speaks = s => b => specs[s].protocolVersion !== 5 || BROKERS[b].mqtt5 !== false
+  const brokersFor = s => (explicit || specs[s].sync ? brokers : brokers.filter(b => b !== 'culex-sync')).filter(speaks(s))
+  for (const s of scenarioNames) {
+    const left = brokers.filter(b => !speaks(s)(b))
+    if (explicit && left.length > 0) process.stderr.write(`note: ${s} is MQTT 5, which ${left.join(', ')} does not speak: left out of it\n`)
+  }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)
   const out = values.out ?? path.join(benchDir, 'results', `run-${stamp}${values.quick ? '-quick' : ''}.jsonl`)
@@ -102,7 +109,7 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
     fs.rmSync(tmp, { recursive: true, force: true })
     if (snapshot) fs.rmSync(snapshot, { recursive: true, force: true })
   }
-  process.once('SIGINT', () => { cleanup(); process.exit(130) })
+  process.once('SIGINT', () => { killRunningBrokers(); cleanup(); process.exit(130) })
   const opts = {
     tmp,
     keep: values.keep,

@@ -44,8 +44,18 @@ export async function startBroker (name, port, dir, opts, profDir) {
   const proc = spawn(cmd, args, { cwd: repoDir, env: { ...process.env, ...b.env }, stdio: ['ignore', log, log] })
   fs.closeSync(log)
   proc.on('error', () => {})
+  running.add(proc)
+  proc.once('exit', () => running.delete(proc))
   const readyMs = await waitForPort(port, proc)
   return { proc, pid: proc.pid, readyMs }
+}
+
+/** Every broker started and not yet exited. */
+const running = new Set()
+
+/** Kills every broker still running (the driver interrupted): none outlives it, holding a port and a deleted dir. */
+export function killRunningBrokers () {
+  for (const proc of running) proc.kill('SIGKILL')
 }
 
 function exited (proc) {

@@ -8,7 +8,10 @@ export const MOSQUITTO = process.env.MOSQUITTO ?? '/usr/sbin/mosquitto'
 /** Where Culex runs from: a snapshot of dist/ taken at the start (see snapshotCulex), so a rebuild mid-run is harmless. */
 let culexMain = path.join(repoDir, 'dist/main.js')
 
-/** Every broker: how to start it on 127.0.0.1:port with its state under dir. `node` brokers take --node-args. */
+/**
+ * Every broker: how to start it on 127.0.0.1:port with its state under dir. `node` brokers take --node-args.
+ * `mqtt5: false`: the broker refuses MQTT 5 clients, so the MQTT 5 scenarios leave it out (aedes 1.2 has no MQTT 5).
+ */
 export const BROKERS = {
   culex: {
     desc: 'Culex (dist/main.js), LevelDB store, store.sync false (default)',
@@ -33,11 +36,13 @@ export const BROKERS = {
   'aedes-mem': {
     desc: 'bare aedes 1.2.0, `await Aedes.createBroker()` defaults (in-memory persistence), net server',
     node: true,
+    mqtt5: false,
     cmd: port => ['bench/ref/aedes-server.mjs', '--port', String(port)]
   },
   'aedes-level': {
     desc: 'aedes 1.2.0 + aedes-persistence-level 9.2.0 on level 10 (LevelDB)',
     node: true,
+    mqtt5: false,
     cmd: (port, dir) => ['bench/ref/aedes-server.mjs', '--port', String(port), '--persistence', 'level', '--dir', path.join(dir, 'level')]
   },
   mosquitto: {

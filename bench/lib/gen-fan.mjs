@@ -1,5 +1,7 @@
 // Generator: fan-in (N publishers -> 1 subscriber) and fan-out (1 publisher -> N subscribers). Both measure
 // delivered messages per second over a fixed duration and report the same result shape (throughputResult).
+// `protocolVersion: 5` runs the same load with MQTT 5 clients (a persistent subscriber asks for a session expiry
+// interval of a day), and `properties` (mqtt-packet's form) gives every PUBLISH those properties.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DRAIN_CAP_MS, lossOf, settle } from './drain.mjs'
 import { Client, SeqSet, closeAll, discardSession } from './mqtt.mjs'
@@ -9,22 +11,22 @@ import { Publisher } from './publisher.mjs'
 // fan-in: N publishers -> 1 subscriber on bench/#
 
 export async function fanin (o, ctx) {
-  const { qos, persistent = false, publishers = 8, duration = 5, window = 64, backlog = 1000, payloadSize = 64 } = o
+  const { qos, persistent = false, publishers = 8, duration = 5, window = 64, backlog = 1000, payloadSize = 64, protocolVersion = 4, properties } = o
   const recv = Array.from({ length: publishers }, () => new SeqSet())
   let dup = 0
   let lastRecvAt = 0
   const pubs = []
   // A warm-up round (o.round) has its own subscriber session and ends it, so nothing of it reaches the measured round.
   const subId = `${persistent ? 'bench-fanin-sub-persistent' : 'bench-fanin-sub'}${o.round ?? ''}`
-  const sub = await Client.connect(ctx.port, { clientId: subId, clean: !persistent })
+  const sub = await Client.connect(ctx.port, { clientId: subId, clean: !persistent, protocolVersion })
   const granted = await sub.subscribe([{ topic: 'bench/#', qos }])
   sub.onPublish = (c, q, id, b, ts, te, ps, pe, now) => {
     const pi = b.readUInt16BE(ps)
     if (recv[pi].add(b.readUInt32BE(ps + 2))) { lastRecvAt = now; pubs[pi].schedule() } else dup++
   }
   for (let i = 0; i < publishers; i++) {
-    const c = await Client.connect(ctx.port, { clientId: `bench-fanin-pub-${i}` })
-    pubs.push(new Publisher(c, { index: i, topic: `bench/${i}`, qos, payloadSize, window, backlog, minBatch: qos === 0 ? 32 : 16, ahead: () => pubs[i].sent - recv[i].count }))
+    const c = await Client.connect(ctx.port, { clientId: `bench-fanin-pub-${i}`, protocolVersion })
+    pubs.push(new Publisher(c, { index: i, topic: `bench/${i}`, qos, payloadSize, window, backlog, minBatch: qos === 0 ? 32 : 16, ahead: () => pubs[i].sent - recv[i].count, properties }))
   }
   const cpu = new CpuMeter(ctx.pid)
   cpu.start()
@@ -47,14 +49,14 @@ export async function fanin (o, ctx) {
     ...throughputResult({ sent: sentAll(), acked: qos > 0 ? ackedAll() : null, received: recvAll(), firstSendAt, lastRecvAt, cpu: c, pid: ctx.pid, loss, dup, drained })
   }
   await closeAll([sub, ...pubs.map(p => p.client)])
-  if (persistent && o.round !== undefined) await discardSession(ctx.port, subId)
+  if (persistent && o.round !== undefined) await discardSession(ctx.port, subId, protocolVersion)
   return result
 }
 
 // fan-out: 1 publisher -> N subscribers on one topic
 
 export async function fanout (o, ctx) {
-  const { qos, subscribers = 50, duration = 5, window = 64, backlog = 1000, payloadSize = 64 } = o
+  const { qos, subscribers = 50, duration = 5, window = 64, backlog = 1000, payloadSize = 64, protocolVersion = 4, properties } = o
   const subs = []
   const recv = []
   let dup = 0
@@ -63,7 +65,7 @@ export async function fanout (o, ctx) {
   await Promise.all(Array.from({ length: subscribers }, async (_, i) => {
     const set = new SeqSet()
     recv[i] = [set]
-    const c = await Client.connect(ctx.port, { clientId: `bench-fanout-sub-${i}` })
+    const c = await Client.connect(ctx.port, { clientId: `bench-fanout-sub-${i}`, protocolVersion })
     await c.subscribe([{ topic: 'bench/fanout', qos }])
     c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
       if (set.add(b.readUInt32BE(ps + 2))) { lastRecvAt = now; pub.schedule() } else dup++
@@ -71,8 +73,8 @@ export async function fanout (o, ctx) {
     subs[i] = c
   }))
   const minRecv = () => { let m = Infinity; for (const r of recv) if (r[0].count < m) m = r[0].count; return m }
-  const pc = await Client.connect(ctx.port, { clientId: 'bench-fanout-pub' })
-  pub = new Publisher(pc, { index: 0, topic: 'bench/fanout', qos, payloadSize, window, backlog, minBatch: qos === 0 ? 32 : 16, ahead: () => pub.sent - minRecv() })
+  const pc = await Client.connect(ctx.port, { clientId: 'bench-fanout-pub', protocolVersion })
+  pub = new Publisher(pc, { index: 0, topic: 'bench/fanout', qos, payloadSize, window, backlog, minBatch: qos === 0 ? 32 : 16, ahead: () => pub.sent - minRecv(), properties })
   const cpu = new CpuMeter(ctx.pid)
   cpu.start()
   pub.start()

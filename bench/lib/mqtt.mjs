@@ -1,7 +1,8 @@
-// Minimal MQTT 3.1.1 client for load generation: packets are built once with mqtt-packet's generate and then
-// copied as Buffers; incoming packets are split by a small hand parser that understands only what the benchmark
+// Minimal MQTT 3.1.1 and MQTT 5 client for load generation: packets are built once with mqtt-packet's generate and
+// then copied as Buffers; incoming packets are split by a small hand parser that understands only what the benchmark
 // receives (CONNACK, SUBACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, PINGRESP). The goal is a generator that
-// costs far less CPU per message than the broker under test.
+// costs far less CPU per message than the broker under test. At MQTT 5 (`protocolVersion: 5`) its acknowledgements
+// are the two-byte form MQTT 5 allows for reason 0x00 without properties (§3.4.2.1), the same bytes as 3.1.1.
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import mqttPacket from 'mqtt-packet'
@@ -18,12 +19,18 @@ export const CONNACK = 2
 
 export const DISCONNECT_PACKET = generate({ cmd: 'disconnect' })
 
-export function connectPacket ({ clientId, clean = true, keepalive = 0 }) {
-  return generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive })
+/**
+ * MQTT 5: a persistent session (clean=false) asks for a Session Expiry Interval of a day, so that it outlives the
+ * connection as a 3.1.1 clean=false session does; a clean one ends with the connection (interval 0).
+ */
+export function connectPacket ({ clientId, clean = true, keepalive = 0, protocolVersion = 4 }) {
+  if (protocolVersion !== 5) return generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clean, clientId, keepalive })
+  const properties = clean ? undefined : { sessionExpiryInterval: 86400 }
+  return generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clean, clientId, keepalive, properties }, { protocolVersion })
 }
 
-export function subscribePacket (messageId, subscriptions) {
-  return generate({ cmd: 'subscribe', messageId, subscriptions })
+export function subscribePacket (messageId, subscriptions, protocolVersion = 4) {
+  return generate({ cmd: 'subscribe', messageId, subscriptions }, { protocolVersion })
 }
 
 /**
@@ -39,16 +46,22 @@ export const PAYLOAD_MIN = 14
  * batch of messages is one Buffer.allocUnsafe plus a copy and three integer writes per message.
  */
 export class PublishTemplate {
-  constructor ({ topic, qos, payloadSize = 64, retain = false, pubIndex = 0 }) {
+  /** `protocolVersion` 5: an MQTT 5 PUBLISH, with `properties` (mqtt-packet's form) or an empty property block. */
+  constructor ({ topic, qos, payloadSize = 64, retain = false, pubIndex = 0, protocolVersion = 4, properties }) {
     if (payloadSize < PAYLOAD_MIN) throw new Error(`payload must be at least ${PAYLOAD_MIN} bytes`)
     const payload = Buffer.alloc(payloadSize, 0x61)
     payload.writeUInt16BE(pubIndex, 0)
-    const buf = generate({ cmd: 'publish', topic, payload, qos, retain, dup: false, messageId: qos > 0 ? 1 : undefined })
+    const v5 = protocolVersion === 5
+    const buf = generate({ cmd: 'publish', topic, payload, qos, retain, dup: false, messageId: qos > 0 ? 1 : undefined, properties: v5 ? properties : undefined }, { protocolVersion })
+    // the packet id comes right after the topic (before an MQTT 5 property block)
+    let topicAt = 1
+    while (buf[topicAt] & 128) topicAt++
+    const idOffset = qos > 0 ? topicAt + 3 + Buffer.byteLength(topic) : -1
     this.buf = buf
     this.length = buf.length
     this.qos = qos
     this.payloadOffset = buf.length - payloadSize
-    this.idOffset = qos > 0 ? this.payloadOffset - 2 : -1
+    this.idOffset = idOffset
   }
 
   write (target, offset, msgId, seq, t) {
@@ -78,9 +91,10 @@ function openSocket (port, host, timeoutMs, localAddress) {
  * outgoing QoS 2 PUBREC is answered with PUBREL. Acks produced while parsing one chunk go out in one write.
  */
 export class Client {
-  constructor (sock, name) {
+  constructor (sock, name, protocolVersion = 4) {
     this.sock = sock
     this.name = name
+    this.v5 = protocolVersion === 5
     this.sessionPresent = false
     this.connackCode = -1
     this.closed = false
@@ -103,14 +117,14 @@ export class Client {
 
   /** `init(client)` runs before CONNECT is sent: set onPublish there to catch messages sent right after CONNACK. */
   /** `localAddress`: the source address (e.g. 127.0.3.1), to spread many connections over more source ports. */
-  static async connect (port, { clientId, clean = true, keepalive = 0, host = '127.0.0.1', localAddress, timeoutMs = 10000, init, noDelay = false } = {}) {
+  static async connect (port, { clientId, clean = true, keepalive = 0, host = '127.0.0.1', localAddress, timeoutMs = 10000, init, noDelay = false, protocolVersion = 4 } = {}) {
     const sock = await openSocket(port, host, timeoutMs, localAddress)
     // Nagle stays on by default (throughput runs write batches); latency probes turn it off.
     if (noDelay) sock.setNoDelay(true)
-    const c = new Client(sock, clientId)
+    const c = new Client(sock, clientId, protocolVersion)
     if (init) init(c)
     const connack = c._wait('connack', timeoutMs)
-    sock.write(connectPacket({ clientId, clean, keepalive }))
+    sock.write(connectPacket({ clientId, clean, keepalive, protocolVersion }))
     await connack
     if (c.connackCode !== 0) {
       sock.destroy()
@@ -122,7 +136,7 @@ export class Client {
   /** Sends SUBSCRIBE and resolves with the granted codes from the SUBACK. */
   async subscribe (subscriptions, messageId = 1, timeoutMs = 10000) {
     const p = this._wait(`suback:${messageId}`, timeoutMs)
-    this.sock.write(subscribePacket(messageId, subscriptions))
+    this.sock.write(subscribePacket(messageId, subscriptions, this.v5 ? 5 : 4))
     return await p
   }
 
@@ -202,6 +216,7 @@ export class Client {
         let p = topicEnd
         let msgId = 0
         if (qos > 0) { msgId = b.readUInt16BE(p); p += 2 }
+        if (this.v5) p = skipProperties(b, p)
         this.received++
         if (qos === 1) this._acks.push(0x40, msgId)
         else if (qos === 2) this._acks.push(0x50, msgId)
@@ -226,7 +241,7 @@ export class Client {
       case SUBACK: {
         const id = b.readUInt16BE(start)
         const codes = []
-        for (let k = start + 2; k < end; k++) codes.push(b[k])
+        for (let k = this.v5 ? skipProperties(b, start + 2) : start + 2; k < end; k++) codes.push(b[k])
         this._settle(`suback:${id}`, codes)
         break
       }
@@ -234,6 +249,19 @@ export class Client {
         break // PINGRESP, UNSUBACK: not used
     }
   }
+}
+
+/** Where an MQTT 5 property block starting at `at` (its length, then the properties) ends. */
+function skipProperties (b, at) {
+  let len = 0
+  let mul = 1
+  let byte
+  do {
+    byte = b[at++]
+    len += (byte & 127) * mul
+    mul *= 128
+  } while (byte & 128)
+  return at + len
 }
 
 /** A growable bitset of sequence numbers, to count distinct deliveries and duplicates per message. */
@@ -272,7 +300,7 @@ export async function closeAll (clients) {
 }
 
 /** Ends a persistent session: a clean CONNECT with its id discards it [MQTT-3.1.2-6], then DISCONNECT. */
-export async function discardSession (port, clientId) {
-  const c = await Client.connect(port, { clientId, clean: true })
+export async function discardSession (port, clientId, protocolVersion = 4) {
+  const c = await Client.connect(port, { clientId, clean: true, protocolVersion })
   await c.disconnect()
 }

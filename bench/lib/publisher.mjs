@@ -9,11 +9,12 @@ import { PublishTemplate, SeqSet } from './mqtt.mjs'
  * ahead of its receivers (`ahead()` returns sent - received). Messages carry (pubIndex, seq, send time).
  */
 export class Publisher {
-  constructor (client, { index, topic, qos, payloadSize = 64, retain = false, window = 64, backlog = Infinity, ahead = null, batch = 256, minBatch = 1 }) {
+  /** An MQTT 5 client's messages are MQTT 5 PUBLISHes, with `properties` if given. */
+  constructor (client, { index, topic, qos, payloadSize = 64, retain = false, window = 64, backlog = Infinity, ahead = null, batch = 256, minBatch = 1, properties }) {
     this.client = client
     this.index = index
     this.qos = qos
-    this.tpl = new PublishTemplate({ topic, qos, payloadSize, retain, pubIndex: index })
+    this.tpl = new PublishTemplate({ topic, qos, payloadSize, retain, pubIndex: index, protocolVersion: client.v5 ? 5 : 4, properties })
     this.window = qos > 0 ? window : Infinity
     this.backlog = backlog
     this.ahead = ahead

@@ -95,6 +95,7 @@ export function renderScenario (records, scenario, brokers, specs) {
   for (const c of cols) {
     header.push(c.label)
     if (c.ratios) for (const ref of c.refs ?? REFERENCES) if (present.includes(ref)) header.push(`× ${ref}`)
+    if (c.ratios && spec.v311 !== undefined) header.push(`× itself in ${spec.v311} (MQTT 3.1.1)`)
   }
   header.push('runs ok')
   const lines = [`### ${scenario}`, '', spec.desc ?? '', '', `| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`]
@@ -111,6 +112,7 @@ export function renderScenario (records, scenario, brokers, specs) {
           if (!present.includes(ref)) continue
           row.push(fmtNum(ratio(med(records, scenario, b, c.key), med(records, scenario, ref, c.key)), 2))
         }
+        if (spec.v311 !== undefined) row.push(fmtNum(ratio(med(records, scenario, b, c.key), med(records, spec.v311, b, c.key)), 2))
       }
     }
     row.push(`${ok.length}/${all.length}`)

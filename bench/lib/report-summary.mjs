@@ -3,7 +3,10 @@
 import { REFERENCES } from './brokers.mjs'
 import { fmtNum, med, ratio } from './report-format.mjs'
 
-/** One row per headline metric, one column per broker: median (× aedes-mem / × mosquitto). */
+/**
+ * One row per headline metric, one column per broker: median (× aedes-mem / × mosquitto). A fifth element names the
+ * same load with MQTT 3.1.1 clients: the row of an MQTT 5 scenario also shows each broker against itself there.
+ */
 const SUMMARY = [
   ['fanin-q0', 'rate', 'fan-in QoS 0, 8→1 clean (msgs/s)'],
   ['fanin-q1', 'rate', 'fan-in QoS 1, 8→1 clean (msgs/s)'],
@@ -13,6 +16,10 @@ const SUMMARY = [
   ['fanin-q2-persist', 'rate', 'fan-in QoS 2, 8→1 persistent sub (msgs/s)'],
   ['fanout-q0', 'rate', 'fan-out QoS 0, 1→50 (deliveries/s)'],
   ['fanout-q1', 'rate', 'fan-out QoS 1, 1→50 (deliveries/s)'],
+  ['fanin-q1-v5', 'rate', 'MQTT 5 fan-in QoS 1, 8→1 clean (msgs/s)', 0, 'fanin-q1'],
+  ['fanin-q1-persist-v5', 'rate', 'MQTT 5 fan-in QoS 1, 8→1 persistent sub (msgs/s)', 0, 'fanin-q1-persist'],
+  ['fanout-q1-v5', 'rate', 'MQTT 5 fan-out QoS 1, 1→50 (deliveries/s)', 0, 'fanout-q1'],
+  ['fanin-q1-v5-props', 'rate', 'MQTT 5 fan-in QoS 1 with properties, 8→1 clean (msgs/s)', 0, 'fanin-q1'],
   ['latency-q1', 'p50', 'latency QoS 1 @ 2000/s, p50 (ms)', 3],
   ['latency-q1', 'p99', 'latency QoS 1 @ 2000/s, p99 (ms)', 3],
   ['connections', 'rate', 'connections: connects/s'],
@@ -37,7 +44,7 @@ const SUMMARY = [
 export function renderSummary (records, brokers) {
   const present = brokers.filter(b => records.some(r => r.broker === b))
   const lines = ['| scenario (metric) | ' + present.join(' | ') + ' |', '| --- | ' + present.map(() => '---').join(' | ') + ' |']
-  for (const [s, key, label, d = 0] of SUMMARY) {
+  for (const [s, key, label, d = 0, v311] of SUMMARY) {
     if (!records.some(r => r.scenario === s)) continue
     const cells = present.map(b => {
       if (!records.some(r => r.scenario === s && r.broker === b)) return ''
@@ -46,6 +53,8 @@ export function renderSummary (records, brokers) {
         const x = ratio(m, med(records, s, ref, key))
         return x === null ? null : `${x.toFixed(2)}× ${ref === 'aedes-mem' ? 'aedes' : 'mosq'}`
       }).filter(Boolean)
+      const same = v311 === undefined ? null : ratio(m, med(records, v311, b, key))
+      if (same !== null) rs.push(`${same.toFixed(2)}× 3.1.1`)
       return fmtNum(m, d) + (rs.length ? ` (${rs.join(', ')})` : '')
     })
     lines.push(`| ${label} | ${cells.join(' | ')} |`)

@@ -3,6 +3,8 @@
 // scenarios where culex-sync is run by default. `warmupRound` (overrides of the spec) makes the generator run the
 // load once unmeasured against the same broker first; `headline` names the figure kept from that round as `cold`.
 // The restart scenarios have none: a restarted broker is cold by nature, and that is what they measure.
+// `protocolVersion: 5` runs the scenario with MQTT 5 clients (only on the brokers that speak it: brokers.mjs `mqtt5`),
+// and `v311` names the same load with MQTT 3.1.1 clients, which the report sets it against broker by broker.
 
 export function scenarioTable (quick) {
   const dur = quick ? 1 : 3
@@ -18,6 +20,16 @@ export function scenarioTable (quick) {
     desc: `8 publishers -> 1 ${persistent ? 'persistent (clean=false)' : 'clean'} subscriber on bench/#, QoS ${qos} (sub QoS ${qos}), 64 B, 1 s warm-up + ${dur} s; ` +
       (qos === 0 ? 'at most 1000 msgs per publisher ahead of the subscriber' : 'window 64 unacknowledged per publisher, at most 1000 ahead of the subscriber')
   })
+  // MQTT 5 variants: the same load and clients, at protocol level 5; culex-sync is left to the 3.1.1 scenarios
+  const v5 = (base, spec, extra = {}) => ({
+    ...spec,
+    ...extra,
+    protocolVersion: 5,
+    sync: false,
+    v311: base,
+    desc: `as ${base}, with MQTT 5 clients (a persistent subscriber asks for a Session Expiry Interval of 1 day)${extra.properties ? ', every PUBLISH with a Content Type and two User Properties' : ', PUBLISH without properties'}; ` + spec.desc
+  })
+  const fanout = (qos) => ({ kind: 'fanout', qos, duration: dur, warmupRound: { duration: 1 }, table: 'rate' })
   const offlineN = quick ? 3000 : 20000
   const idleMs = quick ? 2000 : 3000
   const maxDrainMs = quick ? 10000 : 15000
@@ -29,8 +41,12 @@ export function scenarioTable (quick) {
     'fanin-q0-persist': fanin(0, true),
     'fanin-q1-persist': fanin(1, true),
     'fanin-q2-persist': fanin(2, true),
-    'fanout-q0': { kind: 'fanout', qos: 0, duration: dur, warmupRound: { duration: 1 }, table: 'rate', desc: `1 publisher -> 50 clean subscribers on one topic, QoS 0, 64 B, 1 s warm-up + ${dur} s; msgs/s = deliveries/s summed over subscribers` },
-    'fanout-q1': { kind: 'fanout', qos: 1, duration: dur, warmupRound: { duration: 1 }, table: 'rate', desc: `1 publisher -> 50 clean subscribers on one topic, QoS 1, window 64, 1 s warm-up + ${dur} s; deliveries/s` },
+    'fanout-q0': { ...fanout(0), desc: `1 publisher -> 50 clean subscribers on one topic, QoS 0, 64 B, 1 s warm-up + ${dur} s; msgs/s = deliveries/s summed over subscribers` },
+    'fanout-q1': { ...fanout(1), desc: `1 publisher -> 50 clean subscribers on one topic, QoS 1, window 64, 1 s warm-up + ${dur} s; deliveries/s` },
+    'fanin-q1-v5': v5('fanin-q1', fanin(1, false)),
+    'fanin-q1-persist-v5': v5('fanin-q1-persist', fanin(1, true)),
+    'fanout-q1-v5': v5('fanout-q1', { ...fanout(1), desc: `1 publisher -> 50 clean subscribers on one topic, QoS 1, window 64, 1 s warm-up + ${dur} s; deliveries/s` }),
+    'fanin-q1-v5-props': v5('fanin-q1', fanin(1, false), { properties: { contentType: 'application/octet-stream', userProperties: { source: 'bench', run: '1' } } }),
     'latency-q1': { kind: 'latency', qos: 1, rate: 2000, warmup: 1, duration: latDur, table: 'latency', desc: `1 publisher -> 1 clean subscriber, QoS 1, fixed 2000 msg/s, 1 s warm-up + ${latDur} s measured; ms publish -> deliver (generator sockets with TCP_NODELAY)` },
     // 19 500: the open-files limit of the machines this runs on is 20 000 for the broker and for the generator
     connections: quick

@@ -44,6 +44,7 @@ export function renderTargets (records) {
       return { measured: `${fmtNum(med(records, 'shared', b, 'rate'), 0)} vs ${fmtNum(med(records, 'shared-plain', b, 'rate'), 0)} = ${fmtNum(x, 2)}× (need ≥ 0.9)`, pass: x !== null && x >= 0.9 }
     })
     connectionTargets(records, b, target, has)
+    v5Targets(records, b, target, has, rateRatio)
   }
   if (rows.length === 0) return '(no culex runs: targets not evaluated)'
   return ['| target | measured (medians, same run) | result |', '| --- | --- | --- |', ...rows].join('\n')
@@ -63,6 +64,21 @@ function retainedTargets (records, b, target, has, rateRatio) {
     pass: m('bulkRate') !== null && m('bulkRate') >= 100000
   }))
   target(`${b}: retained store rate ≥ mosquitto`, rateRatio('retained', b, 'mosquitto', 'storeRate', 1))
+}
+
+/** Issue 14's MQTT 5 targets: each MQTT 5 scenario within 10 % of the same load with 3.1.1 clients, and ≥ mosquitto. */
+const V5_SCENARIOS = [['fanin-q1-v5', 'fanin-q1'], ['fanin-q1-persist-v5', 'fanin-q1-persist'], ['fanout-q1-v5', 'fanout-q1']]
+
+function v5Targets (records, b, target, has, rateRatio) {
+  for (const [s, v311] of V5_SCENARIOS) {
+    if (!has(s, b)) continue
+    target(`${b}: ${s} (MQTT 5 clients) within 10 % of ${v311} (MQTT 3.1.1 clients)`, () => {
+      if (!has(v311, b)) return { measured: `needs ${v311} in the same run`, pass: null }
+      const x = ratio(med(records, s, b, 'rate'), med(records, v311, b, 'rate'))
+      return { measured: `${fmtNum(med(records, s, b, 'rate'), 0)} vs ${fmtNum(med(records, v311, b, 'rate'), 0)} = ${fmtNum(x, 2)}× (need ≥ 0.9)`, pass: x !== null && x >= 0.9 }
+    })
+    target(`${b}: ${s} ≥ mosquitto (same MQTT 5 scenario)`, rateRatio(s, b, 'mosquitto', 'rate', 1))
+  }
 }
 
 /** Issue 16's connection targets: memory, connect rate, keep-alive, idle CPU and the probe's p99 with the clients held. */

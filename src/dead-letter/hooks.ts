@@ -145,7 +145,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
 
   /** deadLetter.payloadRules: a payload that breaks a rule of a matching filter is refused as invalid-payload. */
   const validatePayload: PublishStep = (_client, packet) => {
-    const problem = payloadProblem(packet.topic, toPacket(packet).payload)
+    const problem = payloadProblem(packet.topic, payloadOf(packet.payload))
     return problem === undefined ? undefined : { drop: 'invalid-payload', detail: problem }
   }
 
@@ -244,10 +244,16 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
 }
 
 function toPacket (packet: { topic: string, payload?: unknown, qos?: number, retain?: boolean, properties?: unknown }): DeadLetterPacket {
-  const p = packet.payload
-  const payload = Buffer.isBuffer(p) ? p : p instanceof Uint8Array ? Buffer.from(p) : Buffer.from(typeof p === 'string' ? p : '')
-  const out: DeadLetterPacket = { topic: packet.topic, payload, qos: packet.qos ?? 0, retain: packet.retain === true }
+  const out: DeadLetterPacket = { topic: packet.topic, payload: payloadOf(packet.payload), qos: packet.qos ?? 0, retain: packet.retain === true }
   const properties = forwardedProperties(packet.properties)
   if (properties !== undefined) out.properties = properties
   return out
+}
+
+/**
+ * A payload as bytes. The payload rules read only this, on every PUBLISH: not the properties, which toPacket copies
+ * and which an MQTT 5 PUBLISH from the fast path decodes only when they are read (protocol/v5/publish-properties.ts).
+ */
+function payloadOf (p: unknown): Buffer {
+  return Buffer.isBuffer(p) ? p : p instanceof Uint8Array ? Buffer.from(p) : Buffer.from(typeof p === 'string' ? p : '')
 }

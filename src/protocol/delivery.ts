@@ -8,7 +8,7 @@ import { sentObserver } from './sent-observer.js'
 import { topicMatches } from './topic.js'
 import type { UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
-import { forwardedProperties } from './v5/outgoing.js'
+import { subscriberProperties } from './v5/outgoing.js'
 import { receiveWindowOf } from './v5/receive-window.js'
 import { retainedProperties, retainedSubscriptionIds } from './v5/retained.js'
 import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.js'
@@ -185,7 +185,7 @@ function deliverCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket,
   const forward = c.broker.authorizeForward(c, packet as never) as DeliveryPacket | null | undefined
   // an MQTT 3.1.1 subscriber gets no properties: the copy never carries them
   const properties = out.v5 && forward != null
-    ? withSubscriptionIds(forwardedProperties(forward.properties ?? (retained ? retainedProperties(forward.payload) : undefined)), subscriptionIds)
+    ? withSubscriptionIds(subscriberProperties(forward.properties ?? (retained ? retainedProperties(forward.payload) : undefined)), subscriptionIds)
     : undefined
   // a packet larger than the client accepts is not sent, as if it had been delivered (MQTT 5 [MQTT-3.1.2-25])
   const size = forward == null || out.maxPacketBytes === undefined ? 0 : publishSize(forward, qos, properties)

@@ -2,9 +2,16 @@ import type { Client } from 'aedes'
 import { isUtf8 } from 'node:buffer'
 import { internals, newBufferList, type MqttParser } from './aedes-internals.js'
 import { mayBeMalformed } from './packet-guard.js'
+import { NOT_SCANNED, publishProperties, scanPublishProperties } from './v5/publish-properties.js'
 
 /** The command of each fixed-header byte of a two-byte acknowledgement, with the flag bits MQTT 3.1.1 requires. */
 const ACK_COMMANDS: ReadonlyMap<number, string> = new Map([[0x40, 'puback'], [0x50, 'pubrec'], [0x62, 'pubrel'], [0x70, 'pubcomp']])
+/**
+ * The MQTT 5 reason codes each acknowledgement may carry (MQTT 5 §3.4.2.1, §3.5.2.1, §3.6.2.1, §3.7.2.1), as
+ * mqtt-packet checks them; a code outside them is left to mqtt-packet, which refuses it.
+ */
+const PUBACK_PUBREC_CODES = new Set([0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99])
+const PUBREL_PUBCOMP_CODES = new Set([0x00, 0x92])
 const PUBLISH = 3
 const PINGREQ = 0xc0
 
@@ -28,6 +35,10 @@ const MAX_HELD_BYTES = 64 * 1024
  * way, goes to mqtt-packet with everything after it, to be parsed or refused exactly as before; so does every read
  * while mqtt-packet holds part of a packet. The unit test feeds both parsers the same reads and compares every
  * packet and error.
+ *
+ * An MQTT 5 connection's PUBLISH and acknowledgements take the same path: an acknowledgement with a reason code and
+ * no properties, a PUBLISH with its property block kept as it came (v5/publish-properties.ts: checked here, decoded
+ * only when read) — anything else, an acknowledgement with properties included, goes to mqtt-packet.
  */
 export function parseFast (client: Client): void {
   const parser = internals(client)._parser
@@ -41,11 +52,11 @@ export function parseFast (client: Client): void {
       buf = Buffer.concat([held, chunk])
       held = undefined
     }
-    // MQTT 5 packets carry properties this path does not read: a v5 connection is parsed by mqtt-packet throughout
-    if (this._list.length !== 0 || this._stateCounter !== 0 || this.error !== null || this.settings.protocolVersion === 5) return parse.call(this, buf)
+    if (this._list.length !== 0 || this._stateCounter !== 0 || this.error !== null) return parse.call(this, buf)
+    const v5 = this.settings.protocolVersion === 5
     let at = 0
     while (at < buf.length) {
-      const end = nextPacket(this, buf, at)
+      const end = nextPacket(this, buf, at, v5)
       if (end === OTHER || (end === INCOMPLETE && buf.length - at > MAX_HELD_BYTES)) return parse.call(this, at === 0 ? buf : buf.subarray(at))
       if (end === INCOMPLETE) {
         held = at === 0 ? buf : buf.subarray(at)
@@ -58,7 +69,7 @@ export function parseFast (client: Client): void {
 }
 
 /** Emits the packet at `at` and returns where it ends, or OTHER (not one of ours, or malformed) or INCOMPLETE. */
-function nextPacket (parser: MqttParser, buf: Buffer, at: number): number {
+function nextPacket (parser: MqttParser, buf: Buffer, at: number, v5: boolean): number {
   const first = buf[at]
   const publish = first >> 4 === PUBLISH
   if (!publish && first !== PINGREQ && !ACK_COMMANDS.has(first)) return OTHER
@@ -74,31 +85,79 @@ function nextPacket (parser: MqttParser, buf: Buffer, at: number): number {
     multiplier *= 0x80
     if ((byte & 0x80) === 0) break
   }
-  if (!publish && length !== (first === PINGREQ ? 0 : 2)) return OTHER
+  if (first === PINGREQ ? length !== 0 : !publish && (v5 ? length < 2 || length > 4 : length !== 2)) return OTHER
   const end = i + length
   if (end > buf.length) return INCOMPLETE
   if (first === PINGREQ) {
     parser.emit('packet', { cmd: 'pingreq', retain: false, qos: 0, dup: false, length: 0, topic: null, payload: null })
     return end
   }
-  if (!publish) {
-    parser.emit('packet', { cmd: ACK_COMMANDS.get(first), retain: false, qos: (first >> 1) & 3, dup: false, length: 2, topic: null, payload: null, messageId: buf.readUInt16BE(i) })
-    return end
-  }
+  if (!publish) return v5 ? acknowledgementV5(parser, buf, first, i, length) : acknowledgement(parser, buf, first, i)
   const qos = (first >> 1) & 3
   if (qos === 3 || length < 2) return OTHER
   const topicEnd = i + 2 + buf.readUInt16BE(i)
-  if (topicEnd + (qos > 0 ? 2 : 0) > end) return OTHER
+  const idEnd = topicEnd + (qos > 0 ? 2 : 0)
+  if (idEnd > end) return OTHER
   const retain = (first & 0x01) !== 0
   const dup = (first & 0x08) !== 0
   const topic = buf.toString('utf8', i + 2, topicEnd)
   // bytes that are not UTF-8: mqtt-packet parses the packet, and src/protocol/packet-guard.ts refuses it there
   if (mayBeMalformed(topic) && !isUtf8(buf.subarray(i + 2, topicEnd))) return OTHER
+  if (v5) return publishV5(parser, buf, first, length, topic, topicEnd, idEnd, end)
   // the shape and key order of mqtt-packet's Packet, so the objects aedes handles keep one hidden class per kind
   if (qos === 0) {
     parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload: buf.subarray(topicEnd, end) })
   } else {
     parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload: buf.subarray(topicEnd + 2, end), messageId: buf.readUInt16BE(topicEnd) })
   }
+  return end
+}
+
+function acknowledgement (parser: MqttParser, buf: Buffer, first: number, i: number): number {
+  parser.emit('packet', { cmd: ACK_COMMANDS.get(first), retain: false, qos: (first >> 1) & 3, dup: false, length: 2, topic: null, payload: null, messageId: buf.readUInt16BE(i) })
+  return i + 2
+}
+
+/**
+ * An MQTT 5 acknowledgement: the packet identifier, then a reason code (0x00 when absent), then a Property Length,
+ * here only 0 (MQTT 5 §3.4.2).
+ */
+function acknowledgementV5 (parser: MqttParser, buf: Buffer, first: number, i: number, length: number): number {
+  const reasonCode = length > 2 ? buf[i + 2] : 0x00
+  if (length === 4 && buf[i + 3] !== 0) return OTHER
+  if (!(first === 0x40 || first === 0x50 ? PUBACK_PUBREC_CODES : PUBREL_PUBCOMP_CODES).has(reasonCode)) return OTHER
+  parser.emit('packet', { cmd: ACK_COMMANDS.get(first), retain: false, qos: (first >> 1) & 3, dup: false, length, topic: null, payload: null, messageId: buf.readUInt16BE(i), reasonCode })
+  return i + length
+}
+
+/** An MQTT 5 PUBLISH: after the packet identifier a property block, kept as it came. */
+function publishV5 (parser: MqttParser, buf: Buffer, first: number, length: number, topic: string, topicEnd: number, idEnd: number, end: number): number {
+  // the Property Length: a variable byte integer of at most four bytes
+  let blockLength = 0
+  let multiplier = 1
+  let at = idEnd
+  for (let n = 0; ; n++) {
+    if (at >= end || n === 4) return OTHER
+    const byte = buf[at++]
+    blockLength += (byte & 0x7f) * multiplier
+    multiplier *= 0x80
+    if ((byte & 0x80) === 0) break
+  }
+  const blockEnd = at + blockLength
+  if (blockEnd > end) return OTHER
+  const qos = (first >> 1) & 3
+  const retain = (first & 0x01) !== 0
+  const dup = (first & 0x08) !== 0
+  const payload = buf.subarray(blockEnd, end)
+  if (blockLength === 0) {
+    if (qos === 0) parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload })
+    else parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload, messageId: buf.readUInt16BE(topicEnd) })
+    return end
+  }
+  const mask = scanPublishProperties(buf, at, blockEnd)
+  if (mask === NOT_SCANNED) return OTHER
+  const properties = publishProperties(buf.subarray(at, blockEnd), mask)
+  if (qos === 0) parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload, properties })
+  else parser.emit('packet', { cmd: 'publish', retain, qos, dup, length, topic, payload, messageId: buf.readUInt16BE(topicEnd), properties })
   return end
 }

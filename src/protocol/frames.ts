@@ -1,4 +1,6 @@
 import mqtt from 'mqtt-packet'
+import { forwardableBytes } from './v5/publish-properties.js'
+import { varIntSize, writeVarInt } from './var-int.js'
 
 /** What Culex encodes itself: the queue replay's PUBLISH and PUBREL packets, and every copy the delivery router sends. */
 export interface OutgoingPacket {
@@ -9,7 +11,10 @@ export interface OutgoingPacket {
   retain?: boolean
   dup?: boolean
   messageId?: number
-  /** MQTT 5 PUBLISH properties; read only when the packet is encoded for an MQTT 5 client. */
+  /**
+   * MQTT 5 PUBLISH properties; read only when the packet is encoded for an MQTT 5 client. A publisher's property
+   * block that may go on as it came (v5/publish-properties.ts forwardableBytes) is written as its bytes.
+   */
   properties?: Record<string, unknown>
 }
 
@@ -43,7 +48,7 @@ export function encodeFrames (packets: readonly OutgoingPacket[], v5 = false): B
   for (let i = 0; i < packets.length; i++) {
     const p = packets[i]
     if (p.cmd === 'publish' && isPlainPublish(p, v5)) topicLengths[i] = Buffer.byteLength(p.topic as string)
-    const remaining = topicLengths[i] !== undefined ? remainingPublish(p, topicLengths[i], v5) : p.cmd === 'pubrel' && hasPacketId(p) ? 2 : -1
+    const remaining = topicLengths[i] !== undefined ? remainingPublish(p, topicLengths[i], v5, blockOf(p, v5)) : p.cmd === 'pubrel' && hasPacketId(p) ? 2 : -1
     if (remaining === -1 || remaining > MAX_REMAINING) {
       const generated = generate(p, v5)
       lengths[i] = generated
@@ -69,7 +74,7 @@ export function encodeFrames (packets: readonly OutgoingPacket[], v5 = false): B
       at = out.writeUInt16BE(p.messageId as number, at)
       continue
     }
-    at = writePublish(out, at, p, remaining, topicLengths[i], v5)
+    at = writePublish(out, at, p, remaining, topicLengths[i], v5, blockOf(p, v5))
   }
   return out
 }
@@ -82,10 +87,11 @@ export function encodeFrames (packets: readonly OutgoingPacket[], v5 = false): B
 export function encodePacket (p: OutgoingPacket, v5 = false): Buffer {
   if (p.cmd !== 'publish' || !isPlainPublish(p, v5)) return generate(p, v5)
   const topicLength = Buffer.byteLength(p.topic as string)
-  const remaining = remainingPublish(p, topicLength, v5)
+  const block = blockOf(p, v5)
+  const remaining = remainingPublish(p, topicLength, v5, block)
   if (remaining > MAX_REMAINING) return generate(p, v5)
   const out = Buffer.allocUnsafe(1 + varIntSize(remaining) + remaining)
-  writePublish(out, 0, p, remaining, topicLength, v5)
+  writePublish(out, 0, p, remaining, topicLength, v5, block)
   return out
 }
 
@@ -93,19 +99,24 @@ export function encodePacket (p: OutgoingPacket, v5 = false): Buffer {
 export function publishSize (p: OutgoingPacket, qos: number, properties: Record<string, unknown> | undefined): number {
   const sized: OutgoingPacket = { cmd: 'publish', topic: p.topic, payload: p.payload, qos, messageId: qos > 0 ? 1 : undefined, properties }
   if (!isPlainPublish(sized, true)) return generate(sized, true).length
-  const remaining = remainingPublish(sized, Buffer.byteLength(sized.topic as string), true)
+  const remaining = remainingPublish(sized, Buffer.byteLength(sized.topic as string), true, blockOf(sized, true))
   return 1 + varIntSize(remaining) + remaining
 }
 
-function writePublish (out: Buffer, at: number, p: OutgoingPacket, remaining: number, topicLength: number, v5: boolean): number {
+function writePublish (out: Buffer, at: number, p: OutgoingPacket, remaining: number, topicLength: number, v5: boolean, block: Buffer | undefined): number {
   const qos = p.qos ?? 0
   out[at++] = 0x30 | (p.dup === true ? 0x08 : 0) | (qos << 1) | (p.retain === true ? 0x01 : 0)
   at = writeVarInt(out, at, remaining)
   at = out.writeUInt16BE(topicLength, at)
   at += out.write(p.topic as string, at, 'utf8')
   if (qos > 0) at = out.writeUInt16BE(p.messageId as number, at)
-  // MQTT 5: Property Length 0
-  if (v5) out[at++] = 0
+  // MQTT 5: the Property Length, then the block as it came, or 0
+  if (block !== undefined) {
+    at = writeVarInt(out, at, block.length)
+    at += block.copy(out, at)
+  } else if (v5) {
+    out[at++] = 0
+  }
   if (p.payload !== undefined) at += (p.payload as Buffer).copy(out, at)
   return at
 }
@@ -119,29 +130,21 @@ function hasPacketId (p: OutgoingPacket): boolean {
 
 /**
  * A PUBLISH this file writes: a string topic, a buffer payload (or none), a valid QoS and its packet id, and for
- * MQTT 5 no properties.
+ * MQTT 5 no properties or a block that goes on as it came.
  */
 function isPlainPublish (p: OutgoingPacket, v5: boolean): boolean {
   if (typeof p.topic !== 'string' || (p.payload !== undefined && !Buffer.isBuffer(p.payload))) return false
-  if (v5 && p.properties !== undefined) return false
+  if (v5 && p.properties !== undefined && forwardableBytes(p.properties) === undefined) return false
   const qos = p.qos ?? 0
   return qos === 0 || ((qos === 1 || qos === 2) && hasPacketId(p))
 }
 
-function remainingPublish (p: OutgoingPacket, topicLength: number, v5: boolean): number {
-  return 2 + topicLength + ((p.qos ?? 0) > 0 ? 2 : 0) + (v5 ? 1 : 0) + (p.payload === undefined ? 0 : (p.payload as Buffer).length)
+/** The property block an MQTT 5 PUBLISH is written with as it came, if any. */
+function blockOf (p: OutgoingPacket, v5: boolean): Buffer | undefined {
+  return v5 && p.properties !== undefined ? forwardableBytes(p.properties) : undefined
 }
 
-function varIntSize (n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4
-}
-
-function writeVarInt (out: Buffer, at: number, n: number): number {
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    out[at++] = byte
-  } while (n > 0)
-  return at
+function remainingPublish (p: OutgoingPacket, topicLength: number, v5: boolean, block: Buffer | undefined): number {
+  const properties = block !== undefined ? varIntSize(block.length) + block.length : v5 ? 1 : 0
+  return 2 + topicLength + ((p.qos ?? 0) > 0 ? 2 : 0) + properties + (p.payload === undefined ? 0 : (p.payload as Buffer).length)
 }

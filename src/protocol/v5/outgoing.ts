@@ -1,4 +1,5 @@
 import { connackV5 } from './connack.js'
+import { forwardableBytes } from './publish-properties.js'
 import { acknowledgementV5 } from './refusals.js'
 import type { V5Connection } from './connection.js'
 import { subackV5 } from './suback.js'
@@ -36,11 +37,21 @@ export function forwardedProperties (properties: unknown): Record<string, unknow
   return out
 }
 
-/** A copy of a PUBLISH for an MQTT 5 subscriber: its forwarded properties only, or none. */
+/**
+ * The properties of a copy for an MQTT 5 subscriber: the publisher's property block itself when it may go on as it
+ * came (publish-properties.ts: written as its bytes, never decoded), else the forwarded ones. The block is shared by
+ * every copy of the message: properties of one receiver's own (Subscription Identifiers, a Topic Alias) go in a new
+ * object (withSubscriptionIds, OutgoingAliases.apply), never into this one.
+ */
+export function subscriberProperties (given: unknown): Record<string, unknown> | undefined {
+  return forwardableBytes(given) !== undefined ? given as Record<string, unknown> : forwardedProperties(given)
+}
+
+/** A copy of a PUBLISH for an MQTT 5 subscriber: its forwarded properties only (subscriberProperties), or none. */
 export function withForwardedProperties<T extends object> (packet: T): T {
   const given = (packet as { properties?: unknown }).properties
   if (given === undefined) return packet
-  return { ...packet, properties: forwardedProperties(given) }
+  return { ...packet, properties: subscriberProperties(given) }
 }
 
 /**

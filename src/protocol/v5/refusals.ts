@@ -57,6 +57,16 @@ export function noteNoSubscribers (client: Client | null, packet: { qos: number,
   note(client, packet, { reasonCode: NO_MATCHING_SUBSCRIBERS, reasonString: 'no-subscribers: no subscription matches the topic' })
 }
 
+/**
+ * Whether acknowledgementV5 would answer this PUBACK, PUBREC or PUBCOMP with reason code 0x00 and nothing else, and
+ * change nothing: no reason is noted for its packet id, and (PUBREC, PUBCOMP) no QoS 2 flow of that id was ended by
+ * a refusing PUBREC. The MQTT 5 writer writes those as their four bytes (writer.ts) without calling it.
+ */
+export function isPlainSuccess (connection: V5Connection, cmd: string, id: number): boolean {
+  if (cmd !== 'puback' && ended.get(connection)?.has(id) === true) return false
+  return cmd === 'pubcomp' || reasons.get(connection)?.has(id) !== true
+}
+
 /** The MQTT 5 PUBACK, PUBREC or PUBCOMP for what aedes writes (outgoing.ts). */
 export function acknowledgementV5 (packet: AedesPacket, connection: V5Connection): AedesPacket {
   const id = packet.messageId

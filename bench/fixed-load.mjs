@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// A fixed amount of work for instruction counts, where wall-clock figures are too noisy (a shared machine): Culex
+// in this process (from the dist/ of the tree given, `.` by default), one subscriber on bench/# and 4 publishers,
+// the bench's own clients, N QoS 1 messages in all (window 64, as the fan-in scenarios), then exit.
+//
+//   valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file=/dev/null \
+//     node --single-threaded bench/fixed-load.mjs --messages 10000 --protocol 5 [--persistent] [--properties] [--tree DIR]
+//
+// The instructions of one message are (count at N2 − count at N1) / (N2 − N1): start-up, connects and the first
+// compilations cancel out. --single-threaded keeps V8's compiler and collector threads on the main thread, so two
+// runs of the same code count the same work. Without valgrind it prints the CPU time of this process (broker and
+// clients) per message over the second half of the messages (the first half warms the code up): a figure the load
+// of other processes on the machine moves much less than a rate.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { parseArgs } from 'node:util'
+import { Client, SeqSet } from './lib/mqtt.mjs'
+import { Publisher } from './lib/publisher.mjs'
+
+const { values } = parseArgs({
+  options: {
+    tree: { type: 'string', default: '.' },
+    messages: { type: 'string', default: '10000' },
+    protocol: { type: 'string', default: '4' },
+    persistent: { type: 'boolean', default: false },
+    properties: { type: 'boolean', default: false }
+  }
+})
+const tree = path.resolve(values.tree)
+const total = Number(values.messages)
+const protocolVersion = Number(values.protocol)
+const PUBLISHERS = 4
+const { loadConfig } = await import(path.join(tree, 'dist/config/load.js'))
+const { startBroker } = await import(path.join(tree, 'dist/broker.js'))
+const { createLogger } = await import(path.join(tree, 'dist/log/logger.js'))
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'culex-fixed-load-'))
+const { config } = await loadConfig({ flags: { 'listeners.mqtt.port': 0, 'listeners.mqtt.host': '127.0.0.1', 'listeners.ws.port': 0, 'admin.port': 0, 'log.level': 'warn', dataDir } })
+const broker = await startBroker(config, createLogger({ level: 'warn', format: 'json', destination: new Writable({ write (c, e, cb) { cb() } }) }))
+const port = broker.listeners.find(l => l.name === 'mqtt').port
+
+const recv = Array.from({ length: PUBLISHERS }, () => new SeqSet())
+const pubs = []
+let received = 0
+let halfway
+let allReceived
+const finished = new Promise(resolve => { allReceived = resolve })
+const sub = await Client.connect(port, { clientId: 'fixed-load-sub', clean: !values.persistent, protocolVersion })
+await sub.subscribe([{ topic: 'bench/#', qos: 1 }])
+sub.onPublish = (c, q, id, b, ts, te, ps) => {
+  const pi = b.readUInt16BE(ps)
+  if (!recv[pi].add(b.readUInt32BE(ps + 2))) return
+  pubs[pi].schedule()
+  if (++received === total / 2) halfway = process.cpuUsage()
+  if (received === total) allReceived()
+}
+const properties = values.properties ? { contentType: 'application/octet-stream', userProperties: { source: 'bench', run: '1' } } : undefined
+for (let i = 0; i < PUBLISHERS; i++) {
+  const c = await Client.connect(port, { clientId: `fixed-load-pub-${i}`, protocolVersion })
+  pubs.push(new Publisher(c, { index: i, topic: `bench/${i}`, qos: 1, window: 64, backlog: 1000, minBatch: 16, ahead: () => pubs[i].sent - recv[i].count, properties }))
+}
+for (const p of pubs) p.start(total / PUBLISHERS)
+await finished
+const cpu = process.cpuUsage(halfway)
+process.stderr.write(`${received} messages delivered, ${((cpu.user + cpu.system) / (total / 2)).toFixed(2)} µs of CPU per message over the second half\n`)
+fs.rmSync(dataDir, { recursive: true, force: true })
+process.exit(0)
