@@ -132,8 +132,6 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       config: config.cluster,
       broker,
       store,
-      // each node's LevelDB store holds its own clients' sessions and wills
-      sharedStore: false,
       tellTakenOver: protocol.tellTakenOver,
       listeners: () => listeners.map(l => ({ name: l.name, host: l.host, port: l.port })),
       version,

@@ -83,4 +83,14 @@ export interface CulexStore {
   purgeSession: (clientId: string) => Promise<boolean>
   /** Flushes pending writes and closes; safe to call twice. */
   close: () => Promise<void>
+  /** A store every node of a cluster shares (Redis): how a node's view of the session queues follows the others'. */
+  readonly sharedQueues?: SharedQueues
+}
+
+/** The session queues of a store shared by the nodes of a cluster, as src/cluster uses them (RedisOutbox). */
+export interface SharedQueues {
+  /** Whether a session's client is connected to this node: only those queues are kept in this node's memory. */
+  isHere: (clientId: string) => boolean
+  /** Another node queued this message for these sessions and sent it here live: this node learns their entries. */
+  learn: (clientIds: string[], packet: PacketLike) => Promise<void>
 }

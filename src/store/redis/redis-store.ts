@@ -91,6 +91,10 @@ export class RedisStore implements CulexStore {
     return this.#outbox
   }
 
+  get sharedQueues (): RedisOutbox {
+    return this.#outbox
+  }
+
   async setup (broker: BrokerRef): Promise<void> {
     this.#broker = broker
     const epoch = await this.#redis.incr(this.#keys.epoch(broker.id))

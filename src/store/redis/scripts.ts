@@ -161,6 +161,13 @@ return 0
 `
 
 /** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
+/** KEYS qx. ARGV brokerId:counter. The seq and state of the entry that holds that message; nil if none. */
+export const ENTRY_OF = `
+local seq = redis.call('HGET', KEYS[1], 'c:' .. ARGV[1])
+if not seq then return nil end
+return { tonumber(seq), redis.call('HGET', KEYS[1], 'e:' .. seq) }
+`
+
 export const DEL_WILL = `
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if not owner then return nil end

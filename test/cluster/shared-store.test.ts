@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest'
+import { sleep, waitFor } from '../helpers/clients.js'
+import { useCluster, waitForRoute } from './support.js'
+
+/**
+ * The nodes share one store (Redis): the origin node queues a message for every persistent subscriber, and the
+ * subscriber's node delivers it as that queue entry, so its acknowledgement empties the queue in Redis.
+ */
+describe('cluster on the shared store', () => {
+  const { node, client } = useCluster()
+
+  for (const qos of [1, 2] as const) {
+    it(`a persistent QoS ${qos} subscriber on node A gets each message published on node B once, and its queue in Redis is empty once it acknowledged`, async () => {
+      const a = await node('a')
+      const b = await node('b')
+      const sub = await client(a.mqttUrl, { clientId: `keep-${qos}`, clean: false })
+      await sub.subscribeAsync('jobs/#', { qos })
+      await waitForRoute(b, a, 'jobs/1')
+      const pub = await client(b.mqttUrl, { clientId: `pub-${qos}` })
+      for (let i = 0; i < 20; i++) await pub.publishAsync('jobs/1', `j${i}`, { qos })
+      await waitFor(() => sub.received.length >= 20, 'twenty jobs')
+      expect(sub.received.map(m => m.payload).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `j${i}`).sort())
+      expect(sub.received.every(m => m.qos === qos)).toBe(true)
+      // the subscriber's connection stayed up: a delivery the store could not record would have closed it
+      expect(sub.connected).toBe(true)
+      // PUBACK / PUBCOMP deleted each entry in Redis, as seen from either node
+      await waitFor(async () => (await b.broker.store.sessionInfo(`keep-${qos}`))?.queued === 0, 'an empty queue in Redis')
+      expect((await a.broker.store.sessionInfo(`keep-${qos}`))?.queued).toBe(0)
+      // the publisher's node keeps nothing in memory of a queue whose acknowledgements it never sees
+      expect(b.broker.store.stats().queuedMessages).toBe(0)
+    })
+  }
+
+  it('a subscriber offline while node B takes messages resumes its session on node C with all of them (session present)', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const c = await node('c')
+    const sub = await client(a.mqttUrl, { clientId: 'roamer', clean: false })
+    await sub.subscribeAsync('away/#', { qos: 1 })
+    await sub.endAsync()
+    const pub = await client(b.mqttUrl, { clientId: 'pub-away' })
+    for (let i = 0; i < 10; i++) await pub.publishAsync('away/1', `m${i}`, { qos: (1 + (i % 2)) as 1 | 2 })
+    expect((await c.broker.store.sessionInfo('roamer'))?.queued).toBe(10)
+    const back = await client(c.mqttUrl, { clientId: 'roamer', clean: false })
+    expect(back.sessionPresent).toBe(true)
+    await waitFor(() => back.received.length >= 10, 'ten queued messages')
+    expect(back.received.map(m => m.payload)).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`))
+    await waitFor(async () => (await a.broker.store.sessionInfo('roamer'))?.queued === 0, 'an empty queue in Redis')
+  })
+
+  it('a retained message published on node A is seen by a subscriber on node B', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const pub = await client(a.mqttUrl, { clientId: 'pub-retained' })
+    await pub.publishAsync('status/door', 'open', { qos: 1, retain: true })
+    const sub = await client(b.mqttUrl, { clientId: 'reader' })
+    await sub.subscribeAsync('status/#', { qos: 1 })
+    await waitFor(() => sub.received.length >= 1, 'the retained message')
+    expect(sub.received[0]).toMatchObject({ topic: 'status/door', payload: 'open', retain: true })
+  })
+
+  it('two clusters with different cluster.redisKeyPrefix share one Redis without seeing each other', async () => {
+    const one = await node('n1', { 'cluster.redisKeyPrefix': 'one:' })
+    const two = await node('n2', { 'cluster.redisKeyPrefix': 'two:' })
+    const twoPeer = await node('n3', { 'cluster.redisKeyPrefix': 'two:' })
+    await waitFor(() => twoPeer.broker.cluster?.nodes().length === 2 && two.broker.cluster?.nodes().length === 2, 'the two nodes of cluster two')
+    expect(one.broker.cluster?.nodes().map(n => n.nodeId)).toEqual(['n1'])
+    expect(two.broker.cluster?.nodes().map(n => n.nodeId).sort()).toEqual(['n2', 'n3'])
+    const onOne = await client(one.mqttUrl, { clientId: 'same-id', clean: false })
+    await onOne.subscribeAsync('shared/#', { qos: 1 })
+    const onTwo = await client(two.mqttUrl, { clientId: 'other' })
+    await onTwo.subscribeAsync('shared/#', { qos: 1 })
+    await waitForRoute(twoPeer, two, 'shared/1')
+    const pub = await client(twoPeer.mqttUrl, { clientId: 'pub-two' })
+    await pub.publishAsync('shared/1', 'for two', { qos: 1 })
+    await waitFor(() => onTwo.received.length === 1, 'the message in cluster two')
+    // the same client id in the other cluster is another client: no take-over, no session of its own there
+    const sameInTwo = await client(two.mqttUrl, { clientId: 'same-id', clean: false })
+    expect(sameInTwo.sessionPresent).toBe(false)
+    await sleep(300)
+    expect(onOne.connected).toBe(true)
+    expect(onOne.received).toEqual([])
+  })
+})
