@@ -133,6 +133,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       broker,
       store,
       tellTakenOver: protocol.tellTakenOver,
+      onSessionsLeft: () => sessions?.sweep(),
       listeners: () => listeners.map(l => ({ name: l.name, host: l.host, port: l.port })),
       version,
       log: log.child({ component: 'cluster' })
@@ -240,7 +241,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
 
   let admin: AdminServer | undefined
   let sys: SysTopics | undefined
-  let sessions: { close: () => void } | undefined
+  let sessions: { close: () => void, sweep: () => void } | undefined
   let delayedWills: { close: () => void } | undefined
   let ready = false
   try {

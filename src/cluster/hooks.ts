@@ -22,6 +22,7 @@ export interface ClusterStore {
   delWill: (client: { id: string, brokerId?: string }) => Promise<unknown>
   subscriptionsByTopic: (topic: string) => Promise<Array<{ clientId: string }>>
   sharedQueues: SharedQueues
+  sessionsLeft: (brokerId: string) => Promise<number>
 }
 
 export interface ClusterHookDeps {

@@ -37,8 +37,10 @@ export interface ClusterOptions {
    * The store every node shares (the Redis store): the origin node queues a message for every persistent
    * subscriber, and one survivor publishes a dead node's wills.
    */
-  store: Omit<ClusterStore, 'sharedQueues'> & { sharedQueues?: ClusterStore['sharedQueues'] }
+  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>>
   tellTakenOver: (client: Client) => void
+  /** The sessions of a dead node were disconnected: their expiry may be due. */
+  onSessionsLeft: () => void
   listeners: () => Array<{ name: string, host: string, port: number }>
   version: string
   log: Logger
@@ -78,7 +80,7 @@ export function assertClusterConfig (config: Config['cluster']): void {
 export function createCluster (opts: ClusterOptions): Cluster {
   const { config, broker, log } = opts
   assertClusterConfig(config)
-  if (opts.store.sharedQueues === undefined) throw new CulexError('ERR_CLUSTER_CONFIG', 'cluster mode needs the store the nodes share (Redis)')
+  if (opts.store.sharedQueues === undefined || opts.store.sessionsLeft === undefined) throw new CulexError('ERR_CLUSTER_CONFIG', 'cluster mode needs the store the nodes share (Redis)')
   const store = opts.store as ClusterStore
   const nodeId = config.nodeId === '' ? randomBytes(6).toString('hex') : config.nodeId
   const keys = clusterKeys(config.redisKeyPrefix)
@@ -179,6 +181,11 @@ export function createCluster (opts: ClusterOptions): Cluster {
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
+      const sessions = await store.sessionsLeft(brokerId)
+      if (sessions > 0) {
+        log.info({ brokerId, sessions }, 'sessions of a dead node disconnected')
+        opts.onSessionsLeft()
+      }
       await membership.settled(entry)
     }
   }

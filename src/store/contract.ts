@@ -85,6 +85,8 @@ export interface CulexStore {
   close: () => Promise<void>
   /** A store every node of a cluster shares (Redis): how a node's view of the session queues follows the others'. */
   readonly sharedQueues?: SharedQueues
+  /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
+  sessionsLeft?: (brokerId: string) => Promise<number>
 }
 
 /** The session queues of a store shared by the nodes of a cluster, as src/cluster uses them (RedisOutbox). */

@@ -74,6 +74,18 @@ describe('a node killed with kill -9', () => {
     expect(again.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
     await again.stop()
   })
+  it('has the persistent sessions of its clients expire on the survivors (their expiry counts from its removal)', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const kept = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'short-lived', clean: false, properties: { sessionExpiryInterval: 1 } }, true)
+    await kept.subscribeAsync('short/#', { qos: 1 })
+    await a.kill9()
+    await waitFor(() => b.logs.some(l => l.msg === 'sessions of a dead node disconnected' && l.sessions === 1), 'the session disconnected by b', 5000)
+    await waitFor(() => b.logs.some(l => l.msg === 'session expired' && l.clientId === 'short-lived'), 'the session expired on b', 5000)
+    expect(await b.broker.store.sessionInfo('short-lived')).toBeUndefined()
+    kept.end(true)
+  })
+
   it('a node stopped (SIGSTOP) longer than the timeout is removed, its clients\' wills published once by a survivor, and it comes back whole on SIGCONT: routes again', async () => {
     const b = await node('b')
     const a = await cliNode(redis().url, 'a', await newDir())

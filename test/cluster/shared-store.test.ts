@@ -81,4 +81,22 @@ describe('cluster on the shared store', () => {
     expect(onOne.connected).toBe(true)
     expect(onOne.received).toEqual([])
   })
+
+  it('a session taken over by another node is not expired by the node that lost the connection, nor by a node that starts', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    await waitFor(() => a.broker.cluster?.nodes().length === 2 && b.broker.cluster?.nodes().length === 2, 'both nodes registered')
+    const opts = { clientId: 'mover', clean: false, properties: { sessionExpiryInterval: 1 } }
+    const first = await client(a.mqttUrl, opts, true)
+    await first.subscribeAsync('mover/#', { qos: 1 })
+    const moved = await client(b.mqttUrl, opts, true)
+    expect(moved.sessionPresent).toBe(true)
+    await waitFor(() => !first.connected, 'the older connection on node a closed')
+    await node('c')
+    // well past the 1 s expiry a disconnect on node a, or node c's start, would have started
+    await sleep(2500)
+    expect(moved.connected).toBe(true)
+    expect((await b.broker.store.sessionInfo('mover'))?.subscriptions).toEqual([{ topic: 'mover/#', qos: 1 }])
+    expect(a.logs.some(l => l.msg === 'session expired')).toBe(false)
+  })
 })

@@ -282,7 +282,12 @@ export class RedisStore implements CulexStore {
 
   /** Sent at once, not awaited (like the LevelDB store's staged record); later reads on the connection see it. */
   sessionConnected (clientId: string, connected: boolean, at = Date.now(), expirySeconds?: number): void {
-    if (this.#closing === undefined) this.#sessions.connected(clientId, connected, at, expirySeconds)
+    if (this.#closing === undefined) this.#sessions.connected(clientId, connected, at, expirySeconds, this.#broker?.id ?? '')
+  }
+
+  /** Cluster mode: the sessions a dead run of a node held are disconnected from now, so that they can expire. */
+  async sessionsLeft (brokerId: string): Promise<number> {
+    return await this.#sessions.left(brokerId, Date.now())
   }
 
   async expiringSessions (maxMs: number, now = Date.now()): Promise<Expiring> {
