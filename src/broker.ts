@@ -133,13 +133,17 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       broker,
       store,
       tellTakenOver: protocol.tellTakenOver,
-      onSessionsLeft: () => sessions?.sweep(),
+      // its delayed wills are timed here from now; its sessions' expiry may be due
+      onRunSettled: async (brokerId) => {
+        await willDelay.adopt(brokerId)
+        sessions?.sweep()
+      },
       listeners: () => listeners.map(l => ({ name: l.name, host: l.host, port: l.port })),
       version,
       log: log.child({ component: 'cluster' })
     })
   const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
-  const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }))
+  const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }), { sharedStore: store.sharedQueues !== undefined })
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),

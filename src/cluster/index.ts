@@ -39,8 +39,8 @@ export interface ClusterOptions {
    */
   store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>>
   tellTakenOver: (client: Client) => void
-  /** The sessions of a dead node were disconnected: their expiry may be due. */
-  onSessionsLeft: () => void
+  /** This node settled a dead run of a node (its wills published, its sessions disconnected). */
+  onRunSettled: (brokerId: string) => Promise<void>
   listeners: () => Array<{ name: string, host: string, port: number }>
   version: string
   log: Logger
@@ -182,10 +182,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
       const sessions = await store.sessionsLeft(brokerId)
-      if (sessions > 0) {
-        log.info({ brokerId, sessions }, 'sessions of a dead node disconnected')
-        opts.onSessionsLeft()
-      }
+      if (sessions > 0) log.info({ brokerId, sessions }, 'sessions of a dead node disconnected')
+      await opts.onRunSettled(brokerId)
       await membership.settled(entry)
     }
   }

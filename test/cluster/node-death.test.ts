@@ -63,10 +63,11 @@ describe('a node killed with kill -9', () => {
     await watcher.subscribeAsync('wills/#', { qos: 1 })
     await waitFor(async () => ((await clusterOf(`http://127.0.0.1:${a.ports.admin}`)).items.find(n => n.nodeId === 'b')?.filters ?? 0) > 0, "a routes to b's subscriber")
     await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'device', will: { topic: 'wills/device', payload: Buffer.from('gone'), qos: 1, retain: false } })
-    await a.kill9()
     const killedAt = Date.now()
+    await a.kill9()
     await waitFor(() => watcher.received.length > 0, 'the will on node b', 10_000)
-    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(FAST['cluster.nodeTimeoutMs'] - 100)
+    // not before a's registration lapsed: its last heartbeat may have been up to one interval before the kill
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(FAST['cluster.nodeTimeoutMs'] - FAST['cluster.heartbeatIntervalMs'] - 100)
     const again = await cliNode(redis().url, againId, dir)
     await sleep(1000)
     expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['wills/device', 'gone']])
@@ -84,6 +85,26 @@ describe('a node killed with kill -9', () => {
     await waitFor(() => b.logs.some(l => l.msg === 'session expired' && l.clientId === 'short-lived'), 'the session expired on b', 5000)
     expect(await b.broker.store.sessionInfo('short-lived')).toBeUndefined()
     kept.end(true)
+  })
+
+  it('has the delayed will of its client published once, by the survivor, its delay after the node is taken for dead', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const watcher = await client(b.mqttUrl, { clientId: 'delay-watcher' })
+    await watcher.subscribeAsync('late/#', { qos: 1 })
+    await waitFor(async () => ((await clusterOf(`http://127.0.0.1:${a.ports.admin}`)).items.find(n => n.nodeId === 'b')?.filters ?? 0) > 0, "a routes to b's subscriber")
+    await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, {
+      clientId: 'late-device',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+      will: { topic: 'late/device', payload: Buffer.from('gone'), qos: 1, retain: false, properties: { willDelayInterval: 1 } }
+    }, true)
+    const killedAt = Date.now()
+    await a.kill9()
+    await waitFor(() => watcher.received.length > 0, 'the delayed will on node b', 10_000)
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(FAST['cluster.nodeTimeoutMs'] - FAST['cluster.heartbeatIntervalMs'] - 100 + 1000)
+    await sleep(1000)
+    expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['late/device', 'gone']])
   })
 
   it('a node stopped (SIGSTOP) longer than the timeout is removed, its clients\' wills published once by a survivor, and it comes back whole on SIGCONT: routes again', async () => {

@@ -99,4 +99,20 @@ describe('cluster on the shared store', () => {
     expect((await b.broker.store.sessionInfo('mover'))?.subscriptions).toEqual([{ topic: 'mover/#', qos: 1 }])
     expect(a.logs.some(l => l.msg === 'session expired')).toBe(false)
   })
+
+  it('a node that starts does not publish the delayed will of a client connected to another node', async () => {
+    const a = await node('a')
+    const watcher = await client(a.mqttUrl, { clientId: 'will-watcher' })
+    await watcher.subscribeAsync('wd/#', { qos: 1 })
+    const live = await client(a.mqttUrl, {
+      clientId: 'alive-on-a',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+      will: { topic: 'wd/alive-on-a', payload: Buffer.from('gone'), qos: 1, retain: false, properties: { willDelayInterval: 1 } }
+    }, true)
+    await node('b')
+    await sleep(2000)
+    expect(live.connected).toBe(true)
+    expect(watcher.received).toEqual([])
+  })
 })
