@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { sleep, waitFor } from '../helpers/clients.js'
+import { startTestRedis } from '../helpers/redis-server.js'
 import { useCluster, waitForRoute } from './support.js'
 
 /**
@@ -7,7 +8,7 @@ import { useCluster, waitForRoute } from './support.js'
  * subscriber's node delivers it as that queue entry, so its acknowledgement empties the queue in Redis.
  */
 describe('cluster on the shared store', () => {
-  const { node, client } = useCluster()
+  const { node, client, redis } = useCluster()
 
   for (const qos of [1, 2] as const) {
     it(`a persistent QoS ${qos} subscriber on node A gets each message published on node B once, and its queue in Redis is empty once it acknowledged`, async () => {
@@ -114,5 +115,24 @@ describe('cluster on the shared store', () => {
     await sleep(2000)
     expect(live.connected).toBe(true)
     expect(watcher.received).toEqual([])
+  })
+
+  it('nodes that find Redis through a Sentinel use it for the store and the messaging alike', async () => {
+    const sentinel = await startTestRedis({ sentinelOf: redis().port })
+    try {
+      // nothing answers at the URL itself: only the user, password and database would be taken from it
+      const viaSentinel = { 'cluster.redisUrl': 'redis://127.0.0.1:1', 'cluster.redisSentinels': `127.0.0.1:${sentinel.port}` }
+      const a = await node('sa', viaSentinel)
+      const b = await node('sb', viaSentinel)
+      const sub = await client(a.mqttUrl, { clientId: 'sentinel-sub', clean: false })
+      await sub.subscribeAsync('via/#', { qos: 1 })
+      await waitForRoute(b, a, 'via/1')
+      const pub = await client(b.mqttUrl, { clientId: 'sentinel-pub' })
+      await pub.publishAsync('via/1', 'found', { qos: 1 })
+      await waitFor(() => sub.received.length === 1, 'the message through the Sentinel-found Redis')
+      expect(sub.received[0].payload).toBe('found')
+    } finally {
+      await sentinel.close()
+    }
   })
 })
