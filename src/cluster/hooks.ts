@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log/logger.js'
 import type { SharedQueues } from '../store/index.js'
-import type { BrokerInternals, DeliveryPacket } from '../protocol/aedes-internals.js'
+import type { BrokerInternals } from '../protocol/aedes-internals.js'
 import type { BusEntry } from './codec.js'
 import { encodeConnected, encodeMessage } from './codec.js'
 import type { LocalFilters } from './filters.js'
@@ -20,7 +20,6 @@ const MAX_PENDING_QOS0 = 100_000
 export interface ClusterStore {
   streamWill: (brokers?: Record<string, unknown>) => Readable
   delWill: (client: { id: string, brokerId?: string }) => Promise<unknown>
-  subscriptionsByTopic: (topic: string) => Promise<Array<{ clientId: string }>>
   sharedQueues: SharedQueues
   sessionsLeft: (brokerId: string) => Promise<number>
 }
@@ -120,12 +119,7 @@ export function attachCluster (deps: ClusterHookDeps) {
   })
 
   // Only sessions connected here are mirrored here; aedes' clients are this node's.
-  deps.store.sharedQueues.isHere = (clientId) => broker.clients[clientId]?.clean === false
-  const learnQueued = async (packet: DeliveryPacket): Promise<void> => {
-    const subs = await deps.store.subscriptionsByTopic(packet.topic)
-    const here = subs.filter(s => broker.clients[s.clientId] !== undefined)
-    if (here.length > 0) await deps.store.sharedQueues.learn(here.map(s => s.clientId), packet as unknown as Parameters<SharedQueues['learn']>[1])
-  }
+  deps.store.sharedQueues.setHere((clientId) => broker.clients[clientId]?.clean === false)
 
   const streamWill = deps.store.streamWill.bind(deps.store)
   deps.store.streamWill = () => Readable.from([])
@@ -135,7 +129,7 @@ export function attachCluster (deps: ClusterHookDeps) {
     if (entry.kind === 'message') {
       // The delivery router sends a persistent session only what its queue holds unsent: the entry the origin
       // queued must be known here first.
-      if (entry.packet.qos > 0) await learnQueued(entry.packet)
+      if (entry.packet.qos > 0) await deps.store.sharedQueues.learn(entry.packet as unknown as Parameters<SharedQueues['learn']>[0])
       await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
       return
     }

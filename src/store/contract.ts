@@ -89,10 +89,13 @@ export interface CulexStore {
   sessionsLeft?: (brokerId: string) => Promise<number>
 }
 
-/** The session queues of a store shared by the nodes of a cluster, as src/cluster uses them (RedisOutbox). */
+/** The session queues of a store shared by the nodes of a cluster, as src/cluster uses them (RedisStore). */
 export interface SharedQueues {
-  /** Whether a session's client is connected to this node: only those queues are kept in this node's memory. */
-  isHere: (clientId: string) => boolean
-  /** Another node queued this message for these sessions and sent it here live: this node learns their entries. */
-  learn: (clientIds: string[], packet: PacketLike) => Promise<void>
+  /** Tells the store which sessions' clients are connected to this node (the sessions that learn, below). */
+  setHere: (isHere: (clientId: string) => boolean) => void
+  /**
+   * Another node queued this message and sent it here live: the sessions connected here that it matches (matched
+   * against every node's subscriptions as Redis has them now) learn their entries.
+   */
+  learn: (packet: PacketLike) => Promise<void>
 }

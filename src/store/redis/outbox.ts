@@ -46,9 +46,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   }
 
   /**
-   * Cluster mode: whether a session's client is connected to this node. Only those sessions' queues are mirrored
-   * here: an enqueue for a session connected elsewhere adds nothing to this node's memory (its acknowledgements
-   * are seen by the other node only, so a mirror here would only grow).
+   * Cluster mode: whether a session's client is connected to this node; only those sessions learn entries other
+   * nodes wrote (learn).
    */
   isHere: (clientId: string) => boolean = () => true
 
@@ -120,7 +119,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const [clientId, qos] = clients[i]
       if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
-      this.#change(clientId, this.isHere(clientId), addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
+      this.#change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
   }
 

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import type { Redis } from 'ioredis'
-import type { CulexStore } from '../contract.js'
+import type { CulexStore, SharedQueues } from '../contract.js'
 import { DeadLetterStore } from '../dead-letters.js'
 import { GroupQueueStore } from '../group-queue.js'
 import { DropReporter } from '../queue-limits.js'
@@ -91,8 +91,13 @@ export class RedisStore implements CulexStore {
     return this.#outbox
   }
 
-  get sharedQueues (): RedisOutbox {
-    return this.#outbox
+  readonly sharedQueues: SharedQueues = {
+    setHere: (isHere) => { this.#outbox.isHere = isHere },
+    // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
+    learn: async (packet) => {
+      const subs = await this.#subs.fresh(() => this.#subs.index.match(String(packet.topic)))
+      await this.#outbox.learn(subs.map(s => s.clientId), packet)
+    }
   }
 
   async setup (broker: BrokerRef): Promise<void> {
