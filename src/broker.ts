@@ -132,15 +132,18 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       config: config.cluster,
       broker,
       store,
-      // each node's LevelDB store holds its own clients' sessions and wills
-      sharedStore: false,
       tellTakenOver: protocol.tellTakenOver,
+      // its delayed wills are timed here from now; its sessions' expiry may be due
+      onRunSettled: async (brokerId) => {
+        await willDelay.adopt(brokerId)
+        sessions?.sweep()
+      },
       listeners: () => listeners.map(l => ({ name: l.name, host: l.host, port: l.port })),
       version,
       log: log.child({ component: 'cluster' })
     })
   const sessionTracking = trackSessions(aedes, store, { expiryMs: config.sessions.expiryMs }, log.child({ component: 'sessions' }))
-  const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }))
+  const willDelay = delayWills(broker, store, log.child({ component: 'will-delay' }), { sharedStore: store.sharedQueues !== undefined })
   const offlineQos0 = queueOfflineQos0(broker, store, { enabled: config.sessions.queueQos0 }, log.child({ component: 'sessions' }))
   const shared = createSharedSubscriptions({
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
@@ -242,7 +245,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
 
   let admin: AdminServer | undefined
   let sys: SysTopics | undefined
-  let sessions: { close: () => void } | undefined
+  let sessions: { close: () => void, sweep: () => void } | undefined
   let delayedWills: { close: () => void } | undefined
   let ready = false
   try {

@@ -54,7 +54,7 @@ export async function sessionsCommand (args: string[]): Promise<number> {
   const where = redisUrl === '' ? storeDir(values['data-dir']) : 'Redis'
   const store = redisUrl === ''
     ? await openDataDir(values['data-dir'])
-    : await openRedisStore({ redis: { url: redisUrl, prefix: process.env.CULEX_CLUSTER_REDIS_KEY_PREFIX ?? 'culex:' }, logger: quietLogger(), limits: NO_LIMITS })
+    : await openRedisStore({ redis: { url: redisUrl, prefix: process.env.CULEX_CLUSTER_REDIS_KEY_PREFIX ?? 'culex:', connectTimeoutMs: 10_000 }, logger: quietLogger(), limits: NO_LIMITS })
   try {
     if (action === 'list') {
       const infos = await Promise.all((await store.listSessions()).map(async id => await store.sessionInfo(id)))

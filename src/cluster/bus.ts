@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log/logger.js'
 import { decodeEntry, type BusEntry } from './codec.js'
-import { keys } from './keys.js'
+import type { ClusterKeys } from './keys.js'
 
 /** Entries read from the node's stream in one XREAD. */
 const READ_COUNT = 500
@@ -33,8 +33,7 @@ export interface BusCounters {
  * cluster.busMaxLenMessages). Entries are handled one batch at a time, in order; the next read waits for the
  * batch's deliveries, so a node that cannot keep up leaves its backlog in Redis rather than in memory.
  */
-export function readInbox (reader: Redis, trimmer: Redis, nodeId: string, counters: BusCounters, handle: (entry: BusEntry) => Promise<void>, log: Logger): { close: () => void } {
-  const key = keys.stream(nodeId)
+export function readInbox (reader: Redis, trimmer: Redis, key: string, counters: BusCounters, handle: (entry: BusEntry) => Promise<void>, log: Logger): { close: () => void } {
   let lastId = '0-0'
   let closed = false
   let failing = false
@@ -119,7 +118,7 @@ type AddAll = (key: string, maxLen: number, ...fields: Array<string | Buffer>) =
  * them, in order, when it is back. A stream that no longer exists (its node left or was removed) is not made again:
  * the entry is counted as sent to no one.
  */
-export function createSender (redis: Redis, counters: BusCounters, maxLen: number) {
+export function createSender (redis: Redis, keys: ClusterKeys, counters: BusCounters, maxLen: number) {
   redis.defineCommand('culexBusAdd', { numberOfKeys: 1, lua: ADD_ALL })
   const addAll = (redis as Redis & { culexBusAdd: AddAll }).culexBusAdd.bind(redis)
   let batches = new Map<string, { fields: Array<string | Buffer>, done: Array<{ resolve: () => void, reject: (err: unknown) => void }> }>()

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { keys } from './keys.js'
+import type { ClusterKeys } from './keys.js'
 
 /**
  * One change of a node's filter set, atomically: the set, its version, and the announcement carrying that version
@@ -30,17 +30,19 @@ export class LocalFilters {
   readonly #counts = new Map<string, number>()
   readonly #redis: Redis & { culexFilterChange?: ChangeCommand }
   readonly #nodeId: string
+  readonly #keys: ClusterKeys
   /** The last change sent for each filter: the next one for it waits behind it. */
   readonly #inFlight = new Map<string, Promise<unknown>>()
 
-  constructor (redis: Redis, nodeId: string) {
+  constructor (redis: Redis, nodeId: string, keys: ClusterKeys) {
     redis.defineCommand('culexFilterChange', { numberOfKeys: 3, lua: CHANGE })
     this.#redis = redis
     this.#nodeId = nodeId
+    this.#keys = keys
   }
 
   #send (op: '+' | '-' | '*', filters: string[]): Promise<number> {
-    return (this.#redis.culexFilterChange as ChangeCommand).call(this.#redis, keys.filters(this.#nodeId), keys.filterVersions, keys.filterChanges, this.#nodeId, op, ...filters)
+    return (this.#redis.culexFilterChange as ChangeCommand).call(this.#redis, this.#keys.filters(this.#nodeId), this.#keys.filterVersions, this.#keys.filterChanges, this.#nodeId, op, ...filters)
   }
 
   /** Resolves once Redis knows the node needs `filter`. */

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log/logger.js'
-import type { BrokerInternals, DeliveryPacket } from '../protocol/aedes-internals.js'
+import type { SharedQueues } from '../store/index.js'
+import type { BrokerInternals } from '../protocol/aedes-internals.js'
 import type { BusEntry } from './codec.js'
 import { encodeConnected, encodeMessage } from './codec.js'
 import type { LocalFilters } from './filters.js'
@@ -13,14 +14,14 @@ const SYS_PREFIX = '$SYS/'
 const MAX_PENDING_QOS0 = 100_000
 
 /**
- * The operations of aedes' persistence (aedes-persistence 11) the cluster uses, which the LevelDB and Redis stores
- * implement: the wills, and the queueing of a message for persistent subscribers.
+ * What the cluster uses of the store every node shares (the Redis store): the wills, the persistent subscribers of
+ * a topic, and the session queues' view on this node.
  */
 export interface ClusterStore {
   streamWill: (brokers?: Record<string, unknown>) => Readable
   delWill: (client: { id: string, brokerId?: string }) => Promise<unknown>
-  subscriptionsByTopic: (topic: string) => Promise<Array<{ clientId: string, topic: string, qos: number }>>
-  outgoingEnqueueCombi: (subs: Array<{ clientId: string, topic: string, qos: number }>, packet: DeliveryPacket & Record<string, unknown>) => Promise<void>
+  sharedQueues: SharedQueues
+  sessionsLeft: (brokerId: string) => Promise<number>
 }
 
 export interface ClusterHookDeps {
@@ -37,8 +38,6 @@ export interface ClusterHookDeps {
   /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
   tellTakenOver: (client: Client) => void
   store: ClusterStore
-  /** See ClusterOptions.sharedStore (index.ts). */
-  sharedStore: boolean
   log: Logger
 }
 
@@ -49,7 +48,8 @@ export interface ClusterHookDeps {
  *   dispatcher) keeps the node's filters in Redis, and a SUBSCRIBE is answered once Redis has the filter; every
  *   message emitted is also sent to the other nodes with a matching filter, and a QoS 1/2 publisher is acknowledged
  *   once Redis holds those copies. What arrives from other nodes goes to the router aedes had before the cluster
- *   wrapped it: to the local listeners only, never sent on again, never queued again (the origin did that).
+ *   wrapped it: to the local listeners only, never sent on again, never queued again (the origin did that, in the
+ *   shared store, before sending it: the persistent sessions connected here learn their entries before delivery).
  * - the 'client' event: a client id connecting here closes its older connection on any other node.
  * - the store's streamWill as aedes calls it: aedes would publish, on every node, the wills of every broker it has
  *   not heard from; in a cluster the will reaper does that, once (index.ts).
@@ -118,16 +118,18 @@ export function attachCluster (deps: ClusterHookDeps) {
     }, (err: unknown) => log.warn({ err, clientId: client.id }, 'cluster take-over notice not sent'))
   })
 
+  // Only sessions connected here are mirrored here; aedes' clients are this node's.
+  deps.store.sharedQueues.setHere((clientId) => broker.clients[clientId]?.clean === false)
+
   const streamWill = deps.store.streamWill.bind(deps.store)
   deps.store.streamWill = () => Readable.from([])
 
   /** An entry from this node's stream. */
   const deliver = async (entry: BusEntry): Promise<void> => {
     if (entry.kind === 'message') {
-      // With a store per node, the origin queued the message only for its own persistent sessions; this node's
-      // are queued here, as aedes does at the origin (enqueueOffline), so that a live copy finds its queue entry
-      // (the delivery router sends a persistent session only what its queue holds unsent).
-      if (!deps.sharedStore && entry.packet.qos > 0) await queueForLocalSessions(deps.store, entry.packet)
+      // The delivery router sends a persistent session only what its queue holds unsent: the entry the origin
+      // queued must be known here first.
+      if (entry.packet.qos > 0) await deps.store.sharedQueues.learn(entry.packet as unknown as Parameters<SharedQueues['learn']>[0])
       await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
       return
     }
@@ -141,13 +143,12 @@ export function attachCluster (deps: ClusterHookDeps) {
   }
 
   /**
-   * Publishes the wills a dead run of a node left (`brokerId`; undefined: of every run not `alive`), then removes
-   * them; `alive`: the live runs.
+   * Publishes the wills a dead run of a node left (`brokerId`), then removes them; `alive`: the live runs.
    */
-  const publishWills = async (brokerId: string | undefined, alive: Record<string, true>): Promise<number> => {
+  const publishWills = async (brokerId: string, alive: Record<string, true>): Promise<number> => {
     let published = 0
     for await (const will of streamWill(alive) as AsyncIterable<Record<string, unknown>>) {
-      if (brokerId !== undefined && will.brokerId !== brokerId) continue
+      if (will.brokerId !== brokerId) continue
       const clientId = will.clientId as string
       // published as this broker's message: the dead broker's id with this broker's counter could name another one
       const { brokerId: _dead, brokerCounter: _counter, ...packet } = will
@@ -161,9 +162,4 @@ export function attachCluster (deps: ClusterHookDeps) {
   }
 
   return { deliver, publishWills }
-}
-
-async function queueForLocalSessions (store: ClusterStore, packet: DeliveryPacket): Promise<void> {
-  const subs = await store.subscriptionsByTopic(packet.topic)
-  if (subs.length > 0) await store.outgoingEnqueueCombi(subs, packet as DeliveryPacket & Record<string, unknown>)
 }

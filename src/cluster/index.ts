@@ -20,25 +20,27 @@ import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics } from '../metrics/index.js'
 import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import { redisConnectOptions } from '../store/redis/connect-options.js'
+import { redisOptions, untilReady } from '../store/redis/connection.js'
 import { clusterRoutes } from './api.js'
 import { createSender, readInbox, type BusCounters } from './bus.js'
 import { LocalFilters } from './filters.js'
 import { attachCluster, type ClusterStore } from './hooks.js'
-import { keys } from './keys.js'
+import { clusterKeys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
 import { RouteTable } from './route-table.js'
 
 export interface ClusterOptions {
   config: Config['cluster']
   broker: BrokerInternals
-  store: ClusterStore
   /**
-   * Whether every node uses the same store (the Redis store). Then the origin node queues a message for every
-   * persistent subscriber and any survivor publishes a dead node's wills; with a store per node, each node queues
-   * what it receives for its own persistent sessions and publishes its own former run's wills.
+   * The store every node shares (the Redis store): the origin node queues a message for every persistent
+   * subscriber, and one survivor publishes a dead node's wills.
    */
-  sharedStore: boolean
+  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>>
   tellTakenOver: (client: Client) => void
+  /** This node settled a dead run of a node (its wills published, its sessions disconnected). */
+  onRunSettled: (brokerId: string) => Promise<void>
   listeners: () => Array<{ name: string, host: string, port: number }>
   version: string
   log: Logger
@@ -66,12 +68,7 @@ export interface Cluster {
  * restored by aedes) may have opened the connection already.
  */
 async function connected (conn: Redis, log: Logger): Promise<void> {
-  if (conn.status === 'ready') return
-  const ready = new Promise<void>(resolve => conn.once('ready', () => resolve()))
-  if (conn.status === 'wait') conn.connect().catch(() => {})
-  const waiting = setTimeout(() => log.warn({ connection: conn.options.connectionName }, 'waiting for the cluster Redis'), 2000)
-  await ready
-  clearTimeout(waiting)
+  await untilReady(conn, () => log.warn({ connection: conn.options.connectionName }, 'waiting for Redis'))
 }
 
 export function assertClusterConfig (config: Config['cluster']): void {
@@ -83,11 +80,16 @@ export function assertClusterConfig (config: Config['cluster']): void {
 export function createCluster (opts: ClusterOptions): Cluster {
   const { config, broker, log } = opts
   assertClusterConfig(config)
+  if (opts.store.sharedQueues === undefined || opts.store.sessionsLeft === undefined) throw new CulexError('ERR_CLUSTER_CONFIG', 'cluster mode needs the store the nodes share (Redis)')
+  const store = opts.store as ClusterStore
   const nodeId = config.nodeId === '' ? randomBytes(6).toString('hex') : config.nodeId
-  const connect = (role: string): Redis => new Redis(config.redisUrl, {
+  const keys = clusterKeys(config.redisKeyPrefix)
+  // The store's connection settings (URL or Sentinels, TLS, user and password, database); a command waits for Redis
+  // to come back, however long: a QoS 1/2 publisher is acknowledged only then.
+  const where = redisOptions(redisConnectOptions(config) ?? { url: config.redisUrl })
+  const connect = (role: string): Redis => new Redis({
+    ...where,
     connectionName: `culex:${nodeId}:${role}`,
-    // a command waits for Redis to come back, however long: a QoS 1/2 publisher is acknowledged only then
-    maxRetriesPerRequest: null,
     enableAutoPipelining: role === 'commands',
     lazyConnect: true
   })
@@ -117,11 +119,11 @@ export function createCluster (opts: ClusterOptions): Cluster {
   }
 
   const table = new RouteTable(nodeId)
-  const filters = new LocalFilters(redis, nodeId)
-  const send = createSender(redis, counters, config.busMaxLenMessages)
+  const filters = new LocalFilters(redis, nodeId, keys)
+  const send = createSender(redis, keys, counters, config.busMaxLenMessages)
   const membership = createMembership(redis, {
     nodeId,
-    sharedStore: opts.sharedStore,
+    keys,
     brokerId: broker.id,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     nodeTimeoutMs: config.nodeTimeoutMs,
@@ -133,7 +135,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) ids.add(n.nodeId)
     return ids
   }
-  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store: opts.store, sharedStore: opts.sharedStore, log })
+  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store, log })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
@@ -177,8 +179,11 @@ export function createCluster (opts: ClusterOptions): Cluster {
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
-    for (const { entry, brokerId } of opts.sharedStore ? await membership.claimOrphans() : []) {
+    for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
+      const sessions = await store.sessionsLeft(brokerId)
+      if (sessions > 0) log.info({ brokerId, sessions }, 'sessions of a dead node disconnected')
+      await opts.onRunSettled(brokerId)
       await membership.settled(entry)
     }
   }
@@ -204,15 +209,12 @@ export function createCluster (opts: ClusterOptions): Cluster {
       await filters.publishAll()
       started = true
       await heartbeat()
-      // A store of its own holds only this node's wills: those of its former runs (whatever node id they had; this
-      // process holds the store, so they are dead) are published now, before any client connects.
-      if (!opts.sharedStore) await hooks.publishWills(undefined, { [broker.id]: true })
       await Promise.all(membership.nodes().filter(n => n.alive && n.nodeId !== nodeId).map(async n => await reloadNode(n.nodeId)))
       // a subscriber connection that was lost missed announcements: every node is read again
       sub.on('ready', () => {
         for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) reloadNode(n.nodeId).catch(() => {})
       })
-      inbox = readInbox(reader, redis, nodeId, counters, hooks.deliver, log)
+      inbox = readInbox(reader, redis, keys.stream(nodeId), counters, hooks.deliver, log)
       timer = setTimeout(tick, config.heartbeatIntervalMs)
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
     },

@@ -1,27 +1,33 @@
 /**
- * What the cluster's messaging and membership keep in Redis (docs/cluster.md, "What Redis holds"). One prefix, so
- * a Redis shared with other applications can tell Culex's keys apart.
+ * What the cluster's messaging and membership keep in Redis (docs/cluster.md, "What Redis holds"), under
+ * `<cluster.redisKeyPrefix>cluster:` (the store's keys have the same prefix, none of them followed by `cluster:`):
+ * two clusters with different prefixes share one Redis without seeing each other.
  */
-const PREFIX = 'culex:cluster:'
-
-export const keys = {
-  /** Hash: node id → its registration as JSON (NodeRecord). */
-  nodes: `${PREFIX}nodes`,
-  /** Hash: node id → the version of its filter set, raised by every change. */
-  filterVersions: `${PREFIX}filter-versions`,
-  /** Pub/sub channel announcing each change of a node's filters ("<node>\n<version>\n+|-|*<filter>"). */
-  filterChanges: `${PREFIX}filter-changes`,
-  /** Counter: every client connection of the cluster takes the next number (its generation). */
-  connections: `${PREFIX}connections`,
-  /** String with a time to live of cluster.nodeTimeoutMs, renewed by every heartbeat: absent = the node is dead. */
-  alive: (nodeId: string) => `${PREFIX}alive:${nodeId}`,
-  /** Set: the topic filters the node's clients subscribe to. */
-  filters: (nodeId: string) => `${PREFIX}filters:${nodeId}`,
-  /** Stream: what other nodes send this node (messages for its subscribers, take-overs). */
-  stream: (nodeId: string) => `${PREFIX}bus:${nodeId}`,
-  /** Lease: the one survivor that settles a dead node (its wills, its keys) holds it. */
-  reaper: (nodeId: string) => `${PREFIX}reaper:${nodeId}`
+export function clusterKeys (keyPrefix: string) {
+  const PREFIX = `${keyPrefix}cluster:`
+  return {
+    /** Hash: node id → its registration as JSON (NodeRecord). */
+    nodes: `${PREFIX}nodes`,
+    /** Hash: node id → the version of its filter set, raised by every change. */
+    filterVersions: `${PREFIX}filter-versions`,
+    /** Pub/sub channel announcing each change of a node's filters ("<node>\n<version>\n+|-|*<filter>"). */
+    filterChanges: `${PREFIX}filter-changes`,
+    /** Counter: every client connection of the cluster takes the next number (its generation). */
+    connections: `${PREFIX}connections`,
+    /** String with a time to live of cluster.nodeTimeoutMs, renewed by every heartbeat: absent = the node is dead. */
+    alive: (nodeId: string) => `${PREFIX}alive:${nodeId}`,
+    /** Set: the topic filters the node's clients subscribe to. */
+    filters: (nodeId: string) => `${PREFIX}filters:${nodeId}`,
+    /** Stream: what other nodes send this node (messages for its subscribers, take-overs). */
+    stream: (nodeId: string) => `${PREFIX}bus:${nodeId}`,
+    /** Lease: the one survivor that settles a dead node (its wills, its keys) holds it. */
+    reaper: (nodeId: string) => `${PREFIX}reaper:${nodeId}`,
+    /** Set of "<node id> <broker id>": dead runs of nodes whose clients' wills are still to be published. */
+    orphans: `${PREFIX}orphan-brokers`
+  }
 }
+
+export type ClusterKeys = ReturnType<typeof clusterKeys>
 
 /** A node's registration, renewed with every heartbeat. */
 export interface NodeRecord {

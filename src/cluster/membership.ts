@@ -1,13 +1,7 @@
 import type { Redis } from 'ioredis'
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
-import { keys, type NodeRecord } from './keys.js'
-
-/**
- * Set of "<node id> <broker id>": dead nodes (or a node's former run) whose clients' wills are still to be
- * published.
- */
-const ORPHANS = 'culex:cluster:orphan-brokers'
+import type { ClusterKeys, NodeRecord } from './keys.js'
 
 export interface NodeView extends NodeRecord {
   /** false once the node has missed its heartbeats for cluster.nodeTimeoutMs, until a survivor removes it. */
@@ -16,11 +10,7 @@ export interface NodeView extends NodeRecord {
 
 export interface MembershipOptions {
   nodeId: string
-  /**
-   * Whether the nodes share one store: then a dead run's wills are any survivor's to publish (orphans). With a store
-   * per node they are on the dead node's disk, and the node publishes them itself when it starts again.
-   */
-  sharedStore: boolean
+  keys: ClusterKeys
   brokerId: string
   heartbeatIntervalMs: number
   nodeTimeoutMs: number
@@ -43,13 +33,14 @@ if not record or cjson.decode(record).brokerId ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[6], ARGV[1] .. ' ' .. ARGV[2]) end
+redis.call('SADD', KEYS[6], ARGV[1] .. ' ' .. ARGV[2])
 return 1
 `
 
 type RemoveNode = (...args: string[]) => Promise<number>
 
 export function createMembership (redis: Redis, opts: MembershipOptions, log: Logger) {
+  const { keys } = opts
   redis.defineCommand('culexRemoveNode', { numberOfKeys: 6, lua: REMOVE_NODE })
   const startedAt = Date.now()
   const record = (): NodeRecord => ({
@@ -82,7 +73,7 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
     // The clients of the former run of this node id are gone: their wills are due.
     if (former !== null) {
       const formerBroker = (JSON.parse(former) as NodeRecord).brokerId
-      if (formerBroker !== opts.brokerId && opts.sharedStore) tx.sadd(ORPHANS, `${opts.nodeId} ${formerBroker}`)
+      if (formerBroker !== opts.brokerId) tx.sadd(keys.orphans, `${opts.nodeId} ${formerBroker}`)
     }
     await tx
       .set(keys.alive(opts.nodeId), opts.brokerId, 'PX', opts.nodeTimeoutMs)
@@ -135,8 +126,8 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
     // Checked again in the same script that removes it: the node may have come back, or a new run of the same id
     // registered since this node read the registrations (removing that one would delete a live node's stream).
     const removed = await (redis as Redis & { culexRemoveNode: RemoveNode }).culexRemoveNode(
-      keys.alive(node.nodeId), keys.nodes, keys.filterVersions, keys.filters(node.nodeId), keys.stream(node.nodeId), ORPHANS,
-      node.nodeId, node.brokerId, opts.sharedStore ? '1' : '0')
+      keys.alive(node.nodeId), keys.nodes, keys.filterVersions, keys.filters(node.nodeId), keys.stream(node.nodeId), keys.orphans,
+      node.nodeId, node.brokerId)
     if (removed !== 1) return false
     log.warn({ nodeId: node.nodeId, brokerId: node.brokerId, lastHeartbeatAt: new Date(node.heartbeatAt).toISOString() }, 'cluster node dead; removed')
     return true
@@ -145,11 +136,11 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
   /** Dead runs whose wills are due, each handed to this node only while it holds that run's lease. */
   const claimOrphans = async (): Promise<Array<{ entry: string, brokerId: string }>> => {
     const claimed: Array<{ entry: string, brokerId: string }> = []
-    for (const entry of await redis.smembers(ORPHANS)) {
+    for (const entry of await redis.smembers(keys.orphans)) {
       const brokerId = entry.split(' ')[1]
       if (brokerId === opts.brokerId) {
         // this very run, removed while it was cut off from Redis: its clients are still connected here
-        await redis.srem(ORPHANS, entry)
+        await redis.srem(keys.orphans, entry)
         continue
       }
       if (await redis.set(keys.reaper(`broker:${brokerId}`), opts.nodeId, 'PX', Math.max(30_000, opts.nodeTimeoutMs), 'NX') !== null) claimed.push({ entry, brokerId })
@@ -158,7 +149,7 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
   }
 
   const settled = async (entry: string): Promise<void> => {
-    await redis.srem(ORPHANS, entry)
+    await redis.srem(keys.orphans, entry)
   }
 
   /** Leaving on purpose: the others stop routing to it at once, instead of after cluster.nodeTimeoutMs. */

@@ -27,7 +27,7 @@ const SYS_PREFIX = '$SYS/'
 export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs: number }, log: Logger): {
   noteConnecting: ConnectStep
   startNewSession: AuthenticateStep
-  start: () => Promise<{ close: () => void }>
+  start: () => Promise<{ close: () => void, sweep: () => void }>
 } {
   const connecting = new Map<string, Set<Client>>()
   const settled = (client: Client, clientId: string): void => {
@@ -58,7 +58,7 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     return expired.then(async (over) => { if (over) await store.purgeSession(clientId); return undefined })
   }
 
-  const start = async (): Promise<{ close: () => void }> => {
+  const start = async (): Promise<{ close: () => void, sweep: () => void }> => {
     // A crash leaves sessions marked connected; none is connected before the listeners open. Their expiry counts
     // from this start, the first moment the broker knows they are gone.
     const startedAt = Date.now()
@@ -82,7 +82,8 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     })
     // Sessions that expired while the broker was down are gone before the listeners open: a client must not resume one
     await expiry.now()
-    return { close: expiry.close }
+    // sweep: sessions disconnected elsewhere (a dead cluster node's) are due now, perhaps sooner than the timer
+    return { close: expiry.close, sweep: () => { void expiry.now() } }
   }
   return { noteConnecting, startNewSession, start }
 }

@@ -85,4 +85,19 @@ export interface CulexStore {
   purgeSession: (clientId: string) => Promise<boolean>
   /** Flushes pending writes and closes; safe to call twice. */
   close: () => Promise<void>
+  /** A store every node of a cluster shares (Redis): how a node's view of the session queues follows the others'. */
+  readonly sharedQueues?: SharedQueues
+  /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
+  sessionsLeft?: (brokerId: string) => Promise<number>
+}
+
+/** The session queues of a store shared by the nodes of a cluster, as src/cluster uses them (RedisStore). */
+export interface SharedQueues {
+  /** Tells the store which sessions' clients are connected to this node (the sessions that learn, below). */
+  setHere: (isHere: (clientId: string) => boolean) => void
+  /**
+   * Another node queued this message and sent it here live: the sessions connected here that it matches (matched
+   * against every node's subscriptions as Redis has them now) learn their entries.
+   */
+  learn: (packet: PacketLike) => Promise<void>
 }

@@ -8,7 +8,8 @@
  *     The broker's store: openRedisStore when opts.redis is given (cluster mode, src/store/redis/), else openStore.
  *
  *   openRedisStore({ redis: { url, sentinels?, sentinelName?, prefix? }, logger, limits, onDrop? }): Promise<RedisStore>
- *     Connects to Redis (ERR_STORE_OPEN when it does not answer within 10 s, ERR_CONFIG_INVALID for a bad URL),
+ *     Connects to Redis (waiting for it; ERR_CLUSTER_REDIS when it does not answer within redis.connectTimeoutMs if
+ *     given, ERR_CONFIG_INVALID for a bad URL),
  *     checks the key layout version (ERR_STORE_VERSION) and loads the subscription matcher.
  *
  *   openStore(opts: StoreOptions): Promise<LevelStore>
@@ -46,7 +47,7 @@ import type { CulexStore } from './contract.js'
 import { openRedisStore, type RedisStoreConnect } from './redis/open.js'
 
 export { LevelStore } from './level-store.js'
-export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise } from './contract.js'
+export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise, SharedQueues } from './contract.js'
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
 export { openRedisStore, type OpenRedisOptions, type RedisStoreConnect } from './redis/open.js'
 export { redisConnectOptions } from './redis/connect-options.js'

@@ -21,9 +21,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  * delayed wills out of what aedes publishes for a dead broker (wills.ts). The client's next connection cancels it:
  * aedes replaces the stored will during that CONNECT, and the 'client' event clears the timer and the due time.
  */
-export function delayWills (broker: BrokerInternals, store: CulexStore, log: Logger): {
+export function delayWills (broker: BrokerInternals, store: CulexStore, log: Logger, opts: { sharedStore: boolean } = { sharedStore: false }): {
   watchClose: ConnectStep
   start: () => Promise<{ close: () => void }>
+  adopt: (brokerId: string) => Promise<number>
 } {
   const timers = new Map<string, NodeJS.Timeout>()
   let closed = false
@@ -94,6 +95,9 @@ export function delayWills (broker: BrokerInternals, store: CulexStore, log: Log
   const start = async (): Promise<{ close: () => void }> => {
     const startedAt = Date.now()
     for (const will of await store.delayedWills()) {
+      // A store the nodes of a cluster share holds every node's wills: another run's is its own to time (its client
+      // may be connected there now), not this node's.
+      if (opts.sharedStore && will.brokerId !== broker.id) continue
       const clientId = String(will.clientId)
       let publishAt = will.publishAt as number | undefined
       if (publishAt === undefined) {
@@ -120,7 +124,27 @@ export function delayWills (broker: BrokerInternals, store: CulexStore, log: Log
     }
   }
 
-  return { watchClose, start }
+  /**
+   * Cluster mode: a dead run's delayed wills become this run's (the one survivor that settles the dead run calls
+   * this), due as if their clients had gone now; aedes' dead-broker path leaves delayed wills out.
+   */
+  const adopt = async (brokerId: string): Promise<number> => {
+    let adopted = 0
+    for (const will of await store.delayedWills()) {
+      if (will.brokerId !== brokerId) continue
+      const clientId = String(will.clientId)
+      const expiry = (await store.sessionInfo(clientId) as { expirySeconds?: number } | undefined)?.expirySeconds ?? 0
+      const publishAt = (will.publishAt as number | undefined) ?? Date.now() + dueInSeconds(will, expiry === NEVER_EXPIRES ? Infinity : expiry) * 1000
+      const { brokerId: _dead, ...packet } = will
+      await store.putWill({ id: clientId }, { ...packet, publishAt })
+      schedule(clientId, publishAt)
+      adopted++
+    }
+    if (adopted > 0) log.info({ brokerId, adopted }, 'delayed wills of a dead node taken over')
+    return adopted
+  }
+
+  return { watchClose, start, adopt }
 }
 
 /**

@@ -55,7 +55,7 @@ describe('a node killed with kill -9', () => {
     device.end(true)
   })
 
-  it.each([['the same node id', 'a'], ['another node id', 'a-next']])('has the wills of its clients published once when it runs again on its data dir, with %s', async (_, againId) => {
+  it.each([['the same node id', 'a'], ['another node id', 'a-next']])('has the wills of its clients published once, by the survivor, after cluster.nodeTimeoutMs, and not again when it runs again with %s', async (_, againId) => {
     const b = await node('b')
     const dir = await newDir()
     const a = await cliNode(redis().url, 'a', dir)
@@ -63,16 +63,51 @@ describe('a node killed with kill -9', () => {
     await watcher.subscribeAsync('wills/#', { qos: 1 })
     await waitFor(async () => ((await clusterOf(`http://127.0.0.1:${a.ports.admin}`)).items.find(n => n.nodeId === 'b')?.filters ?? 0) > 0, "a routes to b's subscriber")
     await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'device', will: { topic: 'wills/device', payload: Buffer.from('gone'), qos: 1, retain: false } })
+    const killedAt = Date.now()
     await a.kill9()
-    const again = await cliNode(redis().url, againId, dir)
     await waitFor(() => watcher.received.length > 0, 'the will on node b', 10_000)
+    // not before a's registration lapsed: its last heartbeat may have been up to one interval before the kill
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(FAST['cluster.nodeTimeoutMs'] - FAST['cluster.heartbeatIntervalMs'] - 100)
+    const again = await cliNode(redis().url, againId, dir)
     await sleep(1000)
     expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['wills/device', 'gone']])
-    expect(again.logs.filter(l => l.msg === 'will of a dead node published').length).toBe(1)
-    expect(b.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
+    expect(b.logs.filter(l => l.msg === 'will of a dead node published').length).toBe(1)
+    expect(again.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
     await again.stop()
   })
-  it('a node stopped (SIGSTOP) longer than the timeout is removed, and comes back whole on SIGCONT: routes again, its connected clients keep their wills', async () => {
+  it('has the persistent sessions of its clients expire on the survivors (their expiry counts from its removal)', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const kept = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'short-lived', clean: false, properties: { sessionExpiryInterval: 1 } }, true)
+    await kept.subscribeAsync('short/#', { qos: 1 })
+    await a.kill9()
+    await waitFor(() => b.logs.some(l => l.msg === 'sessions of a dead node disconnected' && l.sessions === 1), 'the session disconnected by b', 5000)
+    await waitFor(() => b.logs.some(l => l.msg === 'session expired' && l.clientId === 'short-lived'), 'the session expired on b', 5000)
+    expect(await b.broker.store.sessionInfo('short-lived')).toBeUndefined()
+    kept.end(true)
+  })
+
+  it('has the delayed will of its client published once, by the survivor, its delay after the node is taken for dead', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const watcher = await client(b.mqttUrl, { clientId: 'delay-watcher' })
+    await watcher.subscribeAsync('late/#', { qos: 1 })
+    await waitFor(async () => ((await clusterOf(`http://127.0.0.1:${a.ports.admin}`)).items.find(n => n.nodeId === 'b')?.filters ?? 0) > 0, "a routes to b's subscriber")
+    await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, {
+      clientId: 'late-device',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+      will: { topic: 'late/device', payload: Buffer.from('gone'), qos: 1, retain: false, properties: { willDelayInterval: 1 } }
+    }, true)
+    const killedAt = Date.now()
+    await a.kill9()
+    await waitFor(() => watcher.received.length > 0, 'the delayed will on node b', 10_000)
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(FAST['cluster.nodeTimeoutMs'] - FAST['cluster.heartbeatIntervalMs'] - 100 + 1000)
+    await sleep(1000)
+    expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['late/device', 'gone']])
+  })
+
+  it('a node stopped (SIGSTOP) longer than the timeout is removed, its clients\' wills published once by a survivor, and it comes back whole on SIGCONT: routes again', async () => {
     const b = await node('b')
     const a = await cliNode(redis().url, 'a', await newDir())
     const onA = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'on-a', keepalive: 0, will: { topic: 'wills/on-a', payload: Buffer.from('gone'), qos: 1, retain: false } })
@@ -93,7 +128,9 @@ describe('a node killed with kill -9', () => {
     await pub.publishAsync('to-a/1', 'after', { qos: 1 })
     await waitFor(() => onA.received.length === 1, 'the message on a')
     await sleep(1000)
-    expect(watcher.received).toEqual([])
+    // taken for dead, as a killed node would be (docs/cluster.md, "Membership and failure")
+    expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['wills/on-a', 'gone']])
+    expect(b.logs.filter(l => l.msg === 'will of a dead node published').length).toBe(1)
     expect(a.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
     await a.stop()
   })

@@ -26,7 +26,7 @@ describe('culex check-config with cluster.redisUrl', () => {
       const url = `redis://user:s3cret@127.0.0.1:${redis.port}`
       const r = await runCli(['check-config'], { CULEX_CLUSTER_REDIS_URL: url })
       expect(r.code).toBe(1)
-      expect(r.stderr).toContain('[ERR_STORE_OPEN]')
+      expect(r.stderr).toContain('[ERR_CLUSTER_REDIS]')
       expect(r.stderr).toContain(`Redis at redis://user@127.0.0.1:${redis.port} does not answer`)
       expect(r.stderr).not.toContain('s3cret')
       expect(r.stderr).not.toMatch(/^\s+at /m)

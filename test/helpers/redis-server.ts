@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -23,6 +23,8 @@ export interface TestRedis {
 export interface TestRedisOptions {
   /** Append-only file: 'everysec' (Redis' default when on), 'always', or false (off, the default here). */
   appendfsync?: 'everysec' | 'always' | false
+  /** A Redis Sentinel (not a server) monitoring the server on this port as master `mymaster`. */
+  sentinelOf?: number
 }
 
 async function freePort (): Promise<number> {
@@ -45,7 +47,10 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
   let port = 0
   let child: ChildProcess | undefined
 
-  const args = (): string[] => [
+  const conf = path.join(dir, 'sentinel.conf')
+  const args = (): string[] => opts.sentinelOf !== undefined
+    ? [conf, '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no']
+    : [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', opts.appendfsync === undefined || opts.appendfsync === false ? 'no' : 'yes',
     ...(opts.appendfsync !== undefined && opts.appendfsync !== false ? ['--appendfsync', opts.appendfsync] : []),
@@ -53,6 +58,8 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
   ]
 
   const launch = async (): Promise<void> => {
+    // the Sentinel rewrites its file: one of its own, written before each launch
+    if (opts.sentinelOf !== undefined) await writeFile(conf, `sentinel monitor mymaster 127.0.0.1 ${opts.sentinelOf} 1\n`)
     const proc = spawn('redis-server', args(), { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     let output = ''

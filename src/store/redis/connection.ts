@@ -55,22 +55,30 @@ export function redisOptions (opts: RedisConnectionOptions): RedisOptions {
   return { ...auth, ...waiting, host: url.hostname, port: url.port === '' ? 6379 : Number(url.port) }
 }
 
+/** How long a start waits for Redis before it says so in the log (then it keeps waiting). */
+const WAITING_LOG_MS = 2000
+
 /**
- * Opens the connection and waits until Redis answers a PING (ERR_STORE_OPEN otherwise, within `timeoutMs`). Once
- * open, losing Redis is logged once (`redis unavailable`), and its return once (`redis available again`).
+ * Opens the connection and waits until Redis answers a PING: however long with `timeoutMs` undefined (a broker
+ * starting: nodes and Redis may start in any order, `waiting for Redis` is logged once after 2 s), else within
+ * `timeoutMs` (a command: ERR_CLUSTER_REDIS). Once open, losing Redis is logged once (`redis unavailable`), and
+ * its return once (`redis available again`).
  */
-export async function connectRedis (opts: RedisConnectionOptions, log: Logger, timeoutMs = 10_000): Promise<Redis> {
+export async function connectRedis (opts: RedisConnectionOptions, log: Logger, timeoutMs?: number): Promise<Redis> {
   const where = redisLocation(opts)
   const redis = new Redis({ ...redisOptions(opts), lazyConnect: true })
   let lastError: Error | undefined
   redis.on('error', (err: Error) => { lastError = err })
+  const answered = timeoutMs === undefined
+    ? untilReady(redis, () => log.warn({ redis: where, err: lastError?.message }, 'waiting for Redis'))
+    : withTimeout(redis.connect().then(async () => await redis.ping()), timeoutMs, () => lastError)
   try {
-    await withTimeout(redis.connect().then(async () => await redis.ping()), timeoutMs, () => lastError)
+    await answered
   } catch (err) {
     redis.disconnect()
     // ioredis reports "Connection is closed"; the socket's own error (ECONNREFUSED, ENOTFOUND, auth) says more
     const reason = lastError?.message ?? (err as Error).message
-    throw new CulexError('ERR_STORE_OPEN', `Redis at ${where} does not answer: ${reason}`, { cause: err })
+    throw new CulexError('ERR_CLUSTER_REDIS', `Redis at ${where} does not answer: ${reason}`, { cause: err })
   }
   let down = false
   const lost = (err?: Error): void => {
@@ -88,6 +96,22 @@ export async function connectRedis (opts: RedisConnectionOptions, log: Logger, t
   return redis
 }
 
+/**
+ * Connects, ioredis retrying for as long as it takes, until the connection is ready; `waiting` runs once if that
+ * takes more than 2 s. A connection opened already (a command sent on a lazy one) is waited for the same way.
+ */
+export async function untilReady (redis: Redis, waiting: () => void): Promise<void> {
+  if (redis.status === 'ready') return
+  const ready = new Promise<void>(resolve => redis.once('ready', () => resolve()))
+  if (redis.status === 'wait') redis.connect().catch(() => {})
+  const timer = setTimeout(waiting, WAITING_LOG_MS)
+  try {
+    await ready
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function withTimeout<T> (work: Promise<T>, ms: number, reason: () => Error | undefined): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -100,7 +124,7 @@ async function withTimeout<T> (work: Promise<T>, ms: number, reason: () => Error
   }
 }
 
-/** For `culex check-config`: connects, PINGs and disconnects; throws ERR_STORE_OPEN or ERR_CONFIG_INVALID. */
+/** For `culex check-config`: connects, PINGs and disconnects; throws ERR_CLUSTER_REDIS or ERR_CONFIG_INVALID. */
 export async function checkRedis (opts: RedisConnectionOptions, timeoutMs = 5000): Promise<void> {
   const redis = await connectRedis(opts, createLogger({ level: 'silent', format: 'json' }), timeoutMs)
   await redis.quit().catch(() => { redis.disconnect() })

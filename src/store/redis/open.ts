@@ -11,17 +11,20 @@ export const REDIS_FORMAT_VERSION = 1
 export interface RedisStoreConnect extends RedisConnectionOptions {
   /** Prefix of every key (several clusters can share one Redis with different prefixes). */
   prefix?: string
+  /** How long to wait for Redis to answer (ERR_CLUSTER_REDIS after it); undefined: however long it takes (a broker starting). */
+  connectTimeoutMs?: number
 }
 
 export type OpenRedisOptions = Omit<StoreOptions, 'dir' | 'sync' | 'onCorrupt'> & { redis: RedisStoreConnect }
 
 /**
  * Connects, checks the layout version Redis holds (writing it on first use) and loads what the store keeps in
- * memory. Throws ERR_STORE_OPEN when Redis does not answer, ERR_STORE_VERSION for a newer layout.
+ * memory. Throws ERR_CLUSTER_REDIS when Redis does not answer within connectTimeoutMs, ERR_STORE_VERSION for a newer
+ * layout.
  */
 export async function openRedisStore (opts: OpenRedisOptions): Promise<RedisStore> {
   const location = redisLocation(opts.redis)
-  const redis = await connectRedis(opts.redis, opts.logger)
+  const redis = await connectRedis(opts.redis, opts.logger, opts.redis.connectTimeoutMs)
   try {
     const keys = new RedisKeys(opts.redis.prefix ?? 'culex:')
     await redis.set(keys.format, JSON.stringify({ formatVersion: REDIS_FORMAT_VERSION, createdAt: Date.now() }), 'NX')

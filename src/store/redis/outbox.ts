@@ -6,11 +6,11 @@ import { outputPacket, replay } from '../outgoing-replay.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
-import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, PUBREL, UPDATE, type Script } from './scripts.js'
+import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, ENTRY_OF, PUBREL, UPDATE, type Script } from './scripts.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
-import { addEntry, counterKey, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type MatchCheck } from './queue-entries.js'
+import { addEntry, counterKey, entryFields, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type MatchCheck } from './queue-entries.js'
 
 export type { MatchCheck } from './queue-entries.js'
 
@@ -30,6 +30,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #addPubrel: Script
   readonly #clear: Script
   readonly #drop: Script
+  readonly #entryOf: Script
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
 
@@ -43,6 +44,28 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#addPubrel = defineScript(deps.redis, 'culexAddPubrel', ADD_PUBREL)
     this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
+    this.#entryOf = defineScript(deps.redis, 'culexEntryOf', ENTRY_OF)
+  }
+
+  /**
+   * Cluster mode: whether a session's client is connected to this node; only those sessions learn entries other
+   * nodes wrote (learn).
+   */
+  isHere: (clientId: string) => boolean = () => true
+
+  /**
+   * Cluster mode: another node queued this message for these sessions and sent it here live. The mirrors of those
+   * connected here learn its entry from Redis, so that the live copy is delivered as that entry (its packet id
+   * recorded, its acknowledgement deleting it) rather than left to a replay nothing starts.
+   */
+  async learn (clientIds: string[], packet: PacketLike): Promise<void> {
+    const bk = counterKey(packet.brokerId, packet.brokerCounter)
+    if (bk === '') return
+    const here = [...new Set(clientIds)].filter(id => this.isHere(id))
+    const found = await Promise.all(here.map(async id => await this.#entryOf([this.#deps.keys.queueIndex(id)], [bk]) as [number, Buffer] | null))
+    found.forEach((entry, i) => {
+      if (entry !== null) this.#mirrors.change(here[i], true, addEntry(entryFields(entry[0], entry[1].toString())))
+    })
   }
 
   #queueKeys (clientId: string): string[] {

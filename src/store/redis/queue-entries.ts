@@ -38,10 +38,14 @@ export function removeSeq (seq: number): Change {
 
 /** An entry from its state in the queue index (scripts.ts). */
 export function parseEntry (seq: number, state: string): QueueEntry {
+  return queueEntry(entryFields(seq, state))
+}
+
+export function entryFields (seq: number, state: string): Parameters<typeof queueEntry>[0] {
   const [qos, kind, mid, bytes, t, ...rest] = state.split('|')
   const bk = rest.join('|')
   const at = bk.lastIndexOf(':')
-  return queueEntry({
+  return {
     seq,
     // a Redis entry is found by its seq in the session's hash: no LevelDB key to build from an encoded client id
     enc: '',
@@ -53,7 +57,7 @@ export function parseEntry (seq: number, state: string): QueueEntry {
     qos: Number(qos),
     bytes: Number(bytes),
     enqueuedAt: Number(t)
-  })
+  }
 }
 
 /** A session's queue entries as Redis has them, in FIFO order (KEYS q and qx of keys.ts). */

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import type { Redis } from 'ioredis'
-import type { CulexStore } from '../contract.js'
+import type { CulexStore, SharedQueues } from '../contract.js'
 import type { DeadLetterStore } from '../dead-letters.js'
 import type { GroupQueueStore } from '../group-queue.js'
 import type { Expiring } from '../session-records.js'
@@ -54,6 +54,15 @@ export class RedisStore implements CulexStore {
 
   get sessionQueues (): RedisOutbox {
     return this.#p.outbox
+  }
+
+  readonly sharedQueues: SharedQueues = {
+    setHere: (isHere) => { this.#p.outbox.isHere = isHere },
+    // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
+    learn: async (packet) => {
+      const subs = await this.#p.subs.fresh(() => this.#p.subs.index.match(String(packet.topic)))
+      await this.#p.outbox.learn(subs.map(s => s.clientId), packet)
+    }
   }
 
   async setup (broker: BrokerRef): Promise<void> {
@@ -226,7 +235,12 @@ export class RedisStore implements CulexStore {
 
   /** Sent at once, not awaited (like the LevelDB store's staged record); later reads on the connection see it. */
   sessionConnected (clientId: string, connected: boolean, at = Date.now(), expirySeconds?: number): void {
-    if (this.#closing === undefined) this.#p.sessions.connected(clientId, connected, at, expirySeconds)
+    if (this.#closing === undefined) this.#p.sessions.connected(clientId, connected, at, expirySeconds, this.#broker?.id ?? '')
+  }
+
+  /** Cluster mode: the sessions a dead run of a node held are disconnected from now, so that they can expire. */
+  async sessionsLeft (brokerId: string): Promise<number> {
+    return await this.#p.sessions.left(brokerId, Date.now())
   }
 
   async expiringSessions (maxMs: number, now = Date.now()): Promise<Expiring> {

@@ -161,6 +161,28 @@ return 0
 `
 
 /** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
+/** KEYS qx. ARGV brokerId:counter. The seq and state of the entry that holds that message; nil if none. */
+export const ENTRY_OF = `
+local seq = redis.call('HGET', KEYS[1], 'c:' .. ARGV[1])
+if not seq then return nil end
+return { tonumber(seq), redis.call('HGET', KEYS[1], 'e:' .. seq) }
+`
+
+/** KEYS sessions. ARGV broker id of a dead run, at. The sessions that run held are disconnected at `at`. */
+export const SESSIONS_LEFT = `
+local n = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local r = cjson.decode(all[i + 1])
+  if r.heldBy == ARGV[1] and r.disconnectedAt == nil then
+    r.disconnectedAt = tonumber(ARGV[2])
+    redis.call('HSET', KEYS[1], all[i], cjson.encode(r))
+    n = n + 1
+  end
+end
+return n
+`
+
 export const DEL_WILL = `
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if not owner then return nil end
@@ -179,7 +201,12 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `
 
-/** A session record change, applied to what Redis holds. KEYS sessions. ARGV clientId, 'up' | 'down', at, expirySeconds or ''. */
+/**
+ * A session's client connected ('up') or disconnected. KEYS sessions. ARGV clientId, up|down, at, expiry seconds or
+ * empty, the broker id of the run that holds (up) or held (down) the connection, or empty. A 'down' from another run
+ * than the one holding the session is ignored: its client connected elsewhere since (a take-over across nodes), or
+ * the run is a node starting that does not hold it.
+ */
 export const SESSION = `
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local at = tonumber(ARGV[3])
@@ -188,9 +215,11 @@ if ARGV[2] == 'up' then
   local created = at
   if raw then created = cjson.decode(raw).createdAt end
   r = { createdAt = created, connectedAt = at }
+  if ARGV[5] ~= '' then r.heldBy = ARGV[5] end
 else
   if not raw then return 0 end
   r = cjson.decode(raw)
+  if r.heldBy and ARGV[5] ~= '' and r.heldBy ~= ARGV[5] then return 0 end
   r.disconnectedAt = at
 end
 if ARGV[4] ~= '' then r.expirySeconds = tonumber(ARGV[4]) end

@@ -1,6 +1,6 @@
 import { SessionRecords, type Expiring } from '../session-records.js'
 import { scanKeys } from './scan.js'
-import { defineScript, SESSION, type Script } from './scripts.js'
+import { defineScript, SESSION, SESSIONS_LEFT, type Script } from './scripts.js'
 import type { RedisDeps } from './write-order.js'
 
 /** Session records (`sessions` hash, session-records.ts' fields) and the list of sessions, read from Redis. */
@@ -10,22 +10,32 @@ const COUNTS_EVERY_MS = 10_000
 export class RedisSessionRecords {
   readonly #d: RedisDeps
   readonly #session: Script
+  readonly #left: Script
   #counts = { sessions: 0, retained: 0 }
   #countedAt = 0
 
   constructor (deps: RedisDeps) {
     this.#d = deps
     this.#session = defineScript(deps.redis, 'culexSession', SESSION)
+    this.#left = defineScript(deps.redis, 'culexSessionsLeft', SESSIONS_LEFT)
   }
 
   async has (clientId: string): Promise<boolean> {
     return await this.#d.redis.hexists(this.#d.keys.sessions, clientId) === 1
   }
 
-  /** The record changed by a script, so two nodes never overwrite each other's fields. */
-  connected (clientId: string, connected: boolean, at: number, expirySeconds?: number): void {
-    this.#d.order.track(this.#session([this.#d.keys.sessions], [clientId, connected ? 'up' : 'down', at, expirySeconds ?? '']))
+  /**
+   * The record changed by a script, so two nodes never overwrite each other's fields; it names the run holding the
+   * connection (`brokerId`), whose disconnect only counts.
+   */
+  connected (clientId: string, connected: boolean, at: number, expirySeconds: number | undefined, brokerId: string): void {
+    this.#d.order.track(this.#session([this.#d.keys.sessions], [clientId, connected ? 'up' : 'down', at, expirySeconds ?? '', brokerId]))
       .catch((err: unknown) => { this.#d.logger.warn({ err, clientId }, 'session record not written') })
+  }
+
+  /** A dead run's sessions are disconnected from `at` (their expiry counts from then). */
+  async left (brokerId: string, at: number): Promise<number> {
+    return Number(await this.#d.order.track(this.#left([this.#d.keys.sessions], [brokerId, at])))
   }
 
   async expiring (maxMs: number, now: number): Promise<Expiring> {
