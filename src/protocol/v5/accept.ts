@@ -79,9 +79,13 @@ export function createV5Connections (server: V5ServerInfo) {
       assignedClientId: (packet.clientId ?? '') === ''
     }
     const connection = markV5(client, connect, server, grantedSessionExpiry(connect, server))
-    // an enhanced authentication method this broker does not offer (src/auth/methods.ts) is refused once the login
-    // steps run; one it offers is run by enhanced-auth.ts
-    if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) {
+    if (props.receiveMaximum === 0) {
+      // MQTT 5 §3.1.2.11.3: a protocol error, refused with CONNACK once the login steps run
+      connection.refusal = PROTOCOL_ERROR
+      connection.refusalReason = 'a Receive Maximum of 0'
+    } else if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) {
+      // an enhanced authentication method this broker does not offer (src/auth/methods.ts) is refused once the login
+      // steps run; one it offers is run by enhanced-auth.ts
       connection.refusal = BAD_AUTHENTICATION_METHOD
       connection.refusalReason = `authentication method ${connect.authenticationMethod} is not offered`
     }
