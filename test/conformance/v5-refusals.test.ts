@@ -4,7 +4,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { IConnackPacket, IDisconnectPacket, IPubackPacket, IPubcompPacket, IPubrecPacket, ISubackPacket } from 'mqtt-packet'
 import {
-  CLOSE_MS, fence, id16, messagesOn, packet, rawClient, rawV5, str, subscribe, transports, uid, useBroker, v5Client, waitForMessages,
+  CLOSE_MS, fence, messagesOn, packet, rawV5, str, subscribe, transports, uid, useBroker, v5Client, waitForMessages,
   type Transport
 } from './support.js'
 
@@ -91,28 +91,5 @@ describe.each(transports)('MQTT 5 refusals, payload format, response information
     raw.sendRaw(packet(0xf0, Buffer.from([0x18, 4, 0x15]), str('X')))
     expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
     expect(raw.received.filter(p => p.cmd === 'disconnect').map(p => (p as IDisconnectPacket).reasonCode)).toEqual([0x82])
-  })
-
-  it('[MQTT-4.12.0-1] CONNECT with an Authentication Method not offered: CONNACK 0x8C, closed', async () => {
-    const raw = await rawClient(tb(), transport, { version: 5 })
-    const connack = await raw.connect({ clientId: uid('auth'), protocolVersion: 5, properties: { authenticationMethod: 'SCRAM-SHA-1' } })
-    expect(connack.reasonCode).toBe(0x8C)
-    expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
-  })
-
-  // Over WebSocket the message is refused by the WebSocket layer (its maxPayload, close code 1009) before any MQTT
-  // byte is read, so without a DISCONNECT (a MAY, §4.13.1).
-  it('[§3.2.2.3.6] a packet over the Maximum Packet Size the server announced: closed (over TCP after DISCONNECT 0x95), not delivered', async () => {
-    const topic = `${uid('big')}/t`
-    const watcher = await v5Client(tb(), transport)
-    await subscribe(watcher, { [topic]: 1 })
-    const raw = await client()
-    const max = raw.received.find((p): p is IConnackPacket => p.cmd === 'connack')?.properties?.maximumPacketSize ?? 0
-    expect(max).toBeGreaterThan(0)
-    raw.sendRaw(packet(0x32, str(topic), id16(1), Buffer.from([0]), Buffer.alloc(max, 0x61)))
-    expect(await raw.waitClosed(CLOSE_MS * 5)).toBe(true)
-    expect(raw.received.filter(p => p.cmd === 'disconnect').map(p => (p as IDisconnectPacket).reasonCode)).toEqual(transport === 'tcp' ? [0x95] : [])
-    await fence(watcher, watcher, topic)
-    expect(messagesOn(watcher, topic).filter(m => !m.payload.startsWith('fence'))).toEqual([])
   })
 })
