@@ -85,7 +85,7 @@ describe.each(transports)('MQTT 5 refusals, payload format, response information
     expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
   })
 
-  it('[§4.12][MQTT-3.15.2-1] an AUTH from a client that gave no Authentication Method in CONNECT is a protocol error: DISCONNECT 0x82, closed', async () => {
+  it('[§4.12][§3.15] an AUTH from a client that gave no Authentication Method in CONNECT is a protocol error: DISCONNECT 0x82, closed', async () => {
     const raw = await client()
     // AUTH 0x18 (continue authentication), properties: Authentication Method "X"
     raw.sendRaw(packet(0xf0, Buffer.from([0x18, 4, 0x15]), str('X')))
