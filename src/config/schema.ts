@@ -125,6 +125,7 @@ export const schema = {
     redeliveryBackoff: redeliveryBackoffSection(),
     groupRedeliveryBackoff: groupBackoffsField('The redeliveryBackoff of particular share names, each key left out taken from redeliveryBackoff: a mapping such as {orders: {initialMs: 500, maxMs: 10000}}; in the environment orders=500:2:10000:0.1 (initialMs:multiplier:maxMs:jitter, any part empty).'),
     maxDeliveries: int(5, 'Deliveries of one message before the group gives it up (dead letter: logged and counted); 0 = retry for ever.'),
+    redispatchRejected: bool(true, 'A message a member refuses (MQTT 5 PUBACK/PUBREC reason code >= 0x80) goes to another member after the redeliveryBackoff wait, counted against maxDeliveries, as a work queue retries a job; false = MQTT 5 strict [MQTT-4.8.2-6]: it is dead-lettered as rejected at once and never offered to another member.'),
     maxInflightPerMember: int(1000, 'Unacknowledged QoS 1/2 messages one member may hold; more go to other members or wait in the group queue. 0 = unlimited.'),
     maxQueuedMessages: int(100_000, "Messages waiting in one group's queue (members offline or full); over it sessions.overflowPolicy decides which one goes. 0 = unlimited."),
     maxQueuedBytes: int(104_857_600, "Payload bytes waiting in one group's queue; 0 = unlimited.")

@@ -33,7 +33,7 @@ import { watchAcknowledgements } from './v5/acknowledgements.js'
 import { noteRefusedSubscription } from './v5/suback.js'
 import { checkPayloadFormat } from './v5/payload-format.js'
 import {
-  ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, MALFORMED_PACKET, PACKET_TOO_LARGE, PROTOCOL_ERROR, sendDisconnect, sendDisconnectOnStream,
+  ADMINISTRATIVE_ACTION, KEEP_ALIVE_TIMEOUT, MALFORMED_PACKET, PACKET_TOO_LARGE, PROTOCOL_ERROR, sayReceiveMaximumExceeded, sendDisconnect, sendDisconnectOnStream,
   SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER
 } from './v5/disconnect.js'
 import type { FrameViolation } from '../limits/frame-scanner.js'
@@ -194,6 +194,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
         sendDisconnect(violator, kind === 'malformed' ? MALFORMED_PACKET : PROTOCOL_ERROR, reason)
       })
       guardReads(client, (c, err) => { closeAfterBug(log, c, err, 'read') })
+      sayReceiveMaximumExceeded(client)
     }
 
   // A persistent session's QoS 1/2 messages are all in its queue before aedes delivers them live. aedes delivers

@@ -25,13 +25,15 @@ const NUL = '\u0000'
 const PACKET_ID_0 = 'packet identifier 0'
 const NO_FILTERS = 'SUBSCRIBE without topic filters'
 const NO_UNSUBSCRIBE_FILTERS = 'UNSUBSCRIBE without topic filters'
+const DUP_AT_QOS_0 = 'DUP 1 on a QoS 0 PUBLISH'
+const SECOND_CONNECT = 'a second CONNECT'
 
 /**
  * What MQTT 5 calls a Protocol Error (a well-formed packet the protocol does not allow: §2.2.1, §3.8.3, §3.10.3);
  * every other violation here is a Malformed Packet (bytes that do not decode as MQTT: §1.5.4, §3.1.2.6).
  */
 export type ViolationKind = 'malformed' | 'protocol-error'
-const PROTOCOL_ERRORS: ReadonlySet<string> = new Set([PACKET_ID_0, NO_FILTERS, NO_UNSUBSCRIBE_FILTERS])
+const PROTOCOL_ERRORS: ReadonlySet<string> = new Set([PACKET_ID_0, NO_FILTERS, NO_UNSUBSCRIBE_FILTERS, DUP_AT_QOS_0, SECOND_CONNECT])
 
 /** Decoded text that may stand for bytes that were not UTF-8: only then are the bytes themselves checked. */
 export function mayBeMalformed (text: string): boolean {
@@ -52,6 +54,8 @@ export function violation (packet: ParsedPacket): string | undefined {
     case 'publish':
       // [MQTT-2.3.1-1]
       if ((packet.qos ?? 0) > 0 && packet.messageId === 0) return PACKET_ID_0
+      // [MQTT-3.3.1-2]: only a resend of an unacknowledged QoS 1/2 PUBLISH is a duplicate
+      if (packet.qos === 0 && packet.dup === true) return DUP_AT_QOS_0
       // [MQTT-4.7.3-2], [MQTT-1.5.3-2]
       return packet.topic?.includes(NUL) === true ? 'U+0000 in a topic name' : undefined
     case 'subscribe':
@@ -98,8 +102,12 @@ function checkStringBytes (parser: MqttParser): (packet: object) => boolean {
 export function guardPackets (client: Client, onViolation: (client: Client, reason: string, kind: ViolationKind) => void): void {
   const parser = internals(client)._parser
   const isMalformed = checkStringBytes(parser)
+  const state = internals(client)
   tapPackets(client, (packet: ParsedPacket) => {
-    const reason = isMalformed(packet) ? 'a string that is not well-formed UTF-8' : violation(packet)
+    // [MQTT-3.1.0-2]: aedes closes on it too, but without saying why
+    const reason = isMalformed(packet)
+      ? 'a string that is not well-formed UTF-8'
+      : packet.cmd === 'connect' && state.connackSent ? SECOND_CONNECT : violation(packet)
     if (reason !== undefined) {
       onViolation(client, reason, PROTOCOL_ERRORS.has(reason) ? 'protocol-error' : 'malformed')
       packet.cmd = 'protocol-violation'

@@ -139,10 +139,11 @@ export class SharedEngine<H> {
 
   /**
    * A member refused a delivery (MQTT 5 reason code ≥ 0x80, or too large for it): offered to another member after
-   * the backoff, like an ack timeout, and counted against maxDeliveries; `why` goes into its dead letter.
+   * the backoff, like an ack timeout, and counted against maxDeliveries; `why` goes into its dead letter. With
+   * `redispatch` false it is dead-lettered as `rejected` at once.
    */
-  reject (handle: H, messageId: number, why?: string): boolean {
-    return this.#dispatcher.redelivery.reject(handle, messageId, why)
+  reject (handle: H, messageId: number, why?: string, redispatch = true): boolean {
+    return this.#dispatcher.redelivery.reject(handle, messageId, why, redispatch)
   }
 
   /** The connection may take QoS 1/2 messages again (room in its Receive Maximum): its groups dispatch. */

@@ -136,10 +136,11 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       const id = packet.messageId
       if (id === undefined || !issued.has(client, id)) return
       if (isRejection(packet)) {
-        // MQTT 5: the member refused it; another member gets it (the group's backoff, maxDeliveries)
+        // MQTT 5: the member refused it; another member gets it (the group's backoff, maxDeliveries), unless
+        // redispatchRejected is off
         issued.end(client, id)
         const reasonString = packet.properties?.reasonString
-        engine.reject(client, id, `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`)
+        engine.reject(client, id, `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`, opts.redispatchRejected)
       } else if (packet.cmd === 'pubrec') {
         // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
         issued.received(client, id)

@@ -41,6 +41,7 @@ export function createSharedSubscriptions (deps: SharedDeps) {
     backoffFor: group => ({ ...config.redeliveryBackoff, ...config.groupRedeliveryBackoff[group] }),
     ackTimeoutMs: config.ackTimeoutMs,
     maxDeliveries: config.maxDeliveries,
+    redispatchRejected: config.redispatchRejected,
     maxInflightPerMember: config.maxInflightPerMember,
     limits: { maxQueuedMessages: config.maxQueuedMessages, maxQueuedBytes: config.maxQueuedBytes, overflowPolicy: deps.overflowPolicy },
     onDeadLetter: deps.onDeadLetter

@@ -43,8 +43,9 @@ export class Redelivery<H> {
   /**
    * The member refused the delivery (an MQTT 5 PUBACK or PUBREC with a reason code ≥ 0x80, or a copy larger than its
    * Maximum Packet Size): a failure like an ack timeout, without waiting for it. `why` is kept for the dead letter.
+   * With `redispatch` false the message is dead-lettered as `rejected` at once, never offered to another member.
    */
-  reject (handle: H, messageId: number, why?: string): boolean {
+  reject (handle: H, messageId: number, why?: string, redispatch = true): boolean {
     const d = this.host.deliveries.get(handle, messageId)
     if (d === undefined) return false
     const expired = d.expired
@@ -54,7 +55,13 @@ export class Redelivery<H> {
       entry.group.counts.rejections++
       this.host.totals.rejections++
       entry.refusal = why
-      if (entry.live === 0) this.lost(entry, d.clientId, 'rejected')
+      if (entry.live > 0) return true
+      if (redispatch) {
+        this.lost(entry, d.clientId, 'rejected')
+      } else if (!this.host.isClosed()) {
+        ;(entry.attemptTimes ??= []).push(entry.sentAt)
+        this.host.deadLetter(entry, 'rejected')
+      }
     }
     return true
   }

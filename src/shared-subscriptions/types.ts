@@ -92,6 +92,11 @@ export interface EngineOptions {
   backoffFor: (group: string) => Backoff
   /** 0 = redeliver for ever. */
   maxDeliveries: number
+  /**
+   * A member's refusal (MQTT 5 PUBACK/PUBREC ≥ 0x80) offers the message to another member (true), or dead-letters it
+   * at once as [MQTT-4.8.2-6] requires (false).
+   */
+  redispatchRejected: boolean
   /** 0 = no cap. */
   maxInflightPerMember: number
   limits: QueueLimits

@@ -63,6 +63,17 @@ describe.each(transports)('invalid packets over %s', (transport: Transport) => {
       expect(messagesOn(sub, `${p}/t`)).toEqual([])
       await brokerStillServes()
     })
+    it('[MQTT-3.3.1-2] a QoS 0 PUBLISH with DUP 1 closes the connection and is not delivered', async () => {
+      const p = uid('dup0')
+      const sub = await mqttClient(tb(), transport)
+      await subscribe(sub, { [`${p}/#`]: 1 })
+      const raw = await connected()
+      raw.sendRaw(packet(0x38, str(`${p}/t`), Buffer.from('dup0')))
+      expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
+      await fence(sub, sub, `${p}/fence`)
+      expect(messagesOn(sub, `${p}/t`)).toEqual([])
+      await brokerStillServes()
+    })
   })
 
   describe('framing and fixed header', () => {

@@ -24,12 +24,13 @@ describe.each(transports)('MQTT 5 CONNECT / CONNACK over %s', (transport) => {
     expect(raw.isClosed).toBe(false)
   })
 
-  it('[MQTT-3.2.0-2] one CONNACK per connection: a second CONNECT is a protocol error that closes it [MQTT-3.1.0-2]', async () => {
+  it('[MQTT-3.2.0-2] one CONNACK per connection: a second CONNECT is a protocol error: DISCONNECT 0x82, closed [MQTT-3.1.0-2]', async () => {
     const clientId = uid('c')
     const raw = await rawV5(tb(), transport, { clientId })
     raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId, clean: true, keepalive: 0 })
     expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
     expect(raw.received.filter(p => p.cmd === 'connack')).toHaveLength(1)
+    expect(raw.received.map(p => [p.cmd, (p as IDisconnectPacket).reasonCode])).toEqual([['connack', 0], ['disconnect', 0x82]])
     await brokerStillServes(tb(), transport)
   })
 
@@ -159,7 +160,9 @@ describe.each(transports)('MQTT 5 CONNECT / CONNACK over %s', (transport) => {
     expect(isConnected(tb(), clientId)).toBe(true)
   })
 
-  it('§3.2.2.3.6 a packet over the Maximum Packet Size the server announced closes the connection, and is not delivered', async () => {
+  // Over WebSocket the message is refused by the WebSocket layer (its maxPayload, close code 1009) before any MQTT
+  // byte is read, so without a DISCONNECT (a MAY, §4.13.1).
+  it('§3.2.2.3.6 a packet over the Maximum Packet Size the server announced closes the connection (over TCP after DISCONNECT 0x95), and is not delivered', async () => {
     const topic = `${uid('big')}/t`
     const sub = await v5Client(tb(), transport)
     await subscribe(sub, { [topic]: 1, [`${topic}/fence`]: 1 })
@@ -170,6 +173,7 @@ describe.each(transports)('MQTT 5 CONNECT / CONNACK over %s', (transport) => {
     raw.send({ cmd: 'publish', topic, payload, qos: 1, messageId: 1, retain: false, dup: false })
     expect(await raw.waitClosed(CLOSE_MS * 5)).toBe(true)
     expect(raw.received.filter(p => p.cmd === 'puback')).toEqual([])
+    expect(raw.received.filter(p => p.cmd === 'disconnect').map(p => (p as IDisconnectPacket).reasonCode)).toEqual(transport === 'tcp' ? [0x95] : [])
     await fence(sub, sub, `${topic}/fence`)
     expect(sub.received.filter(m => m.topic === topic)).toEqual([])
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { IPubackPacket, IPubcompPacket, IPublishPacket, IPubrecPacket } from 'mqtt-packet'
+import type { IDisconnectPacket, IPubackPacket, IPubcompPacket, IPublishPacket, IPubrecPacket } from 'mqtt-packet'
 import {
   brokerStillServes, CLOSE_MS, fence, id16, messagesOn, mqttClient, packet, rawV5, retainedProbe, str, subscribe, transports, uid,
   useBroker, v5Client, waitFor, waitForMessages, type RawClient, type Transport
@@ -220,16 +220,19 @@ describe.each(transports)('MQTT 5 PUBLISH over %s', (transport: Transport) => {
     expect(sub.received.filter(m => m.topic.includes(p) && !m.topic.endsWith('/fence'))).toEqual([])
   })
 
-  describe('malformed or invalid PUBLISH: the connection is closed, nothing is acknowledged or delivered', () => {
-    const cases: Array<[string, (p: string) => Buffer]> = [
-      ['[MQTT-3.3.2-2] a wildcard in the topic name', p => publishBytes(`${p}/+/t`, 1, 1, 'bad')],
-      ['[MQTT-3.3.1-4] QoS 3', p => publishBytes(`${p}/t`, 3, 1, 'bad')],
-      ['[MQTT-4.7.3-1] an empty topic name and no Topic Alias', () => publishBytes('', 1, 1, 'bad')],
-      ['[MQTT-4.7.3-2][MQTT-1.5.4-2] U+0000 in the topic name', p => publishBytes(`${p}/a\u0000b`, 1, 1, 'bad')],
-      ['[MQTT-1.5.4-1] ill-formed UTF-8 in the topic name', p => publishBytes(Buffer.concat([Buffer.from(`${p}/`), Buffer.from([0xc0, 0xaf])]), 1, 1, 'bad')],
-      ['[MQTT-2.2.1-3] packet identifier 0 at QoS 1', p => publishBytes(`${p}/t`, 1, 0, 'bad')]
+  // A DISCONNECT before the close is a MAY (§4.13.1): Culex sends one for what its packet guard refuses, and closes
+  // without one where mqtt-packet or aedes refuse the packet (no reason code: null).
+  describe('malformed or invalid PUBLISH: closed [MQTT-4.13.1-1], after a DISCONNECT with a reason code where one is given; nothing acknowledged or delivered', () => {
+    const cases: Array<[string, (p: string) => Buffer, number | null]> = [
+      ['[MQTT-3.3.2-2] a wildcard in the topic name', p => publishBytes(`${p}/+/t`, 1, 1, 'bad'), null],
+      ['[MQTT-3.3.1-4] QoS 3', p => publishBytes(`${p}/t`, 3, 1, 'bad'), null],
+      ['[MQTT-4.7.3-1] an empty topic name and no Topic Alias', () => publishBytes('', 1, 1, 'bad'), null],
+      ['[MQTT-4.7.3-2][MQTT-1.5.4-2] U+0000 in the topic name', p => publishBytes(`${p}/a\u0000b`, 1, 1, 'bad'), 0x81],
+      ['[MQTT-1.5.4-1] ill-formed UTF-8 in the topic name', p => publishBytes(Buffer.concat([Buffer.from(`${p}/`), Buffer.from([0xc0, 0xaf])]), 1, 1, 'bad'), 0x81],
+      ['[MQTT-2.2.1-3] packet identifier 0 at QoS 1', p => publishBytes(`${p}/t`, 1, 0, 'bad'), 0x82],
+      ['[MQTT-3.3.1-2] DUP 1 at QoS 0', p => Buffer.from([0x38, ...publishBytes(`${p}/t`, 0, undefined, 'bad').subarray(1)]), 0x82]
     ]
-    it.each(cases)('%s', async (_, bytes) => {
+    it.each(cases)('%s: DISCONNECT reason code %s', async (_, bytes, reasonCode) => {
       const p = uid('bad')
       const sub = await v5Client(tb(), transport)
       await subscribe(sub, { [`${p}/#`]: 2 })
@@ -237,6 +240,7 @@ describe.each(transports)('MQTT 5 PUBLISH over %s', (transport: Transport) => {
       raw.sendRaw(bytes(p))
       expect(await raw.waitClosed(CLOSE_MS)).toBe(true)
       expect(raw.received.filter(x => x.cmd === 'puback')).toEqual([])
+      expect(raw.received.filter(x => x.cmd === 'disconnect').map(d => (d as IDisconnectPacket).reasonCode)).toEqual(reasonCode === null ? [] : [reasonCode])
       await fence(sub, sub, `${p}/fence`)
       expect(sub.received.filter(m => m.payload === 'bad')).toEqual([])
       await brokerStillServes(tb(), transport)

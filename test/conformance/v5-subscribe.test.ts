@@ -65,6 +65,44 @@ describe.each(transports)('MQTT 5 SUBSCRIBE / UNSUBSCRIBE over %s', (transport: 
     expect(messagesOn(other, topic).slice(0, 4).map(m => m.payload)).toEqual(['own 0', 'own 1', 'own 2', 'from other'])
   })
 
+  it('[MQTT-3.3.1-10] Retain Handling 1: the retained message is sent for a new subscription, not when the subscription existed', async () => {
+    const topic = `${uid('rh1')}/t`
+    const pub = await v5Client(tb(), transport)
+    await pub.publishAsync(topic, 'retained', { qos: 1, retain: true })
+    const sub = await v5Client(tb(), transport)
+    await sub.subscribeAsync(topic, { qos: 1, rh: 1 })
+    await waitForMessages(sub, topic)
+    await sub.subscribeAsync(topic, { qos: 2, rh: 1 })
+    await fence(pub, sub, topic)
+    expect(messagesOn(sub, topic).filter(m => !m.payload.startsWith('fence')).map(m => [m.payload, m.retain])).toEqual([['retained', true]])
+  })
+
+  it('[MQTT-3.3.1-11] Retain Handling 2: no retained message is sent, neither for a new subscription nor for an existing one', async () => {
+    const topic = `${uid('rh2')}/t`
+    const pub = await v5Client(tb(), transport)
+    await pub.publishAsync(topic, 'retained', { qos: 1, retain: true })
+    const sub = await v5Client(tb(), transport)
+    await sub.subscribeAsync(topic, { qos: 1, rh: 2 })
+    await sub.subscribeAsync(topic, { qos: 2, rh: 2 })
+    await fence(pub, sub, topic)
+    expect(messagesOn(sub, topic).filter(m => !m.payload.startsWith('fence'))).toEqual([])
+  })
+
+  it('[MQTT-3.3.1-13] Retain As Published 1: a live message keeps the RETAIN flag it was published with; with 0 it has RETAIN 0 [MQTT-3.3.1-12]', async () => {
+    const topic = `${uid('rap')}/t`
+    const asPublished = await v5Client(tb(), transport)
+    await asPublished.subscribeAsync(topic, { qos: 1, rap: true })
+    const plain = await v5Client(tb(), transport)
+    await plain.subscribeAsync(topic, { qos: 1, rap: false })
+    const pub = await v5Client(tb(), transport)
+    await pub.publishAsync(topic, 'kept', { qos: 1, retain: true })
+    await pub.publishAsync(topic, 'live', { qos: 1 })
+    const flags = async (c: typeof plain): Promise<Array<[string, boolean]>> => (await waitForMessages(c, topic, 2)).map(m => [m.payload, m.retain])
+    expect(await flags(asPublished)).toEqual([['kept', true], ['live', false]])
+    expect(await flags(plain)).toEqual([['kept', false], ['live', false]])
+    await pub.publishAsync(topic, '', { qos: 1, retain: true })
+  })
+
   it('[MQTT-3.8.3-4] No Local on a shared subscription is a protocol error: DISCONNECT 0x82, closed without SUBACK', async () => {
     const raw = await rawV5(tb(), transport, { clientId: uid('c') })
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `$share/g/${uid('s')}`, qos: 1, nl: true, rap: false, rh: 0 }] })

@@ -156,6 +156,33 @@ describe('MQTT 5 acknowledgements and the dead letters they make', () => {
     expect(await group()).toMatchObject({ rejections: 3, deadLettered: 1 })
   })
 
+  it('a shared group with sharedSubscriptions.redispatchRejected false [MQTT-4.8.2-6]: a refused message is dead-lettered as rejected at once and never offered to another member', async () => {
+    const t = await broker({ 'sharedSubscriptions.redeliveryBackoff.initialMs': 0, 'sharedSubscriptions.redispatchRejected': false })
+    const w = await watchDlq(t)
+    keep(w.client)
+    const a = keep(await rawV5(t, 'strict-a', '$share/g/strict/#', 1))
+    const pub = keep(await v5(t.mqttUrl, { clientId: 'strict-pub' }))
+    await pub.publishAsync('strict/1', 'job', { qos: 1 })
+    await waitFor(() => a.publishes().length === 1, 'the job at a')
+    const b = keep(await v5(t.mqttUrl, { clientId: 'strict-b' }))
+    await b.subscribeAsync('$share/g/strict/#', { qos: 1 })
+    a.send({ cmd: 'puback', messageId: a.publishes()[0].messageId, reasonCode: 0x80, properties: { reasonString: 'no' } })
+    await waitFor(() => w.envelopes().length === 1, 'the rejected envelope')
+    const { topic, envelope } = w.envelopes()[0]
+    expect(topic).toBe('$DLQ/rejected/strict/1')
+    expect(envelope).toMatchObject({ reason: 'rejected', attempts: 1, target: '$share/g/strict/#' })
+    expect(envelope.detail).toMatch(/PUBACK reason code 0x80, reason string "no" from strict-a/)
+    // a redelivery would have been written to b before the dead letter was published: a fence through b shows none
+    await b.subscribeAsync('strict-fence', { qos: 1 })
+    await pub.publishAsync('strict-fence', 'fence', { qos: 1 })
+    await waitFor(() => b.received.some(m => m.topic === 'strict-fence'), 'the fence at b')
+    await settled(a)
+    expect([...a.payloads(), ...b.received.map(m => m.payload)].filter(p => p === 'job')).toEqual(['job'])
+    // the group goes on: the next message is delivered to a member
+    await pub.publishAsync('strict/2', 'next', { qos: 1 })
+    await waitFor(() => [...a.payloads(), ...b.received.map(m => m.payload)].includes('next'), 'the next message')
+  })
+
   it('too-large-for-client: a copy over the subscriber\'s Maximum Packet Size is dead-lettered once, live, queued and retained; the next message flows', async () => {
     const t = await broker()
     const w = await watchDlq(t)

@@ -38,6 +38,7 @@ export function setup (opts: Partial<EngineOptions> = {}) {
     backoffFor: () => ({ initialMs: 0, multiplier: 2, maxMs: 60_000, jitter: 0 }),
     ackTimeoutMs: 1000,
     maxDeliveries: 3,
+    redispatchRejected: true,
     maxInflightPerMember: 0,
     limits: { maxQueuedMessages: 0, maxQueuedBytes: 0, overflowPolicy: 'dropOldest' },
     onDeadLetter: e => dead.push(e),

@@ -79,9 +79,13 @@ export function createV5Connections (server: V5ServerInfo) {
       assignedClientId: (packet.clientId ?? '') === ''
     }
     const connection = markV5(client, connect, server, grantedSessionExpiry(connect, server))
-    // an enhanced authentication method this broker does not offer (src/auth/methods.ts) is refused once the login
-    // steps run; one it offers is run by enhanced-auth.ts
-    if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) {
+    if (props.receiveMaximum === 0) {
+      // MQTT 5 §3.1.2.11.3: a protocol error, refused with CONNACK once the login steps run
+      connection.refusal = PROTOCOL_ERROR
+      connection.refusalReason = 'a Receive Maximum of 0'
+    } else if (connect.authenticationMethod !== undefined && server.authMethods.get(connect.authenticationMethod) === undefined) {
+      // an enhanced authentication method this broker does not offer (src/auth/methods.ts) is refused once the login
+      // steps run; one it offers is run by enhanced-auth.ts
       connection.refusal = BAD_AUTHENTICATION_METHOD
       connection.refusalReason = `authentication method ${connect.authenticationMethod} is not offered`
     }
@@ -120,8 +124,8 @@ export function createV5Connections (server: V5ServerInfo) {
  * does not know makes it close the connection without a normal disconnect (lib/handlers/index.js), which publishes
  * the will: what a DISCONNECT with any reason but 0x00 asks for (0x04 asks for it by name; MQTT 5 §3.1.2.5 deletes
  * the will only on 0x00), and what the specification asks for a protocol error: a Topic Alias out of range or
- * unknown (topic-aliases.ts), a Subscription Identifier of 0 (subscription-ids.ts), No Local on a shared
- * subscription. For the first two the server says why first (DISCONNECT with the reason code).
+ * unknown (topic-aliases.ts), a Subscription Identifier of 0 (subscription-ids.ts) or in a client's PUBLISH, No
+ * Local on a shared subscription. For the first two the server says why first (DISCONNECT with the reason code).
  */
 function screen (connection: V5Connection, packet: ParsedPacket): void {
   switch (packet.cmd) {
@@ -152,6 +156,11 @@ function screen (connection: V5Connection, packet: ParsedPacket): void {
       return
     }
     case 'publish':
+      // MQTT 5 §3.3.2.3.8: only the server sets Subscription Identifiers [MQTT-3.3.4-6]
+      if (packet.properties?.subscriptionIdentifier !== undefined) {
+        violation(connection, packet, PROTOCOL_ERROR, 'a Subscription Identifier in a PUBLISH from a client')
+        return
+      }
       if (packet.properties?.topicAlias !== undefined) {
         const refused = resolveIncomingAlias(connection.aliasesIn ??= new Map(), connection.server.topicAliasMaximum, packet as { topic: string })
         if (refused !== undefined) {

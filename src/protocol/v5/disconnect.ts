@@ -10,6 +10,7 @@ export const NOT_AUTHORIZED = 0x87
 export const SERVER_SHUTTING_DOWN = 0x8B
 export const KEEP_ALIVE_TIMEOUT = 0x8D
 export const SESSION_TAKEN_OVER = 0x8E
+export const RECEIVE_MAXIMUM_EXCEEDED = 0x93
 export const TOPIC_ALIAS_INVALID = 0x94
 export const PACKET_TOO_LARGE = 0x95
 export const ADMINISTRATIVE_ACTION = 0x98
@@ -34,4 +35,19 @@ export function sendDisconnect (client: Client, reasonCode: number, reasonString
 export function sendDisconnectOnStream (stream: object, reasonCode: number, reasonString?: string): void {
   const connection = v5OfStream(stream)
   if (connection !== undefined) sendDisconnect(connection.client, reasonCode, reasonString)
+}
+
+/** The error aedes' PUBLISH handler (lib/handlers/publish.js) fails a client with past mqtt.maxInflightInboundMessages. */
+const INFLIGHT_INBOUND_EXCEEDED = /^maxInflightInbound exceeded/
+
+/**
+ * A client with more QoS 2 PUBLISHes awaiting PUBREL than the Receive Maximum the server announced is told so with
+ * DISCONNECT 0x93 (MQTT 5 §3.3.4) before aedes closes it. aedes fails the client with an error and destroys its
+ * socket in the 'error' listener it registered first; this one runs before it, while the socket is still open (the
+ * write batch flushes on destroy). Should aedes word the error otherwise, the connection still closes, unexplained.
+ */
+export function sayReceiveMaximumExceeded (client: Client): void {
+  client.prependListener('error', (err: Error) => {
+    if (INFLIGHT_INBOUND_EXCEEDED.test(err.message)) sendDisconnect(client, RECEIVE_MAXIMUM_EXCEEDED, err.message)
+  })
 }
