@@ -204,7 +204,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     // an id never written: Redis still has the entry without one, found by its broker counter
     const byCounter = unsent || (entry !== undefined && this.#lazy.take(client.id, entry.seq))
     const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
-    const write = this.#clear(this.#queueKeys(client.id), [byCounter ? '' : Number(p.messageId), byCounter ? counter : ''])
+    const write = this.#clear(this.#queueKeys(client.id), [unsent ? '' : Number(p.messageId), byCounter ? counter : ''])
     const tracked = this.#deps.order.track(write)
     // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
     // entry resends the message or PUBREL, which QoS 1 and 2 allow.

@@ -134,17 +134,21 @@ return seq
 `
 
 /**
- * PUBACK / PUBCOMP (by messageId), or a copy never sent (by brokerId:counter, only while it has no packet id).
- * KEYS q, qm, qx. ARGV messageId or '', brokerId:counter or ''. Returns { seq, encoded packet } or nil.
+ * Deletes an entry. KEYS q, qm, qx. ARGV messageId or '', brokerId:counter or '':
+ * - PUBACK / PUBCOMP of an id Redis has: messageId only, the entry found by it;
+ * - PUBACK of an id held back (lazy-ids.ts): both, the entry found by its counter, with no id in Redis or this one
+ *   (written when the message was sent on an earlier connection: its resend holds the same id back again);
+ * - a copy never sent: the counter only, deleted only while it has no packet id.
+ * Returns { seq, encoded packet } or nil.
  */
 export const CLEAR = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 local seq
-if ARGV[1] ~= '' then seq = redis.call('HGET', qx, 'm:' .. ARGV[1]) else seq = redis.call('HGET', qx, 'c:' .. ARGV[2]) end
+if ARGV[2] == '' then seq = redis.call('HGET', qx, 'm:' .. ARGV[1]) else seq = redis.call('HGET', qx, 'c:' .. ARGV[2]) end
 if not seq then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local _, _, mid = parse(e)
-if ARGV[1] == '' and mid ~= '' then return nil end
+if ARGV[2] ~= '' and mid ~= '' and mid ~= ARGV[1] then return nil end
 local value = redis.call('HGET', qm, seq)
 drop(q, qm, qx, seq, e)
 return { tonumber(seq), value }
