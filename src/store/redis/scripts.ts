@@ -197,6 +197,12 @@ redis.call('HDEL', KEYS[2], ARGV[2])
 return value
 `
 
+/** Removes an expired retained message unless it was replaced since it was read. KEYS retained. ARGV topic, value as read. Returns 1 or 0. */
+export const EXPIRE_RETAINED = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+return redis.call('HDEL', KEYS[1], ARGV[1])
+`
+
 /** Stores a retained message unless it is a new topic over the limit. KEYS retained. ARGV topic, value, max (0 = none). Returns 1 or 0. */
 export const STORE_RETAINED = `
 local max = tonumber(ARGV[3])
