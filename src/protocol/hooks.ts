@@ -50,6 +50,7 @@ export interface ProtocolStore extends ReplayStore, RetainedSource {
   incomingGetPacket: (client: Client, packet: { messageId?: number }) => Promise<Record<string, unknown>>
   incomingWrite: IncomingRecords['incomingWrite']
   incomingForget: IncomingRecords['incomingForget']
+  replicated: IncomingRecords['replicated']
 }
 
 /**

@@ -11,7 +11,8 @@ import type { BrokerInternals } from './aedes-internals.js'
  * it is acknowledged and not published again [MQTT-4.3.3-2], once the first copy is stored (and not if that fails).
  * A persistent client's QoS 2 record is written only once its publish is stored everywhere (IncomingRecords), and
  * forgotten if the publish failed, so the resend that follows a failure is stored again instead of being taken for
- * a duplicate.
+ * a duplicate. With replicas asked for (cluster.redisWaitReplicas), a publish is acknowledged only once they have
+ * its writes, and so is a QoS 2 resend (DUP) that aedes would answer from a record they may not have yet.
  */
 export interface PublishGate {
   /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
@@ -24,10 +25,11 @@ export interface PublishGate {
   storing: (clientId: string, messageId: number) => Promise<unknown> | undefined
 }
 
-/** The store's inbound QoS 2 records of persistent clients (CulexStore). */
+/** The store's inbound QoS 2 records of persistent clients, and its replicas (CulexStore). */
 export interface IncomingRecords {
   incomingWrite: (client: Client, messageId: number) => Promise<void>
   incomingForget: (client: Client, messageId: number) => void
+  replicated: () => Promise<void>
 }
 
 export function installPublishGate (broker: BrokerInternals, records: IncomingRecords): PublishGate {
@@ -61,7 +63,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           done?.(err)
           return
         }
-        records.incomingWrite(resender, messageId).then(() => done?.(), (failed: Error) => done?.(failed))
+        records.incomingWrite(resender, messageId).then(async () => await records.replicated()).then(() => done?.(), (failed: Error) => done?.(failed))
       })
       return
     }
@@ -93,7 +95,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         end(err)
         return
       }
-      records.incomingWrite(publisher, messageId).then(() => { end(undefined) }, (failed: Error) => { end(failed) })
+      records.incomingWrite(publisher, messageId).then(async () => await records.replicated()).then(() => { end(undefined) }, (failed: Error) => { end(failed) })
     })
   }
 
@@ -111,7 +113,8 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         if (ids === undefined) awaitingRelease.set(client, ids = new Set())
         if (ids.has(packet.messageId)) settled.add(packet)
         else ids.add(packet.messageId)
-        done(null)
+        if (packet.dup) records.replicated().then(() => done(null), done)
+        else done(null)
         return
       }
       if (packet.qos !== 1) {
@@ -124,7 +127,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           return
         }
         settled.add(packet)
-        done(null)
+        records.replicated().then(() => done(null), done)
       })
     }
   }

@@ -70,6 +70,11 @@ export interface CulexStore {
   observeWrites: (observer: (ops: number, ms: number) => void) => void
   /** Resolves once every write queued so far is durable. */
   barrier: () => Promise<void>
+  /**
+   * Resolves once the writes sent so far are on as many replicas as configured (Redis WAIT, cluster.redisWaitReplicas;
+   * at once for LevelDB and with none asked for); rejects with ERR_STORE_REPLICAS when they are not in time.
+   */
+  replicated: () => Promise<void>
   stats: () => StoreStats
   sessionInfo: (clientId: string) => Promise<SessionInfo | undefined>
   /** Whether a persistent session exists for this id, even with no subscriptions or messages [MQTT-3.2.2-2]. */

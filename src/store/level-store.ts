@@ -231,6 +231,11 @@ export class LevelStore implements CulexStore {
     this.#p.queue.observer = observer
   }
 
+  /** One node, no replicas: what is committed is as durable as it gets. */
+  replicated (): Promise<void> {
+    return Promise.resolve()
+  }
+
   /** Resolves once every write queued so far is on disk. */
   barrier (): Promise<void> {
     return this.#p.queue.barrier()

@@ -39,6 +39,8 @@ export class RedisKeys {
   get deadOrder (): string { return `${this.prefix}dlq` }
   get deadLetters (): string { return `${this.prefix}dlq-records` }
   get deadSeq (): string { return `${this.prefix}dlq-seq` }
+  /** STRING, incremented before a WAIT on a new connection (replica-wait.ts): the WAIT then covers the lost one's writes. */
+  get replicaMark (): string { return `${this.prefix}replica-mark` }
   /** STRING `{ formatVersion }`: the layout version this data was written with. */
   get format (): string { return `${this.prefix}format` }
 

@@ -7,6 +7,7 @@ import type { SessionInfo, StoreStats } from '../types.js'
 import { RedisKeys } from './keys.js'
 import { RedisKv } from './kv.js'
 import { RedisOutbox } from './outbox.js'
+import { ReplicaWait } from './replica-wait.js'
 import type { RedisStoreOptions } from './redis-store.js'
 import { RedisSessionRecords } from './session-records.js'
 import { RedisState } from './state.js'
@@ -34,6 +35,7 @@ export class RedisParts {
   readonly deadKv: RedisKv
   readonly groupQueues: GroupQueueStore
   readonly deadLetters: DeadLetterStore
+  readonly replicas: ReplicaWait
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
     this.redis = redis
@@ -48,6 +50,7 @@ export class RedisParts {
     this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger)
     this.groupQueues = new GroupQueueStore({ queue: this.groupKv, reader: this.groupKv })
     this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv })
+    this.replicas = new ReplicaWait(redis, this.order, opts.replicas ?? { replicas: 0, timeoutMs: 0 }, opts.logger, this.keys.replicaMark)
   }
 
   /** Loads the subscription matcher, the group queues and the dead-letter index. */

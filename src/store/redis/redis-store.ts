@@ -9,6 +9,7 @@ import type {
 } from '../types.js'
 import type { RedisOutbox } from './outbox.js'
 import { RedisParts } from './redis-parts.js'
+import type { ReplicaWaitOptions } from './replica-wait.js'
 
 /** Counters of one broker id start at (starts before) × 2^32: a restart, or a second node with the same id, never reuses one. */
 const EPOCH_SPAN = 2 ** 32
@@ -18,6 +19,8 @@ export interface RedisStoreOptions extends Omit<StoreOptions, 'dir' | 'sync' | '
   /** This node's name in the subscription change log (its own entries are skipped when it catches up). */
   node: string
   location: string
+  /** cluster.redisWaitReplicas / redisWaitTimeoutMs (undefined: no WAIT). */
+  replicas?: ReplicaWaitOptions
 }
 
 /**
@@ -218,6 +221,11 @@ export class RedisStore implements CulexStore {
     this.#p.outbox.flush()
     await this.#p.order.idle()
     await this.#p.sessions.refreshCounts()
+  }
+
+  /** With cluster.redisWaitReplicas: once that many replicas have every write sent so far (Redis WAIT). */
+  replicated (): Promise<void> {
+    return this.#p.replicas.replicated()
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */
