@@ -21,6 +21,11 @@ export class RedisKeys {
   queueMessages (clientId: string): string { return `${this.prefix}qm:${clientId}` }
   /** HASH of the queue's lookups: `n` next seq, `e:<seq>` entry state, `c:<brokerId>:<counter>` and `m:<messageId>` → seq. */
   queueIndex (clientId: string): string { return `${this.prefix}qx:${clientId}` }
+  /**
+   * HASH seq → '1': entries dropOldest evicted whose dead letter is not written yet. Out of the queue's ZSET and
+   * counts, still in its hashes; a start puts back what a crash left here (outbox.ts, restoreEvicted).
+   */
+  queueEvicted (clientId: string): string { return `${this.prefix}qe:${clientId}` }
   /** HASH messageId → encoded inbound QoS 2 packet awaiting PUBREL. */
   incoming (clientId: string): string { return `${this.prefix}in:${clientId}` }
   /** HASH clientId → JSON session record (session-records.ts). */
@@ -45,7 +50,7 @@ export class RedisKeys {
   get format (): string { return `${this.prefix}format` }
 
   /** The glob that SCAN uses to find every key of one kind of per-client key, and how to read the client id back. */
-  perClient (kind: 'subs' | 'q' | 'in'): { match: string, clientId: (key: string) => string } {
+  perClient (kind: 'subs' | 'q' | 'qe' | 'in'): { match: string, clientId: (key: string) => string } {
     const head = `${this.prefix}${kind}:`
     return { match: `${escapeGlob(head)}*`, clientId: key => key.slice(head.length) }
   }

@@ -7,6 +7,7 @@ import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } fr
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, ENTRY_OF, PUBREL, UPDATE, type Script } from './scripts.js'
+import { EvictedEntries } from './evicted.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
@@ -31,6 +32,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #clear: Script
   readonly #drop: Script
   readonly #entryOf: Script
+  readonly #evicted: EvictedEntries
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
 
@@ -45,6 +47,12 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
     this.#entryOf = defineScript(deps.redis, 'culexEntryOf', ENTRY_OF)
+    this.#evicted = new EvictedEntries(deps, id => this.#queueKeys(id), (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
+  }
+
+  /** At open: puts back into their queues the evicted entries a crash left without their dead letters. */
+  async restoreEvicted (): Promise<void> {
+    await this.#evicted.restore()
   }
 
   /**
@@ -102,7 +110,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
       encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
-      keys.push(...this.#queueKeys(clientId))
+      keys.push(...this.#queueKeys(clientId), k.queueEvicted(clientId))
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])
     }
@@ -112,11 +120,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const again = await check.rematch()
       return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
     }
-    for (let i = 0; i < evicted.length; i += 3) {
-      const clientId = clients[evicted[i] as number][0]
-      this.#mirrors.change(clientId, false, removeSeq(evicted[i + 1] as number))
-      this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
-    }
+    this.#evicted.report(clients.map(([clientId]) => clientId), evicted)
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
       if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
@@ -255,7 +259,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const mirror = this.queues.get(clientId)
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
-    return this.#queueKeys(clientId)
+    return [...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId)]
   }
 
   /** What this node's mirrors hold (the queues it replayed or wrote to). */

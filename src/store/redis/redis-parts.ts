@@ -56,6 +56,7 @@ export class RedisParts {
   /** Loads the subscription matcher, the group queues and the dead-letter index. */
   async load (): Promise<void> {
     await this.subs.load()
+    await this.outbox.restoreEvicted()
     await this.groupKv.load((key, head) => {
       const parts = parseNumberedKey(key, 16)
       if (parts !== undefined) this.groupQueues.load(parts.clientId, parts.n, key, head)

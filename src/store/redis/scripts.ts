@@ -35,12 +35,13 @@ end
 `
 
 /**
- * KEYS: the subscription generation, then per client q, qm, qx. ARGV: brokerId:counter (or ''), now (ms),
+ * KEYS: the subscription generation, then per client q, qm, qx, qe. ARGV: brokerId:counter (or ''), now (ms),
  * maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the subscription
  * generation the clients were matched at (or '' to skip the check), then per client: qos, bytes, encoded packet.
  * Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1 when the
- * limits refused it }, { client index, seq, evicted packet, ... } (dropOldest removed those waiting messages),
- * stale: 1 when the subscriptions changed since that generation (nothing was written: match again).
+ * limits refused it }, { client index, seq, evicted packet, ... } (dropOldest took those waiting messages out of the
+ * queue; they stay in qe until their dead letter is written: FORGET_EVICTED), stale: 1 when the subscriptions
+ * changed since that generation (nothing was written: match again).
  */
 export const ENQUEUE = ENTRY_HELPERS + `
 local bk, now, maxN, maxB, policy, gen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -51,8 +52,8 @@ local function fits (qx, bytes)
   local wb = tonumber(redis.call('HGET', qx, 'wb') or '0')
   return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB)
 end
-for i = 0, (#KEYS - 1) / 3 - 1 do
-  local q, qm, qx = KEYS[i * 3 + 2], KEYS[i * 3 + 3], KEYS[i * 3 + 4]
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local q, qm, qx, qe = KEYS[i * 4 + 2], KEYS[i * 4 + 3], KEYS[i * 4 + 4], KEYS[i * 4 + 5]
   local qos, bytes, value = ARGV[i * 3 + 7], tonumber(ARGV[i * 3 + 8]), ARGV[i * 3 + 9]
   if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
     out[i + 1] = 0
@@ -63,12 +64,14 @@ for i = 0, (#KEYS - 1) / 3 - 1 do
       -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged)
       for _, old in ipairs(redis.call('ZRANGE', q, 0, -1)) do
         local e = redis.call('HGET', qx, 'e:' .. old)
-        local _, kind, mid = parse(e)
+        local _, kind, mid, oldBytes = parse(e)
         if kind == 'p' and mid == '' then
           evicted[#evicted + 1] = i
           evicted[#evicted + 1] = tonumber(old)
           evicted[#evicted + 1] = redis.call('HGET', qm, old)
-          drop(q, qm, qx, old, e)
+          redis.call('ZREM', q, old)
+          unwait(qx, kind, mid, oldBytes)
+          redis.call('HSET', qe, old, 1)
           if fits(qx, bytes) then break end
         end
       end
@@ -152,6 +155,44 @@ if ARGV[2] ~= '' and mid ~= '' and mid ~= ARGV[1] then return nil end
 local value = redis.call('HGET', qm, seq)
 drop(q, qm, qx, seq, e)
 return { tonumber(seq), value }
+`
+
+/** The dead letters of these evicted entries are written: they go. KEYS q, qm, qx, qe. ARGV seqs. */
+export const FORGET_EVICTED = ENTRY_HELPERS + `
+local qm, qx, qe = KEYS[2], KEYS[3], KEYS[4]
+for i = 1, #ARGV do
+  local seq = ARGV[i]
+  if redis.call('HDEL', qe, seq) == 1 then
+    local e = redis.call('HGET', qx, 'e:' .. seq)
+    redis.call('HDEL', qm, seq)
+    redis.call('HDEL', qx, 'e:' .. seq)
+    local bk = ''
+    if e then bk = select(6, parse(e)) end
+    if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == seq then redis.call('HDEL', qx, 'c:' .. bk) end
+  end
+end
+return 0
+`
+
+/**
+ * Evicted entries a crash left without their dead letter go back into the queue as waiting messages (over the
+ * limit until the next enqueue evicts again, as with LevelDB). KEYS q, qx, qe. Returns how many.
+ */
+export const RESTORE_EVICTED = ENTRY_HELPERS + `
+local q, qx, qe = KEYS[1], KEYS[2], KEYS[3]
+local n = 0
+for _, seq in ipairs(redis.call('HKEYS', qe)) do
+  local e = redis.call('HGET', qx, 'e:' .. seq)
+  if e then
+    local _, _, _, bytes = parse(e)
+    redis.call('ZADD', q, seq, seq)
+    redis.call('HINCRBY', qx, 'w', 1)
+    redis.call('HINCRBY', qx, 'wb', tonumber(bytes))
+    n = n + 1
+  end
+end
+redis.call('DEL', qe)
+return n
 `
 
 /** Deletes entries by seq (expired on replay). KEYS q, qm, qx. ARGV seqs. */
