@@ -12,7 +12,8 @@ import type { BrokerInternals } from './aedes-internals.js'
  * A persistent client's QoS 2 record is written only once its publish is stored everywhere (IncomingRecords), and
  * forgotten if the publish failed, so the resend that follows a failure is stored again instead of being taken for
  * a duplicate. With replicas asked for (cluster.redisWaitReplicas), a publish is acknowledged only once they have
- * its writes, and so is a QoS 2 resend (DUP) that aedes would answer from a record they may not have yet.
+ * its writes; a QoS 2 publish also waits for them before aedes looks for its record, so that a resend is not answered
+ * from a record only the Redis master has (the DUP flag is gone by then: packet-guard.ts clears it).
  */
 export interface PublishGate {
   /** Makes aedes' own publish of this packet a no-op (it was published already, or refused). */
@@ -29,7 +30,14 @@ export interface PublishGate {
 export interface IncomingRecords {
   incomingWrite: (client: Client, messageId: number) => Promise<void>
   incomingForget: (client: Client, messageId: number) => void
-  replicated: () => Promise<void>
+  replicated: () => Promise<void> | undefined
+}
+
+/** Runs `then` once the store's replicas have what was written so far (at once when there is nothing to wait for). */
+function whenReplicated (records: IncomingRecords, then: (err?: Error) => void): void {
+  const waiting = records.replicated()
+  if (waiting === undefined) then()
+  else waiting.then(() => { then() }, (err: Error) => { then(err) })
 }
 
 export function installPublishGate (broker: BrokerInternals, records: IncomingRecords): PublishGate {
@@ -63,7 +71,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           done?.(err)
           return
         }
-        records.incomingWrite(resender, messageId).then(async () => await records.replicated()).then(() => done?.(), (failed: Error) => done?.(failed))
+        records.incomingWrite(resender, messageId).then(() => { whenReplicated(records, err => done?.(err)) }, (failed: Error) => done?.(failed))
       })
       return
     }
@@ -95,7 +103,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         end(err)
         return
       }
-      records.incomingWrite(publisher, messageId).then(async () => await records.replicated()).then(() => { end(undefined) }, (failed: Error) => { end(failed) })
+      records.incomingWrite(publisher, messageId).then(() => { whenReplicated(records, end) }, (failed: Error) => { end(failed) })
     })
   }
 
@@ -113,8 +121,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         if (ids === undefined) awaitingRelease.set(client, ids = new Set())
         if (ids.has(packet.messageId)) settled.add(packet)
         else ids.add(packet.messageId)
-        if (packet.dup) records.replicated().then(() => done(null), done)
-        else done(null)
+        whenReplicated(records, err => { done(err ?? null) })
         return
       }
       if (packet.qos !== 1) {
@@ -127,7 +134,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           return
         }
         settled.add(packet)
-        records.replicated().then(() => done(null), done)
+        whenReplicated(records, err => { done(err ?? null) })
       })
     }
   }

@@ -71,10 +71,11 @@ export interface CulexStore {
   /** Resolves once every write queued so far is durable. */
   barrier: () => Promise<void>
   /**
-   * Resolves once the writes sent so far are on as many replicas as configured (Redis WAIT, cluster.redisWaitReplicas;
-   * at once for LevelDB and with none asked for); rejects with ERR_STORE_REPLICAS when they are not in time.
+   * Resolves once the writes sent so far are on as many replicas as configured (Redis WAIT, cluster.redisWaitReplicas);
+   * rejects with ERR_STORE_REPLICAS when they are not in time. Undefined when there is nothing to wait for (LevelDB,
+   * no replicas asked for, nothing written since the last confirmation): a publish goes on in the same turn.
    */
-  replicated: () => Promise<void>
+  replicated: () => Promise<void> | undefined
   stats: () => StoreStats
   sessionInfo: (clientId: string) => Promise<SessionInfo | undefined>
   /** Whether a persistent session exists for this id, even with no subscriptions or messages [MQTT-3.2.2-2]. */

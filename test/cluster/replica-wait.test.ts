@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
+import type { Packet } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, sleep, waitFor, type TestClient } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-client.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 
 const BEHIND = 'redis replicas behind: QoS 1/2 publishes are not acknowledged'
@@ -113,4 +115,36 @@ describe('a broker that asks for a Redis replica (cluster.redisWaitReplicas)', (
     await waitFor(() => back.received.length >= 4, 'the four messages')
     expect(back.received.map(m => m.payload).sort()).toEqual(['after', 'unconfirmed-0', 'unconfirmed-1', 'unconfirmed-2'])
   }, 60_000)
+
+  it('a QoS 2 resend (DUP) whose first copy the replica did not confirm gets its PUBREC only once the replica has the record; the message is delivered once', async () => {
+    const { master, replica } = await pair()
+    t = await startTestBroker({ 'cluster.redisUrl': master.url, 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 300 })
+    const broker = t
+    await awaySubscriber(broker)
+    const publish: Packet = { cmd: 'publish', topic: 'w/q2', payload: Buffer.from('once'), qos: 2, messageId: 7, retain: false, dup: false }
+    const attempt = async (dup: boolean): Promise<'pubrec' | 'closed'> => {
+      const raw = await openRaw('tcp', broker)
+      await raw.connect({ clientId: 'q2-pub', clean: false })
+      raw.send({ ...publish, dup } as Packet)
+      const answer = await Promise.race([raw.next('pubrec', 10_000).then(() => 'pubrec' as const), raw.closed.then(() => 'closed' as const)])
+      if (answer === 'pubrec') {
+        raw.send({ cmd: 'pubrel', messageId: 7 })
+        await raw.next('pubcomp')
+        await raw.disconnect()
+      }
+      return answer
+    }
+    replica.pause()
+    expect(await attempt(false), 'the first copy, stored on the master only').toBe('closed')
+    // its inbound record is on the master: without the wait, the resend would be answered from it at once
+    expect(await attempt(true), 'the resend while the replica is still stalled').toBe('closed')
+    replica.resume()
+    expect(await attempt(true), 'the resend once the replica answers').toBe('pubrec')
+
+    const back = await client(broker, 'durable', { clean: false })
+    await waitFor(() => back.received.length >= 1, 'the message')
+    await sleep(300)
+    expect(back.received.map(m => m.payload)).toEqual(['once'])
+  }, 60_000)
 })
+

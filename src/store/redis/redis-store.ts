@@ -224,7 +224,7 @@ export class RedisStore implements CulexStore {
   }
 
   /** With cluster.redisWaitReplicas: once that many replicas have every write sent so far (Redis WAIT). */
-  replicated (): Promise<void> {
+  replicated (): Promise<void> | undefined {
     return this.#p.replicas.replicated()
   }
 

@@ -52,12 +52,12 @@ export class ReplicaWait {
 
   /**
    * Resolves once the configured number of replicas has every write sent so far; rejects with ERR_STORE_REPLICAS
-   * when they do not within the timeout. At once when no replica is asked for, or nothing was written since.
+   * when they do not within the timeout. Undefined when no replica is asked for, or nothing was written since.
    */
-  replicated (): Promise<void> {
-    if (this.#opts.replicas === 0) return Promise.resolve()
+  replicated (): Promise<void> | undefined {
+    if (this.#opts.replicas === 0) return undefined
     const need = this.#order.sent
-    if (need <= this.#confirmed) return Promise.resolve()
+    if (need <= this.#confirmed) return undefined
     if (this.#inFlight === undefined) return this.#send()
     if (this.#inFlight.covers >= need) return this.#inFlight.done
     if (this.#next === undefined) {
