@@ -70,7 +70,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const bk = counterKey(packet.brokerId, packet.brokerCounter)
     if (bk === '') return
     const here = [...new Set(clientIds)].filter(id => this.isHere(id))
-    const found = await Promise.all(here.map(async id => await this.#entryOf([this.#deps.keys.queueIndex(id)], [bk]) as [number, Buffer] | null))
+    const found = await Promise.all(here.map(async id => await this.#entryOf([this.#deps.keys.queue(id), this.#deps.keys.queueIndex(id)], [bk]) as [number, Buffer] | null))
     found.forEach((entry, i) => {
       if (entry !== null) this.#mirrors.change(here[i], true, addEntry(entryFields(entry[0], entry[1].toString())))
     })

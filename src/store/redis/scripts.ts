@@ -17,6 +17,10 @@ const ENTRY_HELPERS = `
 local function parse (e)
   return string.match(e, '^(%d)|(%a)|(%d*)|(%d+)|(%d+)|(.*)$')
 end
+-- an entry dropOldest evicted is out of the queue (q) while its dead letter is written: not the queue's any more
+local function queued (q, seq)
+  return redis.call('ZSCORE', q, seq) ~= false
+end
 local function unwait (qx, kind, mid, bytes)
   if kind == 'p' and mid == '' then
     redis.call('HINCRBY', qx, 'w', -1)
@@ -96,7 +100,7 @@ return { out, evicted, 0 }
 export const UPDATE = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 local seq = redis.call('HGET', qx, 'c:' .. ARGV[1])
-if not seq then return nil end
+if not seq or not queued(q, seq) then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local qos, kind, mid, bytes, t, bk = parse(e)
 if kind == 'r' then return 0 end
@@ -148,7 +152,7 @@ export const CLEAR = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 local seq
 if ARGV[2] == '' then seq = redis.call('HGET', qx, 'm:' .. ARGV[1]) else seq = redis.call('HGET', qx, 'c:' .. ARGV[2]) end
-if not seq then return nil end
+if not seq or not queued(q, seq) then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local _, _, mid = parse(e)
 if ARGV[2] ~= '' and mid ~= '' and mid ~= ARGV[1] then return nil end
@@ -205,12 +209,11 @@ end
 return 0
 `
 
-/** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
-/** KEYS qx. ARGV brokerId:counter. The seq and state of the entry that holds that message; nil if none. */
-export const ENTRY_OF = `
-local seq = redis.call('HGET', KEYS[1], 'c:' .. ARGV[1])
-if not seq then return nil end
-return { tonumber(seq), redis.call('HGET', KEYS[1], 'e:' .. seq) }
+/** KEYS q, qx. ARGV brokerId:counter. The seq and state of the queue entry that holds that message; nil if none. */
+export const ENTRY_OF = ENTRY_HELPERS + `
+local seq = redis.call('HGET', KEYS[2], 'c:' .. ARGV[1])
+if not seq or not queued(KEYS[1], seq) then return nil end
+return { tonumber(seq), redis.call('HGET', KEYS[2], 'e:' .. seq) }
 `
 
 /** KEYS sessions. ARGV broker id of a dead run, at. The sessions that run held are disconnected at `at`. */
@@ -228,6 +231,7 @@ end
 return n
 `
 
+/** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
 export const DEL_WILL = `
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if not owner then return nil end
