@@ -160,12 +160,23 @@ end
 return 0
 `
 
-/** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
-/** KEYS qx. ARGV brokerId:counter. The seq and state of the entry that holds that message; nil if none. */
+/**
+ * KEYS qx of each (session, message) pair, ARGV brokerId:counter of each. Per pair, the seq and state of the entry
+ * that holds that message in that session's queue, or 0 and '' if none.
+ */
 export const ENTRY_OF = `
-local seq = redis.call('HGET', KEYS[1], 'c:' .. ARGV[1])
-if not seq then return nil end
-return { tonumber(seq), redis.call('HGET', KEYS[1], 'e:' .. seq) }
+local out = {}
+for i = 1, #KEYS do
+  local seq = redis.call('HGET', KEYS[i], 'c:' .. ARGV[i])
+  if seq then
+    out[i * 2 - 1] = tonumber(seq)
+    out[i * 2] = redis.call('HGET', KEYS[i], 'e:' .. seq)
+  else
+    out[i * 2 - 1] = 0
+    out[i * 2] = ''
+  end
+end
+return out
 `
 
 /** KEYS sessions. ARGV broker id of a dead run, at. The sessions that run held are disconnected at `at`. */
@@ -183,6 +194,7 @@ end
 return n
 `
 
+/** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
 export const DEL_WILL = `
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if not owner then return nil end

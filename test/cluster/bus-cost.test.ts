@@ -1,0 +1,50 @@
+import { Redis } from 'ioredis'
+import { describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/clients.js'
+import { useCluster, waitForRoute } from './support.js'
+
+/** Calls per command since the last CONFIG RESETSTAT, from INFO commandstats. */
+async function commandCalls (url: string): Promise<Map<string, number>> {
+  const redis = new Redis(url)
+  try {
+    const text = await redis.info('commandstats')
+    return new Map([...text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map(m => [m[1], Number(m[2])]))
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/**
+ * What the subscriber's node asks Redis for the messages another node sends it: the queue entries of the persistent
+ * sessions connected to it are read for a whole batch of the bus at once, not one round trip per message.
+ */
+describe('cluster bus cost', () => {
+  const { node, client, redis } = useCluster()
+
+  it('a burst of 200 QoS 1 messages from node A to a persistent subscriber on node B arrives once each, the entries read in a few calls', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const sub = await client(b.mqttUrl, { clientId: 'burst-sub', clean: false })
+    await sub.subscribeAsync('burst/#', { qos: 1 })
+    await waitForRoute(a, b, 'burst/1')
+    const pub = await client(a.mqttUrl, { clientId: 'burst-pub' })
+    // node A's matcher catches up with B's subscription on its first enqueue (refused once as stale, matched again)
+    await pub.publishAsync('burst/1', 'first', { qos: 1 })
+    await waitFor(() => sub.received.length === 1, 'the first message')
+    sub.received.length = 0
+    const control = new Redis(redis().url)
+    await control.config('RESETSTAT')
+    control.disconnect()
+    // not awaited one by one: the publishes arrive together, as a loaded publisher's do
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => await pub.publishAsync('burst/1', `m${i}`, { qos: 1 })))
+    await waitFor(() => sub.received.length >= 200, 'two hundred messages')
+    expect(new Set(sub.received.map(m => m.payload)).size).toBe(200)
+    expect(sub.received.length).toBe(200)
+    await waitFor(async () => (await b.broker.store.sessionInfo('burst-sub'))?.queued === 0, 'an empty queue in Redis')
+    // each read of B's stream that brought messages is followed by one look at the subscription log (XRANGE) and one
+    // script call for the entries; one of each per message (200) before the entries were learned per batch
+    const calls = await commandCalls(redis().url)
+    expect(calls.get('xrange') ?? 0).toBeLessThanOrEqual(calls.get('xread') ?? 0)
+    expect(calls.get('xrange') ?? 0).toBeLessThan(40)
+  })
+})
