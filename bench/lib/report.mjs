@@ -3,6 +3,7 @@
 import { fmtNum } from './report-format.mjs'
 import { renderScenario } from './report-scenario.mjs'
 import { renderSummary } from './report-summary.mjs'
+import { renderCluster } from './report-cluster.mjs'
 import { renderTargets } from './targets.mjs'
 
 export function render (records, specs, brokers, meta) {
@@ -19,6 +20,8 @@ export function render (records, specs, brokers, meta) {
   }
   out.push('## Summary (median; in brackets the ratio vs aedes-mem and vs mosquitto)', '', renderSummary(records, brokers), '')
   out.push('## Targets', '', renderTargets(records), '')
+  const cluster = renderCluster(records)
+  if (cluster !== '') out.push(cluster, '')
   out.push('## Per scenario', '')
   for (const s of scenarios) out.push(renderScenario(records, s, brokers, specs), '')
   return out.join('\n')

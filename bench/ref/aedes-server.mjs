@@ -33,6 +33,8 @@ if (values.persistence === 'level') {
   const { default: mqemitterRedis } = await import('mqemitter-redis')
   opts.persistence = aedesPersistenceRedis(redis)
   opts.mq = mqemitterRedis(redis)
+  // without a listener, a Redis connection error of the emitter (a timeout on a loaded machine) ends the process
+  opts.mq.state.on('error', err => console.error('mqemitter-redis error', err))
 } else if (values.persistence !== 'memory') {
   throw new Error(`unknown persistence ${values.persistence}`)
 }
