@@ -137,7 +137,10 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const [clientId, qos] = clients[i]
       if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
-      this.#mirrors.change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
+      // A session connected to another node gets no mirror here: nothing here would ever acknowledge its entries, so
+      // it would grow with every message (memory, and this node's queued count); its own node learns them. A replay
+      // under way here still records the change (QueueMirrors.change).
+      this.#mirrors.change(clientId, this.isHere(clientId), addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
   }
 
