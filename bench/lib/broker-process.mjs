@@ -48,7 +48,13 @@ export async function startBroker (name, port, dir, opts, profDir, ports = [port
   running.add(proc)
   proc.once('exit', () => running.delete(proc))
   const t0 = Date.now()
-  for (const p of ports) await waitForPort(p, proc)
+  try {
+    for (const p of ports) await waitForPort(p, proc)
+  } catch (err) {
+    // never ready: stopped here, since the caller gets no process to stop
+    await stopBroker(proc)
+    throw err
+  }
   const readyMs = Date.now() - t0
   return { proc, pid: proc.pid, readyMs }
 }

@@ -54,9 +54,18 @@ const node = (port, i) => values.broker === 'aedes'
   })
 const nodes = values.ports.split(',').map(node)
 
+// A node that dies on its own takes the cluster down with it (exit code 1), so the driver sees a broker that exited
+// instead of one that never gets ready.
 let left = nodes.length
-const stopRedis = () => { redis.once('exit', () => process.exit(0)); redis.kill('SIGTERM') }
-for (const n of nodes) n.on('exit', () => { if (--left === 0) stopRedis() })
-const stop = (signal) => { for (const n of nodes) n.kill(signal) }
+let stopping = false
+let code = 0
+const stopRedis = () => { redis.once('exit', () => process.exit(code)); redis.kill('SIGTERM') }
+const stop = (signal) => { stopping = true; for (const n of nodes) if (n.exitCode === null && n.signalCode === null) n.kill(signal) }
+for (const n of nodes) {
+  n.on('exit', () => {
+    if (!stopping) { code = 1; stop('SIGTERM') }
+    if (--left === 0) stopRedis()
+  })
+}
 process.on('SIGTERM', () => stop('SIGTERM'))
 process.on('SIGINT', () => stop('SIGINT'))
