@@ -30,10 +30,11 @@ export interface BusCounters {
 /**
  * The node's inbox: a Redis stream only this node reads, from the id it last read, so a lost connection loses
  * nothing (the read resumes where it stopped) and the stream keeps what arrives meanwhile (up to
- * cluster.busMaxLenMessages). Entries are handled one batch at a time, in order; the next read waits for the
- * batch's deliveries, so a node that cannot keep up leaves its backlog in Redis rather than in memory.
+ * cluster.busMaxLenMessages). Entries are handled one batch at a time, in order (`handle` gets what one read
+ * brought, duplicates left out); the next read waits for the batch's deliveries, so a node that cannot keep up
+ * leaves its backlog in Redis rather than in memory.
  */
-export function readInbox (reader: Redis, trimmer: Redis, key: string, counters: BusCounters, handle: (entry: BusEntry) => Promise<void>, log: Logger): { close: () => void } {
+export function readInbox (reader: Redis, trimmer: Redis, key: string, counters: BusCounters, handle: (entries: BusEntry[]) => Promise<void>, log: Logger): { close: () => void } {
   let lastId = '0-0'
   let closed = false
   let failing = false
@@ -72,9 +73,8 @@ export function readInbox (reader: Redis, trimmer: Redis, key: string, counters:
         counters.lagMs = 0
         continue
       }
-      const entries = reply[0][1]
-      const work: Array<Promise<void>> = []
-      for (const [id, fields] of entries) {
+      const batch: BusEntry[] = []
+      for (const [id, fields] of reply[0][1]) {
         lastId = id.toString()
         counters.received++
         const entry = decodeEntry(fields)
@@ -83,10 +83,10 @@ export function readInbox (reader: Redis, trimmer: Redis, key: string, counters:
           counters.duplicates++
           continue
         }
-        work.push(handle(entry).catch((err: unknown) => log.error({ err, kind: entry.kind }, 'cluster bus entry not handled')))
+        batch.push(entry)
       }
       counters.lagMs = Math.max(0, Date.now() - Number(lastId.split('-')[0]))
-      await Promise.all(work)
+      await handle(batch).catch((err: unknown) => log.error({ err, entries: batch.length }, 'cluster bus entries not handled'))
       // What was handled leaves the stream: only this node reads it.
       trimmer.xtrim(key, 'MINID', lastId).catch(() => {})
     }

@@ -102,8 +102,9 @@ export interface SharedQueues {
   /** Tells the store which sessions' clients are connected to this node (the sessions that learn, below). */
   setHere: (isHere: (clientId: string) => boolean) => void
   /**
-   * Another node queued this message and sent it here live: the sessions connected here that it matches (matched
-   * against every node's subscriptions as Redis has them now) learn their entries.
+   * Other nodes queued these messages and sent them here live (read together from this node's stream): the
+   * sessions connected here that each matches (matched against every node's subscriptions as Redis has them now)
+   * learn their entries, with one round trip for the lot.
    */
-  learn: (packet: PacketLike) => Promise<void>
+  learn: (packets: PacketLike[]) => Promise<void>
 }

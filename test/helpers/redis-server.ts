@@ -32,7 +32,8 @@ export interface TestRedisOptions {
   replicaOf?: number
 }
 
-async function freePort (): Promise<number> {
+/** A port nothing listens on now (127.0.0.1). */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', reject)

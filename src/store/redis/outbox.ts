@@ -15,6 +15,9 @@ import { addEntry, counterKey, entryFields, MAX_REMATCHES, noSuchPacket, queueIn
 
 export type { MatchCheck } from './queue-entries.js'
 
+/** (session, message) pairs whose entries one script call reads (learn). */
+const ENTRIES_PER_CALL = 1000
+
 /**
  * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
  * every change is one script, so any node can enqueue, update or acknowledge. The node that replays a session's
@@ -62,17 +65,30 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   isHere: (clientId: string) => boolean = () => true
 
   /**
-   * Cluster mode: another node queued this message for these sessions and sent it here live. The mirrors of those
-   * connected here learn its entry from Redis, so that the live copy is delivered as that entry (its packet id
-   * recorded, its acknowledgement deleting it) rather than left to a replay nothing starts.
+   * Cluster mode: other nodes queued these messages for these sessions and sent them here live. The mirrors of
+   * those connected here learn the entries from Redis, so that each live copy is delivered as its entry (its packet
+   * id recorded, its acknowledgement deleting it) rather than left to a replay nothing starts. One script call per
+   * ENTRIES_PER_CALL (session, message) pairs: a batch read from the bus costs one round trip, not one per message.
    */
-  async learn (clientIds: string[], packet: PacketLike): Promise<void> {
-    const bk = counterKey(packet.brokerId, packet.brokerCounter)
-    if (bk === '') return
-    const here = [...new Set(clientIds)].filter(id => this.isHere(id))
-    const found = await Promise.all(here.map(async id => await this.#entryOf([this.#deps.keys.queue(id), this.#deps.keys.queueIndex(id)], [bk]) as [number, Buffer] | null))
-    found.forEach((entry, i) => {
-      if (entry !== null) this.#mirrors.change(here[i], true, addEntry(entryFields(entry[0], entry[1].toString())))
+  async learn (messages: Array<{ packet: PacketLike, clientIds: string[] }>): Promise<void> {
+    const pairs: Array<[clientId: string, bk: string]> = []
+    for (const { packet, clientIds } of messages) {
+      const bk = counterKey(packet.brokerId, packet.brokerCounter)
+      if (bk === '') continue
+      for (const id of new Set(clientIds)) if (this.isHere(id)) pairs.push([id, bk])
+    }
+    const calls: Array<Promise<unknown>> = []
+    for (let at = 0; at < pairs.length; at += ENTRIES_PER_CALL) {
+      const chunk = pairs.slice(at, at + ENTRIES_PER_CALL)
+      calls.push(this.#entryOf(chunk.flatMap(([id]) => [this.#deps.keys.queue(id), this.#deps.keys.queueIndex(id)]), chunk.map(([, bk]) => bk)))
+    }
+    const replies = await Promise.all(calls) as Array<Array<number | Buffer>>
+    replies.forEach((reply, call) => {
+      for (let i = 0; i < reply.length; i += 2) {
+        if (reply[i] === 0) continue
+        const clientId = pairs[call * ENTRIES_PER_CALL + i / 2][0]
+        this.#mirrors.change(clientId, true, addEntry(entryFields(reply[i] as number, (reply[i + 1] as Buffer).toString())))
+      }
     })
   }
 
@@ -125,7 +141,10 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const [clientId, qos] = clients[i]
       if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
-      this.#mirrors.change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
+      // A session connected to another node gets no mirror here: nothing here would ever acknowledge its entries, so
+      // it would grow with every message (memory, and this node's queued count); its own node learns them. A replay
+      // under way here still records the change (QueueMirrors.change).
+      this.#mirrors.change(clientId, this.isHere(clientId), addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
   }
 

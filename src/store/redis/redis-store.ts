@@ -62,9 +62,9 @@ export class RedisStore implements CulexStore {
   readonly sharedQueues: SharedQueues = {
     setHere: (isHere) => { this.#p.outbox.isHere = isHere },
     // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
-    learn: async (packet) => {
-      const subs = await this.#p.subs.fresh(() => this.#p.subs.index.match(String(packet.topic)))
-      await this.#p.outbox.learn(subs.map(s => s.clientId), packet)
+    learn: async (packets) => {
+      const matched = await this.#p.subs.fresh(() => packets.map(packet => this.#p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
+      await this.#p.outbox.learn(packets.map((packet, i) => ({ packet, clientIds: matched[i] })))
     }
   }
 

@@ -209,11 +209,24 @@ end
 return 0
 `
 
-/** KEYS q, qx. ARGV brokerId:counter. The seq and state of the queue entry that holds that message; nil if none. */
+/**
+ * KEYS q and qx of each (session, message) pair, ARGV brokerId:counter of each. Per pair, the seq and state of the
+ * entry that holds that message in that session's queue (not one evicted, awaiting its dead letter), or 0 and ''.
+ */
 export const ENTRY_OF = ENTRY_HELPERS + `
-local seq = redis.call('HGET', KEYS[2], 'c:' .. ARGV[1])
-if not seq or not queued(KEYS[1], seq) then return nil end
-return { tonumber(seq), redis.call('HGET', KEYS[2], 'e:' .. seq) }
+local out = {}
+for i = 1, #ARGV do
+  local q, qx = KEYS[i * 2 - 1], KEYS[i * 2]
+  local seq = redis.call('HGET', qx, 'c:' .. ARGV[i])
+  if seq and queued(q, seq) then
+    out[i * 2 - 1] = tonumber(seq)
+    out[i * 2] = redis.call('HGET', qx, 'e:' .. seq)
+  else
+    out[i * 2 - 1] = 0
+    out[i * 2] = ''
+  end
+end
+return out
 `
 
 /** KEYS sessions. ARGV broker id of a dead run, at. The sessions that run held are disconnected at `at`. */

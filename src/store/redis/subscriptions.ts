@@ -108,7 +108,11 @@ export class RedisSubscriptions {
     return result
   }
 
-  async #apply (entries: LogEntry[]): Promise<void> {
+  async #apply (read: LogEntry[]): Promise<void> {
+    // Reads sent before the previous refresh was applied return what it applied already (they run in call order
+    // behind it): skipped, or every concurrent refresh would reload the same clients again, each behind the last.
+    const entries = read.filter(([, fields]) => Number(field(fields, 'g')) > this.#gen)
+    if (entries.length === 0) return
     const last = entries[entries.length - 1]
     const first = field(entries[0][1], 'g')
     if (Number(first) > this.#gen + 1) {
