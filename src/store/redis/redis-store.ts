@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { Redis } from 'ioredis'
 import type { CulexStore, SharedQueues } from '../contract.js'
 import type { DeadLetterStore } from '../dead-letters.js'
-import type { GroupQueueStore } from '../group-queue.js'
+import type { GroupQueueStore, StoredGroupMessage } from '../group-queue.js'
 import type { Expiring } from '../session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
@@ -63,6 +63,11 @@ export class RedisStore implements CulexStore {
       const subs = await this.#p.subs.fresh(() => this.#p.subs.index.match(String(packet.topic)))
       await this.#p.outbox.learn(subs.map(s => s.clientId), packet)
     }
+  }
+
+  /** A group's durable queue as Redis has it now: the node taking a group over restores it (cluster mode). */
+  async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
+    return await this.#p.groupQueueOf(shareKey)
   }
 
   async setup (broker: BrokerRef): Promise<void> {
