@@ -1,43 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import type { TestBroker } from '../helpers/broker.js'
-import { sleep, waitFor, type TestClient } from '../helpers/clients.js'
+import { sleep, waitFor } from '../helpers/clients.js'
 import { silentMember } from '../shared-subscriptions/support.js'
-import { useCluster, waitForRoute } from './support.js'
-
-/** How many times each message (its payload) arrived, over all the clients. */
-export function counts (received: string[]): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const p of received) out.set(p, (out.get(p) ?? 0) + 1)
-  return out
-}
+import { counts, groupKnown, prng, useCluster } from './support.js'
 
 const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i))
 const sortedKeys = (m: Map<string, number>): string[] => [...m.keys()].sort((x, y) => Number(x) - Number(y))
-
-/**
- * Until the publishing node sends the group's messages where the group gets them: its inbox, known to every node
- * (with the per-node groups of before, a route to each node with members).
- */
-async function groupKnown (from: TestBroker, members: TestBroker[], key: string, topic: string): Promise<void> {
-  const cluster = from.broker.cluster as NonNullable<TestBroker['broker']['cluster']> & { routesToGroup?: (key: string) => boolean }
-  if (typeof cluster.routesToGroup === 'function') {
-    await waitFor(() => cluster.routesToGroup?.(key) === true, `${cluster.nodeId} knowing the group ${key}`)
-    return
-  }
-  for (const to of members) if (to !== from) await waitForRoute(from, to, topic)
-}
-
-/** A seeded PRNG (mulberry32): a failing run can be run again with its seed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('shared subscriptions across nodes', () => {
   const { node, client } = useCluster()
@@ -136,4 +103,3 @@ describe('shared subscriptions across nodes', () => {
   })
 })
 
-export type { TestClient }
