@@ -62,7 +62,14 @@ describe('shared subscriptions when a node is killed with kill -9', () => {
       const killAt = 10 + Math.floor(random() * 30)
       const acked: string[] = []
       for (let i = 0; i < n; i++) {
-        if (i === killAt) await a.kill9()
+        if (i === killAt) {
+          // so far each message went to one member of the two
+          await waitFor(() => silent.publishes().length + live.received.length >= killAt, `the first ${killAt} messages over the group (run ${run})`)
+          const held = silent.publishes().map(p => p.payload.toString())
+          expect(held.filter(p => live.received.some(m => m.payload === p))).toEqual([])
+          expect([...held, ...live.received.map(m => m.payload)].sort((x, y) => Number(x) - Number(y))).toEqual(acked)
+          await a.kill9()
+        }
         await pub.publishAsync(`own${run}/x`, String(i), { qos: 1 })
         acked.push(String(i))
       }
