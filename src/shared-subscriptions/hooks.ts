@@ -8,27 +8,16 @@ import { packetIds } from '../protocol/packet-ids.js'
 import { isRejection, tapAcknowledgements } from '../protocol/packet-tap.js'
 import { hexCode } from '../protocol/v5/acknowledgements.js'
 import { receiveWindowOf } from '../protocol/v5/receive-window.js'
-import type { SessionQueues } from '../store/types.js'
-import type { StoredGroupMessage } from '../store/group-queue.js'
 import { localMembers, RemoteMember, type MemberEvents, type RemoteAck, type SharedCluster, type SharedHandle, type SharedLocal } from './cluster-port.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
 import { sweepIntervalMs } from './policy.js'
 import { IssuedIds } from './issued-ids.js'
-import { restoreShared, storedMembers, storedShares, type RestoreStore } from './restore.js'
+import { restoreShared, storedMembers, storedShares } from './restore.js'
 import { isShareFilter, isShareName, parseShare } from './share-name.js'
 import type { EngineOptions, EnginePort, IncomingMessage, OutPacket } from './types.js'
 import { WakeTimer } from './wake-timer.js'
-
-/** The store methods shared subscriptions read or wrap (CulexStore). */
-export interface SharedStore extends RestoreStore {
-  outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
-  readonly sessionQueues: Pick<SessionQueues, 'addPubrel'>
-  /** A store the nodes of a cluster share: a group's queue as it is now. */
-  groupQueueOf?: (key: string) => Promise<StoredGroupMessage[]>
-  purgeSession: (clientId: string) => Promise<boolean>
-  cleanSubscriptions: (client: Client) => Promise<void>
-}
+import { wrapSharedStore, type SharedStore } from './store-wrap.js'
 
 type Listener = (packet: AedesPublishPacket, cb: () => void) => void
 type Handle = SharedHandle<Client>
@@ -246,28 +235,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   // Safety net for a connection whose shared subscriptions were replaced (a takeover): its deliveries still move.
   broker.on('clientDisconnect', (client: Client) => members.gone(client, client.id))
 
-  // For a persistent member aedes records each delivery in the session queue; a shared delivery has no entry there
-  // (the group queue holds it). Its PUBREL does go into the session, to be resent after a reconnect or a restart.
-  const outgoingUpdate = store.outgoingUpdate.bind(store)
-  // Not an async function: it runs for every delivery to a persistent session, and hands back the store's promise.
-  store.outgoingUpdate = (client, packet) => {
-    const shared = issued.sharedUpdate(client, packet)
-    if (shared === 'pubrel') return store.sessionQueues.addPubrel(client, packet.messageId as number)
-    if (shared === 'skip') return Promise.resolve()
-    return outgoingUpdate(client, packet)
-  }
-  // A session that ends (expiry, purge, a clean CONNECT with its id) takes its memberships with it.
-  const purgeSession = store.purgeSession.bind(store)
-  store.purgeSession = async (clientId) => {
-    const existed = await purgeSession(clientId)
-    members.sessionEnded(clientId)
-    return existed
-  }
-  const cleanSubscriptions = store.cleanSubscriptions.bind(store)
-  store.cleanSubscriptions = async (client) => {
-    await cleanSubscriptions(client)
-    members.sessionEnded(client.id)
-  }
+  wrapSharedStore(store, issued, () => members)
 
   /** Refuses bad share names with SUBACK 0x80 (aedes would grant them as literal filters that never match). */
   const checkShareName: SubscribeStep = (client, sub) => {
