@@ -194,6 +194,8 @@ export class OwnedGroups<C> {
     for (const s of stored) owned.inbox.restored.add(`${s.brokerId ?? ''}:${String(s.brokerCounter)}`)
     owned.restored = true
     d.log.info({ share: shareTopic(share.key), queued: stored.length }, 'shared group taken over')
+    // the line one node writes at start for the same restore
+    if (stored.length > 0) d.log.info({ share: shareTopic(share.key), messages: stored.length }, 'shared queue restored')
     for (const other of d.others()) d.note(other, { from: d.nodeId, t: 'owner', key: share.key, owner: d.nodeId })
     d.wake()
     return true

@@ -5,11 +5,8 @@ import { decodeEntry } from './codec.js'
 
 /** Entries read from the inboxes in one XREAD. */
 const READ_COUNT = 200
-/**
- * How long one XREAD blocks: the set of inboxes read changes when this node takes a group over, which a blocked
- * read would not see before it returns.
- */
-const BLOCK_MS = 250
+/** How long one XREAD blocks (a group taken over meanwhile ends it at once: CLIENT UNBLOCK). */
+const BLOCK_MS = 5000
 
 export interface Inbox {
   /** The inbox stream. */
@@ -30,6 +27,10 @@ export function readShareInboxes (reader: Redis, writer: Redis, inboxes: () => M
   let closed = false
   let failing = false
   let wake: (() => void) | undefined
+  /** The reader's connection id, for CLIENT UNBLOCK; asked again after a reconnection. */
+  let readerId: number | undefined
+  let blocked = false
+  reader.on('close', () => { readerId = undefined })
 
   const loop = async (): Promise<void> => {
     while (!closed) {
@@ -40,11 +41,15 @@ export function readShareInboxes (reader: Redis, writer: Redis, inboxes: () => M
       }
       let reply: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
       try {
+        readerId ??= Number(await reader.client('ID'))
+        blocked = true
         reply = await reader.xreadBuffer('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...open.map(([, i]) => i.stream), ...open.map(([, i]) => i.lastId)) as typeof reply
+        blocked = false
         if (failing) log.info('shared group inboxes read again')
         failing = false
       } catch (err) {
         if (closed) return
+        blocked = false
         if (!failing) log.warn({ err }, 'shared group inboxes not read; trying again once Redis answers')
         failing = true
         await new Promise(resolve => setTimeout(resolve, 100))
@@ -79,6 +84,8 @@ export function readShareInboxes (reader: Redis, writer: Redis, inboxes: () => M
     wake: () => {
       wake?.()
       wake = undefined
+      // a read blocked on the other inboxes would take this one in only once it returns
+      if (blocked && readerId !== undefined) writer.client('UNBLOCK', readerId).catch(() => {})
     },
     close: () => {
       closed = true
