@@ -16,7 +16,7 @@ export type BusEntry =
  * the sending node, `conn` a member's connection (unique in the cluster), `token` one of its subscriptions.
  */
 export type ShareNote = { from: string } & (
-  | { t: 'join', key: string, conn: string, clientId: string, token: string, qos: number, persistent: boolean, ready: boolean }
+  | { t: 'join', key: string, conn: string, clientId: string, token: string, qos: number, persistent: boolean, ready: boolean, window?: number }
   | { t: 'ready' | 'capacity', conn: string }
   | { t: 'unsubscribed' | 'disconnected', key: string, conn: string, token: string }
   | { t: 'gone', conn: string, clientId: string }

@@ -103,7 +103,7 @@ export class OwnedGroups<C> {
         return
       }
       let member = this.#remotes.get(n.conn)
-      if (member === undefined) this.#remotes.set(n.conn, member = new RemoteMember(n.from, n.conn, n.clientId))
+      if (member === undefined) this.#remotes.set(n.conn, member = new RemoteMember(n.from, n.conn, n.clientId, n.window))
       member.joined.set(n.token, n.key)
       engine.join(share, n.clientId, { handle: member, token: `${n.conn}|${n.token}`, qos: n.qos, persistent: n.persistent, ready: n.ready })
       return

@@ -78,7 +78,7 @@ export function createSharedGroups<C extends object> (deps: SharedGroupsDeps, lo
     if (set === undefined) talkedTo.set(conn, set = new Set())
     set.add(owner)
   }
-  const joinNote = (sub: LocalSub): ShareNote => ({ from: nodeId, t: 'join', key: sub.share.key, conn: sub.conn, clientId: sub.clientId, token: sub.tokenId, ...sub.input })
+  const joinNote = (sub: LocalSub): ShareNote => ({ from: nodeId, t: 'join', key: sub.share.key, conn: sub.conn, clientId: sub.clientId, token: sub.tokenId, ...sub.input, window: local.windowOf(sub.client as C) })
 
   const groups = new OwnedGroups<C>({
     ...deps,
@@ -196,7 +196,8 @@ export function createSharedGroups<C extends object> (deps: SharedGroupsDeps, lo
 
   const cluster: SharedCluster<C> = {
     members,
-    mayReceive: member => member.open,
+    // the member's node knows its packet identifiers and ACL; its Receive Maximum the owner keeps to itself
+    mayReceive: (member, qos) => member.open && (qos === 0 || member.window === undefined || engine.inflightOf(member) < member.window),
     send: (member, packet) => {
       // the owner's delivery id stands for the packet identifier until the member's node gives it one
       const { messageId, ...rest } = packet

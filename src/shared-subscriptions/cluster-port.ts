@@ -14,7 +14,8 @@ export class RemoteMember {
   readonly joined = new Map<string, string>()
   open = true
 
-  constructor (readonly nodeId: string, readonly conn: string, readonly clientId: string) {}
+  /** `window`: its MQTT 5 Receive Maximum, which the owner keeps its QoS 1/2 deliveries within. */
+  constructor (readonly nodeId: string, readonly conn: string, readonly clientId: string, public window?: number) {}
 
   nextId (): number {
     this.#nextId = this.#nextId % 0xffff + 1
@@ -70,6 +71,8 @@ export interface SharedLocal<C> {
    * refusal). 'closed': the connection is gone; 'busy': it cannot take a QoS 1/2 message now.
    */
   deliver: (client: C, packet: OutPacket, acked: (ack: RemoteAck) => void) => 'sent' | 'closed' | 'busy'
+  /** The client's MQTT 5 Receive Maximum (undefined: MQTT 3.1.1, none). */
+  windowOf: (client: C) => number | undefined
   /** The persistent members of a group, from the store (a node taking a group over). */
   storedMembers: (share: ShareName) => Promise<Array<{ clientId: string, qos: number }>>
   /** The group's durable queue as the store has it now. */

@@ -290,6 +290,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const local: SharedLocal<Client> = {
     engine,
     deliver: deliverForOwner,
+    windowOf: client => receiveWindowOf(client)?.maximum,
     storedMembers: async share => await storedMembers(store, share),
     storedQueue: async key => await (store.groupQueueOf?.(key) ?? Promise.resolve([])),
     storedShares: async () => await storedShares(store)

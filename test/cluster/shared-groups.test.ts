@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { TestBroker } from '../helpers/broker.js'
 import { sleep, waitFor } from '../helpers/clients.js'
-import { silentMember } from '../shared-subscriptions/support.js'
+import { adminGet, silentMember } from '../shared-subscriptions/support.js'
+import { rawV5 } from '../integration/mqtt5-support.js'
 import { counts, groupKnown, prng, useCluster } from './support.js'
 
 const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i))
@@ -101,5 +103,23 @@ describe('shared subscriptions across nodes', () => {
     await sleep(500)
     expect(back.received.map(m => m.payload)).toEqual(numbers(10))
   })
-})
 
+  it('an MQTT 5 member on another node than the owner is sent no more than its Receive Maximum: the rest go to the other member, nothing is refused', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const fast = await client(a.mqttUrl, { clientId: 'rm-fast' })
+    await fast.subscribeAsync('$share/rm/rm/#', { qos: 1 })
+    const slow = await rawV5(b, 'rm-slow', '$share/rm/rm/#', 1, { receiveMaximum: 2 })
+    await groupKnown(b, [a], 'rm/rm/#', 'rm/1')
+    const pub = await client(b.mqttUrl, { clientId: 'rm-pub' })
+    for (let i = 0; i < 30; i++) await pub.publishAsync('rm/1', String(i), { qos: 1 })
+    await waitFor(() => fast.received.length + slow.publishes().length >= 30, 'thirty messages over the group')
+    await sleep(300)
+    expect(slow.publishes().length).toBe(2)
+    expect(fast.received.length).toBe(28)
+    const owner = [a, b].find(t => t.broker.cluster?.groupOwner('rm/rm/#') === t.broker.cluster?.nodeId) as TestBroker
+    const group = (await adminGet<{ items: Array<{ share: string, rejections: number, redelivered: number }> }>(owner.adminUrl, '/api/shared')).items.find(g => g.share === '$share/rm/rm/#')
+    expect(group).toMatchObject({ rejections: 0, redelivered: 0 })
+    slow.destroy()
+  })
+})
