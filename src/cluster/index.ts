@@ -248,7 +248,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       inbox = readInbox(reader, redis, keys.stream(nodeId), counters, hooks.deliver, log)
       if (groups !== undefined) {
         const g = groups
-        inboxes = readShareInboxes(groupReader, redis, () => g.inboxes(), g.take, log)
+        inboxes = readShareInboxes(groupReader, redis, { inboxes: () => g.inboxes(), stillOwned: shareOwners.held, take: g.take }, log)
       }
       timer = setTimeout(tick, config.heartbeatIntervalMs)
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')

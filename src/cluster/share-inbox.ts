@@ -23,7 +23,19 @@ export interface Inbox {
  * the group's durable queue for a durable group). A node that takes a group over reads its inbox from the start:
  * what the former owner had not taken in is still there, what it had is in the queue it restores.
  */
-export function readShareInboxes (reader: Redis, writer: Redis, inboxes: () => Map<string, Inbox>, take: (key: string, packet: DeliveryPacket) => Promise<void>, log: Logger) {
+export interface InboxOwner {
+  /** The groups this node owns, with their inboxes. */
+  inboxes: () => Map<string, Inbox>
+  /**
+   * Which of these groups this node still owns, asked of Redis before a batch is taken in: a node that was stopped
+   * (SIGSTOP) or cut off longer than its lease must not take in what the group's new owner reads too.
+   */
+  stillOwned: (keys: string[]) => Promise<Set<string>>
+  take: (key: string, packet: DeliveryPacket) => Promise<void>
+}
+
+export function readShareInboxes (reader: Redis, writer: Redis, owner: InboxOwner, log: Logger) {
+  const take = owner.take
   let closed = false
   let failing = false
   let wake: (() => void) | undefined
@@ -34,7 +46,7 @@ export function readShareInboxes (reader: Redis, writer: Redis, inboxes: () => M
 
   const loop = async (): Promise<void> => {
     while (!closed) {
-      const open = [...inboxes()]
+      const open = [...owner.inboxes()]
       if (open.length === 0) {
         await new Promise<void>(resolve => { wake = resolve })
         continue
@@ -55,11 +67,13 @@ export function readShareInboxes (reader: Redis, writer: Redis, inboxes: () => M
         await new Promise(resolve => setTimeout(resolve, 100))
         continue
       }
+      const mine = reply === null ? new Set<string>() : await owner.stillOwned(open.map(([key]) => key)).catch(() => new Set<string>())
       for (const [streamName, entries] of reply ?? []) {
         const stream = streamName.toString()
         const found = open.find(([, i]) => i.stream === stream)
         if (found === undefined) continue
         const [key, inbox] = found
+        if (!mine.has(key)) continue
         const work: Array<Promise<void>> = []
         const ids: string[] = []
         for (const [rawId, fields] of entries) {

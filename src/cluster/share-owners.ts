@@ -74,6 +74,12 @@ export function createShareOwners (redis: Redis, keys: ClusterKeys, self: string
     release: async (key: string): Promise<void> => {
       await r.culexShareRelease(keys.shareOwner(key), keys.shares, keys.shareChanges, keys.shareInbox(key), self, key)
     },
+    /** The groups among these whose lease this run holds. */
+    held: async (groups: string[]): Promise<Set<string>> => {
+      if (groups.length === 0) return new Set()
+      const holders = await redis.mget(groups.map(k => keys.shareOwner(k)))
+      return new Set(groups.filter((_, i) => holders[i] === self))
+    },
     /** The node owning each group now (undefined: none). */
     owners: async (groups: string[]): Promise<Array<string | undefined>> =>
       groups.length === 0 ? [] : (await redis.mget(groups.map(k => keys.shareOwner(k)))).map(nodeOf),

@@ -80,4 +80,34 @@ describe('shared subscriptions when a node is killed with kill -9', () => {
       await b.close()
     }
   }, 90_000)
+
+  it('the owner stopped (SIGSTOP) longer than the lease: the other node takes the group over; back (SIGCONT), the stopped node gives it up and its member joins the new owner, each message still delivered once', async () => {
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const onA = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'on-a', keepalive: 0 })
+    await onA.subscribeAsync('$share/stop/stop/#', { qos: 1 })
+    const b = await node('b')
+    const onB = await client(b.mqttUrl, { clientId: 'on-b' })
+    await onB.subscribeAsync('$share/stop/stop/#', { qos: 1 })
+    await ownerHasMembers(b, 'a', 'stop/stop/#', 'stop/x', 2)
+    const pub = await client(b.mqttUrl, { clientId: 'stop-pub' })
+    a.proc.kill('SIGSTOP')
+    try {
+      await waitFor(() => b.logs.some(l => l.msg === 'shared group taken over' && l.share === '$share/stop/stop/#'), 'b taking the group over', 5000)
+      for (let i = 0; i < 20; i++) await pub.publishAsync('stop/x', String(i), { qos: 1 })
+    } finally {
+      a.proc.kill('SIGCONT')
+    }
+    await a.waitForLog(l => l.msg === 'shared group taken over by another node')
+    await waitFor(() => onB.received.length + onA.received.length >= 20, 'the twenty published while a was stopped')
+    await ownerHasMembers(b, 'a', 'stop/stop/#', 'stop/x', 2)
+    for (let i = 20; i < 60; i++) await pub.publishAsync('stop/x', String(i), { qos: 1 })
+    await waitFor(() => onB.received.length + onA.received.length >= 60, 'sixty messages over the group')
+    await sleep(500)
+    const seen = counts([...onA.received, ...onB.received].map(m => m.payload))
+    expect([...seen.keys()].sort((x, y) => Number(x) - Number(y))).toEqual(numbers(60))
+    expect([...seen.values()].every(k => k === 1)).toBe(true)
+    // a's member is a member of the group again, on b
+    expect(onA.received.some(m => Number(m.payload) >= 20)).toBe(true)
+    await a.stop()
+  }, 30_000)
 })
