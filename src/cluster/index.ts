@@ -8,6 +8,11 @@
  *     route-table.ts    every other node's filters, replicated: who needs a message
  *     bus.ts            each node's Redis stream: sending to it, reading one's own
  *     codec.ts          a stream entry
+ *     shared-groups.ts  shared subscriptions across nodes: member events to each group's owner, remote deliveries
+ *     owned-groups.ts   which node owns each group; taking one over, its remote members
+ *     share-owners.ts   the groups' registry and owner leases in Redis
+ *     share-routes.ts   every group's filter: which inboxes a message goes to
+ *     share-inbox.ts    the owner's reader of its groups' inbox streams
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster
  */
