@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { DeadLetterStore } from './dead-letters.js'
-import type { GroupQueueStore } from './group-queue.js'
+import type { GroupQueueStore, StoredGroupMessage } from './group-queue.js'
 import type { Expiring } from './session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
@@ -93,6 +93,8 @@ export interface CulexStore {
   close: () => Promise<void>
   /** A store every node of a cluster shares (Redis): how a node's view of the session queues follows the others'. */
   readonly sharedQueues?: SharedQueues
+  /** A shared store: one shared group's durable queue as it is now (the node taking the group over restores it). */
+  groupQueueOf?: (shareKey: string) => Promise<StoredGroupMessage[]>
   /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
   sessionsLeft?: (brokerId: string) => Promise<number>
 }

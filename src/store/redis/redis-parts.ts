@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis'
 import { DeadLetterStore } from '../dead-letters.js'
-import { GroupQueueStore } from '../group-queue.js'
-import { parseNumberedKey, PREFIX } from '../layout.js'
+import { GroupQueueStore, type StoredGroupMessage } from '../group-queue.js'
+import { encodeClientId, groupQueueKey, parseNumberedKey, PREFIX } from '../layout.js'
 import { DropReporter } from '../queue-limits.js'
 import type { SessionInfo, StoreStats } from '../types.js'
-import { RedisKeys } from './keys.js'
+import { escapeGlob, RedisKeys } from './keys.js'
 import { RedisKv } from './kv.js'
 import { RedisOutbox } from './outbox.js'
 import { ReplicaWait } from './replica-wait.js'
@@ -65,6 +65,17 @@ export class RedisParts {
     await this.deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
     this.deadLetters.loaded()
     await this.sessions.refreshCounts()
+  }
+
+  /** One group's queue as Redis has it now (a node taking the group over: the former owner wrote it). */
+  async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
+    const head = groupQueueKey(encodeClientId(shareKey), 0).slice(0, -16)
+    return await this.groupQueues.reload(shareKey, async (load) => {
+      await this.groupKv.load((key, record) => {
+        const parts = parseNumberedKey(key, 16)
+        if (parts !== undefined && parts.clientId === shareKey) load(parts.n, key, record)
+      }, `${escapeGlob(head)}*`)
+    })
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */

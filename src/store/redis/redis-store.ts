@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { Redis } from 'ioredis'
 import type { CulexStore, SharedQueues } from '../contract.js'
 import type { DeadLetterStore } from '../dead-letters.js'
-import type { GroupQueueStore } from '../group-queue.js'
+import type { GroupQueueStore, StoredGroupMessage } from '../group-queue.js'
 import type { Expiring } from '../session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
@@ -66,6 +66,11 @@ export class RedisStore implements CulexStore {
       const matched = await this.#p.subs.fresh(() => packets.map(packet => this.#p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
       await this.#p.outbox.learn(packets.map((packet, i) => ({ packet, clientIds: matched[i] })))
     }
+  }
+
+  /** A group's durable queue as Redis has it now: the node taking a group over restores it (cluster mode). */
+  async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
+    return await this.#p.groupQueueOf(shareKey)
   }
 
   async setup (broker: BrokerRef): Promise<void> {
