@@ -75,7 +75,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
    * One entry per distinct client, whatever number of its filters matched, at the highest QoS those filters
    * granted (capped by the publish QoS). Resolves once committed, together with any write staged before it.
    */
-  enqueue (targets: EnqueueTarget[], packet: PacketLike): Promise<void> {
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike): Promise<void> {
     const limits = this.#deps.limits
     const packetQos = packet.qos ?? 0
     if (packetQos === 0 && !limits.queueQos0) return this.#deps.queue.commit([])

@@ -77,13 +77,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
    * One script for every client: resolves once Redis has the message in each queue, in call order. The per-session
    * limits are applied in the script (the broker-wide ones are not, in cluster mode); what they drop is reported.
    */
-  enqueue (targets: EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
     const { limits, order } = this.#deps
     if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
     return order.track(this.#send(targets, packet, check, 0))
   }
 
-  async #send (targets: EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
+  async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
     const { limits, order, keys: k } = this.#deps
     const packetQos = packet.qos ?? 0
     const now = Date.now()
