@@ -83,10 +83,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const now = Date.now()
     const bytes = payloadBytes(payloadOf(packet))
     const ops: WriteOp[] = []
-    const added: Array<[ClientQueue, QueueEntry]> = []
-    const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
-    // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain
-    const encoded: Array<Buffer | undefined> = []
+    // each queue with the entry added to it, flat: [queue, entry, queue, entry, ...]
+    const added: Array<ClientQueue | QueueEntry> = []
+    let evicted: Array<[ClientQueue, QueueEntry, DropReason]> | undefined
+    // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain; nearly always one variant
+    let encoded: Array<Buffer | undefined> | undefined
+    let firstVariant = -1
+    let firstValue: Buffer | undefined
     for (const { clientId, cap, rap } of perClient) {
       const qos = Math.min(packetQos, cap)
       if (qos === 0 && !limits.queueQos0) continue
@@ -101,33 +104,41 @@ export class Outbox extends QueueLookups implements SessionQueues {
       }
       for (const entry of admission.evict) {
         queue.remove(entry)
-        evicted.push([queue, entry, admission.reason])
+        ;(evicted ??= []).push([queue, entry, admission.reason])
       }
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
-      let value = encoded[variant]
+      let value = variant === firstVariant ? firstValue : encoded?.[variant]
       if (value === undefined) {
         value = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
-        encoded[variant] = value
+        if (firstVariant === -1) {
+          firstVariant = variant
+          firstValue = value
+        } else {
+          (encoded ??= [])[variant] = value
+        }
       }
       const seq = this.#seq++
       const entry = queueEntry({
-        seq, enc: queue.enc, key: outgoingKey(queue.enc, seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+        seq, enc: queue.enc, key: queue.keyOf(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
       })
       queue.add(entry)
-      added.push([queue, entry])
+      added.push(queue, entry)
       ops.push({ type: 'put', key: entry.key, value })
     }
     const done = this.#deps.queue.commit(ops, () => {
-      for (const [queue, entry] of added) queue.remove(entry)
-      for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
-      for (const [queue] of added) this.#dropIfEmpty(queue)
+      for (let i = 0; i < added.length; i += 2) (added[i] as ClientQueue).remove(added[i + 1] as QueueEntry)
+      for (const [queue, entry] of evicted ?? []) this.#queueFor(queue.clientId).restore([entry])
+      for (let i = 0; i < added.length; i += 2) this.#dropIfEmpty(added[i] as ClientQueue)
     })
     // The evicted stay on disk until their dead letters are written, in one batch with their deletes: a crash
     // in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
     // A failed batch restored them instead.
-    if (evicted.length > 0) this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), () => undefined))
+    if (evicted !== undefined) {
+      const dropped = evicted
+      this.#track(done.then(async () => await reportEvicted(this.#deps, dropped), () => undefined))
+    }
     return done
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
 import { packetRecord } from '../../src/store/packets.js'
+import { ClientQueue } from '../../src/store/outgoing-index.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
 
 describe('value codec', () => {
@@ -128,5 +129,13 @@ describe('key layout', () => {
     expect(parseNumberedKey(outgoingKey('c%21', 42), 16)).toEqual({ clientId: 'c!', n: 42 })
     expect(parseNumberedKey('o!c!12', 16)).toBeUndefined()
     expect(splitClientKey('s!c!a/b!c')).toEqual({ clientId: 'c', rest: 'a/b!c' })
+  })
+
+  it('writes a sequence number as 16 zero-padded digits, as a queue makes the keys of its entries', () => {
+    const queue = new ClientQueue('c!', encodeClientId('c!'), { entries: 0, bytes: 0 })
+    for (const seq of [0, 1, 9, 10, 12345, 2 ** 40, 9_999_999_999_999_999]) {
+      expect(queue.keyOf(seq)).toBe(`o!c%21!${String(seq).padStart(16, '0')}`)
+      expect(outgoingKey('c%21', seq)).toBe(queue.keyOf(seq))
+    }
   })
 })
