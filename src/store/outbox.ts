@@ -243,10 +243,11 @@ export class Outbox extends QueueLookups implements SessionQueues {
     if (entry === undefined || (unsent && entry.messageId !== undefined)) return Promise.resolve(undefined)
     queue.remove(entry)
     this.#dropIfEmpty(queue)
+    // The record kept in flight goes out as it is, not copied: the entry left the queue, so nothing reads it again
     const original = unsent
       ? Promise.resolve(undefined)
       : entry.inflight !== undefined
-      ? Promise.resolve(outputPacket(entry.inflight, false))
+      ? Promise.resolve(entry.inflight)
       : this.#deps.reader.read([entry.key]).then((values) => values[0] === undefined ? undefined : outputPacket(decodeRecord(values[0]).fields, false))
     // Staged, not awaited: a crash before the next batch loses at most the delete, and the message (or PUBREL) is
     // then resent after the restart, which QoS 1 and 2 allow. Waiting would hold aedes' reading of this client's
