@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js'
-import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
+import { decodeRecord, encodeQueuedCopy, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
 import { QueueLookups } from './queue-lookups.js'
@@ -111,7 +111,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       const variant = qos * 2 + (retain ? 1 : 0)
       let value = variant === firstVariant ? firstValue : encoded?.[variant]
       if (value === undefined) {
-        value = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
+        value = encodeQueuedCopy(packet, qos, retain, now)
         if (firstVariant === -1) {
           firstVariant = variant
           firstValue = value

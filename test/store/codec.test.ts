@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeQueuedCopy, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { encodeQueuedPublish } from '../../src/store/publish-codec.js'
 import { packetRecord } from '../../src/store/packets.js'
 import { ClientQueue } from '../../src/store/outgoing-index.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
@@ -98,6 +99,33 @@ describe('value codec', () => {
     }
     const publish = encodeRecord(records[0][0], records[0][1])
     expect(() => decodeQueuedHead(publish.subarray(0, 30))).toThrow(UndecodableValueError)
+  })
+
+  it('writes a queued copy straight from the packet with the bytes its record gives, and leaves other shapes to the record', () => {
+    const payload = Buffer.from([0, 1, 2, 0xff])
+    const base = { cmd: 'publish', topic: 'a/b', payload, qos: 1, retain: true, dup: false, brokerId: 'broker-1', brokerCounter: 42 }
+    const shapes: Array<[Record<string, unknown>, boolean]> = [
+      [base, true],
+      [{ ...base, clientId: 'publisher' }, true],
+      [{ ...base, nl: undefined }, true],
+      [{ ...base, payload: 'text', dup: undefined, cmd: undefined }, true],
+      [{ ...base, payload: new Uint8Array([7, 8]) }, true],
+      [{ ...base, brokerId: undefined, brokerCounter: undefined, topic: 'ü/é' }, true],
+      [{ ...base, nl: true }, false],
+      [{ ...base, properties: { contentType: 'x' } }, false],
+      [{ ...base, properties: undefined }, false],
+      [{ ...base, messageExpiry: 5 }, false],
+      [{ ...base, clientId: undefined }, false],
+      [{ ...base, brokerId: null }, false],
+      [{ ...base, dup: 1 }, false]
+    ]
+    for (const [packet, direct] of shapes) {
+      for (const [qos, retain] of [[1, false], [2, true], [0, false]] as const) {
+        const expected = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: 1234.5 })
+        expect(encodeQueuedCopy(packet, qos, retain, 1234.5), JSON.stringify(packet)).toEqual(expected)
+        expect(encodeQueuedPublish(packet, qos, retain, 1234.5) !== undefined, JSON.stringify(packet)).toBe(direct)
+      }
+    }
   })
 
   it('rejects values it did not write', () => {

@@ -1,4 +1,4 @@
-import { decodeRecord, encodeRecord } from '../codec.js'
+import { decodeRecord, encodeQueuedCopy, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
 import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
 import { QueueLookups } from '../queue-lookups.js'
@@ -101,7 +101,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       this.#unholdNearLimit(clientId, bytes)
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
-      encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
+      encoded[variant] ??= encodeQueuedCopy(packet, qos, retain, now)
       keys.push(...this.#queueKeys(clientId))
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])
