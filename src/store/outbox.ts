@@ -38,10 +38,6 @@ export class Outbox extends QueueLookups implements SessionQueues {
     this.#deps = deps
   }
 
-  clientIds (): IterableIterator<string> {
-    return this.queues.keys()
-  }
-
   /**
    * Indexes one stored entry at open; keys arrive in order, so queues are rebuilt in FIFO order. The key is left
    * to be made again when needed, and the broker id is interned: every entry from one broker holds the same string.
@@ -85,7 +81,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const ops: WriteOp[] = []
     // each queue with the entry added to it, flat: [queue, entry, queue, entry, ...]
     const added: Array<ClientQueue | QueueEntry> = []
-    let evicted: Array<[ClientQueue, QueueEntry, DropReason]> | undefined
+    const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
     // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain; nearly always one variant
     let encoded: Array<Buffer | undefined> | undefined
     let firstVariant = -1
@@ -104,7 +100,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       }
       for (const entry of admission.evict) {
         queue.remove(entry)
-        ;(evicted ??= []).push([queue, entry, admission.reason])
+        evicted.push([queue, entry, admission.reason])
       }
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
@@ -129,16 +125,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
     }
     const done = this.#deps.queue.commit(ops, () => {
       for (let i = 0; i < added.length; i += 2) (added[i] as ClientQueue).remove(added[i + 1] as QueueEntry)
-      for (const [queue, entry] of evicted ?? []) this.#queueFor(queue.clientId).restore([entry])
+      for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
       for (let i = 0; i < added.length; i += 2) this.#dropIfEmpty(added[i] as ClientQueue)
     })
     // The evicted stay on disk until their dead letters are written, in one batch with their deletes: a crash
     // in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
     // A failed batch restored them instead.
-    if (evicted !== undefined) {
-      const dropped = evicted
-      this.#track(done.then(async () => await reportEvicted(this.#deps, dropped), () => undefined))
-    }
+    if (evicted.length > 0) this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), () => undefined))
     return done
   }
 
@@ -289,12 +282,6 @@ export class Outbox extends QueueLookups implements SessionQueues {
 
   totals (): { messages: number, bytes: number } {
     return { messages: this.#totals.entries, bytes: this.#totals.bytes }
-  }
-
-  maxCounter (brokerId: string): number {
-    let max = 0
-    for (const queue of this.queues.values()) max = Math.max(max, queue.maxCounter(brokerId))
-    return max
   }
 
   #queueFor (clientId: string): ClientQueue {
