@@ -40,8 +40,20 @@ function whenReplicated (records: IncomingRecords, then: (err?: Error) => void):
   else waiting.then(() => { then() }, (err: Error) => { then(err) })
 }
 
+/**
+ * Marks a packet whose publish is done with (published by the gate, or refused): a symbol-keyed property rather than a
+ * WeakSet, whose add, has and delete for every QoS 1 publish cost about 0.5 µs per message (fan-in to a persistent
+ * subscriber, CPU profile of the broker).
+ */
+const SETTLED = Symbol('culex.settledPublish')
+type Settled = PublishPacket & { [SETTLED]?: object | undefined }
+
+/** The mark holds the packet itself, so a copy spread from a marked packet is not taken as settled. */
+function settle (packet: PublishPacket): void {
+  (packet as Settled)[SETTLED] = packet
+}
+
 export function installPublishGate (broker: BrokerInternals, records: IncomingRecords): PublishGate {
-  const settled = new WeakSet<object>()
   const awaitingRelease = new WeakMap<Client, Set<number>>()
   /** How each QoS 2 publish of a connection ended (its error, if it failed), by id, until PUBREL. */
   const outcomes = new WeakMap<Client, Map<number, Promise<Error | undefined>>>()
@@ -55,8 +67,8 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
       client = null
     }
     const messageId = packet.messageId
-    if (settled.has(packet)) {
-      settled.delete(packet)
+    if ((packet as Settled)[SETTLED] === packet) {
+      (packet as Settled)[SETTLED] = undefined
       const first = client === null || client === undefined || messageId === undefined ? undefined : outcomes.get(client)?.get(messageId)
       if (first === undefined || client === null || client === undefined || messageId === undefined) {
         done?.()
@@ -108,7 +120,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
   }
 
   return {
-    settle: packet => settled.add(packet),
+    settle,
     released: (client, messageId) => {
       if (messageId === undefined) return
       awaitingRelease.get(client)?.delete(messageId)
@@ -119,7 +131,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
       if (packet.qos === 2 && client !== null && packet.messageId !== undefined) {
         let ids = awaitingRelease.get(client)
         if (ids === undefined) awaitingRelease.set(client, ids = new Set())
-        if (ids.has(packet.messageId)) settled.add(packet)
+        if (ids.has(packet.messageId)) settle(packet)
         else ids.add(packet.messageId)
         whenReplicated(records, err => { done(err ?? null) })
         return
@@ -133,7 +145,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           done(err)
           return
         }
-        settled.add(packet)
+        settle(packet)
         whenReplicated(records, err => { done(err ?? null) })
       })
     }

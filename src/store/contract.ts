@@ -30,11 +30,12 @@ export interface CulexStore {
   addSubscriptions: (client: ClientRef, subs: SubscriptionInput[]) => Promise<void>
   removeSubscriptions: (client: ClientRef, filters: string[]) => Promise<void>
   subscriptionsByClient: (client: ClientRef) => Promise<Array<SubscriptionRecord & { topic: string }>>
-  subscriptionsByTopic: (topic: string) => Promise<TopicSubscription[]>
+  /** Read only: a store may hand out the same list for a topic until a subscription changes. */
+  subscriptionsByTopic: (topic: string) => Promise<readonly TopicSubscription[]>
   countOffline: () => Promise<{ subsCount: number, clientsCount: number }>
   cleanSubscriptions: (client: ClientRef) => Promise<void>
   outgoingEnqueue: (sub: { clientId: string, qos?: number }, packet: PacketLike) => Promise<void>
-  outgoingEnqueueCombi: (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => Promise<void>
+  outgoingEnqueueCombi: (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => Promise<void>
   outgoingUpdate: (client: ClientRef, packet: PacketLike) => Promise<void>
   outgoingClearMessageId: (client: ClientRef, packet: PacketLike | number) => Promise<Record<string, unknown> | undefined>
   outgoingStream: (client: ClientRef) => Readable

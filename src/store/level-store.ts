@@ -105,7 +105,7 @@ export class LevelStore implements CulexStore {
   }
 
   /** From memory; `$` topics never match wildcard-first filters and `$share/…` filters never match. */
-  subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
+  subscriptionsByTopic (topic: string): Promise<readonly TopicSubscription[]> {
     return inCallOrder(() => Promise.resolve(this.#p.subs.match(topic)))
   }
 
@@ -133,7 +133,7 @@ export class LevelStore implements CulexStore {
   }
 
   /** Also the durability barrier for staged writes: resolves only after a commit, even with no subscriptions. */
-  outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
     return inCallOrder(() => this.#p.outbox.enqueue(subs, packet))
   }
 

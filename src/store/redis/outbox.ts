@@ -1,4 +1,4 @@
-import { decodeRecord, encodeRecord } from '../codec.js'
+import { decodeRecord, encodeQueuedCopy, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
 import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
 import { QueueLookups } from '../queue-lookups.js'
@@ -101,13 +101,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
    * One script for every client: resolves once Redis has the message in each queue, in call order. The per-session
    * limits are applied in the script (the broker-wide ones are not, in cluster mode); what they drop is reported.
    */
-  enqueue (targets: EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
     const { limits, order } = this.#deps
     if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
     return order.track(this.#send(targets, packet, check, 0))
   }
 
-  async #send (targets: EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
+  async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
     const { limits, order, keys: k } = this.#deps
     const packetQos = packet.qos ?? 0
     const now = Date.now()
@@ -125,7 +125,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       this.#unholdNearLimit(clientId, bytes)
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
-      encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
+      encoded[variant] ??= encodeQueuedCopy(packet, qos, retain, now)
       keys.push(...this.#queueKeys(clientId), k.queueEvicted(clientId))
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])

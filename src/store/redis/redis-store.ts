@@ -144,10 +144,10 @@ export class RedisStore implements CulexStore {
     await this.#p.outbox.enqueue([sub], packet)
   }
 
-  outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
     const matched = this.#matchedAt.get(subs)
     if (matched === undefined) return this.#p.outbox.enqueue(subs, packet)
-    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))
+    const rematch = async (): Promise<{ subs: readonly TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))
     return this.#p.outbox.enqueue(subs, packet, { generation: matched.generation, rematch })
   }
 

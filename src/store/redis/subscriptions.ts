@@ -93,7 +93,8 @@ export class RedisSubscriptions {
    * checks the generation in Redis and asks for a refresh (`fresh`) if another node changed a subscription since.
    */
   matchNow (topic: string): Promise<{ subs: TopicSubscription[], generation: number }> {
-    const result = this.#tail.then(() => ({ subs: this.#index.match(topic), generation: this.#gen }))
+    // a copy: the enqueue finds the generation a list was matched at by the list itself
+    const result = this.#tail.then(() => ({ subs: [...this.#index.match(topic)], generation: this.#gen }))
     this.#tail = result.catch(() => undefined)
     return result
   }
