@@ -6,7 +6,8 @@
 // /proc, so it holds while other processes load the machine, where connects/s does not), connects/s, and the
 // broker's socket writes per connect.
 //
-//   ROUNDS=3 N=3000 node bench/connect-ab.mjs A/dist/main.js B/dist/main.js      (PROF=dir: --cpu-prof)
+//   ROUNDS=3 N=3000 node bench/connect-ab.mjs A/dist/main.js B/dist/main.js[@--node-flag,...] [bench/ref/aedes-server.mjs]
+//   (PROF=dir: --cpu-prof)
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -35,11 +36,16 @@ async function connectAll (port, prefix, n) {
   return conns
 }
 
-async function run (main) {
+async function run (build) {
+  // BUILD@FLAG,FLAG: node flags for that build's broker (e.g. dist/main.js@--single-threaded-gc)
+  const [main, flags = ''] = build.split('@')
+  const nodeArgs = flags === '' ? [] : flags.split(',')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'connab-'))
   const port = await freePort()
   const prof = process.env.PROF ? ['--cpu-prof', '--cpu-prof-interval', '200', '--cpu-prof-dir=' + process.env.PROF] : []
-  const proc = spawn(process.execPath, [...prof, main, 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn'], { stdio: 'ignore', env: { ...process.env, CULEX_LIMITS_MAX_CONNECTIONS: '0' } })
+  // bench/ref/aedes-server.mjs: bare aedes, for the floor under Culex's figures
+  const args = main.endsWith('aedes-server.mjs') ? ['--port', String(port)] : ['start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn']
+  const proc = spawn(process.execPath, [...nodeArgs, ...prof, main, ...args], { stdio: 'ignore', env: { ...process.env, CULEX_LIMITS_MAX_CONNECTIONS: '0' } })
   await waitForPort(port, proc)
   for (const c of await connectAll(port, 'warm', WARM)) await c.disconnect()
   const w0 = syscw(proc.pid)
@@ -71,6 +77,6 @@ for (let r = 0; r < Number(process.env.ROUNDS ?? 2); r++) {
   const order = r % 2 ? [...mains].reverse() : mains
   for (const m of order) {
     const x = await run(m)
-    console.log(m.split('/').slice(-3, -2)[0], JSON.stringify(x, (k, v) => typeof v === 'number' ? Math.round(v * 10) / 10 : v), 'load', os.loadavg()[0].toFixed(1))
+    console.log(m.includes('aedes-server.mjs') ? 'aedes' : m.split('/').slice(-3, -2)[0], m.split('@')[1] ?? '', JSON.stringify(x, (k, v) => typeof v === 'number' ? Math.round(v * 10) / 10 : v), 'load', os.loadavg()[0].toFixed(1))
   }
 }
