@@ -91,7 +91,8 @@ describe('a broker that asks for a Redis replica (cluster.redisWaitReplicas)', (
 
   it('a publish the replica does not confirm within redisWaitTimeoutMs is not acknowledged and its connection closes; the log says so once; once the replica is back publishes are acknowledged again', async () => {
     const { master, replica } = await pair()
-    t = await startTestBroker({ 'cluster.redisUrl': master.url, 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 300 })
+    // long enough for a resumed replica to answer WAIT on a loaded machine; the stalled one never does
+    t = await startTestBroker({ 'cluster.redisUrl': master.url, 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 2000 })
     const broker = t
     await awaySubscriber(broker)
 
