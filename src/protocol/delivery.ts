@@ -3,9 +3,9 @@ import { internals, type ClientInternals, type Deliver, type DeliveryPacket } fr
 import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { HeldCopies } from './held-copies.js'
 import { tooLarge, V311, waitForRoom, type Outbound } from './outbound.js'
+import { isExtraCopy, planDelivery } from './delivery-plan.js'
 import { packetIds } from './packet-ids.js'
 import { sentObserver } from './sent-observer.js'
-import { topicMatches } from './topic.js'
 import type { UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
 import { subscriberProperties } from './v5/outgoing.js'
@@ -297,42 +297,5 @@ function writeCopy (c: ClientInternals, out: Outbound, copy: OutgoingCopy, cb: (
 }
 
 function noop (): void {}
-
-function isExtraCopy (pending: Map<string, number>, key: string, matches: number): boolean {
-  const left = pending.get(key)
-  if (left === undefined) {
-    // A subscription change between copies can strand an entry; the cap keeps that from growing.
-    if (pending.size > 10_000) pending.clear()
-    pending.set(key, matches - 1)
-    return false
-  }
-  if (left <= 1) pending.delete(key)
-  else pending.set(key, left - 1)
-  return true
-}
-
-/**
- * `matches`: the client's subscriptions matching the topic, one aedes listener each, so one copy each to expect.
- * `deliverable`: those that may deliver it — for the client's own message (`own`), not the No Local ones — and
- * `maxQos` the highest QoS granted among them.
- */
-export interface DeliveryPlan { matches: number, maxQos: number, deliverable: number }
-
-export function planDelivery (subscriptions: Record<string, { qos: number, nl?: boolean }>, topic: string, own = false): DeliveryPlan {
-  let matches = 0
-  let deliverable = 0
-  let maxQos = 0
-  for (const filter in subscriptions) {
-    // Shared subscriptions are dispatched by their group, never as a plain subscription.
-    if (filter.startsWith('$share/')) continue
-    if (!topicMatches(filter, topic)) continue
-    matches++
-    const sub = subscriptions[filter]
-    if (own && sub.nl === true) continue
-    deliverable++
-    if (sub.qos > maxQos) maxQos = sub.qos
-  }
-  return { matches, maxQos, deliverable }
-}
 
 export type { DeliveryPacket }

@@ -5,7 +5,7 @@ import { internals, type BrokerInternals, type ClientInternals } from './aedes-i
 import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { sentObserver } from './sent-observer.js'
 import { packetIds, type PacketIds } from './packet-ids.js'
-import { planDelivery } from './delivery.js'
+import { planDelivery } from './delivery-plan.js'
 import { tooLargeDetail, type UndeliveredSink } from './undelivered.js'
 import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
