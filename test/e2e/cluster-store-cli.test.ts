@@ -1,7 +1,8 @@
 /**
  * `culex store check|repair` on a cluster's Redis, with the built command and a running cluster node: the check
  * reads the store while the node runs, finds what is damaged, repair is refused while a node is alive and, once
- * the node is stopped, rebuilds the damaged queue so the node delivers what it still holds.
+ * the node is stopped, rebuilds the damaged queue so the node delivers what it still holds. `culex dlq` reads and
+ * purges the dead letters of every node in Redis.
  */
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -90,5 +91,60 @@ describe('culex store on a cluster Redis', () => {
     }
     const after = await runCli(['store', 'check'], { CULEX_CLUSTER_REDIS_URL: redis.url })
     expect(after.code).toBe(0)
+  }, 90_000)
+})
+
+describe('culex dlq on a cluster Redis', () => {
+  let redis: TestRedis
+  const dirs: string[] = []
+  beforeAll(async () => {
+    await ensureBuilt()
+    redis = await startTestRedis()
+  }, 120_000)
+  afterAll(async () => {
+    await killAllChildren()
+    await redis?.close()
+    for (const dir of dirs) await removeDir(dir)
+  })
+
+  it('lists, shows and purges the dead letters of every node; replay needs a node', async () => {
+    const nodes = []
+    for (const id of ['node-1', 'node-2']) {
+      const dir = await tempDataDir()
+      dirs.push(dir)
+      nodes.push(await startCli(startArgs(dir), { CULEX_CLUSTER_REDIS_URL: redis.url, CULEX_CLUSTER_NODE_ID: id, CULEX_DEAD_LETTER_PAYLOAD_RULES: 'orders/#=json' }))
+    }
+    for (const [i, node] of nodes.entries()) {
+      const pub = await connectClient(`mqtt://127.0.0.1:${node.ports.mqtt}`, { clientId: `till-${i}` })
+      await pub.publishAsync(`orders/${i}`, 'not json', { qos: 1 })
+      await endClient(pub)
+    }
+    const env = { CULEX_CLUSTER_REDIS_URL: redis.url }
+    const viaNode = await runCli(['dlq', 'list', '--json', '--admin-url', `http://127.0.0.1:${nodes[0].ports.admin}`], env)
+    expect(JSON.parse(viaNode.stdout)).toMatchObject({ total: 1, items: [{ topic: 'orders/0' }] })
+
+    const list = await runCli(['dlq', 'list', '--json', '--redis-url', redis.url])
+    expect(list.stderr).toBe('')
+    expect(list.code).toBe(0)
+    const { items, total } = JSON.parse(list.stdout) as { items: Array<{ id: string, topic: string, reason: string }>, total: number }
+    expect(total).toBe(2)
+    expect(items.map(i => i.topic).sort()).toEqual(['orders/0', 'orders/1'])
+    expect(items.every(i => i.reason === 'invalid-payload')).toBe(true)
+    const letter = items.find(i => i.topic === 'orders/1') as { id: string }
+
+    const show = await runCli(['dlq', 'show', letter.id, '--redis-url', redis.url])
+    expect(JSON.parse(show.stdout)).toMatchObject({ id: letter.id, topic: 'orders/1', payload: Buffer.from('not json').toString('base64') })
+    const replay = await runCli(['dlq', 'replay', letter.id, '--redis-url', redis.url])
+    expect(replay.code).toBe(1)
+    expect(replay.stderr).toContain("replay needs a running broker: give a node's --admin-url instead of --redis-url [ERR_ADMIN_API]")
+    const purge = await runCli(['dlq', 'purge', letter.id, '--redis-url', redis.url])
+    expect(JSON.parse(purge.stdout)).toEqual({ removed: 1 })
+
+    for (const node of nodes) expect(await node.stop()).toBe(0)
+    // no admin API answers: with the cluster's Redis configured, the command reads it instead of a data directory
+    const offline = await runCli(['dlq', 'list', '--admin-url', `http://127.0.0.1:${nodes[0].ports.admin}`], env)
+    expect(offline.stderr).toBe('')
+    expect(offline.stdout).toMatch(/ invalid-payload {2}orders\/0 {2}client=till-0 /)
+    expect(offline.stdout).toContain('1 of 1 dead letter\n')
   }, 90_000)
 })
