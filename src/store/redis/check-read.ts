@@ -24,7 +24,10 @@ export const SINGLE_KEYS: Record<string, string> = {
 
 const CLIENT_TYPES: Record<ClientKind, string> = { subs: 'hash', q: 'zset', qm: 'hash', qx: 'hash', in: 'hash' }
 
-/** Where `culex store repair` sets aside what it removes: `<prefix>repaired:<time>`, a hash "<key> <field>" → value. */
+/**
+ * Where `culex store repair` sets aside what it removes: `<prefix>repaired:<time>`, a hash "<key> <field>" → value,
+ * and `<prefix>repaired:<time>:<name>` for a whole key of the wrong type.
+ */
 export const ASIDE = 'repaired:'
 
 /** Every key under a prefix, sorted by what it is in the layout. */
@@ -36,7 +39,7 @@ export interface Inventory {
   epochs: number
   /** Keys of the cluster messaging and membership (`<prefix>cluster:…`), not the store's. */
   clusterKeys: number
-  /** Hashes of records set aside by earlier repairs. */
+  /** Keys of what earlier repairs set aside. */
   aside: string[]
   /** Keys that fit no part of the layout, and keys of the wrong type (full names). */
   unknown: string[]
@@ -69,12 +72,15 @@ export async function readInventory (redis: Redis, prefix: string): Promise<Inve
         return
       }
       inv.keys++
-      const expected = what === undefined ? undefined : what === 'single' ? SINGLE_KEYS[name] : what === 'epoch' ? 'string' : what === 'aside' ? 'hash' : CLIENT_TYPES[what.kind]
+      if (what === 'aside') {
+        inv.aside.push(key)
+        return
+      }
+      const expected = what === undefined ? undefined : what === 'single' ? SINGLE_KEYS[name] : what === 'epoch' ? 'string' : CLIENT_TYPES[what.kind]
       if (expected === undefined) inv.unknown.push(key)
       else if (type !== expected) inv.wrongType.push({ key, type, expected })
       else if (what === 'single') inv.singles.add(name)
       else if (what === 'epoch') inv.epochs++
-      else if (what === 'aside') inv.aside.push(key)
       else if (typeof what === 'object') {
         let kinds = inv.clients.get(what.clientId)
         if (kinds === undefined) inv.clients.set(what.clientId, kinds = new Set())

@@ -15,6 +15,8 @@ export interface RedisFixes {
   /** Clients with subscriptions or a queue but no session record: they get one, disconnected now, so they expire. */
   sessions: string[]
   willOwners: { set: Array<[clientId: string, brokerId: string]>, del: string[] }
+  /** Keys of the wrong type (the scripts would fail on them): renamed aside whole. */
+  renames: string[]
   /** The layout version record is missing: write it. */
   format: boolean
   /** subs-gen is behind the subscription log: raise it to this generation. */
@@ -34,17 +36,24 @@ type Decoded = Record<string, unknown>
 class Inspector {
   readonly findings = new Findings()
   readonly counts: StoreCounts = { keys: 0, sessions: 0, subscriptions: 0, queued: 0, inflight: 0, incoming: 0, wills: 0, retained: 0, groupQueued: 0, deadLetters: 0 }
-  readonly fixes: RedisFixes = { queues: [], aside: [], sessions: [], willOwners: { set: [], del: [] }, format: false }
+  readonly fixes: RedisFixes = { queues: [], aside: [], sessions: [], willOwners: { set: [], del: [] }, renames: [], format: false }
   readonly redis: Redis
   readonly keys: RedisKeys
+  /** Keys of the wrong type: never read (a read would fail with WRONGTYPE). */
+  readonly wrong = new Set<string>()
 
   constructor (redis: Redis, prefix: string) {
     this.redis = redis
     this.keys = new RedisKeys(prefix)
   }
 
+  readable (key: string): boolean {
+    return !this.wrong.has(key)
+  }
+
   /** Decodes every field of a hash with `read`; one that fails is a problem and is set aside by a repair. */
   async records (key: string, what: string, read: (field: string, value: Buffer) => void): Promise<void> {
+    if (!this.readable(key)) return
     for (const [field, value] of await readHash(this.redis, key)) {
       try {
         read(field, value)
@@ -68,8 +77,22 @@ function decoded (value: Buffer, ...fields: string[]): Decoded {
   return record
 }
 
+/** Whether the queue holds anything (a session that should have a record). */
+async function inspectQueueOf (ins: Inspector, clientId: string): Promise<boolean> {
+  const { redis, keys, counts } = ins
+  const [q, qm, qx] = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId)]
+  if (![q, qm, qx].every(key => ins.readable(key))) return false
+  const [order, bodies, index] = await Promise.all([redis.zrange(q, 0, -1), readHash(redis, qm), redis.hgetall(qx)])
+  const queue = inspectQueue(clientId, { order, bodies, index })
+  for (const p of queue.problems) ins.findings.add(p)
+  if (queue.problems.length > 0) ins.fixes.queues.push({ clientId, rebuild: queue.rebuild })
+  counts.queued += queue.queued
+  counts.inflight += queue.inflight
+  return queue.queued > 0 || queue.rebuild.lost.length > 0
+}
+
 async function inspectClient (ins: Inspector, clientId: string, kinds: Set<string>, recorded: Set<string>): Promise<boolean> {
-  const { redis, keys, counts, fixes, findings } = ins
+  const { keys, counts, fixes, findings } = ins
   let held = false
   if (kinds.has('subs')) {
     await ins.records(keys.subs(clientId), 'subscription', (_filter, value) => {
@@ -79,17 +102,7 @@ async function inspectClient (ins: Inspector, clientId: string, kinds: Set<strin
       held = true
     })
   }
-  if (kinds.has('q') || kinds.has('qm') || kinds.has('qx')) {
-    const [order, bodies, index] = await Promise.all([
-      redis.zrange(keys.queue(clientId), 0, -1), readHash(redis, keys.queueMessages(clientId)), redis.hgetall(keys.queueIndex(clientId))
-    ])
-    const queue = inspectQueue(clientId, { order, bodies, index })
-    for (const p of queue.problems) findings.add(p)
-    if (queue.problems.length > 0) fixes.queues.push({ clientId, rebuild: queue.rebuild })
-    counts.queued += queue.queued
-    counts.inflight += queue.inflight
-    held ||= queue.queued > 0 || queue.rebuild.lost.length > 0
-  }
+  if (kinds.has('q') || kinds.has('qm') || kinds.has('qx')) held = await inspectQueueOf(ins, clientId) || held
   if (kinds.has('in')) {
     await ins.records(keys.incoming(clientId), 'inbound QoS 2 record', (_id, value) => { decoded(value, 'topic'); counts.incoming++ })
   }
@@ -101,7 +114,7 @@ async function inspectClient (ins: Inspector, clientId: string, kinds: Set<strin
 }
 
 async function inspectFormat (ins: Inspector, inv: Inventory, readable: number): Promise<number | undefined> {
-  const raw = await ins.redis.get(ins.keys.format)
+  const raw = ins.readable(ins.keys.format) ? await ins.redis.get(ins.keys.format) : null
   if (raw === null) {
     if (inv.keys > 0) {
       ins.findings.add(`data without a layout version record (${ins.keys.format})`)
@@ -127,7 +140,7 @@ async function inspectShared (ins: Inspector): Promise<void> {
     if (decoded(value, 'topic').topic !== topic) throw new Error('stored under another topic')
     counts.retained++
   })
-  const owners = await redis.hgetall(keys.willOwners)
+  const owners = ins.readable(keys.willOwners) ? await redis.hgetall(keys.willOwners) : {}
   const willed = new Set<string>()
   await ins.records(keys.wills, 'will', (clientId, value) => {
     const will = decoded(value, 'topic')
@@ -153,6 +166,7 @@ async function inspectShared (ins: Inspector): Promise<void> {
     decoded(value, 'topic', 'reason')
     counts.deadLetters = (counts.deadLetters ?? 0) + 1
   })
+  if (!ins.readable(keys.subsLog) || !ins.readable(keys.subsGen)) return
   const [last, gen] = await Promise.all([redis.xrevrange(keys.subsLog, '+', '-', 'COUNT', 1), redis.get(keys.subsGen)])
   const fields = last[0]?.[1] ?? []
   let logged = 0
@@ -173,7 +187,11 @@ export async function inspectRedisStore (redis: Redis, prefix: string, readable:
   const inv = await readInventory(redis, prefix)
   ins.counts.keys = inv.keys
   for (const key of inv.unknown) ins.findings.add(`key ${JSON.stringify(key)} fits no part of the layout`)
-  for (const w of inv.wrongType) ins.findings.add(`key ${JSON.stringify(w.key)} is a ${w.type}, the layout has a ${w.expected}`)
+  for (const w of inv.wrongType) {
+    ins.findings.add(`key ${JSON.stringify(w.key)} is a ${w.type}, the layout has a ${w.expected}`)
+    ins.wrong.add(w.key)
+    ins.fixes.renames.push(w.key)
+  }
   const formatVersion = await inspectFormat(ins, inv, readable)
   const result = (): StoreCheck => {
     const check: StoreCheck = { ok: ins.findings.problems.length === 0, problems: ins.findings.list(), counts: ins.counts }

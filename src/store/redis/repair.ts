@@ -49,19 +49,9 @@ async function rewriteQueues (redis: Redis, keys: RedisKeys, fixes: RedisFixes, 
   return lost
 }
 
-/**
- * Checks the store under `prefix`, then makes it consistent again: each damaged queue is rebuilt from the messages
- * it still holds (an entry's state is derived from its message when it is missing; lookups and counts are
- * recomputed), what cannot be read is moved to the hash `<prefix>repaired:<time>` (never silently deleted), a
- * session left without its record gets one (disconnected now, so that it expires), wills and their owners are
- * paired again, and a missing layout version record is written. Run it with every node stopped: a node keeps
- * mirrors of the queues of its clients in memory (the CLI refuses while nodes are registered alive).
- */
-export async function repairRedisStore (redis: Redis, prefix: string, readable: number, now = Date.now()): Promise<RedisRepair> {
-  const keys = new RedisKeys(prefix)
-  const { check: before, fixes, newer } = await inspectRedisStore(redis, prefix, readable)
-  if (newer) throw new CulexError('ERR_STORE_VERSION', `Redis holds culex data of layout version ${String(before.formatVersion)}; this culex reads version ${readable}: repair it with that version`)
-  const aside = `${prefix}${ASIDE}${stamp(now)}`
+/** Makes the changes a check found; returns how many queued messages had to be set aside. */
+async function apply (redis: Redis, keys: RedisKeys, fixes: RedisFixes, aside: string, readable: number, now: number): Promise<number> {
+  for (const key of fixes.renames) await redis.rename(key, `${aside}:${key.slice(keys.prefix.length)}`)
   for (const part of chunks(fixes.aside)) {
     const tx = redis.multi()
     for (const { key, field, value } of part) tx.hset(aside, `${key} ${field}`, value).hdel(key, field)
@@ -74,8 +64,28 @@ export async function repairRedisStore (redis: Redis, prefix: string, readable: 
   if (fixes.willOwners.del.length > 0) await redis.hdel(keys.willOwners, ...fixes.willOwners.del)
   if (fixes.format) await redis.set(keys.format, JSON.stringify({ formatVersion: readable, createdAt: now, repairedAt: now }), 'NX')
   if (fixes.subsGen !== undefined) await redis.set(keys.subsGen, fixes.subsGen)
+  return lostMessages
+}
+
+/**
+ * Checks the store under `prefix`, then makes it consistent again: each damaged queue is rebuilt from the messages
+ * it still holds (an entry's state is derived from its message when it is missing; lookups and counts are
+ * recomputed), what cannot be read is moved to the hash `<prefix>repaired:<time>` (never silently deleted; a key
+ * of the wrong type is renamed to `<prefix>repaired:<time>:<name>`), a
+ * session left without its record gets one (disconnected now, so that it expires), wills and their owners are
+ * paired again, and a missing layout version record is written. Run it with every node stopped: a node keeps
+ * mirrors of the queues of its clients in memory (the CLI refuses while nodes are registered alive).
+ */
+export async function repairRedisStore (redis: Redis, prefix: string, readable: number, now = Date.now()): Promise<RedisRepair> {
+  const keys = new RedisKeys(prefix)
+  const { check: before, fixes, newer } = await inspectRedisStore(redis, prefix, readable)
+  if (newer) throw new CulexError('ERR_STORE_VERSION', `Redis holds culex data of layout version ${String(before.formatVersion)}; this culex reads version ${readable}: repair it with that version`)
+  const aside = `${prefix}${ASIDE}${stamp(now)}`
+  let lostMessages = await apply(redis, keys, fixes, aside, readable, now)
+  // what was under a key renamed aside was not checked: once more, on the keys as they are now
+  if (fixes.renames.length > 0) lostMessages += await apply(redis, keys, (await inspectRedisStore(redis, prefix, readable)).fixes, aside, readable, now)
   const { check: after } = await inspectRedisStore(redis, prefix, readable)
   const result: RedisRepair = { before, after, lostMessages }
-  if (fixes.aside.length > 0 || lostMessages > 0) result.setAside = aside
+  if (await redis.exists(aside) === 1 || fixes.renames.length > 0) result.setAside = aside
   return result
 }
