@@ -40,11 +40,11 @@ describe('culex store on a cluster Redis', () => {
     const healthy = await runCli(['store', 'check'], { CULEX_CLUSTER_REDIS_URL: redis.url })
     expect(healthy.stderr).toBe('')
     expect(healthy.code).toBe(0)
-    expect(healthy.stdout).toContain(`Redis at ${redis.url} (key prefix culex:): healthy, layout version 1`)
+    expect(healthy.stdout).toContain(`Redis at ${redis.url} (key prefix culex:): healthy, layout version 2`)
     expect(healthy.stdout).toMatch(/^ {2}queued: 6$/m)
     expect(healthy.stdout).toMatch(/^ {2}subscriptions: 2$/m)
     const json = await runCli(['store', 'check', '--json', '--redis-url', redis.url])
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, formatVersion: 1, prefix: 'culex:', counts: { sessions: 2, queued: 6 } })
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, formatVersion: 2, prefix: 'culex:', counts: { sessions: 2, queued: 6 } })
 
     // Damage: meter-7's first message body is gone, its second entry has lost its state, meter-8's session record
     // is gone (its subscription and queue stay), and a key that fits no part of the layout.
@@ -73,7 +73,7 @@ describe('culex store on a cluster Redis', () => {
       expect(repair.stderr).toBe('')
       expect(repair.code).toBe(0)
       expect(repair.stdout).toMatch(/set aside what could not be kept \(1 queued message\(s\) without a readable body\) in culex:repaired:\d{8}T\d+Z/)
-      expect(repair.stdout).toContain('healthy, layout version 1')
+      expect(repair.stdout).toContain('healthy, layout version 2')
       expect(await direct.hexists('culex:sessions', 'meter-8')).toBe(1)
     } finally {
       direct.disconnect()

@@ -44,7 +44,7 @@ describe('check and repair of the Redis store', () => {
     const prefix = await populated()
     const { check } = await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
     expect(check.problems).toEqual([])
-    expect(check).toMatchObject({ ok: true, formatVersion: 1, counts: { sessions: 1, subscriptions: 1, queued: 2, inflight: 1, wills: 1, retained: 1 } })
+    expect(check).toMatchObject({ ok: true, formatVersion: REDIS_FORMAT_VERSION, counts: { sessions: 1, subscriptions: 1, queued: 2, inflight: 1, wills: 1, retained: 1 } })
   })
 
   it('rebuilds an in-flight entry from its message, pairs a will with its owner, sets aside what cannot be read', async () => {
@@ -102,5 +102,26 @@ describe('check and repair of the Redis store', () => {
     expect(repair.after.problems).toEqual([])
     expect(await redis.get(`${repair.setAside ?? ''}:in:dev-1`)).toBe('x')
     expect(JSON.parse(await redis.get(`${prefix}format`) ?? '{}')).toMatchObject({ formatVersion: REDIS_FORMAT_VERSION })
+  })
+
+  it('finds queue totals that differ from the queues, and counts them again', async () => {
+    const prefix = await populated()
+    expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
+    await redis.hset(`${prefix}queue-totals`, 'n', 999)
+    const { check } = await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(check.problems).toEqual([`${prefix}queue-totals counts 999 entries of 11 bytes, the queues hold 2 of 11: the broker-wide bounds are applied to the wrong figures`])
+    expect((await repairRedisStore(redis, prefix, REDIS_FORMAT_VERSION)).after.problems).toEqual([])
+    expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
+  })
+
+  it('upgrades a layout 1 store at open: the queue totals counted from the queues', async () => {
+    const prefix = await populated()
+    await redis.set(`${prefix}format`, JSON.stringify({ formatVersion: 1, createdAt: 1 }))
+    await redis.del(`${prefix}queue-totals`)
+    const store = await openRedisStore({ redis: { url: server.url, prefix }, logger: silentLogger(), limits: unlimited })
+    await store.close()
+    expect(JSON.parse(await redis.get(`${prefix}format`) ?? '{}')).toMatchObject({ formatVersion: 2, upgradedFrom: 1 })
+    expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
+    expect((await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)).check.problems).toEqual([])
   })
 })

@@ -22,6 +22,8 @@ export interface QueueInspection {
   problems: string[]
   queued: number
   inflight: number
+  /** Payload bytes of the entries kept (what the queue totals count). */
+  bytes: number
   rebuild: QueueRebuild
 }
 
@@ -58,6 +60,7 @@ export function inspectQueue (clientId: string, keys: QueueKeys): QueueInspectio
   let waiting = 0
   let waitingBytes = 0
   let inflight = 0
+  let total = 0
   for (const seq of [...seqs].sort((a, b) => Number(a) - Number(b))) {
     const body = keys.bodies.get(seq)
     const state = keys.index[`e:${seq}`]
@@ -87,6 +90,7 @@ export function inspectQueue (clientId: string, keys: QueueKeys): QueueInspectio
     const [, , kind, mid, bytes, , bk] = STATE.exec(kept) as RegExpExecArray
     rebuild.order.push(Number(seq))
     rebuild.index[`e:${seq}`] = kept
+    total += Number(bytes)
     if (mid !== '') {
       inflight++
       lookups[`m:${mid}`] = seq
@@ -112,5 +116,5 @@ export function inspectQueue (clientId: string, keys: QueueKeys): QueueInspectio
   const n = Number(keys.index.n ?? 0)
   if (!(n >= highest)) problems.push(`${where}: next seq n is ${keys.index.n ?? 'absent'}, below entry ${highest}`)
   Object.assign(rebuild.index, lookups, { n: String(Math.max(Number.isFinite(n) ? n : 0, highest)), w: String(waiting), wb: String(waitingBytes) })
-  return { problems, queued: rebuild.order.length, inflight, rebuild }
+  return { problems, queued: rebuild.order.length, inflight, bytes: total, rebuild }
 }

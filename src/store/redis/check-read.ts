@@ -12,6 +12,7 @@ export const SINGLE_KEYS: Record<string, string> = {
   'subs-log': 'stream',
   'subs-gen': 'string',
   sessions: 'hash',
+  'queue-totals': 'hash',
   retained: 'hash',
   wills: 'hash',
   'will-owners': 'hash',

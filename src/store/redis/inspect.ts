@@ -19,6 +19,8 @@ export interface RedisFixes {
   renames: string[]
   /** The layout version record is missing: write it. */
   format: boolean
+  /** The queue totals differ from what the queues hold: set them to this. */
+  totals?: { entries: number, bytes: number }
   /** subs-gen is behind the subscription log: raise it to this generation. */
   subsGen?: number
 }
@@ -39,6 +41,8 @@ class Inspector {
   readonly fixes: RedisFixes = { queues: [], aside: [], sessions: [], willOwners: { set: [], del: [] }, renames: [], format: false }
   readonly redis: Redis
   readonly keys: RedisKeys
+  /** Entries and bytes of every queue as the check (or its repair) leaves them. */
+  readonly queues = { entries: 0, bytes: 0 }
   /** Keys of the wrong type: never read (a read would fail with WRONGTYPE). */
   readonly wrong = new Set<string>()
 
@@ -88,6 +92,8 @@ async function inspectQueueOf (ins: Inspector, clientId: string): Promise<boolea
   if (queue.problems.length > 0) ins.fixes.queues.push({ clientId, rebuild: queue.rebuild })
   counts.queued += queue.queued
   counts.inflight += queue.inflight
+  ins.queues.entries += queue.queued
+  ins.queues.bytes += queue.bytes
   return queue.queued > 0 || queue.rebuild.lost.length > 0
 }
 
@@ -166,6 +172,14 @@ async function inspectShared (ins: Inspector): Promise<void> {
     decoded(value, 'topic', 'reason')
     counts.deadLetters = (counts.deadLetters ?? 0) + 1
   })
+  if (ins.readable(keys.queueTotals)) {
+    const stored = await redis.hgetall(keys.queueTotals)
+    const [entries, bytes] = [Number(stored.n ?? 0), Number(stored.b ?? 0)]
+    if (entries !== ins.queues.entries || bytes !== ins.queues.bytes) {
+      findings.add(`${keys.queueTotals} counts ${entries} entries of ${bytes} bytes, the queues hold ${ins.queues.entries} of ${ins.queues.bytes}: the broker-wide bounds are applied to the wrong figures`)
+      fixes.totals = { ...ins.queues }
+    }
+  }
   if (!ins.readable(keys.subsLog) || !ins.readable(keys.subsGen)) return
   const [last, gen] = await Promise.all([redis.xrevrange(keys.subsLog, '+', '-', 'COUNT', 1), redis.get(keys.subsGen)])
   const fields = last[0]?.[1] ?? []

@@ -21,6 +21,8 @@ export class RedisKeys {
   queueMessages (clientId: string): string { return `${this.prefix}qm:${clientId}` }
   /** HASH of the queue's lookups: `n` next seq, `e:<seq>` entry state, `c:<brokerId>:<counter>` and `m:<messageId>` → seq. */
   queueIndex (clientId: string): string { return `${this.prefix}qx:${clientId}` }
+  /** HASH `n` entries and `b` payload bytes of every session queue together (the broker-wide bounds). */
+  get queueTotals (): string { return `${this.prefix}queue-totals` }
   /** HASH messageId → encoded inbound QoS 2 packet awaiting PUBREL. */
   incoming (clientId: string): string { return `${this.prefix}in:${clientId}` }
   /** HASH clientId → JSON session record (session-records.ts). */
@@ -43,7 +45,7 @@ export class RedisKeys {
   get format (): string { return `${this.prefix}format` }
 
   /** The glob that SCAN uses to find every key of one kind of per-client key, and how to read the client id back. */
-  perClient (kind: 'subs' | 'q' | 'in'): { match: string, clientId: (key: string) => string } {
+  perClient (kind: 'subs' | 'q' | 'qx' | 'in'): { match: string, clientId: (key: string) => string } {
     const head = `${this.prefix}${kind}:`
     return { match: `${escapeGlob(head)}*`, clientId: key => key.slice(head.length) }
   }

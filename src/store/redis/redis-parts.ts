@@ -92,7 +92,7 @@ export class RedisParts {
   /** One transaction removing a session's subscriptions, queue and record (and its inbound QoS 2 state). */
   async endSession (clientId: string, incoming: boolean): Promise<void> {
     const tx = this.redis.multi()
-    tx.del(...this.outbox.purge(clientId))
+    this.outbox.purge(clientId, tx)
     if (incoming) {
       this.state.incomingForgetAll(clientId)
       tx.del(this.keys.incoming(clientId))

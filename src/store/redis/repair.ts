@@ -64,6 +64,7 @@ async function apply (redis: Redis, keys: RedisKeys, fixes: RedisFixes, aside: s
   if (fixes.willOwners.del.length > 0) await redis.hdel(keys.willOwners, ...fixes.willOwners.del)
   if (fixes.format) await redis.set(keys.format, JSON.stringify({ formatVersion: readable, createdAt: now, repairedAt: now }), 'NX')
   if (fixes.subsGen !== undefined) await redis.set(keys.subsGen, fixes.subsGen)
+  if (fixes.totals !== undefined) await redis.hset(keys.queueTotals, 'n', fixes.totals.entries, 'b', fixes.totals.bytes)
   return lostMessages
 }
 
@@ -73,7 +74,7 @@ async function apply (redis: Redis, keys: RedisKeys, fixes: RedisFixes, aside: s
  * recomputed), what cannot be read is moved to the hash `<prefix>repaired:<time>` (never silently deleted; a key
  * of the wrong type is renamed to `<prefix>repaired:<time>:<name>`), a
  * session left without its record gets one (disconnected now, so that it expires), wills and their owners are
- * paired again, and a missing layout version record is written. Run it with every node stopped: a node keeps
+ * paired again, the queue totals are counted again, and a missing layout version record is written. Run it with every node stopped: a node keeps
  * mirrors of the queues of its clients in memory (the CLI refuses while nodes are registered alive).
  */
 export async function repairRedisStore (redis: Redis, prefix: string, readable: number, now = Date.now()): Promise<RedisRepair> {

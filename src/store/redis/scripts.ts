@@ -13,6 +13,8 @@ export function defineScript (redis: Redis, name: string, lua: string): Script {
 // "<qos>|<p: publish, r: pubrel>|<messageId or empty>|<payload bytes>|<enqueued at, ms>|<brokerId:counter or empty>"
 // The index also counts the messages waiting (never sent: a publish without a packet id), `w`, and their bytes, `wb`,
 // which the queue limits apply to. `n` (the last seq) outlives the entries, so seqs never repeat within a queue.
+// The queue totals hash (keys.ts) counts every entry of every queue, `n`, and their bytes, `b`, for the broker-wide
+// bounds: every script that adds or removes an entry, or changes its bytes, changes them in the same call.
 const ENTRY_HELPERS = `
 local function parse (e)
   return string.match(e, '^(%d)|(%a)|(%d*)|(%d+)|(%d+)|(.*)$')
@@ -23,11 +25,13 @@ local function unwait (qx, kind, mid, bytes)
     redis.call('HINCRBY', qx, 'wb', -tonumber(bytes))
   end
 end
-local function drop (q, qm, qx, seq, e)
+local function drop (q, qm, qx, seq, e, tot)
   local _, kind, mid, bytes, _, bk = parse(e)
   redis.call('ZREM', q, seq)
   redis.call('HDEL', qm, seq)
   redis.call('HDEL', qx, 'e:' .. seq)
+  redis.call('HINCRBY', tot, 'n', -1)
+  redis.call('HINCRBY', tot, 'b', -tonumber(bytes))
   unwait(qx, kind, mid, bytes)
   if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == tostring(seq) then redis.call('HDEL', qx, 'm:' .. mid) end
   if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == tostring(seq) then redis.call('HDEL', qx, 'c:' .. bk) end
@@ -35,59 +39,76 @@ end
 `
 
 /**
- * KEYS: the subscription generation, then per client q, qm, qx. ARGV: brokerId:counter (or ''), now (ms),
- * maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the subscription
- * generation the clients were matched at (or '' to skip the check), then per client: qos, bytes, encoded packet.
- * Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1 when the
- * limits refused it }, { client index, seq, evicted packet, ... } (dropOldest removed those waiting messages),
- * stale: 1 when the subscriptions changed since that generation (nothing was written: match again).
+ * KEYS: the subscription generation, the queue totals, then per client q, qm, qx. ARGV: brokerId:counter (or ''),
+ * now (ms), maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the subscription
+ * generation the clients were matched at (or '' to skip the check), maxTotalQueuedMessages, maxTotalQueuedBytes,
+ * then per client: qos, bytes, encoded packet. The session limits count its waiting messages, the broker-wide ones
+ * every entry of every queue (queue-limits.ts' admit, the LevelDB store's rule): over either, dropOldest removes
+ * the session's own oldest waiting messages if that makes room (never another session's), else the new one is
+ * refused. Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1
+ * when the session's limits refused it, -2 the broker-wide ones }, { client index, seq, evicted packet, -1 | -2
+ * (which limit), ... }, stale: 1 when the subscriptions changed since that generation (nothing was written: match
+ * again), { entries, bytes } of every queue after the call.
  */
 export const ENQUEUE = ENTRY_HELPERS + `
 local bk, now, maxN, maxB, policy, gen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
-if gen ~= '' and (redis.call('GET', KEYS[1]) or '0') ~= gen then return { {}, {}, 1 } end
+local maxTN, maxTB, tot = tonumber(ARGV[7]), tonumber(ARGV[8]), KEYS[2]
+local function num (key, field) return tonumber(redis.call('HGET', key, field) or '0') end
+if gen ~= '' and (redis.call('GET', KEYS[1]) or '0') ~= gen then return { {}, {}, 1, {} } end
 local out, evicted = {}, {}
-local function fits (qx, bytes)
-  local w = tonumber(redis.call('HGET', qx, 'w') or '0')
-  local wb = tonumber(redis.call('HGET', qx, 'wb') or '0')
-  return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB)
-end
-for i = 0, (#KEYS - 1) / 3 - 1 do
-  local q, qm, qx = KEYS[i * 3 + 2], KEYS[i * 3 + 3], KEYS[i * 3 + 4]
-  local qos, bytes, value = ARGV[i * 3 + 7], tonumber(ARGV[i * 3 + 8]), ARGV[i * 3 + 9]
+local function fits (w, wb, bytes) return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB) end
+local function fitsAll (n, b, bytes) return (maxTN == 0 or n < maxTN) and (maxTB == 0 or b + bytes <= maxTB) end
+for i = 0, (#KEYS - 2) / 3 - 1 do
+  local q, qm, qx = KEYS[i * 3 + 3], KEYS[i * 3 + 4], KEYS[i * 3 + 5]
+  local qos, bytes, value = ARGV[i * 3 + 9], tonumber(ARGV[i * 3 + 10]), ARGV[i * 3 + 11]
   if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
     out[i + 1] = 0
-  elseif (maxB > 0 and bytes > maxB) or (policy == 'newest' and not fits(qx, bytes)) then
-    out[i + 1] = -1
   else
-    if not fits(qx, bytes) then
-      -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged)
+    local w, wb, n, b = num(qx, 'w'), num(qx, 'wb'), num(tot, 'n'), num(tot, 'b')
+    local reason = fits(w, wb, bytes) and -2 or -1
+    local admit = reason == -2 and fitsAll(n, b, bytes)
+    local victims = {}
+    local tooBig = (maxB > 0 and bytes > maxB) or (maxTB > 0 and bytes > maxTB)
+    if not admit and policy ~= 'newest' and not tooBig then
+      -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged), if that makes room
       for _, old in ipairs(redis.call('ZRANGE', q, 0, -1)) do
         local e = redis.call('HGET', qx, 'e:' .. old)
-        local _, kind, mid = parse(e)
+        local _, kind, mid, eb = parse(e)
         if kind == 'p' and mid == '' then
-          evicted[#evicted + 1] = i
-          evicted[#evicted + 1] = tonumber(old)
-          evicted[#evicted + 1] = redis.call('HGET', qm, old)
-          drop(q, qm, qx, old, e)
-          if fits(qx, bytes) then break end
+          victims[#victims + 1] = { old, e }
+          w, wb, n, b = w - 1, wb - tonumber(eb), n - 1, b - tonumber(eb)
+          if fits(w, wb, bytes) and fitsAll(n, b, bytes) then admit = true break end
         end
       end
     end
-    local seq = redis.call('HINCRBY', qx, 'n', 1)
-    redis.call('ZADD', q, seq, seq)
-    redis.call('HSET', qm, seq, value)
-    redis.call('HSET', qx, 'e:' .. seq, qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk)
-    redis.call('HINCRBY', qx, 'w', 1)
-    redis.call('HINCRBY', qx, 'wb', bytes)
-    if bk ~= '' then redis.call('HSET', qx, 'c:' .. bk, seq) end
-    out[i + 1] = seq
+    if not admit then
+      out[i + 1] = reason
+    else
+      for _, v in ipairs(victims) do
+        evicted[#evicted + 1] = i
+        evicted[#evicted + 1] = tonumber(v[1])
+        evicted[#evicted + 1] = redis.call('HGET', qm, v[1])
+        evicted[#evicted + 1] = reason
+        drop(q, qm, qx, v[1], v[2], tot)
+      end
+      local seq = redis.call('HINCRBY', qx, 'n', 1)
+      redis.call('ZADD', q, seq, seq)
+      redis.call('HSET', qm, seq, value)
+      redis.call('HSET', qx, 'e:' .. seq, qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk)
+      redis.call('HINCRBY', qx, 'w', 1)
+      redis.call('HINCRBY', qx, 'wb', bytes)
+      redis.call('HINCRBY', tot, 'n', 1)
+      redis.call('HINCRBY', tot, 'b', bytes)
+      if bk ~= '' then redis.call('HSET', qx, 'c:' .. bk, seq) end
+      out[i + 1] = seq
+    end
   end
 end
-return { out, evicted, 0 }
+return { out, evicted, 0, { num(tot, 'n'), num(tot, 'b') } }
 `
 
 /**
- * A publish was sent with a packet id. KEYS q, qm, qx. ARGV brokerId:counter, messageId, qos, encoded packet.
+ * A publish was sent with a packet id. KEYS q, qm, qx, queue totals. ARGV brokerId:counter, messageId, qos, encoded packet.
  * Returns the seq; 0 when a PUBREL already replaced it; -1 when the entry (a QoS 0 copy) was deleted; nil if unknown.
  */
 export const UPDATE = ENTRY_HELPERS + `
@@ -97,7 +118,7 @@ if not seq then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local qos, kind, mid, bytes, t, bk = parse(e)
 if kind == 'r' then return 0 end
-if qos == '0' then drop(q, qm, qx, seq, e) return -1 end
+if qos == '0' then drop(q, qm, qx, seq, e, KEYS[4]) return -1 end
 unwait(qx, kind, mid, bytes)
 if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == seq then redis.call('HDEL', qx, 'm:' .. mid) end
 redis.call('HSET', qx, 'm:' .. ARGV[2], seq)
@@ -106,18 +127,19 @@ redis.call('HSET', qm, seq, ARGV[4])
 return tonumber(seq)
 `
 
-/** PUBREC: the entry with this packet id becomes its PUBREL. KEYS q, qm, qx. ARGV messageId, encoded pubrel. Returns the seq or nil. */
+/** PUBREC: the entry with this packet id becomes its PUBREL. KEYS q, qm, qx, queue totals. ARGV messageId, encoded pubrel. Returns the seq or nil. */
 export const PUBREL = ENTRY_HELPERS + `
 local qx, qm = KEYS[3], KEYS[2]
 local seq = redis.call('HGET', qx, 'm:' .. ARGV[1])
 if not seq then return nil end
-local _, _, _, _, t, bk = parse(redis.call('HGET', qx, 'e:' .. seq))
+local _, _, _, bytes, t, bk = parse(redis.call('HGET', qx, 'e:' .. seq))
+redis.call('HINCRBY', KEYS[4], 'b', -tonumber(bytes))
 redis.call('HSET', qx, 'e:' .. seq, '2|r|' .. ARGV[1] .. '|0|' .. t .. '|' .. bk)
 redis.call('HSET', qm, seq, ARGV[2])
 return tonumber(seq)
 `
 
-/** A PUBREL for a delivery outside the queue. KEYS q, qm, qx. ARGV messageId, encoded pubrel, now. Returns the new seq, 0 if it exists. */
+/** A PUBREL for a delivery outside the queue. KEYS q, qm, qx, queue totals. ARGV messageId, encoded pubrel, now. Returns the new seq, 0 if it exists. */
 export const ADD_PUBREL = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 local seq = redis.call('HGET', qx, 'm:' .. ARGV[1])
@@ -130,12 +152,13 @@ redis.call('ZADD', q, seq, seq)
 redis.call('HSET', qm, seq, ARGV[2])
 redis.call('HSET', qx, 'e:' .. seq, '2|r|' .. ARGV[1] .. '|0|' .. ARGV[3] .. '|')
 redis.call('HSET', qx, 'm:' .. ARGV[1], seq)
+redis.call('HINCRBY', KEYS[4], 'n', 1)
 return seq
 `
 
 /**
  * PUBACK / PUBCOMP (by messageId), or a copy never sent (by brokerId:counter, only while it has no packet id).
- * KEYS q, qm, qx. ARGV messageId or '', brokerId:counter or ''. Returns { seq, encoded packet } or nil.
+ * KEYS q, qm, qx, queue totals. ARGV messageId or '', brokerId:counter or ''. Returns { seq, encoded packet } or nil.
  */
 export const CLEAR = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
@@ -146,18 +169,37 @@ local e = redis.call('HGET', qx, 'e:' .. seq)
 local _, _, mid = parse(e)
 if ARGV[1] == '' and mid ~= '' then return nil end
 local value = redis.call('HGET', qm, seq)
-drop(q, qm, qx, seq, e)
+drop(q, qm, qx, seq, e, KEYS[4])
 return { tonumber(seq), value }
 `
 
-/** Deletes entries by seq (expired on replay). KEYS q, qm, qx. ARGV seqs. */
+/** Deletes entries by seq (expired on replay). KEYS q, qm, qx, queue totals. ARGV seqs. */
 export const DROP = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 for i = 1, #ARGV do
   local e = redis.call('HGET', qx, 'e:' .. ARGV[i])
-  if e then drop(q, qm, qx, ARGV[i], e) end
+  if e then drop(q, qm, qx, ARGV[i], e, KEYS[4]) end
 end
 return 0
+`
+
+/** Deletes a session's queue and takes its entries and bytes off the queue totals. KEYS q, qm, qx, queue totals. */
+export const PURGE_QUEUE = ENTRY_HELPERS + `
+local n, b = 0, 0
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'e:' then
+    local _, _, _, bytes = parse(all[i + 1])
+    n = n + 1
+    b = b + tonumber(bytes)
+  end
+end
+if n > 0 then
+  redis.call('HINCRBY', KEYS[4], 'n', -n)
+  redis.call('HINCRBY', KEYS[4], 'b', -b)
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return n
 `
 
 /** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
