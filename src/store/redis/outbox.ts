@@ -123,7 +123,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const again = await check.rematch()
       return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
     }
-    this.#cluster = { entries: totals[0], bytes: totals[1] }
+    if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
     for (let i = 0; i < evicted.length; i += 4) {
       const clientId = clients[evicted[i] as number][0]
       this.#mirrors.change(clientId, false, removeSeq(evicted[i + 1] as number))

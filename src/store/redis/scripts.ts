@@ -25,16 +25,23 @@ local function unwait (qx, kind, mid, bytes)
     redis.call('HINCRBY', qx, 'wb', -tonumber(bytes))
   end
 end
-local function drop (q, qm, qx, seq, e, tot)
+-- the queue totals: n entries and b bytes added (negative: removed); one write (a write costs Redis more than a
+-- read: it goes to the AOF and the replicas)
+local function total (tot, n, b)
+  if n == 0 and b == 0 then return end
+  local t = redis.call('HMGET', tot, 'n', 'b')
+  redis.call('HSET', tot, 'n', tonumber(t[1] or '0') + n, 'b', tonumber(t[2] or '0') + b)
+end
+-- removes an entry; returns its bytes (the caller takes it off the totals)
+local function drop (q, qm, qx, seq, e)
   local _, kind, mid, bytes, _, bk = parse(e)
   redis.call('ZREM', q, seq)
   redis.call('HDEL', qm, seq)
   redis.call('HDEL', qx, 'e:' .. seq)
-  redis.call('HINCRBY', tot, 'n', -1)
-  redis.call('HINCRBY', tot, 'b', -tonumber(bytes))
   unwait(qx, kind, mid, bytes)
   if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == tostring(seq) then redis.call('HDEL', qx, 'm:' .. mid) end
   if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == tostring(seq) then redis.call('HDEL', qx, 'c:' .. bk) end
+  return tonumber(bytes)
 end
 `
 
@@ -48,13 +55,19 @@ end
  * refused. Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1
  * when the session's limits refused it, -2 the broker-wide ones }, { client index, seq, evicted packet, -1 | -2
  * (which limit), ... }, stale: 1 when the subscriptions changed since that generation (nothing was written: match
- * again), { entries, bytes } of every queue after the call.
+ * again), { entries, bytes } of every queue after the call (empty without broker-wide bounds: not read then).
  */
 export const ENQUEUE = ENTRY_HELPERS + `
 local bk, now, maxN, maxB, policy, gen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local maxTN, maxTB, tot = tonumber(ARGV[7]), tonumber(ARGV[8]), KEYS[2]
-local function num (key, field) return tonumber(redis.call('HGET', key, field) or '0') end
 if gen ~= '' and (redis.call('GET', KEYS[1]) or '0') ~= gen then return { {}, {}, 1, {} } end
+-- the totals are read only when bounded; what this call adds and removes is counted here and written once
+local bounded = maxTN > 0 or maxTB > 0
+local n, b, dn, db = 0, 0, 0, 0
+if bounded then
+  local t = redis.call('HMGET', tot, 'n', 'b')
+  n, b = tonumber(t[1] or '0'), tonumber(t[2] or '0')
+end
 local out, evicted = {}, {}
 local function fits (w, wb, bytes) return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB) end
 local function fitsAll (n, b, bytes) return (maxTN == 0 or n < maxTN) and (maxTB == 0 or b + bytes <= maxTB) end
@@ -64,9 +77,10 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
   if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
     out[i + 1] = 0
   else
-    local w, wb, n, b = num(qx, 'w'), num(qx, 'wb'), num(tot, 'n'), num(tot, 'b')
+    local waiting = redis.call('HMGET', qx, 'w', 'wb')
+    local w, wb, tn, tb = tonumber(waiting[1] or '0'), tonumber(waiting[2] or '0'), n + dn, b + db
     local reason = fits(w, wb, bytes) and -2 or -1
-    local admit = reason == -2 and fitsAll(n, b, bytes)
+    local admit = reason == -2 and fitsAll(tn, tb, bytes)
     local victims = {}
     local tooBig = (maxB > 0 and bytes > maxB) or (maxTB > 0 and bytes > maxTB)
     if not admit and policy ~= 'newest' and not tooBig then
@@ -76,8 +90,8 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
         local _, kind, mid, eb = parse(e)
         if kind == 'p' and mid == '' then
           victims[#victims + 1] = { old, e }
-          w, wb, n, b = w - 1, wb - tonumber(eb), n - 1, b - tonumber(eb)
-          if fits(w, wb, bytes) and fitsAll(n, b, bytes) then admit = true break end
+          w, wb, tn, tb = w - 1, wb - tonumber(eb), tn - 1, tb - tonumber(eb)
+          if fits(w, wb, bytes) and fitsAll(tn, tb, bytes) then admit = true break end
         end
       end
     end
@@ -89,7 +103,7 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
         evicted[#evicted + 1] = tonumber(v[1])
         evicted[#evicted + 1] = redis.call('HGET', qm, v[1])
         evicted[#evicted + 1] = reason
-        drop(q, qm, qx, v[1], v[2], tot)
+        dn, db = dn - 1, db - drop(q, qm, qx, v[1], v[2])
       end
       local seq = redis.call('HINCRBY', qx, 'n', 1)
       redis.call('ZADD', q, seq, seq)
@@ -97,14 +111,14 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
       redis.call('HSET', qx, 'e:' .. seq, qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk)
       redis.call('HINCRBY', qx, 'w', 1)
       redis.call('HINCRBY', qx, 'wb', bytes)
-      redis.call('HINCRBY', tot, 'n', 1)
-      redis.call('HINCRBY', tot, 'b', bytes)
+      dn, db = dn + 1, db + bytes
       if bk ~= '' then redis.call('HSET', qx, 'c:' .. bk, seq) end
       out[i + 1] = seq
     end
   end
 end
-return { out, evicted, 0, { num(tot, 'n'), num(tot, 'b') } }
+total(tot, dn, db)
+return { out, evicted, 0, bounded and { n + dn, b + db } or {} }
 `
 
 /**
@@ -118,7 +132,7 @@ if not seq then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local qos, kind, mid, bytes, t, bk = parse(e)
 if kind == 'r' then return 0 end
-if qos == '0' then drop(q, qm, qx, seq, e, KEYS[4]) return -1 end
+if qos == '0' then total(KEYS[4], -1, -drop(q, qm, qx, seq, e)) return -1 end
 unwait(qx, kind, mid, bytes)
 if mid ~= '' and redis.call('HGET', qx, 'm:' .. mid) == seq then redis.call('HDEL', qx, 'm:' .. mid) end
 redis.call('HSET', qx, 'm:' .. ARGV[2], seq)
@@ -133,7 +147,7 @@ local qx, qm = KEYS[3], KEYS[2]
 local seq = redis.call('HGET', qx, 'm:' .. ARGV[1])
 if not seq then return nil end
 local _, _, _, bytes, t, bk = parse(redis.call('HGET', qx, 'e:' .. seq))
-redis.call('HINCRBY', KEYS[4], 'b', -tonumber(bytes))
+total(KEYS[4], 0, -tonumber(bytes))
 redis.call('HSET', qx, 'e:' .. seq, '2|r|' .. ARGV[1] .. '|0|' .. t .. '|' .. bk)
 redis.call('HSET', qm, seq, ARGV[2])
 return tonumber(seq)
@@ -152,7 +166,7 @@ redis.call('ZADD', q, seq, seq)
 redis.call('HSET', qm, seq, ARGV[2])
 redis.call('HSET', qx, 'e:' .. seq, '2|r|' .. ARGV[1] .. '|0|' .. ARGV[3] .. '|')
 redis.call('HSET', qx, 'm:' .. ARGV[1], seq)
-redis.call('HINCRBY', KEYS[4], 'n', 1)
+total(KEYS[4], 1, 0)
 return seq
 `
 
@@ -169,7 +183,7 @@ local e = redis.call('HGET', qx, 'e:' .. seq)
 local _, _, mid = parse(e)
 if ARGV[1] == '' and mid ~= '' then return nil end
 local value = redis.call('HGET', qm, seq)
-drop(q, qm, qx, seq, e, KEYS[4])
+total(KEYS[4], -1, -drop(q, qm, qx, seq, e))
 return { tonumber(seq), value }
 `
 
@@ -178,7 +192,7 @@ export const DROP = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 for i = 1, #ARGV do
   local e = redis.call('HGET', qx, 'e:' .. ARGV[i])
-  if e then drop(q, qm, qx, ARGV[i], e, KEYS[4]) end
+  if e then total(KEYS[4], -1, -drop(q, qm, qx, ARGV[i], e)) end
 end
 return 0
 `
@@ -194,10 +208,7 @@ for i = 1, #all, 2 do
     b = b + tonumber(bytes)
   end
 end
-if n > 0 then
-  redis.call('HINCRBY', KEYS[4], 'n', -n)
-  redis.call('HINCRBY', KEYS[4], 'b', -b)
-end
+total(KEYS[4], -n, -b)
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return n
 `
