@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { waitFor } from '../helpers/clients.js'
-import { useCluster } from './support.js'
+import { useCluster, waitForRoute } from './support.js'
 
 /**
  * sessions.maxTotalQueuedMessages in cluster mode: the bound counts every node's session queues in Redis, and a
@@ -20,6 +20,7 @@ describe('broker-wide queue bounds across the cluster', () => {
     }
     const watcher = await client(b.mqttUrl, { clientId: 'dlq-watcher' })
     await watcher.subscribeAsync('$DLQ/#', { qos: 1 })
+    await waitForRoute(a, b, '$DLQ/broker-queue-full/fleet/1')
     // 8 messages for 2 offline sessions: 16 copies for a bound of 10 over the whole cluster
     const pub = await client(a.mqttUrl, { clientId: 'fleet-pub' })
     for (let i = 1; i <= 8; i++) await pub.publishAsync(`fleet/${i}`, `m${i}`, { qos: 1 })
