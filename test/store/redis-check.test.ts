@@ -124,4 +124,15 @@ describe('check and repair of the Redis store', () => {
     expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
     expect((await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)).check.problems).toEqual([])
   })
+
+  it('finds the empty queue keys of a removed session, and sets them aside', async () => {
+    const prefix = await populated()
+    await redis.hset(`${prefix}qx:gone`, 'n', 7, 'w', 0, 'wb', 0)
+    const { check } = await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(check.problems).toEqual([`client "gone" has an empty queue but no session and no subscription (left by a removed session): ${prefix}qx:gone`])
+    const repair = await repairRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(repair.after.problems).toEqual([])
+    expect(await redis.exists(`${prefix}qx:gone`)).toBe(0)
+    expect(await redis.hget(`${repair.setAside ?? ''}:qx:gone`, 'n')).toBe('7')
+  })
 })

@@ -112,9 +112,13 @@ async function inspectClient (ins: Inspector, clientId: string, kinds: Set<strin
   if (kinds.has('in')) {
     await ins.records(keys.incoming(clientId), 'inbound QoS 2 record', (_id, value) => { decoded(value, 'topic'); counts.incoming++ })
   }
+  const queueKeys = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId)].filter((_k, i) => kinds.has(['q', 'qm', 'qx'][i]))
   if (held && !recorded.has(clientId)) {
     findings.add(`client ${JSON.stringify(clientId)} has subscriptions or queued messages but no session record (left by a removed session): it never expires`)
     fixes.sessions.push(clientId)
+  } else if (!held && !recorded.has(clientId) && queueKeys.length > 0) {
+    findings.add(`client ${JSON.stringify(clientId)} has an empty queue but no session and no subscription (left by a removed session): ${queueKeys.join(', ')}`)
+    fixes.renames.push(...queueKeys)
   }
   return held || kinds.has('in')
 }
