@@ -37,7 +37,7 @@ export class RedisKeys {
   /** HASH key → encoded shared-group message; groupSeq: STRING, the seq of the next key. */
   get groups (): string { return `${this.prefix}groups` }
   get groupSeq (): string { return `${this.prefix}group-seq` }
-  /** ZSET of dead-letter ids (score = seq) and HASH id → encoded dead letter; deadSeq: next seq. */
+  /** HASH id → encoded dead letter (deadOrder, a ZSET of ids, is not used); deadSeq: opens of the store, each the residue of its dead-letter ids (redis-parts.ts). */
   get deadOrder (): string { return `${this.prefix}dlq` }
   get deadLetters (): string { return `${this.prefix}dlq-records` }
   get deadSeq (): string { return `${this.prefix}dlq-seq` }
