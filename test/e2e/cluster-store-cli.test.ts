@@ -5,28 +5,18 @@
  * purges the dead letters of every node in Redis.
  */
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { connectClient, endClient, waitFor } from '../helpers/clients.js'
-import { ensureBuilt, killAllChildren, removeDir, runCli, startArgs, startCli, tempDataDir } from '../helpers/cli.js'
-import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
+import { runCli } from '../helpers/cli.js'
+import { useClusterCli } from './support/cluster-cli.js'
 
 describe('culex store on a cluster Redis', () => {
-  let redis: TestRedis
-  let dataDir: string
-  beforeAll(async () => {
-    await ensureBuilt()
-    redis = await startTestRedis()
-    dataDir = await tempDataDir()
-  }, 120_000)
-  afterAll(async () => {
-    await killAllChildren()
-    await redis?.close()
-    await removeDir(dataDir)
-  })
+  const cluster = useClusterCli()
 
   it('checks the store with a node running, refuses to repair it then, repairs it once the node is stopped', async () => {
-    const env = { CULEX_CLUSTER_REDIS_URL: redis.url, CULEX_CLUSTER_NODE_ID: 'node-1' }
-    const node = await startCli(startArgs(dataDir), env)
+    const redis = cluster.redis()
+    const dataDir = await cluster.dir()
+    const node = await cluster.node('node-1', { dataDir })
     const url = `mqtt://127.0.0.1:${node.ports.mqtt}`
     for (const clientId of ['meter-7', 'meter-8']) {
       const sub = await connectClient(url, { clientId, clean: false })
@@ -81,7 +71,7 @@ describe('culex store on a cluster Redis', () => {
     }
 
     // The repaired queue delivers what it still holds: the message whose state was rebuilt, and the one after it.
-    const again = await startCli(startArgs(dataDir), env)
+    const again = await cluster.node('node-1', { dataDir })
     const sub = await connectClient(`mqtt://127.0.0.1:${again.ports.mqtt}`, { clientId: 'meter-7', clean: false })
     try {
       await waitFor(() => sub.received.length >= 2, 'the two messages the repair kept')
@@ -96,25 +86,12 @@ describe('culex store on a cluster Redis', () => {
 })
 
 describe('culex dlq on a cluster Redis', () => {
-  let redis: TestRedis
-  const dirs: string[] = []
-  beforeAll(async () => {
-    await ensureBuilt()
-    redis = await startTestRedis()
-  }, 120_000)
-  afterAll(async () => {
-    await killAllChildren()
-    await redis?.close()
-    for (const dir of dirs) await removeDir(dir)
-  })
+  const cluster = useClusterCli()
 
   it('lists, shows and purges the dead letters of every node; replay needs a node', async () => {
+    const redis = cluster.redis()
     const nodes = []
-    for (const id of ['node-1', 'node-2']) {
-      const dir = await tempDataDir()
-      dirs.push(dir)
-      nodes.push(await startCli(startArgs(dir), { CULEX_CLUSTER_REDIS_URL: redis.url, CULEX_CLUSTER_NODE_ID: id, CULEX_DEAD_LETTER_PAYLOAD_RULES: 'orders/#=json' }))
-    }
+    for (const id of ['node-1', 'node-2']) nodes.push(await cluster.node(id, { env: { CULEX_DEAD_LETTER_PAYLOAD_RULES: 'orders/#=json' } }))
     for (const [i, node] of nodes.entries()) {
       const pub = await connectClient(`mqtt://127.0.0.1:${node.ports.mqtt}`, { clientId: `till-${i}` })
       await pub.publishAsync(`orders/${i}`, 'not json', { qos: 1 })
