@@ -137,6 +137,21 @@ describe.each(backends)('queue limits over all sessions ($name)', (b) => {
     expect(drops.map(d => d.reason)).toEqual(Array(100).fill('broker-queue-full'))
     await store.close()
   })
+
+  it('never evicts a message in flight to make room, even one whose packet id is not written yet', async () => {
+    const drops: DropEvent[] = []
+    const store = await b.open(await b.make(), { limits: { maxTotalQueuedMessages: 2, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
+    const client = { id: 'c' }
+    await enqueue(store, 'c', 1, 2)
+    await drain(store.outgoingStream(client))
+    // t/1 goes out: its QoS 1 packet id is held back (not yet written) while its PUBACK is awaited
+    await store.outgoingUpdate(client, { ...publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1 }), messageId: 7 })
+    await enqueue(store, 'c', 3, 3)
+    await waitFor(() => drops.length >= 1, 'the eviction reported')
+    expect(drops.map(d => d.packet.topic)).toEqual(['t/2'])
+    expect(await payloads(store, 'c')).toEqual(['t/1', 't/3'])
+    await store.close()
+  })
 })
 
 // Cluster mode: the bound is over every queue in Redis, whichever node wrote to it.
