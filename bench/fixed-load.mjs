@@ -11,7 +11,12 @@
 // runs of the same code count the same work. Without valgrind it prints the CPU time of this process (broker and
 // clients) per message over the second half of the messages (the first half warms the code up): a figure the load
 // of other processes on the machine moves much less than a rate.
+//
+// --alloc FILE: V8's sampling heap profiler over the second half too, objects the collector already took included,
+// written to FILE (a .heapprofile for Chrome's tools); prints the bytes allocated per message and the functions that
+// allocate most. What the broker allocates per message drives its collector, whose threads add to its CPU.
 import fs from 'node:fs'
+import inspector from 'node:inspector'
 import os from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
@@ -25,7 +30,8 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '10000' },
     protocol: { type: 'string', default: '4' },
     persistent: { type: 'boolean', default: false },
-    properties: { type: 'boolean', default: false }
+    properties: { type: 'boolean', default: false },
+    alloc: { type: 'string' }
   }
 })
 const tree = path.resolve(values.tree)
@@ -40,6 +46,10 @@ const { config } = await loadConfig({ flags: { 'listeners.mqtt.port': 0, 'listen
 const broker = await startBroker(config, createLogger({ level: 'warn', format: 'json', destination: new Writable({ write (c, e, cb) { cb() } }) }))
 const port = broker.listeners.find(l => l.name === 'mqtt').port
 
+const session = new inspector.Session()
+session.connect()
+const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, r) => err ? reject(err) : resolve(r)))
+
 const recv = Array.from({ length: PUBLISHERS }, () => new SeqSet())
 const pubs = []
 let received = 0
@@ -52,7 +62,10 @@ sub.onPublish = (c, q, id, b, ts, te, ps) => {
   const pi = b.readUInt16BE(ps)
   if (!recv[pi].add(b.readUInt32BE(ps + 2))) return
   pubs[pi].schedule()
-  if (++received === total / 2) halfway = process.cpuUsage()
+  if (++received === total / 2) {
+    halfway = process.cpuUsage()
+    if (values.alloc !== undefined) void post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+  }
   if (received === total) allReceived()
 }
 const properties = values.properties ? { contentType: 'application/octet-stream', userProperties: { source: 'bench', run: '1' } } : undefined
@@ -64,5 +77,21 @@ for (const p of pubs) p.start(total / PUBLISHERS)
 await finished
 const cpu = process.cpuUsage(halfway)
 process.stderr.write(`${received} messages delivered, ${((cpu.user + cpu.system) / (total / 2)).toFixed(2)} µs of CPU per message over the second half\n`)
+if (values.alloc !== undefined) {
+  const { profile } = await post('HeapProfiler.stopSampling')
+  fs.writeFileSync(values.alloc, JSON.stringify(profile))
+  const bySite = new Map()
+  let bytes = 0
+  const walk = (node) => {
+    const f = node.callFrame
+    const site = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(dist|node_modules|bench)\//, '$1/')}:${f.lineNumber + 1}`
+    bytes += node.selfSize
+    bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize)
+    for (const child of node.children) walk(child)
+  }
+  walk(profile.head)
+  process.stderr.write(`${(bytes / (total / 2) / 1000).toFixed(2)} kB allocated per message over the second half (sampled); most by:\n`)
+  for (const [site, b] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 12)) process.stderr.write(`  ${(100 * b / bytes).toFixed(1).padStart(5)} %  ${site}\n`)
+}
 fs.rmSync(dataDir, { recursive: true, force: true })
 process.exit(0)

@@ -14,19 +14,22 @@ import { connections } from './lib/gen-connections.mjs'
 import { fanin, fanout } from './lib/gen-fan.mjs'
 import { latency } from './lib/gen-latency.mjs'
 import { offline } from './lib/gen-offline.mjs'
+import { pairs } from './lib/gen-pairs.mjs'
 import { retained } from './lib/gen-retained.mjs'
 import { shared } from './lib/gen-shared.mjs'
 
 const round = (x, d = 0) => Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : null
 
-const scenarios = { fanin, fanout, latency, connections, offline, retained, shared }
+const scenarios = { fanin, fanout, latency, connections, offline, retained, shared, pairs }
 
 async function main () {
   let spec
   let port
   let pid
+  let ports
+  let dir
   if (process.send) {
-    ({ spec, port, pid } = JSON.parse(process.argv[2]))
+    ({ spec, port, ports, dir, pid } = JSON.parse(process.argv[2]))
   } else {
     const { values } = parseArgs({
       options: {
@@ -36,7 +39,8 @@ async function main () {
         qos: { type: 'string' },
         persistent: { type: 'boolean' },
         duration: { type: 'string' },
-        json: { type: 'string' }
+        json: { type: 'string' },
+        ports: { type: 'string' }
       }
     })
     spec = { kind: values.scenario, ...(values.json ? JSON.parse(values.json) : {}) }
@@ -45,11 +49,16 @@ async function main () {
     if (values.duration !== undefined) spec.duration = Number(values.duration)
     port = Number(values.port)
     pid = Number(values.pid)
+    ports = values.ports ? values.ports.split(',').map(Number) : [port]
   }
   const fn = scenarios[spec.kind]
   if (!fn) throw new Error(`unknown scenario kind ${spec.kind}; one of ${Object.keys(scenarios).join(', ')}`)
+  // ports: every node of a cluster broker (ports[0] === port); dir: the broker's data directory (a cluster's
+  // wrapper writes its Redis port there)
   const ctx = {
     port,
+    ports,
+    dir,
     pid,
     restart: signal => new Promise((resolve, reject) => {
       if (!process.send) { reject(new Error('restart needs the driver (run.mjs)')); return }

@@ -7,13 +7,14 @@
 //   npm run bench                                  # all scenarios, default brokers, 3 repetitions (~15 min)
 //   npm run bench -- --quick                       # smoke run, short durations, 1 repetition (~3 min)
 //   npm run bench -- --growth [growth.mjs options]  # 10k sessions, 10k → 1M queued messages (bench/growth.mjs)
+//   npm run bench -- --cluster                     # the cluster scenarios (Culex and the aedes recipe on Redis)
 //   node bench/run.mjs --scenarios fanin-q1-persist,offline-kill --brokers culex,aedes-mem --reps 5
 //   node bench/run.mjs --report bench/results/run-….jsonl   # re-render tables from raw results
 //
 //
 // The pieces live in bench/lib/: brokers.mjs (what runs), scenarios.mjs (what is measured), run-one.mjs and
 // broker-process.mjs (one measurement), report*.mjs and targets.mjs (the tables).
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -51,17 +52,21 @@ async function main () {
       keep: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       'culex-dist': { type: 'string' },
+      cluster: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' }
     }
   })
   const specs = scenarioTable(values.quick)
   if (values.help) {
-    process.stdout.write(`node bench/run.mjs [--reps 3] [--quick] [--scenarios a,b] [--brokers x,y] [--out file.jsonl] [--node-args "..."] [--cpu-prof DIR] [--culex-dist DIR] [--keep]
+    process.stdout.write(`node bench/run.mjs [--reps 3] [--quick] [--cluster] [--scenarios a,b] [--brokers x,y] [--out file.jsonl] [--node-args "..."] [--cpu-prof DIR] [--culex-dist DIR] [--keep]
 node bench/run.mjs --report file.jsonl [--report more.jsonl]
 
 scenarios: ${Object.keys(specs).join(', ')}
 brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-level, mosquitto; culex-sync is added
-           to the scenarios where fsync matters: ${Object.entries(specs).filter(([, s]) => s.sync).map(([n]) => n).join(', ')})
+           to the scenarios where fsync matters: ${Object.entries(specs).filter(([, s]) => s.sync).map(([n]) => n).join(', ')};
+           the cluster scenarios (${Object.keys(specs).filter(n => specs[n].cluster).join(', ')}) run on the cluster
+           brokers only: ${Object.keys(BROKERS).filter(b => BROKERS[b].cluster).join(', ')})
+--cluster: the cluster scenarios, and fanin-q1-persist on culex and culex-redis (one node, LevelDB against Redis)
 `)
     return
   }
@@ -76,10 +81,13 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
   }
 
   const reps = Number(values.reps ?? (values.quick ? 1 : 3))
-  const scenarioNames = values.scenarios ? values.scenarios.split(',') : Object.keys(specs)
+  const clusterNames = Object.keys(specs).filter(n => specs[n].cluster)
+  const scenarioNames = values.scenarios ? values.scenarios.split(',') : values.cluster ? ['fanin-q1-persist', ...clusterNames] : Object.keys(specs)
   for (const s of scenarioNames) if (!specs[s]) throw new Error(`unknown scenario ${s}; one of ${Object.keys(specs).join(', ')}`)
   const explicit = values.brokers !== undefined
-  let brokers = explicit ? values.brokers.split(',') : ['culex', 'culex-sync', 'aedes-mem', 'aedes-level', 'mosquitto']
+  let brokers = explicit
+    ? values.brokers.split(',')
+    : values.cluster ? ['culex', 'culex-redis', 'culex-cluster', 'aedes-cluster'] : ['culex', 'culex-sync', 'aedes-mem', 'aedes-level', 'mosquitto', 'culex-cluster', 'aedes-cluster']
   for (const b of brokers) if (!BROKERS[b]) throw new Error(`unknown broker ${b}; one of ${allBrokers.join(', ')}`)
   if (brokers.some(b => b.startsWith('culex')) && !fs.existsSync(path.join(repoDir, 'dist/store/index.js'))) {
     if (explicit) throw new Error('dist/store/index.js is missing: run `npm run build` first (or leave culex out of --brokers)')
@@ -91,9 +99,17 @@ brokers:   ${Object.keys(BROKERS).join(', ')} (default: culex, aedes-mem, aedes-
     process.stderr.write(`warning: ${MOSQUITTO} not found (apt-get install -y mosquitto); leaving mosquitto out\n`)
     brokers = brokers.filter(b => b !== 'mosquitto')
   }
+  const needRedis = brokers.filter(b => b === 'culex-redis' || BROKERS[b].cluster)
+  if (needRedis.length > 0 && spawnSync('redis-server', ['--version']).status !== 0) {
+    if (explicit || values.cluster) throw new Error('redis-server not found: apt-get install -y redis-server')
+    process.stderr.write('warning: redis-server not found (apt-get install -y redis-server); leaving the cluster brokers out\n')
+    brokers = brokers.filter(b => !needRedis.includes(b))
+  }
   // aedes 1.2 refuses MQTT 5: the MQTT 5 scenarios run on the brokers that speak it, named or not
   const speaks = s => b => specs[s].protocolVersion !== 5 || BROKERS[b].mqtt5 !== false
-  const brokersFor = s => (explicit || specs[s].sync ? brokers : brokers.filter(b => b !== 'culex-sync')).filter(speaks(s))
+  // a cluster scenario runs on the cluster brokers, every other one on the others
+  const fits = s => b => Boolean(specs[s].cluster) === Boolean(BROKERS[b].cluster)
+  const brokersFor = s => (explicit || specs[s].sync ? brokers : brokers.filter(b => b !== 'culex-sync')).filter(speaks(s)).filter(fits(s))
   for (const s of scenarioNames) {
     const left = brokers.filter(b => !speaks(s)(b))
     if (explicit && left.length > 0) process.stderr.write(`note: ${s} is MQTT 5, which ${left.join(', ')} does not speak: left out of it\n`)

@@ -149,6 +149,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     broker, store, config: config.sharedSubscriptions, overflowPolicy: config.sessions.overflowPolicy, log: log.child({ component: 'shared' }),
     onDeadLetter: deadLetter.onShared
   })
+  // cluster mode: each shared group is run by one node for members on every node
+  if (cluster !== undefined) shared.useCluster(local => cluster.shareGroups(local))
   const retransmit = createRetransmission({ intervalMs: config.mqtt.retryIntervalMs, log: log.child({ component: 'retransmit' }) })
   const lag = createDeliveryLag()
 

@@ -14,6 +14,7 @@ export const errorCodes = {
   ERR_STORE_VERSION: 'the data directory was written by an unknown format version',
   ERR_STORE_CORRUPT: 'the data directory is corrupt',
   ERR_STORE_WRITE: 'a write to the data directory failed',
+  ERR_STORE_REPLICAS: 'the Redis replicas did not confirm a write in time',
   ERR_SHUTDOWN_TIMEOUT: 'shutdown did not finish within shutdown.timeoutMs',
   ERR_ADMIN_API: "the running broker's admin API cannot be reached or refused the request",
   ERR_DEAD_LETTER_NOT_FOUND: 'no dead letter has the given id',

@@ -118,56 +118,73 @@ export interface PublishChain {
   onError: (client: Client | null, error: unknown) => void
 }
 
+/** aedes' callback for one publish, answered once; `answered` tells a throw after the answer from one before it. */
+interface PublishAnswer {
+  (err?: Error | null): void
+  answered: boolean
+}
+
+function answerOnce (cb: (error?: Error | null) => void): PublishAnswer {
+  const answer = ((err?: Error | null): void => {
+    answer.answered = true
+    cb(err)
+  }) as PublishAnswer
+  answer.answered = false
+  return answer
+}
+
+/**
+ * A step or the commit that throws before answering becomes an error for aedes (the connection closes
+ * unacknowledged); a throw after the answer (from aedes' own continuation) goes to onError.
+ */
+function failPublish (chain: PublishChain, client: Client | null, answer: PublishAnswer, err: unknown): void {
+  if (answer.answered) {
+    chain.onError(client, err)
+    return
+  }
+  answer(err as Error)
+}
+
+function decidePublish (chain: PublishChain, client: Client | null, packet: PublishPacket, verdict: PublishDrop | undefined, answer: PublishAnswer): void {
+  try {
+    if (verdict === undefined) {
+      chain.commit(client, packet, answer)
+      return
+    }
+    chain.onDrop(client, packet, verdict)
+    // MQTT 3.1.1 has no negative acknowledgement: by default the publisher gets its PUBACK/PUBREC and stays
+    // connected; the other choice 3.1.1 allows [MQTT-3.3.5-2] is closing the connection. A will has no
+    // connection to close (an orphaned one would make aedes report an error forever), so it is always settled.
+    if (chain.disconnectOnDrop && client !== null && (client as { will?: unknown }).will !== packet) {
+      answer(new Error(`publish refused (${verdict.drop}): ${verdict.detail}`))
+      return
+    }
+    chain.settle(packet)
+    answer(null)
+  } catch (err) {
+    failPublish(chain, client, answer, err)
+  }
+}
+
+/**
+ * The publish checks, then the commit. One callback per PUBLISH and the functions above, not three closures made
+ * for each: this runs for every message.
+ */
 export function chainAuthorizePublish (chain: PublishChain) {
   return (client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void => {
-    let answered = false
-    const answer = (err?: Error | null): void => {
-      answered = true
-      cb(err)
-    }
-    // A step or the commit that throws before answering becomes an error for aedes (the connection closes
-    // unacknowledged); a throw after the answer (from aedes' own continuation) goes to onError.
-    const fail = (err: unknown): void => {
-      if (answered) {
-        chain.onError(client, err)
-        return
-      }
-      answer(err as Error)
-    }
-    const decide = (verdict: PublishDrop | undefined): void => {
-      if (verdict === undefined) {
-        chain.commit(client, packet, answer)
-        return
-      }
-      chain.onDrop(client, packet, verdict)
-      // MQTT 3.1.1 has no negative acknowledgement: by default the publisher gets its PUBACK/PUBREC and stays
-      // connected; the other choice 3.1.1 allows [MQTT-3.3.5-2] is closing the connection. A will has no
-      // connection to close (an orphaned one would make aedes report an error forever), so it is always settled.
-      if (chain.disconnectOnDrop && client !== null && (client as { will?: unknown }).will !== packet) {
-        answer(new Error(`publish refused (${verdict.drop}): ${verdict.detail}`))
-        return
-      }
-      chain.settle(packet)
-      answer(null)
-    }
+    const answer = answerOnce(cb)
     let verdict: PublishDrop | undefined | Promise<PublishDrop | undefined>
     try {
       verdict = firstVerdict(chain.checks, client, packet, undefined)
-      if (!(verdict instanceof Promise)) {
-        decide(verdict)
-        return
-      }
     } catch (err) {
-      fail(err)
+      failPublish(chain, client, answer, err)
       return
     }
-    verdict.then(v => {
-      try {
-        decide(v)
-      } catch (err) {
-        fail(err)
-      }
-    }, fail)
+    if (!(verdict instanceof Promise)) {
+      decidePublish(chain, client, packet, verdict, answer)
+      return
+    }
+    verdict.then(v => { decidePublish(chain, client, packet, v, answer) }, (err: unknown) => { failPublish(chain, client, answer, err) })
   }
 }
 

@@ -35,9 +35,10 @@ export async function waitForPort (port, proc, timeoutMs = 30000, pollMs = 25) {
   throw new Error(`broker not listening on ${port} after ${timeoutMs} ms`)
 }
 
-export async function startBroker (name, port, dir, opts, profDir) {
+/** `ports`: every port of a cluster broker (one node each; `port` is the first); all must accept before it is ready. */
+export async function startBroker (name, port, dir, opts, profDir, ports = [port]) {
   const b = BROKERS[name]
-  const argv = b.cmd(port, dir)
+  const argv = b.cmd(port, dir, ports)
   const nodeArgs = profDir ? [...opts.nodeArgs, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : opts.nodeArgs
   const [cmd, args] = b.node ? [process.execPath, [...nodeArgs, ...argv]] : [argv[0], argv.slice(1)]
   const log = fs.openSync(path.join(dir, `broker-${Date.now()}.log`), 'a')
@@ -46,7 +47,15 @@ export async function startBroker (name, port, dir, opts, profDir) {
   proc.on('error', () => {})
   running.add(proc)
   proc.once('exit', () => running.delete(proc))
-  const readyMs = await waitForPort(port, proc)
+  const t0 = Date.now()
+  try {
+    for (const p of ports) await waitForPort(p, proc)
+  } catch (err) {
+    // never ready: stopped here, since the caller gets no process to stop
+    await stopBroker(proc)
+    throw err
+  }
+  const readyMs = Date.now() - t0
   return { proc, pid: proc.pid, readyMs }
 }
 

@@ -28,10 +28,25 @@ export const BROKERS = {
     env: { CULEX_STORE_SYNC: 'true', CULEX_LIMITS_MAX_CONNECTIONS: '0' }
   },
   'culex-redis': {
-    desc: 'Culex in cluster mode on a private redis-server (AOF on, appendfsync everysec), one node (bench/ref/culex-redis.mjs; SIGTERM scenarios only)',
+    desc: 'Culex in cluster mode on a private redis-server (AOF on, appendfsync everysec), one node (bench/ref/cluster.mjs; SIGTERM scenarios only)',
     node: true,
-    cmd: (port, dir) => ['bench/ref/culex-redis.mjs', '--main', culexMain, '--port', String(port), '--dir', dir],
+    cmd: (port, dir) => clusterCmd('culex', [port], dir),
     env: { CULEX_LIMITS_MAX_CONNECTIONS: '0' }
+  },
+  // `cluster`: one node per port on one private redis-server (the scenario's `nodes`, default 2); SIGTERM scenarios only
+  'culex-cluster': {
+    desc: 'Culex cluster: nodes in cluster mode on one private redis-server (AOF on, appendfsync everysec) (bench/ref/cluster.mjs)',
+    node: true,
+    cluster: true,
+    cmd: (port, dir, ports) => clusterCmd('culex', ports, dir),
+    env: { CULEX_LIMITS_MAX_CONNECTIONS: '0' }
+  },
+  'aedes-cluster': {
+    desc: "aedes' cluster recipe: aedes 1.2.0 nodes with mqemitter-redis 7.2.1 and aedes-persistence-redis 11.2.2 (defaults) on one private redis-server (AOF on, appendfsync everysec)",
+    node: true,
+    cluster: true,
+    mqtt5: false,
+    cmd: (port, dir, ports) => clusterCmd('aedes', ports, dir)
   },
   'aedes-mem': {
     desc: 'bare aedes 1.2.0, `await Aedes.createBroker()` defaults (in-memory persistence), net server',
@@ -67,6 +82,11 @@ export const BROKERS = {
       return [MOSQUITTO, '-c', conf]
     }
   }
+}
+
+/** A private redis-server and one node per port on it (the wrapper stops them together on SIGTERM). */
+function clusterCmd (broker, ports, dir) {
+  return ['bench/ref/cluster.mjs', '--broker', broker, ...(broker === 'culex' ? ['--main', culexMain] : []), '--ports', ports.join(','), '--dir', dir]
 }
 
 export const REFERENCES = ['aedes-mem', 'mosquitto']

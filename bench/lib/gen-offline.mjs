@@ -1,10 +1,13 @@
 // Generator: the offline queue of a persistent session, optionally across a broker restart or crash; the driver
-// performs the restart (ctx.restart), since only it owns the broker process.
+// performs the restart (ctx.restart), since only it owns the broker process. On a cluster broker the session starts
+// on node `subNode`, the messages are published on node `pubNode` and the session comes back on `reconnectNode`
+// (default: all on the first node).
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { awaitRoute, callsPerMessage, nodePort, redisCalls } from './cluster-support.mjs'
 import { settle } from './drain.mjs'
-import { Client, SeqSet, discardSession } from './mqtt.mjs'
-import { rssMB } from './proc.mjs'
+import { Client, PAYLOAD_MIN, SeqSet, discardSession } from './mqtt.mjs'
+import { rssMB, treeCpuSeconds } from './proc.mjs'
 import { Publisher } from './publisher.mjs'
 
 // offline queue: persistent subscriber, disconnect, publish N QoS 1, [restart the broker], reconnect and drain
@@ -13,16 +16,22 @@ export async function offline (o, ctx) {
   const { messages = 20000, restart = null, killDelayMs = 0, window = 64, payloadSize = 64, idleMs = 3000, maxDrainMs = 60000 } = o
   // A warm-up round (o.round) has its own session and ends it, so nothing of it reaches the measured round.
   const subId = `bench-offline-sub${o.round ?? ''}`
-  const first = await Client.connect(ctx.port, { clientId: subId, clean: false })
+  const subPort = nodePort(ctx, o.subNode)
+  const pubPort = nodePort(ctx, o.pubNode)
+  const first = await Client.connect(subPort, { clientId: subId, clean: false })
   await first.subscribe([{ topic: 'bench/offline', qos: 1 }])
+  // the publisher's node knows the subscription before the session goes offline
+  if (subPort !== pubPort) await awaitRoute(first, pubPort, 'bench/offline')
   await first.disconnect()
 
-  const pc = await Client.connect(ctx.port, { clientId: 'bench-offline-pub' })
+  const calls0 = await redisCalls(ctx)
+  const pc = await Client.connect(pubPort, { clientId: 'bench-offline-pub' })
   const pub = new Publisher(pc, { index: 0, topic: 'bench/offline', qos: 1, payloadSize, window })
   pub.start(messages)
   const enqueued = await settle({ done: () => pub.ackedCount === messages, progress: () => pub.ackedCount, idleMs: 10000 })
   const enqueueRate = pub.ackedCount / ((pub.lastAckAt - pub.firstSendAt) / 1000)
   const queuedRssMB = rssMB(ctx.pid)
+  const calls1 = await redisCalls(ctx)
   if (restart) {
     // kill or stop right after the last PUBACK (killDelayMs later): every acknowledged message must survive
     if (killDelayMs > 0) await sleep(killDelayMs)
@@ -35,23 +44,28 @@ export async function offline (o, ctx) {
   const recv = new SeqSet()
   let dup = 0
   let lastRecvAt = 0
+  const cpu0 = treeCpuSeconds(ctx.pid).total
   const t0 = performance.now()
   const h0 = process.hrtime.bigint()
-  const sub = await Client.connect(ctx.port, {
+  const reconnect = () => Client.connect(nodePort(ctx, o.reconnectNode ?? o.subNode), {
     clientId: subId,
     clean: false,
     init: c => {
       c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
+        if (pe - ps < PAYLOAD_MIN) return // a late route probe
         if (recv.add(b.readUInt32BE(ps + 2))) lastRecvAt = now; else dup++
       }
     }
   })
+  const sub = await reconnect()
   const sessionPresent = sub.sessionPresent
   const drained = await settle({ done: () => recv.count >= messages, progress: () => recv.count, idleMs, maxMs: maxDrainMs })
   const tEnd = recv.count >= messages ? lastRecvAt : performance.now()
   // Stopped by the time cap while messages were still arriving: the rest is pending, not lost.
   const timedOut = drained === 'cap'
   const windowUs = [Number(h0 / 1000n), Number(process.hrtime.bigint() / 1000n)] // the drain, for run.mjs --cpu-prof
+  const drainCpuS = treeCpuSeconds(ctx.pid).total - cpu0
+  const calls2 = await redisCalls(ctx)
   let missing = 0
   for (let seq = 0; seq < pub.sent; seq++) if (pub.acked.has(seq) && !recv.has(seq)) missing++
   const lost = timedOut ? 0 : missing
@@ -70,9 +84,20 @@ export async function offline (o, ctx) {
     lost,
     pending,
     dup,
+    drainCpuUsPerMsg: recv.count > 0 ? drainCpuS * 1e6 / recv.count : null,
+    redisCallsEnqueue: callsPerMessage(calls0, calls1, pub.ackedCount).redisCallsPerMsg,
+    redisCallsDrain: callsPerMessage(calls1, calls2, recv.count).redisCallsPerMsg,
     windowUs
   }
   await sub.disconnect()
-  if (o.round !== undefined) await discardSession(ctx.port, subId)
+  if (o.secondConnect && missing > 0) {
+    // what did not come after the reconnect: stranded in the queue (a later CONNECT gets it) or gone?
+    const before = recv.count
+    const again = await reconnect()
+    await settle({ done: () => recv.count >= messages, progress: () => recv.count, idleMs })
+    result.secondConnectReceived = recv.count - before
+    await again.disconnect()
+  }
+  if (o.round !== undefined) await discardSession(subPort, subId)
   return result
 }

@@ -17,6 +17,40 @@ export function cpuSeconds (pid) {
   }
 }
 
+/** The pids of pid's descendants (children's children too), from /proc/<pid>/task/<tid>/children. */
+function descendants (pid) {
+  const out = []
+  let tasks = []
+  try { tasks = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const tid of tasks) {
+    let kids = ''
+    try { kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8') } catch { continue }
+    for (const k of kids.split(' ').filter(Boolean).map(Number)) out.push(k, ...descendants(k))
+  }
+  return out
+}
+
+function comm (pid) {
+  try { return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() } catch { return '' }
+}
+
+/**
+ * CPU seconds of pid and every process under it (a cluster broker is a wrapper with a redis-server and its nodes as
+ * children): `total`, and `redis` for the redis-server processes among them. A process that exited meanwhile is
+ * not counted, so measure processes that live through the interval.
+ */
+export function treeCpuSeconds (pid) {
+  let total = cpuSeconds(pid)
+  let redis = 0
+  for (const k of descendants(pid)) {
+    const s = cpuSeconds(k)
+    if (!Number.isFinite(s)) continue
+    total += s
+    if (comm(k).startsWith('redis-server')) redis += s
+  }
+  return { total, redis }
+}
+
 /** { rssKB, hwmKB } from /proc/<pid>/status (VmRSS, VmHWM), or NaNs if the process is gone. */
 export function memory (pid) {
   try {
@@ -31,21 +65,31 @@ export function memory (pid) {
 
 export function rssMB (pid) { return memory(pid).rssKB / 1024 }
 
-/** Measures CPU of a pid and of this process over an interval: start() ... stop(). */
+/**
+ * Measures CPU of a broker (its pid and the processes under it: a cluster's nodes and redis-server) and of this
+ * process over an interval: start() ... stop(). `redisCpu`: the redis-server share of `brokerCpu`.
+ */
 export class CpuMeter {
   constructor (pid) { this.pid = pid }
   start () {
     this.t0 = process.hrtime.bigint()
-    this.b0 = cpuSeconds(this.pid)
+    this.b0 = treeCpuSeconds(this.pid)
     this.g0 = process.cpuUsage()
   }
 
   stop () {
     const t1 = process.hrtime.bigint()
     const wall = Number(t1 - this.t0) / 1e9
-    const b = cpuSeconds(this.pid) - this.b0
+    const b = treeCpuSeconds(this.pid)
     const g = process.cpuUsage(this.g0)
     // windowUs: the interval on the monotonic clock, in µs (the clock of V8 .cpuprofile timestamps)
-    return { wallS: wall, brokerCpu: b / wall, genCpu: (g.user + g.system) / 1e6 / wall, windowUs: [Number(this.t0 / 1000n), Number(t1 / 1000n)] }
+    return {
+      wallS: wall,
+      brokerCpu: (b.total - this.b0.total) / wall,
+      redisCpu: (b.redis - this.b0.redis) / wall,
+      brokerCpuS: b.total - this.b0.total,
+      genCpu: (g.user + g.system) / 1e6 / wall,
+      windowUs: [Number(this.t0 / 1000n), Number(t1 / 1000n)]
+    }
   }
 }

@@ -67,6 +67,36 @@ const TABLES = {
     { label: 'RSS stored MB', key: 'rssAfterStoreMB', kind: 'm', d: 0, noRange: true },
     { label: 'wildcard got', key: 'wildReceived', kind: 'c', fn: rs => `${fmtNum(median(rs.map(r => r.wildReceived)), 0)}/${rs[0]?.wildExpected ?? '?'}` }
   ],
+  // the cluster scenarios: ratios against the aedes recipe on the same Redis; CPU over every process of the cluster
+  cluster: [
+    { label: 'msgs/s', key: 'rate', kind: 'm', d: 0, ratios: true, refs: ['aedes-cluster'], better: 'higher' },
+    { label: 'warm-up round msgs/s', key: 'cold', kind: 'm', d: 0, noRange: true },
+    { label: 'CPU, nodes + Redis', key: 'brokerCpu', kind: 'm', d: 2 },
+    { label: 'of which Redis', key: 'redisCpu', kind: 'm', d: 2 },
+    { label: 'CPU µs per msg', key: 'cpuUsPerMsg', kind: 'm', d: 1, ratios: true, refs: ['aedes-cluster'], better: 'lower' },
+    { label: 'Redis calls per msg', key: 'redisCallsPerMsg', kind: 'm', d: 2 },
+    { label: 'commonest calls per msg (rep 1)', key: 'redisTopCalls', kind: 'c', fn: rs => rs[0]?.redisTopCalls ?? '–' },
+    { label: 'gen CPU', key: 'genCpu', kind: 'm', d: 2 },
+    { label: 'lost (sum)', key: 'lost', kind: 's' },
+    { label: 'pending at cap (sum)', key: 'pending', kind: 's' },
+    { label: 'dup (sum)', key: 'dup', kind: 's' },
+    { label: 'unacked (sum)', key: 'unacked', kind: 's' }
+  ],
+  'cluster-offline': [
+    { label: 'drain msgs/s', key: 'drainRate', kind: 'm', d: 0, ratios: true, refs: ['aedes-cluster'], better: 'higher' },
+    { label: 'warm-up round drain msgs/s', key: 'cold', kind: 'm', d: 0, noRange: true },
+    { label: 'reconnect→all s', key: 'reconnectToAllS', kind: 'm', d: 2 },
+    { label: 'enqueue msgs/s', key: 'enqueueRate', kind: 'm', d: 0, ratios: true, refs: ['aedes-cluster'], better: 'higher' },
+    { label: 'received', key: 'received', kind: 'm', d: 0 },
+    { label: 'session present', key: 'sessionPresent', kind: 'c', fn: rs => `${rs.filter(r => r.sessionPresent).length}/${rs.length}` },
+    { label: 'drain CPU µs per msg', key: 'drainCpuUsPerMsg', kind: 'm', d: 1 },
+    { label: 'Redis calls per msg, enqueue', key: 'redisCallsEnqueue', kind: 'm', d: 2 },
+    { label: 'Redis calls per msg, drain', key: 'redisCallsDrain', kind: 'm', d: 2 },
+    { label: 'lost (sum)', key: 'lost', kind: 's' },
+    { label: 'of the lost, delivered at a second CONNECT (sum)', key: 'secondConnectReceived', kind: 's' },
+    { label: 'pending at cap (sum)', key: 'pending', kind: 's' },
+    { label: 'dup (sum)', key: 'dup', kind: 's' }
+  ],
   shared: [
     { label: 'delivered/sent', key: 'deliveredRatio', kind: 'm', d: 3 },
     { label: 'msgs/s', key: 'rate', kind: 'm', d: 0, ratios: true, refs: ['mosquitto'], better: 'higher' },

@@ -11,16 +11,19 @@ import { benchDir } from './paths.mjs'
 export async function runOne (brokerName, scenarioName, spec, rep, opts) {
   const dir = fs.mkdtempSync(path.join(opts.tmp, `${brokerName}-${scenarioName}-`))
   const port = await freePort()
+  // a cluster broker: one node per port (the scenario's `nodes`, default 2)
+  const ports = [port]
+  if (BROKERS[brokerName].cluster) while (ports.length < (spec.nodes ?? 2)) ports.push(await freePort())
   const record = { scenario: scenarioName, broker: brokerName, rep, ok: false, startedAt: new Date().toISOString() }
   const t0 = Date.now()
   const profDir = opts.cpuProf && BROKERS[brokerName].node ? path.resolve(opts.cpuProf, `${brokerName}-${scenarioName}-r${rep + 1}`) : undefined
   let broker
   let gen
   try {
-    broker = await startBroker(brokerName, port, dir, opts, profDir)
+    broker = await startBroker(brokerName, port, dir, opts, profDir, ports)
     record.brokerReadyMs = broker.readyMs
     const result = await new Promise((resolve, reject) => {
-      gen = fork(path.join(benchDir, 'gen.mjs'), [JSON.stringify({ spec, port, pid: broker.pid })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      gen = fork(path.join(benchDir, 'gen.mjs'), [JSON.stringify({ spec, port, ports, dir, pid: broker.pid })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       const timer = setTimeout(() => { gen.kill('SIGKILL'); reject(new Error('generator timed out')) }, opts.runTimeoutMs)
       let brokerDied = null
       const onBrokerExit = (code, sig) => { brokerDied = `broker exited unexpectedly (${code ?? sig})` }
@@ -34,7 +37,7 @@ export async function runOne (brokerName, scenarioName, spec, rep, opts) {
             const stopped = await stopBroker(broker.proc, m.signal)
             record.stopped = stopped
             const r0 = Date.now()
-            broker = await startBroker(brokerName, port, dir, opts, profDir)
+            broker = await startBroker(brokerName, port, dir, opts, profDir, ports)
             broker.proc.on('exit', onBrokerExit)
             record.restartMs = Date.now() - r0
             gen.send({ type: 'restarted', pid: broker.pid })

@@ -57,6 +57,34 @@ export function scenarioTable (quick) {
     'offline-kill': { kind: 'offline', messages: offlineN, idleMs, maxDrainMs, restart: 'SIGKILL', table: 'offline', desc: 'as offline, but the broker is killed with SIGKILL (crash) right after the last PUBACK and started again before the reconnect' },
     retained: { kind: 'retained', messages: quick ? 20000 : 100000, probes: 3, table: 'retained', desc: `${quick ? 20000 : 100000} retained QoS 1 messages on bench/r/<i>/x (every 1000th i), bench/r/<i>/z (every 10th) or bench/r/<i>/y; then SUBSCRIBE bench/r/+/x (${quick ? 20 : 100} matches: ms to the first and the last), an exact topic (1 match) and bench/r/+/z (${quick ? '2,000' : '10,000'} matches: msgs/s from SUBSCRIBE to the last), each once unmeasured (the cold figures), then 3 probes each on fresh clients` },
     shared: { kind: 'shared', members: 4, messages: sharedN, warmupRound: {}, table: 'shared', desc: `1 publisher -> 4 subscribers in $share/g/bench/shared, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same; each message must reach exactly one member` },
-    'shared-plain': { kind: 'shared', members: 4, plain: true, messages: sharedN, warmupRound: {}, table: 'shared', desc: `the shared load on plain subscriptions: 1 publisher -> 4 subscribers, each on its own topic bench/shared/<i>, the publisher taking the topics in turn, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same` }
+    'shared-plain': { kind: 'shared', members: 4, plain: true, messages: sharedN, warmupRound: {}, table: 'shared', desc: `the shared load on plain subscriptions: 1 publisher -> 4 subscribers, each on its own topic bench/shared/<i>, the publisher taking the topics in turn, QoS 1, window 64, ${sharedN} msgs after a warm-up round of the same` },
+    ...clusterScenarios({ dur, offlineN, idleMs, maxDrainMs })
+  }
+}
+
+/**
+ * The cluster scenarios (`cluster: true`: run on the cluster brokers only, `nodes` of them on one Redis). Node 0 is
+ * "A", node 1 "B". The subscriber waits until the publishers' node routes to it (a probe) before the measurement.
+ */
+function clusterScenarios ({ dur, offlineN, idleMs, maxDrainMs }) {
+  const offline = (reconnectNode, name) => ({
+    kind: 'offline', cluster: true, nodes: 2, subNode: 1, pubNode: 0, reconnectNode, messages: offlineN, idleMs, maxDrainMs, secondConnect: true,
+    warmupRound: {}, headline: 'drainRate', table: 'cluster-offline',
+    desc: `persistent QoS 1 session on node B subscribes and disconnects; ${offlineN} QoS 1 msgs published on node A; the session reconnects to node ${name} and drains (capped at ${maxDrainMs / 1000} s); what has not arrived ${idleMs / 1000} s after the last message counts as lost, and a second CONNECT shows how much of it was only stranded; after a warm-up round of the same`
+  })
+  const scale = nodes => ({
+    kind: 'pairs', cluster: true, nodes, pairs: 6, qos: 1, duration: dur, warmupRound: { duration: 1 }, table: 'cluster',
+    desc: `6 pairs, each a QoS 1 publisher (window 64) and a persistent QoS 1 subscriber of its own topic; publisher j on node j, subscriber on node j+1 (mod ${nodes}${nodes === 1 ? ': all on the one node' : ': every message crosses nodes'}), 1 s warm-up + ${dur} s; aggregate delivered msgs/s`
+  })
+  return {
+    'cluster-fanin': {
+      kind: 'fanin', cluster: true, nodes: 2, pubNode: 0, subNode: 1, qos: 1, persistent: true, duration: dur, warmupRound: { duration: 1 }, table: 'cluster',
+      desc: `2 nodes on one Redis: 8 QoS 1 publishers on node A -> 1 persistent (clean=false) QoS 1 subscriber of bench/# on node B, 64 B, window 64 per publisher, 1 s warm-up + ${dur} s; delivered msgs/s`
+    },
+    'cluster-offline': offline(1, 'B'),
+    'cluster-offline-a': offline(0, 'A (where the messages were published)'),
+    'cluster-scale-1': scale(1),
+    'cluster-scale-2': scale(2),
+    'cluster-scale-3': scale(3)
   }
 }

@@ -45,6 +45,8 @@ export class LoginBackoff {
 
   /** Failed logins remembered for this user name from this address. */
   failures (address: string, username: string | undefined): number {
+    // every login asks: with nothing remembered (the usual case) it costs no digest of the user name
+    if (this.entries.size === 0) return 0
     return this.fresh(this.entries, pairKey(address, username))?.failures ?? 0
   }
 
@@ -71,6 +73,7 @@ export class LoginBackoff {
   }
 
   succeeded (address: string, username: string | undefined): void {
+    if (this.entries.size === 0 && !this.addresses.has(address)) return
     const key = pairKey(address, username)
     this.entries.delete(key)
     this.addresses.get(address)?.users.delete(key)

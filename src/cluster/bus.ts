@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log/logger.js'
 import { decodeEntry, type BusEntry } from './codec.js'
-import type { ClusterKeys } from './keys.js'
 
 /** Entries read from the node's stream in one XREAD. */
 const READ_COUNT = 500
@@ -30,10 +29,11 @@ export interface BusCounters {
 /**
  * The node's inbox: a Redis stream only this node reads, from the id it last read, so a lost connection loses
  * nothing (the read resumes where it stopped) and the stream keeps what arrives meanwhile (up to
- * cluster.busMaxLenMessages). Entries are handled one batch at a time, in order; the next read waits for the
- * batch's deliveries, so a node that cannot keep up leaves its backlog in Redis rather than in memory.
+ * cluster.busMaxLenMessages). Entries are handled one batch at a time, in order (`handle` gets what one read
+ * brought, duplicates left out); the next read waits for the batch's deliveries, so a node that cannot keep up
+ * leaves its backlog in Redis rather than in memory.
  */
-export function readInbox (reader: Redis, trimmer: Redis, key: string, counters: BusCounters, handle: (entry: BusEntry) => Promise<void>, log: Logger): { close: () => void } {
+export function readInbox (reader: Redis, trimmer: Redis, key: string, counters: BusCounters, handle: (entries: BusEntry[]) => Promise<void>, log: Logger): { close: () => void } {
   let lastId = '0-0'
   let closed = false
   let failing = false
@@ -72,9 +72,8 @@ export function readInbox (reader: Redis, trimmer: Redis, key: string, counters:
         counters.lagMs = 0
         continue
       }
-      const entries = reply[0][1]
-      const work: Array<Promise<void>> = []
-      for (const [id, fields] of entries) {
+      const batch: BusEntry[] = []
+      for (const [id, fields] of reply[0][1]) {
         lastId = id.toString()
         counters.received++
         const entry = decodeEntry(fields)
@@ -83,10 +82,10 @@ export function readInbox (reader: Redis, trimmer: Redis, key: string, counters:
           counters.duplicates++
           continue
         }
-        work.push(handle(entry).catch((err: unknown) => log.error({ err, kind: entry.kind }, 'cluster bus entry not handled')))
+        batch.push(entry)
       }
       counters.lagMs = Math.max(0, Date.now() - Number(lastId.split('-')[0]))
-      await Promise.all(work)
+      await handle(batch).catch((err: unknown) => log.error({ err, entries: batch.length }, 'cluster bus entries not handled'))
       // What was handled leaves the stream: only this node reads it.
       trimmer.xtrim(key, 'MINID', lastId).catch(() => {})
     }
@@ -100,25 +99,35 @@ export function readInbox (reader: Redis, trimmer: Redis, key: string, counters:
   }
 }
 
-/** Adds each kind/value pair of ARGV to the stream KEYS[1] if it exists; returns how many were not added. */
+/**
+ * Adds each kind/value pair of ARGV to the stream KEYS[1] (ARGV[2]: 'NOMKSTREAM', only if it exists, or 'MAKE');
+ * returns how many were not added.
+ */
 const ADD_ALL = `
 local missed = 0
-for i = 2, #ARGV, 2 do
-  if not redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', ARGV[i], ARGV[i + 1]) then missed = missed + 1 end
+for i = 3, #ARGV, 2 do
+  local added
+  if ARGV[2] == 'NOMKSTREAM' then
+    added = redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', ARGV[i], ARGV[i + 1])
+  else
+    added = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', ARGV[i], ARGV[i + 1])
+  end
+  if not added then missed = missed + 1 end
 end
 return missed
 `
 
-type AddAll = (key: string, maxLen: number, ...fields: Array<string | Buffer>) => Promise<number>
+type AddAll = (key: string, maxLen: number, mode: string, ...fields: Array<string | Buffer>) => Promise<number>
 
 /**
  * Adds entries to other nodes' streams, capped at `maxLen` each. The entries for one node sent in the same turn of
  * the event loop go in one command (a script adding each in order): ioredis' cost per command was the sender's
  * largest. The promise resolves once Redis holds the entry; while Redis is away, ioredis keeps the writes and sends
- * them, in order, when it is back. A stream that no longer exists (its node left or was removed) is not made again:
- * the entry is counted as sent to no one.
+ * them, in order, when it is back. `streamOf` names the stream of a target: a node's stream that no longer exists (its
+ * node left or was removed) is not made again, the entry is counted as sent to no one; a shared group's inbox is
+ * made by the first message (`make`).
  */
-export function createSender (redis: Redis, keys: ClusterKeys, counters: BusCounters, maxLen: number) {
+export function createSender (redis: Redis, streamOf: (target: string) => string, counters: BusCounters, maxLen: number, make = false) {
   redis.defineCommand('culexBusAdd', { numberOfKeys: 1, lua: ADD_ALL })
   const addAll = (redis as Redis & { culexBusAdd: AddAll }).culexBusAdd.bind(redis)
   let batches = new Map<string, { fields: Array<string | Buffer>, done: Array<{ resolve: () => void, reject: (err: unknown) => void }> }>()
@@ -126,7 +135,7 @@ export function createSender (redis: Redis, keys: ClusterKeys, counters: BusCoun
     const now = batches
     batches = new Map()
     for (const [nodeId, batch] of now) {
-      addAll(keys.stream(nodeId), maxLen, ...batch.fields).then((missed) => {
+      addAll(streamOf(nodeId), maxLen, make ? 'MAKE' : 'NOMKSTREAM', ...batch.fields).then((missed) => {
         counters.unrouted += missed
         for (const d of batch.done) d.resolve()
       }, (err: unknown) => {

@@ -9,9 +9,28 @@ import type { DeliveryPacket } from '../protocol/aedes-internals.js'
 export type BusEntry =
   | { kind: 'message', packet: DeliveryPacket, run: string }
   | { kind: 'connected', clientId: string, nodeId: string, generation: number }
+  | { kind: 'share', note: ShareNote }
+
+/**
+ * Between the node owning a shared group and the nodes its members are connected to (shared-groups.ts): `from` is
+ * the sending node, `conn` a member's connection (unique in the cluster), `token` one of its subscriptions.
+ */
+export type ShareNote = { from: string } & (
+  | { t: 'join', key: string, conn: string, clientId: string, token: string, qos: number, persistent: boolean, ready: boolean, window?: number }
+  | { t: 'ready' | 'capacity', conn: string }
+  | { t: 'unsubscribed' | 'disconnected', key: string, conn: string, token: string }
+  | { t: 'gone', conn: string, clientId: string }
+  | { t: 'ended', clientId: string }
+  | { t: 'ack', conn: string, id: number }
+  | { t: 'reject', conn: string, id: number, why: string, redispatch: boolean }
+  | { t: 'deliver', conn: string, packet: Record<string, unknown> }
+  /** The sender owns the group now (or, as an answer to a join, the owner is `owner`): members join there. */
+  | { t: 'owner', key: string, owner: string }
+)
 
 const MESSAGE = 'm'
 const CONNECTED = 'c'
+const SHARE = 's'
 
 const RETAIN = 0x04
 const HAS_CLIENT_ID = 0x08
@@ -54,6 +73,10 @@ export function encodeConnected (clientId: string, nodeId: string, generation: n
   return [CONNECTED, JSON.stringify([clientId, nodeId, generation])]
 }
 
+export function encodeShareNote (note: ShareNote): Array<string | Buffer> {
+  return [SHARE, JSON.stringify(note, withBuffers)]
+}
+
 /** undefined for an entry this version does not know (a newer node's, or the stream's opening entry): skipped. */
 export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
   if (fields.length !== 2) return undefined
@@ -62,6 +85,7 @@ export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
     const [clientId, nodeId, generation] = JSON.parse(fields[1].toString()) as [string, string, number]
     return { kind: 'connected', clientId, nodeId, generation }
   }
+  if (kind === SHARE) return { kind: 'share', note: JSON.parse(fields[1].toString(), toBuffers) as ShareNote }
   return kind === MESSAGE ? { kind: 'message', ...decodeMessage(fields[1]) } : undefined
 }
 

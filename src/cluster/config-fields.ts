@@ -14,6 +14,8 @@ export function clusterSection () {
     }),
     redisSentinelName: str('mymaster', 'The master name the Sentinels monitor (with redisSentinels).', { nonEmpty: true }),
     redisKeyPrefix: str('culex:', "Prefix of every key Culex writes in Redis (the store's, and the messaging's and membership's under <prefix>cluster:): clusters with different prefixes can share one Redis.", { nonEmpty: true }),
+    redisWaitReplicas: int(0, 'Redis replicas that must have the writes of a QoS 1/2 publish (Redis WAIT) before it is acknowledged; 0 acknowledges once the master has them. A publish they do not confirm within redisWaitTimeoutMs is not acknowledged and its connection is closed (docs/cluster.md, "Durability").', { max: 100 }),
+    redisWaitTimeoutMs: int(1000, 'How long a publish waits for redisWaitReplicas replicas to confirm its writes.', { min: 1 }),
     nodeId: str('', 'Name of this node in the cluster, unique among its nodes; set it to keep the name across restarts. Empty picks a random one at each start.', { pattern: /^[A-Za-z0-9._-]+$/, patternDoc: 'letters, digits, ".", "_" or "-"' }),
     heartbeatIntervalMs: int(1000, 'How often a node renews its registration in Redis and looks for dead nodes.', { min: 50 }),
     nodeTimeoutMs: int(5000, "A node whose registration has not been renewed this long is dead: the others stop routing to it and its clients' wills are published once (docs/cluster.md). At least twice heartbeatIntervalMs.", { min: 100 }),

@@ -4,12 +4,13 @@ import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log/logger.js'
 import type { SharedQueues } from '../store/index.js'
 import type { BrokerInternals } from '../protocol/aedes-internals.js'
-import type { BusEntry } from './codec.js'
+import type { BusEntry, ShareNote } from './codec.js'
 import { encodeConnected, encodeMessage } from './codec.js'
 import type { LocalFilters } from './filters.js'
 import type { RouteTable } from './route-table.js'
 
 const SYS_PREFIX = '$SYS/'
+const NONE: ReadonlySet<string> = new Set()
 /** QoS 0 messages waiting for Redis beyond which new ones are not sent to other nodes (counted): see docs/cluster.md. */
 const MAX_PENDING_QOS0 = 100_000
 
@@ -30,6 +31,11 @@ export interface ClusterHookDeps {
   table: RouteTable
   filters: LocalFilters
   send: (nodeId: string, fields: Array<string | Buffer>) => Promise<unknown>
+  /** The shared groups whose filter matches a topic, and how a message goes to a group's inbox. */
+  shares: { match: (topic: string) => Set<string> }
+  sendToGroup: (key: string, fields: Array<string | Buffer>) => Promise<unknown>
+  /** A note of the shared groups (src/cluster/shared-groups.ts) from another node. */
+  onShareNote: (note: ShareNote) => void
   /** The other nodes a client's connection is announced to. */
   otherNodes: () => Iterable<string>
   /** The next number of the cluster-wide order of connections. */
@@ -81,18 +87,21 @@ export function attachCluster (deps: ClusterHookDeps) {
   }
 
   mq.emit = (packet, done) => {
-    const targets = packet.topic.startsWith(SYS_PREFIX) ? undefined : table.nodesFor(packet.topic)
-    if (targets === undefined || targets.size === 0) {
+    const sys = packet.topic.startsWith(SYS_PREFIX)
+    const targets = sys ? NONE : table.nodesFor(packet.topic)
+    // a shared group's messages go to its inbox, whichever node owns it (this one included)
+    const groups = sys ? NONE : deps.shares.match(packet.topic)
+    if (targets.size === 0 && groups.size === 0) {
       localEmit(packet, done)
       return
     }
     if (packet.qos === 0 && counters.pending >= MAX_PENDING_QOS0) {
-      counters.droppedQos0 += targets.size
+      counters.droppedQos0 += targets.size + groups.size
       localEmit(packet, done)
       return
     }
     const fields = encodeMessage(packet, run)
-    const sent = Promise.all([...targets].map(async nodeId => await send(nodeId, fields)))
+    const sent = Promise.all([...[...targets].map(async nodeId => await send(nodeId, fields)), ...[...groups].map(async key => await deps.sendToGroup(key, fields))])
     if (packet.qos === 0) {
       sent.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not sent to other nodes'))
       localEmit(packet, done)
@@ -124,15 +133,31 @@ export function attachCluster (deps: ClusterHookDeps) {
   const streamWill = deps.store.streamWill.bind(deps.store)
   deps.store.streamWill = () => Readable.from([])
 
-  /** An entry from this node's stream. */
-  const deliver = async (entry: BusEntry): Promise<void> => {
-    if (entry.kind === 'message') {
-      // The delivery router sends a persistent session only what its queue holds unsent: the entry the origin
-      // queued must be known here first.
-      if (entry.packet.qos > 0) await deps.store.sharedQueues.learn(entry.packet as unknown as Parameters<SharedQueues['learn']>[0])
-      await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
-      return
+  /**
+   * What one read of this node's stream brought, in order. The delivery router sends a persistent session only what
+   * its queue holds unsent: the entries the origin queued for the QoS 1/2 messages must be known here first, all
+   * of them learned at once (one Redis round trip per batch, not per message).
+   */
+  const deliver = async (entries: BusEntry[]): Promise<void> => {
+    const queued = entries.flatMap(entry => entry.kind === 'message' && entry.packet.qos > 0 ? [entry.packet as unknown as Parameters<SharedQueues['learn']>[0][number]] : [])
+    if (queued.length > 0) {
+      await deps.store.sharedQueues.learn(queued).catch((err: unknown) => { log.error({ err, messages: queued.length }, 'cluster messages not learned by the session queues') })
     }
+    await Promise.all(entries.map(async (entry) => {
+      if (entry.kind === 'message') {
+        await new Promise<void>(resolve => { localEmit(entry.packet, () => resolve()) })
+        return
+      }
+      if (entry.kind === 'share') {
+        deps.onShareNote(entry.note)
+        return
+      }
+      await takeOver(entry).catch((err: unknown) => log.error({ err, clientId: entry.clientId }, 'cluster take-over notice not handled'))
+    }))
+  }
+
+  /** Another node has a newer connection of this client id: the one here goes. */
+  const takeOver = async (entry: Extract<BusEntry, { kind: 'connected' }>): Promise<void> => {
     const client = broker.clients[entry.clientId]
     if (client === undefined || client.closed) return
     // a connection made here after the other one is the newer: it stays

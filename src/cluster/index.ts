@@ -8,6 +8,11 @@
  *     route-table.ts    every other node's filters, replicated: who needs a message
  *     bus.ts            each node's Redis stream: sending to it, reading one's own
  *     codec.ts          a stream entry
+ *     shared-groups.ts  shared subscriptions across nodes: member events to each group's owner, remote deliveries
+ *     owned-groups.ts   which node owns each group; taking one over, its remote members
+ *     share-owners.ts   the groups' registry and owner leases in Redis
+ *     share-routes.ts   every group's filter: which inboxes a message goes to
+ *     share-inbox.ts    the owner's reader of its groups' inbox streams
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster
  */
@@ -29,6 +34,11 @@ import { attachCluster, type ClusterStore } from './hooks.js'
 import { clusterKeys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
 import { RouteTable } from './route-table.js'
+import { readShareInboxes } from './share-inbox.js'
+import { createShareOwners } from './share-owners.js'
+import { ShareRoutes } from './share-routes.js'
+import { createSharedGroups, type SharedGroups } from './shared-groups.js'
+import type { SharedCluster, SharedLocal } from '../shared-subscriptions/cluster-port.js'
 
 export interface ClusterOptions {
   config: Config['cluster']
@@ -60,6 +70,12 @@ export interface Cluster {
   problem: () => string | undefined
   /** Whether the other node's filter is known here (a message published here now reaches it). */
   routesTo: (nodeId: string, topic: string) => boolean
+  /** Shared subscriptions across the nodes: the member events and remote deliveries of the shared hooks; before start(). */
+  shareGroups: <C extends object>(local: SharedLocal<C>) => SharedCluster<C>
+  /** The node owning a shared group (`<group>/<filter>`) as this node knows it, and whether it is known at all. */
+  groupOwner: (key: string) => string | undefined
+  /** Whether a message published here goes to the shared group's inbox (the group is known here). */
+  routesToGroup: (key: string) => boolean
 }
 
 /**
@@ -96,13 +112,14 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const redis = connect('commands')
   const sub = connect('subscriber')
   const reader = connect('reader')
+  const groupReader = connect('groups')
   const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
   // Connections to Redis that are down, with why: a line when one is lost and when it is back, not per attempt
   // (ioredis retries on its own); /readyz says not ready meanwhile.
   const lost = new Map<string, string>()
-  const reconnects = { commands: 0, subscriber: 0, reader: 0 }
+  const reconnects = { commands: 0, subscriber: 0, reader: 0, groups: 0 }
   let closing = false
-  for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader]] as const) {
+  for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader], ['groups', groupReader]] as const) {
     const noteLost = (why: string): void => {
       if (closing) return
       if (!lost.has(role)) log.warn({ err: why, connection: role }, 'cluster Redis connection lost; retrying')
@@ -120,7 +137,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
 
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId, keys)
-  const send = createSender(redis, keys, counters, config.busMaxLenMessages)
+  const send = createSender(redis, keys.stream, counters, config.busMaxLenMessages)
   const membership = createMembership(redis, {
     nodeId,
     keys,
@@ -135,14 +152,30 @@ export function createCluster (opts: ClusterOptions): Cluster {
     for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) ids.add(n.nodeId)
     return ids
   }
-  const hooks = attachCluster({ broker, nodeId, table, filters, send, otherNodes: others, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store, log })
+  const shareRoutes = new ShareRoutes()
+  const shareOwners = createShareOwners(redis, keys, `${nodeId}\n${broker.id}`, config.nodeTimeoutMs)
+  const sendToGroup = createSender(redis, keys.shareInbox, counters, config.busMaxLenMessages, true)
+  let groups: SharedGroups | undefined
+  let inboxes: ReturnType<typeof readShareInboxes> | undefined
+  const hooks = attachCluster({
+    broker, nodeId, table, filters, send, otherNodes: others,
+    shares: shareRoutes,
+    sendToGroup,
+    onShareNote: note => { groups?.receive(note) }, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store, log })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
     if (version === null) table.drop(id)
     else table.replace(id, Number(version), members)
   }
-  sub.on('message', (_channel: string, message: string) => {
+  sub.on('message', (channel: string, message: string) => {
+    if (channel === keys.shareChanges) {
+      // "+<key>\n<filter>" or "-<key>"
+      const newline = message.indexOf('\n')
+      if (message.charAt(0) === '+') shareRoutes.add(message.slice(1, newline), message.slice(newline + 1))
+      else shareRoutes.remove(message.slice(1))
+      return
+    }
     // "<node>\n<version>\n<op><filter>": the filter last, as it may hold anything
     const first = message.indexOf('\n')
     const second = message.indexOf('\n', first + 1)
@@ -179,6 +212,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
+    await groups?.beat(new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId)))
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
       const sessions = await store.sessionsLeft(brokerId)
@@ -203,8 +237,10 @@ export function createCluster (opts: ClusterOptions): Cluster {
   return {
     nodeId,
     start: async () => {
-      await Promise.all([redis, sub, reader].map(async conn => { await connected(conn, log) }))
-      await sub.subscribe(keys.filterChanges)
+      await Promise.all([redis, sub, reader, groupReader].map(async conn => { await connected(conn, log) }))
+      await sub.subscribe(keys.filterChanges, keys.shareChanges)
+      shareRoutes.replace(await shareOwners.all())
+      await groups?.start()
       await membership.register()
       await filters.publishAll()
       started = true
@@ -215,6 +251,10 @@ export function createCluster (opts: ClusterOptions): Cluster {
         for (const n of membership.nodes()) if (n.alive && n.nodeId !== nodeId) reloadNode(n.nodeId).catch(() => {})
       })
       inbox = readInbox(reader, redis, keys.stream(nodeId), counters, hooks.deliver, log)
+      if (groups !== undefined) {
+        const g = groups
+        inboxes = readShareInboxes(groupReader, redis, { inboxes: () => g.inboxes(), stillOwned: shareOwners.held, take: g.take }, log)
+      }
       timer = setTimeout(tick, config.heartbeatIntervalMs)
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
     },
@@ -224,9 +264,12 @@ export function createCluster (opts: ClusterOptions): Cluster {
       started = false
       clearTimeout(timer)
       inbox?.close()
+      inboxes?.close()
+      await groups?.close().catch((err: unknown) => log.warn({ err }, 'shared groups not given up'))
       if (wasStarted) await membership.leave().catch((err: unknown) => log.warn({ err }, 'cluster node could not deregister'))
       sub.disconnect()
       reader.disconnect()
+      groupReader.disconnect()
       await redis.quit().catch(() => redis.disconnect())
     },
     registerMetrics: (metrics) => {
@@ -242,6 +285,24 @@ export function createCluster (opts: ClusterOptions): Cluster {
       if (closing || lost.size === 0) return undefined
       return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
     },
-    routesTo: (id, topic) => table.nodesFor(topic).has(id)
+    routesTo: (id, topic) => table.nodesFor(topic).has(id),
+    shareGroups: <C extends object>(local: SharedLocal<C>): SharedCluster<C> => {
+      const created = createSharedGroups<C>({
+        nodeId,
+        brokerId: broker.id,
+        owners: shareOwners,
+        routes: shareRoutes,
+        send,
+        others: () => [...others()].filter(id => id !== nodeId),
+        wake: () => inboxes?.wake(),
+        inboxOf: keys.shareInbox,
+        graceMs: 2 * config.nodeTimeoutMs,
+        log
+      }, local)
+      groups = created as unknown as SharedGroups
+      return created.cluster
+    },
+    groupOwner: key => groups?.ownerOf(key),
+    routesToGroup: key => shareRoutes.has(key)
   }
 }

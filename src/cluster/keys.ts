@@ -23,7 +23,15 @@ export function clusterKeys (keyPrefix: string) {
     /** Lease: the one survivor that settles a dead node (its wills, its keys) holds it. */
     reaper: (nodeId: string) => `${PREFIX}reaper:${nodeId}`,
     /** Set of "<node id> <broker id>": dead runs of nodes whose clients' wills are still to be published. */
-    orphans: `${PREFIX}orphan-brokers`
+    orphans: `${PREFIX}orphan-brokers`,
+    /** Hash: share key (`<group>/<filter>`) → filter, every shared group of the cluster (shared-groups.ts). */
+    shares: `${PREFIX}shares`,
+    /** Pub/sub channel announcing a group added ("+<key>\n<filter>") or removed ("-<key>"). */
+    shareChanges: `${PREFIX}share-changes`,
+    /** Lease: the node that owns the group (runs its engine), renewed by its heartbeat. */
+    shareOwner: (key: string) => `${PREFIX}share-owner:${key}`,
+    /** Stream: the group's messages as published on any node, until its owner has taken them in. */
+    shareInbox: (key: string) => `${PREFIX}share-inbox:${key}`
   }
 }
 

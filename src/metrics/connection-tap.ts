@@ -35,51 +35,72 @@ export function connectionStats (stream: object): ConnectionStats | undefined {
 }
 
 /**
+ * One connection's counts. A class rather than an object literal: a literal with getters is made in dictionary mode,
+ * about 450 bytes more per held connection than these fields kept in the object.
+ */
+class Counts implements ConnectionStats {
+  readonly openedAt = Date.now()
+  packetsIn = 0
+  packetsOut = 0
+  bytesIn = 0
+  bytesOut = 0
+  messagesIn = 0
+  messagesOut = 0
+  // made on the first QoS 1/2 message, dropped at close
+  #out: Set<number> | undefined = undefined
+  #in: Set<number> | undefined = undefined
+  #closed = false
+  readonly #listener: TapListener
+
+  constructor (listener: TapListener) {
+    this.#listener = listener
+  }
+
+  get inflightOut (): ReadonlySet<number> { return this.#out ?? NONE }
+  get inflightIn (): ReadonlySet<number> { return this.#in ?? NONE }
+
+  track (direction: Direction, id: number, add: boolean): void {
+    if (id < 0 || this.#closed) return
+    let set = direction === 'out' ? this.#out : this.#in
+    if (add) {
+      if (set === undefined) {
+        set = new Set()
+        if (direction === 'out') this.#out = set
+        else this.#in = set
+      }
+      if (set.has(id)) return
+      set.add(id)
+      this.#listener.onInflight(direction, 1)
+    } else if (set?.delete(id) === true) {
+      this.#listener.onInflight(direction, -1)
+    }
+  }
+
+  /** The packets still in flight belong to the session now (the store keeps them for a persistent one). */
+  close (): void {
+    this.#closed = true
+    if (this.#out !== undefined && this.#out.size > 0) this.#listener.onInflight('out', -this.#out.size)
+    if (this.#in !== undefined && this.#in.size > 0) this.#listener.onInflight('in', -this.#in.size)
+    this.#out = this.#in = undefined
+  }
+}
+
+/**
  * Observes a connection stream before aedes gets it: every chunk aedes reads from it and every chunk aedes
  * writes to it goes through a framing reader. Nothing is changed or delayed; the wrappers only count.
  */
 export function tapConnection (stream: Duplex, listener: TapListener): ConnectionStats {
-  const stats: ConnectionStats = {
-    openedAt: Date.now(),
-    packetsIn: 0,
-    packetsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    messagesIn: 0,
-    messagesOut: 0,
-    get inflightOut () { return inflightOut ?? NONE },
-    get inflightIn () { return inflightIn ?? NONE }
-  }
+  const stats = new Counts(listener)
   taps.set(stream, stats)
-
-  let inflightOut: Set<number> | undefined
-  let inflightIn: Set<number> | undefined
-  let closed = false
-  const track = (direction: Direction, id: number, add: boolean): void => {
-    if (id < 0 || closed) return
-    let set = direction === 'out' ? inflightOut : inflightIn
-    if (add) {
-      if (set === undefined) {
-        set = new Set()
-        if (direction === 'out') inflightOut = set
-        else inflightIn = set
-      }
-      if (set.has(id)) return
-      set.add(id)
-      listener.onInflight(direction, 1)
-    } else if (set?.delete(id) === true) {
-      listener.onInflight(direction, -1)
-    }
-  }
 
   const inbound = new WireTap(p => {
     stats.packetsIn++
     stats.bytesIn += p.bytes
     if (p.type === 'publish') {
       stats.messagesIn++
-      if (p.qos === 2) track('in', p.messageId, true)
+      if (p.qos === 2) stats.track('in', p.messageId, true)
     } else if (p.type === 'puback' || p.type === 'pubcomp') {
-      track('out', p.messageId, false)
+      stats.track('out', p.messageId, false)
     }
     listener.onPacket('in', p)
   })
@@ -88,9 +109,9 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
     stats.bytesOut += p.bytes
     if (p.type === 'publish') {
       stats.messagesOut++
-      if (p.qos > 0) track('out', p.messageId, true)
+      if (p.qos > 0) stats.track('out', p.messageId, true)
     } else if (p.type === 'pubcomp') {
-      track('in', p.messageId, false)
+      stats.track('in', p.messageId, false)
     }
     listener.onPacket('out', p)
   })
@@ -111,12 +132,6 @@ export function tapConnection (stream: Duplex, listener: TapListener): Connectio
   } as Duplex['write']
 
   // 'close' comes once: on() spares the wrapper once() makes for every connection
-  stream.on('close', () => {
-    closed = true
-    // The packets still in flight belong to the session now (the store keeps them for a persistent one).
-    if (stats.inflightOut.size > 0) listener.onInflight('out', -stats.inflightOut.size)
-    if (stats.inflightIn.size > 0) listener.onInflight('in', -stats.inflightIn.size)
-    inflightOut = inflightIn = undefined
-  })
+  stream.on('close', () => { stats.close() })
   return stats
 }

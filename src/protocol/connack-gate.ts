@@ -25,7 +25,7 @@ export interface ConnackGate {
 export interface ConnackGateOptions {
   maxBytes: number
   /** Called once when the held packets pass maxBytes, just before the connection is closed. */
-  onOverflow: (heldBytes: number) => void
+  onOverflow: (client: Client, heldBytes: number) => void
 }
 
 interface HeldPacket { cmd: string, length: number }
@@ -57,7 +57,7 @@ export function gateUntilConnack (client: Client, opts: ConnackGateOptions): Con
     if (heldBytes > opts.maxBytes) {
       state = 'dropped'
       held = []
-      opts.onOverflow(heldBytes)
+      opts.onOverflow(client, heldBytes)
       client.conn.destroy()
     }
     return true

@@ -4,7 +4,7 @@ import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
-import { guardPackets } from './packet-guard.js'
+import { guardPackets, type ViolationKind } from './packet-guard.js'
 import { endsFlow, tapAcknowledgements } from './packet-tap.js'
 import { parseFast } from './fast-parser.js'
 import { closeAfterBug, guardReads } from './read-guard.js'
@@ -17,7 +17,7 @@ import type { UndeliveredSink } from './undelivered.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
-import { gateUntilConnack, type ConnackGate } from './connack-gate.js'
+import { gateUntilConnack, type ConnackGate, type ConnackGateOptions } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
 import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
 import { ReasonCodesSent } from './v5/reason-counts.js'
@@ -50,6 +50,7 @@ export interface ProtocolStore extends ReplayStore, RetainedSource {
   incomingGetPacket: (client: Client, packet: { messageId?: number }) => Promise<Record<string, unknown>>
   incomingWrite: IncomingRecords['incomingWrite']
   incomingForget: IncomingRecords['incomingForget']
+  replicated: IncomingRecords['replicated']
 }
 
 /**
@@ -177,23 +178,27 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
    * aedes' connection handler, with the commonest packets parsed on a fast path, nothing after CONNECT handled before
    * CONNACK 0, and every packet checked for violations.
    */
+  // What every connection is handed, made once: a closure per connection is kept as long as the connection is.
+  const gateOptions: ConnackGateOptions = {
+    maxBytes: opts.maxPendingBeforeConnackBytes,
+    onOverflow: (client, heldBytes) => {
+      log.warn({ remote: remoteAddress(client), heldBytes, maxBytes: opts.maxPendingBeforeConnackBytes }, 'too much sent before CONNACK, closing connection')
+    }
+  }
+  const onViolation = (violator: Client, reason: string, kind: ViolationKind): void => {
+    const clientLog = violator.id === null ? log : clientLogger(log, violator)
+    clientLog.warn({ reason }, 'protocol violation, closing connection')
+    sendDisconnect(violator, kind === 'malformed' ? MALFORMED_PACKET : PROTOCOL_ERROR, reason)
+  }
+  const onReadThrow = (c: Client, err: unknown): void => { closeAfterBug(log, c, err, 'read') }
   const handle = (aedesHandle: (stream: Parameters<ConnectionHandler>[0], req?: Parameters<ConnectionHandler>[1]) => Client): ConnectionHandler =>
     (stream, req) => {
       answerUnsupportedLevel(stream)
       const client = aedesHandle(stream, req)
       parseFast(client)
-      connackGates.set(client, gateUntilConnack(client, {
-        maxBytes: opts.maxPendingBeforeConnackBytes,
-        onOverflow: heldBytes => {
-          log.warn({ remote: remoteAddress(client), heldBytes, maxBytes: opts.maxPendingBeforeConnackBytes }, 'too much sent before CONNACK, closing connection')
-        }
-      }))
-      guardPackets(client, (violator, reason, kind) => {
-        const clientLog = violator.id === null ? log : clientLogger(log, violator)
-        clientLog.warn({ reason }, 'protocol violation, closing connection')
-        sendDisconnect(violator, kind === 'malformed' ? MALFORMED_PACKET : PROTOCOL_ERROR, reason)
-      })
-      guardReads(client, (c, err) => { closeAfterBug(log, c, err, 'read') })
+      connackGates.set(client, gateUntilConnack(client, gateOptions))
+      guardPackets(client, onViolation)
+      guardReads(client, onReadThrow)
       sayReceiveMaximumExceeded(client)
     }
 

@@ -51,6 +51,13 @@ export class DeliveryTracker<H> {
     return out
   }
 
+  /** Forgets every delivery of the group's messages (the group went to another node). */
+  forgetGroup (group: Group<H>): void {
+    for (const map of this.#byHandle.values()) {
+      for (const d of map.values()) if (d.entry.group === group) this.remove(d)
+    }
+  }
+
   /** Forgets a delivery (acknowledged, or its entry is done with). */
   remove (d: Delivery<H>): void {
     const map = this.#byHandle.get(d.handle)

@@ -140,6 +140,10 @@ export class Dispatcher<H> {
     for (const entry of waiting) this.#deadLetter(entry, 'no-members')
   }
 
+  get closed (): boolean {
+    return this.#closed
+  }
+
   /** Stops dispatching: what is in flight or waiting stays in the store for the next start. */
   close (): void {
     this.#closed = true

@@ -79,6 +79,33 @@ export class SharedEngine<H> {
     if (group.members.get(clientId) === undefined) group.members.restore(clientId, qos)
   }
 
+  /**
+   * A group with no member yet (cluster mode: a node taking a group over, before the other nodes' members join
+   * it); it goes again by releaseIfEmpty if none ever does.
+   */
+  ensure (share: ShareName): void {
+    this.#groupFor(share)
+  }
+
+  /** Removes the group if it has no member (its waiting messages are dead-lettered as no-members, as ever). */
+  releaseIfEmpty (key: string): void {
+    const group = this.#groups.get(key)
+    if (group !== undefined) this.#removeIfEmpty(group)
+  }
+
+  /**
+   * Cluster mode: another node took the group over (this node had been cut off): it is forgotten here without
+   * dead-lettering anything, as what waits and what is in flight is in the store for the new owner.
+   */
+  forget (key: string): void {
+    const group = this.#groups.get(key)
+    if (group === undefined) return
+    group.removed = true
+    this.#groups.delete(key)
+    for (const set of this.#groupsOf.values()) set.delete(group)
+    this.#dispatcher.deliveries.forgetGroup(group)
+  }
+
   /** Messages found in the store at start; false (nothing restored) when no member of that group exists. */
   restoreQueue (key: string, stored: StoredGroupMessage[]): boolean {
     const group = this.#groups.get(key)
@@ -162,6 +189,11 @@ export class SharedEngine<H> {
 
   close (): void {
     this.#dispatcher.close()
+  }
+
+  /** Closed: it takes no message any more (the broker is stopping). */
+  get closed (): boolean {
+    return this.#dispatcher.closed
   }
 
   view (): GroupView[] {

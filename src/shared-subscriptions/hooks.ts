@@ -8,25 +8,19 @@ import { packetIds } from '../protocol/packet-ids.js'
 import { isRejection, tapAcknowledgements } from '../protocol/packet-tap.js'
 import { hexCode } from '../protocol/v5/acknowledgements.js'
 import { receiveWindowOf } from '../protocol/v5/receive-window.js'
-import type { SessionQueues } from '../store/types.js'
+import { localMembers, RemoteMember, type MemberEvents, type RemoteAck, type SharedCluster, type SharedHandle, type SharedLocal } from './cluster-port.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
 import { sweepIntervalMs } from './policy.js'
 import { IssuedIds } from './issued-ids.js'
-import { restoreShared, type RestoreStore } from './restore.js'
+import { restoreShared, storedMembers, storedShares } from './restore.js'
 import { isShareFilter, isShareName, parseShare } from './share-name.js'
-import type { EngineOptions, EnginePort, IncomingMessage } from './types.js'
+import type { EngineOptions, EnginePort, IncomingMessage, OutPacket } from './types.js'
 import { WakeTimer } from './wake-timer.js'
-
-/** The store methods shared subscriptions read or wrap (CulexStore). */
-export interface SharedStore extends RestoreStore {
-  outgoingUpdate: (client: Client, packet: { cmd?: string, messageId?: number | null, brokerCounter?: number }) => Promise<void>
-  readonly sessionQueues: Pick<SessionQueues, 'addPubrel'>
-  purgeSession: (clientId: string) => Promise<boolean>
-  cleanSubscriptions: (client: Client) => Promise<void>
-}
+import { wrapSharedStore, type SharedStore } from './store-wrap.js'
 
 type Listener = (packet: AedesPublishPacket, cb: () => void) => void
+type Handle = SharedHandle<Client>
 
 interface AckPacket { cmd: string, messageId?: number, reasonCode?: number, properties?: { reasonString?: string } }
 
@@ -49,7 +43,10 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   const issued = new IssuedIds<Client>()
   const watched = new WeakSet<Client>()
   const watchedClose = new WeakSet<Client>()
-  const listeners = new Map<Group<Client>, Listener>()
+  const listeners = new Map<Group<Handle>, Listener>()
+  /** Deliveries sent here for a group owned by another node (cluster mode): what their acknowledgement answers. */
+  const remoteAcks = new WeakMap<Client, Map<number, (ack: RemoteAck) => void>>()
+  let cluster: SharedCluster<Client> | undefined
   /** Publishes whose group-queue write failed, until their emit completes. */
   const unstored = new WeakMap<object, Error>()
   const origSubscribe = broker.subscribe.bind(broker)
@@ -58,39 +55,51 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   // What mayReceive hands authorizeForward (which reads the topic): one object, reused, as the check is synchronous.
   const probe = { cmd: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false } as unknown as AedesPublishPacket
   const wakeTimer = new WakeTimer(() => { engine.release() })
-  const port: EnginePort<Client> = {
-    mayReceive: (client, topic, qos) => {
-      // a member all of whose packet ids are held, or (MQTT 5) with its Receive Maximum unacknowledged, takes no
-      // QoS 1/2 message until it acknowledges something
-      if (client.closed || !packetIds(client).available() || (qos > 0 && receiveWindowOf(client)?.full === true)) return false
-      probe.topic = topic
-      return broker.authorizeForward(client, probe) != null
-    },
-    allocateId: client => {
+  const mayReceive = (client: Client, topic: string, qos: number): boolean => {
+    // a member all of whose packet ids are held, or (MQTT 5) with its Receive Maximum unacknowledged, takes no
+    // QoS 1/2 message until it acknowledges something
+    if (client.closed || !packetIds(client).available() || (qos > 0 && receiveWindowOf(client)?.full === true)) return false
+    probe.topic = topic
+    return broker.authorizeForward(client, probe) != null
+  }
+  /** `refused`: a copy larger than the member accepts (MQTT 5 Maximum Packet Size) is refused on its behalf. */
+  const deliverTo = (client: Client, packet: OutPacket, sent: () => void, refused: (why: string) => void): void => {
+    const c = internals(client)
+    // The engine's packet has the aedes publish shape: handed over as it is, marked for the delivery router.
+    const out = packet as DeliveryPacket
+    if (packet.qos === 0 || packet.messageId === undefined) {
+      markSharedDelivery(out)
+      c.deliver0(out, sent)
+      return
+    }
+    const id = packet.messageId
+    markSharedDelivery(out, why => {
+      issued.end(client, id)
+      refused(why)
+    })
+    issued.issue(client, id, packet.brokerCounter)
+    c.deliverQoS(out, sent)
+  }
+  const port: EnginePort<Handle> = {
+    mayReceive: (handle, topic, qos) => handle instanceof RemoteMember ? cluster?.mayReceive(handle, qos) === true : mayReceive(handle, topic, qos),
+    allocateId: handle => {
+      if (handle instanceof RemoteMember) return handle.nextId()
       // the session's allocator, shared with its other deliveries; mayReceive has just seen an id free
-      const id = packetIds(client).take()
+      const id = packetIds(handle).take()
       if (id === undefined) throw new Error('no free packet identifier')
       return id
     },
-    send: (client, packet, sent) => {
-      const c = internals(client)
-      // The engine's packet has the aedes publish shape: handed over as it is, marked for the delivery router.
-      const out = packet as DeliveryPacket
-      if (packet.qos === 0 || packet.messageId === undefined) {
-        markSharedDelivery(out)
-        c.deliver0(out, sent)
+    send: (handle, packet, sent) => {
+      if (handle instanceof RemoteMember) {
+        cluster?.send(handle, packet)
+        sent()
         return
       }
-      const id = packet.messageId
-      // a copy larger than the member accepts (MQTT 5 Maximum Packet Size) is refused on its behalf
-      markSharedDelivery(out, why => {
-        issued.end(client, id)
-        engine.reject(client, id, why)
-      })
-      issued.issue(client, id, packet.brokerCounter)
-      c.deliverQoS(out, sent)
+      deliverTo(handle, packet, sent, why => engine.reject(handle, packet.messageId as number, why))
     },
     listen: group => {
+      // cluster mode: the group's messages come from its inbox in Redis (src/cluster/shared-groups.ts)
+      if (cluster !== undefined) return
       const listener: Listener = (packet, cb) => {
         // The engine copies what it keeps; only a broker-made publish may carry a string payload.
         const payload = packet.payload as Buffer | string | undefined
@@ -103,6 +112,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       origSubscribe(group.share.filter, listener, noop)
     },
     unlisten: group => {
+      cluster?.removed(group.share.key)
       const listener = listeners.get(group)
       listeners.delete(group)
       if (listener !== undefined) origUnsubscribe(group.share.filter, listener, noop)
@@ -110,7 +120,8 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     wake: atMs => { wakeTimer.wakeAt(atMs) }
   }
 
-  const engine = new SharedEngine<Client>(port, store.groupQueues, { ...opts, log: log as unknown as EngineOptions['log'] })
+  const engine = new SharedEngine<Handle>(port, store.groupQueues, { ...opts, log: log as unknown as EngineOptions['log'] })
+  let members: MemberEvents<Client> = localMembers(engine)
 
   // aedes' emitter drops the errors its listeners report. A group-queue write that failed must still fail the
   // publish, so that its publisher gets no PUBACK/PUBREC and sends it again, instead of an acknowledgement for a
@@ -130,23 +141,29 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     if (watched.has(client)) return
     watched.add(client)
     // room in an MQTT 5 member's Receive Maximum: its groups may send it what waits
-    receiveWindowOf(client)?.onFreed(() => engine.capacity(client))
+    receiveWindowOf(client)?.onFreed(() => members.capacity(client))
     tapAcknowledgements(client, (packet: AckPacket) => {
       if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
       const id = packet.messageId
       if (id === undefined || !issued.has(client, id)) return
+      // a delivery made here for a group another node owns is answered to that node
+      const remote = remoteAcks.get(client)?.get(id)
+      if (packet.cmd !== 'pubrec' && remote !== undefined) remoteAcks.get(client)?.delete(id)
+      const ack = (): void => { if (remote !== undefined) remote({ kind: 'ack' }); else engine.ack(client, id) }
       if (isRejection(packet)) {
         // MQTT 5: the member refused it; another member gets it (the group's backoff, maxDeliveries), unless
         // redispatchRejected is off
         issued.end(client, id)
         const reasonString = packet.properties?.reasonString
-        engine.reject(client, id, `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`, opts.redispatchRejected)
+        const why = `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`
+        if (remote !== undefined) remote({ kind: 'reject', why, redispatch: opts.redispatchRejected })
+        else engine.reject(client, id, why, opts.redispatchRejected)
       } else if (packet.cmd === 'pubrec') {
         // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
         issued.received(client, id)
-        engine.ack(client, id)
+        ack()
       } else {
-        if (packet.cmd === 'puback') engine.ack(client, id)
+        if (packet.cmd === 'puback') ack()
         issued.end(client, id)
       }
     })
@@ -159,13 +176,13 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     }
     const share = parseShare(topic)
     const client = takeSubscriber(topic, func)
+    let joined: Promise<void> | undefined
     if (client === undefined || !isShareName(share)) {
       log.warn({ topic }, 'shared subscription without a client, ignored')
     } else {
       owners.set(func, client)
       watch(client)
-      engine.join(share, client.id, {
-        handle: client,
+      joined = members.join(share, client, client.id, {
         token: func,
         qos: internals(client).subscriptions[topic]?.qos ?? 0,
         persistent: !client.clean,
@@ -174,7 +191,9 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       })
     }
     // aedes passes no callback when it removes a subscription to re-add it with another QoS.
-    if (typeof done === 'function') setImmediate(done)
+    if (typeof done !== 'function') return
+    if (joined === undefined) setImmediate(done)
+    else joined.then(() => done(), (err: unknown) => { log.error({ err, topic }, 'shared subscription not registered in the cluster'); done() })
   }
 
   broker.unsubscribe = (topic, func, done) => {
@@ -186,12 +205,12 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     const client = owners.get(func)
     if (isShareName(share) && client !== undefined) {
       if (client.closed) {
-        engine.disconnected(share.key, func)
-        engine.gone(client, client.id)
+        members.disconnected(share.key, func)
+        members.gone(client, client.id)
       } else {
         // A QoS change is an unsubscribe followed at once by a subscribe of the same client: only a removal that is
         // still not replaced on the next tick is an UNSUBSCRIBE.
-        process.nextTick(() => engine.unsubscribed(share.key, func))
+        process.nextTick(() => members.unsubscribed(share.key, func))
       }
     }
     // aedes passes no callback when it removes a subscription to re-add it with another QoS.
@@ -212,32 +231,11 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
   }
 
   // A persistent member's connection is usable once aedes has sent CONNACK and replayed its session's queue.
-  broker.on('clientReady', (client: Client) => engine.ready(client))
+  broker.on('clientReady', (client: Client) => members.ready(client))
   // Safety net for a connection whose shared subscriptions were replaced (a takeover): its deliveries still move.
-  broker.on('clientDisconnect', (client: Client) => engine.gone(client, client.id))
+  broker.on('clientDisconnect', (client: Client) => members.gone(client, client.id))
 
-  // For a persistent member aedes records each delivery in the session queue; a shared delivery has no entry there
-  // (the group queue holds it). Its PUBREL does go into the session, to be resent after a reconnect or a restart.
-  const outgoingUpdate = store.outgoingUpdate.bind(store)
-  // Not an async function: it runs for every delivery to a persistent session, and hands back the store's promise.
-  store.outgoingUpdate = (client, packet) => {
-    const shared = issued.sharedUpdate(client, packet)
-    if (shared === 'pubrel') return store.sessionQueues.addPubrel(client, packet.messageId as number)
-    if (shared === 'skip') return Promise.resolve()
-    return outgoingUpdate(client, packet)
-  }
-  // A session that ends (expiry, purge, a clean CONNECT with its id) takes its memberships with it.
-  const purgeSession = store.purgeSession.bind(store)
-  store.purgeSession = async (clientId) => {
-    const existed = await purgeSession(clientId)
-    engine.sessionEnded(clientId)
-    return existed
-  }
-  const cleanSubscriptions = store.cleanSubscriptions.bind(store)
-  store.cleanSubscriptions = async (client) => {
-    await cleanSubscriptions(client)
-    engine.sessionEnded(client.id)
-  }
+  wrapSharedStore(store, issued, () => members)
 
   /** Refuses bad share names with SUBACK 0x80 (aedes would grant them as literal filters that never match). */
   const checkShareName: SubscribeStep = (client, sub) => {
@@ -271,14 +269,49 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     return true
   }
 
+  /** A delivery decided by the node owning the group, to a client connected here. */
+  const deliverForOwner = (client: Client, packet: OutPacket, acked: (ack: RemoteAck) => void): 'sent' | 'closed' | 'busy' => {
+    if (client.closed) return 'closed'
+    if (!mayReceive(client, packet.topic, packet.qos)) return 'busy'
+    if (packet.qos > 0) {
+      watch(client)
+      const id = packetIds(client).take() as number
+      packet.messageId = id
+      let acks = remoteAcks.get(client)
+      if (acks === undefined) remoteAcks.set(client, acks = new Map())
+      acks.set(id, acked)
+    }
+    deliverTo(client, packet, noop, why => {
+      remoteAcks.get(client)?.delete(packet.messageId as number)
+      acked({ kind: 'reject', why, redispatch: true })
+    })
+    return 'sent'
+  }
+  const local: SharedLocal<Client> = {
+    engine,
+    deliver: deliverForOwner,
+    windowOf: client => receiveWindowOf(client)?.maximum,
+    storedMembers: async share => await storedMembers(store, share),
+    storedQueue: async key => await (store.groupQueueOf?.(key) ?? Promise.resolve([])),
+    storedShares: async () => await storedShares(store)
+  }
+
   let timer: NodeJS.Timeout | undefined
   return {
     engine,
+    local,
+    /** Cluster mode: member events go to the node owning each group; before start(). */
+    useCluster: (c: SharedCluster<Client>): void => {
+      cluster = c
+      members = c.members
+    },
     checkShareName,
     noteSubscriber,
     /** Restores the persistent members and the durable queues from the store; starts the ack-timeout sweep. */
     start: async (): Promise<void> => {
-      await restoreShared(store, engine, log)
+      // cluster mode: a node restores a group when it takes it over (src/cluster/shared-groups.ts)
+      if (cluster === undefined) await restoreShared(store, engine, log)
+      else store.groupQueues.takeLoaded()
       if (opts.ackTimeoutMs > 0) {
         timer = setInterval(() => engine.sweep(), sweepIntervalMs(opts.ackTimeoutMs))
         timer.unref()

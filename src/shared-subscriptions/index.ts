@@ -9,6 +9,7 @@
  *     routes                           GET /api/shared for the admin server's featureRoutes
  *     registerMetrics(metrics)         culex_shared_* counters and gauges (per share, and failures and lag per group)
  *     view()                           per group: members, in-flight, queue depth, counts
+ *     useCluster(shareGroups)          cluster mode: groups owned by one node each, members on any node
  */
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
@@ -16,11 +17,17 @@ import type { BrokerMetrics } from '../metrics/index.js'
 import type { AdminRoute } from '../admin/routes.js'
 import { sendJson } from '../admin/http.js'
 import type { BrokerInternals } from '../protocol/aedes-internals.js'
-import { createSharedHooks, type SharedStore } from './hooks.js'
+import { createSharedHooks } from './hooks.js'
+import type { SharedStore } from './store-wrap.js'
 import type { DeadLetterEvent } from './types.js'
+import type { Client } from 'aedes'
+import type { SharedCluster, SharedLocal } from './cluster-port.js'
 import type { GroupView } from './engine.js'
 
 export type { DeadLetterEvent, DeadLetterReason } from './types.js'
+
+/** How the cluster takes the shared hooks' local side and gives back its own (Cluster.shareGroups). */
+export type ClusterShareGroups = (local: SharedLocal<Client>) => SharedCluster<Client>
 export type { GroupView } from './engine.js'
 
 export interface SharedDeps {
@@ -112,6 +119,8 @@ export function createSharedSubscriptions (deps: SharedDeps) {
   }
 
   return {
+    /** Cluster mode: each group runs on the node owning it (src/cluster/shared-groups.ts). */
+    useCluster: (cluster: ClusterShareGroups): void => { hooks.useCluster(cluster(hooks.local)) },
     checkShareName: hooks.checkShareName,
     noteSubscriber: hooks.noteSubscriber,
     start: hooks.start,

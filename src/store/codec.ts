@@ -1,4 +1,6 @@
-import { decodePublishHead, decodePubrel, decodeQueuedPublish, encodeBinaryRecord, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
+import { packetRecord } from './packets.js'
+import { decodePublishHead, decodePubrel, decodeQueuedPublish, encodeBinaryRecord, encodeQueuedPublish, PUBLISH_CODEC_VERSION, PUBREL_CODEC_VERSION } from './publish-codec.js'
+import type { PacketLike } from './types.js'
 
 /**
  * Value codec: [version:u8][header length:u32be][header JSON][payload bytes], or for a plain publish and a PUBREL
@@ -41,6 +43,11 @@ export interface DecodedHead extends DecodedRecord {
 
 export function encodeRecord (record: Record<string, unknown>, meta?: Record<string, unknown>): Buffer {
   return encodeBinaryRecord(record, meta) ?? encodeJsonRecord(record, meta)
+}
+
+/** The value of a copy queued for a session: encodeRecord of its packetRecord, written straight from the packet when it can be. */
+export function encodeQueuedCopy (packet: PacketLike, qos: number, retain: boolean, enqueuedAt: number): Buffer {
+  return encodeQueuedPublish(packet, qos, retain, enqueuedAt) ?? encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: enqueuedAt })
 }
 
 /** The JSON form (codec version 1), for any record. */

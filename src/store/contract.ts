@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { DeadLetterStore } from './dead-letters.js'
-import type { GroupQueueStore } from './group-queue.js'
+import type { GroupQueueStore, StoredGroupMessage } from './group-queue.js'
 import type { Expiring } from './session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
@@ -30,11 +30,12 @@ export interface CulexStore {
   addSubscriptions: (client: ClientRef, subs: SubscriptionInput[]) => Promise<void>
   removeSubscriptions: (client: ClientRef, filters: string[]) => Promise<void>
   subscriptionsByClient: (client: ClientRef) => Promise<Array<SubscriptionRecord & { topic: string }>>
-  subscriptionsByTopic: (topic: string) => Promise<TopicSubscription[]>
+  /** Read only: a store may hand out the same list for a topic until a subscription changes. */
+  subscriptionsByTopic: (topic: string) => Promise<readonly TopicSubscription[]>
   countOffline: () => Promise<{ subsCount: number, clientsCount: number }>
   cleanSubscriptions: (client: ClientRef) => Promise<void>
   outgoingEnqueue: (sub: { clientId: string, qos?: number }, packet: PacketLike) => Promise<void>
-  outgoingEnqueueCombi: (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => Promise<void>
+  outgoingEnqueueCombi: (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => Promise<void>
   outgoingUpdate: (client: ClientRef, packet: PacketLike) => Promise<void>
   outgoingClearMessageId: (client: ClientRef, packet: PacketLike | number) => Promise<Record<string, unknown> | undefined>
   outgoingStream: (client: ClientRef) => Readable
@@ -70,6 +71,12 @@ export interface CulexStore {
   observeWrites: (observer: (ops: number, ms: number) => void) => void
   /** Resolves once every write queued so far is durable. */
   barrier: () => Promise<void>
+  /**
+   * Resolves once the writes sent so far are on as many replicas as configured (Redis WAIT, cluster.redisWaitReplicas);
+   * rejects with ERR_STORE_REPLICAS when they are not in time. Undefined when there is nothing to wait for (LevelDB,
+   * no replicas asked for, nothing written since the last confirmation): a publish goes on in the same turn.
+   */
+  replicated: () => Promise<void> | undefined
   stats: () => StoreStats
   sessionInfo: (clientId: string) => Promise<SessionInfo | undefined>
   /** Whether a persistent session exists for this id, even with no subscriptions or messages [MQTT-3.2.2-2]. */
@@ -87,6 +94,8 @@ export interface CulexStore {
   close: () => Promise<void>
   /** A store every node of a cluster shares (Redis): how a node's view of the session queues follows the others'. */
   readonly sharedQueues?: SharedQueues
+  /** A shared store: one shared group's durable queue as it is now (the node taking the group over restores it). */
+  groupQueueOf?: (shareKey: string) => Promise<StoredGroupMessage[]>
   /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
   sessionsLeft?: (brokerId: string) => Promise<number>
 }
@@ -96,8 +105,9 @@ export interface SharedQueues {
   /** Tells the store which sessions' clients are connected to this node (the sessions that learn, below). */
   setHere: (isHere: (clientId: string) => boolean) => void
   /**
-   * Another node queued this message and sent it here live: the sessions connected here that it matches (matched
-   * against every node's subscriptions as Redis has them now) learn their entries.
+   * Other nodes queued these messages and sent them here live (read together from this node's stream): the
+   * sessions connected here that each matches (matched against every node's subscriptions as Redis has them now)
+   * learn their entries, with one round trip for the lot.
    */
-  learn: (packet: PacketLike) => Promise<void>
+  learn: (packets: PacketLike[]) => Promise<void>
 }

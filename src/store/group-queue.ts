@@ -99,6 +99,21 @@ export class GroupQueueStore {
     if (seq > this.#seq) this.#seq = seq
   }
 
+  /**
+   * A shared store (cluster mode): indexes afresh what `each` reads of one group's records (another node wrote
+   * them) and hands them out, in FIFO order.
+   */
+  async reload (shareKey: string, each: (load: (seq: number, key: string, head: DecodedHead) => void) => Promise<void>): Promise<StoredGroupMessage[]> {
+    this.#loaded.delete(shareKey)
+    const seq = this.#seq
+    await each((n, key, head) => { this.load(shareKey, n, key, head) })
+    // the other node's keys are in its own range: this node's next key stays in this one's
+    this.#seq = seq
+    const list = this.#loaded.get(shareKey) ?? []
+    this.#loaded.delete(shareKey)
+    return list
+  }
+
   /** What the open found, by share key; handed out once (the dispatcher owns the entries from then on). */
   takeLoaded (): Map<string, StoredGroupMessage[]> {
     const loaded = this.#loaded

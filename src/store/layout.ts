@@ -49,7 +49,20 @@ export function subscriptionKey (client: string, filter: string): string {
 }
 
 export function outgoingKey (client: string, seq: number): string {
-  return PREFIX.outgoing + client + '!' + String(seq).padStart(16, '0')
+  return outgoingKeyPrefix(client) + seqDigits(seq)
+}
+
+/** `o!<client>!`: what every outgoing key of the client starts with. */
+export function outgoingKeyPrefix (client: string): string {
+  return PREFIX.outgoing + client + '!'
+}
+
+const ZEROS = '0000000000000000'
+
+/** A sequence number as the 16 zero-padded digits keys hold (without padStart's intermediate strings). */
+export function seqDigits (seq: number): string {
+  const digits = String(seq)
+  return digits.length >= 16 ? digits : ZEROS.slice(digits.length) + digits
 }
 
 export function incomingKey (client: string, messageId: number): string {

@@ -105,7 +105,7 @@ export class LevelStore implements CulexStore {
   }
 
   /** From memory; `$` topics never match wildcard-first filters and `$share/…` filters never match. */
-  subscriptionsByTopic (topic: string): Promise<TopicSubscription[]> {
+  subscriptionsByTopic (topic: string): Promise<readonly TopicSubscription[]> {
     return inCallOrder(() => Promise.resolve(this.#p.subs.match(topic)))
   }
 
@@ -133,7 +133,7 @@ export class LevelStore implements CulexStore {
   }
 
   /** Also the durability barrier for staged writes: resolves only after a commit, even with no subscriptions. */
-  outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
     return inCallOrder(() => this.#p.outbox.enqueue(subs, packet))
   }
 
@@ -229,6 +229,11 @@ export class LevelStore implements CulexStore {
   /** Registers the one observer of committed write batches (op count, milliseconds). */
   observeWrites (observer: (ops: number, ms: number) => void): void {
     this.#p.queue.observer = observer
+  }
+
+  /** One node, no replicas: what is committed is as durable as it gets. */
+  replicated (): undefined {
+    return undefined
   }
 
   /** Resolves once every write queued so far is on disk. */

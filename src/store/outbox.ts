@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js'
-import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
+import { decodeRecord, encodeQueuedCopy, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
 import { QueueLookups } from './queue-lookups.js'
@@ -38,10 +38,6 @@ export class Outbox extends QueueLookups implements SessionQueues {
     this.#deps = deps
   }
 
-  clientIds (): IterableIterator<string> {
-    return this.queues.keys()
-  }
-
   /**
    * Indexes one stored entry at open; keys arrive in order, so queues are rebuilt in FIFO order. The key is left
    * to be made again when needed, and the broker id is interned: every entry from one broker holds the same string.
@@ -75,7 +71,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
    * One entry per distinct client, whatever number of its filters matched, at the highest QoS those filters
    * granted (capped by the publish QoS). Resolves once committed, together with any write staged before it.
    */
-  enqueue (targets: EnqueueTarget[], packet: PacketLike): Promise<void> {
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike): Promise<void> {
     const limits = this.#deps.limits
     const packetQos = packet.qos ?? 0
     if (packetQos === 0 && !limits.queueQos0) return this.#deps.queue.commit([])
@@ -83,10 +79,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const now = Date.now()
     const bytes = payloadBytes(payloadOf(packet))
     const ops: WriteOp[] = []
-    const added: Array<[ClientQueue, QueueEntry]> = []
+    // each queue with the entry added to it, flat: [queue, entry, queue, entry, ...]
+    const added: Array<ClientQueue | QueueEntry> = []
     const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
-    // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain
-    const encoded: Array<Buffer | undefined> = []
+    // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain; nearly always one variant
+    let encoded: Array<Buffer | undefined> | undefined
+    let firstVariant = -1
+    let firstValue: Buffer | undefined
     for (const { clientId, cap, rap } of perClient) {
       const qos = Math.min(packetQos, cap)
       if (qos === 0 && !limits.queueQos0) continue
@@ -106,23 +105,28 @@ export class Outbox extends QueueLookups implements SessionQueues {
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
-      let value = encoded[variant]
+      let value = variant === firstVariant ? firstValue : encoded?.[variant]
       if (value === undefined) {
-        value = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
-        encoded[variant] = value
+        value = encodeQueuedCopy(packet, qos, retain, now)
+        if (firstVariant === -1) {
+          firstVariant = variant
+          firstValue = value
+        } else {
+          (encoded ??= [])[variant] = value
+        }
       }
       const seq = this.#seq++
       const entry = queueEntry({
-        seq, enc: queue.enc, key: outgoingKey(queue.enc, seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+        seq, enc: queue.enc, key: queue.keyOf(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
       })
       queue.add(entry)
-      added.push([queue, entry])
+      added.push(queue, entry)
       ops.push({ type: 'put', key: entry.key, value })
     }
     const done = this.#deps.queue.commit(ops, () => {
-      for (const [queue, entry] of added) queue.remove(entry)
+      for (let i = 0; i < added.length; i += 2) (added[i] as ClientQueue).remove(added[i + 1] as QueueEntry)
       for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
-      for (const [queue] of added) this.#dropIfEmpty(queue)
+      for (let i = 0; i < added.length; i += 2) this.#dropIfEmpty(added[i] as ClientQueue)
     })
     // The evicted stay on disk until their dead letters are written, in one batch with their deletes: a crash
     // in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
@@ -232,10 +236,11 @@ export class Outbox extends QueueLookups implements SessionQueues {
     if (entry === undefined || (unsent && entry.messageId !== undefined)) return Promise.resolve(undefined)
     queue.remove(entry)
     this.#dropIfEmpty(queue)
+    // The record kept in flight goes out as it is, not copied: the entry left the queue, so nothing reads it again
     const original = unsent
       ? Promise.resolve(undefined)
       : entry.inflight !== undefined
-      ? Promise.resolve(outputPacket(entry.inflight, false))
+      ? Promise.resolve(entry.inflight)
       : this.#deps.reader.read([entry.key]).then((values) => values[0] === undefined ? undefined : outputPacket(decodeRecord(values[0]).fields, false))
     // Staged, not awaited: a crash before the next batch loses at most the delete, and the message (or PUBREL) is
     // then resent after the restart, which QoS 1 and 2 allow. Waiting would hold aedes' reading of this client's
@@ -277,12 +282,6 @@ export class Outbox extends QueueLookups implements SessionQueues {
 
   totals (): { messages: number, bytes: number } {
     return { messages: this.#totals.entries, bytes: this.#totals.bytes }
-  }
-
-  maxCounter (brokerId: string): number {
-    let max = 0
-    for (const queue of this.queues.values()) max = Math.max(max, queue.maxCounter(brokerId))
-    return max
   }
 
   #queueFor (clientId: string): ClientQueue {

@@ -1,3 +1,6 @@
+import { payloadOf } from './packets.js'
+import type { PacketLike } from './types.js'
+
 /**
  * Binary form of the one record shape on the hot path: a queued or retained publish as packetRecord() builds it,
  * with at most an enqueue time as meta. Encoding it with JSON.stringify took about a tenth of the broker's CPU
@@ -64,10 +67,45 @@ function isMessageId (value: unknown): value is number {
 export function encodeBinaryRecord (record: Record<string, unknown>, meta: Record<string, unknown> | undefined): Buffer | undefined {
   if (record.cmd === 'pubrel') return encodePubrel(record, meta)
   if (!isPublishShape(record, meta)) return undefined
-  const brokerId = record.brokerId as string | undefined
-  const clientId = record.clientId as string | undefined
-  const topic = record.topic as string
-  const payload = record.payload as Buffer | string
+  return writePublish(record as unknown as PublishFields, meta === undefined ? undefined : meta.t as number)
+}
+
+/** What the binary form of a publish holds (checked by isPublishShape or encodeQueuedPublish first). */
+interface PublishFields {
+  brokerId: string | undefined
+  brokerCounter: number | undefined
+  clientId?: string | undefined
+  topic: string
+  payload: Buffer | string
+  qos: number
+  retain: boolean
+  dup: boolean
+  messageId: number | undefined
+}
+
+const hasOwn = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key)
+
+/**
+ * The bytes encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: enqueuedAt }) gives a
+ * copy queued for a session, written straight from the packet when that record would take the binary form, without
+ * the record, its overrides and its meta (three objects per queued copy); undefined otherwise (the caller builds
+ * the record). The same conditions as packetRecord's keys and isPublishShape's checks; a test holds them to it.
+ */
+export function encodeQueuedPublish (packet: PacketLike, qos: number, retain: boolean, enqueuedAt: number): Buffer | undefined {
+  if (hasOwn(packet, 'properties') || hasOwn(packet, 'messageExpiry') || (hasOwn(packet, 'nl') && packet.nl !== undefined)) return undefined
+  const clientId = hasOwn(packet, 'clientId') ? packet.clientId : undefined
+  if (hasOwn(packet, 'clientId') && typeof clientId !== 'string') return undefined
+  const { brokerId, brokerCounter, topic } = packet
+  const payload = payloadOf(packet)
+  const dup = packet.dup ?? false
+  if ((packet.cmd ?? 'publish') !== 'publish' || typeof topic !== 'string' || typeof dup !== 'boolean' ||
+    (qos !== 0 && qos !== 1 && qos !== 2) || (brokerId !== undefined && typeof brokerId !== 'string') ||
+    (brokerCounter !== undefined && typeof brokerCounter !== 'number') || typeof enqueuedAt !== 'number') return undefined
+  return writePublish({ brokerId, brokerCounter, clientId, topic, payload, qos, retain, dup, messageId: undefined }, enqueuedAt)
+}
+
+function writePublish (record: PublishFields, enqueuedAt: number | undefined): Buffer | undefined {
+  const { brokerId, clientId, topic, payload } = record
   const brokerIdBytes = brokerId === undefined ? 0 : Buffer.byteLength(brokerId)
   const topicBytes = Buffer.byteLength(topic)
   const clientIdBytes = clientId === undefined ? 0 : Buffer.byteLength(clientId)
@@ -75,20 +113,20 @@ export function encodeBinaryRecord (record: Record<string, unknown>, meta: Recor
   if (brokerIdBytes > 0xffff || topicBytes > 0xffff || clientIdBytes > 0xffff) return undefined
   const out = Buffer.allocUnsafe(FIXED + brokerIdBytes + 2 + topicBytes + 2 + clientIdBytes + payloadBytes)
   let flags = 0
-  if (record.retain === true) flags |= RETAIN
-  if (record.dup === true) flags |= DUP
+  if (record.retain) flags |= RETAIN
+  if (record.dup) flags |= DUP
   if (record.messageId !== undefined) flags |= MESSAGE_ID
   if (typeof payload === 'string') flags |= STRING_PAYLOAD
-  if (meta !== undefined) flags |= ENQUEUED_AT
+  if (enqueuedAt !== undefined) flags |= ENQUEUED_AT
   if (brokerId !== undefined) flags |= BROKER_ID
   if (record.brokerCounter !== undefined) flags |= BROKER_COUNTER
   if (clientId !== undefined) flags |= CLIENT_ID
   out[0] = PUBLISH_CODEC_VERSION
   out[1] = flags
-  out[2] = record.qos as number
-  out.writeUInt16BE((record.messageId as number | undefined) ?? 0, 3)
-  out.writeDoubleBE((meta?.t as number | undefined) ?? 0, 5)
-  out.writeDoubleBE((record.brokerCounter as number | undefined) ?? 0, 13)
+  out[2] = record.qos
+  out.writeUInt16BE(record.messageId ?? 0, 3)
+  out.writeDoubleBE(enqueuedAt ?? 0, 5)
+  out.writeDoubleBE(record.brokerCounter ?? 0, 13)
   let at = 21
   at = writeString(out, at, brokerId, brokerIdBytes)
   at = writeString(out, at, topic, topicBytes)

@@ -14,6 +14,9 @@ export interface Admission {
   reason: 'queue-full' | 'broker-queue-full'
 }
 
+/** The admission of nearly every message: one object for all of them (an enqueue asks for every copy queued). */
+const ACCEPTED: Admission = Object.freeze({ accept: true, evict: Object.freeze([]) as unknown as QueueEntry[], reason: 'broker-queue-full' as const })
+
 /**
  * Decides whether a message of `bytes` payload bytes may join `queue`. The session limits count only messages
  * waiting to be sent, like Mosquitto's max_queued_messages: in-flight messages must stay until acknowledged, so
@@ -21,6 +24,17 @@ export interface Admission {
  * each one is memory; a session over them makes room only from its own waiting messages, never another session's.
  */
 export function admit (queue: ClientQueue, bytes: number, limits: StoreLimits, totals: QueueTotals): Admission {
+  const { maxQueuedMessages, maxQueuedBytes, maxTotalQueuedMessages, maxTotalQueuedBytes } = limits
+  if ((maxQueuedMessages <= 0 || queue.waiting + 1 <= maxQueuedMessages) && (maxQueuedBytes <= 0 || queue.waitingBytes + bytes <= maxQueuedBytes) &&
+    (maxTotalQueuedMessages <= 0 || totals.entries + 1 <= maxTotalQueuedMessages) && (maxTotalQueuedBytes <= 0 || totals.bytes + bytes <= maxTotalQueuedBytes)) return ACCEPTED
+  return admitOverLimit(queue, bytes, limits, totals)
+}
+
+/**
+ * admit() for a message over a limit: whether older waiting messages make room for it. A function of its own, so
+ * the context its closures need is made only here.
+ */
+function admitOverLimit (queue: ClientQueue, bytes: number, limits: StoreLimits, totals: QueueTotals): Admission {
   const { maxQueuedMessages, maxQueuedBytes, maxTotalQueuedMessages, maxTotalQueuedBytes } = limits
   const fitsSession = (count: number, size: number): boolean =>
     (maxQueuedMessages <= 0 || count + 1 <= maxQueuedMessages) && (maxQueuedBytes <= 0 || size + bytes <= maxQueuedBytes)

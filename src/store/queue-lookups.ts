@@ -52,4 +52,15 @@ export abstract class QueueLookups {
   inflight (client: { id: string }): number {
     return this.queues.get(client.id)?.inflightCount ?? 0
   }
+
+  clientIds (): IterableIterator<string> {
+    return this.queues.keys()
+  }
+
+  /** The highest broker counter of this broker's messages in any queue (0: none). */
+  maxCounter (brokerId: string): number {
+    let max = 0
+    for (const queue of this.queues.values()) max = Math.max(max, queue.maxCounter(brokerId))
+    return max
+  }
 }

@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
-import { decodeRecord, encodeRecord } from './codec.js'
+import { encodeRecord } from './codec.js'
 import { retainedKey } from './layout.js'
 import { droppedPacket, payloadBytes, payloadOf, plainCopy } from './packets.js'
-import { countedDown, messageExpiryMs, type DropReporter } from './queue-limits.js'
+import type { DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'
+import { readRetained } from './retained-expiry.js'
 import { RetainedIndex } from './retained-index.js'
 import type { PacketLike, StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
@@ -59,7 +60,7 @@ export class RetainedStore {
       return
     }
     const isNew = this.#index.add(topic)
-    // the arrival time: an MQTT 5 Message Expiry Interval counts from it (#decode)
+    // the arrival time: an MQTT 5 Message Expiry Interval counts from it (retained-expiry.ts)
     queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet), { t: Date.now() }) }], () => {
       if (isNew && queue.peek(key) === undefined) this.#index.remove(topic)
     })
@@ -126,30 +127,19 @@ export class RetainedStore {
     }
   }
 
-  /**
-   * A retained message with an MQTT 5 Message Expiry Interval is never sent once it has passed: it is removed and
-   * reported (dead-lettered as `expired`) when it is next read, and before that it goes out with the interval left
-   * [MQTT-3.3.2-5], [MQTT-3.3.2-6]. A record stored before arrival times were kept does not expire.
-   */
+  /** The message as sent (retained-expiry.ts); an expired one is removed and reported instead. */
   #decode (topic: string, value: Buffer | undefined, now: number): Record<string, unknown> | undefined {
     if (value === undefined) return undefined
-    let fields: Record<string, unknown>
-    let storedAt = 0
+    let read: ReturnType<typeof readRetained>
     try {
-      const record = decodeRecord(value)
-      fields = record.fields
-      if (typeof record.meta?.t === 'number') storedAt = record.meta.t
+      read = readRetained(value, now)
     } catch (err) {
       this.#deps.logger.error({ err, topic }, 'undecodable retained message skipped')
       return undefined
     }
-    const expiryMs = messageExpiryMs(fields)
-    if (expiryMs === undefined || storedAt === 0) return fields
-    if (now - storedAt > expiryMs) {
-      this.#expire(topic, value, fields)
-      return undefined
-    }
-    return countedDown(fields, storedAt, now)
+    if (!read.expired) return read.fields
+    this.#expire(topic, value, read.fields)
+    return undefined
   }
 
   /** Removes an expired retained message, unless a newer write for its topic is queued (that one stands). */

@@ -26,6 +26,12 @@ function withoutWildcardFirst (topic: string, subs: TopicSubscription[]): TopicS
   })
 }
 
+/**
+ * Topics whose matches are kept (see SubscriptionIndex#match); past that the kept ones are dropped and it starts
+ * again, so a broker whose publishers use more topics than this pays a lookup and a store per publish, no more.
+ */
+const KEPT_MATCHES = 1024
+
 export interface SubscriptionIndexOptions {
   /** sessions.queueQos0: QoS 0 subscriptions are matched too, in a matcher of their own (see matchAtQos0). */
   matchQos0?: boolean
@@ -51,6 +57,8 @@ export class SubscriptionIndex {
   readonly #trie = newMatcher()
   readonly #qos0: QlobberSub | undefined
   readonly #byClient = new Map<string, Map<string, SubscriptionRecord>>()
+  /** The QoS>0 matches of recent topics, until the next subscription change. */
+  readonly #matches = new Map<string, readonly TopicSubscription[]>()
   #count = 0
 
   constructor (opts: SubscriptionIndexOptions = {}) {
@@ -117,9 +125,21 @@ export class SubscriptionIndex {
     return this.remove(clientId, [...(this.#byClient.get(clientId)?.keys() ?? [])])
   }
 
-  /** One entry per (client, matching filter), QlobberSub order; wildcard-first filters never match `$` topics. */
-  match (topic: string): TopicSubscription[] {
-    return withoutWildcardFirst(topic, this.#trie.match(topic))
+  /**
+   * One entry per (client, matching filter), QlobberSub order; wildcard-first filters never match `$` topics. Read
+   * only: the same array is handed out for a topic until a subscription changes. aedes asks for every QoS 1/2
+   * publish, and the trie's walk (the topic split into levels, a new object per match) was about 3 % of the broker's
+   * CPU and 4 % of what it allocated per message in fan-in to a persistent subscriber, where a few topics carry every
+   * message.
+   */
+  match (topic: string): readonly TopicSubscription[] {
+    let subs = this.#matches.get(topic)
+    if (subs === undefined) {
+      subs = Object.freeze(withoutWildcardFirst(topic, this.#trie.match(topic)))
+      if (this.#matches.size >= KEPT_MATCHES) this.#matches.clear()
+      this.#matches.set(topic, subs)
+    }
+    return subs
   }
 
   /**
@@ -175,6 +195,7 @@ export class SubscriptionIndex {
   }
 
   #set (clientId: string, filter: string, record: SubscriptionRecord | undefined, sub?: SubscriptionInput): void {
+    if (this.#matches.size > 0) this.#matches.clear()
     let subs = this.#byClient.get(clientId)
     const prev = subs?.get(filter)
     const from = prev === undefined ? undefined : this.#matcherFor(filter, prev.qos)

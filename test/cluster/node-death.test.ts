@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type RunningCli } from '../helpers/cli.js'
+import { ensureBuilt, killAllChildren, removeDir, tempDataDir } from '../helpers/cli.js'
 import { waitFor, sleep } from '../helpers/clients.js'
-import { useCluster, FAST } from './support.js'
+import { cliNode, useCluster, FAST } from './support.js'
 
 const { node, client, redis } = useCluster()
 const dirs: string[] = []
@@ -16,16 +16,6 @@ interface ClusterBody { nodeId: string, items: Array<{ nodeId: string, health: s
 
 async function clusterOf (adminUrl: string): Promise<ClusterBody> {
   return await (await fetch(`${adminUrl}/api/cluster`)).json() as ClusterBody
-}
-
-/** A node as its own culex process (so it can be killed with SIGKILL), on `dataDir`. */
-async function cliNode (redisUrl: string, nodeId: string, dataDir: string): Promise<RunningCli> {
-  return await startCli(startArgs(dataDir), {
-    CULEX_CLUSTER_REDIS_URL: redisUrl,
-    CULEX_CLUSTER_NODE_ID: nodeId,
-    CULEX_CLUSTER_HEARTBEAT_INTERVAL_MS: String(FAST['cluster.heartbeatIntervalMs']),
-    CULEX_CLUSTER_NODE_TIMEOUT_MS: String(FAST['cluster.nodeTimeoutMs'])
-  })
 }
 
 async function newDir (): Promise<string> {

@@ -59,8 +59,8 @@ describe('cluster bus across Redis outages', () => {
       for (let k = 0; k < 3; k++) {
         await waitFor(() => sub.received.length > 50 * (k + 1), `${50 * (k + 1)} messages`)
         let ids: string[] = []
-        // its three connections (commands, subscriber, stream reader), back from the previous kill
-        await waitFor(async () => (ids = await connectionsOf(admin, killed)).length === 3, `node ${killed}'s connections`)
+        // its four connections (commands, subscriber, stream reader, shared groups' inbox reader), back from the previous kill
+        await waitFor(async () => (ids = await connectionsOf(admin, killed)).length === 4, `node ${killed}'s connections`)
         for (const id of ids) await admin.client('KILL', 'ID', id)
       }
       await run
@@ -101,7 +101,7 @@ describe('cluster bus across Redis outages', () => {
     await waitFor(async () => (await fetch(`${a.adminUrl}/readyz`)).status === 200, 'node A ready again')
     // the outage is logged once per connection, not per retry
     const lostLines = a.logs.filter(l => l.msg === 'cluster Redis connection lost; retrying')
-    expect(lostLines.map(l => l.connection).sort()).toEqual(['commands', 'reader', 'subscriber'])
+    expect(lostLines.map(l => l.connection).sort()).toEqual(['commands', 'groups', 'reader', 'subscriber'])
     // and the cluster is whole again: both nodes alive in /api/cluster
     await waitFor(async () => {
       const body = await (await fetch(`${a.adminUrl}/api/cluster`)).json() as { items: Array<{ nodeId: string, health: string }> }

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import type { IPublishPacket } from 'mqtt-packet'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-client.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 
 describe('a broker on the Redis store (cluster.redisUrl)', () => {
@@ -71,4 +73,40 @@ describe('a broker on the Redis store (cluster.redisUrl)', () => {
     expect(back.received.map(m => m.payload).sort()).toEqual(['before', ...Array.from({ length: 20 }, (_, i) => `during${i}`)].sort())
     await endClient(back)
   }, 60_000)
+
+  // The resend after a reconnect records its packet id again (held back 100 ms); the id was already in Redis from
+  // the connection it was first sent on, and a PUBACK within those 100 ms must still delete the entry.
+  it('a QoS 1 message resent at a reconnect and acknowledged at once is deleted: it is not sent again at the next reconnect', async () => {
+    redis = await startTestRedis()
+    t = await startTestBroker({ 'cluster.redisUrl': redis.url })
+    const broker = t
+    const rx = await openRaw('tcp', broker)
+    await rx.connect({ clientId: 'resent', clean: false })
+    rx.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'resent/#', qos: 1 }] })
+    await rx.next('suback')
+    const pub = await connectClient(broker.mqttUrl, { clientId: 'resent-pub' })
+    await pub.publishAsync('resent/a', 'first', { qos: 1 })
+    const first = await rx.next<IPublishPacket>('publish')
+    await rx.disconnect()
+
+    const again = await openRaw('tcp', broker)
+    await again.connect({ clientId: 'resent', clean: false })
+    const resent = await again.next<IPublishPacket>('publish')
+    expect([resent.payload.toString(), resent.messageId, resent.dup]).toEqual(['first', first.messageId, true])
+    again.send({ cmd: 'puback', messageId: resent.messageId })
+    // the PUBACK is handled before this message, published after it, is delivered
+    await pub.publishAsync('resent/a', 'second', { qos: 1 })
+    const second = await again.next<IPublishPacket>('publish')
+    expect(second.payload.toString()).toBe('second')
+    await again.disconnect()
+
+    const last = await openRaw('tcp', broker)
+    await last.connect({ clientId: 'resent', clean: false })
+    const next = await last.next<IPublishPacket>('publish')
+    expect([next.payload.toString(), next.messageId, next.dup], 'only the unacknowledged message comes back').toEqual(['second', second.messageId, true])
+    const more = await last.next('publish', 500).then(p => p, () => undefined)
+    expect(more, 'the acknowledged message is not sent again').toBeUndefined()
+    await last.disconnect()
+    await endClient(pub)
+  })
 })

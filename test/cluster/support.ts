@@ -3,6 +3,7 @@ import type { IClientOptions } from 'mqtt'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, connectV5, endClient, waitFor, type TestClient } from '../helpers/clients.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
+import { startArgs, startCli, type RunningCli } from '../helpers/cli.js'
 
 /** Fast heartbeats, so a dead node is found within a second or two. */
 export const FAST = { 'cluster.heartbeatIntervalMs': 100, 'cluster.nodeTimeoutMs': 600 }
@@ -10,6 +11,17 @@ export const FAST = { 'cluster.heartbeatIntervalMs': 100, 'cluster.nodeTimeoutMs
 /** A node of a cluster on `redisUrl`: a real broker in this process with its own data dir. */
 export async function startNode (redisUrl: string, nodeId: string, settings: Record<string, unknown> = {}): Promise<TestBroker> {
   return await startTestBroker({ 'cluster.redisUrl': redisUrl, 'cluster.nodeId': nodeId, ...FAST, ...settings })
+}
+
+/** A node as its own culex process (so it can be killed with SIGKILL), on `dataDir`; `env`: more CULEX_* settings. */
+export async function cliNode (redisUrl: string, nodeId: string, dataDir: string, env: Record<string, string> = {}): Promise<RunningCli> {
+  return await startCli(startArgs(dataDir), {
+    CULEX_CLUSTER_REDIS_URL: redisUrl,
+    CULEX_CLUSTER_NODE_ID: nodeId,
+    CULEX_CLUSTER_HEARTBEAT_INTERVAL_MS: String(FAST['cluster.heartbeatIntervalMs']),
+    CULEX_CLUSTER_NODE_TIMEOUT_MS: String(FAST['cluster.nodeTimeoutMs']),
+    ...env
+  })
 }
 
 /** Until `from` routes messages on `topic` to the node `to` (it has read to's filter from Redis). */
@@ -45,4 +57,56 @@ export function useCluster () {
       return c
     }
   }
+}
+
+/** How many times each message (its payload) arrived, over all the clients. */
+export function counts (received: string[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const p of received) out.set(p, (out.get(p) ?? 0) + 1)
+  return out
+}
+
+/** A seeded PRNG (mulberry32): a failing run can be run again with its seed. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Until the publishing node sends the group's messages where the group gets them: its inbox, known to every node
+ * (with the per-node groups of before, a route to each node with members).
+ */
+export async function groupKnown (from: TestBroker, members: TestBroker[], key: string, topic: string): Promise<void> {
+  const cluster = from.broker.cluster as NonNullable<TestBroker['broker']['cluster']> & { routesToGroup?: (key: string) => boolean }
+  if (typeof cluster.routesToGroup === 'function') {
+    await waitFor(() => cluster.routesToGroup?.(key) === true, `${cluster.nodeId} knowing the group ${key}`)
+    return
+  }
+  for (const to of members) if (to !== from) await waitForRoute(from, to, topic)
+}
+
+/**
+ * Until the group's owner has both of its members on nodes `a` and `b`, seen from `b` (with the per-node groups of
+ * before, until `b` routes the topic to `a`).
+ */
+export async function ownerHasMembers (b: TestBroker, aNode: string, key: string, topic: string, count: number): Promise<void> {
+  const cluster = b.broker.cluster as NonNullable<TestBroker['broker']['cluster']> & { groupOwner?: (key: string) => string | undefined }
+  if (typeof cluster.groupOwner !== 'function') {
+    await waitFor(() => cluster.routesTo(aNode, topic), `a route from ${cluster.nodeId} to ${aNode} for ${topic}`)
+    return
+  }
+  await waitFor(async () => {
+    const owner = cluster.groupOwner?.(key)
+    if (owner === undefined) return false
+    const items = owner === cluster.nodeId
+      ? (await (await fetch(`${b.adminUrl}/api/shared`)).json() as { items: Array<{ share: string, members: unknown[] }> }).items
+      : []
+    return owner !== cluster.nodeId || items.some(g => g.share === `$share/${key}` && g.members.length === count)
+  }, `the owner of ${key} with ${count} members`)
 }

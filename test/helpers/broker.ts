@@ -26,6 +26,14 @@ export interface TestBroker {
 }
 
 /**
+ * The store broker-level tests run on: LevelDB, or Redis with TEST_STORE=redis (docs/testing.md). A test of
+ * something one store does differently by design says so with it, and checks what that store does instead.
+ */
+export function testStore (): 'leveldb' | 'redis' {
+  return process.env.TEST_STORE === 'redis' ? 'redis' : 'leveldb'
+}
+
+/**
  * A real broker in this process on free ports (port 0) with its own temporary data dir. `settings` are dotted
  * config keys, e.g. { 'sessions.maxQueuedMessages': 10 }.
  */

@@ -16,6 +16,9 @@ export interface TestRedis {
   stop: () => Promise<void>
   /** Starts again on the same port and directory (after stop or kill). */
   start: () => Promise<void>
+  /** SIGSTOP / SIGCONT: a server that holds its connections but answers nothing meanwhile (a stalled replica). */
+  pause: () => void
+  resume: () => void
   /** Stops it and removes its directory. */
   close: () => Promise<void>
 }
@@ -25,9 +28,12 @@ export interface TestRedisOptions {
   appendfsync?: 'everysec' | 'always' | false
   /** A Redis Sentinel (not a server) monitoring the server on this port as master `mymaster`. */
   sentinelOf?: number
+  /** A replica of the server on this port (`--replicaof`). */
+  replicaOf?: number
 }
 
-async function freePort (): Promise<number> {
+/** A port nothing listens on now (127.0.0.1). */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', reject)
@@ -54,7 +60,10 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', opts.appendfsync === undefined || opts.appendfsync === false ? 'no' : 'yes',
     ...(opts.appendfsync !== undefined && opts.appendfsync !== false ? ['--appendfsync', opts.appendfsync] : []),
-    '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no'
+    '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no',
+    // a replica's first sync starts at once, not after Redis' default 5 s wait for more replicas
+    '--repl-diskless-sync-delay', '0',
+    ...(opts.replicaOf !== undefined ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : [])
   ]
 
   const launch = async (): Promise<void> => {
@@ -106,6 +115,8 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
     kill: async () => { await waitExit('SIGKILL') },
     stop: async () => { await waitExit('SIGTERM') },
     start: launch,
+    pause: () => { child?.kill('SIGSTOP') },
+    resume: () => { child?.kill('SIGCONT') },
     close: async () => { await waitExit('SIGKILL'); await rm(dir, { recursive: true, force: true }) }
   }
 }

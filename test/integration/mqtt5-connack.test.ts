@@ -63,7 +63,7 @@ describe('MQTT 5 CONNACK', () => {
     expect(connack.reasonCode).toBe(0)
     const assigned = connack.properties?.assignedClientIdentifier as string
     await raw.disconnect()
-    await waitFor(() => !t.broker.store.hasSession(assigned), 'the session removed at the close')
+    await waitFor(async () => !(await t.broker.store.hasSession(assigned)), 'the session removed at the close')
   })
 
   it('answers a login the failed-login backoff held with 0x9F (connection rate exceeded) and why; the right password still gets in', async () => {

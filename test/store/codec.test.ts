@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeQueuedCopy, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
+import { encodeQueuedPublish } from '../../src/store/publish-codec.js'
 import { packetRecord } from '../../src/store/packets.js'
+import { ClientQueue } from '../../src/store/outgoing-index.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
 
 describe('value codec', () => {
@@ -99,6 +101,33 @@ describe('value codec', () => {
     expect(() => decodeQueuedHead(publish.subarray(0, 30))).toThrow(UndecodableValueError)
   })
 
+  it('writes a queued copy straight from the packet with the bytes its record gives, and leaves other shapes to the record', () => {
+    const payload = Buffer.from([0, 1, 2, 0xff])
+    const base = { cmd: 'publish', topic: 'a/b', payload, qos: 1, retain: true, dup: false, brokerId: 'broker-1', brokerCounter: 42 }
+    const shapes: Array<[Record<string, unknown>, boolean]> = [
+      [base, true],
+      [{ ...base, clientId: 'publisher' }, true],
+      [{ ...base, nl: undefined }, true],
+      [{ ...base, payload: 'text', dup: undefined, cmd: undefined }, true],
+      [{ ...base, payload: new Uint8Array([7, 8]) }, true],
+      [{ ...base, brokerId: undefined, brokerCounter: undefined, topic: 'ü/é' }, true],
+      [{ ...base, nl: true }, false],
+      [{ ...base, properties: { contentType: 'x' } }, false],
+      [{ ...base, properties: undefined }, false],
+      [{ ...base, messageExpiry: 5 }, false],
+      [{ ...base, clientId: undefined }, false],
+      [{ ...base, brokerId: null }, false],
+      [{ ...base, dup: 1 }, false]
+    ]
+    for (const [packet, direct] of shapes) {
+      for (const [qos, retain] of [[1, false], [2, true], [0, false]] as const) {
+        const expected = encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: 1234.5 })
+        expect(encodeQueuedCopy(packet, qos, retain, 1234.5), JSON.stringify(packet)).toEqual(expected)
+        expect(encodeQueuedPublish(packet, qos, retain, 1234.5) !== undefined, JSON.stringify(packet)).toBe(direct)
+      }
+    }
+  })
+
   it('rejects values it did not write', () => {
     for (const bad of [Buffer.alloc(0), Buffer.from('hello world'), Buffer.from([1, 0, 0, 0, 99, 1]), Buffer.from([1, 0, 0, 0, 2, 0x7b, 0x7d]), Buffer.from([2, 0, 1]), Buffer.from([3, 0, 0]), Buffer.concat([Buffer.from([2, 0, 1]), Buffer.alloc(18), Buffer.from([0, 9, 0, 0, 0, 0])])]) {
       expect(() => decodeRecord(bad)).toThrow(UndecodableValueError)
@@ -128,5 +157,13 @@ describe('key layout', () => {
     expect(parseNumberedKey(outgoingKey('c%21', 42), 16)).toEqual({ clientId: 'c!', n: 42 })
     expect(parseNumberedKey('o!c!12', 16)).toBeUndefined()
     expect(splitClientKey('s!c!a/b!c')).toEqual({ clientId: 'c', rest: 'a/b!c' })
+  })
+
+  it('writes a sequence number as 16 zero-padded digits, as a queue makes the keys of its entries', () => {
+    const queue = new ClientQueue('c!', encodeClientId('c!'), { entries: 0, bytes: 0 })
+    for (const seq of [0, 1, 9, 10, 12345, 2 ** 40, 9_999_999_999_999_999]) {
+      expect(queue.keyOf(seq)).toBe(`o!c%21!${String(seq).padStart(16, '0')}`)
+      expect(outgoingKey('c%21', seq)).toBe(queue.keyOf(seq))
+    }
   })
 })

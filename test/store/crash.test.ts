@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { openRedisStore } from '../../src/store/index.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 import { buildStore } from './helpers/build.js'
-import { drain, open, TempDirs } from './helpers/store.js'
+import { drain, open, silentLogger, TempDirs, unlimited } from './helpers/store.js'
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures')
 const child = path.join(fixtures, 'crash-child.mjs')
@@ -12,9 +14,9 @@ const dirs = new TempDirs()
 afterEach(async () => { await dirs.cleanup() })
 
 /** Runs the child until it has acknowledged `killAfter` publishes, then SIGKILLs it; returns the acknowledged ids. */
-async function runAndKill (dist: string, dir: string, count: number, sync: boolean, killAfter: number, script = child): Promise<{ acked: number[], finished: boolean }> {
-  const proc = spawn(process.execPath, [script, dir, String(count), sync ? '1' : '0'], {
-    env: { ...process.env, CULEX_STORE_DIST: dist },
+async function runAndKill (dist: string, dir: string, count: number, sync: boolean | number, killAfter: number, script = child, env: Record<string, string> = {}): Promise<{ acked: number[], finished: boolean }> {
+  const proc = spawn(process.execPath, [script, dir, String(count), typeof sync === 'number' ? String(sync) : sync ? '1' : '0'], {
+    env: { ...process.env, CULEX_STORE_DIST: dist, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const acked: number[] = []
@@ -97,6 +99,40 @@ describe('crash durability (SIGKILL)', () => {
       expect(queued.filter(t => dead.includes(t)), 'in both').toEqual([])
       const newest = letters.at(-1)
       if (newest !== undefined) expect((await store.deadLetters.payload(newest.id))?.toString()).toBe(`m${newest.topic.slice(2)}`)
+      await store.close()
+    }
+  }, 120_000)
+})
+
+describe('crash durability of evictions on the Redis store (SIGKILL)', () => {
+  let dist: string
+  let redis: TestRedis | undefined
+  beforeAll(async () => {
+    dist = buildStore()
+    redis = await startTestRedis()
+  }, 120_000)
+  afterAll(async () => {
+    await redis?.close()
+  })
+
+  it('an evicted message is in the queue or in the dead-letter log, never neither, even killed between the eviction and its dead letter', async () => {
+    const url = (redis as TestRedis).url
+    // seeded: the first runs die in the onDrop of an eviction (before its dead letter is written), the others at a
+    // random acknowledgement
+    let seed = 1311
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    for (let run = 0; run < 6; run++) {
+      const prefix = `evict-${run}:`
+      const dieAtDrop = run < 3 ? 1 + Math.floor(random() * 200) : 0
+      const killAfter = run < 3 ? Infinity : 100 + Math.floor(random() * 1000)
+      const { acked, finished } = await runAndKill(dist, prefix, 5000, dieAtDrop, killAfter, evictChild, { STORE_TEST_REDIS_URL: url })
+      expect(finished).toBe(false)
+      const store = await openRedisStore({ redis: { url, prefix }, logger: silentLogger(), limits: { ...unlimited, maxQueuedMessages: 5, overflowPolicy: 'dropOldest' } })
+      const queued = (await drain(store.outgoingStream({ id: 'sub' })) as Array<{ topic: string }>).map(p => p.topic)
+      const dead = store.deadLetters.list().map(e => e.topic)
+      const kept = new Set([...queued, ...dead])
+      const context = `run ${run}: ${dieAtDrop > 0 ? `died at eviction ${dieAtDrop}` : `killed after ${killAfter}`}`
+      expect(acked.filter(i => !kept.has(`t/${i}`)), `acknowledged messages in neither the queue nor the dead-letter log (${context})`).toEqual([])
       await store.close()
     }
   }, 120_000)

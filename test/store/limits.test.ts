@@ -43,6 +43,29 @@ describe.each(backends)('queue limits per session ($name)', (b) => {
     await store.close()
   })
 
+  it('an evicted message is gone for the store from the moment it is reported: sending it then is refused, and the queue stays whole', async () => {
+    let store: CulexStore | undefined
+    const refused: unknown[] = []
+    store = await b.open(await b.make(), {
+      limits: { maxQueuedMessages: 1, overflowPolicy: 'dropOldest' },
+      // what a delivery of the evicted copy would do, in the very moment it is reported (before its dead letter)
+      onDrop: (e) => {
+        store?.outgoingUpdate({ id: 'c1' }, publish(e.packet.topic, 'x', { brokerId: 'b', brokerCounter: Number(e.packet.topic.slice(2)), messageId: 9 }))
+          .catch((err: unknown) => { refused.push(err) })
+      }
+    })
+    await enqueue(store, 'c1', 1, 2)
+    await store.barrier()
+    await waitFor(() => refused.length === 1, 'the update of the evicted message refused')
+    expect(await payloads(store, 'c1')).toEqual(['t/2'])
+    // packet id 9 was never given to anything the queue holds
+    expect(await store.outgoingClearMessageId({ id: 'c1' }, { messageId: 9 })).toBeUndefined()
+    await store.outgoingUpdate({ id: 'c1' }, publish('t/2', 'x', { brokerId: 'b', brokerCounter: 2, messageId: 9 }))
+    expect(await store.outgoingClearMessageId({ id: 'c1' }, { messageId: 9 })).toMatchObject({ topic: 't/2' })
+    expect(await payloads(store, 'c1')).toEqual([])
+    await store.close()
+  })
+
   it('dropNewest refuses new messages while the queue is full', async () => {
     const drops: DropEvent[] = []
     const store = await b.open(await b.make(), { limits: { maxQueuedMessages: 2, overflowPolicy: 'dropNewest' }, onDrop: (e) => drops.push(e) })

@@ -125,6 +125,44 @@ describe('check and repair of the Redis store', () => {
     expect((await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)).check.problems).toEqual([])
   })
 
+  /** What the enqueue script does to a waiting entry dropOldest evicts: out of the order, the counts and the totals, listed in qe. */
+  async function evictByHand (prefix: string, seq: number, bytes: number): Promise<void> {
+    await redis.multi()
+      .zrem(`${prefix}q:dev-1`, seq)
+      .hincrby(`${prefix}qx:dev-1`, 'w', -1).hincrby(`${prefix}qx:dev-1`, 'wb', -bytes)
+      .hincrby(`${prefix}queue-totals`, 'n', -1).hincrby(`${prefix}queue-totals`, 'b', -bytes)
+      .hset(`${prefix}qe:dev-1`, seq, 1)
+      .exec()
+  }
+
+  it('an evicted entry awaiting its dead letter is no problem; a start puts back one a crash left, on the totals; one without its state is rebuilt into the queue', async () => {
+    const prefix = await populated()
+    // entry 2 (site/b, "second", waiting) evicted, its dead letter not written yet: what a running cluster has at times
+    await evictByHand(prefix, 2, 6)
+    const live = await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(live.check.problems).toEqual([])
+    expect(live.check.counts).toMatchObject({ queued: 1, inflight: 1 })
+
+    // a node killed before the dead letter: the next start puts it back in its queue and on the totals
+    const store = await openRedisStore({ redis: { url: server.url, prefix }, logger: silentLogger(), limits: unlimited })
+    expect(await store.sessionInfo('dev-1')).toMatchObject({ queued: 2, inflight: 1 })
+    await store.close()
+    expect(await redis.exists(`${prefix}qe:dev-1`)).toBe(0)
+    expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
+    expect((await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)).check.problems).toEqual([])
+
+    await evictByHand(prefix, 2, 6)
+    await redis.hdel(`${prefix}qx:dev-1`, 'e:2')
+    const { check } = await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(check.problems).toEqual(expect.arrayContaining(['queue of "dev-1": evicted entry 2 has no state']))
+    const repair = await repairRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(repair.after.problems).toEqual([])
+    expect(repair.lostMessages).toBe(0)
+    expect(await redis.zrange(`${prefix}q:dev-1`, 0, -1)).toEqual(['1', '2'])
+    expect(await redis.exists(`${prefix}qe:dev-1`)).toBe(0)
+    expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
+  })
+
   it('finds the empty queue keys of a removed session, and sets them aside', async () => {
     const prefix = await populated()
     await redis.hset(`${prefix}qx:gone`, 'n', 7, 'w', 0, 'wb', 0)

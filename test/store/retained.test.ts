@@ -5,6 +5,7 @@ import { topicMatches } from '../../src/protocol/topic.js'
 import { Rng } from '../fuzz/mutator.js'
 import { storeBackends } from './helpers/backends.js'
 import { drain, open, TempDirs } from './helpers/store.js'
+import { waitFor } from '../helpers/clients.js'
 
 const dirs = new TempDirs()
 const backends = storeBackends()
@@ -67,6 +68,27 @@ describe.each(backends)('retained messages ($name)', (b) => {
     await store.close()
   })
 
+  it('expires a message past its MQTT 5 Message Expiry Interval, across a reopen: counted down before, then never read again but removed and reported once', async () => {
+    const drops: DropEvent[] = []
+    const where = await b.make()
+    let store = await b.open(where, { onDrop: (e) => drops.push(e) })
+    const storedAt = Date.now()
+    await store.storeRetained({ ...retained('exp/short'), properties: { messageExpiryInterval: 1 } })
+    await store.storeRetained({ ...retained('exp/long'), properties: { messageExpiryInterval: 60 } })
+    const before = (await drain(store.createRetainedStream('exp/#'))) as Packet[]
+    expect(before.map((p) => [p.topic, (p.properties as { messageExpiryInterval: number }).messageExpiryInterval]).sort()).toEqual([['exp/long', 60], ['exp/short', 1]])
+    await store.close()
+    // the interval counts from the arrival, which the store keeps with the message
+    store = await b.open(where, { onDrop: (e) => drops.push(e) })
+    await waitFor(() => Date.now() - storedAt > 1100, 'the short interval to pass')
+    expect(await topics(store, ['exp/#'])).toEqual(['exp/long'])
+    await store.barrier()
+    expect(await topics(store, ['exp/+', 'exp/short'])).toEqual(['exp/long'])
+    await store.barrier()
+    expect(drops.map((d) => [d.reason, d.packet.topic])).toEqual([['expired', 'exp/short']])
+    expect(store.stats().retained).toBe(1)
+    await store.close()
+  })
 })
 
 describe('retained index', () => {

@@ -35,6 +35,25 @@ describe.each(backends)('subscriptionsByTopic ($name)', (b) => {
     await store.close()
   })
 
+  it('answers a topic asked again with what it matched, and with the change once a subscription changed', async () => {
+    const store = await b.open(await b.make())
+    await store.addSubscriptions({ id: 'c1' }, [{ topic: 'k/+', qos: 1 }])
+    const first = await store.subscriptionsByTopic('k/1')
+    expect(first.map((s) => s.clientId)).toEqual(['c1'])
+    // every QoS 1/2 publish asks: a topic asked again, with nothing changed, is answered without a new walk
+    if (b.name === 'LevelDB') expect(await store.subscriptionsByTopic('k/1')).toBe(first)
+    await store.addSubscriptions({ id: 'c2' }, [{ topic: 'k/#', qos: 2 }])
+    expect((await store.subscriptionsByTopic('k/1')).map((s) => s.clientId).sort()).toEqual(['c1', 'c2'])
+    await store.removeSubscriptions({ id: 'c1' }, ['k/+'])
+    expect((await store.subscriptionsByTopic('k/1')).map((s) => s.clientId)).toEqual(['c2'])
+    await store.addSubscriptions({ id: 'c2' }, [{ topic: 'k/#', qos: 0 }])
+    expect(await store.subscriptionsByTopic('k/1')).toEqual([])
+    await store.addSubscriptions({ id: 'c3' }, [{ topic: 'k/1', qos: 1 }])
+    await store.cleanSubscriptions({ id: 'c3' })
+    expect(await store.subscriptionsByTopic('k/1')).toEqual([])
+    await store.close()
+  })
+
   it('keeps QoS 0 records for restore without matching them', async () => {
     const dir = await b.make()
     const store = await b.open(dir)
@@ -49,7 +68,7 @@ describe.each(backends)('subscriptionsByTopic ($name)', (b) => {
 })
 
 describe.each(backends)('subscriptionsAtQos0 (queueQos0) ($name)', (b) => {
-  const ids = (subs: Array<{ clientId: string, topic: string }>): string[] => subs.map((s) => `${s.clientId} ${s.topic}`).sort()
+  const ids = (subs: ReadonlyArray<{ clientId: string, topic: string }>): string[] => subs.map((s) => `${s.clientId} ${s.topic}`).sort()
 
   it('matches every filter for a QoS 0 publish, and for QoS 1/2 only the QoS 0 filters of clients no QoS 1/2 filter matches', async () => {
     const store = await b.open(await b.make(), { limits: { queueQos0: true } })

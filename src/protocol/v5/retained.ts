@@ -52,21 +52,22 @@ function wantsRetained (sub: GrantedSubscription): boolean {
  * only window in which the next read is taken for it, and only when its filters are the granted ones of that SUBSCRIBE.
  */
 export function carryRetained (store: RetainedSource, onSubscribe: (listener: (subs: GrantedSubscription[], client: Client) => void) => void): void {
-  let pending: { connection: V5Connection, subs: GrantedSubscription[] } | undefined
+  let pending: { connection: V5Connection | undefined, subs: GrantedSubscription[] } | undefined
   onSubscribe((subs, client) => {
-    const connection = v5Of(client)
-    // an MQTT 3.1.1 client's SUBSCRIBE has no options to honour: its read is aedes' own
-    pending = connection === undefined ? undefined : { connection, subs }
-    if (pending !== undefined) process.nextTick(() => { pending = undefined })
+    pending = { connection: v5Of(client), subs }
+    process.nextTick(() => { pending = undefined })
   })
   const stream = store.createRetainedStreamCombi.bind(store)
   store.createRetainedStreamCombi = (patterns) => {
     const subscribe = pending
     pending = undefined
     if (subscribe === undefined || !isGrantedOf(patterns, subscribe.subs)) return stream(patterns).map(keep(undefined, []))
+    const { connection } = subscribe
+    // an MQTT 3.1.1 client's SUBSCRIBE has no options to honour and its copies carry no properties: the store's
+    // stream as it is (a Readable.map costs an async iterator, a stream and a promise per message)
+    if (connection === undefined) return stream(patterns)
     const wanted = subscribe.subs.filter(wantsRetained)
     if (wanted.length === 0) return Readable.from([])
-    const { connection } = subscribe
     return stream(wanted.map(sub => sub.topic))
       .filter((packet: StoredRetained) => !isOwnNoLocal(connection, wanted, packet))
       .map(keep(connection, wanted))

@@ -1,4 +1,5 @@
 import mqtt from 'mqtt-packet'
+import { isPubrelFrame, plainAckFrame } from '../ack-frames.js'
 import { v5OfStream, type V5Connection } from './connection.js'
 import { toV5, type AedesPacket } from './outgoing.js'
 import { isPlainSuccess } from './refusals.js'
@@ -8,16 +9,13 @@ type WriteToStream = (packet: AedesPacket, stream: object, opts?: { protocolVers
 const V5_OPTIONS = Object.freeze({ protocolVersion: 5 })
 let installed = false
 
-/** The fixed-header byte of each acknowledgement (PUBREL with its required flags). */
-const PUBREL_HEADER = 0x62
-const ACK_HEADER: ReadonlyMap<string, number> = new Map([['puback', 0x40], ['pubrec', 0x50], ['pubrel', PUBREL_HEADER], ['pubcomp', 0x70]])
-
 /**
  * Every packet aedes writes itself — CONNACK, SUBACK, UNSUBACK, the acknowledgements, PINGRESP — goes through one
  * call, `mqtt.writeToStream(packet, client.conn)` in aedes' lib/write.js, without a protocol version, so mqtt-packet
  * encodes it as MQTT 3.1.1. That call reads writeToStream from mqtt-packet's exports each time: wrapped here once
  * per process, a write to the stream of a v5 client is encoded as MQTT 5 (toV5), and every other write is passed
- * through untouched (a write that names its options, such as an MQTT client's, included). aedes-internals.ts
+ * through untouched (a write that names its options, such as an MQTT client's, included), except a plain
+ * acknowledgement to an MQTT 3.1/3.1.1 client, written as its four bytes at once (ack-frames.ts). aedes-internals.ts
  * checks at start that aedes still writes this way.
  */
 export function encodeAedesWritesPerVersion (): void {
@@ -26,8 +24,12 @@ export function encodeAedesWritesPerVersion (): void {
   const exports = mqtt as unknown as { writeToStream: WriteToStream }
   const writeToStream = exports.writeToStream
   exports.writeToStream = function writeToStreamPerVersion (packet, stream, opts) {
-    const connection = opts === undefined ? v5OfStream(stream) : undefined
-    if (connection === undefined) return writeToStream(packet, stream, opts)
+    if (opts !== undefined) return writeToStream(packet, stream, opts)
+    const connection = v5OfStream(stream)
+    if (connection === undefined) {
+      const ack = plainAckFrame(packet)
+      return ack === undefined ? writeToStream(packet, stream, opts) : (stream as { write: (chunk: Buffer) => boolean }).write(ack)
+    }
     const ack = successfulAck(packet, connection)
     if (ack !== undefined) return (stream as { write: (chunk: Buffer) => boolean }).write(ack)
     const v5 = toV5(packet, connection)
@@ -45,10 +47,8 @@ export function encodeAedesWritesPerVersion (): void {
  * this path writes goes uncounted.
  */
 function successfulAck (packet: AedesPacket, connection: V5Connection): Buffer | undefined {
-  const header = ACK_HEADER.get(packet.cmd)
-  if (header === undefined || (packet.reasonCode !== undefined && packet.reasonCode !== 0) || packet.properties !== undefined || packet.dup === true) return undefined
-  const id = packet.messageId
-  if (typeof id !== 'number' || id < 0 || id > 0xffff) return undefined
-  if (header !== PUBREL_HEADER && !isPlainSuccess(connection, packet.cmd, id)) return undefined
-  return Buffer.from([header, 2, id >> 8, id & 0xff])
+  const frame = plainAckFrame(packet)
+  if (frame === undefined) return undefined
+  if (!isPubrelFrame(frame) && !isPlainSuccess(connection, packet.cmd, packet.messageId as number)) return undefined
+  return frame
 }

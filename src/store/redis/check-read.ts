@@ -3,7 +3,7 @@ import { escapeGlob } from './keys.js'
 import { scanHash, scanKeys } from './scan.js'
 
 /** Per-client keys of the layout (keys.ts), by the kind their name starts with. */
-export const CLIENT_KINDS = ['subs', 'q', 'qm', 'qx', 'in'] as const
+export const CLIENT_KINDS = ['subs', 'q', 'qm', 'qx', 'qe', 'in'] as const
 export type ClientKind = typeof CLIENT_KINDS[number]
 
 /** Keys of the layout that are one per store, with the Redis type each must have. */
@@ -20,10 +20,11 @@ export const SINGLE_KEYS: Record<string, string> = {
   'group-seq': 'string',
   dlq: 'zset',
   'dlq-records': 'hash',
-  'dlq-seq': 'string'
+  'dlq-seq': 'string',
+  'replica-mark': 'string'
 }
 
-const CLIENT_TYPES: Record<ClientKind, string> = { subs: 'hash', q: 'zset', qm: 'hash', qx: 'hash', in: 'hash' }
+const CLIENT_TYPES: Record<ClientKind, string> = { subs: 'hash', q: 'zset', qm: 'hash', qx: 'hash', qe: 'hash', in: 'hash' }
 
 /**
  * Where `culex store repair` sets aside what it removes: `<prefix>repaired:<time>`, a hash "<key> <field>" → value,

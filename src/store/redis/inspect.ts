@@ -84,17 +84,19 @@ function decoded (value: Buffer, ...fields: string[]): Decoded {
 /** Whether the queue holds anything (a session that should have a record). */
 async function inspectQueueOf (ins: Inspector, clientId: string): Promise<boolean> {
   const { redis, keys, counts } = ins
-  const [q, qm, qx] = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId)]
+  const [q, qm, qx, qe] = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId), keys.queueEvicted(clientId)]
   if (![q, qm, qx].every(key => ins.readable(key))) return false
-  const [order, bodies, index] = await Promise.all([redis.zrange(q, 0, -1), readHash(redis, qm), redis.hgetall(qx)])
-  const queue = inspectQueue(clientId, { order, bodies, index })
+  const [order, bodies, index, evicted] = await Promise.all([
+    redis.zrange(q, 0, -1), readHash(redis, qm), redis.hgetall(qx), ins.readable(qe) ? redis.hkeys(qe) : []
+  ])
+  const queue = inspectQueue(clientId, { order, bodies, index, evicted })
   for (const p of queue.problems) ins.findings.add(p)
   if (queue.problems.length > 0) ins.fixes.queues.push({ clientId, rebuild: queue.rebuild })
   counts.queued += queue.queued
   counts.inflight += queue.inflight
   ins.queues.entries += queue.queued
   ins.queues.bytes += queue.bytes
-  return queue.queued > 0 || queue.rebuild.lost.length > 0
+  return queue.queued > 0 || queue.evicted > 0 || queue.rebuild.lost.length > 0
 }
 
 async function inspectClient (ins: Inspector, clientId: string, kinds: Set<string>, recorded: Set<string>): Promise<boolean> {
@@ -108,11 +110,12 @@ async function inspectClient (ins: Inspector, clientId: string, kinds: Set<strin
       held = true
     })
   }
-  if (kinds.has('q') || kinds.has('qm') || kinds.has('qx')) held = await inspectQueueOf(ins, clientId) || held
+  if (kinds.has('q') || kinds.has('qm') || kinds.has('qx') || kinds.has('qe')) held = await inspectQueueOf(ins, clientId) || held
   if (kinds.has('in')) {
     await ins.records(keys.incoming(clientId), 'inbound QoS 2 record', (_id, value) => { decoded(value, 'topic'); counts.incoming++ })
   }
-  const queueKeys = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId)].filter((_k, i) => kinds.has(['q', 'qm', 'qx'][i]))
+  const queueKeys = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId), keys.queueEvicted(clientId)]
+    .filter((_k, i) => kinds.has(['q', 'qm', 'qx', 'qe'][i]))
   if (held && !recorded.has(clientId)) {
     findings.add(`client ${JSON.stringify(clientId)} has subscriptions or queued messages but no session record (left by a removed session): it never expires`)
     fixes.sessions.push(clientId)

@@ -21,7 +21,12 @@ export class RedisKeys {
   queueMessages (clientId: string): string { return `${this.prefix}qm:${clientId}` }
   /** HASH of the queue's lookups: `n` next seq, `e:<seq>` entry state, `c:<brokerId>:<counter>` and `m:<messageId>` → seq. */
   queueIndex (clientId: string): string { return `${this.prefix}qx:${clientId}` }
-  /** HASH `n` entries and `b` payload bytes of every session queue together (the broker-wide bounds). */
+  /**
+   * HASH seq → '1': entries dropOldest evicted whose dead letter is not written yet. Out of the queue's ZSET and
+   * counts, still in its hashes; a start puts back what a crash left here (outbox.ts, restoreEvicted).
+   */
+  queueEvicted (clientId: string): string { return `${this.prefix}qe:${clientId}` }
+  /** HASH `n` entries and `b` payload bytes of every session queue together (the broker-wide bounds; not the evicted ones). */
   get queueTotals (): string { return `${this.prefix}queue-totals` }
   /** HASH messageId → encoded inbound QoS 2 packet awaiting PUBREL. */
   incoming (clientId: string): string { return `${this.prefix}in:${clientId}` }
@@ -41,11 +46,13 @@ export class RedisKeys {
   get deadOrder (): string { return `${this.prefix}dlq` }
   get deadLetters (): string { return `${this.prefix}dlq-records` }
   get deadSeq (): string { return `${this.prefix}dlq-seq` }
+  /** STRING, incremented before a WAIT on a new connection (replica-wait.ts): the WAIT then covers the lost one's writes. */
+  get replicaMark (): string { return `${this.prefix}replica-mark` }
   /** STRING `{ formatVersion }`: the layout version this data was written with. */
   get format (): string { return `${this.prefix}format` }
 
   /** The glob that SCAN uses to find every key of one kind of per-client key, and how to read the client id back. */
-  perClient (kind: 'subs' | 'q' | 'qx' | 'in'): { match: string, clientId: (key: string) => string } {
+  perClient (kind: 'subs' | 'q' | 'qx' | 'qe' | 'in'): { match: string, clientId: (key: string) => string } {
     const head = `${this.prefix}${kind}:`
     return { match: `${escapeGlob(head)}*`, clientId: key => key.slice(head.length) }
   }

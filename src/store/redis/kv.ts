@@ -46,10 +46,10 @@ export class RedisKv implements KeyValueWriter, KeyValueReader {
     return (await this.#redis.hmgetBuffer(this.#hash, ...keys)).map(value => value ?? undefined)
   }
 
-  /** Every record in key order (the order the LevelDB loaders expect). */
-  async load (each: (key: string, head: DecodedHead) => void): Promise<void> {
+  /** Every record (whose key matches the glob `match`) in key order (the order the LevelDB loaders expect). */
+  async load (each: (key: string, head: DecodedHead) => void, match = '*'): Promise<void> {
     const all: Array<[string, Buffer]> = []
-    for await (const page of scanHash(this.#redis, this.#hash)) all.push(...page)
+    for await (const page of scanHash(this.#redis, this.#hash, match)) all.push(...page)
     all.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
     for (const [key, value] of all) each(key, decodeHead(value))
   }

@@ -17,6 +17,9 @@ export interface RedisStoreConnect extends RedisConnectionOptions {
   prefix?: string
   /** How long to wait for Redis to answer (ERR_CLUSTER_REDIS after it); undefined: however long it takes (a broker starting). */
   connectTimeoutMs?: number
+  /** Replicas a publish's writes must reach (Redis WAIT) before it is acknowledged, and how long to wait for them. */
+  waitReplicas?: number
+  waitTimeoutMs?: number
 }
 
 export type OpenRedisOptions = Omit<StoreOptions, 'dir' | 'sync' | 'onCorrupt'> & { redis: RedisStoreConnect }
@@ -38,7 +41,8 @@ export async function openRedisStore (opts: OpenRedisOptions): Promise<RedisStor
       throw new CulexError('ERR_STORE_VERSION', `Redis at ${location} holds culex data of format version ${String(format.formatVersion)}; this culex reads version ${REDIS_FORMAT_VERSION}`)
     }
     const { redis: _connect, ...storeOpts } = opts
-    const store = new RedisStore(redis, { ...storeOpts, prefix: keys.prefix, node: randomUUID(), location })
+    const replicas = { replicas: opts.redis.waitReplicas ?? 0, timeoutMs: opts.redis.waitTimeoutMs ?? 0 }
+    const store = new RedisStore(redis, { ...storeOpts, prefix: keys.prefix, node: randomUUID(), location, replicas })
     await store.load()
     return store
   } catch (err) {

@@ -1,13 +1,14 @@
 import type { ChainableCommander } from 'ioredis'
-import { decodeRecord, encodeRecord } from '../codec.js'
+import { decodeRecord, encodeQueuedCopy, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
 import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
 import { QueueLookups } from '../queue-lookups.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
-import type { ClientRef, DropReason, PacketLike, SessionQueues } from '../types.js'
+import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, ENTRY_OF, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
+import { EvictedEntries, REFUSED } from './evicted.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
@@ -15,8 +16,8 @@ import { addEntry, counterKey, entryFields, MAX_REMATCHES, noSuchPacket, queueIn
 
 export type { MatchCheck } from './queue-entries.js'
 
-/** What the enqueue script's negative answers mean (scripts.ts). */
-const REFUSED: Record<number, DropReason> = { [-1]: 'queue-full', [-2]: 'broker-queue-full' }
+/** (session, message) pairs whose entries one script call reads (learn). */
+const ENTRIES_PER_CALL = 1000
 
 /**
  * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
@@ -35,6 +36,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #clear: Script
   readonly #drop: Script
   readonly #entryOf: Script
+  readonly #evicted: EvictedEntries
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
   /** Every queue in Redis together, as the last enqueue script returned it. */
@@ -51,6 +53,12 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
     this.#entryOf = defineScript(deps.redis, 'culexEntryOf', ENTRY_OF)
+    this.#evicted = new EvictedEntries(deps, (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
+  }
+
+  /** At open: puts back into their queues the evicted entries a crash left without their dead letters. */
+  async restoreEvicted (): Promise<void> {
+    await this.#evicted.restore()
   }
 
   /**
@@ -60,17 +68,30 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   isHere: (clientId: string) => boolean = () => true
 
   /**
-   * Cluster mode: another node queued this message for these sessions and sent it here live. The mirrors of those
-   * connected here learn its entry from Redis, so that the live copy is delivered as that entry (its packet id
-   * recorded, its acknowledgement deleting it) rather than left to a replay nothing starts.
+   * Cluster mode: other nodes queued these messages for these sessions and sent them here live. The mirrors of
+   * those connected here learn the entries from Redis, so that each live copy is delivered as its entry (its packet
+   * id recorded, its acknowledgement deleting it) rather than left to a replay nothing starts. One script call per
+   * ENTRIES_PER_CALL (session, message) pairs: a batch read from the bus costs one round trip, not one per message.
    */
-  async learn (clientIds: string[], packet: PacketLike): Promise<void> {
-    const bk = counterKey(packet.brokerId, packet.brokerCounter)
-    if (bk === '') return
-    const here = [...new Set(clientIds)].filter(id => this.isHere(id))
-    const found = await Promise.all(here.map(async id => await this.#entryOf([this.#deps.keys.queueIndex(id)], [bk]) as [number, Buffer] | null))
-    found.forEach((entry, i) => {
-      if (entry !== null) this.#mirrors.change(here[i], true, addEntry(entryFields(entry[0], entry[1].toString())))
+  async learn (messages: Array<{ packet: PacketLike, clientIds: string[] }>): Promise<void> {
+    const pairs: Array<[clientId: string, bk: string]> = []
+    for (const { packet, clientIds } of messages) {
+      const bk = counterKey(packet.brokerId, packet.brokerCounter)
+      if (bk === '') continue
+      for (const id of new Set(clientIds)) if (this.isHere(id)) pairs.push([id, bk])
+    }
+    const calls: Array<Promise<unknown>> = []
+    for (let at = 0; at < pairs.length; at += ENTRIES_PER_CALL) {
+      const chunk = pairs.slice(at, at + ENTRIES_PER_CALL)
+      calls.push(this.#entryOf(chunk.flatMap(([id]) => [this.#deps.keys.queue(id), this.#deps.keys.queueIndex(id)]), chunk.map(([, bk]) => bk)))
+    }
+    const replies = await Promise.all(calls) as Array<Array<number | Buffer>>
+    replies.forEach((reply, call) => {
+      for (let i = 0; i < reply.length; i += 2) {
+        if (reply[i] === 0) continue
+        const clientId = pairs[call * ENTRIES_PER_CALL + i / 2][0]
+        this.#mirrors.change(clientId, true, addEntry(entryFields(reply[i] as number, (reply[i + 1] as Buffer).toString())))
+      }
     })
   }
 
@@ -85,13 +106,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
    * applied in the script, the broker-wide ones over every queue in Redis (the whole cluster's); what they drop is
    * reported.
    */
-  enqueue (targets: EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
     const { limits, order } = this.#deps
     if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
     return order.track(this.#send(targets, packet, check, 0))
   }
 
-  async #send (targets: EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
+  async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
     const { limits, order, keys: k } = this.#deps
     const packetQos = packet.qos ?? 0
     const now = Date.now()
@@ -112,8 +133,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       this.#unholdNearLimit(clientId, bytes)
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
-      encoded[variant] ??= encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: now })
-      keys.push(...this.#queueKeys(clientId).slice(0, 3))
+      encoded[variant] ??= encodeQueuedCopy(packet, qos, retain, now)
+      keys.push(...this.#queueKeys(clientId).slice(0, 3), k.queueEvicted(clientId))
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])
     }
@@ -124,16 +145,15 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
     }
     if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
-    for (let i = 0; i < evicted.length; i += 4) {
-      const clientId = clients[evicted[i] as number][0]
-      this.#mirrors.change(clientId, false, removeSeq(evicted[i + 1] as number))
-      this.#deps.drops.report({ reason: REFUSED[evicted[i + 3] as number], clientId, packet: droppedPacket(decodeRecord(evicted[i + 2] as Buffer).fields) })
-    }
+    this.#evicted.report(clients.map(([clientId]) => clientId), evicted)
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
       if (seq < 0) this.#deps.drops.report({ reason: REFUSED[seq], clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
-      this.#mirrors.change(clientId, true, addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
+      // A session connected to another node gets no mirror here: nothing here would ever acknowledge its entries, so
+      // it would grow with every message (memory, and this node's queued count); its own node learns them. A replay
+      // under way here still records the change (QueueMirrors.change).
+      this.#mirrors.change(clientId, this.isHere(clientId), addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
   }
 
@@ -216,7 +236,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     // an id never written: Redis still has the entry without one, found by its broker counter
     const byCounter = unsent || (entry !== undefined && this.#lazy.take(client.id, entry.seq))
     const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
-    const write = this.#clear(this.#queueKeys(client.id), [byCounter ? '' : Number(p.messageId), byCounter ? counter : ''])
+    const write = this.#clear(this.#queueKeys(client.id), [unsent ? '' : Number(p.messageId), byCounter ? counter : ''])
     const tracked = this.#deps.order.track(write)
     // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
     // entry resends the message or PUBREL, which QoS 1 and 2 allow.
@@ -270,7 +290,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const mirror = this.queues.get(clientId)
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
-    tx.eval(PURGE_QUEUE, 4, ...this.#queueKeys(clientId))
+    tx.eval(PURGE_QUEUE, 5, ...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId))
   }
 
   /** What this node's mirrors hold (the queues it replayed or wrote to). */

@@ -11,7 +11,7 @@ export const MAX_REMATCHES = 5
  */
 export interface MatchCheck {
   generation: number
-  rematch: () => Promise<{ subs: EnqueueTarget[], generation: number }>
+  rematch: () => Promise<{ subs: readonly EnqueueTarget[], generation: number }>
 }
 
 export function noSuchPacket (): Error {

@@ -1,12 +1,13 @@
 import type { Redis } from 'ioredis'
 import { DeadLetterStore } from '../dead-letters.js'
-import { GroupQueueStore } from '../group-queue.js'
-import { parseNumberedKey, PREFIX } from '../layout.js'
+import { GroupQueueStore, type StoredGroupMessage } from '../group-queue.js'
+import { encodeClientId, groupQueueKey, parseNumberedKey, PREFIX } from '../layout.js'
 import { DropReporter } from '../queue-limits.js'
 import type { SessionInfo, StoreStats } from '../types.js'
-import { RedisKeys } from './keys.js'
+import { escapeGlob, RedisKeys } from './keys.js'
 import { RedisKv } from './kv.js'
 import { RedisOutbox } from './outbox.js'
+import { ReplicaWait } from './replica-wait.js'
 import type { RedisStoreOptions } from './redis-store.js'
 import { RedisSessionRecords } from './session-records.js'
 import { RedisState } from './state.js'
@@ -41,6 +42,7 @@ export class RedisParts {
   readonly deadKv: RedisKv
   readonly groupQueues: GroupQueueStore
   readonly deadLetters: DeadLetterStore
+  readonly replicas: ReplicaWait
   readonly #deadIds = { step: DEAD_LETTER_WRITERS, offset: 0 }
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
@@ -56,11 +58,13 @@ export class RedisParts {
     this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger)
     this.groupQueues = new GroupQueueStore({ queue: this.groupKv, reader: this.groupKv })
     this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv, ids: this.#deadIds })
+    this.replicas = new ReplicaWait(redis, this.order, opts.replicas ?? { replicas: 0, timeoutMs: 0 }, opts.logger, this.keys.replicaMark)
   }
 
   /** Loads the subscription matcher, the group queues and the dead-letter index. */
   async load (): Promise<void> {
     await this.subs.load()
+    await this.outbox.restoreEvicted()
     await this.groupKv.load((key, head) => {
       const parts = parseNumberedKey(key, 16)
       if (parts !== undefined) this.groupQueues.load(parts.clientId, parts.n, key, head)
@@ -70,6 +74,17 @@ export class RedisParts {
     await this.deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
     this.deadLetters.loaded()
     await this.sessions.refreshCounts()
+  }
+
+  /** One group's queue as Redis has it now (a node taking the group over: the former owner wrote it). */
+  async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
+    const head = groupQueueKey(encodeClientId(shareKey), 0).slice(0, -16)
+    return await this.groupQueues.reload(shareKey, async (load) => {
+      await this.groupKv.load((key, record) => {
+        const parts = parseNumberedKey(key, 16)
+        if (parts !== undefined && parts.clientId === shareKey) load(parts.n, key, record)
+      }, `${escapeGlob(head)}*`)
+    })
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */

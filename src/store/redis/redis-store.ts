@@ -2,13 +2,14 @@ import { Readable } from 'node:stream'
 import type { Redis } from 'ioredis'
 import type { CulexStore, SharedQueues } from '../contract.js'
 import type { DeadLetterStore } from '../dead-letters.js'
-import type { GroupQueueStore } from '../group-queue.js'
+import type { GroupQueueStore, StoredGroupMessage } from '../group-queue.js'
 import type { Expiring } from '../session-records.js'
 import type {
   BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from '../types.js'
 import type { RedisOutbox } from './outbox.js'
 import { RedisParts } from './redis-parts.js'
+import type { ReplicaWaitOptions } from './replica-wait.js'
 
 /** Counters of one broker id start at (starts before) × 2^32: a restart, or a second node with the same id, never reuses one. */
 const EPOCH_SPAN = 2 ** 32
@@ -18,6 +19,8 @@ export interface RedisStoreOptions extends Omit<StoreOptions, 'dir' | 'sync' | '
   /** This node's name in the subscription change log (its own entries are skipped when it catches up). */
   node: string
   location: string
+  /** cluster.redisWaitReplicas / redisWaitTimeoutMs (undefined: no WAIT). */
+  replicas?: ReplicaWaitOptions
 }
 
 /**
@@ -59,10 +62,15 @@ export class RedisStore implements CulexStore {
   readonly sharedQueues: SharedQueues = {
     setHere: (isHere) => { this.#p.outbox.isHere = isHere },
     // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
-    learn: async (packet) => {
-      const subs = await this.#p.subs.fresh(() => this.#p.subs.index.match(String(packet.topic)))
-      await this.#p.outbox.learn(subs.map(s => s.clientId), packet)
+    learn: async (packets) => {
+      const matched = await this.#p.subs.fresh(() => packets.map(packet => this.#p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
+      await this.#p.outbox.learn(packets.map((packet, i) => ({ packet, clientIds: matched[i] })))
     }
+  }
+
+  /** A group's durable queue as Redis has it now: the node taking a group over restores it (cluster mode). */
+  async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
+    return await this.#p.groupQueueOf(shareKey)
   }
 
   async setup (broker: BrokerRef): Promise<void> {
@@ -136,10 +144,10 @@ export class RedisStore implements CulexStore {
     await this.#p.outbox.enqueue([sub], packet)
   }
 
-  outgoingEnqueueCombi (subs: Array<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
     const matched = this.#matchedAt.get(subs)
     if (matched === undefined) return this.#p.outbox.enqueue(subs, packet)
-    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))
+    const rematch = async (): Promise<{ subs: readonly TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))
     return this.#p.outbox.enqueue(subs, packet, { generation: matched.generation, rematch })
   }
 
@@ -218,6 +226,11 @@ export class RedisStore implements CulexStore {
     this.#p.outbox.flush()
     await this.#p.order.idle()
     await this.#p.sessions.refreshCounts()
+  }
+
+  /** With cluster.redisWaitReplicas: once that many replicas have every write sent so far (Redis WAIT). */
+  replicated (): Promise<void> | undefined {
+    return this.#p.replicas.replicated()
   }
 
   /** Counts as of the last refresh (each call starts the next): sessions and retained are cluster-wide, queues this node's. */

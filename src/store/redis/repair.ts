@@ -29,11 +29,14 @@ function chunks<T> (items: T[]): T[][] {
   return out
 }
 
-/** One transaction per queue: its order and index written again, the messages it cannot keep set aside. */
+/**
+ * One transaction per queue: its order and index written again (its evicted entries back in it, as a start puts
+ * them back), the messages it cannot keep set aside.
+ */
 async function rewriteQueues (redis: Redis, keys: RedisKeys, fixes: RedisFixes, aside: string): Promise<number> {
   let lost = 0
   for (const { clientId, rebuild } of fixes.queues) {
-    const [q, qm, qx] = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId)]
+    const [q, qm, qx, qe] = [keys.queue(clientId), keys.queueMessages(clientId), keys.queueIndex(clientId), keys.queueEvicted(clientId)]
     const tx = redis.multi()
     for (const entry of rebuild.lost) {
       if (entry.body !== undefined) tx.hset(aside, `${qm} ${entry.seq}`, entry.body)
@@ -41,7 +44,7 @@ async function rewriteQueues (redis: Redis, keys: RedisKeys, fixes: RedisFixes, 
       tx.hdel(qm, entry.seq)
       lost++
     }
-    tx.del(q, qx)
+    tx.del(q, qx, qe)
     for (const part of chunks(rebuild.order)) tx.zadd(q, ...part.flatMap(seq => [seq, String(seq)]))
     for (const part of chunks(Object.entries(rebuild.index))) tx.hset(qx, ...part.flat())
     await exec(tx)

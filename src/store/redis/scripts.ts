@@ -19,6 +19,10 @@ const ENTRY_HELPERS = `
 local function parse (e)
   return string.match(e, '^(%d)|(%a)|(%d*)|(%d+)|(%d+)|(.*)$')
 end
+-- an entry dropOldest evicted is out of the queue (q) while its dead letter is written: not the queue's any more
+local function queued (q, seq)
+  return redis.call('ZSCORE', q, seq) ~= false
+end
 local function unwait (qx, kind, mid, bytes)
   if kind == 'p' and mid == '' then
     redis.call('HINCRBY', qx, 'w', -1)
@@ -46,16 +50,18 @@ end
 `
 
 /**
- * KEYS: the subscription generation, the queue totals, then per client q, qm, qx. ARGV: brokerId:counter (or ''),
- * now (ms), maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the subscription
- * generation the clients were matched at (or '' to skip the check), maxTotalQueuedMessages, maxTotalQueuedBytes,
- * then per client: qos, bytes, encoded packet. The session limits count its waiting messages, the broker-wide ones
- * every entry of every queue (queue-limits.ts' admit, the LevelDB store's rule): over either, dropOldest removes
- * the session's own oldest waiting messages if that makes room (never another session's), else the new one is
- * refused. Returns { per client: the new seq, 0 when the queue already holds the message (a resent command), -1
- * when the session's limits refused it, -2 the broker-wide ones }, { client index, seq, evicted packet, -1 | -2
- * (which limit), ... }, stale: 1 when the subscriptions changed since that generation (nothing was written: match
- * again), { entries, bytes } of every queue after the call (empty without broker-wide bounds: not read then).
+ * KEYS: the subscription generation, the queue totals, then per client q, qm, qx, qe. ARGV: brokerId:counter (or
+ * ''), now (ms), maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the
+ * subscription generation the clients were matched at (or '' to skip the check), maxTotalQueuedMessages,
+ * maxTotalQueuedBytes, then per client: qos, bytes, encoded packet. The session limits count its waiting messages,
+ * the broker-wide ones every entry of every queue (queue-limits.ts' admit, the LevelDB store's rule): over either,
+ * dropOldest evicts the session's own oldest waiting messages if that makes room (never another session's), else
+ * the new one is refused. Returns { per client: the new seq, 0 when the queue already holds the message (a resent
+ * command), -1 when the session's limits refused it, -2 the broker-wide ones }, { client index, seq, evicted
+ * packet, -1 | -2 (which limit), ... } (dropOldest took those waiting messages out of the queue and the totals; they
+ * stay in qe until their dead letter is written: FORGET_EVICTED), stale: 1 when the subscriptions changed since that
+ * generation (nothing was written: match again), { entries, bytes } of every queue after the call (empty without
+ * broker-wide bounds: not read then).
  */
 export const ENQUEUE = ENTRY_HELPERS + `
 local bk, now, maxN, maxB, policy, gen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -71,8 +77,8 @@ end
 local out, evicted = {}, {}
 local function fits (w, wb, bytes) return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB) end
 local function fitsAll (n, b, bytes) return (maxTN == 0 or n < maxTN) and (maxTB == 0 or b + bytes <= maxTB) end
-for i = 0, (#KEYS - 2) / 3 - 1 do
-  local q, qm, qx = KEYS[i * 3 + 3], KEYS[i * 3 + 4], KEYS[i * 3 + 5]
+for i = 0, (#KEYS - 2) / 4 - 1 do
+  local q, qm, qx, qe = KEYS[i * 4 + 3], KEYS[i * 4 + 4], KEYS[i * 4 + 5], KEYS[i * 4 + 6]
   local qos, bytes, value = ARGV[i * 3 + 9], tonumber(ARGV[i * 3 + 10]), ARGV[i * 3 + 11]
   if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
     out[i + 1] = 0
@@ -103,7 +109,12 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
         evicted[#evicted + 1] = tonumber(v[1])
         evicted[#evicted + 1] = redis.call('HGET', qm, v[1])
         evicted[#evicted + 1] = reason
-        dn, db = dn - 1, db - drop(q, qm, qx, v[1], v[2])
+        -- out of the queue and the totals now; its entry stays, listed in qe, until its dead letter is written
+        local _, kind, mid, eb = parse(v[2])
+        redis.call('ZREM', q, v[1])
+        unwait(qx, kind, mid, eb)
+        redis.call('HSET', qe, v[1], 1)
+        dn, db = dn - 1, db - tonumber(eb)
       end
       local seq = redis.call('HINCRBY', qx, 'n', 1)
       redis.call('ZADD', q, seq, seq)
@@ -128,7 +139,7 @@ return { out, evicted, 0, bounded and { n + dn, b + db } or {} }
 export const UPDATE = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 local seq = redis.call('HGET', qx, 'c:' .. ARGV[1])
-if not seq then return nil end
+if not seq or not queued(q, seq) then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local qos, kind, mid, bytes, t, bk = parse(e)
 if kind == 'r' then return 0 end
@@ -171,111 +182,114 @@ return seq
 `
 
 /**
- * PUBACK / PUBCOMP (by messageId), or a copy never sent (by brokerId:counter, only while it has no packet id).
- * KEYS q, qm, qx, queue totals. ARGV messageId or '', brokerId:counter or ''. Returns { seq, encoded packet } or nil.
+ * Deletes an entry. KEYS q, qm, qx, queue totals. ARGV messageId or '', brokerId:counter or '':
+ * - PUBACK / PUBCOMP of an id Redis has: messageId only, the entry found by it;
+ * - PUBACK of an id held back (lazy-ids.ts): both, the entry found by its counter, with no id in Redis or this one
+ *   (written when the message was sent on an earlier connection: its resend holds the same id back again);
+ * - a copy never sent: the counter only, deleted only while it has no packet id.
+ * Returns { seq, encoded packet } or nil.
  */
 export const CLEAR = ENTRY_HELPERS + `
 local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
 local seq
-if ARGV[1] ~= '' then seq = redis.call('HGET', qx, 'm:' .. ARGV[1]) else seq = redis.call('HGET', qx, 'c:' .. ARGV[2]) end
-if not seq then return nil end
+if ARGV[2] == '' then seq = redis.call('HGET', qx, 'm:' .. ARGV[1]) else seq = redis.call('HGET', qx, 'c:' .. ARGV[2]) end
+if not seq or not queued(q, seq) then return nil end
 local e = redis.call('HGET', qx, 'e:' .. seq)
 local _, _, mid = parse(e)
-if ARGV[1] == '' and mid ~= '' then return nil end
+if ARGV[2] ~= '' and mid ~= '' and mid ~= ARGV[1] then return nil end
 local value = redis.call('HGET', qm, seq)
 total(KEYS[4], -1, -drop(q, qm, qx, seq, e))
 return { tonumber(seq), value }
 `
 
-/** Deletes entries by seq (expired on replay). KEYS q, qm, qx, queue totals. ARGV seqs. */
-export const DROP = ENTRY_HELPERS + `
-local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
+/**
+ * The dead letters of these evicted entries are written: they go. KEYS q, qm, qx, qe. ARGV seqs. The totals are not
+ * touched: the enqueue that evicted them took them off.
+ */
+export const FORGET_EVICTED = ENTRY_HELPERS + `
+local qm, qx, qe = KEYS[2], KEYS[3], KEYS[4]
 for i = 1, #ARGV do
-  local e = redis.call('HGET', qx, 'e:' .. ARGV[i])
-  if e then total(KEYS[4], -1, -drop(q, qm, qx, ARGV[i], e)) end
+  local seq = ARGV[i]
+  if redis.call('HDEL', qe, seq) == 1 then
+    local e = redis.call('HGET', qx, 'e:' .. seq)
+    redis.call('HDEL', qm, seq)
+    redis.call('HDEL', qx, 'e:' .. seq)
+    local bk = ''
+    if e then bk = select(6, parse(e)) end
+    if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == seq then redis.call('HDEL', qx, 'c:' .. bk) end
+  end
 end
 return 0
 `
 
-/** Deletes a session's queue and takes its entries and bytes off the queue totals. KEYS q, qm, qx, queue totals. */
+/**
+ * Evicted entries a crash left without their dead letter go back into the queue as waiting messages (over the
+ * limit until the next enqueue evicts again, as with LevelDB), and back on the totals. KEYS q, qx, qe, queue totals.
+ * Returns how many.
+ */
+export const RESTORE_EVICTED = ENTRY_HELPERS + `
+local q, qx, qe = KEYS[1], KEYS[2], KEYS[3]
+local n, b = 0, 0
+for _, seq in ipairs(redis.call('HKEYS', qe)) do
+  local e = redis.call('HGET', qx, 'e:' .. seq)
+  if e then
+    local _, _, _, bytes = parse(e)
+    redis.call('ZADD', q, seq, seq)
+    redis.call('HINCRBY', qx, 'w', 1)
+    redis.call('HINCRBY', qx, 'wb', tonumber(bytes))
+    n, b = n + 1, b + tonumber(bytes)
+  end
+end
+redis.call('DEL', qe)
+total(KEYS[4], n, b)
+return n
+`
+
+/** Deletes entries by seq (expired on replay), those still queued (not one evicted). KEYS q, qm, qx, queue totals. ARGV seqs. */
+export const DROP = ENTRY_HELPERS + `
+local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
+for i = 1, #ARGV do
+  local e = redis.call('HGET', qx, 'e:' .. ARGV[i])
+  if e and queued(q, ARGV[i]) then total(KEYS[4], -1, -drop(q, qm, qx, ARGV[i], e)) end
+end
+return 0
+`
+
+/**
+ * Deletes a session's queue, its evicted entries with it, and takes the entries still queued (the evicted ones are
+ * off already) and their bytes off the queue totals. KEYS q, qm, qx, queue totals, qe.
+ */
 export const PURGE_QUEUE = ENTRY_HELPERS + `
 local n, b = 0, 0
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) == 'e:' then
+  if string.sub(all[i], 1, 2) == 'e:' and queued(KEYS[1], string.sub(all[i], 3)) then
     local _, _, _, bytes = parse(all[i + 1])
     n = n + 1
     b = b + tonumber(bytes)
   end
 end
 total(KEYS[4], -n, -b)
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 return n
-`
-
-/** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
-/** KEYS qx. ARGV brokerId:counter. The seq and state of the entry that holds that message; nil if none. */
-export const ENTRY_OF = `
-local seq = redis.call('HGET', KEYS[1], 'c:' .. ARGV[1])
-if not seq then return nil end
-return { tonumber(seq), redis.call('HGET', KEYS[1], 'e:' .. seq) }
-`
-
-/** KEYS sessions. ARGV broker id of a dead run, at. The sessions that run held are disconnected at `at`. */
-export const SESSIONS_LEFT = `
-local n = 0
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local r = cjson.decode(all[i + 1])
-  if r.heldBy == ARGV[1] and r.disconnectedAt == nil then
-    r.disconnectedAt = tonumber(ARGV[2])
-    redis.call('HSET', KEYS[1], all[i], cjson.encode(r))
-    n = n + 1
-  end
-end
-return n
-`
-
-export const DEL_WILL = `
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if not owner then return nil end
-if ARGV[1] ~= '' and owner ~= ARGV[1] then return nil end
-local value = redis.call('HGET', KEYS[1], ARGV[2])
-redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[2])
-return value
-`
-
-/** Stores a retained message unless it is a new topic over the limit. KEYS retained. ARGV topic, value, max (0 = none). Returns 1 or 0. */
-export const STORE_RETAINED = `
-local max = tonumber(ARGV[3])
-if max > 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= max then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
 `
 
 /**
- * A session's client connected ('up') or disconnected. KEYS sessions. ARGV clientId, up|down, at, expiry seconds or
- * empty, the broker id of the run that holds (up) or held (down) the connection, or empty. A 'down' from another run
- * than the one holding the session is ignored: its client connected elsewhere since (a take-over across nodes), or
- * the run is a node starting that does not hold it.
+ * KEYS q and qx of each (session, message) pair, ARGV brokerId:counter of each. Per pair, the seq and state of the
+ * entry that holds that message in that session's queue (not one evicted, awaiting its dead letter), or 0 and ''.
  */
-export const SESSION = `
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-local at = tonumber(ARGV[3])
-local r
-if ARGV[2] == 'up' then
-  local created = at
-  if raw then created = cjson.decode(raw).createdAt end
-  r = { createdAt = created, connectedAt = at }
-  if ARGV[5] ~= '' then r.heldBy = ARGV[5] end
-else
-  if not raw then return 0 end
-  r = cjson.decode(raw)
-  if r.heldBy and ARGV[5] ~= '' and r.heldBy ~= ARGV[5] then return 0 end
-  r.disconnectedAt = at
+export const ENTRY_OF = ENTRY_HELPERS + `
+local out = {}
+for i = 1, #ARGV do
+  local q, qx = KEYS[i * 2 - 1], KEYS[i * 2]
+  local seq = redis.call('HGET', qx, 'c:' .. ARGV[i])
+  if seq and queued(q, seq) then
+    out[i * 2 - 1] = tonumber(seq)
+    out[i * 2] = redis.call('HGET', qx, 'e:' .. seq)
+  else
+    out[i * 2 - 1] = 0
+    out[i * 2] = ''
+  end
 end
-if ARGV[4] ~= '' then r.expirySeconds = tonumber(ARGV[4]) end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))
-return 1
+return out
 `

@@ -4,7 +4,9 @@ import { droppedPacket, packetRecord, payloadBytes, payloadOf, plainCopy } from 
 import type { ClientRef, PacketLike } from '../types.js'
 import { willDelaySeconds } from '../wills.js'
 import { scanHash } from './scan.js'
-import { defineScript, DEL_WILL, STORE_RETAINED, type Script } from './scripts.js'
+import { readRetained } from '../retained-expiry.js'
+import { defineScript, type Script } from './scripts.js'
+import { DEL_WILL, EXPIRE_RETAINED, STORE_RETAINED } from './state-scripts.js'
 import { exec } from './subscriptions.js'
 import { topicMatches, wildcardPrefix } from './topic-match.js'
 import type { RedisDeps } from './write-order.js'
@@ -22,11 +24,13 @@ export class RedisState {
   /** QoS 2 records of this node's connections not written (yet, or ever for a clean session): see incomingWrite. */
   readonly #pending = new Map<string, Map<number, Pending>>()
   readonly #storeRetained: Script
+  readonly #expireRetained: Script
   readonly #delWill: Script
 
   constructor (deps: RedisDeps) {
     this.#d = deps
     this.#storeRetained = defineScript(deps.redis, 'culexStoreRetained', STORE_RETAINED)
+    this.#expireRetained = defineScript(deps.redis, 'culexExpireRetained', EXPIRE_RETAINED)
     this.#delWill = defineScript(deps.redis, 'culexDelWill', DEL_WILL)
   }
 
@@ -98,11 +102,16 @@ export class RedisState {
       await order.track(redis.hdel(keys.retained, topic))
       return
     }
-    const stored = await order.track(this.#storeRetained([keys.retained], [topic, encodeRecord(plainCopy(packet)), limits.maxRetainedMessages]))
+    // the arrival time: an MQTT 5 Message Expiry Interval counts from it (retained-expiry.ts)
+    const value = encodeRecord(plainCopy(packet), { t: Date.now() })
+    const stored = await order.track(this.#storeRetained([keys.retained], [topic, value, limits.maxRetainedMessages]))
     if (stored === 0) drops.report({ reason: 'retained-limit', packet: droppedPacket(packet) })
   }
 
-  /** Retained messages matching any of the filters, each once: exact filters by one read, wildcards by a HSCAN of their literal prefix. */
+  /**
+   * Retained messages matching any of the filters, each once: exact filters by one read, wildcards by a HSCAN of their
+   * literal prefix. An expired one is not sent but removed and reported (#expire).
+   */
   retainedStream (filters: string[]): Readable {
     return Readable.from(this.#retained(filters), { objectMode: true })
   }
@@ -110,13 +119,16 @@ export class RedisState {
   async * #retained (filters: string[]): AsyncGenerator<Record<string, unknown>> {
     const { redis, keys, logger } = this.#d
     const seen = new Set<string>()
+    const now = Date.now()
     const decoded = (topic: string, value: Buffer): Record<string, unknown> | undefined => {
       try {
-        return decodeRecord(value).fields
+        const read = readRetained(value, now)
+        if (!read.expired) return read.fields
+        this.#expire(topic, value, read.fields)
       } catch (err) {
         logger.error({ err, topic }, 'undecodable retained message skipped')
-        return undefined
       }
+      return undefined
     }
     for (const filter of filters) {
       const prefix = wildcardPrefix(filter)
@@ -137,6 +149,17 @@ export class RedisState {
         }
       }
     }
+  }
+
+  /**
+   * Removes an expired retained message unless its topic was written since it was read; reported once, by the
+   * reader (of any node) whose delete removed it.
+   */
+  #expire (topic: string, value: Buffer, fields: Record<string, unknown>): void {
+    const { keys, order, drops, logger } = this.#d
+    order.track(this.#expireRetained([keys.retained], [topic, value])).then((removed) => {
+      if (removed === 1) drops.report({ reason: 'expired', packet: droppedPacket(fields) })
+    }, (err: unknown) => { logger.warn({ err, topic }, 'expired retained message not removed') })
   }
 
   // wills ---------------------------------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ export class RedisSubscriptions {
    * checks the generation in Redis and asks for a refresh (`fresh`) if another node changed a subscription since.
    */
   matchNow (topic: string): Promise<{ subs: TopicSubscription[], generation: number }> {
-    const result = this.#tail.then(() => ({ subs: this.#index.match(topic), generation: this.#gen }))
+    // a copy: the enqueue finds the generation a list was matched at by the list itself
+    const result = this.#tail.then(() => ({ subs: [...this.#index.match(topic)], generation: this.#gen }))
     this.#tail = result.catch(() => undefined)
     return result
   }
@@ -108,7 +109,11 @@ export class RedisSubscriptions {
     return result
   }
 
-  async #apply (entries: LogEntry[]): Promise<void> {
+  async #apply (read: LogEntry[]): Promise<void> {
+    // Reads sent before the previous refresh was applied return what it applied already (they run in call order
+    // behind it): skipped, or every concurrent refresh would reload the same clients again, each behind the last.
+    const entries = read.filter(([, fields]) => Number(field(fields, 'g')) > this.#gen)
+    if (entries.length === 0) return
     const last = entries[entries.length - 1]
     const first = field(entries[0][1], 'g')
     if (Number(first) > this.#gen + 1) {

@@ -2,12 +2,16 @@ import type { Redis } from 'ioredis'
 import type { RedisKeys } from './keys.js'
 import { scanKeys } from './scan.js'
 
-/** Entries and payload bytes of one queue, from the entry states of its index (scripts.ts). */
-export function queueSize (index: Record<string, string>): { entries: number, bytes: number } {
+/**
+ * Entries and payload bytes of one queue, from the entry states of its index (scripts.ts), but those evicted
+ * (`evicted`, the fields of its qe hash): they are off the totals until a start puts them back (RESTORE_EVICTED).
+ */
+function queueSize (index: Record<string, string>, evicted: string[]): { entries: number, bytes: number } {
+  const out = new Set(evicted)
   let entries = 0
   let bytes = 0
   for (const [field, state] of Object.entries(index)) {
-    if (!field.startsWith('e:')) continue
+    if (!field.startsWith('e:') || out.has(field.slice(2))) continue
     entries++
     bytes += Number(state.split('|')[3] ?? 0)
   }
@@ -23,9 +27,10 @@ export async function upgradeFrom1 (redis: Redis, keys: RedisKeys, version: numb
   await redis.watch(keys.format)
   let entries = 0
   let bytes = 0
-  for await (const found of scanKeys(redis, keys.perClient('qx').match)) {
+  const { match, clientId } = keys.perClient('qx')
+  for await (const found of scanKeys(redis, match)) {
     for (const key of found) {
-      const size = queueSize(await redis.hgetall(key))
+      const size = queueSize(await redis.hgetall(key), await redis.hkeys(keys.queueEvicted(clientId(key))))
       entries += size.entries
       bytes += size.bytes
     }

@@ -24,7 +24,8 @@ export interface RedisDeps {
 export class WriteOrder {
   #last: Promise<unknown> = Promise.resolve()
   #pending = new Set<Promise<unknown>>()
-  /** Writes applied, and writes Redis refused (or that failed with the connection). */
+  /** Writes sent (a replica WAIT covers those sent before it), applied, and refused (or failed with the connection). */
+  sent = 0
   writes = 0
   failures = 0
   /** The one observer of applied writes (1 write, milliseconds), for the broker's store metrics. */
@@ -42,6 +43,7 @@ export class WriteOrder {
       if (err instanceof CulexError) throw err
       throw new CulexError('ERR_STORE_WRITE', this.closed ? 'the store is closed' : `a write to Redis failed: ${(err as Error).message}`, { cause: err })
     })
+    this.sent++
     this.#last = write
     this.#pending.add(write)
     const started = performance.now()

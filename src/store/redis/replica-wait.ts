@@ -1,0 +1,109 @@
+import type { Redis } from 'ioredis'
+import { CulexError } from '../../errors.js'
+import type { Logger } from '../../log/logger.js'
+import type { WriteOrder } from './write-order.js'
+
+/** cluster.redisWaitReplicas and cluster.redisWaitTimeoutMs. */
+export interface ReplicaWaitOptions {
+  /** Replicas that must have a write before a publish that made it is acknowledged; 0: no WAIT. */
+  replicas: number
+  timeoutMs: number
+}
+
+interface Next {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * Redis `WAIT` after the writes a QoS 1/2 publish made, before its acknowledgement (docs/cluster.md, "Durability").
+ * WAIT counts the replicas that have every write this connection sent before it, and every store write goes over
+ * this one connection, so one WAIT answers for all the publishes whose writes came before it: while one is out,
+ * the publishes that finish meanwhile wait for the next, sent when it answers (a group commit).
+ *
+ * WAIT speaks for its own connection only: after ioredis reconnected, an increment of a key of its own goes first,
+ * so the WAIT counts from the master's offset of that moment (which includes what was written on the lost
+ * connection), and a WAIT answered on another connection than it was sent on is sent again.
+ */
+export class ReplicaWait {
+  readonly #redis: Redis
+  readonly #order: WriteOrder
+  readonly #opts: ReplicaWaitOptions
+  readonly #logger: Logger
+  readonly #markKey: string
+  /** WriteOrder.sent as covered by the last WAIT that reached enough replicas. */
+  #confirmed = 0
+  #inFlight: { covers: number, done: Promise<void> } | undefined
+  #next: Next | undefined
+  /** Connections lost so far (ioredis 'close'), and how many had been lost when the last WAIT was answered. */
+  #lost = 0
+  #waitedAfter = 0
+  #behind = false
+
+  constructor (redis: Redis, order: WriteOrder, opts: ReplicaWaitOptions, logger: Logger, markKey: string) {
+    this.#redis = redis
+    this.#order = order
+    this.#opts = opts
+    this.#logger = logger
+    this.#markKey = markKey
+    if (opts.replicas > 0) redis.on('close', () => { this.#lost++ })
+  }
+
+  /**
+   * Resolves once the configured number of replicas has every write sent so far; rejects with ERR_STORE_REPLICAS
+   * when they do not within the timeout. Undefined when no replica is asked for, or nothing was written since.
+   */
+  replicated (): Promise<void> | undefined {
+    if (this.#opts.replicas === 0) return undefined
+    const need = this.#order.sent
+    if (need <= this.#confirmed) return undefined
+    if (this.#inFlight === undefined) return this.#send()
+    if (this.#inFlight.covers >= need) return this.#inFlight.done
+    if (this.#next === undefined) {
+      let resolve!: () => void
+      let reject!: (err: unknown) => void
+      const promise = new Promise<void>((resolve_, reject_) => { resolve = resolve_; reject = reject_ })
+      this.#next = { promise, resolve, reject }
+    }
+    return this.#next.promise
+  }
+
+  #send (): Promise<void> {
+    const covers = this.#order.sent
+    const done = this.#wait(covers)
+    this.#inFlight = { covers, done }
+    const settled = (): void => {
+      this.#inFlight = undefined
+      const next = this.#next
+      this.#next = undefined
+      if (next !== undefined) this.#send().then(next.resolve, next.reject)
+    }
+    done.then(settled, settled)
+    return done
+  }
+
+  async #wait (covers: number): Promise<void> {
+    const { replicas, timeoutMs } = this.#opts
+    for (;;) {
+      const lost = this.#lost
+      if (lost !== this.#waitedAfter) this.#redis.incr(this.#markKey).catch(() => undefined)
+      const acknowledged = await this.#redis.wait(replicas, timeoutMs)
+      if (this.#lost !== lost) continue
+      this.#waitedAfter = lost
+      if (acknowledged >= replicas) {
+        this.#confirmed = Math.max(this.#confirmed, covers)
+        if (this.#behind) {
+          this.#behind = false
+          this.#logger.warn({ replicas }, 'redis replicas caught up')
+        }
+        return
+      }
+      if (!this.#behind) {
+        this.#behind = true
+        this.#logger.error({ replicas, acknowledged, timeoutMs }, 'redis replicas behind: QoS 1/2 publishes are not acknowledged')
+      }
+      throw new CulexError('ERR_STORE_REPLICAS', `${acknowledged} of the ${replicas} Redis replicas asked for confirmed the write within ${timeoutMs} ms`)
+    }
+  }
+}
