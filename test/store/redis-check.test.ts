@@ -163,6 +163,20 @@ describe('check and repair of the Redis store', () => {
     expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '2', b: '11' })
   })
 
+  it('the end of a session whose evicted entry awaits its dead letter deletes it too, and takes only the queued ones off the totals', async () => {
+    const prefix = await populated()
+    const store = await openRedisStore({ redis: { url: server.url, prefix }, logger: silentLogger(), limits: unlimited })
+    try {
+      await evictByHand(prefix, 2, 6)
+      expect(await store.purgeSession('dev-1')).toBe(true)
+    } finally {
+      await store.close()
+    }
+    expect(await redis.exists(`${prefix}qe:dev-1`, `${prefix}qm:dev-1`, `${prefix}qx:dev-1`, `${prefix}q:dev-1`)).toBe(0)
+    expect(await redis.hgetall(`${prefix}queue-totals`)).toEqual({ n: '0', b: '0' })
+    expect((await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)).check.problems).toEqual([])
+  })
+
   it('finds the empty queue keys of a removed session, and sets them aside', async () => {
     const prefix = await populated()
     await redis.hset(`${prefix}qx:gone`, 'n', 7, 'w', 0, 'wb', 0)
