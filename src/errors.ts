@@ -21,7 +21,8 @@ export const errorCodes = {
   ERR_AEDES_INTERNALS: 'the installed aedes or mqtt-packet lacks an internal Culex relies on',
   ERR_CLUSTER_CONFIG: 'the cluster settings cannot work together',
   ERR_CLUSTER_NODE_ID_IN_USE: 'another running node of the cluster has this node id',
-  ERR_CLUSTER_REDIS: "the cluster's Redis does not answer"
+  ERR_CLUSTER_REDIS: "the cluster's Redis does not answer",
+  ERR_CLUSTER_NODES_RUNNING: 'nodes of the cluster are running, and the command needs them stopped'
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -6,8 +6,10 @@ import type { ReplayResult } from '../dead-letter/service.js'
 import { loadConfig } from '../config/load.js'
 import { describeUnknownEnv } from '../config/env-names.js'
 import { CulexError, exitCodes } from '../errors.js'
-import type { CulexStore } from '../store/index.js'
-import { openDataDir } from './data-dir.js'
+import { openRedisStore, redisConnectOptions, type CulexStore } from '../store/index.js'
+import type { Config } from '../config/schema.js'
+import { NO_LIMITS, openDataDir, quietLogger } from './data-dir.js'
+import { redisTarget } from './redis-target.js'
 
 export const dlqHelp = `culex dlq list|show|replay|purge ...    inspect, replay and purge dead letters ($DLQ, docs/dead-letter.md)
 
@@ -20,7 +22,9 @@ export const dlqHelp = `culex dlq list|show|replay|purge ...    inspect, replay 
   (-c/--config <file> and CULEX_* variables, as for culex start; default http://127.0.0.1:18083). The token is
   --token, or else admin.authToken (CULEX_ADMIN_AUTH_TOKEN). When nothing listens there, list, show and purge open
   the data directory directly (--data-dir, or else dataDir of the configuration; default ./data) and refuse one
-  that holds no store; replay needs a running broker. --since takes an ISO 8601 time, epoch milliseconds or an age
+  that holds no store; in cluster mode (cluster.redisUrl, CULEX_CLUSTER_REDIS_URL) they read the cluster's Redis
+  instead. --redis-url <url> reads Redis without asking a node: every node's dead letters, where a node's admin
+  API lists those it wrote or loaded at its start. Replay needs a running broker (a node's admin API). --since takes an ISO 8601 time, epoch milliseconds or an age
   such as 30m, 2h, 7d. --all with filters means every dead letter that matches them.
   Exit codes: 0 done, 1 not found, the broker refused, or a replayed message was dead-lettered again, 2 bad usage.`
 
@@ -66,7 +70,14 @@ async function probe (base: string, token: string): Promise<Api | undefined> {
   return call
 }
 
-async function openOffline (dataDir: string): Promise<CulexStore> {
+/** The cluster's Redis (--redis-url, or cluster.redisUrl of the configuration), else the data directory. */
+async function openOffline (config: Config, flags: { dataDir?: string, redisUrl?: string }): Promise<CulexStore> {
+  const cluster = redisConnectOptions({ ...config.cluster, redisUrl: flags.redisUrl ?? config.cluster.redisUrl })
+  if (cluster !== undefined) {
+    const { url, ...settings } = cluster
+    return await openRedisStore({ redis: redisTarget(url, settings), logger: quietLogger(), limits: NO_LIMITS })
+  }
+  const dataDir = flags.dataDir ?? config.dataDir
   try {
     return await openDataDir(dataDir)
   } catch (err) {
@@ -112,7 +123,8 @@ export async function dlqCommand (args: string[], io: Io = process): Promise<num
       config: { type: 'string', short: 'c' },
       'admin-url': { type: 'string' },
       token: { type: 'string' },
-      'data-dir': { type: 'string' }
+      'data-dir': { type: 'string' },
+      'redis-url': { type: 'string' }
     },
     strict: true,
     allowPositionals: true
@@ -130,7 +142,8 @@ export async function dlqCommand (args: string[], io: Io = process): Promise<num
   const { config, unknownEnv } = await loadConfig({ file: values.config, env: process.env })
   for (const u of unknownEnv) process.stderr.write(`culex: warning: ${describeUnknownEnv(u)}\n`)
   const base = values['admin-url'] ?? adminUrlOf(config.admin.host, config.admin.port)
-  const api = await probe(base, values.token ?? config.admin.authToken)
+  const direct = values['redis-url'] !== undefined
+  const api = direct ? undefined : await probe(base, values.token ?? config.admin.authToken)
   const json = values.json === true
   const out = (body: unknown): void => { io.stdout.write(JSON.stringify(body, null, json ? undefined : 2) + '\n') }
 
@@ -159,8 +172,10 @@ export async function dlqCommand (args: string[], io: Io = process): Promise<num
     return exitCodes.ok
   }
 
-  if (action === 'replay') throw new CulexError('ERR_ADMIN_API', `replay needs a running broker: nothing listens at ${base} (--admin-url)`)
-  const store = await openOffline(values['data-dir'] ?? config.dataDir)
+  if (action === 'replay') {
+    throw new CulexError('ERR_ADMIN_API', direct ? 'replay needs a running broker: give a node\'s --admin-url instead of --redis-url' : `replay needs a running broker: nothing listens at ${base} (--admin-url)`)
+  }
+  const store = await openOffline(config, { dataDir: values['data-dir'], redisUrl: values['redis-url'] })
   try {
     const log = store.deadLetters
     if (action === 'list') {

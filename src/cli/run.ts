@@ -1,6 +1,7 @@
 import { CulexError, exitCodes, isCulexError } from '../errors.js'
 import { version } from '../version.js'
-import { sessionsCommand, sessionsHelp, storeCommand, storeHelp } from './store-command.js'
+import { storeCommand, storeHelp } from './store-command.js'
+import { sessionsCommand, sessionsHelp } from './sessions-command.js'
 import { startCommand, startHelp } from './start-command.js'
 import { checkConfigCommand, checkConfigHelp } from './check-config-command.js'
 import { passwdCommand, passwdHelp } from './passwd-command.js'

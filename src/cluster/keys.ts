@@ -1,6 +1,6 @@
 /**
- * What the cluster's messaging and membership keep in Redis (docs/cluster.md, "What Redis holds"), under
- * `<cluster.redisKeyPrefix>cluster:` (the store's keys have the same prefix, none of them followed by `cluster:`):
+ * What the cluster's messaging and membership keep in Redis (docs/cluster.md, "How messages travel" and
+ * "Membership and failure"), under `<cluster.redisKeyPrefix>cluster:` (the store's keys have the same prefix, none of them followed by `cluster:`):
  * two clusters with different prefixes share one Redis without seeing each other.
  */
 export function clusterKeys (keyPrefix: string) {

@@ -110,7 +110,7 @@ export const schema = {
   sessions: {
     maxQueuedMessages: int(100_000, 'Messages waiting in one persistent session\'s queue (in-flight ones are never dropped); 0 = unlimited.'),
     maxQueuedBytes: int(104_857_600, 'Payload bytes waiting in one persistent session\'s queue; 0 = unlimited.'),
-    maxTotalQueuedMessages: int(250_000, 'Messages all persistent sessions\' queues hold together, waiting or in flight: each costs about 270 bytes of memory however small its payload, so this bounds the memory of the queues (the default about 70 MB). A session whose message would pass it loses its own oldest waiting message (dropOldest) or the new one (dropNewest), dead-lettered as broker-queue-full; never another session\'s. 0 = unlimited.'),
+    maxTotalQueuedMessages: int(250_000, 'Messages all persistent sessions\' queues hold together, waiting or in flight: each costs about 270 bytes of memory however small its payload, so this bounds the memory of the queues (the default about 70 MB). A session whose message would pass it loses its own oldest waiting message (dropOldest) or the new one (dropNewest), dead-lettered as broker-queue-full; never another session\'s. In cluster mode it counts every node\'s queues in Redis. 0 = unlimited.'),
     maxTotalQueuedBytes: int(1_073_741_824, 'Payload bytes all persistent sessions\' queues hold together, waiting or in flight (on disk; in flight also in memory); over it like maxTotalQueuedMessages. 0 = unlimited.'),
     overflowPolicy: oneOf('dropOldest', ['dropOldest', 'dropNewest'], 'Which message goes when a session queue is full; every drop is counted and logged.'),
     messageExpiryMs: int(0, 'Queued messages older than this are discarded instead of delivered; 0 = never expire.'),

@@ -38,7 +38,8 @@ async function exists (file: string): Promise<boolean> {
   }
 }
 
-class Findings {
+/** The problems a check found, at most MAX_PROBLEMS of them listed. */
+export class Findings {
   readonly problems: string[] = []
   #more = 0
 

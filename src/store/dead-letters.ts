@@ -45,6 +45,11 @@ export interface DeadLetterStoreDeps {
   reader: KeyValueReader
   /** Reclaims the disk space of removed dead letters (see RangeCompactor). */
   compactor?: RangeCompactor
+  /**
+   * Several writers of one log (cluster nodes on one Redis): this one's ids are those ≡ offset (mod step), so two
+   * writers that take an id in the same microsecond never take the same one.
+   */
+  ids?: { step: number, offset: number }
 }
 
 /** Freed payload bytes that start a compaction of the log: a quarter of maxBytes, at least 1 MiB; 16 MiB without maxBytes. */
@@ -136,7 +141,9 @@ export class DeadLetterStore {
    */
   add (letter: NewDeadLetter, now = Date.now()): { entry: StoredDeadLetter, kept: boolean, done: Promise<void> } {
     // Seeded from the clock (microseconds fit 16 digits until 2286) so ids are not reused after a purge and restart.
-    this.#seq = Math.max(this.#seq + 1, now * 1000)
+    const next = Math.max(this.#seq + 1, now * 1000)
+    const ids = this.#deps.ids
+    this.#seq = ids === undefined ? next : next + (((ids.offset - next) % ids.step) + ids.step) % ids.step
     const entry: StoredDeadLetter = { id: String(this.#seq), bytes: letter.payload.length, ...withoutPayload(letter) }
     if (this.#deps.queue.closed) throw new CulexError('ERR_STORE_WRITE', 'the store is closed')
     const kept = this.#limits.maxBytes === 0 || entry.bytes <= this.#limits.maxBytes

@@ -51,6 +51,10 @@ export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise, SharedQueues
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
 export { openRedisStore, type OpenRedisOptions, type RedisStoreConnect } from './redis/open.js'
 export { redisConnectOptions } from './redis/connect-options.js'
+export { connectRedis, redisLocation } from './redis/connection.js'
+export { REDIS_FORMAT_VERSION } from './redis/open.js'
+export { inspectRedisStore } from './redis/inspect.js'
+export { repairRedisStore, type RedisRepair } from './redis/repair.js'
 export { RedisStore } from './redis/redis-store.js'
 export type {
   StoreOptions, StoreLimits, StoreStats, SessionInfo, DropEvent, DropReason, OverflowPolicy, CorruptPolicy

@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { CulexStore, DropEvent } from '../../src/store/index.js'
 import { waitFor } from '../helpers/clients.js'
 import { storeBackends } from './helpers/backends.js'
-import { captureLogger, drain, open, publish, TempDirs } from './helpers/store.js'
+import { captureLogger, drain, publish, TempDirs } from './helpers/store.js'
 
 const dirs = new TempDirs()
 const backends = storeBackends()
@@ -134,11 +134,10 @@ describe.each(backends)('queue limits per session ($name)', (b) => {
   })
 })
 
-// LevelDB only: in cluster mode the broker-wide bounds are not applied (docs/store.md, "Redis").
-describe('queue limits over all sessions', () => {
+describe.each(backends)('queue limits over all sessions ($name)', (b) => {
   it('bounds what all sessions hold together: a session over the bound loses its own oldest, reported as broker-queue-full', async () => {
     const drops: DropEvent[] = []
-    const store = await open(await dirs.make(), { limits: { maxTotalQueuedMessages: 1000, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
+    const store = await b.open(await b.make(), { limits: { maxTotalQueuedMessages: 1000, maxTotalQueuedBytes: 0, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
     const sessions = Array.from({ length: 100 }, (_, i) => ({ clientId: `s${i}`, qos: 1 }))
     for (let i = 1; i <= 20; i++) await store.outgoingEnqueueCombi(sessions, publish(`t/${i}`, 'x', { brokerId: 'b', brokerCounter: i }))
     await store.barrier()
@@ -153,12 +152,78 @@ describe('queue limits over all sessions', () => {
 
   it('bounds the bytes all sessions hold together; with dropNewest the new copies are refused', async () => {
     const drops: DropEvent[] = []
-    const store = await open(await dirs.make(), { limits: { maxTotalQueuedBytes: 50 * 100, overflowPolicy: 'dropNewest' }, onDrop: (e) => drops.push(e) })
+    const store = await b.open(await b.make(), { limits: { maxTotalQueuedBytes: 50 * 100, overflowPolicy: 'dropNewest' }, onDrop: (e) => drops.push(e) })
     const sessions = Array.from({ length: 50 }, (_, i) => ({ clientId: `s${i}`, qos: 1 }))
     for (let i = 1; i <= 3; i++) await store.outgoingEnqueueCombi(sessions, publish(`t/${i}`, 'x'.repeat(100), { brokerId: 'b', brokerCounter: i }))
     expect(store.stats()).toMatchObject({ queuedMessages: 50, queuedBytes: 5000 })
     expect(await payloads(store, 's49')).toEqual(['t/1'])
     expect(drops.map(d => d.reason)).toEqual(Array(100).fill('broker-queue-full'))
     await store.close()
+  })
+
+  it('never evicts a message in flight to make room, even one whose packet id is not written yet', async () => {
+    const drops: DropEvent[] = []
+    const store = await b.open(await b.make(), { limits: { maxTotalQueuedMessages: 2, overflowPolicy: 'dropOldest' }, onDrop: (e) => drops.push(e) })
+    const client = { id: 'c' }
+    await enqueue(store, 'c', 1, 2)
+    await drain(store.outgoingStream(client))
+    // t/1 goes out: its QoS 1 packet id is held back (not yet written) while its PUBACK is awaited
+    await store.outgoingUpdate(client, { ...publish('t/1', 'x', { brokerId: 'b', brokerCounter: 1 }), messageId: 7 })
+    await enqueue(store, 'c', 3, 3)
+    await waitFor(() => drops.length >= 1, 'the eviction reported')
+    expect(drops.map(d => d.packet.topic)).toEqual(['t/2'])
+    expect(await payloads(store, 'c')).toEqual(['t/1', 't/3'])
+    await store.close()
+  })
+})
+
+// Cluster mode: the bound is over every queue in Redis, whichever node wrote to it.
+describe('queue limits over all sessions of a cluster (Redis)', () => {
+  const redis = backends.find(b => b.name === 'Redis') as (typeof backends)[number]
+
+  it('counts the queues every node writes; a node over the bound evicts only its target session\'s own messages', async () => {
+    const where = await redis.make()
+    const drops: DropEvent[] = []
+    const limits = { maxTotalQueuedMessages: 100, overflowPolicy: 'dropOldest' as const }
+    const a = await redis.open(where, { limits })
+    const b = await redis.open(where, { limits, onDrop: (e) => drops.push(e) })
+    try {
+      await enqueue(a, 'on-a', 1, 80)
+      await enqueue(b, 'on-b', 101, 140)
+      // 120 copies for a bound of 100: the 20 over it are the oldest of on-b, the session the enqueues were for
+      expect(await payloads(a, 'on-a')).toHaveLength(80)
+      expect(await payloads(b, 'on-b')).toEqual(Array.from({ length: 20 }, (_, i) => `t/${i + 121}`))
+      expect(drops.map(d => [d.reason, d.clientId])).toEqual(Array(20).fill(['broker-queue-full', 'on-b']))
+      // what a session's end removes, and what acknowledgements remove, frees room for every node
+      await a.purgeSession('on-a')
+      await enqueue(b, 'on-b', 141, 200)
+      expect(await payloads(b, 'on-b')).toHaveLength(80)
+      expect(drops).toHaveLength(20)
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('takes acknowledged and PUBREL entries off the totals', async () => {
+    const store = await redis.open(await redis.make(), { limits: { maxTotalQueuedMessages: 3, maxTotalQueuedBytes: 10, overflowPolicy: 'dropNewest' } })
+    try {
+      const client = { id: 'c' }
+      await store.outgoingEnqueueCombi([{ clientId: 'c', qos: 2 }], publish('t/1', 'xxxxx', { qos: 2, brokerId: 'b', brokerCounter: 1 }))
+      await store.outgoingEnqueueCombi([{ clientId: 'c', qos: 2 }], publish('t/2', 'xxxxx', { qos: 2, brokerId: 'b', brokerCounter: 2 }))
+      await drain(store.outgoingStream(client))
+      await store.outgoingUpdate(client, { ...publish('t/1', 'xxxxx', { qos: 2, brokerId: 'b', brokerCounter: 1 }), messageId: 1 })
+      // the PUBREC: the entry stays (its PUBREL), without the payload's bytes
+      await store.outgoingUpdate(client, { cmd: 'pubrel', messageId: 1 })
+      await store.outgoingEnqueueCombi([{ clientId: 'c', qos: 2 }], publish('t/3', 'xxxxx', { qos: 2, brokerId: 'b', brokerCounter: 3 }))
+      expect(await payloads(store, 'c')).toEqual(['undefined', 't/2', 't/3'])
+      // three entries: full by count until the PUBCOMP deletes the PUBREL
+      await store.outgoingEnqueueCombi([{ clientId: 'c', qos: 2 }], publish('t/4', 'x', { qos: 2, brokerId: 'b', brokerCounter: 4 }))
+      await store.outgoingClearMessageId(client, { cmd: 'pubcomp', messageId: 1 })
+      await store.outgoingEnqueueCombi([{ clientId: 'c', qos: 2 }], publish('t/5', '', { qos: 2, brokerId: 'b', brokerCounter: 5 }))
+      expect(await payloads(store, 'c')).toEqual(['t/2', 't/3', 't/5'])
+    } finally {
+      await store.close()
+    }
   })
 })

@@ -9,7 +9,8 @@ import { dlqHelp } from '../../src/cli/dlq-command.js'
 import { startHelp } from '../../src/cli/start-command.js'
 import { checkConfigHelp } from '../../src/cli/check-config-command.js'
 import { passwdHelp } from '../../src/cli/passwd-command.js'
-import { sessionsHelp, storeHelp } from '../../src/cli/store-command.js'
+import { storeHelp } from '../../src/cli/store-command.js'
+import { sessionsHelp } from '../../src/cli/sessions-command.js'
 
 async function configFile (text: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'culex-config-'))

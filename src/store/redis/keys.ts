@@ -26,6 +26,8 @@ export class RedisKeys {
    * counts, still in its hashes; a start puts back what a crash left here (outbox.ts, restoreEvicted).
    */
   queueEvicted (clientId: string): string { return `${this.prefix}qe:${clientId}` }
+  /** HASH `n` entries and `b` payload bytes of every session queue together (the broker-wide bounds; not the evicted ones). */
+  get queueTotals (): string { return `${this.prefix}queue-totals` }
   /** HASH messageId → encoded inbound QoS 2 packet awaiting PUBREL. */
   incoming (clientId: string): string { return `${this.prefix}in:${clientId}` }
   /** HASH clientId → JSON session record (session-records.ts). */
@@ -40,7 +42,7 @@ export class RedisKeys {
   /** HASH key → encoded shared-group message; groupSeq: STRING, the seq of the next key. */
   get groups (): string { return `${this.prefix}groups` }
   get groupSeq (): string { return `${this.prefix}group-seq` }
-  /** ZSET of dead-letter ids (score = seq) and HASH id → encoded dead letter; deadSeq: next seq. */
+  /** HASH id → encoded dead letter (deadOrder, a ZSET of ids, is not used); deadSeq: opens of the store, each the residue of its dead-letter ids (redis-parts.ts). */
   get deadOrder (): string { return `${this.prefix}dlq` }
   get deadLetters (): string { return `${this.prefix}dlq-records` }
   get deadSeq (): string { return `${this.prefix}dlq-seq` }
@@ -50,7 +52,7 @@ export class RedisKeys {
   get format (): string { return `${this.prefix}format` }
 
   /** The glob that SCAN uses to find every key of one kind of per-client key, and how to read the client id back. */
-  perClient (kind: 'subs' | 'q' | 'qe' | 'in'): { match: string, clientId: (key: string) => string } {
+  perClient (kind: 'subs' | 'q' | 'qx' | 'qe' | 'in'): { match: string, clientId: (key: string) => string } {
     const head = `${this.prefix}${kind}:`
     return { match: `${escapeGlob(head)}*`, clientId: key => key.slice(head.length) }
   }

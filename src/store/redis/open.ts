@@ -4,9 +4,13 @@ import type { StoreOptions } from '../types.js'
 import { connectRedis, redisLocation, type RedisConnectionOptions } from './connection.js'
 import { RedisKeys } from './keys.js'
 import { RedisStore } from './redis-store.js'
+import { upgradeFrom1 } from './upgrade.js'
 
-/** The layout version of the Redis keys (docs/store.md, "Redis"). */
-export const REDIS_FORMAT_VERSION = 1
+/**
+ * The layout version of the Redis keys (docs/store.md, "Redis"). 1: the first. 2: `queue-totals` counts every
+ * queue's entries and bytes (the broker-wide bounds); a version 1 store is upgraded in place at open (upgrade.ts).
+ */
+export const REDIS_FORMAT_VERSION = 2
 
 export interface RedisStoreConnect extends RedisConnectionOptions {
   /** Prefix of every key (several clusters can share one Redis with different prefixes). */
@@ -31,7 +35,8 @@ export async function openRedisStore (opts: OpenRedisOptions): Promise<RedisStor
   try {
     const keys = new RedisKeys(opts.redis.prefix ?? 'culex:')
     await redis.set(keys.format, JSON.stringify({ formatVersion: REDIS_FORMAT_VERSION, createdAt: Date.now() }), 'NX')
-    const format = JSON.parse(await redis.get(keys.format) ?? '{}') as { formatVersion?: number }
+    let format = JSON.parse(await redis.get(keys.format) ?? '{}') as { formatVersion?: number }
+    if (format.formatVersion === 1) format = await upgradeFrom1(redis, keys, REDIS_FORMAT_VERSION)
     if (format.formatVersion !== REDIS_FORMAT_VERSION) {
       throw new CulexError('ERR_STORE_VERSION', `Redis at ${location} holds culex data of format version ${String(format.formatVersion)}; this culex reads version ${REDIS_FORMAT_VERSION}`)
     }

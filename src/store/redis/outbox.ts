@@ -1,3 +1,4 @@
+import type { ChainableCommander } from 'ioredis'
 import { decodeRecord, encodeQueuedCopy, encodeRecord } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
 import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
@@ -6,8 +7,8 @@ import { outputPacket, replay } from '../outgoing-replay.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
-import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, ENTRY_OF, PUBREL, UPDATE, type Script } from './scripts.js'
-import { EvictedEntries } from './evicted.js'
+import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, ENTRY_OF, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
+import { EvictedEntries, REFUSED } from './evicted.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
@@ -38,6 +39,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #evicted: EvictedEntries
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
+  /** Every queue in Redis together, as the last enqueue script returned it. */
+  #cluster: QueueTotals = { entries: 0, bytes: 0 }
 
   constructor (deps: RedisDeps) {
     super()
@@ -50,7 +53,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
     this.#entryOf = defineScript(deps.redis, 'culexEntryOf', ENTRY_OF)
-    this.#evicted = new EvictedEntries(deps, id => this.#queueKeys(id), (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
+    this.#evicted = new EvictedEntries(deps, (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
   }
 
   /** At open: puts back into their queues the evicted entries a crash left without their dead letters. */
@@ -92,14 +95,16 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     })
   }
 
+  /** KEYS of the queue scripts: the session's q, qm, qx and the queue totals. */
   #queueKeys (clientId: string): string[] {
     const k = this.#deps.keys
-    return [k.queue(clientId), k.queueMessages(clientId), k.queueIndex(clientId)]
+    return [k.queue(clientId), k.queueMessages(clientId), k.queueIndex(clientId), k.queueTotals]
   }
 
   /**
-   * One script for every client: resolves once Redis has the message in each queue, in call order. The per-session
-   * limits are applied in the script (the broker-wide ones are not, in cluster mode); what they drop is reported.
+   * One script for every client: resolves once Redis has the message in each queue, in call order. The limits are
+   * applied in the script, the broker-wide ones over every queue in Redis (the whole cluster's); what they drop is
+   * reported.
    */
   enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
     const { limits, order } = this.#deps
@@ -115,8 +120,11 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const bk = counterKey(packet.brokerId, packet.brokerCounter)
     // a node that keeps seeing changes stops checking rather than retrying for ever (an extremely busy cluster)
     const generation = check === undefined || attempt >= MAX_REMATCHES ? '' : check.generation
-    const keys: string[] = [k.subsGen]
-    const args: Array<string | Buffer | number> = [bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest', generation]
+    const keys: string[] = [k.subsGen, k.queueTotals]
+    const args: Array<string | Buffer | number> = [
+      bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest', generation,
+      limits.maxTotalQueuedMessages, limits.maxTotalQueuedBytes
+    ]
     const clients: Array<[string, number]> = []
     const encoded: Array<Buffer | undefined> = []
     for (const { clientId, cap, rap } of targetsByClient(targets)) {
@@ -126,20 +134,21 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const retain = rap && packet.retain === true
       const variant = qos * 2 + (retain ? 1 : 0)
       encoded[variant] ??= encodeQueuedCopy(packet, qos, retain, now)
-      keys.push(...this.#queueKeys(clientId), k.queueEvicted(clientId))
+      keys.push(...this.#queueKeys(clientId).slice(0, 3), k.queueEvicted(clientId))
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])
     }
     if (clients.length === 0 && generation === '') return await order.after()
-    const [seqs, evicted, stale] = await this.#enqueue(keys, args) as [number[], Array<number | Buffer>, number]
+    const [seqs, evicted, stale, totals] = await this.#enqueue(keys, args) as [number[], Array<number | Buffer>, number, [number, number]]
     if (stale === 1 && check !== undefined) {
       const again = await check.rematch()
       return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
     }
+    if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
     this.#evicted.report(clients.map(([clientId]) => clientId), evicted)
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
-      if (seq === -1) this.#deps.drops.report({ reason: 'queue-full', clientId, packet: droppedPacket({ ...packet, qos }) })
+      if (seq < 0) this.#deps.drops.report({ reason: REFUSED[seq], clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
       // A session connected to another node gets no mirror here: nothing here would ever acknowledge its entries, so
       // it would grow with every message (memory, and this node's queued count); its own node learns them. A replay
@@ -260,11 +269,14 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   #unholdNearLimit (clientId: string, bytes: number): void {
     const held = this.#lazy.held(clientId)
     if (held === undefined) return
-    const { maxQueuedMessages: maxN, maxQueuedBytes: maxB } = this.#deps.limits
+    const { maxQueuedMessages: maxN, maxQueuedBytes: maxB, maxTotalQueuedMessages: maxTN, maxTotalQueuedBytes: maxTB } = this.#deps.limits
     const mirror = this.queues.get(clientId)
     const waiting = (mirror?.waiting ?? 0) + held.entries
     const waitingBytes = (mirror?.waitingBytes ?? 0) + held.bytes
-    if ((maxN > 0 && waiting + 1 > maxN) || (maxB > 0 && waitingBytes + bytes > maxB)) this.#lazy.flush(clientId)
+    // the broker-wide totals as the last enqueue of this node saw them (other nodes add to them meanwhile)
+    const total = this.#cluster
+    if ((maxN > 0 && waiting + 1 > maxN) || (maxB > 0 && waitingBytes + bytes > maxB) ||
+      (maxTN > 0 && total.entries + 1 > maxTN) || (maxTB > 0 && total.bytes + bytes > maxTB)) this.#lazy.flush(clientId)
   }
 
   /** Writes the packet ids held back (before a barrier or close). */
@@ -272,13 +284,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#lazy.flush()
   }
 
-  /** The keys of a session's queue (for the caller's transaction that ends the session); the mirror goes. */
-  purge (clientId: string): string[] {
+  /** Deletes a session's queue in the caller's transaction (the end of the session), off the totals; the mirror goes. */
+  purge (clientId: string, tx: ChainableCommander): void {
     this.#lazy.drop(clientId)
     const mirror = this.queues.get(clientId)
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
-    return [...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId)]
+    tx.eval(PURGE_QUEUE, 5, ...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId))
   }
 
   /** What this node's mirrors hold (the queues it replayed or wrote to). */
@@ -299,13 +311,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
 
   #replayContext (clientId: string): Parameters<typeof replay>[0] {
     const { redis, order, limits, drops, logger } = this.#deps
-    const [q, qm, qx] = this.#queueKeys(clientId)
+    const [q, qm, qx, totals] = this.#queueKeys(clientId)
     return {
       limits,
       drops,
       logger,
       reader: { read: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
-      queue: { commit: async (ops: WriteOp[]) => { await order.track(this.#drop([q, qm, qx], ops.map(op => op.key))) } },
+      queue: { commit: async (ops: WriteOp[]) => { await order.track(this.#drop([q, qm, qx, totals], ops.map(op => op.key))) } },
       current: id => this.queues.get(id),
       settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
     }

@@ -18,6 +18,13 @@ import { WriteOrder } from './write-order.js'
 const GROUP_SPAN = 1e9
 
 /**
+ * Dead-letter ids (microseconds since the epoch) of one open are those ≡ its start number (INCR dlq-seq) modulo
+ * this: nodes that dead-letter in the same millisecond write under different ids. Two opens alive together
+ * collide only if a thousand opens of the store happened between theirs.
+ */
+const DEAD_LETTER_WRITERS = 1000
+
+/**
  * What the Redis store is made of, all writing in one order (write-order.ts): built, loaded at open and closed
  * together, and what a session or the store is across all of them. RedisStore (redis-store.ts) answers the store
  * contract from them.
@@ -36,6 +43,7 @@ export class RedisParts {
   readonly groupQueues: GroupQueueStore
   readonly deadLetters: DeadLetterStore
   readonly replicas: ReplicaWait
+  readonly #deadIds = { step: DEAD_LETTER_WRITERS, offset: 0 }
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
     this.redis = redis
@@ -49,7 +57,7 @@ export class RedisParts {
     this.groupKv = new RedisKv(redis, this.keys.groups, this.order, opts.logger)
     this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger)
     this.groupQueues = new GroupQueueStore({ queue: this.groupKv, reader: this.groupKv })
-    this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv })
+    this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv, ids: this.#deadIds })
     this.replicas = new ReplicaWait(redis, this.order, opts.replicas ?? { replicas: 0, timeoutMs: 0 }, opts.logger, this.keys.replicaMark)
   }
 
@@ -62,6 +70,7 @@ export class RedisParts {
       if (parts !== undefined) this.groupQueues.load(parts.clientId, parts.n, key, head)
     })
     this.groupQueues.reserveFrom(await this.redis.incr(this.keys.groupSeq) * GROUP_SPAN)
+    this.#deadIds.offset = await this.redis.incr(this.keys.deadSeq) % DEAD_LETTER_WRITERS
     await this.deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
     this.deadLetters.loaded()
     await this.sessions.refreshCounts()
@@ -107,7 +116,7 @@ export class RedisParts {
   /** One transaction removing a session's subscriptions, queue and record (and its inbound QoS 2 state). */
   async endSession (clientId: string, incoming: boolean): Promise<void> {
     const tx = this.redis.multi()
-    tx.del(...this.outbox.purge(clientId))
+    this.outbox.purge(clientId, tx)
     if (incoming) {
       this.state.incomingForgetAll(clientId)
       tx.del(this.keys.incoming(clientId))

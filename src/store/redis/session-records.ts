@@ -1,6 +1,7 @@
 import { SessionRecords, type Expiring } from '../session-records.js'
 import { scanKeys } from './scan.js'
-import { defineScript, SESSION, SESSIONS_LEFT, type Script } from './scripts.js'
+import { defineScript, type Script } from './scripts.js'
+import { SESSION, SESSIONS_LEFT } from './state-scripts.js'
 import type { RedisDeps } from './write-order.js'
 
 /** Session records (`sessions` hash, session-records.ts' fields) and the list of sessions, read from Redis. */
