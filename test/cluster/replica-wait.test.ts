@@ -119,7 +119,7 @@ describe('a broker that asks for a Redis replica (cluster.redisWaitReplicas)', (
 
   it('a QoS 2 resend (DUP) whose first copy the replica did not confirm gets its PUBREC only once the replica has the record; the message is delivered once', async () => {
     const { master, replica } = await pair()
-    t = await startTestBroker({ 'cluster.redisUrl': master.url, 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 300 })
+    t = await startTestBroker({ 'cluster.redisUrl': master.url, 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 2000 })
     const broker = t
     await awaySubscriber(broker)
     const publish: Packet = { cmd: 'publish', topic: 'w/q2', payload: Buffer.from('once'), qos: 2, messageId: 7, retain: false, dup: false }
