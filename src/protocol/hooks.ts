@@ -4,6 +4,7 @@ import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
+import { correctStoreCalls } from './store-corrections.js'
 import { guardPackets, type ViolationKind } from './packet-guard.js'
 import { endsFlow, tapAcknowledgements } from './packet-tap.js'
 import { parseFast } from './fast-parser.js'
@@ -103,49 +104,13 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     reasonCodesSent,
     topicAliasMaximum: opts.topicAliasMaximum
   })
-  const granted = new WeakSet<Subscription>()
-
-  // aedes stores the whole SUBSCRIBE packet's list for a persistent session, refused filters included, and the
-  // refused filter then receives messages after a reconnect. Only filters this broker granted reach the store.
-  // Each granted filter triggers its own store call after its own authorization, so every one is stored.
-  const addSubscriptions = store.addSubscriptions.bind(store)
-  store.addSubscriptions = async (client, subs) => await addSubscriptions(client, subs.filter(s => granted.has(s)))
-
-  // aedes sets Session Present only when the session has subscriptions, but a session exists without them
-  // [MQTT-3.2.2-2]. For such a session aedes is given one marker filter to restore; the first subscribe step
-  // refuses it, so Session Present is 1 and nothing is subscribed.
-  const sessionMarkers = new WeakSet<object>()
-  const subscriptionsByClient = store.subscriptionsByClient.bind(store)
-  store.subscriptionsByClient = async (client) => {
-    const subs = await subscriptionsByClient(client)
-    if (subs.length > 0 || !(await store.hasSession(client.id))) return subs
-    const marker = { topic: '$culex/session', qos: 0 }
-    sessionMarkers.add(marker)
-    return [marker]
-  }
-  const refuseSessionMarker: SubscribeStep = (_client, sub) => !sessionMarkers.has(sub)
+  const { granted, refuseSessionMarker } = correctStoreCalls(store, gate)
 
   // MQTT 5 Subscription Identifiers: a granted filter's, live or restored, kept by the connection (v5/subscription-ids.ts)
   const noteSubscriptionIds: SubscribeStep = (client, sub) => {
     const v5 = v5Of(client)
     if (v5 !== undefined) noteSubscriptionId(v5, sub)
     return true
-  }
-
-  // aedes deletes the QoS 2 record when PUBREL arrives; from then on the id may carry a new message.
-  const incomingDelPacket = store.incomingDelPacket.bind(store)
-  store.incomingDelPacket = async (client, packet) => {
-    gate.released(client, packet.messageId)
-    return await incomingDelPacket(client, packet)
-  }
-
-  // aedes takes a QoS 2 PUBLISH whose id has a record for a duplicate and answers PUBREC at once. A resend of a
-  // message still being stored (on a new connection, say) would so be acknowledged for a message a failure can
-  // still lose: it waits until the first copy is stored (a duplicate) or has failed (its record is gone: new).
-  const incomingGetPacket = store.incomingGetPacket.bind(store)
-  store.incomingGetPacket = (client, packet) => {
-    const first = packet.messageId === undefined ? undefined : gate.storing(client.id, packet.messageId)
-    return first === undefined ? incomingGetPacket(client, packet) : first.then(() => incomingGetPacket(client, packet))
   }
 
   carryRetained(store, listener => broker.on('subscribe', (subs: GrantedSubscription[], client: Client) => { listener(subs, client) }))
