@@ -1,4 +1,3 @@
-import path from 'node:path'
 import { Aedes, type Client } from 'aedes'
 import type { Config } from './config/schema.js'
 import type { Logger } from './log/logger.js'
@@ -8,7 +7,8 @@ import { startAdminServer, type AdminServer } from './admin/server.js'
 import { adminRoutes, listenerInfo, type AdminRoute } from './admin/routes.js'
 import { createMetrics, type BrokerMetrics } from './metrics/index.js'
 import { startSysTopics, type SysTopics } from './sys-topics/index.js'
-import { openBrokerStore, redisConnectOptions, type CulexStore } from './store/index.js'
+import type { CulexStore, DropEvent } from './store/index.js'
+import { logRecovered, openConfiguredStore, registerStoreMetrics } from './broker-store.js'
 import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { delayWills } from './will-delay/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
@@ -24,7 +24,6 @@ import { createSharedSubscriptions } from './shared-subscriptions/index.js'
 import { createDeadLetters } from './dead-letter/index.js'
 import { createRetransmission } from './retransmit/hooks.js'
 import { createDeliveryLag } from './delivery-lag/index.js'
-import type { DropEvent } from './store/index.js'
 import { assertClusterConfig, createCluster, type Cluster } from './cluster/index.js'
 import type { LimitCounters } from './limits/counters.js'
 
@@ -60,25 +59,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   // The store reports what its limits drop; the dead-letter feature, created once aedes exists, takes it from there.
   let onStoreDrop: (event: DropEvent) => void = () => {}
   const openedAt = performance.now()
-  const redis = redisConnectOptions(config.cluster)
-  const store = await openBrokerStore({
-    ...(redis === undefined ? {} : { redis }),
-    dir: path.resolve(config.dataDir, 'store'),
-    sync: config.store.sync,
-    onCorrupt: config.store.onCorrupt,
-    logger: log.child({ component: 'store' }),
-    onDrop: event => onStoreDrop(event),
-    limits: {
-      maxQueuedMessages: config.sessions.maxQueuedMessages,
-      maxQueuedBytes: config.sessions.maxQueuedBytes,
-      maxTotalQueuedMessages: config.sessions.maxTotalQueuedMessages,
-      maxTotalQueuedBytes: config.sessions.maxTotalQueuedBytes,
-      overflowPolicy: config.sessions.overflowPolicy,
-      messageExpiryMs: config.sessions.messageExpiryMs,
-      queueQos0: config.sessions.queueQos0,
-      maxRetainedMessages: config.retained.maxMessages
-    }
-  }).catch((err: unknown) => {
+  const store = await openConfiguredStore(config, log, event => onStoreDrop(event)).catch((err: unknown) => {
     auth.close()
     throw err
   })
@@ -219,12 +200,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   logClientEvents(aedes, log, usernameOf)
   // Fed from aedes' events and by observing each connection stream, never from inside a hook.
   const metrics = createMetrics({ aedes, store, version })
-  const batchOps = metrics.histogram({ name: 'culex_store_batch_ops', help: 'Writes committed together in one store batch.', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] })
-  const batchSeconds = metrics.histogram({ name: 'culex_store_batch_seconds', help: 'Time to commit one store batch.', buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5] })
-  store.observeWrites((ops, ms) => {
-    batchOps.observe(ops)
-    batchSeconds.observe(ms / 1000)
-  })
+  registerStoreMetrics(store, metrics)
   metrics.countersFrom('culex_auth_events_total', 'What authentication and the ACL refused, by event.', 'event', () => auth.counters)
   metrics.countersFrom('culex_limit_events_total', 'What the connection and message limits refused or slowed, by event.', 'event', () => limits.counters)
   metrics.counter({
@@ -250,6 +226,25 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   let sessions: { close: () => void, sweep: () => void } | undefined
   let delayedWills: { close: () => void } | undefined
   let ready = false
+  /**
+   * One order for a stop and for a failed start (docs/architecture.md, "Life cycle"): nothing is left running that
+   * could write to a closed store. `beforeListeners` runs while the clients are still connected.
+   */
+  const stop = async (beforeListeners?: () => void): Promise<void> => {
+    sys?.stop()
+    sessions?.close()
+    delayedWills?.close()
+    shared.close()
+    retransmit.close()
+    deadLetter.close()
+    beforeListeners?.()
+    await closeListeners(listeners)
+    await closeAedes(aedes)
+    await cluster?.close()
+    await store.close()
+    await admin?.close()
+    auth.close()
+  }
   try {
     await aedes.listen()
     await shared.start()
@@ -270,16 +265,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       log.info({ listener: 'admin', host: admin.host, port: admin.port }, 'listening')
     }
   } catch (err) {
-    sessions?.close()
-    delayedWills?.close()
-    shared.close()
-    retransmit.close()
-    deadLetter.close()
-    await closeListeners(listeners)
-    await closeAedes(aedes)
-    await cluster?.close()
-    await store.close()
-    auth.close()
+    await stop()
     throw err
   }
   if (config.admin.sysIntervalMs > 0) {
@@ -300,19 +286,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     close: async () => {
       closing ??= (async () => {
         ready = false
-        sys?.stop()
-        sessions?.close()
-        delayedWills?.close()
-        shared.close()
-        retransmit.close()
-        deadLetter.close()
-        protocol.sayShuttingDown()
-        await closeListeners(listeners)
-        await closeAedes(aedes)
-        await cluster?.close()
-        await store.close()
-        await admin?.close()
-        auth.close()
+        await stop(() => { protocol.sayShuttingDown() })
         log.info('broker stopped')
       })()
       await closing
@@ -322,20 +296,4 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
 
 async function closeAedes (aedes: Aedes): Promise<void> {
   await new Promise<void>(resolve => aedes.close(() => resolve()))
-}
-
-/** One line after the store has loaded: what a restart brought back, and how long loading it took. */
-async function logRecovered (store: CulexStore, openedAt: number, log: Logger): Promise<void> {
-  const wills = (await store.streamWill().toArray()).length + (await store.delayedWills()).length
-  const s = store.stats()
-  log.info({
-    sessions: s.sessions,
-    queuedMessages: s.queuedMessages,
-    queuedBytes: s.queuedBytes,
-    retained: s.retained,
-    subscriptions: s.subscriptions,
-    wills,
-    deadLetters: store.deadLetters.count,
-    ms: Math.round(performance.now() - openedAt)
-  }, 'store recovered')
 }
