@@ -5,14 +5,15 @@ import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals, type DeliveryPacket } from '../protocol/aedes-internals.js'
 import { markSharedDelivery } from '../protocol/delivery.js'
 import { packetIds } from '../protocol/packet-ids.js'
-import { isRejection, tapAcknowledgements } from '../protocol/packet-tap.js'
-import { hexCode } from '../protocol/v5/acknowledgements.js'
+import { tapAcknowledgements } from '../protocol/packet-tap.js'
 import { receiveWindowOf } from '../protocol/v5/receive-window.js'
+import { acknowledgeShared, RemoteAcks, type AckPacket, type AckTargets } from './acknowledgements.js'
 import { localMembers, RemoteMember, type MemberEvents, type RemoteAck, type SharedCluster, type SharedHandle, type SharedLocal } from './cluster-port.js'
 import { SharedEngine } from './engine.js'
 import type { Group } from './group.js'
 import { sweepIntervalMs } from './policy.js'
 import { IssuedIds } from './issued-ids.js'
+import { PendingSubscribers } from './pending-subscribers.js'
 import { restoreShared, storedMembers, storedShares } from './restore.js'
 import { isShareFilter, isShareName, parseShare } from './share-name.js'
 import type { EngineOptions, EnginePort, IncomingMessage, OutPacket } from './types.js'
@@ -21,8 +22,6 @@ import { wrapSharedStore, type SharedStore } from './store-wrap.js'
 
 type Listener = (packet: AedesPublishPacket, cb: () => void) => void
 type Handle = SharedHandle<Client>
-
-interface AckPacket { cmd: string, messageId?: number, reasonCode?: number, properties?: { reasonString?: string } }
 
 /**
  * The only shared-subscription code that touches aedes (see docs/shared-subscriptions.md, "How it hooks in"):
@@ -38,14 +37,13 @@ interface AckPacket { cmd: string, messageId?: number, reasonCode?: number, prop
  * - PUBACK/PUBREC/PUBCOMP are seen through the connection's packet tap (src/protocol/packet-tap.ts), for clean sessions too.
  */
 export function createSharedHooks (broker: BrokerInternals, store: SharedStore, opts: Omit<EngineOptions, 'log'>, log: Logger) {
-  const seen = new Map<string, Set<Client>>()
+  const pending = new PendingSubscribers<Client>((client, filter, func) => internals(client).subscriptions[filter]?.func === func, client => client.closed)
   const owners = new WeakMap<object, Client>()
   const issued = new IssuedIds<Client>()
   const watched = new WeakSet<Client>()
   const watchedClose = new WeakSet<Client>()
   const listeners = new Map<Group<Handle>, Listener>()
-  /** Deliveries sent here for a group owned by another node (cluster mode): what their acknowledgement answers. */
-  const remoteAcks = new WeakMap<Client, Map<number, (ack: RemoteAck) => void>>()
+  const remoteAcks = new RemoteAcks<Client>()
   let cluster: SharedCluster<Client> | undefined
   /** Publishes whose group-queue write failed, until their emit completes. */
   const unstored = new WeakMap<object, Error>()
@@ -122,6 +120,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
 
   const engine = new SharedEngine<Handle>(port, store.groupQueues, { ...opts, log: log as unknown as EngineOptions['log'] })
   let members: MemberEvents<Client> = localMembers(engine)
+  const ackTargets: AckTargets<Client> = { issued, remote: remoteAcks, engine, redispatchRejected: opts.redispatchRejected }
 
   // aedes' emitter drops the errors its listeners report. A group-queue write that failed must still fail the
   // publish, so that its publisher gets no PUBACK/PUBREC and sends it again, instead of an acknowledgement for a
@@ -142,31 +141,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     watched.add(client)
     // room in an MQTT 5 member's Receive Maximum: its groups may send it what waits
     receiveWindowOf(client)?.onFreed(() => members.capacity(client))
-    tapAcknowledgements(client, (packet: AckPacket) => {
-      if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec' && packet.cmd !== 'pubcomp') return
-      const id = packet.messageId
-      if (id === undefined || !issued.has(client, id)) return
-      // a delivery made here for a group another node owns is answered to that node
-      const remote = remoteAcks.get(client)?.get(id)
-      if (packet.cmd !== 'pubrec' && remote !== undefined) remoteAcks.get(client)?.delete(id)
-      const ack = (): void => { if (remote !== undefined) remote({ kind: 'ack' }); else engine.ack(client, id) }
-      if (isRejection(packet)) {
-        // MQTT 5: the member refused it; another member gets it (the group's backoff, maxDeliveries), unless
-        // redispatchRejected is off
-        issued.end(client, id)
-        const reasonString = packet.properties?.reasonString
-        const why = `${packet.cmd.toUpperCase()} reason code ${hexCode(packet.reasonCode ?? 0)}${reasonString === undefined ? '' : `, reason string ${JSON.stringify(reasonString)}`} from ${client.id}`
-        if (remote !== undefined) remote({ kind: 'reject', why, redispatch: opts.redispatchRejected })
-        else engine.reject(client, id, why, opts.redispatchRejected)
-      } else if (packet.cmd === 'pubrec') {
-        // Received by the member: a QoS 2 message it has PUBREC'd is never sent to anyone else.
-        issued.received(client, id)
-        ack()
-      } else {
-        if (packet.cmd === 'puback') ack()
-        issued.end(client, id)
-      }
-    })
+    tapAcknowledgements(client, (packet: AckPacket) => { acknowledgeShared(ackTargets, client, packet) })
   }
 
   broker.subscribe = (topic, func, done) => {
@@ -175,7 +150,7 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       return
     }
     const share = parseShare(topic)
-    const client = takeSubscriber(topic, func)
+    const client = pending.take(topic, func)
     let joined: Promise<void> | undefined
     if (client === undefined || !isShareName(share)) {
       log.warn({ topic }, 'shared subscription without a client, ignored')
@@ -217,19 +192,6 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     if (typeof done === 'function') setImmediate(done)
   }
 
-  const takeSubscriber = (topic: string, func: unknown): Client | undefined => {
-    const clients = seen.get(topic)
-    if (clients === undefined) return undefined
-    let found: Client | undefined
-    for (const client of clients) {
-      if (client.closed) clients.delete(client)
-      else if (found === undefined && internals(client).subscriptions[topic]?.func === func) found = client
-    }
-    if (found !== undefined) clients.delete(found)
-    if (clients.size === 0) seen.delete(topic)
-    return found
-  }
-
   // A persistent member's connection is usable once aedes has sent CONNACK and replayed its session's queue.
   broker.on('clientReady', (client: Client) => members.ready(client))
   // Safety net for a connection whose shared subscriptions were replaced (a takeover): its deliveries still move.
@@ -245,26 +207,15 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
     clientLogger(log, client).warn({ topic: sub.topic, reason: parsed.problem }, 'subscription refused')
     return { refuse: 'filter-invalid', detail: parsed.problem }
   }
-  /**
-   * A connection that closes before aedes subscribes what it noted (its subscription record still being written, say)
-   * would otherwise stay in `seen`, and the closed client with it, until the same filter is subscribed again.
-   */
-  const forgetSubscriber = (client: Client): void => {
-    for (const [topic, clients] of seen) {
-      if (clients.delete(client) && clients.size === 0) seen.delete(topic)
-    }
-  }
   /** Last subscribe step: the client whose granted `$share/` filter aedes is about to subscribe. */
   const noteSubscriber: SubscribeStep = (client, sub) => {
     // A repeated SUBSCRIBE with the same QoS changes nothing: aedes does not call broker.subscribe for it.
     if (isShareFilter(sub.topic) && !client.closed && !client.conn.destroyed && internals(client).subscriptions[sub.topic]?.qos !== sub.qos) {
-      let clients = seen.get(sub.topic)
-      if (clients === undefined) seen.set(sub.topic, clients = new Set())
       if (!watchedClose.has(client)) {
         watchedClose.add(client)
-        client.conn.once('close', () => { forgetSubscriber(client) })
+        client.conn.once('close', () => { pending.forget(client) })
       }
-      clients.add(client)
+      pending.note(client, sub.topic)
     }
     return true
   }
@@ -277,12 +228,10 @@ export function createSharedHooks (broker: BrokerInternals, store: SharedStore, 
       watch(client)
       const id = packetIds(client).take() as number
       packet.messageId = id
-      let acks = remoteAcks.get(client)
-      if (acks === undefined) remoteAcks.set(client, acks = new Map())
-      acks.set(id, acked)
+      remoteAcks.expect(client, id, acked)
     }
     deliverTo(client, packet, noop, why => {
-      remoteAcks.get(client)?.delete(packet.messageId as number)
+      remoteAcks.delete(client, packet.messageId as number)
       acked({ kind: 'reject', why, redispatch: true })
     })
     return 'sent'
