@@ -33,11 +33,15 @@ export interface IncomingRecords {
   replicated: () => Promise<void> | undefined
 }
 
-/** Runs `then` once the store's replicas have what was written so far (at once when there is nothing to wait for). */
-function whenReplicated (records: IncomingRecords, then: (err?: Error) => void): void {
+/**
+ * Answers `done` once the store's replicas have what was written so far. With nothing to wait for (no replicas asked
+ * for, the LevelDB store) `done` is answered at once and is the caller's own callback, not a closure made for it:
+ * this runs for every QoS 1/2 publish.
+ */
+function whenReplicated (records: IncomingRecords, done: (err: Error | null) => void): void {
   const waiting = records.replicated()
-  if (waiting === undefined) then()
-  else waiting.then(() => { then() }, (err: Error) => { then(err) })
+  if (waiting === undefined) done(null)
+  else waiting.then(() => { done(null) }, (err: Error) => { done(err) })
 }
 
 /**
@@ -83,7 +87,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           done?.(err)
           return
         }
-        records.incomingWrite(resender, messageId).then(() => { whenReplicated(records, err => done?.(err)) }, (failed: Error) => done?.(failed))
+        records.incomingWrite(resender, messageId).then(() => { whenReplicated(records, err => done?.(err ?? undefined)) }, (failed: Error) => done?.(failed))
       })
       return
     }
@@ -101,7 +105,8 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
     let ofId = storing.get(publisher.id)
     if (ofId === undefined) storing.set(publisher.id, ofId = new Map())
     ofId.set(messageId, outcome)
-    const end = (err: Error | undefined): void => {
+    const end = (failure: Error | null | undefined): void => {
+      const err = failure ?? undefined
       const current = storing.get(publisher.id)
       if (current?.get(messageId) === outcome) current.delete(messageId)
       if (current?.size === 0) storing.delete(publisher.id)
@@ -133,7 +138,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         if (ids === undefined) awaitingRelease.set(client, ids = new Set())
         if (ids.has(packet.messageId)) settle(packet)
         else ids.add(packet.messageId)
-        whenReplicated(records, err => { done(err ?? null) })
+        whenReplicated(records, done)
         return
       }
       if (packet.qos !== 1) {
@@ -146,7 +151,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
           return
         }
         settle(packet)
-        whenReplicated(records, err => { done(err ?? null) })
+        whenReplicated(records, done)
       })
     }
   }
