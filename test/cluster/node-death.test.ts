@@ -1,27 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt, killAllChildren, removeDir, tempDataDir } from '../helpers/cli.js'
+import { describe, expect, it } from 'vitest'
 import { waitFor, sleep } from '../helpers/clients.js'
-import { cliNode, useCluster, FAST } from './support.js'
+import { cliNode, useCliNodes, useCluster, FAST } from './support.js'
 
 const { node, client, redis } = useCluster()
-const dirs: string[] = []
-
-beforeAll(async () => { await ensureBuilt() }, 200_000)
-afterAll(async () => {
-  await killAllChildren()
-  for (const dir of dirs) await removeDir(dir)
-})
+const { newDir } = useCliNodes()
 
 interface ClusterBody { nodeId: string, items: Array<{ nodeId: string, health: string, clients: number, filters?: number, listeners: Array<{ name: string, port: number }> }> }
 
 async function clusterOf (adminUrl: string): Promise<ClusterBody> {
   return await (await fetch(`${adminUrl}/api/cluster`)).json() as ClusterBody
-}
-
-async function newDir (): Promise<string> {
-  const dir = await tempDataDir()
-  dirs.push(dir)
-  return dir
 }
 
 describe('a node killed with kill -9', () => {

@@ -1,23 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt, killAllChildren, removeDir, tempDataDir } from '../helpers/cli.js'
+import { describe, expect, it } from 'vitest'
 import { sleep, waitFor } from '../helpers/clients.js'
 import { silentMember } from '../shared-subscriptions/support.js'
-import { cliNode, counts, ownerHasMembers, prng, useCluster } from './support.js'
+import { cliNode, counts, ownerHasMembers, prng, useCliNodes, useCluster } from './support.js'
 
 const { node, client, redis } = useCluster()
-const dirs: string[] = []
-
-beforeAll(async () => { await ensureBuilt() }, 200_000)
-afterAll(async () => {
-  await killAllChildren()
-  for (const dir of dirs) await removeDir(dir)
-})
-
-async function newDir (): Promise<string> {
-  const dir = await tempDataDir()
-  dirs.push(dir)
-  return dir
-}
+const { newDir } = useCliNodes()
 
 const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i))
 

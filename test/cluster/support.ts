@@ -3,7 +3,7 @@ import type { IClientOptions } from 'mqtt'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, connectV5, endClient, waitFor, type TestClient } from '../helpers/clients.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
-import { startArgs, startCli, type RunningCli } from '../helpers/cli.js'
+import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataDir, type RunningCli } from '../helpers/cli.js'
 
 /** Fast heartbeats, so a dead node is found within a second or two. */
 export const FAST = { 'cluster.heartbeatIntervalMs': 100, 'cluster.nodeTimeoutMs': 600 }
@@ -22,6 +22,26 @@ export async function cliNode (redisUrl: string, nodeId: string, dataDir: string
     CULEX_CLUSTER_NODE_TIMEOUT_MS: String(FAST['cluster.nodeTimeoutMs']),
     ...env
   })
+}
+
+/**
+ * For a file that runs nodes as their own culex processes (cliNode): the build made first; every process it started
+ * killed and every data directory `newDir()` gave removed after the file.
+ */
+export function useCliNodes () {
+  const dirs: string[] = []
+  beforeAll(async () => { await ensureBuilt() }, 200_000)
+  afterAll(async () => {
+    await killAllChildren()
+    for (const dir of dirs) await removeDir(dir)
+  })
+  return {
+    newDir: async (): Promise<string> => {
+      const dir = await tempDataDir()
+      dirs.push(dir)
+      return dir
+    }
+  }
 }
 
 /** Until `from` routes messages on `topic` to the node `to` (it has read to's filter from Redis). */
