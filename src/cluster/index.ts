@@ -13,6 +13,7 @@
  *     share-owners.ts   the groups' registry and owner leases in Redis
  *     share-routes.ts   every group's filter: which inboxes a message goes to
  *     share-inbox.ts    the owner's reader of its groups' inbox streams
+ *     liveness.ts       a PING with a deadline on each connection: a Redis that hangs with its connections open
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster
  */
@@ -21,6 +22,7 @@ import type { Client } from 'aedes'
 import { Redis } from 'ioredis'
 import type { AdminRoute } from '../admin/routes.js'
 import type { Config } from '../config/schema.js'
+import type { CulexStore } from '../store/contract.js'
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics } from '../metrics/index.js'
@@ -30,6 +32,7 @@ import { redisOptions, untilReady } from '../store/redis/connection.js'
 import { clusterRoutes } from './api.js'
 import { createSender, readInbox, type BusCounters } from './bus.js'
 import { LocalFilters } from './filters.js'
+import { probeLiveness } from './liveness.js'
 import { attachCluster, type ClusterStore } from './hooks.js'
 import { clusterKeys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
@@ -47,7 +50,7 @@ export interface ClusterOptions {
    * The store every node shares (the Redis store): the origin node queues a message for every persistent
    * subscriber, and one survivor publishes a dead node's wills.
    */
-  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>>
+  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping'>
   tellTakenOver: (client: Client) => void
   /** This node settled a dead run of a node (its wills published, its sessions disconnected). */
   onRunSettled: (brokerId: string) => Promise<void>
@@ -134,6 +137,23 @@ export function createCluster (opts: ClusterOptions): Cluster {
       log.info({ connection: role }, 'cluster Redis connection back')
     })
   }
+  // A Redis that hangs closes nothing: a PING unanswered in time counts the connection as lost until it answers.
+  // The stream readers wait in XREAD BLOCK and take no PING; the store's connection carries the enqueues.
+  const pingable = (conn: Redis) => () => conn.status === 'ready' ? conn.ping() : undefined
+  const liveness = probeLiveness([
+    { role: 'commands', ping: pingable(redis) },
+    { role: 'subscriber', ping: pingable(sub) },
+    ...(opts.store.ping === undefined ? [] : [{ role: 'store', ping: opts.store.ping.bind(opts.store) }])
+  ], { intervalMs: config.heartbeatIntervalMs, timeoutMs: config.redisPingTimeoutMs }, {
+    hung: (role, why) => {
+      if (closing) return
+      if (!lost.has(role)) log.error({ connection: role, err: why }, 'cluster Redis not answering; waiting for it')
+      lost.set(role, why)
+    },
+    answered: role => {
+      if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
+    }
+  })
 
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId, keys)
@@ -260,6 +280,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     },
     close: async () => {
       closing = true
+      liveness.close()
       const wasStarted = started
       started = false
       clearTimeout(timer)
@@ -277,6 +298,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
       metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
       metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
+      metrics.gauge({ name: 'culex_cluster_redis_connections_down', help: "This node's connections to the cluster's Redis that are lost or do not answer a PING within cluster.redisPingTimeoutMs (/readyz says not ready meanwhile).", collect () { this.set(lost.size) } })
       metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => reconnects)
     },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),

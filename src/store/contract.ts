@@ -96,6 +96,11 @@ export interface CulexStore {
   readonly sharedQueues?: SharedQueues
   /** A shared store: one shared group's durable queue as it is now (the node taking the group over restores it). */
   groupQueueOf?: (shareKey: string) => Promise<StoredGroupMessage[]>
+  /**
+   * A shared store: a PING on its connection, answered after the commands sent before it (a cluster node's liveness
+   * probe, src/cluster/liveness.ts); undefined while that connection is down.
+   */
+  ping?: () => Promise<unknown> | undefined
   /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
   sessionsLeft?: (brokerId: string) => Promise<number>
 }
