@@ -219,7 +219,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   let timer: NodeJS.Timeout | undefined
   const start = (): void => {
     if (settings.maxAgeMs === 0) return
-    timer = setInterval(() => { store.deadLetters.expire().catch(err => log.warn({ err }, 'dead-letter expiry failed')) }, Math.min(settings.maxAgeMs, 60_000))
+    // caught up first: on a cluster, the dead letters other nodes wrote expire here too
+    const expire = async (): Promise<void> => { await store.deadLetters.fresh(); await store.deadLetters.expire() }
+    timer = setInterval(() => { expire().catch(err => log.warn({ err }, 'dead-letter expiry failed')) }, Math.min(settings.maxAgeMs, 60_000))
     timer.unref()
   }
 

@@ -14,7 +14,7 @@ export type GroupQueues = Pick<GroupQueueStore, 'count' | 'takeLoaded' | 'add' |
 
 /** The dead-letter log, as src/dead-letter, the CLI and the admin API use it. */
 export type DeadLetterLog = Pick<DeadLetterStore,
-'count' | 'bytes' | 'evicted' | 'configure' | 'idle' | 'add' | 'retry' | 'list' | 'get' | 'payload' | 'remove' | 'expire'>
+'count' | 'bytes' | 'evicted' | 'configure' | 'idle' | 'add' | 'retry' | 'list' | 'get' | 'payload' | 'remove' | 'expire' | 'fresh'>
 
 /**
  * What the broker, the CLI and the features use of the store: the aedes-persistence 11 interface plus Culex's own
