@@ -13,7 +13,7 @@
  *     share-owners.ts   the groups' registry and owner leases in Redis
  *     share-routes.ts   every group's filter: which inboxes a message goes to
  *     share-inbox.ts    the owner's reader of its groups' inbox streams
- *     liveness.ts       a PING with a deadline on each connection: a Redis that hangs with its connections open
+ *     connection-health.ts  the node's connections to Redis lost, back, or not answering (liveness.ts: a PING with a deadline)
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster
  */
@@ -32,7 +32,7 @@ import { redisOptions, untilReady } from '../store/redis/connection.js'
 import { clusterRoutes } from './api.js'
 import { createSender, readInbox, type BusCounters } from './bus.js'
 import { LocalFilters } from './filters.js'
-import { probeLiveness } from './liveness.js'
+import { watchConnections } from './connection-health.js'
 import { attachCluster, type ClusterStore } from './hooks.js'
 import { clusterKeys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
@@ -117,43 +117,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const reader = connect('reader')
   const groupReader = connect('groups')
   const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
-  // Connections to Redis that are down, with why: a line when one is lost and when it is back, not per attempt
-  // (ioredis retries on its own); /readyz says not ready meanwhile.
-  const lost = new Map<string, string>()
-  const reconnects = { commands: 0, subscriber: 0, reader: 0, groups: 0 }
-  let closing = false
-  for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader], ['groups', groupReader]] as const) {
-    const noteLost = (why: string): void => {
-      if (closing) return
-      if (!lost.has(role)) log.warn({ err: why, connection: role }, 'cluster Redis connection lost; retrying')
-      lost.set(role, why)
-    }
-    conn.on('error', (err: Error) => { noteLost(err.message) })
-    conn.on('close', () => { noteLost('connection closed') })
-    conn.on('ready', () => {
-      if (!lost.delete(role)) return
-      reconnects[role]++
-      counters.reconnects++
-      log.info({ connection: role }, 'cluster Redis connection back')
-    })
-  }
-  // A Redis that hangs closes nothing: a PING unanswered in time counts the connection as lost until it answers.
-  // The stream readers wait in XREAD BLOCK and take no PING; the store's connection carries the enqueues.
-  const pingable = (conn: Redis) => () => conn.status === 'ready' ? conn.ping() : undefined
-  const liveness = probeLiveness([
-    { role: 'commands', ping: pingable(redis) },
-    { role: 'subscriber', ping: pingable(sub) },
-    ...(opts.store.ping === undefined ? [] : [{ role: 'store', ping: opts.store.ping.bind(opts.store) }])
-  ], { intervalMs: config.heartbeatIntervalMs, timeoutMs: config.redisPingTimeoutMs }, {
-    hung: (role, why) => {
-      if (closing) return
-      if (!lost.has(role)) log.error({ connection: role, err: why }, 'cluster Redis not answering; waiting for it')
-      lost.set(role, why)
-    },
-    answered: role => {
-      if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
-    }
-  })
+  const health = watchConnections({ commands: redis, subscriber: sub, reader, groups: groupReader }, opts.store.ping?.bind(opts.store),
+    { intervalMs: config.heartbeatIntervalMs, pingTimeoutMs: config.redisPingTimeoutMs }, () => { counters.reconnects++ }, log)
 
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId, keys)
@@ -279,8 +244,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
     },
     close: async () => {
-      closing = true
-      liveness.close()
+      health.close()
       const wasStarted = started
       started = false
       clearTimeout(timer)
@@ -298,15 +262,12 @@ export function createCluster (opts: ClusterOptions): Cluster {
       metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
       metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
       metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
-      metrics.gauge({ name: 'culex_cluster_redis_connections_down', help: "This node's connections to the cluster's Redis that are lost or do not answer a PING within cluster.redisPingTimeoutMs (/readyz says not ready meanwhile).", collect () { this.set(lost.size) } })
-      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => reconnects)
+      metrics.gauge({ name: 'culex_cluster_redis_connections_down', help: "This node's connections to the cluster's Redis that are lost or do not answer a PING within cluster.redisPingTimeoutMs (/readyz says not ready meanwhile).", collect () { this.set(health.down()) } })
+      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => health.reconnects)
     },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),
     nodes: () => membership.nodes(),
-    problem: () => {
-      if (closing || lost.size === 0) return undefined
-      return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
-    },
+    problem: health.problem,
     routesTo: (id, topic) => table.nodesFor(topic).has(id),
     shareGroups: <C extends object>(local: SharedLocal<C>): SharedCluster<C> => {
       const created = createSharedGroups<C>({
