@@ -13,6 +13,7 @@
  *     share-owners.ts   the groups' registry and owner leases in Redis
  *     share-routes.ts   every group's filter: which inboxes a message goes to
  *     share-inbox.ts    the owner's reader of its groups' inbox streams
+ *     share-views.ts    every group as GET /api/shared shows it, from its owner
  *     connection-health.ts  the node's connections to Redis lost, back, or not answering (liveness.ts: a PING with a deadline)
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster
@@ -39,6 +40,7 @@ import { createMembership, type NodeView } from './membership.js'
 import { RouteTable } from './route-table.js'
 import { readShareInboxes } from './share-inbox.js'
 import { createShareOwners } from './share-owners.js'
+import { createShareViews } from './share-views.js'
 import { ShareRoutes } from './share-routes.js'
 import { createSharedGroups, type SharedGroups } from './shared-groups.js'
 import type { SharedCluster, SharedLocal } from '../shared-subscriptions/cluster-port.js'
@@ -139,6 +141,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   }
   const shareRoutes = new ShareRoutes()
   const shareOwners = createShareOwners(redis, keys, `${nodeId}\n${broker.id}`, config.nodeTimeoutMs)
+  const shareViews = createShareViews(redis, { key: keys.shareViews, nodeId, ttlMs: config.nodeTimeoutMs, others: () => [...others()].filter(id => id !== nodeId) })
   const sendToGroup = createSender(redis, keys.shareInbox, counters, config.busMaxLenMessages, true)
   let groups: SharedGroups | undefined
   let inboxes: ReturnType<typeof readShareInboxes> | undefined
@@ -198,6 +201,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
     await groups?.beat(new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId)))
+    if (groups !== undefined) await shareViews.publish(groups.ownedViews())
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
       const sessions = await store.sessionsLeft(brokerId)
@@ -251,7 +255,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       inbox?.close()
       inboxes?.close()
       await groups?.close().catch((err: unknown) => log.warn({ err }, 'shared groups not given up'))
-      if (wasStarted) await membership.leave().catch((err: unknown) => log.warn({ err }, 'cluster node could not deregister'))
+      if (wasStarted) await Promise.all([membership.leave(), shareViews.forget()]).catch((err: unknown) => log.warn({ err }, 'cluster node could not deregister'))
       sub.disconnect()
       reader.disconnect()
       groupReader.disconnect()
@@ -280,6 +284,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
         wake: () => inboxes?.wake(),
         inboxOf: keys.shareInbox,
         graceMs: 2 * config.nodeTimeoutMs,
+        views: shareViews.all,
         log
       }, local)
       groups = created as unknown as SharedGroups
