@@ -75,6 +75,8 @@ export interface Cluster {
   problem: () => string | undefined
   /** Whether the other node's filter is known here (a message published here now reaches it). */
   routesTo: (nodeId: string, topic: string) => boolean
+  /** Whether a message published here goes to another node or to a shared group's inbox. */
+  subscribedElsewhere: (topic: string) => boolean
   /** Shared subscriptions across the nodes: the member events and remote deliveries of the shared hooks; before start(). */
   shareGroups: <C extends object>(local: SharedLocal<C>) => SharedCluster<C>
   /** The node owning a shared group (`<group>/<filter>`) as this node knows it, and whether it is known at all. */
@@ -273,6 +275,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     nodes: () => membership.nodes(),
     problem: health.problem,
     routesTo: (id, topic) => table.nodesFor(topic).has(id),
+    subscribedElsewhere: topic => table.nodesFor(topic).size > 0 || shareRoutes.match(topic).size > 0,
     shareGroups: <C extends object>(local: SharedLocal<C>): SharedCluster<C> => {
       const created = createSharedGroups<C>({
         nodeId,

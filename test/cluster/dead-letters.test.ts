@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import type { TestBroker } from '../helpers/broker.js'
 import { ensureBuilt, runCli } from '../helpers/cli.js'
 import { waitFor } from '../helpers/clients.js'
-import { useCluster } from './support.js'
+import { groupKnown, useCluster, waitForRoute } from './support.js'
 
 interface Listed { total: number, items: Array<{ id: string, topic: string, reason: string }> }
 
@@ -58,5 +58,26 @@ describe('dead letters across nodes', () => {
     expect(await topics(a)).toEqual(['orphan/4'])
     const metrics = await (await fetch(`${a.adminUrl}/metrics`)).text()
     expect(metrics).toMatch(/^culex_dead_letters_stored 1$/m)
+  })
+
+  it('deadLetter.noSubscribers counts the subscribers and shared groups on the other nodes', async () => {
+    const settings = { 'deadLetter.noSubscribers': true }
+    const a = await cluster.node('a', settings)
+    const b = await cluster.node('b', settings)
+    // the log of the test before, in the same Redis
+    await fetch(`${a.adminUrl}/api/dead-letters?all=true`, { method: 'DELETE' })
+    const sub = await cluster.client(a.mqttUrl, { clientId: 'sub' })
+    await sub.subscribeAsync('live/#', { qos: 1 })
+    const worker = await cluster.client(a.mqttUrl, { clientId: 'worker' })
+    await worker.subscribeAsync('$share/g/jobs/#', { qos: 1 })
+    await waitForRoute(b, a, 'live/1')
+    await groupKnown(b, [a], 'g/jobs/#', 'jobs/1')
+    const pub = await cluster.client(b.mqttUrl, { clientId: 'pub' })
+    await pub.publishAsync('live/1', 'to a', { qos: 1 })
+    await pub.publishAsync('jobs/1', 'to the group', { qos: 1 })
+    await pub.publishAsync('nobody/1', 'to nobody', { qos: 1 })
+    await waitFor(async () => (await listed(b)).total > 0, 'the dead letter of nobody/1')
+    expect(await topics(b)).toEqual(['nobody/1'])
+    await waitFor(() => sub.received.length === 1 && worker.received.length === 1, 'both delivered on node a')
   })
 })
