@@ -84,7 +84,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     log: log.child({ component: 'dead-letter' }),
     mayPublishAs: auth.mayPublishAs,
     // an MQTT 5 publisher's PUBACK/PUBREC says 0x10 (No matching subscribers)
-    onNoSubscribers: (client, packet) => { protocol.noteNoSubscribers(client, packet) }
+    onNoSubscribers: (client, packet) => { protocol.noteNoSubscribers(client, packet) },
+    subscribedElsewhere: topic => cluster?.subscribedElsewhere(topic) === true
   })
   const limits = createLimitHooks(aedes, config, log, deadLetter.onSlowConsumer)
   const protocol = createProtocolHooks(broker, store, log, {

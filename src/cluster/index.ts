@@ -13,6 +13,8 @@
  *     share-owners.ts   the groups' registry and owner leases in Redis
  *     share-routes.ts   every group's filter: which inboxes a message goes to
  *     share-inbox.ts    the owner's reader of its groups' inbox streams
+ *     share-views.ts    every group as GET /api/shared shows it, from its owner
+ *     connection-health.ts  the node's connections to Redis lost, back, or not answering (liveness.ts: a PING with a deadline)
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster
  */
@@ -21,6 +23,7 @@ import type { Client } from 'aedes'
 import { Redis } from 'ioredis'
 import type { AdminRoute } from '../admin/routes.js'
 import type { Config } from '../config/schema.js'
+import type { CulexStore } from '../store/contract.js'
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics } from '../metrics/index.js'
@@ -30,12 +33,14 @@ import { redisOptions, untilReady } from '../store/redis/connection.js'
 import { clusterRoutes } from './api.js'
 import { createSender, readInbox, type BusCounters } from './bus.js'
 import { LocalFilters } from './filters.js'
+import { watchConnections } from './connection-health.js'
 import { attachCluster, type ClusterStore } from './hooks.js'
 import { clusterKeys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
 import { RouteTable } from './route-table.js'
 import { readShareInboxes } from './share-inbox.js'
 import { createShareOwners } from './share-owners.js'
+import { createShareViews } from './share-views.js'
 import { ShareRoutes } from './share-routes.js'
 import { createSharedGroups, type SharedGroups } from './shared-groups.js'
 import type { SharedCluster, SharedLocal } from '../shared-subscriptions/cluster-port.js'
@@ -47,7 +52,7 @@ export interface ClusterOptions {
    * The store every node shares (the Redis store): the origin node queues a message for every persistent
    * subscriber, and one survivor publishes a dead node's wills.
    */
-  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>>
+  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping'>
   tellTakenOver: (client: Client) => void
   /** This node settled a dead run of a node (its wills published, its sessions disconnected). */
   onRunSettled: (brokerId: string) => Promise<void>
@@ -70,6 +75,8 @@ export interface Cluster {
   problem: () => string | undefined
   /** Whether the other node's filter is known here (a message published here now reaches it). */
   routesTo: (nodeId: string, topic: string) => boolean
+  /** Whether a message published here goes to another node or to a shared group's inbox. */
+  subscribedElsewhere: (topic: string) => boolean
   /** Shared subscriptions across the nodes: the member events and remote deliveries of the shared hooks; before start(). */
   shareGroups: <C extends object>(local: SharedLocal<C>) => SharedCluster<C>
   /** The node owning a shared group (`<group>/<filter>`) as this node knows it, and whether it is known at all. */
@@ -114,26 +121,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const reader = connect('reader')
   const groupReader = connect('groups')
   const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
-  // Connections to Redis that are down, with why: a line when one is lost and when it is back, not per attempt
-  // (ioredis retries on its own); /readyz says not ready meanwhile.
-  const lost = new Map<string, string>()
-  const reconnects = { commands: 0, subscriber: 0, reader: 0, groups: 0 }
-  let closing = false
-  for (const [role, conn] of [['commands', redis], ['subscriber', sub], ['reader', reader], ['groups', groupReader]] as const) {
-    const noteLost = (why: string): void => {
-      if (closing) return
-      if (!lost.has(role)) log.warn({ err: why, connection: role }, 'cluster Redis connection lost; retrying')
-      lost.set(role, why)
-    }
-    conn.on('error', (err: Error) => { noteLost(err.message) })
-    conn.on('close', () => { noteLost('connection closed') })
-    conn.on('ready', () => {
-      if (!lost.delete(role)) return
-      reconnects[role]++
-      counters.reconnects++
-      log.info({ connection: role }, 'cluster Redis connection back')
-    })
-  }
+  const health = watchConnections({ commands: redis, subscriber: sub, reader, groups: groupReader }, opts.store.ping?.bind(opts.store),
+    { intervalMs: config.heartbeatIntervalMs, pingTimeoutMs: config.redisPingTimeoutMs }, () => { counters.reconnects++ }, log)
 
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId, keys)
@@ -154,6 +143,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   }
   const shareRoutes = new ShareRoutes()
   const shareOwners = createShareOwners(redis, keys, `${nodeId}\n${broker.id}`, config.nodeTimeoutMs)
+  const shareViews = createShareViews(redis, { key: keys.shareViews, nodeId, ttlMs: config.nodeTimeoutMs, others: () => [...others()].filter(id => id !== nodeId) })
   const sendToGroup = createSender(redis, keys.shareInbox, counters, config.busMaxLenMessages, true)
   let groups: SharedGroups | undefined
   let inboxes: ReturnType<typeof readShareInboxes> | undefined
@@ -213,6 +203,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
     await groups?.beat(new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId)))
+    if (groups !== undefined) await shareViews.publish(groups.ownedViews())
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
       const sessions = await store.sessionsLeft(brokerId)
@@ -259,14 +250,14 @@ export function createCluster (opts: ClusterOptions): Cluster {
       log.info({ nodeId, brokerId: broker.id, nodes: membership.nodes().filter(n => n.alive).length }, 'cluster node joined')
     },
     close: async () => {
-      closing = true
+      health.close()
       const wasStarted = started
       started = false
       clearTimeout(timer)
       inbox?.close()
       inboxes?.close()
       await groups?.close().catch((err: unknown) => log.warn({ err }, 'shared groups not given up'))
-      if (wasStarted) await membership.leave().catch((err: unknown) => log.warn({ err }, 'cluster node could not deregister'))
+      if (wasStarted) await Promise.all([membership.leave(), shareViews.forget()]).catch((err: unknown) => log.warn({ err }, 'cluster node could not deregister'))
       sub.disconnect()
       reader.disconnect()
       groupReader.disconnect()
@@ -277,15 +268,14 @@ export function createCluster (opts: ClusterOptions): Cluster {
       metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
       metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
       metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
-      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => reconnects)
+      metrics.gauge({ name: 'culex_cluster_redis_connections_down', help: "This node's connections to the cluster's Redis that are lost or do not answer a PING within cluster.redisPingTimeoutMs (/readyz says not ready meanwhile).", collect () { this.set(health.down()) } })
+      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => health.reconnects)
     },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),
     nodes: () => membership.nodes(),
-    problem: () => {
-      if (closing || lost.size === 0) return undefined
-      return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
-    },
+    problem: health.problem,
     routesTo: (id, topic) => table.nodesFor(topic).has(id),
+    subscribedElsewhere: topic => table.nodesFor(topic).size > 0 || shareRoutes.match(topic).size > 0,
     shareGroups: <C extends object>(local: SharedLocal<C>): SharedCluster<C> => {
       const created = createSharedGroups<C>({
         nodeId,
@@ -297,6 +287,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
         wake: () => inboxes?.wake(),
         inboxOf: keys.shareInbox,
         graceMs: 2 * config.nodeTimeoutMs,
+        views: shareViews.all,
         log
       }, local)
       groups = created as unknown as SharedGroups

@@ -31,7 +31,9 @@ export function clusterKeys (keyPrefix: string) {
     /** Lease: the node that owns the group (runs its engine), renewed by its heartbeat. */
     shareOwner: (key: string) => `${PREFIX}share-owner:${key}`,
     /** Stream: the group's messages as published on any node, until its owner has taken them in. */
-    shareInbox: (key: string) => `${PREFIX}share-inbox:${key}`
+    shareInbox: (key: string) => `${PREFIX}share-inbox:${key}`,
+    /** String: JSON of the groups a node owns as GET /api/shared shows them, written with its heartbeats (share-views.ts). */
+    shareViews: (nodeId: string) => `${PREFIX}share-views:${nodeId}`
   }
 }
 

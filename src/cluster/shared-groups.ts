@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js'
 import type { DeliveryPacket } from '../protocol/aedes-internals.js'
-import type { MemberEvents, MemberInput, SharedCluster, SharedLocal } from '../shared-subscriptions/cluster-port.js'
+import { RemoteMember, type MemberEvents, type MemberInput, type SharedCluster, type SharedLocal } from '../shared-subscriptions/cluster-port.js'
+import type { GroupView } from '../shared-subscriptions/engine.js'
 import type { ShareName } from '../shared-subscriptions/share-name.js'
 import type { IncomingMessage, OutPacket } from '../shared-subscriptions/types.js'
 import { encodeShareNote, type ShareNote } from './codec.js'
@@ -27,6 +28,8 @@ export interface SharedGroupsDeps {
   inboxOf: (key: string) => string
   /** How long a group taken over waits for a member before it is given up. */
   graceMs: number
+  /** Every group of the cluster, given those owned here (share-views.ts). */
+  views: (owned: GroupView[]) => Promise<GroupView[]>
   log: Logger
 }
 
@@ -194,6 +197,9 @@ export function createSharedGroups<C extends object> (deps: SharedGroupsDeps, lo
     }
   }
 
+  /** The groups owned here, each member with the node it is connected to. */
+  const ownedViews = (): GroupView[] =>
+    engine.view(h => h instanceof RemoteMember ? h.nodeId : nodeId).map(v => ({ ...v, owner: nodeId }))
   const cluster: SharedCluster<C> = {
     members,
     // the member's node knows its packet identifiers and ACL; its Receive Maximum the owner keeps to itself
@@ -203,12 +209,14 @@ export function createSharedGroups<C extends object> (deps: SharedGroupsDeps, lo
       const { messageId, ...rest } = packet
       note(member.nodeId, { from: nodeId, t: 'deliver', conn: member.conn, packet: { ...rest, messageId: messageId ?? 0 } })
     },
-    removed: key => { groups.removed(key) }
+    removed: key => { groups.removed(key) },
+    views: async () => await deps.views(ownedViews())
   }
 
   return {
     cluster,
     receive,
+    ownedViews,
     /** A message of an owned group's inbox. */
     take: async (key: string, packet: DeliveryPacket): Promise<void> => {
       // a node that stops leaves what it has not taken in to the next owner

@@ -33,6 +33,8 @@ export interface DeadLetterHooksDeps {
   mayPublishAs: (who: { username?: string, clientId: string }, topic: string) => boolean
   /** An accepted publish the noSubscribers check found no subscriber for (an MQTT 5 publisher is told 0x10). */
   onNoSubscribers?: (client: Client | null, packet: PublishPacket) => void
+  /** Cluster mode: whether another node has a subscriber for the topic, or a shared group matches it anywhere. */
+  subscribedElsewhere?: (topic: string) => boolean
 }
 
 const storeDetail: Record<DropEvent['reason'], string> = {
@@ -59,7 +61,7 @@ const sharedDetail: Record<SharedDeadLetter['reason'], string> = {
  * the authenticate wrapper that records refused wills, the store and shared-subscription feeds, and the publish
  * of envelopes and replays (src/broker.ts wires them).
  */
-export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs, onNoSubscribers }: DeadLetterHooksDeps) {
+export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs, onNoSubscribers, subscribedElsewhere }: DeadLetterHooksDeps) {
   const settings = config.deadLetter
   const enabled = settings.enabled
   let closed = false
@@ -76,6 +78,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   const hasSubscribers = async (topic: string): Promise<boolean> => {
     const matcher = (aedes as unknown as { mq?: { _matcher?: { match: (t: string) => unknown[] } } }).mq?._matcher
     if (matcher !== undefined && matcher.match(topic).length > 0) return true
+    if (subscribedElsewhere?.(topic) === true) return true
     // With sessions.queueQos0 a QoS 1/2 publish is also queued for an offline session's QoS 0 filter.
     return (await store.subscriptionsByTopic(topic)).length > 0 || store.subscriptionsAtQos0(topic, 1).length > 0
   }
@@ -219,7 +222,9 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
   let timer: NodeJS.Timeout | undefined
   const start = (): void => {
     if (settings.maxAgeMs === 0) return
-    timer = setInterval(() => { store.deadLetters.expire().catch(err => log.warn({ err }, 'dead-letter expiry failed')) }, Math.min(settings.maxAgeMs, 60_000))
+    // caught up first: on a cluster, the dead letters other nodes wrote expire here too
+    const expire = async (): Promise<void> => { await store.deadLetters.fresh(); await store.deadLetters.expire() }
+    timer = setInterval(() => { expire().catch(err => log.warn({ err }, 'dead-letter expiry failed')) }, Math.min(settings.maxAgeMs, 60_000))
     timer.unref()
   }
 

@@ -60,9 +60,9 @@ export function deadLetterRoutes (service: DeadLetters, evicted: () => number): 
       method: 'GET',
       path: '/api/dead-letters',
       feature,
-      handler: ({ res, query }) => {
+      handler: async ({ res, query }) => {
         // Newest first: what an operator looks at.
-        const all = service.list(filtersOf(query)).reverse().map(row)
+        const all = (await service.list(filtersOf(query))).reverse().map(row)
         sendJson(res, 200, {
           ...paginate(all, query),
           counts: { ...service.counts },
@@ -123,7 +123,7 @@ export function deadLetterRoutes (service: DeadLetters, evicted: () => number): 
       handler: async ({ res, query }) => {
         const f = filtersOf(query)
         requireScope(query, f)
-        const removed = await service.purge(service.list(f).map(e => e.id))
+        const removed = await service.purge((await service.list(f)).map(e => e.id))
         sendJson(res, 200, { removed: removed.length })
       }
     }

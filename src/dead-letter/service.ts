@@ -130,11 +130,17 @@ export class DeadLetters {
     return added.kept ? added.entry : undefined
   }
 
-  list (f: Filters = {}): StoredDeadLetter[] {
+  /**
+   * The dead letters as the store has them now: on a cluster every node's, with what other nodes (or `culex dlq
+   * --redis-url`) removed gone. Each of the reads and changes below starts from such a refresh.
+   */
+  async list (f: Filters = {}): Promise<StoredDeadLetter[]> {
+    await this.#p.store.fresh()
     return this.#p.store.list(e => matchesFilters(e, f))
   }
 
   async show (id: string): Promise<Envelope | undefined> {
+    await this.#p.store.fresh()
     const entry = this.#p.store.get(id)
     if (entry === undefined) return undefined
     const payload = await this.#p.store.payload(id)
@@ -157,6 +163,7 @@ export class DeadLetters {
   }
 
   async #replay (id: string): Promise<ReplayResult | undefined> {
+    await this.#p.store.fresh()
     const entry = this.#p.store.get(id)
     if (entry === undefined) return undefined
     const payload = await this.#p.store.payload(id)
@@ -194,7 +201,7 @@ export class DeadLetters {
 
   async replayAll (f: Filters): Promise<ReplayResult[]> {
     const results: ReplayResult[] = []
-    for (const entry of this.list(f)) {
+    for (const entry of await this.list(f)) {
       const r = await this.replay(entry.id)
       if (r !== undefined) results.push(r)
     }
@@ -202,6 +209,7 @@ export class DeadLetters {
   }
 
   async purge (ids: string[]): Promise<string[]> {
+    await this.#p.store.fresh()
     return await this.#p.store.remove(ids)
   }
 

@@ -48,6 +48,11 @@ export interface BrokerMetrics {
  */
 const OVERVIEW_MIN_TTL_MS = 250
 const OVERVIEW_TTL_FACTOR = 20
+/**
+ * How long a scrape waits for a sessions overview before it shows the last one: a store that does not answer (a
+ * cluster's Redis away or hung) must not take /metrics, /api/stats and $SYS down with it.
+ */
+const OVERVIEW_WAIT_MS = 1000
 
 export function createMetrics (opts: { aedes: Aedes, store: MetricsStore, version: string }): BrokerMetrics {
   const { aedes, store } = opts
@@ -56,21 +61,35 @@ export function createMetrics (opts: { aedes: Aedes, store: MetricsStore, versio
 
   let cached: { at: number, overview: Promise<SessionsOverview> } | undefined
   let ttl = OVERVIEW_MIN_TTL_MS
+  let last: SessionsOverview | undefined
   const overview = async (): Promise<SessionsOverview> => {
     if (cached === undefined || Date.now() - cached.at > ttl) {
       const at = Date.now()
       const walk = sessionsOverview(store, id => clientsOf(aedes)[id] !== undefined)
       cached = { at, overview: walk }
-      walk.then(() => { ttl = Math.max(OVERVIEW_MIN_TTL_MS, (Date.now() - at) * OVERVIEW_TTL_FACTOR) }, () => { cached = undefined })
+      walk.then((o) => {
+        last = o
+        ttl = Math.max(OVERVIEW_MIN_TTL_MS, (Date.now() - at) * OVERVIEW_TTL_FACTOR)
+      }, () => { cached = undefined })
     }
     return await cached.overview
+  }
+  const countedOnly = (): SessionsOverview => ({ persistent: store.stats().sessions, offline: 0, deepest: [], oldestQueuedAt: undefined })
+  const timelyOverview = async (): Promise<SessionsOverview> => {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<SessionsOverview>(resolve => { timer = setTimeout(() => { resolve(last ?? countedOnly()) }, OVERVIEW_WAIT_MS) })
+    try {
+      return await Promise.race([overview(), late])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   // The state of the latest render(); read synchronously by the collect functions while the registry renders.
   let scrape: ScrapeState | undefined
   const registry = createRegistry(totals, () => {
     if (scrape !== undefined) return scrape
-    const o: SessionsOverview = { persistent: store.stats().sessions, offline: 0, deepest: [], oldestQueuedAt: undefined }
+    const o = countedOnly()
     const clean = Object.values(clientsOf(aedes)).reduce((n, c) => n + cleanSubscriptionsOf(c), 0)
     return { overview: o, snapshot: takeSnapshot(totals, aedes, store, o, clean) }
   }, { version: opts.version, brokerId: aedes.id })
@@ -88,10 +107,10 @@ export function createMetrics (opts: { aedes: Aedes, store: MetricsStore, versio
       tapConnection(stream, listener)
       handle(stream, req)
     },
-    snapshot: async () => takeSnapshot(totals, aedes, store, await overview(), await liveCleanSubscriptions(aedes)),
+    snapshot: async () => takeSnapshot(totals, aedes, store, await timelyOverview(), await liveCleanSubscriptions(aedes)),
     overview,
     render: async () => {
-      const o = await overview()
+      const o = await timelyOverview()
       scrape = { overview: o, snapshot: takeSnapshot(totals, aedes, store, o, await liveCleanSubscriptions(aedes)) }
       return await registry.metrics()
     },

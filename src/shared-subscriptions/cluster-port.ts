@@ -1,5 +1,5 @@
 import type { StoredGroupMessage } from '../store/group-queue.js'
-import type { SharedEngine } from './engine.js'
+import type { GroupView, SharedEngine } from './engine.js'
 import type { ShareName } from './share-name.js'
 import type { OutPacket } from './types.js'
 
@@ -89,4 +89,6 @@ export interface SharedCluster<C> {
   send: (member: RemoteMember, packet: OutPacket) => void
   /** The owner's engine removed the group (its last member left). */
   removed: (key: string) => void
+  /** Every group of the cluster: those owned here as they are, the others as their owners last published them. */
+  views: () => Promise<GroupView[]>
 }

@@ -12,7 +12,10 @@ export interface GroupView {
   filter: string
   strategy: string
   durable: boolean
-  members: Array<{ clientId: string, online: boolean, persistent: boolean, qos: number, inflight: number }>
+  /** Cluster mode: the node that owns the group (runs this engine for it). */
+  owner?: string
+  /** `node`, in cluster mode: the node a connected member is connected to. */
+  members: Array<{ clientId: string, online: boolean, persistent: boolean, qos: number, inflight: number, node?: string }>
   queued: number
   queuedBytes: number
   inflight: number
@@ -196,7 +199,8 @@ export class SharedEngine<H> {
     return this.#dispatcher.closed
   }
 
-  view (): GroupView[] {
+  /** `nodeOf`: the node of a connected member's connection (cluster mode). */
+  view (nodeOf?: (handle: H) => string): GroupView[] {
     const now = (this.opts.now ?? Date.now)()
     const oldest = this.#dispatcher.deliveries.oldestByGroup()
     return [...this.#groups.values()].map(g => ({
@@ -210,7 +214,8 @@ export class SharedEngine<H> {
         online: m.ready && m.handle !== undefined,
         persistent: m.persistent,
         qos: m.qos,
-        inflight: this.inflightOf(m.handle)
+        inflight: this.inflightOf(m.handle),
+        ...(nodeOf === undefined || m.handle === undefined ? {} : { node: nodeOf(m.handle) })
       })),
       queued: g.waiting,
       queuedBytes: g.waitingBytes,

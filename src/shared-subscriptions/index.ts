@@ -55,13 +55,15 @@ export function createSharedSubscriptions (deps: SharedDeps) {
   }, deps.log)
   const engine = hooks.engine
   const view = () => engine.view()
+  /** Cluster mode: every group of the cluster, wherever it is owned (the metrics stay with the owner's). */
+  let clusterViews: (() => Promise<GroupView[]>) | undefined
 
   const routes: AdminRoute[] = [{
     method: 'GET',
     path: '/api/shared',
     feature: 'shared',
     // `items` is what the console's feature panel renders, one row per group.
-    handler: ({ res }) => sendJson(res, 200, { items: view(), totals: { ...engine.totals } })
+    handler: async ({ res }) => sendJson(res, 200, { items: clusterViews === undefined ? view() : await clusterViews(), totals: { ...engine.totals } })
   }]
 
   const registerMetrics = (metrics: BrokerMetrics): void => {
@@ -120,7 +122,11 @@ export function createSharedSubscriptions (deps: SharedDeps) {
 
   return {
     /** Cluster mode: each group runs on the node owning it (src/cluster/shared-groups.ts). */
-    useCluster: (cluster: ClusterShareGroups): void => { hooks.useCluster(cluster(hooks.local)) },
+    useCluster: (cluster: ClusterShareGroups): void => {
+      const shared = cluster(hooks.local)
+      hooks.useCluster(shared)
+      clusterViews = shared.views
+    },
     checkShareName: hooks.checkShareName,
     noteSubscriber: hooks.noteSubscriber,
     start: hooks.start,

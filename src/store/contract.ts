@@ -14,7 +14,7 @@ export type GroupQueues = Pick<GroupQueueStore, 'count' | 'takeLoaded' | 'add' |
 
 /** The dead-letter log, as src/dead-letter, the CLI and the admin API use it. */
 export type DeadLetterLog = Pick<DeadLetterStore,
-'count' | 'bytes' | 'evicted' | 'configure' | 'idle' | 'add' | 'retry' | 'list' | 'get' | 'payload' | 'remove' | 'expire'>
+'count' | 'bytes' | 'evicted' | 'configure' | 'idle' | 'add' | 'retry' | 'list' | 'get' | 'payload' | 'remove' | 'expire' | 'fresh'>
 
 /**
  * What the broker, the CLI and the features use of the store: the aedes-persistence 11 interface plus Culex's own
@@ -96,6 +96,11 @@ export interface CulexStore {
   readonly sharedQueues?: SharedQueues
   /** A shared store: one shared group's durable queue as it is now (the node taking the group over restores it). */
   groupQueueOf?: (shareKey: string) => Promise<StoredGroupMessage[]>
+  /**
+   * A shared store: a PING on its connection, answered after the commands sent before it (a cluster node's liveness
+   * probe, src/cluster/liveness.ts); undefined while that connection is down.
+   */
+  ping?: () => Promise<unknown> | undefined
   /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
   sessionsLeft?: (brokerId: string) => Promise<number>
 }

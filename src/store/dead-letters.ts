@@ -50,6 +50,11 @@ export interface DeadLetterStoreDeps {
    * writers that take an id in the same microsecond never take the same one.
    */
   ids?: { step: number, offset: number }
+  /**
+   * Several writers of one log: brings the index up to what the others changed (through `load`, `forget` and
+   * `reset`); `fresh` runs it. Without it the index is the truth (one node).
+   */
+  refresh?: () => Promise<void>
 }
 
 /** Freed payload bytes that start a compaction of the log: a quarter of maxBytes, at least 1 MiB; 16 MiB without maxBytes. */
@@ -103,7 +108,12 @@ export class DeadLetterStore {
     await this.#deps.compactor?.idle()
   }
 
-  /** Indexes one record at open (keys arrive in key order). */
+  /** Before a read that must see every writer's dead letters (the admin API): the index caught up with them. */
+  async fresh (): Promise<void> {
+    await this.#deps.refresh?.()
+  }
+
+  /** Indexes one record, at open (keys arrive in key order) or as another writer wrote it (replacing the entry). */
   load (seq: number, head: DecodedHead): void {
     const f = head.fields
     const entry: StoredDeadLetter = {
@@ -123,8 +133,22 @@ export class DeadLetterStore {
     }
     if (Array.isArray(f.attemptTimes)) entry.attemptTimes = f.attemptTimes.filter((t): t is number => typeof t === 'number')
     if (f.properties !== null && typeof f.properties === 'object') entry.properties = f.properties as Record<string, unknown>
+    const before = this.#index.get(entry.id)
+    if (before !== undefined) this.#delete(before)
     this.#set(entry)
     if (seq > this.#seq) this.#seq = seq
+  }
+
+  /** Another writer removed it (purged, replayed or evicted it): out of the index, nothing written. */
+  forget (id: string): void {
+    const entry = this.#index.get(id)
+    if (entry !== undefined) this.#delete(entry)
+  }
+
+  /** Empties the index before a reload of every record. */
+  reset (): void {
+    this.#index.clear()
+    this.#bytes = 0
   }
 
   /** After the last `load`: a failed replay moved some entries later than their id says. */

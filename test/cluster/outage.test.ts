@@ -108,6 +108,63 @@ describe('cluster bus across Redis outages', () => {
       return body.items.filter(n => n.health === 'alive').length === 2
     }, 'two live nodes', 5000)
   })
+  it('a hung Redis (SIGSTOP, connections open) makes both nodes not ready within a bounded time, then ready again by themselves, nothing lost', async () => {
+    redis = await startTestRedis()
+    const settings = { 'cluster.redisPingTimeoutMs': 300 }
+    const a = await startNode(redis.url, 'a', settings)
+    nodes.push(a)
+    const b = await startNode(redis.url, 'b', settings)
+    nodes.push(b)
+    const sub = await connectClient(a.mqttUrl, { clientId: 'sub', clean: false })
+    clients.push(sub)
+    await sub.subscribeAsync('live/#', { qos: 1 })
+    await waitForRoute(b, a, 'live/1')
+    const pub = await connectClient(b.mqttUrl, { clientId: 'pub' })
+    clients.push(pub)
+    await publishRun(pub, 10, 0)
+    await waitFor(() => sub.received.length === 10, 'the first 10')
+
+    redis.pause()
+    const pausedAt = Date.now()
+    let acknowledged = 0
+    const waiting = Array.from({ length: 20 }, async (_, i) => {
+      await pub.publishAsync('live/1', String(10 + i), { qos: 1 })
+      acknowledged++
+    })
+    const reasons = new Map<TestBroker, string>()
+    await waitFor(async () => {
+      for (const node of [a, b]) {
+        const readyz = await fetch(`${node.adminUrl}/readyz`)
+        if (readyz.status !== 503) return false
+        reasons.set(node, String(((await readyz.json()) as { reason?: string }).reason))
+      }
+      return true
+    }, 'both nodes not ready', 5000)
+    // bounded: a probe every heartbeat (100 ms), 300 ms for its answer
+    expect(Date.now() - pausedAt).toBeLessThan(3000)
+    for (const reason of reasons.values()) expect(reason).toMatch(/^cluster Redis unreachable \(.*commands: no answer to PING within 300 ms/)
+    expect(await (await fetch(`${a.adminUrl}/metrics`)).text()).toMatch(/^culex_cluster_redis_connections_down [1-9]$/m)
+    // more probes go unanswered meanwhile: still one line per connection
+    await sleep(1000)
+    expect(acknowledged).toBe(0)
+    const hungLines = a.logs.filter(l => l.msg === 'cluster Redis not answering; waiting for it')
+    expect(hungLines.length).toBeGreaterThan(0)
+    expect(new Set(hungLines.map(l => l.connection)).size).toBe(hungLines.length)
+
+    redis.resume()
+    await Promise.all(waiting)
+    await waitFor(() => sub.received.length >= 30, 'every message', 10_000)
+    await waitFor(async () => (await fetch(`${a.adminUrl}/readyz`)).status === 200 && (await fetch(`${b.adminUrl}/readyz`)).status === 200, 'both nodes ready again')
+    await sleep(300)
+    expect(sub.received.map(m => m.payload)).toEqual(expected(30))
+    expect(a.logs.filter(l => l.msg === 'cluster Redis connection back').length).toBeGreaterThan(0)
+    expect(await (await fetch(`${a.adminUrl}/metrics`)).text()).toMatch(/^culex_cluster_redis_connections_down 0$/m)
+    // neither node took the other for dead because the stall outlasted cluster.nodeTimeoutMs
+    expect([...a.logs, ...b.logs].filter(l => l.msg === 'cluster node dead; removed')).toEqual([])
+    const body = await (await fetch(`${a.adminUrl}/api/cluster`)).json() as { items: Array<{ health: string }> }
+    expect(body.items.map(n => n.health)).toEqual(['alive', 'alive'])
+  })
+
   it('a node started before Redis waits for it, and joins once it answers', async () => {
     redis = await startTestRedis()
     await redis.stop()

@@ -99,7 +99,8 @@ describe('culex dlq on a cluster Redis', () => {
     }
     const env = { CULEX_CLUSTER_REDIS_URL: redis.url }
     const viaNode = await runCli(['dlq', 'list', '--json', '--admin-url', `http://127.0.0.1:${nodes[0].ports.admin}`], env)
-    expect(JSON.parse(viaNode.stdout)).toMatchObject({ total: 1, items: [{ topic: 'orders/0' }] })
+    // a node's admin API lists every node's dead letters
+    expect((JSON.parse(viaNode.stdout) as { items: Array<{ topic: string }> }).items.map(i => i.topic).sort()).toEqual(['orders/0', 'orders/1'])
 
     const list = await runCli(['dlq', 'list', '--json', '--redis-url', redis.url])
     expect(list.stderr).toBe('')

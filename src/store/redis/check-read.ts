@@ -21,6 +21,8 @@ export const SINGLE_KEYS: Record<string, string> = {
   dlq: 'zset',
   'dlq-records': 'hash',
   'dlq-seq': 'string',
+  'dlq-log': 'stream',
+  'dlq-gen': 'string',
   'replica-mark': 'string'
 }
 

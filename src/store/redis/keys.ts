@@ -46,6 +46,9 @@ export class RedisKeys {
   get deadOrder (): string { return `${this.prefix}dlq` }
   get deadLetters (): string { return `${this.prefix}dlq-records` }
   get deadSeq (): string { return `${this.prefix}dlq-seq` }
+  /** STREAM of dead-letter changes `{ c: the fields changed, n: node, g: generation }` and their generation (kv.ts): how each node's index follows the others'. */
+  get deadLog (): string { return `${this.prefix}dlq-log` }
+  get deadGen (): string { return `${this.prefix}dlq-gen` }
   /** STRING, incremented before a WAIT on a new connection (replica-wait.ts): the WAIT then covers the lost one's writes. */
   get replicaMark (): string { return `${this.prefix}replica-mark` }
   /** STRING `{ formatVersion }`: the layout version this data was written with. */

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { decodeHead } from '../codec.js'
 import { DeadLetterStore } from '../dead-letters.js'
 import { GroupQueueStore, type StoredGroupMessage } from '../group-queue.js'
 import { encodeClientId, groupQueueKey, parseNumberedKey, PREFIX } from '../layout.js'
@@ -55,9 +56,10 @@ export class RedisParts {
     this.state = new RedisState(deps)
     this.sessions = new RedisSessionRecords(deps)
     this.groupKv = new RedisKv(redis, this.keys.groups, this.order, opts.logger)
-    this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger)
+    // every node indexes the whole log: the changes are logged, and each node follows the others' before an admin read
+    this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger, { log: this.keys.deadLog, gen: this.keys.deadGen, writer: opts.node })
     this.groupQueues = new GroupQueueStore({ queue: this.groupKv, reader: this.groupKv })
-    this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv, ids: this.#deadIds })
+    this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv, ids: this.#deadIds, refresh: async () => { await this.#followDeadLetters() } })
     this.replicas = new ReplicaWait(redis, this.order, opts.replicas ?? { replicas: 0, timeoutMs: 0 }, opts.logger, this.keys.replicaMark)
   }
 
@@ -71,9 +73,28 @@ export class RedisParts {
     })
     this.groupQueues.reserveFrom(await this.redis.incr(this.keys.groupSeq) * GROUP_SPAN)
     this.#deadIds.offset = await this.redis.incr(this.keys.deadSeq) % DEAD_LETTER_WRITERS
+    await this.#loadDeadLetters()
+    await this.sessions.refreshCounts()
+  }
+
+  async #loadDeadLetters (): Promise<void> {
+    this.deadLetters.reset()
     await this.deadKv.load((key, head) => { this.deadLetters.load(Number(key.slice(PREFIX.deadLetter.length)), head) })
     this.deadLetters.loaded()
-    await this.sessions.refreshCounts()
+  }
+
+  async #followDeadLetters (): Promise<void> {
+    await this.deadKv.fresh({
+      changed: (entries) => {
+        for (const [key, value] of entries) {
+          const seq = Number(key.slice(PREFIX.deadLetter.length))
+          if (value === undefined) this.deadLetters.forget(String(seq))
+          else this.deadLetters.load(seq, decodeHead(value))
+        }
+        this.deadLetters.loaded()
+      },
+      reload: async () => { await this.#loadDeadLetters() }
+    })
   }
 
   /** One group's queue as Redis has it now (a node taking the group over: the former owner wrote it). */

@@ -68,6 +68,10 @@ export class RedisStore implements CulexStore {
     }
   }
 
+  ping (): Promise<unknown> | undefined {
+    return this.#p.redis.status === 'ready' ? this.#p.redis.ping() : undefined
+  }
+
   /** A group's durable queue as Redis has it now: the node taking a group over restores it (cluster mode). */
   async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
     return await this.#p.groupQueueOf(shareKey)

@@ -1,13 +1,12 @@
 import type { Redis } from 'ioredis'
 import { SubscriptionIndex } from '../subscription-index.js'
 import type { SubscriptionInput, SubscriptionRecord, TopicSubscription } from '../types.js'
+import { field, logChange, type LogEntry } from './change-log.js'
 import type { RedisKeys } from './keys.js'
 import { scanKeys } from './scan.js'
 
 /** How many subscription changes the log keeps; a node further behind than this reloads every subscription. */
 const LOG_LENGTH = 100_000
-
-type LogEntry = [id: string, fields: string[]]
 
 /**
  * Persistent subscriptions: the truth is one Redis hash per client; each node matches topics against a local
@@ -156,20 +155,8 @@ export class RedisSubscriptions {
   }
 
   #log (tx: ReturnType<Redis['multi']>, clientId: string): void {
-    // INCR and an XADD carrying its result cannot be two commands of one MULTI: a script does both
-    tx.eval(LOG_CHANGE, 2, this.#keys.subsGen, this.#keys.subsLog, clientId, this.#node, LOG_LENGTH)
+    logChange(tx, { gen: this.#keys.subsGen, log: this.#keys.subsLog }, clientId, this.#node, LOG_LENGTH)
   }
-}
-
-const LOG_CHANGE = `
-local g = redis.call('INCR', KEYS[1])
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'n', ARGV[2], 'g', g)
-return { g, id }
-`
-
-function field (fields: string[], name: string): string {
-  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]
-  return ''
 }
 
 function loadClient (index: SubscriptionIndex, clientId: string, all: Record<string, string>): void {

@@ -1,0 +1,73 @@
+import type { Redis } from 'ioredis'
+import type { Logger } from '../log/logger.js'
+import { probeLiveness } from './liveness.js'
+
+export type ConnectionRole = 'commands' | 'subscriber' | 'reader' | 'groups'
+
+export interface ConnectionHealth {
+  /** Why the node cannot serve now (a connection lost or not answering); undefined when every one is fine. */
+  problem: () => string | undefined
+  /** How many of the node's connections are lost or not answering. */
+  down: () => number
+  /** Times each connection was lost and made again. */
+  readonly reconnects: Record<ConnectionRole, number>
+  /** The node is stopping: what its connections do from now on is no problem. */
+  close: () => void
+}
+
+/**
+ * The health of a node's connections to Redis (docs/cluster.md, "Redis unavailable"): one log line when a
+ * connection is lost or stops answering and one when it is back, not per attempt (ioredis retries on its own);
+ * /readyz says not ready meanwhile. A Redis that hangs closes nothing: a PING unanswered within `pingTimeoutMs`
+ * counts the connection as lost until it answers (liveness.ts). The stream readers wait in XREAD BLOCK and take no
+ * PING; the store's connection (`storePing`), which carries the enqueues, does.
+ */
+export function watchConnections (
+  conns: Record<ConnectionRole, Redis>,
+  storePing: (() => Promise<unknown> | undefined) | undefined,
+  opts: { intervalMs: number, pingTimeoutMs: number },
+  onReconnect: () => void,
+  log: Logger
+): ConnectionHealth {
+  const lost = new Map<string, string>()
+  const reconnects: Record<ConnectionRole, number> = { commands: 0, subscriber: 0, reader: 0, groups: 0 }
+  let closing = false
+  const note = (role: string, why: string, msg: string): void => {
+    if (closing) return
+    if (!lost.has(role)) log.warn({ err: why, connection: role }, msg)
+    lost.set(role, why)
+  }
+  for (const [role, conn] of Object.entries(conns) as Array<[ConnectionRole, Redis]>) {
+    conn.on('error', (err: Error) => { note(role, err.message, 'cluster Redis connection lost; retrying') })
+    conn.on('close', () => { note(role, 'connection closed', 'cluster Redis connection lost; retrying') })
+    conn.on('ready', () => {
+      if (!lost.delete(role)) return
+      reconnects[role]++
+      onReconnect()
+      log.info({ connection: role }, 'cluster Redis connection back')
+    })
+  }
+  const pingable = (conn: Redis) => () => conn.status === 'ready' ? conn.ping() : undefined
+  const liveness = probeLiveness([
+    { role: 'commands', ping: pingable(conns.commands) },
+    { role: 'subscriber', ping: pingable(conns.subscriber) },
+    ...(storePing === undefined ? [] : [{ role: 'store', ping: storePing }])
+  ], { intervalMs: opts.intervalMs, timeoutMs: opts.pingTimeoutMs }, {
+    hung: (role, why) => { note(role, why, 'cluster Redis not answering; waiting for it') },
+    answered: role => {
+      if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
+    }
+  })
+  return {
+    problem: () => {
+      if (closing || lost.size === 0) return undefined
+      return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
+    },
+    down: () => lost.size,
+    reconnects,
+    close: () => {
+      closing = true
+      liveness.close()
+    }
+  }
+}
