@@ -108,7 +108,11 @@ export class RetainedIndex {
   add (topic: string): boolean {
     let node = this.#root
     let parent: TopicNode | undefined
-    for (const level of topic.split('/')) {
+    // levels cut out one at a time rather than by split: no array per stored retained message
+    for (let start = 0; start <= topic.length;) {
+      let end = topic.indexOf('/', start)
+      if (end === -1) end = topic.length
+      const level = topic.slice(start, end)
       let child = node.child(level)
       if (child === undefined) {
         child = new TopicNode(level)
@@ -117,6 +121,7 @@ export class RetainedIndex {
       }
       parent = node
       node = child
+      start = end + 1
     }
     if (node.topic !== undefined) return false
     node.topic = topic
