@@ -13,6 +13,9 @@ import type {
 import { inCallOrder, type WriteOp } from './write-queue.js'
 import type { CulexStore } from './contract.js'
 
+/** What a staged write resolves with: already settled, so every caller can share it. */
+const STAGED = Promise.resolve()
+
 /**
  * Culex's aedes-persistence 11 implementation on LevelDB. Every index lives in memory (loaded at open); LevelDB
  * holds the payloads and is the truth after a restart. Use `openStore` (index.ts) to get one. The parts it answers
@@ -66,9 +69,17 @@ export class LevelStore implements CulexStore {
 
   // retained ------------------------------------------------------------------------------------------------------
 
-  /** Staged: resolves once queued (reads see it at once); durable with the next committed op (see docs/store.md). */
-  async storeRetained (packet: PacketLike): Promise<void> {
-    this.#p.retained.store(packet)
+  /**
+   * Staged: resolves once queued (reads see it at once); durable with the next committed op (see docs/store.md).
+   * Not an async function: the settled promise it hands back is shared, one promise less per retained PUBLISH.
+   */
+  storeRetained (packet: PacketLike): Promise<void> {
+    try {
+      this.#p.retained.store(packet)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return STAGED
   }
 
   createRetainedStreamCombi (patterns: string[]): Readable {

@@ -74,7 +74,9 @@ export class Outbox extends QueueLookups implements SessionQueues {
   enqueue (targets: readonly EnqueueTarget[], packet: PacketLike): Promise<void> {
     const limits = this.#deps.limits
     const packetQos = packet.qos ?? 0
-    if (packetQos === 0 && !limits.queueQos0) return this.#deps.queue.commit([])
+    // No persistent subscriber (a clean one's publish, a retained one nobody holds): nothing to build, only the wait
+    // for what was staged before it; the per-client map, the op lists and the undo cost about 350 bytes per PUBLISH.
+    if (targets.length === 0 || (packetQos === 0 && !limits.queueQos0)) return this.#deps.queue.commit([])
     const perClient = targetsByClient(targets)
     const now = Date.now()
     const bytes = payloadBytes(payloadOf(packet))

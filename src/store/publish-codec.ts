@@ -104,6 +104,19 @@ export function encodeQueuedPublish (packet: PacketLike, qos: number, retain: bo
   return writePublish({ brokerId, brokerCounter, clientId, topic, payload, qos, retain, dup, messageId: undefined }, enqueuedAt)
 }
 
+/**
+ * The bytes encodeRecord(plainCopy(packet), { t: storedAt }) gives a retained message, written from the packet itself
+ * when that copy would take the binary form: the copy and its meta object were made for every retained PUBLISH only
+ * to be encoded. undefined otherwise (the caller encodes the copy). The copy has the packet's own keys only, so a
+ * packet with an inherited enumerable key is left to it; a test holds the two to the same bytes.
+ */
+export function encodeRetainedPublish (packet: PacketLike, storedAt: number): Buffer | undefined {
+  const record = packet as Record<string, unknown>
+  for (const key in record) if (!hasOwn(record, key)) return undefined
+  if (!isPublishShape(record, undefined)) return undefined
+  return writePublish(record as unknown as PublishFields, storedAt)
+}
+
 function writePublish (record: PublishFields, enqueuedAt: number | undefined): Buffer | undefined {
   const { brokerId, clientId, topic, payload } = record
   const brokerIdBytes = brokerId === undefined ? 0 : Buffer.byteLength(brokerId)

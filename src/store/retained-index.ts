@@ -4,34 +4,44 @@ const CACHE_FROM_CHILDREN = 1024
 /** Literal levels cached per node: SUBSCRIBEs with ever new literals must not grow a node without bound. */
 const CACHED_LEVELS_MAX = 32
 
-/** One topic level. Most nodes have a single child, so that one is held directly instead of in a Map. */
+/**
+ * The children of a node with more than one, by name; and, for a `+` over them followed by a literal level, the
+ * children that have a child of that name, by name, made by the first such lookup and kept up to date from then on
+ * (grandchildAdded / grandchildRemoved). Held by the map rather than by every node: only a node with many children
+ * ever has them, and every stored topic makes a node or two.
+ */
+class Children extends Map<string, TopicNode> {
+  withChild: Map<string, Set<TopicNode>> | undefined = undefined
+}
+
+/**
+ * One topic level: three fields, since the tree holds a node per level of every retained topic (the nodes and
+ * what they hold are most of the index's heap, and all of it survives into the old generation).
+ */
 class TopicNode {
   readonly name: string
   /** Set when a retained message exists for the topic that ends at this node. */
   topic: string | undefined = undefined
-  #only: TopicNode | undefined = undefined
-  #many: Map<string, TopicNode> | undefined = undefined
-  /**
-   * For a `+` over this node's children followed by a literal level: the children that have a child of that name,
-   * by name, made by the first such lookup and kept up to date from then on (grandchildAdded / grandchildRemoved).
-   */
-  #withChild: Map<string, Set<TopicNode>> | undefined = undefined
+  /** Most nodes have a single child, held directly; more are held in a Children map. */
+  #kids: TopicNode | Children | undefined = undefined
 
   constructor (name: string) {
     this.name = name
   }
 
   get hasChildren (): boolean {
-    return this.#only !== undefined || this.#many !== undefined
+    return this.#kids !== undefined
   }
 
   child (level: string): TopicNode | undefined {
-    if (this.#only !== undefined) return this.#only.name === level ? this.#only : undefined
-    return this.#many?.get(level)
+    const kids = this.#kids
+    if (kids instanceof TopicNode) return kids.name === level ? kids : undefined
+    return kids?.get(level)
   }
 
   get childCount (): number {
-    return this.#many?.size ?? (this.#only === undefined ? 0 : 1)
+    const kids = this.#kids
+    return kids instanceof TopicNode ? 1 : kids?.size ?? 0
   }
 
   /**
@@ -40,51 +50,57 @@ class TopicNode {
    * a `c` at once. Only sparse answers are kept: a set holding most of the children saves little and costs memory.
    */
   childrenWith (level: string): Iterable<TopicNode> | undefined {
-    const cached = this.#withChild?.get(level)
+    const kids = this.#kids
+    if (!(kids instanceof Children)) return undefined
+    const cached = kids.withChild?.get(level)
     if (cached !== undefined) return cached
-    const count = this.childCount
-    if (count < CACHE_FROM_CHILDREN || (this.#withChild?.size ?? 0) >= CACHED_LEVELS_MAX) return undefined
+    if (kids.size < CACHE_FROM_CHILDREN || (kids.withChild?.size ?? 0) >= CACHED_LEVELS_MAX) return undefined
     const found = new Set<TopicNode>()
-    for (const child of this.children()) if (child.child(level) !== undefined) found.add(child)
-    if (found.size * 4 <= count) (this.#withChild ??= new Map()).set(level, found)
+    for (const child of kids.values()) if (child.child(level) !== undefined) found.add(child)
+    if (found.size * 4 <= kids.size) (kids.withChild ??= new Map()).set(level, found)
     return found
   }
 
   grandchildAdded (child: TopicNode, level: string): void {
-    this.#withChild?.get(level)?.add(child)
+    const kids = this.#kids
+    if (kids instanceof Children) kids.withChild?.get(level)?.add(child)
   }
 
   grandchildRemoved (child: TopicNode, level: string): void {
-    this.#withChild?.get(level)?.delete(child)
+    const kids = this.#kids
+    if (kids instanceof Children) kids.withChild?.get(level)?.delete(child)
   }
 
   children (): Iterable<TopicNode> {
-    if (this.#only !== undefined) return [this.#only]
-    return this.#many?.values() ?? NO_CHILDREN
+    const kids = this.#kids
+    if (kids instanceof TopicNode) return [kids]
+    return kids?.values() ?? NO_CHILDREN
   }
 
   add (child: TopicNode): void {
-    if (this.#many !== undefined) {
-      this.#many.set(child.name, child)
-    } else if (this.#only === undefined) {
-      this.#only = child
+    const kids = this.#kids
+    if (kids === undefined) {
+      this.#kids = child
+    } else if (kids instanceof TopicNode) {
+      const many = new Children()
+      many.set(kids.name, kids)
+      many.set(child.name, child)
+      this.#kids = many
     } else {
-      this.#many = new Map([[this.#only.name, this.#only], [child.name, child]])
-      this.#only = undefined
+      kids.set(child.name, child)
     }
   }
 
   remove (level: string): void {
-    if (this.#only !== undefined) {
-      if (this.#only.name === level) this.#only = undefined
+    const kids = this.#kids
+    if (kids instanceof TopicNode) {
+      if (kids.name === level) this.#kids = undefined
       return
     }
-    if (this.#many === undefined) return
-    this.#many.delete(level)
-    if (this.#many.size <= 1) {
-      this.#only = this.#many.values().next().value
-      this.#many = undefined
-    }
+    if (kids === undefined) return
+    kids.delete(level)
+    // back to a single child (or none): the cache of `+` lookups goes with the map, made again if they grow back
+    if (kids.size <= 1) this.#kids = kids.values().next().value
   }
 }
 
@@ -108,7 +124,11 @@ export class RetainedIndex {
   add (topic: string): boolean {
     let node = this.#root
     let parent: TopicNode | undefined
-    for (const level of topic.split('/')) {
+    // levels cut out one at a time rather than by split: no array per stored retained message
+    for (let start = 0; start <= topic.length;) {
+      let end = topic.indexOf('/', start)
+      if (end === -1) end = topic.length
+      const level = topic.slice(start, end)
       let child = node.child(level)
       if (child === undefined) {
         child = new TopicNode(level)
@@ -117,6 +137,7 @@ export class RetainedIndex {
       }
       parent = node
       node = child
+      start = end + 1
     }
     if (node.topic !== undefined) return false
     node.topic = topic

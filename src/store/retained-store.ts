@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
 import { encodeRecord } from './codec.js'
 import { retainedKey } from './layout.js'
+import { encodeRetainedPublish } from './publish-codec.js'
 import { droppedPacket, payloadBytes, payloadOf, plainCopy } from './packets.js'
 import type { DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'
@@ -61,7 +62,9 @@ export class RetainedStore {
     }
     const isNew = this.#index.add(topic)
     // the arrival time: an MQTT 5 Message Expiry Interval counts from it (retained-expiry.ts)
-    queue.stage([{ type: 'put', key, value: encodeRecord(plainCopy(packet), { t: Date.now() }) }], () => {
+    const storedAt = Date.now()
+    const value = encodeRetainedPublish(packet, storedAt) ?? encodeRecord(plainCopy(packet), { t: storedAt })
+    queue.stage([{ type: 'put', key, value }], () => {
       if (isNew && queue.peek(key) === undefined) this.#index.remove(topic)
     })
   }

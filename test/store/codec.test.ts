@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { decodeHead, decodeQueuedHead, decodeRecord, encodeJsonRecord, encodeQueuedCopy, encodeRecord, UndecodableValueError } from '../../src/store/codec.js'
-import { encodeQueuedPublish } from '../../src/store/publish-codec.js'
-import { packetRecord } from '../../src/store/packets.js'
+import { encodeQueuedPublish, encodeRetainedPublish } from '../../src/store/publish-codec.js'
+import { packetRecord, plainCopy } from '../../src/store/packets.js'
+import { createRequire } from 'node:module'
 import { ClientQueue } from '../../src/store/outgoing-index.js'
 import { decodeClientId, encodeClientId, outgoingKey, parseNumberedKey, prefixRange, splitClientKey } from '../../src/store/layout.js'
+
+/** aedes' own packet class (a dependency of aedes), as aedes hands packets to the store. */
+const Packet = createRequire(createRequire(import.meta.url).resolve('aedes'))('aedes-packet') as new (p: object, broker: object) => Record<string, unknown>
 
 describe('value codec', () => {
   it('round-trips payload bytes exactly, string payloads as strings, and undefined keys', () => {
@@ -125,6 +129,35 @@ describe('value codec', () => {
         expect(encodeQueuedCopy(packet, qos, retain, 1234.5), JSON.stringify(packet)).toEqual(expected)
         expect(encodeQueuedPublish(packet, qos, retain, 1234.5) !== undefined, JSON.stringify(packet)).toBe(direct)
       }
+    }
+  })
+
+  it('writes a retained message straight from the packet with the bytes its copy gives, and leaves other shapes to the copy', () => {
+    const broker = { id: 'broker-1', counter: 41 }
+    const payload = Buffer.from([0, 1, 2, 0xff])
+    const published = { cmd: 'publish', topic: 'a/b', payload, qos: 1, retain: true, dup: false, messageId: 7 }
+    class Inherited { constructor () { Object.assign(this, packetRecord(published, {})) } }
+    (Inherited.prototype as unknown as Record<string, unknown>).extra = 1
+    const shapes: Array<[object, boolean]> = [
+      // what aedes hands the store: its Packet of a QoS 1 and 2 publish (messageId present, undefined)
+      [new Packet(published, broker), true],
+      [new Packet({ ...published, qos: 2 }, broker), true],
+      [new Packet({ ...published, clientId: 'publisher' }, broker), true],
+      [new Packet({ ...published, payload: 'text' }, broker), true],
+      [packetRecord(published, {}), true],
+      // a QoS 0 Packet has no messageId key, MQTT 5 properties and an expiry are not in the binary form
+      [new Packet({ ...published, qos: 0 }, broker), false],
+      [new Packet({ ...published, properties: { contentType: 'x' } }, broker), false],
+      [new Packet({ ...published, messageExpiry: 5 }, broker), false],
+      [{ ...packetRecord(published, {}), extra: 1 }, false],
+      [new Inherited(), false]
+    ]
+    for (const [packet, direct] of shapes) {
+      const expected = encodeRecord(plainCopy(packet as Record<string, unknown>), { t: 1234.5 })
+      const written = encodeRetainedPublish(packet as Record<string, unknown>, 1234.5)
+      expect(written !== undefined, JSON.stringify(packet)).toBe(direct)
+      if (written !== undefined) expect(written, JSON.stringify(packet)).toEqual(expected)
+      expect(decodeRecord(expected).fields).toEqual({ ...plainCopy(packet as Record<string, unknown>) })
     }
   })
 
