@@ -4,7 +4,7 @@
 // the bench's own clients, N QoS 1 messages in all (window 64, as the fan-in scenarios), then exit.
 //
 //   valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file=/dev/null \
-//     node --single-threaded bench/fixed-load.mjs --messages 10000 --protocol 5 [--persistent] [--properties] [--tree DIR]
+//     node --single-threaded bench/fixed-load.mjs --messages 10000 --protocol 5 [--persistent | --offline] [--properties] [--tree DIR]
 //
 // The instructions of one message are (count at N2 − count at N1) / (N2 − N1): start-up, connects and the first
 // compilations cancel out. --single-threaded keeps V8's compiler and collector threads on the main thread, so two
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '10000' },
     protocol: { type: 'string', default: '4' },
     persistent: { type: 'boolean', default: false },
+    offline: { type: 'boolean', default: false },
     properties: { type: 'boolean', default: false },
     alloc: { type: 'string' }
   }
@@ -56,27 +57,39 @@ let received = 0
 let halfway
 let allReceived
 const finished = new Promise(resolve => { allReceived = resolve })
-const sub = await Client.connect(port, { clientId: 'fixed-load-sub', clean: !values.persistent, protocolVersion })
+const offline = values.offline
+const sub = await Client.connect(port, { clientId: 'fixed-load-sub', clean: !values.persistent && !offline, protocolVersion })
 await sub.subscribe([{ topic: 'bench/#', qos: 1 }])
-sub.onPublish = (c, q, id, b, ts, te, ps) => {
-  const pi = b.readUInt16BE(ps)
-  if (!recv[pi].add(b.readUInt32BE(ps + 2))) return
-  pubs[pi].schedule()
+// --offline: the enqueue to a persistent session that is not connected (the offline scenario's first phase),
+// counted by the publishers' PUBACKs instead of deliveries
+if (offline) await sub.disconnect()
+const noteDone = () => {
   if (++received === total / 2) {
     halfway = process.cpuUsage()
     if (values.alloc !== undefined) void post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
   }
   if (received === total) allReceived()
 }
+sub.onPublish = (c, q, id, b, ts, te, ps) => {
+  const pi = b.readUInt16BE(ps)
+  if (!recv[pi].add(b.readUInt32BE(ps + 2))) return
+  pubs[pi].schedule()
+  noteDone()
+}
 const properties = values.properties ? { contentType: 'application/octet-stream', userProperties: { source: 'bench', run: '1' } } : undefined
 for (let i = 0; i < PUBLISHERS; i++) {
   const c = await Client.connect(port, { clientId: `fixed-load-pub-${i}`, protocolVersion })
-  pubs.push(new Publisher(c, { index: i, topic: `bench/${i}`, qos: 1, window: 64, backlog: 1000, minBatch: 16, ahead: () => pubs[i].sent - recv[i].count, properties }))
+  const p = new Publisher(c, { index: i, topic: `bench/${i}`, qos: 1, window: 64, backlog: 1000, minBatch: 16, ahead: offline ? null : () => pubs[i].sent - recv[i].count, properties })
+  if (offline) {
+    const onAck = c.onAck
+    c.onAck = (client, id, now) => { onAck(client, id, now); noteDone() }
+  }
+  pubs.push(p)
 }
 for (const p of pubs) p.start(total / PUBLISHERS)
 await finished
 const cpu = process.cpuUsage(halfway)
-process.stderr.write(`${received} messages delivered, ${((cpu.user + cpu.system) / (total / 2)).toFixed(2)} µs of CPU per message over the second half\n`)
+process.stderr.write(`${received} messages ${offline ? 'queued' : 'delivered'}, ${((cpu.user + cpu.system) / (total / 2)).toFixed(2)} µs of CPU per message over the second half\n`)
 if (values.alloc !== undefined) {
   const { profile } = await post('HeapProfiler.stopSampling')
   fs.writeFileSync(values.alloc, JSON.stringify(profile))

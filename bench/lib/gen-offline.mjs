@@ -27,8 +27,10 @@ export async function offline (o, ctx) {
   const calls0 = await redisCalls(ctx)
   const pc = await Client.connect(pubPort, { clientId: 'bench-offline-pub' })
   const pub = new Publisher(pc, { index: 0, topic: 'bench/offline', qos: 1, payloadSize, window })
+  const enqueueCpu0 = treeCpuSeconds(ctx.pid).total
   pub.start(messages)
   const enqueued = await settle({ done: () => pub.ackedCount === messages, progress: () => pub.ackedCount, idleMs: 10000 })
+  const enqueueCpuS = treeCpuSeconds(ctx.pid).total - enqueueCpu0
   const enqueueRate = pub.ackedCount / ((pub.lastAckAt - pub.firstSendAt) / 1000)
   const queuedRssMB = rssMB(ctx.pid)
   const calls1 = await redisCalls(ctx)
@@ -85,6 +87,8 @@ export async function offline (o, ctx) {
     pending,
     dup,
     drainCpuUsPerMsg: recv.count > 0 ? drainCpuS * 1e6 / recv.count : null,
+    // the broker's CPU (all its threads) from the first publish to the last PUBACK, per message acknowledged
+    enqueueCpuUsPerMsg: pub.ackedCount > 0 ? enqueueCpuS * 1e6 / pub.ackedCount : null,
     redisCallsEnqueue: callsPerMessage(calls0, calls1, pub.ackedCount).redisCallsPerMsg,
     redisCallsDrain: callsPerMessage(calls1, calls2, recv.count).redisCallsPerMsg,
     windowUs

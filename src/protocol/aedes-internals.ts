@@ -148,6 +148,8 @@ export interface InternalsProbe {
   newParser: () => Record<string, unknown>
   /** Whether aedes writes every packet through the mqtt-packet Culex wraps for MQTT 5. */
   writePath: () => boolean
+  /** Whether aedes publishes a QoS 1/2 packet by the steps protocol/qos-publish.ts runs itself. */
+  publishSteps: () => boolean
 }
 
 type Owner = keyof InternalsProbe['versions']
@@ -178,6 +180,8 @@ const CHECKS: readonly Check[] = [
   { owner: 'mqtt-packet', what: 'Parser#settings (the protocol level later packets are parsed at; the MQTT 5 layer sets it)', holds: p => isObject(p.newParser().settings) },
   { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
   { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) },
+  { owner: 'aedes', what: 'Aedes#publish of a QoS 1/2 packet as an aedes-packet through storeRetained, enqueueOffline, emitPacket and callPublished (protocol/qos-publish.ts runs these steps itself)', holds: p => p.publishSteps() },
+  { owner: 'aedes', what: 'Aedes#maxTopicLevels and Aedes#published (the QoS 1/2 publish steps read them)', holds: p => typeof p.broker.maxTopicLevels === 'number' && isFn(p.broker.published) },
   { owner: 'aedes', what: "lib/write.js writing every packet as mqtt.writeToStream(packet, client.conn) with the mqtt-packet Culex loads (the MQTT 5 writer wraps it; otherwise MQTT 5 clients would get MQTT 3.1.1 packets)", holds: p => p.writePath() },
   { owner: 'mqtt-packet', what: "bl's BufferList as Parser#_list, without bl's stream (each connection's parser gets one)", holds: p => splitStateHolds(withPlainList(p.newParser())) && stringReaderHolds(withPlainList(p.newParser())) }
 ]
@@ -193,6 +197,14 @@ function installedWritePath (): boolean {
   const write = readFileSync(path.join(path.dirname(aedesMain), 'lib', 'write.js'), 'utf8')
   return require.resolve('mqtt-packet') === createRequire(aedesMain).resolve('mqtt-packet') &&
     write.includes('mqtt.writeToStream(packet, client.conn)')
+}
+
+/** aedes.js as installed: its QoS 1/2 publish steps, in order, on an aedes-packet it resolves (qos-publish.ts). */
+function installedPublishSteps (): boolean {
+  const fromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'))
+  const source = readFileSync(fromAedes.resolve('aedes'), 'utf8')
+  return /const publishFuncsQoS = \[\s*storeRetained,\s*enqueueOffline,\s*emitPacket,\s*callPublished\s*\]/.test(source) &&
+    source.includes('const p = new Packet(packet, this)') && typeof fromAedes('aedes-packet') === 'function'
 }
 
 function withPlainList (parser: Record<string, unknown>): Record<string, unknown> {
@@ -282,7 +294,8 @@ export function probeInstalled (): InternalsProbe {
     client,
     // the class of the parser aedes gave the client; its static parser() makes a fresh one
     newParser: () => ((client._parser as object).constructor as unknown as { parser: () => Record<string, unknown> }).parser(),
-    writePath: installedWritePath
+    writePath: installedWritePath,
+    publishSteps: installedPublishSteps
   }
 }
 

@@ -4,6 +4,7 @@ import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
 import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
+import type { PublishStore } from './qos-publish.js'
 import { correctStoreCalls } from './store-corrections.js'
 import { guardPackets, type ViolationKind } from './packet-guard.js'
 import { endsFlow, tapAcknowledgements } from './packet-tap.js'
@@ -41,7 +42,7 @@ import type { FrameViolation } from '../limits/frame-scanner.js'
 import type { Duplex } from 'node:stream'
 
 /** The store methods the protocol layer wraps to correct what aedes hands them. */
-export interface ProtocolStore extends ReplayStore, RetainedSource {
+export interface ProtocolStore extends ReplayStore, RetainedSource, PublishStore {
   sessionQueues: ReplayStore['sessionQueues'] & Pick<SessionQueues, 'unsent' | 'holdsPacketId'>
   outgoingStream: (client: Client) => NodeJS.ReadableStream
   addSubscriptions: (client: Client, subs: Subscription[]) => Promise<void>

@@ -1,5 +1,6 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { BrokerInternals } from './aedes-internals.js'
+import { publishQoS, type PublishStore } from './qos-publish.js'
 
 /**
  * aedes 1.2 writes a QoS 1 PUBACK before it stores and routes the message, so a crash in between loses a message
@@ -26,8 +27,8 @@ export interface PublishGate {
   storing: (clientId: string, messageId: number) => Promise<unknown> | undefined
 }
 
-/** The store's inbound QoS 2 records of persistent clients, and its replicas (CulexStore). */
-export interface IncomingRecords {
+/** The store's inbound QoS 2 records of persistent clients, its replicas, and what a publish stores (CulexStore). */
+export interface IncomingRecords extends PublishStore {
   incomingWrite: (client: Client, messageId: number) => Promise<void>
   incomingForget: (client: Client, messageId: number) => void
   replicated: () => Promise<void> | undefined
@@ -145,7 +146,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         done(null)
         return
       }
-      publish(packet, client, err => {
+      publishQoS(broker, records, packet, client, err => {
         if (err !== undefined && err !== null) {
           done(err)
           return

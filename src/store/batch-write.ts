@@ -10,21 +10,8 @@ export interface ChainedBatchDb {
   }
 }
 
-/** A put whose value is encoded only when its batch is written (or read back): a later del of the key in the same batch cancels it unencoded. */
-export interface LazyPut {
-  type: 'lazy'
-  key: string
-  encode: () => Buffer
-  value?: Buffer
-}
-
 /** What a batch holds: the ops in order; a put cancelled by a later del of its key in the same batch is null. */
-export type BatchOp = WriteOp | LazyPut | null
-
-export function valueOf (op: LazyPut): Buffer {
-  if (op.value === undefined) op.value = op.encode()
-  return op.value
-}
+export type BatchOp = WriteOp | null
 
 /**
  * One atomic write of `ops`. Uses level's chained batch: its array form copies and re-validates every op in
@@ -36,7 +23,6 @@ export async function writeBatch (db: ChainedBatchDb, ops: readonly BatchOp[], s
     for (const op of ops) {
       if (op === null) continue
       if (op.type === 'put') batch.put(op.key, op.value)
-      else if (op.type === 'lazy') batch.put(op.key, valueOf(op))
       else batch.del(op.key)
     }
   } catch (err) {

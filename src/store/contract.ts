@@ -32,6 +32,11 @@ export interface CulexStore {
   subscriptionsByClient: (client: ClientRef) => Promise<Array<SubscriptionRecord & { topic: string }>>
   /** Read only: a store may hand out the same list for a topic until a subscription changes. */
   subscriptionsByTopic: (topic: string) => Promise<readonly TopicSubscription[]>
+  /**
+   * subscriptionsByTopic answered at once, by a store whose index is all in memory (LevelDB; not Redis, whose matcher
+   * may have to catch up first): a publish then makes its enqueue in the same turn, without a promise in between.
+   */
+  subscriptionsByTopicNow?: (topic: string) => readonly TopicSubscription[]
   countOffline: () => Promise<{ subsCount: number, clientsCount: number }>
   cleanSubscriptions: (client: ClientRef) => Promise<void>
   outgoingEnqueue: (sub: { clientId: string, qos?: number }, packet: PacketLike) => Promise<void>

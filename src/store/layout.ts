@@ -111,7 +111,7 @@ export function parseNumberedKey (key: string, digits: number): { clientId: stri
  * enqueue's put is: the session's index keeps the entry's later record (its packet id, its PUBREL) in memory and
  * replays it from there, and drops an entry before its delete is queued, so nothing reads those writes back.
  */
-export function isReadBack (key: string, op: 'put' | 'lazy' | 'del'): boolean {
+export function isReadBack (key: string, op: 'put' | 'del'): boolean {
   if (key.startsWith(PREFIX.outgoing)) return op === 'put'
   return key.startsWith(PREFIX.retained) || key.startsWith(PREFIX.group) || key.startsWith(PREFIX.deadLetter)
 }

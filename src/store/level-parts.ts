@@ -108,6 +108,7 @@ export class LevelParts {
   /** Flushes pending writes and closes the database. */
   async close (): Promise<void> {
     await this.outbox.idle()
+    this.outbox.writeIds()
     await this.queue.close()
     await this.deadLetters.idle()
     this.drops.close()

@@ -120,6 +120,10 @@ export class LevelStore implements CulexStore {
     return inCallOrder(() => Promise.resolve(this.#p.subs.match(topic)))
   }
 
+  subscriptionsByTopicNow (topic: string): readonly TopicSubscription[] {
+    return this.#p.subs.match(topic)
+  }
+
   /** Synchronous, for the broker's QoS 0 queueing (limits.queueQos0); see SubscriptionIndex#matchAtQos0. */
   subscriptionsAtQos0 (topic: string, publishQos: number): TopicSubscription[] {
     return this.#p.subs.matchAtQos0(topic, publishQos)

@@ -9,7 +9,7 @@ import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import type { ValueReader } from './reader.js'
 import type { ClientRef, DropReason, PacketLike, SessionQueues, StoreLimits } from './types.js'
-import type { WriteOp, WriteQueue } from './write-queue.js'
+import { LAZY_PUT_DELAY_MS, type WriteOp, type WriteQueue } from './write-queue.js'
 
 export interface OutboxDeps {
   queue: WriteQueue
@@ -32,6 +32,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
   /** The broker ids of loaded entries, one string each (a restart reads a copy per entry). */
   readonly #brokerIds = new Map<string, string>()
   readonly #evicting = new Set<Promise<void>>()
+  /**
+   * QoS 1 copies sent whose packet id is not written yet, flat: [entry, record sent, entry, record sent, ...]. Held
+   * here rather than as a put in the write queue, where each was an object, a closure and an entry of a map by key,
+   * and every later write looked its key up there: the PUBACK nearly always comes first, and then nothing is done.
+   */
+  #unwrittenIds: Array<QueueEntry | Record<string, unknown>> = []
+  #idTimer: NodeJS.Timeout | undefined
 
   constructor (deps: OutboxDeps) {
     super()
@@ -190,13 +197,35 @@ export class Outbox extends QueueLookups implements SessionQueues {
     if (qos === 1) {
       // The message itself was committed by enqueue; this only records the packet id it goes out with. Staged,
       // not awaited: a crash before the next batch commits loses at most the id, and the message is then resent
-      // after the restart under a new id (a QoS 1 duplicate, never a loss). When the PUBACK comes back before the
-      // batch is written, its del cancels this put and nothing is encoded. QoS 2 still waits: its id has to be on
-      // disk before the PUBLISH leaves, or a resend under a new id would be a second delivery.
-      this.#deps.queue.stageLazy(entry.key, () => encodeRecord(record, { t: enqueuedAt }))
+      // after the restart under a new id (a QoS 1 duplicate, never a loss). Held for LAZY_PUT_DELAY_MS (writeIds):
+      // when the PUBACK comes back first, as it nearly always does, nothing is encoded nor written. QoS 2 still
+      // waits: its id has to be on disk before the PUBLISH leaves, or a resend under a new id would be a second
+      // delivery.
+      this.#unwrittenIds.push(entry, record)
+      this.#idTimer ??= setTimeout(this.writeIds, LAZY_PUT_DELAY_MS).unref()
       return Promise.resolve()
     }
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
+  }
+
+  /**
+   * Stages the packet ids of the QoS 1 copies sent LAZY_PUT_DELAY_MS ago or more (and, at close, all of them) whose
+   * entry is still queued with the record it was sent with: not acknowledged, nor sent again under another id since.
+   */
+  readonly writeIds = (): void => {
+    clearTimeout(this.#idTimer)
+    this.#idTimer = undefined
+    const held = this.#unwrittenIds
+    if (held.length === 0) return
+    this.#unwrittenIds = []
+    const ops: WriteOp[] = []
+    for (let i = 0; i < held.length; i += 2) {
+      const entry = held[i] as QueueEntry
+      const record = held[i + 1] as Record<string, unknown>
+      if (entry.removed || entry.inflight !== record) continue
+      ops.push({ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) })
+    }
+    if (ops.length > 0 && !this.#deps.queue.closed) this.#deps.queue.stage(ops)
   }
 
   /**

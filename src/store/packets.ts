@@ -21,11 +21,26 @@ export function payloadBytes (payload: unknown): number {
  * `messageId` is whatever the caller decides: undefined for a freshly queued copy.
  */
 export function packetRecord (packet: PacketLike, overrides: { qos?: number, retain?: boolean, messageId?: number | undefined }): Record<string, unknown> {
+  const messageId = 'messageId' in overrides ? overrides.messageId : (packet.messageId ?? undefined)
+  // Nearly every record carries none of CARRIED (a copy as the delivery router sends it): one literal, its fields in
+  // the object itself, rather than an empty object grown a key at a time into a separate property store. It is
+  // kept in memory for as long as the copy is in flight.
+  if (!carriesAny(packet)) {
+    return {
+      cmd: packet.cmd ?? 'publish',
+      brokerId: packet.brokerId,
+      brokerCounter: packet.brokerCounter,
+      topic: packet.topic,
+      payload: payloadOf(packet),
+      qos: overrides.qos ?? packet.qos ?? 0,
+      retain: overrides.retain ?? packet.retain ?? false,
+      dup: packet.dup ?? false,
+      messageId
+    }
+  }
   const record: Record<string, unknown> = {}
   for (const key of CARRIED) {
-    // aedes sets `nl` on every delivered copy, undefined for MQTT 3.1.1 subscriptions: an undefined no-local
-    // says nothing, and leaving it out keeps the record in the binary form.
-    if (Object.prototype.hasOwnProperty.call(packet, key) && !(key === 'nl' && packet.nl === undefined)) record[key] = packet[key]
+    if (carries(packet, key)) record[key] = packet[key]
   }
   record.cmd = packet.cmd ?? 'publish'
   record.brokerId = packet.brokerId
@@ -35,8 +50,20 @@ export function packetRecord (packet: PacketLike, overrides: { qos?: number, ret
   record.qos = overrides.qos ?? packet.qos ?? 0
   record.retain = overrides.retain ?? packet.retain ?? false
   record.dup = packet.dup ?? false
-  record.messageId = 'messageId' in overrides ? overrides.messageId : (packet.messageId ?? undefined)
+  record.messageId = messageId
   return record
+}
+
+/**
+ * aedes sets `nl` on every delivered copy, undefined for MQTT 3.1.1 subscriptions: an undefined no-local says
+ * nothing, and leaving it out keeps the record in the binary form.
+ */
+function carries (packet: PacketLike, key: typeof CARRIED[number]): boolean {
+  return Object.prototype.hasOwnProperty.call(packet, key) && !(key === 'nl' && packet.nl === undefined)
+}
+
+function carriesAny (packet: PacketLike): boolean {
+  return carries(packet, 'clientId') || carries(packet, 'nl') || carries(packet, 'properties') || carries(packet, 'messageExpiry')
 }
 
 export function pubrelRecord (messageId: number): Record<string, unknown> {

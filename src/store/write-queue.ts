@@ -1,6 +1,6 @@
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
-import { valueOf, writeBatch, type BatchOp, type ChainedBatchDb, type LazyPut, type WriteOp } from './batch-write.js'
+import { writeBatch, type BatchOp, type ChainedBatchDb, type WriteOp } from './batch-write.js'
 import type { LogReopener } from './log-reopen.js'
 
 export type { WriteOp } from './batch-write.js'
@@ -51,14 +51,13 @@ interface Batch {
 }
 
 interface Pending {
-  value: Buffer | LazyPut | null
-  /** undefined while the put is deferred (see stageLazy) */
-  batch: Batch | undefined
+  value: Buffer | null
+  batch: Batch
 }
 
 /**
- * How long a lazy put waits before it joins a batch. A QoS 1 message id is recorded this way, and the PUBACK
- * that deletes the entry usually comes back within this window: the put is then never encoded nor written.
+ * How long the packet id of a QoS 1 copy sent waits before it is written (Outbox#writeIds): the PUBACK that deletes
+ * the entry usually comes back within this window, and the id is then never encoded nor written.
  */
 export const LAZY_PUT_DELAY_MS = 100
 
@@ -70,7 +69,7 @@ export interface WriteQueueOptions {
   /** Retires the log after a failed batch, before the next one is written. */
   reopener: LogReopener
   /** Writes whose uncommitted values `peek` must return (keys read back from disk at run time). */
-  tracked: (key: string, op: 'put' | 'lazy' | 'del') => boolean
+  tracked: (key: string, op: 'put' | 'del') => boolean
 }
 
 /**
@@ -87,11 +86,9 @@ export class WriteQueue {
   readonly #dir: string
   readonly #sync: boolean
   readonly #log: Logger
-  readonly #tracked: (key: string, op: 'put' | 'lazy' | 'del') => boolean
+  readonly #tracked: (key: string, op: 'put' | 'del') => boolean
   readonly #reopener: LogReopener
   readonly #overlay = new Map<string, Pending>()
-  readonly #deferred = new Map<string, LazyPut>()
-  #deferTimer: NodeJS.Timeout | undefined
   #next: Batch | undefined
   #writing: Batch | undefined
   #scheduled = false
@@ -129,19 +126,6 @@ export class WriteQueue {
     if (undo !== undefined) batch.undos.push(undo)
   }
 
-  /**
-   * Stages a put that joins a batch only after LAZY_PUT_DELAY_MS (or at close), encoded then, and is dropped
-   * unencoded if a del or put of the same key comes first. Only for writes whose loss in a crash is acceptable:
-   * no commit waits for it, close() flushes it.
-   */
-  stageLazy (key: string, encode: () => Buffer): void {
-    if (this.#closed) throw this.#closedError()
-    const op: LazyPut = { type: 'lazy', key, encode }
-    this.#deferred.set(key, op)
-    if (this.#tracked(key, 'lazy')) this.#overlay.set(key, { value: op, batch: undefined })
-    this.#deferTimer ??= setTimeout(this.#releaseDeferred, LAZY_PUT_DELAY_MS).unref()
-  }
-
   /** Adds ops to the next batch; resolves once that batch (and every earlier one) is committed. */
   commit (ops: WriteOp[], undo?: () => void): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError())
@@ -159,14 +143,12 @@ export class WriteQueue {
 
   /** A put or del that is queued but not committed yet: Buffer (put), null (del), undefined (nothing pending). */
   peek (key: string): Buffer | null | undefined {
-    const value = this.#overlay.get(key)?.value
-    return value === undefined || value === null || Buffer.isBuffer(value) ? value : valueOf(value)
+    return this.#overlay.get(key)?.value
   }
 
-  /** Flushes everything queued, deferred puts included, then refuses new writes. */
+  /** Flushes everything queued, then refuses new writes. */
   async close (): Promise<void> {
     if (this.#closed) return
-    this.#releaseDeferred()
     await this.barrier().catch(() => undefined)
     this.#closed = true
   }
@@ -175,14 +157,13 @@ export class WriteQueue {
     return new CulexError('ERR_STORE_WRITE', `the store at ${this.#dir} is closed`)
   }
 
-  #add (ops: Array<WriteOp | LazyPut>): Batch {
+  #add (ops: WriteOp[]): Batch {
     let batch = this.#next
     if (batch === undefined) {
       batch = { ops: [], count: 0, puts: new Map(), outcome: undefined, undos: [] }
       this.#next = batch
     }
     for (const op of ops) {
-      if (this.#deferred.size > 0 && this.#deferred.delete(op.key)) this.cancelledPuts++
       if (op.type === 'del') {
         // put then del of one key in one atomic batch leaves the key absent, as the del alone does
         const at = batch.puts.get(op.key)
@@ -197,19 +178,10 @@ export class WriteQueue {
       }
       batch.ops.push(op)
       batch.count++
-      if (this.#tracked(op.key, op.type)) this.#overlay.set(op.key, { value: op.type === 'put' ? op.value : op.type === 'lazy' ? op : null, batch })
+      if (this.#tracked(op.key, op.type)) this.#overlay.set(op.key, { value: op.type === 'put' ? op.value : null, batch })
     }
     this.#schedule()
     return batch
-  }
-
-  readonly #releaseDeferred = (): void => {
-    if (this.#deferTimer !== undefined) clearTimeout(this.#deferTimer)
-    this.#deferTimer = undefined
-    if (this.#deferred.size === 0) return
-    const ops = [...this.#deferred.values()]
-    this.#deferred.clear()
-    this.#add(ops)
   }
 
   #schedule (): void {

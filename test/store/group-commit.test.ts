@@ -3,6 +3,7 @@ import { Level } from 'level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { isReadBack } from '../../src/store/layout.js'
 import { LogReopener } from '../../src/store/log-reopen.js'
+import { decodeRecord } from '../../src/store/codec.js'
 import { Outbox } from '../../src/store/outbox.js'
 import { DropReporter } from '../../src/store/queue-limits.js'
 import { ValueReader } from '../../src/store/reader.js'
@@ -90,33 +91,34 @@ describe('group commit', () => {
   })
 })
 
+/** A database that records every put and del written through its chained batches. */
+function spyDb (db: Level<string, Buffer>, written: string[]): ConstructorParameters<typeof WriteQueue>[0]['db'] {
+  return {
+    batch: () => {
+      const b = db.batch()
+      return {
+        put: (k: string, v: Buffer) => { written.push(`put ${k}`); return b.put(k, v) },
+        del: (k: string) => { written.push(`del ${k}`); return b.del(k) },
+        write: async (o: { sync: boolean }) => { await b.write(o) },
+        close: async () => { await b.close() }
+      }
+    }
+  }
+}
+
 describe('a put cancelled by a later del', () => {
-  it('writes only the del, never encodes a cancelled lazy put, and reads a pending lazy put back', async () => {
+  it('writes only the del when a put and a del of one key share a batch, and reads the pending put back before', async () => {
     const dir = await dirs.make()
     const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
     await db.open()
     const written: string[] = []
-    const spy = {
-      batch: () => {
-        const b = db.batch()
-        return {
-          put: (k: string, v: Buffer) => { written.push(`put ${k}`); return b.put(k, v) },
-          del: (k: string) => { written.push(`del ${k}`); return b.del(k) },
-          write: async (o: { sync: boolean }) => { await b.write(o) },
-          close: async () => { await b.close() }
-        }
-      }
-    }
-    const queue = new WriteQueue({ db: spy, dir, sync: false, logger: silentLogger(), tracked: () => true, reopener: new LogReopener(db, dir, silentLogger()) })
+    const queue = new WriteQueue({ db: spyDb(db, written), dir, sync: false, logger: silentLogger(), tracked: () => true, reopener: new LogReopener(db, dir, silentLogger()) })
     await queue.commit([{ type: 'put', key: 'a', value: Buffer.from('old') }])
     written.length = 0
-    let encoded = 0
-    queue.stageLazy('a', () => { encoded++; return Buffer.from('new') })
+    queue.stage([{ type: 'put', key: 'a', value: Buffer.from('new') }, { type: 'put', key: 'b', value: Buffer.from('b') }])
     expect(queue.peek('a')?.toString()).toBe('new')
-    queue.stageLazy('b', () => { encoded++; return Buffer.from('b') })
     await queue.commit([{ type: 'put', key: 'c', value: Buffer.from('c') }, { type: 'del', key: 'b' }, { type: 'del', key: 'a' }])
     expect(written).toEqual(['put c', 'del b', 'del a'])
-    expect(encoded).toBe(1) // by peek; 'b' was never encoded
     expect(queue.cancelledPuts).toBe(2)
     expect(await db.get('a')).toBeUndefined()
     expect(await db.get('b')).toBeUndefined()
@@ -124,22 +126,41 @@ describe('a put cancelled by a later del', () => {
     await queue.close()
     await db.close()
   })
+})
 
-  it('holds a lazy put back for LAZY_PUT_DELAY_MS, so a del that follows within it leaves nothing to write; close writes what is held', async () => {
+describe('the packet id of a QoS 1 copy sent', () => {
+  it('is written after LAZY_PUT_DELAY_MS unless acknowledged first, once, with the id it was last sent with; close writes what is held', async () => {
     const dir = await dirs.make()
     const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
     await db.open()
-    const queue = new WriteQueue({ db, dir, sync: false, logger: silentLogger(), tracked: () => true, reopener: new LogReopener(db, dir, silentLogger()) })
-    queue.stageLazy('d', () => Buffer.from('d'))
+    const written: string[] = []
+    const logger = silentLogger()
+    const reopener = new LogReopener(db, dir, logger)
+    const queue = new WriteQueue({ db: spyDb(db, written), dir, sync: false, logger, tracked: isReadBack, reopener })
+    const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+    const client = { id: 'c' }
+    const copy = (n: number): Record<string, unknown> => publish(`t/${n}`, String(n), { brokerId: 'b', brokerCounter: n })
+    for (const n of [1, 2, 3]) await outbox.enqueue([{ clientId: 'c', qos: 1 }], copy(n))
+    const keys = written.map(w => w.slice(4))
+    written.length = 0
+    await outbox.update(client, { ...copy(1), messageId: 11 })
+    await outbox.update(client, { ...copy(2), messageId: 12 })
+    // acknowledged within the delay: its id is never written, only the delete
+    await outbox.clear(client, { messageId: 11 })
+    // sent again under another id (a reconnect): written once, with the id it went out with last
+    await outbox.update(client, { ...copy(2), messageId: 22 })
     await queue.barrier()
-    expect(await db.get('d'), 'a commit does not wait for a lazy put').toBeUndefined()
-    expect(queue.peek('d')?.toString()).toBe('d')
+    expect(written, 'nothing but the delete before the delay').toEqual([`del ${keys[0]}`])
     await new Promise(resolve => setTimeout(resolve, LAZY_PUT_DELAY_MS + 50))
     await queue.barrier()
-    expect((await db.get('d'))?.toString()).toBe('d')
-    queue.stageLazy('e', () => Buffer.from('e'))
+    expect(written).toEqual([`del ${keys[0]}`, `put ${keys[1]}`])
+    expect(decodeRecord(await db.get(keys[1]) as Buffer).fields.messageId).toBe(22)
+    written.length = 0
+    await outbox.update(client, { ...copy(3), messageId: 13 })
+    outbox.writeIds()
     await queue.close()
-    expect((await db.get('e'))?.toString()).toBe('e')
+    expect(written).toEqual([`put ${keys[2]}`])
+    expect(decodeRecord(await db.get(keys[2]) as Buffer).fields.messageId).toBe(13)
     await db.close()
   })
 })

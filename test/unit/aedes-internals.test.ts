@@ -41,6 +41,9 @@ const missing: Array<[string, Mutation, string]> = [
   ['parser _stateCounter', parsersWith(parser => { Object.defineProperty(parser, '_stateCounter', { get: () => 0, set: () => {} }) }), 'Parser#_list, #_stateCounter'],
   ['parser _parseString', parsersWith(parser => { parser._parseString = undefined }), 'Parser#_parseString'],
   ['write path', p => { p.writePath = () => false }, 'lib/write.js writing every packet'],
+  ['publish steps', p => { p.publishSteps = () => false }, 'Aedes#publish of a QoS 1/2 packet'],
+  ['maxTopicLevels', p => { delete p.broker.maxTopicLevels }, 'Aedes#maxTopicLevels and Aedes#published'],
+  ['published', p => { p.broker.published = undefined }, 'Aedes#maxTopicLevels and Aedes#published'],
   ['registerClient', p => { p.broker.registerClient = undefined }, 'Aedes#registerClient'],
   ['parser settings', parsersWith(parser => { parser.settings = undefined }), 'Parser#settings'],
   ['parser _pos', parsersWith(parser => { Object.defineProperty(parser, '_pos', { get: () => undefined, set: () => {} }) }), 'Parser#_parseString reading a string at #_pos']
