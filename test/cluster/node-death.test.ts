@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { waitFor, sleep } from '../helpers/clients.js'
+import { endClient, waitFor, sleep } from '../helpers/clients.js'
 import { cliNode, useCliNodes, useCluster, FAST } from './support.js'
 
 const { node, client, redis } = useCluster()
@@ -52,6 +52,29 @@ describe('a node killed with kill -9', () => {
     expect(again.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
     await again.stop()
   })
+  it('has the will of a client that reconnected to the survivor before cluster.nodeTimeoutMs published once, and not the will of its new connection', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const watcher = await client(b.mqttUrl, { clientId: 'watcher' })
+    await watcher.subscribeAsync('wills/#', { qos: 1 })
+    await waitFor(async () => ((await clusterOf(`http://127.0.0.1:${a.ports.admin}`)).items.find(n => n.nodeId === 'b')?.filters ?? 0) > 0, "a routes to b's subscriber")
+    const will = (payload: string) => ({ topic: 'wills/mover', payload: Buffer.from(payload), qos: 1 as const, retain: false })
+    await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'mover', clean: false, will: will('gone from a') })
+    await a.kill9()
+    // back on b at once, long before a is taken for dead
+    const again = await client(b.mqttUrl, { clientId: 'mover', clean: false, will: will('gone from b') })
+    expect(again.sessionPresent).toBe(true)
+    await waitFor(() => watcher.received.length > 0, 'the will of the connection on a', 10_000)
+    await waitFor(() => b.logs.some(l => l.msg === 'sessions of a dead node disconnected' || l.msg === 'will of a dead node published'), 'a settled')
+    await sleep(1000)
+    expect(watcher.received.map(m => m.payload)).toEqual(['gone from a'])
+    expect(again.connected).toBe(true)
+    // the new connection's will stays for its own end
+    await endClient(again, true)
+    await waitFor(() => watcher.received.length > 1, 'the will of the connection on b')
+    expect(watcher.received.map(m => m.payload)).toEqual(['gone from a', 'gone from b'])
+  })
+
   it('has the persistent sessions of its clients expire on the survivors (their expiry counts from its removal)', async () => {
     const b = await node('b')
     const a = await cliNode(redis().url, 'a', await newDir())

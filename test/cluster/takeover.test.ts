@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { IDisconnectPacket } from 'mqtt'
 import type { TestBroker } from '../helpers/broker.js'
 import { waitFor, sleep } from '../helpers/clients.js'
-import { useCluster } from './support.js'
+import { useCluster, waitForRoute } from './support.js'
 
 const { node, client } = useCluster()
 
@@ -43,6 +43,27 @@ describe('take-over across nodes', () => {
     expect(third.connected).toBe(true)
     expect(b.broker.aedes.connectedClients).toBe(0)
   })
+  it("publishes the older connection's will once, and keeps the new connection's will for its own end", async () => {
+    const [a, b] = await pair()
+    const watcher = await client(b.mqttUrl, { clientId: 'will-watcher' })
+    await watcher.subscribeAsync('wills/#', { qos: 1 })
+    await waitForRoute(a, b, 'wills/x')
+    const will = (payload: string) => ({ topic: 'wills/device-3', payload: Buffer.from(payload), qos: 1 as const, retain: false })
+    const old = await client(a.mqttUrl, { clientId: 'device-3', clean: false, will: will('gone from a') })
+    const closed = new Promise<void>(resolve => old.once('close', () => resolve()))
+    const fresh = await client(b.mqttUrl, { clientId: 'device-3', clean: false, will: will('gone from b') })
+    await closed
+    await waitFor(() => watcher.received.length > 0, 'the older connection\'s will')
+    await sleep(300)
+    expect(watcher.received.map(m => m.payload)).toEqual(['gone from a'])
+    // nothing of a's connection is left for a later end of a to publish again
+    await a.close()
+    fresh.end(true)
+    await waitFor(() => watcher.received.length > 1, 'the new connection\'s will')
+    await sleep(300)
+    expect(watcher.received.map(m => m.payload)).toEqual(['gone from a', 'gone from b'])
+  })
+
   it('of two connections made at nearly the same time on two nodes, exactly one stays (seeded, 15 rounds)', async () => {
     const [a, b] = await pair()
     let seed = 15

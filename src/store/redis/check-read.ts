@@ -16,6 +16,7 @@ export const SINGLE_KEYS: Record<string, string> = {
   retained: 'hash',
   wills: 'hash',
   'will-owners': 'hash',
+  'wills-aside': 'hash',
   groups: 'hash',
   'group-seq': 'string',
   dlq: 'zset',

@@ -37,6 +37,12 @@ export class RedisKeys {
   /** HASH clientId → encoded will; willOwners: clientId → broker id that stored it. */
   get wills (): string { return `${this.prefix}wills` }
   get willOwners (): string { return `${this.prefix}will-owners` }
+  /**
+   * HASH "<brokerId> <clientId>" → encoded will: the will of a connection on another node's run that a newer
+   * connection of the client replaced (a client of a killed node back elsewhere before the node is taken for dead).
+   * Published when that run is found dead, deleted when that run closes the connection (state.ts, delWill).
+   */
+  get willsAside (): string { return `${this.prefix}wills-aside` }
   /** STRING: starts of a broker id, so its message counters never repeat across restarts or nodes. */
   epoch (brokerId: string): string { return `${this.prefix}epoch:${brokerId}` }
   /** HASH key → encoded shared-group message; groupSeq: STRING, the seq of the next key. */

@@ -204,7 +204,7 @@ export class RedisStore implements CulexStore {
   }
 
   async delWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
-    return await this.#p.state.delWill(client)
+    return await this.#p.state.delWill(client, this.#broker?.id)
   }
 
   streamWill (brokers: Record<string, unknown> = {}): Readable {

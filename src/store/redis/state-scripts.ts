@@ -15,15 +15,36 @@ end
 return n
 `
 
-/** Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it. KEYS wills, willOwners. ARGV brokerId, clientId. */
+/**
+ * Removes the will only if `ARGV[1]` (a broker id, or '' for any) stored it; a will of that broker that a newer
+ * connection of the client set aside (SET_WILL_ASIDE) is removed instead. KEYS wills, willOwners, willsAside. ARGV
+ * brokerId, clientId.
+ */
 export const DEL_WILL = `
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
+if ARGV[1] ~= '' and owner ~= ARGV[1] then
+  local field = ARGV[1] .. ' ' .. ARGV[2]
+  local aside = redis.call('HGET', KEYS[3], field)
+  if aside then redis.call('HDEL', KEYS[3], field) end
+  return aside
+end
 if not owner then return nil end
-if ARGV[1] ~= '' and owner ~= ARGV[1] then return nil end
 local value = redis.call('HGET', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
 return value
+`
+
+/**
+ * Moves a client's will to willsAside under "<its broker id> <client id>" if it is still the value read. KEYS wills,
+ * willOwners, willsAside. ARGV clientId, value as read, field. Returns 1 or 0.
+ */
+export const SET_WILL_ASIDE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
 `
 
 /** Removes an expired retained message unless it was replaced since it was read. KEYS retained. ARGV topic, value as read. Returns 1 or 0. */

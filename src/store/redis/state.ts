@@ -6,7 +6,7 @@ import { willDelaySeconds } from '../wills.js'
 import { scanHash } from './scan.js'
 import { readRetained } from '../retained-expiry.js'
 import { defineScript, type Script } from './scripts.js'
-import { DEL_WILL, EXPIRE_RETAINED, STORE_RETAINED } from './state-scripts.js'
+import { DEL_WILL, EXPIRE_RETAINED, SET_WILL_ASIDE, STORE_RETAINED } from './state-scripts.js'
 import { exec } from './subscriptions.js'
 import { topicMatches, wildcardPrefix } from './topic-match.js'
 import type { RedisDeps } from './write-order.js'
@@ -26,12 +26,14 @@ export class RedisState {
   readonly #storeRetained: Script
   readonly #expireRetained: Script
   readonly #delWill: Script
+  readonly #setWillAside: Script
 
   constructor (deps: RedisDeps) {
     this.#d = deps
     this.#storeRetained = defineScript(deps.redis, 'culexStoreRetained', STORE_RETAINED)
     this.#expireRetained = defineScript(deps.redis, 'culexExpireRetained', EXPIRE_RETAINED)
     this.#delWill = defineScript(deps.redis, 'culexDelWill', DEL_WILL)
+    this.#setWillAside = defineScript(deps.redis, 'culexSetWillAside', SET_WILL_ASIDE)
   }
 
   // inbound QoS 2 ------------------------------------------------------------------------------------------------
@@ -178,9 +180,25 @@ export class RedisState {
     return value === null ? undefined : decodeRecord(value).fields
   }
 
-  /** With a brokerId (aedes' dead-broker cleanup), only a will that broker wrote is removed. */
-  async delWill (client: ClientRef): Promise<Record<string, unknown> | undefined> {
-    const value = await this.#d.order.track(this.#delWill([this.#d.keys.wills, this.#d.keys.willOwners], [client.brokerId ?? '', client.id]))
+  /**
+   * With a brokerId (a connection's end, aedes' dead-broker cleanup), only a will that broker wrote is removed, or
+   * the one of its set aside. Without (a new connection of the client, on the run `self`), a will that another run
+   * wrote and that has no delay is set aside rather than removed: that run's connection ended without its node
+   * seeing it (a kill -9), and the survivor that takes the run for dead publishes it; a live run publishes it when it
+   * closes the connection the new one took over. A delayed will is removed: the new connection cancels it.
+   */
+  async delWill (client: ClientRef, self?: string): Promise<Record<string, unknown> | undefined> {
+    const { keys, redis, order } = this.#d
+    const willKeys = [keys.wills, keys.willOwners, keys.willsAside]
+    if (client.brokerId === undefined && self !== undefined) {
+      const value = await redis.hgetBuffer(keys.wills, client.id)
+      const will = value === null ? undefined : decodeRecord(value).fields
+      const owner = will?.brokerId
+      if (value !== null && typeof owner === 'string' && owner !== '' && owner !== self && willDelaySeconds(will ?? {}) === 0) {
+        if (await order.track(this.#setWillAside(willKeys, [client.id, value, `${owner} ${client.id}`])) === 1) return will
+      }
+    }
+    const value = await order.track(this.#delWill(willKeys, [client.brokerId ?? '', client.id]))
     return value === null ? undefined : decodeRecord(value as Buffer).fields
   }
 
@@ -192,11 +210,15 @@ export class RedisState {
     return all
   }
 
-  /** Wills of brokers not in `brokers`, without a Will Delay Interval (src/will-delay publishes those). */
+  /** Wills of brokers not in `brokers`, without a Will Delay Interval (src/will-delay publishes those), those set aside too. */
   orphanWills (brokers: Record<string, unknown>): Readable {
     const self = this
     return Readable.from((async function * () {
-      for (const will of await self.wills()) {
+      const aside: Array<Record<string, unknown>> = []
+      for await (const page of scanHash(self.#d.redis, self.#d.keys.willsAside)) {
+        for (const [, value] of page) aside.push(decodeRecord(value).fields)
+      }
+      for (const will of [...await self.wills(), ...aside]) {
         if (!brokers[String(will.brokerId)] && willDelaySeconds(will) === 0) yield will
       }
     })(), { objectMode: true })
