@@ -3,19 +3,19 @@ import { decodeRecord } from './codec.js'
 import type { ClientQueue, QueueEntry } from './outgoing-index.js'
 import { droppedPacket } from './packets.js'
 import { countedDown, isExpired, messageExpiryMs, type DropReporter } from './queue-limits.js'
-import type { ValueReader } from './reader.js'
+import type { RangeReader } from './reader.js'
 import type { StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
 /**
- * Entries read per LevelDB getMany. The replay writes a whole chunk to the socket in one turn of the event loop,
+ * Entries of the queue handed out together. The replay writes a whole chunk to the socket in one turn of the event loop,
  * so this is also the burst a reconnecting client receives before the broker looks at its socket's backpressure.
  */
 const CHUNK = 256
 
 export interface ReplayContext {
   queue: Pick<WriteQueue, 'commit'>
-  reader: Pick<ValueReader, 'read'>
+  reader: { scan: (gte: string, lte: string) => RangeReader }
   limits: StoreLimits
   drops: DropReporter
   logger: Logger
@@ -40,18 +40,30 @@ export function outputPacket (fields: Record<string, unknown>, dup: boolean): Re
  * set ([MQTT-3.3.1-1]).
  */
 export async function * replay (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number): AsyncGenerator<Array<Record<string, unknown>>> {
-  const expiryMs = ctx.limits.messageExpiryMs
+  if (snapshot.length === 0) return
+  // The snapshot's keys in one range, read in key (= seq, = FIFO) order; rows of entries not in it are passed over
+  const scan = ctx.reader.scan(snapshot[0].key, snapshot[snapshot.length - 1].key)
   // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are read.
   const readChunk = (start: number): { chunk: QueueEntry[], values: Promise<Map<QueueEntry, Buffer | undefined>> } => {
     const chunk = snapshot.slice(start, start + CHUNK).filter((entry) => !entry.removed)
     const stored = chunk.filter((entry) => entry.inflight === undefined)
     const values = stored.length === 0
       ? Promise.resolve(new Map<QueueEntry, Buffer | undefined>())
-      : ctx.reader.read(stored.map((entry) => entry.key)).then((found) => new Map(stored.map((entry, i) => [entry, found[i]])))
+      : scan.values(stored.map((entry) => entry.key)).then((found) => new Map(stored.map((entry, i) => [entry, found[i]])))
     // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
     values.catch(() => undefined)
     return { chunk, values }
   }
+  try {
+    yield * chunks(ctx, clientId, snapshot, token, readChunk)
+  } finally {
+    await scan.close()
+  }
+}
+
+async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number,
+  readChunk: (start: number) => { chunk: QueueEntry[], values: Promise<Map<QueueEntry, Buffer | undefined>> }): AsyncGenerator<Array<Record<string, unknown>>> {
+  const expiryMs = ctx.limits.messageExpiryMs
   let next = readChunk(0)
   for (let start = 0; start < snapshot.length; start += CHUNK) {
     const { chunk, values: reading } = next

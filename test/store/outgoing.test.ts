@@ -185,6 +185,29 @@ describe.each(backends)('inbound QoS 2 records ($name)', (b) => {
     await store.close()
   })
 
+  it('replays a long queue whole and in order, the acknowledged entries left out and the ones still being written included', async () => {
+    const store = await b.open(await b.make())
+    const conn = { id: 'c1', clean: false }
+    // 2 KB each: far more than one read of the disk returns at once
+    const payload = (i: number): Buffer => Buffer.alloc(2048, i % 251)
+    for (let i = 0; i < 3000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, async (_, j) => await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', payload(i + j), { brokerId: 'b', brokerCounter: i + j }))))
+    }
+    // every tenth is sent and acknowledged: its entry is gone from disk and memory
+    for (let i = 0; i < 3000; i += 10) {
+      await store.outgoingUpdate(conn, publish('t', payload(i), { brokerId: 'b', brokerCounter: i, messageId: 1 }))
+      await store.outgoingClearMessageId(conn, { messageId: 1 })
+    }
+    // enqueued, not awaited: its batch is not written yet when the replay starts
+    const last = store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', payload(3000), { brokerId: 'b', brokerCounter: 3000 }))
+    const replayed = await drain(store.outgoingStream({ id: 'c1' })) as Packet[]
+    await last
+    const expected = Array.from({ length: 3001 }, (_, i) => i).filter((i) => i % 10 !== 0 || i === 3000)
+    expect(replayed.map((p) => p.brokerCounter)).toEqual(expected)
+    expect(replayed.every((p) => (p.payload as Buffer).equals(payload(p.brokerCounter as number)))).toBe(true)
+    await store.close()
+  })
+
   it('returns a copy, so a caller cannot change the stored record', async () => {
     const store = await b.open(await b.make())
     await store.incomingStorePacket({ id: 'p' }, publish('t', 'x', { qos: 2, messageId: 5 }))
