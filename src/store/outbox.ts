@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js'
+import { DONE } from './contract.js'
 import { decodeRecord, encodeQueuedCopy, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
@@ -192,7 +193,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       // batch is written, its del cancels this put and nothing is encoded. QoS 2 still waits: its id has to be on
       // disk before the PUBLISH leaves, or a resend under a new id would be a second delivery.
       this.#deps.queue.stageLazy(entry.key, () => encodeRecord(record, { t: enqueuedAt }))
-      return Promise.resolve()
+      return DONE
     }
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
   }

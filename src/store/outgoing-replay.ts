@@ -43,13 +43,20 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
   if (snapshot.length === 0) return
   // The snapshot's keys in one range, read in key (= seq, = FIFO) order; rows of entries not in it are passed over
   const scan = ctx.reader.scan(snapshot[0].key, snapshot[snapshot.length - 1].key)
-  // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are read.
-  const readChunk = (start: number): { chunk: QueueEntry[], values: Promise<Map<QueueEntry, Buffer | undefined>> } => {
+  // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are
+  // read. The values come in the chunk's order, undefined for an entry in flight.
+  const readChunk = (start: number): Chunk => {
     const chunk = snapshot.slice(start, start + CHUNK).filter((entry) => !entry.removed)
-    const stored = chunk.filter((entry) => entry.inflight === undefined)
-    const values = stored.length === 0
-      ? Promise.resolve(new Map<QueueEntry, Buffer | undefined>())
-      : scan.values(stored.map((entry) => entry.key)).then((found) => new Map(stored.map((entry, i) => [entry, found[i]])))
+    const keys: string[] = []
+    for (const entry of chunk) if (entry.inflight === undefined) keys.push(entry.key)
+    const values = keys.length === 0
+      ? Promise.resolve(new Array<Buffer | undefined>(chunk.length))
+      : scan.values(keys).then((found) => {
+        if (found.length === chunk.length) return found
+        const aligned = new Array<Buffer | undefined>(chunk.length)
+        for (let i = 0, j = 0; i < chunk.length; i++) if (chunk[i].inflight === undefined) aligned[i] = found[j++]
+        return aligned
+      })
     // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
     values.catch(() => undefined)
     return { chunk, values }
@@ -61,8 +68,12 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
   }
 }
 
-async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number,
-  readChunk: (start: number) => { chunk: QueueEntry[], values: Promise<Map<QueueEntry, Buffer | undefined>> }): AsyncGenerator<Array<Record<string, unknown>>> {
+interface Chunk {
+  chunk: QueueEntry[]
+  values: Promise<Array<Buffer | undefined>>
+}
+
+async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number, readChunk: (start: number) => Chunk): AsyncGenerator<Array<Record<string, unknown>>> {
   const expiryMs = ctx.limits.messageExpiryMs
   let next = readChunk(0)
   for (let start = 0; start < snapshot.length; start += CHUNK) {
@@ -73,18 +84,23 @@ async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEn
     const values = await reading
     const now = Date.now()
     const expired: Array<[ClientQueue, QueueEntry]> = []
-    const ready: Array<[QueueEntry, Record<string, unknown>]> = []
+    // the entries that go out and their packets, side by side
+    const ready: QueueEntry[] = []
+    const packets: Array<Record<string, unknown>> = []
     for (let i = 0; i < chunk.length; i++) {
       const entry = chunk[i]
       if (entry.removed) continue
       // An entry in flight replays the record it was sent as (packet id, or PUBREL), kept in memory: its write
       // may still be queued, and queued updates of outgoing entries are not visible to reads (layout.isReadBack).
+      // That record is the entry's own, so what goes out is a copy; a record read from disk is decoded afresh.
       let fields = entry.inflight
+      let own = false
       if (fields === undefined) {
-        const value = values.get(entry)
+        const value = values[i]
         if (value === undefined) continue
         try {
           fields = decodeRecord(value).fields
+          own = true
         } catch (err) {
           ctx.logger.error({ err, clientId, key: entry.key }, 'undecodable queued message skipped')
           continue
@@ -98,18 +114,27 @@ async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEn
         ctx.drops.report({ reason: 'expired', clientId, packet: droppedPacket(fields) })
         continue
       }
-      ready.push([entry, ownExpiryMs === undefined ? fields : countedDown(fields, entry.enqueuedAt, now)])
+      const dup = entry.cmd === 'publish' && entry.messageId !== undefined && entry.sentOn !== token
+      if (ownExpiryMs !== undefined) {
+        const packet = countedDown(fields, entry.enqueuedAt, now)
+        if (dup) packet.dup = true
+        packets.push(packet)
+      } else if (own) {
+        if (dup) fields.dup = true
+        packets.push(fields)
+      } else {
+        packets.push(outputPacket(fields, dup))
+      }
+      ready.push(entry)
     }
     if (expired.length > 0) {
       for (const [queue] of expired) ctx.settle(queue)
       // a failed delete is logged by the queue; the entry is gone from memory and expires again after a restart
       ctx.queue.commit(expired.map(([, entry]) => ({ type: 'del', key: entry.key }))).catch(() => undefined)
-    }
-    const packets: Array<Record<string, unknown>> = []
-    for (const [entry, fields] of ready) {
-      if (entry.removed) continue
-      const dup = entry.cmd === 'publish' && entry.messageId !== undefined && entry.sentOn !== token
-      packets.push(outputPacket(fields, dup))
+      // an expiry's drop report may run code that acknowledges or removes entries of this chunk
+      let kept = 0
+      for (let i = 0; i < ready.length; i++) if (!ready[i].removed) packets[kept++] = packets[i]
+      packets.length = kept
     }
     if (packets.length > 0) yield packets
   }
