@@ -165,8 +165,9 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
         unsent(client, packet, ids)
         continue
       }
-      // a queued QoS 0 copy's entry goes at its update: it is sent once
-      if (packet.qos !== 0 && !owed(client, packet, ids)) continue
+      // a queued QoS 0 copy's entry goes at its update: it is sent once. Checked again only if this run waited for
+      // an update: acknowledgements are read between turns of the event loop, never within one
+      if (packet.qos !== 0 && writing !== undefined && !owed(client, packet, ids)) continue
       const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
       let forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
       // the Subscription Identifiers of the session's subscriptions the message matches now
