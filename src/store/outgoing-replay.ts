@@ -8,10 +8,23 @@ import type { StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
 /**
- * Entries of the queue handed out together. The replay writes a whole chunk to the socket in one turn of the event loop,
- * so this is also the burst a reconnecting client receives before the broker looks at its socket's backpressure.
+ * Entries of the queue handed out together, at most: the replay writes a whole chunk to the socket in one turn of the
+ * event loop, so this is also the burst a reconnecting client receives before the broker looks at its socket's
+ * backpressure. 1,024 small messages took about a fifth less CPU per message to drain than 256 (fewer socket
+ * writes, fewer and larger batches of acknowledgements and of their deletes).
  */
-const CHUNK = 256
+const CHUNK = 1024
+/** And payload bytes, at most (a chunk has one entry at least): large messages come in smaller chunks. */
+const CHUNK_BYTES = 1024 * 1024
+
+/** Where the chunk that begins at `start` ends: CHUNK entries, or fewer whose payloads pass CHUNK_BYTES. */
+function chunkEnd (snapshot: readonly QueueEntry[], start: number): number {
+  const last = Math.min(snapshot.length, start + CHUNK)
+  let bytes = snapshot[start].bytes
+  let end = start + 1
+  while (end < last && bytes + snapshot[end].bytes <= CHUNK_BYTES) bytes += snapshot[end++].bytes
+  return end
+}
 
 export interface ReplayContext {
   queue: Pick<WriteQueue, 'commit'>
@@ -46,7 +59,8 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
   // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are
   // read. The values come in the chunk's order, undefined for an entry in flight.
   const readChunk = (start: number): Chunk => {
-    const chunk = snapshot.slice(start, start + CHUNK).filter((entry) => !entry.removed)
+    const end = chunkEnd(snapshot, start)
+    const chunk = snapshot.slice(start, end).filter((entry) => !entry.removed)
     const keys: string[] = []
     for (const entry of chunk) if (entry.inflight === undefined) keys.push(entry.key)
     const values = keys.length === 0
@@ -59,7 +73,7 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
       })
     // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
     values.catch(() => undefined)
-    return { chunk, values }
+    return { chunk, values, end }
   }
   try {
     yield * chunks(ctx, clientId, snapshot, token, readChunk)
@@ -71,15 +85,17 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
 interface Chunk {
   chunk: QueueEntry[]
   values: Promise<Array<Buffer | undefined>>
+  /** Where in the snapshot the next chunk begins. */
+  end: number
 }
 
 async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number, readChunk: (start: number) => Chunk): AsyncGenerator<Array<Record<string, unknown>>> {
   const expiryMs = ctx.limits.messageExpiryMs
-  let next = readChunk(0)
-  for (let start = 0; start < snapshot.length; start += CHUNK) {
-    const { chunk, values: reading } = next
+  let next: Chunk | undefined = readChunk(0)
+  while (next !== undefined) {
+    const { chunk, values: reading, end }: Chunk = next
     // the next chunk is read from disk while this one is being sent
-    if (start + CHUNK < snapshot.length) next = readChunk(start + CHUNK)
+    next = end < snapshot.length ? readChunk(end) : undefined
     if (chunk.length === 0) continue
     const values = await reading
     const now = Date.now()

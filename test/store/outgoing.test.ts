@@ -208,6 +208,21 @@ describe.each(backends)('inbound QoS 2 records ($name)', (b) => {
     await store.close()
   })
 
+  it('hands a replay its queue in chunks of at most 1,024 messages and, of large ones, about 1 MiB', async () => {
+    const store = await b.open(await b.make())
+    const client = { id: 'c1', clean: false }
+    let counter = 0
+    const enqueue = async (n: number, bytes: number): Promise<void> => {
+      await Promise.all(Array.from({ length: n }, async () => await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', Buffer.alloc(bytes), { brokerId: 'b', brokerCounter: counter++ }))))
+    }
+    await enqueue(2500, 10)
+    await enqueue(10, 300 * 1024)
+    const sizes: number[] = []
+    for await (const chunk of store.sessionQueues.batches(client, false)) sizes.push(chunk.length)
+    expect(sizes).toEqual([1024, 1024, 452 + 3, 3, 3, 1])
+    await store.close()
+  })
+
   it('returns a copy, so a caller cannot change the stored record', async () => {
     const store = await b.open(await b.make())
     await store.incomingStorePacket({ id: 'p' }, publish('t', 'x', { qos: 2, messageId: 5 }))
