@@ -115,7 +115,8 @@ async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEn
         const value = values[i]
         if (value === undefined) continue
         try {
-          fields = decodeRecord(value).fields
+          // the entry's broker id is the record's, one string every entry from that broker shares
+          fields = decodeRecord(value, entry.brokerId).fields
           own = true
         } catch (err) {
           ctx.logger.error({ err, clientId, key: entry.key }, 'undecodable queued message skipped')
