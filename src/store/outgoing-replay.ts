@@ -3,7 +3,7 @@ import { decodeRecord } from './codec.js'
 import type { ClientQueue, QueueEntry } from './outgoing-index.js'
 import { droppedPacket } from './packets.js'
 import { countedDown, isExpired, messageExpiryMs, type DropReporter } from './queue-limits.js'
-import type { RangeReader } from './reader.js'
+import type { ValueReader } from './reader.js'
 import type { StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
@@ -28,7 +28,7 @@ function chunkEnd (snapshot: readonly QueueEntry[], start: number): number {
 
 export interface ReplayContext {
   queue: Pick<WriteQueue, 'commit'>
-  reader: { scan: (gte: string, lte: string) => RangeReader }
+  reader: Pick<ValueReader, 'readAscending'>
   limits: StoreLimits
   drops: DropReporter
   logger: Logger
@@ -54,10 +54,8 @@ export function outputPacket (fields: Record<string, unknown>, dup: boolean): Re
  */
 export async function * replay (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number): AsyncGenerator<Array<Record<string, unknown>>> {
   if (snapshot.length === 0) return
-  // The snapshot's keys in one range, read in key (= seq, = FIFO) order; rows of entries not in it are passed over
-  const scan = ctx.reader.scan(snapshot[0].key, snapshot[snapshot.length - 1].key)
   // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are
-  // read. The values come in the chunk's order, undefined for an entry in flight.
+  // read, in key (= seq, = FIFO) order. The values come in the chunk's order, undefined for an entry in flight.
   const readChunk = (start: number): Chunk => {
     const end = chunkEnd(snapshot, start)
     const chunk = snapshot.slice(start, end).filter((entry) => !entry.removed)
@@ -65,7 +63,7 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
     for (const entry of chunk) if (entry.inflight === undefined) keys.push(entry.key)
     const values = keys.length === 0
       ? Promise.resolve(new Array<Buffer | undefined>(chunk.length))
-      : scan.values(keys).then((found) => {
+      : ctx.reader.readAscending(keys).then((found) => {
         if (found.length === chunk.length) return found
         const aligned = new Array<Buffer | undefined>(chunk.length)
         for (let i = 0, j = 0; i < chunk.length; i++) if (chunk[i].inflight === undefined) aligned[i] = found[j++]
@@ -75,11 +73,7 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
     values.catch(() => undefined)
     return { chunk, values, end }
   }
-  try {
-    yield * chunks(ctx, clientId, snapshot, token, readChunk)
-  } finally {
-    await scan.close()
-  }
+  yield * chunks(ctx, clientId, snapshot, token, readChunk)
 }
 
 interface Chunk {

@@ -163,15 +163,6 @@ export class WriteQueue {
     return value === undefined || value === null || Buffer.isBuffer(value) ? value : valueOf(value)
   }
 
-  /** The puts (values) and deletes (null) queued but not committed for keys from `gte` to `lte`, as `peek` sees them. */
-  pendingIn (gte: string, lte: string): Map<string, Buffer | null> {
-    const found = new Map<string, Buffer | null>()
-    for (const key of this.#overlay.keys()) {
-      if (key >= gte && key <= lte) found.set(key, this.peek(key) ?? null)
-    }
-    return found
-  }
-
   /** Flushes everything queued, deferred puts included, then refuses new writes. */
   async close (): Promise<void> {
     if (this.#closed) return
