@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { awaitRoute, callsPerMessage, nodePort, redisCalls } from './cluster-support.mjs'
 import { settle } from './drain.mjs'
 import { Client, PAYLOAD_MIN, SeqSet, discardSession } from './mqtt.mjs'
-import { rssMB, treeCpuSeconds } from './proc.mjs'
+import { mainThreadCpuSeconds, rssMB, treeCpuSeconds } from './proc.mjs'
 import { Publisher } from './publisher.mjs'
 
 // offline queue: persistent subscriber, disconnect, publish N QoS 1, [restart the broker], reconnect and drain
@@ -47,6 +47,8 @@ export async function offline (o, ctx) {
   let dup = 0
   let lastRecvAt = 0
   const cpu0 = treeCpuSeconds(ctx.pid).total
+  const main0 = mainThreadCpuSeconds(ctx.pid)
+  ctx.onDrain?.('start')
   const t0 = performance.now()
   const h0 = process.hrtime.bigint()
   const reconnect = () => Client.connect(nodePort(ctx, o.reconnectNode ?? o.subNode), {
@@ -67,6 +69,8 @@ export async function offline (o, ctx) {
   const timedOut = drained === 'cap'
   const windowUs = [Number(h0 / 1000n), Number(process.hrtime.bigint() / 1000n)] // the drain, for run.mjs --cpu-prof
   const drainCpuS = treeCpuSeconds(ctx.pid).total - cpu0
+  const drainMainCpuS = mainThreadCpuSeconds(ctx.pid) - main0
+  ctx.onDrain?.('end')
   const calls2 = await redisCalls(ctx)
   let missing = 0
   for (let seq = 0; seq < pub.sent; seq++) if (pub.acked.has(seq) && !recv.has(seq)) missing++
@@ -89,6 +93,8 @@ export async function offline (o, ctx) {
     drainCpuUsPerMsg: recv.count > 0 ? drainCpuS * 1e6 / recv.count : null,
     // the broker's CPU (all its threads) from the first publish to the last PUBACK, per message acknowledged
     enqueueCpuUsPerMsg: pub.ackedCount > 0 ? enqueueCpuS * 1e6 / pub.ackedCount : null,
+    // the JavaScript thread alone (0 for a cluster broker's wrapper): what bounds a node broker's rate
+    drainMainCpuUsPerMsg: recv.count > 0 ? drainMainCpuS * 1e6 / recv.count : null,
     redisCallsEnqueue: callsPerMessage(calls0, calls1, pub.ackedCount).redisCallsPerMsg,
     redisCallsDrain: callsPerMessage(calls1, calls2, recv.count).redisCallsPerMsg,
     windowUs

@@ -17,6 +17,29 @@ export function cpuSeconds (pid) {
   }
 }
 
+/** CPU seconds of pid's main thread alone (the JavaScript thread of a node process), or NaN if it is gone. */
+export function mainThreadCpuSeconds (pid) {
+  return cpuSeconds(`${pid}/task/${pid}`)
+}
+
+/**
+ * CPU seconds per thread of pid, keyed by name and thread id (`main` for the main thread): where a node process
+ * spends its CPU. Node's threads are all named `node`; their ids tell them apart (V8's helpers are made at start,
+ * libuv's pool at its first use, LevelDB's compaction thread at its first compaction).
+ */
+export function threadCpuSeconds (pid) {
+  const out = {}
+  let tasks = []
+  try { tasks = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const tid of tasks) {
+    const s = cpuSeconds(`${pid}/task/${tid}`)
+    if (!Number.isFinite(s)) continue
+    const name = Number(tid) === pid ? 'main' : `${comm(`${pid}/task/${tid}`)}-${tid}`
+    out[name] = (out[name] ?? 0) + s
+  }
+  return out
+}
+
 /** The pids of pid's descendants (children's children too), from /proc/<pid>/task/<tid>/children. */
 function descendants (pid) {
   const out = []

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
 import type { SessionQueues } from '../store/types.js'
+import { DONE } from '../store/contract.js'
 import { internals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 import { encodeFrames, publishSize, type OutgoingPacket } from './frames.js'
 import { sentObserver } from './sent-observer.js'
@@ -138,11 +139,19 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
   const send = async (client: ClientInternals, all: ReplayPacket[]): Promise<void> => {
     const ids = packetIds(client)
     const packets = all.filter(packet => owed(client, packet, ids))
-    const updated = await Promise.all(packets.map(packet => store.outgoingUpdate(client, packet as StoredPacket).then(() => true, (err: unknown) => {
-      // as aedes' emptyQueue: a packet the store cannot account for ends the connection
-      client.emit('error', err)
-      return false
-    })))
+    // the updates the store completed at once (a QoS 1 packet id) are not waited for one by one
+    let failed: Set<ReplayPacket> | undefined
+    let writing: Array<Promise<void>> | undefined
+    for (const packet of packets) {
+      const update = store.outgoingUpdate(client, packet as StoredPacket)
+      if (update === DONE) continue
+      (writing ??= []).push(update.catch((err: unknown) => {
+        // as aedes' emptyQueue: a packet the store cannot account for ends the connection
+        (failed ??= new Set()).add(packet)
+        client.emit('error', err)
+      }))
+    }
+    if (writing !== undefined) await Promise.all(writing)
     if (client.closed) return
     const v5 = v5Of(client)
     const maxPacketBytes = v5?.connect.maximumPacketSize
@@ -152,12 +161,13 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
     const now = Date.now()
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i] as StoredPacket
-      if (!updated[i]) {
+      if (failed?.has(packet) === true) {
         unsent(client, packet, ids)
         continue
       }
-      // a queued QoS 0 copy's entry goes at its update: it is sent once
-      if (packet.qos !== 0 && !owed(client, packet, ids)) continue
+      // a queued QoS 0 copy's entry goes at its update: it is sent once. Checked again only if this run waited for
+      // an update: acknowledgements are read between turns of the event loop, never within one
+      if (packet.qos !== 0 && writing !== undefined && !owed(client, packet, ids)) continue
       const authorized = packet.cmd === 'publish' ? broker.authorizeForward(client, packet as never) as StoredPacket | null | undefined : packet
       let forward = v5 !== undefined && authorized != null ? withForwardedProperties(authorized) : authorized
       // the Subscription Identifiers of the session's subscriptions the message matches now

@@ -126,10 +126,11 @@ function isPublishForm (buf: Buffer): boolean {
   return Buffer.isBuffer(buf) && buf.length > 0 && buf[0] === PUBLISH_CODEC_VERSION
 }
 
-export function decodeRecord (buf: Buffer): DecodedRecord {
+/** `knownBrokerId`: the broker id the caller holds for this record (a queue entry's), not decoded again. */
+export function decodeRecord (buf: Buffer, knownBrokerId?: string): DecodedRecord {
   if (Buffer.isBuffer(buf) && buf[0] === PUBREL_CODEC_VERSION) return decodePubrel(buf, fail)
   if (isPublishForm(buf)) {
-    const { fields, meta, payloadStart, stringPayload } = decodePublishHead(buf, fail)
+    const { fields, meta, payloadStart, stringPayload } = decodePublishHead(buf, fail, knownBrokerId)
     fields.payload = stringPayload ? buf.toString('utf8', payloadStart) : buf.subarray(payloadStart)
     return { fields, meta }
   }

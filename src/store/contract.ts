@@ -9,6 +9,12 @@ import type {
 /** A value the LevelDB store has in memory and a shared store (Redis) has to read. */
 export type MaybePromise<T> = T | Promise<T>
 
+/**
+ * What a store write returns when it is complete by the time it returns (one shared, settled promise): a caller
+ * handling thousands of them in one step, a queue's replay, need not wait for each.
+ */
+export const DONE: Promise<void> = Promise.resolve()
+
 /** The durable queues of shared subscriptions, as src/shared-subscriptions uses them. */
 export type GroupQueues = Pick<GroupQueueStore, 'count' | 'takeLoaded' | 'add' | 'setRetry' | 'remove' | 'payloads'>
 

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js'
+import { DONE } from './contract.js'
 import { decodeRecord, encodeQueuedCopy, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
@@ -203,7 +204,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       // delivery.
       this.#unwrittenIds.push(entry, record)
       this.#idTimer ??= setTimeout(this.writeIds, LAZY_PUT_DELAY_MS).unref()
-      return Promise.resolve()
+      return DONE
     }
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
   }

@@ -8,14 +8,27 @@ import type { StoreLimits } from './types.js'
 import type { WriteQueue } from './write-queue.js'
 
 /**
- * Entries read per LevelDB getMany. The replay writes a whole chunk to the socket in one turn of the event loop,
- * so this is also the burst a reconnecting client receives before the broker looks at its socket's backpressure.
+ * Entries of the queue handed out together, at most: the replay writes a whole chunk to the socket in one turn of the
+ * event loop, so this is also the burst a reconnecting client receives before the broker looks at its socket's
+ * backpressure. 1,024 small messages took about a fifth less CPU per message to drain than 256 (fewer socket
+ * writes, fewer and larger batches of acknowledgements and of their deletes).
  */
-const CHUNK = 256
+const CHUNK = 1024
+/** And payload bytes, at most (a chunk has one entry at least): large messages come in smaller chunks. */
+const CHUNK_BYTES = 1024 * 1024
+
+/** Where the chunk that begins at `start` ends: CHUNK entries, or fewer whose payloads pass CHUNK_BYTES. */
+function chunkEnd (snapshot: readonly QueueEntry[], start: number): number {
+  const last = Math.min(snapshot.length, start + CHUNK)
+  let bytes = snapshot[start].bytes
+  let end = start + 1
+  while (end < last && bytes + snapshot[end].bytes <= CHUNK_BYTES) bytes += snapshot[end++].bytes
+  return end
+}
 
 export interface ReplayContext {
   queue: Pick<WriteQueue, 'commit'>
-  reader: Pick<ValueReader, 'read'>
+  reader: Pick<ValueReader, 'readAscending'>
   limits: StoreLimits
   drops: DropReporter
   logger: Logger
@@ -40,39 +53,65 @@ export function outputPacket (fields: Record<string, unknown>, dup: boolean): Re
  * set ([MQTT-3.3.1-1]).
  */
 export async function * replay (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number): AsyncGenerator<Array<Record<string, unknown>>> {
-  const expiryMs = ctx.limits.messageExpiryMs
-  // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are read.
-  const readChunk = (start: number): { chunk: QueueEntry[], values: Promise<Map<QueueEntry, Buffer | undefined>> } => {
-    const chunk = snapshot.slice(start, start + CHUNK).filter((entry) => !entry.removed)
-    const stored = chunk.filter((entry) => entry.inflight === undefined)
-    const values = stored.length === 0
-      ? Promise.resolve(new Map<QueueEntry, Buffer | undefined>())
-      : ctx.reader.read(stored.map((entry) => entry.key)).then((found) => new Map(stored.map((entry, i) => [entry, found[i]])))
+  if (snapshot.length === 0) return
+  // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are
+  // read, in key (= seq, = FIFO) order. The values come in the chunk's order, undefined for an entry in flight.
+  const readChunk = (start: number): Chunk => {
+    const end = chunkEnd(snapshot, start)
+    const chunk = snapshot.slice(start, end).filter((entry) => !entry.removed)
+    const keys: string[] = []
+    for (const entry of chunk) if (entry.inflight === undefined) keys.push(entry.key)
+    const values = keys.length === 0
+      ? Promise.resolve(new Array<Buffer | undefined>(chunk.length))
+      : ctx.reader.readAscending(keys).then((found) => {
+        if (found.length === chunk.length) return found
+        const aligned = new Array<Buffer | undefined>(chunk.length)
+        for (let i = 0, j = 0; i < chunk.length; i++) if (chunk[i].inflight === undefined) aligned[i] = found[j++]
+        return aligned
+      })
     // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
     values.catch(() => undefined)
-    return { chunk, values }
+    return { chunk, values, end }
   }
-  let next = readChunk(0)
-  for (let start = 0; start < snapshot.length; start += CHUNK) {
-    const { chunk, values: reading } = next
+  yield * chunks(ctx, clientId, snapshot, token, readChunk)
+}
+
+interface Chunk {
+  chunk: QueueEntry[]
+  values: Promise<Array<Buffer | undefined>>
+  /** Where in the snapshot the next chunk begins. */
+  end: number
+}
+
+async function * chunks (ctx: ReplayContext, clientId: string, snapshot: QueueEntry[], token: number, readChunk: (start: number) => Chunk): AsyncGenerator<Array<Record<string, unknown>>> {
+  const expiryMs = ctx.limits.messageExpiryMs
+  let next: Chunk | undefined = readChunk(0)
+  while (next !== undefined) {
+    const { chunk, values: reading, end }: Chunk = next
     // the next chunk is read from disk while this one is being sent
-    if (start + CHUNK < snapshot.length) next = readChunk(start + CHUNK)
+    next = end < snapshot.length ? readChunk(end) : undefined
     if (chunk.length === 0) continue
     const values = await reading
     const now = Date.now()
     const expired: Array<[ClientQueue, QueueEntry]> = []
-    const ready: Array<[QueueEntry, Record<string, unknown>]> = []
+    // the entries that go out and their packets, side by side
+    const ready: QueueEntry[] = []
+    const packets: Array<Record<string, unknown>> = []
     for (let i = 0; i < chunk.length; i++) {
       const entry = chunk[i]
       if (entry.removed) continue
       // An entry in flight replays the record it was sent as (packet id, or PUBREL), kept in memory: its write
       // may still be queued, and queued updates of outgoing entries are not visible to reads (layout.isReadBack).
+      // That record is the entry's own, so what goes out is a copy; a record read from disk is decoded afresh.
       let fields = entry.inflight
+      let own = false
       if (fields === undefined) {
-        const value = values.get(entry)
+        const value = values[i]
         if (value === undefined) continue
         try {
-          fields = decodeRecord(value).fields
+          // the entry's broker id is the record's, one string every entry from that broker shares
+          fields = decodeRecord(value, entry.brokerId).fields
+          own = true
         } catch (err) {
           ctx.logger.error({ err, clientId, key: entry.key }, 'undecodable queued message skipped')
           continue
@@ -86,18 +125,27 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
         ctx.drops.report({ reason: 'expired', clientId, packet: droppedPacket(fields) })
         continue
       }
-      ready.push([entry, ownExpiryMs === undefined ? fields : countedDown(fields, entry.enqueuedAt, now)])
+      const dup = entry.cmd === 'publish' && entry.messageId !== undefined && entry.sentOn !== token
+      if (ownExpiryMs !== undefined) {
+        const packet = countedDown(fields, entry.enqueuedAt, now)
+        if (dup) packet.dup = true
+        packets.push(packet)
+      } else if (own) {
+        if (dup) fields.dup = true
+        packets.push(fields)
+      } else {
+        packets.push(outputPacket(fields, dup))
+      }
+      ready.push(entry)
     }
     if (expired.length > 0) {
       for (const [queue] of expired) ctx.settle(queue)
       // a failed delete is logged by the queue; the entry is gone from memory and expires again after a restart
       ctx.queue.commit(expired.map(([, entry]) => ({ type: 'del', key: entry.key }))).catch(() => undefined)
-    }
-    const packets: Array<Record<string, unknown>> = []
-    for (const [entry, fields] of ready) {
-      if (entry.removed) continue
-      const dup = entry.cmd === 'publish' && entry.messageId !== undefined && entry.sentOn !== token
-      packets.push(outputPacket(fields, dup))
+      // an expiry's drop report may run code that acknowledges or removes entries of this chunk
+      let kept = 0
+      for (let i = 0; i < ready.length; i++) if (!ready[i].removed) packets[kept++] = packets[i]
+      packets.length = kept
     }
     if (packets.length > 0) yield packets
   }

@@ -178,23 +178,26 @@ export interface DecodedPublish {
   stringPayload: boolean
 }
 
-/** Decodes everything but the payload; `fail` builds the error for a value that cannot be this form. */
-export function decodePublishHead (buf: Buffer, fail: (reason: string) => Error): DecodedPublish {
+/**
+ * Decodes everything but the payload; `fail` builds the error for a value that cannot be this form. `knownBrokerId`:
+ * the broker id the caller already holds for this record (a queue entry's, interned), used instead of a new string.
+ */
+export function decodePublishHead (buf: Buffer, fail: (reason: string) => Error, knownBrokerId?: string): DecodedPublish {
   if (buf.length < FIXED + 4) throw fail('too short')
   const flags = buf[1]
   const qos = buf[2]
   if (qos > 2) throw fail(`bad qos ${qos}`)
   let at = 21
-  const read = (): string => {
+  const read = (known?: string): string => {
     if (at + 2 > buf.length) throw fail('truncated')
     const length = buf.readUInt16BE(at)
     const end = at + 2 + length
     if (end > buf.length) throw fail('truncated')
-    const value = buf.toString('utf8', at + 2, end)
+    const value = known ?? buf.toString('utf8', at + 2, end)
     at = end
     return value
   }
-  const brokerId = read()
+  const brokerId = read(knownBrokerId)
   const topic = read()
   const clientId = read()
   const fields: Record<string, unknown> = {}

@@ -185,6 +185,44 @@ describe.each(backends)('inbound QoS 2 records ($name)', (b) => {
     await store.close()
   })
 
+  it('replays a long queue whole and in order, the acknowledged entries left out and the ones still being written included', async () => {
+    const store = await b.open(await b.make())
+    const conn = { id: 'c1', clean: false }
+    // 2 KB each: far more than one read of the disk returns at once
+    const payload = (i: number): Buffer => Buffer.alloc(2048, i % 251)
+    for (let i = 0; i < 3000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, async (_, j) => await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', payload(i + j), { brokerId: 'b', brokerCounter: i + j }))))
+    }
+    // every tenth is sent and acknowledged: its entry is gone from disk and memory
+    for (let i = 0; i < 3000; i += 10) {
+      await store.outgoingUpdate(conn, publish('t', payload(i), { brokerId: 'b', brokerCounter: i, messageId: 1 }))
+      await store.outgoingClearMessageId(conn, { messageId: 1 })
+    }
+    // enqueued, not awaited: its batch is not written yet when the replay starts
+    const last = store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', payload(3000), { brokerId: 'b', brokerCounter: 3000 }))
+    const replayed = await drain(store.outgoingStream({ id: 'c1' })) as Packet[]
+    await last
+    const expected = Array.from({ length: 3001 }, (_, i) => i).filter((i) => i % 10 !== 0 || i === 3000)
+    expect(replayed.map((p) => p.brokerCounter)).toEqual(expected)
+    expect(replayed.every((p) => (p.payload as Buffer).equals(payload(p.brokerCounter as number)))).toBe(true)
+    await store.close()
+  })
+
+  it('hands a replay its queue in chunks of at most 1,024 messages and, of large ones, about 1 MiB', async () => {
+    const store = await b.open(await b.make())
+    const client = { id: 'c1', clean: false }
+    let counter = 0
+    const enqueue = async (n: number, bytes: number): Promise<void> => {
+      await Promise.all(Array.from({ length: n }, async () => await store.outgoingEnqueueCombi([{ clientId: 'c1', qos: 1 }], publish('t', Buffer.alloc(bytes), { brokerId: 'b', brokerCounter: counter++ }))))
+    }
+    await enqueue(2500, 10)
+    await enqueue(10, 300 * 1024)
+    const sizes: number[] = []
+    for await (const chunk of store.sessionQueues.batches(client, false)) sizes.push(chunk.length)
+    expect(sizes).toEqual([1024, 1024, 452 + 3, 3, 3, 1])
+    await store.close()
+  })
+
   it('returns a copy, so a caller cannot change the stored record', async () => {
     const store = await b.open(await b.make())
     await store.incomingStorePacket({ id: 'p' }, publish('t', 'x', { qos: 2, messageId: 5 }))

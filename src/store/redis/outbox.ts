@@ -316,7 +316,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       limits,
       drops,
       logger,
-      reader: { read: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
+      // a hash has no key order to walk: each run of keys is one HMGET
+      reader: { readAscending: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
       queue: { commit: async (ops: WriteOp[]) => { await order.track(this.#drop([q, qm, qx, totals], ops.map(op => op.key))) } },
       current: id => this.queues.get(id),
       settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
