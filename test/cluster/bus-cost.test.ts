@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis'
-import { describe, expect, it } from 'vitest'
+import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { TestBroker } from '../helpers/broker.js'
 import { waitFor } from '../helpers/clients.js'
+import { destroyAll, openRaw, type RawClient } from '../helpers/raw-client.js'
 import { useCluster, waitForRoute } from './support.js'
 
 /** Calls per command since the last CONFIG RESETSTAT, from INFO commandstats. */
@@ -20,6 +23,13 @@ async function commandCalls (url: string): Promise<Map<string, number>> {
  */
 describe('cluster bus cost', () => {
   const { node, client, redis } = useCluster()
+  const raws: RawClient[] = []
+  afterEach(() => { destroyAll(raws.splice(0)) })
+  const raw = async (at: TestBroker): Promise<RawClient> => {
+    const r = await openRaw('tcp', at)
+    raws.push(r)
+    return r
+  }
 
   it('a burst of 200 QoS 1 messages from node A to a persistent subscriber on node B arrives once each, the entries read in a few calls', async () => {
     const a = await node('a')
@@ -46,6 +56,41 @@ describe('cluster bus cost', () => {
     const calls = await commandCalls(redis().url)
     expect(calls.get('xrange') ?? 0).toBeLessThanOrEqual(calls.get('xread') ?? 0)
     expect(calls.get('xrange') ?? 0).toBeLessThan(40)
+  })
+
+  it('200 QoS 1 publishes arriving together cost a few script calls to store, and their 200 PUBACKs a few to delete', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const sub = await raw(b)
+    await sub.connect({ clientId: 'batch-sub', clean: false })
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'batch/#', qos: 1 }] })
+    await sub.next('suback')
+    await sub.disconnect()
+    const pub = await raw(a)
+    await pub.connect({ clientId: 'batch-pub' })
+    const control = new Redis(redis().url)
+    // 200 PUBLISH packets in one write: one read of the socket, as a busy publisher's arrive
+    const publishes = Array.from({ length: 200 }, (_, i) => mqttPacket.generate({ cmd: 'publish', topic: 'batch/1', payload: `m${i}`, qos: 1, messageId: i + 1, retain: false, dup: false }))
+    await control.config('RESETSTAT')
+    pub.sendRaw(Buffer.concat(publishes))
+    await waitFor(() => pub.received.filter(p => p.cmd === 'puback').length === 200, 'two hundred PUBACKs')
+    // every script call is one EVALSHA: one enqueue per message before they were gathered per turn of the event loop
+    expect((await commandCalls(redis().url)).get('evalsha') ?? 0).toBeLessThan(20)
+    expect((await b.broker.store.sessionInfo('batch-sub'))?.queued).toBe(200)
+
+    const back = await raw(b)
+    await back.connect({ clientId: 'batch-sub', clean: false })
+    await waitFor(() => back.received.filter(p => p.cmd === 'publish').length === 200, 'the two hundred messages')
+    const received = back.received.filter(p => p.cmd === 'publish') as IPublishPacket[]
+    expect(received.map(p => String(p.payload))).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`))
+    // the packet ids held back are written (after 100 ms) before the count starts
+    await b.broker.store.barrier()
+    await control.config('RESETSTAT')
+    back.sendRaw(Buffer.concat(received.map(p => mqttPacket.generate({ cmd: 'puback', messageId: p.messageId as number }))))
+    await waitFor(async () => (await b.broker.store.sessionInfo('batch-sub'))?.queued === 0, 'an empty queue in Redis')
+    // one delete per PUBACK (200) before
+    expect((await commandCalls(redis().url)).get('evalsha') ?? 0).toBeLessThan(10)
+    control.disconnect()
   })
 
   it('a node behind on subscription changes catches up once, not once per message in flight', async () => {
