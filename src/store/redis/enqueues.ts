@@ -1,5 +1,6 @@
 import { encodeQueuedCopy } from '../codec.js'
 import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
+import type { QueuedCopies } from '../contract.js'
 import type { ClientQueue, QueueTotals } from '../outgoing-index.js'
 import { droppedPacket, payloadBytes, payloadOf } from '../packets.js'
 import type { PacketLike } from '../types.js'
@@ -32,6 +33,8 @@ export class Enqueues {
   readonly batch: ReturnType<typeof enqueueBatch>
   /** Every queue in Redis together, as the last enqueue script returned it. */
   #cluster: QueueTotals = { entries: 0, bytes: 0 }
+  /** Per message: the entries its enqueue made, or null when they are not all known (see `copies`). */
+  readonly #copies = new WeakMap<object, QueuedCopies | null>()
 
   constructor (parts: EnqueueParts) {
     this.#p = parts
@@ -41,7 +44,18 @@ export class Enqueues {
   enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
     const { limits, order } = this.#p.deps
     if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
+    // targets not matched at a generation Redis checks may be a part only (sessions.queueQos0 queues the offline
+    // ones of a message while aedes queued the others): that message's entries are not all known here
+    if (check === undefined) this.#copies.set(packet, null)
     return order.hold(this.#send(targets, packet, check, 0))
+  }
+
+  /**
+   * The entries the enqueue of this message made, all of them: its clients were matched at the generation Redis had
+   * (every persistent session the message is for), and each entry's seq is known. Undefined otherwise.
+   */
+  copies (packet: object): QueuedCopies | undefined {
+    return this.#copies.get(packet) ?? undefined
   }
 
   async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
@@ -79,6 +93,7 @@ export class Enqueues {
     const { seqs, evicted, totals } = done
     if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
     this.#p.evicted.report(clients.map(([clientId]) => clientId), evicted)
+    this.#noteCopies(packet, generation !== '' && !seqs.includes(0) ? { at: now, copies: seqs.flatMap((seq, i) => seq > 0 ? [[clients[i][0], seq, clients[i][1]]] : []) } : null)
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
       if (seq < 0) drops.report({ reason: REFUSED[seq], clientId, packet: droppedPacket({ ...packet, qos }) })
@@ -88,6 +103,10 @@ export class Enqueues {
       // under way here still records the change (QueueMirrors.change).
       this.#p.mirrors.change(clientId, this.#p.isHere(clientId), addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
     })
+  }
+
+  #noteCopies (packet: object, copies: QueuedCopies | null): void {
+    if (this.#copies.get(packet) !== null) this.#copies.set(packet, copies)
   }
 
   /**

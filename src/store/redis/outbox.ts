@@ -1,26 +1,25 @@
-import type { ChainableCommander } from 'ioredis'
+import type { ChainableCommander, Redis } from 'ioredis'
+import type { QueuedCopies } from '../contract.js'
 import { decodeRecord, encodeRecord } from '../codec.js'
 import type { EnqueueTarget } from '../enqueue-targets.js'
-import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
+import type { QueueTotals } from '../outgoing-index.js'
 import { QueueLookups } from '../queue-lookups.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { packetRecord, payloadBytes, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
-import { ADD_PUBREL, defineScript, DROP, ENTRY_OF, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
+import { ADD_PUBREL, defineScript, DROP, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
 import { clearBatch } from './queue-batches.js'
 import { Enqueues } from './enqueues.js'
 import type { ScriptBatch } from './script-batch.js'
 import { EvictedEntries } from './evicted.js'
+import { EntryLearner } from './learn-entries.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
-import { addEntry, counterKey, entryFields, noSuchPacket, queueInfo, readQueue, removeSeq, type MatchCheck } from './queue-entries.js'
+import { addEntry, counterKey, noSuchPacket, queueInfo, readQueue, readQueueUpTo, removeSeq, type MatchCheck } from './queue-entries.js'
 
 export type { MatchCheck } from './queue-entries.js'
-
-/** (session, message) pairs whose entries one script call reads (learn). */
-const ENTRIES_PER_CALL = 1000
 
 /**
  * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
@@ -38,7 +37,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #pubrel: Script
   readonly #addPubrel: Script
   readonly #drop: Script
-  readonly #entryOf: Script
+  readonly #learner: EntryLearner
   readonly #evicted: EvictedEntries
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
@@ -52,7 +51,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#pubrel = defineScript(deps.redis, 'culexPubrel', PUBREL)
     this.#addPubrel = defineScript(deps.redis, 'culexAddPubrel', ADD_PUBREL)
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
-    this.#entryOf = defineScript(deps.redis, 'culexEntryOf', ENTRY_OF)
+    this.#learner = new EntryLearner(deps, this.#mirrors, id => this.isHere(id))
     this.#evicted = new EvictedEntries(deps, (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
     this.#enqueues = new Enqueues({ deps, queues: this.queues, mirrors: this.#mirrors, lazy: this.#lazy, evicted: this.#evicted, isHere: id => this.isHere(id) })
   }
@@ -69,31 +68,22 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   isHere: (clientId: string) => boolean = () => true
 
   /**
-   * Cluster mode: other nodes queued these messages for these sessions and sent them here live. The mirrors of
-   * those connected here learn the entries from Redis, so that each live copy is delivered as its entry (its packet
-   * id recorded, its acknowledgement deleting it) rather than left to a replay nothing starts. One script call per
-   * ENTRIES_PER_CALL (session, message) pairs: a batch read from the bus costs one round trip, not one per message.
+   * Cluster mode: other nodes queued these messages and sent them here live; the sessions connected here learn
+   * their entries (learn-entries.ts): those the message carries (`queued`) at once, else those of `clientIds` from
+   * Redis, in one round trip for the lot.
    */
-  async learn (messages: Array<{ packet: PacketLike, clientIds: string[] }>): Promise<void> {
-    const pairs: Array<[clientId: string, bk: string]> = []
-    for (const { packet, clientIds } of messages) {
-      const bk = counterKey(packet.brokerId, packet.brokerCounter)
-      if (bk === '') continue
-      for (const id of new Set(clientIds)) if (this.isHere(id)) pairs.push([id, bk])
+  async learn (messages: Array<{ packet: PacketLike, clientIds?: string[], queued?: QueuedCopies }>): Promise<void> {
+    const unknown: Array<{ packet: PacketLike, clientIds: string[] }> = []
+    for (const { packet, clientIds, queued } of messages) {
+      if (queued !== undefined) this.#learner.carried(packet, queued)
+      else if (clientIds !== undefined) unknown.push({ packet, clientIds })
     }
-    const calls: Array<Promise<unknown>> = []
-    for (let at = 0; at < pairs.length; at += ENTRIES_PER_CALL) {
-      const chunk = pairs.slice(at, at + ENTRIES_PER_CALL)
-      calls.push(this.#entryOf(chunk.flatMap(([id]) => [this.#deps.keys.queue(id), this.#deps.keys.queueIndex(id)]), chunk.map(([, bk]) => bk)))
-    }
-    const replies = await Promise.all(calls) as Array<Array<number | Buffer>>
-    replies.forEach((reply, call) => {
-      for (let i = 0; i < reply.length; i += 2) {
-        if (reply[i] === 0) continue
-        const clientId = pairs[call * ENTRIES_PER_CALL + i / 2][0]
-        this.#mirrors.change(clientId, true, addEntry(entryFields(reply[i] as number, (reply[i + 1] as Buffer).toString())))
-      }
-    })
+    if (unknown.length > 0) await this.#learner.lookUp(unknown)
+  }
+
+  /** The entries this node's enqueue of the message made, if all are known (enqueues.ts). */
+  queuedCopies (packet: object): QueuedCopies | undefined {
+    return this.#enqueues.copies(packet)
   }
 
   /** KEYS of the queue scripts: the session's q, qm, qx and the queue totals. */
@@ -214,7 +204,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const self = this
     return (async function * () {
       if (!unsentOnly) self.#lazy.flush(client.id)
-      const queue = unsentOnly ? self.queues.get(client.id) : await self.#mirrors.reload(client.id, async () => await self.#read(client.id))
+      const queue = unsentOnly ? self.queues.get(client.id) : await self.#mirrors.reload(client.id, async () => await self.#read(client.id, readQueueUpTo))
       const entries = queue === undefined ? [] : [...queue.entries.values()]
       const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
       yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
@@ -240,6 +230,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const mirror = this.queues.get(clientId)
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
+    this.#mirrors.forget(clientId)
     tx.eval(PURGE_QUEUE, 5, ...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId))
   }
 
@@ -251,13 +242,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   /** A session's queue as Redis has it: sizes, in-flight count and oldest entry. */
   async info (clientId: string): Promise<{ queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined> {
     this.#lazy.flush(clientId)
-    return queueInfo(await this.#read(clientId))
+    return queueInfo(await this.#read(clientId, readQueue))
   }
 
-  async #read (clientId: string): Promise<QueueEntry[]> {
+  async #read<T> (clientId: string, read: (redis: Redis, q: string, qx: string) => Promise<T>): Promise<T> {
     this.#writeNow()
     const [q, , qx] = this.#queueKeys(clientId)
-    return await readQueue(this.#deps.redis, q, qx)
+    return await read(this.#deps.redis, q, qx)
   }
 
   #replayContext (clientId: string): Parameters<typeof replay>[0] {
