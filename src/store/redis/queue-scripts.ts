@@ -118,6 +118,9 @@ return { written, evictedAll, bounded and { n + dn, b + db } or {} }
 export const CLEAR_BATCH = ENTRY_HELPERS + `
 local out = {}
 local dn, db = 0, 0
+-- per queue index: the fields to delete and the waiting count and bytes to take off, written once per call (an
+-- entry deleted is out of q at once: a second delete of it in the same call finds nothing)
+local queues, order = {}, {}
 for i = 0, #ARGV / 3 - 1 do
   local q, qm, qx = KEYS[i * 3 + 2], KEYS[i * 3 + 3], KEYS[i * 3 + 4]
   local byMid, byCounter, want = ARGV[i * 3 + 1], ARGV[i * 3 + 2], ARGV[i * 3 + 3]
@@ -131,19 +134,33 @@ for i = 0, #ARGV / 3 - 1 do
     -- its dead letter, is out of q already)
     if not (byCounter ~= '' and mid ~= '' and mid ~= byMid) and redis.call('ZREM', q, seq) == 1 then
       if want == '1' then value = redis.call('HGET', qm, seq) end
-      redis.call('HDEL', qm, seq)
-      local fields = { 'e:' .. seq }
+      local d = queues[qx]
+      if not d then
+        d = { qm = qm, seqs = {}, fields = {}, w = 0, wb = 0 }
+        queues[qx] = d
+        order[#order + 1] = qx
+      end
+      d.seqs[#d.seqs + 1] = seq
+      d.fields[#d.fields + 1] = 'e:' .. seq
       -- the index the entry was found by points at it; the other one only if it still does
-      if mid ~= '' and ((byCounter == '' and mid == byMid) or redis.call('HGET', qx, 'm:' .. mid) == seq) then fields[#fields + 1] = 'm:' .. mid end
-      if bk ~= '' and ((byCounter ~= '' and bk == byCounter) or redis.call('HGET', qx, 'c:' .. bk) == seq) then fields[#fields + 1] = 'c:' .. bk end
-      redis.call('HDEL', qx, unpack(fields))
-      unwait(qx, kind, mid, bytes)
+      if mid ~= '' and ((byCounter == '' and mid == byMid) or redis.call('HGET', qx, 'm:' .. mid) == seq) then d.fields[#d.fields + 1] = 'm:' .. mid end
+      if bk ~= '' and ((byCounter ~= '' and bk == byCounter) or redis.call('HGET', qx, 'c:' .. bk) == seq) then d.fields[#d.fields + 1] = 'c:' .. bk end
+      if kind == 'p' and mid == '' then d.w, d.wb = d.w + 1, d.wb + tonumber(bytes) end
       dn, db = dn - 1, db - tonumber(bytes)
       found = tonumber(seq)
     end
   end
   out[#out + 1] = found
   out[#out + 1] = value
+end
+for _, qx in ipairs(order) do
+  local d = queues[qx]
+  redis.call('HDEL', d.qm, unpack(d.seqs))
+  redis.call('HDEL', qx, unpack(d.fields))
+  if d.w > 0 then
+    redis.call('HINCRBY', qx, 'w', -d.w)
+    redis.call('HINCRBY', qx, 'wb', -d.wb)
+  end
 end
 total(KEYS[1], dn, db)
 return out
