@@ -2,8 +2,8 @@ import { ENTRY_HELPERS } from './scripts.js'
 
 // The two scripts every persistent QoS 1/2 message runs (its enqueue, its acknowledgement's delete), each taking
 // what one turn of the event loop gathered (script-batch.ts): Redis pays its per-call cost, and the node ioredis'
-// per-command cost, once per batch. Each reads an entry's index fields with one HMGET and writes them with one
-// HSET (the layout of scripts.ts' ENTRY_HELPERS), the queue totals once per call.
+// per-command cost, once per batch. Inside, what a call changes in a queue (its sorted set, packets and index
+// fields: scripts.ts' ENTRY_HELPERS layout) is written once per queue and call, the queue totals once per call.
 
 /**
  * KEYS: the subscription generation, the queue totals, then per client of each message q, qm, qx, qe. ARGV:
@@ -36,6 +36,22 @@ if bounded then
 end
 local function fits (w, wb, bytes) return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB) end
 local function fitsAll (n, b, bytes) return (maxTN == 0 or n < maxTN) and (maxTB == 0 or b + bytes <= maxTB) end
+-- per queue: its counters as this call has them and the entries it added, written once per queue and call (and
+-- before a dropOldest scan of that queue)
+local states, touched = {}, {}
+local function flush (st)
+  if #st.z == 0 then return end
+  redis.call('ZADD', st.q, unpack(st.z))
+  redis.call('HSET', st.qm, unpack(st.m))
+  st.x[#st.x + 1] = 'n'
+  st.x[#st.x + 1] = st.n
+  st.x[#st.x + 1] = 'w'
+  st.x[#st.x + 1] = st.w
+  st.x[#st.x + 1] = 'wb'
+  st.x[#st.x + 1] = st.wb
+  redis.call('HSET', st.qx, unpack(st.x))
+  st.z, st.m, st.x = {}, {}, {}
+end
 local current
 local written, evictedAll = {}, {}
 local a, k = 6, 3
@@ -51,17 +67,29 @@ while a <= #ARGV do
     local q, qm, qx, qe = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
     local qos, bytes, value = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
     k, a = k + 4, a + 3
-    local x = redis.call('HMGET', qx, 'w', 'wb', 'n', 'c:' .. bk)
-    if bk ~= '' and x[4] then
+    local st = states[qx]
+    local held
+    if st then
+      held = bk ~= '' and (st.c[bk] or redis.call('HEXISTS', qx, 'c:' .. bk) == 1)
+    else
+      local x = redis.call('HMGET', qx, 'w', 'wb', 'n', 'c:' .. bk)
+      st = { q = q, qm = qm, qx = qx, w = tonumber(x[1] or '0'), wb = tonumber(x[2] or '0'), n = tonumber(x[3] or '0'), z = {}, m = {}, x = {}, c = {} }
+      states[qx] = st
+      touched[#touched + 1] = st
+      held = bk ~= '' and x[4]
+    end
+    if held then
       out[i + 1] = 0
     else
-      local w, wb, tn, tb = tonumber(x[1] or '0'), tonumber(x[2] or '0'), n + dn, b + db
+      local w, wb, tn, tb = st.w, st.wb, n + dn, b + db
       local reason = fits(w, wb, bytes) and -2 or -1
       local admit = reason == -2 and fitsAll(tn, tb, bytes)
       local victims = {}
       local tooBig = (maxB > 0 and bytes > maxB) or (maxTB > 0 and bytes > maxTB)
       if not admit and policy ~= 'newest' and not tooBig then
-        -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged), if that makes room
+        -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged), if that makes room;
+        -- those this call added are among them, so they are written first
+        flush(st)
         for _, old in ipairs(redis.call('ZRANGE', q, 0, -1)) do
           local _, kind, mid, eb = parse(redis.call('HGET', qx, 'e:' .. old))
           if kind == 'p' and mid == '' then
@@ -85,14 +113,18 @@ while a <= #ARGV do
           redis.call('HSET', qe, v[1], 1)
           dn, db = dn - 1, db - v[2]
         end
-        local seq = tonumber(x[3] or '0') + 1
-        redis.call('ZADD', q, seq, seq)
-        redis.call('HSET', qm, seq, value)
-        local state = qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk
+        local seq = st.n + 1
+        st.n, st.w, st.wb = seq, w + 1, wb + bytes
+        st.z[#st.z + 1] = seq
+        st.z[#st.z + 1] = seq
+        st.m[#st.m + 1] = seq
+        st.m[#st.m + 1] = value
+        st.x[#st.x + 1] = 'e:' .. seq
+        st.x[#st.x + 1] = qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk
         if bk ~= '' then
-          redis.call('HSET', qx, 'n', seq, 'e:' .. seq, state, 'w', w + 1, 'wb', wb + bytes, 'c:' .. bk, seq)
-        else
-          redis.call('HSET', qx, 'n', seq, 'e:' .. seq, state, 'w', w + 1, 'wb', wb + bytes)
+          st.x[#st.x + 1] = 'c:' .. bk
+          st.x[#st.x + 1] = seq
+          st.c[bk] = true
         end
         dn, db = dn + 1, db + bytes
         out[i + 1] = seq
@@ -102,6 +134,7 @@ while a <= #ARGV do
   written[#written + 1] = out
   evictedAll[#evictedAll + 1] = evicted
 end
+for _, st in ipairs(touched) do flush(st) end
 total(tot, dn, db)
 return { written, evictedAll, bounded and { n + dn, b + db } or {} }
 `
