@@ -1,4 +1,5 @@
 import type { DeliveryPacket } from '../protocol/aedes-internals.js'
+import type { QueuedCopies } from '../store/index.js'
 
 /**
  * What travels on a node's stream: a message for its local subscribers, or the news that a client id connected
@@ -7,7 +8,7 @@ import type { DeliveryPacket } from '../protocol/aedes-internals.js'
  * part), and a binary payload crosses untouched.
  */
 export type BusEntry =
-  | { kind: 'message', packet: DeliveryPacket, run: string }
+  | { kind: 'message', packet: DeliveryPacket, run: string, queued?: QueuedCopies }
   | { kind: 'connected', clientId: string, nodeId: string, generation: number }
   | { kind: 'share', note: ShareNote }
 
@@ -29,21 +30,29 @@ export type ShareNote = { from: string } & (
 )
 
 const MESSAGE = 'm'
+/** A message with the queue entries its origin made: a kind of its own, which a node of an earlier version skips. */
+const MESSAGE_QUEUED = 'q'
 const CONNECTED = 'c'
 const SHARE = 's'
 
 const RETAIN = 0x04
 const HAS_CLIENT_ID = 0x08
 const HAS_EXTRAS = 0x10
+const HAS_QUEUED = 0x20
+/** Queue entries an entry carries at most; a message queued for more sessions leaves them to a look-up in Redis. */
+export const MAX_CARRIED_COPIES = 64
+/** What this version reads beyond the first format (NodeRecord.bus): messages that carry their queue entries. */
+export const BUS_FEATURES = 1
 
 /**
  * A message: flags (QoS in the low 2 bits, retain, which optional parts follow), the origin's broker counter
  * (float64), then length-prefixed sending run, broker id, topic, publisher id, extras (MQTT 5 properties and the
- * absolute message expiry, as JSON), and the payload to the end. `run` names this run of the sending node: with a
- * fixed `brokerId` the broker counter starts again at each start, so broker id and counter alone could name two
- * messages.
+ * absolute message expiry, as JSON), the queue entries the origin made (when it queued the message (float64), their
+ * count (uint16), then per entry a length-prefixed client id, its seq (float64) and QoS (uint8)), and the payload to
+ * the end. `run` names this run of the sending node: with a fixed `brokerId` the broker counter starts again at each
+ * start, so broker id and counter alone could name two messages.
  */
-export function encodeMessage (packet: DeliveryPacket, run: string): Array<string | Buffer> {
+export function encodeMessage (packet: DeliveryPacket, run: string, queued?: QueuedCopies): Array<string | Buffer> {
   const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload ?? '')
   const sender = Buffer.from(run)
   const brokerId = Buffer.from(packet.brokerId ?? '')
@@ -51,9 +60,13 @@ export function encodeMessage (packet: DeliveryPacket, run: string): Array<strin
   const clientId = packet.clientId === undefined ? undefined : Buffer.from(packet.clientId)
   const extras = extrasOf(packet)
   const json = extras === undefined ? undefined : Buffer.from(JSON.stringify(extras, withBuffers))
-  const size = 1 + 8 + 2 + sender.length + 2 + brokerId.length + 2 + topic.length + (clientId === undefined ? 0 : 2 + clientId.length) + (json === undefined ? 0 : 4 + json.length) + payload.length
+  const copies = queued === undefined || queued.copies.length > MAX_CARRIED_COPIES ? undefined : queued.copies.map(([id, seq, qos]) => [Buffer.from(id), seq, qos] as const)
+  let copiesSize = 0
+  if (copies !== undefined) for (const [id] of copies) copiesSize += 2 + id.length + 9
+  const size = 1 + 8 + 2 + sender.length + 2 + brokerId.length + 2 + topic.length + (clientId === undefined ? 0 : 2 + clientId.length) + (json === undefined ? 0 : 4 + json.length) +
+    (copies === undefined ? 0 : 10 + copiesSize) + payload.length
   const buf = Buffer.allocUnsafe(size)
-  buf[0] = (packet.qos & 3) | (packet.retain === true ? RETAIN : 0) | (clientId === undefined ? 0 : HAS_CLIENT_ID) | (json === undefined ? 0 : HAS_EXTRAS)
+  buf[0] = (packet.qos & 3) | (packet.retain === true ? RETAIN : 0) | (clientId === undefined ? 0 : HAS_CLIENT_ID) | (json === undefined ? 0 : HAS_EXTRAS) | (copies === undefined ? 0 : HAS_QUEUED)
   buf.writeDoubleLE(packet.brokerCounter ?? 0, 1)
   let at = 9
   at = putShort(buf, at, sender)
@@ -64,8 +77,19 @@ export function encodeMessage (packet: DeliveryPacket, run: string): Array<strin
     buf.writeUInt32LE(json.length, at)
     at += 4 + json.copy(buf, at + 4)
   }
+  if (copies !== undefined) {
+    buf.writeDoubleLE((queued as QueuedCopies).at, at)
+    buf.writeUInt16LE(copies.length, at + 8)
+    at += 10
+    for (const [id, seq, qos] of copies) {
+      at = putShort(buf, at, id)
+      buf.writeDoubleLE(seq, at)
+      buf[at + 8] = qos
+      at += 9
+    }
+  }
   payload.copy(buf, at)
-  return [MESSAGE, buf]
+  return [copies === undefined ? MESSAGE : MESSAGE_QUEUED, buf]
 }
 
 /** `generation`: the connection's place in the cluster-wide order of connections (see hooks.ts). */
@@ -86,10 +110,10 @@ export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
     return { kind: 'connected', clientId, nodeId, generation }
   }
   if (kind === SHARE) return { kind: 'share', note: JSON.parse(fields[1].toString(), toBuffers) as ShareNote }
-  return kind === MESSAGE ? { kind: 'message', ...decodeMessage(fields[1]) } : undefined
+  return kind === MESSAGE || kind === MESSAGE_QUEUED ? { kind: 'message', ...decodeMessage(fields[1]) } : undefined
 }
 
-function decodeMessage (buf: Buffer): { packet: DeliveryPacket, run: string } {
+function decodeMessage (buf: Buffer): { packet: DeliveryPacket, run: string, queued?: QueuedCopies } {
   const flags = buf[0]
   const brokerCounter = buf.readDoubleLE(1)
   let at = 9
@@ -118,8 +142,20 @@ function decodeMessage (buf: Buffer): { packet: DeliveryPacket, run: string } {
     const length = buf.readUInt32LE(at)
     Object.assign(packet, JSON.parse(buf.toString('utf8', at + 4, at += 4 + length), toBuffers) as Record<string, unknown>)
   }
+  let queued: QueuedCopies | undefined
+  if ((flags & HAS_QUEUED) !== 0) {
+    queued = { at: buf.readDoubleLE(at), copies: [] }
+    const count = buf.readUInt16LE(at + 8)
+    at += 10
+    for (let i = 0; i < count; i++) {
+      const length = buf.readUInt16LE(at)
+      const id = buf.toString('utf8', at + 2, at += 2 + length)
+      queued.copies.push([id, buf.readDoubleLE(at), buf[at + 8]])
+      at += 9
+    }
+  }
   packet.payload = buf.subarray(at)
-  return { packet, run }
+  return queued === undefined ? { packet, run } : { packet, run, queued }
 }
 
 function putShort (buf: Buffer, at: number, part: Buffer): number {

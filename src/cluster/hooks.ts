@@ -38,6 +38,8 @@ export interface ClusterHookDeps {
   onShareNote: (note: ShareNote) => void
   /** The other nodes a client's connection is announced to. */
   otherNodes: () => Iterable<string>
+  /** Whether a node reads messages that carry their queue entries (a node of an earlier version does not). */
+  carriesCopies: (nodeId: string) => boolean
   /** The next number of the cluster-wide order of connections. */
   nextGeneration: () => Promise<number>
   counters: { pending: number, droppedQos0: number }
@@ -100,8 +102,14 @@ export function attachCluster (deps: ClusterHookDeps) {
       localEmit(packet, done)
       return
     }
-    const fields = encodeMessage(packet, run)
-    const sent = Promise.all([...[...targets].map(async nodeId => await send(nodeId, fields)), ...[...groups].map(async key => await deps.sendToGroup(key, fields))])
+    // the queue entries this node made for the message go with it: the receiving node learns them without Redis
+    const queued = packet.qos > 0 ? deps.store.sharedQueues.queuedCopies(packet) : undefined
+    let plain: Array<string | Buffer> | undefined
+    let carrying: Array<string | Buffer> | undefined
+    const fieldsFor = (nodeId?: string): Array<string | Buffer> => queued !== undefined && nodeId !== undefined && deps.carriesCopies(nodeId)
+      ? (carrying ??= encodeMessage(packet, run, queued))
+      : (plain ??= encodeMessage(packet, run))
+    const sent = Promise.all([...[...targets].map(async nodeId => await send(nodeId, fieldsFor(nodeId))), ...[...groups].map(async key => await deps.sendToGroup(key, fieldsFor()))])
     if (packet.qos === 0) {
       sent.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not sent to other nodes'))
       localEmit(packet, done)
@@ -136,10 +144,13 @@ export function attachCluster (deps: ClusterHookDeps) {
   /**
    * What one read of this node's stream brought, in order. The delivery router sends a persistent session only what
    * its queue holds unsent: the entries the origin queued for the QoS 1/2 messages must be known here first, all
-   * of them learned at once (one Redis round trip per batch, not per message).
+   * of them learned at once (from the messages that carry them, else one Redis round trip per batch).
    */
   const deliver = async (entries: BusEntry[]): Promise<void> => {
-    const queued = entries.flatMap(entry => entry.kind === 'message' && entry.packet.qos > 0 ? [entry.packet as unknown as Parameters<SharedQueues['learn']>[0][number]] : [])
+    const queued: Parameters<SharedQueues['learn']>[0] = []
+    for (const entry of entries) {
+      if (entry.kind === 'message' && entry.packet.qos > 0) queued.push({ packet: entry.packet as unknown as (typeof queued)[number]['packet'], queued: entry.queued })
+    }
     if (queued.length > 0) {
       await deps.store.sharedQueues.learn(queued).catch((err: unknown) => { log.error({ err, messages: queued.length }, 'cluster messages not learned by the session queues') })
     }

@@ -16,7 +16,7 @@
  *     share-views.ts    every group as GET /api/shared shows it, from its owner
  *     connection-health.ts  the node's connections to Redis lost, back, or not answering (liveness.ts: a PING with a deadline)
  *     hooks.ts          the only file that touches aedes
- *     api.ts            GET /api/cluster
+ *     api.ts            GET /api/cluster, the cluster's /metrics
  */
 import { randomBytes } from 'node:crypto'
 import type { Client } from 'aedes'
@@ -30,7 +30,8 @@ import type { BrokerMetrics } from '../metrics/index.js'
 import type { BrokerInternals } from '../protocol/aedes-internals.js'
 import { redisConnectOptions } from '../store/redis/connect-options.js'
 import { redisOptions, untilReady } from '../store/redis/connection.js'
-import { clusterRoutes } from './api.js'
+import { clusterRoutes, registerClusterMetrics } from './api.js'
+import { BUS_FEATURES } from './codec.js'
 import { createSender, readInbox, type BusCounters } from './bus.js'
 import { LocalFilters } from './filters.js'
 import { watchConnections } from './connection-health.js'
@@ -83,15 +84,6 @@ export interface Cluster {
   groupOwner: (key: string) => string | undefined
   /** Whether a message published here goes to the shared group's inbox (the group is known here). */
   routesToGroup: (key: string) => boolean
-}
-
-/**
- * Until the connection is ready: a node does not start without Redis, and waits for it (ioredis retries) rather
- * than fail, so nodes and Redis may start in any order. A filter registered before the start (a shared group
- * restored by aedes) may have opened the connection already.
- */
-async function connected (conn: Redis, log: Logger): Promise<void> {
-  await untilReady(conn, () => log.warn({ connection: conn.options.connectionName }, 'waiting for Redis'))
 }
 
 export function assertClusterConfig (config: Config['cluster']): void {
@@ -149,6 +141,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   let inboxes: ReturnType<typeof readShareInboxes> | undefined
   const hooks = attachCluster({
     broker, nodeId, table, filters, send, otherNodes: others,
+    carriesCopies: id => membership.nodes().some(n => n.nodeId === id && (n.bus ?? 0) >= BUS_FEATURES),
     shares: shareRoutes,
     sendToGroup,
     onShareNote: note => { groups?.receive(note) }, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store, log })
@@ -228,7 +221,9 @@ export function createCluster (opts: ClusterOptions): Cluster {
   return {
     nodeId,
     start: async () => {
-      await Promise.all([redis, sub, reader, groupReader].map(async conn => { await connected(conn, log) }))
+      // A node does not start without Redis and waits for it (ioredis retries) rather than fail, so nodes and Redis
+      // may start in any order (a shared group restored by aedes may have opened a connection already).
+      await Promise.all([redis, sub, reader, groupReader].map(async conn => { await untilReady(conn, () => log.warn({ connection: conn.options.connectionName }, 'waiting for Redis')) }))
       await sub.subscribe(keys.filterChanges, keys.shareChanges)
       shareRoutes.replace(await shareOwners.all())
       await groups?.start()
@@ -263,14 +258,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       groupReader.disconnect()
       await redis.quit().catch(() => redis.disconnect())
     },
-    registerMetrics: (metrics) => {
-      metrics.gauge({ name: 'culex_cluster_nodes_alive', help: 'Nodes of the cluster alive at the last heartbeat, this one included.', collect () { this.set(membership.nodes().filter(n => n.alive).length) } })
-      metrics.gauge({ name: 'culex_cluster_bus_lag_seconds', help: "Age of the last message read from this node's Redis stream when it was read (0 when the stream is idle).", collect () { this.set(counters.lagMs / 1000) } })
-      metrics.gauge({ name: 'culex_cluster_bus_pending_messages', help: 'Messages sent to other nodes that Redis has not confirmed yet (a Redis outage holds them here).', collect () { this.set(counters.pending) } })
-      metrics.countersFrom('culex_cluster_bus_messages_total', "Stream entries this node sent to other nodes, sent to a node that had just left (unrouted), read from its own stream, dropped as read twice, and QoS 0 messages not sent because too many were waiting for Redis.", 'event', () => ({ sent: counters.sent, unrouted: counters.unrouted, received: counters.received, duplicate: counters.duplicates, dropped_qos0: counters.droppedQos0 }))
-      metrics.gauge({ name: 'culex_cluster_redis_connections_down', help: "This node's connections to the cluster's Redis that are lost or do not answer a PING within cluster.redisPingTimeoutMs (/readyz says not ready meanwhile).", collect () { this.set(health.down()) } })
-      metrics.countersFrom('culex_cluster_bus_reconnects_total', "Times a connection of this node to the cluster's Redis was lost and made again, by connection (the stream reader resumes from the last id it read).", 'connection', () => health.reconnects)
-    },
+    registerMetrics: (metrics) => { registerClusterMetrics(metrics, { alive: () => membership.nodes().filter(n => n.alive).length, counters, reconnects: health.reconnects, down: () => health.down() }) },
     routes: clusterRoutes(() => ({ nodeId, nodes: membership.nodes(), table, counters })),
     nodes: () => membership.nodes(),
     problem: health.problem,

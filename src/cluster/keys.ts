@@ -50,4 +50,9 @@ export interface NodeRecord {
   startedAt: number
   heartbeatAt: number
   version: string
+  /**
+   * What it reads on its stream beyond the first format: 1 when a message may carry the queue entries its origin
+   * made (codec.ts); absent on a node of an earlier version, which is sent none.
+   */
+  bus?: number
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
+import { BUS_FEATURES } from './codec.js'
 import type { ClusterKeys, NodeRecord } from './keys.js'
 
 export interface NodeView extends NodeRecord {
@@ -49,7 +50,8 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
     ...opts.describe(),
     startedAt,
     heartbeatAt: Date.now(),
-    version: opts.version
+    version: opts.version,
+    bus: BUS_FEATURES
   })
   let view = new Map<string, NodeView>()
 

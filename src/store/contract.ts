@@ -122,8 +122,19 @@ export interface SharedQueues {
   setHere: (isHere: (clientId: string) => boolean) => void
   /**
    * Other nodes queued these messages and sent them here live (read together from this node's stream): the
-   * sessions connected here that each matches (matched against every node's subscriptions as Redis has them now)
-   * learn their entries, with one round trip for the lot.
+   * sessions connected here learn their entries, from `queued` when the origin sent them along, else those each
+   * message matches (against every node's subscriptions as Redis has them now), with one round trip for the lot.
    */
-  learn: (packets: PacketLike[]) => Promise<void>
+  learn: (messages: Array<{ packet: PacketLike, queued?: QueuedCopies }>) => Promise<void>
+  /**
+   * The entries this node's enqueue of a message made (its queue entries in every session it matched, all of them),
+   * for the other nodes to learn without asking Redis; undefined when not known completely.
+   */
+  queuedCopies: (packet: object) => QueuedCopies | undefined
+}
+
+/** A message's entries in session queues: when it was queued, and (client id, seq, QoS) of each entry. */
+export interface QueuedCopies {
+  at: number
+  copies: Array<[clientId: string, seq: number, qos: number]>
 }

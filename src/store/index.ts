@@ -47,7 +47,7 @@ import type { CulexStore } from './contract.js'
 import { openRedisStore, type RedisStoreConnect } from './redis/open.js'
 
 export { LevelStore } from './level-store.js'
-export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise, SharedQueues } from './contract.js'
+export type { CulexStore, DeadLetterLog, GroupQueues, MaybePromise, QueuedCopies, SharedQueues } from './contract.js'
 export { checkStore, repairStore, type StoreCheck, type StoreCounts } from './check.js'
 export { openRedisStore, type OpenRedisOptions, type RedisStoreConnect } from './redis/open.js'
 export { redisConnectOptions } from './redis/connect-options.js'

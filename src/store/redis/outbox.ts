@@ -1,23 +1,25 @@
-import type { ChainableCommander } from 'ioredis'
-import { decodeRecord, encodeQueuedCopy, encodeRecord } from '../codec.js'
-import { targetsByClient, type EnqueueTarget } from '../enqueue-targets.js'
-import type { QueueEntry, QueueTotals } from '../outgoing-index.js'
+import type { ChainableCommander, Redis } from 'ioredis'
+import type { QueuedCopies } from '../contract.js'
+import { decodeRecord, encodeRecord } from '../codec.js'
+import type { EnqueueTarget } from '../enqueue-targets.js'
+import type { QueueTotals } from '../outgoing-index.js'
 import { QueueLookups } from '../queue-lookups.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
-import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from '../packets.js'
+import { packetRecord, payloadBytes, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { WriteOp } from '../write-queue.js'
-import { ADD_PUBREL, CLEAR, defineScript, DROP, ENQUEUE, ENTRY_OF, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
-import { EvictedEntries, REFUSED } from './evicted.js'
+import { ADD_PUBREL, defineScript, DROP, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
+import { clearBatch } from './queue-batches.js'
+import { Enqueues } from './enqueues.js'
+import type { ScriptBatch } from './script-batch.js'
+import { EvictedEntries } from './evicted.js'
+import { EntryLearner } from './learn-entries.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
-import { addEntry, counterKey, entryFields, MAX_REMATCHES, noSuchPacket, queueInfo, readQueue, removeSeq, type MatchCheck } from './queue-entries.js'
+import { addEntry, counterKey, noSuchPacket, queueInfo, readQueue, readQueueUpTo, removeSeq, type MatchCheck } from './queue-entries.js'
 
 export type { MatchCheck } from './queue-entries.js'
-
-/** (session, message) pairs whose entries one script call reads (learn). */
-const ENTRIES_PER_CALL = 1000
 
 /**
  * The session queues on Redis (layout in keys.ts, scripts in scripts.ts): Redis holds each queue and its lookups,
@@ -29,31 +31,29 @@ const ENTRIES_PER_CALL = 1000
 export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #deps: RedisDeps
   readonly #totals: QueueTotals = { entries: 0, bytes: 0 }
-  readonly #enqueue: Script
+  readonly #enqueues: Enqueues
+  readonly #clears: ScriptBatch<[number, Buffer] | undefined>
   readonly #update: Script
   readonly #pubrel: Script
   readonly #addPubrel: Script
-  readonly #clear: Script
   readonly #drop: Script
-  readonly #entryOf: Script
+  readonly #learner: EntryLearner
   readonly #evicted: EvictedEntries
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
-  /** Every queue in Redis together, as the last enqueue script returned it. */
-  #cluster: QueueTotals = { entries: 0, bytes: 0 }
 
   constructor (deps: RedisDeps) {
     super()
     this.#deps = deps
     this.#mirrors = new QueueMirrors(this.queues, this.#totals)
-    this.#enqueue = defineScript(deps.redis, 'culexEnqueue', ENQUEUE)
+    this.#clears = clearBatch(deps)
     this.#update = defineScript(deps.redis, 'culexUpdate', UPDATE)
     this.#pubrel = defineScript(deps.redis, 'culexPubrel', PUBREL)
     this.#addPubrel = defineScript(deps.redis, 'culexAddPubrel', ADD_PUBREL)
-    this.#clear = defineScript(deps.redis, 'culexClear', CLEAR)
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
-    this.#entryOf = defineScript(deps.redis, 'culexEntryOf', ENTRY_OF)
+    this.#learner = new EntryLearner(deps, this.#mirrors, id => this.isHere(id))
     this.#evicted = new EvictedEntries(deps, (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
+    this.#enqueues = new Enqueues({ deps, queues: this.queues, mirrors: this.#mirrors, lazy: this.#lazy, evicted: this.#evicted, isHere: id => this.isHere(id) })
   }
 
   /** At open: puts back into their queues the evicted entries a crash left without their dead letters. */
@@ -68,31 +68,22 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   isHere: (clientId: string) => boolean = () => true
 
   /**
-   * Cluster mode: other nodes queued these messages for these sessions and sent them here live. The mirrors of
-   * those connected here learn the entries from Redis, so that each live copy is delivered as its entry (its packet
-   * id recorded, its acknowledgement deleting it) rather than left to a replay nothing starts. One script call per
-   * ENTRIES_PER_CALL (session, message) pairs: a batch read from the bus costs one round trip, not one per message.
+   * Cluster mode: other nodes queued these messages and sent them here live; the sessions connected here learn
+   * their entries (learn-entries.ts): those the message carries (`queued`) at once, else those of `clientIds` from
+   * Redis, in one round trip for the lot.
    */
-  async learn (messages: Array<{ packet: PacketLike, clientIds: string[] }>): Promise<void> {
-    const pairs: Array<[clientId: string, bk: string]> = []
-    for (const { packet, clientIds } of messages) {
-      const bk = counterKey(packet.brokerId, packet.brokerCounter)
-      if (bk === '') continue
-      for (const id of new Set(clientIds)) if (this.isHere(id)) pairs.push([id, bk])
+  async learn (messages: Array<{ packet: PacketLike, clientIds?: string[], queued?: QueuedCopies }>): Promise<void> {
+    const unknown: Array<{ packet: PacketLike, clientIds: string[] }> = []
+    for (const { packet, clientIds, queued } of messages) {
+      if (queued !== undefined) this.#learner.carried(packet, queued)
+      else if (clientIds !== undefined) unknown.push({ packet, clientIds })
     }
-    const calls: Array<Promise<unknown>> = []
-    for (let at = 0; at < pairs.length; at += ENTRIES_PER_CALL) {
-      const chunk = pairs.slice(at, at + ENTRIES_PER_CALL)
-      calls.push(this.#entryOf(chunk.flatMap(([id]) => [this.#deps.keys.queue(id), this.#deps.keys.queueIndex(id)]), chunk.map(([, bk]) => bk)))
-    }
-    const replies = await Promise.all(calls) as Array<Array<number | Buffer>>
-    replies.forEach((reply, call) => {
-      for (let i = 0; i < reply.length; i += 2) {
-        if (reply[i] === 0) continue
-        const clientId = pairs[call * ENTRIES_PER_CALL + i / 2][0]
-        this.#mirrors.change(clientId, true, addEntry(entryFields(reply[i] as number, (reply[i + 1] as Buffer).toString())))
-      }
-    })
+    if (unknown.length > 0) await this.#learner.lookUp(unknown)
+  }
+
+  /** The entries this node's enqueue of the message made, if all are known (enqueues.ts). */
+  queuedCopies (packet: object): QueuedCopies | undefined {
+    return this.#enqueues.copies(packet)
   }
 
   /** KEYS of the queue scripts: the session's q, qm, qx and the queue totals. */
@@ -102,59 +93,11 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   }
 
   /**
-   * One script for every client: resolves once Redis has the message in each queue, in call order. The limits are
-   * applied in the script, the broker-wide ones over every queue in Redis (the whole cluster's); what they drop is
-   * reported.
+   * Resolves once Redis has the message in each queue, in call order (enqueues.ts); the enqueues of one turn of the
+   * event loop go in one script call.
    */
   enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
-    const { limits, order } = this.#deps
-    if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
-    return order.track(this.#send(targets, packet, check, 0))
-  }
-
-  async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
-    const { limits, order, keys: k } = this.#deps
-    const packetQos = packet.qos ?? 0
-    const now = Date.now()
-    const bytes = payloadBytes(payloadOf(packet))
-    const bk = counterKey(packet.brokerId, packet.brokerCounter)
-    // a node that keeps seeing changes stops checking rather than retrying for ever (an extremely busy cluster)
-    const generation = check === undefined || attempt >= MAX_REMATCHES ? '' : check.generation
-    const keys: string[] = [k.subsGen, k.queueTotals]
-    const args: Array<string | Buffer | number> = [
-      bk, now, limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest', generation,
-      limits.maxTotalQueuedMessages, limits.maxTotalQueuedBytes
-    ]
-    const clients: Array<[string, number]> = []
-    const encoded: Array<Buffer | undefined> = []
-    for (const { clientId, cap, rap } of targetsByClient(targets)) {
-      const qos = Math.min(packetQos, cap)
-      if (qos === 0 && !limits.queueQos0) continue
-      this.#unholdNearLimit(clientId, bytes)
-      const retain = rap && packet.retain === true
-      const variant = qos * 2 + (retain ? 1 : 0)
-      encoded[variant] ??= encodeQueuedCopy(packet, qos, retain, now)
-      keys.push(...this.#queueKeys(clientId).slice(0, 3), k.queueEvicted(clientId))
-      args.push(qos, bytes, encoded[variant] as Buffer)
-      clients.push([clientId, qos])
-    }
-    if (clients.length === 0 && generation === '') return await order.after()
-    const [seqs, evicted, stale, totals] = await this.#enqueue(keys, args) as [number[], Array<number | Buffer>, number, [number, number]]
-    if (stale === 1 && check !== undefined) {
-      const again = await check.rematch()
-      return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
-    }
-    if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
-    this.#evicted.report(clients.map(([clientId]) => clientId), evicted)
-    seqs.forEach((seq, i) => {
-      const [clientId, qos] = clients[i]
-      if (seq < 0) this.#deps.drops.report({ reason: REFUSED[seq], clientId, packet: droppedPacket({ ...packet, qos }) })
-      if (seq <= 0) return
-      // A session connected to another node gets no mirror here: nothing here would ever acknowledge its entries, so
-      // it would grow with every message (memory, and this node's queued count); its own node learns them. A replay
-      // under way here still records the change (QueueMirrors.change).
-      this.#mirrors.change(clientId, this.isHere(clientId), addEntry({ seq, enc: '', key: String(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now }))
-    })
+    return this.#enqueues.enqueue(targets, packet, check)
   }
 
   /** aedes' outgoingUpdate: records the packet id a publish was sent with, or turns it into its PUBREL. */
@@ -180,6 +123,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       }
       // A QoS 2 copy the session queue never held (a retained message sent on SUBSCRIBE) has no entry: its PUBREL
       // goes out all the same [MQTT-4.3.3-1], with nothing to record (as in the LevelDB store)
+      this.#writeNow()
       return this.#deps.order.track(this.#pubrel(keys, [messageId, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]).then(() => undefined))
     }
     const entry = mirror?.byCounter(String(packet.brokerId), Number(packet.brokerCounter))
@@ -203,7 +147,10 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       })
     }
     const args = [counterKey(packet.brokerId, packet.brokerCounter), messageId, qos, encodeRecord(record, { t: entry?.enqueuedAt ?? Date.now() })]
-    const send = (): Promise<void> => this.#deps.order.track(this.#update(keys, args).then((seq) => { if (seq === null) throw noSuchPacket() }))
+    const send = (): Promise<void> => {
+      this.#writeNow()
+      return this.#deps.order.track(this.#update(keys, args).then((seq) => { if (seq === null) throw noSuchPacket() }))
+    }
     // A QoS 1 id the mirror knows is held back (lazy-ids.ts); QoS 2 ids are written before the PUBLISH leaves.
     if (qos === 1 && entry !== undefined) {
       this.#lazy.hold(client.id, entry.seq, entry.bytes, () => {
@@ -217,6 +164,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   addPubrel (client: ClientRef, messageId: number): Promise<void> {
     const now = Date.now()
     const record = pubrelRecord(messageId)
+    this.#writeNow()
     return this.#deps.order.track(this.#addPubrel(this.#queueKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
       if (seq === 0) return
       this.#mirrors.change(client.id, true, addEntry({
@@ -236,17 +184,18 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     // an id never written: Redis still has the entry without one, found by its broker counter
     const byCounter = unsent || (entry !== undefined && this.#lazy.take(client.id, entry.seq))
     const counter = entry === undefined ? counterKey(p.brokerId, p.brokerCounter) : counterKey(entry.brokerId, entry.brokerCounter)
-    const write = this.#clear(this.#queueKeys(client.id), [unsent ? '' : Number(p.messageId), byCounter ? counter : ''])
-    const tracked = this.#deps.order.track(write)
     // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
-    // entry resends the message or PUBREL, which QoS 1 and 2 allow.
-    if (!unsent && entry?.inflight !== undefined) {
-      tracked.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'acknowledged message not deleted') })
-      return Promise.resolve(outputPacket(entry.inflight, false))
+    // entry resends the message or PUBREL, which QoS 1 and 2 allow. Redis then need not send the packet back.
+    const sent = unsent ? undefined : entry?.inflight
+    const [q, qm, qx] = this.#queueKeys(client.id)
+    const write = this.#clears.add({ keys: [q, qm, qx], args: [unsent ? '' : Number(p.messageId), byCounter ? counter : '', sent !== undefined || unsent ? '' : '1'] })
+    if (sent !== undefined) {
+      write.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'acknowledged message not deleted') })
+      return Promise.resolve(outputPacket(sent, false))
     }
     return write.then((found) => {
-      if (found === null || unsent) return undefined
-      return outputPacket(decodeRecord((found as [number, Buffer])[1]).fields, false)
+      if (found === undefined || unsent) return undefined
+      return outputPacket(decodeRecord(found[1]).fields, false)
     })
   }
 
@@ -255,41 +204,33 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const self = this
     return (async function * () {
       if (!unsentOnly) self.#lazy.flush(client.id)
-      const queue = unsentOnly ? self.queues.get(client.id) : await self.#mirrors.reload(client.id, async () => await self.#read(client.id))
+      const queue = unsentOnly ? self.queues.get(client.id) : await self.#mirrors.reload(client.id, async () => await self.#read(client.id, readQueueUpTo))
       const entries = queue === undefined ? [] : [...queue.entries.values()]
       const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
       yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
     })()
   }
 
-  /**
-   * Redis applies the queue limits to what it counts as waiting, which includes messages in flight whose ids are
-   * held back: when that could make the enqueue evict or refuse, the ids are written first (ahead of it).
-   */
-  #unholdNearLimit (clientId: string, bytes: number): void {
-    const held = this.#lazy.held(clientId)
-    if (held === undefined) return
-    const { maxQueuedMessages: maxN, maxQueuedBytes: maxB, maxTotalQueuedMessages: maxTN, maxTotalQueuedBytes: maxTB } = this.#deps.limits
-    const mirror = this.queues.get(clientId)
-    const waiting = (mirror?.waiting ?? 0) + held.entries
-    const waitingBytes = (mirror?.waitingBytes ?? 0) + held.bytes
-    // the broker-wide totals as the last enqueue of this node saw them (other nodes add to them meanwhile)
-    const total = this.#cluster
-    if ((maxN > 0 && waiting + 1 > maxN) || (maxB > 0 && waitingBytes + bytes > maxB) ||
-      (maxTN > 0 && total.entries + 1 > maxTN) || (maxTB > 0 && total.bytes + bytes > maxTB)) this.#lazy.flush(clientId)
-  }
-
-  /** Writes the packet ids held back (before a barrier or close). */
+  /** Writes the packet ids held back and what the batches gathered (before a barrier or close). */
   flush (): void {
     this.#lazy.flush()
+    this.#writeNow()
+  }
+
+  /** Sends what the batches gathered: a write or read of the same queues outside them must not overtake them. */
+  #writeNow (): void {
+    this.#clears.flush()
+    this.#enqueues.batch.flush()
   }
 
   /** Deletes a session's queue in the caller's transaction (the end of the session), off the totals; the mirror goes. */
   purge (clientId: string, tx: ChainableCommander): void {
     this.#lazy.drop(clientId)
+    this.#writeNow()
     const mirror = this.queues.get(clientId)
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
+    this.#mirrors.forget(clientId)
     tx.eval(PURGE_QUEUE, 5, ...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId))
   }
 
@@ -301,12 +242,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   /** A session's queue as Redis has it: sizes, in-flight count and oldest entry. */
   async info (clientId: string): Promise<{ queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined> {
     this.#lazy.flush(clientId)
-    return queueInfo(await this.#read(clientId))
+    return queueInfo(await this.#read(clientId, readQueue))
   }
 
-  async #read (clientId: string): Promise<QueueEntry[]> {
+  async #read<T> (clientId: string, read: (redis: Redis, q: string, qx: string) => Promise<T>): Promise<T> {
+    this.#writeNow()
     const [q, , qx] = this.#queueKeys(clientId)
-    return await readQueue(this.#deps.redis, q, qx)
+    return await read(this.#deps.redis, q, qx)
   }
 
   #replayContext (clientId: string): Parameters<typeof replay>[0] {
@@ -318,7 +260,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       logger,
       // a hash has no key order to walk: each run of keys is one HMGET
       reader: { readAscending: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
-      queue: { commit: async (ops: WriteOp[]) => { await order.track(this.#drop([q, qm, qx, totals], ops.map(op => op.key))) } },
+      queue: { commit: async (ops: WriteOp[]) => { this.#writeNow(); await order.track(this.#drop([q, qm, qx, totals], ops.map(op => op.key))) } },
       current: id => this.queues.get(id),
       settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
     }

@@ -62,7 +62,19 @@ export function entryFields (seq: number, state: string): Parameters<typeof queu
 
 /** A session's queue entries as Redis has them, in FIFO order (KEYS q and qx of keys.ts). */
 export async function readQueue (redis: Redis, q: string, qx: string): Promise<QueueEntry[]> {
-  const seqs = await redis.zrange(q, 0, -1)
+  return (await readQueueUpTo(redis, q, qx)).entries
+}
+
+/**
+ * The same, and the last seq the queue had given out when it was read (read first, so every entry up to it that is
+ * not among those read had been deleted already).
+ */
+export async function readQueueUpTo (redis: Redis, q: string, qx: string): Promise<{ entries: QueueEntry[], upTo: number }> {
+  const [n, seqs] = await Promise.all([redis.hget(qx, 'n'), redis.zrange(q, 0, -1)])
+  return { entries: await entriesOf(redis, qx, seqs), upTo: Number(n ?? 0) }
+}
+
+async function entriesOf (redis: Redis, qx: string, seqs: string[]): Promise<QueueEntry[]> {
   if (seqs.length === 0) return []
   const states = await redis.hmget(qx, ...seqs.map(seq => `e:${seq}`))
   const entries: QueueEntry[] = []

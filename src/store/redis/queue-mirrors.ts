@@ -10,6 +10,12 @@ export class QueueMirrors {
   readonly #totals: QueueTotals
   /** Per session whose mirror is being rebuilt: this node's changes since its read was sent. */
   readonly #reloading = new Map<string, Set<Change[]>>()
+  /**
+   * Per session rebuilt here: the last seq its queue had given out at the last rebuild. An entry up to it that the
+   * mirror does not hold had been deleted by then (replayed and acknowledged, say): learning it again would send it
+   * twice. Kept while the session is here (`forget` when it is not).
+   */
+  readonly #readUpTo = new Map<string, number>()
 
   constructor (queues: Map<string, ClientQueue>, totals: QueueTotals) {
     this.#queues = queues
@@ -27,14 +33,16 @@ export class QueueMirrors {
    * Rebuilds a session's mirror from what `read` returns. This node's changes made after the read was sent are not
    * in it: they are recorded meanwhile and applied to the new mirror (each change is idempotent).
    */
-  async reload (clientId: string, read: () => Promise<QueueEntry[]>): Promise<ClientQueue | undefined> {
+  async reload (clientId: string, read: () => Promise<{ entries: QueueEntry[], upTo: number }>): Promise<ClientQueue | undefined> {
     const changes: Change[] = []
     let active = this.#reloading.get(clientId)
     if (active === undefined) this.#reloading.set(clientId, active = new Set())
     active.add(changes)
     let entries: QueueEntry[]
     try {
-      entries = await read()
+      const got = await read()
+      entries = got.entries
+      this.#readUpTo.set(clientId, got.upTo)
     } finally {
       active.delete(changes)
       if (active.size === 0) this.#reloading.delete(clientId)
@@ -57,6 +65,16 @@ export class QueueMirrors {
     }
     this.#queues.set(clientId, mirror)
     return mirror
+  }
+
+  /** Whether an entry another node made, that this node learns of now, was deleted before this node's last rebuild. */
+  deletedBefore (clientId: string, seq: number): boolean {
+    return seq <= (this.#readUpTo.get(clientId) ?? 0) && this.#queues.get(clientId)?.entries.has(seq) !== true
+  }
+
+  /** The session is not here (or has ended): what was known of its last rebuild goes. */
+  forget (clientId: string): void {
+    this.#readUpTo.delete(clientId)
   }
 
   #mirrorFor (clientId: string): ClientQueue {

@@ -62,10 +62,13 @@ export class RedisStore implements CulexStore {
   readonly sharedQueues: SharedQueues = {
     setHere: (isHere) => { this.#p.outbox.isHere = isHere },
     // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
-    learn: async (packets) => {
-      const matched = await this.#p.subs.fresh(() => packets.map(packet => this.#p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
-      await this.#p.outbox.learn(packets.map((packet, i) => ({ packet, clientIds: matched[i] })))
-    }
+    // (those that carry their entries need no match)
+    learn: async (messages) => {
+      const unknown = messages.filter(m => m.queued === undefined)
+      const matched = unknown.length === 0 ? [] : await this.#p.subs.fresh(() => unknown.map(({ packet }) => this.#p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
+      await this.#p.outbox.learn([...messages.filter(m => m.queued !== undefined), ...unknown.map(({ packet }, i) => ({ packet, clientIds: matched[i] }))])
+    },
+    queuedCopies: packet => this.#p.outbox.queuedCopies(packet)
   }
 
   ping (): Promise<unknown> | undefined {

@@ -15,7 +15,7 @@ export function defineScript (redis: Redis, name: string, lua: string): Script {
 // which the queue limits apply to. `n` (the last seq) outlives the entries, so seqs never repeat within a queue.
 // The queue totals hash (keys.ts) counts every entry of every queue, `n`, and their bytes, `b`, for the broker-wide
 // bounds: every script that adds or removes an entry, or changes its bytes, changes them in the same call.
-const ENTRY_HELPERS = `
+export const ENTRY_HELPERS = `
 local function parse (e)
   return string.match(e, '^(%d)|(%a)|(%d*)|(%d+)|(%d+)|(.*)$')
 end
@@ -47,89 +47,6 @@ local function drop (q, qm, qx, seq, e)
   if bk ~= '' and redis.call('HGET', qx, 'c:' .. bk) == tostring(seq) then redis.call('HDEL', qx, 'c:' .. bk) end
   return tonumber(bytes)
 end
-`
-
-/**
- * KEYS: the subscription generation, the queue totals, then per client q, qm, qx, qe. ARGV: brokerId:counter (or
- * ''), now (ms), maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), the
- * subscription generation the clients were matched at (or '' to skip the check), maxTotalQueuedMessages,
- * maxTotalQueuedBytes, then per client: qos, bytes, encoded packet. The session limits count its waiting messages,
- * the broker-wide ones every entry of every queue (queue-limits.ts' admit, the LevelDB store's rule): over either,
- * dropOldest evicts the session's own oldest waiting messages if that makes room (never another session's), else
- * the new one is refused. Returns { per client: the new seq, 0 when the queue already holds the message (a resent
- * command), -1 when the session's limits refused it, -2 the broker-wide ones }, { client index, seq, evicted
- * packet, -1 | -2 (which limit), ... } (dropOldest took those waiting messages out of the queue and the totals; they
- * stay in qe until their dead letter is written: FORGET_EVICTED), stale: 1 when the subscriptions changed since that
- * generation (nothing was written: match again), { entries, bytes } of every queue after the call (empty without
- * broker-wide bounds: not read then).
- */
-export const ENQUEUE = ENTRY_HELPERS + `
-local bk, now, maxN, maxB, policy, gen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local maxTN, maxTB, tot = tonumber(ARGV[7]), tonumber(ARGV[8]), KEYS[2]
-if gen ~= '' and (redis.call('GET', KEYS[1]) or '0') ~= gen then return { {}, {}, 1, {} } end
--- the totals are read only when bounded; what this call adds and removes is counted here and written once
-local bounded = maxTN > 0 or maxTB > 0
-local n, b, dn, db = 0, 0, 0, 0
-if bounded then
-  local t = redis.call('HMGET', tot, 'n', 'b')
-  n, b = tonumber(t[1] or '0'), tonumber(t[2] or '0')
-end
-local out, evicted = {}, {}
-local function fits (w, wb, bytes) return (maxN == 0 or w < maxN) and (maxB == 0 or wb + bytes <= maxB) end
-local function fitsAll (n, b, bytes) return (maxTN == 0 or n < maxTN) and (maxTB == 0 or b + bytes <= maxTB) end
-for i = 0, (#KEYS - 2) / 4 - 1 do
-  local q, qm, qx, qe = KEYS[i * 4 + 3], KEYS[i * 4 + 4], KEYS[i * 4 + 5], KEYS[i * 4 + 6]
-  local qos, bytes, value = ARGV[i * 3 + 9], tonumber(ARGV[i * 3 + 10]), ARGV[i * 3 + 11]
-  if bk ~= '' and redis.call('HEXISTS', qx, 'c:' .. bk) == 1 then
-    out[i + 1] = 0
-  else
-    local waiting = redis.call('HMGET', qx, 'w', 'wb')
-    local w, wb, tn, tb = tonumber(waiting[1] or '0'), tonumber(waiting[2] or '0'), n + dn, b + db
-    local reason = fits(w, wb, bytes) and -2 or -1
-    local admit = reason == -2 and fitsAll(tn, tb, bytes)
-    local victims = {}
-    local tooBig = (maxB > 0 and bytes > maxB) or (maxTB > 0 and bytes > maxTB)
-    if not admit and policy ~= 'newest' and not tooBig then
-      -- dropOldest: the oldest waiting messages go (in-flight ones stay until acknowledged), if that makes room
-      for _, old in ipairs(redis.call('ZRANGE', q, 0, -1)) do
-        local e = redis.call('HGET', qx, 'e:' .. old)
-        local _, kind, mid, eb = parse(e)
-        if kind == 'p' and mid == '' then
-          victims[#victims + 1] = { old, e }
-          w, wb, tn, tb = w - 1, wb - tonumber(eb), tn - 1, tb - tonumber(eb)
-          if fits(w, wb, bytes) and fitsAll(tn, tb, bytes) then admit = true break end
-        end
-      end
-    end
-    if not admit then
-      out[i + 1] = reason
-    else
-      for _, v in ipairs(victims) do
-        evicted[#evicted + 1] = i
-        evicted[#evicted + 1] = tonumber(v[1])
-        evicted[#evicted + 1] = redis.call('HGET', qm, v[1])
-        evicted[#evicted + 1] = reason
-        -- out of the queue and the totals now; its entry stays, listed in qe, until its dead letter is written
-        local _, kind, mid, eb = parse(v[2])
-        redis.call('ZREM', q, v[1])
-        unwait(qx, kind, mid, eb)
-        redis.call('HSET', qe, v[1], 1)
-        dn, db = dn - 1, db - tonumber(eb)
-      end
-      local seq = redis.call('HINCRBY', qx, 'n', 1)
-      redis.call('ZADD', q, seq, seq)
-      redis.call('HSET', qm, seq, value)
-      redis.call('HSET', qx, 'e:' .. seq, qos .. '|p||' .. bytes .. '|' .. now .. '|' .. bk)
-      redis.call('HINCRBY', qx, 'w', 1)
-      redis.call('HINCRBY', qx, 'wb', bytes)
-      dn, db = dn + 1, db + bytes
-      if bk ~= '' then redis.call('HSET', qx, 'c:' .. bk, seq) end
-      out[i + 1] = seq
-    end
-  end
-end
-total(tot, dn, db)
-return { out, evicted, 0, bounded and { n + dn, b + db } or {} }
 `
 
 /**
@@ -179,27 +96,6 @@ redis.call('HSET', qx, 'e:' .. seq, '2|r|' .. ARGV[1] .. '|0|' .. ARGV[3] .. '|'
 redis.call('HSET', qx, 'm:' .. ARGV[1], seq)
 total(KEYS[4], 1, 0)
 return seq
-`
-
-/**
- * Deletes an entry. KEYS q, qm, qx, queue totals. ARGV messageId or '', brokerId:counter or '':
- * - PUBACK / PUBCOMP of an id Redis has: messageId only, the entry found by it;
- * - PUBACK of an id held back (lazy-ids.ts): both, the entry found by its counter, with no id in Redis or this one
- *   (written when the message was sent on an earlier connection: its resend holds the same id back again);
- * - a copy never sent: the counter only, deleted only while it has no packet id.
- * Returns { seq, encoded packet } or nil.
- */
-export const CLEAR = ENTRY_HELPERS + `
-local q, qm, qx = KEYS[1], KEYS[2], KEYS[3]
-local seq
-if ARGV[2] == '' then seq = redis.call('HGET', qx, 'm:' .. ARGV[1]) else seq = redis.call('HGET', qx, 'c:' .. ARGV[2]) end
-if not seq or not queued(q, seq) then return nil end
-local e = redis.call('HGET', qx, 'e:' .. seq)
-local _, _, mid = parse(e)
-if ARGV[2] ~= '' and mid ~= '' and mid ~= ARGV[1] then return nil end
-local value = redis.call('HGET', qm, seq)
-total(KEYS[4], -1, -drop(q, qm, qx, seq, e))
-return { tonumber(seq), value }
 `
 
 /**

@@ -67,12 +67,15 @@ export class RedisSubscriptions {
     await this.#write(clientId, [], [...new Set(filters)], undo)
   }
 
-  /** The commands that drop every subscription of a client, for a transaction of the caller's (end of a session). */
-  /** `logged` takes the transaction's results: the log entry must be its last command. */
+  /**
+   * The commands that drop every subscription of a client, for a transaction of the caller's (end of a session).
+   * `logged` takes the transaction's results: the log entry must be its last command. A client that had none (every
+   * clean CONNECT of a client without a session) logs no change: the other nodes would each read it and match
+   * their enqueues again for nothing.
+   */
   dropAll (clientId: string, tx: ReturnType<Redis['multi']>): { undo: () => void, logged: (results: unknown[]) => void } {
     const { undo } = this.#index.clean(clientId)
-    tx.del(this.#keys.subs(clientId))
-    this.#log(tx, clientId)
+    tx.eval(DROP_ALL, 3, this.#keys.subs(clientId), this.#keys.subsGen, this.#keys.subsLog, clientId, this.#node, LOG_LENGTH)
     return { undo, logged: (results) => { this.#advance(results.at(-1) as [number, string]) } }
   }
 
@@ -158,6 +161,14 @@ export class RedisSubscriptions {
     logChange(tx, { gen: this.#keys.subsGen, log: this.#keys.subsLog }, clientId, this.#node, LOG_LENGTH)
   }
 }
+
+/** Deletes a client's subscriptions (KEYS[1]) and logs the change as logChange (change-log.ts) does (KEYS 2 and 3), if it had any. */
+const DROP_ALL = `
+if redis.call('DEL', KEYS[1]) == 0 then return { 0, '' } end
+local g = redis.call('INCR', KEYS[2])
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'n', ARGV[2], 'g', g)
+return { g, id }
+`
 
 function loadClient (index: SubscriptionIndex, clientId: string, all: Record<string, string>): void {
   for (const [filter, json] of Object.entries(all)) index.load(clientId, filter, JSON.parse(json) as SubscriptionRecord)

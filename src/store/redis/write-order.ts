@@ -39,22 +39,31 @@ export class WriteOrder {
    * store was closed.
    */
   track<T> (sent: Promise<T>): Promise<T> {
-    const write = sent.catch((err: unknown) => {
-      if (err instanceof CulexError) throw err
-      throw new CulexError('ERR_STORE_WRITE', this.closed ? 'the store is closed' : `a write to Redis failed: ${(err as Error).message}`, { cause: err })
-    })
+    const write = this.hold(sent)
     this.sent++
-    this.#last = write
-    this.#pending.add(write)
     const started = performance.now()
     write.then(() => {
-      this.#pending.delete(write)
       this.writes++
       this.observer?.(1, performance.now() - started)
     }, () => {
-      this.#pending.delete(write)
       this.failures++
     })
+    return write
+  }
+
+  /**
+   * Registers a write that goes to Redis later, as part of a batch the batch tracks when it sends it (script-batch.ts):
+   * in call order with the others (`after`, `idle`), but not counted as sent before it is.
+   */
+  hold<T> (later: Promise<T>): Promise<T> {
+    const write = later.catch((err: unknown) => {
+      if (err instanceof CulexError) throw err
+      throw new CulexError('ERR_STORE_WRITE', this.closed ? 'the store is closed' : `a write to Redis failed: ${(err as Error).message}`, { cause: err })
+    })
+    this.#last = write
+    this.#pending.add(write)
+    const settled = (): void => { this.#pending.delete(write) }
+    write.then(settled, settled)
     return write
   }
 
