@@ -10,9 +10,10 @@ import { publishQoS, type PublishStore } from './qos-publish.js'
  * QoS 2 already publishes before PUBREC, but a copy resent before the first one is stored looks new to aedes and was
  * delivered twice; the gate remembers each client's QoS 2 ids from PUBLISH to PUBREL and settles such a copy, so
  * it is acknowledged and not published again [MQTT-4.3.3-2], once the first copy is stored (and not if that fails).
- * A persistent client's QoS 2 record is written only once its publish is stored everywhere (IncomingRecords), and
- * forgotten if the publish failed, so the resend that follows a failure is stored again instead of being taken for
- * a duplicate. With replicas asked for (cluster.redisWaitReplicas), a publish is acknowledged only once they have
+ * A persistent client's QoS 2 record is written in one atomic step with the message's queue entries (the enqueue
+ * carries it: a kill -9 leaves both or neither, so a resend after a crash is a duplicate exactly when the message is
+ * queued), and deleted again if the publish failed later, so the resend that follows a failure is stored again
+ * instead of being taken for a duplicate. With replicas asked for (cluster.redisWaitReplicas), a publish is acknowledged only once they have
  * its writes; a QoS 2 publish also waits for them before aedes looks for its record, so that a resend is not answered
  * from a record only the Redis master has (the DUP flag is gone by then: packet-guard.ts clears it).
  */
@@ -115,14 +116,14 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
       ended(err)
       done?.(err)
     }
-    publish(packet, publisher, err => {
+    publishQoS(broker, records, packet, publisher, err => {
       if (err !== undefined && err !== null) {
         records.incomingForget(publisher, messageId)
         end(err)
         return
       }
       records.incomingWrite(publisher, messageId).then(() => { whenReplicated(records, end) }, (failed: Error) => { end(failed) })
-    })
+    }, { client: publisher, messageId })
   }
 
   return {

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import type { Client, PublishPacket } from 'aedes'
 import type { BrokerInternals, DeliveryPacket } from './aedes-internals.js'
 import type { CulexStore } from '../store/contract.js'
-import type { PacketLike } from '../store/types.js'
+import type { InboundRecordRef, PacketLike } from '../store/types.js'
 
 /** The store calls a QoS 1/2 publish makes: aedes' persistence (aedes-persistence 11; CulexStore or the Redis store). */
 export type PublishStore = Pick<CulexStore, 'storeRetained' | 'subscriptionsByTopic' | 'subscriptionsByTopicNow' | 'outgoingEnqueueCombi'>
@@ -34,9 +34,10 @@ function namesLevel (sub: { topic: string }): boolean {
  * every message around them (a PublishState, runSeries' bound callback and step closure, enqueueOffline's
  * DoEnqueues and its closure), and, when the store matches from memory, without the promise of
  * subscriptionsByTopic and the turn of the microtask queue it costs: about 0.3 kB fewer allocated per persistent
- * QoS 1 message (bench/fixed-load.mjs --persistent --alloc: 8.1-8.4 → 7.9 kB).
+ * QoS 1 message (bench/fixed-load.mjs --persistent --alloc: 8.1-8.4 → 7.9 kB). `inbound`, a QoS 2 publisher's
+ * record, goes into the store with the enqueue (one atomic write: publish-gate.ts).
  */
-export function publishQoS (broker: BrokerInternals, store: PublishStore, packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
+export function publishQoS (broker: BrokerInternals, store: PublishStore, packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void, inbound?: InboundRecordRef): void {
   if (levelsOf(packet.topic) > (broker as unknown as { maxTopicLevels: number }).maxTopicLevels) {
     done(new Error('topic has too many levels'))
     return
@@ -44,7 +45,7 @@ export function publishQoS (broker: BrokerInternals, store: PublishStore, packet
   const p = new Packet(packet, broker)
   const stored = p as PacketLike
   const enqueueFor = (subs: ReadonlyArray<{ clientId: string, topic: string }>): void => {
-    store.outgoingEnqueueCombi(p.topic.startsWith(SYS_PREFIX) ? subs.filter(namesLevel) : subs, stored).then(emit, done)
+    store.outgoingEnqueueCombi(p.topic.startsWith(SYS_PREFIX) ? subs.filter(namesLevel) : subs, stored, inbound).then(emit, done)
   }
   const enqueue = (): void => {
     if (store.subscriptionsByTopicNow !== undefined) {

@@ -3,7 +3,7 @@ import type { DeadLetterStore } from './dead-letters.js'
 import type { GroupQueueStore, StoredGroupMessage } from './group-queue.js'
 import type { Expiring } from './session-records.js'
 import type {
-  BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
+  BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, SessionQueues, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
 
 /** A value the LevelDB store has in memory and a shared store (Redis) has to read. */
@@ -46,7 +46,8 @@ export interface CulexStore {
   countOffline: () => Promise<{ subsCount: number, clientsCount: number }>
   cleanSubscriptions: (client: ClientRef) => Promise<void>
   outgoingEnqueue: (sub: { clientId: string, qos?: number }, packet: PacketLike) => Promise<void>
-  outgoingEnqueueCombi: (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => Promise<void>
+  /** With `inbound`, the publisher's QoS 2 record recorded by incomingStorePacket is written with the entries, atomically. */
+  outgoingEnqueueCombi: (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike, inbound?: InboundRecordRef) => Promise<void>
   outgoingUpdate: (client: ClientRef, packet: PacketLike) => Promise<void>
   outgoingClearMessageId: (client: ClientRef, packet: PacketLike | number) => Promise<Record<string, unknown> | undefined>
   outgoingStream: (client: ClientRef) => Readable
@@ -68,9 +69,9 @@ export interface CulexStore {
   readonly sessionQueues: SessionQueues
   readonly groupQueues: GroupQueues
   readonly deadLetters: DeadLetterLog
-  /** Writes a persistent client's QoS 2 record once its publish is stored everywhere (src/protocol/publish-gate.ts). */
+  /** Writes a persistent client's QoS 2 record if its enqueue did not carry it (src/protocol/publish-gate.ts). */
   incomingWrite: (client: ClientRef, messageId: number) => Promise<void>
-  /** The publish of a QoS 2 message failed before its record was written: the resend is new. */
+  /** The publish of a QoS 2 message failed: its record goes (from disk too if its enqueue wrote it), the resend is new. */
   incomingForget: (client: ClientRef, messageId: number) => void
   /** With limits.queueQos0: the subscriptions through which a publish goes out at QoS 0. */
   subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]

@@ -39,7 +39,7 @@ export class IncomingIndex {
 
   /**
    * Records the packet in memory; `value` is its encoding for disk, undefined for a clean client. The disk write is
-   * not made here but by `write`, once the publish is stored everywhere else (see LevelStore#incomingWrite). Returns
+   * not made here but by `write`, in the batch of the publish's enqueue (see LevelStore#outgoingEnqueueCombi). Returns
    * the delete of an older record of the id left on disk, if any.
    */
   store (clientId: string, messageId: number, packet: Record<string, unknown>, value: Buffer | undefined): WriteOp[] {
@@ -66,9 +66,12 @@ export class IncomingIndex {
     return { ops: [{ type: 'put', key: incomingKey(encodeClientId(clientId), messageId), value }], undo }
   }
 
-  /** Drops a record that was never written: its publish failed, and the resend must be taken as new. */
-  forget (clientId: string, messageId: number): void {
-    if (this.#byClient.get(clientId)?.get(messageId)?.unwritten !== undefined) this.#delete(clientId, messageId)
+  /**
+   * Drops the record of a publish that failed (the resend must be taken as new); returns its delete if its enqueue
+   * had written it already. Any record of the id is that publish's: incomingStorePacket replaced an older one.
+   */
+  forget (clientId: string, messageId: number): WriteOp[] {
+    return this.delete(clientId, messageId) ?? []
   }
 
   /** Removes one record; undefined if there was none, else the delete to commit (none if it was memory only). */

@@ -8,7 +8,7 @@ import type { StoreDb } from './open.js'
 import { packetRecord } from './packets.js'
 import type { Expiring } from './session-records.js'
 import type {
-  BrokerRef, ClientRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
+  BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
 import { inCallOrder, type WriteOp } from './write-queue.js'
 import type { CulexStore } from './contract.js'
@@ -147,9 +147,21 @@ export class LevelStore implements CulexStore {
     await this.#p.outbox.enqueue([sub], packet)
   }
 
-  /** Also the durability barrier for staged writes: resolves only after a commit, even with no subscriptions. */
-  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
-    return inCallOrder(() => this.#p.outbox.enqueue(subs, packet))
+  /**
+   * Also the durability barrier for staged writes: resolves only after a commit, even with no subscriptions. The
+   * inbound QoS 2 record it carries is staged into the batch the entries are committed in (the next one: both are
+   * added in this call), so a kill -9 leaves the message queued with its record, or neither.
+   */
+  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike, inbound?: InboundRecordRef): Promise<void> {
+    return inCallOrder(() => {
+      if (inbound !== undefined) this.#stageRecord(inbound)
+      return this.#p.outbox.enqueue(subs, packet)
+    })
+  }
+
+  #stageRecord (inbound: InboundRecordRef): void {
+    const write = this.#p.incoming.write(inbound.client.id, inbound.messageId)
+    if (write !== undefined) this.#p.queue.stage(write.ops, write.undo)
   }
 
   outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
@@ -176,9 +188,9 @@ export class LevelStore implements CulexStore {
   }
 
   /**
-   * Writes a persistent client's QoS 2 record once its publish is stored everywhere (session, group and QoS 0
-   * queues, in several batches): written earlier, a failure or crash after it made the resend a duplicate of a
-   * message stored nowhere. If this write fails the record is forgotten, and the resend is stored again.
+   * Writes a persistent client's QoS 2 record if no enqueue carried it (a publish always does: this is the fallback
+   * for a record recorded again meanwhile, a resend's). If this write fails the record is forgotten, and the resend
+   * is stored again.
    */
   incomingWrite (client: ClientRef, messageId: number): Promise<void> {
     return inCallOrder(() => {
@@ -187,9 +199,13 @@ export class LevelStore implements CulexStore {
     })
   }
 
-  /** The publish of a QoS 2 message failed before its record was written: the resend is new. */
+  /**
+   * The publish of a QoS 2 message failed: the resend is new. A record its enqueue wrote is deleted too (the failure
+   * came later: a group queue, the cluster stream); the store logs a failed batch itself.
+   */
   incomingForget (client: ClientRef, messageId: number): void {
-    this.#p.incoming.forget(client.id, messageId)
+    const ops = this.#p.incoming.forget(client.id, messageId)
+    if (ops.length > 0) this.#p.queue.commit(ops).catch(() => undefined)
   }
 
   incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {

@@ -93,6 +93,15 @@ export interface ClientRef {
   brokerId?: string
 }
 
+/**
+ * The inbound QoS 2 record a publish carries into its enqueue (src/protocol/publish-gate.ts): the store writes it in
+ * the same atomic step as the message's queue entries, so a kill -9 leaves both or neither.
+ */
+export interface InboundRecordRef {
+  client: ClientRef
+  messageId: number
+}
+
 /** The parts of the Aedes instance the store reads and writes. */
 export interface BrokerRef {
   id: string

@@ -52,6 +52,14 @@ async function verify (dir: string, acked: number[]): Promise<void> {
     // the staged writes of an acknowledged publish were committed with its enqueue
     await expect(store.incomingGetPacket({ id: 'pub' }, { messageId: (i % 60000) + 1 })).resolves.toMatchObject({ topic: `t/${i}` })
   }
+  // Exactly once across the crash: a message is queued with its publisher's QoS 2 record or neither is there. A
+  // message queued without it would be published again when the publisher (which got no PUBREC) resends it.
+  const recorded: number[] = []
+  for (let i = 0; i <= Math.max(...counters, ...acked) + 128; i++) {
+    if (await store.incomingGetPacket({ id: 'pub' }, { messageId: (i % 60000) + 1 }).then(() => true, () => false)) recorded.push(i)
+  }
+  expect(counters.filter(i => !recorded.includes(i)), 'queued without their QoS 2 record').toEqual([])
+  expect(recorded.filter(i => !present.has(i)), 'QoS 2 records of messages not queued').toEqual([])
   const retained = await drain(store.createRetainedStreamCombi(acked.map((i) => `r/${i}`)))
   expect(retained).toHaveLength(acked.length)
   expect(Math.max(...counters)).toBeLessThan(20_000)

@@ -113,26 +113,33 @@ describe.each(backends)('state survives close and reopen ($name)', (b) => {
     await reopened.close()
   })
 
-  it('writes a persistent QoS 2 record only when told its publish is stored, and forgets one whose publish failed', async () => {
+  it('writes a persistent QoS 2 record with the enqueue that carries it (or when told), and forgets one whose publish failed', async () => {
     const dir = await b.make()
     const store = await b.open(dir)
     const client = { id: 'p', clean: false }
     await store.incomingStorePacket(client, publish('q2', 'kept', { qos: 2, messageId: 1 }))
     await store.incomingStorePacket(client, publish('q2', 'failed', { qos: 2, messageId: 2 }))
     await store.incomingStorePacket(client, publish('q2', 'pending', { qos: 2, messageId: 3 }))
-    // All three are duplicates from the moment they are recorded.
-    for (const messageId of [1, 2, 3]) await expect(store.incomingGetPacket(client, { messageId })).resolves.toMatchObject({ messageId })
+    await store.incomingStorePacket(client, publish('q2', 'carried', { qos: 2, messageId: 4 }))
+    await store.incomingStorePacket(client, publish('q2', 'failed later', { qos: 2, messageId: 5 }))
+    // All are duplicates from the moment they are recorded.
+    for (const messageId of [1, 2, 3, 4, 5]) await expect(store.incomingGetPacket(client, { messageId })).resolves.toMatchObject({ messageId })
     await store.incomingWrite(client, 1)
     store.incomingForget(client, 2)
-    store.incomingForget(client, 1)
-    await expect(store.incomingGetPacket(client, { messageId: 2 })).rejects.toThrow('no such packet')
+    // no subscriber: the record alone is written, and durable once the enqueue resolves
+    await store.outgoingEnqueueCombi([], publish('q2', 'carried', { qos: 2 }), { client, messageId: 4 })
+    await store.outgoingEnqueueCombi([], publish('q2', 'failed later', { qos: 2 }), { client, messageId: 5 })
+    // its publish failed after the enqueue (a group queue, the cluster stream): the resend must be new
+    store.incomingForget(client, 5)
+    for (const messageId of [2, 5]) await expect(store.incomingGetPacket(client, { messageId })).rejects.toThrow('no such packet')
     await store.barrier()
     await store.close()
 
-    // Only the written one is on disk: a crash before the write leaves the resend new, so it is stored again.
+    // Only the written ones are on disk: a crash before the write leaves the resend new, so it is stored again.
     const reopened = await b.open(dir)
     await expect(reopened.incomingGetPacket(client, { messageId: 1 })).resolves.toMatchObject({ topic: 'q2', payload: Buffer.from('kept') })
-    for (const messageId of [2, 3]) await expect(reopened.incomingGetPacket(client, { messageId })).rejects.toThrow('no such packet')
+    await expect(reopened.incomingGetPacket(client, { messageId: 4 })).resolves.toMatchObject({ topic: 'q2', payload: Buffer.from('carried') })
+    for (const messageId of [2, 3, 5]) await expect(reopened.incomingGetPacket(client, { messageId })).rejects.toThrow('no such packet')
     await reopened.close()
   })
 

@@ -9,6 +9,7 @@ import type { LazyIds } from './lazy-ids.js'
 import { enqueueBatch, STALE } from './queue-batches.js'
 import { addEntry, counterKey, MAX_REMATCHES, type MatchCheck } from './queue-entries.js'
 import type { QueueMirrors } from './queue-mirrors.js'
+import type { CarriedRecord } from './state.js'
 import type { RedisDeps } from './write-order.js'
 
 /** What the enqueues share with the rest of the outbox (outbox.ts). */
@@ -41,13 +42,14 @@ export class Enqueues {
     this.batch = enqueueBatch(parts.deps)
   }
 
-  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
+  /** `record`: the publisher's inbound QoS 2 record, written in the same script as the entries (state.ts' carry). */
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck, record?: CarriedRecord): Promise<void> {
     const { limits, order } = this.#p.deps
     if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
     // targets not matched at a generation Redis checks may be a part only (sessions.queueQos0 queues the offline
     // ones of a message while aedes queued the others): that message's entries are not all known here
     if (check === undefined) this.#copies.set(packet, null)
-    return order.hold(this.#send(targets, packet, check, 0))
+    return order.hold(this.#send(targets, packet, check, 0, record))
   }
 
   /**
@@ -58,7 +60,7 @@ export class Enqueues {
     return this.#copies.get(packet) ?? undefined
   }
 
-  async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number): Promise<void> {
+  async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number, record: CarriedRecord | undefined): Promise<void> {
     const { limits, order, keys: k, drops } = this.#p.deps
     const packetQos = packet.qos ?? 0
     const now = Date.now()
@@ -66,8 +68,8 @@ export class Enqueues {
     const bk = counterKey(packet.brokerId, packet.brokerCounter)
     // a node that keeps seeing changes stops checking rather than retrying for ever (an extremely busy cluster)
     const generation = check === undefined || attempt >= MAX_REMATCHES ? '' : check.generation
-    const keys: string[] = []
-    const args: Array<string | Buffer | number> = [bk, now, generation, 0]
+    const keys: string[] = record === undefined ? [] : [record.key]
+    const args: Array<string | Buffer | number> = [bk, now, generation, 0, record?.field ?? '', record?.value ?? '']
     const clients: Array<[string, number]> = []
     const encoded: Array<Buffer | undefined> = []
     for (const { clientId, cap, rap } of targetsByClient(targets)) {
@@ -81,15 +83,16 @@ export class Enqueues {
       args.push(qos, bytes, encoded[variant] as Buffer)
       clients.push([clientId, qos])
     }
-    if (clients.length === 0 && generation === '') return await order.after()
+    if (clients.length === 0 && generation === '' && record === undefined) return await order.after()
     args[3] = clients.length
     const done = await this.batch.add({ keys, args })
     if (done === STALE) {
       // stale, or after a stale one in the same call: sent again, matched again if it was matched
-      if (check === undefined) return await this.#send(targets, packet, check, attempt + 1)
+      if (check === undefined) return await this.#send(targets, packet, check, attempt + 1, record)
       const again = await check.rematch()
-      return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1)
+      return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1, record)
     }
+    record?.written()
     const { seqs, evicted, totals } = done
     if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
     this.#p.evicted.report(clients.map(([clientId]) => clientId), evicted)

@@ -7,6 +7,7 @@ import { QueueLookups } from '../queue-lookups.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { packetRecord, payloadBytes, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
+import type { CarriedRecord } from './state.js'
 import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, defineScript, DROP, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
 import { clearBatch } from './queue-batches.js'
@@ -96,8 +97,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
    * Resolves once Redis has the message in each queue, in call order (enqueues.ts); the enqueues of one turn of the
    * event loop go in one script call.
    */
-  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck): Promise<void> {
-    return this.#enqueues.enqueue(targets, packet, check)
+  enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck, record?: CarriedRecord): Promise<void> {
+    return this.#enqueues.enqueue(targets, packet, check, record)
   }
 
   /** aedes' outgoingUpdate: records the packet id a publish was sent with, or turns it into its PUBREL. */

@@ -6,10 +6,12 @@ import { ENTRY_HELPERS } from './scripts.js'
 // fields: scripts.ts' ENTRY_HELPERS layout) is written once per queue and call, the queue totals once per call.
 
 /**
- * KEYS: the subscription generation, the queue totals, then per client of each message q, qm, qx, qe. ARGV:
- * maxQueuedMessages, maxQueuedBytes (0 = no limit), 'oldest' | 'newest' (overflowPolicy), maxTotalQueuedMessages,
- * maxTotalQueuedBytes, then per message: brokerId:counter (or ''), now (ms), the subscription generation its clients
- * were matched at (or '' to skip the check), how many clients, then per client: qos, bytes, encoded packet.
+ * KEYS: the subscription generation, the queue totals, then per message its publisher's inbound QoS 2 hash if it
+ * carries a record, and per client of the message q, qm, qx, qe. ARGV: maxQueuedMessages, maxQueuedBytes (0 = no
+ * limit), 'oldest' | 'newest' (overflowPolicy), maxTotalQueuedMessages, maxTotalQueuedBytes, then per message:
+ * brokerId:counter (or ''), now (ms), the subscription generation its clients were matched at (or '' to skip the
+ * check), how many clients, the record's packet id and encoding (or '' and ''), then per client: qos, bytes, encoded
+ * packet. A message's record is written with its entries, or not at all (a stale message: sent again, with it).
  *
  * The messages are applied in order; the first whose generation is stale (another node changed the subscriptions
  * since: match again), and every one after it, is not written, so that a session's messages keep their order when
@@ -56,11 +58,16 @@ local current
 local written, evictedAll = {}, {}
 local a, k = 6, 3
 while a <= #ARGV do
-  local bk, now, gen, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
-  a = a + 4
+  local bk, now, gen, count, rf, rv = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5]
+  a = a + 6
   if gen ~= '' then
     current = current or (redis.call('GET', KEYS[1]) or '0')
     if current ~= gen then break end
+  end
+  -- the publisher's inbound QoS 2 record, in the same script as the message's entries
+  if rf ~= '' then
+    redis.call('HSET', KEYS[k], rf, rv)
+    k = k + 1
   end
   local out, evicted = {}, {}
   for i = 0, count - 1 do

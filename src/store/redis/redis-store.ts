@@ -5,7 +5,7 @@ import type { DeadLetterStore } from '../dead-letters.js'
 import type { GroupQueueStore, StoredGroupMessage } from '../group-queue.js'
 import type { Expiring } from '../session-records.js'
 import type {
-  BrokerRef, ClientRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
+  BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from '../types.js'
 import type { RedisOutbox } from './outbox.js'
 import { RedisParts } from './redis-parts.js'
@@ -151,11 +151,13 @@ export class RedisStore implements CulexStore {
     await this.#p.outbox.enqueue([sub], packet)
   }
 
-  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): Promise<void> {
+  /** The inbound QoS 2 record `inbound` names goes into the same script as the entries (state.ts' carry). */
+  outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike, inbound?: InboundRecordRef): Promise<void> {
+    const record = inbound === undefined ? undefined : this.#p.state.carry(inbound.client, inbound.messageId)
     const matched = this.#matchedAt.get(subs)
-    if (matched === undefined) return this.#p.outbox.enqueue(subs, packet)
+    if (matched === undefined) return this.#p.outbox.enqueue(subs, packet, undefined, record)
     const rematch = async (): Promise<{ subs: readonly TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))
-    return this.#p.outbox.enqueue(subs, packet, { generation: matched.generation, rematch })
+    return this.#p.outbox.enqueue(subs, packet, { generation: matched.generation, rematch }, record)
   }
 
   outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {

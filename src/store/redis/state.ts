@@ -16,6 +16,17 @@ const NO_SUCH_PACKET = new Error('no such packet')
 interface Pending {
   packet: Record<string, unknown>
   clean: boolean
+  /** Written to Redis by the enqueue that carried it (see `carry`). */
+  written?: boolean
+}
+
+/** A record an enqueue script writes with the message's entries (enqueues.ts): HSET key field value. */
+export interface CarriedRecord {
+  key: string
+  field: string
+  value: Buffer
+  /** Called once the script that wrote it returned. */
+  written: () => void
 }
 
 /** Inbound QoS 2 records, retained messages and wills on Redis. */
@@ -49,9 +60,24 @@ export class RedisState {
     if (!clean) void this.#d.order.track(this.#d.redis.hdel(this.#d.keys.incoming(client.id), String(messageId))).catch(() => undefined)
   }
 
+  /**
+   * The record a publish's enqueue writes in its own script, atomically with the message's queue entries (a kill -9
+   * of the node leaves both or neither); undefined for a clean session or a record not pending here.
+   */
+  carry (client: ClientRef, messageId: number): CarriedRecord | undefined {
+    const pending = this.#pending.get(client.id)?.get(messageId)
+    if (pending === undefined || pending.clean) return undefined
+    return { key: this.#d.keys.incoming(client.id), field: String(messageId), value: encodeRecord(pending.packet), written: () => { pending.written = true } }
+  }
+
+  /** Writes the record if its enqueue did not (a record pending here that no enqueue carried). */
   incomingWrite (client: ClientRef, messageId: number): Promise<void> {
     const pending = this.#pending.get(client.id)?.get(messageId)
     if (pending === undefined || pending.clean) return this.#d.order.after()
+    if (pending.written === true) {
+      this.incomingForget(client, messageId, pending)
+      return this.#d.order.after()
+    }
     const write = this.#d.redis.hset(this.#d.keys.incoming(client.id), String(messageId), encodeRecord(pending.packet))
     return this.#d.order.track(write.then(() => { this.incomingForget(client, messageId, pending) }, (err: unknown) => {
       this.incomingForget(client, messageId, pending)
@@ -59,11 +85,21 @@ export class RedisState {
     }))
   }
 
+  /**
+   * Drops a pending record. Without `only` (the publish failed): a record its enqueue wrote is deleted from Redis too,
+   * so that the resend is new.
+   */
   incomingForget (client: ClientRef, messageId: number, only?: Pending): void {
     const of = this.#pending.get(client.id)
-    if (of === undefined || (only !== undefined && of.get(messageId) !== only)) return
+    const pending = of?.get(messageId)
+    if (of === undefined || pending === undefined || (only !== undefined && pending !== only)) return
     of.delete(messageId)
     if (of.size === 0) this.#pending.delete(client.id)
+    if (only === undefined && pending.written === true) {
+      this.#d.order.track(this.#d.redis.hdel(this.#d.keys.incoming(client.id), String(messageId))).catch((err: unknown) => {
+        this.#d.logger.warn({ err, clientId: client.id, messageId }, 'QoS 2 record of a failed publish not deleted')
+      })
+    }
   }
 
   incomingGet (client: ClientRef, messageId: number): Promise<Record<string, unknown>> {
