@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { CulexStore } from '../../src/store/contract.js'
 import { openRedisStore } from '../../src/store/index.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 import { buildStore } from './helpers/build.js'
@@ -13,13 +14,17 @@ const evictChild = path.join(fixtures, 'evict-child.mjs')
 const dirs = new TempDirs()
 afterEach(async () => { await dirs.cleanup() })
 
-/** Runs the child until it has acknowledged `killAfter` publishes, then SIGKILLs it; returns the acknowledged ids. */
-async function runAndKill (dist: string, dir: string, count: number, sync: boolean | number, killAfter: number, script = child, env: Record<string, string> = {}): Promise<{ acked: number[], finished: boolean }> {
+/**
+ * Runs the child until it has acknowledged `killAfter` publishes (or, with `killOn` 'queued', until that many were
+ * queued), then SIGKILLs it; returns the acknowledged ids.
+ */
+async function runAndKill (dist: string, dir: string, count: number, sync: boolean | number, killAfter: number, script = child, env: Record<string, string> = {}, killOn: 'ok' | 'queued' = 'ok'): Promise<{ acked: number[], finished: boolean }> {
   const proc = spawn(process.execPath, [script, dir, String(count), typeof sync === 'number' ? String(sync) : sync ? '1' : '0'], {
     env: { ...process.env, CULEX_STORE_DIST: dist, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const acked: number[] = []
+  let queued = 0
   let finished = false
   let buffered = ''
   let stderr = ''
@@ -30,17 +35,17 @@ async function runAndKill (dist: string, dir: string, count: number, sync: boole
     buffered = lines.pop() ?? ''
     for (const line of lines) {
       if (line.startsWith('ok ')) acked.push(Number(line.slice(3)))
+      if (line.startsWith('queued ')) queued++
       if (line === 'done') finished = true
     }
-    if (acked.length >= killAfter && proc.exitCode === null) proc.kill('SIGKILL')
+    if ((killOn === 'ok' ? acked.length : queued) >= killAfter && proc.exitCode === null) proc.kill('SIGKILL')
   })
   const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => proc.on('exit', (c, s) => resolve([c, s])))
   if (signal !== 'SIGKILL' && code !== 0) throw new Error(`child failed (${code}): ${stderr}`)
   return { acked, finished }
 }
 
-async function verify (dir: string, acked: number[]): Promise<void> {
-  const store = await open(dir)
+async function verify (store: CulexStore, acked: number[]): Promise<void> {
   const queued = await drain(store.outgoingStream({ id: 'sub' })) as Array<Record<string, unknown>>
   const counters = queued.map((p) => Number(p.brokerCounter) - 1)
   // FIFO: strictly increasing, nothing reordered by the crash
@@ -76,7 +81,7 @@ describe('crash durability (SIGKILL)', () => {
     const { acked, finished } = await runAndKill(dist, dir, 20_000, false, killAfter)
     expect(finished).toBe(false)
     expect(acked.length).toBeGreaterThanOrEqual(killAfter)
-    await verify(dir, acked)
+    await verify(await open(dir), acked)
   }, 60_000)
 
   it('keeps every publish whose enqueue resolved, in order (sync: true)', async () => {
@@ -84,8 +89,22 @@ describe('crash durability (SIGKILL)', () => {
     const killAfter = 200 + Math.floor(Math.random() * 800)
     const { acked, finished } = await runAndKill(dist, dir, 20_000, true, killAfter)
     expect(finished).toBe(false)
-    await verify(dir, acked)
+    await verify(await open(dir), acked)
   }, 60_000)
+
+  it('a message is queued with its publisher\'s QoS 2 record or neither is, even killed the moment its enqueue resolved', async () => {
+    // seeded: a failing kill point can be run again
+    let seed = 2027
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    for (let run = 0; run < 6; run++) {
+      const dir = await dirs.make()
+      const killAfter = 100 + Math.floor(random() * 2000)
+      const { acked, finished } = await runAndKill(dist, dir, 20_000, false, killAfter, child, {}, 'queued')
+      expect(finished).toBe(false)
+      // verify: every queued message has its record (a resend after the restart is answered PUBREC, not queued again)
+      await verify(await open(dir), acked)
+    }
+  }, 120_000)
 
   it('an evicted message is in the queue or in the dead-letter log, never neither: its delete and its dead letter are one batch', async () => {
     // seeded: a failing kill point can be run again
@@ -112,7 +131,7 @@ describe('crash durability (SIGKILL)', () => {
   }, 120_000)
 })
 
-describe('crash durability of evictions on the Redis store (SIGKILL)', () => {
+describe('crash durability on the Redis store (SIGKILL)', () => {
   let dist: string
   let redis: TestRedis | undefined
   beforeAll(async () => {
@@ -122,6 +141,19 @@ describe('crash durability of evictions on the Redis store (SIGKILL)', () => {
   afterAll(async () => {
     await redis?.close()
   })
+
+  it('a message is queued with its publisher\'s QoS 2 record or neither is, even killed the moment its enqueue resolved', async () => {
+    const url = (redis as TestRedis).url
+    let seed = 2029
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    for (let run = 0; run < 6; run++) {
+      const prefix = `qos2-${run}:`
+      const killAfter = 100 + Math.floor(random() * 1000)
+      const { acked, finished } = await runAndKill(dist, prefix, 5000, false, killAfter, child, { STORE_TEST_REDIS_URL: url }, 'queued')
+      expect(finished).toBe(false)
+      await verify(await openRedisStore({ redis: { url, prefix }, logger: silentLogger(), limits: unlimited }), acked)
+    }
+  }, 120_000)
 
   it('an evicted message is in the queue or in the dead-letter log, never neither, even killed between the eviction and its dead letter', async () => {
     const url = (redis as TestRedis).url
