@@ -101,7 +101,9 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     maxKeepaliveSeconds: config.limits.maxKeepaliveSeconds,
     responseTopicPrefix: config.mqtt.responseTopicPrefix,
     authMethods: auth.methods,
-    authTimeoutMs: config.mqtt.connectTimeoutMs
+    authTimeoutMs: config.mqtt.connectTimeoutMs,
+    writesAfterEnqueue: topic => shared.hasGroupFor(topic) || cluster?.subscribedElsewhere(topic) === true ||
+      (config.sessions.queueQos0 && store.subscriptionsAtQos0(topic, 2).length > 0)
   })
   auth.attach(aedes)
   onStoreDrop = deadLetter.onStoreDrop

@@ -3,7 +3,7 @@ import type { AuthenticateStep, ConnectStep, PublishDrop, PublishStep, Subscribe
 import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
-import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
+import { installPublishGate, type IncomingRecords, type PublishGate, type WritesAfterEnqueue } from './publish-gate.js'
 import type { PublishStore } from './qos-publish.js'
 import { correctStoreCalls } from './store-corrections.js'
 import { guardPackets, type ViolationKind } from './packet-guard.js'
@@ -83,13 +83,15 @@ export interface ProtocolOptions {
   maxInflightBytes: number
   /** Where copies a client did not get are reported (the dead-letter feature). */
   undelivered: UndeliveredSink
+  /** Whether other features write a publish after its enqueue (publish-gate.ts: where a QoS 2 record is written). */
+  writesAfterEnqueue: WritesAfterEnqueue
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
 const MQTT_MAX_REMAINING_LENGTH = 268_435_455
 
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
-  const gate: PublishGate = installPublishGate(broker, store)
+  const gate: PublishGate = installPublishGate(broker, store, opts.writesAfterEnqueue)
   const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
   const v5 = createV5Connections({

@@ -59,7 +59,15 @@ function settle (packet: PublishPacket): void {
   (packet as Settled)[SETTLED] = packet
 }
 
-export function installPublishGate (broker: BrokerInternals, records: IncomingRecords): PublishGate {
+/**
+ * Whether a publish of `topic` is written anywhere after its enqueue (a shared group's queue, a queued QoS 0 copy, the
+ * cluster's streams): a QoS 2 record carried by the enqueue would then make a resend after a kill -9 between the two
+ * a duplicate of a message those never got, so such a publish's record is written after them, as before (a resend
+ * may then be published again: a duplicate, never a loss).
+ */
+export type WritesAfterEnqueue = (topic: string) => boolean
+
+export function installPublishGate (broker: BrokerInternals, records: IncomingRecords, writesAfterEnqueue: WritesAfterEnqueue): PublishGate {
   const awaitingRelease = new WeakMap<Client, Set<number>>()
   /** How each QoS 2 publish of a connection ended (its error, if it failed), by id, until PUBREL. */
   const outcomes = new WeakMap<Client, Map<number, Promise<Error | undefined>>>()
@@ -123,7 +131,7 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         return
       }
       records.incomingWrite(publisher, messageId).then(() => { whenReplicated(records, end) }, (failed: Error) => { end(failed) })
-    }, { client: publisher, messageId })
+    }, writesAfterEnqueue(packet.topic) ? undefined : { client: publisher, messageId })
   }
 
   return {

@@ -21,6 +21,7 @@ import { createSharedHooks } from './hooks.js'
 import type { SharedStore } from './store-wrap.js'
 import type { DeadLetterEvent } from './types.js'
 import type { Client } from 'aedes'
+import { topicMatches } from '../protocol/topic.js'
 import type { SharedCluster, SharedLocal } from './cluster-port.js'
 import type { GroupView } from './engine.js'
 
@@ -126,6 +127,11 @@ export function createSharedSubscriptions (deps: SharedDeps) {
       const shared = cluster(hooks.local)
       hooks.useCluster(shared)
       clusterViews = shared.views
+    },
+    /** Whether a group of this node has a filter matching `topic` (its queue is written after a publish's enqueue). */
+    hasGroupFor: (topic: string): boolean => {
+      for (const group of engine.groups()) if (topicMatches(group.share.filter, topic)) return true
+      return false
     },
     checkShareName: hooks.checkShareName,
     noteSubscriber: hooks.noteSubscriber,
