@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis'
+import { defineScript, type Script } from './scripts.js'
+
+/** This node as the holder of the sessions connected to it (cluster mode). */
+export interface Holder {
+  nodeId: string
+  /** The run of the node (its aedes broker id): what its liveness key holds while it is alive. */
+  brokerId: string
+  /** The prefix of the nodes' liveness keys (`<prefix><node id>` holds the node's live run). */
+  alivePrefix: string
+}
+
+/** Deletes the claim KEYS[1] (a qx) if it is still the one ARGV names (run, connection). */
+const RELEASE = `
+local v = redis.call('HMGET', KEYS[1], 'hb', 'ht')
+if v[1] == ARGV[1] and v[2] == ARGV[2] then redis.call('HDEL', KEYS[1], 'h', 'hb', 'ht') end
+return 0
+`
+
+/**
+ * Cluster mode: which node holds a persistent session's connection, kept in its queue index (`qx`: `h` node id, `hb`
+ * run, `ht` connection on that run). The node claims it before it reads the queue to replay it; every enqueue after
+ * the claim names the node to its origin (queue-scripts.ts), which sends it the message whatever it knows of the
+ * node's topic filters: a message queued before the claim is in the replay, one after it reaches the node live.
+ * Without it, what a third node published before it had read the resumed session's filters stayed in the queue
+ * until the next connection. The claim goes when that connection ends (a newer one's claim stays).
+ */
+export class QueueHolders {
+  readonly #redis: Redis
+  readonly #release: Script
+  #holder: Holder | undefined
+
+  constructor (redis: Redis) {
+    this.#redis = redis
+    this.#release = defineScript(redis, 'culexReleaseHolder', RELEASE)
+  }
+
+  set holder (holder: Holder | undefined) {
+    this.#holder = holder
+  }
+
+  get alivePrefix (): string {
+    return this.#holder?.alivePrefix ?? ''
+  }
+
+  /**
+   * The claim of the session `qx` for connection `token` of this run, sent now: the caller's read of the queue, sent
+   * after it on the same connection, is applied after it. Undefined when this node is no cluster node.
+   */
+  claim (qx: string, token: number): Promise<unknown> | undefined {
+    const holder = this.#holder
+    if (holder === undefined) return undefined
+    return this.#redis.hset(qx, 'h', holder.nodeId, 'hb', holder.brokerId, 'ht', token)
+  }
+
+  release (qx: string, token: number): Promise<unknown> | undefined {
+    const holder = this.#holder
+    if (holder === undefined) return undefined
+    return this.#release([qx], [holder.brokerId, token])
+  }
+}
