@@ -144,9 +144,14 @@ export function attachCluster (deps: ClusterHookDeps) {
   // by the order notices arrive in: each node would otherwise see its own connection as the newer one, or both
   // the other's, and keep both or close both.
   const generations = new WeakMap<Client, Promise<number>>()
+  // taken by the connection's 'client' event or its claim of its session (queue-holders.ts), whichever comes first
+  const generationOf = (client: Client): Promise<number> => {
+    let generation = generations.get(client)
+    if (generation === undefined) generations.set(client, generation = deps.nextGeneration())
+    return generation
+  }
   broker.on('client', (client: Client) => {
-    const generation = deps.nextGeneration()
-    generations.set(client, generation)
+    const generation = generationOf(client)
     generation.then((g) => {
       const fields = encodeConnected(client.id, deps.nodeId, g)
       for (const nodeId of deps.otherNodes()) {
@@ -156,7 +161,8 @@ export function attachCluster (deps: ClusterHookDeps) {
   })
 
   // Only sessions connected here are mirrored here; aedes' clients are this node's.
-  deps.store.sharedQueues.setHere((clientId) => broker.clients[clientId]?.clean === false, { nodeId: deps.nodeId, brokerId: broker.id, alivePrefix: deps.alivePrefix })
+  deps.store.sharedQueues.setHere((clientId) => broker.clients[clientId]?.clean === false,
+    { nodeId: deps.nodeId, brokerId: broker.id, alivePrefix: deps.alivePrefix, generationOf: async client => await generationOf(client as Client) })
   broker.on('clientDisconnect', (client: Client) => { if (!client.clean) deps.store.sharedQueues.release(client) })
 
   /**

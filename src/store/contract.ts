@@ -122,7 +122,7 @@ export interface SharedQueues {
    * Tells the store which sessions' clients are connected to this node (the sessions that learn, below), and which
    * node this is: it claims those sessions in the store, so that what any node queues for them is sent here.
    */
-  setHere: (isHere: (clientId: string) => boolean, holder: { nodeId: string, brokerId: string, alivePrefix: string }) => void
+  setHere: (isHere: (clientId: string) => boolean, holder: { nodeId: string, brokerId: string, alivePrefix: string, generationOf: (client: object) => Promise<number> }) => void
   /** The live nodes holding (their client connected there) a session this node's enqueue of a message queued it for. */
   holdersOf: (packet: object) => readonly string[] | undefined
   /** A persistent session's connection here ended: its claim goes (unless a newer connection's replaced it). */

@@ -278,8 +278,10 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
    * queued after the claim is sent here live, what was queued before it is in the read.
    */
   async #reload (client: ClientRef): Promise<ClientQueue | undefined> {
+    // an aedes client of a persistent session (a plain { id } reads the queue for a tool)
+    const generation = client.clean === false ? await this.#holders.generationOf(client) : undefined
     return await this.#mirrors.reload(client.id, async () => await this.#read(client.id, async (redis, q, qx) => {
-      const claim = this.isHere(client.id) ? this.#holders.claim(qx, this.token(client)) : undefined
+      const claim = generation === undefined ? undefined : this.#holders.claim(qx, this.token(client), generation)
       claim?.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'session holder not claimed') })
       return await readQueueUpTo(redis, q, qx)
     }))
