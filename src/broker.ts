@@ -117,6 +117,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       broker,
       store,
       tellTakenOver: protocol.tellTakenOver,
+      sendQueued: protocol.sendQueued,
       // its delayed wills are timed here from now; its sessions' expiry may be due
       onRunSettled: async (brokerId) => {
         await willDelay.adopt(brokerId)

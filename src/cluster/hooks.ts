@@ -43,6 +43,10 @@ export interface ClusterHookDeps {
   /** The next number of the cluster-wide order of connections. */
   nextGeneration: () => Promise<number>
   counters: { pending: number, droppedQos0: number }
+  /** The prefix of the nodes' liveness keys (keys.ts `alive`): whether a session's holder is alive. */
+  alivePrefix: string
+  /** Has the replay send what a persistent session's queue holds unsent (a replay running sends it anyway). */
+  sendQueued: (client: Client) => void
   /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
   tellTakenOver: (client: Client) => void
   store: ClusterStore
@@ -90,7 +94,7 @@ export function attachCluster (deps: ClusterHookDeps) {
 
   mq.emit = (packet, done) => {
     const sys = packet.topic.startsWith(SYS_PREFIX)
-    const targets = sys ? NONE : table.nodesFor(packet.topic)
+    const targets = sys ? NONE : withHolders(table.nodesFor(packet.topic), packet)
     // a shared group's messages go to its inbox, whichever node owns it (this one included)
     const groups = sys ? NONE : deps.shares.match(packet.topic)
     if (targets.size === 0 && groups.size === 0) {
@@ -120,13 +124,34 @@ export function attachCluster (deps: ClusterHookDeps) {
     localEmit(packet, err => { void failure.then(failed => done?.(failed ?? err ?? undefined)) })
   }
 
+  /**
+   * The nodes holding a session the message was queued for go with those whose filters match: a node that has just
+   * resumed a session (or subscribed it anew) gets its messages before this node has read its filters.
+   */
+  const withHolders = (matched: Set<string>, packet: { qos: number }): Set<string> => {
+    const holders = packet.qos > 0 ? deps.store.sharedQueues.holdersOf(packet) : undefined
+    if (holders === undefined) return matched
+    let nodes = matched
+    for (const nodeId of holders) {
+      if (nodeId === deps.nodeId || nodes.has(nodeId)) continue
+      if (nodes === matched) nodes = new Set(matched)
+      nodes.add(nodeId)
+    }
+    return nodes
+  }
+
   // Which of two connections with one client id is the newer is decided by one counter in Redis, not by clocks or
   // by the order notices arrive in: each node would otherwise see its own connection as the newer one, or both
   // the other's, and keep both or close both.
   const generations = new WeakMap<Client, Promise<number>>()
+  // taken by the connection's 'client' event or its claim of its session (queue-holders.ts), whichever comes first
+  const generationOf = (client: Client): Promise<number> => {
+    let generation = generations.get(client)
+    if (generation === undefined) generations.set(client, generation = deps.nextGeneration())
+    return generation
+  }
   broker.on('client', (client: Client) => {
-    const generation = deps.nextGeneration()
-    generations.set(client, generation)
+    const generation = generationOf(client)
     generation.then((g) => {
       const fields = encodeConnected(client.id, deps.nodeId, g)
       for (const nodeId of deps.otherNodes()) {
@@ -136,7 +161,22 @@ export function attachCluster (deps: ClusterHookDeps) {
   })
 
   // Only sessions connected here are mirrored here; aedes' clients are this node's.
-  deps.store.sharedQueues.setHere((clientId) => broker.clients[clientId]?.clean === false)
+  deps.store.sharedQueues.setHere((clientId) => broker.clients[clientId]?.clean === false,
+    { nodeId: deps.nodeId, brokerId: broker.id, alivePrefix: deps.alivePrefix, generationOf: async client => await generationOf(client as Client) })
+  broker.on('clientDisconnect', (client: Client) => { if (!client.clean) deps.store.sharedQueues.release(client) })
+
+  /**
+   * This node was taken for dead: what other nodes queued meanwhile for the persistent sessions connected here did
+   * not reach it. Each session's queue is read again (and claimed again), and its unsent messages sent.
+   */
+  const catchUp = async (): Promise<number> => {
+    const sessions = Object.values(broker.clients).filter(client => !client.clean && !client.closed)
+    await Promise.all(sessions.map(async (client) => {
+      await deps.store.sharedQueues.catchUp(client)
+      deps.sendQueued(client)
+    }))
+    return sessions.length
+  }
 
   const streamWill = deps.store.streamWill.bind(deps.store)
   deps.store.streamWill = () => Readable.from([])
@@ -197,5 +237,5 @@ export function attachCluster (deps: ClusterHookDeps) {
     return published
   }
 
-  return { deliver, publishWills }
+  return { deliver, publishWills, catchUp }
 }

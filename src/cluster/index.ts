@@ -55,6 +55,8 @@ export interface ClusterOptions {
    */
   store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping'>
   tellTakenOver: (client: Client) => void
+  /** Has the replay send what a persistent session's queue holds unsent (protocol/queue-replay.ts). */
+  sendQueued: (client: Client) => void
   /** This node settled a dead run of a node (its wills published, its sessions disconnected). */
   onRunSettled: (brokerId: string) => Promise<void>
   listeners: () => Array<{ name: string, host: string, port: number }>
@@ -144,7 +146,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
     carriesCopies: id => membership.nodes().some(n => n.nodeId === id && (n.bus ?? 0) >= BUS_FEATURES),
     shares: shareRoutes,
     sendToGroup,
-    onShareNote: note => { groups?.receive(note) }, nextGeneration: async () => await redis.incr(keys.connections), counters, tellTakenOver: opts.tellTakenOver, store, log })
+    onShareNote: note => { groups?.receive(note) }, nextGeneration: async () => await redis.incr(keys.connections), counters,
+    alivePrefix: keys.alive(''), sendQueued: opts.sendQueued, tellTakenOver: opts.tellTakenOver, store, log })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
@@ -181,11 +184,14 @@ export function createCluster (opts: ClusterOptions): Cluster {
   // a heartbeat sent during an outage waits for Redis (it does not fail): the grace counts from the reconnection
   redis.on('ready', () => { judgingFrom = Date.now() + config.nodeTimeoutMs })
   const heartbeat = async (): Promise<void> => {
-    const { dead, lostFilters, versions } = await membership.beat()
-    if (lostFilters) {
-      log.warn({ nodeId }, 'cluster registration of this node had been removed; publishing its filters again')
-      await filters.publishAll()
+    const { dead, lostFilters, lapsed, versions } = await membership.beat()
+    if (lostFilters || lapsed) {
+      // Registered again by this beat. The stream first (a survivor may have removed it), so that what is queued for
+      // the sessions here from now on reaches them (their holder is alive again); then what was queued before.
       await membership.openInbox()
+      await filters.publishAll()
+      const sessions = await hooks.catchUp()
+      log.warn({ nodeId, removed: lostFilters, sessions }, 'cluster node had been taken for dead; registered again, its sessions caught up')
     }
     const alive = new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId))
     if (Date.now() >= judgingFrom) {

@@ -95,12 +95,13 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
   }
 
   /**
-   * One heartbeat: renews this node, then reads every node. Returns the nodes found dead and whether this node's
-   * own filters were removed meanwhile (it had been declared dead: it publishes them again).
+   * One heartbeat: renews this node, then reads every node. Returns the nodes found dead, whether this node's own
+   * filters were removed meanwhile (it had been declared dead: it publishes them again), and whether its own
+   * liveness had lapsed (the others took it for dead, whether or not one removed it yet).
    */
-  const beat = async (): Promise<{ dead: NodeView[], lostFilters: boolean, versions: Map<string, number> }> => {
+  const beat = async (): Promise<{ dead: NodeView[], lostFilters: boolean, lapsed: boolean, versions: Map<string, number> }> => {
     const renewed = await redis.multi()
-      .set(keys.alive(opts.nodeId), opts.brokerId, 'PX', opts.nodeTimeoutMs)
+      .set(keys.alive(opts.nodeId), opts.brokerId, 'PX', opts.nodeTimeoutMs, 'GET')
       .hset(keys.nodes, opts.nodeId, JSON.stringify(record()))
       .hget(keys.filterVersions, opts.nodeId)
       .hgetall(keys.nodes)
@@ -108,6 +109,7 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
       .exec()
     if (renewed === null) throw new Error('cluster heartbeat transaction aborted')
     for (const [err] of renewed) if (err !== null) throw err
+    const lapsed = renewed[0][1] !== opts.brokerId
     const lostFilters = renewed[2][1] === null
     const records = Object.values(renewed[3][1] as Record<string, string>).map(json => JSON.parse(json) as NodeRecord)
     const versions = new Map(Object.entries(renewed[4][1] as Record<string, string>).map(([id, v]) => [id, Number(v)]))
@@ -115,7 +117,7 @@ export function createMembership (redis: Redis, opts: MembershipOptions, log: Lo
     const next = new Map<string, NodeView>()
     records.forEach((r, i) => next.set(r.nodeId, { ...r, alive: r.nodeId === opts.nodeId || holders[i] === r.brokerId }))
     view = next
-    return { dead: [...next.values()].filter(n => !n.alive), lostFilters, versions }
+    return { dead: [...next.values()].filter(n => !n.alive), lostFilters, lapsed, versions }
   }
 
   /**

@@ -179,6 +179,11 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     clientLogger(log, client).warn({ receiveMaximum, held, maxInflightMessages: opts.maxInflightMessages, maxInflightBytes: opts.maxInflightBytes }, 'disconnecting a client that does not acknowledge')
   }
 
+  /** Has the replay send what a persistent session's queue holds unsent, unless a replay is running. */
+  const sendQueued = (client: Client): void => {
+    if (!isReplaying(client) && store.sessionQueues.waiting(client) > 0) replay.resume(client)
+  }
+
   // An MQTT 5 client's Receive Maximum is kept on every path (v5/receive-window.ts); copies left in a persistent
   // session's queue while it was reached are sent by a resumed replay once an acknowledgement makes room.
   const routeClientDeliveries: ConnectStep = (client, packet) => {
@@ -192,9 +197,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
       return undefined
     }
     holdLiveDeliveries(client)
-    window?.onFreed(() => {
-      if (!isReplaying(client) && store.sessionQueues.waiting(client) > 0) replay.resume(client)
-    })
+    window?.onFreed(() => { sendQueued(client) })
     routeDeliveries(client, {
       ...route,
       session: {
@@ -292,6 +295,8 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     checkPayloadFormat,
     /** A client an administrator disconnects (admin API): an MQTT 5 one gets DISCONNECT 0x98. */
     tellKicked: (client: Client) => { sendDisconnect(client, ADMINISTRATIVE_ACTION) },
+    /** Sends what a persistent session's queue holds unsent (the cluster learned entries it had missed). */
+    sendQueued,
     /** A client whose id connected on another node of the cluster: an MQTT 5 one gets DISCONNECT 0x8E, as locally. */
     tellTakenOver: (client: Client) => { sendDisconnect(client, SESSION_TAKEN_OVER) },
     /** Before the listeners drop their connections at shutdown: MQTT 5 clients get DISCONNECT 0x8B. */

@@ -119,8 +119,20 @@ export interface CulexStore {
 
 /** The session queues of a store shared by the nodes of a cluster, as src/cluster uses them (RedisStore). */
 export interface SharedQueues {
-  /** Tells the store which sessions' clients are connected to this node (the sessions that learn, below). */
-  setHere: (isHere: (clientId: string) => boolean) => void
+  /**
+   * Tells the store which sessions' clients are connected to this node (the sessions that learn, below), and which
+   * node this is: it claims those sessions in the store, so that what any node queues for them is sent here.
+   */
+  setHere: (isHere: (clientId: string) => boolean, holder: { nodeId: string, brokerId: string, alivePrefix: string, generationOf: (client: object) => Promise<number> }) => void
+  /** The live nodes holding (their client connected there) a session this node's enqueue of a message queued it for. */
+  holdersOf: (packet: object) => readonly string[] | undefined
+  /** A persistent session's connection here ended: its claim goes (unless a newer connection's replaced it). */
+  release: (client: { id: string }) => void
+  /**
+   * The session's view here read again from the store, claimed again: this node was taken for dead, and what other
+   * nodes queued meanwhile did not reach it. Its unsent messages are then for the replay to send.
+   */
+  catchUp: (client: { id: string }) => Promise<void>
   /**
    * Other nodes queued these messages and sent them here live (read together from this node's stream): the
    * sessions connected here learn their entries, from `queued` when the origin sent them along, else those each

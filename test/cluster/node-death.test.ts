@@ -122,7 +122,7 @@ describe('a node killed with kill -9', () => {
     } finally {
       a.proc.kill('SIGCONT')
     }
-    await a.waitForLog(l => l.msg === 'cluster registration of this node had been removed; publishing its filters again')
+    await a.waitForLog(l => l.msg === 'cluster node had been taken for dead; registered again, its sessions caught up' && l.removed === true)
     await waitFor(() => b.broker.cluster?.routesTo('a', 'to-a/1') === true, 'b routes to a again', 5000)
     const pub = await client(b.mqttUrl, { clientId: 'pub' })
     await pub.publishAsync('to-a/1', 'after', { qos: 1 })
@@ -132,6 +132,36 @@ describe('a node killed with kill -9', () => {
     expect(watcher.received.map(m => [m.topic, m.payload])).toEqual([['wills/on-a', 'gone']])
     expect(b.logs.filter(l => l.msg === 'will of a dead node published').length).toBe(1)
     expect(a.logs.some(l => l.msg === 'will of a dead node published')).toBe(false)
+    await a.stop()
+  })
+
+  it('a node stopped (SIGSTOP) longer than the timeout: on SIGCONT its connected persistent subscribers get what other nodes queued for them meanwhile, without reconnecting', async () => {
+    const b = await node('b')
+    const a = await cliNode(redis().url, 'a', await newDir())
+    const keeper = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'keeper', clean: false, keepalive: 0, reconnectPeriod: 0 })
+    await keeper.subscribeAsync('held/#', { qos: 1 })
+    let reconnected = false
+    keeper.on('connect', () => { reconnected = true })
+    await waitFor(() => b.broker.cluster?.routesTo('a', 'held/1') === true, 'b routes to a')
+    const pub = await client(b.mqttUrl, { clientId: 'held-pub' })
+    await pub.publishAsync('held/1', 'before', { qos: 1 })
+    await waitFor(() => keeper.received.length === 1, 'the first message on a')
+    a.proc.kill('SIGSTOP')
+    try {
+      await waitFor(() => b.broker.cluster?.nodes().every(n => n.nodeId !== 'a') === true, 'a removed', 5000)
+      // acknowledged: in the session's queue in Redis, and sent to no node (a's stream is gone)
+      for (let i = 0; i < 10; i++) await pub.publishAsync('held/1', `meanwhile ${i}`, { qos: 1 })
+    } finally {
+      a.proc.kill('SIGCONT')
+    }
+    await a.waitForLog(l => l.msg === 'cluster node had been taken for dead; registered again, its sessions caught up' && l.sessions === 1)
+    await pub.publishAsync('held/1', 'after', { qos: 1 })
+    const expected = ['before', ...Array.from({ length: 10 }, (_, i) => `meanwhile ${i}`), 'after']
+    await waitFor(() => expected.every(p => keeper.received.some(m => m.payload === p)), 'every message on the connection a kept', 5000)
+    expect(keeper.received.map(m => m.payload)).toEqual(expected)
+    expect(reconnected).toBe(false)
+    expect(keeper.connected).toBe(true)
+    await endClient(keeper)
     await a.stop()
   })
 })

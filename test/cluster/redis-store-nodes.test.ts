@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
 import { openRedisStore, type CulexStore } from '../../src/store/index.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 import { drain, publish, silentLogger, unlimited } from '../store/helpers/store.js'
@@ -30,6 +31,54 @@ describe('two nodes on one Redis store', () => {
     await a.outgoingEnqueueCombi(stale, publish('plant/2', 'second', { brokerId: 'node-a', brokerCounter: 2 }))
     expect((await b.sessionInfo('far'))?.queued).toBe(1)
     await Promise.all([a.close(), b.close()])
+  })
+
+  it('names to the origin of a message the node holding the session, the newer of two connections made at once, only while its run is alive', async () => {
+    const prefix = `nodes-${++prefixes}:`
+    const alivePrefix = `${prefix}cluster:alive:`
+    const [origin, b, d] = [await node(prefix), await node(prefix), await node(prefix)]
+    await origin.setup({ id: 'run-o', counter: 0 })
+    const holderOn = (store: CulexStore, nodeId: string, generation: number): void => {
+      store.sharedQueues?.setHere(() => true, { nodeId, brokerId: `run-${nodeId}`, alivePrefix, generationOf: async () => generation })
+    }
+    origin.sharedQueues?.setHere(() => false, { nodeId: 'o', brokerId: 'run-o', alivePrefix, generationOf: async () => 0 })
+    // connection 7 on d and the older connection 6 on b resume the session at once; b's claim reaches Redis last
+    holderOn(d, 'd', 7)
+    holderOn(b, 'b', 6)
+    const viaD = { id: 'twice', clean: false }
+    const viaB = { id: 'twice', clean: false }
+    await origin.addSubscriptions({ id: 'twice' }, [{ topic: 'race/#', qos: 1 }])
+    await drain(d.outgoingStream(viaD))
+    await drain(b.outgoingStream(viaB))
+    const admin = new Redis(redis.url)
+    let counter = 0
+    const holdersOf = async (): Promise<readonly string[] | undefined> => {
+      const packet = publish('race/1', 'm', { brokerId: 'run-o', brokerCounter: ++counter })
+      await origin.outgoingEnqueueCombi(await origin.subscriptionsByTopic('race/1'), packet)
+      return origin.sharedQueues?.holdersOf(packet)
+    }
+    try {
+      // no node alive yet: nobody named
+      expect(await holdersOf()).toBeUndefined()
+      await admin.set(`${alivePrefix}d`, 'run-d')
+      await admin.set(`${alivePrefix}b`, 'run-b')
+      expect(await holdersOf()).toEqual(['d'])
+      // the loser's connection ends: the holder stays
+      b.sharedQueues?.release(viaB)
+      await b.sessionInfo('twice') // after the release, on the same connection
+      expect(await holdersOf()).toEqual(['d'])
+      // d's run is gone (killed, restarted as another run): not named
+      await admin.set(`${alivePrefix}d`, 'run-d2')
+      expect(await holdersOf()).toBeUndefined()
+      await admin.set(`${alivePrefix}d`, 'run-d')
+      // the holder's connection ends: nobody is named
+      d.sharedQueues?.release(viaD)
+      await d.sessionInfo('twice')
+      expect(await holdersOf()).toBeUndefined()
+    } finally {
+      admin.disconnect()
+      await Promise.all([origin.close(), b.close(), d.close()])
+    }
   })
 
   it('matches every publish against the subscriptions as they are when it is stored (60 seeded rounds)', async () => {

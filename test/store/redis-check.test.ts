@@ -47,6 +47,23 @@ describe('check and repair of the Redis store', () => {
     expect(check).toMatchObject({ ok: true, formatVersion: REDIS_FORMAT_VERSION, counts: { sessions: 1, subscriptions: 1, queued: 2, inflight: 1, wills: 1, retained: 1 } })
   })
 
+  it('finds healthy the queue of a session a cluster node holds (its claim in the queue index)', async () => {
+    const prefix = `t${++made}:`
+    const store = await openRedisStore({ redis: { url: server.url, prefix }, logger: silentLogger(), limits: unlimited })
+    await store.setup({ id: 'b1', counter: 0 })
+    store.sharedQueues.setHere(() => true, { nodeId: 'n1', brokerId: 'b1', alivePrefix: `${prefix}cluster:alive:`, generationOf: async () => 1 })
+    // as aedes' client of a persistent session
+    const client = { id: 'held-1', clean: false }
+    store.sessionConnected('held-1', true)
+    await store.addSubscriptions(client, [{ topic: 'site/#', qos: 1 }])
+    await store.outgoingEnqueueCombi([{ clientId: 'held-1', qos: 1 }], publish('site/a', 'first', { qos: 1, brokerId: 'b1', brokerCounter: 1 }))
+    await drain(store.outgoingStream(client))
+    await store.close()
+    expect(await redis.hmget(`${prefix}qx:held-1`, 'h', 'hb', 'hg')).toEqual(['n1', 'b1', '1'])
+    const { check } = await inspectRedisStore(redis, prefix, REDIS_FORMAT_VERSION)
+    expect(check.problems).toEqual([])
+  })
+
   it('rebuilds an in-flight entry from its message, pairs a will with its owner, sets aside what cannot be read', async () => {
     const prefix = await populated()
     await redis.hdel(`${prefix}qx:dev-1`, 'e:1', 'm:42')

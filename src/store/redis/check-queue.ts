@@ -36,7 +36,8 @@ export interface QueueInspection {
 }
 
 const STATE = /^([0-2])\|([pr])\|(\d*)\|(\d+)\|(\d+)\|(.*)$/
-const INDEX_FIELD = /^(n|w|wb|e:\d+|m:\d+|c:.+:\d+)$/
+// h, hb, ht, hg: the node holding the session's connection (queue-holders.ts)
+const INDEX_FIELD = /^(n|w|wb|h|hb|ht|hg|e:\d+|m:\d+|c:.+:\d+)$/
 
 /** The entry state the scripts keep in `e:<seq>` (scripts.ts), derived from the stored packet. */
 function stateFromBody (body: Buffer): string {

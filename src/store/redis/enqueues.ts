@@ -21,6 +21,8 @@ export interface EnqueueParts {
   evicted: EvictedEntries
   /** Whether a session's client is connected to this node (cluster mode). */
   isHere: (clientId: string) => boolean
+  /** Cluster mode: the prefix of the node liveness keys, for the holders of the sessions a message is queued for. */
+  alivePrefix: () => string
 }
 
 /**
@@ -36,10 +38,12 @@ export class Enqueues {
   #cluster: QueueTotals = { entries: 0, bytes: 0 }
   /** Per message: the entries its enqueue made, or null when they are not all known (see `copies`). */
   readonly #copies = new WeakMap<object, QueuedCopies | null>()
+  /** Per message: the live nodes holding a session it was queued for (see `holders`). */
+  readonly #holders = new WeakMap<object, string[]>()
 
   constructor (parts: EnqueueParts) {
     this.#p = parts
-    this.batch = enqueueBatch(parts.deps)
+    this.batch = enqueueBatch(parts.deps, parts.alivePrefix)
   }
 
   /** `record`: the publisher's inbound QoS 2 record, written in the same script as the entries (state.ts' carry). */
@@ -58,6 +62,14 @@ export class Enqueues {
    */
   copies (packet: object): QueuedCopies | undefined {
     return this.#copies.get(packet) ?? undefined
+  }
+
+  /**
+   * Cluster mode: the nodes whose replay claimed a session this message was queued for (their client is connected
+   * there), as Redis had them when it queued it; undefined when none.
+   */
+  holders (packet: object): readonly string[] | undefined {
+    return this.#holders.get(packet)
   }
 
   async #send (targets: readonly EnqueueTarget[], packet: PacketLike, check: MatchCheck | undefined, attempt: number, record: CarriedRecord | undefined): Promise<void> {
@@ -93,8 +105,9 @@ export class Enqueues {
       return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1, record)
     }
     record?.written()
-    const { seqs, evicted, totals } = done
+    const { seqs, evicted, totals, holders } = done
     if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
+    if (holders.length > 0) this.#holders.set(packet, [...this.#holders.get(packet) ?? [], ...holders])
     this.#p.evicted.report(clients.map(([clientId]) => clientId), evicted)
     this.#noteCopies(packet, generation !== '' && !seqs.includes(0) ? { at: now, copies: seqs.flatMap((seq, i) => seq > 0 ? [[clients[i][0], seq, clients[i][1]]] : []) } : null)
     seqs.forEach((seq, i) => {

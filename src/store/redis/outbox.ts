@@ -4,6 +4,7 @@ import { decodeRecord, encodeRecord } from '../codec.js'
 import type { EnqueueTarget } from '../enqueue-targets.js'
 import type { QueueTotals } from '../outgoing-index.js'
 import { QueueLookups } from '../queue-lookups.js'
+import type { ClientQueue } from '../outgoing-index.js'
 import { outputPacket, replay } from '../outgoing-replay.js'
 import { packetRecord, payloadBytes, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
@@ -18,6 +19,7 @@ import { EntryLearner } from './learn-entries.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
+import { QueueHolders, type Holder } from './queue-holders.js'
 import { addEntry, counterKey, noSuchPacket, queueInfo, readQueue, readQueueUpTo, removeSeq, type MatchCheck } from './queue-entries.js'
 
 export type { MatchCheck } from './queue-entries.js'
@@ -42,11 +44,13 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   readonly #evicted: EvictedEntries
   readonly #lazy = new LazyIds()
   readonly #mirrors: QueueMirrors
+  readonly #holders: QueueHolders
 
   constructor (deps: RedisDeps) {
     super()
     this.#deps = deps
     this.#mirrors = new QueueMirrors(this.queues, this.#totals)
+    this.#holders = new QueueHolders(deps.redis)
     this.#clears = clearBatch(deps)
     this.#update = defineScript(deps.redis, 'culexUpdate', UPDATE)
     this.#pubrel = defineScript(deps.redis, 'culexPubrel', PUBREL)
@@ -54,7 +58,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#drop = defineScript(deps.redis, 'culexDrop', DROP)
     this.#learner = new EntryLearner(deps, this.#mirrors, id => this.isHere(id))
     this.#evicted = new EvictedEntries(deps, (clientId, seq) => { this.#mirrors.change(clientId, false, removeSeq(seq)) })
-    this.#enqueues = new Enqueues({ deps, queues: this.queues, mirrors: this.#mirrors, lazy: this.#lazy, evicted: this.#evicted, isHere: id => this.isHere(id) })
+    this.#enqueues = new Enqueues({ deps, queues: this.queues, mirrors: this.#mirrors, lazy: this.#lazy, evicted: this.#evicted, isHere: id => this.isHere(id), alivePrefix: () => this.#holders.alivePrefix })
   }
 
   /** At open: puts back into their queues the evicted entries a crash left without their dead letters. */
@@ -80,6 +84,30 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       else if (clientIds !== undefined) unknown.push({ packet, clientIds })
     }
     if (unknown.length > 0) await this.#learner.lookUp(unknown)
+  }
+
+  /** Cluster mode: this node, which claims the sessions connected to it (queue-holders.ts). */
+  set holder (holder: Holder) {
+    this.#holders.holder = holder
+  }
+
+  /** The live nodes holding a session the message was queued for, as Redis had them (queue-holders.ts). */
+  holdersOf (packet: object): readonly string[] | undefined {
+    return this.#enqueues.holders(packet)
+  }
+
+  /** The connection ended: its claim on the session goes, unless a newer connection's replaced it. */
+  release (client: ClientRef): void {
+    this.#holders.release(this.#deps.keys.queueIndex(client.id), this.token(client))?.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'session holder not released') })
+  }
+
+  /**
+   * Cluster mode: the session's mirror read again from Redis, with its claim made again (this node was taken for dead
+   * meanwhile: what other nodes queued for it did not reach it). The unsent entries are then the replay's.
+   */
+  async catchUp (client: ClientRef): Promise<void> {
+    this.#lazy.flush(client.id)
+    await this.#reload(client)
   }
 
   /** The entries this node's enqueue of the message made, if all are known (enqueues.ts). */
@@ -205,7 +233,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const self = this
     return (async function * () {
       if (!unsentOnly) self.#lazy.flush(client.id)
-      const queue = unsentOnly ? self.queues.get(client.id) : await self.#mirrors.reload(client.id, async () => await self.#read(client.id, readQueueUpTo))
+      const queue = unsentOnly ? self.queues.get(client.id) : await self.#reload(client)
       const entries = queue === undefined ? [] : [...queue.entries.values()]
       const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
       yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
@@ -244,6 +272,20 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   async info (clientId: string): Promise<{ queued: number, inflight: number, queuedBytes: number, oldestQueuedAt?: number } | undefined> {
     this.#lazy.flush(clientId)
     return queueInfo(await this.#read(clientId, readQueue))
+  }
+
+  /**
+   * The session's mirror rebuilt from Redis. A session connected here is claimed first (queue-holders.ts): what is
+   * queued after the claim is sent here live, what was queued before it is in the read.
+   */
+  async #reload (client: ClientRef): Promise<ClientQueue | undefined> {
+    // an aedes client of a persistent session (a plain { id } reads the queue for a tool)
+    const generation = client.clean === false ? await this.#holders.generationOf(client) : undefined
+    return await this.#mirrors.reload(client.id, async () => await this.#read(client.id, async (redis, q, qx) => {
+      const claim = generation === undefined ? undefined : this.#holders.claim(qx, this.token(client), generation)
+      claim?.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'session holder not claimed') })
+      return await readQueueUpTo(redis, q, qx)
+    }))
   }
 
   async #read<T> (clientId: string, read: (redis: Redis, q: string, qx: string) => Promise<T>): Promise<T> {

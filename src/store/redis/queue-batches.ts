@@ -13,16 +13,21 @@ export interface Enqueued {
   evicted: Array<number | Buffer>
   /** Entries and bytes of every queue after the call; empty without broker-wide bounds. */
   totals: number[]
+  /** The live nodes holding a session the message was queued for (their replay claimed it: outbox.ts). */
+  holders: string[]
 }
 
-/** The enqueues of one turn, in one ENQUEUE_BATCH call (queue-scripts.ts). */
-export function enqueueBatch (deps: RedisDeps): ScriptBatch<Enqueued | typeof STALE> {
+/**
+ * The enqueues of one turn, in one ENQUEUE_BATCH call (queue-scripts.ts). `alivePrefix()`: the prefix of the cluster's
+ * node liveness keys once this node is a cluster node ('' before: no holders are looked for).
+ */
+export function enqueueBatch (deps: RedisDeps, alivePrefix: () => string): ScriptBatch<Enqueued | typeof STALE> {
   const { redis, limits, keys } = deps
   const script = defineScript(redis, 'culexEnqueueBatch', ENQUEUE_BATCH)
   const head = [limits.maxQueuedMessages, limits.maxQueuedBytes, limits.overflowPolicy === 'dropNewest' ? 'newest' : 'oldest', limits.maxTotalQueuedMessages, limits.maxTotalQueuedBytes]
   return new ScriptBatch(deps.order, async (items) => {
-    const [written, evicted, totals] = await script(...joined([keys.subsGen, keys.queueTotals], [...head], items)) as [number[][], Array<Array<number | Buffer>>, number[]]
-    return items.map((_, i) => i < written.length ? { seqs: written[i], evicted: evicted[i], totals } : STALE)
+    const [written, evicted, totals, holders] = await script(...joined([keys.subsGen, keys.queueTotals], [...head, alivePrefix()], items)) as [number[][], Array<Array<number | Buffer>>, number[], Buffer[][]]
+    return items.map((_, i) => i < written.length ? { seqs: written[i], evicted: evicted[i], totals, holders: holders[i].map(String) } : STALE)
   })
 }
 

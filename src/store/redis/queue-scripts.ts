@@ -8,10 +8,11 @@ import { ENTRY_HELPERS } from './scripts.js'
 /**
  * KEYS: the subscription generation, the queue totals, then per message its publisher's inbound QoS 2 hash if it
  * carries a record, and per client of the message q, qm, qx, qe. ARGV: maxQueuedMessages, maxQueuedBytes (0 = no
- * limit), 'oldest' | 'newest' (overflowPolicy), maxTotalQueuedMessages, maxTotalQueuedBytes, then per message:
- * brokerId:counter (or ''), now (ms), the subscription generation its clients were matched at (or '' to skip the
- * check), how many clients, the record's packet id and encoding (or '' and ''), then per client: qos, bytes, encoded
- * packet. A message's record is written with its entries, or not at all (a stale message: sent again, with it).
+ * limit), 'oldest' | 'newest' (overflowPolicy), maxTotalQueuedMessages, maxTotalQueuedBytes, the prefix of the
+ * cluster's node liveness keys (or '': no holders), then per message: brokerId:counter (or ''), now (ms), the
+ * subscription generation its clients were matched at (or '' to skip the check), how many clients, the record's
+ * packet id and encoding (or '' and ''), then per client: qos, bytes, encoded packet. A message's record is written
+ * with its entries, or not at all (a stale message: sent again, with it).
  *
  * The messages are applied in order; the first whose generation is stale (another node changed the subscriptions
  * since: match again), and every one after it, is not written, so that a session's messages keep their order when
@@ -23,11 +24,12 @@ import { ENTRY_HELPERS } from './scripts.js'
  * command), -1 when the session's limits refused it, -2 the broker-wide ones } }, { per message written: { client
  * index, seq, evicted packet, -1 | -2 (which limit), ... } } (dropOldest took those waiting messages out of the
  * queue and the totals; they stay in qe until their dead letter is written: FORGET_EVICTED), { entries, bytes } of
- * every queue after the call (empty without broker-wide bounds: not read then). Fewer messages written than sent:
- * the next one was stale.
+ * every queue after the call (empty without broker-wide bounds: not read then), { per message written: the node ids
+ * holding a session it was queued for (qx's `h`, claimed by that node's replay: outbox.ts), each only while that
+ * node's run (`hb`) is the one alive (its liveness key) }. Fewer messages written than sent: the next one was stale.
  */
 export const ENQUEUE_BATCH = ENTRY_HELPERS + `
-local maxN, maxB, policy, maxTN, maxTB = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxN, maxB, policy, maxTN, maxTB, alive = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local tot = KEYS[2]
 -- the totals are read only when bounded; what this call adds and removes is counted here and written once
 local bounded = maxTN > 0 or maxTB > 0
@@ -54,9 +56,20 @@ local function flush (st)
   redis.call('HSET', st.qx, unpack(st.x))
   st.z, st.m, st.x = {}, {}, {}
 end
+-- a holder is named only while its run is the live one of its node (read once per node and call)
+local runs = {}
+local function live (st)
+  if alive == '' or not st.h or not st.hb then return false end
+  local run = runs[st.h]
+  if run == nil then
+    run = redis.call('GET', alive .. st.h) or false
+    runs[st.h] = run
+  end
+  return run == st.hb
+end
 local current
-local written, evictedAll = {}, {}
-local a, k = 6, 3
+local written, evictedAll, holdersAll = {}, {}, {}
+local a, k = 7, 3
 while a <= #ARGV do
   local bk, now, gen, count, rf, rv = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5]
   a = a + 6
@@ -69,7 +82,7 @@ while a <= #ARGV do
     redis.call('HSET', KEYS[k], rf, rv)
     k = k + 1
   end
-  local out, evicted = {}, {}
+  local out, evicted, holders, named = {}, {}, {}, {}
   for i = 0, count - 1 do
     local q, qm, qx, qe = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
     local qos, bytes, value = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
@@ -79,8 +92,8 @@ while a <= #ARGV do
     if st then
       held = bk ~= '' and (st.c[bk] or redis.call('HEXISTS', qx, 'c:' .. bk) == 1)
     else
-      local x = redis.call('HMGET', qx, 'w', 'wb', 'n', 'c:' .. bk)
-      st = { q = q, qm = qm, qx = qx, w = tonumber(x[1] or '0'), wb = tonumber(x[2] or '0'), n = tonumber(x[3] or '0'), z = {}, m = {}, x = {}, c = {} }
+      local x = redis.call('HMGET', qx, 'w', 'wb', 'n', 'c:' .. bk, 'h', 'hb')
+      st = { q = q, qm = qm, qx = qx, w = tonumber(x[1] or '0'), wb = tonumber(x[2] or '0'), n = tonumber(x[3] or '0'), z = {}, m = {}, x = {}, c = {}, h = x[5], hb = x[6] }
       states[qx] = st
       touched[#touched + 1] = st
       held = bk ~= '' and x[4]
@@ -137,13 +150,18 @@ while a <= #ARGV do
         out[i + 1] = seq
       end
     end
+    if out[i + 1] >= 0 and not named[st.h or ''] and live(st) then
+      named[st.h] = true
+      holders[#holders + 1] = st.h
+    end
   end
   written[#written + 1] = out
   evictedAll[#evictedAll + 1] = evicted
+  holdersAll[#holdersAll + 1] = holders
 end
 for _, st in ipairs(touched) do flush(st) end
 total(tot, dn, db)
-return { written, evictedAll, bounded and { n + dn, b + db } or {} }
+return { written, evictedAll, bounded and { n + dn, b + db } or {}, holdersAll }
 `
 
 /**

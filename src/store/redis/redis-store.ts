@@ -60,7 +60,13 @@ export class RedisStore implements CulexStore {
   }
 
   readonly sharedQueues: SharedQueues = {
-    setHere: (isHere) => { this.#p.outbox.isHere = isHere },
+    setHere: (isHere, holder) => {
+      this.#p.outbox.isHere = isHere
+      this.#p.outbox.holder = holder
+    },
+    holdersOf: packet => this.#p.outbox.holdersOf(packet),
+    release: (client) => { this.#p.outbox.release(client) },
+    catchUp: async (client) => { await this.#p.outbox.catchUp(client) },
     // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
     // (those that carry their entries need no match)
     learn: async (messages) => {
