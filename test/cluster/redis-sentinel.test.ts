@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import type { TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient, waitFor, type TestClient } from '../helpers/clients.js'
+import { connectClient, endClient, sleep, waitFor, type TestClient } from '../helpers/clients.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 import { prng, startNode, waitForRoute } from './support.js'
 
@@ -14,7 +14,7 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await endClient(c, true)
   for (const n of nodes.splice(0)) await n.close()
   for (const r of admins.splice(0)) r.disconnect()
-  for (const s of servers.splice(0).reverse()) await s.close()
+  for (const s of servers.splice(0).reverse()) { s.resume(); await s.close() }
 })
 
 const admin = (port: number): Redis => {
@@ -177,4 +177,46 @@ describe('cluster mode through Redis Sentinel', () => {
       return body.items.filter(n => n.health === 'alive').length === 2
     }, 'both nodes alive in /api/cluster')
   }, 60_000)
+})
+
+/**
+ * cluster.redisWaitReplicas for a message that reaches another node only live: a connected clean session there,
+ * nothing queued for it in the store. A failover to a replica without its stream entry would lose it, so it too is
+ * acknowledged only once the replica has the publish's writes.
+ */
+describe('redisWaitReplicas and the messages between nodes', () => {
+  it('a QoS 1 publish only a clean session on another node receives is not acknowledged while the replica is stalled, and is once it answers', async () => {
+    const master = await startTestRedis()
+    servers.push(master)
+    const replica = await startTestRedis({ replicaOf: master.port })
+    servers.push(replica)
+    const m = admin(master.port)
+    await waitFor(async () => /slave0:.*state=online/.test(await m.info('replication')), 'the replica in sync')
+    const settings = { 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 30_000 }
+    const a = await startNode(master.url, 'a', settings)
+    nodes.push(a)
+    const b = await startNode(master.url, 'b', settings)
+    nodes.push(b)
+    const sub = await connectClient(a.mqttUrl, { clientId: 'live' })
+    clients.push(sub)
+    await sub.subscribeAsync('bus/#', { qos: 1 })
+    await waitForRoute(b, a, 'bus/1')
+    const pub = await connectClient(b.mqttUrl, { clientId: 'pub' })
+    clients.push(pub)
+    await pub.publishAsync('bus/1', 'before', { qos: 1 })
+    await waitFor(() => sub.received.length === 1, 'the first message')
+
+    replica.pause()
+    let acked = false
+    const sent = pub.publishAsync('bus/1', 'during', { qos: 1 }).then(() => { acked = true })
+    // node A has it (the master holds the stream entry), but the replica does not
+    await waitFor(() => sub.received.length === 2, 'the second message on node A')
+    await sleep(500)
+    expect(acked).toBe(false)
+
+    replica.resume()
+    await sent
+    expect(acked).toBe(true)
+    expect(sub.received.map(r => r.payload)).toEqual(['before', 'during'])
+  })
 })
