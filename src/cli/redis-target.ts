@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { clusterKeys } from '../cluster/keys.js'
 import { connectRedis, redisLocation, type RedisStoreConnect } from '../store/index.js'
+import { readRedisCa } from '../store/redis/connect-options.js'
 import { quietLogger } from './data-dir.js'
 
 /** How long a command waits for the cluster's Redis to answer before ERR_CLUSTER_REDIS. */
@@ -8,10 +9,18 @@ const COMMAND_TIMEOUT_MS = 10_000
 
 /**
  * The cluster's Redis a command works on: `--redis-url` (its default $CULEX_CLUSTER_REDIS_URL), key prefix
- * $CULEX_CLUSTER_REDIS_KEY_PREFIX or culex:, or the cluster settings of a loaded configuration.
+ * $CULEX_CLUSTER_REDIS_KEY_PREFIX or culex:, CA $CULEX_CLUSTER_REDIS_TLS_CA_FILE, or the cluster settings of a
+ * loaded configuration.
  */
-export function redisTarget (url: string, settings: { sentinels?: string[], sentinelName?: string, prefix?: string } = {}): RedisStoreConnect {
-  return { url, prefix: settings.prefix ?? process.env.CULEX_CLUSTER_REDIS_KEY_PREFIX ?? 'culex:', ...settings, connectTimeoutMs: COMMAND_TIMEOUT_MS }
+export function redisTarget (url: string, settings: { sentinels?: string[], sentinelName?: string, prefix?: string, tlsCa?: Buffer } = {}): RedisStoreConnect {
+  const caFile = process.env.CULEX_CLUSTER_REDIS_TLS_CA_FILE ?? ''
+  return {
+    url,
+    prefix: settings.prefix ?? process.env.CULEX_CLUSTER_REDIS_KEY_PREFIX ?? 'culex:',
+    ...(caFile === '' ? {} : { tlsCa: readRedisCa(caFile, 'CULEX_CLUSTER_REDIS_TLS_CA_FILE') }),
+    ...settings,
+    connectTimeoutMs: COMMAND_TIMEOUT_MS
+  }
 }
 
 /** Connects (ERR_CLUSTER_REDIS when Redis does not answer within 10 s). */

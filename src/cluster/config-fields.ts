@@ -13,6 +13,7 @@ export function clusterSection () {
       pattern: /^([^\s,:]+:\d+(,[^\s,:]+:\d+)*)?$/, patternDoc: 'empty, or host:port pairs separated by commas'
     }),
     redisSentinelName: str('mymaster', 'The master name the Sentinels monitor (with redisSentinels).', { nonEmpty: true }),
+    redisTlsCaFile: str('', "PEM file of the certificate authority that signed the Redis server's certificate (with a rediss:// redisUrl), for a private CA; read at start. Empty: Node's list of public CAs (and NODE_EXTRA_CA_CERTS)."),
     redisKeyPrefix: str('culex:', "Prefix of every key Culex writes in Redis (the store's, and the messaging's and membership's under <prefix>cluster:): clusters with different prefixes can share one Redis.", { nonEmpty: true }),
     redisWaitReplicas: int(0, 'Redis replicas that must have the writes of a QoS 1/2 publish (Redis WAIT) before it is acknowledged; 0 acknowledges once the master has them. A publish they do not confirm within redisWaitTimeoutMs is not acknowledged and its connection is closed (docs/cluster.md, "Durability").', { max: 100 }),
     redisWaitTimeoutMs: int(1000, 'How long a publish waits for redisWaitReplicas replicas to confirm its writes.', { min: 1 }),

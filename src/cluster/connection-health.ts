@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log/logger.js'
+import type { CulexStore } from '../store/contract.js'
 import { probeLiveness } from './liveness.js'
 
 export type ConnectionRole = 'commands' | 'subscriber' | 'reader' | 'groups'
@@ -20,11 +21,12 @@ export interface ConnectionHealth {
  * connection is lost or stops answering and one when it is back, not per attempt (ioredis retries on its own);
  * /readyz says not ready meanwhile. A Redis that hangs closes nothing: a PING unanswered within `pingTimeoutMs`
  * counts the connection as lost until it answers (liveness.ts). The stream readers wait in XREAD BLOCK and take no
- * PING; the store's connection (`storePing`), which carries the enqueues, does.
+ * PING; the store's connection, which carries the enqueues, does, and counts while it is down too (the store logs
+ * that itself): after a failover each connection comes back after its own back-off, the store's maybe last.
  */
 export function watchConnections (
   conns: Record<ConnectionRole, Redis>,
-  storePing: (() => Promise<unknown> | undefined) | undefined,
+  store: Pick<CulexStore, 'ping' | 'connectionLost'>,
   opts: { intervalMs: number, pingTimeoutMs: number },
   onReconnect: () => void,
   log: Logger
@@ -51,19 +53,26 @@ export function watchConnections (
   const liveness = probeLiveness([
     { role: 'commands', ping: pingable(conns.commands) },
     { role: 'subscriber', ping: pingable(conns.subscriber) },
-    ...(storePing === undefined ? [] : [{ role: 'store', ping: storePing }])
+    ...(store.ping === undefined ? [] : [{ role: 'store', ping: store.ping.bind(store) }])
   ], { intervalMs: opts.intervalMs, timeoutMs: opts.pingTimeoutMs }, {
     hung: (role, why) => { note(role, why, 'cluster Redis not answering; waiting for it') },
     answered: role => {
       if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
     }
   })
+  /** The connections down now: those lost or hung, and the store's while it reconnects. */
+  const downNow = (): Map<string, string> => {
+    const storeLost = closing ? undefined : store.connectionLost?.()
+    if (storeLost === undefined || lost.has('store')) return lost
+    return new Map([...lost, ['store', storeLost]])
+  }
   return {
     problem: () => {
-      if (closing || lost.size === 0) return undefined
-      return `cluster Redis unreachable (${[...lost].map(([role, why]) => `${role}: ${why}`).join('; ')})`
+      const down = downNow()
+      if (closing || down.size === 0) return undefined
+      return `cluster Redis unreachable (${[...down].map(([role, why]) => `${role}: ${why}`).join('; ')})`
     },
-    down: () => lost.size,
+    down: () => downNow().size,
     reconnects,
     close: () => {
       closing = true

@@ -53,7 +53,7 @@ export interface ClusterOptions {
    * The store every node shares (the Redis store): the origin node queues a message for every persistent
    * subscriber, and one survivor publishes a dead node's wills.
    */
-  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping'>
+  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping' | 'connectionLost'>
   tellTakenOver: (client: Client) => void
   /** Has the replay send what a persistent session's queue holds unsent (protocol/queue-replay.ts). */
   sendQueued: (client: Client) => void
@@ -115,7 +115,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const reader = connect('reader')
   const groupReader = connect('groups')
   const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
-  const health = watchConnections({ commands: redis, subscriber: sub, reader, groups: groupReader }, opts.store.ping?.bind(opts.store),
+  const health = watchConnections({ commands: redis, subscriber: sub, reader, groups: groupReader }, opts.store,
     { intervalMs: config.heartbeatIntervalMs, pingTimeoutMs: config.redisPingTimeoutMs }, () => { counters.reconnects++ }, log)
 
   const table = new RouteTable(nodeId)

@@ -142,6 +142,11 @@ async function crossCheck (flat: Record<string, unknown>, whereOf: (key: string)
       if (file !== '' && !await readable(file)) problems.push(`${k(leaf)}: cannot read file ${file}${from(k(leaf))}`)
     }
   }
+  const ca = flat['cluster.redisTlsCaFile'] as string
+  if (ca !== '') {
+    if (!/^rediss:\/\//.test(flat['cluster.redisUrl'] as string)) problems.push(`cluster.redisTlsCaFile: needs a rediss:// cluster.redisUrl (TLS)${from('cluster.redisTlsCaFile')}`)
+    else if (!await readable(ca)) problems.push(`cluster.redisTlsCaFile: cannot read file ${ca}${from('cluster.redisTlsCaFile')}`)
+  }
   const bound = new Map<string, string>()
   for (const name of ['mqtt', 'mqtts', 'ws', 'wss']) {
     if (flat[`listeners.${name}.enabled`] !== true) continue

@@ -113,6 +113,11 @@ export interface CulexStore {
    * probe, src/cluster/liveness.ts); undefined while that connection is down.
    */
   ping?: () => Promise<unknown> | undefined
+  /**
+   * A shared store: why its connection is down now (lost, or reconnecting after a failover), undefined while it is
+   * up. The store logs the loss and the return itself; a cluster node is not ready meanwhile.
+   */
+  connectionLost?: () => string | undefined
   /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
   sessionsLeft?: (brokerId: string) => Promise<number>
 }

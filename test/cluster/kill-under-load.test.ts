@@ -7,9 +7,9 @@ import { cliNode, prng, useCliNodes, useCluster } from './support.js'
 const { redis } = useCluster()
 const { newDir } = useCliNodes()
 
-/** Seeds run by default; CHURN_SEEDS=101,102,... (or a count, CHURN_SEEDS=20) runs others. */
+/** Seeds run by default; CULEX_CHURN_SEEDS=101,102,... (or a count, CULEX_CHURN_SEEDS=20) runs others. */
 function seeds (): number[] {
-  const given = process.env.CHURN_SEEDS ?? '3'
+  const given = process.env.CULEX_CHURN_SEEDS ?? '3'
   if (/^\d+$/.test(given)) return Array.from({ length: Number(given) }, (_, i) => 1 + i)
   return given.split(',').map(Number)
 }

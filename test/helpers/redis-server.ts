@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
+import tls from 'node:tls'
 import os from 'node:os'
 import path from 'node:path'
 
 export interface TestRedis {
-  /** redis://127.0.0.1:<port> */
+  /** redis://127.0.0.1:<port>, or rediss:// with `tls` */
   url: string
   port: number
   /** Its working directory (AOF and RDB files live here). */
@@ -30,6 +31,15 @@ export interface TestRedisOptions {
   sentinelOf?: number
   /** A replica of the server on this port (`--replicaof`). */
   replicaOf?: number
+  /**
+   * The Sentinel's `down-after-milliseconds` and `failover-timeout` (with `sentinelOf`): how long the master may not
+   * answer before it is taken for down, and how long a failover may take. Redis' defaults, 30 s and 3 min, are too
+   * slow for a test.
+   */
+  sentinelDownAfterMs?: number
+  sentinelFailoverTimeoutMs?: number
+  /** TLS only (`--port 0 --tls-port`): this certificate and key, clients not asked for one; the probe trusts `caFile`. */
+  tls?: { certFile: string, keyFile: string, caFile: string }
 }
 
 /** A port nothing listens on now (127.0.0.1). */
@@ -57,7 +67,11 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
   const args = (): string[] => opts.sentinelOf !== undefined
     ? [conf, '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no']
     : [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    ...(opts.tls === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile,
+          '--tls-ca-cert-file', opts.tls.caFile, '--tls-auth-clients', 'no', '--tls-replication', 'yes']),
+    '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', opts.appendfsync === undefined || opts.appendfsync === false ? 'no' : 'yes',
     ...(opts.appendfsync !== undefined && opts.appendfsync !== false ? ['--appendfsync', opts.appendfsync] : []),
     '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'no',
@@ -66,17 +80,26 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
     ...(opts.replicaOf !== undefined ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : [])
   ]
 
+  const caPem = opts.tls === undefined ? undefined : await readFile(opts.tls.caFile)
   const launch = async (): Promise<void> => {
     // the Sentinel rewrites its file: one of its own, written before each launch
-    if (opts.sentinelOf !== undefined) await writeFile(conf, `sentinel monitor mymaster 127.0.0.1 ${opts.sentinelOf} 1\n`)
+    if (opts.sentinelOf !== undefined) {
+      await writeFile(conf, [
+        `sentinel monitor mymaster 127.0.0.1 ${opts.sentinelOf} 1`,
+        ...(opts.sentinelDownAfterMs === undefined ? [] : [`sentinel down-after-milliseconds mymaster ${opts.sentinelDownAfterMs}`]),
+        ...(opts.sentinelFailoverTimeoutMs === undefined ? [] : [`sentinel failover-timeout mymaster ${opts.sentinelFailoverTimeoutMs}`])
+      ].join('\n') + '\n')
+    }
     const proc = spawn('redis-server', args(), { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     let output = ''
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`redis-server did not start within 10 s: ${output}`)) }, 10_000)
       const probe = (): void => {
-        const socket = net.connect(port, '127.0.0.1')
-        socket.once('connect', () => {
+        const socket = opts.tls === undefined
+          ? net.connect(port, '127.0.0.1')
+          : tls.connect({ port, host: '127.0.0.1', ca: caPem })
+        socket.once(opts.tls === undefined ? 'connect' : 'secureConnect', () => {
           socket.write('PING\r\n')
           socket.once('data', (data) => {
             socket.destroy()
@@ -109,7 +132,7 @@ export async function startTestRedis (opts: TestRedisOptions = {}): Promise<Test
   }
 
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${opts.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     port,
     dir,
     kill: async () => { await waitExit('SIGKILL') },

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { Redis, type RedisOptions } from 'ioredis'
 import { CulexError } from '../../errors.js'
 import { createLogger, type Logger } from '../../log/logger.js'
@@ -8,6 +9,8 @@ export interface RedisConnectionOptions {
   /** host:port of Redis Sentinels; with them, the master of `sentinelName` is used. */
   sentinels?: string[]
   sentinelName?: string
+  /** With rediss://: the CA certificates (PEM) the server's certificate must chain to, instead of Node's own list. */
+  tlsCa?: Buffer
 }
 
 /** The address as log lines and errors show it: the password is left out. */
@@ -39,7 +42,7 @@ export function redisOptions (opts: RedisConnectionOptions): RedisOptions {
     ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
     ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
     db,
-    ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname } } : {})
+    ...(url.protocol === 'rediss:' ? { tls: tlsOptions(url.hostname, opts.tlsCa) } : {})
   }
   // Commands wait while Redis is away (never an error that would fail a publish after a blip): the publisher is
   // simply not acknowledged until Redis answers again.
@@ -53,6 +56,18 @@ export function redisOptions (opts: RedisConnectionOptions): RedisOptions {
     return { ...auth, ...waiting, sentinels, name: opts.sentinelName ?? 'mymaster', ...(url.protocol === 'rediss:' ? { enableTLSForSentinelMode: true } : {}) }
   }
   return { ...auth, ...waiting, host: url.hostname, port: url.port === '' ? 6379 : Number(url.port) }
+}
+
+/**
+ * The certificate is checked against the URL's host name (with Sentinels too: the master's address they give is
+ * an IP the certificate seldom names). An IP address is not sent as SNI (RFC 6066): Node then checks it
+ * against the certificate's IP addresses.
+ */
+function tlsOptions (hostname: string, ca: Buffer | undefined): NonNullable<RedisOptions['tls']> {
+  return {
+    ...(isIP(hostname) === 0 ? { servername: hostname } : {}),
+    ...(ca === undefined ? {} : { ca })
+  }
 }
 
 /** How long a start waits for Redis before it says so in the log (then it keeps waiting). */

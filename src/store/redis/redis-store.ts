@@ -81,6 +81,11 @@ export class RedisStore implements CulexStore {
     return this.#p.redis.status === 'ready' ? this.#p.redis.ping() : undefined
   }
 
+  connectionLost (): string | undefined {
+    const status = this.#p.redis.status
+    return status === 'ready' ? undefined : `connection ${status}`
+  }
+
   /** A group's durable queue as Redis has it now: the node taking a group over restores it (cluster mode). */
   async groupQueueOf (shareKey: string): Promise<StoredGroupMessage[]> {
     return await this.#p.groupQueueOf(shareKey)
