@@ -127,7 +127,7 @@ type AddAll = (key: string, maxLen: number, mode: string, ...fields: Array<strin
  * node left or was removed) is not made again, the entry is counted as sent to no one; a shared group's inbox is
  * made by the first message (`make`).
  */
-export function createSender (redis: Redis, streamOf: (target: string) => string, counters: BusCounters, maxLen: number, make = false) {
+export function createSender (redis: Redis, streamOf: (target: string) => string, counters: BusCounters, maxLen: number, make = false, wrote: () => void = () => {}) {
   redis.defineCommand('culexBusAdd', { numberOfKeys: 1, lua: ADD_ALL })
   const addAll = (redis as Redis & { culexBusAdd: AddAll }).culexBusAdd.bind(redis)
   let batches = new Map<string, { fields: Array<string | Buffer>, done: Array<{ resolve: () => void, reject: (err: unknown) => void }> }>()
@@ -137,6 +137,8 @@ export function createSender (redis: Redis, streamOf: (target: string) => string
     for (const [nodeId, batch] of now) {
       addAll(streamOf(nodeId), maxLen, make ? 'MAKE' : 'NOMKSTREAM', ...batch.fields).then((missed) => {
         counters.unrouted += missed
+        // before the publishes it carried are acknowledged: their replica wait must cover this write too
+        wrote()
         for (const d of batch.done) d.resolve()
       }, (err: unknown) => {
         for (const d of batch.done) d.reject(err)

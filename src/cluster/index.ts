@@ -53,7 +53,7 @@ export interface ClusterOptions {
    * The store every node shares (the Redis store): the origin node queues a message for every persistent
    * subscriber, and one survivor publishes a dead node's wills.
    */
-  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping' | 'connectionLost'>
+  store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping' | 'connectionLost' | 'wroteElsewhere'>
   tellTakenOver: (client: Client) => void
   /** Has the replay send what a persistent session's queue holds unsent (protocol/queue-replay.ts). */
   sendQueued: (client: Client) => void
@@ -120,7 +120,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
 
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId, keys)
-  const send = createSender(redis, keys.stream, counters, config.busMaxLenMessages)
+  const wrote = (): void => { opts.store.wroteElsewhere?.() }
+  const send = createSender(redis, keys.stream, counters, config.busMaxLenMessages, false, wrote)
   const membership = createMembership(redis, {
     nodeId,
     keys,
@@ -138,7 +139,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const shareRoutes = new ShareRoutes()
   const shareOwners = createShareOwners(redis, keys, `${nodeId}\n${broker.id}`, config.nodeTimeoutMs)
   const shareViews = createShareViews(redis, { key: keys.shareViews, nodeId, ttlMs: config.nodeTimeoutMs, others: () => [...others()].filter(id => id !== nodeId) })
-  const sendToGroup = createSender(redis, keys.shareInbox, counters, config.busMaxLenMessages, true)
+  const sendToGroup = createSender(redis, keys.shareInbox, counters, config.busMaxLenMessages, true, wrote)
   let groups: SharedGroups | undefined
   let inboxes: ReturnType<typeof readShareInboxes> | undefined
   const hooks = attachCluster({

@@ -118,6 +118,11 @@ export interface CulexStore {
    * up. The store logs the loss and the return itself; a cluster node is not ready meanwhile.
    */
   connectionLost?: () => string | undefined
+  /**
+   * A shared store: another connection of this node wrote to Redis for a publish (the cluster's stream append), and
+   * the replica wait before its acknowledgement (cluster.redisWaitReplicas) must cover that write too.
+   */
+  wroteElsewhere?: () => void
   /** A shared store: the sessions a dead run of a node held are disconnected from now (their expiry starts). */
   sessionsLeft?: (brokerId: string) => Promise<number>
 }

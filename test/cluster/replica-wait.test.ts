@@ -5,6 +5,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, sleep, waitFor, type TestClient } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-client.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
+import { startNode } from './support.js'
 
 const BEHIND = 'redis replicas behind: QoS 1/2 publishes are not acknowledged'
 const CAUGHT_UP = 'redis replicas caught up'
@@ -146,6 +147,36 @@ describe('a broker that asks for a Redis replica (cluster.redisWaitReplicas)', (
     await waitFor(() => back.received.length >= 1, 'the message')
     await sleep(300)
     expect(back.received.map(m => m.payload)).toEqual(['once'])
+  }, 60_000)
+
+  it('a publish that reaches another node through the cluster stream is acknowledged only after a WAIT that covers that stream write', async () => {
+    const { master } = await pair()
+    const settings = { 'cluster.redisWaitReplicas': 1, 'cluster.redisWaitTimeoutMs': 30_000 }
+    const a = await startNode(master.url, 'wa', settings)
+    const b = await startNode(master.url, 'wb', settings)
+    try {
+      const sub = await client(b, 'w-clean')
+      await sub.subscribeAsync('x/#', { qos: 1 })
+      await waitFor(() => a.broker.cluster?.routesTo('wb', 'x/1') === true, "node wa routing x/1 to wb")
+      const pub = await client(a, 'w-pub-x')
+      const seen: Array<{ args: string[], from: string }> = []
+      const monitor = await reader(master).monitor()
+      monitor.on('monitor', (_time: string, args: string[], from: string) => { seen.push({ args, from }) })
+      await pub.publishAsync('x/1', 'over the stream', { qos: 1 })
+      await waitFor(() => sub.received.length === 1, 'the message on the other node')
+      monitor.disconnect()
+      // WAIT counts the replicas that have its own connection's writes: the stream append went over another one, so a
+      // write of the WAIT's connection has to come after it for the WAIT to cover it
+      const append = seen.findIndex(c => c.args.some(arg => arg === 'culex:cluster:bus:wb'))
+      expect(append, 'the stream append to node wb').toBeGreaterThanOrEqual(0)
+      const wait = seen.findIndex((c, i) => i > append && c.args[0].toLowerCase() === 'wait')
+      expect(wait, 'a WAIT after the stream append').toBeGreaterThan(append)
+      const between = seen.slice(append + 1, wait).filter(c => c.from === seen[wait].from && c.args[0].toLowerCase() === 'incr')
+      expect(between.map(c => c.args[1]), "a write on the WAIT's connection between the append and the WAIT").toEqual(['culex:replica-mark'])
+    } finally {
+      await a.close()
+      await b.close()
+    }
   }, 60_000)
 })
 

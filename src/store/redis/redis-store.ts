@@ -249,6 +249,10 @@ export class RedisStore implements CulexStore {
   }
 
   /** With cluster.redisWaitReplicas: once that many replicas have every write sent so far (Redis WAIT). */
+  wroteElsewhere (): void {
+    this.#p.replicas.wroteElsewhere()
+  }
+
   replicated (): Promise<void> | undefined {
     return this.#p.replicas.replicated()
   }

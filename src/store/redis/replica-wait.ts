@@ -22,9 +22,10 @@ interface Next {
  * this one connection, so one WAIT answers for all the publishes whose writes came before it: while one is out,
  * the publishes that finish meanwhile wait for the next, sent when it answers (a group commit).
  *
- * WAIT speaks for its own connection only: after ioredis reconnected, an increment of a key of its own goes first,
- * so the WAIT counts from the master's offset of that moment (which includes what was written on the lost
- * connection), and a WAIT answered on another connection than it was sent on is sent again.
+ * WAIT speaks for its own connection only: after ioredis reconnected, or after another connection of the node wrote
+ * for a publish (the cluster's stream append, `wroteElsewhere`, called once Redis answered it), an increment of a key
+ * of its own goes first, so the WAIT counts from the master's offset of that moment (which includes those writes),
+ * and a WAIT answered on another connection than it was sent on is sent again.
  */
 export class ReplicaWait {
   readonly #redis: Redis
@@ -40,6 +41,9 @@ export class ReplicaWait {
   #lost = 0
   #waitedAfter = 0
   #behind = false
+  /** Writes of other connections so far, and how many the last WAIT answered covered. */
+  #elsewhere = 0
+  #elsewhereWaited = 0
 
   constructor (redis: Redis, order: WriteOrder, opts: ReplicaWaitOptions, logger: Logger, markKey: string) {
     this.#redis = redis
@@ -54,9 +58,13 @@ export class ReplicaWait {
    * Resolves once the configured number of replicas has every write sent so far; rejects with ERR_STORE_REPLICAS
    * when they do not within the timeout. Undefined when no replica is asked for, or nothing was written since.
    */
+  wroteElsewhere (): void {
+    if (this.#opts.replicas > 0) this.#elsewhere++
+  }
+
   replicated (): Promise<void> | undefined {
     if (this.#opts.replicas === 0) return undefined
-    const need = this.#order.sent
+    const need = this.#sent()
     if (need <= this.#confirmed) return undefined
     if (this.#inFlight === undefined) return this.#send()
     if (this.#inFlight.covers >= need) return this.#inFlight.done
@@ -69,8 +77,13 @@ export class ReplicaWait {
     return this.#next.promise
   }
 
+  /** Writes this WAIT has to cover: the store's own, and those other connections reported. */
+  #sent (): number {
+    return this.#order.sent + this.#elsewhere
+  }
+
   #send (): Promise<void> {
-    const covers = this.#order.sent
+    const covers = this.#sent()
     const done = this.#wait(covers)
     this.#inFlight = { covers, done }
     const settled = (): void => {
@@ -87,10 +100,12 @@ export class ReplicaWait {
     const { replicas, timeoutMs } = this.#opts
     for (;;) {
       const lost = this.#lost
-      if (lost !== this.#waitedAfter) this.#redis.incr(this.#markKey).catch(() => undefined)
+      const elsewhere = this.#elsewhere
+      if (lost !== this.#waitedAfter || elsewhere !== this.#elsewhereWaited) this.#redis.incr(this.#markKey).catch(() => undefined)
       const acknowledged = await this.#redis.wait(replicas, timeoutMs)
       if (this.#lost !== lost) continue
       this.#waitedAfter = lost
+      this.#elsewhereWaited = elsewhere
       if (acknowledged >= replicas) {
         this.#confirmed = Math.max(this.#confirmed, covers)
         if (this.#behind) {
