@@ -2,7 +2,7 @@ import { describe, it } from 'vitest'
 import { Redis } from 'ioredis'
 import type { RunningCli } from '../helpers/cli.js'
 import { connectClient, endClient, sleep, waitFor, type TestClient } from '../helpers/clients.js'
-import { cliNode, prng, useCliNodes, useCluster } from './support.js'
+import { cliNode, prng, STEADY_ENV, useCliNodes, useCluster } from './support.js'
 
 const { redis } = useCluster()
 const { newDir } = useCliNodes()
@@ -24,7 +24,7 @@ const WINDOW = 8
  * Heartbeats as a deployment would have them, faster: with support.ts's 100/600 ms a survivor busy with the load
  * on this 2-core machine misses its renewal now and then and is taken for dead as well (the split-brain case).
  */
-const TIMING = { CULEX_CLUSTER_HEARTBEAT_INTERVAL_MS: '250', CULEX_CLUSTER_NODE_TIMEOUT_MS: '2500' }
+const TIMING = STEADY_ENV
 
 /**
  * An mqtt.js client on node `at` that reconnects (as mqtt.js does, trying the servers in turn) to the other nodes,

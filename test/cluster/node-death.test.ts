@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { endClient, waitFor, sleep } from '../helpers/clients.js'
-import { cliNode, useCliNodes, useCluster, FAST } from './support.js'
+import { cliNode, useCliNodes, useCluster, FAST, STEADY, STEADY_ENV } from './support.js'
 
 const { node, client, redis } = useCluster()
 const { newDir } = useCliNodes()
@@ -108,8 +108,8 @@ describe('a node killed with kill -9', () => {
   })
 
   it('a node stopped (SIGSTOP) longer than the timeout is removed, its clients\' wills published once by a survivor, and it comes back whole on SIGCONT: routes again', async () => {
-    const b = await node('b')
-    const a = await cliNode(redis().url, 'a', await newDir())
+    const b = await node('b', STEADY)
+    const a = await cliNode(redis().url, 'a', await newDir(), STEADY_ENV)
     const onA = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'on-a', keepalive: 0, will: { topic: 'wills/on-a', payload: Buffer.from('gone'), qos: 1, retain: false } })
     await onA.subscribeAsync('to-a/#', { qos: 1 })
     const watcher = await client(b.mqttUrl, { clientId: 'watcher' })
@@ -117,12 +117,12 @@ describe('a node killed with kill -9', () => {
     await waitFor(() => b.broker.cluster?.routesTo('a', 'to-a/1') === true && b.broker.cluster.nodes().some(n => n.nodeId === 'a' && n.alive), 'b routes to a')
     a.proc.kill('SIGSTOP')
     try {
-      await waitFor(() => b.broker.cluster?.nodes().every(n => n.nodeId !== 'a') === true, 'a removed', 5000)
+      await waitFor(() => b.broker.cluster?.nodes().every(n => n.nodeId !== 'a') === true, 'a removed', 10_000)
       expect(b.broker.cluster?.routesTo('a', 'to-a/1')).toBe(false)
     } finally {
       a.proc.kill('SIGCONT')
     }
-    await a.waitForLog(l => l.msg === 'cluster node had been taken for dead; registered again, its sessions caught up' && l.removed === true)
+    await a.waitForLog(l => l.msg === 'cluster node had been taken for dead; registered again, its sessions caught up' && l.removed === true, 'a registered again', 10_000)
     await waitFor(() => b.broker.cluster?.routesTo('a', 'to-a/1') === true, 'b routes to a again', 5000)
     const pub = await client(b.mqttUrl, { clientId: 'pub' })
     await pub.publishAsync('to-a/1', 'after', { qos: 1 })
@@ -136,25 +136,26 @@ describe('a node killed with kill -9', () => {
   })
 
   it('a node stopped (SIGSTOP) longer than the timeout: on SIGCONT its connected persistent subscribers get what other nodes queued for them meanwhile, without reconnecting', async () => {
-    const b = await node('b')
-    const a = await cliNode(redis().url, 'a', await newDir())
+    const b = await node('b', STEADY)
+    const a = await cliNode(redis().url, 'a', await newDir(), STEADY_ENV)
     const keeper = await client(`mqtt://127.0.0.1:${a.ports.mqtt}`, { clientId: 'keeper', clean: false, keepalive: 0, reconnectPeriod: 0 })
     await keeper.subscribeAsync('held/#', { qos: 1 })
     let reconnected = false
     keeper.on('connect', () => { reconnected = true })
-    await waitFor(() => b.broker.cluster?.routesTo('a', 'held/1') === true, 'b routes to a')
+    // b must know a alive first: "a removed" below would otherwise hold before b ever read a's registration
+    await waitFor(() => b.broker.cluster?.routesTo('a', 'held/1') === true && b.broker.cluster.nodes().some(n => n.nodeId === 'a' && n.alive), 'b routes to a')
     const pub = await client(b.mqttUrl, { clientId: 'held-pub' })
     await pub.publishAsync('held/1', 'before', { qos: 1 })
     await waitFor(() => keeper.received.length === 1, 'the first message on a')
     a.proc.kill('SIGSTOP')
     try {
-      await waitFor(() => b.broker.cluster?.nodes().every(n => n.nodeId !== 'a') === true, 'a removed', 5000)
+      await waitFor(() => b.broker.cluster?.nodes().every(n => n.nodeId !== 'a') === true, 'a removed', 10_000)
       // acknowledged: in the session's queue in Redis, and sent to no node (a's stream is gone)
       for (let i = 0; i < 10; i++) await pub.publishAsync('held/1', `meanwhile ${i}`, { qos: 1 })
     } finally {
       a.proc.kill('SIGCONT')
     }
-    await a.waitForLog(l => l.msg === 'cluster node had been taken for dead; registered again, its sessions caught up' && l.sessions === 1)
+    await a.waitForLog(l => l.msg === 'cluster node had been taken for dead; registered again, its sessions caught up' && l.sessions === 1, 'a registered again', 10_000)
     await pub.publishAsync('held/1', 'after', { qos: 1 })
     const expected = ['before', ...Array.from({ length: 10 }, (_, i) => `meanwhile ${i}`), 'after']
     await waitFor(() => expected.every(p => keeper.received.some(m => m.payload === p)), 'every message on the connection a kept', 5000)

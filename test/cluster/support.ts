@@ -7,6 +7,12 @@ import { ensureBuilt, killAllChildren, removeDir, startArgs, startCli, tempDataD
 
 /** Fast heartbeats, so a dead node is found within a second or two. */
 export const FAST = { 'cluster.heartbeatIntervalMs': 100, 'cluster.nodeTimeoutMs': 600 }
+/**
+ * Timings for tests that stop a node on purpose: with FAST, a node starved of CPU on a loaded machine (the whole
+ * suite running) can miss its heartbeats and be taken for dead too, which is not what such a test is about.
+ */
+export const STEADY = { 'cluster.heartbeatIntervalMs': 250, 'cluster.nodeTimeoutMs': 2500 }
+export const STEADY_ENV = { CULEX_CLUSTER_HEARTBEAT_INTERVAL_MS: '250', CULEX_CLUSTER_NODE_TIMEOUT_MS: '2500' }
 
 /** A node of a cluster on `redisUrl`: a real broker in this process with its own data dir. */
 export async function startNode (redisUrl: string, nodeId: string, settings: Record<string, unknown> = {}): Promise<TestBroker> {
