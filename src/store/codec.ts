@@ -54,7 +54,7 @@ export function encodeQueuedCopy (packet: PacketLike, qos: number, retain: boole
  * The records of one publish's queued copies, encoded once per variant (QoS, RETAIN) however many queues take it:
  * nearly always one variant, kept in a field, the others in an array indexed by qos * 2 + retain.
  */
-export class QueuedCopies {
+export class CopyEncodings {
   readonly #packet: PacketLike
   readonly #enqueuedAt: number
   #firstVariant = -1

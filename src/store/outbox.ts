@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js'
 import { DONE } from './contract.js'
-import { decodeRecord, encodeRecord, QueuedCopies, type QueuedHead } from './codec.js'
+import { CopyEncodings, decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
 import { QueueLookups } from './queue-lookups.js'
@@ -89,7 +89,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     // each queue with the entry added to it, flat: [queue, entry, queue, entry, ...]
     const added: Array<ClientQueue | QueueEntry> = []
     const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
-    const copies = new QueuedCopies(packet, now)
+    const copies = new CopyEncodings(packet, now)
     for (const { clientId, cap, rap } of perClient) {
       const qos = Math.min(packetQos, cap)
       if (qos === 0 && !limits.queueQos0) continue
