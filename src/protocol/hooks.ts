@@ -3,7 +3,8 @@ import type { AuthenticateStep, ConnectStep, PublishDrop, PublishStep, Subscribe
 import { internals, type BrokerInternals } from './aedes-internals.js'
 import { attachPacketIds, packetIds } from './packet-ids.js'
 import { routeDeliveries } from './delivery.js'
-import { installPublishGate, type IncomingRecords, type PublishGate, type WritesAfterEnqueue } from './publish-gate.js'
+import { installPublishGate, type IncomingRecords, type PublishGate } from './publish-gate.js'
+import { v5ServerInfo, type ProtocolOptions } from './protocol-options.js'
 import type { PublishStore } from './qos-publish.js'
 import { correctStoreCalls } from './store-corrections.js'
 import { guardPackets, type ViolationKind } from './packet-guard.js'
@@ -15,16 +16,14 @@ import { isReservedTopic } from './topic.js'
 import type { SessionQueues } from '../store/types.js'
 import type { MaybePromise } from '../store/contract.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
-import type { UndeliveredSink } from './undelivered.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
 import { clientLogger, remoteAddress } from '../log/client-log.js'
 import { gateUntilConnack, type ConnackGate, type ConnackGateOptions } from './connack-gate.js'
 import { createV5Connections } from './v5/accept.js'
-import { noteLoginRefusal, sessionExpirySeconds } from './v5/connack.js'
+import { noteLoginRefusal } from './v5/connack.js'
 import { ReasonCodesSent } from './v5/reason-counts.js'
 import { authenticateWithMethod } from './v5/enhanced-auth.js'
-import type { AuthMethods } from '../auth/methods.js'
 import type { BrokerMetrics } from '../metrics/index.js'
 import { carryRetained, type GrantedSubscription, type RetainedSource } from './v5/retained.js'
 import { noteSubscriptionId } from './v5/subscription-ids.js'
@@ -56,57 +55,14 @@ export interface ProtocolStore extends ReplayStore, RetainedSource, PublishStore
 }
 
 /**
- * MQTT 3.1.1 behaviour that aedes 1.2 gets wrong, restored through its public hooks. Each step is chained by
- * src/broker.ts; see the notes on each for the aedes behaviour it corrects.
+ * MQTT 3.1.1 behaviour that aedes 1.2 gets wrong, restored through its public hooks, and the MQTT 5 layer wired in.
+ * Each step is chained by src/broker.ts; see the notes on each for the aedes behaviour it corrects.
  */
-export interface ProtocolOptions {
-  /** mqtt.maxPendingBeforeConnackBytes: packets a client may send after CONNECT before its CONNACK, in bytes. */
-  maxPendingBeforeConnackBytes: number
-  /** sessions.expiryMs: how long a persistent session is kept, told to MQTT 5 clients in CONNACK. */
-  sessionExpiryMs: number
-  /** mqtt.maxInflightInboundMessages (0 = unlimited): an MQTT 5 client's Receive Maximum. */
-  maxInflightInboundMessages: number
-  /** mqtt.topicAliasMaximum: MQTT 5 Topic Aliases per connection, each way. */
-  topicAliasMaximum: number
-  /** The largest Remaining Length read before a connection is closed (the listeners' guard). */
-  maxRemainingLength: number
-  /** limits.minKeepaliveSeconds and limits.maxKeepaliveSeconds. */
-  minKeepaliveSeconds: number
-  maxKeepaliveSeconds: number
-  /** mqtt.responseTopicPrefix: MQTT 5 Response Information ('' = none). */
-  responseTopicPrefix: string
-  /** MQTT 5 enhanced authentication: the methods offered, and how long each AUTH of a client is waited for. */
-  authMethods: AuthMethods
-  authTimeoutMs: number
-  /** limits.maxInflightMessages and limits.maxInflightBytes: what may wait for room in an MQTT 5 Receive Maximum. */
-  maxInflightMessages: number
-  maxInflightBytes: number
-  /** Where copies a client did not get are reported (the dead-letter feature). */
-  undelivered: UndeliveredSink
-  /** Whether other features write a publish after its enqueue (publish-gate.ts: where a QoS 2 record is written). */
-  writesAfterEnqueue: WritesAfterEnqueue
-}
-
-/** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */
-const MQTT_MAX_REMAINING_LENGTH = 268_435_455
-
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker, store, opts.writesAfterEnqueue)
   const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
-  const v5 = createV5Connections({
-    sessionExpirySeconds: sessionExpirySeconds(opts.sessionExpiryMs),
-    receiveMaximum: opts.maxInflightInboundMessages > 0 ? Math.min(opts.maxInflightInboundMessages, 65_535) : undefined,
-    // a packet of this many bytes has a Remaining Length of at most this less its two shortest header bytes
-    maximumPacketSize: opts.maxRemainingLength >= MQTT_MAX_REMAINING_LENGTH ? undefined : opts.maxRemainingLength + 2,
-    minKeepaliveSeconds: opts.minKeepaliveSeconds,
-    maxKeepaliveSeconds: opts.maxKeepaliveSeconds,
-    responseTopicPrefix: opts.responseTopicPrefix,
-    authMethods: opts.authMethods,
-    authTimeoutMs: opts.authTimeoutMs,
-    reasonCodesSent,
-    topicAliasMaximum: opts.topicAliasMaximum
-  })
+  const v5 = createV5Connections(v5ServerInfo(opts, reasonCodesSent))
   const { granted, refuseSessionMarker } = correctStoreCalls(store, gate)
 
   // MQTT 5 Subscription Identifiers: a granted filter's, live or restored, kept by the connection (v5/subscription-ids.ts)

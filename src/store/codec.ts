@@ -50,6 +50,38 @@ export function encodeQueuedCopy (packet: PacketLike, qos: number, retain: boole
   return encodeQueuedPublish(packet, qos, retain, enqueuedAt) ?? encodeRecord(packetRecord(packet, { qos, retain, messageId: undefined }), { t: enqueuedAt })
 }
 
+/**
+ * The records of one publish's queued copies, encoded once per variant (QoS, RETAIN) however many queues take it:
+ * nearly always one variant, kept in a field, the others in an array indexed by qos * 2 + retain.
+ */
+export class CopyEncodings {
+  readonly #packet: PacketLike
+  readonly #enqueuedAt: number
+  #firstVariant = -1
+  #firstValue: Buffer | undefined
+  #others: Array<Buffer | undefined> | undefined
+
+  constructor (packet: PacketLike, enqueuedAt: number) {
+    this.#packet = packet
+    this.#enqueuedAt = enqueuedAt
+  }
+
+  get (qos: number, retain: boolean): Buffer {
+    const variant = qos * 2 + (retain ? 1 : 0)
+    let value = variant === this.#firstVariant ? this.#firstValue : this.#others?.[variant]
+    if (value === undefined) {
+      value = encodeQueuedCopy(this.#packet, qos, retain, this.#enqueuedAt)
+      if (this.#firstVariant === -1) {
+        this.#firstVariant = variant
+        this.#firstValue = value
+      } else {
+        (this.#others ??= [])[variant] = value
+      }
+    }
+    return value
+  }
+}
+
 /** The JSON form (codec version 1), for any record. */
 export function encodeJsonRecord (record: Record<string, unknown>, meta?: Record<string, unknown>): Buffer {
   const fields: Record<string, unknown> = {}

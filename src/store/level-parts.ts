@@ -1,7 +1,8 @@
 import { DeadLetterStore } from './dead-letters.js'
 import { GroupQueueStore } from './group-queue.js'
 import { IncomingIndex } from './incoming-index.js'
-import { encodeClientId, isReadBack, PREFIX, subscriptionKey } from './layout.js'
+import { isReadBack, PREFIX } from './layout.js'
+import { subscriptionWrites } from './subscription-writes.js'
 import { loadAll } from './load.js'
 import { LogReopener } from './log-reopen.js'
 import type { StoreDb } from './open.js'
@@ -99,8 +100,7 @@ export class LevelParts {
   /** One batch removing a session's subscriptions, queue and record, plus `more`. */
   async endSession (clientId: string, more: WriteOp[]): Promise<void> {
     const { removed, undo } = this.subs.clean(clientId)
-    const enc = encodeClientId(clientId)
-    const ops: WriteOp[] = removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) }))
+    const ops = subscriptionWrites(clientId, [], removed)
     ops.push(...this.outbox.purge(clientId), ...more, ...this.sessions.remove(clientId))
     await this.queue.commit(ops, undo)
   }

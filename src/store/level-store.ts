@@ -1,16 +1,15 @@
 import { Readable } from 'node:stream'
-import { encodeRecord } from './codec.js'
 import type { DeadLetterStore } from './dead-letters.js'
 import type { GroupQueueStore } from './group-queue.js'
-import { encodeClientId, subscriptionKey } from './layout.js'
+import { IncomingWrites } from './incoming-writes.js'
 import { LevelParts } from './level-parts.js'
 import type { StoreDb } from './open.js'
-import { packetRecord } from './packets.js'
 import type { Expiring } from './session-records.js'
 import type {
   BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
-import { inCallOrder, type WriteOp } from './write-queue.js'
+import { inCallOrder } from './write-queue.js'
+import { subscriptionWrites } from './subscription-writes.js'
 import type { CulexStore } from './contract.js'
 
 /** What a staged write resolves with: already settled, so every caller can share it. */
@@ -23,6 +22,8 @@ const STAGED = Promise.resolve()
  */
 export class LevelStore implements CulexStore {
   readonly #p: LevelParts
+  /** Inbound QoS 2 records: when each reaches the disk (incoming-writes.ts). */
+  readonly #incoming: IncomingWrites
   /** The durable dead-letter log (src/store/dead-letters.ts). */
   readonly deadLetters: DeadLetterStore
   #broker: BrokerRef | undefined
@@ -30,6 +31,7 @@ export class LevelStore implements CulexStore {
 
   constructor (db: StoreDb, opts: StoreOptions) {
     this.#p = new LevelParts(db, opts)
+    this.#incoming = new IncomingWrites(this.#p.incoming, this.#p.queue)
     this.deadLetters = this.#p.deadLetters
   }
 
@@ -95,19 +97,14 @@ export class LevelStore implements CulexStore {
   addSubscriptions (client: ClientRef, subs: SubscriptionInput[]): Promise<void> {
     return inCallOrder(() => {
       const change = this.#p.subs.add(client.id, subs)
-      const enc = encodeClientId(client.id)
-      const ops: WriteOp[] = []
-      for (const [filter, record] of change.puts) ops.push({ type: 'put', key: subscriptionKey(enc, filter), value: encodeRecord({ ...record }) })
-      for (const filter of change.dels) ops.push({ type: 'del', key: subscriptionKey(enc, filter) })
-      return this.#p.queue.commit(ops, change.undo)
+      return this.#p.queue.commit(subscriptionWrites(client.id, change.puts, change.dels), change.undo)
     })
   }
 
   removeSubscriptions (client: ClientRef, filters: string[]): Promise<void> {
     return inCallOrder(() => {
       const { removed, undo } = this.#p.subs.remove(client.id, filters)
-      const enc = encodeClientId(client.id)
-      return this.#p.queue.commit(removed.map((filter) => ({ type: 'del', key: subscriptionKey(enc, filter) })), undo)
+      return this.#p.queue.commit(subscriptionWrites(client.id, [], removed), undo)
     })
   }
 
@@ -154,14 +151,9 @@ export class LevelStore implements CulexStore {
    */
   outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike, inbound?: InboundRecordRef): Promise<void> {
     return inCallOrder(() => {
-      if (inbound !== undefined) this.#stageRecord(inbound)
+      if (inbound !== undefined) this.#incoming.stage(inbound)
       return this.#p.outbox.enqueue(subs, packet)
     })
-  }
-
-  #stageRecord (inbound: InboundRecordRef): void {
-    const write = this.#p.incoming.write(inbound.client.id, inbound.messageId)
-    if (write !== undefined) this.#p.queue.stage(write.ops, write.undo)
   }
 
   outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {
@@ -178,34 +170,16 @@ export class LevelStore implements CulexStore {
 
   // incoming QoS 2 ------------------------------------------------------------------------------------------------
 
-  /** In memory at once (a resend is a duplicate from now on); on disk only through incomingWrite. */
   async incomingStorePacket (client: ClientRef, packet: PacketLike): Promise<void> {
-    const messageId = Number(packet.messageId)
-    const record = packetRecord(packet, {})
-    const value = client.clean === true ? undefined : encodeRecord(record)
-    const ops = this.#p.incoming.store(client.id, messageId, record, value)
-    if (ops.length > 0) this.#p.queue.stage(ops)
+    this.#incoming.store(client, packet)
   }
 
-  /**
-   * Writes a persistent client's QoS 2 record if no enqueue carried it (a publish always does: this is the fallback
-   * for a record recorded again meanwhile, a resend's). If this write fails the record is forgotten, and the resend
-   * is stored again.
-   */
   incomingWrite (client: ClientRef, messageId: number): Promise<void> {
-    return inCallOrder(() => {
-      const write = this.#p.incoming.write(client.id, messageId)
-      return write === undefined ? Promise.resolve() : this.#p.queue.commit(write.ops, write.undo)
-    })
+    return inCallOrder(() => this.#incoming.write(client.id, messageId))
   }
 
-  /**
-   * The publish of a QoS 2 message failed: the resend is new. A record its enqueue wrote is deleted too (the failure
-   * came later: a group queue, the cluster stream); the store logs a failed batch itself.
-   */
   incomingForget (client: ClientRef, messageId: number): void {
-    const ops = this.#p.incoming.forget(client.id, messageId)
-    if (ops.length > 0) this.#p.queue.commit(ops).catch(() => undefined)
+    this.#incoming.forget(client.id, messageId)
   }
 
   incomingGetPacket (client: ClientRef, packet: PacketLike): Promise<Record<string, unknown>> {
@@ -213,14 +187,11 @@ export class LevelStore implements CulexStore {
   }
 
   async incomingDelPacket (client: ClientRef, packet: PacketLike): Promise<void> {
-    const ops = this.#p.incoming.delete(client.id, Number(packet.messageId))
-    if (ops === undefined) throw new Error('no such packet')
-    if (ops.length > 0) await this.#p.queue.commit(ops)
+    await this.#incoming.delete(client.id, Number(packet.messageId))
   }
 
   async cleanIncoming (client: ClientRef): Promise<void> {
-    const ops = this.#p.incoming.clean(client.id)
-    if (ops.length > 0) await this.#p.queue.commit(ops)
+    await this.#incoming.clean(client.id)
   }
 
   // wills ---------------------------------------------------------------------------------------------------------

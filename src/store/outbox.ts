@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js'
 import { DONE } from './contract.js'
-import { decodeRecord, encodeQueuedCopy, encodeRecord, type QueuedHead } from './codec.js'
+import { CopyEncodings, decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
 import { QueueLookups } from './queue-lookups.js'
@@ -8,9 +8,10 @@ import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } fr
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
+import { LazyPacketIds } from './lazy-packet-ids.js'
 import type { ValueReader } from './reader.js'
 import type { ClientRef, DropReason, PacketLike, SessionQueues, StoreLimits } from './types.js'
-import { LAZY_PUT_DELAY_MS, type WriteOp, type WriteQueue } from './write-queue.js'
+import type { WriteOp, WriteQueue } from './write-queue.js'
 
 export interface OutboxDeps {
   queue: WriteQueue
@@ -33,17 +34,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
   /** The broker ids of loaded entries, one string each (a restart reads a copy per entry). */
   readonly #brokerIds = new Map<string, string>()
   readonly #evicting = new Set<Promise<void>>()
-  /**
-   * QoS 1 copies sent whose packet id is not written yet, flat: [entry, record sent, entry, record sent, ...]. Held
-   * here rather than as a put in the write queue, where each was an object, a closure and an entry of a map by key,
-   * and every later write looked its key up there: the PUBACK nearly always comes first, and then nothing is done.
-   */
-  #unwrittenIds: Array<QueueEntry | Record<string, unknown>> = []
-  #idTimer: NodeJS.Timeout | undefined
+  /** The packet ids of QoS 1 copies sent, written only if no PUBACK comes back first. */
+  readonly #lazyIds: LazyPacketIds
 
   constructor (deps: OutboxDeps) {
     super()
     this.#deps = deps
+    this.#lazyIds = new LazyPacketIds(deps.queue)
   }
 
   /**
@@ -92,10 +89,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     // each queue with the entry added to it, flat: [queue, entry, queue, entry, ...]
     const added: Array<ClientQueue | QueueEntry> = []
     const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
-    // One record per variant (QoS, RETAIN), indexed by qos * 2 + retain; nearly always one variant
-    let encoded: Array<Buffer | undefined> | undefined
-    let firstVariant = -1
-    let firstValue: Buffer | undefined
+    const copies = new CopyEncodings(packet, now)
     for (const { clientId, cap, rap } of perClient) {
       const qos = Math.min(packetQos, cap)
       if (qos === 0 && !limits.queueQos0) continue
@@ -114,17 +108,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       }
       // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
       const retain = rap && packet.retain === true
-      const variant = qos * 2 + (retain ? 1 : 0)
-      let value = variant === firstVariant ? firstValue : encoded?.[variant]
-      if (value === undefined) {
-        value = encodeQueuedCopy(packet, qos, retain, now)
-        if (firstVariant === -1) {
-          firstVariant = variant
-          firstValue = value
-        } else {
-          (encoded ??= [])[variant] = value
-        }
-      }
+      const value = copies.get(qos, retain)
       const seq = this.#seq++
       const entry = queueEntry({
         seq, enc: queue.enc, key: queue.keyOf(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
@@ -202,31 +186,15 @@ export class Outbox extends QueueLookups implements SessionQueues {
       // when the PUBACK comes back first, as it nearly always does, nothing is encoded nor written. QoS 2 still
       // waits: its id has to be on disk before the PUBLISH leaves, or a resend under a new id would be a second
       // delivery.
-      this.#unwrittenIds.push(entry, record)
-      this.#idTimer ??= setTimeout(this.writeIds, LAZY_PUT_DELAY_MS).unref()
+      this.#lazyIds.hold(entry, record)
       return DONE
     }
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
   }
 
-  /**
-   * Stages the packet ids of the QoS 1 copies sent LAZY_PUT_DELAY_MS ago or more (and, at close, all of them) whose
-   * entry is still queued with the record it was sent with: not acknowledged, nor sent again under another id since.
-   */
-  readonly writeIds = (): void => {
-    clearTimeout(this.#idTimer)
-    this.#idTimer = undefined
-    const held = this.#unwrittenIds
-    if (held.length === 0) return
-    this.#unwrittenIds = []
-    const ops: WriteOp[] = []
-    for (let i = 0; i < held.length; i += 2) {
-      const entry = held[i] as QueueEntry
-      const record = held[i + 1] as Record<string, unknown>
-      if (entry.removed || entry.inflight !== record) continue
-      ops.push({ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) })
-    }
-    if (ops.length > 0 && !this.#deps.queue.closed) this.#deps.queue.stage(ops)
+  /** Stages the packet ids held back (all of them at close): see LazyPacketIds. */
+  writeIds (): void {
+    this.#lazyIds.flush()
   }
 
   /**

@@ -56,7 +56,7 @@ interface Pending {
 }
 
 /**
- * How long the packet id of a QoS 1 copy sent waits before it is written (Outbox#writeIds): the PUBACK that deletes
+ * How long the packet id of a QoS 1 copy sent waits before it is written (LazyPacketIds): the PUBACK that deletes
  * the entry usually comes back within this window, and the id is then never encoded nor written.
  */
 export const LAZY_PUT_DELAY_MS = 100

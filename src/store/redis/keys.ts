@@ -28,6 +28,8 @@ export class RedisKeys {
   queueEvicted (clientId: string): string { return `${this.prefix}qe:${clientId}` }
   /** HASH `n` entries and `b` payload bytes of every session queue together (the broker-wide bounds; not the evicted ones). */
   get queueTotals (): string { return `${this.prefix}queue-totals` }
+  /** KEYS of the queue scripts (outbox.ts): the session's q, qm, qx and the queue totals. */
+  queueScriptKeys (clientId: string): string[] { return [this.queue(clientId), this.queueMessages(clientId), this.queueIndex(clientId), this.queueTotals] }
   /** HASH messageId → encoded inbound QoS 2 packet awaiting PUBREL. */
   incoming (clientId: string): string { return `${this.prefix}in:${clientId}` }
   /** HASH clientId → JSON session record (session-records.ts). */

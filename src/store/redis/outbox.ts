@@ -9,7 +9,6 @@ import { outputPacket, replay } from '../outgoing-replay.js'
 import { packetRecord, payloadBytes, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { CarriedRecord } from './state.js'
-import type { WriteOp } from '../write-queue.js'
 import { ADD_PUBREL, defineScript, DROP, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
 import { clearBatch } from './queue-batches.js'
 import { Enqueues } from './enqueues.js'
@@ -19,6 +18,7 @@ import { EntryLearner } from './learn-entries.js'
 import type { RedisDeps } from './write-order.js'
 import { LazyIds } from './lazy-ids.js'
 import { QueueMirrors } from './queue-mirrors.js'
+import { redisReplayContext } from './replay-context.js'
 import { QueueHolders, type Holder } from './queue-holders.js'
 import { addEntry, counterKey, noSuchPacket, queueInfo, readQueue, readQueueUpTo, removeSeq, type MatchCheck } from './queue-entries.js'
 
@@ -115,12 +115,6 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     return this.#enqueues.copies(packet)
   }
 
-  /** KEYS of the queue scripts: the session's q, qm, qx and the queue totals. */
-  #queueKeys (clientId: string): string[] {
-    const k = this.#deps.keys
-    return [k.queue(clientId), k.queueMessages(clientId), k.queueIndex(clientId), k.queueTotals]
-  }
-
   /**
    * Resolves once Redis has the message in each queue, in call order (enqueues.ts); the enqueues of one turn of the
    * event loop go in one script call.
@@ -135,7 +129,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     if (messageId == null) return Promise.reject(noSuchPacket())
     const mirror = this.queues.get(client.id)
     const token = this.token(client)
-    const keys = this.#queueKeys(client.id)
+    const keys = this.#deps.keys.queueScriptKeys(client.id)
     if (packet.cmd === 'pubrel') {
       const record = pubrelRecord(messageId)
       const entry = mirror?.byMessageId(messageId)
@@ -194,7 +188,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     const now = Date.now()
     const record = pubrelRecord(messageId)
     this.#writeNow()
-    return this.#deps.order.track(this.#addPubrel(this.#queueKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
+    return this.#deps.order.track(this.#addPubrel(this.#deps.keys.queueScriptKeys(client.id), [messageId, encodeRecord(record, { t: now }), now]).then((seq) => {
       if (seq === 0) return
       this.#mirrors.change(client.id, true, addEntry({
         seq: seq as number, enc: '', key: String(seq), cmd: 'pubrel', brokerId: undefined, brokerCounter: undefined, messageId, qos: 2, bytes: 0, enqueuedAt: now, sentOn: this.token(client), inflight: record
@@ -216,7 +210,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     // Answered from the mirror without waiting when it has the packet as sent: a crash before Redis deleted the
     // entry resends the message or PUBREL, which QoS 1 and 2 allow. Redis then need not send the packet back.
     const sent = unsent ? undefined : entry?.inflight
-    const [q, qm, qx] = this.#queueKeys(client.id)
+    const [q, qm, qx] = this.#deps.keys.queueScriptKeys(client.id)
     const write = this.#clears.add({ keys: [q, qm, qx], args: [unsent ? '' : Number(p.messageId), byCounter ? counter : '', sent !== undefined || unsent ? '' : '1'] })
     if (sent !== undefined) {
       write.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'acknowledged message not deleted') })
@@ -236,7 +230,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       const queue = unsentOnly ? self.queues.get(client.id) : await self.#reload(client)
       const entries = queue === undefined ? [] : [...queue.entries.values()]
       const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
-      yield * replay(self.#replayContext(client.id), client.id, snapshot, self.token(client))
+      const context = redisReplayContext(self.#deps, client.id, { queues: self.queues, drop: self.#drop, writeNow: () => { self.#writeNow() } })
+      yield * replay(context, client.id, snapshot, self.token(client))
     })()
   }
 
@@ -260,7 +255,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
     this.queues.delete(clientId)
     this.#mirrors.forget(clientId)
-    tx.eval(PURGE_QUEUE, 5, ...this.#queueKeys(clientId), this.#deps.keys.queueEvicted(clientId))
+    tx.eval(PURGE_QUEUE, 5, ...this.#deps.keys.queueScriptKeys(clientId), this.#deps.keys.queueEvicted(clientId))
   }
 
   /** What this node's mirrors hold (the queues it replayed or wrote to). */
@@ -290,23 +285,8 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
 
   async #read<T> (clientId: string, read: (redis: Redis, q: string, qx: string) => Promise<T>): Promise<T> {
     this.#writeNow()
-    const [q, , qx] = this.#queueKeys(clientId)
+    const [q, , qx] = this.#deps.keys.queueScriptKeys(clientId)
     return await read(this.#deps.redis, q, qx)
-  }
-
-  #replayContext (clientId: string): Parameters<typeof replay>[0] {
-    const { redis, order, limits, drops, logger } = this.#deps
-    const [q, qm, qx, totals] = this.#queueKeys(clientId)
-    return {
-      limits,
-      drops,
-      logger,
-      // a hash has no key order to walk: each run of keys is one HMGET
-      reader: { readAscending: async (keys) => (await redis.hmgetBuffer(qm, ...keys)).map(value => value ?? undefined) },
-      queue: { commit: async (ops: WriteOp[]) => { this.#writeNow(); await order.track(this.#drop([q, qm, qx, totals], ops.map(op => op.key))) } },
-      current: id => this.queues.get(id),
-      settle: (queue) => { if (queue.size === 0 && this.queues.get(queue.clientId) === queue) this.queues.delete(queue.clientId) }
-    }
   }
 }
 

@@ -9,6 +9,7 @@ import type {
 } from '../types.js'
 import type { RedisOutbox } from './outbox.js'
 import { RedisParts } from './redis-parts.js'
+import { sharedQueuesOf } from './shared-queues.js'
 import type { ReplicaWaitOptions } from './replica-wait.js'
 
 /** Counters of one broker id start at (starts before) × 2^32: a restart, or a second node with the same id, never reuses one. */
@@ -34,6 +35,8 @@ export class RedisStore implements CulexStore {
   readonly groupQueues: GroupQueueStore
   readonly deadLetters: DeadLetterStore
   readonly location: string
+  /** What the cluster asks of the session queues (shared-queues.ts). */
+  readonly sharedQueues: SharedQueues
   #broker: BrokerRef | undefined
   #closing: Promise<void> | undefined
   /** The lists subscriptionsByTopic handed to aedes: the topic and subscription generation they were matched at. */
@@ -44,6 +47,7 @@ export class RedisStore implements CulexStore {
     this.#p = new RedisParts(redis, opts)
     this.groupQueues = this.#p.groupQueues
     this.deadLetters = this.#p.deadLetters
+    this.sharedQueues = sharedQueuesOf(this.#p)
   }
 
   /** Loads the subscription matcher, the group queues and the dead-letter index; called once by openRedisStore. */
@@ -57,24 +61,6 @@ export class RedisStore implements CulexStore {
 
   get sessionQueues (): RedisOutbox {
     return this.#p.outbox
-  }
-
-  readonly sharedQueues: SharedQueues = {
-    setHere: (isHere, holder) => {
-      this.#p.outbox.isHere = isHere
-      this.#p.outbox.holder = holder
-    },
-    holdersOf: packet => this.#p.outbox.holdersOf(packet),
-    release: (client) => { this.#p.outbox.release(client) },
-    catchUp: async (client) => { await this.#p.outbox.catchUp(client) },
-    // matched fresh: the subscription may have been made on another node, which this node's matcher has not read yet
-    // (those that carry their entries need no match)
-    learn: async (messages) => {
-      const unknown = messages.filter(m => m.queued === undefined)
-      const matched = unknown.length === 0 ? [] : await this.#p.subs.fresh(() => unknown.map(({ packet }) => this.#p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
-      await this.#p.outbox.learn([...messages.filter(m => m.queued !== undefined), ...unknown.map(({ packet }, i) => ({ packet, clientIds: matched[i] }))])
-    },
-    queuedCopies: packet => this.#p.outbox.queuedCopies(packet)
   }
 
   ping (): Promise<unknown> | undefined {
