@@ -13,7 +13,7 @@ import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { delayWills } from './will-delay/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
-import { assertAedesInternals, type BrokerInternals } from './protocol/aedes-internals.js'
+import { assertAedesInternals, type BrokerInternals, type DeliveryPacket } from './protocol/aedes-internals.js'
 import {
   chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
 } from './hook-chain.js'
@@ -102,7 +102,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     responseTopicPrefix: config.mqtt.responseTopicPrefix,
     authMethods: auth.methods,
     authTimeoutMs: config.mqtt.connectTimeoutMs,
-    writesAfterEnqueue: topic => shared.hasGroupFor(topic) || cluster?.subscribedElsewhere(topic) === true ||
+    streamAppends: (packet, publisherId) => cluster?.streamAppends(packet as DeliveryPacket, publisherId) ?? [],
+    writesAfterEnqueue: topic => shared.hasGroupFor(topic) || cluster?.sharedGroupFor(topic) === true ||
       (config.sessions.queueQos0 && store.subscriptionsAtQos0(topic, 2).length > 0)
   })
   auth.attach(aedes)

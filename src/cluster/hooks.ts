@@ -3,7 +3,8 @@ import { Readable } from 'node:stream'
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log/logger.js'
 import type { SharedQueues } from '../store/index.js'
-import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import type { StreamAppend } from '../store/types.js'
+import type { BrokerInternals, DeliveryPacket } from '../protocol/aedes-internals.js'
 import type { BusEntry, ShareNote } from './codec.js'
 import { encodeConnected, encodeMessage } from './codec.js'
 import type { LocalFilters } from './filters.js'
@@ -43,6 +44,9 @@ export interface ClusterHookDeps {
   /** The next number of the cluster-wide order of connections. */
   nextGeneration: () => Promise<number>
   counters: { pending: number, droppedQos0: number }
+  /** A node's stream (keys.ts `stream`) and the length streams are trimmed to (cluster.busMaxLenMessages). */
+  streamKey: (nodeId: string) => string
+  maxLen: number
   /** The prefix of the nodes' liveness keys (keys.ts `alive`): whether a session's holder is alive. */
   alivePrefix: string
   /** Has the replay send what a persistent session's queue holds unsent (a replay running sends it anyway). */
@@ -237,5 +241,21 @@ export function attachCluster (deps: ClusterHookDeps) {
     return published
   }
 
-  return { deliver, publishWills, catchUp }
+  /**
+   * The stream entries of a QoS 2 message for the nodes whose filters match it, for the enqueue script that writes its
+   * publisher's record (publish-gate.ts): written there, a kill -9 before the bus sends them cannot leave the record
+   * without them. The bus sends them again after; the readers drop the repeat (same run, broker and counter).
+   */
+  const streamAppends = (packet: DeliveryPacket, publisherId: string): StreamAppend[] => {
+    if (packet.topic.startsWith(SYS_PREFIX)) return []
+    const targets = table.nodesFor(packet.topic)
+    if (targets.size === 0) return []
+    const publisher = packet.clientId
+    packet.clientId = publisherId
+    const fields = encodeMessage(packet, run) as [string, Buffer]
+    packet.clientId = publisher
+    return [...targets].map(nodeId => ({ key: deps.streamKey(nodeId), maxLen: deps.maxLen, fields }))
+  }
+
+  return { deliver, publishWills, catchUp, streamAppends }
 }

@@ -27,7 +27,8 @@ import type { CulexStore } from '../store/contract.js'
 import { CulexError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics } from '../metrics/index.js'
-import type { BrokerInternals } from '../protocol/aedes-internals.js'
+import type { BrokerInternals, DeliveryPacket } from '../protocol/aedes-internals.js'
+import type { StreamAppend } from '../store/types.js'
 import { redisConnectOptions } from '../store/redis/connect-options.js'
 import { redisOptions, untilReady } from '../store/redis/connection.js'
 import { clusterRoutes, registerClusterMetrics } from './api.js'
@@ -80,6 +81,10 @@ export interface Cluster {
   routesTo: (nodeId: string, topic: string) => boolean
   /** Whether a message published here goes to another node or to a shared group's inbox. */
   subscribedElsewhere: (topic: string) => boolean
+  /** Whether a message published here goes to a shared group's inbox. */
+  sharedGroupFor: (topic: string) => boolean
+  /** A QoS 2 message's entries for the other nodes' streams, written with its publisher's record (hooks.ts). */
+  streamAppends: (packet: DeliveryPacket, publisherId: string) => StreamAppend[]
   /** Shared subscriptions across the nodes: the member events and remote deliveries of the shared hooks; before start(). */
   shareGroups: <C extends object>(local: SharedLocal<C>) => SharedCluster<C>
   /** The node owning a shared group (`<group>/<filter>`) as this node knows it, and whether it is known at all. */
@@ -148,7 +153,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
     shares: shareRoutes,
     sendToGroup,
     onShareNote: note => { groups?.receive(note) }, nextGeneration: async () => await redis.incr(keys.connections), counters,
-    alivePrefix: keys.alive(''), sendQueued: opts.sendQueued, tellTakenOver: opts.tellTakenOver, store, log })
+    alivePrefix: keys.alive(''), sendQueued: opts.sendQueued, tellTakenOver: opts.tellTakenOver, store, log,
+    streamKey: keys.stream, maxLen: config.busMaxLenMessages })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
@@ -271,6 +277,8 @@ export function createCluster (opts: ClusterOptions): Cluster {
     problem: health.problem,
     routesTo: (id, topic) => table.nodesFor(topic).has(id),
     subscribedElsewhere: topic => table.nodesFor(topic).size > 0 || shareRoutes.match(topic).size > 0,
+    sharedGroupFor: topic => shareRoutes.match(topic).size > 0,
+    streamAppends: hooks.streamAppends,
     shareGroups: <C extends object>(local: SharedLocal<C>): SharedCluster<C> => {
       const created = createSharedGroups<C>({
         nodeId,

@@ -59,7 +59,7 @@ export interface ProtocolStore extends ReplayStore, RetainedSource, PublishStore
  * Each step is chained by src/broker.ts; see the notes on each for the aedes behaviour it corrects.
  */
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
-  const gate: PublishGate = installPublishGate(broker, store, opts.writesAfterEnqueue)
+  const gate: PublishGate = installPublishGate(broker, store, opts.writesAfterEnqueue, opts.streamAppends)
   const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
   const v5 = createV5Connections(v5ServerInfo(opts, reasonCodesSent))

@@ -1,5 +1,5 @@
 import type { AuthMethods } from '../auth/methods.js'
-import type { WritesAfterEnqueue } from './publish-gate.js'
+import type { StreamAppends, WritesAfterEnqueue } from './publish-gate.js'
 import type { UndeliveredSink } from './undelivered.js'
 import { sessionExpirySeconds, type V5ServerInfo } from './v5/connack.js'
 import type { ReasonCodesSent } from './v5/reason-counts.js'
@@ -34,6 +34,8 @@ export interface ProtocolOptions {
   undelivered: UndeliveredSink
   /** Whether other features write a publish after its enqueue (publish-gate.ts: where a QoS 2 record is written). */
   writesAfterEnqueue: WritesAfterEnqueue
+  /** Cluster mode: a QoS 2 message's entries for the other nodes' streams, written with its publisher's record. */
+  streamAppends?: StreamAppends
 }
 
 /** The largest Remaining Length MQTT can encode: a packet limit this high is no limit. */

@@ -1,6 +1,7 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { BrokerInternals } from './aedes-internals.js'
 import { publishQoS, type PublishStore } from './qos-publish.js'
+import type { PacketLike, StreamAppend } from '../store/types.js'
 
 /**
  * aedes 1.2 writes a QoS 1 PUBACK before it stores and routes the message, so a crash in between loses a message
@@ -67,7 +68,10 @@ function settle (packet: PublishPacket): void {
  */
 export type WritesAfterEnqueue = (topic: string) => boolean
 
-export function installPublishGate (broker: BrokerInternals, records: IncomingRecords, writesAfterEnqueue: WritesAfterEnqueue): PublishGate {
+/** Cluster mode: a message's entries for the other nodes' streams, written with the record (cluster/hooks.ts). */
+export type StreamAppends = (packet: PacketLike, publisherId: string) => StreamAppend[]
+
+export function installPublishGate (broker: BrokerInternals, records: IncomingRecords, writesAfterEnqueue: WritesAfterEnqueue, streamAppends?: StreamAppends): PublishGate {
   const awaitingRelease = new WeakMap<Client, Set<number>>()
   /** How each QoS 2 publish of a connection ended (its error, if it failed), by id, until PUBREL. */
   const outcomes = new WeakMap<Client, Map<number, Promise<Error | undefined>>>()
@@ -131,7 +135,9 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         return
       }
       records.incomingWrite(publisher, messageId).then(() => { whenReplicated(records, end) }, (failed: Error) => { end(failed) })
-    }, writesAfterEnqueue(packet.topic) ? undefined : { client: publisher, messageId })
+    }, writesAfterEnqueue(packet.topic)
+      ? undefined
+      : { client: publisher, messageId, ...(streamAppends === undefined ? {} : { appends: (p: PacketLike) => streamAppends(p, publisher.id) }) })
   }
 
   return {

@@ -100,6 +100,19 @@ export interface ClientRef {
 export interface InboundRecordRef {
   client: ClientRef
   messageId: number
+  /**
+   * A shared store: the cluster's stream entries of the message (to the other nodes subscribed to it), appended in the
+   * same script as the record and the queue entries, so that a kill -9 leaves all of them or none; the bus sends
+   * them again after, and a node drops the repeat (cluster/bus.ts).
+   */
+  appends?: (packet: PacketLike) => StreamAppend[]
+}
+
+/** One entry for another node's stream: XADD key NOMKSTREAM MAXLEN ~ maxLen * fields. */
+export interface StreamAppend {
+  key: string
+  maxLen: number
+  fields: [string, Buffer]
 }
 
 /** The parts of the Aedes instance the store reads and writes. */

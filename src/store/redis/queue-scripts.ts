@@ -11,7 +11,8 @@ import { ENTRY_HELPERS } from './scripts.js'
  * limit), 'oldest' | 'newest' (overflowPolicy), maxTotalQueuedMessages, maxTotalQueuedBytes, the prefix of the
  * cluster's node liveness keys (or '': no holders), then per message: brokerId:counter (or ''), now (ms), the
  * subscription generation its clients were matched at (or '' to skip the check), how many clients, the record's
- * packet id and encoding (or '' and ''), then per client: qos, bytes, encoded packet. A message's record is written
+ * packet id and encoding (or '' and ''), how many stream entries it carries, per entry its MAXLEN, kind and value (its
+ * stream a key after the record's), then per client: qos, bytes, encoded packet. A message's record is written
  * with its entries, or not at all (a stale message: sent again, with it).
  *
  * The messages are applied in order; the first whose generation is stale (another node changed the subscriptions
@@ -71,8 +72,8 @@ local current
 local written, evictedAll, holdersAll = {}, {}, {}
 local a, k = 7, 3
 while a <= #ARGV do
-  local bk, now, gen, count, rf, rv = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5]
-  a = a + 6
+  local bk, now, gen, count, rf, rv, na = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
+  a = a + 7
   if gen ~= '' then
     current = current or (redis.call('GET', KEYS[1]) or '0')
     if current ~= gen then break end
@@ -81,6 +82,12 @@ while a <= #ARGV do
   if rf ~= '' then
     redis.call('HSET', KEYS[k], rf, rv)
     k = k + 1
+  end
+  -- and its entries for the other nodes' streams (a node's stream that is gone is not made again)
+  for j = 1, na do
+    redis.call('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[a], '*', ARGV[a + 1], ARGV[a + 2])
+    k = k + 1
+    a = a + 3
   end
   local out, evicted, holders, named = {}, {}, {}, {}
   for i = 0, count - 1 do

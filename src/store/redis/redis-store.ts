@@ -150,7 +150,7 @@ export class RedisStore implements CulexStore {
 
   /** The inbound QoS 2 record `inbound` names goes into the same script as the entries (state.ts' carry). */
   outgoingEnqueueCombi (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike, inbound?: InboundRecordRef): Promise<void> {
-    const record = inbound === undefined ? undefined : this.#p.state.carry(inbound.client, inbound.messageId)
+    const record = inbound === undefined ? undefined : this.#p.state.carry(inbound.client, inbound.messageId, inbound.appends?.(packet))
     const matched = this.#matchedAt.get(subs)
     if (matched === undefined) return this.#p.outbox.enqueue(subs, packet, undefined, record)
     const rematch = async (): Promise<{ subs: readonly TopicSubscription[], generation: number }> => await this.#p.subs.fresh(() => ({ subs: this.#p.subs.index.match(matched.topic), generation: this.#p.subs.generation }))

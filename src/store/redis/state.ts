@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { decodeRecord, encodeRecord } from '../codec.js'
 import { droppedPacket, packetRecord, payloadBytes, payloadOf, plainCopy } from '../packets.js'
-import type { ClientRef, PacketLike } from '../types.js'
+import type { ClientRef, PacketLike, StreamAppend } from '../types.js'
 import { willDelaySeconds } from '../wills.js'
 import { scanHash } from './scan.js'
 import { readRetained } from '../retained-expiry.js'
@@ -25,6 +25,8 @@ export interface CarriedRecord {
   key: string
   field: string
   value: Buffer
+  /** Stream entries appended in the same script (InboundRecordRef.appends). */
+  appends: StreamAppend[]
   /** Called once the script that wrote it returned. */
   written: () => void
 }
@@ -64,10 +66,10 @@ export class RedisState {
    * The record a publish's enqueue writes in its own script, atomically with the message's queue entries (a kill -9
    * of the node leaves both or neither); undefined for a clean session or a record not pending here.
    */
-  carry (client: ClientRef, messageId: number): CarriedRecord | undefined {
+  carry (client: ClientRef, messageId: number, appends: StreamAppend[] = []): CarriedRecord | undefined {
     const pending = this.#pending.get(client.id)?.get(messageId)
     if (pending === undefined || pending.clean) return undefined
-    return { key: this.#d.keys.incoming(client.id), field: String(messageId), value: encodeRecord(pending.packet), written: () => { pending.written = true } }
+    return { key: this.#d.keys.incoming(client.id), field: String(messageId), value: encodeRecord(pending.packet), appends, written: () => { pending.written = true } }
   }
 
   /** Writes the record if its enqueue did not (a record pending here that no enqueue carried). */
