@@ -61,8 +61,8 @@ function settle (packet: PublishPacket): void {
 }
 
 /**
- * Whether a publish of `topic` is written anywhere after its enqueue (a shared group's queue, a queued QoS 0 copy, the
- * cluster's streams): a QoS 2 record carried by the enqueue would then make a resend after a kill -9 between the two
+ * Whether a publish of `topic` is written anywhere after its enqueue (a shared group's queue or inbox, a queued QoS 0
+ * copy; the other nodes' streams are written with the record, `StreamAppends`): a QoS 2 record carried by the enqueue would then make a resend after a kill -9 between the two
  * a duplicate of a message those never got, so such a publish's record is written after them, as before (a resend
  * may then be published again: a duplicate, never a loss).
  */
