@@ -77,7 +77,9 @@ describe('cluster mode through Redis Sentinel', () => {
       ...TIMING,
       'cluster.redisSentinels': `127.0.0.1:${sentinel.port}`,
       'cluster.redisWaitReplicas': 1,
-      'cluster.redisWaitTimeoutMs': 5000
+      // long enough for the other replica to follow the new master on a loaded machine: a WAIT that times out
+      // closes the publisher's connection (tested in its own case below), which this case is not about
+      'cluster.redisWaitTimeoutMs': 20_000
     }
     // with Sentinels the URL gives only the user, password, database and TLS
     const a = await startNode('redis://127.0.0.1', 'a', settings)
@@ -99,7 +101,8 @@ describe('cluster mode through Redis Sentinel', () => {
     let stopped = false
     const publishing = (async () => {
       const window = new Set<Promise<void>>()
-      for (let n = 0; !stopped; n++) {
+      // a failed publish ends the loop: with the connection gone every publish fails at once, and would forever
+      for (let n = 0; !stopped && failed.length === 0; n++) {
         const sent: Promise<void> = new Promise<void>(resolve => {
           pub.publish('ha/1', String(n), { qos: 1 }, err => {
             if (err === undefined || err === null) acked.push(n)
@@ -114,27 +117,35 @@ describe('cluster mode through Redis Sentinel', () => {
     })()
 
     const readiness = watchReadiness([a, b])
-    const killAfter = 100 + Math.floor(random() * 200)
-    await waitFor(() => acked.length >= killAfter, `${killAfter} acknowledged before the kill`, 10_000)
-    const killedAt = Date.now()
-    await master.kill()
-    const ackedAtKill = acked.length
-
-    // Sentinel promotes one of the replicas
-    const s = admin(sentinel.port)
+    let killAfter = 0
+    let ackedAtKill = 0
+    let killedAt = 0
     let promoted: TestRedis | undefined
-    await waitFor(async () => {
-      const addr = await s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster') as [string, string]
-      promoted = replicas.find(r => r.port === Number(addr[1]))
-      return promoted !== undefined
-    }, 'the Sentinel promoting a replica', 15_000)
-    // both nodes ready again, and publishes acknowledged again (the other replica confirms the WAIT)
-    await waitFor(async () => (await fetch(`${a.adminUrl}/readyz`)).status === 200 && (await fetch(`${b.adminUrl}/readyz`)).status === 200, 'both nodes ready again', 15_000)
-    const ackedWhenReady = acked.length
-    await waitFor(() => acked.length >= ackedWhenReady + 150, '150 more acknowledged after the failover', 15_000)
-    stopped = true
-    await publishing
-    await readiness.stop()
+    try {
+      killAfter = 100 + Math.floor(random() * 200)
+      await waitFor(() => acked.length >= killAfter, `${killAfter} acknowledged before the kill`, 10_000)
+      killedAt = Date.now()
+      await master.kill()
+      ackedAtKill = acked.length
+
+      // Sentinel promotes one of the replicas
+      const s = admin(sentinel.port)
+      await waitFor(async () => {
+        const addr = await s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster') as [string, string]
+        promoted = replicas.find(r => r.port === Number(addr[1]))
+        return promoted !== undefined
+      }, 'the Sentinel promoting a replica', 15_000)
+      // both nodes ready again, and publishes acknowledged again (the other replica confirms the WAIT)
+      await waitFor(async () => (await fetch(`${a.adminUrl}/readyz`)).status === 200 && (await fetch(`${b.adminUrl}/readyz`)).status === 200, 'both nodes ready again', 15_000)
+      const ackedWhenReady = acked.length
+      await waitFor(() => acked.length >= ackedWhenReady + 150, '150 more acknowledged after the failover', 30_000)
+    } catch (err) {
+      throw new Error(`${(err as Error).message} (connections closed: ${closed.join() || 'none'}; failed publishes: ${failed.slice(0, 3).join('; ') || 'none'})`)
+    } finally {
+      stopped = true
+      await publishing
+      await readiness.stop()
+    }
 
     const wanted = new Set(acked.map(String))
     const got = (): Set<string> => new Set(sub.received.map(m => m.payload))
@@ -176,7 +187,7 @@ describe('cluster mode through Redis Sentinel', () => {
       const body = await (await fetch(`${a.adminUrl}/api/cluster`)).json() as { items: Array<{ nodeId: string, health: string }> }
       return body.items.filter(n => n.health === 'alive').length === 2
     }, 'both nodes alive in /api/cluster')
-  }, 60_000)
+  }, 120_000)
 })
 
 /**
