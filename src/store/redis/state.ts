@@ -8,7 +8,8 @@ import { readRetained } from '../retained-expiry.js'
 import { defineScript, type Script } from './scripts.js'
 import { DEL_WILL, EXPIRE_RETAINED, SET_WILL_ASIDE, STORE_RETAINED } from './state-scripts.js'
 import { exec } from './subscriptions.js'
-import { topicMatches, wildcardPrefix } from './topic-match.js'
+import { topicMatches } from '../../protocol/topic.js'
+import { wildcardPrefix } from './topic-match.js'
 import type { RedisDeps } from './write-order.js'
 
 const NO_SUCH_PACKET = new Error('no such packet')
