@@ -43,11 +43,15 @@ async function churnClient (nodes: RunningCli[], at: number, role: Role, seed: n
   })
 }
 
-/** Publishes numbered messages with up to WINDOW unacknowledged until `stop()`; `acked` gets each PUBACK/PUBCOMP'd number. */
+/**
+ * Publishes numbered messages with up to WINDOW unacknowledged until `stop()` or a publish fails (once the clients are
+ * closed every publish fails at once, so a case that ended early would otherwise loop for ever); `acked` gets each
+ * PUBACK/PUBCOMP'd number.
+ */
 async function publishUntil (client: TestClient, topic: string, qos: Qos, stop: () => boolean, acked: number[], failed: string[]): Promise<number> {
   const window = new Set<Promise<void>>()
   let next = 0
-  while (!stop()) {
+  while (!stop() && failed.length === 0) {
     const n = next++
     const sent: Promise<void> = new Promise<void>(resolve => {
       client.publish(topic, String(n), { qos }, err => {
