@@ -1,7 +1,6 @@
 import type { Aedes, Client } from 'aedes'
 import type { AuthenticateStep, ConnectStep, SubscribeStep } from '../hook-chain.js'
 import type { CulexStore } from '../store/index.js'
-import type { TopicSubscription } from '../store/types.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { v5Of } from '../protocol/v5/connection.js'
@@ -155,8 +154,7 @@ function expireSessions (broker: BrokerInternals, store: CulexStore, opts: { exp
 
 /** The store methods the QoS 0 queue uses (CulexStore). */
 export interface Qos0Store {
-  subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]
-  outgoingEnqueueCombi: (subs: TopicSubscription[], packet: { topic: string, qos: number, brokerId?: string | null, brokerCounter?: number }) => Promise<void>
+  enqueueOfflineQos0: (packet: { topic: string, qos: number, brokerId?: string | null, brokerCounter?: number }, isOnline: (clientId: string) => boolean) => Promise<void> | undefined
 }
 
 /**
@@ -199,14 +197,11 @@ export function queueOfflineQos0 (broker: BrokerInternals, store: Qos0Store, opt
   const mq = broker.mq
   const emit = mq.emit.bind(mq)
   mq.emit = (packet, done) => {
-    const offline = packet.topic.startsWith(SYS_PREFIX)
-      ? []
-      : store.subscriptionsAtQos0(packet.topic, packet.qos).filter(sub => !isOnline(sub.clientId))
-    if (offline.length === 0) {
+    const queued = packet.topic.startsWith(SYS_PREFIX) ? undefined : store.enqueueOfflineQos0(packet, isOnline)
+    if (queued === undefined) {
       emit(packet, done)
       return
     }
-    const queued = store.outgoingEnqueueCombi(offline, packet)
     if (packet.qos === 0) {
       // The store logs a failed batch once (store write failed); a line per message would flood the log.
       queued.catch((err: unknown) => log.debug({ err, topic: packet.topic }, 'QoS 0 message not queued'))

@@ -75,6 +75,12 @@ export interface CulexStore {
   incomingForget: (client: ClientRef, messageId: number) => void
   /** With limits.queueQos0: the subscriptions through which a publish goes out at QoS 0. */
   subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]
+  /**
+   * With limits.queueQos0: queues a publish's QoS 0 copies for the persistent sessions matched at QoS 0 whose client
+   * `isOnline` (this node's view) does not name, and, in a cluster, whose client no live node holds; undefined when
+   * there is nothing to queue and nothing to check.
+   */
+  enqueueOfflineQos0: (packet: PacketLike & { topic: string }, isOnline: (clientId: string) => boolean) => Promise<void> | undefined
   /** Wills with an MQTT 5 Will Delay Interval (`publishAt` once their client has gone). */
   delayedWills: () => MaybePromise<Array<Record<string, unknown>>>
   /** Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. */

@@ -34,6 +34,9 @@
  *     subscriptionsAtQos0(topic, publishQos): TopicSubscription[]
  *                                   with limits.queueQos0: the subscriptions through which a publish goes out at
  *                                   QoS 0, for the broker to queue QoS 0 copies for offline sessions
+ *     enqueueOfflineQos0(packet, isOnline): Promise<void> | undefined
+ *                                   queues those copies for the sessions `isOnline` does not name (undefined:
+ *                                   nothing to queue); in a cluster also not for sessions connected to another node
  *
  *   checkStore(dir): Promise<StoreCheck>      read-only verification for `culex store check`
  *   repairStore(dir): Promise<{ movedTo }>    moves the directory to <dir>.corrupt-<time>, leaves an empty one

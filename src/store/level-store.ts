@@ -126,6 +126,11 @@ export class LevelStore implements CulexStore {
     return this.#p.subs.matchAtQos0(topic, publishQos)
   }
 
+  enqueueOfflineQos0 (packet: PacketLike & { topic: string }, isOnline: (clientId: string) => boolean): Promise<void> | undefined {
+    const offline = this.#p.subs.matchAtQos0(packet.topic, packet.qos ?? 0).filter(sub => !isOnline(sub.clientId))
+    return offline.length === 0 ? undefined : this.outgoingEnqueueCombi(offline, packet)
+  }
+
   async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
     return this.#p.subs.countOffline()
   }

@@ -4,7 +4,7 @@ import type { QueuedCopies } from '../contract.js'
 import type { ClientQueue, QueueTotals } from '../outgoing-index.js'
 import { droppedPacket, payloadBytes, payloadOf } from '../packets.js'
 import type { PacketLike } from '../types.js'
-import { REFUSED, type EvictedEntries } from './evicted.js'
+import { CONNECTED_ELSEWHERE, REFUSED, type EvictedEntries } from './evicted.js'
 import type { LazyIds } from './lazy-ids.js'
 import { enqueueBatch, STALE } from './queue-batches.js'
 import { addEntry, counterKey, MAX_REMATCHES, type MatchCheck } from './queue-entries.js'
@@ -50,8 +50,7 @@ export class Enqueues {
   enqueue (targets: readonly EnqueueTarget[], packet: PacketLike, check?: MatchCheck, record?: CarriedRecord): Promise<void> {
     const { limits, order } = this.#p.deps
     if ((packet.qos ?? 0) === 0 && !limits.queueQos0) return order.after()
-    // targets not matched at a generation Redis checks may be a part only (sessions.queueQos0 queues the offline
-    // ones of a message while aedes queued the others): that message's entries are not all known here
+    // targets not matched at a generation Redis checks may be a part only: that message's entries are not all known here
     if (check === undefined) this.#copies.set(packet, null)
     return order.hold(this.#send(targets, packet, check, 0, record))
   }
@@ -106,17 +105,19 @@ export class Enqueues {
       // stale, or after a stale one in the same call: sent again, matched again if it was matched
       if (check === undefined) return await this.#send(targets, packet, check, attempt + 1, record)
       const again = await check.rematch()
-      return await this.#send(again.subs, packet, { generation: again.generation, rematch: check.rematch }, attempt + 1, record)
+      return await this.#send(again.subs, packet, { ...check, generation: again.generation }, attempt + 1, record)
     }
     record?.written()
     const { seqs, evicted, totals, holders } = done
     if (totals.length === 2) this.#cluster = { entries: totals[0], bytes: totals[1] }
     if (holders.length > 0) this.#holders.set(packet, [...this.#holders.get(packet) ?? [], ...holders])
     this.#p.evicted.report(clients.map(([clientId]) => clientId), evicted)
-    this.#noteCopies(packet, generation !== '' && !seqs.includes(0) ? { at: now, copies: seqs.flatMap((seq, i) => seq > 0 ? [[clients[i][0], seq, clients[i][1]]] : []) } : null)
+    // sessions.queueQos0's QoS 0 copies are queued only for sessions no live node holds, which no node learns as
+    // entries of a message it delivers live: the entries of aedes' enqueue of the message stay its known copies
+    if (check?.partial !== true) this.#noteCopies(packet, generation !== '' && !seqs.includes(0) ? { at: now, copies: seqs.flatMap((seq, i) => seq > 0 ? [[clients[i][0], seq, clients[i][1]]] : []) } : null)
     seqs.forEach((seq, i) => {
       const [clientId, qos] = clients[i]
-      if (seq < 0) drops.report({ reason: REFUSED[seq], clientId, packet: droppedPacket({ ...packet, qos }) })
+      if (seq < 0 && seq !== CONNECTED_ELSEWHERE) drops.report({ reason: REFUSED[seq], clientId, packet: droppedPacket({ ...packet, qos }) })
       if (seq <= 0) return
       // A session connected to another node gets no mirror here: nothing here would ever acknowledge its entries, so
       // it would grow with every message (memory, and this node's queued count); its own node learns them. A replay

@@ -7,6 +7,8 @@ import type { RedisDeps } from './write-order.js'
 
 /** What the enqueue script's negative answers mean, and which limit each eviction made room under (scripts.ts). */
 export const REFUSED: Record<number, DropReason> = { [-1]: 'queue-full', [-2]: 'broker-queue-full' }
+/** The enqueue script's answer for a QoS 0 copy it did not queue: the session's client is connected to a live node. */
+export const CONNECTED_ELSEWHERE = -3
 
 /**
  * Messages dropOldest evicted from session queues, between the enqueue script that took them out of their queue

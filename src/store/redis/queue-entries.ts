@@ -12,6 +12,8 @@ export const MAX_REMATCHES = 5
 export interface MatchCheck {
   generation: number
   rematch: () => Promise<{ subs: readonly EnqueueTarget[], generation: number }>
+  /** The targets are sessions.queueQos0's QoS 0 copies, queued beside aedes' enqueue of the message's other copies. */
+  partial?: boolean
 }
 
 export function noSuchPacket (): Error {

@@ -22,7 +22,9 @@ import { ENTRY_HELPERS } from './scripts.js'
  * waiting messages if that makes room (never another session's), else the new one is refused.
  *
  * Returns { per message written: { per client: the new seq, 0 when the queue already holds the message (a resent
- * command), -1 when the session's limits refused it, -2 the broker-wide ones } }, { per message written: { client
+ * command), -1 when the session's limits refused it, -2 the broker-wide ones, -3 a QoS 0 copy not queued because the
+ * session is held by a live node (its client is connected there: sessions.queueQos0 queues for offline sessions
+ * only, and that node delivers it live) } }, { per message written: { client
  * index, seq, evicted packet, -1 | -2 (which limit), ... } } (dropOldest took those waiting messages out of the
  * queue and the totals; they stay in qe until their dead letter is written: FORGET_EVICTED), { entries, bytes } of
  * every queue after the call (empty without broker-wide bounds: not read then), { per message written: the node ids
@@ -107,6 +109,8 @@ while a <= #ARGV do
     end
     if held then
       out[i + 1] = 0
+    elseif qos == '0' and live(st) then
+      out[i + 1] = -3
     else
       local w, wb, tn, tb = st.w, st.wb, n + dn, b + db
       local reason = fits(w, wb, bytes) and -2 or -1

@@ -128,6 +128,19 @@ export class RedisStore implements CulexStore {
     return this.#p.subs.index.matchAtQos0(topic, publishQos)
   }
 
+  /**
+   * Matched locally at the generation the matcher has, even when that finds no one: the enqueue script checks it
+   * (a subscription made on another node since makes it match again), and skips a session whose client is connected
+   * to a live node (queue-scripts.ts, -3). A QoS 0 publish is the only one aedes never enqueues, so without the check
+   * a node whose matcher lagged would never queue it for a session that subscribed elsewhere.
+   */
+  enqueueOfflineQos0 (packet: PacketLike & { topic: string }, isOnline: (clientId: string) => boolean): Promise<void> {
+    const subs = this.#p.subs
+    const offline = (): TopicSubscription[] => subs.index.matchAtQos0(packet.topic, packet.qos ?? 0).filter(sub => !isOnline(sub.clientId))
+    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await subs.fresh(() => ({ subs: offline(), generation: subs.generation }))
+    return this.#p.outbox.enqueue(offline(), packet, { generation: subs.generation, rematch, partial: true })
+  }
+
   async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
     return await this.#p.subs.fresh(() => this.#p.subs.index.countOffline())
   }
