@@ -79,8 +79,7 @@ export function createDeadLetterHooks ({ aedes, store, config, log, mayPublishAs
     const matcher = (aedes as unknown as { mq?: { _matcher?: { match: (t: string) => unknown[] } } }).mq?._matcher
     if (matcher !== undefined && matcher.match(topic).length > 0) return true
     if (subscribedElsewhere?.(topic) === true) return true
-    // With sessions.queueQos0 a QoS 1/2 publish is also queued for an offline session's QoS 0 filter.
-    return (await store.subscriptionsByTopic(topic)).length > 0 || store.subscriptionsAtQos0(topic, 1).length > 0
+    return await store.hasSessionSubscribers(topic)
   }
 
   /**

@@ -73,6 +73,11 @@ export interface CulexStore {
   incomingWrite: (client: ClientRef, messageId: number) => Promise<void>
   /** The publish of a QoS 2 message failed: its record goes (from disk too if its enqueue wrote it), the resend is new. */
   incomingForget: (client: ClientRef, messageId: number) => void
+  /**
+   * Whether a persistent session's subscription matches a QoS 1/2 publish to `topic` (its QoS 0 ones too with
+   * limits.queueQos0), as the store has them now: in a cluster, with the changes made on other nodes.
+   */
+  hasSessionSubscribers: (topic: string) => Promise<boolean>
   /** With limits.queueQos0: the subscriptions through which a publish goes out at QoS 0. */
   subscriptionsAtQos0: (topic: string, publishQos: number) => TopicSubscription[]
   /**

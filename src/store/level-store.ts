@@ -121,6 +121,10 @@ export class LevelStore implements CulexStore {
     return this.#p.subs.match(topic)
   }
 
+  async hasSessionSubscribers (topic: string): Promise<boolean> {
+    return this.#p.subs.match(topic).length > 0 || this.#p.subs.matchAtQos0(topic, 1).length > 0
+  }
+
   /** Synchronous, for the broker's QoS 0 queueing (limits.queueQos0); see SubscriptionIndex#matchAtQos0. */
   subscriptionsAtQos0 (topic: string, publishQos: number): TopicSubscription[] {
     return this.#p.subs.matchAtQos0(topic, publishQos)

@@ -80,4 +80,21 @@ describe('dead letters across nodes', () => {
     expect(await topics(b)).toEqual(['nobody/1'])
     await waitFor(() => sub.received.length === 1 && worker.received.length === 1, 'both delivered on node a')
   })
+
+  it('deadLetter.noSubscribers counts an offline persistent session that subscribed on another node', async () => {
+    const settings = { 'deadLetter.noSubscribers': true }
+    const a = await cluster.node('a', settings)
+    const b = await cluster.node('b', settings)
+    await fetch(`${a.adminUrl}/api/dead-letters?all=true`, { method: 'DELETE' })
+    const away = await cluster.client(b.mqttUrl, { clientId: 'away', clean: false })
+    await away.subscribeAsync('parked/#', { qos: 1 })
+    await away.endAsync()
+    const pub = await cluster.client(a.mqttUrl, { clientId: 'pub' })
+    await pub.publishAsync('parked/1', 'kept', { qos: 1 })
+    await pub.publishAsync('nobody/2', 'to nobody', { qos: 1 })
+    await waitFor(async () => (await listed(a)).total > 0, 'the dead letter of nobody/2')
+    expect(await topics(a)).toEqual(['nobody/2'])
+    const back = await cluster.client(b.mqttUrl, { clientId: 'away', clean: false })
+    await waitFor(() => back.received.some(m => m.payload === 'kept'), 'the queued message')
+  })
 })

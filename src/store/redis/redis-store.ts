@@ -123,7 +123,14 @@ export class RedisStore implements CulexStore {
     })
   }
 
-  /** From the matcher as last refreshed (it is refreshed before every subscriptionsByTopic). */
+  /** The local matcher first; when it finds no one, once more after reading the changes other nodes made since. */
+  async hasSessionSubscribers (topic: string): Promise<boolean> {
+    const subs = this.#p.subs
+    const any = (): boolean => subs.index.match(topic).length > 0 || subs.index.matchAtQos0(topic, 1).length > 0
+    return any() || await subs.fresh(any)
+  }
+
+  /** From the matcher as last refreshed (the enqueues check its generation, and refresh it when it lags). */
   subscriptionsAtQos0 (topic: string, publishQos: number): TopicSubscription[] {
     return this.#p.subs.index.matchAtQos0(topic, publishQos)
   }
