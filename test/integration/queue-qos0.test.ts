@@ -2,9 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type { PublishPacket } from 'aedes'
+import type { IPublishPacket } from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-client.js'
 
 type Client = Awaited<ReturnType<typeof connectClient>>
 type QoS = 0 | 1 | 2
@@ -175,6 +177,52 @@ describe('sessions.queueQos0', () => {
     const dups = got.filter((n, i) => got.indexOf(n) !== i)
     expect(dups, 'messages delivered twice').toEqual([])
     // Published after the broker saw the session go and before it reconnected: only the queue could deliver them.
+    const missed = away.flatMap(([from, to]) => Array.from({ length: to - from }, (_, i) => from + i)).filter(n => !got.includes(n))
+    expect(missed, 'messages published while the session was away').toEqual([])
+  })
+
+  it('reconnecting while QoS 0 messages flow: CONNACK first, then what was queued while it was away ahead of anything newer, in publish order, once each (seeded)', async () => {
+    t = await startTestBroker({ 'sessions.queueQos0': true })
+    await subscribeAndLeave('ordered', { 'flow/#': 0 })
+    const pub = await connect()
+    let seed = 1207
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    let next = 0
+    let publishing = true
+    const publisher = (async () => {
+      while (publishing) {
+        for (let burst = 1 + Math.floor(random() * 20); burst > 0; burst--) await pub.publishAsync('flow/x', String(next++), { qos: 0 })
+        await sleep(Math.floor(random() * 3))
+      }
+    })()
+    const got: number[] = []
+    const away: Array<[number, number]> = []
+    // a failed round stops the publisher, whose publishes would fail once the client is ended
+    try {
+      let left = 0
+      for (let round = 0; round < 20; round++) {
+        await sleep(Math.floor(random() * 40))
+        away.push([left, next])
+        const raw = await openRaw('tcp', broker())
+        const numbers = (): number[] => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish').map(p => Number(p.payload.toString()))
+        await raw.connect({ clientId: 'ordered', clean: false })
+        // A message published after the CONNACK: whatever was queued before it has arrived once it has
+        const mark = next
+        await waitFor(() => numbers().some(n => n >= mark), 'a message published after the CONNACK')
+        await sleep(Math.floor(random() * 20))
+        await raw.disconnect()
+        await waitFor(() => !isConnected('ordered'), 'ordered disconnected')
+        left = next
+        expect(raw.received[0]?.cmd, `round ${round}: the first packet`).toBe('connack')
+        const seen = numbers()
+        expect(seen, `round ${round}: in publish order, each once`).toEqual([...seen].sort((a, b) => a - b).filter((n, i, all) => i === 0 || n !== all[i - 1]))
+        got.push(...seen)
+      }
+    } finally {
+      publishing = false
+      await publisher
+    }
+    expect(got.filter((n, i) => got.indexOf(n) !== i), 'messages delivered twice').toEqual([])
     const missed = away.flatMap(([from, to]) => Array.from({ length: to - from }, (_, i) => from + i)).filter(n => !got.includes(n))
     expect(missed, 'messages published while the session was away').toEqual([])
   })
