@@ -181,8 +181,14 @@ describe('sessions.queueQos0', () => {
     expect(missed, 'messages published while the session was away').toEqual([])
   })
 
-  it('reconnecting while QoS 0 messages flow: CONNACK first, then what was queued while it was away ahead of anything newer, in publish order, once each (seeded)', async () => {
-    t = await startTestBroker({ 'sessions.queueQos0': true })
+  // The live copies that come during the replay at CONNECT wait for it in memory, or past limits.maxInflightMessages
+  // in the session's queue, behind what is there
+  const heldBehindReplay: Array<[string, Record<string, unknown>]> = [
+    ['held in memory', {}],
+    ['past limits.maxInflightMessages, in the queue', { 'limits.maxInflightMessages': 2 }]
+  ]
+  it.each(heldBehindReplay)('reconnecting while QoS 0 messages flow: CONNACK first, then what was queued while it was away ahead of anything newer, in publish order, once each (%s, seeded)', async (_name, settings) => {
+    t = await startTestBroker({ 'sessions.queueQos0': true, ...settings })
     await subscribeAndLeave('ordered', { 'flow/#': 0 })
     const pub = await connect()
     let seed = 1207
