@@ -159,9 +159,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
       ...route,
       session: {
         leftToQueue: live => isReplaying(client) || !store.sessionQueues.unsent(client, live),
-        ...(opts.queueQos0
-          ? { liveQos0: liveQos0BehindReplay(client, live => store.outgoingEnqueueCombi([{ clientId: client.id, qos: 0, rap: live.retain }], live as PacketLike), { maxMessages: opts.maxInflightMessages, maxBytes: opts.maxInflightBytes }) }
-          : {}),
+        liveQos0: liveQos0BehindReplay(client, opts.queueQos0 ? live => store.outgoingEnqueueCombi([{ clientId: client.id, qos: 0, rap: live.retain }], live as PacketLike) : undefined, { maxMessages: opts.maxInflightMessages, maxBytes: opts.maxInflightBytes }),
         // not async functions: they run for every copy, and hand back the store's promise
         update: (client, copy) => store.outgoingUpdate(client, copy as ReplayPacket),
         clear: (client, packet) => store.outgoingClearMessageId(client, packet as unknown as ReplayPacket)

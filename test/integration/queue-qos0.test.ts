@@ -5,7 +5,7 @@ import type { PublishPacket } from 'aedes'
 import type { IPublishPacket } from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, publishInBursts, sleep, waitFor } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-client.js'
 
 type Client = Awaited<ReturnType<typeof connectClient>>
@@ -193,14 +193,7 @@ describe('sessions.queueQos0', () => {
     const pub = await connect()
     let seed = 1207
     const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
-    let next = 0
-    let publishing = true
-    const publisher = (async () => {
-      while (publishing) {
-        for (let burst = 1 + Math.floor(random() * 20); burst > 0; burst--) await pub.publishAsync('flow/x', String(next++), { qos: 0 })
-        await sleep(Math.floor(random() * 3))
-      }
-    })()
+    const publisher = publishInBursts(pub, 'flow/x', random)
     const got: number[] = []
     const away: Array<[number, number]> = []
     // a failed round stops the publisher, whose publishes would fail once the client is ended
@@ -208,25 +201,24 @@ describe('sessions.queueQos0', () => {
       let left = 0
       for (let round = 0; round < 20; round++) {
         await sleep(Math.floor(random() * 40))
-        away.push([left, next])
+        away.push([left, publisher.next])
         const raw = await openRaw('tcp', broker())
         const numbers = (): number[] => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish').map(p => Number(p.payload.toString()))
         await raw.connect({ clientId: 'ordered', clean: false })
         // A message published after the CONNACK: whatever was queued before it has arrived once it has
-        const mark = next
+        const mark = publisher.next
         await waitFor(() => numbers().some(n => n >= mark), 'a message published after the CONNACK')
         await sleep(Math.floor(random() * 20))
         await raw.disconnect()
         await waitFor(() => !isConnected('ordered'), 'ordered disconnected')
-        left = next
+        left = publisher.next
         expect(raw.received[0]?.cmd, `round ${round}: the first packet`).toBe('connack')
         const seen = numbers()
         expect(seen, `round ${round}: in publish order, each once`).toEqual([...seen].sort((a, b) => a - b).filter((n, i, all) => i === 0 || n !== all[i - 1]))
         got.push(...seen)
       }
     } finally {
-      publishing = false
-      await publisher
+      await publisher.stop()
     }
     expect(got.filter((n, i) => got.indexOf(n) !== i), 'messages delivered twice').toEqual([])
     const missed = away.flatMap(([from, to]) => Array.from({ length: to - from }, (_, i) => from + i)).filter(n => !got.includes(n))
