@@ -166,7 +166,7 @@ export interface PersistentSession {
    * no longer holds it unsent (the replay sent it already).
    */
   leftToQueue: (packet: DeliveryPacket) => boolean
-  /** sessions.queueQos0: live QoS 0 copies wait for the replay at CONNECT (live-behind-replay.ts). */
+  /** Where live QoS 0 copies wait until the replay at CONNECT has ended (live-behind-replay.ts). */
   liveQos0?: LiveBehindReplay
   /** aedes' persistence.outgoingUpdate: the packet id a queued copy is sent with, recorded before it is sent. */
   update: (client: Client, packet: OutgoingCopy) => Promise<unknown>
