@@ -102,6 +102,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     responseTopicPrefix: config.mqtt.responseTopicPrefix,
     authMethods: auth.methods,
     authTimeoutMs: config.mqtt.connectTimeoutMs,
+    queueQos0: config.sessions.queueQos0,
     ...(config.cluster.redisUrl === '' ? {} : { streamAppends: (packet, publisherId) => cluster?.streamAppends(packet as DeliveryPacket, publisherId) ?? [] }),
     writesAfterEnqueue: topic => shared.hasGroupFor(topic) || cluster?.sharedGroupFor(topic) === true ||
       (config.sessions.queueQos0 && store.subscriptionsAtQos0(topic, 2).length > 0)

@@ -2,6 +2,7 @@ import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
 import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { HeldCopies } from './held-copies.js'
+import type { LiveBehindReplay } from './live-behind-replay.js'
 import { tooLarge, V311, waitForRoom, type Outbound } from './outbound.js'
 import { isExtraCopy, planDelivery } from './delivery-plan.js'
 import { packetIds } from './packet-ids.js'
@@ -141,6 +142,12 @@ export function routeDeliveries (client: Client, opts: RouteOptions): void {
       return
     }
     packet.qos = Math.min(packet.qos, plan.maxQos) as 0 | 1 | 2
+    const behind = session?.liveQos0
+    if (behind !== undefined && behind.holding && packet.qos === 0 && !shared && !retained) {
+      behind.hold(packet, () => { deliverCopy(c, out, packet, noop, session, arrivedAt, group, retained, ids) })
+      setImmediate(cb)
+      return
+    }
     // a retained copy (sent on SUBSCRIBE) is not queued; a shared one is the group's
     if (session !== undefined && packet.qos > 0 && !shared && !retained && session.leftToQueue(packet)) {
       setImmediate(cb)
@@ -159,6 +166,8 @@ export interface PersistentSession {
    * no longer holds it unsent (the replay sent it already).
    */
   leftToQueue: (packet: DeliveryPacket) => boolean
+  /** Where live QoS 0 copies wait until the replay at CONNECT has ended (live-behind-replay.ts). */
+  liveQos0?: LiveBehindReplay
   /** aedes' persistence.outgoingUpdate: the packet id a queued copy is sent with, recorded before it is sent. */
   update: (client: Client, packet: OutgoingCopy) => Promise<unknown>
   /** aedes' persistence.outgoingClearMessageId: a queued copy that will not be sent. */

@@ -13,8 +13,9 @@ import { parseFast } from './fast-parser.js'
 import { closeAfterBug, guardReads } from './read-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
-import type { SessionQueues } from '../store/types.js'
+import type { PacketLike, SessionQueues } from '../store/types.js'
 import type { MaybePromise } from '../store/contract.js'
+import { liveQos0BehindReplay } from './live-behind-replay.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
@@ -158,6 +159,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
       ...route,
       session: {
         leftToQueue: live => isReplaying(client) || !store.sessionQueues.unsent(client, live),
+        liveQos0: liveQos0BehindReplay(client, opts.queueQos0 ? live => store.outgoingEnqueueCombi([{ clientId: client.id, qos: 0, rap: live.retain }], live as PacketLike) : undefined, { maxMessages: opts.maxInflightMessages, maxBytes: opts.maxInflightBytes }),
         // not async functions: they run for every copy, and hand back the store's promise
         update: (client, copy) => store.outgoingUpdate(client, copy as ReplayPacket),
         clear: (client, packet) => store.outgoingClearMessageId(client, packet as unknown as ReplayPacket)

@@ -32,6 +32,8 @@ export interface ProtocolOptions {
   maxInflightBytes: number
   /** Where copies a client did not get are reported (the dead-letter feature). */
   undelivered: UndeliveredSink
+  /** sessions.queueQos0: a persistent session's queue also holds QoS 0 copies. */
+  queueQos0: boolean
   /** Whether other features write a publish after its enqueue (publish-gate.ts: where a QoS 2 record is written). */
   writesAfterEnqueue: WritesAfterEnqueue
   /** Cluster mode: a QoS 2 message's entries for the other nodes' streams, written with its publisher's record. */

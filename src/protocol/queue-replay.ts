@@ -12,6 +12,7 @@ import { v5Of } from './v5/connection.js'
 import { withForwardedProperties } from './v5/outgoing.js'
 import { subscriptionIdsFor, withSubscriptionIds } from './v5/subscription-ids.js'
 import { receiveWindowOf, type InflightCopy } from './v5/receive-window.js'
+import type { ReplayEnd } from './live-behind-replay.js'
 
 /** The store methods the replay uses: the queue in chunks, and aedes' per-message bookkeeping. */
 export interface ReplayStore {
@@ -59,6 +60,13 @@ export function isReplaying (client: Client): boolean {
 /** From the CONNECT of a persistent session: aedes restores its subscriptions before CONNACK and the replay. */
 export function holdLiveDeliveries (client: Client): void {
   replaying.add(client)
+}
+
+/** What waits for the end of the replay at CONNECT (live-behind-replay.ts). */
+const endings = new WeakMap<Client, ReplayEnd>()
+
+export function atReplayEnd (client: Client, end: ReplayEnd): void {
+  endings.set(client, end)
 }
 
 /**
@@ -209,11 +217,18 @@ export function createQueueReplay (broker: BrokerInternals, store: ReplayStore, 
     try {
       for (let unsentOnly = resumed; ; unsentOnly = true) {
         const handed = await pass(client, unsentOnly)
+        if (client.closed) return
+        const arriving = resumed ? undefined : endings.get(client)?.arriving()
+        if (arriving !== undefined) {
+          await arriving
+          continue
+        }
         // what is left and could not be sent (an unreadable record) is tried again at the next connection
-        if (client.closed || store.sessionQueues.waiting(client) === 0 || (unsentOnly && handed === 0)) return
+        if (store.sessionQueues.waiting(client) === 0 || (unsentOnly && handed === 0)) return
       }
     } finally {
       replaying.delete(client)
+      if (!resumed) endings.get(client)?.ended()
     }
   }
 

@@ -165,7 +165,8 @@ export interface Qos0Store {
  * where aedes hands it to the live subscribers (broker.mq.emit), so that a session gets it one way, live or queued:
  *
  * - online is a connection of that session that is registered, or that has begun restoring its subscriptions (aedes
- *   delivers to those before it registers the client, and replays the queue after); a closing one is offline;
+ *   delivers to those before it registers the client, and replays the queue after: the router holds such a live
+ *   copy until the replay has ended, protocol/live-behind-replay.ts); a closing one is offline;
  * - the copies of a QoS 1/2 publish are committed before emit reports back, so before the publisher's PUBACK/PUBREC;
  *   those of a QoS 0 publish join the next batch, with no one to wait for them;
  * - `$SYS` messages are never queued: they are the broker's state of the moment, soon replaced (the `$SYS/broker/`

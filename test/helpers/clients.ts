@@ -48,3 +48,25 @@ export async function sleep (ms: number): Promise<void> {
 export async function endClient (client: MqttClient, force = false): Promise<void> {
   await new Promise<void>(resolve => client.end(force, {}, () => resolve()))
 }
+
+/**
+ * Publishes numbered QoS 0 messages ("0", "1", ...) to `topic` until stopped: bursts of 1 to 20, then a pause of 0 to
+ * 2 ms, drawn from `random` (seeded by the caller). `next` is the number the next publish will carry.
+ */
+export function publishInBursts (pub: MqttClient, topic: string, random: () => number): { readonly next: number, stop: () => Promise<void> } {
+  let next = 0
+  let publishing = true
+  const running = (async () => {
+    while (publishing) {
+      for (let burst = 1 + Math.floor(random() * 20); burst > 0; burst--) await pub.publishAsync(topic, String(next++), { qos: 0 })
+      await sleep(Math.floor(random() * 3))
+    }
+  })()
+  return {
+    get next () { return next },
+    stop: async () => {
+      publishing = false
+      await running
+    }
+  }
+}

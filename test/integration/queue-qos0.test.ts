@@ -2,9 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type { PublishPacket } from 'aedes'
+import type { IPublishPacket } from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
-import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, publishInBursts, sleep, waitFor } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-client.js'
 
 type Client = Awaited<ReturnType<typeof connectClient>>
 type QoS = 0 | 1 | 2
@@ -175,6 +177,50 @@ describe('sessions.queueQos0', () => {
     const dups = got.filter((n, i) => got.indexOf(n) !== i)
     expect(dups, 'messages delivered twice').toEqual([])
     // Published after the broker saw the session go and before it reconnected: only the queue could deliver them.
+    const missed = away.flatMap(([from, to]) => Array.from({ length: to - from }, (_, i) => from + i)).filter(n => !got.includes(n))
+    expect(missed, 'messages published while the session was away').toEqual([])
+  })
+
+  // The live copies that come during the replay at CONNECT wait for it in memory, or past limits.maxInflightMessages
+  // in the session's queue, behind what is there
+  const heldBehindReplay: Array<[string, Record<string, unknown>]> = [
+    ['held in memory', {}],
+    ['past limits.maxInflightMessages, in the queue', { 'limits.maxInflightMessages': 2 }]
+  ]
+  it.each(heldBehindReplay)('reconnecting while QoS 0 messages flow: CONNACK first, then what was queued while it was away ahead of anything newer, in publish order, once each (%s, seeded)', async (_name, settings) => {
+    t = await startTestBroker({ 'sessions.queueQos0': true, ...settings })
+    await subscribeAndLeave('ordered', { 'flow/#': 0 })
+    const pub = await connect()
+    let seed = 1207
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const publisher = publishInBursts(pub, 'flow/x', random)
+    const got: number[] = []
+    const away: Array<[number, number]> = []
+    // a failed round stops the publisher, whose publishes would fail once the client is ended
+    try {
+      let left = 0
+      for (let round = 0; round < 20; round++) {
+        await sleep(Math.floor(random() * 40))
+        away.push([left, publisher.next])
+        const raw = await openRaw('tcp', broker())
+        const numbers = (): number[] => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish').map(p => Number(p.payload.toString()))
+        await raw.connect({ clientId: 'ordered', clean: false })
+        // A message published after the CONNACK: whatever was queued before it has arrived once it has
+        const mark = publisher.next
+        await waitFor(() => numbers().some(n => n >= mark), 'a message published after the CONNACK')
+        await sleep(Math.floor(random() * 20))
+        await raw.disconnect()
+        await waitFor(() => !isConnected('ordered'), 'ordered disconnected')
+        left = publisher.next
+        expect(raw.received[0]?.cmd, `round ${round}: the first packet`).toBe('connack')
+        const seen = numbers()
+        expect(seen, `round ${round}: in publish order, each once`).toEqual([...seen].sort((a, b) => a - b).filter((n, i, all) => i === 0 || n !== all[i - 1]))
+        got.push(...seen)
+      }
+    } finally {
+      await publisher.stop()
+    }
+    expect(got.filter((n, i) => got.indexOf(n) !== i), 'messages delivered twice').toEqual([])
     const missed = away.flatMap(([from, to]) => Array.from({ length: to - from }, (_, i) => from + i)).filter(n => !got.includes(n))
     expect(missed, 'messages published while the session was away').toEqual([])
   })

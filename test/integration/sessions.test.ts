@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startTestBroker, type TestBroker } from '../helpers/broker.js'
 import type { IPublishPacket } from 'mqtt-packet'
 import { REPLAY_WINDOW } from '../../src/protocol/queue-replay.js'
-import { connectClient, endClient, sleep, waitFor } from '../helpers/clients.js'
+import { connectClient, endClient, publishInBursts, sleep, waitFor } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-client.js'
 
 describe('persistent sessions', () => {
@@ -104,6 +104,33 @@ describe('persistent sessions', () => {
     expect(outcomes.absent).toBeGreaterThan(0)
     await endClient(pub)
   }, 60_000)
+
+  it('reconnecting while QoS 0 messages flow to a QoS 0 subscription: CONNACK first, then the messages in publish order, each once (seeded)', async () => {
+    t = await startTestBroker()
+    const sub = await connectClient(t.mqttUrl, { clientId: 'flow0', clean: false })
+    await sub.subscribeAsync('flow/#', { qos: 0 })
+    await endClient(sub)
+    const pub = await connectClient(t.mqttUrl, { clientId: 'flow0-pub' })
+    let seed = 4321
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const publisher = publishInBursts(pub, 'flow/a', random)
+    try {
+      for (let round = 0; round < 15; round++) {
+        const raw = await openRaw('tcp', t)
+        await raw.connect({ clientId: 'flow0', clean: false })
+        const got = (): number[] => raw.received.filter((p): p is IPublishPacket => p.cmd === 'publish').map(p => Number(p.payload.toString()))
+        const mark = publisher.next
+        await waitFor(() => got().some(n => n >= mark), 'a message published after the CONNACK')
+        await raw.disconnect()
+        expect(raw.received[0]?.cmd, `round ${round}: the first packet`).toBe('connack')
+        expect(got(), `round ${round}: in publish order, each once`).toEqual([...got()].sort((a, b) => a - b).filter((n, i, all) => i === 0 || n !== all[i - 1]))
+        await sleep(Math.floor(random() * 30))
+      }
+    } finally {
+      await publisher.stop()
+    }
+    await endClient(pub)
+  })
 
   it('replays a queue longer than REPLAY_WINDOW in order, never more than REPLAY_WINDOW unacknowledged', async () => {
     t = await startTestBroker()
