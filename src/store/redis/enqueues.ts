@@ -80,7 +80,7 @@ export class Enqueues {
     // a node that keeps seeing changes stops checking rather than retrying for ever (an extremely busy cluster)
     const generation = check === undefined || attempt >= MAX_REMATCHES ? '' : check.generation
     const keys: string[] = record === undefined ? [] : [record.key]
-    const args: Array<string | Buffer | number> = [bk, now, generation, 0, record?.field ?? '', record?.value ?? '', record?.appends.length ?? 0]
+    const args: Array<string | Buffer | number> = [bk, now, generation, 0, record?.field ?? '', record?.value ?? '', record?.appends.length ?? 0, check?.partial === true ? '1' : '']
     for (const append of record?.appends ?? []) {
       keys.push(append.key)
       args.push(append.maxLen, append.fields[0], append.fields[1])

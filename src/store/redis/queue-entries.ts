@@ -12,7 +12,10 @@ export const MAX_REMATCHES = 5
 export interface MatchCheck {
   generation: number
   rematch: () => Promise<{ subs: readonly EnqueueTarget[], generation: number }>
-  /** The targets are sessions.queueQos0's QoS 0 copies, queued beside aedes' enqueue of the message's other copies. */
+  /**
+   * The targets are sessions.queueQos0's QoS 0 copies for offline sessions, queued beside aedes' enqueue of the
+   * message's other copies: none for a session whose client is connected to a live node (queue-scripts.ts, -3).
+   */
   partial?: boolean
 }
 

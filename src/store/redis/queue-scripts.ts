@@ -11,8 +11,9 @@ import { ENTRY_HELPERS } from './scripts.js'
  * limit), 'oldest' | 'newest' (overflowPolicy), maxTotalQueuedMessages, maxTotalQueuedBytes, the prefix of the
  * cluster's node liveness keys (or '': no holders), then per message: brokerId:counter (or ''), now (ms), the
  * subscription generation its clients were matched at (or '' to skip the check), how many clients, the record's
- * packet id and encoding (or '' and ''), how many stream entries it carries, per entry its MAXLEN, kind and value (its
- * stream a key after the record's), then per client: qos, bytes, encoded packet. A message's record is written
+ * packet id and encoding (or '' and ''), how many stream entries it carries, '1' when its copies are for offline
+ * sessions only (sessions.queueQos0's) or '', then per entry its MAXLEN, kind and value (its stream a key after the
+ * record's), then per client: qos, bytes, encoded packet. A message's record is written
  * with its entries, or not at all (a stale message: sent again, with it).
  *
  * The messages are applied in order; the first whose generation is stale (another node changed the subscriptions
@@ -22,9 +23,9 @@ import { ENTRY_HELPERS } from './scripts.js'
  * waiting messages if that makes room (never another session's), else the new one is refused.
  *
  * Returns { per message written: { per client: the new seq, 0 when the queue already holds the message (a resent
- * command), -1 when the session's limits refused it, -2 the broker-wide ones, -3 a QoS 0 copy not queued because the
- * session is held by a live node (its client is connected there: sessions.queueQos0 queues for offline sessions
- * only, and that node delivers it live) } }, { per message written: { client
+ * command), -1 when the session's limits refused it, -2 the broker-wide ones, -3 a copy for offline sessions only not
+ * queued because the session is held by a live node (its client is connected there, and that node delivers the
+ * message live) } }, { per message written: { client
  * index, seq, evicted packet, -1 | -2 (which limit), ... } } (dropOldest took those waiting messages out of the
  * queue and the totals; they stay in qe until their dead letter is written: FORGET_EVICTED), { entries, bytes } of
  * every queue after the call (empty without broker-wide bounds: not read then), { per message written: the node ids
@@ -74,8 +75,8 @@ local current
 local written, evictedAll, holdersAll = {}, {}, {}
 local a, k = 7, 3
 while a <= #ARGV do
-  local bk, now, gen, count, rf, rv, na = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
-  a = a + 7
+  local bk, now, gen, count, rf, rv, na, offline = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6]), ARGV[a + 7] == '1'
+  a = a + 8
   if gen ~= '' then
     current = current or (redis.call('GET', KEYS[1]) or '0')
     if current ~= gen then break end
@@ -109,7 +110,7 @@ while a <= #ARGV do
     end
     if held then
       out[i + 1] = 0
-    elseif qos == '0' and live(st) then
+    elseif offline and live(st) then
       out[i + 1] = -3
     else
       local w, wb, tn, tb = st.w, st.wb, n + dn, b + db
