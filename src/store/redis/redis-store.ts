@@ -123,11 +123,8 @@ export class RedisStore implements CulexStore {
     })
   }
 
-  /** The local matcher first; when it finds no one, once more after reading the changes other nodes made since. */
   async hasSessionSubscribers (topic: string): Promise<boolean> {
-    const subs = this.#p.subs
-    const any = (): boolean => subs.index.match(topic).length > 0 || subs.index.matchAtQos0(topic, 1).length > 0
-    return any() || await subs.fresh(any)
+    return await this.#p.subs.hasAny(topic)
   }
 
   /** From the matcher as last refreshed (the enqueues check its generation, and refresh it when it lags). */
@@ -135,17 +132,10 @@ export class RedisStore implements CulexStore {
     return this.#p.subs.index.matchAtQos0(topic, publishQos)
   }
 
-  /**
-   * Matched locally at the generation the matcher has, even when that finds no one: the enqueue script checks it
-   * (a subscription made on another node since makes it match again), and skips a session whose client is connected
-   * to a live node (queue-scripts.ts, -3). A QoS 0 publish is the only one aedes never enqueues, so without the check
-   * a node whose matcher lagged would never queue it for a session that subscribed elsewhere.
-   */
+  /** Sent even when the match finds no one: the enqueue script checks the generation (RedisSubscriptions#offlineQos0). */
   enqueueOfflineQos0 (packet: PacketLike & { topic: string }, isOnline: (clientId: string) => boolean): Promise<void> {
-    const subs = this.#p.subs
-    const offline = (): TopicSubscription[] => subs.index.matchAtQos0(packet.topic, packet.qos ?? 0).filter(sub => !isOnline(sub.clientId))
-    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await subs.fresh(() => ({ subs: offline(), generation: subs.generation }))
-    return this.#p.outbox.enqueue(offline(), packet, { generation: subs.generation, rematch, partial: true })
+    const { subs, check } = this.#p.subs.offlineQos0(packet.topic, packet.qos ?? 0, isOnline)
+    return this.#p.outbox.enqueue(subs, packet, check)
   }
 
   async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {

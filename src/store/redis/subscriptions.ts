@@ -3,6 +3,7 @@ import { SubscriptionIndex } from '../subscription-index.js'
 import type { SubscriptionInput, SubscriptionRecord, TopicSubscription } from '../types.js'
 import { field, logChange, type LogEntry } from './change-log.js'
 import type { RedisKeys } from './keys.js'
+import type { MatchCheck } from './queue-entries.js'
 import { scanKeys } from './scan.js'
 
 /** How many subscription changes the log keeps; a node further behind than this reloads every subscription. */
@@ -99,6 +100,28 @@ export class RedisSubscriptions {
     const result = this.#tail.then(() => ({ subs: [...this.#index.match(topic)], generation: this.#gen }))
     this.#tail = result.catch(() => undefined)
     return result
+  }
+
+  /**
+   * Whether a persistent session's subscription matches a QoS 1/2 publish to `topic` (its QoS 0 ones too with
+   * sessions.queueQos0): the local matcher first; when it finds no one, once more after reading the change log.
+   */
+  async hasAny (topic: string): Promise<boolean> {
+    const any = (): boolean => this.#index.match(topic).length > 0 || this.#index.matchAtQos0(topic, 1).length > 0
+    return any() || await this.fresh(any)
+  }
+
+  /**
+   * sessions.queueQos0's targets: the sessions matched at QoS 0 that `isOnline` does not name, at the generation the
+   * matcher has, with the check for the enqueue script (queue-scripts.ts): a subscription made on another node since
+   * makes it match again, and a session whose client is connected to a live node is skipped (-3). A QoS 0 publish is
+   * the only one aedes never enqueues, so without the check a node whose matcher lagged would never queue it for a
+   * session that subscribed elsewhere.
+   */
+  offlineQos0 (topic: string, publishQos: number, isOnline: (clientId: string) => boolean): { subs: TopicSubscription[], check: MatchCheck } {
+    const offline = (): TopicSubscription[] => this.#index.matchAtQos0(topic, publishQos).filter(sub => !isOnline(sub.clientId))
+    const rematch = async (): Promise<{ subs: TopicSubscription[], generation: number }> => await this.fresh(() => ({ subs: offline(), generation: this.#gen }))
+    return { subs: offline(), check: { generation: this.#gen, rematch, partial: true } }
   }
 
   fresh<T> (read: () => T): Promise<T> {
