@@ -33,6 +33,8 @@ export interface AdminDeps {
   log: Logger
   /** Tells a client it is being disconnected by an administrator (MQTT 5: DISCONNECT 0x98), before it is closed. */
   tellKicked?: (client: Client) => void
+  /** Cluster mode: closes the client id's connection on the node it is connected to; whether one was found. */
+  kickElsewhere?: (clientId: string) => Promise<boolean>
 }
 
 export function connectedClient (aedes: Aedes, clientId: string): Client | undefined {
@@ -48,6 +50,22 @@ export function connectedClients (aedes: Aedes): Client[] {
 export async function closeClient (client: Client, tell?: (client: Client) => void): Promise<void> {
   tell?.(client)
   await new Promise<void>(resolve => client.close(() => resolve()))
+}
+
+/**
+ * Closes the client id's connection, here or (cluster mode) on the node it is connected to; undefined when none was
+ * found, else whether it was this node's (logged here; another node logs its own).
+ */
+export async function kickClient (deps: AdminDeps, clientId: string): Promise<{ clean: boolean } | { elsewhere: true } | undefined> {
+  const client = connectedClient(deps.aedes, clientId)
+  if (client !== undefined) {
+    await closeClient(client, deps.tellKicked)
+    deps.metrics.kicked()
+    return { clean: client.clean }
+  }
+  if (await deps.kickElsewhere?.(clientId) !== true) return undefined
+  deps.metrics.kicked()
+  return { elsewhere: true }
 }
 
 /** The bound listeners as /api/info lists them (WebSocket ones with their path). */

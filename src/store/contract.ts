@@ -165,6 +165,8 @@ export interface SharedQueues {
    * for the other nodes to learn without asking Redis; undefined when not known completely.
    */
   queuedCopies: (packet: object) => QueuedCopies | undefined
+  /** Resolves once Redis has applied the writes this node sent so far (a client's close here: its session record). */
+  applied: () => Promise<void>
 }
 
 /** A message's entries in session queues: when it was queued, and (client id, seq, QoS) of each entry. */
