@@ -1,7 +1,7 @@
 import type { Client } from 'aedes'
 import { connectionInfo } from '../listeners/connection-info.js'
 import { remoteAddress } from '../log/client-log.js'
-import { connectedClient, connectedClients, kickClient, type AdminDeps } from './deps.js'
+import { connectedClient, connectedClients, kickClient, sessionConnected, type AdminDeps } from './deps.js'
 import { ApiError, paginate, sendJson } from './http.js'
 import type { AdminRoute } from './router.js'
 
@@ -41,7 +41,7 @@ async function sessionSummary (deps: AdminDeps, clientId: string): Promise<Recor
   if (info === undefined) return undefined
   return {
     clientId,
-    connected: connectedClient(deps.aedes, clientId) !== undefined,
+    connected: sessionConnected(deps.aedes, info),
     subscriptions: info.subscriptions,
     queued: info.queued,
     inflight: info.inflight,

@@ -47,6 +47,14 @@ export function connectedClients (aedes: Aedes): Client[] {
 }
 
 /** Resolves once aedes has closed the client (its socket, its will, its deregistration); `tell` says why first. */
+/**
+ * Whether a persistent session's client is connected: here, or (cluster mode) to any node, as its session record in
+ * the store every node shares says (a record has no `disconnectedAt` while its client is connected).
+ */
+export function sessionConnected (aedes: Aedes, info: { clientId: string, connectedAt?: number, disconnectedAt?: number }): boolean {
+  return connectedClient(aedes, info.clientId) !== undefined || (info.connectedAt !== undefined && info.disconnectedAt === undefined)
+}
+
 export async function closeClient (client: Client, tell?: (client: Client) => void): Promise<void> {
   tell?.(client)
   await new Promise<void>(resolve => client.close(() => resolve()))

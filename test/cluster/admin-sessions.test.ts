@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest'
+import type { TestBroker } from '../helpers/broker.js'
+import { endClient, waitFor } from '../helpers/clients.js'
+import { useCluster } from './support.js'
+
+/** The admin API of any node says whether a persistent session's client is connected, to whichever node it is. */
+describe('admin API: persistent sessions across nodes', () => {
+  const { node, client } = useCluster()
+
+  async function get (t: TestBroker, path: string): Promise<Record<string, unknown>> {
+    const res = await fetch(`${t.adminUrl}${path}`)
+    expect(res.status, path).toBe(200)
+    return await res.json() as Record<string, unknown>
+  }
+
+  it('lists a session whose client is connected to node b as connected on node a too, and not once it has gone', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const c = await client(b.mqttUrl, { clientId: 'roaming', clean: false })
+    await c.subscribeAsync('roam/#', { qos: 1 })
+    const seen = async (t: TestBroker): Promise<unknown[]> => [
+      ((await get(t, '/api/sessions?prefix=roaming')).items as Array<{ connected: boolean }>)[0].connected,
+      (await get(t, '/api/sessions/roaming')).connected,
+      ((await get(t, '/api/clients/roaming')).session as { connected: boolean }).connected,
+      ((await get(t, '/api/subscriptions?prefix=roaming')).items as Array<{ connected: boolean }>).map(s => s.connected)
+    ]
+    await waitFor(async () => (await get(b, '/api/sessions/roaming')).connected === true, 'the session connected on node b')
+    expect(await seen(b)).toEqual([true, true, true, [true]])
+    expect(await seen(a)).toEqual([true, true, true, [true]])
+    await endClient(c)
+    await waitFor(async () => (await get(a, '/api/sessions/roaming')).connected === false, 'the session disconnected')
+    expect(await seen(a)).toEqual([false, false, false, [false]])
+    expect(await seen(b)).toEqual([false, false, false, [false]])
+  })
+})
