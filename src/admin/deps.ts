@@ -3,6 +3,7 @@ import type { Aedes, Client } from 'aedes'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics, MetricsStore } from '../metrics/index.js'
 import { clientsOf } from '../metrics/snapshot.js'
+import { recordConnected } from '../store/session-records.js'
 
 /** The store operations the admin API uses (src/store/index.ts). */
 export interface AdminStore extends MetricsStore {
@@ -47,12 +48,9 @@ export function connectedClients (aedes: Aedes): Client[] {
 }
 
 /** Resolves once aedes has closed the client (its socket, its will, its deregistration); `tell` says why first. */
-/**
- * Whether a persistent session's client is connected: here, or (cluster mode) to any node, as its session record in
- * the store every node shares says (a record has no `disconnectedAt` while its client is connected).
- */
+/** Whether a persistent session's client is connected: here, or (cluster mode) to any node, as its record says. */
 export function sessionConnected (aedes: Aedes, info: { clientId: string, connectedAt?: number, disconnectedAt?: number }): boolean {
-  return connectedClient(aedes, info.clientId) !== undefined || (info.connectedAt !== undefined && info.disconnectedAt === undefined)
+  return connectedClient(aedes, info.clientId) !== undefined || recordConnected(info)
 }
 
 export async function closeClient (client: Client, tell?: (client: Client) => void): Promise<void> {

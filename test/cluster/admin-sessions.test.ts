@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { TestBroker } from '../helpers/broker.js'
 import { endClient, waitFor } from '../helpers/clients.js'
+import { scrape, value } from '../metrics/prom.js'
 import { useCluster } from './support.js'
 
 /** The admin API of any node says whether a persistent session's client is connected, to whichever node it is. */
@@ -31,5 +32,23 @@ describe('admin API: persistent sessions across nodes', () => {
     await waitFor(async () => (await get(a, '/api/sessions/roaming')).connected === false, 'the session disconnected')
     expect(await seen(a)).toEqual([false, false, false, [false]])
     expect(await seen(b)).toEqual([false, false, false, [false]])
+    expect((await fetch(`${a.adminUrl}/api/sessions/roaming`, { method: 'DELETE' })).status).toBe(200)
+  })
+
+  it('counts a session whose client is connected to node b as not offline in node a\'s /metrics', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    const here = await client(a.mqttUrl, { clientId: 'on-a', clean: false })
+    await here.subscribeAsync('x/#', { qos: 1 })
+    const there = await client(b.mqttUrl, { clientId: 'on-b', clean: false })
+    await there.subscribeAsync('x/#', { qos: 1 })
+    const gone = await client(b.mqttUrl, { clientId: 'gone', clean: false })
+    await gone.subscribeAsync('x/#', { qos: 1 })
+    await endClient(gone)
+    await waitFor(async () => (await get(a, '/api/sessions/gone')).connected === false, 'the session of gone disconnected')
+    // the overview is cached for a while (one taken at the node's start may be the one read first): until it is taken again
+    for (const t of [a, b]) {
+      await waitFor(async () => value(await scrape(t.adminUrl), 'culex_sessions_offline') === 1, `one offline session in the /metrics of node ${t === a ? 'a' : 'b'}`)
+    }
   })
 })
