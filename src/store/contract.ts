@@ -147,7 +147,7 @@ export interface SharedQueues {
   setHere: (isHere: (clientId: string) => boolean, holder: { nodeId: string, brokerId: string, alivePrefix: string, generationOf: (client: object) => Promise<number> }) => void
   /** The live nodes holding (their client connected there) a session this node's enqueue of a message queued it for. */
   holdersOf: (packet: object) => readonly string[] | undefined
-  /** A persistent session's connection here ended: its claim goes (unless a newer connection's replaced it). */
+  /** A persistent session's connection here ended: its claim goes (unless a newer connection's replaced it), and its mirror here. */
   release: (client: { id: string }) => void
   /**
    * The session's view here read again from the store, claimed again: this node was taken for dead, and what other
