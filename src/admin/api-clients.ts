@@ -72,7 +72,8 @@ export function clientRoutes (deps: AdminDeps): AdminRoute[] {
         const session = await sessionSummary(deps, params.id)
         if (client === undefined && session === undefined) throw new ApiError('not_found', `no connected client and no persistent session with id ${JSON.stringify(params.id)}`)
         const body = client === undefined
-          ? { clientId: params.id, connected: false }
+          // in a cluster, a persistent session's client may be connected to another node
+          ? { clientId: params.id, connected: session?.connected === true }
           : { ...clientSummary(deps, client), subscriptions: subscriptionsOf(client) }
         sendJson(res, 200, { ...body, session: session ?? null })
       }

@@ -23,15 +23,16 @@ describe('admin API: persistent sessions across nodes', () => {
       ((await get(t, '/api/sessions?prefix=roaming')).items as Array<{ connected: boolean }>)[0].connected,
       (await get(t, '/api/sessions/roaming')).connected,
       ((await get(t, '/api/clients/roaming')).session as { connected: boolean }).connected,
+      (await get(t, '/api/clients/roaming')).connected,
       ((await get(t, '/api/subscriptions?prefix=roaming')).items as Array<{ connected: boolean }>).map(s => s.connected)
     ]
     await waitFor(async () => (await get(b, '/api/sessions/roaming')).connected === true, 'the session connected on node b')
-    expect(await seen(b)).toEqual([true, true, true, [true]])
-    expect(await seen(a)).toEqual([true, true, true, [true]])
+    expect(await seen(b)).toEqual([true, true, true, true, [true]])
+    expect(await seen(a)).toEqual([true, true, true, true, [true]])
     await endClient(c)
     await waitFor(async () => (await get(a, '/api/sessions/roaming')).connected === false, 'the session disconnected')
-    expect(await seen(a)).toEqual([false, false, false, [false]])
-    expect(await seen(b)).toEqual([false, false, false, [false]])
+    expect(await seen(a)).toEqual([false, false, false, false, [false]])
+    expect(await seen(b)).toEqual([false, false, false, false, [false]])
     expect((await fetch(`${a.adminUrl}/api/sessions/roaming`, { method: 'DELETE' })).status).toBe(200)
   })
 
