@@ -88,7 +88,10 @@ export interface CulexStore {
   enqueueOfflineQos0: (packet: PacketLike & { topic: string }, isOnline: (clientId: string) => boolean) => Promise<void> | undefined
   /** Wills with an MQTT 5 Will Delay Interval (`publishAt` once their client has gone). */
   delayedWills: () => MaybePromise<Array<Record<string, unknown>>>
-  /** Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. */
+  /**
+   * Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. A store
+   * the nodes of a cluster share marks a will due only if this run wrote it (another node's connection replaced it).
+   */
   willDue: (clientId: string, publishAt: number | undefined) => Promise<void>
   /** Registers the one observer of committed write batches (op count, milliseconds). */
   observeWrites: (observer: (ops: number, ms: number) => void) => void

@@ -36,4 +36,24 @@ describe('delayed wills across nodes', () => {
     await sleep(1500)
     expect(watcher.received.map(m => m.payload)).toEqual(['left b'])
   })
+
+  it('a client taken over by node b is not given up for gone by node a: its will is not published, its will on b stays not due', async () => {
+    const a = await node('a')
+    const b = await node('b')
+    await waitFor(() => a.broker.cluster?.nodes().length === 2 && b.broker.cluster?.nodes().length === 2, 'both nodes registered')
+    const watcher = await client(b.mqttUrl, { clientId: 'wd-watcher-2' })
+    await watcher.subscribeAsync('wd/#', { qos: 1 })
+    const first = await connectWithWill(a, 'mover', 'left a')
+    const moved = await connectWithWill(b, 'mover', 'left b')
+    await first.closed
+    // well past the 1 s delay a timer on node a would have waited
+    await sleep(2000)
+    expect(watcher.received).toEqual([])
+    // the will node b has is not marked due: the node that settles node b's run once it died or restarted would have
+    // published it at once instead of its delay after
+    expect((await b.broker.store.getWill({ id: 'mover' }))?.publishAt).toBeUndefined()
+    await drop(moved)
+    await waitFor(() => watcher.received.length > 0, 'the will once the client left node b', 5000)
+    expect(watcher.received.map(m => m.payload)).toEqual(['left b'])
+  })
 })
