@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { TestBroker } from '../helpers/broker.js'
-import { sleep, waitFor } from '../helpers/clients.js'
+import { sleep, waitFor, type TestClient } from '../helpers/clients.js'
 import { openRaw, type RawClient } from '../helpers/raw-client.js'
 import { useCluster } from './support.js'
 
@@ -18,17 +18,23 @@ describe('delayed wills across nodes', () => {
     return raw
   }
 
+  /** Nodes a and b, each knowing the other, and a client on node b watching the wills. */
+  async function watched (watcherId: string): Promise<{ a: TestBroker, b: TestBroker, watcher: TestClient }> {
+    const a = await node('a')
+    const b = await node('b')
+    await waitFor(() => a.broker.cluster?.nodes().length === 2 && b.broker.cluster?.nodes().length === 2, 'both nodes registered')
+    const watcher = await client(b.mqttUrl, { clientId: watcherId })
+    await watcher.subscribeAsync('wd/#', { qos: 1 })
+    return { a, b, watcher }
+  }
+
   async function drop (raw: RawClient): Promise<void> {
     raw.destroy()
     await raw.closed
   }
 
   it('a client that left node a, came back on node b and left again within the delay has its will published once', async () => {
-    const a = await node('a')
-    const b = await node('b')
-    await waitFor(() => a.broker.cluster?.nodes().length === 2 && b.broker.cluster?.nodes().length === 2, 'both nodes registered')
-    const watcher = await client(b.mqttUrl, { clientId: 'wd-watcher' })
-    await watcher.subscribeAsync('wd/#', { qos: 1 })
+    const { a, b, watcher } = await watched('wd-watcher')
     await drop(await connectWithWill(a, 'roamer', 'left a'))
     await drop(await connectWithWill(b, 'roamer', 'left b'))
     await waitFor(() => watcher.received.length > 0, 'the delayed will', 5000)
@@ -38,11 +44,7 @@ describe('delayed wills across nodes', () => {
   })
 
   it('a client taken over by node b is not given up for gone by node a: its will is not published, its will on b stays not due', async () => {
-    const a = await node('a')
-    const b = await node('b')
-    await waitFor(() => a.broker.cluster?.nodes().length === 2 && b.broker.cluster?.nodes().length === 2, 'both nodes registered')
-    const watcher = await client(b.mqttUrl, { clientId: 'wd-watcher-2' })
-    await watcher.subscribeAsync('wd/#', { qos: 1 })
+    const { a, b, watcher } = await watched('wd-watcher-2')
     const first = await connectWithWill(a, 'mover', 'left a')
     const moved = await connectWithWill(b, 'mover', 'left b')
     await first.closed
