@@ -123,15 +123,15 @@ export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
     return { kind: 'connected', clientId, nodeId, generation }
   }
   if (kind === SHARE) return { kind: 'share', note: JSON.parse(fields[1].toString(), toBuffers) as ShareNote }
+  if (kind === MESSAGE || kind === MESSAGE_QUEUED) return { kind: 'message', ...decodeMessage(fields[1]) }
+  // an administrator's kick is rare: looked for after the messages
   if (kind === KICK) {
     const [clientId, from, request] = JSON.parse(fields[1].toString()) as [string, string, string]
     return { kind: 'kick', clientId, from, request }
   }
-  if (kind === KICKED) {
-    const [request, found] = JSON.parse(fields[1].toString()) as [string, boolean]
-    return { kind: 'kicked', request, found }
-  }
-  return kind === MESSAGE || kind === MESSAGE_QUEUED ? { kind: 'message', ...decodeMessage(fields[1]) } : undefined
+  if (kind !== KICKED) return undefined
+  const [request, found] = JSON.parse(fields[1].toString()) as [string, boolean]
+  return { kind: 'kicked', request, found }
 }
 
 function decodeMessage (buf: Buffer): { packet: DeliveryPacket, run: string, queued?: QueuedCopies } {
