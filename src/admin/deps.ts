@@ -47,12 +47,12 @@ export function connectedClients (aedes: Aedes): Client[] {
   return Object.values(clientsOf(aedes)).filter(c => c.connected && !c.closed)
 }
 
-/** Resolves once aedes has closed the client (its socket, its will, its deregistration); `tell` says why first. */
 /** Whether a persistent session's client is connected: here, or (cluster mode) to any node, as its record says. */
 export function sessionConnected (aedes: Aedes, info: { clientId: string, connectedAt?: number, disconnectedAt?: number }): boolean {
   return connectedClient(aedes, info.clientId) !== undefined || recordConnected(info)
 }
 
+/** Resolves once aedes has closed the client (its socket, its will, its deregistration); `tell` says why first. */
 export async function closeClient (client: Client, tell?: (client: Client) => void): Promise<void> {
   tell?.(client)
   await new Promise<void>(resolve => client.close(() => resolve()))

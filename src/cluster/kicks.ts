@@ -23,8 +23,9 @@ export interface KickDeps {
  * The admin API's kick of a client connected to another node (its purge of that client's session closes it first):
  * the request goes on every other node's stream, and each answers on the asking node's stream once it has closed its
  * connection of that id, or found none. A node that has the client answers only after its store applied the writes
- * of that close, so a purge that follows is not undone by them (a session record written back). A node of an earlier
- * version skips the request: its client is not found, after `timeoutMs`.
+ * of that close (the packet ids it held back, lazy-ids.ts), so a purge that follows is not undone by them (queue keys
+ * of the removed session written again). A node of an earlier version skips the request: its client is not found,
+ * after `timeoutMs`.
  */
 export function createKicks (deps: KickDeps): { kick: (clientId: string) => Promise<boolean>, receive: (entry: KickEntry) => Promise<void> } {
   const pending = new Map<string, { waiting: number, done: (found: boolean) => void }>()
