@@ -119,6 +119,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       broker,
       store,
       tellTakenOver: protocol.tellTakenOver,
+      tellKicked: protocol.tellKicked,
       sendQueued: protocol.sendQueued,
       // its delayed wills are timed here from now; its sessions' expiry may be due
       onRunSettled: async (brokerId) => {
@@ -263,6 +264,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       const deps = {
         aedes, store, metrics, version, usernameOf, log: log.child({ component: 'admin' }),
         tellKicked: protocol.tellKicked,
+        ...(cluster === undefined ? {} : { kickElsewhere: cluster.kick }),
         listeners: () => listenerInfo(listeners, config.listeners),
         authRequired: config.admin.authToken !== '',
         sysIntervalMs: config.admin.sysIntervalMs

@@ -22,7 +22,8 @@ export const errorCodes = {
   ERR_CLUSTER_CONFIG: 'the cluster settings cannot work together',
   ERR_CLUSTER_NODE_ID_IN_USE: 'another running node of the cluster has this node id',
   ERR_CLUSTER_REDIS: "the cluster's Redis does not answer",
-  ERR_CLUSTER_NODES_RUNNING: 'nodes of the cluster are running, and the command needs them stopped'
+  ERR_CLUSTER_NODES_RUNNING: 'nodes of the cluster are running, and the command needs them stopped',
+  ERR_SESSION_CONNECTED: "the session's client is connected to a running node of the cluster"
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -1,7 +1,7 @@
 import type { Client } from 'aedes'
 import { connectionInfo } from '../listeners/connection-info.js'
 import { remoteAddress } from '../log/client-log.js'
-import { closeClient, connectedClient, connectedClients, type AdminDeps } from './deps.js'
+import { connectedClient, connectedClients, kickClient, sessionConnected, type AdminDeps } from './deps.js'
 import { ApiError, paginate, sendJson } from './http.js'
 import type { AdminRoute } from './router.js'
 
@@ -41,7 +41,7 @@ async function sessionSummary (deps: AdminDeps, clientId: string): Promise<Recor
   if (info === undefined) return undefined
   return {
     clientId,
-    connected: connectedClient(deps.aedes, clientId) !== undefined,
+    connected: sessionConnected(deps.aedes, info),
     subscriptions: info.subscriptions,
     queued: info.queued,
     inflight: info.inflight,
@@ -72,7 +72,8 @@ export function clientRoutes (deps: AdminDeps): AdminRoute[] {
         const session = await sessionSummary(deps, params.id)
         if (client === undefined && session === undefined) throw new ApiError('not_found', `no connected client and no persistent session with id ${JSON.stringify(params.id)}`)
         const body = client === undefined
-          ? { clientId: params.id, connected: false }
+          // in a cluster, a persistent session's client may be connected to another node
+          ? { clientId: params.id, connected: session?.connected === true }
           : { ...clientSummary(deps, client), subscriptions: subscriptionsOf(client) }
         sendJson(res, 200, { ...body, session: session ?? null })
       }
@@ -81,11 +82,9 @@ export function clientRoutes (deps: AdminDeps): AdminRoute[] {
       method: 'DELETE',
       path: '/api/clients/:id',
       handler: async ({ res, params }) => {
-        const client = connectedClient(aedes, params.id)
-        if (client === undefined) throw new ApiError('not_found', `no connected client with id ${JSON.stringify(params.id)}`)
-        await closeClient(client, deps.tellKicked)
-        deps.metrics.kicked()
-        log.info({ clientId: params.id, clean: client.clean }, 'client kicked')
+        const kicked = await kickClient(deps, params.id)
+        if (kicked === undefined) throw new ApiError('not_found', `no connected client with id ${JSON.stringify(params.id)}`)
+        if ('clean' in kicked) log.info({ clientId: params.id, clean: kicked.clean }, 'client kicked')
         sendJson(res, 200, { clientId: params.id, kicked: true })
       }
     },
@@ -116,15 +115,11 @@ export function clientRoutes (deps: AdminDeps): AdminRoute[] {
       path: '/api/sessions/:id',
       handler: async ({ res, params }) => {
         if (await store.sessionInfo(params.id) === undefined) throw new ApiError('not_found', `no persistent session with id ${JSON.stringify(params.id)}`)
-        // The client goes first: while it is connected aedes would keep writing its session back.
-        const client = connectedClient(aedes, params.id)
-        if (client !== undefined) {
-          await closeClient(client, deps.tellKicked)
-          deps.metrics.kicked()
-        }
+        // The client goes first, wherever it is connected: while it is, its node would keep writing its session back.
+        const kicked = await kickClient(deps, params.id) !== undefined
         const purged = await store.purgeSession(params.id)
-        log.info({ clientId: params.id, kicked: client !== undefined }, 'session purged')
-        sendJson(res, 200, { clientId: params.id, purged, kicked: client !== undefined })
+        log.info({ clientId: params.id, kicked }, 'session purged')
+        sendJson(res, 200, { clientId: params.id, purged, kicked })
       }
     }
   ]

@@ -1,6 +1,6 @@
 import { filterProblem } from '../protocol/topic.js'
 import type { Client, PublishPacket } from 'aedes'
-import { connectedClient, connectedClients, type AdminDeps } from './deps.js'
+import { connectedClient, connectedClients, sessionConnected, type AdminDeps } from './deps.js'
 import { ApiError, intParam, paginate, payloadJson, sendJson } from './http.js'
 import type { AdminRoute } from './router.js'
 
@@ -47,7 +47,9 @@ export function topicRoutes (deps: AdminDeps): AdminRoute[] {
           if (i % 1000 === 999) await new Promise(resolve => setImmediate(resolve))
           if (!id.startsWith(prefix) || connectedClient(aedes, id) !== undefined) continue
           const info = await store.sessionInfo(id)
-          for (const s of info?.subscriptions ?? []) rows.push({ clientId: id, topic: s.topic, qos: s.qos, connected: false })
+          // in a cluster, its client may be connected to another node
+          const connected = info !== undefined && sessionConnected(aedes, info)
+          for (const s of info?.subscriptions ?? []) rows.push({ clientId: id, topic: s.topic, qos: s.qos, connected })
         }
         const wanted = topic === null ? rows : rows.filter(r => r.topic === topic)
         wanted.sort((a, b) => a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.topic < b.topic ? -1 : 1)

@@ -3,6 +3,7 @@ import type { Aedes, Client } from 'aedes'
 import type { Logger } from '../log/logger.js'
 import type { BrokerMetrics, MetricsStore } from '../metrics/index.js'
 import { clientsOf } from '../metrics/snapshot.js'
+import { recordConnected } from '../store/session-records.js'
 
 /** The store operations the admin API uses (src/store/index.ts). */
 export interface AdminStore extends MetricsStore {
@@ -33,6 +34,8 @@ export interface AdminDeps {
   log: Logger
   /** Tells a client it is being disconnected by an administrator (MQTT 5: DISCONNECT 0x98), before it is closed. */
   tellKicked?: (client: Client) => void
+  /** Cluster mode: closes the client id's connection on the node it is connected to; whether one was found. */
+  kickElsewhere?: (clientId: string) => Promise<boolean>
 }
 
 export function connectedClient (aedes: Aedes, clientId: string): Client | undefined {
@@ -44,10 +47,31 @@ export function connectedClients (aedes: Aedes): Client[] {
   return Object.values(clientsOf(aedes)).filter(c => c.connected && !c.closed)
 }
 
+/** Whether a persistent session's client is connected: here, or (cluster mode) to any node, as its record says. */
+export function sessionConnected (aedes: Aedes, info: { clientId: string, connectedAt?: number, disconnectedAt?: number }): boolean {
+  return connectedClient(aedes, info.clientId) !== undefined || recordConnected(info)
+}
+
 /** Resolves once aedes has closed the client (its socket, its will, its deregistration); `tell` says why first. */
 export async function closeClient (client: Client, tell?: (client: Client) => void): Promise<void> {
   tell?.(client)
   await new Promise<void>(resolve => client.close(() => resolve()))
+}
+
+/**
+ * Closes the client id's connection, here or (cluster mode) on the node it is connected to; undefined when none was
+ * found, else whether it was this node's (logged here; another node logs its own).
+ */
+export async function kickClient (deps: AdminDeps, clientId: string): Promise<{ clean: boolean } | { elsewhere: true } | undefined> {
+  const client = connectedClient(deps.aedes, clientId)
+  if (client !== undefined) {
+    await closeClient(client, deps.tellKicked)
+    deps.metrics.kicked()
+    return { clean: client.clean }
+  }
+  if (await deps.kickElsewhere?.(clientId) !== true) return undefined
+  deps.metrics.kicked()
+  return { elsewhere: true }
 }
 
 /** The bound listeners as /api/info lists them (WebSocket ones with their path). */

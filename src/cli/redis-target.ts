@@ -36,3 +36,13 @@ export async function liveNodes (redis: Redis, prefix: string): Promise<string[]
   const alive = await Promise.all(ids.map(async id => await redis.exists(keys.alive(id)) === 1))
   return ids.filter((_id, i) => alive[i])
 }
+
+/** The node whose live run is `brokerId` (its heartbeat key holds that run's broker id); undefined when none is. */
+export async function nodeOfLiveRun (redis: Redis, prefix: string, brokerId: string): Promise<string | undefined> {
+  const keys = clusterKeys(prefix)
+  const ids = await redis.hkeys(keys.nodes)
+  if (ids.length === 0) return undefined
+  const runs = await redis.mget(ids.map(id => keys.alive(id)))
+  const i = runs.indexOf(brokerId)
+  return i < 0 ? undefined : ids[i]
+}

@@ -2,14 +2,16 @@ import { parseArgs } from 'node:util'
 import { CulexError, exitCodes } from '../errors.js'
 import { openRedisStore } from '../store/index.js'
 import { NO_LIMITS, openDataDir, quietLogger, storeDir } from './data-dir.js'
-import { redisTarget } from './redis-target.js'
+import { connectTarget, nodeOfLiveRun, redisTarget } from './redis-target.js'
+import { recordConnected } from '../store/session-records.js'
 
 export const sessionsHelp = `culex sessions list|show <clientId>|purge <clientId> [--data-dir dir | --redis-url url] [--json]    persistent sessions in a data directory or a cluster's Redis
 
   Opens the data directory directly, so the broker must be stopped; while it runs, the admin API
   (GET /api/sessions, DELETE /api/sessions/<id>) and the console do the same. In cluster mode
   (--redis-url, default $CULEX_CLUSTER_REDIS_URL; key prefix $CULEX_CLUSTER_REDIS_KEY_PREFIX or culex:)
-  it reads the cluster's Redis, with the nodes running; purge a session whose client is disconnected.`
+  it reads the cluster's Redis, with the nodes running; purge refuses a session whose client is connected to a
+  running node (ERR_SESSION_CONNECTED): a node's admin API purges it, disconnecting the client first.`
 
 export const storageOptions = {
   'data-dir': { type: 'string', default: './data' },
@@ -52,10 +54,27 @@ export async function sessionsCommand (args: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(info, null, 2) + '\n')
       return exitCodes.ok
     }
+    const heldBy = (info as { heldBy?: unknown }).heldBy
+    if (redisUrl !== '' && recordConnected(info) && typeof heldBy === 'string') await refuseIfConnected(redisUrl, clientId, heldBy)
     await store.purgeSession(clientId)
     process.stdout.write(`purged session ${clientId} (${info.queued} queued message(s), ${info.subscriptions.length} subscription(s))\n`)
     return exitCodes.ok
   } finally {
     await store.close()
+  }
+}
+
+/**
+ * A session whose record names a live run of a node has its client connected there: purged under it, that node would
+ * go on serving a session half gone. The admin API kicks the client first, wherever it is.
+ */
+async function refuseIfConnected (url: string, clientId: string, heldBy: string): Promise<void> {
+  const { redis, prefix } = await connectTarget(redisTarget(url))
+  try {
+    const node = await nodeOfLiveRun(redis, prefix, heldBy)
+    if (node === undefined) return
+    throw new CulexError('ERR_SESSION_CONNECTED', `the client of session ${JSON.stringify(clientId)} is connected to node ${node}: purge it through a node's admin API (DELETE /api/sessions/<id>), which disconnects it first, or once it has gone`)
+  } finally {
+    redis.disconnect()
   }
 }

@@ -2,8 +2,9 @@ import type { DeliveryPacket } from '../protocol/aedes-internals.js'
 import type { QueuedCopies } from '../store/index.js'
 
 /**
- * What travels on a node's stream: a message for its local subscribers, or the news that a client id connected
- * elsewhere (its older connection here must go). An entry is one field, its kind, holding one buffer: ioredis and
+ * What travels on a node's stream: a message for its local subscribers, the news that a client id connected
+ * elsewhere (its older connection here must go), or an administrator's kick of a client id made on another node
+ * (`from`, answered there with whether a connection was closed, kicks.ts). An entry is one field, its kind, holding one buffer: ioredis and
  * Redis handle one argument instead of a dozen per message (about a third less CPU on each side than a field per
  * part), and a binary payload crosses untouched.
  */
@@ -11,6 +12,8 @@ export type BusEntry =
   | { kind: 'message', packet: DeliveryPacket, run: string, queued?: QueuedCopies }
   | { kind: 'connected', clientId: string, nodeId: string, generation: number }
   | { kind: 'share', note: ShareNote }
+  | { kind: 'kick', clientId: string, from: string, request: string }
+  | { kind: 'kicked', request: string, found: boolean }
 
 /**
  * Between the node owning a shared group and the nodes its members are connected to (shared-groups.ts): `from` is
@@ -34,6 +37,8 @@ const MESSAGE = 'm'
 const MESSAGE_QUEUED = 'q'
 const CONNECTED = 'c'
 const SHARE = 's'
+const KICK = 'k'
+const KICKED = 'K'
 
 const RETAIN = 0x04
 const HAS_CLIENT_ID = 0x08
@@ -97,6 +102,14 @@ export function encodeConnected (clientId: string, nodeId: string, generation: n
   return [CONNECTED, JSON.stringify([clientId, nodeId, generation])]
 }
 
+export function encodeKick (clientId: string, from: string, request: string): string[] {
+  return [KICK, JSON.stringify([clientId, from, request])]
+}
+
+export function encodeKicked (request: string, found: boolean): string[] {
+  return [KICKED, JSON.stringify([request, found])]
+}
+
 export function encodeShareNote (note: ShareNote): Array<string | Buffer> {
   return [SHARE, JSON.stringify(note, withBuffers)]
 }
@@ -110,7 +123,15 @@ export function decodeEntry (fields: Buffer[]): BusEntry | undefined {
     return { kind: 'connected', clientId, nodeId, generation }
   }
   if (kind === SHARE) return { kind: 'share', note: JSON.parse(fields[1].toString(), toBuffers) as ShareNote }
-  return kind === MESSAGE || kind === MESSAGE_QUEUED ? { kind: 'message', ...decodeMessage(fields[1]) } : undefined
+  if (kind === MESSAGE || kind === MESSAGE_QUEUED) return { kind: 'message', ...decodeMessage(fields[1]) }
+  // an administrator's kick is rare: looked for after the messages
+  if (kind === KICK) {
+    const [clientId, from, request] = JSON.parse(fields[1].toString()) as [string, string, string]
+    return { kind: 'kick', clientId, from, request }
+  }
+  if (kind !== KICKED) return undefined
+  const [request, found] = JSON.parse(fields[1].toString()) as [string, boolean]
+  return { kind: 'kicked', request, found }
 }
 
 function decodeMessage (buf: Buffer): { packet: DeliveryPacket, run: string, queued?: QueuedCopies } {

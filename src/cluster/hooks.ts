@@ -53,6 +53,10 @@ export interface ClusterHookDeps {
   sendQueued: (client: Client) => void
   /** Tells a client it is being closed because its id connected elsewhere (MQTT 5: DISCONNECT 0x8E). */
   tellTakenOver: (client: Client) => void
+  /** Tells a client an administrator is closing it (MQTT 5: DISCONNECT 0x98). */
+  tellKicked: (client: Client) => void
+  /** An administrator's kick made on another node, or a node's answer to one of this node's (kicks.ts). */
+  onKick: (entry: Extract<BusEntry, { kind: 'kick' | 'kicked' }>) => Promise<void>
   store: ClusterStore
   log: Logger
 }
@@ -207,6 +211,10 @@ export function attachCluster (deps: ClusterHookDeps) {
         deps.onShareNote(entry.note)
         return
       }
+      if (entry.kind === 'kick' || entry.kind === 'kicked') {
+        await deps.onKick(entry).catch((err: unknown) => log.error({ err }, 'cluster kick not handled'))
+        return
+      }
       await takeOver(entry).catch((err: unknown) => log.error({ err, clientId: entry.clientId }, 'cluster take-over notice not handled'))
     }))
   }
@@ -220,6 +228,17 @@ export function attachCluster (deps: ClusterHookDeps) {
     log.info({ clientId: entry.clientId, nodeId: entry.nodeId }, 'client taken over by another node')
     deps.tellTakenOver(client)
     await new Promise<void>(resolve => { client.close(() => resolve()) })
+  }
+
+  /** An administrator on node `by` kicks this client id: its connection here goes, and what the close wrote is applied. */
+  const closeHere = async (clientId: string, by: string): Promise<boolean> => {
+    const client = broker.clients[clientId]
+    if (client === undefined || client.closed) return false
+    log.info({ clientId, clean: client.clean, by }, 'client kicked')
+    deps.tellKicked(client)
+    await new Promise<void>(resolve => { client.close(() => resolve()) })
+    await deps.store.sharedQueues.applied()
+    return true
   }
 
   /**
@@ -257,5 +276,5 @@ export function attachCluster (deps: ClusterHookDeps) {
     return [...targets].map(nodeId => ({ key: deps.streamKey(nodeId), maxLen: deps.maxLen, fields }))
   }
 
-  return { deliver, publishWills, catchUp, streamAppends }
+  return { deliver, publishWills, catchUp, streamAppends, closeHere }
 }

@@ -14,6 +14,7 @@
  *     share-routes.ts   every group's filter: which inboxes a message goes to
  *     share-inbox.ts    the owner's reader of its groups' inbox streams
  *     share-views.ts    every group as GET /api/shared shows it, from its owner
+ *     kicks.ts          the admin API's kick of a client connected to another node
  *     connection-health.ts  the node's connections to Redis lost, back, or not answering (liveness.ts: a PING with a deadline)
  *     hooks.ts          the only file that touches aedes
  *     api.ts            GET /api/cluster, the cluster's /metrics
@@ -41,6 +42,7 @@ import { clusterKeys } from './keys.js'
 import { createMembership, type NodeView } from './membership.js'
 import { RouteTable } from './route-table.js'
 import { readShareInboxes } from './share-inbox.js'
+import { createKicks } from './kicks.js'
 import { createShareOwners } from './share-owners.js'
 import { createShareViews } from './share-views.js'
 import { ShareRoutes } from './share-routes.js'
@@ -56,6 +58,8 @@ export interface ClusterOptions {
    */
   store: Omit<ClusterStore, 'sharedQueues' | 'sessionsLeft'> & Partial<Pick<ClusterStore, 'sharedQueues' | 'sessionsLeft'>> & Pick<CulexStore, 'ping' | 'connectionLost' | 'wroteElsewhere'>
   tellTakenOver: (client: Client) => void
+  /** Tells a client an administrator is closing it (MQTT 5: DISCONNECT 0x98). */
+  tellKicked: (client: Client) => void
   /** Has the replay send what a persistent session's queue holds unsent (protocol/queue-replay.ts). */
   sendQueued: (client: Client) => void
   /** This node settled a dead run of a node (its wills published, its sessions disconnected). */
@@ -91,6 +95,8 @@ export interface Cluster {
   groupOwner: (key: string) => string | undefined
   /** Whether a message published here goes to the shared group's inbox (the group is known here). */
   routesToGroup: (key: string) => boolean
+  /** An administrator's kick of a client id connected to another node: whether one closed it (kicks.ts). */
+  kick: (clientId: string) => Promise<boolean>
 }
 
 export function assertClusterConfig (config: Config['cluster']): void {
@@ -152,9 +158,10 @@ export function createCluster (opts: ClusterOptions): Cluster {
     carriesCopies: id => membership.nodes().some(n => n.nodeId === id && (n.bus ?? 0) >= BUS_FEATURES),
     shares: shareRoutes,
     sendToGroup,
-    onShareNote: note => { groups?.receive(note) }, nextGeneration: async () => await redis.incr(keys.connections), counters,
-    alivePrefix: keys.alive(''), sendQueued: opts.sendQueued, tellTakenOver: opts.tellTakenOver, store, log,
+    onShareNote: note => { groups?.receive(note) }, onKick: async entry => { await kicks.receive(entry) }, nextGeneration: async () => await redis.incr(keys.connections), counters,
+    alivePrefix: keys.alive(''), sendQueued: opts.sendQueued, tellTakenOver: opts.tellTakenOver, tellKicked: opts.tellKicked, store, log,
     streamKey: keys.stream, maxLen: config.busMaxLenMessages })
+  const kicks = createKicks({ nodeId, send, others: () => [...others()].filter(id => id !== nodeId), timeoutMs: config.nodeTimeoutMs, closeHere: hooks.closeHere, log })
 
   const reloadNode = async (id: string): Promise<void> => {
     const [version, members] = await Promise.all([redis.hget(keys.filterVersions, id), redis.smembers(keys.filters(id))])
@@ -297,6 +304,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
       return created.cluster
     },
     groupOwner: key => groups?.ownerOf(key),
-    routesToGroup: key => shareRoutes.has(key)
+    routesToGroup: key => shareRoutes.has(key),
+    kick: kicks.kick
   }
 }

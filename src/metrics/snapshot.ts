@@ -1,5 +1,6 @@
 import type { Aedes, Client } from 'aedes'
 import type { SessionInfo, StoreStats } from '../store/index.js'
+import { recordConnected } from '../store/session-records.js'
 import { sum, type Totals } from './totals.js'
 
 /** What the metrics read from the store (src/store/index.ts). */
@@ -68,8 +69,9 @@ export async function sessionsOverview (store: MetricsStore, connected: (clientI
     const id = ids[i]
     // A long walk lets the broker's I/O run in between.
     if (i % 1000 === 999) await new Promise(resolve => setImmediate(resolve))
-    if (!connected(id)) offline++
     const info = await store.sessionInfo(id)
+    // in a cluster, its client may be connected to another node: the record in the shared store says so
+    if (!connected(id) && !recordConnected(info)) offline++
     if (info === undefined) continue
     if (info.oldestQueuedAt !== undefined && (oldestQueuedAt === undefined || info.oldestQueuedAt < oldestQueuedAt)) oldestQueuedAt = info.oldestQueuedAt
     if (info.queued === 0) continue

@@ -88,7 +88,10 @@ export interface CulexStore {
   enqueueOfflineQos0: (packet: PacketLike & { topic: string }, isOnline: (clientId: string) => boolean) => Promise<void> | undefined
   /** Wills with an MQTT 5 Will Delay Interval (`publishAt` once their client has gone). */
   delayedWills: () => MaybePromise<Array<Record<string, unknown>>>
-  /** Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. */
+  /**
+   * Records when the client's delayed will is due (undefined: not, its client is back); durable once resolved. A store
+   * the nodes of a cluster share marks a will due only if this run wrote it (another node's connection replaced it).
+   */
   willDue: (clientId: string, publishAt: number | undefined) => Promise<void>
   /** Registers the one observer of committed write batches (op count, milliseconds). */
   observeWrites: (observer: (ops: number, ms: number) => void) => void
@@ -147,7 +150,7 @@ export interface SharedQueues {
   setHere: (isHere: (clientId: string) => boolean, holder: { nodeId: string, brokerId: string, alivePrefix: string, generationOf: (client: object) => Promise<number> }) => void
   /** The live nodes holding (their client connected there) a session this node's enqueue of a message queued it for. */
   holdersOf: (packet: object) => readonly string[] | undefined
-  /** A persistent session's connection here ended: its claim goes (unless a newer connection's replaced it). */
+  /** A persistent session's connection here ended: its claim goes (unless a newer connection's replaced it), and its mirror here. */
   release: (client: { id: string }) => void
   /**
    * The session's view here read again from the store, claimed again: this node was taken for dead, and what other
@@ -165,6 +168,8 @@ export interface SharedQueues {
    * for the other nodes to learn without asking Redis; undefined when not known completely.
    */
   queuedCopies: (packet: object) => QueuedCopies | undefined
+  /** Resolves once Redis has applied the writes this node sent so far (a client's close here: its session record). */
+  applied: () => Promise<void>
 }
 
 /** A message's entries in session queues: when it was queued, and (client id, seq, QoS) of each entry. */

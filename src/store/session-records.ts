@@ -23,6 +23,14 @@ export interface SessionRecord {
 /** The Session Expiry Interval that means the session never expires (MQTT 5 §3.1.2.11.2). */
 export const NEVER_EXPIRES = 0xFFFFFFFF
 
+/**
+ * Whether a session's record has its client connected: a record has no `disconnectedAt` while it is (in a cluster,
+ * to any node: the store every node shares holds it); false without one.
+ */
+export function recordConnected (info: { connectedAt?: number, disconnectedAt?: number } | undefined): boolean {
+  return info?.connectedAt !== undefined && info.disconnectedAt === undefined
+}
+
 /** When the sessions expire: the first that expired and when the next one will. */
 export interface Expiring {
   expired: string[]

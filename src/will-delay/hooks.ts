@@ -34,11 +34,18 @@ export function delayWills (broker: BrokerInternals, store: CulexStore, log: Log
     timers.delete(clientId)
   }
 
+  /**
+   * A store the nodes of a cluster share holds every node's wills: one another run wrote is that run's to time (its
+   * client may be connected there now, or have left it since, with a will that run times), not this node's.
+   */
+  const ours = (will: Record<string, unknown>): boolean => !opts.sharedStore || will.brokerId === broker.id
+
   const publish = async (clientId: string): Promise<void> => {
     timers.delete(clientId)
     const will = await store.getWill({ id: clientId })
-    // back since (a connection cancels its delayed will), or due later: a newer will of the same client
-    if (will === undefined || typeof will.publishAt !== 'number' || broker.clients[clientId] !== undefined) return
+    // back since (a connection cancels its delayed will), or due later: a newer will of the same client; in a cluster
+    // also a will of the client's newer connection on another node, which that node publishes (this one did twice)
+    if (will === undefined || typeof will.publishAt !== 'number' || broker.clients[clientId] !== undefined || !ours(will)) return
     if (will.publishAt > Date.now()) {
       schedule(clientId, will.publishAt)
       return
@@ -95,9 +102,7 @@ export function delayWills (broker: BrokerInternals, store: CulexStore, log: Log
   const start = async (): Promise<{ close: () => void }> => {
     const startedAt = Date.now()
     for (const will of await store.delayedWills()) {
-      // A store the nodes of a cluster share holds every node's wills: another run's is its own to time (its client
-      // may be connected there now), not this node's.
-      if (opts.sharedStore && will.brokerId !== broker.id) continue
+      if (!ours(will)) continue
       const clientId = String(will.clientId)
       let publishAt = will.publishAt as number | undefined
       if (publishAt === undefined) {

@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openRedisStore } from '../../src/store/index.js'
 import { runCli } from '../helpers/cli.js'
+import { connectClient, endClient, waitFor } from '../helpers/clients.js'
+import { startNode } from '../cluster/support.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.js'
 import { publish, silentLogger, unlimited } from '../store/helpers/store.js'
 
@@ -64,5 +66,27 @@ describe('culex sessions with a cluster Redis', () => {
     const gone = await runCli(['sessions', 'show', 'dev-1'], env)
     expect(gone.code).toBe(1)
     expect(gone.stderr).toContain('no persistent session "dev-1" in Redis')
+  })
+
+  it('refuses to purge a session whose client is connected to a running node, and purges it once the client has gone', async () => {
+    const n = await startNode(redis.url, 'cli-node')
+    try {
+      const c = await connectClient(n.mqttUrl, { clientId: 'dev-2', clean: false })
+      await c.subscribeAsync('site/#', { qos: 1 })
+      await waitFor(async () => (await n.broker.store.sessionInfo('dev-2'))?.connectedAt !== undefined, 'the session record')
+      const env = { CULEX_CLUSTER_REDIS_URL: redis.url }
+      const refused = await runCli(['sessions', 'purge', 'dev-2'], env)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain('[ERR_SESSION_CONNECTED]')
+      expect(refused.stderr).toContain('connected to node cli-node')
+      expect(c.connected).toBe(true)
+      expect((await n.broker.store.sessionInfo('dev-2'))?.subscriptions).toEqual([{ topic: 'site/#', qos: 1 }])
+      await endClient(c)
+      await waitFor(async () => (await n.broker.store.sessionInfo('dev-2'))?.disconnectedAt !== undefined, 'the session disconnected')
+      const purge = await runCli(['sessions', 'purge', 'dev-2'], env)
+      expect(purge.stdout).toContain('purged session dev-2')
+    } finally {
+      await n.close()
+    }
   })
 })

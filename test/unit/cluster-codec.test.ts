@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeEntry, encodeConnected, encodeMessage } from '../../src/cluster/codec.js'
+import { decodeEntry, encodeConnected, encodeKick, encodeKicked, encodeMessage } from '../../src/cluster/codec.js'
 import type { DeliveryPacket } from '../../src/protocol/aedes-internals.js'
 
 /** What Redis hands back for the fields given to XADD: Buffers. */
@@ -35,5 +35,10 @@ describe('cluster bus entries', () => {
   it('carry a connection notice, and skip entries of a kind they do not know', () => {
     expect(decodeEntry(asRead(encodeConnected('dev 1', 'node-a', 42)))).toEqual({ kind: 'connected', clientId: 'dev 1', nodeId: 'node-a', generation: 42 })
     expect(decodeEntry(asRead(['open', 'node-a']))).toBeUndefined()
+  })
+
+  it('carry an administrator\'s kick and its answer', () => {
+    expect(decodeEntry(asRead(encodeKick('dev 1', 'node-a', 'r1')))).toEqual({ kind: 'kick', clientId: 'dev 1', from: 'node-a', request: 'r1' })
+    expect(decodeEntry(asRead(encodeKicked('r1', true)))).toEqual({ kind: 'kicked', request: 'r1', found: true })
   })
 })

@@ -96,9 +96,22 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     return this.#enqueues.holders(packet)
   }
 
-  /** The connection ended: its claim on the session goes, unless a newer connection's replaced it. */
+  /**
+   * The connection ended: its claim on the session goes, unless a newer connection's replaced it, and so does the
+   * mirror when no connection of the session is here. Kept, it followed this node's enqueues for the session and
+   * nothing here acknowledged them once its client was back on another node: this node's queued count and memory grew
+   * with every message for it. A connection here again rebuilds it from Redis at its replay.
+   */
   release (client: ClientRef): void {
     this.#holders.release(this.#deps.keys.queueIndex(client.id), this.token(client))?.catch((err: unknown) => { this.#deps.logger.warn({ err, clientId: client.id }, 'session holder not released') })
+    if (!this.isHere(client.id)) this.#dropMirror(client.id)
+  }
+
+  #dropMirror (clientId: string): void {
+    const mirror = this.queues.get(clientId)
+    if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
+    this.queues.delete(clientId)
+    this.#mirrors.forget(clientId)
   }
 
   /**
@@ -251,10 +264,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
   purge (clientId: string, tx: ChainableCommander): void {
     this.#lazy.drop(clientId)
     this.#writeNow()
-    const mirror = this.queues.get(clientId)
-    if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
-    this.queues.delete(clientId)
-    this.#mirrors.forget(clientId)
+    this.#dropMirror(clientId)
     tx.eval(PURGE_QUEUE, 5, ...this.#deps.keys.queueScriptKeys(clientId), this.#deps.keys.queueEvicted(clientId))
   }
 

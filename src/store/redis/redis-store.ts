@@ -228,7 +228,7 @@ export class RedisStore implements CulexStore {
   }
 
   async willDue (clientId: string, publishAt: number | undefined): Promise<void> {
-    await this.#p.state.willDue(clientId, publishAt)
+    await this.#p.state.willDue(clientId, publishAt, this.#broker?.id)
   }
 
   // Culex extras --------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import type { RedisParts } from './redis-parts.js'
  * entries other nodes queued for messages delivered here. Apart from redis-store.ts because this is the cluster's
  * side of the store, not the aedes persistence contract the rest of that class answers.
  */
-export function sharedQueuesOf (p: Pick<RedisParts, 'outbox' | 'subs'>): SharedQueues {
+export function sharedQueuesOf (p: Pick<RedisParts, 'outbox' | 'subs' | 'order'>): SharedQueues {
   return {
     setHere: (isHere, holder) => {
       p.outbox.isHere = isHere
@@ -22,6 +22,10 @@ export function sharedQueuesOf (p: Pick<RedisParts, 'outbox' | 'subs'>): SharedQ
       const matched = unknown.length === 0 ? [] : await p.subs.fresh(() => unknown.map(({ packet }) => p.subs.index.match(String(packet.topic)).map(s => s.clientId)))
       await p.outbox.learn([...messages.filter(m => m.queued !== undefined), ...unknown.map(({ packet }, i) => ({ packet, clientIds: matched[i] }))])
     },
-    queuedCopies: packet => p.outbox.queuedCopies(packet)
+    queuedCopies: packet => p.outbox.queuedCopies(packet),
+    applied: async () => {
+      p.outbox.flush()
+      await p.order.idle()
+    }
   }
 }

@@ -267,9 +267,15 @@ export class RedisState {
     return (await this.wills()).filter(will => willDelaySeconds(will) > 0)
   }
 
-  async willDue (clientId: string, publishAt: number | undefined): Promise<void> {
+  /**
+   * A will is marked due only by the run that wrote it (`self`): a connection another node took over ends after the
+   * new connection replaced the will, and marking that one due would have it published early (after a restart or the
+   * death of the node its client is connected to now), though its client never left.
+   */
+  async willDue (clientId: string, publishAt: number | undefined, self: string | undefined): Promise<void> {
     const will = await this.getWill(clientId)
     if (will === undefined || will.publishAt === publishAt) return
+    if (publishAt !== undefined && self !== undefined && will.brokerId !== self) return
     if (publishAt === undefined) delete will.publishAt
     else will.publishAt = publishAt
     await this.#d.order.track(this.#d.redis.hset(this.#d.keys.wills, clientId, encodeRecord(will)))
