@@ -4,9 +4,9 @@ import type { QueuedCopies } from '../store/index.js'
 /**
  * What travels on a node's stream: a message for its local subscribers, the news that a client id connected
  * elsewhere (its older connection here must go), or an administrator's kick of a client id made on another node
- * (`from`, answered there with whether a connection was closed, kicks.ts). An entry is one field, its kind, holding one buffer: ioredis and
- * Redis handle one argument instead of a dozen per message (about a third less CPU on each side than a field per
- * part), and a binary payload crosses untouched.
+ * (`from`, answered there with whether a connection was closed, kicks.ts). An entry is one field, its kind, holding
+ * one buffer: ioredis and Redis handle one argument instead of a dozen per message (about a third less CPU on each
+ * side than a field per part), and a binary payload crosses untouched.
  */
 export type BusEntry =
   | { kind: 'message', packet: DeliveryPacket, run: string, queued?: QueuedCopies }
