@@ -4,7 +4,7 @@ import type { CulexStore } from '../store/index.js'
 import type { Logger } from '../log/logger.js'
 import { internals, type BrokerInternals } from '../protocol/aedes-internals.js'
 import { v5Of } from '../protocol/v5/connection.js'
-import { expiresAt, expiryMs } from '../store/session-records.js'
+import { expiresAt, expiryMs, type SessionClaim } from '../store/session-records.js'
 
 const SYS_PREFIX = '$SYS/'
 
@@ -21,7 +21,11 @@ const SYS_PREFIX = '$SYS/'
  * between, the client got Session Present 1, live subscriptions the store no longer had, and no queue, so no QoS
  * 1/2 message ever reached it. `noteConnecting` (the first preConnect step) marks a connection from its CONNECT
  * until aedes registers it (the session is then connected, not idle) or it closes; a session removed before it is
- * read is answered with Session Present 0.
+ * read is answered with Session Present 0. That mark is this node's: in a cluster another node's expiry does not see
+ * it. So before aedes reads the session, `startNewSession` claims it in the store (marked connected, in the step
+ * that decides whether it is over), and the expiry removes a session only if the store still has it over
+ * (`expireSession`): of a resume and an expiry on two nodes, one wins. A claimed connection that ends before it is
+ * registered marks the session disconnected again.
  */
 export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs: number }, log: Logger): {
   noteConnecting: ConnectStep
@@ -29,6 +33,8 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
   start: () => Promise<{ close: () => void, sweep: () => void }>
 } {
   const connecting = new Map<string, Set<Client>>()
+  // connections that claimed their session and are not registered yet
+  const claimed = new WeakSet<Client>()
   const settled = (client: Client, clientId: string): void => {
     const of = connecting.get(clientId)
     if (of?.delete(client) === true && of.size === 0) connecting.delete(clientId)
@@ -39,7 +45,12 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     let of = connecting.get(clientId)
     if (of === undefined) connecting.set(clientId, of = new Set())
     of.add(client)
-    client.conn.once('close', () => { settled(client, clientId) })
+    client.conn.once('close', () => {
+      settled(client, clientId)
+      // another connection of the client here, registered or on its way, holds the session now
+      const held = (aedes as BrokerInternals).clients[clientId] !== undefined || connecting.has(clientId)
+      if (claimed.delete(client) && !held) store.sessionConnected(clientId, false, Date.now())
+    })
     return undefined
   }
   // A persistent CONNECT that starts a new session: MQTT 5 Clean Start 1 with a Session Expiry Interval (aedes is
@@ -51,10 +62,12 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     const clientId = client.id
     if (client.clean || clientId === null) return undefined
     if (v5Of(client)?.connect.cleanStart === true) return store.purgeSession(clientId).then(() => undefined)
-    const expired = store.sessionExpired(clientId, opts.expiryMs)
-    if (expired === false) return undefined
-    if (expired === true) return store.purgeSession(clientId).then(() => undefined)
-    return expired.then(async (over) => { if (over) await store.purgeSession(clientId); return undefined })
+    const settle = (found: SessionClaim): Promise<undefined> | undefined => {
+      if (found === 'claimed') claimed.add(client)
+      return found === 'over' ? store.purgeSession(clientId).then(() => undefined) : undefined
+    }
+    const found = store.claimSession(clientId, opts.expiryMs, v5Of(client)?.sessionExpiry)
+    return typeof found === 'string' ? settle(found) : found.then(settle)
   }
 
   const start = async (): Promise<{ close: () => void, sweep: () => void }> => {
@@ -69,6 +82,7 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     const expiry = expireSessions(aedes as BrokerInternals, store, { ...opts, isConnecting: id => connecting.has(id) }, log)
     aedes.on('client', client => {
       if (!client.clean) store.sessionConnected(client.id, true, Date.now(), v5Of(client)?.sessionExpiry)
+      claimed.delete(client)
       settled(client, client.id)
     })
     aedes.on('clientDisconnect', client => {
@@ -135,8 +149,8 @@ function expireSessions (broker: BrokerInternals, store: CulexStore, opts: { exp
         next = Math.min(next, now + RETRY_MS)
         continue
       }
-      await store.purgeSession(clientId)
-      log.info({ clientId }, 'session expired')
+      // the store removes it only if still over: a client resuming it on another node claimed it first
+      if (await store.expireSession(clientId, opts.expiryMs, now)) log.info({ clientId }, 'session expired')
     }
     return next
   }

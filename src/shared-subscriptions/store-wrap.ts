@@ -12,6 +12,7 @@ export interface SharedStore extends RestoreStore {
   /** A store the nodes of a cluster share: a group's queue as it is now. */
   groupQueueOf?: (key: string) => Promise<StoredGroupMessage[]>
   purgeSession: (clientId: string) => Promise<boolean>
+  expireSession: (clientId: string, maxMs: number, now?: number) => Promise<boolean>
   cleanSubscriptions: (client: Client) => Promise<void>
 }
 
@@ -36,6 +37,12 @@ export function wrapSharedStore (store: SharedStore, issued: IssuedIds<Client>, 
     const existed = await purgeSession(clientId)
     members().sessionEnded(clientId)
     return existed
+  }
+  const expireSession = store.expireSession.bind(store)
+  store.expireSession = async (clientId, maxMs, now) => {
+    const expired = await expireSession(clientId, maxMs, now)
+    if (expired) members().sessionEnded(clientId)
+    return expired
   }
   const cleanSubscriptions = store.cleanSubscriptions.bind(store)
   store.cleanSubscriptions = async (client) => {

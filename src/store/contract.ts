@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { DeadLetterStore } from './dead-letters.js'
 import type { GroupQueueStore, StoredGroupMessage } from './group-queue.js'
-import type { Expiring } from './session-records.js'
+import type { Expiring, SessionClaim } from './session-records.js'
 import type {
   BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, SessionQueues, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
@@ -111,8 +111,18 @@ export interface CulexStore {
   sessionConnected: (clientId: string, connected: boolean, at?: number, expirySeconds?: number) => void
   /** Persistent sessions whose client has been gone longer than their expiry, and when the next one will be. */
   expiringSessions: (maxMs: number, now?: number) => MaybePromise<Expiring>
-  /** Whether this persistent session is over by `now` (its client gone longer than its expiry), removed or not yet. */
-  sessionExpired: (clientId: string, maxMs: number, now?: number) => MaybePromise<boolean>
+  /**
+   * A persistent CONNECT, let in, is about to read its session: 'over' if the session is over by `now` (its client
+   * gone longer than its expiry; the caller removes it and the client starts anew), else a session that exists is
+   * marked connected ('claimed'; `sessionConnected(false)` when the connection ends before it is registered) so
+   * that no expiry removes it from now on, in a cluster on any node; 'none' without a session.
+   */
+  claimSession: (clientId: string, maxMs: number, expirySeconds?: number, now?: number) => MaybePromise<SessionClaim>
+  /**
+   * Removes the session if it is still over at `now` when it is removed (not claimed by a connection since),
+   * as purgeSession does; resolves whether it did.
+   */
+  expireSession: (clientId: string, maxMs: number, now?: number) => Promise<boolean>
   listSessions: () => Promise<string[]>
   /** Deletes a session's subscriptions, queue and inbound QoS 2 state. Disconnect the client first. */
   purgeSession: (clientId: string) => Promise<boolean>

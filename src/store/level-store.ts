@@ -4,7 +4,7 @@ import type { GroupQueueStore } from './group-queue.js'
 import { IncomingWrites } from './incoming-writes.js'
 import { LevelParts } from './level-parts.js'
 import type { StoreDb } from './open.js'
-import type { Expiring } from './session-records.js'
+import type { Expiring, SessionClaim } from './session-records.js'
 import type {
   BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, SessionQueues, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from './types.js'
@@ -279,9 +279,18 @@ export class LevelStore implements CulexStore {
     return this.#p.sessions.expiring(maxMs, now)
   }
 
-  /** Whether this persistent session is over by `now`, removed or not yet (session-records.ts). */
-  sessionExpired (clientId: string, maxMs: number, now = Date.now()): boolean {
-    return this.#p.sessions.expired(clientId, maxMs, now)
+  /** One node: the record is in memory, so the check and the claim are one step (session-records.ts). */
+  claimSession (clientId: string, maxMs: number, expirySeconds?: number, now = Date.now()): SessionClaim {
+    if (this.#p.sessions.expired(clientId, maxMs, now)) return 'over'
+    if (!this.#p.sessions.has(clientId)) return 'none'
+    this.sessionConnected(clientId, true, now, expirySeconds)
+    return 'claimed'
+  }
+
+  async expireSession (clientId: string, maxMs: number, now = Date.now()): Promise<boolean> {
+    if (!this.#p.sessions.expired(clientId, maxMs, now)) return false
+    await this.#p.endSession(clientId, this.#p.incoming.clean(clientId))
+    return true
   }
 
   async listSessions (): Promise<string[]> {

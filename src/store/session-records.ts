@@ -31,6 +31,12 @@ export function recordConnected (info: { connectedAt?: number, disconnectedAt?: 
   return info?.connectedAt !== undefined && info.disconnectedAt === undefined
 }
 
+/**
+ * What a connection that resumes a session found (`claimSession`): no session, the session now marked connected,
+ * or a session over (expired, not removed yet).
+ */
+export type SessionClaim = 'none' | 'claimed' | 'over'
+
 /** When the sessions expire: the first that expired and when the next one will. */
 export interface Expiring {
   expired: string[]

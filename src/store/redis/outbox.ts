@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { QueuedCopies } from '../contract.js'
 import { decodeRecord, encodeRecord } from '../codec.js'
 import type { EnqueueTarget } from '../enqueue-targets.js'
@@ -9,7 +9,7 @@ import { outputPacket, replay } from '../outgoing-replay.js'
 import { packetRecord, payloadBytes, pubrelRecord } from '../packets.js'
 import type { ClientRef, PacketLike, SessionQueues } from '../types.js'
 import type { CarriedRecord } from './state.js'
-import { ADD_PUBREL, defineScript, DROP, PUBREL, PURGE_QUEUE, UPDATE, type Script } from './scripts.js'
+import { ADD_PUBREL, defineScript, DROP, PUBREL, UPDATE, type Script } from './scripts.js'
 import { clearBatch } from './queue-batches.js'
 import { Enqueues } from './enqueues.js'
 import type { ScriptBatch } from './script-batch.js'
@@ -260,12 +260,15 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     this.#enqueues.batch.flush()
   }
 
-  /** Deletes a session's queue in the caller's transaction (the end of the session), off the totals; the mirror goes. */
-  purge (clientId: string, tx: ChainableCommander): void {
+  /**
+   * A session's queue is deleted (END_SESSION, with these keys: q, qm, qx, queue totals, qe): what this node gathered
+   * for it goes to Redis first, its mirror goes.
+   */
+  purge (clientId: string): string[] {
     this.#lazy.drop(clientId)
     this.#writeNow()
     this.#dropMirror(clientId)
-    tx.eval(PURGE_QUEUE, 5, ...this.#deps.keys.queueScriptKeys(clientId), this.#deps.keys.queueEvicted(clientId))
+    return [...this.#deps.keys.queueScriptKeys(clientId), this.#deps.keys.queueEvicted(clientId)]
   }
 
   /** What this node's mirrors hold (the queues it replayed or wrote to). */

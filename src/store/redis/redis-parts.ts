@@ -12,7 +12,9 @@ import { ReplicaWait } from './replica-wait.js'
 import type { RedisStoreOptions } from './redis-store.js'
 import { RedisSessionRecords } from './session-records.js'
 import { RedisState } from './state.js'
-import { exec, RedisSubscriptions } from './subscriptions.js'
+import { RedisSubscriptions } from './subscriptions.js'
+import { defineScript, type Script } from './scripts.js'
+import { END_SESSION } from './session-scripts.js'
 import { WriteOrder } from './write-order.js'
 
 /** Group-queue keys of one open start at epoch × 10^9 (16-digit keys). */
@@ -45,6 +47,7 @@ export class RedisParts {
   readonly deadLetters: DeadLetterStore
   readonly replicas: ReplicaWait
   readonly #deadIds = { step: DEAD_LETTER_WRITERS, offset: 0 }
+  readonly #endSession: Script
 
   constructor (redis: Redis, opts: RedisStoreOptions) {
     this.redis = redis
@@ -60,6 +63,7 @@ export class RedisParts {
     this.deadKv = new RedisKv(redis, this.keys.deadLetters, this.order, opts.logger, { log: this.keys.deadLog, gen: this.keys.deadGen, writer: opts.node })
     this.groupQueues = new GroupQueueStore({ queue: this.groupKv, reader: this.groupKv })
     this.deadLetters = new DeadLetterStore({ queue: this.deadKv, reader: this.deadKv, ids: this.#deadIds, refresh: async () => { await this.#followDeadLetters() } })
+    this.#endSession = defineScript(redis, 'culexEndSession', END_SESSION)
     this.replicas = new ReplicaWait(redis, this.order, opts.replicas ?? { replicas: 0, timeoutMs: 0 }, opts.logger, this.keys.replicaMark)
   }
 
@@ -134,22 +138,30 @@ export class RedisParts {
     return { clientId, subscriptions, queued: 0, inflight: 0, queuedBytes: 0, ...queue, ...record }
   }
 
-  /** One transaction removing a session's subscriptions, queue and record (and its inbound QoS 2 state). */
-  async endSession (clientId: string, incoming: boolean): Promise<void> {
-    const tx = this.redis.multi()
-    this.outbox.purge(clientId, tx)
-    if (incoming) {
-      this.state.incomingForgetAll(clientId)
-      tx.del(this.keys.incoming(clientId))
-    }
-    tx.hdel(this.keys.sessions, clientId)
-    const { undo, logged } = this.subs.dropAll(clientId, tx)
+  /**
+   * One script removing a session's subscriptions, queue and record (and its inbound QoS 2 state). With `expiry`,
+   * only if the session is still over at `expiry.now` as Redis has its record (a client resuming it on any node
+   * claimed it first); resolves whether it was removed.
+   */
+  async endSession (clientId: string, incoming: boolean, expiry?: { maxMs: number, now: number }): Promise<boolean> {
+    const queue = this.outbox.purge(clientId)
+    if (incoming) this.state.incomingForgetAll(clientId)
+    const subs = this.subs.dropAll(clientId)
+    const keys = [this.keys.sessions, ...queue, this.keys.incoming(clientId), ...subs.keys]
+    const args = [clientId, expiry?.maxMs ?? '', expiry?.now ?? '', incoming ? '1' : '', ...subs.args]
+    let reply: unknown
     try {
-      logged(await this.order.track(exec(tx)))
+      reply = await this.order.track(this.#endSession(keys, args))
     } catch (err) {
-      undo()
+      subs.undo()
       throw err
     }
+    if (reply === null) {
+      subs.undo()
+      return false
+    }
+    subs.logged(reply as [number, Buffer])
+    return true
   }
 
   async close (): Promise<void> {

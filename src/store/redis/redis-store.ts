@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis'
 import type { CulexStore, SharedQueues } from '../contract.js'
 import type { DeadLetterStore } from '../dead-letters.js'
 import type { GroupQueueStore, StoredGroupMessage } from '../group-queue.js'
-import type { Expiring } from '../session-records.js'
+import type { Expiring, SessionClaim } from '../session-records.js'
 import type {
   BrokerRef, ClientRef, InboundRecordRef, PacketLike, SessionInfo, StoreOptions, StoreStats, SubscriptionInput, SubscriptionRecord, TopicSubscription
 } from '../types.js'
@@ -280,8 +280,13 @@ export class RedisStore implements CulexStore {
     return await this.#p.sessions.expiring(maxMs, now)
   }
 
-  async sessionExpired (clientId: string, maxMs: number, now = Date.now()): Promise<boolean> {
-    return await this.#p.sessions.expired(clientId, maxMs, now)
+  /** Cluster mode: decided in Redis with the expiry of every node (`expireSession`), so that only one of them wins. */
+  async claimSession (clientId: string, maxMs: number, expirySeconds?: number, now = Date.now()): Promise<SessionClaim> {
+    return await this.#p.sessions.claim(clientId, maxMs, now, expirySeconds, this.#broker?.id ?? '')
+  }
+
+  async expireSession (clientId: string, maxMs: number, now = Date.now()): Promise<boolean> {
+    return await this.#p.endSession(clientId, true, { maxMs, now })
   }
 
   async listSessions (): Promise<string[]> {

@@ -153,9 +153,10 @@ return 0
 
 /**
  * Deletes a session's queue, its evicted entries with it, and takes the entries still queued (the evicted ones are
- * off already) and their bytes off the queue totals. KEYS q, qm, qx, queue totals, qe.
+ * off already) and their bytes off the queue totals. KEYS q, qm, qx, queue totals, qe. A part of END_SESSION
+ * (session-scripts.ts), after ENTRY_HELPERS.
  */
-export const PURGE_QUEUE = ENTRY_HELPERS + `
+export const PURGE_QUEUE_BODY = `
 local n, b = 0, 0
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do

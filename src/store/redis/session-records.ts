@@ -34,6 +34,15 @@ export class RedisSessionRecords {
       .catch((err: unknown) => { this.#d.logger.warn({ err, clientId }, 'session record not written') })
   }
 
+  /**
+   * A connection of this run is about to read the session (session-scripts.ts, SESSION's claim): 'over' when the
+   * session has expired (not claimed), 'none' when there is no record, else marked connected, held by `brokerId`.
+   */
+  async claim (clientId: string, maxMs: number, at: number, expirySeconds: number | undefined, brokerId: string): Promise<'none' | 'claimed' | 'over'> {
+    const reply = Number(await this.#d.order.track(this.#session([this.#d.keys.sessions], [clientId, 'claim', at, expirySeconds ?? '', brokerId, maxMs])))
+    return reply === 2 ? 'over' : reply === 1 ? 'claimed' : 'none'
+  }
+
   /** A dead run's sessions are disconnected from `at` (their expiry counts from then). */
   async left (brokerId: string, at: number): Promise<number> {
     return Number(await this.#d.order.track(this.#left([this.#d.keys.sessions], [brokerId, at])))
@@ -43,15 +52,6 @@ export class RedisSessionRecords {
     const records = new SessionRecords()
     for (const [clientId, json] of Object.entries(await this.#d.redis.hgetall(this.#d.keys.sessions))) records.load(clientId, JSON.parse(json) as Record<string, unknown>)
     return records.expiring(maxMs, now)
-  }
-
-  /** Whether this session's client has been gone longer than its expiry at `now` (one record read). */
-  async expired (clientId: string, maxMs: number, now: number): Promise<boolean> {
-    const json = await this.#d.redis.hget(this.#d.keys.sessions, clientId)
-    if (json === null) return false
-    const records = new SessionRecords()
-    records.load(clientId, JSON.parse(json) as Record<string, unknown>)
-    return records.expired(clientId, maxMs, now)
   }
 
   /** Every client id with a session record, subscriptions, a queue or inbound QoS 2 records. */

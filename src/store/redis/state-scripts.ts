@@ -1,3 +1,5 @@
+import { SESSION_OVER } from './session-scripts.js'
+
 // The Lua scripts of the session records, wills and retained messages (the queue scripts are in scripts.ts).
 
 /** KEYS sessions. ARGV broker id of a dead run, at. The sessions that run held are disconnected at `at`. */
@@ -62,16 +64,24 @@ return 1
 `
 
 /**
- * A session's client connected ('up') or disconnected. KEYS sessions. ARGV clientId, up|down, at, expiry seconds or
- * empty, the broker id of the run that holds (up) or held (down) the connection, or empty. A 'down' from another run
- * than the one holding the session is ignored: its client connected elsewhere since (a take-over across nodes), or
- * the run is a node starting that does not hold it.
+ * A session's client connected ('up'), is connecting ('claim') or disconnected ('down'). KEYS sessions. ARGV clientId,
+ * up|claim|down, at, expiry seconds or empty, the broker id of the run that holds (up, claim) or held (down) the
+ * connection, or empty, and for a claim the broker's `sessions.expiryMs`. A 'down' from another run than the one
+ * holding the session is ignored: its client connected elsewhere since (a take-over across nodes), or the run is a
+ * node starting that does not hold it. A claim, made before the connection reads the session, marks an existing
+ * session connected as 'up' does, unless it is over (returns 2: the caller ends it, the client starts anew) or there
+ * is none (0: 'up' makes the record once the client is registered, so that a new session is not reported present);
+ * an expiry (END_SESSION) checks the same record in Redis, so of a resume and an expiry on two nodes only one wins.
  */
-export const SESSION = `
+export const SESSION = SESSION_OVER + `
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local at = tonumber(ARGV[3])
 local r
-if ARGV[2] == 'up' then
+if ARGV[2] == 'claim' then
+  if not raw then return 0 end
+  if over(cjson.decode(raw), tonumber(ARGV[6]), at) then return 2 end
+end
+if ARGV[2] ~= 'down' then
   local created = at
   if raw then created = cjson.decode(raw).createdAt end
   r = { createdAt = created, connectedAt = at }

@@ -7,7 +7,7 @@ import type { MatchCheck } from './queue-entries.js'
 import { scanKeys } from './scan.js'
 
 /** How many subscription changes the log keeps; a node further behind than this reloads every subscription. */
-const LOG_LENGTH = 100_000
+export const LOG_LENGTH = 100_000
 
 /**
  * Persistent subscriptions: the truth is one Redis hash per client; each node matches topics against a local
@@ -74,10 +74,18 @@ export class RedisSubscriptions {
    * clean CONNECT of a client without a session) logs no change: the other nodes would each read it and match
    * their enqueues again for nothing.
    */
-  dropAll (clientId: string, tx: ReturnType<Redis['multi']>): { undo: () => void, logged: (results: unknown[]) => void } {
+  /**
+   * Takes a client's subscriptions out of the matcher; the caller runs DROP_ALL (in END_SESSION) with these keys and
+   * arguments, then hands its reply to `logged`, or calls `undo` if it failed or did not run.
+   */
+  dropAll (clientId: string): { keys: string[], args: Array<string | number>, undo: () => void, logged: (reply: [number, string | Buffer]) => void } {
     const { undo } = this.#index.clean(clientId)
-    tx.eval(DROP_ALL, 3, this.#keys.subs(clientId), this.#keys.subsGen, this.#keys.subsLog, clientId, this.#node, LOG_LENGTH)
-    return { undo, logged: (results) => { this.#advance(results.at(-1) as [number, string]) } }
+    return {
+      keys: [this.#keys.subs(clientId), this.#keys.subsGen, this.#keys.subsLog],
+      args: [clientId, this.#node, LOG_LENGTH],
+      undo,
+      logged: ([gen, id]) => { this.#advance([Number(gen), String(id)]) }
+    }
   }
 
   /** Subscriptions of a client, read from Redis (another node may have changed them). */
@@ -186,7 +194,8 @@ export class RedisSubscriptions {
 }
 
 /** Deletes a client's subscriptions (KEYS[1]) and logs the change as logChange (change-log.ts) does (KEYS 2 and 3), if it had any. */
-const DROP_ALL = `
+/** Deletes a client's subscriptions and logs the change. KEYS subs, subsGen, subsLog. ARGV clientId, node, log length. */
+export const DROP_ALL = `
 if redis.call('DEL', KEYS[1]) == 0 then return { 0, '' } end
 local g = redis.call('INCR', KEYS[2])
 local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'n', ARGV[2], 'g', g)
