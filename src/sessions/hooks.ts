@@ -33,11 +33,18 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
   start: () => Promise<{ close: () => void, sweep: () => void }>
 } {
   const connecting = new Map<string, Set<Client>>()
-  // connections that claimed their session and are not registered yet
+  // connections that claimed their session and are not registered yet; connections closed
   const claimed = new WeakSet<Client>()
+  const closed = new WeakSet<Client>()
   const settled = (client: Client, clientId: string): void => {
     const of = connecting.get(clientId)
     if (of?.delete(client) === true && of.size === 0) connecting.delete(clientId)
+  }
+  // A claim whose connection ended before it was registered: the session is disconnected again (its expiry counts
+  // from now), unless another connection of the client here, registered or on its way, holds it now.
+  const release = (client: Client, clientId: string): void => {
+    claimed.delete(client)
+    if ((aedes as BrokerInternals).clients[clientId] === undefined && !connecting.has(clientId)) store.sessionConnected(clientId, false, Date.now())
   }
   const noteConnecting: ConnectStep = (client, packet) => {
     const clientId = packet.clientId
@@ -46,10 +53,9 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     if (of === undefined) connecting.set(clientId, of = new Set())
     of.add(client)
     client.conn.once('close', () => {
+      closed.add(client)
       settled(client, clientId)
-      // another connection of the client here, registered or on its way, holds the session now
-      const held = (aedes as BrokerInternals).clients[clientId] !== undefined || connecting.has(clientId)
-      if (claimed.delete(client) && !held) store.sessionConnected(clientId, false, Date.now())
+      if (claimed.has(client)) release(client, clientId)
     })
     return undefined
   }
@@ -63,7 +69,11 @@ export function trackSessions (aedes: Aedes, store: CulexStore, opts: { expiryMs
     if (client.clean || clientId === null) return undefined
     if (v5Of(client)?.connect.cleanStart === true) return store.purgeSession(clientId).then(() => undefined)
     const settle = (found: SessionClaim): Promise<undefined> | undefined => {
-      if (found === 'claimed') claimed.add(client)
+      if (found === 'claimed') {
+        claimed.add(client)
+        // the claim came back after the connection had closed
+        if (closed.has(client)) release(client, clientId)
+      }
       return found === 'over' ? store.purgeSession(clientId).then(() => undefined) : undefined
     }
     const found = store.claimSession(clientId, opts.expiryMs, v5Of(client)?.sessionExpiry)

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { sleep, waitFor, type TestClient } from '../helpers/clients.js'
-import { prng, useCluster, waitForRoute } from './support.js'
+import { openRaw } from '../helpers/raw-client.js'
+import { prng, STEADY, useCluster, waitForRoute } from './support.js'
 
 const { node, client, redis } = useCluster()
 
@@ -64,6 +65,39 @@ describe('a session expiring on one node while its client resumes it on another'
       db.disconnect()
     }
   }, 120_000)
+})
+
+describe('a resume that ends before its client is registered', () => {
+  it(`leaves the session disconnected, so that it still expires (the claim answered after the close; seed ${SEED}, 6 rounds)`, async () => {
+    const a = await node('a', { 'sessions.expiryMs': EXPIRY_MS, ...STEADY })
+    const db = new Redis(redis().url)
+    const random = prng(SEED)
+    try {
+      for (let round = 0; round < 6; round++) {
+        const id = `given-up-${round}`
+        const first = await client(a.mqttUrl, { clientId: id, clean: false })
+        await first.subscribeAsync(`given-up/${round}/#`, { qos: 1 })
+        await endAndWait(first)
+        await waitFor(async () => (await record(db, id))?.disconnectedAt !== undefined, `round ${round}: the disconnect recorded`)
+        // Redis holds every write a while: the CONNECT's claim waits, and its connection closes meanwhile
+        await db.call('CLIENT', 'PAUSE', '2000', 'WRITE')
+        const raw = await openRaw('tcp', a)
+        raw.send({ cmd: 'connect', clientId: id, clean: false, keepalive: 0, protocolId: 'MQTT', protocolVersion: 4 })
+        // the store's connection (the one without a name) waits with a script: the claim
+        await waitFor(async () => String(await db.call('CLIENT', 'LIST')).split('\n').some(line => / name= .* flags=\S*b .* cmd=evalsha /.test(line)), `round ${round}: the claim held by the pause`)
+        raw.destroy()
+        await raw.closed
+        // the broker sees the close before or after the claim's answer
+        await sleep(Math.floor(random() * 30))
+        await db.call('CLIENT', 'UNPAUSE')
+        await waitFor(async () => (await record(db, id))?.disconnectedAt !== undefined, `round ${round}: the session disconnected again`)
+        // and it expires, as any session its client left
+        await waitFor(async () => await record(db, id) === undefined && await db.hlen(`culex:subs:${id}`) === 0, `round ${round}: the session expired`)
+      }
+    } finally {
+      db.disconnect()
+    }
+  }, 60_000)
 })
 
 async function record (db: Redis, id: string): Promise<{ disconnectedAt?: number } | undefined> {
