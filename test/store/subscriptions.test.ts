@@ -158,4 +158,33 @@ describe.each(backends)('session administration ($name)', (b) => {
     expect(await store.listSessions()).toEqual(['p1'])
     await store.close()
   })
+
+  it('claims a session a CONNECT resumes, and expires only a session still over when it is removed', async () => {
+    const store = await b.open(await b.make())
+    const session = async (id: string, disconnectedAt: number, expirySeconds?: number): Promise<void> => {
+      store.sessionConnected(id, true, disconnectedAt - 10, expirySeconds)
+      store.sessionConnected(id, false, disconnectedAt)
+      await store.addSubscriptions({ id }, [{ topic: `${id}/#`, qos: 1 }])
+    }
+    // MQTT 3.1.1 by the broker's 1 s; MQTT 5 by its own 2 s interval
+    await session('old', 1000)
+    await session('v5', 1000, 2)
+    await store.barrier()
+    expect((await store.sessionInfo('v5'))?.disconnectedAt).toBe(1000)
+    expect(await store.claimSession('nobody', 1000, undefined, 5000)).toBe('none')
+    expect(await store.claimSession('old', 1000, undefined, 2001)).toBe('over')
+    expect(await store.claimSession('v5', 60_000, 2, 2500)).toBe('claimed')
+    // claimed: connected from now, so not over however late, and not removed by an expiry that read it over before
+    expect((await store.sessionInfo('v5'))?.disconnectedAt).toBeUndefined()
+    expect(await store.expireSession('v5', 60_000, 10_000)).toBe(false)
+    expect(await store.subscriptionsByClient({ id: 'v5' })).toEqual([{ topic: 'v5/#', qos: 1 }])
+    // not over yet at that time: kept; over: removed with its subscriptions, once
+    expect(await store.expireSession('old', 1000, 1500)).toBe(false)
+    expect(await store.expireSession('old', 1000, 2001)).toBe(true)
+    expect(await store.expireSession('old', 1000, 2001)).toBe(false)
+    expect(await store.sessionInfo('old')).toBeUndefined()
+    expect(await store.subscriptionsByTopic('old/1')).toEqual([])
+    expect((await store.subscriptionsByTopic('v5/1')).map(s => s.clientId)).toEqual(['v5'])
+    await store.close()
+  })
 })
