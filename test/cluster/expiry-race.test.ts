@@ -47,7 +47,7 @@ describe('a session expiring on one node while its client resumes it on another'
         const resumed = await client(b.mqttUrl, opts, v5)
         // past the expiry on node a: what the client was told must still hold
         await sleep(Math.max(0, at + 300 - Date.now()))
-        const what = `round ${round} (MQTT ${v5 ? 5 : 3.1}, ${before} ms before the expiry, session present ${resumed.sessionPresent ? 1 : 0})`
+        const what = `round ${round} (MQTT ${v5 ? '5' : '3.1.1'}, ${before} ms before the expiry, session present ${resumed.sessionPresent ? 1 : 0})`
         const subscriptions = await db.hlen(`culex:subs:${id}`)
         const now = await record(db, id)
         expect(now, `${what}: the session record`).toBeDefined()
@@ -58,6 +58,7 @@ describe('a session expiring on one node while its client resumes it on another'
           expect(resumed.received.map(m => m.payload), what).toEqual([`queued ${round}`])
         } else {
           expect(subscriptions, `${what}: the new session's subscriptions`).toBe(0)
+          expect(resumed.received, `${what}: the new session's messages`).toEqual([])
         }
         await endAndWait(resumed)
       }
