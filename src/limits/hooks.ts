@@ -111,6 +111,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     let stalled = false
     let disconnecting = false
     let writes = 0
+    let refusedWrites = 0
     let stallTimer: NodeJS.Timeout | undefined
     const releaseAll = (): void => {
       if (waiting === undefined) return
@@ -121,6 +122,7 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
     conn.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
       writes++
       const ok = write.call(conn, chunk, encoding, cb)
+      if (!ok) refusedWrites++
       if (!ok && stallTimer === undefined && !stalled) {
         stallTimer = setTimeout(() => {
           stallTimer = undefined
@@ -154,19 +156,26 @@ export function createLimitHooks (broker: Aedes, config: Config, log: Logger, on
       const verdict = disconnecting ? 'disconnect' : window.deliver(stalled, packet.qos, bytes)
       if (verdict === 'deliver') {
         let called = false
+        let held = false
         const done = (): void => {
           if (called) return
           called = true
-          waiting?.delete(done)
+          if (held) waiting?.delete(done)
           cb()
         }
-        waiting ??= new Set()
-        waiting.add(done)
         // a copy that brings its packet id is a shared delivery: its group redelivers it, so it takes its place in
         // the order of acknowledgements without being dead-lettered
         const shared = packet.messageId !== undefined && packet.messageId !== 0
         const before = writes
+        const refusedBefore = refusedWrites
         deliver(packet, done)
+        // A copy the socket took at once is completed by the router in this turn of the event loop, however the
+        // connection fares: only one that waits (for the socket to drain, a packet id, the store) is the stall's to let go.
+        if (!called && (writes === before || refusedWrites !== refusedBefore)) {
+          held = true
+          waiting ??= new Set()
+          waiting.add(done)
+        }
         // the router sets the QoS the copy went out at, and writes a clean session's copy at once
         if (unacknowledged !== undefined && writes !== before && packet.qos > 0) unacknowledged.sent(packet.qos as 1 | 2, shared ? undefined : packet, bytes)
         if (stalled) releaseAll()

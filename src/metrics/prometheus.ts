@@ -86,8 +86,8 @@ export function createRegistry (totals: Totals, state: () => ScrapeState, info: 
   total('culex_auth_failures_total', 'Authentication and authorization failures, by reason.', ['reason'],
     () => [...totals.authFailures].map(([reason, n]) => [{ reason }, n]))
 
-  total('culex_packets_received_total', 'MQTT packets received, by type.', ['type'], () => packetTypes.filter(t => t !== 'reserved').map(type => [{ type }, totals.in.packets[type]]))
-  total('culex_packets_sent_total', 'MQTT packets sent, by type.', ['type'], () => packetTypes.filter(t => t !== 'reserved').map(type => [{ type }, totals.out.packets[type]]))
+  total('culex_packets_received_total', 'MQTT packets received, by type.', ['type'], () => packetTypes.flatMap((type, code) => type === 'reserved' ? [] : [[{ type }, totals.in.packets[code]]]))
+  total('culex_packets_sent_total', 'MQTT packets sent, by type.', ['type'], () => packetTypes.flatMap((type, code) => type === 'reserved' ? [] : [[{ type }, totals.out.packets[code]]]))
   total('culex_bytes_received_total', 'MQTT bytes received (every packet, whole).', [], () => [[{}, totals.in.bytes]])
   total('culex_bytes_sent_total', 'MQTT bytes sent (every packet, whole).', [], () => [[{}, totals.out.bytes]])
   total('culex_messages_received_total', 'PUBLISH packets received from clients, by QoS.', ['qos'], () => byQos(totals.in.messages))

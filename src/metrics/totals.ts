@@ -14,8 +14,11 @@ export const refusalReasons: Record<number, string> = {
 export const NO_CONNACK = 'closed_before_connack'
 
 export interface DirectionTotals {
-  /** Packets by type name. */
-  packets: Record<string, number>
+  /**
+   * Packets by type, indexed by its number (packetTypes): the count of each packet is one indexed add, where a
+   * property named by the type was a keyed lookup.
+   */
+  packets: number[]
   packetCount: number
   /** MQTT bytes (fixed header, length and body of every packet). */
   bytes: number
@@ -27,7 +30,7 @@ export interface DirectionTotals {
 
 function directionTotals (): DirectionTotals {
   return {
-    packets: Object.fromEntries(packetTypes.map(t => [t, 0])),
+    packets: packetTypes.map(() => 0),
     packetCount: 0,
     bytes: 0,
     messages: [0, 0, 0],
@@ -59,7 +62,7 @@ export class Totals {
 
   packet (direction: Direction, p: WirePacket): void {
     const t = direction === 'in' ? this.in : this.out
-    t.packets[p.type]++
+    t.packets[p.code]++
     t.packetCount++
     t.bytes += p.bytes
     if (p.type === 'publish' && p.qos < 3) {

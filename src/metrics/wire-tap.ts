@@ -15,6 +15,8 @@ export type PacketType = typeof packetTypes[number]
 
 export interface WirePacket {
   type: PacketType
+  /** The type as its number (the high nibble of the first byte): its index in packetTypes. */
+  code: number
   /** Bytes of the whole packet: fixed header, remaining-length field and body. */
   bytes: number
   /** PUBLISH only: the QoS in its fixed header. */
@@ -27,7 +29,7 @@ export interface WirePacket {
 
 const PUBLISH = 3
 // filled in and handed over synchronously, never kept: every tap can use the same one
-const sharedPacket: WirePacket = { type: 'reserved', bytes: 0, qos: 0, payloadBytes: 0, messageId: -1 }
+const sharedPacket: WirePacket = { type: 'reserved', code: 0, bytes: 0, qos: 0, payloadBytes: 0, messageId: -1 }
 const HEADER = 0
 const LENGTH = 1
 const BODY = 2
@@ -144,6 +146,7 @@ export class WireTap {
     this.#state = HEADER
     const packet = sharedPacket
     packet.type = type
+    packet.code = this.#type
     packet.bytes = bytes
     packet.qos = this.#qos
     packet.payloadBytes = payloadBytes

@@ -128,6 +128,18 @@ export interface MqEmitter {
   emit: (packet: DeliveryPacket, done?: (err?: Error | null) => void) => void
   on: (topic: string, notify: Notify, done?: () => void) => MqEmitter
   removeListener: (topic: string, notify: Notify, done?: () => void) => MqEmitter
+  /**
+   * Its Qlobber (qlobber 8): the listeners by filter. mqemitter reaches it only through add (on), remove
+   * (removeListener, removeAllListeners) and match (every emit); protocol/match-cache.ts wraps the three and clear.
+   */
+  _matcher: MqMatcher
+}
+
+export interface MqMatcher {
+  match: (topic: string) => Notify[]
+  add: (filter: string, notify: Notify) => unknown
+  remove: (filter: string, notify?: Notify) => unknown
+  clear: () => unknown
 }
 
 export function internals (client: Client): ClientInternals {
@@ -150,6 +162,8 @@ export interface InternalsProbe {
   writePath: () => boolean
   /** Whether aedes publishes a QoS 1/2 packet by the steps protocol/qos-publish.ts runs itself. */
   publishSteps: () => boolean
+  /** Whether aedes' mqemitter reaches its matcher only through add, remove and match. */
+  matcherCalls: () => boolean
 }
 
 type Owner = keyof InternalsProbe['versions']
@@ -177,6 +191,7 @@ const CHECKS: readonly Check[] = [
   { owner: 'aedes', what: 'Aedes#registerClient (the MQTT 5 layer tells a taken-over client why it is closed)', holds: p => isFn(p.broker.registerClient) },
   { owner: 'aedes', what: 'Aedes#mq.emit and Aedes#mq._matcher.match (its mqemitter)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.emit) && isObject(p.broker.mq._matcher) && isFn(p.broker.mq._matcher.match) },
   { owner: 'aedes', what: 'Aedes#mq.on and Aedes#mq.removeListener (every subscription reaches the mqemitter through them; the cluster keeps its filters there)', holds: p => isObject(p.broker.mq) && isFn(p.broker.mq.on) && isFn(p.broker.mq.removeListener) },
+  { owner: 'aedes', what: "Aedes#mq._matcher.add, .remove and .clear, and mqemitter reaching its matcher only through add, remove and match (the match cache is emptied on every change)", holds: p => isObject(p.broker.mq) && isObject(p.broker.mq._matcher) && isFn(p.broker.mq._matcher.add) && isFn(p.broker.mq._matcher.remove) && isFn(p.broker.mq._matcher.clear) && p.matcherCalls() },
   { owner: 'mqtt-packet', what: 'Parser#settings (the protocol level later packets are parsed at; the MQTT 5 layer sets it)', holds: p => isObject(p.newParser().settings) },
   { owner: 'mqtt-packet', what: 'Parser#_list, #_stateCounter and #error telling a packet split across reads (the fast path reads them)', holds: p => splitStateHolds(p.newParser()) },
   { owner: 'mqtt-packet', what: 'Parser#_parseString reading a string at #_pos of #_list into #packet (the UTF-8 check wraps it)', holds: p => stringReaderHolds(p.newParser()) },
@@ -205,6 +220,17 @@ function installedPublishSteps (): boolean {
   const source = readFileSync(fromAedes.resolve('aedes'), 'utf8')
   return /const publishFuncsQoS = \[\s*storeRetained,\s*enqueueOffline,\s*emitPacket,\s*callPublished\s*\]/.test(source) &&
     source.includes('const p = new Packet(packet, this)') && typeof fromAedes('aedes-packet') === 'function'
+}
+
+/**
+ * mqemitter.js as aedes installs it: every call on its matcher, which the match cache (protocol/match-cache.ts) must
+ * see each change of. Any other call (a new mutator, or a second way to match) fails the check.
+ */
+function installedMatcherCalls (): boolean {
+  const fromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'))
+  const source = readFileSync(fromAedes.resolve('mqemitter'), 'utf8')
+  const calls = (source.match(/_matcher\.\w+\([^)]*\)/g) ?? []).sort()
+  return JSON.stringify(calls) === JSON.stringify(['_matcher.add(topic, notify)', '_matcher.match(message.topic)', '_matcher.remove(topic)', '_matcher.remove(topic, notify)'])
 }
 
 function withPlainList (parser: Record<string, unknown>): Record<string, unknown> {
@@ -295,7 +321,8 @@ export function probeInstalled (): InternalsProbe {
     // the class of the parser aedes gave the client; its static parser() makes a fresh one
     newParser: () => ((client._parser as object).constructor as unknown as { parser: () => Record<string, unknown> }).parser(),
     writePath: installedWritePath,
-    publishSteps: installedPublishSteps
+    publishSteps: installedPublishSteps,
+    matcherCalls: installedMatcherCalls
   }
 }
 

@@ -10,6 +10,7 @@ import { correctStoreCalls } from './store-corrections.js'
 import { guardPackets, type ViolationKind } from './packet-guard.js'
 import { endsFlow, tapAcknowledgements } from './packet-tap.js'
 import { parseFast } from './fast-parser.js'
+import { cacheMatches } from './match-cache.js'
 import { closeAfterBug, guardReads } from './read-guard.js'
 import { answerUnsupportedLevel } from './connect-level.js'
 import { isReservedTopic } from './topic.js'
@@ -61,6 +62,7 @@ export interface ProtocolStore extends ReplayStore, RetainedSource, PublishStore
  */
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker, store, opts.writesAfterEnqueue, opts.streamAppends)
+  cacheMatches(broker.mq)
   const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
   const v5 = createV5Connections(v5ServerInfo(opts, reasonCodesSent))

@@ -89,7 +89,7 @@ describe('WireTap', () => {
     const tap2 = new WireTap(p => odd.push({ ...p }))
     tap2.feed(Uint8Array.of(0x32, 2 + 1 + 2 + 3))
     tap2.feedText('\u0000\u0001a\u0001\u0002xyz', 'latin1')
-    expect(odd).toEqual([{ type: 'publish', bytes: 10, qos: 1, payloadBytes: 3, messageId: 258 }])
+    expect(odd).toEqual([{ type: 'publish', code: 3, bytes: 10, qos: 1, payloadBytes: 3, messageId: 258 }])
   })
 
   it('stops at a remaining length longer than four bytes', () => {
