@@ -13,7 +13,8 @@ import { queueOfflineQos0, trackSessions } from './sessions/hooks.js'
 import { delayWills } from './will-delay/hooks.js'
 import { createProtocolHooks } from './protocol/hooks.js'
 import { version } from './version.js'
-import { assertAedesInternals, type BrokerInternals, type DeliveryPacket } from './protocol/aedes-internals.js'
+import type { BrokerInternals, DeliveryPacket } from './protocol/aedes-internals.js'
+import { assertAedesInternals } from './protocol/aedes-internals-check.js'
 import {
   chainAuthenticate, chainAuthorizeForward, chainAuthorizePublish, chainAuthorizeSubscribe, chainPreConnect
 } from './hook-chain.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { assertAedesInternals, internalsProblem, probeInstalled, type InternalsProbe } from '../../src/protocol/aedes-internals.js'
+import { assertAedesInternals, internalsProblem, probeInstalled, type InternalsProbe } from '../../src/protocol/aedes-internals-check.js'
 import { isCulexError } from '../../src/errors.js'
 
 type Mutation = (p: InternalsProbe) => void
