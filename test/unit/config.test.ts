@@ -121,7 +121,7 @@ describe('config loading', () => {
   it('names in the docs and the CLI help only CULEX_* variables that exist', async () => {
     const known = schemaEntries().map(e => e.env)
     // Variables of the test suite itself, not of culex.
-    const testSuite = new Set(['CULEX_STORE_DIST', 'CULEX_UPDATE_SCREENSHOT', 'CULEX_CHURN_SEEDS', 'CULEX_FAILOVER_SEEDS'])
+    const testSuite = new Set(['CULEX_STORE_DIST', 'CULEX_UPDATE_SCREENSHOT', 'CULEX_CHURN_SEEDS', 'CULEX_FAILOVER_SEEDS', 'CULEX_EXPIRY_RACE_SEED', 'CULEX_EXPIRY_RACE_ROUNDS'])
     const docs = ['README.md', 'Dockerfile', ...(await readdir('docs')).filter(f => f.endsWith('.md')).map(f => path.join('docs', f))]
     const texts = [
       ...await Promise.all(docs.map(async f => [f, await readFile(f, 'utf8')] as const)),
