@@ -21,6 +21,8 @@ export function cacheMatches (mq: MqEmitter): void {
   const remove = matcher.remove.bind(matcher)
   const clear = matcher.clear.bind(matcher)
   let kept = new Map<string, Notify[]>()
+  // a subscription change empties it; a connection's end removes its filters one by one, so an empty one stays
+  const forget = (): void => { if (kept.size > 0) kept = new Map() }
   matcher.match = (topic) => {
     let listeners = kept.get(topic)
     if (listeners === undefined) {
@@ -31,15 +33,15 @@ export function cacheMatches (mq: MqEmitter): void {
     return listeners
   }
   matcher.add = (filter, notify) => {
-    kept = new Map()
+    forget()
     return add(filter, notify)
   }
   matcher.remove = (filter, notify) => {
-    kept = new Map()
+    forget()
     return remove(filter, notify)
   }
   matcher.clear = () => {
-    kept = new Map()
+    forget()
     return clear()
   }
 }
