@@ -1,5 +1,6 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { BrokerInternals } from './aedes-internals.js'
+import { inArrivalOrder } from './ack-order.js'
 import { publishQoS, type PublishStore } from './qos-publish.js'
 import type { PacketLike, StreamAppend } from '../store/types.js'
 
@@ -161,13 +162,14 @@ export function installPublishGate (broker: BrokerInternals, records: IncomingRe
         done(null)
         return
       }
+      const acknowledge = client === null ? done : inArrivalOrder(client, done)
       publishQoS(broker, records, packet, client, err => {
         if (err !== undefined && err !== null) {
-          done(err)
+          acknowledge(err)
           return
         }
         settle(packet)
-        whenReplicated(records, done)
+        whenReplicated(records, acknowledge)
       })
     }
   }

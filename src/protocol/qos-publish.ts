@@ -5,7 +5,7 @@ import type { CulexStore } from '../store/contract.js'
 import type { InboundRecordRef, PacketLike } from '../store/types.js'
 
 /** The store calls a QoS 1/2 publish makes: aedes' persistence (aedes-persistence 11; CulexStore or the Redis store). */
-export type PublishStore = Pick<CulexStore, 'storeRetained' | 'subscriptionsByTopic' | 'subscriptionsByTopicNow' | 'outgoingEnqueueCombi'>
+export type PublishStore = Pick<CulexStore, 'storeRetained' | 'subscriptionsByTopic' | 'subscriptionsByTopicNow' | 'outgoingEnqueueCombi' | 'outgoingEnqueueLive'>
 
 type PacketClass = new (original: PublishPacket, broker: BrokerInternals) => DeliveryPacket
 
@@ -24,6 +24,20 @@ function levelsOf (topic: string): number {
 function namesLevel (sub: { topic: string }): boolean {
   const code = sub.topic.charCodeAt(0)
   return code !== 43 && code !== 35
+}
+
+type LiveEnqueue = NonNullable<ReturnType<NonNullable<PublishStore['outgoingEnqueueLive']>>>
+
+/** Settles a live enqueue; the callback returned calls `done` once both it and the enqueue's settling have ended. */
+function bothSettled (live: LiveEnqueue, done: (err?: Error | null) => void): (err?: Error | null) => void {
+  let pending = 2
+  let failure: Error | null | undefined
+  const one = (err?: Error | null): void => {
+    failure ??= err
+    if (--pending === 0) done(failure)
+  }
+  live.settle(one)
+  return one
 }
 
 /**
@@ -45,7 +59,21 @@ export function publishQoS (broker: BrokerInternals, store: PublishStore, packet
   const p = new Packet(packet, broker)
   const stored = p as PacketLike
   const enqueueFor = (subs: ReadonlyArray<{ clientId: string, topic: string }>): void => {
-    store.outgoingEnqueueCombi(p.topic.startsWith(SYS_PREFIX) ? subs.filter(namesLevel) : subs, stored, inbound).then(emit, done)
+    const targets = p.topic.startsWith(SYS_PREFIX) ? subs.filter(namesLevel) : subs
+    if (store.outgoingEnqueueLive !== undefined && p.qos === 1 && p.retain !== true && inbound === undefined && targets.length > 0) {
+      let live
+      try {
+        live = store.outgoingEnqueueLive(targets, stored)
+      } catch (err) {
+        done(err as Error)
+        return
+      }
+      if (live !== undefined) {
+        emit(done, live)
+        return
+      }
+    }
+    store.outgoingEnqueueCombi(targets, stored, inbound).then(emit, done)
   }
   const enqueue = (): void => {
     if (store.subscriptionsByTopicNow !== undefined) {
@@ -64,14 +92,18 @@ export function publishQoS (broker: BrokerInternals, store: PublishStore, packet
       broker.emit('error', err)
     })
   }
-  const emit = (): void => {
+  // `live`: the copies were queued unwritten; once every listener has had its copy, they are settled (live-copies.ts):
+  // those sent wait for their PUBACK, the others are written, and `done` waits for both that and `published`
+  const emit = (finished: ((err?: Error | null) => void) | void, live?: LiveEnqueue): void => {
+    let finish = finished ?? done
     if (client !== null && client !== undefined) p.clientId = client.id
     broker.mq.emit(p, (err) => {
+      if (live !== undefined) finish = bothSettled(live, finish)
       if (err !== undefined && err !== null) {
-        done(err)
+        finish(err)
         return
       }
-      broker.published(packet as never, client as never, done)
+      broker.published(packet as never, client as never, finish)
       broker.emit('publish', packet, client)
     })
   }

@@ -48,6 +48,12 @@ export interface CulexStore {
   outgoingEnqueue: (sub: { clientId: string, qos?: number }, packet: PacketLike) => Promise<void>
   /** With `inbound`, the publisher's QoS 2 record recorded by incomingStorePacket is written with the entries, atomically. */
   outgoingEnqueueCombi: (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike, inbound?: InboundRecordRef) => Promise<void>
+  /**
+   * outgoingEnqueueCombi for a non-retained QoS 1 message delivered in the same turn, by a store that can hold its
+   * copies unwritten until acknowledged (LevelDB, src/store/live-copies.ts): entries added, nothing written yet; call
+   * `settle` after the delivery. Undefined: no session queues the message (nothing to wait for).
+   */
+  outgoingEnqueueLive?: (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike) => { settle: (done: (err?: Error) => void) => void } | undefined
   outgoingUpdate: (client: ClientRef, packet: PacketLike) => Promise<void>
   outgoingClearMessageId: (client: ClientRef, packet: PacketLike | number) => Promise<Record<string, unknown> | undefined>
   outgoingStream: (client: ClientRef) => Readable

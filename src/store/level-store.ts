@@ -1,3 +1,4 @@
+import type { LiveCopies } from './live-copies.js'
 import { Readable } from 'node:stream'
 import type { DeadLetterStore } from './dead-letters.js'
 import type { GroupQueueStore } from './group-queue.js'
@@ -163,6 +164,10 @@ export class LevelStore implements CulexStore {
       if (inbound !== undefined) this.#incoming.stage(inbound)
       return this.#p.outbox.enqueue(subs, packet)
     })
+  }
+
+  outgoingEnqueueLive (subs: ReadonlyArray<{ clientId: string, qos?: number, rap?: boolean }>, packet: PacketLike): LiveCopies | undefined {
+    return this.#p.outbox.enqueueLive(subs, packet)
   }
 
   outgoingUpdate (client: ClientRef, packet: PacketLike): Promise<void> {

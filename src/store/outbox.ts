@@ -1,16 +1,18 @@
 import type { Logger } from '../log/logger.js'
 import { DONE } from './contract.js'
-import { CopyEncodings, decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
+import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
 import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
 import { QueueLookups } from './queue-lookups.js'
-import { droppedPacket, packetRecord, payloadBytes, payloadOf, pubrelRecord } from './packets.js'
-import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
-import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
+import { packetRecord, payloadBytes, pubrelRecord } from './packets.js'
+import type { EnqueueTarget } from './enqueue-targets.js'
+import { reportEvicted, type DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import { LazyPacketIds } from './lazy-packet-ids.js'
+import { heldLive, LIVE_COPY_DELAY_MS, LiveCopies } from './live-copies.js'
+import { place, type Placement, type PlacingContext } from './placement.js'
 import type { ValueReader } from './reader.js'
-import type { ClientRef, DropReason, PacketLike, SessionQueues, StoreLimits } from './types.js'
+import type { ClientRef, PacketLike, SessionQueues, StoreLimits } from './types.js'
 import type { WriteOp, WriteQueue } from './write-queue.js'
 
 export interface OutboxDeps {
@@ -36,11 +38,23 @@ export class Outbox extends QueueLookups implements SessionQueues {
   readonly #evicting = new Set<Promise<void>>()
   /** The packet ids of QoS 1 copies sent, written only if no PUBACK comes back first. */
   readonly #lazyIds: LazyPacketIds
+  /** Live copies sent before anything of them was written (LiveCopies): the same, sooner, as a publisher waits. */
+  readonly #lazyCopies: LazyPacketIds
+  readonly #placing: PlacingContext
 
   constructor (deps: OutboxDeps) {
     super()
     this.#deps = deps
     this.#lazyIds = new LazyPacketIds(deps.queue)
+    this.#lazyCopies = new LazyPacketIds(deps.queue, LIVE_COPY_DELAY_MS)
+    this.#placing = {
+      limits: deps.limits,
+      drops: deps.drops,
+      totals: this.#totals,
+      queueFor: (clientId) => this.#queueFor(clientId),
+      nextSeq: () => this.#seq++,
+      forget: (clientId) => { this.queues.delete(clientId) }
+    }
   }
 
   /**
@@ -77,54 +91,51 @@ export class Outbox extends QueueLookups implements SessionQueues {
    * granted (capped by the publish QoS). Resolves once committed, together with any write staged before it.
    */
   enqueue (targets: readonly EnqueueTarget[], packet: PacketLike): Promise<void> {
-    const limits = this.#deps.limits
-    const packetQos = packet.qos ?? 0
+    const placed = place(this.#placing, targets, packet)
     // No persistent subscriber (a clean one's publish, a retained one nobody holds): nothing to build, only the wait
     // for what was staged before it; the per-client map, the op lists and the undo cost about 350 bytes per PUBLISH.
-    if (targets.length === 0 || (packetQos === 0 && !limits.queueQos0)) return this.#deps.queue.commit([])
-    const perClient = targetsByClient(targets)
-    const now = Date.now()
-    const bytes = payloadBytes(payloadOf(packet))
+    return (placed === undefined ? undefined : this.#write(placed, false)) ?? this.#deps.queue.commit([])
+  }
+
+  /**
+   * enqueue for a QoS 1 message delivered in this same turn (qos-publish.ts): the entries are added to their queues
+   * and nothing is written yet; LiveCopies#settle, called after the delivery, writes those not sent at once and holds
+   * the others until acknowledged. Undefined when no session queues the message.
+   */
+  enqueueLive (targets: readonly EnqueueTarget[], packet: PacketLike): LiveCopies | undefined {
+    const placed = place(this.#placing, targets, packet)
+    if (placed === undefined) return undefined
+    for (let i = 1; i < placed.added.length; i += 2) (placed.added[i] as QueueEntry).unwritten = placed.copies
+    return new LiveCopies(placed, this.#writeUnsent)
+  }
+
+  readonly #writeUnsent = (placed: Placement): Promise<void> | undefined => this.#write(placed, true)
+
+  /**
+   * Commits the entries placed (`unsentOnly`: those a live delivery did not send at once, LiveCopies); undefined when
+   * that is nothing. The evicted stay on disk until their dead letters are written, in one batch with their deletes: a
+   * crash in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
+   * A failed batch restores them instead.
+   */
+  #write (placed: Placement, unsentOnly: boolean): Promise<void> | undefined {
     const ops: WriteOp[] = []
-    // each queue with the entry added to it, flat: [queue, entry, queue, entry, ...]
-    const added: Array<ClientQueue | QueueEntry> = []
-    const evicted: Array<[ClientQueue, QueueEntry, DropReason]> = []
-    const copies = new CopyEncodings(packet, now)
-    for (const { clientId, cap, rap } of perClient) {
-      const qos = Math.min(packetQos, cap)
-      if (qos === 0 && !limits.queueQos0) continue
-      const queue = this.#queueFor(clientId)
-      if (packet.brokerId != null && packet.brokerCounter !== undefined &&
-        queue.byCounter(packet.brokerId, packet.brokerCounter) !== undefined) continue
-      const admission = admit(queue, bytes, limits, this.#totals)
-      if (!admission.accept) {
-        this.#deps.drops.report({ reason: admission.reason, clientId, packet: droppedPacket({ ...packet, qos }) })
-        if (queue.size === 0) this.queues.delete(clientId)
-        continue
-      }
-      for (const entry of admission.evict) {
-        queue.remove(entry)
-        evicted.push([queue, entry, admission.reason])
-      }
-      // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
-      const retain = rap && packet.retain === true
-      const value = copies.get(qos, retain)
-      const seq = this.#seq++
-      const entry = queueEntry({
-        seq, enc: queue.enc, key: queue.keyOf(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
-      })
-      queue.add(entry)
-      added.push(queue, entry)
-      ops.push({ type: 'put', key: entry.key, value })
+    // each queue with the entry written to it, flat: [queue, entry, queue, entry, ...]
+    const written: Array<ClientQueue | QueueEntry> = []
+    const { added, evicted } = placed
+    for (let i = 0; i < added.length; i += 2) {
+      const entry = added[i + 1] as QueueEntry
+      if (unsentOnly && (entry.removed || heldLive(entry))) continue
+      entry.unwritten = undefined
+      written.push(added[i], entry)
+      ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained[i >> 1]) })
     }
+    // nothing to write, and no dead letter written (dropped, evicted) whose commit the PUBACK must wait for
+    if (unsentOnly && ops.length === 0 && evicted.length === 0 && !placed.dropped) return undefined
     const done = this.#deps.queue.commit(ops, () => {
-      for (let i = 0; i < added.length; i += 2) (added[i] as ClientQueue).remove(added[i + 1] as QueueEntry)
+      for (let i = 0; i < written.length; i += 2) (written[i] as ClientQueue).remove(written[i + 1] as QueueEntry)
       for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
-      for (let i = 0; i < added.length; i += 2) this.#dropIfEmpty(added[i] as ClientQueue)
+      for (let i = 0; i < written.length; i += 2) this.#dropIfEmpty(written[i] as ClientQueue)
     })
-    // The evicted stay on disk until their dead letters are written, in one batch with their deletes: a crash
-    // in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
-    // A failed batch restored them instead.
     if (evicted.length > 0) this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), () => undefined))
     return done
   }
@@ -169,7 +180,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
       // a queued QoS 0 copy is sent once and never acknowledged
       queue.remove(entry)
       this.#dropIfEmpty(queue)
-      return this.#deps.queue.commit([{ type: 'del', key: entry.key }])
+      return this.#deps.queue.commit(entry.unwritten !== undefined ? [] : [{ type: 'del', key: entry.key }])
     }
     const qos = Math.min(entry.qos, packet.qos ?? entry.qos)
     const record = packetRecord(packet, { qos, messageId })
@@ -186,7 +197,8 @@ export class Outbox extends QueueLookups implements SessionQueues {
       // when the PUBACK comes back first, as it nearly always does, nothing is encoded nor written. QoS 2 still
       // waits: its id has to be on disk before the PUBLISH leaves, or a resend under a new id would be a second
       // delivery.
-      this.#lazyIds.hold(entry, record)
+      if (entry.unwritten !== undefined) this.#lazyCopies.hold(entry, record)
+      else this.#lazyIds.hold(entry, record)
       return DONE
     }
     return this.#deps.queue.commit([{ type: 'put', key: entry.key, value: encodeRecord(record, { t: enqueuedAt }) }])
@@ -195,6 +207,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
   /** Stages the packet ids held back (all of them at close): see LazyPacketIds. */
   writeIds (): void {
     this.#lazyIds.flush()
+    this.#lazyCopies.flush()
   }
 
   /**
@@ -242,6 +255,8 @@ export class Outbox extends QueueLookups implements SessionQueues {
       : entry.inflight !== undefined
       ? Promise.resolve(entry.inflight)
       : this.#deps.reader.read([entry.key]).then((values) => values[0] === undefined ? undefined : outputPacket(decodeRecord(values[0]).fields, false))
+    // A live copy acknowledged before it was written leaves nothing to delete.
+    if (entry.unwritten !== undefined) return original
     // Staged, not awaited: a crash before the next batch loses at most the delete, and the message (or PUBREL) is
     // then resent after the restart, which QoS 1 and 2 allow. Waiting would hold aedes' reading of this client's
     // next packets for a disk write per batch of acknowledgements.
@@ -271,7 +286,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const ops: WriteOp[] = []
     for (const entry of [...queue.entries.values()]) {
       queue.remove(entry)
-      ops.push({ type: 'del', key: entry.key })
+      if (entry.unwritten === undefined) ops.push({ type: 'del', key: entry.key })
     }
     return ops
   }

@@ -1,3 +1,4 @@
+import type { CopyEncodings } from './codec.js'
 import { outgoingKey, outgoingKeyPrefix, seqDigits } from './layout.js'
 import type { SessionInfo } from './types.js'
 
@@ -22,6 +23,13 @@ export class QueueEntry {
   /** The packet as sent, kept while in flight so a PUBACK is answered without a read. In memory only. */
   inflight: Record<string, unknown> | undefined
   removed = false
+  /**
+   * Set while not on disk nor staged: the message of a live enqueue (LiveCopies), whose value this encodes
+   * (`unwritten.get(qos, false)`; a live copy never carries RETAIN). In memory only.
+   */
+  unwritten: CopyEncodings | undefined = undefined
+  /** The publish waiting for this entry to be acknowledged or written before its own PUBACK (LiveCopies). */
+  waiter: EntryWaiter | undefined = undefined
   #key: string | undefined
 
   constructor (f: EntryFields) {
@@ -43,6 +51,11 @@ export class QueueEntry {
   get key (): string {
     return (this.#key ??= outgoingKey(this.enc, this.seq))
   }
+}
+
+/** Told once an entry it waits for is acknowledged (or otherwise left its queue), or written, or failed to be. */
+export interface EntryWaiter {
+  settled: (err?: Error) => void
 }
 
 type EntryFields = Pick<QueueEntry, 'seq' | 'enc' | 'cmd' | 'brokerId' | 'brokerCounter' | 'qos' | 'bytes' | 'enqueuedAt'> &
@@ -168,6 +181,11 @@ export class ClientQueue {
       this.#unindexMessageId(entry)
     } else {
       this.waitingBytes -= entry.bytes
+    }
+    const waiter = entry.waiter
+    if (waiter !== undefined) {
+      entry.waiter = undefined
+      waiter.settled()
     }
   }
 

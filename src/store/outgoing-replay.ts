@@ -60,15 +60,25 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
     const end = chunkEnd(snapshot, start)
     const chunk = snapshot.slice(start, end).filter((entry) => !entry.removed)
     const keys: string[] = []
-    for (const entry of chunk) if (entry.inflight === undefined) keys.push(entry.key)
-    const values = keys.length === 0
+    // a live enqueue's entry not sent yet is not written yet either: its value is encoded from memory
+    let unwritten = 0
+    for (const entry of chunk) {
+      if (entry.inflight !== undefined) continue
+      if (entry.unwritten === undefined) keys.push(entry.key)
+      else unwritten++
+    }
+    const values = keys.length === 0 && unwritten === 0
       ? Promise.resolve(new Array<Buffer | undefined>(chunk.length))
-      : ctx.reader.readAscending(keys).then((found) => {
-        if (found.length === chunk.length) return found
-        const aligned = new Array<Buffer | undefined>(chunk.length)
-        for (let i = 0, j = 0; i < chunk.length; i++) if (chunk[i].inflight === undefined) aligned[i] = found[j++]
-        return aligned
-      })
+      : (keys.length === 0 ? Promise.resolve([]) : ctx.reader.readAscending(keys)).then((found) => {
+          if (found.length === chunk.length) return found
+          const aligned = new Array<Buffer | undefined>(chunk.length)
+          for (let i = 0, j = 0; i < chunk.length; i++) {
+            const entry = chunk[i]
+            if (entry.inflight !== undefined) continue
+            aligned[i] = entry.unwritten === undefined ? found[j++] : entry.unwritten.get(entry.qos, false)
+          }
+          return aligned
+        })
     // awaited below; this only keeps a read-ahead the caller abandoned from being an unhandled rejection
     values.catch(() => undefined)
     return { chunk, values, end }

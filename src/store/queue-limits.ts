@@ -169,7 +169,9 @@ export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueRea
   try {
     const values = await deps.reader.read(evicted.map(([, entry]) => entry.key))
     for (let i = 0; i < evicted.length; i++) {
-      const value = values[i]
+      const entry = evicted[i][1]
+      // a live enqueue's entry evicted before it was written: its value is in memory
+      const value = entry.unwritten?.get(entry.qos, false) ?? values[i]
       const fields = value === undefined ? { topic: '' } : decodeRecord(value).fields
       deps.drops.report({ reason: evicted[i][2], clientId: evicted[i][0].clientId, packet: droppedPacket(fields) })
     }

@@ -8,6 +8,7 @@ import { Outbox } from '../../src/store/outbox.js'
 import { DropReporter } from '../../src/store/queue-limits.js'
 import { ValueReader } from '../../src/store/reader.js'
 import { LAZY_PUT_DELAY_MS, WriteQueue, type WriteOp } from '../../src/store/write-queue.js'
+import { LIVE_COPY_DELAY_MS } from '../../src/store/live-copies.js'
 import { captureLogger, drain, open, publish, silentLogger, TempDirs, unlimited } from './helpers/store.js'
 
 const dirs = new TempDirs()
@@ -128,16 +129,22 @@ describe('a put cancelled by a later del', () => {
   })
 })
 
+/** An Outbox on a real LevelDB whose batches are recorded in `written` ("put <key>", "del <key>"). */
+async function spiedOutbox (): Promise<{ outbox: Outbox, queue: WriteQueue, written: string[], db: Level<string, Buffer> }> {
+  const dir = await dirs.make()
+  const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
+  await db.open()
+  const written: string[] = []
+  const logger = silentLogger()
+  const reopener = new LogReopener(db, dir, logger)
+  const queue = new WriteQueue({ db: spyDb(db, written), dir, sync: false, logger, tracked: isReadBack, reopener })
+  const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+  return { outbox, queue, written, db }
+}
+
 describe('the packet id of a QoS 1 copy sent', () => {
-  it('is written after LAZY_PUT_DELAY_MS unless acknowledged first, once, with the id it was last sent with; close writes what is held', async () => {
-    const dir = await dirs.make()
-    const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
-    await db.open()
-    const written: string[] = []
-    const logger = silentLogger()
-    const reopener = new LogReopener(db, dir, logger)
-    const queue = new WriteQueue({ db: spyDb(db, written), dir, sync: false, logger, tracked: isReadBack, reopener })
-    const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+  it('is written LAZY_PUT_DELAY_MS to twice that after it was sent unless acknowledged first, once, with the id it was last sent with; close writes what is held', async () => {
+    const { outbox, queue, written, db } = await spiedOutbox()
     const client = { id: 'c' }
     const copy = (n: number): Record<string, unknown> => publish(`t/${n}`, String(n), { brokerId: 'b', brokerCounter: n })
     for (const n of [1, 2, 3]) await outbox.enqueue([{ clientId: 'c', qos: 1 }], copy(n))
@@ -151,7 +158,7 @@ describe('the packet id of a QoS 1 copy sent', () => {
     await outbox.update(client, { ...copy(2), messageId: 22 })
     await queue.barrier()
     expect(written, 'nothing but the delete before the delay').toEqual([`del ${keys[0]}`])
-    await new Promise(resolve => setTimeout(resolve, LAZY_PUT_DELAY_MS + 50))
+    await new Promise(resolve => setTimeout(resolve, 2 * LAZY_PUT_DELAY_MS + 50))
     await queue.barrier()
     expect(written).toEqual([`del ${keys[0]}`, `put ${keys[1]}`])
     expect(decodeRecord(await db.get(keys[1]) as Buffer).fields.messageId).toBe(22)
@@ -161,6 +168,63 @@ describe('the packet id of a QoS 1 copy sent', () => {
     await queue.close()
     expect(written).toEqual([`put ${keys[2]}`])
     expect(decodeRecord(await db.get(keys[2]) as Buffer).fields.messageId).toBe(13)
+    await db.close()
+  })
+})
+
+describe('live copies (a QoS 1 message delivered before it is written)', () => {
+  const setup = spiedOutbox
+  const copy = (n: number): Record<string, unknown> => publish(`t/${n}`, String(n), { brokerId: 'b', brokerCounter: n })
+  const settled = (live: { settle: (done: (err?: Error) => void) => void }): { ended: boolean, err: Error | undefined, wait: Promise<void> } => {
+    const state = { ended: false, err: undefined as Error | undefined, wait: Promise.resolve() }
+    state.wait = new Promise(resolve => live.settle(err => { state.ended = true; state.err = err; resolve() }))
+    return state
+  }
+
+  it('a copy sent and acknowledged before its delay is never written nor deleted, and its publish ends with the acknowledgement', async () => {
+    const { outbox, queue, written, db } = await setup()
+    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1))
+    expect(live).toBeDefined()
+    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
+    const s = settled(live as NonNullable<typeof live>)
+    await nextTick()
+    expect(s.ended, 'waits for the PUBACK').toBe(false)
+    await outbox.clear({ id: 'c' }, { messageId: 7 })
+    await s.wait
+    expect(s.err).toBeUndefined()
+    await new Promise(resolve => setTimeout(resolve, 2 * LIVE_COPY_DELAY_MS + 20))
+    await queue.close()
+    expect(written).toEqual([])
+    await db.close()
+  })
+
+  it('a copy sent and not acknowledged is written within twice its delay, and its publish ends once it is on disk', async () => {
+    const { outbox, queue, written, db } = await setup()
+    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
+    const s = settled(live)
+    const started = Date.now()
+    await s.wait
+    expect(Date.now() - started).toBeGreaterThanOrEqual(LIVE_COPY_DELAY_MS - 2)
+    expect(written).toHaveLength(1)
+    const [, key] = written[0].split(' ')
+    expect(decodeRecord(await db.get(key) as Buffer).fields).toMatchObject({ topic: 't/1', messageId: 7 })
+    await queue.close()
+    await db.close()
+  })
+
+  it('a copy the delivery did not send (the session is away) is written at once, encoded from memory for a replay before that', async () => {
+    const { outbox, queue, written, db } = await setup()
+    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    // a replay that starts before the settle reads the entry from memory, not from disk
+    const replayed: Array<Record<string, unknown>> = []
+    for await (const chunk of outbox.batches({ id: 'c' })) replayed.push(...chunk)
+    expect(replayed).toMatchObject([{ topic: 't/1', payload: Buffer.from('1') }])
+    const s = settled(live)
+    expect(written, 'staged at once').toHaveLength(0)
+    await s.wait
+    expect(written).toHaveLength(1)
+    await queue.close()
     await db.close()
   })
 })

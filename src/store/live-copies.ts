@@ -1,0 +1,64 @@
+import type { EntryWaiter, QueueEntry } from './outgoing-index.js'
+import type { Placement } from './placement.js'
+
+/**
+ * How long a live copy sent before it was written waits for its PUBACK before it is written after all. Its
+ * publisher's PUBACK waits as long at most (plus the write), so this is short: a subscriber that keeps up answers
+ * within a few milliseconds, and one that does not costs its publishers this much latency per message, not more.
+ */
+export const LIVE_COPY_DELAY_MS = 10
+
+/** An entry of a live enqueue that its delivery sent at once, still unacknowledged and not written. */
+export function heldLive (entry: QueueEntry): boolean {
+  return !entry.removed && entry.unwritten !== undefined && entry.inflight !== undefined
+}
+
+/**
+ * The queue entries of one QoS 1 message delivered before anything of it was written (Outbox#enqueueLive). The
+ * promise is unchanged: the publisher's PUBACK goes only once every entry is on disk or acknowledged by its
+ * subscriber (or has left its queue otherwise: a session ended, a purge). So a crash before that loses nothing
+ * acknowledged: the publisher sends the message again (a QoS 1 duplicate for a subscriber that had it). What it
+ * saves is the common case, a subscriber that keeps up: its PUBACK comes back before the copy's write is due, and the
+ * message is then never encoded, written nor deleted. Entries the delivery did not send at once (the session is
+ * offline, its Receive Maximum or packet ids are used up, a replay is under way) are written at once, as before.
+ * QoS 2 and retained messages are not delivered before they are written (a resend after a crash would be a second
+ * delivery under a new packet id, or a retained message acknowledged and lost).
+ */
+export class LiveCopies implements EntryWaiter {
+  readonly #placed: Placement
+  readonly #write: (placed: Placement) => Promise<void> | undefined
+  #remaining = 1
+  #failure: Error | undefined
+  #done: ((err?: Error) => void) | undefined
+
+  constructor (placed: Placement, write: (placed: Placement) => Promise<void> | undefined) {
+    this.#placed = placed
+    this.#write = write
+  }
+
+  /**
+   * Called once the message was delivered: holds the copies sent at once, writes the others, and calls `done` once
+   * every copy is acknowledged or written (with the error of a write that failed).
+   */
+  settle (done: (err?: Error) => void): void {
+    this.#done = done
+    const added = this.#placed.added
+    for (let i = 1; i < added.length; i += 2) {
+      const entry = added[i] as QueueEntry
+      if (!heldLive(entry)) continue
+      entry.waiter = this
+      this.#remaining++
+    }
+    const writing = this.#write(this.#placed)
+    if (writing === undefined) this.settled()
+    else writing.then(() => { this.settled() }, (err: Error) => { this.settled(err) })
+  }
+
+  settled (err?: Error): void {
+    if (err !== undefined) this.#failure ??= err
+    if (--this.#remaining > 0) return
+    const done = this.#done
+    this.#done = undefined
+    done?.(this.#failure)
+  }
+}

@@ -1,0 +1,72 @@
+import { CopyEncodings } from './codec.js'
+import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
+import { queueEntry, type ClientQueue, type QueueEntry, type QueueTotals } from './outgoing-index.js'
+import { droppedPacket, payloadBytes, payloadOf } from './packets.js'
+import { admit, type DropReporter } from './queue-limits.js'
+import type { DropReason, PacketLike, StoreLimits } from './types.js'
+
+/**
+ * What an enqueue added: each queue with its entry (flat: [queue, entry, ...]), each copy's RETAIN, the evicted, and
+ * whether a copy was refused (dead-lettered). The copies' values are encoded only when written (`copies`).
+ */
+export interface Placement {
+  added: Array<ClientQueue | QueueEntry>
+  retained: boolean[]
+  evicted: Array<[ClientQueue, QueueEntry, DropReason]>
+  dropped: boolean
+  copies: CopyEncodings
+}
+
+/** The Outbox's state a placement works on. */
+export interface PlacingContext {
+  limits: StoreLimits
+  drops: DropReporter
+  totals: QueueTotals
+  queueFor: (clientId: string) => ClientQueue
+  nextSeq: () => number
+  /** Drops a queue left empty from the Outbox's map. */
+  forget: (clientId: string) => void
+}
+
+/**
+ * Adds a message's entries to the queues of its targets: one entry per distinct client, whatever number of its filters
+ * matched, at the highest QoS those filters granted (capped by the publish QoS), each admitted by the queue limits
+ * (evicting older waiting entries, or refused and dead-lettered). Writes nothing: the caller does (Outbox). Undefined
+ * when no target can take a copy at all.
+ */
+export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], packet: PacketLike): Placement | undefined {
+  const limits = ctx.limits
+  const packetQos = packet.qos ?? 0
+  if (targets.length === 0 || (packetQos === 0 && !limits.queueQos0)) return undefined
+  const perClient = targetsByClient(targets)
+  const now = Date.now()
+  const bytes = payloadBytes(payloadOf(packet))
+  const placed: Placement = { added: [], retained: [], evicted: [], dropped: false, copies: new CopyEncodings(packet, now) }
+  for (const { clientId, cap, rap } of perClient) {
+    const qos = Math.min(packetQos, cap)
+    if (qos === 0 && !limits.queueQos0) continue
+    const queue = ctx.queueFor(clientId)
+    if (packet.brokerId != null && packet.brokerCounter !== undefined &&
+      queue.byCounter(packet.brokerId, packet.brokerCounter) !== undefined) continue
+    const admission = admit(queue, bytes, limits, ctx.totals)
+    if (!admission.accept) {
+      ctx.drops.report({ reason: admission.reason, clientId, packet: droppedPacket({ ...packet, qos }) })
+      placed.dropped = true
+      if (queue.size === 0) ctx.forget(clientId)
+      continue
+    }
+    for (const entry of admission.evict) {
+      queue.remove(entry)
+      placed.evicted.push([queue, entry, admission.reason])
+    }
+    const seq = ctx.nextSeq()
+    const entry = queueEntry({
+      seq, enc: queue.enc, key: queue.keyOf(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+    })
+    queue.add(entry)
+    placed.added.push(queue, entry)
+    // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
+    placed.retained.push(rap && packet.retain === true)
+  }
+  return placed
+}
