@@ -31,23 +31,36 @@ export class LiveCopies implements EntryWaiter {
   #failure: Error | undefined
   #done: ((err?: Error) => void) | undefined
 
+  /**
+   * Marks the entries placed unwritten, each waited for from now: until acknowledged (or gone from its queue), written
+   * after its hold, or, evicted before this settled, until its dead letter is written (placement.ts).
+   */
   constructor (placed: Placement, write: (placed: Placement) => Promise<void> | undefined) {
     this.#placed = placed
     this.#write = write
+    const added = placed.added
+    for (let i = 1; i < added.length; i += 2) {
+      const entry = added[i] as QueueEntry
+      entry.unwritten = placed.copies
+      entry.waiter = this
+      this.#remaining++
+    }
   }
 
   /**
-   * Called once the message was delivered: holds the copies sent at once, writes the others, and calls `done` once
-   * every copy is acknowledged or written (with the error of a write that failed).
+   * Called once the message was delivered: the copies sent at once stay held, the others are written now, and `done`
+   * is called once every copy is acknowledged or written (with the error of a write that failed).
    */
   settle (done: (err?: Error) => void): void {
     this.#done = done
     const added = this.#placed.added
     for (let i = 1; i < added.length; i += 2) {
       const entry = added[i] as QueueEntry
-      if (!heldLive(entry)) continue
-      entry.waiter = this
-      this.#remaining++
+      // written now (below): the write's outcome is this entry's
+      if (entry.waiter === this && !entry.removed && entry.unwritten !== undefined && entry.inflight === undefined) {
+        entry.waiter = undefined
+        this.#remaining--
+      }
     }
     const writing = this.#write(this.#placed)
     if (writing === undefined) this.settled()

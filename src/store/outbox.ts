@@ -105,7 +105,6 @@ export class Outbox extends QueueLookups implements SessionQueues {
   enqueueLive (targets: readonly EnqueueTarget[], packet: PacketLike): LiveCopies | undefined {
     const placed = place(this.#placing, targets, packet)
     if (placed === undefined) return undefined
-    for (let i = 1; i < placed.added.length; i += 2) (placed.added[i] as QueueEntry).unwritten = placed.copies
     return new LiveCopies(placed, this.#writeUnsent)
   }
 
@@ -124,7 +123,8 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const { added, evicted } = placed
     for (let i = 0; i < added.length; i += 2) {
       const entry = added[i + 1] as QueueEntry
-      if (unsentOnly && (entry.removed || heldLive(entry))) continue
+      // written already: acknowledged, held for a PUBACK, or written by that hold before the delivery had ended
+      if (unsentOnly && (entry.removed || entry.unwritten === undefined || heldLive(entry))) continue
       entry.unwritten = undefined
       written.push(added[i], entry)
       ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained[i >> 1]) })
@@ -136,7 +136,12 @@ export class Outbox extends QueueLookups implements SessionQueues {
       for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
       for (let i = 0; i < written.length; i += 2) this.#dropIfEmpty(written[i] as ClientQueue)
     })
-    if (evicted.length > 0) this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), () => undefined))
+    if (evicted.length > 0) {
+      const waiters = placed.evictedWaiters
+      this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), (err: Error) => err).then((err) => {
+        if (waiters !== undefined) for (const waiter of waiters) waiter.settled(err)
+      }))
+    }
     return done
   }
 

@@ -1,5 +1,5 @@
 import type { CopyEncodings } from './codec.js'
-import { outgoingKey, outgoingKeyPrefix, seqDigits } from './layout.js'
+import { outgoingKey } from './layout.js'
 import type { SessionInfo } from './types.js'
 
 /**
@@ -106,19 +106,11 @@ export class ClientQueue {
   waitingBytes = 0
 
   readonly #totals: QueueTotals
-  /** `o!<client>!`, made once: every enqueue makes a key. */
-  #keyPrefix: string | undefined
 
   constructor (clientId: string, enc: string, totals: QueueTotals) {
     this.clientId = clientId
     this.enc = enc
     this.#totals = totals
-  }
-
-  /** The key of this queue's entry `seq` (layout.ts outgoingKey). */
-  keyOf (seq: number): string {
-    this.#keyPrefix ??= outgoingKeyPrefix(this.enc)
-    return this.#keyPrefix + seqDigits(seq)
   }
 
   /** The entries in seq (FIFO) order. */

@@ -1,6 +1,6 @@
 import { CopyEncodings } from './codec.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
-import { queueEntry, type ClientQueue, type QueueEntry, type QueueTotals } from './outgoing-index.js'
+import { queueEntry, type ClientQueue, type EntryWaiter, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, payloadBytes, payloadOf } from './packets.js'
 import { admit, type DropReporter } from './queue-limits.js'
 import type { DropReason, PacketLike, StoreLimits } from './types.js'
@@ -14,6 +14,8 @@ export interface Placement {
   retained: boolean[]
   evicted: Array<[ClientQueue, QueueEntry, DropReason]>
   dropped: boolean
+  /** The publishes of evicted live copies not written yet: told once the dead letters are written. */
+  evictedWaiters?: EntryWaiter[]
   copies: CopyEncodings
 }
 
@@ -56,12 +58,18 @@ export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], p
       continue
     }
     for (const entry of admission.evict) {
+      // a live copy whose own enqueue has not settled yet: its publish waits for this dead letter instead (Outbox)
+      const waiter = entry.waiter
+      if (waiter !== undefined) {
+        entry.waiter = undefined
+        ;(placed.evictedWaiters ??= []).push(waiter)
+      }
       queue.remove(entry)
       placed.evicted.push([queue, entry, admission.reason])
     }
     const seq = ctx.nextSeq()
     const entry = queueEntry({
-      seq, enc: queue.enc, key: queue.keyOf(seq), cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
+      seq, enc: queue.enc, cmd: 'publish', brokerId: packet.brokerId ?? undefined, brokerCounter: packet.brokerCounter, qos, bytes, enqueuedAt: now
     })
     queue.add(entry)
     placed.added.push(queue, entry)

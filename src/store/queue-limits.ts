@@ -163,9 +163,10 @@ export class DropReporter {
 /**
  * Reports entries a queue overflow evicted, with their topic and payload read back, then queues their deletes in
  * the same tick: what onDrop writes synchronously (the dead letter) joins the same batch as the deletes. Resolves
- * once that batch is committed; never rejects (a failure is logged and the entries stay on disk).
+ * once that batch is committed; never rejects: a failure is logged and handed back (the entries stay on disk, those
+ * a live enqueue had not written yet excepted: their publishes fail with it, unacknowledged).
  */
-export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry, DropReason]>): Promise<void> {
+export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueReader, drops: DropReporter, logger: Logger }, evicted: Array<[ClientQueue, QueueEntry, DropReason]>): Promise<Error | undefined> {
   try {
     const values = await deps.reader.read(evicted.map(([, entry]) => entry.key))
     for (let i = 0; i < evicted.length; i++) {
@@ -176,8 +177,10 @@ export async function reportEvicted (deps: { queue: WriteQueue, reader: ValueRea
       deps.drops.report({ reason: evicted[i][2], clientId: evicted[i][0].clientId, packet: droppedPacket(fields) })
     }
     await deps.queue.commit(evicted.map(([, entry]) => ({ type: 'del', key: entry.key })))
+    return undefined
   } catch (err) {
     // the entries stay on disk: after a restart they are queued again, not lost
     deps.logger.error({ err, evicted: evicted.length }, 'evicted messages not removed')
+    return err as Error
   }
 }

@@ -130,7 +130,7 @@ describe('a put cancelled by a later del', () => {
 })
 
 /** An Outbox on a real LevelDB whose batches are recorded in `written` ("put <key>", "del <key>"). */
-async function spiedOutbox (): Promise<{ outbox: Outbox, queue: WriteQueue, written: string[], db: Level<string, Buffer> }> {
+async function spiedOutbox (limits = unlimited): Promise<{ outbox: Outbox, queue: WriteQueue, written: string[], db: Level<string, Buffer> }> {
   const dir = await dirs.make()
   const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
   await db.open()
@@ -138,7 +138,7 @@ async function spiedOutbox (): Promise<{ outbox: Outbox, queue: WriteQueue, writ
   const logger = silentLogger()
   const reopener = new LogReopener(db, dir, logger)
   const queue = new WriteQueue({ db: spyDb(db, written), dir, sync: false, logger, tracked: isReadBack, reopener })
-  const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+  const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits, drops: new DropReporter(logger, undefined), logger })
   return { outbox, queue, written, db }
 }
 
@@ -209,6 +209,21 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     expect(written).toHaveLength(1)
     const [, key] = written[0].split(' ')
     expect(decodeRecord(await db.get(key) as Buffer).fields).toMatchObject({ topic: 't/1', messageId: 7 })
+    await queue.close()
+    await db.close()
+  })
+
+  it('a copy evicted by a newer one before its own delivery ended: its publish ends only once the eviction (delete and dead letter, one batch) is written', async () => {
+    const { outbox, queue, written, db } = await setup({ ...unlimited, maxQueuedMessages: 1 })
+    const first = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    const second = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(2)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    let writtenAtFirstEnd: string[] | undefined
+    const firstEnded = new Promise<void>(resolve => first.settle(() => { writtenAtFirstEnd = [...written]; resolve() }))
+    await nextTick()
+    expect(writtenAtFirstEnd, 'not before the eviction is written').toBeUndefined()
+    await new Promise<void>(resolve => second.settle(() => resolve()))
+    await firstEnded
+    expect(writtenAtFirstEnd?.filter(w => w.startsWith('del '))).toHaveLength(1)
     await queue.close()
     await db.close()
   })
