@@ -2,15 +2,15 @@ import type { Logger } from '../log/logger.js'
 import { DONE } from './contract.js'
 import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, queueEntry, type QueueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
+import { ClientQueue, queueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
 import { QueueLookups } from './queue-lookups.js'
 import { packetRecord, payloadBytes, pubrelRecord } from './packets.js'
 import type { EnqueueTarget } from './enqueue-targets.js'
-import { reportEvicted, type DropReporter } from './queue-limits.js'
+import type { DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import { LazyPacketIds } from './lazy-packet-ids.js'
-import { heldLive, LIVE_COPY_DELAY_MS, LiveCopies } from './live-copies.js'
-import { place, type Placement, type PlacingContext } from './placement.js'
+import { LIVE_COPY_DELAY_MS, LiveCopies } from './live-copies.js'
+import { place, writePlaced, type Placement, type PlacingContext } from './placement.js'
 import type { ValueReader } from './reader.js'
 import type { ClientRef, PacketLike, SessionQueues, StoreLimits } from './types.js'
 import type { WriteOp, WriteQueue } from './write-queue.js'
@@ -48,12 +48,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
     this.#lazyIds = new LazyPacketIds(deps.queue)
     this.#lazyCopies = new LazyPacketIds(deps.queue, LIVE_COPY_DELAY_MS)
     this.#placing = {
-      limits: deps.limits,
-      drops: deps.drops,
+      deps,
       totals: this.#totals,
       queueFor: (clientId) => this.#queueFor(clientId),
       nextSeq: () => this.#seq++,
-      forget: (clientId) => { this.queues.delete(clientId) }
+      forget: (clientId) => { this.queues.delete(clientId) },
+      settle: (queue) => { this.#dropIfEmpty(queue) },
+      track: (work) => { this.#track(work) }
     }
   }
 
@@ -94,7 +95,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const placed = place(this.#placing, targets, packet)
     // No persistent subscriber (a clean one's publish, a retained one nobody holds): nothing to build, only the wait
     // for what was staged before it; the per-client map, the op lists and the undo cost about 350 bytes per PUBLISH.
-    return (placed === undefined ? undefined : this.#write(placed, false)) ?? this.#deps.queue.commit([])
+    return (placed === undefined ? undefined : writePlaced(this.#placing, placed, false)) ?? this.#deps.queue.commit([])
   }
 
   /**
@@ -108,42 +109,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     return new LiveCopies(placed, this.#writeUnsent)
   }
 
-  readonly #writeUnsent = (placed: Placement): Promise<void> | undefined => this.#write(placed, true)
-
-  /**
-   * Commits the entries placed (`unsentOnly`: those a live delivery did not send at once, LiveCopies); undefined when
-   * that is nothing. The evicted stay on disk until their dead letters are written, in one batch with their deletes: a
-   * crash in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
-   * A failed batch restores them instead.
-   */
-  #write (placed: Placement, unsentOnly: boolean): Promise<void> | undefined {
-    const ops: WriteOp[] = []
-    // each queue with the entry written to it, flat: [queue, entry, queue, entry, ...]
-    const written: Array<ClientQueue | QueueEntry> = []
-    const { added, evicted } = placed
-    for (let i = 0; i < added.length; i += 2) {
-      const entry = added[i + 1] as QueueEntry
-      // written already: acknowledged, held for a PUBACK, or written by that hold before the delivery had ended
-      if (unsentOnly && (entry.removed || entry.unwritten === undefined || heldLive(entry))) continue
-      entry.unwritten = undefined
-      written.push(added[i], entry)
-      ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained[i >> 1]) })
-    }
-    // nothing to write, and no dead letter written (dropped, evicted) whose commit the PUBACK must wait for
-    if (unsentOnly && ops.length === 0 && evicted.length === 0 && !placed.dropped) return undefined
-    const done = this.#deps.queue.commit(ops, () => {
-      for (let i = 0; i < written.length; i += 2) (written[i] as ClientQueue).remove(written[i + 1] as QueueEntry)
-      for (const [queue, entry] of evicted) this.#queueFor(queue.clientId).restore([entry])
-      for (let i = 0; i < written.length; i += 2) this.#dropIfEmpty(written[i] as ClientQueue)
-    })
-    if (evicted.length > 0) {
-      const waiters = placed.evictedWaiters
-      this.#track(done.then(async () => await reportEvicted(this.#deps, evicted), (err: Error) => err).then((err) => {
-        if (waiters !== undefined) for (const waiter of waiters) waiter.settled(err)
-      }))
-    }
-    return done
-  }
+  readonly #writeUnsent = (placed: Placement): Promise<void> | undefined => writePlaced(this.#placing, placed, true)
 
   /** Resolves once the evictions under way have written their dead letters and deletes (for close). */
   async idle (): Promise<void> {

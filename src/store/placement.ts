@@ -2,7 +2,11 @@ import { CopyEncodings } from './codec.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { queueEntry, type ClientQueue, type EntryWaiter, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, payloadBytes, payloadOf } from './packets.js'
-import { admit, type DropReporter } from './queue-limits.js'
+import type { Logger } from '../log/logger.js'
+import { heldLive } from './live-copies.js'
+import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
+import type { ValueReader } from './reader.js'
+import type { WriteOp, WriteQueue } from './write-queue.js'
 import type { DropReason, PacketLike, StoreLimits } from './types.js'
 
 /**
@@ -21,13 +25,16 @@ export interface Placement {
 
 /** The Outbox's state a placement works on. */
 export interface PlacingContext {
-  limits: StoreLimits
-  drops: DropReporter
+  deps: { queue: WriteQueue, reader: ValueReader, limits: StoreLimits, drops: DropReporter, logger: Logger }
   totals: QueueTotals
   queueFor: (clientId: string) => ClientQueue
   nextSeq: () => number
-  /** Drops a queue left empty from the Outbox's map. */
+  /** Drops a queue from the Outbox's map (it is empty). */
   forget: (clientId: string) => void
+  /** Drops a queue from the Outbox's map if it is empty. */
+  settle: (queue: ClientQueue) => void
+  /** Keeps track of an eviction's dead letters until written (Outbox#idle). */
+  track: (work: Promise<void>) => void
 }
 
 /**
@@ -37,7 +44,7 @@ export interface PlacingContext {
  * when no target can take a copy at all.
  */
 export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], packet: PacketLike): Placement | undefined {
-  const limits = ctx.limits
+  const limits = ctx.deps.limits
   const packetQos = packet.qos ?? 0
   if (targets.length === 0 || (packetQos === 0 && !limits.queueQos0)) return undefined
   const perClient = targetsByClient(targets)
@@ -52,7 +59,7 @@ export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], p
       queue.byCounter(packet.brokerId, packet.brokerCounter) !== undefined) continue
     const admission = admit(queue, bytes, limits, ctx.totals)
     if (!admission.accept) {
-      ctx.drops.report({ reason: admission.reason, clientId, packet: droppedPacket({ ...packet, qos }) })
+      ctx.deps.drops.report({ reason: admission.reason, clientId, packet: droppedPacket({ ...packet, qos }) })
       placed.dropped = true
       if (queue.size === 0) ctx.forget(clientId)
       continue
@@ -77,4 +84,39 @@ export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], p
     placed.retained.push(rap && packet.retain === true)
   }
   return placed
+}
+
+/**
+ * Commits the entries placed (`unsentOnly`: those a live delivery did not send at once, LiveCopies); undefined when
+ * that is nothing. The evicted stay on disk until their dead letters are written, in one batch with their deletes: a
+ * crash in between leaves them queued (over the limit until the next enqueue), never gone without a dead letter.
+ * A failed batch restores them instead.
+ */
+export function writePlaced (ctx: PlacingContext, placed: Placement, unsentOnly: boolean): Promise<void> | undefined {
+  const ops: WriteOp[] = []
+  // each queue with the entry written to it, flat: [queue, entry, queue, entry, ...]
+  const written: Array<ClientQueue | QueueEntry> = []
+  const { added, evicted } = placed
+  for (let i = 0; i < added.length; i += 2) {
+    const entry = added[i + 1] as QueueEntry
+    // written already: acknowledged, held for a PUBACK, or written by that hold before the delivery had ended
+    if (unsentOnly && (entry.removed || entry.unwritten === undefined || heldLive(entry))) continue
+    entry.unwritten = undefined
+    written.push(added[i], entry)
+    ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained[i >> 1]) })
+  }
+  // nothing to write, and no dead letter written (dropped, evicted) whose commit the PUBACK must wait for
+  if (unsentOnly && ops.length === 0 && evicted.length === 0 && !placed.dropped) return undefined
+  const done = ctx.deps.queue.commit(ops, () => {
+    for (let i = 0; i < written.length; i += 2) (written[i] as ClientQueue).remove(written[i + 1] as QueueEntry)
+    for (const [queue, entry] of evicted) ctx.queueFor(queue.clientId).restore([entry])
+    for (let i = 0; i < written.length; i += 2) ctx.settle(written[i] as ClientQueue)
+  })
+  if (evicted.length > 0) {
+    const waiters = placed.evictedWaiters
+    ctx.track(done.then(async () => await reportEvicted(ctx.deps, evicted), (err: Error) => err).then((err) => {
+      if (waiters !== undefined) for (const waiter of waiters) waiter.settled(err)
+    }))
+  }
+  return done
 }
