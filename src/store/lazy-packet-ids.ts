@@ -69,7 +69,10 @@ export class LazyPacketIds {
       if (entry.removed || entry.inflight !== record) continue
       entry.unwritten = undefined
       ops.push({ type: 'put', key: entry.key, value: encodeRecord(record, { t: entry.enqueuedAt }) })
-      if (entry.waiter !== undefined) (waiting ??= []).push(entry)
+      if (entry.waiter !== undefined) {
+        entry.waiter.late?.(entry)
+        ;(waiting ??= []).push(entry)
+      }
     }
     if (waiting !== undefined) {
       const settle = (err?: Error): void => {

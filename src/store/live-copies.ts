@@ -1,4 +1,4 @@
-import type { EntryWaiter, QueueEntry } from './outgoing-index.js'
+import type { ClientQueue, EntryWaiter, QueueEntry } from './outgoing-index.js'
 import type { Placement } from './placement.js'
 
 /**
@@ -8,10 +8,8 @@ import type { Placement } from './placement.js'
  */
 export const LIVE_COPY_DELAY_MS = 10
 
-/** An entry of a live enqueue that its delivery sent at once, still unacknowledged and not written. */
-export function heldLive (entry: QueueEntry): boolean {
-  return !entry.removed && entry.unwritten !== undefined && entry.inflight !== undefined
-}
+/** How long a session whose PUBACK came too late for its hold gets its live copies written at once instead. */
+export const LATE_ACK_BACKOFF_MS = 1000
 
 /**
  * The queue entries of one QoS 1 message delivered before anything of it was written (Outbox#enqueueLive). The
@@ -20,7 +18,10 @@ export function heldLive (entry: QueueEntry): boolean {
  * acknowledged: the publisher sends the message again (a QoS 1 duplicate for a subscriber that had it). What it
  * saves is the common case, a subscriber that keeps up: its PUBACK comes back before the copy's write is due, and the
  * message is then never encoded, written nor deleted. Entries the delivery did not send at once (the session is
- * offline, its Receive Maximum or packet ids are used up, a replay is under way) are written at once, as before.
+ * offline, its Receive Maximum or packet ids are used up, a replay is under way) are written at once, as before, and
+ * so are those of a session whose PUBACK came after its hold in the last LATE_ACK_BACKOFF_MS: a subscriber that works
+ * on each message before acknowledging it would otherwise cost a publisher that waits for each PUBACK the whole hold
+ * per message.
  * QoS 2 and retained messages are not delivered before they are written (a resend after a crash would be a second
  * delivery under a new packet id, or a retained message acknowledged and lost).
  */
@@ -54,17 +55,29 @@ export class LiveCopies implements EntryWaiter {
   settle (done: (err?: Error) => void): void {
     this.#done = done
     const added = this.#placed.added
+    let now = 0
     for (let i = 1; i < added.length; i += 2) {
       const entry = added[i] as QueueEntry
-      // written now (below): the write's outcome is this entry's
-      if (entry.waiter === this && !entry.removed && entry.unwritten !== undefined && entry.inflight === undefined) {
-        entry.waiter = undefined
-        this.#remaining--
+      if (entry.waiter !== this || entry.removed || entry.unwritten === undefined) continue
+      // held for its PUBACK: sent at once, to a session that has been acknowledging in time
+      if (entry.inflight !== undefined) {
+        const after = (added[i - 1] as ClientQueue).holdLiveAfter
+        if (after === 0 || after <= (now ||= Date.now())) continue
       }
+      // written now (below): the write's outcome is this entry's
+      entry.waiter = undefined
+      this.#remaining--
     }
     const writing = this.#write(this.#placed)
     if (writing === undefined) this.settled()
     else writing.then(() => { this.settled() }, (err: Error) => { this.settled(err) })
+  }
+
+  late (entry: QueueEntry): void {
+    const added = this.#placed.added
+    for (let i = 1; i < added.length; i += 2) {
+      if (added[i] === entry) (added[i - 1] as ClientQueue).holdLiveAfter = Date.now() + LATE_ACK_BACKOFF_MS
+    }
   }
 
   settled (err?: Error): void {

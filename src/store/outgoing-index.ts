@@ -56,6 +56,8 @@ export class QueueEntry {
 /** Told once an entry it waits for is acknowledged (or otherwise left its queue), or written, or failed to be. */
 export interface EntryWaiter {
   settled: (err?: Error) => void
+  /** The entry's PUBACK did not come within its hold: it is being written instead. */
+  late?: (entry: QueueEntry) => void
 }
 
 type EntryFields = Pick<QueueEntry, 'seq' | 'enc' | 'cmd' | 'brokerId' | 'brokerCounter' | 'qos' | 'bytes' | 'enqueuedAt'> &
@@ -104,6 +106,12 @@ export class ClientQueue {
   bytes = 0
   inflightCount = 0
   waitingBytes = 0
+  /**
+   * Until this time (epoch ms) a live copy sent to this session is written at once rather than held for its PUBACK:
+   * set ahead when a held copy's PUBACK came too late (LiveCopies), so a subscriber that acknowledges slowly does not
+   * make every publish wait out the hold.
+   */
+  holdLiveAfter = 0
 
   readonly #totals: QueueTotals
 

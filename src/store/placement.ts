@@ -3,7 +3,6 @@ import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
 import { queueEntry, type ClientQueue, type EntryWaiter, type QueueEntry, type QueueTotals } from './outgoing-index.js'
 import { droppedPacket, payloadBytes, payloadOf } from './packets.js'
 import type { Logger } from '../log/logger.js'
-import { heldLive } from './live-copies.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'
 import type { WriteOp, WriteQueue } from './write-queue.js'
@@ -99,8 +98,8 @@ export function writePlaced (ctx: PlacingContext, placed: Placement, unsentOnly:
   const { added, evicted } = placed
   for (let i = 0; i < added.length; i += 2) {
     const entry = added[i + 1] as QueueEntry
-    // written already: acknowledged, held for a PUBACK, or written by that hold before the delivery had ended
-    if (unsentOnly && (entry.removed || entry.unwritten === undefined || heldLive(entry))) continue
+    // written already (acknowledged, or written by its hold before the delivery had ended), or held for its PUBACK
+    if (unsentOnly && (entry.removed || entry.unwritten === undefined || entry.waiter !== undefined)) continue
     entry.unwritten = undefined
     written.push(added[i], entry)
     ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained[i >> 1]) })

@@ -213,6 +213,23 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     await db.close()
   })
 
+  it('after a PUBACK that came too late for its hold, the session\'s next live copies are written at once, not held', async () => {
+    const { outbox, queue, written, db } = await setup()
+    const first = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
+    await settled(first).wait
+    expect(written, 'written after its hold').toHaveLength(1)
+    const second = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(2)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(2), messageId: 8 })
+    const s = settled(second)
+    await queue.barrier()
+    expect(written, 'in the next batch, not after a hold').toHaveLength(2)
+    await s.wait
+    expect(s.err).toBeUndefined()
+    await queue.close()
+    await db.close()
+  })
+
   it('a copy evicted by a newer one before its own delivery ended: its publish ends only once the eviction (delete and dead letter, one batch) is written', async () => {
     const { outbox, queue, written, db } = await setup({ ...unlimited, maxQueuedMessages: 1 })
     const first = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
