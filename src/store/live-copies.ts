@@ -29,6 +29,9 @@ export class LiveCopies implements EntryWaiter {
   readonly #placed: Placement
   readonly #write: (placed: Placement) => Promise<void> | undefined
   #remaining = 1
+  readonly #barrier: () => Promise<void>
+  /** An entry left its queue unacknowledged: what that wrote (a dead letter) is on disk before `done`. */
+  #unacknowledged = false
   #failure: Error | undefined
   #done: ((err?: Error) => void) | undefined
 
@@ -36,9 +39,10 @@ export class LiveCopies implements EntryWaiter {
    * Marks the entries placed unwritten, each waited for from now: until acknowledged (or gone from its queue), written
    * after its hold, or, evicted before this settled, until its dead letter is written (placement.ts).
    */
-  constructor (placed: Placement, write: (placed: Placement) => Promise<void> | undefined) {
+  constructor (placed: Placement, write: (placed: Placement) => Promise<void> | undefined, barrier: () => Promise<void>) {
     this.#placed = placed
     this.#write = write
+    this.#barrier = barrier
     const added = placed.added
     for (let i = 1; i < added.length; i += 2) {
       const entry = added[i] as QueueEntry
@@ -80,11 +84,22 @@ export class LiveCopies implements EntryWaiter {
     }
   }
 
-  settled (err?: Error): void {
+  /**
+   * A copy that left its queue unacknowledged (dead-lettered as too large or refused by its subscriber, expired, its
+   * session ended) was never written: what reported it is queued by then, and `done` waits for the batch holding it,
+   * or a crash before that would lose the message with no trace of it.
+   */
+  settled (err?: Error, unacknowledged = false): void {
     if (err !== undefined) this.#failure ??= err
+    if (unacknowledged) this.#unacknowledged = true
     if (--this.#remaining > 0) return
     const done = this.#done
     this.#done = undefined
-    done?.(this.#failure)
+    if (done === undefined) return
+    if (!this.#unacknowledged) {
+      done(this.#failure)
+      return
+    }
+    this.#barrier().then(() => { done(this.#failure) }, (failed: Error) => { done(this.#failure ?? failed) })
   }
 }

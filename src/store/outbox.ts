@@ -106,9 +106,10 @@ export class Outbox extends QueueLookups implements SessionQueues {
   enqueueLive (targets: readonly EnqueueTarget[], packet: PacketLike): LiveCopies | undefined {
     const placed = place(this.#placing, targets, packet)
     if (placed === undefined) return undefined
-    return new LiveCopies(placed, this.#writeUnsent)
+    return new LiveCopies(placed, this.#writeUnsent, this.#barrier)
   }
 
+  readonly #barrier = (): Promise<void> => this.#deps.queue.barrier()
   readonly #writeUnsent = (placed: Placement): Promise<void> | undefined => writePlaced(this.#placing, placed, true)
 
   /** Resolves once the evictions under way have written their dead letters and deletes (for close). */
@@ -218,7 +219,13 @@ export class Outbox extends QueueLookups implements SessionQueues {
       ? queue.byMessageId(p.messageId as number)
       : p.brokerId != null && p.brokerCounter !== undefined ? queue.byCounter(p.brokerId, p.brokerCounter) : undefined
     if (entry === undefined || (unsent && entry.messageId !== undefined)) return Promise.resolve(undefined)
+    // a live copy's successful PUBACK: its publish waits for nothing more (any other removal waits for what it wrote)
+    const waiter = entry.waiter
+    const code = (p as { reasonCode?: number }).reasonCode
+    const received = waiter !== undefined && p.cmd === 'puback' && (code === undefined || code < 0x80)
+    if (received) entry.waiter = undefined
     queue.remove(entry)
+    if (received) waiter.settled()
     this.#dropIfEmpty(queue)
     // The record kept in flight goes out as it is, not copied: the entry left the queue, so nothing reads it again
     const original = unsent

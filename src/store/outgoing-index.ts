@@ -55,7 +55,8 @@ export class QueueEntry {
 
 /** Told once an entry it waits for is acknowledged (or otherwise left its queue), or written, or failed to be. */
 export interface EntryWaiter {
-  settled: (err?: Error) => void
+  /** `unacknowledged`: the entry left its queue otherwise than by its subscriber's successful PUBACK. */
+  settled: (err?: Error, unacknowledged?: boolean) => void
   /** The entry's PUBACK did not come within its hold: it is being written instead. */
   late?: (entry: QueueEntry) => void
 }
@@ -185,7 +186,7 @@ export class ClientQueue {
     const waiter = entry.waiter
     if (waiter !== undefined) {
       entry.waiter = undefined
-      waiter.settled()
+      waiter.settled(undefined, true)
     }
   }
 

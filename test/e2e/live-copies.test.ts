@@ -65,6 +65,36 @@ describe('live copies across kill -9 (built CLI)', () => {
     expect(resent).toEqual(['m0', 'm1', 'm2', 'm3', 'm4'])
   }, 60_000)
 
+  it('killed right after the PUBACK of a message its MQTT 5 subscriber refused (PUBACK 0x80): the dead letter is there after the restart', async () => {
+    const dir = await tempDataDir()
+    dirs.push(dir)
+    // fsync per batch: the longer write is the window a PUBACK sent before the dead letter was on disk would show
+    const env = { CULEX_STORE_SYNC: 'true' }
+    let cli = await startCli(startArgs(dir), env)
+    clis.push(cli)
+    const sub = await openRaw('tcp', { mqttUrl: url(cli), wsUrl: '' }, { version: 5 })
+    raws.push(sub)
+    await sub.connect({ clientId: 'refuser', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } })
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'kill/refused', qos: 1 }] })
+    await sub.next('suback')
+    const pub = await connectClient(url(cli), { clientId: 'refused-pub', protocolVersion: 5 })
+    clients.push(pub)
+    const count = 20
+    for (let i = 0; i < count; i++) {
+      const acked = pub.publishAsync('kill/refused', `r${i}`, { qos: 1 })
+      const copy = await sub.next<IPublishPacket>('publish')
+      sub.send({ cmd: 'puback', messageId: copy.messageId, reasonCode: 0x80 })
+      await acked
+    }
+    await cli.kill9()
+    cli = await startCli(startArgs(dir), env)
+    clis.push(cli)
+    const admin = `http://127.0.0.1:${cli.ports.admin}`
+    const page = await (await fetch(`${admin}/api/dead-letters?reason=rejected&limit=100`)).json() as { items: Array<{ topic: string, target: string }>, total: number }
+    expect(page.total).toBe(count)
+    expect(page.items.every(d => d.topic === 'kill/refused' && d.target === 'refuser')).toBe(true)
+  }, 60_000)
+
   // The subscriber acknowledges each copy after 0 to 25 ms (drawn from the seed), around the time a copy waits before
   // it is written, while a publisher keeps 16 messages in flight; the broker is killed at a drawn point.
   it.each([71, 72, 73])('kill -9 while a subscriber acknowledges late or early: every acknowledged message arrives (seed %i)', async (seed0) => {

@@ -213,6 +213,21 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     await db.close()
   })
 
+  it('a copy refused by its subscriber (PUBACK 0x80) was never written: its publish ends only once what the refusal wrote (the dead letter) is committed', async () => {
+    const { outbox, queue, written, db } = await setup()
+    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
+    let writtenAtEnd: string[] | undefined
+    const ended = new Promise<void>(resolve => live.settle(() => { writtenAtEnd = [...written]; resolve() }))
+    // what the refusal writes first (src/protocol/v5/acknowledgements.ts records the dead letter before aedes clears)
+    queue.stage([{ type: 'put', key: 'd!dead-letter', value: Buffer.from('x') }])
+    await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 7, reasonCode: 0x80 })
+    await ended
+    expect(writtenAtEnd).toEqual(['put d!dead-letter'])
+    await queue.close()
+    await db.close()
+  })
+
   it('after a PUBACK that came too late for its hold, the session\'s next live copies are written at once, not held', async () => {
     const { outbox, queue, written, db } = await setup()
     const first = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
