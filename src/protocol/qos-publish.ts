@@ -56,57 +56,77 @@ export function publishQoS (broker: BrokerInternals, store: PublishStore, packet
     done(new Error('topic has too many levels'))
     return
   }
-  const p = new Packet(packet, broker)
-  const stored = p as PacketLike
-  const enqueueFor = (subs: ReadonlyArray<{ clientId: string, topic: string }>): void => {
-    const targets = p.topic.startsWith(SYS_PREFIX) ? subs.filter(namesLevel) : subs
-    if (store.outgoingEnqueueLive !== undefined && p.qos === 1 && p.retain !== true && inbound === undefined && targets.length > 0) {
-      let live
-      try {
-        live = store.outgoingEnqueueLive(targets, stored)
-      } catch (err) {
-        done(err as Error)
-        return
-      }
-      if (live !== undefined) {
-        emit(done, live)
-        return
-      }
-    }
-    store.outgoingEnqueueCombi(targets, stored, inbound).then(emit, done)
-  }
-  const enqueue = (): void => {
-    if (store.subscriptionsByTopicNow !== undefined) {
-      let subs: ReadonlyArray<{ clientId: string, topic: string }>
-      try {
-        subs = store.subscriptionsByTopicNow(p.topic)
-      } catch (err) {
-        broker.emit('error', err)
-        return
-      }
-      enqueueFor(subs)
+  // one object for the steps below rather than a closure per step: this runs for every QoS 1/2 PUBLISH
+  const run: Run = { broker, store, packet, p: new Packet(packet, broker), client, done, inbound }
+  if (run.p.retain === true) store.storeRetained(run.p as PacketLike).then(() => { enqueue(run) }, done)
+  else enqueue(run)
+}
+
+interface Run {
+  broker: BrokerInternals
+  store: PublishStore
+  packet: PublishPacket
+  /** The aedes-packet every listener gets. */
+  p: DeliveryPacket
+  client: Client | null
+  done: (err?: Error | null) => void
+  inbound: InboundRecordRef | undefined
+}
+
+function enqueue (run: Run): void {
+  const store = run.store
+  if (store.subscriptionsByTopicNow !== undefined) {
+    let subs: ReadonlyArray<{ clientId: string, topic: string }>
+    try {
+      subs = store.subscriptionsByTopicNow(run.p.topic)
+    } catch (err) {
+      run.broker.emit('error', err)
       return
     }
-    store.subscriptionsByTopic(p.topic).then(enqueueFor, (err: Error) => {
-      // as aedes: a store that cannot say who is subscribed fails the broker, and the publish never completes
-      broker.emit('error', err)
-    })
+    enqueueFor(run, subs)
+    return
   }
-  // `live`: the copies were queued unwritten; once every listener has had its copy, they are settled (live-copies.ts):
-  // those sent wait for their PUBACK, the others are written, and `done` waits for both that and `published`
-  const emit = (finished: ((err?: Error | null) => void) | void, live?: LiveEnqueue): void => {
-    let finish = finished ?? done
-    if (client !== null && client !== undefined) p.clientId = client.id
-    broker.mq.emit(p, (err) => {
-      if (live !== undefined) finish = bothSettled(live, finish)
-      if (err !== undefined && err !== null) {
-        finish(err)
-        return
-      }
-      broker.published(packet as never, client as never, finish)
-      broker.emit('publish', packet, client)
-    })
+  store.subscriptionsByTopic(run.p.topic).then(subs => { enqueueFor(run, subs) }, (err: Error) => {
+    // as aedes: a store that cannot say who is subscribed fails the broker, and the publish never completes
+    run.broker.emit('error', err)
+  })
+}
+
+function enqueueFor (run: Run, subs: ReadonlyArray<{ clientId: string, topic: string }>): void {
+  const { store, p, inbound } = run
+  const stored = p as PacketLike
+  const targets = p.topic.startsWith(SYS_PREFIX) ? subs.filter(namesLevel) : subs
+  if (store.outgoingEnqueueLive !== undefined && p.qos === 1 && p.retain !== true && inbound === undefined && targets.length > 0) {
+    let live
+    try {
+      live = store.outgoingEnqueueLive(targets, stored)
+    } catch (err) {
+      run.done(err as Error)
+      return
+    }
+    if (live !== undefined) {
+      emit(run, live)
+      return
+    }
   }
-  if (p.retain === true) store.storeRetained(stored).then(enqueue, done)
-  else enqueue()
+  store.outgoingEnqueueCombi(targets, stored, inbound).then(() => { emit(run) }, run.done)
+}
+
+/**
+ * Hands the message to every listener, then calls `published`. `live`: the copies were queued unwritten; once every
+ * listener has had its copy they are settled (live-copies.ts): those sent wait for their PUBACK, the others are
+ * written, and `done` waits for both that and `published`.
+ */
+function emit (run: Run, live?: LiveEnqueue): void {
+  const { broker, packet, client, p } = run
+  if (client !== null && client !== undefined) p.clientId = client.id
+  broker.mq.emit(p, (err) => {
+    const finish = live === undefined ? run.done : bothSettled(live, run.done)
+    if (err !== undefined && err !== null) {
+      finish(err)
+      return
+    }
+    broker.published(packet as never, client as never, finish)
+    broker.emit('publish', packet, client)
+  })
 }

@@ -14,8 +14,10 @@ import type { DropReason, PacketLike, StoreLimits } from './types.js'
  */
 export interface Placement {
   added: Array<ClientQueue | QueueEntry>
-  retained: boolean[]
-  evicted: Array<[ClientQueue, QueueEntry, DropReason]>
+  /** Made only for a retained message: a copy of any other has RETAIN 0. */
+  retained: boolean[] | undefined
+  /** Made at the first eviction. */
+  evicted: Array<[ClientQueue, QueueEntry, DropReason]> | undefined
   dropped: boolean
   /** The publishes of evicted live copies not written yet: told once the dead letters are written. */
   evictedWaiters?: EntryWaiter[]
@@ -49,7 +51,7 @@ export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], p
   const perClient = targetsByClient(targets)
   const now = Date.now()
   const bytes = payloadBytes(payloadOf(packet))
-  const placed: Placement = { added: [], retained: [], evicted: [], dropped: false, copies: new CopyEncodings(packet, now) }
+  const placed: Placement = { added: [], retained: packet.retain === true ? [] : undefined, evicted: undefined, dropped: false, copies: new CopyEncodings(packet, now) }
   for (const { clientId, cap, rap } of perClient) {
     const qos = Math.min(packetQos, cap)
     if (qos === 0 && !limits.queueQos0) continue
@@ -71,7 +73,7 @@ export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], p
         ;(placed.evictedWaiters ??= []).push(waiter)
       }
       queue.remove(entry)
-      placed.evicted.push([queue, entry, admission.reason])
+      ;(placed.evicted ??= []).push([queue, entry, admission.reason])
     }
     const seq = ctx.nextSeq()
     const entry = queueEntry({
@@ -80,10 +82,12 @@ export function place (ctx: PlacingContext, targets: readonly EnqueueTarget[], p
     queue.add(entry)
     placed.added.push(queue, entry)
     // [MQTT-3.3.1-9]: a copy forwarded to an established subscription has RETAIN 0 unless retain-as-published
-    placed.retained.push(rap && packet.retain === true)
+    placed.retained?.push(rap)
   }
   return placed
 }
+
+const NO_EVICTIONS: ReadonlyArray<[ClientQueue, QueueEntry, DropReason]> = Object.freeze([])
 
 /**
  * Commits the entries placed (`unsentOnly`: those a live delivery did not send at once, LiveCopies); undefined when
@@ -95,14 +99,15 @@ export function writePlaced (ctx: PlacingContext, placed: Placement, unsentOnly:
   const ops: WriteOp[] = []
   // each queue with the entry written to it, flat: [queue, entry, queue, entry, ...]
   const written: Array<ClientQueue | QueueEntry> = []
-  const { added, evicted } = placed
+  const added = placed.added
+  const evicted = placed.evicted ?? NO_EVICTIONS
   for (let i = 0; i < added.length; i += 2) {
     const entry = added[i + 1] as QueueEntry
     // written already (acknowledged, or written by its hold before the delivery had ended), or held for its PUBACK
     if (unsentOnly && (entry.removed || entry.unwritten === undefined || entry.waiter !== undefined)) continue
     entry.unwritten = undefined
     written.push(added[i], entry)
-    ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained[i >> 1]) })
+    ops.push({ type: 'put', key: entry.key, value: placed.copies.get(entry.qos, placed.retained?.[i >> 1] ?? false) })
   }
   // nothing to write, and no dead letter written (dropped, evicted) whose commit the PUBACK must wait for
   if (unsentOnly && ops.length === 0 && evicted.length === 0 && !placed.dropped) return undefined
@@ -111,9 +116,10 @@ export function writePlaced (ctx: PlacingContext, placed: Placement, unsentOnly:
     for (const [queue, entry] of evicted) ctx.queueFor(queue.clientId).restore([entry])
     for (let i = 0; i < written.length; i += 2) ctx.settle(written[i] as ClientQueue)
   })
-  if (evicted.length > 0) {
+  if (placed.evicted !== undefined) {
     const waiters = placed.evictedWaiters
-    ctx.track(done.then(async () => await reportEvicted(ctx.deps, evicted), (err: Error) => err).then((err) => {
+    const reported = placed.evicted
+    ctx.track(done.then(async () => await reportEvicted(ctx.deps, reported), (err: Error) => err).then((err) => {
       if (waiters !== undefined) for (const waiter of waiters) waiter.settled(err)
     }))
   }
