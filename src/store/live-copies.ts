@@ -12,6 +12,33 @@ export const LIVE_COPY_DELAY_MS = 10
 export const LATE_ACK_BACKOFF_MS = 1000
 
 /**
+ * The sessions whose PUBACK came after a copy's hold in the last LATE_ACK_BACKOFF_MS, by client id: kept apart from
+ * their queues, which go whenever they empty (a subscriber that acknowledges each message late has an empty queue
+ * whenever its publisher, waiting for each PUBACK, sends the next one).
+ */
+export class LateAcks {
+  readonly #until = new Map<string, number>()
+  #sweepAt = 64
+
+  noteLate (clientId: string): void {
+    const now = Date.now()
+    this.#until.set(clientId, now + LATE_ACK_BACKOFF_MS)
+    if (this.#until.size < this.#sweepAt) return
+    for (const [id, until] of this.#until) if (until <= now) this.#until.delete(id)
+    this.#sweepAt = Math.max(64, 2 * this.#until.size)
+  }
+
+  isLate (clientId: string): boolean {
+    if (this.#until.size === 0) return false
+    const until = this.#until.get(clientId)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.#until.delete(clientId)
+    return false
+  }
+}
+
+/**
  * The queue entries of one QoS 1 message delivered before anything of it was written (Outbox#enqueueLive). The
  * promise is unchanged: the publisher's PUBACK goes only once every entry is on disk or acknowledged by its
  * subscriber (or has left its queue otherwise: a session ended, a purge). So a crash before that loses nothing
@@ -30,6 +57,7 @@ export class LiveCopies implements EntryWaiter {
   readonly #write: (placed: Placement) => Promise<void> | undefined
   #remaining = 1
   readonly #barrier: () => Promise<void>
+  readonly #late: LateAcks
   /** An entry left its queue unacknowledged: what that wrote (a dead letter) is on disk before `done`. */
   #unacknowledged = false
   #failure: Error | undefined
@@ -39,10 +67,11 @@ export class LiveCopies implements EntryWaiter {
    * Marks the entries placed unwritten, each waited for from now: until acknowledged (or gone from its queue), written
    * after its hold, or, evicted before this settled, until its dead letter is written (placement.ts).
    */
-  constructor (placed: Placement, write: (placed: Placement) => Promise<void> | undefined, barrier: () => Promise<void>) {
+  constructor (placed: Placement, write: (placed: Placement) => Promise<void> | undefined, barrier: () => Promise<void>, late: LateAcks) {
     this.#placed = placed
     this.#write = write
     this.#barrier = barrier
+    this.#late = late
     const added = placed.added
     for (let i = 1; i < added.length; i += 2) {
       const entry = added[i] as QueueEntry
@@ -59,15 +88,11 @@ export class LiveCopies implements EntryWaiter {
   settle (done: (err?: Error) => void): void {
     this.#done = done
     const added = this.#placed.added
-    let now = 0
     for (let i = 1; i < added.length; i += 2) {
       const entry = added[i] as QueueEntry
       if (entry.waiter !== this || entry.removed || entry.unwritten === undefined) continue
       // held for its PUBACK: sent at once, to a session that has been acknowledging in time
-      if (entry.inflight !== undefined) {
-        const after = (added[i - 1] as ClientQueue).holdLiveAfter
-        if (after === 0 || after <= (now ||= Date.now())) continue
-      }
+      if (entry.inflight !== undefined && !this.#late.isLate((added[i - 1] as ClientQueue).clientId)) continue
       // written now (below): the write's outcome is this entry's
       entry.waiter = undefined
       this.#remaining--
@@ -80,7 +105,7 @@ export class LiveCopies implements EntryWaiter {
   late (entry: QueueEntry): void {
     const added = this.#placed.added
     for (let i = 1; i < added.length; i += 2) {
-      if (added[i] === entry) (added[i - 1] as ClientQueue).holdLiveAfter = Date.now() + LATE_ACK_BACKOFF_MS
+      if (added[i] === entry) this.#late.noteLate((added[i - 1] as ClientQueue).clientId)
     }
   }
 

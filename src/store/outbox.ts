@@ -9,7 +9,7 @@ import type { EnqueueTarget } from './enqueue-targets.js'
 import type { DropReporter } from './queue-limits.js'
 import { outputPacket, replay } from './outgoing-replay.js'
 import { LazyPacketIds } from './lazy-packet-ids.js'
-import { LIVE_COPY_DELAY_MS, LiveCopies } from './live-copies.js'
+import { LateAcks, LIVE_COPY_DELAY_MS, LiveCopies } from './live-copies.js'
 import { place, writePlaced, type Placement, type PlacingContext } from './placement.js'
 import type { ValueReader } from './reader.js'
 import type { ClientRef, PacketLike, SessionQueues, StoreLimits } from './types.js'
@@ -41,6 +41,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
   /** Live copies sent before anything of them was written (LiveCopies): the same, sooner, as a publisher waits. */
   readonly #lazyCopies: LazyPacketIds
   readonly #placing: PlacingContext
+  readonly #lateAcks = new LateAcks()
 
   constructor (deps: OutboxDeps) {
     super()
@@ -106,7 +107,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
   enqueueLive (targets: readonly EnqueueTarget[], packet: PacketLike): LiveCopies | undefined {
     const placed = place(this.#placing, targets, packet)
     if (placed === undefined) return undefined
-    return new LiveCopies(placed, this.#writeUnsent, this.#barrier)
+    return new LiveCopies(placed, this.#writeUnsent, this.#barrier, this.#lateAcks)
   }
 
   readonly #barrier = (): Promise<void> => this.#deps.queue.barrier()

@@ -107,12 +107,6 @@ export class ClientQueue {
   bytes = 0
   inflightCount = 0
   waitingBytes = 0
-  /**
-   * Until this time (epoch ms) a live copy sent to this session is written at once rather than held for its PUBACK:
-   * set ahead when a held copy's PUBACK came too late (LiveCopies), so a subscriber that acknowledges slowly does not
-   * make every publish wait out the hold.
-   */
-  holdLiveAfter = 0
 
   readonly #totals: QueueTotals
 

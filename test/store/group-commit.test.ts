@@ -241,6 +241,16 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     expect(written, 'in the next batch, not after a hold').toHaveLength(2)
     await s.wait
     expect(s.err).toBeUndefined()
+    // acknowledged: the queue is empty and goes; the session is still known to acknowledge late
+    await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 7 })
+    await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 8 })
+    expect(outbox.info('c')).toBeUndefined()
+    const third = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(3)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(3), messageId: 9 })
+    const t = settled(third)
+    await queue.barrier()
+    expect(written.filter(w => w.startsWith('put ')), 'the third, written at once too').toHaveLength(3)
+    await t.wait
     await queue.close()
     await db.close()
   })
