@@ -8,13 +8,17 @@ import type { Placement } from './placement.js'
  */
 export const LIVE_COPY_DELAY_MS = 10
 
-/** How long a session whose PUBACK came too late for its hold gets its live copies written at once instead. */
+/**
+ * How long at most a session whose PUBACK came too late for its hold gets its live copies written at once instead:
+ * until then, or until one of its PUBACKs comes back within LIVE_COPY_DELAY_MS of its message (a stall of the
+ * subscriber's process is over), whichever comes first.
+ */
 export const LATE_ACK_BACKOFF_MS = 1000
 
 /**
- * The sessions whose PUBACK came after a copy's hold in the last LATE_ACK_BACKOFF_MS, by client id: kept apart from
- * their queues, which go whenever they empty (a subscriber that acknowledges each message late has an empty queue
- * whenever its publisher, waiting for each PUBACK, sends the next one).
+ * The sessions whose PUBACK came after a copy's hold, by client id (LATE_ACK_BACKOFF_MS): kept apart from their
+ * queues, which go whenever they empty (a subscriber that acknowledges each message late has an empty queue whenever
+ * its publisher, waiting for each PUBACK, sends the next one).
  */
 export class LateAcks {
   readonly #until = new Map<string, number>()
@@ -26,6 +30,11 @@ export class LateAcks {
     if (this.#until.size < this.#sweepAt) return
     for (const [id, until] of this.#until) if (until <= now) this.#until.delete(id)
     this.#sweepAt = Math.max(64, 2 * this.#until.size)
+  }
+
+  /** A PUBACK came `ageMs` after its message was queued: one in time ends the session's backoff. */
+  acknowledged (clientId: string, ageMs: number): void {
+    if (this.#until.size > 0 && ageMs < LIVE_COPY_DELAY_MS) this.#until.delete(clientId)
   }
 
   isLate (clientId: string): boolean {

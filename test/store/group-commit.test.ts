@@ -241,7 +241,8 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     expect(written, 'in the next batch, not after a hold').toHaveLength(2)
     await s.wait
     expect(s.err).toBeUndefined()
-    // acknowledged: the queue is empty and goes; the session is still known to acknowledge late
+    // acknowledged late again: the queue is empty and goes; the session is still known to acknowledge late
+    await new Promise(resolve => setTimeout(resolve, LIVE_COPY_DELAY_MS + 5))
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 7 })
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 8 })
     expect(outbox.info('c')).toBeUndefined()
@@ -251,6 +252,15 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     await queue.barrier()
     expect(written.filter(w => w.startsWith('put ')), 'the third, written at once too').toHaveLength(3)
     await t.wait
+    // a PUBACK in time (a stall of the subscriber is over) ends the backoff: the next copy is held again
+    await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 9 })
+    const fourth = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(4)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(4), messageId: 10 })
+    const f = settled(fourth)
+    await queue.barrier()
+    expect(written.filter(w => w.startsWith('put ')), 'the fourth held').toHaveLength(3)
+    await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 10 })
+    await f.wait
     await queue.close()
     await db.close()
   })
