@@ -7,8 +7,9 @@ import type { PacketLike, StreamAppend } from '../store/types.js'
 /**
  * aedes 1.2 writes a QoS 1 PUBACK before it stores and routes the message, so a crash in between loses a message
  * the publisher was told is safe. The gate reverses that: the QoS 1 publish runs to completion (retained stored,
- * queued for every persistent subscriber, committed, emitted) inside authorizePublish, and only then does aedes
- * send the PUBACK. aedes then calls publish() for the same packet object, which the gate turns into a no-op.
+ * queued for every persistent subscriber, emitted, each queued copy committed or acknowledged by its subscriber:
+ * src/store/live-copies.ts) inside authorizePublish, and only then does aedes send the PUBACK, in arrival order
+ * (ack-order.ts). aedes then calls publish() for the same packet object, which the gate turns into a no-op.
  * QoS 2 already publishes before PUBREC, but a copy resent before the first one is stored looks new to aedes and was
  * delivered twice; the gate remembers each client's QoS 2 ids from PUBLISH to PUBREL and settles such a copy, so
  * it is acknowledged and not published again [MQTT-4.3.3-2], once the first copy is stored (and not if that fails).

@@ -2,9 +2,10 @@ import type { ClientQueue, EntryWaiter, QueueEntry } from './outgoing-index.js'
 import type { Placement } from './placement.js'
 
 /**
- * How long a live copy sent before it was written waits for its PUBACK before it is written after all. Its
- * publisher's PUBACK waits as long at most (plus the write), so this is short: a subscriber that keeps up answers
- * within a few milliseconds, and one that does not costs its publishers this much latency per message, not more.
+ * How long a live copy sent before it was written waits for its PUBACK before it is written after all (up to twice
+ * this: LazyPacketIds ticks in two generations). Its publisher's PUBACK waits as long at most (plus the write), so this
+ * is short: a subscriber that keeps up answers within a few milliseconds, and one that does not costs its publishers
+ * this much latency once, then its copies are written at once (LATE_ACK_BACKOFF_MS).
  */
 export const LIVE_COPY_DELAY_MS = 10
 
