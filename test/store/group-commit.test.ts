@@ -252,14 +252,19 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     await queue.barrier()
     expect(written.filter(w => w.startsWith('put ')), 'the third, written at once too').toHaveLength(3)
     await t.wait
-    // a PUBACK in time (a stall of the subscriber is over) ends the backoff: the next copy is held again
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 9 })
+    // a PUBACK in time (a stall of the subscriber is over: acknowledged as soon as sent) ends the backoff
     const fourth = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(4)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
     await outbox.update({ id: 'c' }, { ...copy(4), messageId: 10 })
-    const f = settled(fourth)
-    await queue.barrier()
-    expect(written.filter(w => w.startsWith('put ')), 'the fourth held').toHaveLength(3)
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 10 })
+    await settled(fourth).wait
+    // so the next copy is held again
+    const fifth = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(5)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    await outbox.update({ id: 'c' }, { ...copy(5), messageId: 11 })
+    const f = settled(fifth)
+    await queue.barrier()
+    expect(written.filter(w => w.startsWith('put ')), 'the fifth held, the fourth never written').toHaveLength(3)
+    await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 11 })
     await f.wait
     await queue.close()
     await db.close()
