@@ -150,8 +150,11 @@ export class Outbox extends QueueLookups implements SessionQueues {
     // PUBREC already arrived: the publish must not come back over its pubrel (the receiver would get it twice)
     if (entry.cmd === 'pubrel') return this.#deps.queue.commit([])
     if (entry.qos === 0) {
-      // a queued QoS 0 copy is sent once and never acknowledged
+      // a queued QoS 0 copy is sent once and never acknowledged: sent, it is delivered (a live one's publish waits no more)
+      const waiter = entry.waiter
+      entry.waiter = undefined
       queue.remove(entry)
+      waiter?.settled()
       this.#dropIfEmpty(queue)
       return this.#deps.queue.commit(entry.unwritten !== undefined ? [] : [{ type: 'del', key: entry.key }])
     }
