@@ -78,8 +78,10 @@ export interface WriteQueueOptions {
  * Ops that arrive while a batch is being written (or in the same tick) are collected into the next batch, so
  * there is at most one `db.batch` in flight. Promises resolve in call order after their batch is committed (the
  * commits of one batch share one promise, whose handlers run in the order they were attached):
- * aedes emits a QoS>0 publish only after its enqueue resolves, and its per-client dedupe drops any publish
- * that overtakes a newer one (aedes.md §7-1), so completion order is what keeps deliveries from being lost.
+ * a publish written before it is delivered (QoS 2, retained, any on the Redis store; a live QoS 1 one is delivered
+ * first, live-copies.ts) is emitted only once its enqueue resolves, so completion order is delivery order (with
+ * aedes' per-client dedupe, which drops a publish that overtakes a newer one, aedes.md §7-1, it was what kept
+ * deliveries from being lost).
  */
 export class WriteQueue {
   readonly #db: ChainedBatchDb

@@ -175,18 +175,26 @@ describe('the packet id of a QoS 1 copy sent', () => {
 describe('live copies (a QoS 1 message delivered before it is written)', () => {
   const setup = spiedOutbox
   const copy = (n: number): Record<string, unknown> => publish(`t/${n}`, String(n), { brokerId: 'b', brokerCounter: n })
-  const settled = (live: { settle: (done: (err?: Error) => void) => void }): { ended: boolean, err: Error | undefined, wait: Promise<void> } => {
+  type Live = NonNullable<ReturnType<Outbox['enqueueLive']>>
+  /** Message n queued live for client c, not sent yet. */
+  const live = (outbox: Outbox, n: number): Live => outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(n)) as Live
+  /** Message n queued live for client c and sent at once under `messageId`, as the delivery does. */
+  const sentLive = async (outbox: Outbox, n: number, messageId: number): Promise<Live> => {
+    const queued = live(outbox, n)
+    await outbox.update({ id: 'c' }, { ...copy(n), messageId })
+    return queued
+  }
+  const settled = (copies: Live): { ended: boolean, err: Error | undefined, wait: Promise<void> } => {
     const state = { ended: false, err: undefined as Error | undefined, wait: Promise.resolve() }
-    state.wait = new Promise(resolve => live.settle(err => { state.ended = true; state.err = err; resolve() }))
+    state.wait = new Promise(resolve => copies.settle(err => { state.ended = true; state.err = err; resolve() }))
     return state
   }
 
   it('a copy sent and acknowledged before its delay is never written nor deleted, and its publish ends with the acknowledgement', async () => {
     const { outbox, queue, written, db } = await setup()
-    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1))
-    expect(live).toBeDefined()
-    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
-    const s = settled(live as NonNullable<typeof live>)
+    const first = await sentLive(outbox, 1, 7)
+    expect(first).toBeDefined()
+    const s = settled(first)
     await nextTick()
     expect(s.ended, 'waits for the PUBACK').toBe(false)
     await outbox.clear({ id: 'c' }, { messageId: 7 })
@@ -200,9 +208,8 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
 
   it('a copy sent and not acknowledged is written within twice its delay, and its publish ends once it is on disk', async () => {
     const { outbox, queue, written, db } = await setup()
-    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
-    const s = settled(live)
+    const sent = await sentLive(outbox, 1, 7)
+    const s = settled(sent)
     const started = Date.now()
     await s.wait
     expect(Date.now() - started).toBeGreaterThanOrEqual(LIVE_COPY_DELAY_MS - 2)
@@ -215,10 +222,9 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
 
   it('a copy refused by its subscriber (PUBACK 0x80) was never written: its publish ends only once what the refusal wrote (the dead letter) is committed', async () => {
     const { outbox, queue, written, db } = await setup()
-    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
+    const sent = await sentLive(outbox, 1, 7)
     let writtenAtEnd: string[] | undefined
-    const ended = new Promise<void>(resolve => live.settle(() => { writtenAtEnd = [...written]; resolve() }))
+    const ended = new Promise<void>(resolve => sent.settle(() => { writtenAtEnd = [...written]; resolve() }))
     // what the refusal writes first (src/protocol/v5/acknowledgements.ts records the dead letter before aedes clears)
     queue.stage([{ type: 'put', key: 'd!dead-letter', value: Buffer.from('x') }])
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 7, reasonCode: 0x80 })
@@ -230,12 +236,10 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
 
   it('after a PUBACK that came too late for its hold, the session\'s next live copies are written at once, not held', async () => {
     const { outbox, queue, written, db } = await setup()
-    const first = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(1), messageId: 7 })
+    const first = await sentLive(outbox, 1, 7)
     await settled(first).wait
     expect(written, 'written after its hold').toHaveLength(1)
-    const second = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(2)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(2), messageId: 8 })
+    const second = await sentLive(outbox, 2, 8)
     const s = settled(second)
     await queue.barrier()
     expect(written, 'in the next batch, not after a hold').toHaveLength(2)
@@ -246,21 +250,18 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 7 })
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 8 })
     expect(outbox.info('c')).toBeUndefined()
-    const third = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(3)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(3), messageId: 9 })
+    const third = await sentLive(outbox, 3, 9)
     const t = settled(third)
     await queue.barrier()
     expect(written.filter(w => w.startsWith('put ')), 'the third, written at once too').toHaveLength(3)
     await t.wait
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 9 })
     // a PUBACK in time (a stall of the subscriber is over: acknowledged as soon as sent) ends the backoff
-    const fourth = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(4)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(4), messageId: 10 })
+    const fourth = await sentLive(outbox, 4, 10)
     await outbox.clear({ id: 'c' }, { cmd: 'puback', messageId: 10 })
     await settled(fourth).wait
     // so the next copy is held again
-    const fifth = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(5)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    await outbox.update({ id: 'c' }, { ...copy(5), messageId: 11 })
+    const fifth = await sentLive(outbox, 5, 11)
     const f = settled(fifth)
     await queue.barrier()
     expect(written.filter(w => w.startsWith('put ')), 'the fifth held, the fourth never written').toHaveLength(3)
@@ -272,8 +273,8 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
 
   it('a copy evicted by a newer one before its own delivery ended: its publish ends only once the eviction (delete and dead letter, one batch) is written', async () => {
     const { outbox, queue, written, db } = await setup({ ...unlimited, maxQueuedMessages: 1 })
-    const first = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
-    const second = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(2)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    const first = live(outbox, 1)
+    const second = live(outbox, 2)
     let writtenAtFirstEnd: string[] | undefined
     const firstEnded = new Promise<void>(resolve => first.settle(() => { writtenAtFirstEnd = [...written]; resolve() }))
     await nextTick()
@@ -287,12 +288,12 @@ describe('live copies (a QoS 1 message delivered before it is written)', () => {
 
   it('a copy the delivery did not send (the session is away) is written at once, encoded from memory for a replay before that', async () => {
     const { outbox, queue, written, db } = await setup()
-    const live = outbox.enqueueLive([{ clientId: 'c', qos: 1 }], copy(1)) as NonNullable<ReturnType<Outbox['enqueueLive']>>
+    const unsent = live(outbox, 1)
     // a replay that starts before the settle reads the entry from memory, not from disk
     const replayed: Array<Record<string, unknown>> = []
     for await (const chunk of outbox.batches({ id: 'c' })) replayed.push(...chunk)
     expect(replayed).toMatchObject([{ topic: 't/1', payload: Buffer.from('1') }])
-    const s = settled(live)
+    const s = settled(unsent)
     expect(written, 'staged at once').toHaveLength(0)
     await s.wait
     expect(written).toHaveLength(1)
