@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
 import { internals, type ClientInternals, type Deliver, type DeliveryPacket } from './aedes-internals.js'
+import { DONE } from '../store/contract.js'
 import { encodePacket, publishSize, type OutgoingPacket } from './frames.js'
 import { HeldCopies } from './held-copies.js'
 import type { LiveBehindReplay } from './live-behind-replay.js'
@@ -274,7 +275,14 @@ function sendCopy (c: ClientInternals, out: Outbound, packet: DeliveryPacket, fo
     writeCopy(c, out, copy, cb)
     return
   }
-  session.update(c, copy).then(() => writeCopy(c, out, copy, cb), (err: unknown) => {
+  const update = session.update(c, copy)
+  // A QoS 1 packet id is staged as the store returns (DONE): the copy is written in this turn, not from a microtask,
+  // so the slow-reader limit sees the socket take it and keeps no record of it waiting
+  if (update === DONE) {
+    writeCopy(c, out, copy, cb)
+    return
+  }
+  update.then(() => writeCopy(c, out, copy, cb), (err: unknown) => {
     // as aedes: a copy the store cannot account for ends the connection
     c.emit('error', err)
     cb()

@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import { DONE } from '../store/contract.js'
 import type { StoredGroupMessage } from '../store/group-queue.js'
 import type { SessionQueues } from '../store/types.js'
 import type { MemberEvents } from './cluster-port.js'
@@ -28,7 +29,7 @@ export function wrapSharedStore (store: SharedStore, issued: IssuedIds<Client>, 
   store.outgoingUpdate = (client, packet) => {
     const shared = issued.sharedUpdate(client, packet)
     if (shared === 'pubrel') return store.sessionQueues.addPubrel(client, packet.messageId as number)
-    if (shared === 'skip') return Promise.resolve()
+    if (shared === 'skip') return DONE
     return outgoingUpdate(client, packet)
   }
   // A session that ends (expiry, purge, a clean CONNECT with its id) takes its memberships with it.
