@@ -14,6 +14,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { freePort, stopBroker, waitForPort } from './lib/broker-process.mjs'
+import { NODE_FLAGS } from './lib/brokers.mjs'
 import { repoDir } from './lib/paths.mjs'
 import { cpuSeconds, rssMB } from './lib/proc.mjs'
 import { median } from './lib/stats.mjs'
@@ -31,7 +32,7 @@ async function once (main, data) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'culex-growth-restart-'))
   fs.cpSync(data, dir, { recursive: true })
   const port = await freePort()
-  const args = [...values['node-args'].split(' ').filter(Boolean), main, 'start', '--mqtt-port', String(port), '--ws-port', '0',
+  const args = [...NODE_FLAGS, ...values['node-args'].split(' ').filter(Boolean), main, 'start', '--mqtt-port', String(port), '--ws-port', '0',
     '--admin-port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn']
   const t0 = performance.now()
   const proc = spawn(process.execPath, args, { cwd: repoDir, env: { ...process.env, CULEX_SESSIONS_MAX_TOTAL_QUEUED_MESSAGES: '0' }, stdio: 'ignore' })

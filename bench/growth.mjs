@@ -20,6 +20,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { freePort, stopBroker, waitForPort } from './lib/broker-process.mjs'
+import { NODE_FLAGS } from './lib/brokers.mjs'
 import { drainProbe, makeSessions, publish, ALL_TOPIC, PROBE_TOPIC } from './lib/growth-load.mjs'
 import { cpuSeconds, memory, rssMB } from './lib/proc.mjs'
 import { benchDir, repoDir } from './lib/paths.mjs'
@@ -49,7 +50,7 @@ const ENV = {
 }
 
 async function start (port, dir, profDir) {
-  const nodeArgs = values['node-args'].split(' ').filter(Boolean)
+  const nodeArgs = [...NODE_FLAGS, ...values['node-args'].split(' ').filter(Boolean)]
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profDir}`)
   const args = [...nodeArgs, values.culex, 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0',
     '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn', '--log-format', 'json']

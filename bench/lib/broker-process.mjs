@@ -39,7 +39,7 @@ export async function waitForPort (port, proc, timeoutMs = 30000, pollMs = 25) {
 export async function startBroker (name, port, dir, opts, profDir, ports = [port]) {
   const b = BROKERS[name]
   const argv = b.cmd(port, dir, ports)
-  const nodeArgs = profDir ? [...opts.nodeArgs, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : opts.nodeArgs
+  const nodeArgs = [...(b.nodeFlags ?? []), ...opts.nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])]
   const [cmd, args] = b.node ? [process.execPath, [...nodeArgs, ...argv]] : [argv[0], argv.slice(1)]
   const log = fs.openSync(path.join(dir, `broker-${Date.now()}.log`), 'a')
   const proc = spawn(cmd, args, { cwd: repoDir, env: { ...process.env, ...b.env }, stdio: ['ignore', log, log] })

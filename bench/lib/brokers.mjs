@@ -9,13 +9,21 @@ export const MOSQUITTO = process.env.MOSQUITTO ?? '/usr/sbin/mosquitto'
 let culexMain = path.join(repoDir, 'dist/main.js')
 
 /**
- * Every broker: how to start it on 127.0.0.1:port with its state under dir. `node` brokers take --node-args.
- * `mqtt5: false`: the broker refuses MQTT 5 clients, so the MQTT 5 scenarios leave it out (aedes 1.2 has no MQTT 5).
+ * The node flags Culex's entry points start it with (src/cli/node-flags.ts): the benchmark runs Culex as an operator
+ * does. The bare aedes references run with node's defaults, as aedes' own recipe does.
+ */
+export const { NODE_FLAGS } = await import(path.join(repoDir, 'dist/cli/node-flags.js'))
+
+/**
+ * Every broker: how to start it on 127.0.0.1:port with its state under dir. `node` brokers take --node-args (after
+ * their own `nodeFlags`). `mqtt5: false`: the broker refuses MQTT 5 clients, so the MQTT 5 scenarios leave it out
+ * (aedes 1.2 has no MQTT 5).
  */
 export const BROKERS = {
   culex: {
-    desc: 'Culex (dist/main.js), LevelDB store, store.sync false (default)',
+    desc: `Culex (node ${NODE_FLAGS.join(' ')} dist/main.js), LevelDB store, store.sync false (default)`,
     node: true,
+    nodeFlags: NODE_FLAGS,
     cmd: (port, dir) => [culexMain, 'start', '--mqtt-port', String(port), '--ws-port', '0', '--admin-port', '0',
       '--host', '127.0.0.1', '--data-dir', dir, '--log-level', 'warn', '--log-format', 'json'],
     // limits.maxConnections lifted (default 10 000): the connections scenario holds 19 500
@@ -24,12 +32,14 @@ export const BROKERS = {
   'culex-sync': {
     desc: 'Culex with CULEX_STORE_SYNC=true (every write batch fsynced)',
     node: true,
+    nodeFlags: NODE_FLAGS,
     cmd: (port, dir) => BROKERS.culex.cmd(port, dir),
     env: { CULEX_STORE_SYNC: 'true', CULEX_LIMITS_MAX_CONNECTIONS: '0' }
   },
   'culex-redis': {
     desc: 'Culex in cluster mode on a private redis-server (AOF on, appendfsync everysec), one node (bench/ref/cluster.mjs; SIGTERM scenarios only)',
     node: true,
+    nodeFlags: NODE_FLAGS,
     cmd: (port, dir) => clusterCmd('culex', [port], dir),
     env: { CULEX_LIMITS_MAX_CONNECTIONS: '0' }
   },
@@ -37,6 +47,7 @@ export const BROKERS = {
   'culex-cluster': {
     desc: 'Culex cluster: nodes in cluster mode on one private redis-server (AOF on, appendfsync everysec) (bench/ref/cluster.mjs)',
     node: true,
+    nodeFlags: NODE_FLAGS,
     cluster: true,
     cmd: (port, dir, ports) => clusterCmd('culex', ports, dir),
     env: { CULEX_LIMITS_MAX_CONNECTIONS: '0' }

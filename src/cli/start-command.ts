@@ -4,6 +4,7 @@ import { createLogger } from '../log/logger.js'
 import { startBroker } from '../broker.js'
 import { exitCodes } from '../errors.js'
 import { configFlagOptions, configFlagsHelp, flagsToConfig } from './config-flags.js'
+import { missingNodeFlags, NODE_FLAGS } from './node-flags.js'
 
 export const startHelp = `culex [start] [options]    start the broker
 
@@ -15,6 +16,8 @@ export async function startCommand (args: string[]): Promise<number> {
   const { config, unknownEnv } = await loadConfig({ file: values.config, env: process.env, flags: flagsToConfig(values) })
   const log = createLogger({ level: config.log.level, format: config.log.format })
   for (const u of unknownEnv) log.warn({ variable: u.name, closest: u.closest }, 'unknown environment variable ignored')
+  const missing = missingNodeFlags()
+  if (missing.length > 0) log.warn({ missing, command: `node ${NODE_FLAGS.join(' ')} dist/main.js start` }, 'node started without the entry point\'s flags')
   const broker = await startBroker(config, log)
 
   return await new Promise<number>(resolve => {

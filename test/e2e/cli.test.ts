@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { repoRoot, runCli, spawnTracked, startArgs, startCli } from '../helpers/cli.js'
+import { repoRoot, runCli, spawnTracked, startArgs, startCli, type LogLine, type RunningCli } from '../helpers/cli.js'
 import { cliTestFile } from '../helpers/cli-test-file.js'
 import { mosquittoPub, mosquittoSub } from './support/mosquitto.js'
 
@@ -245,6 +245,18 @@ describe('running broker', () => {
     expect(pub.code).toBe(0)
 
     expect(await cli.stop('SIGTERM')).toBe(0)
+  })
+
+  it('started as the entry point starts it, it says nothing of node flags; started as a bare `node dist/main.js`, it warns with the command to use', async () => {
+    const withFlags = await startCli(startArgs(await dataDir()))
+    const bare = await startCli(startArgs(await dataDir()), {}, { nodeFlags: [] })
+    const given = await startCli(startArgs(await dataDir()), {}, { nodeFlags: ['--max-semi-space-size=16'] })
+    const warning = (cli: RunningCli): LogLine | undefined => cli.logs.find(l => l.msg === 'node started without the entry point\'s flags')
+    expect(warning(withFlags)).toBeUndefined()
+    expect(warning(bare)).toMatchObject({ level: 40, missing: ['--max-semi-space-size=32'], command: 'node --max-semi-space-size=32 dist/main.js start' })
+    // another value of the same flag is the operator's choice
+    expect(warning(given)).toBeUndefined()
+    for (const cli of [withFlags, bare, given]) expect(await cli.stop('SIGTERM')).toBe(0)
   })
 
   it('a bare `culex <options>` (no command) starts the broker, like `culex start`', async () => {

@@ -1,6 +1,6 @@
 /**
- * Runs the BUILT `culex` command (`node dist/main.js ...`, what the Docker image runs) and other command-line
- * programs (mosquitto_pub, mosquitto_sub) as child processes, for the end-to-end tests in test/e2e/.
+ * Runs the BUILT `culex` command (`node <NODE_FLAGS> dist/main.js ...`, what the Docker image runs) and other
+ * command-line programs (mosquitto_pub, mosquitto_sub) as child processes, for the end-to-end tests in test/e2e/.
  *
  * Every child started here is tracked; call `killAllChildren()` in afterEach/afterAll so a failed test never
  * leaves a broker or a client running.
@@ -11,9 +11,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 export const mainJs = path.join(repoRoot, 'dist', 'main.js')
+/** `node <NODE_FLAGS> dist/main.js`: the command the Docker image, `npm start` and the `culex` command run. */
+export const culexCommand: readonly string[] = [...NODE_FLAGS, mainJs]
 
 export type LogLine = Record<string, unknown> & { msg?: string, level?: number }
 
@@ -209,9 +212,9 @@ export function startArgs (dataDir: string, extra: string[] = []): string[] {
   return ['start', '--mqtt-port', '0', '--ws-port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-format', 'json', ...extra]
 }
 
-/** Runs `node dist/main.js <args>` to completion. */
+/** Runs `node <NODE_FLAGS> dist/main.js <args>` to completion. */
 export async function runCli (args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<Exit & { stdout: string, stderr: string, timedOut: boolean }> {
-  return await runTracked(process.execPath, [mainJs, ...args], { env: cliEnv(env), timeoutMs, kind: 'culex' })
+  return await runTracked(process.execPath, [...culexCommand, ...args], { env: cliEnv(env), timeoutMs, kind: 'culex' })
 }
 
 export interface RunningCli {
@@ -234,15 +237,17 @@ export interface RunningCli {
 }
 
 /**
- * Starts `node dist/main.js <args>` and resolves once it logs "broker started", with the ports it logged.
+ * Starts `node <NODE_FLAGS> dist/main.js <args>` (`opts.nodeFlags` instead of NODE_FLAGS) and resolves once it logs
+ * "broker started", with the ports it logged.
  * Use `startArgs(dataDir)` for the usual arguments; they must include `--log-format json`. `opts.openFiles` starts it
  * under that open-files limit (`ulimit -n`).
  */
-export async function startCli (args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number, openFiles?: number } = {}): Promise<RunningCli> {
+export async function startCli (args: string[], env: Record<string, string> = {}, opts: { timeoutMs?: number, openFiles?: number, nodeFlags?: readonly string[] } = {}): Promise<RunningCli> {
+  const command = opts.nodeFlags === undefined ? culexCommand : [...opts.nodeFlags, mainJs]
   // With openFiles, under `ulimit -n` of that many; exec keeps the pid the broker's.
   const proc = opts.openFiles === undefined
-    ? spawnTracked(process.execPath, [mainJs, ...args], { env: cliEnv(env), kind: 'culex' })
-    : spawnTracked('bash', ['-c', `ulimit -n ${opts.openFiles} && exec "$@"`, 'bash', process.execPath, mainJs, ...args], { env: cliEnv(env), kind: 'culex' })
+    ? spawnTracked(process.execPath, [...command, ...args], { env: cliEnv(env), kind: 'culex' })
+    : spawnTracked('bash', ['-c', `ulimit -n ${opts.openFiles} && exec "$@"`, 'bash', process.execPath, ...command, ...args], { env: cliEnv(env), kind: 'culex' })
   const logs: LogLine[] = []
   const badLines: string[] = []
   let parsed = 0
