@@ -24,6 +24,21 @@ async function until (predicate: () => boolean, what: string, timeoutMs = 10_000
   }
 }
 
+/**
+ * `work`, or an error naming `what` once `ms` have passed. The kill -9 tests wait on processes (a publisher to stop, a
+ * subscriber to exit, the broker to die): each wait has a deadline of its own, so a stall fails naming its step,
+ * not as the test's timeout with nothing to say which step it was (as it once did on a loaded machine).
+ */
+async function within<T> (work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`timed out after ${ms} ms: ${what}`)) }, ms) })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Payloads of -v lines on one topic. */
 function payloads (lines: string[], topic: string): string[] {
   return lines.filter(l => l.startsWith(topic + ' ')).map(l => l.slice(topic.length + 1))
@@ -215,8 +230,8 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
 
     const { sent, acked, stop } = publishUntilStopped(cli.ports.mqtt, sessions)
     await until(() => acked[1].length >= 15 && acked[2].length >= 15, '15 acknowledged publishes per QoS')
-    await cli.kill9()
-    await stop()
+    await within(cli.kill9(), 10_000, 'the broker to die of SIGKILL')
+    await within(stop(), 10_000, 'the publishers to stop after the kill')
 
     cli = await startCli(startArgs(dir))
     for (const s of sessions) {
@@ -229,11 +244,11 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
         throw new Error(`${err.message}\nbroker log tail: ${JSON.stringify(cli.logs.slice(-10))}`)
       })
       sub.kill('SIGTERM')
-      await sub.exited
+      await within(sub.exited, 10_000, `mosquitto_sub -i ${s.id} to exit on SIGTERM`)
       expectEveryAckedOnce(s.qos, payloads(sub.messages(), s.topic).filter(p => p !== 'end'), sent[s.qos], acked[s.qos])
     }
     expect(await cli.stop('SIGTERM')).toBe(0)
-  }, 60_000)
+  }, 120_000)
 
   it('kill -9 while connected subscribers are receiving: after a restart on the same port they reconnect on their own and get every acknowledged message, QoS 2 exactly once', async () => {
     const dir = await dataDir()
@@ -247,8 +262,8 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
 
     const { sent, acked, stop } = publishUntilStopped(port, sessions)
     await until(() => sessions.every((s, i) => acked[s.qos].length >= 20 && subs[i].messages().length >= 10), 'publishes acknowledged and delivered')
-    await cli.kill9()
-    await stop()
+    await within(cli.kill9(), 10_000, 'the broker to die of SIGKILL')
+    await within(stop(), 10_000, 'the publishers to stop after the kill')
 
     const sameMqttPort = startArgs(dir)
     sameMqttPort[sameMqttPort.indexOf('--mqtt-port') + 1] = String(port)
@@ -264,7 +279,7 @@ describe('persistent sessions (mosquitto_sub -c -i <id> -q 1 / -q 2)', () => {
       expectEveryAckedOnce(s.qos, payloads(sub.messages(), s.topic).filter(p => p !== 'end'), sent[s.qos], acked[s.qos])
     }
     expect(await cli.stop('SIGTERM')).toBe(0)
-  }, 60_000)
+  }, 120_000)
 })
 
 /**
