@@ -1,9 +1,9 @@
-import type { LiveCopies } from './live-copies.js'
 import { Readable } from 'node:stream'
 import type { DeadLetterStore } from './dead-letters.js'
 import type { GroupQueueStore } from './group-queue.js'
 import { IncomingWrites } from './incoming-writes.js'
 import { LevelParts } from './level-parts.js'
+import type { LiveCopies } from './live-copies.js'
 import type { StoreDb } from './open.js'
 import type { Expiring, SessionClaim } from './session-records.js'
 import type {

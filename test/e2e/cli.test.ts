@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 import { repoRoot, runCli, spawnTracked, startArgs, startCli, type LogLine, type RunningCli } from '../helpers/cli.js'
 import { cliTestFile } from '../helpers/cli-test-file.js'
 import { mosquittoPub, mosquittoSub } from './support/mosquitto.js'
@@ -257,6 +258,10 @@ describe('running broker', () => {
     // another value of the same flag is the operator's choice
     expect(warning(given)).toBeUndefined()
     for (const cli of [withFlags, bare, given]) expect(await cli.stop('SIGTERM')).toBe(0)
+  })
+
+  it('the built culex command (dist/main.js, the package\'s bin) starts node with the entry point\'s flags', () => {
+    expect(readFileSync(path.join(repoRoot, 'dist', 'main.js'), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`)
   })
 
   it('a bare `culex <options>` (no command) starts the broker, like `culex start`', async () => {
