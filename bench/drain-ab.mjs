@@ -64,7 +64,7 @@ async function run (build) {
     if (process.env.THREADS !== undefined) console.error(build, 'µs per message by thread, warm', JSON.stringify(warmThreads, fmt), 'cold', JSON.stringify(ctx.threads, fmt))
     if (profDir) console.error(`${build} warm --from ${warm.windowUs[0]} --to ${warm.windowUs[1]}; cold --from ${cold.windowUs[0]} --to ${cold.windowUs[1]}`)
     const lost = warm.lost + cold.lost + warm.pending + cold.pending
-    return { warmUs: warm.drainCpuUsPerMsg, warmMainUs: warm.drainMainCpuUsPerMsg, coldUs: cold.drainCpuUsPerMsg, coldMainUs: cold.drainMainCpuUsPerMsg, warmRate: warm.drainRate, coldRate: cold.drainRate, lost, dup: warm.dup + cold.dup }
+    return { warmUs: warm.drainCpuUsPerMsg, warmMainUs: warm.drainMainCpuUsPerMsg, coldUs: cold.drainCpuUsPerMsg, coldMainUs: cold.drainMainCpuUsPerMsg, warmRate: warm.drainRate, coldRate: cold.drainRate, warmFirstMs: warm.reconnectToFirstMs, coldFirstMs: cold.reconnectToFirstMs, warmAllMs: warm.reconnectToAllS * 1000, coldAllMs: cold.reconnectToAllS * 1000, lost, dup: warm.dup + cold.dup }
   } finally {
     await stopBroker(broker.proc)
     fs.rmSync(dir, { recursive: true, force: true })

@@ -46,6 +46,7 @@ export async function offline (o, ctx) {
   const recv = new SeqSet()
   let dup = 0
   let lastRecvAt = 0
+  let firstRecvAt = 0
   const cpu0 = treeCpuSeconds(ctx.pid).total
   const main0 = mainThreadCpuSeconds(ctx.pid)
   ctx.onDrain?.('start')
@@ -57,7 +58,10 @@ export async function offline (o, ctx) {
     init: c => {
       c.onPublish = (cl, q, id, b, ts, te, ps, pe, now) => {
         if (pe - ps < PAYLOAD_MIN) return // a late route probe
-        if (recv.add(b.readUInt32BE(ps + 2))) lastRecvAt = now; else dup++
+        if (recv.add(b.readUInt32BE(ps + 2))) {
+          lastRecvAt = now
+          if (firstRecvAt === 0) firstRecvAt = now
+        } else dup++
       }
     }
   })
@@ -85,6 +89,8 @@ export async function offline (o, ctx) {
     sessionPresent,
     received: recv.count,
     reconnectToAllS: (tEnd - t0) / 1000,
+    // from the reconnect to the first queued message: the CONNECT, the session's restore and the replay's first read
+    reconnectToFirstMs: firstRecvAt === 0 ? null : firstRecvAt - t0,
     drainRate: recv.count === 0 ? 0 : recv.count / ((lastRecvAt - t0) / 1000),
     timedOut,
     lost,

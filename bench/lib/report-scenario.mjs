@@ -46,6 +46,7 @@ const TABLES = {
   offline: [
     { label: 'drain msgs/s', key: 'drainRate', kind: 'm', d: 0, ratios: true, refs: ['aedes-mem', 'aedes-level', 'mosquitto'], better: 'higher' },
     { label: 'warm-up round drain msgs/s', key: 'cold', kind: 'm', d: 0, ratios: true, refs: ['aedes-mem', 'aedes-level', 'mosquitto'], better: 'higher' },
+    { label: 'reconnect→1st ms', key: 'reconnectToFirstMs', kind: 'm', d: 1 },
     { label: 'reconnect→all s', key: 'reconnectToAllS', kind: 'm', d: 2 },
     { label: 'enqueue msgs/s', key: 'enqueueRate', kind: 'm', d: 0, ratios: true, better: 'higher' },
     { label: 'received', key: 'received', kind: 'm', d: 0 },

@@ -22,7 +22,12 @@ export function encodeAedesWritesPerVersion (): void {
   if (installed) return
   installed = true
   const exports = mqtt as unknown as { writeToStream: WriteToStream }
-  const writeToStream = exports.writeToStream
+  const writeToStream = exports.writeToStream as WriteToStream & { cacheNumbers: boolean }
+  // By default mqtt-packet builds, at its first write, a Buffer for every 16-bit number (65,536 of them): 30 ms of
+  // CPU and about 7 MB of heap, paid by the first client to connect after a start (the restart's first reconnect
+  // waited for it). Culex writes PUBLISH, PUBREL and the plain acknowledgements itself, so what is left to mqtt-packet
+  // writes a few numbers per CONNACK or SUBACK, each in a 2-byte slice of node's buffer pool without the cache.
+  writeToStream.cacheNumbers = false
   exports.writeToStream = function writeToStreamPerVersion (packet, stream, opts) {
     if (opts !== undefined) return writeToStream(packet, stream, opts)
     const connection = v5OfStream(stream)
