@@ -14,12 +14,20 @@ import type { WriteQueue } from './write-queue.js'
  * writes, fewer and larger batches of acknowledgements and of their deletes).
  */
 const CHUNK = 1024
+/**
+ * The first chunk's entries, at most; each next chunk may hold four times as many, up to CHUNK. Nothing of a chunk
+ * leaves before all of it is read, decoded and encoded, so a first chunk of CHUNK kept a reconnecting client waiting
+ * for that much work (about 5 ms warm, 30 ms right after a start) before its first message, and the client's
+ * acknowledgements only began after it. The next chunk is read while this one goes out, so a small first one costs
+ * no reads of its own.
+ */
+const FIRST_CHUNK = 64
 /** And payload bytes, at most (a chunk has one entry at least): large messages come in smaller chunks. */
 const CHUNK_BYTES = 1024 * 1024
 
-/** Where the chunk that begins at `start` ends: CHUNK entries, or fewer whose payloads pass CHUNK_BYTES. */
-function chunkEnd (snapshot: readonly QueueEntry[], start: number): number {
-  const last = Math.min(snapshot.length, start + CHUNK)
+/** Where the chunk that begins at `start` ends: `entries`, or fewer whose payloads pass CHUNK_BYTES. */
+function chunkEnd (snapshot: readonly QueueEntry[], start: number, entries: number): number {
+  const last = Math.min(snapshot.length, start + entries)
   let bytes = snapshot[start].bytes
   let end = start + 1
   while (end < last && bytes + snapshot[end].bytes <= CHUNK_BYTES) bytes += snapshot[end++].bytes
@@ -56,8 +64,10 @@ export async function * replay (ctx: ReplayContext, clientId: string, snapshot: 
   if (snapshot.length === 0) return
   // An entry in flight is replayed from the record it was sent as, kept in memory (below): only the others are
   // read, in key (= seq, = FIFO) order. The values come in the chunk's order, undefined for an entry in flight.
+  let entries = FIRST_CHUNK
   const readChunk = (start: number): Chunk => {
-    const end = chunkEnd(snapshot, start)
+    const end = chunkEnd(snapshot, start, entries)
+    entries = Math.min(CHUNK, entries * 4)
     const chunk = snapshot.slice(start, end).filter((entry) => !entry.removed)
     const keys: string[] = []
     // a live enqueue's entry not sent yet is not written yet either: its value is encoded from memory

@@ -208,7 +208,7 @@ describe.each(backends)('inbound QoS 2 records ($name)', (b) => {
     await store.close()
   })
 
-  it('hands a replay its queue in chunks of at most 1,024 messages and, of large ones, about 1 MiB', async () => {
+  it('hands a replay its queue in chunks of 64, 256, then at most 1,024 messages and, of large ones, about 1 MiB', async () => {
     const store = await b.open(await b.make())
     const client = { id: 'c1', clean: false }
     let counter = 0
@@ -219,7 +219,8 @@ describe.each(backends)('inbound QoS 2 records ($name)', (b) => {
     await enqueue(10, 300 * 1024)
     const sizes: number[] = []
     for await (const chunk of store.sessionQueues.batches(client, false)) sizes.push(chunk.length)
-    expect(sizes).toEqual([1024, 1024, 452 + 3, 3, 3, 1])
+    // a small first chunk: the reconnected client's first messages leave before much of the queue is read
+    expect(sizes).toEqual([64, 256, 1024, 1024, 132 + 3, 3, 3, 1])
     await store.close()
   })
 
