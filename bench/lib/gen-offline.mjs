@@ -28,9 +28,13 @@ export async function offline (o, ctx) {
   const pc = await Client.connect(pubPort, { clientId: 'bench-offline-pub' })
   const pub = new Publisher(pc, { index: 0, topic: 'bench/offline', qos: 1, payloadSize, window })
   const enqueueCpu0 = treeCpuSeconds(ctx.pid).total
+  const enqueueMain0 = mainThreadCpuSeconds(ctx.pid)
+  const e0 = process.hrtime.bigint()
   pub.start(messages)
   const enqueued = await settle({ done: () => pub.ackedCount === messages, progress: () => pub.ackedCount, idleMs: 10000 })
   const enqueueCpuS = treeCpuSeconds(ctx.pid).total - enqueueCpu0
+  const enqueueMainCpuS = mainThreadCpuSeconds(ctx.pid) - enqueueMain0
+  const enqueueWindowUs = [Number(e0 / 1000n), Number(process.hrtime.bigint() / 1000n)] // for run.mjs --cpu-prof
   const enqueueRate = pub.ackedCount / ((pub.lastAckAt - pub.firstSendAt) / 1000)
   const queuedRssMB = rssMB(ctx.pid)
   const calls1 = await redisCalls(ctx)
@@ -99,6 +103,8 @@ export async function offline (o, ctx) {
     drainCpuUsPerMsg: recv.count > 0 ? drainCpuS * 1e6 / recv.count : null,
     // the broker's CPU (all its threads) from the first publish to the last PUBACK, per message acknowledged
     enqueueCpuUsPerMsg: pub.ackedCount > 0 ? enqueueCpuS * 1e6 / pub.ackedCount : null,
+    enqueueMainCpuUsPerMsg: pub.ackedCount > 0 ? enqueueMainCpuS * 1e6 / pub.ackedCount : null,
+    enqueueWindowUs,
     // the JavaScript thread alone (0 for a cluster broker's wrapper): what bounds a node broker's rate
     drainMainCpuUsPerMsg: recv.count > 0 ? drainMainCpuS * 1e6 / recv.count : null,
     redisCallsEnqueue: callsPerMessage(calls0, calls1, pub.ackedCount).redisCallsPerMsg,
