@@ -33,9 +33,12 @@ export class LateAcks {
     this.#sweepAt = Math.max(64, 2 * this.#until.size)
   }
 
-  /** A PUBACK came `ageMs` after its message was queued: one in time ends the session's backoff. */
-  acknowledged (clientId: string, ageMs: number): void {
-    if (this.#until.size > 0 && ageMs < LIVE_COPY_DELAY_MS) this.#until.delete(clientId)
+  /**
+   * A PUBACK came for a message queued at `enqueuedAt` (epoch ms): one in time ends the session's backoff. The clock is
+   * read only while some session is in backoff: this runs for every PUBACK of a queued message (a drain's included).
+   */
+  acknowledged (clientId: string, enqueuedAt: number): void {
+    if (this.#until.size > 0 && Date.now() - enqueuedAt < LIVE_COPY_DELAY_MS) this.#until.delete(clientId)
   }
 
   isLate (clientId: string): boolean {

@@ -228,7 +228,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     const code = (p as { reasonCode?: number }).reasonCode
     const received = waiter !== undefined && p.cmd === 'puback' && (code === undefined || code < 0x80)
     if (received) entry.waiter = undefined
-    else if (p.cmd === 'puback') this.#lateAcks.acknowledged(queue.clientId, Date.now() - entry.enqueuedAt)
+    else if (p.cmd === 'puback') this.#lateAcks.acknowledged(queue.clientId, entry.enqueuedAt)
     queue.remove(entry)
     if (received) waiter.settled()
     this.#dropIfEmpty(queue)
