@@ -1,5 +1,5 @@
 import { encodeRecord } from './codec.js'
-import type { QueueEntry } from './outgoing-index.js'
+import type { QueueEntry } from './queue-entry.js'
 import { LAZY_PUT_DELAY_MS, type WriteOp, type WriteQueue } from './write-queue.js'
 
 /**

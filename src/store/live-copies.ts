@@ -1,4 +1,5 @@
-import type { ClientQueue, EntryWaiter, QueueEntry } from './outgoing-index.js'
+import type { ClientQueue } from './outgoing-index.js'
+import type { EntryWaiter, QueueEntry } from './queue-entry.js'
 import type { Placement } from './placement.js'
 
 /**

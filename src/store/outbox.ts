@@ -2,7 +2,8 @@ import type { Logger } from '../log/logger.js'
 import { DONE } from './contract.js'
 import { decodeRecord, encodeRecord, type QueuedHead } from './codec.js'
 import { encodeClientId, outgoingKey } from './layout.js'
-import { ClientQueue, queueEntry, type QueueInfo, type QueueTotals } from './outgoing-index.js'
+import { ClientQueue, type QueueInfo, type QueueTotals } from './outgoing-index.js'
+import { queueEntry } from './queue-entry.js'
 import { QueueLookups } from './queue-lookups.js'
 import { packetRecord, payloadBytes, pubrelRecord } from './packets.js'
 import type { EnqueueTarget } from './enqueue-targets.js'
@@ -255,7 +256,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
    */
   batches (client: ClientRef, unsentOnly = false): AsyncGenerator<Array<Record<string, unknown>>> {
     const queue = this.queues.get(client.id)
-    const entries = queue === undefined ? [] : [...queue.entries.values()]
+    const entries = queue === undefined ? [] : queue.snapshot()
     const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
     const context = { ...this.#deps, current: (id: string) => this.queues.get(id), settle: (q: ClientQueue) => { this.#dropIfEmpty(q) } }
     return replay(context, client.id, snapshot, this.token(client))
@@ -267,7 +268,7 @@ export class Outbox extends QueueLookups implements SessionQueues {
     if (queue === undefined) return []
     this.queues.delete(clientId)
     const ops: WriteOp[] = []
-    for (const entry of [...queue.entries.values()]) {
+    for (const entry of queue.snapshot()) {
       queue.remove(entry)
       if (entry.unwritten === undefined) ops.push({ type: 'del', key: entry.key })
     }

@@ -1,73 +1,6 @@
-import type { CopyEncodings } from './codec.js'
-import { outgoingKey } from './layout.js'
+import type { QueueEntry } from './queue-entry.js'
+import { SeqList } from './seq-list.js'
 import type { SessionInfo } from './types.js'
-
-/**
- * One queued message (or PUBREL) of a session. A million of them may be loaded at start, so an entry holds no
- * string of its own: its key is made from the queue's encoded client id and its seq when first asked for (kept
- * from then on), and its broker id is the one string every entry from that broker shares (see Outbox#load).
- */
-export class QueueEntry {
-  readonly seq: number
-  /** The client id as encoded in keys (the queue's, shared). */
-  readonly enc: string
-  cmd: 'publish' | 'pubrel'
-  readonly brokerId: string | undefined
-  readonly brokerCounter: number | undefined
-  messageId: number | undefined
-  qos: number
-  bytes: number
-  readonly enqueuedAt: number
-  /** Connection (client object) the messageId was assigned on; undefined after a restart. In memory only. */
-  sentOn: number | undefined
-  /** The packet as sent, kept while in flight so a PUBACK is answered without a read. In memory only. */
-  inflight: Record<string, unknown> | undefined
-  removed = false
-  /**
-   * Set while not on disk nor staged: the message of a live enqueue (LiveCopies), whose value this encodes
-   * (`unwritten.get(qos, false)`; a live copy never carries RETAIN). In memory only.
-   */
-  unwritten: CopyEncodings | undefined = undefined
-  /** The publish waiting for this entry to be acknowledged or written before its own PUBACK (LiveCopies). */
-  waiter: EntryWaiter | undefined = undefined
-  #key: string | undefined
-
-  constructor (f: EntryFields) {
-    this.seq = f.seq
-    this.enc = f.enc
-    this.cmd = f.cmd
-    this.brokerId = f.brokerId
-    this.brokerCounter = f.brokerCounter
-    this.messageId = f.messageId
-    this.qos = f.qos
-    this.bytes = f.bytes
-    this.enqueuedAt = f.enqueuedAt
-    this.sentOn = f.sentOn
-    this.inflight = f.inflight
-    this.#key = f.key
-  }
-
-  /** `o!<client>!<seq>` */
-  get key (): string {
-    return (this.#key ??= outgoingKey(this.enc, this.seq))
-  }
-}
-
-/** Told once an entry it waits for is acknowledged (or otherwise left its queue), or written, or failed to be. */
-export interface EntryWaiter {
-  /** `unacknowledged`: the entry left its queue otherwise than by its subscriber's successful PUBACK. */
-  settled: (err?: Error, unacknowledged?: boolean) => void
-  /** The entry's PUBACK did not come within its hold: it is being written instead. */
-  late?: (entry: QueueEntry) => void
-}
-
-type EntryFields = Pick<QueueEntry, 'seq' | 'enc' | 'cmd' | 'brokerId' | 'brokerCounter' | 'qos' | 'bytes' | 'enqueuedAt'> &
-  Partial<Pick<QueueEntry, 'messageId' | 'sentOn' | 'inflight' | 'key'>>
-
-/** A queue entry; `key` is worth passing only when the caller made it anyway (an enqueue writes it). */
-export function queueEntry (f: EntryFields): QueueEntry {
-  return new QueueEntry(f)
-}
 
 /** A packet of the queue as the replay sends it: a PUBLISH (by broker id and counter) or a PUBREL (by packet id). */
 export interface OwedPacket {
@@ -87,20 +20,13 @@ export interface QueueTotals {
 export type QueueInfo = Pick<SessionInfo, 'queued' | 'inflight' | 'queuedBytes' | 'oldestQueuedAt'>
 
 /**
- * One client's outgoing queue: entries in seq (= FIFO) order plus the two lookups aedes needs, by
+ * One client's outgoing queue: entries in seq (= FIFO) order (a SeqList) plus the two lookups aedes needs, by
  * (brokerId, brokerCounter) for outgoingUpdate and by messageId for PUBACK/PUBREC/PUBCOMP.
  */
 export class ClientQueue {
   readonly clientId: string
   readonly enc: string
-  /**
-   * By seq. Insertion order is seq order (seqs only grow, and the loader reads keys in order) except after a
-   * restore, which appends and marks the map for one sort at the next read.
-   */
-  #entries = new Map<number, QueueEntry>()
-  #unordered = false
-  /** The highest seq ever added: an add below it breaks the insertion order. */
-  #highestSeq = 0
+  readonly #entries = new SeqList<QueueEntry>()
   readonly #byCounter = new Map<string, Map<number, QueueEntry>>()
   /** One entry per id, or (an id reused while an older entry still holds it) the entries in seq order. */
   readonly #byMessageId = new Map<number, QueueEntry | QueueEntry[]>()
@@ -116,15 +42,6 @@ export class ClientQueue {
     this.#totals = totals
   }
 
-  /** The entries in seq (FIFO) order. */
-  get entries (): ReadonlyMap<number, QueueEntry> {
-    if (this.#unordered) {
-      this.#entries = new Map([...this.#entries].sort((a, b) => a[0] - b[0]))
-      this.#unordered = false
-    }
-    return this.#entries
-  }
-
   get size (): number {
     return this.#entries.size
   }
@@ -133,11 +50,27 @@ export class ClientQueue {
     return this.#entries.size - this.inflightCount
   }
 
+  /** The entry with this seq, if the queue holds it. */
+  get (seq: number): QueueEntry | undefined {
+    return this.#entries.get(seq)
+  }
+
+  has (seq: number): boolean {
+    return this.#entries.get(seq) !== undefined
+  }
+
+  /** The entries in seq (FIFO) order. Removing the entry just yielded is allowed; adding meanwhile is not. */
+  values (): Generator<QueueEntry> {
+    return this.#entries.values()
+  }
+
+  /** The entries in seq order, as an array of their own. */
+  snapshot (): QueueEntry[] {
+    return this.#entries.snapshot()
+  }
+
   add (entry: QueueEntry): void {
-    this.#entries.set(entry.seq, entry)
-    if (entry.seq > this.#highestSeq) this.#highestSeq = entry.seq
-    else this.#unordered = true
-    entry.removed = false
+    if (!this.#entries.add(entry)) return
     this.bytes += entry.bytes
     this.#totals.entries++
     this.#totals.bytes += entry.bytes
@@ -158,9 +91,7 @@ export class ClientQueue {
   }
 
   remove (entry: QueueEntry): void {
-    if (entry.removed || this.#entries.get(entry.seq) !== entry) return
-    entry.removed = true
-    this.#entries.delete(entry.seq)
+    if (!this.#entries.remove(entry)) return
     this.bytes -= entry.bytes
     this.#totals.entries--
     this.#totals.bytes -= entry.bytes
@@ -185,13 +116,13 @@ export class ClientQueue {
   }
 
   /**
-   * Puts entries back after a failed write. A failed batch restores its entries one undo at a time (thousands in a
-   * disk-full storm), so the order is mended once, at the next read, not once per entry.
+   * Puts entries back after a failed write (entries of this queue removed since). A failed batch restores its entries
+   * one undo at a time (thousands in a disk-full storm, in any order): an entry whose tombstone is still in order goes
+   * back in its place, the others are appended and the order mended once, at the next read, not once per entry.
    */
   restore (entries: QueueEntry[]): void {
     for (const entry of entries) {
-      if (this.#entries.has(entry.seq)) continue
-      this.add(entry)
+      if (entry.removed) this.add(entry)
     }
   }
 
@@ -238,13 +169,13 @@ export class ClientQueue {
 
   /** The oldest entries not in flight, for dropOldest. */
   * oldestWaiting (): Generator<QueueEntry> {
-    for (const entry of this.entries.values()) {
+    for (const entry of this.values()) {
       if (entry.messageId === undefined) yield entry
     }
   }
 
   oldestEnqueuedAt (): number | undefined {
-    for (const entry of this.entries.values()) return entry.enqueuedAt
+    for (const entry of this.values()) return entry.enqueuedAt
     return undefined
   }
 
@@ -257,7 +188,7 @@ export class ClientQueue {
   /** The highest broker counter of this broker's messages in the queue (0: none). */
   maxCounter (brokerId: string): number {
     let max = 0
-    for (const entry of this.entries.values()) {
+    for (const entry of this.values()) {
       if (entry.brokerId === brokerId && entry.brokerCounter !== undefined && entry.brokerCounter > max) max = entry.brokerCounter
     }
     return max

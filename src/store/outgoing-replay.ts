@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js'
 import { decodeRecord } from './codec.js'
-import type { ClientQueue, QueueEntry } from './outgoing-index.js'
+import type { ClientQueue } from './outgoing-index.js'
+import type { QueueEntry } from './queue-entry.js'
 import { droppedPacket } from './packets.js'
 import { countedDown, isExpired, messageExpiryMs, type DropReporter } from './queue-limits.js'
 import type { ValueReader } from './reader.js'

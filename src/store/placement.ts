@@ -1,6 +1,7 @@
 import { CopyEncodings } from './codec.js'
 import { targetsByClient, type EnqueueTarget } from './enqueue-targets.js'
-import { queueEntry, type ClientQueue, type EntryWaiter, type QueueEntry, type QueueTotals } from './outgoing-index.js'
+import type { ClientQueue, QueueTotals } from './outgoing-index.js'
+import { queueEntry, type EntryWaiter, type QueueEntry } from './queue-entry.js'
 import { droppedPacket, payloadBytes, payloadOf } from './packets.js'
 import type { Logger } from '../log/logger.js'
 import { admit, reportEvicted, type DropReporter } from './queue-limits.js'

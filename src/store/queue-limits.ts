@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js'
 import { decodeRecord } from './codec.js'
-import type { ClientQueue, QueueEntry, QueueTotals } from './outgoing-index.js'
+import type { ClientQueue, QueueTotals } from './outgoing-index.js'
+import type { QueueEntry } from './queue-entry.js'
 import { droppedPacket } from './packets.js'
 import type { ValueReader } from './reader.js'
 import type { DropEvent, DropReason, StoreLimits } from './types.js'

@@ -33,12 +33,13 @@ describe('memory of the session queues after a restart', () => {
   let dist: string
   beforeAll(() => { dist = buildStore() }, 120_000)
 
-  it('holds a loaded queued message in at most 250 bytes of heap (1,000 sessions × 100 messages)', async () => {
+  it('holds a loaded queued message in at most 225 bytes of heap (1,000 sessions × 100 messages)', async () => {
     // A million queued messages must fit a broker in 600 MB (docs/performance.md, Growth): an entry loaded at start
-    // kept its key and a copy of its broker id, 336 bytes in all; it now shares both.
+    // kept its key and a copy of its broker id, 336 bytes in all; it now shares both. A queue held its entries in a
+    // map by seq as well, about 25 bytes more per entry (238-241 in all) than the array it holds them in now.
     const { queued, heapBytesPerMessage } = await heapPerMessage(dist, await dirs.make(), 1000, 100)
     expect(queued).toBe(100_000)
-    expect(heapBytesPerMessage).toBeLessThanOrEqual(250)
+    expect(heapBytesPerMessage).toBeLessThanOrEqual(225)
   }, 120_000)
 })
 

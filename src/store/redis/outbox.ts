@@ -109,7 +109,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
 
   #dropMirror (clientId: string): void {
     const mirror = this.queues.get(clientId)
-    if (mirror !== undefined) for (const entry of [...mirror.entries.values()]) mirror.remove(entry)
+    if (mirror !== undefined) for (const entry of mirror.snapshot()) mirror.remove(entry)
     this.queues.delete(clientId)
     this.#mirrors.forget(clientId)
   }
@@ -149,7 +149,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
       if (entry !== undefined) {
         this.#lazy.release(client.id, entry.seq)
         this.#mirrors.change(client.id, false, (q) => {
-          const e = q.entries.get(entry.seq)
+          const e = q.get(entry.seq)
           if (e === undefined) return
           e.cmd = 'pubrel'
           q.setBytes(e, 0)
@@ -169,7 +169,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     if (entry !== undefined) {
       const bytes = payloadBytes(record.payload)
       this.#mirrors.change(client.id, false, (q) => {
-        const e = q.entries.get(entry.seq)
+        const e = q.get(entry.seq)
         if (e === undefined) return
         if (e.qos === 0) {
           q.remove(e)
@@ -241,7 +241,7 @@ export class RedisOutbox extends QueueLookups implements SessionQueues {
     return (async function * () {
       if (!unsentOnly) self.#lazy.flush(client.id)
       const queue = unsentOnly ? self.queues.get(client.id) : await self.#reload(client)
-      const entries = queue === undefined ? [] : [...queue.entries.values()]
+      const entries = queue === undefined ? [] : queue.snapshot()
       const snapshot = unsentOnly ? entries.filter(entry => entry.messageId === undefined) : entries
       const context = redisReplayContext(self.#deps, client.id, { queues: self.queues, drop: self.#drop, writeNow: () => { self.#writeNow() } })
       yield * replay(context, client.id, snapshot, self.token(client))

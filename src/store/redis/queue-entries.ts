@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { EnqueueTarget } from '../enqueue-targets.js'
-import { queueEntry, type ClientQueue, type QueueEntry } from '../outgoing-index.js'
+import type { ClientQueue } from '../outgoing-index.js'
+import { queueEntry, type QueueEntry } from '../queue-entry.js'
 
 /** How many times an enqueue is matched again after another node changed the subscriptions under it. */
 export const MAX_REMATCHES = 5
@@ -31,12 +32,12 @@ export function counterKey (brokerId: string | null | undefined, brokerCounter: 
 export type Change = (queue: ClientQueue) => void
 
 export function addEntry (fields: Parameters<typeof queueEntry>[0]): Change {
-  return (queue) => { if (!queue.entries.has(fields.seq)) queue.add(queueEntry(fields)) }
+  return (queue) => { if (!queue.has(fields.seq)) queue.add(queueEntry(fields)) }
 }
 
 export function removeSeq (seq: number): Change {
   return (queue) => {
-    const entry = queue.entries.get(seq)
+    const entry = queue.get(seq)
     if (entry !== undefined) queue.remove(entry)
   }
 }

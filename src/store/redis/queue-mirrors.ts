@@ -1,4 +1,5 @@
-import { ClientQueue, type QueueEntry, type QueueTotals } from '../outgoing-index.js'
+import { ClientQueue, type QueueTotals } from '../outgoing-index.js'
+import type { QueueEntry } from '../queue-entry.js'
 import type { Change } from './queue-entries.js'
 
 /**
@@ -50,14 +51,14 @@ export class QueueMirrors {
     const old = this.#queues.get(clientId)
     const mirror = new ClientQueue(clientId, clientId, this.#totals)
     for (const entry of entries) {
-      const known = old?.entries.get(entry.seq)
+      const known = old?.get(entry.seq)
       if (known !== undefined && known.messageId === entry.messageId) {
         entry.sentOn = known.sentOn
         entry.inflight = known.inflight
       }
       mirror.add(entry)
     }
-    if (old !== undefined) for (const entry of [...old.entries.values()]) old.remove(entry)
+    if (old !== undefined) for (const entry of old.snapshot()) old.remove(entry)
     for (const change of changes) change(mirror)
     if (mirror.size === 0) {
       this.#queues.delete(clientId)
@@ -69,7 +70,7 @@ export class QueueMirrors {
 
   /** Whether an entry another node made, that this node learns of now, was deleted before this node's last rebuild. */
   deletedBefore (clientId: string, seq: number): boolean {
-    return seq <= (this.#readUpTo.get(clientId) ?? 0) && this.#queues.get(clientId)?.entries.has(seq) !== true
+    return seq <= (this.#readUpTo.get(clientId) ?? 0) && this.#queues.get(clientId)?.has(seq) !== true
   }
 
   /** The session is not here (or has ended): what was known of its last rebuild goes. */
