@@ -9,7 +9,7 @@ import { DropReporter } from '../../src/store/queue-limits.js'
 import { ValueReader } from '../../src/store/reader.js'
 import { LAZY_PUT_DELAY_MS, WriteQueue, type WriteOp } from '../../src/store/write-queue.js'
 import { LIVE_COPY_DELAY_MS } from '../../src/store/live-copies.js'
-import { captureLogger, drain, open, publish, silentLogger, TempDirs, unlimited } from './helpers/store.js'
+import { captureLogger, drain, open, publish, silentLogger, storeParts, TempDirs, unlimited } from './helpers/store.js'
 
 const dirs = new TempDirs()
 afterEach(async () => { await dirs.cleanup() })
@@ -330,13 +330,8 @@ describe('write failures', () => {
   })
 
   it('puts 20,000 acknowledged entries back in FIFO order when their batch fails (one sort, not one per entry)', async () => {
-    const dir = await dirs.make()
-    const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
-    await db.open()
-    const logger = silentLogger()
-    const reopener = new LogReopener(db, dir, logger)
-    const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: isReadBack, reopener })
-    const outbox = new Outbox({ queue, reader: new ValueReader(db, queue, reopener), limits: unlimited, drops: new DropReporter(logger, undefined), logger })
+    const { queue, reader, drops, logger, close } = await storeParts(await dirs.make())
+    const outbox = new Outbox({ queue, reader, limits: unlimited, drops, logger })
     const client = { id: 'c' }
     const count = 20_000
     const enqueued: Array<Promise<void>> = []
@@ -359,8 +354,7 @@ describe('write failures', () => {
     await expect(bad).rejects.toMatchObject({ code: 'ERR_STORE_WRITE' })
     const replayed = await drain(outbox.stream(client)) as Array<{ topic: string }>
     expect(replayed.map(p => p.topic)).toEqual(counters.map((_, i) => `t/${i + 1}`))
-    await queue.close()
-    await db.close()
+    await close()
   })
 
   it('refuses writes after close', async () => {

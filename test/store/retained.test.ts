@@ -4,7 +4,9 @@ import { RetainedIndex } from '../../src/store/retained-index.js'
 import { topicMatches } from '../../src/protocol/topic.js'
 import { Rng } from '../fuzz/mutator.js'
 import { storeBackends } from './helpers/backends.js'
-import { drain, open, TempDirs } from './helpers/store.js'
+import { drain, open, storeParts, TempDirs, unlimited } from './helpers/store.js'
+import type { ValueReader } from '../../src/store/reader.js'
+import { RetainedStore } from '../../src/store/retained-store.js'
 import { waitFor } from '../helpers/clients.js'
 
 const dirs = new TempDirs()
@@ -166,5 +168,36 @@ describe('retained lookups with 100k retained messages', () => {
   it('answers an exact topic among 100k retained topics', async () => {
     expect(await topics(store, ['a/5/x'])).toEqual(['a/5/x'])
     expect(store.stats().retained).toBe(100_000)
+  })
+})
+
+describe('retained messages read for a SUBSCRIBE (LevelDB)', () => {
+  afterEach(async () => { await dirs.cleanup() })
+
+  it('reads the next batch of matches while one is being delivered, and delivers every match once', async () => {
+    // Read only once the stream was asked for more, each batch waited for its LevelDB read after the one before had
+    // been delivered: a SUBSCRIBE matching 10,000 kept the broker idle 40 % of the time (docs/performance.md).
+    const { queue, reader, drops, logger, close } = await storeParts(await dirs.make())
+    const reads: number[] = []
+    const counting = { read: (keys: string[]) => { reads.push(keys.length); return reader.read(keys) } } as unknown as ValueReader
+    const store = new RetainedStore({ queue, reader: counting, limits: unlimited, drops, logger })
+    const count = 2000
+    for (let i = 0; i < count; i++) store.store(retained(`r/${String(i).padStart(4, '0')}`))
+    await queue.barrier()
+    const stream = store.stream(['r/+'])
+    const got: string[] = []
+    // The consumer takes the first message and stops: the stream fills its buffer (16 messages: the batches of 1, 4
+    // and 16), and the batch after those must be under way all the same, to be ready when the consumer asks again.
+    const first = await new Promise<Packet>((resolve) => stream.once('data', resolve))
+    stream.pause()
+    got.push(String(first.topic))
+    await waitFor(() => reads.length >= 4, 'the read of the batch after the buffered ones', 2000)
+    expect(reads.slice(0, 4)).toEqual([1, 4, 16, 64])
+    stream.resume()
+    for await (const packet of stream) got.push(String((packet as Packet).topic))
+    expect(got).toHaveLength(count)
+    expect(new Set(got).size).toBe(count)
+    expect(reads.reduce((a, b) => a + b, 0)).toBe(count)
+    await close()
   })
 })

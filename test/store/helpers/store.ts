@@ -2,9 +2,15 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
+import { Level } from 'level'
 import { pino } from 'pino'
 import type { Logger } from '../../../src/log/logger.js'
 import { openStore, type LevelStore, type StoreLimits, type StoreOptions } from '../../../src/store/index.js'
+import { isReadBack } from '../../../src/store/layout.js'
+import { LogReopener } from '../../../src/store/log-reopen.js'
+import { DropReporter } from '../../../src/store/queue-limits.js'
+import { ValueReader } from '../../../src/store/reader.js'
+import { WriteQueue } from '../../../src/store/write-queue.js'
 
 export const unlimited: StoreLimits = {
   maxQueuedMessages: 0,
@@ -75,4 +81,28 @@ export async function drain<T> (stream: AsyncIterable<T>): Promise<T[]> {
   const items: T[] = []
   for await (const item of stream) items.push(item)
   return items
+}
+
+/** The parts of a LevelDB store a test builds one feature on (its write queue, reader, drops), over a real database. */
+export interface StoreParts {
+  db: Level<string, Buffer>
+  logger: Logger
+  queue: WriteQueue
+  reader: ValueReader
+  drops: DropReporter
+  close: () => Promise<void>
+}
+
+export async function storeParts (dir: string): Promise<StoreParts> {
+  const db = new Level<string, Buffer>(dir, { valueEncoding: 'buffer' })
+  await db.open()
+  const logger = silentLogger()
+  const reopener = new LogReopener(db, dir, logger)
+  const queue = new WriteQueue({ db, dir, sync: false, logger, tracked: isReadBack, reopener })
+  const reader = new ValueReader(db, queue, reopener)
+  const close = async (): Promise<void> => {
+    await queue.close()
+    await db.close()
+  }
+  return { db, logger, queue, reader, drops: new DropReporter(logger, undefined), close }
 }
