@@ -17,13 +17,17 @@ export interface LoadSink {
   deadLetter?: (seq: number, head: DecodedHead) => void
 }
 
+/** Rows asked of the iterator at a time, and the bytes they may hold (classic-level's own limit is 16 KB). */
 const CHUNK = 1000
+const CHUNK_BYTES = 256 * 1024
 
 /** Iterates one key prefix in key order, mapping LevelDB and decode failures to ERR_STORE_CORRUPT. */
 export async function scan (db: StoreDb, dir: string, prefix: string, values: boolean,
   visit: (key: string, value: Buffer | undefined) => void): Promise<void> {
-  // fillCache off: a start-up scan reads each block once, and would only push out what the broker reads later
-  const it = db.iterator({ ...prefixRange(prefix), keys: true, values, fillCache: false })
+  // fillCache off: a start-up scan reads each block once, and would only push out what the broker reads later.
+  // highWaterMarkBytes: with classic-level's 16 KB a batch held about 90 queued messages, not CHUNK, and a start
+  // with a million of them made 11,600 round trips to LevelDB's thread instead of 1,000
+  const it = db.iterator({ ...prefixRange(prefix), keys: true, values, fillCache: false, highWaterMarkBytes: CHUNK_BYTES })
   let next: Promise<Array<[string, Buffer | undefined]>> | undefined
   try {
     next = it.nextv(CHUNK)
