@@ -1,6 +1,7 @@
 import { decodeHead, decodeQueuedHead, decodeRecord, type DecodedHead, type QueuedHead } from './codec.js'
 import { decodeClientId, parseNumberedKey, PREFIX, prefixRange, splitClientKey } from './layout.js'
 import { corruptError, isLevelCorruption, openError, type StoreDb } from './open.js'
+import { SCAN_BYTES, SCAN_ROWS } from './reader.js'
 import type { SubscriptionRecord } from './types.js'
 
 /** Where the loader puts what it reads. */
@@ -17,26 +18,22 @@ export interface LoadSink {
   deadLetter?: (seq: number, head: DecodedHead) => void
 }
 
-/** Rows asked of the iterator at a time, and the bytes they may hold (classic-level's own limit is 16 KB). */
-const CHUNK = 1000
-const CHUNK_BYTES = 256 * 1024
-
 /** Iterates one key prefix in key order, mapping LevelDB and decode failures to ERR_STORE_CORRUPT. */
 export async function scan (db: StoreDb, dir: string, prefix: string, values: boolean,
   visit: (key: string, value: Buffer | undefined) => void): Promise<void> {
   // fillCache off: a start-up scan reads each block once, and would only push out what the broker reads later.
-  // highWaterMarkBytes: with classic-level's 16 KB a batch held about 90 queued messages, not CHUNK, and a start
-  // with a million of them made 11,600 round trips to LevelDB's thread instead of 1,000
-  const it = db.iterator({ ...prefixRange(prefix), keys: true, values, fillCache: false, highWaterMarkBytes: CHUNK_BYTES })
+  // Batches as the reader's range reads make them: with classic-level's 16 KB a batch held about 90 queued messages,
+  // and a start with a million of them made 11,600 round trips to LevelDB's thread instead of 1,000
+  const it = db.iterator({ ...prefixRange(prefix), keys: true, values, fillCache: false, highWaterMarkBytes: SCAN_BYTES })
   let next: Promise<Array<[string, Buffer | undefined]>> | undefined
   try {
-    next = it.nextv(CHUNK)
+    next = it.nextv(SCAN_ROWS)
     while (true) {
       const entries = await next
       if (entries.length === 0) break
       // LevelDB reads the next chunk on its thread while this one is indexed here: a start with a million queued
       // messages spent a fifth of its time waiting for each chunk in turn
-      next = it.nextv(CHUNK)
+      next = it.nextv(SCAN_ROWS)
       for (const [key, value] of entries) {
         try {
           visit(key, value)

@@ -16,9 +16,9 @@ export interface ManyGetter {
 }
 
 /** Rows asked of the iterator at a time: one native call and one turn of the event loop per batch. */
-const SCAN_ROWS = 1024
+export const SCAN_ROWS = 1024
 /** What one batch of rows may hold: room for SCAN_ROWS small messages (classic-level stops a batch at 16 KB). */
-const SCAN_BYTES = 256 * 1024
+export const SCAN_BYTES = 256 * 1024
 
 /**
  * Reads values as of the moment `read` is called: queued-but-uncommitted writes come from the write queue,
