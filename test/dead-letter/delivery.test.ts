@@ -8,9 +8,12 @@ import { endClient, sleep, waitFor } from '../helpers/clients.js'
 import { silentMember } from '../shared-subscriptions/support.js'
 import { expectEnvelope, harness, listedIds, waitForEnvelopes, type Harness } from './support.js'
 
-/** Bytes of the files in `dir` (a LevelDB directory has no subdirectories). */
+/**
+ * Bytes of the files in `dir` (a LevelDB directory has no subdirectories). A compaction may delete a file between the
+ * listing and its stat: that file holds nothing any more.
+ */
 function dirBytes (dir: string): number {
-  return readdirSync(dir).reduce((sum, name) => sum + statSync(path.join(dir, name)).size, 0)
+  return readdirSync(dir).reduce((sum, name) => sum + (statSync(path.join(dir, name), { throwIfNoEntry: false })?.size ?? 0), 0)
 }
 
 /** Bytes a key takes in a Redis' memory (TEST_STORE=redis). */
