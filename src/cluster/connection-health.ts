@@ -28,7 +28,8 @@ export function watchConnections (
   conns: Record<ConnectionRole, Redis>,
   store: Pick<CulexStore, 'ping' | 'connectionLost'>,
   opts: { intervalMs: number, pingTimeoutMs: number },
-  onReconnect: () => void,
+  /** A connection is back: made again after it was lost, or answering again after it hung. */
+  onBack: (how: 'reconnected' | 'answered') => void,
   log: Logger
 ): ConnectionHealth {
   const lost = new Map<string, string>()
@@ -45,7 +46,7 @@ export function watchConnections (
     conn.on('ready', () => {
       if (!lost.delete(role)) return
       reconnects[role]++
-      onReconnect()
+      onBack('reconnected')
       log.info({ connection: role }, 'cluster Redis connection back')
     })
   }
@@ -57,7 +58,9 @@ export function watchConnections (
   ], { intervalMs: opts.intervalMs, timeoutMs: opts.pingTimeoutMs }, {
     hung: (role, why) => { note(role, why, 'cluster Redis not answering; waiting for it') },
     answered: role => {
-      if (lost.delete(role)) log.info({ connection: role }, 'cluster Redis connection back')
+      if (!lost.delete(role)) return
+      onBack('answered')
+      log.info({ connection: role }, 'cluster Redis connection back')
     }
   })
   /** The connections down now: those lost or hung, and the store's while it reconnects. */

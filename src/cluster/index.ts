@@ -127,7 +127,11 @@ export function createCluster (opts: ClusterOptions): Cluster {
   const groupReader = connect('groups')
   const counters: BusCounters & { droppedQos0: number } = { sent: 0, received: 0, pending: 0, unrouted: 0, duplicates: 0, reconnects: 0, lagMs: 0, droppedQos0: 0 }
   const health = watchConnections({ commands: redis, subscriber: sub, reader, groups: groupReader }, opts.store,
-    { intervalMs: config.heartbeatIntervalMs, pingTimeoutMs: config.redisPingTimeoutMs }, () => { counters.reconnects++ }, log)
+    { intervalMs: config.heartbeatIntervalMs, pingTimeoutMs: config.redisPingTimeoutMs }, (how) => {
+      if (how === 'reconnected') counters.reconnects++
+      // a hung Redis that answers again: every node's heartbeat waited in it, as after an outage
+      else judgeLater()
+    }, log)
 
   const table = new RouteTable(nodeId)
   const filters = new LocalFilters(redis, nodeId, keys)
@@ -191,20 +195,29 @@ export function createCluster (opts: ClusterOptions): Cluster {
   let failing = false
   let timer: NodeJS.Timeout | undefined
   let inbox: { close: () => void } | undefined
-  // Nobody is judged dead until this node has beaten for a whole cluster.nodeTimeoutMs since its start or since its
-  // last failed heartbeat: after an outage of Redis (or of this node's link to it) the others have not renewed their
-  // registrations yet either, and removing them would delete their streams.
+  // Nobody is judged dead until this node has beaten for a whole cluster.nodeTimeoutMs since its start, its last
+  // failed or stalled heartbeat, or Redis answering again after it hung: after an outage of Redis (or of this node's
+  // link to it) the others have not renewed their registrations yet either, and removing them would delete their
+  // streams.
   let judgingFrom = Date.now() + config.nodeTimeoutMs
+  function judgeLater (): void {
+    judgingFrom = Math.max(judgingFrom, Date.now() + config.nodeTimeoutMs)
+  }
   // a heartbeat sent during an outage waits for Redis (it does not fail): the grace counts from the reconnection
-  redis.on('ready', () => { judgingFrom = Date.now() + config.nodeTimeoutMs })
+  redis.on('ready', judgeLater)
   const heartbeat = async (): Promise<void> => {
+    const readAt = Date.now()
     const { dead, lostFilters, lapsed, versions } = await membership.beat()
+    // A beat that took about a node timeout (Redis stalled, or this process did) read the others' registrations
+    // after their renewals had waited just as long: they lapsed for the stall, not because those nodes died.
+    if (Date.now() - readAt > config.nodeTimeoutMs - config.heartbeatIntervalMs) judgeLater()
     if (lostFilters || lapsed) {
       // Registered again by this beat. The stream first (a survivor may have removed it), so that what is queued for
       // the sessions here from now on reaches them (their holder is alive again); then what was queued before.
       await membership.openInbox()
       await filters.publishAll()
       const sessions = await hooks.catchUp()
+      await groups?.rejoinAll()
       log.warn({ nodeId, removed: lostFilters, sessions }, 'cluster node had been taken for dead; registered again, its sessions caught up')
     }
     const alive = new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId))
@@ -215,7 +228,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
-    await groups?.beat(new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId)))
+    await groups?.beat(new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId)), readAt)
     if (groups !== undefined) await shareViews.publish(groups.ownedViews())
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)
@@ -232,7 +245,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     }, (err: unknown) => {
       if (!failing && started) log.error({ err, nodeId }, 'cluster heartbeat failed')
       failing = true
-      judgingFrom = Date.now() + config.nodeTimeoutMs
+      judgeLater()
     }).finally(() => {
       if (started) timer = setTimeout(tick, config.heartbeatIntervalMs)
     })

@@ -29,6 +29,12 @@ export interface OwnedGroupsDeps<C> {
 
 interface Owned { share: ShareName, claimedAt: number, inbox: Inbox, restored: boolean }
 
+/** How many dead node ids a node remembers for holding their notes (far more than a cluster has nodes). */
+const MAX_DEAD_REMEMBERED = 1024
+
+/** A note from a node this one took for dead at its last heartbeat, held until the next one says otherwise. */
+interface Held { note: ShareNote, at: number }
+
 /**
  * Which node owns each group, and the groups this node owns: taking one over (its persistent members and durable
  * queue from the store, its inbox from where the former owner stopped), its leases renewed, the members other nodes
@@ -40,6 +46,10 @@ export class OwnedGroups<C> {
   readonly #ownerOf = new Map<string, string>()
   /** Members connected to other nodes, by connection. */
   readonly #remotes = new Map<string, RemoteMember>()
+  /** The nodes alive at the last heartbeat, and those found dead since they last were. */
+  #alive = new Set<string>()
+  readonly #dead = new Set<string>()
+  #held: Held[] = []
   readonly #d: OwnedGroupsDeps<C>
   #closed = false
   /** The group has a new owner: this node's members of it join there. */
@@ -91,8 +101,24 @@ export class OwnedGroups<C> {
     this.#d.owners.release(key).catch((err: unknown) => this.#d.log.warn({ err, share: shareTopic(key) }, 'shared group lease not released'))
   }
 
-  /** A note about an owned group's remote member. */
+  /**
+   * A note about an owned group's remote member. One from a node taken for dead is held: a node stopped past
+   * cluster.nodeTimeoutMs (SIGSTOP, a frozen VM) finishes the work it was doing when it resumes, before its next
+   * heartbeat finds it removed, and a member it joined then would be dropped again at this node's next heartbeat,
+   * with what was sent to it meanwhile moved to another member after it had arrived: a second delivery. Held notes
+   * are applied once the node is found alive, in their order, and dropped once a heartbeat that read the cluster
+   * after they came finds it dead still; such a node joins its members again when it registers again (rejoinAll).
+   * A node never seen yet (just started) is not held up.
+   */
   async receive (n: ShareNote): Promise<void> {
+    if (n.t !== 'owner' && n.t !== 'deliver' && this.#dead.has(n.from)) {
+      this.#held.push({ note: n, at: Date.now() })
+      return
+    }
+    await this.#apply(n)
+  }
+
+  async #apply (n: ShareNote): Promise<void> {
     const { engine } = this.#d
     if (n.t === 'join') {
       const share = shareOf(n.key)
@@ -130,9 +156,14 @@ export class OwnedGroups<C> {
     }
   }
 
-  /** Each heartbeat (`alive`: the nodes alive now). */
-  async beat (alive: Set<string>): Promise<void> {
+  /** Each heartbeat (`alive`: the nodes alive when it read the cluster, at `readAt`). */
+  async beat (alive: Set<string>, readAt: number): Promise<void> {
     const { owners, routes, engine, log } = this.#d
+    for (const id of this.#alive) if (!alive.has(id)) this.#dead.add(id)
+    for (const id of alive) this.#dead.delete(id)
+    // node ids that never come back (a rotating deployment's): the oldest are forgotten
+    for (const id of this.#dead) if (this.#dead.size > MAX_DEAD_REMEMBERED) this.#dead.delete(id)
+    this.#alive = alive
     for (const key of await owners.renew([...this.#owned.keys()])) {
       log.warn({ share: shareTopic(key) }, 'shared group taken over by another node')
       this.#owned.delete(key)
@@ -140,6 +171,12 @@ export class OwnedGroups<C> {
     }
     routes.replace(await owners.all())
     for (const member of [...this.#remotes.values()]) if (!alive.has(member.nodeId)) this.#gone(member)
+    const held = this.#held
+    this.#held = []
+    for (const h of held) {
+      if (alive.has(h.note.from)) await this.#apply(h.note)
+      else if (this.#dead.has(h.note.from) && h.at >= readAt) this.#held.push(h)
+    }
     const unowned = [...routes.keys()].filter(k => !this.#owned.has(k))
     const found = await owners.owners(unowned)
     for (let i = 0; i < unowned.length; i++) {

@@ -228,7 +228,19 @@ export function createSharedGroups<C extends object> (deps: SharedGroupsDeps, lo
     inboxes: () => groups.inboxes(),
     ownerOf: (key: string) => groups.ownerOf(key),
     /** Each heartbeat: leases renewed, groups without an owner taken over, members of dead nodes gone. */
-    beat: async (alive: Set<string>): Promise<void> => { await inOrder(async () => { await groups.beat(alive) }) },
+    beat: async (alive: Set<string>, readAt: number): Promise<void> => { await inOrder(async () => { await groups.beat(alive, readAt) }) },
+    /**
+     * This node registered again after the others took it for dead: the owners elsewhere dropped its members (and
+     * any join sent while it was taken for dead), so each is joined again.
+     */
+    rejoinAll: async (): Promise<void> => {
+      await inOrder(() => {
+        for (const key of subs.keys()) {
+          const owner = groups.ownerOf(key)
+          if (owner !== undefined && owner !== nodeId) rejoin(key, owner)
+        }
+      })
+    },
     /** At start: every group a persistent session belongs to is registered (so it gets an owner). */
     start: async (): Promise<void> => {
       for (const share of await local.storedShares()) await deps.owners.register(share.key, share.filter)
