@@ -168,6 +168,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
   ], protocol.noteLoginRefusal)
   aedes.authorizePublish = chainAuthorizePublish({
     checks: [
+      // first: a SUBSCRIBE read after a retained PUBLISH waits for it to be routed
+      protocol.noteRetainedArrival,
       deadLetter.noteWill,
       limits.throttlePublish,
       protocol.refuseReservedTopics,
@@ -182,6 +184,7 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
       const clientLog = client === null ? log : clientLogger(log, client)
       clientLog.warn({ topic: packet.topic, qos: packet.qos, reason: refusal.drop, detail: refusal.detail }, 'publish dropped')
       protocol.noteRefusedPublish(client, packet, refusal)
+      protocol.noteRetainedRefused(packet)
       if (config.deadLetter.onRejectedPublish === 'disconnect') protocol.tellPublishRefused(client, packet, refusal)
     },
     disconnectOnDrop: config.deadLetter.onRejectedPublish === 'disconnect',
@@ -197,6 +200,8 @@ export async function startBroker (config: Config, log: Logger): Promise<Culex> 
     limits.countSubscriptions,
     offlineQos0.noteConnection,
     shared.noteSubscriber,
+    // granted once the retained messages stored before it are routed: such a message comes once, retained
+    protocol.afterRetainedInFlight,
     // last: only a granted filter takes its MQTT 5 Subscription Identifier
     protocol.noteSubscriptionIds
   ], protocol.recordGranted, protocol.noteRefusedSubscription)

@@ -67,6 +67,8 @@ export interface RouteOptions {
   maxHeldBytes: number
   /** A client disconnected because too much waited for room in its Receive Maximum. */
   onSlowConsumer: (client: Client, held: number) => void
+  /** A retained message read for a SUBSCRIBE whose topic the client got live meanwhile (retained-order.ts): not sent. */
+  alreadyLive: (client: Client, topic: string) => boolean
 }
 
 export function routeDeliveries (client: Client, opts: RouteOptions): void {
@@ -118,6 +120,10 @@ export function routeDeliveries (client: Client, opts: RouteOptions): void {
     // (lib/handlers/subscribe.js); a live copy carries the id of the broker it was published on, with RETAIN 1 when
     // its subscription is Retain As Published
     const retained = !shared && packet.brokerId === null
+    if (retained && opts.alreadyLive(client, packet.topic)) {
+      cb()
+      return
+    }
     // MQTT 5 No Local: a v5 publisher's id is on its packets (protocol/v5/accept.ts)
     const own = packet.clientId !== undefined && packet.clientId === c.id
     const plan = shared ? { matches: 1, maxQos: packet.qos, deliverable: 1 } : planDelivery(c.subscriptions, packet.topic, own)

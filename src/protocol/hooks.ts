@@ -17,6 +17,7 @@ import { isReservedTopic } from './topic.js'
 import type { PacketLike, SessionQueues } from '../store/types.js'
 import type { MaybePromise } from '../store/contract.js'
 import { liveQos0BehindReplay } from './live-behind-replay.js'
+import { orderRetainedBeforeSubscribe } from './retained-order.js'
 import { createQueueReplay, holdLiveDeliveries, isReplaying, type ReplayPacket, type ReplayStore } from './queue-replay.js'
 import type { ConnectionHandler } from '../listeners/index.js'
 import type { Logger } from '../log/logger.js'
@@ -63,6 +64,7 @@ export interface ProtocolStore extends ReplayStore, RetainedSource, PublishStore
 export function createProtocolHooks (broker: BrokerInternals, store: ProtocolStore, log: Logger, opts: ProtocolOptions) {
   const gate: PublishGate = installPublishGate(broker, store, opts.writesAfterEnqueue, opts.streamAppends)
   cacheMatches(broker.mq)
+  const retainedOrder = orderRetainedBeforeSubscribe(store, broker.mq)
   const reasonCodesSent = new ReasonCodesSent()
   // MQTT 5 is one layer (protocol/v5): the version of each connection is decided by its first connect step.
   const v5 = createV5Connections(v5ServerInfo(opts, reasonCodesSent))
@@ -150,7 +152,7 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     const v5 = v5Of(client)
     const window = v5 === undefined ? undefined : attachReceiveWindow(client, v5.connect.receiveMaximum)
     if (window !== undefined) watchAcknowledgements(client, window, opts.undelivered)
-    const route = { undelivered: opts.undelivered, maxHeldMessages: opts.maxInflightMessages, maxHeldBytes: opts.maxInflightBytes, onSlowConsumer: warnSlowConsumer }
+    const route = { undelivered: opts.undelivered, maxHeldMessages: opts.maxInflightMessages, maxHeldBytes: opts.maxInflightBytes, onSlowConsumer: warnSlowConsumer, alreadyLive: retainedOrder.alreadyLive }
     if (packet.clean !== false) {
       routeDeliveries(client, route)
       return undefined
@@ -268,6 +270,9 @@ export function createProtocolHooks (broker: BrokerInternals, store: ProtocolSto
     refuseEmptyPersistentId,
     refuseSessionMarker,
     noteSubscriptionIds,
+    afterRetainedInFlight: retainedOrder.afterRetainedInFlight,
+    noteRetainedArrival: retainedOrder.noteArrival,
+    noteRetainedRefused: retainedOrder.noteRefused,
     refuseReservedTopics,
     notePublisherOfRetained,
     closeAfterPublishError: (client: Client | null, err: unknown) => { closeAfterBug(log, client, err, 'publish') },
