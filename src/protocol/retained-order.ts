@@ -41,8 +41,19 @@ export function orderRetainedBeforeSubscribe (store: Pick<PublishStore, 'storeRe
   const waiting = new Set<{ left: Set<unknown>, done: () => void }>()
   /** Every retained routing and subscription made takes the next number: which came first. */
   let seq = 0
-  /** Topics of retained messages routed in the last RETAINED_ORDER_CAP_MS, oldest first, with when and their number. */
-  const routed = new Map<string, { at: number, seq: number }>()
+  /**
+   * The number of the last routing of each topic with a retained message routed lately: this generation's, and the
+   * one before (a generation lasts RETAINED_ORDER_CAP_MS). Dropped whole, not entry by entry: a Map iterated from the
+   * front after many deletes walks their holes each time.
+   */
+  let routed = new Map<string, number>()
+  let routedBefore = new Map<string, number>()
+  let routedSince = Date.now()
+  let lastRouted = 0
+  /** When the last SUBSCRIBE was granted. */
+  let subscribedAt = 0
+  /** When in-flight entries that never settled were last looked for. */
+  let sweptAt = Date.now()
   /** The number current when each listener was added to the emitter (a client's subscription, by its deliver function). */
   const listenedFrom = new WeakMap<object, number>()
   /** The number current when each client's last SUBSCRIBE was granted. */
@@ -52,8 +63,11 @@ export function orderRetainedBeforeSubscribe (store: Pick<PublishStore, 'storeRe
     const now = Date.now()
     const entry: InFlight = { arrivedAt: now, storedTopic: undefined }
     inFlight.set(payload, entry)
-    // one that never settles (a path not foreseen) is forgotten after the cap
-    if (inFlight.size > 1024) for (const [p, e] of inFlight) if (now - e.arrivedAt > RETAINED_ORDER_CAP_MS) forget(p, e)
+    // one that never settles (a path not foreseen) is forgotten after the cap: looked for once per cap
+    if (now - sweptAt > RETAINED_ORDER_CAP_MS) {
+      sweptAt = now
+      for (const [p, e] of inFlight) if (now - e.arrivedAt > RETAINED_ORDER_CAP_MS) forget(p, e)
+    }
     return entry
   }
   /** Matched by the emitter (or refused, or failed): no longer waiting to be routed. */
@@ -97,12 +111,16 @@ export function orderRetainedBeforeSubscribe (store: Pick<PublishStore, 'storeRe
 
   const noteRouted = (topic: string): void => {
     const now = Date.now()
-    routed.delete(topic)
-    routed.set(topic, { at: now, seq: ++seq })
-    for (const [t, r] of routed) {
-      if (now - r.at <= RETAINED_ORDER_CAP_MS) break
-      routed.delete(t)
+    // no SUBSCRIBE granted lately: no retained read for a routing to overtake (a storm of retained PUBLISHes with no
+    // one subscribing costs a clock read each)
+    if (now - subscribedAt > RETAINED_ORDER_CAP_MS) return
+    if (now - routedSince > RETAINED_ORDER_CAP_MS) {
+      routedBefore = routed
+      routed = new Map()
+      routedSince = now
     }
+    lastRouted = ++seq
+    routed.set(topic, lastRouted)
   }
   const on = mq.on.bind(mq)
   mq.on = (topic, notify, done) => {
@@ -135,6 +153,7 @@ export function orderRetainedBeforeSubscribe (store: Pick<PublishStore, 'storeRe
   }
 
   const watch = (client: Client): true => {
+    subscribedAt = Date.now()
     subscribedFrom.set(client, seq)
     return true
   }
@@ -168,13 +187,15 @@ export function orderRetainedBeforeSubscribe (store: Pick<PublishStore, 'storeRe
    */
   const alreadyLive = (client: Client, topic: string): boolean => {
     const subscriptions = internals(client).subscriptions
-    if (storedNotRouted.has(topic)) for (const filter in subscriptions) if (topicMatches(filter, topic)) return true
-    const r = routed.get(topic)
+    if (storedNotRouted.size > 0 && storedNotRouted.has(topic)) for (const filter in subscriptions) if (topicMatches(filter, topic)) return true
     const from = subscribedFrom.get(client)
-    if (r === undefined || from === undefined || r.seq <= from) return false
+    // nothing routed since the SUBSCRIBE (the common case): no topic to look up
+    if (from === undefined || lastRouted <= from) return false
+    const r = routed.get(topic) ?? routedBefore.get(topic)
+    if (r === undefined || r <= from) return false
     for (const filter in subscriptions) {
       const sub = subscriptions[filter]
-      if (topicMatches(filter, topic) && (listenedFrom.get(sub.func as object) ?? 0) < r.seq) return true
+      if (topicMatches(filter, topic) && (listenedFrom.get(sub.func as object) ?? 0) < r) return true
     }
     return false
   }
