@@ -228,7 +228,7 @@ export function createCluster (opts: ClusterOptions): Cluster {
     await Promise.all([...versions].filter(([id, v]) => id !== nodeId && alive.has(id) && table.versionOf(id) !== v).map(async ([id]) => await reloadNode(id)))
     const liveBrokers: Record<string, true> = {}
     for (const n of membership.nodes()) if (n.alive) liveBrokers[n.brokerId] = true
-    await groups?.beat(new Set(membership.nodes().filter(n => n.alive).map(n => n.nodeId)), readAt)
+    await groups?.beat(alive, readAt)
     if (groups !== undefined) await shareViews.publish(groups.ownedViews())
     for (const { entry, brokerId } of await membership.claimOrphans()) {
       await hooks.publishWills(brokerId, liveBrokers)

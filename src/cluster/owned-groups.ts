@@ -162,7 +162,10 @@ export class OwnedGroups<C> {
     for (const id of this.#alive) if (!alive.has(id)) this.#dead.add(id)
     for (const id of alive) this.#dead.delete(id)
     // node ids that never come back (a rotating deployment's): the oldest are forgotten
-    for (const id of this.#dead) if (this.#dead.size > MAX_DEAD_REMEMBERED) this.#dead.delete(id)
+    for (const id of this.#dead) {
+      if (this.#dead.size <= MAX_DEAD_REMEMBERED) break
+      this.#dead.delete(id)
+    }
     this.#alive = alive
     for (const key of await owners.renew([...this.#owned.keys()])) {
       log.warn({ share: shareTopic(key) }, 'shared group taken over by another node')

@@ -186,16 +186,16 @@ export function orderRetainedBeforeSubscribe (store: Pick<PublishStore, 'storeRe
    * a filter the client holds, or one routed since the SUBSCRIBE was granted to a filter the client held then.
    */
   const alreadyLive = (client: Client, topic: string): boolean => {
-    const subscriptions = internals(client).subscriptions
-    if (storedNotRouted.size > 0 && storedNotRouted.has(topic)) for (const filter in subscriptions) if (topicMatches(filter, topic)) return true
+    const pending = storedNotRouted.size > 0 && storedNotRouted.has(topic)
     const from = subscribedFrom.get(client)
-    // nothing routed since the SUBSCRIBE (the common case): no topic to look up
-    if (from === undefined || lastRouted <= from) return false
-    const r = routed.get(topic) ?? routedBefore.get(topic)
-    if (r === undefined || r <= from) return false
+    // the number of its routing since the SUBSCRIBE; nothing routed since (the common case): no topic looked up
+    const r = from === undefined || lastRouted <= from ? undefined : routed.get(topic) ?? routedBefore.get(topic)
+    const since = r !== undefined && r > (from ?? Infinity) ? r : undefined
+    if (!pending && since === undefined) return false
+    const subscriptions = internals(client).subscriptions
     for (const filter in subscriptions) {
-      const sub = subscriptions[filter]
-      if (topicMatches(filter, topic) && (listenedFrom.get(sub.func as object) ?? 0) < r) return true
+      if (!topicMatches(filter, topic)) continue
+      if (pending || (listenedFrom.get(subscriptions[filter].func as object) ?? 0) < (since as number)) return true
     }
     return false
   }

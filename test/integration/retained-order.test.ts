@@ -55,7 +55,7 @@ describe('a retained message published just before a SUBSCRIBE from another clie
     })
   }
 
-  it('a SUBSCRIBE with no retained message in flight is granted at once, and later retained messages still arrive live', async () => {
+  it('a retained message published after the SUBACK arrives live, once, with RETAIN 0', async () => {
     const { pub, sub } = await setUp()
     await sub.subscribeAsync('order/later/#', { qos: 1 })
     await pub.publishAsync('order/later/a', 'after', { qos: 1, retain: true })
